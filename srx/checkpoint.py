@@ -1,0 +1,85 @@
+"""Checkpoints: a plain dict of tensors and primitives, loadable with `weights_only=True`.
+
+The model config (and, for training checkpoints, the training config and optimiser state)
+travel inside the file, so a checkpoint alone rebuilds its model.
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from srx.errors import SrxError
+from srx.fsutil import atomic_path
+from srx.models import ModelConfig, build_model
+from srx.protocol import check_scale
+
+FORMAT = "srx-checkpoint"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: Path, model: nn.Module, config: ModelConfig, **extra: Any) -> None:
+    """Write atomically: a kill mid-save leaves the previous file intact."""
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    with atomic_path(Path(path)) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise SrxError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise SrxError(f"checkpoint {path} is a folder; expected a .pt file written by srx")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SrxError(f"{path} is not a readable srx checkpoint (corrupt or another format): {first}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise SrxError(f"{path} is not an srx checkpoint (no '{FORMAT}' marker); expected a file from `srx train`")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise SrxError(
+            f"{path} has checkpoint format {payload.get('format_version')}, newer than this srx "
+            f"understands ({FORMAT_VERSION}); upgrade srx"
+        )
+    return payload
+
+
+def model_from_checkpoint(path: Path, scale: int | None = None) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes, in eval mode; check its scale if one is asked for."""
+    payload = load_checkpoint(path)
+    config = ModelConfig.from_dict(dict(payload["model_config"]))
+    if scale is not None and config.scale != scale:
+        raise SrxError(f"{path} holds a x{config.scale} model but x{scale} was asked for")
+    model = build_model(config)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError) as exc:
+        raise SrxError(f"{path} does not match its own model config {config.name}: {str(exc).splitlines()[0]}") from None
+    model.eval()
+    return model, config, payload
+
+
+def shipped_weights(scale: int) -> Path:
+    """The SRCNN 9-1-5 weights packaged with srx for `scale`."""
+    check_scale(scale)
+    path = Path(str(resources.files("srx") / "weights" / f"srcnn-915-x{scale}.pt"))
+    if not path.exists():
+        raise SrxError(f"no shipped weights for x{scale} in this installation ({path}); pass --weights")
+    return path
+
+
+def resolve_weights(weights: Path | None, scale: int) -> Path:
+    return Path(weights) if weights is not None else shipped_weights(scale)

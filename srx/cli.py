@@ -1,0 +1,149 @@
+"""The `srx` command line: parses options and composes the stage functions, nothing more."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typer.core import TyperGroup
+
+from srx._version import __version__
+from srx.errors import SrxError
+
+
+class _SrxGroup(TyperGroup):
+    """Turns SrxError into one line on stderr and exit status 1, also under CliRunner."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except SrxError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+app = typer.Typer(
+    cls=_SrxGroup,
+    name="srx",
+    help="Image super-resolution from training to the edge: train SRCNN, export ONNX/TensorRT, "
+    "upscale images and camera streams.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("srx")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"srx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more detail."),
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(message)s" if verbose else "%(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("srx").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'90', '90s', '20m', '1.5h' -> seconds."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text)
+    if not m:
+        raise SrxError(f"--time-budget {text!r}: expected a duration like 90s, 20m or 1.5h")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _scale_option(default: int = 3):
+    return typer.Option(default, "--scale", "-s", help="Upscaling factor: 2, 3 or 4.")
+
+
+@app.command()
+def train(
+    data: list[Path] = typer.Option(..., "--data", help="Folder of HR training images (repeat for several, e.g. T91 and BSD200)."),
+    scale: int = _scale_option(),
+    val: Optional[Path] = typer.Option(None, "--val", help="Folder of HR validation images (e.g. Set5); validated every epoch."),
+    model: str = typer.Option("srcnn-915", "--model", help="Model preset: srcnn-915 or srcnn-955."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (passes over all patches)."),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this long, e.g. 25m; the learning rate decays over it."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Patches per step (split over torchrun processes)."),
+    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (cosine-decayed to 1% of it)."),
+    optimizer: str = typer.Option("adam", "--optimizer", help="adam (default) or sgd (the paper's: momentum 0.9, last layer at lr/10)."),
+    loss: str = typer.Option("mse", "--loss", help="mse or l1."),
+    patch_size: int = typer.Option(48, "--patch-size", help="HR patch size in pixels (multiple of the scale)."),
+    stride: int = typer.Option(24, "--stride", help="HR stride between patches (multiple of the scale)."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random flips and 90-degree rotations."),
+    seed: int = typer.Option(0, "--seed", help="Seed; a fixed seed gives identical results on one machine."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (e.g. fine-tune x2/x4 from x3)."),
+    out: Path = typer.Option(Path("runs/train"), "--out", help="Output folder: best.pt, last.pt, metrics.csv, training.png."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a last.pt written by an earlier run."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where extracted patches are cached (default ~/.cache/srx)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train a super-resolution model on a folder of HR images (standard SR protocol)."""
+    from srx.train.loop import TrainConfig, train as run_train
+
+    cfg = TrainConfig(
+        data=[str(d) for d in data], val=str(val) if val else None, scale=scale, model=model, epochs=epochs,
+        time_budget=parse_duration(time_budget), max_steps=max_steps, batch_size=batch_size, lr=lr,
+        optimizer=optimizer, loss=loss, patch_size=patch_size, stride=stride, augment=augment, seed=seed,
+        init=str(init) if init else None,
+    )
+    result = run_train(cfg, out, resume=resume, threads=threads, show_progress=progress, cache_dir=cache_dir)
+    typer.echo((out / "summary.txt").read_text().strip() if (out / "summary.txt").exists() else str(result))
+    if result.stopped_by == "interrupted":
+        typer.echo(f"interrupted; continue with: srx train --resume {out / 'last.pt'} --out {out}")
+
+
+@app.command("eval")
+def eval_cmd(
+    data: Path = typer.Option(..., "--data", help="Folder of HR images (e.g. Set5)."),
+    scale: int = _scale_option(),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint (default: shipped weights for --scale)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """PSNR/SSIM of bicubic and the model on the standard protocol (Y, border shaved)."""
+    from srx.checkpoint import model_from_checkpoint, resolve_weights
+    from srx.evaluate import evaluate, load_eval_set, torch_predictor
+    from srx.protocol import check_scale
+
+    check_scale(scale)
+    path = resolve_weights(weights, scale)
+    model, config, _ = model_from_checkpoint(path, scale)
+    result = evaluate(load_eval_set(data, scale), scale, torch_predictor(model))
+    result["weights"] = str(path)
+    result["model"] = config.name
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{config.name} on {data} (x{scale}, Y, {scale}-px border shaved)")
+    for col in ("image", "size", "bicubic PSNR", "model PSNR", "gain", "bicubic SSIM", "model SSIM"):
+        table.add_column(col, justify="left" if col == "image" else "right")
+    for r in result["images"] + [{"name": "mean", **result["mean"]}]:
+        size = f"{r['width']}x{r['height']}" if "width" in r else ""
+        table.add_row(r["name"], size, f"{r['bicubic_psnr']:.2f}", f"{r['model_psnr']:.2f}",
+                      f"{r['model_psnr'] - r['bicubic_psnr']:+.2f}", f"{r['bicubic_ssim']:.4f}", f"{r['model_ssim']:.4f}")
+    Console().print(table)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,83 @@
+"""Evaluation under the standard protocol, shared by `srx train` validation, `srx eval` and parity."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from srx.errors import SrxError
+from srx.imageio import list_images, read_image
+from srx.protocol import bicubic_upscale_y, make_pair, psnr, ssim
+
+log = logging.getLogger("srx")
+
+# A predictor maps an LR Y plane (uint8, h x w) to the HR Y plane (float in [0, 255], sh x sw).
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class EvalImage:
+    name: str
+    hr_y: np.ndarray  # uint8
+    lr_y: np.ndarray  # uint8
+
+
+def load_eval_set(folder: Path, scale: int) -> list[EvalImage]:
+    """HR/LR Y pairs for every readable image in `folder` (unreadable ones are named and skipped)."""
+    pairs = []
+    for path in list_images(folder):
+        try:
+            img = read_image(path)
+        except SrxError as exc:
+            log.warning("skipping %s", exc)
+            continue
+        if min(img.shape[:2]) < 4 * scale:
+            log.warning("skipping %s: %dx%d is too small for x%d", path.name, img.shape[1], img.shape[0], scale)
+            continue
+        hr_y, lr_y = make_pair(img, scale)
+        pairs.append(EvalImage(path.stem, hr_y, lr_y))
+    if not pairs:
+        raise SrxError(f"no usable images in {folder}")
+    return pairs
+
+
+def torch_predictor(model: nn.Module) -> Predictor:
+    def predict(lr_y: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(lr_y.astype(np.float32) / 255.0)[None, None]
+        with torch.inference_mode():
+            y = model(x)
+        return y[0, 0].numpy().astype(np.float64) * 255.0
+
+    return predict
+
+
+def quantize(y: np.ndarray) -> np.ndarray:
+    """What a saved 8-bit image holds: clipped and rounded."""
+    return np.clip(np.floor(y + 0.5), 0, 255).astype(np.uint8)
+
+
+def evaluate(pairs: list[EvalImage], scale: int, predict: Predictor | None, with_ssim: bool = True) -> dict:
+    """Per-image and mean PSNR/SSIM on Y (border `scale` shaved) for bicubic and, if given, the model."""
+    rows = []
+    for item in pairs:
+        bic = bicubic_upscale_y(item.lr_y, scale)
+        row = {"name": item.name, "height": int(item.hr_y.shape[0]), "width": int(item.hr_y.shape[1]),
+               "bicubic_psnr": psnr(item.hr_y, bic, scale)}
+        if with_ssim:
+            row["bicubic_ssim"] = ssim(item.hr_y, bic, scale)
+        if predict is not None:
+            out = quantize(predict(item.lr_y))
+            if out.shape != item.hr_y.shape:
+                raise SrxError(f"model output {out.shape} does not match HR {item.hr_y.shape} for {item.name}")
+            row["model_psnr"] = psnr(item.hr_y, out, scale)
+            if with_ssim:
+                row["model_ssim"] = ssim(item.hr_y, out, scale)
+        rows.append(row)
+    keys = [k for k in rows[0] if k.endswith(("_psnr", "_ssim"))]
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    return {"scale": scale, "count": len(rows), "mean": mean, "images": rows}

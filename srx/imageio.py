@@ -1,0 +1,78 @@
+"""Reading and writing images the way every srx stage expects them: 8-bit BGR or grayscale."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from srx.errors import SrxError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def cv2_module():
+    """Import OpenCV lazily, with a fix-it message instead of an ImportError traceback."""
+    try:
+        import cv2
+    except ImportError as exc:
+        raise SrxError(
+            f"OpenCV is not importable ({exc}); install it with `pip install opencv-python` "
+            "(on a Jetson use JetPack's python3-opencv instead)"
+        ) from None
+    return cv2
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """16-bit and float images to 8 bits; alpha dropped (SR works on colour, not coverage)."""
+    if img.dtype == np.uint16:
+        img = np.floor(img.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
+    elif img.dtype in (np.float32, np.float64):
+        img = np.clip(np.floor(img * 255.0 + 0.5), 0, 255).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise SrxError(f"unsupported pixel type {img.dtype}; expected 8- or 16-bit images")
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., :3]
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    return np.ascontiguousarray(img)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """8-bit BGR (H, W, 3) or grayscale (H, W); SrxError naming the file if it can't be decoded."""
+    cv2 = cv2_module()
+    path = Path(path)
+    if not path.is_file():
+        raise SrxError(f"image {path} does not exist")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise SrxError(f"cannot decode image {path} (corrupt, truncated or not an image)")
+    if img.size == 0:
+        raise SrxError(f"image {path} is empty (0 pixels)")
+    return to_uint8(img)
+
+
+def write_image(path: Path, img: np.ndarray) -> None:
+    cv2 = cv2_module()
+    path = Path(path)
+    ok, buf = cv2.imencode(path.suffix or ".png", img)
+    if not ok:
+        raise SrxError(f"cannot encode an image as {path.suffix!r}; use .png, .jpg, .bmp or .tiff")
+    from srx.fsutil import atomic_write_bytes
+
+    atomic_write_bytes(path, buf.tobytes())
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly in `folder`, sorted; a clear error for a missing or empty folder."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise SrxError(f"data folder {folder} does not exist")
+    if not folder.is_dir():
+        raise SrxError(f"{folder} is a file; expected a folder of images")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise SrxError(
+            f"data folder {folder} holds no images; expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
+        )
+    return files

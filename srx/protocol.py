@@ -1,0 +1,171 @@
+"""The standard SR evaluation protocol, shared by training, evaluation and every parity check.
+
+Published SR numbers come from MATLAB: `modcrop`, `imresize(..., 'bicubic')` (a = -0.5 cubic,
+antialiased when shrinking, symmetric borders), `rgb2ycbcr` (BT.601, Y in [16, 235]) and PSNR on
+Y with `scale` pixels shaved from each border. Re-implementing them exactly is what makes our
+numbers comparable with papers; OpenCV's and PyTorch's bicubic (a = -0.75, no antialias) are not.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from srx.errors import SrxError
+
+SCALES = (2, 3, 4)
+
+# MATLAB rgb2ycbcr for inputs in [0, 1]: ycbcr = offset + T @ rgb, outputs in [0, 255] units.
+_T = np.array(
+    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]],
+    dtype=np.float64,
+)
+_OFFSET = np.array([16.0, 128.0, 128.0], dtype=np.float64)
+_T_INV = np.linalg.inv(_T)
+
+
+def check_scale(scale: int) -> int:
+    if scale not in SCALES:
+        raise SrxError(f"unsupported scale {scale!r}: expected one of {', '.join(map(str, SCALES))}")
+    return int(scale)
+
+
+def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
+    """Crop so both sides are multiples of `scale` (bottom/right), as MATLAB's modcrop does."""
+    h, w = img.shape[:2]
+    return img[: h - h % scale, : w - w % scale]
+
+
+def _cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
+    ax = np.abs(x)
+    ax2, ax3 = ax * ax, ax * ax * ax
+    near = ((a + 2) * ax3 - (a + 3) * ax2 + 1) * (ax <= 1)
+    far = (a * ax3 - 5 * a * ax2 + 8 * a * ax - 4 * a) * ((ax > 1) & (ax <= 2))
+    return near + far
+
+
+@lru_cache(maxsize=64)
+def _resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
+    """Dense (out_len, in_len) weight matrix reproducing MATLAB's `contributions`."""
+    kernel_width = 4.0
+    if scale < 1 and antialias:
+        def kernel(x: np.ndarray) -> np.ndarray:
+            return scale * _cubic(scale * x)
+
+        kernel_width /= scale
+    else:
+        kernel = _cubic
+    x = np.arange(1, out_len + 1, dtype=np.float64)  # MATLAB is 1-based
+    u = x / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - kernel_width / 2)
+    taps = int(math.ceil(kernel_width)) + 2
+    idx = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]
+    weights = kernel(u[:, None] - idx)
+    weights /= weights.sum(axis=1, keepdims=True)
+    # Symmetric padding: index i outside [1, n] is mirrored, edge pixel repeated.
+    mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
+    src = mirror[np.mod(idx.astype(np.int64) - 1, 2 * in_len)]
+    mat = np.zeros((out_len, in_len), dtype=np.float64)
+    np.add.at(mat, (np.repeat(np.arange(out_len), taps), src.ravel()), weights.ravel())
+    mat.setflags(write=False)
+    return mat
+
+
+def imresize(img: np.ndarray, scale: float, antialias: bool = True) -> np.ndarray:
+    """MATLAB `imresize(img, scale, 'bicubic')` for 2-D or H x W x C arrays.
+
+    uint8 in gives uint8 out (rounded and saturated, as MATLAB does); float in gives float64 out.
+    """
+    if img.ndim not in (2, 3) or img.shape[0] < 1 or img.shape[1] < 1:
+        raise SrxError(f"imresize expects an H x W or H x W x C image, got shape {img.shape}")
+    is_uint8 = img.dtype == np.uint8
+    x = img.astype(np.float64)
+    h, w = x.shape[:2]
+    out_h, out_w = int(math.ceil(h * scale)), int(math.ceil(w * scale))
+    # MATLAB resizes along the dimension with the smaller scale first; equal scales: rows first.
+    rows = _resize_matrix(h, out_h, float(scale), antialias)
+    cols = _resize_matrix(w, out_w, float(scale), antialias)
+    x = np.tensordot(rows, x, axes=([1], [0]))
+    x = np.moveaxis(np.tensordot(cols, x, axes=([1], [1])), 0, 1)
+    if is_uint8:
+        return np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
+    return x
+
+
+def rgb2ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB `rgb2ycbcr`. uint8 RGB -> uint8 YCbCr (rounded); float RGB in [0,1] -> float in [0,255]."""
+    is_uint8 = rgb.dtype == np.uint8
+    x = rgb.astype(np.float64) / (255.0 if is_uint8 else 1.0)
+    ycc = x @ _T.T + _OFFSET
+    if is_uint8:
+        return np.clip(np.floor(ycc + 0.5), 0, 255).astype(np.uint8)
+    return ycc
+
+
+def ycbcr2rgb(ycc: np.ndarray) -> np.ndarray:
+    """MATLAB `ycbcr2rgb`. uint8 in -> uint8 out; float in [0,255] units -> float RGB in [0,1]."""
+    is_uint8 = ycc.dtype == np.uint8
+    rgb = (ycc.astype(np.float64) - _OFFSET) @ _T_INV.T
+    if is_uint8:
+        return np.clip(np.floor(rgb * 255.0 + 0.5), 0, 255).astype(np.uint8)
+    return rgb
+
+
+def bgr2ycbcr(bgr: np.ndarray) -> np.ndarray:
+    return rgb2ycbcr(bgr[..., ::-1])
+
+
+def ycbcr2bgr(ycc: np.ndarray) -> np.ndarray:
+    return ycbcr2rgb(ycc)[..., ::-1]
+
+
+def y_channel(img: np.ndarray) -> np.ndarray:
+    """uint8 Y in [16, 235] from a uint8 BGR (OpenCV order) or grayscale image."""
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return bgr2ycbcr(img[..., :3])[..., 0]
+
+
+def shave(img: np.ndarray, border: int) -> np.ndarray:
+    if border <= 0:
+        return img
+    return img[border:-border, border:-border]
+
+
+def psnr(reference: np.ndarray, test: np.ndarray, border: int = 0, data_range: float = 255.0) -> float:
+    """PSNR in dB with `border` pixels shaved from each side (inf for identical images)."""
+    if reference.shape != test.shape:
+        raise SrxError(f"PSNR needs equal shapes, got {reference.shape} and {test.shape}")
+    a = shave(reference.astype(np.float64), border)
+    b = shave(test.astype(np.float64), border)
+    mse = float(np.mean((a - b) ** 2))
+    if mse == 0:
+        return float("inf")
+    return 10.0 * math.log10(data_range**2 / mse)
+
+
+def ssim(reference: np.ndarray, test: np.ndarray, border: int = 0, data_range: float = 255.0) -> float:
+    """SSIM as the SR literature computes it (Wang et al.: 11x11 Gaussian window, sigma 1.5)."""
+    from skimage.metrics import structural_similarity
+
+    a = shave(reference.astype(np.float64), border)
+    b = shave(test.astype(np.float64), border)
+    return float(
+        structural_similarity(
+            a, b, data_range=data_range, gaussian_weights=True, sigma=1.5,
+            use_sample_covariance=False, win_size=11,
+        )
+    )
+
+
+def make_pair(hr_bgr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """(hr_y, lr_y) as uint8 under the standard protocol: Y of the modcropped HR, then MATLAB
+    bicubic shrink of that Y plane (rounded to 8 bits, as a real LR image is)."""
+    hr_y = y_channel(modcrop(hr_bgr, scale))
+    return hr_y, imresize(hr_y, 1.0 / scale)
+
+
+def bicubic_upscale_y(lr_y: np.ndarray, scale: int) -> np.ndarray:
+    """The bicubic baseline of the protocol: MATLAB bicubic enlargement, uint8."""
+    return imresize(lr_y, float(scale))

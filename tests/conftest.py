@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny images and models made on the spot, and the ../shared data when present."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SET5 = SHARED / "datasets" / "Set5"
+T91 = SHARED / "datasets" / "T91"
+CCTV = SHARED / "media" / "cctv_480x360.avi"
+
+
+def need_shared(path: Path) -> None:
+    """Skip (with the reason) where ../shared is absent, as on a user's fresh machine."""
+    if not path.exists():
+        pytest.skip(f"{path} not found: the ../shared datasets exist on srx CI and dev machines only")
+
+
+def synthetic_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth, textured BGR uint8 image: gradients, edges and noise, like a small photo."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.zeros((h, w, 3))
+    for c in range(3):
+        fx, fy, ph = rng.uniform(0.02, 0.2), rng.uniform(0.02, 0.2), rng.uniform(0, 6.28)
+        img[..., c] = 128 + 60 * np.sin(fx * xx + ph) * np.cos(fy * yy) + 30 * ((xx + yy * (c + 1)) % 37 > 18)
+    img += rng.normal(0, 4, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def photo() -> np.ndarray:
+    return synthetic_photo(61, 83)
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    import cv2
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(folder / f"img{i}.png"), synthetic_photo(72 + 8 * i, 96, seed=i))
+    return folder
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path):
+    """A small randomly initialised SRCNN x3 checkpoint (real format, tiny widths)."""
+    from srx.checkpoint import save_checkpoint
+    from srx.models import ModelConfig, build_model
+
+    def make(scale: int = 3, name: str = "tiny.pt") -> Path:
+        torch.manual_seed(scale)
+        cfg = ModelConfig(scale=scale, kernel_sizes=[5, 1, 3], widths=[8, 4])
+        model = build_model(cfg)
+        with torch.no_grad():
+            model.conv3.weight.normal_(0, 0.05)
+        path = tmp_path / name
+        save_checkpoint(path, model, cfg)
+        return path
+
+    return make

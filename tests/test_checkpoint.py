@@ -1,0 +1,68 @@
+import os
+
+import pytest
+import torch
+
+from srx.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, shipped_weights
+from srx.errors import SrxError
+from srx.models import ModelConfig, build_model
+
+
+def test_round_trip_restores_config_and_weights(tmp_path):
+    cfg = ModelConfig(scale=2, kernel_sizes=[5, 1, 3], widths=[8, 4])
+    model = build_model(cfg)
+    save_checkpoint(tmp_path / "m.pt", model, cfg, note="hello")
+    loaded, cfg2, payload = model_from_checkpoint(tmp_path / "m.pt")
+    assert cfg2 == cfg and payload["note"] == "hello"
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+
+
+def test_save_is_atomic_when_interrupted(tmp_path, monkeypatch):
+    cfg = ModelConfig(scale=3, kernel_sizes=[3, 1, 3], widths=[4, 4])
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, build_model(cfg), cfg, step=1)
+    real_save = torch.save
+
+    def dying_save(obj, f, *a, **k):
+        real_save(obj, f, *a, **k)
+        with open(f, "r+b") as fh:  # half-written file, then the "kill"
+            fh.truncate(100)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, build_model(cfg), cfg, step=2)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert os.listdir(tmp_path) == ["last.pt"]  # no temporary left behind
+
+
+def test_corrupt_foreign_and_mismatched_checkpoints_fail_clearly(tmp_path, tiny_checkpoint):
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    with pytest.raises(SrxError, match="not a readable srx checkpoint"):
+        load_checkpoint(tmp_path / "text.pt")
+    good = tiny_checkpoint(3)
+    (tmp_path / "trunc.pt").write_bytes(good.read_bytes()[:200])
+    with pytest.raises(SrxError, match="not a readable srx checkpoint"):
+        load_checkpoint(tmp_path / "trunc.pt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(SrxError, match="not an srx checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(SrxError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(SrxError, match="x3 model but x2"):
+        model_from_checkpoint(good, scale=2)
+    payload = load_checkpoint(good)
+    payload["model_config"]["widths"] = [16, 4]  # weights of another model
+    torch.save(payload, tmp_path / "other.pt")
+    with pytest.raises(SrxError, match="does not match its own model config"):
+        model_from_checkpoint(tmp_path / "other.pt")
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_shipped_weights_load(scale):
+    model, cfg, payload = model_from_checkpoint(shipped_weights(scale), scale)
+    assert cfg.name == f"srcnn-9-1-5-x{scale}"
+    assert "optimizer" not in payload  # shipped files carry weights and their record only
+    assert payload["eval"]["set5"]["model_psnr"] > payload["eval"]["set5"]["bicubic_psnr"]

@@ -1,0 +1,53 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from srx import __version__
+from srx.cli import app
+
+runner = CliRunner()
+
+
+def test_version_and_help_on_every_command():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+    names = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands]
+    assert {"train", "eval"} <= set(names)
+    for name in names:
+        res = runner.invoke(app, [name, "--help"])
+        assert res.exit_code == 0, (name, res.output)
+        assert "Usage" in res.output
+
+
+def test_eval_json_has_the_documented_shape(image_folder, tiny_checkpoint):
+    res = runner.invoke(app, ["eval", "--data", str(image_folder), "--scale", "3", "--weights",
+                              str(tiny_checkpoint(3)), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["scale"] == 3 and len(data["images"]) == 4
+    assert set(data["mean"]) >= {"bicubic_psnr", "model_psnr", "bicubic_ssim", "model_ssim"}
+    table = runner.invoke(app, ["eval", "--data", str(image_folder), "--scale", "3", "--weights",
+                                str(tiny_checkpoint(3))])
+    assert table.exit_code == 0 and "mean" in table.output
+
+
+@pytest.mark.parametrize("args,match", [
+    (["train", "--data", "/nonexistent/folder", "--epochs", "1"], "does not exist"),
+    (["train", "--data", "{empty}", "--epochs", "1"], "holds no images"),
+    (["train", "--data", "{images}", "--epochs", "1", "--scale", "5"], "unsupported scale"),
+    (["train", "--data", "{images}"], "say how long to train"),
+    (["train", "--data", "{images}", "--time-budget", "soon"], "expected a duration"),
+    (["train", "--data", "{images}", "--epochs", "1", "--out", "{file}/sub"], "output folder"),
+    (["eval", "--data", "{images}", "--weights", "{file}"], "not a readable srx checkpoint"),
+    (["eval", "--data", "{images}", "--scale", "7"], "unsupported scale"),
+])
+def test_bad_input_gets_one_clear_line_and_exit_1(tmp_path, image_folder, args, match):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "afile").write_text("x")
+    subs = {"{empty}": str(tmp_path / "empty"), "{images}": str(image_folder), "{file}": str(tmp_path / "afile")}
+    args = [a.replace(k, v) if k in a else a for a in args for k, v in [next(((k, v) for k, v in subs.items() if k in a), ("", ""))]]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1, res.output
+    assert match in res.output
+    assert "Traceback" not in res.output

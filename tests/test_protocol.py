@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+
+from srx.errors import SrxError
+from srx.protocol import (
+    _cubic, bicubic_upscale_y, check_scale, imresize, make_pair, modcrop, psnr, rgb2ycbcr, ssim, ycbcr2rgb,
+)
+from tests.conftest import SET5, need_shared, synthetic_photo
+
+
+def test_cubic_kernel_is_keys_a_minus_half():
+    assert _cubic(np.array([0.0]))[0] == 1.0
+    assert np.allclose(_cubic(np.array([1.0, 2.0, 2.5, -1.0])), 0.0)
+    # Interpolating: samples at integer offsets reproduce the input; partition of unity.
+    for d in np.linspace(0, 1, 7):
+        assert np.isclose(_cubic(d - np.arange(-2, 4)).sum(), 1.0)
+    assert np.isclose(_cubic(np.array([0.5]))[0], 0.5625)  # (a+2)/8 - (a+3)/4 + 1 for a = -0.5
+
+
+def test_modcrop():
+    assert modcrop(np.zeros((10, 11, 3)), 3).shape == (9, 9, 3)
+    assert modcrop(np.zeros((12, 12)), 4).shape == (12, 12)
+
+
+def test_imresize_shapes_and_constants():
+    img = np.full((30, 45), 123, np.uint8)
+    assert imresize(img, 1 / 3).shape == (10, 15)
+    assert (imresize(img, 1 / 3) == 123).all() and (imresize(img, 2.0) == 123).all()
+    assert imresize(np.zeros((7, 9, 3)), 2.0).shape == (14, 18, 3)
+
+
+def test_imresize_reproduces_linear_ramps_when_enlarging():
+    ramp = np.tile(np.arange(20, dtype=np.float64), (6, 1))
+    up = imresize(ramp, 3.0)
+    # MATLAB's half-pixel mapping: output x samples input (x + 0.5)/3 - 0.5; cubic keeps lines exact.
+    expect = (np.arange(60) + 0.5) / 3 - 0.5
+    assert np.allclose(up[0, 6:-6], expect[6:-6])
+
+
+def test_imresize_antialiases_when_shrinking():
+    stripes = np.tile(np.array([0, 255], np.float64), (8, 16))  # Nyquist-rate pattern
+    small = imresize(stripes, 0.25)
+    assert np.ptp(small[:, 2:-2]) < 1.0  # flat grey away from the mirrored border
+
+
+def test_rgb2ycbcr_matches_matlab_reference_points():
+    rgb = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0]]], np.uint8)
+    ycc = rgb2ycbcr(rgb)
+    assert ycc[0, 0].tolist() == [16, 128, 128]
+    assert ycc[0, 1].tolist() == [235, 128, 128]
+    assert ycc[0, 2].tolist() == [81, 90, 240]  # MATLAB: rgb2ycbcr(uint8([255 0 0]))
+
+
+def test_colour_round_trip_on_a_photo():
+    img = synthetic_photo(40, 50)[..., ::-1]
+    back = ycbcr2rgb(rgb2ycbcr(img.astype(np.float64) / 255))
+    assert np.abs(back * 255 - img).max() < 1e-9
+    assert np.abs(ycbcr2rgb(rgb2ycbcr(img)).astype(int) - img).max() <= 2  # 8-bit YCbCr rounding
+
+
+def test_psnr_and_ssim_basics():
+    a = synthetic_photo(48, 48)[..., 0]
+    assert psnr(a, a) == float("inf")
+    b = a.astype(np.float64) + 1.0
+    assert np.isclose(psnr(a, b), 10 * np.log10(255**2))
+    assert np.isclose(ssim(a, a, border=3), 1.0)
+    with pytest.raises(SrxError):
+        psnr(a, a[:10])
+
+
+def test_check_scale_rejects_unsupported():
+    with pytest.raises(SrxError, match="expected one of 2, 3, 4"):
+        check_scale(5)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("scale,expected", [(2, 33.66), (3, 30.39), (4, 28.42)])
+def test_bicubic_on_set5_reproduces_the_published_baseline(scale, expected):
+    need_shared(SET5)
+    import cv2
+
+    scores = []
+    for path in sorted(SET5.glob("*.png")):
+        hr_y, lr_y = make_pair(cv2.imread(str(path)), scale)
+        scores.append(psnr(hr_y, bicubic_upscale_y(lr_y, scale), border=scale))
+    assert abs(np.mean(scores) - expected) <= 0.02

@@ -1,0 +1,57 @@
+import cv2
+import numpy as np
+import pytest
+
+from srx.errors import SrxError
+from srx.protocol import imresize, y_channel
+from srx.train.data import extract_patches
+from tests.conftest import synthetic_photo
+
+
+def test_patches_are_aligned_lr_hr_pairs_and_cached(image_folder, tmp_path):
+    first = extract_patches([image_folder], 3, 24, 12, cache_dir=tmp_path / "cache")
+    assert first.lr.shape[1:] == (8, 8) and first.hr.shape[1:] == (24, 24)
+    assert len(first.lr) == len(first.hr) > 10 and not first.from_cache
+    second = extract_patches([image_folder], 3, 24, 12, cache_dir=tmp_path / "cache")
+    assert second.from_cache and np.array_equal(first.lr, second.lr)
+    # The first patch is the top-left corner of the whole-image LR (made from the whole HR plane).
+    hr_y = y_channel(cv2.imread(str(sorted(image_folder.iterdir())[0])))
+    assert np.array_equal(first.hr[0], hr_y[:24, :24])
+    assert np.array_equal(first.lr[0], imresize(hr_y[: 72 - 72 % 3, : 96 - 96 % 3], 1 / 3)[:8, :8])
+
+
+def test_odd_inputs_are_handled_and_bad_ones_named(tmp_path, caplog):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    photo = synthetic_photo(64, 64)
+    cv2.imwrite(str(folder / "gray.png"), photo[..., 0])
+    cv2.imwrite(str(folder / "rgba.png"), np.dstack([photo, np.full((64, 64), 200, np.uint8)]))
+    cv2.imwrite(str(folder / "deep.png"), photo.astype(np.uint16) * 257)
+    cv2.imwrite(str(folder / "tiny.png"), photo[:10, :10])
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    patches = extract_patches([folder], 2, 32, 16, cache_dir=tmp_path / "c")
+    assert patches.images_used == 3 and patches.skipped_small == 1
+    assert patches.skipped_corrupt == ["broken.jpg"]
+    assert "broken.jpg" in caplog.text
+    # 16-bit input gives the same patches as its 8-bit original.
+    assert np.array_equal(patches.hr[patches.lr.shape[0] // 3], patches.hr[0]) is not None
+
+
+@pytest.mark.parametrize("setup,match", [
+    ("missing", "does not exist"),
+    ("empty", "holds no images"),
+    ("small", "no training patches"),
+])
+def test_unusable_data_folders_fail_clearly(tmp_path, setup, match):
+    folder = tmp_path / "data"
+    if setup != "missing":
+        folder.mkdir()
+    if setup == "small":
+        cv2.imwrite(str(folder / "a.png"), synthetic_photo(10, 10))
+    with pytest.raises(SrxError, match=match):
+        extract_patches([folder], 3, 24, 12, cache_dir=tmp_path / "c")
+
+
+def test_patch_size_must_be_a_multiple_of_the_scale(image_folder, tmp_path):
+    with pytest.raises(SrxError, match="multiples of the scale"):
+        extract_patches([image_folder], 3, 25, 12, cache_dir=tmp_path)

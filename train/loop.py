@@ -1,0 +1,494 @@
+"""`srx train`: the training loop, single-process or data-parallel under `torchrun`.
+
+Deterministic for a fixed seed on one machine: the data order of epoch e comes from
+(seed, e) and the augmentation of step k from (seed, k), so a resumed run replays exactly what an
+uninterrupted one would have done. Runs bounded by `time_budget` alone schedule the learning rate
+by elapsed time and therefore depend on the machine's speed.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import BatchSampler, DistributedSampler, RandomSampler
+
+from srx.checkpoint import load_checkpoint, save_checkpoint
+from srx.errors import SrxError
+from srx.evaluate import EvalImage, evaluate, load_eval_set, torch_predictor
+from srx.fsutil import atomic_write_text, ensure_dir
+from srx.models import ModelConfig, build_model, config_from_preset
+from srx.protocol import check_scale
+from srx.train.data import extract_patches
+
+log = logging.getLogger("srx")
+
+METRIC_FIELDS = ["epoch", "step", "elapsed_s", "lr", "train_loss", "val_psnr", "val_ssim", "bicubic_psnr"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that shapes a run; stored in each checkpoint so `--resume` needs nothing else."""
+
+    data: list[str] = field(default_factory=list)
+    val: str | None = None
+    scale: int = 3
+    model: str = "srcnn-915"
+    epochs: int | None = None
+    time_budget: float | None = None  # seconds
+    max_steps: int | None = None
+    batch_size: int = 64
+    lr: float = 1e-3
+    lr_final_ratio: float = 0.01  # cosine decay to lr * this
+    optimizer: str = "adam"  # or "sgd": the paper's recipe (momentum 0.9, last layer at lr/10)
+    loss: str = "mse"
+    patch_size: int = 48  # HR pixels
+    stride: int = 24
+    augment: bool = True
+    seed: int = 0
+    save_every: float = 60.0  # seconds between mid-epoch `last.pt` writes
+    init: str | None = None  # warm start (e.g. x2/x4 fine-tuned from x3 weights)
+
+    def validate(self) -> None:
+        check_scale(self.scale)
+        if self.epochs is None and self.time_budget is None and self.max_steps is None:
+            raise SrxError("say how long to train: --epochs N and/or --time-budget (e.g. 20m)")
+        for name in ("epochs", "max_steps", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SrxError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise SrxError(f"--time-budget must be positive, got {self.time_budget}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise SrxError(f"--lr must be a positive number, got {self.lr}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise SrxError(f"--optimizer must be adam or sgd, got {self.optimizer!r}")
+        if self.loss not in ("mse", "l1"):
+            raise SrxError(f"--loss must be mse or l1, got {self.loss!r}")
+        if not self.data:
+            raise SrxError("--data is required: a folder of HR training images")
+
+
+@dataclass
+class TrainResult:
+    best_psnr: float | None
+    last_psnr: float | None
+    bicubic_psnr: float | None
+    steps: int
+    epochs_done: float
+    elapsed_s: float
+    out_dir: Path
+    stopped_by: str
+
+
+class _Dist:
+    """Process-group facts, trivial when not launched by torchrun."""
+
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.enabled = self.world > 1
+        if self.enabled and not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend=backend)
+        self.rank = dist.get_rank() if self.enabled else 0
+        self.is_main = self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def any_flag(self, flag: bool) -> bool:
+        """True on every rank if it is true on any (so all ranks stop together)."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _augment(lr: torch.Tensor, hr: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One of the 8 flips/rotations per sample, drawn from `gen`."""
+    ops = torch.randint(0, 8, (lr.shape[0],), generator=gen)
+    out_lr, out_hr = lr.clone(), hr.clone()
+    for k in range(8):
+        sel = (ops == k).nonzero(as_tuple=True)[0]
+        if sel.numel() == 0 or k == 0:
+            continue
+        a, b = lr[sel], hr[sel]
+        if k & 4:
+            a, b = a.transpose(-1, -2), b.transpose(-1, -2)
+        if k & 1:
+            a, b = a.flip(-1), b.flip(-1)
+        if k & 2:
+            a, b = a.flip(-2), b.flip(-2)
+        out_lr[sel], out_hr[sel] = a, b
+    return out_lr, out_hr
+
+
+def _lr_at(cfg: TrainConfig, fraction: float) -> float:
+    fraction = min(max(fraction, 0.0), 1.0)
+    floor = cfg.lr * cfg.lr_final_ratio
+    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * fraction))
+
+
+def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        hidden, last = model.layer_groups()
+        return torch.optim.SGD(
+            [{"params": hidden, "lr_mult": 1.0}, {"params": last, "lr_mult": 0.1}], lr=cfg.lr, momentum=0.9
+        )
+    return torch.optim.Adam([{"params": list(model.parameters()), "lr_mult": 1.0}], lr=cfg.lr)
+
+
+def _write_plot(csv_path: Path, png_path: Path, bicubic: float | None) -> None:
+    """Training curve (loss and validation PSNR against step) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    loss = [float(r["train_loss"]) for r in rows]
+    val = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r["val_psnr"]]
+    fig, ax1 = plt.subplots(figsize=(8, 4.5), dpi=100)
+    ax1.plot(steps, loss, color="tab:blue", label="train loss")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("train loss", color="tab:blue")
+    ax1.set_yscale("log")
+    if val:
+        ax2 = ax1.twinx()
+        ax2.plot([v[0] for v in val], [v[1] for v in val], "o-", color="tab:red", label="val PSNR")
+        if bicubic is not None:
+            ax2.axhline(bicubic, color="gray", linestyle="--", label=f"bicubic {bicubic:.2f} dB")
+        ax2.set_ylabel("validation PSNR (dB, Y)", color="tab:red")
+        ax2.legend(loc="lower right")
+    ax1.set_title(png_path.parent.name + ": training curve")
+    fig.tight_layout()
+    tmp = png_path.with_name("." + png_path.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+
+
+class _StopSignal:
+    """Turn SIGINT/SIGTERM into a flag so the loop can save `last.pt` and exit cleanly."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopSignal":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.raised:  # second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: int | None = None,
+          show_progress: bool = True, cache_dir: Path | None = None) -> TrainResult:
+    """Train a model; writes best.pt, last.pt, metrics.csv and training.png into `out_dir`."""
+    state: dict[str, Any] | None = None
+    if resume is not None:
+        state = load_checkpoint(Path(resume))
+        if "train_config" not in state or "optimizer" not in state:
+            raise SrxError(f"{resume} holds weights only, not a training state; resume from a last.pt")
+        saved = TrainConfig(**state["train_config"])
+        # Keep the run's recipe; only the stopping rules may be extended on resume.
+        saved.epochs = cfg.epochs if cfg.epochs is not None else saved.epochs
+        saved.time_budget = cfg.time_budget if cfg.time_budget is not None else saved.time_budget
+        saved.max_steps = cfg.max_steps if cfg.max_steps is not None else saved.max_steps
+        cfg = saved
+    cfg.validate()
+    out_dir = ensure_dir(Path(out_dir))
+    ddp = _Dist()
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(cfg.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+    # Model and optional warm start.
+    if state is not None:
+        mcfg = ModelConfig.from_dict(dict(state["model_config"]))
+    else:
+        mcfg = config_from_preset(cfg.model, cfg.scale)
+    model = build_model(mcfg)
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+    elif cfg.init:
+        init = load_checkpoint(Path(cfg.init))
+        src = ModelConfig.from_dict(dict(init["model_config"]))
+        if (src.arch, src.kernel_sizes, src.widths) != (mcfg.arch, mcfg.kernel_sizes, mcfg.widths):
+            raise SrxError(f"--init {cfg.init} holds {src.name}, which does not fit {mcfg.name}")
+        model.load_state_dict(init["state_dict"])
+    # channels_last is ~2.5x faster for these convolutions on CPU (oneDNN).
+    model = model.to(memory_format=torch.channels_last)
+    net: nn.Module = DistributedDataParallel(model) if ddp.enabled else model
+    optimizer = _make_optimizer(cfg, model)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+
+    # Data: rank 0 builds the cache, the others read it.
+    if ddp.is_main:
+        patches = extract_patches([Path(d) for d in cfg.data], cfg.scale, cfg.patch_size, cfg.stride, cache_dir)
+    ddp.barrier()
+    if not ddp.is_main:
+        patches = extract_patches([Path(d) for d in cfg.data], cfg.scale, cfg.patch_size, cfg.stride, cache_dir)
+    lr_all = torch.from_numpy(patches.lr).unsqueeze(1)
+    hr_all = torch.from_numpy(patches.hr).unsqueeze(1)
+    n = lr_all.shape[0]
+    if cfg.batch_size % ddp.world:
+        raise SrxError(f"--batch-size {cfg.batch_size} must divide evenly over {ddp.world} processes")
+    per_rank = cfg.batch_size // ddp.world
+    if ddp.enabled:
+        sampler: Any = DistributedSampler(range(n), num_replicas=ddp.world, rank=ddp.rank, shuffle=True,
+                                          seed=cfg.seed, drop_last=True)
+    else:
+        sampler = None
+    steps_per_epoch = (n // ddp.world) // per_rank
+    if steps_per_epoch < 1:
+        raise SrxError(f"only {n} patches: fewer than one batch of {cfg.batch_size}; lower --batch-size")
+    total_steps = None
+    if cfg.epochs is not None:
+        total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps or cfg.max_steps, cfg.max_steps)
+
+    val_pairs: list[EvalImage] = []
+    if ddp.is_main and cfg.val:
+        val_pairs = load_eval_set(Path(cfg.val), cfg.scale)
+    bicubic_psnr = evaluate(val_pairs, cfg.scale, None, with_ssim=False)["mean"]["bicubic_psnr"] if val_pairs else None
+
+    step = int(state["step"]) if state else 0
+    epoch = int(state["epoch"]) if state else 0
+    batch_in_epoch = int(state["batch_in_epoch"]) if state else 0
+    elapsed_before = float(state["elapsed_s"]) if state else 0.0
+    best_psnr = state.get("best_psnr") if state else None
+    last_psnr = state.get("last_psnr") if state else None
+    metrics_path = out_dir / "metrics.csv"
+    if ddp.is_main:
+        _prepare_metrics(metrics_path, step if state else 0)
+        log.info("%d patches (%d images, cache %s); %d steps/epoch, batch %d over %d process(es)",
+                 n, patches.images_used, "hit" if patches.from_cache else "written", steps_per_epoch,
+                 cfg.batch_size, ddp.world)
+
+    loss_fn = nn.MSELoss() if cfg.loss == "mse" else nn.L1Loss()
+    t0 = time.monotonic()
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - t0
+
+    def fraction() -> float:
+        parts = []
+        if total_steps:
+            parts.append(step / total_steps)
+        if cfg.time_budget:
+            parts.append(elapsed() / cfg.time_budget)
+        return max(parts) if parts else 0.0
+
+    def checkpoint_extra() -> dict[str, Any]:
+        return {
+            "train_config": dataclasses.asdict(cfg),
+            "optimizer": optimizer.state_dict(),
+            "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "elapsed_s": elapsed(),
+            "best_psnr": best_psnr, "last_psnr": last_psnr, "bicubic_psnr": bicubic_psnr,
+            "val_set": cfg.val,
+        }
+
+    def validate_and_save(loss_value: float) -> None:
+        nonlocal best_psnr, last_psnr
+        row = {"epoch": f"{epoch + batch_in_epoch / steps_per_epoch:.3f}", "step": step,
+               "elapsed_s": f"{elapsed():.1f}", "lr": f"{optimizer.param_groups[0]['lr']:.3e}",
+               "train_loss": f"{loss_value:.6e}", "val_psnr": "", "val_ssim": "",
+               "bicubic_psnr": f"{bicubic_psnr:.4f}" if bicubic_psnr else ""}
+        improved = False
+        if val_pairs:
+            model.eval()
+            res = evaluate(val_pairs, cfg.scale, torch_predictor(model))
+            model.train()
+            last_psnr = res["mean"]["model_psnr"]
+            row["val_psnr"] = f"{last_psnr:.4f}"
+            row["val_ssim"] = f"{res['mean']['model_ssim']:.5f}"
+            improved = best_psnr is None or last_psnr > best_psnr
+            if improved:
+                best_psnr = last_psnr
+        with open(metrics_path, "a", newline="") as fh:
+            csv.DictWriter(fh, METRIC_FIELDS).writerow(row)
+        save_checkpoint(out_dir / "last.pt", model, mcfg, **checkpoint_extra())
+        if improved or not val_pairs:
+            save_checkpoint(out_dir / "best.pt", model, mcfg, **checkpoint_extra())
+        try:
+            _write_plot(metrics_path, out_dir / "training.png", bicubic_psnr)
+        except Exception as exc:  # a plot must never kill a training run
+            log.warning("could not draw training.png: %s", exc)
+
+    progress = _Progress(ddp.is_main, show_progress, cfg, bicubic_psnr)
+    stopped_by = "epochs"
+    running_loss, loss_count = 0.0, 0
+    last_save = time.monotonic()
+    model.train()
+    try:
+        with _StopSignal() as stop, progress:
+            done = False
+            while not done:
+                if cfg.epochs is not None and epoch >= cfg.epochs:
+                    break
+                if ddp.enabled:
+                    sampler.set_epoch(epoch)
+                    order = list(sampler)
+                else:
+                    order = list(RandomSampler(range(n), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)))
+                batches = list(BatchSampler(order, per_rank, drop_last=True))
+                for b in range(batch_in_epoch, len(batches)):
+                    idx = torch.tensor(batches[b])
+                    lr_b = lr_all[idx].float().div_(255.0)
+                    hr_b = hr_all[idx].float().div_(255.0)
+                    if cfg.augment:
+                        gen = torch.Generator().manual_seed(cfg.seed * 1000003 + step * 7919 + ddp.rank)
+                        lr_b, hr_b = _augment(lr_b, hr_b, gen)
+                    lr_b = lr_b.contiguous(memory_format=torch.channels_last)
+                    hr_b = hr_b.contiguous(memory_format=torch.channels_last)
+                    lr_now = _lr_at(cfg, fraction())
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr_now * group.get("lr_mult", 1.0)
+                    loss = loss_fn(net(lr_b), hr_b)
+                    if not torch.isfinite(loss):
+                        raise SrxError(
+                            f"training diverged: loss is {loss.item()} at step {step} (lr {lr_now:.2e}); "
+                            f"lower --lr and resume from {out_dir / 'last.pt'} or start again"
+                        )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    step += 1
+                    batch_in_epoch = b + 1
+                    running_loss += loss.item()
+                    loss_count += 1
+                    progress.update(fraction(), step, epoch, running_loss / loss_count, last_psnr, best_psnr)
+                    reason = None
+                    if cfg.max_steps is not None and step >= cfg.max_steps:
+                        reason = "max_steps"
+                    elif cfg.time_budget is not None and elapsed() >= cfg.time_budget:
+                        reason = "time_budget"
+                    elif stop.raised:
+                        reason = "interrupted"
+                    if ddp.any_flag(reason is not None):
+                        stopped_by = reason or "peer"
+                        done = True
+                        break
+                    if ddp.is_main and time.monotonic() - last_save > cfg.save_every:
+                        save_checkpoint(out_dir / "last.pt", model, mcfg, **checkpoint_extra())
+                        last_save = time.monotonic()
+                else:
+                    epoch += 1
+                    batch_in_epoch = 0
+                if ddp.is_main:
+                    validate_and_save(running_loss / max(loss_count, 1))
+                    progress.update(fraction(), step, epoch, running_loss / max(loss_count, 1), last_psnr, best_psnr)
+                    running_loss, loss_count = 0.0, 0
+                    last_save = time.monotonic()
+                ddp.barrier()
+    finally:
+        ddp.close()
+    result = TrainResult(best_psnr, last_psnr, bicubic_psnr, step, epoch + batch_in_epoch / steps_per_epoch,
+                         elapsed(), out_dir, stopped_by)
+    if ddp.is_main:
+        atomic_write_text(out_dir / "summary.txt", _summary(result, mcfg))
+    return result
+
+
+def _summary(r: TrainResult, mcfg: ModelConfig) -> str:
+    fmt = lambda v: f"{v:.3f} dB" if v is not None else "n/a"  # noqa: E731
+    return (f"model {mcfg.name}: {r.steps} steps, {r.epochs_done:.2f} epochs, {r.elapsed_s:.0f} s, "
+            f"stopped by {r.stopped_by}; val PSNR best {fmt(r.best_psnr)}, last {fmt(r.last_psnr)}, "
+            f"bicubic {fmt(r.bicubic_psnr)}\n")
+
+
+def _prepare_metrics(path: Path, keep_until_step: int) -> None:
+    """Start metrics.csv, or on resume drop rows written after the checkpoint we resume from."""
+    rows = []
+    if keep_until_step and path.exists():
+        with open(path, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= keep_until_step]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, METRIC_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; a log line every few percent elsewhere (CI, files)."""
+
+    def __init__(self, enabled: bool, bar: bool, cfg: TrainConfig, bicubic: float | None) -> None:
+        self.enabled = enabled
+        self.want_bar = bar
+        self.cfg = cfg
+        self.bicubic = bicubic
+        self._bar = None
+        self._last_logged = -1.0
+
+    def __enter__(self) -> "_Progress":
+        if not self.enabled:
+            return self
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        console = Console(stderr=True)
+        if self.want_bar and console.is_terminal:
+            self._bar = Progress(
+                TextColumn("[bold]train x{task.fields[scale]}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                TextColumn("step {task.fields[step]} ep {task.fields[epoch]}"),
+                TextColumn("loss {task.fields[loss]}"), TextColumn("val {task.fields[val]}"),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("train", total=1000, scale=self.cfg.scale, step=0, epoch=0,
+                                            loss="-", val="-")
+        return self
+
+    def update(self, fraction: float, step: int, epoch: int, loss: float, val: float | None,
+               best: float | None) -> None:
+        if not self.enabled:
+            return
+        val_s = f"{val:.2f} dB (best {best:.2f})" if val is not None else "-"
+        if self._bar is not None:
+            self._bar.update(self._task, completed=min(fraction, 1.0) * 1000, step=step, epoch=epoch,
+                             loss=f"{loss:.3e}", val=val_s)
+        elif fraction - self._last_logged >= 0.05 or fraction >= 1.0:
+            self._last_logged = fraction
+            log.info("train x%d %5.1f%% step %d epoch %d loss %.3e val %s", self.cfg.scale, 100 * fraction,
+                     step, epoch, loss, val_s)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.stop()
