@@ -1,80 +1,19 @@
-"""The `srx` command line: parses options and composes the stage functions, nothing more."""
+"""`srx train` and `srx eval`."""
 from __future__ import annotations
 
 import json
-import logging
-import re
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from typer.core import TyperGroup
 
-from srx._version import __version__
-from srx.errors import SrxError
-
-
-class _SrxGroup(TyperGroup):
-    """Turns SrxError into one line on stderr and exit status 1, also under CliRunner."""
-
-    def invoke(self, ctx):  # type: ignore[no-untyped-def]
-        try:
-            return super().invoke(ctx)
-        except SrxError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            ctx.exit(1)
-
-
-app = typer.Typer(
-    cls=_SrxGroup,
-    name="srx",
-    help="Image super-resolution from training to the edge: train SRCNN, export ONNX/TensorRT, "
-    "upscale images and camera streams.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-log = logging.getLogger("srx")
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"srx {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more detail."),
-) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(levelname)s %(message)s" if verbose else "%(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("srx").setLevel(logging.DEBUG if verbose else logging.INFO)
-
-
-def parse_duration(text: str | None) -> float | None:
-    """'90', '90s', '20m', '1.5h' -> seconds."""
-    if text is None:
-        return None
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text)
-    if not m:
-        raise SrxError(f"--time-budget {text!r}: expected a duration like 90s, 20m or 1.5h")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
-
-
-def _scale_option(default: int = 3):
-    return typer.Option(default, "--scale", "-s", help="Upscaling factor: 2, 3 or 4.")
+from srx.cli.app import app, parse_duration, scale_option
 
 
 @app.command()
 def train(
     data: list[Path] = typer.Option(..., "--data", help="Folder of HR training images (repeat for several, e.g. T91 and BSD200)."),
-    scale: int = _scale_option(),
+    scale: int = scale_option(),
     val: Optional[Path] = typer.Option(None, "--val", help="Folder of HR validation images (e.g. Set5); validated every epoch."),
     model: str = typer.Option("srcnn-915", "--model", help="Model preset: srcnn-915 or srcnn-955."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (passes over all patches)."),
@@ -113,7 +52,7 @@ def train(
 @app.command("eval")
 def eval_cmd(
     data: Path = typer.Option(..., "--data", help="Folder of HR images (e.g. Set5)."),
-    scale: int = _scale_option(),
+    scale: int = scale_option(),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint (default: shipped weights for --scale)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
@@ -142,8 +81,3 @@ def eval_cmd(
         table.add_row(r["name"], size, f"{r['bicubic_psnr']:.2f}", f"{r['model_psnr']:.2f}",
                       f"{r['model_psnr'] - r['bicubic_psnr']:+.2f}", f"{r['bicubic_ssim']:.4f}", f"{r['model_ssim']:.4f}")
     Console().print(table)
-
-
-def main() -> None:
-    """Console entry point."""
-    app()

@@ -1,0 +1,79 @@
+"""The Typer app shared by every command module, and the conventions they follow."""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from srx._version import __version__
+from srx.errors import SrxError
+
+
+class _SrxGroup(TyperGroup):
+    """Turns SrxError into one line on stderr and exit status 1, also under CliRunner."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except SrxError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+app = typer.Typer(
+    cls=_SrxGroup,
+    name="srx",
+    help="Image super-resolution from training to the edge: train SRCNN, export ONNX/TensorRT, "
+    "upscale images and camera streams.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("srx")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"srx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more detail."),
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(message)s" if verbose else "%(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("srx").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'90', '90s', '20m', '1.5h' -> seconds."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text)
+    if not m:
+        raise SrxError(f"--time-budget {text!r}: expected a duration like 90s, 20m or 1.5h")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def scale_option(default: int = 3):
+    return typer.Option(default, "--scale", "-s", help="Upscaling factor: 2, 3 or 4.")
+
+
+def main() -> None:
+    """Console entry point."""
+    import srx.cli  # noqa: F401  (registers every command)
+
+    app()
+
+
+def weights_option():
+    return typer.Option(None, "--weights", "-w", help="srx checkpoint (default: the shipped weights for --scale).")
