@@ -37,9 +37,11 @@ def test_fixed_seed_is_deterministic_and_resume_replays_exactly(image_folder, tm
     cache = tmp_path / "c"
     straight = train(_cfg(image_folder, max_steps=6, val=None), tmp_path / "a", show_progress=False, cache_dir=cache)
     again = train(_cfg(image_folder, max_steps=6, val=None), tmp_path / "b", show_progress=False, cache_dir=cache)
-    train(_cfg(image_folder, max_steps=3, val=None), tmp_path / "c1", show_progress=False, cache_dir=cache)
+    paused = train(_cfg(image_folder, max_steps=6, val=None), tmp_path / "c1", show_progress=False, cache_dir=cache,
+                   stop_after=3)
+    assert paused.stopped_by == "interrupted"
     assert load_checkpoint(tmp_path / "c1" / "last.pt")["step"] == 3
-    resumed = train(_cfg(image_folder, max_steps=6, val=None), tmp_path / "c1", resume=tmp_path / "c1" / "last.pt",
+    resumed = train(_cfg(image_folder, val=None), tmp_path / "c1", resume=tmp_path / "c1" / "last.pt",
                     show_progress=False, cache_dir=cache)
     assert straight.steps == again.steps == resumed.steps == 6
     sa = load_checkpoint(tmp_path / "a" / "last.pt")["state_dict"]
