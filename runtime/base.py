@@ -7,20 +7,45 @@ activate()/deactivate() around infer() yourself.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from srx.errors import SrxError
 
+if TYPE_CHECKING:  # srx.models imports torch; runners that do not need it must not pay for it
+    from srx.models import ModelConfig
+
 
 class Runner(ABC):
     #: short backend name: "torch", "onnxruntime", "tensorrt"
     backend: str = "base"
+    #: the upscaling factor of the model, when the runner knows it (every srx runner does)
+    scale: int | None = None
+    #: the model's architecture, when known (lets the Upscaler size tile overlaps exactly)
+    config: "ModelConfig | None" = None
+    #: the model's conv kernel sizes (HR side), when known: they set the context a tile needs
+    kernel_sizes: list[int] | None = None
+    #: (min_hw, max_hw) input sizes the backend accepts (a TensorRT profile); None: any size
+    input_hw_range: "tuple[tuple[int, int], tuple[int, int]] | None" = None
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.backend
         self.is_active = False
+
+    @staticmethod
+    def config_from_dict(data: Any) -> "ModelConfig | None":
+        """The ModelConfig stored in a graph's or engine's metadata, or None if it is not one."""
+        from srx.models import ModelConfig
+
+        try:
+            return ModelConfig.from_dict(dict(data)) if data else None
+        except (SrxError, TypeError, ValueError):
+            return None
+
+    def describe(self) -> str:
+        """One line for logs: backend and what it runs on."""
+        return self.name
 
     def activate(self) -> "Runner":
         if not self.is_active:

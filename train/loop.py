@@ -60,6 +60,13 @@ class TrainConfig:
     seed: int = 0
     save_every: float = 60.0  # seconds between mid-epoch `last.pt` writes
     init: str | None = None  # warm start (e.g. x2/x4 fine-tuned from x3 weights)
+    # HR pixels left out of the loss at each patch edge: there the padded bicubic base and the padded
+    # convolutions see made-up neighbours that full frames do not have. None: 2 x scale.
+    loss_border: int | None = None
+
+    @property
+    def border(self) -> int:
+        return 2 * self.scale if self.loss_border is None else self.loss_border
 
     def validate(self) -> None:
         check_scale(self.scale)
@@ -77,6 +84,9 @@ class TrainConfig:
             raise SrxError(f"--optimizer must be adam or sgd, got {self.optimizer!r}")
         if self.loss not in ("mse", "l1"):
             raise SrxError(f"--loss must be mse or l1, got {self.loss!r}")
+        if self.border < 0 or 2 * self.border >= self.patch_size:
+            raise SrxError(f"--loss-border must be between 0 and {(self.patch_size - 1) // 2} for "
+                           f"{self.patch_size}-pixel patches, got {self.border}")
         if not self.data:
             raise SrxError("--data is required: a folder of HR training images")
 
@@ -309,6 +319,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
                  cfg.batch_size, ddp.world)
 
     loss_fn = nn.MSELoss() if cfg.loss == "mse" else nn.L1Loss()
+    border = cfg.border
     t0 = time.monotonic()
 
     def elapsed() -> float:
@@ -387,7 +398,11 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
                     lr_now = _lr_at(cfg, fraction())
                     for group in optimizer.param_groups:
                         group["lr"] = lr_now * group.get("lr_mult", 1.0)
-                    loss = loss_fn(net(lr_b), hr_b)
+                    pred = net(lr_b)
+                    if border:
+                        pred = pred[..., border:-border, border:-border]
+                        hr_b = hr_b[..., border:-border, border:-border]
+                    loss = loss_fn(pred, hr_b)
                     if not torch.isfinite(loss):
                         raise SrxError(
                             f"training diverged: loss is {loss.item()} at step {step} (lr {lr_now:.2e}); "

@@ -35,6 +35,18 @@ app = typer.Typer(
 log = logging.getLogger("srx")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of the message (CliRunner swaps it per call)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"srx {__version__}")
@@ -49,7 +61,7 @@ def _root(
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(message)s" if verbose else "%(message)s",
-        stream=sys.stderr,
+        handlers=[_StderrHandler()],
     )
     logging.getLogger("srx").setLevel(logging.DEBUG if verbose else logging.INFO)
 

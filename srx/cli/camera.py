@@ -1,4 +1,98 @@
-"""`srx` commands of the camera stage (registered on the shared app)."""
+"""`srx stream`: upscale a camera, file, network stream or the built-in demo clip live."""
 from __future__ import annotations
 
-from srx.cli.app import app  # noqa: F401
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from srx.cli.app import app, scale_option, weights_option
+from srx.errors import SrxError
+
+log = logging.getLogger("srx")
+
+
+def _seconds(text: Optional[str], option: str) -> Optional[float]:
+    from srx.cli.app import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except SrxError:
+        raise SrxError(f"{option} {text!r}: expected a duration like 30, 30s, 5m or 1.5h") from None
+
+
+@app.command("stream")
+def stream_cmd(
+    camera: Optional[int] = typer.Option(None, "--camera", help="V4L2 camera index (0 for /dev/video0)."),
+    source: Optional[str] = typer.Option(
+        None, "--source", help="Video file, image folder, rtsp:// or http(s):// URL, or a GStreamer pipeline (contains '!')."),
+    demo: bool = typer.Option(False, "--demo", help="Stream srx's built-in synthetic street clip (320x180, 100 frames at 10 fps)."),
+    loop: bool = typer.Option(False, "--loop", help="Start a file (or the demo) again when it ends."),
+    no_drop: bool = typer.Option(False, "--no-drop", help="Process every frame (no pacing, nothing dropped) instead of always the newest."),
+    scale: int = scale_option(),
+    weights: Optional[Path] = weights_option(),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file instead of --weights: .onnx, .engine or .pt."),
+    backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, torch or tensorrt."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for the model (default: physical cores)."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Record: .mp4 (viewing), .mkv (lossless FFV1), .avi (MJPEG), or a folder/ for PNG frames."),
+    serve: Optional[str] = typer.Option(
+        None, "--serve", help="Serve the stream and a stats page over HTTP at HOST:PORT (host defaults to 127.0.0.1)."),
+    compare: bool = typer.Option(False, "--compare", help="Show bicubic | model side by side, labelled."),
+    window: Optional[bool] = typer.Option(
+        None, "--window/--no-window", help="Show a window (default: when a display is available)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many upscaled frames."),
+    duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long, e.g. 30s or 5m."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line on stderr."),
+    overlay: bool = typer.Option(False, "--overlay", help="Draw the live numbers onto the frames."),
+    json_summary: Optional[Path] = typer.Option(None, "--json-summary", help="Also write the summary to this JSON file."),
+    reconnect_max_wait: float = typer.Option(
+        30.0, "--reconnect-max-wait", help="Longest wait between reconnect attempts to a lost live source, seconds."),
+    open_timeout: float = typer.Option(10.0, "--open-timeout", help="Give up opening (or reading) a source after this many seconds."),
+) -> None:
+    """Upscale a live stream frame by frame, newest frame first, and report fps and latency.
+
+    The source is --camera N, --source FILE|URL|PIPELINE or --demo; the results go to a window,
+    --output and/or --serve, all at once if asked. Ctrl-C or SIGTERM stop cleanly (recordings are
+    finalised) and print the summary."""
+    from srx.camera.outputs import WindowOutput, display_available, recording_output
+    from srx.camera.server import MjpegServer
+    from srx.camera.sources import check_source, parse_source
+    from srx.camera.stats import StreamStats
+    from srx.camera.stream import stream
+    from srx.runtime.upscaler import create_upscaler
+
+    spec = parse_source(camera=camera, source=source, demo=demo, loop=loop)
+    check_source(spec)
+    seconds = _seconds(duration, "--duration")
+    if reconnect_max_wait <= 0 or open_timeout <= 0:
+        raise SrxError("--reconnect-max-wait and --open-timeout must be positive numbers of seconds")
+    if json_summary is not None and json_summary.is_dir():
+        raise SrxError(f"--json-summary {json_summary} is a folder; expected a file name")
+    show = display_available() if window is None else window
+    stats = StreamStats()
+    outputs = []
+    try:  # outputs check their destinations now, before the model loads and the source opens
+        if output is not None:
+            outputs.append(recording_output(output))
+        if serve is not None:
+            outputs.append(MjpegServer(serve, stats=stats.snapshot, title=f"srx stream x{scale}: {spec.describe()}"))
+        if show:
+            outputs.append(WindowOutput())
+        if not outputs:
+            log.info("no output asked for (headless, no --output/--serve): frames are upscaled and measured only")
+        upscaler = create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads)
+    except BaseException:
+        for o in outputs:
+            o.close()
+        raise
+    summary = stream(spec, upscaler, outputs, max_frames=max_frames, duration=seconds, drop=not no_drop,
+                     compare=compare, overlay=overlay, quiet=quiet, reconnect_max_wait=reconnect_max_wait,
+                     open_timeout=open_timeout, stats=stats)
+    typer.echo(summary.format())
+    if json_summary is not None:
+        summary.write_json(json_summary)
+        log.info("summary written to %s", json_summary)

@@ -1,4 +1,113 @@
-"""`srx` commands of the export stage (registered on the shared app)."""
+"""`srx export` (checkpoint → ONNX FP32/FP16 → TensorRT engine) and `srx parity`."""
 from __future__ import annotations
 
-from srx.cli.app import app  # noqa: F401
+import re
+import shlex
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from srx.cli.app import app, scale_option, weights_option
+from srx.errors import SrxError
+
+
+def parse_hw(text: str, option: str) -> tuple[int, int]:
+    """'360x640' -> (360, 640): LR height x width."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        raise SrxError(f"{option} {text!r}: expected HEIGHTxWIDTH of the LR input, e.g. 360x640")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _rebuild_command(weights: Path, scale: int, out: Path, fp16: bool, shapes: tuple[str, str, str],
+                     extra: list[str]) -> str:
+    parts = ["srx", "export", "--scale", str(scale), "--weights", str(weights), "--out", str(out),
+             "--fp16" if fp16 else "--no-fp16", *extra, "--min-shape", shapes[0], "--opt-shape", shapes[1],
+             "--max-shape", shapes[2], "--engine"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+@app.command("export")
+def export_cmd(
+    weights: Optional[Path] = weights_option(),
+    scale: int = scale_option(),
+    out: Path = typer.Option(Path("exports"), "--out", help="Output folder for the .onnx graphs and the engine."),
+    fp16: bool = typer.Option(True, "--fp16/--no-fp16", help="Also write the FP16 graph (FP32 I/O) and build the engine from it."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset (13..21)."),
+    dynamic: bool = typer.Option(True, "--dynamic/--static", help="Free batch/height/width axes, or a fixed input size (--height/--width)."),
+    height: Optional[int] = typer.Option(None, "--height", help="LR input height of a --static graph."),
+    width: Optional[int] = typer.Option(None, "--width", help="LR input width of a --static graph."),
+    engine: Optional[bool] = typer.Option(None, "--engine/--no-engine", help="Build a TensorRT engine (default: when TensorRT and a GPU are here)."),
+    min_shape: str = typer.Option("16x16", "--min-shape", help="Smallest LR input HxW of the engine profile."),
+    opt_shape: str = typer.Option("360x640", "--opt-shape", help="LR input HxW the engine is tuned for."),
+    max_shape: str = typer.Option("1080x1920", "--max-shape", help="Largest LR input HxW of the engine profile."),
+    workspace: int = typer.Option(1024, "--workspace", help="TensorRT builder workspace in MiB."),
+    timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="TensorRT timing cache file (read if present, written after the build)."),
+    check: bool = typer.Option(False, "--check", help="Run the parity check on the exported files; exit 1 on a failed gate."),
+) -> None:
+    """Export a checkpoint to ONNX (FP32, FP16) and, where TensorRT and a GPU are present, an engine."""
+    from srx.checkpoint import resolve_weights
+    from srx.export.onnx import fp16_onnx_from_onnx, onnx_from_checkpoint
+    from srx.export.tensorrt import check_profile, engine_from_onnx, tensorrt_status
+    from srx.protocol import check_scale
+
+    check_scale(scale)
+    hw = (parse_hw(min_shape, "--min-shape"), parse_hw(opt_shape, "--opt-shape"), parse_hw(max_shape, "--max-shape"))
+    if engine is not False:
+        check_profile(*hw)  # fail before the export, not after minutes of work
+    trt_ok, why = tensorrt_status() if engine is not False else (False, "")
+    if engine and not trt_ok:
+        raise SrxError(f"cannot build a TensorRT engine here: {why}")
+    path = resolve_weights(weights, scale)
+    fp32 = onnx_from_checkpoint(path, out, scale=scale, opset=opset, dynamic=dynamic, height=height, width=width)
+    typer.echo(f"wrote {fp32}")
+    graph = fp32
+    if fp16:
+        graph = fp16_onnx_from_onnx(fp32)
+        typer.echo(f"wrote {graph}")
+    built = None
+    if engine is not False:
+        if trt_ok:
+            built = engine_from_onnx(
+                graph, min_hw=hw[0], opt_hw=hw[1], max_hw=hw[2], workspace_mib=workspace,
+                timing_cache=timing_cache, log=typer.echo, weights=path,
+            )
+        else:
+            extra = [] if opset == 17 else ["--opset", str(opset)]
+            if not dynamic:
+                extra += ["--static", "--height", str(height), "--width", str(width)]
+            cmd = _rebuild_command(path, scale, out, fp16, (min_shape, opt_shape, max_shape), extra)
+            typer.echo(f"no TensorRT engine built: {why.rstrip('.')}; on the target GPU run: {cmd}")
+    if check:
+        _print_parity(path, scale, onnx_dir=out, engine=built, data=None, synthetic=False, as_json=False)
+
+
+@app.command("parity")
+def parity_cmd(
+    scale: int = scale_option(),
+    weights: Optional[Path] = weights_option(),
+    engine: Optional[Path] = typer.Option(None, "--engine", help="A TensorRT engine to check too (default: build one when TensorRT and a GPU are here)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of HR images (default ../shared/datasets/Set5 when present, else synthetic photos)."),
+    synthetic: bool = typer.Option(False, "--synthetic", help="Use srx's synthetic photos even where Set5 exists."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """PyTorch vs ONNX Runtime FP32/FP16 (and TensorRT) on Set5 and odd-sized frames; exit 1 on a failed gate."""
+    _print_parity(weights, scale, onnx_dir=None, engine=engine, data=data, synthetic=synthetic, as_json=as_json)
+
+
+def _print_parity(weights: Optional[Path], scale: int, *, onnx_dir: Optional[Path], engine: Optional[Path],
+                  data: Optional[Path], synthetic: bool, as_json: bool) -> None:
+    from srx.export.parity import format_parity_table, parity_report, report_to_json
+
+    report = parity_report(weights, scale, onnx_dir=onnx_dir, engine=engine, set5=data, synthetic=synthetic,
+                           log=None if as_json else typer.echo)
+    if as_json:
+        typer.echo(report_to_json(report))
+    else:
+        from rich.console import Console
+
+        Console(width=160).print(format_parity_table(report))
+        typer.echo("parity: all gates passed" if report["passed"] else "parity: FAILED (see the table)")
+    if not report["passed"]:
+        raise typer.Exit(1)

@@ -1,4 +1,110 @@
-"""`srx` commands of the runtime stage (registered on the shared app)."""
+"""`srx upscale`, `srx bench` and `srx doctor` (the runtime stage)."""
 from __future__ import annotations
 
-from srx.cli.app import app  # noqa: F401
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from srx.cli.app import app, weights_option
+
+_BACKEND_HELP = "auto (fastest that works here), torch, onnxruntime or tensorrt."
+
+
+def _console():
+    """A rich console; wide when not a terminal (logs, CI), where rich would assume 80 columns."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+@app.command()
+def upscale(
+    inputs: list[Path] = typer.Argument(..., help="Images (png/jpg/bmp/tiff, 8/16-bit), folders of them, or videos (.mp4/.avi/.mkv/...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder, or the output file for a single input."),
+    scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Upscaling factor 2, 3 or 4 (default: the model's, else 3)."),
+    weights: Optional[Path] = weights_option(),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file instead of --weights: srx .onnx, TensorRT .engine or .pt checkpoint."),
+    backend: str = typer.Option("auto", "--backend", "-b", help=_BACKEND_HELP),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="Image output format for folders: png (default), jpg, bmp, tiff, webp."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: one per physical core)."),
+    tile: int = typer.Option(512, "--tile", help="Frames with a side above this many input pixels run in overlapping tiles."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar for folders and videos."),
+) -> None:
+    """Upscale images, folders and videos (Y through the model, chroma bicubic)."""
+    from srx.protocol import check_scale
+    from srx.runtime.batch import upscale_files
+    from srx.runtime.upscaler import create_upscaler
+
+    if scale is not None:
+        check_scale(scale)
+    if weights is not None and model is None and weights.suffix.lower() in (".onnx", ".engine", ".plan"):
+        model, weights = weights, None  # a model file passed as --weights: take it for what it is
+    with create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads, tile=tile) as up:
+        result = upscale_files(up, inputs, out, fmt=fmt, show_progress=progress)
+    total = len(result.done) + len(result.failed)
+    typer.echo(f"upscaled {len(result.done)} of {total} inputs x{up.scale} into {out}")
+    if result.failed:
+        typer.echo(f"{len(result.failed)} failed:", err=True)
+        for path, why in result.failed:
+            typer.echo(f"  {path}: {why}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def bench(
+    backend: Optional[list[str]] = typer.Option(None, "--backend", "-b", help="torch, onnxruntime, onnxruntime-fp16, onnxruntime-cuda, tensorrt (repeat; default: all that run here)."),
+    quick: bool = typer.Option(False, "--quick", help="Tiny frames and few repetitions: a smoke test in seconds."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: one per physical core)."),
+    weights: Optional[Path] = weights_option(),
+    engine: Optional[Path] = typer.Option(None, "--engine", help="TensorRT engine for --backend tensorrt."),
+    reps: Optional[int] = typer.Option(None, "--reps", help="Timed repetitions per case (default 15, quick 3)."),
+) -> None:
+    """Latency per backend (model-only and end to end, p50/p95) against this machine's GEMM floor."""
+    from srx.runtime.bench import run_bench
+
+    result = run_bench(backend, quick=quick, threads=threads, weights=weights, engine=engine, reps=reps)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"srx bench: {result['model']}, {result['threads']} threads, "
+                        f"GEMM {result['gemm_gflops']:.1f} GFLOP/s (float32)")
+    cols = ("backend", "case", "in -> out", "model p50/p95 ms", "e2e p50/p95 ms", "fps", "floor ms",
+            "model/floor", "e2e/model")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("backend", "case", "in -> out") else "right")
+    for r in result["rows"]:
+        table.add_row(r["backend"], r["case"], f"{r['lr']} -> {r['hr']}",
+                      f"{r['model_p50_ms']:.1f} / {r['model_p95_ms']:.1f}", f"{r['e2e_p50_ms']:.1f} / {r['e2e_p95_ms']:.1f}",
+                      f"{r['fps']:.1f}", f"{r['floor_ms']:.1f}", f"{r['model_over_floor']:.2f}", f"{r['e2e_over_model']:.3f}")
+    console = _console()
+    console.print(table)
+    for s in result["skipped"]:
+        console.print(f"skipped {s['backend']} ({s['case']}): {s['reason']}", markup=False)
+    console.print(result["note"], markup=False)
+
+
+@app.command()
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """What this machine has for each srx stage (packages, GPU, OpenCV, cameras, weights) and how to fix gaps."""
+    from srx.doctor import doctor_report, report_dicts
+
+    rows = doctor_report()
+    if as_json:
+        typer.echo(json.dumps(report_dicts(rows), indent=2))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    marks = {"ok": "[green]ok[/]", "missing": "[red]missing[/]", "warn": "[yellow]warn[/]", "info": "[blue]info[/]"}
+    table = Table(title="srx doctor", show_lines=False)
+    for col in ("item", "status", "detail", "fix"):
+        table.add_column(col, overflow="fold")
+    for r in rows:  # escape: "[gpu]" in a fix is text, not rich markup
+        table.add_row(escape(r.item), marks.get(r.status, r.status), escape(r.detail), escape(r.fix))
+    _console().print(table)

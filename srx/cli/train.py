@@ -25,6 +25,7 @@ def train(
     loss: str = typer.Option("mse", "--loss", help="mse or l1."),
     patch_size: int = typer.Option(48, "--patch-size", help="HR patch size in pixels (multiple of the scale)."),
     stride: int = typer.Option(24, "--stride", help="HR stride between patches (multiple of the scale)."),
+    loss_border: Optional[int] = typer.Option(None, "--loss-border", help="HR pixels left out of the loss at each patch edge (default 2 x scale)."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Random flips and 90-degree rotations."),
     seed: int = typer.Option(0, "--seed", help="Seed; a fixed seed gives identical results on one machine."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (e.g. fine-tune x2/x4 from x3)."),
@@ -40,7 +41,7 @@ def train(
     cfg = TrainConfig(
         data=[str(d) for d in data], val=str(val) if val else None, scale=scale, model=model, epochs=epochs,
         time_budget=parse_duration(time_budget), max_steps=max_steps, batch_size=batch_size, lr=lr,
-        optimizer=optimizer, loss=loss, patch_size=patch_size, stride=stride, augment=augment, seed=seed,
+        optimizer=optimizer, loss=loss, patch_size=patch_size, stride=stride, augment=augment, seed=seed, loss_border=loss_border,
         init=str(init) if init else None,
     )
     result = run_train(cfg, out, resume=resume, threads=threads, show_progress=progress, cache_dir=cache_dir)

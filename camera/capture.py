@@ -1,0 +1,225 @@
+"""The capture thread: reads the source continuously and hands the consumer the newest frame.
+
+Latest-frame policy (the default): the thread keeps one slot; a frame the consumer has not taken
+yet is replaced by the next one and counted as dropped, so when the model is slower than the
+camera the latency stays one frame plus one inference, not a growing queue. Reading never stops
+(OpenCV's own buffer is kept at one frame where the backend allows it), so the slot always holds
+what the camera sees now. Recorded sources (files, the demo scene) are paced at their fps, as if
+they were a camera. `drop=False` turns this into a small blocking queue: every frame is processed,
+none dropped, no pacing (for measuring, not for live viewing).
+
+When a live source stops (a network camera or RTSP server restarts, a USB camera is replugged),
+the thread reconnects with exponential backoff capped at `reconnect_max_wait`, logging every
+attempt, and resumes as soon as the source is back; the stream loop meanwhile shows a generated
+"no signal" frame.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from srx.camera.sources import FrameReader, SourceSpec, open_reader
+from srx.errors import SrxError
+
+log = logging.getLogger("srx")
+
+#: first reconnect wait; doubles per failed attempt up to the cap
+RECONNECT_FIRST_WAIT = 0.5
+
+
+@dataclass
+class Frame:
+    image: np.ndarray
+    index: int  # the n-th frame this capture published (0-based), over reconnects and loops
+    t_capture: float  # time.monotonic() when the frame was grabbed (after pacing, for files)
+    capture_s: float  # time spent reading and decoding it
+    t_taken: float | None = None  # time.monotonic() when the stream loop took it from the capture
+
+
+class CaptureThread:
+    """Reads `reader` (already opened from `spec`) in a daemon thread; `get()` returns frames."""
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        reader: FrameReader,
+        *,
+        drop: bool = True,
+        pace: bool | None = None,
+        reconnect_max_wait: float = 30.0,
+        open_timeout: float = 10.0,
+        queue_size: int = 4,
+    ) -> None:
+        self.spec, self.reader, self.drop = spec, reader, drop
+        fps = reader.fps or spec.fps
+        self.pace_fps = fps if (pace if pace is not None else (drop and not spec.live)) and fps else None
+        self.reconnect_max_wait = max(float(reconnect_max_wait), RECONNECT_FIRST_WAIT)
+        self.open_timeout = open_timeout
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._slot: Frame | None = None
+        self._queue: queue.Queue[Frame] = queue.Queue(maxsize=max(1, queue_size))
+        self._thread = threading.Thread(target=self._run, name="srx-capture", daemon=True)
+        # state, read by the stream loop and the status line
+        self.frames_read = 0
+        self.dropped = 0
+        self.eof = False
+        self.connected = True
+        self.error: BaseException | None = None
+        self.reconnect_attempts = 0
+        self.reconnects = 0
+        self.attempt = 0  # attempts in the current outage
+        self.next_retry_at: float | None = None
+        self.events: list[dict] = []
+
+    # -- consumer side ---------------------------------------------------------------------------
+    def start(self) -> "CaptureThread":
+        self._thread.start()
+        return self
+
+    def get(self, timeout: float) -> Frame | None:
+        """The newest frame not yet taken, waiting up to `timeout` s; None if none came."""
+        if not self.drop:
+            try:
+                frame: Frame | None = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                return None
+        else:
+            with self._cond:
+                if self._slot is None and not (self.eof or self.error):
+                    self._cond.wait(timeout)
+                frame, self._slot = self._slot, None
+        if frame is not None:
+            frame.t_taken = time.monotonic()
+        return frame
+
+    @property
+    def finished(self) -> bool:
+        """The source ended and every frame it produced was taken."""
+        if not self.eof:
+            return False
+        return self._queue.empty() if not self.drop else self._slot is None
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._thread.is_alive():  # a read blocked inside OpenCV: the daemon thread ends with it
+            log.debug("capture thread still blocked in a read after %.1f s; leaving it", timeout)
+
+    # -- producer side ---------------------------------------------------------------------------
+    def _event(self, kind: str, **info: object) -> None:
+        if len(self.events) < 1000:
+            self.events.append({"t": time.monotonic(), "event": kind, **info})
+
+    def _publish(self, frame: Frame) -> bool:
+        if self.drop:
+            with self._cond:
+                if self._slot is not None:
+                    self.dropped += 1
+                self._slot = frame
+                self._cond.notify_all()
+            return True
+        while not self._stop.is_set():
+            try:
+                self._queue.put(frame, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # handed to the stream loop, which reports it
+            self.error = exc if isinstance(exc, SrxError) else SrxError(
+                f"reading {self.spec.describe()} failed: {type(exc).__name__}: {exc}")
+        finally:
+            with self._cond:
+                self.eof = True if self.error is None and not self._stop.is_set() else self.eof
+                self._cond.notify_all()
+            try:
+                self.reader.release()
+            except Exception:  # releasing a broken capture must not hide the real outcome
+                pass
+
+    def _loop(self) -> None:
+        index = 0
+        t0, n = time.monotonic(), 0  # pacing schedule: frame n is due at t0 + n / fps
+        while not self._stop.is_set():
+            t_read = time.monotonic()
+            image = self.reader.read()
+            t_got = time.monotonic()
+            if image is None:
+                if self._stop.is_set():
+                    return
+                if self.spec.reconnects:
+                    self._reconnect()
+                    t0, n = time.monotonic(), 0
+                    continue
+                if self.spec.loop and n > 0:
+                    self.reader.release()
+                    self.reader = open_reader(self.spec, self.open_timeout)
+                    self._event("loop")
+                    continue
+                self.eof = True
+                self._event("end")
+                return
+            if self.pace_fps:
+                due = t0 + n / self.pace_fps
+                now = time.monotonic()
+                if due > now:
+                    if self._stop.wait(due - now):
+                        return
+                elif now - due > 1.0 / self.pace_fps:  # decoding fell behind: restart the schedule
+                    t0, n = now, 0
+                n += 1
+            else:
+                n += 1
+            self.frames_read += 1
+            frame = Frame(image, index, time.monotonic(), t_got - t_read)
+            index += 1
+            if not self._publish(frame):
+                return
+
+    def _reconnect(self) -> None:
+        """Retry the source with capped exponential backoff until it returns or we are stopped."""
+        self.connected = False
+        try:
+            self.reader.release()
+        except Exception:
+            pass
+        lost_at = time.monotonic()
+        self._event("lost")
+        log.warning("source %s stopped; reconnecting (backoff up to %.0f s)", self.spec.describe(), self.reconnect_max_wait)
+        wait = RECONNECT_FIRST_WAIT
+        self.attempt = 0
+        while not self._stop.is_set():
+            self.attempt += 1
+            self.reconnect_attempts += 1
+            self._event("attempt", n=self.attempt)
+            try:
+                reader = open_reader(self.spec, self.open_timeout)
+            except SrxError as exc:
+                self.next_retry_at = time.monotonic() + wait
+                log.warning("reconnect attempt %d to %s failed (%s); next in %.1f s",
+                            self.attempt, self.spec.describe(), exc, wait)
+                if self._stop.wait(wait):
+                    return
+                wait = min(wait * 2, self.reconnect_max_wait)
+                continue
+            self.reader = reader
+            self.reconnects += 1
+            self.connected = True
+            self.next_retry_at = None
+            self._event("reconnected", attempts=self.attempt)
+            log.warning("reconnected to %s after %d attempt(s), %.1f s without signal",
+                        self.spec.describe(), self.attempt, time.monotonic() - lost_at)
+            return

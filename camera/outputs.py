@@ -1,0 +1,299 @@
+"""Where upscaled frames go: a window, a recording, an MJPEG web server (camera/server.py).
+
+Every output checks its destination when it is made (before the source opens), so an unwritable
+path is one clear error up front, opens lazily on the first frame (when the size is known), and is
+finalised by close(): recordings are written under a temporary name beside the target and renamed
+into place on close, so Ctrl-C, SIGTERM or the end of input leave a complete file; a crash leaves
+the temporary one, never a truncated file under the real name.
+
+Recordings:
+  *.mp4                 MPEG-4 Part 2 (mp4v), for viewing: at the source's fps, in real time (a frame
+                        is repeated for the source frames dropped while the model was busy)
+  *.mkv                 FFV1, lossless, one frame per upscaled frame: read back, they equal the
+                        upscaled ones exactly (for measuring)
+  *.avi                 Motion JPEG, for viewing, like .mp4
+  folder/ or no suffix  a PNG sequence frame_000000.png, ... (lossless, any frame size)
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from srx.errors import SrxError
+
+log = logging.getLogger("srx")
+
+VIDEO_FOURCC = {".mp4": "mp4v", ".mkv": "FFV1", ".avi": "MJPG"}
+
+
+class Output:
+    """write(frame) for each output frame; close() once. write() returns False to ask to stop.
+
+    A `realtime` output (a recording for viewing) is given a frame again for each source frame the
+    latest-frame policy dropped before it, so it plays at the source's pace, not faster."""
+
+    name = "output"
+    realtime = False
+
+    def write(self, frame: np.ndarray) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return self.name
+
+
+def _check_writable_dir(folder: Path, what: str) -> None:
+    """Fail now, not after the model loaded: the nearest existing ancestor must be a folder we can
+    create files in (tried for real: permission bits say nothing for root or read-only mounts)."""
+    import tempfile
+
+    probe = Path(folder)
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SrxError(f"cannot write {what}: {probe} is a file, expected a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise SrxError(f"cannot write {what}: folder {probe} is not writable ({exc.strerror or exc})") from None
+
+
+def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to the recording's (width, height) when the stream changes size mid-way (a frame at
+    most one pixel larger is cropped instead)."""
+    import cv2
+
+    if frame.ndim == 2:
+        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    w, h = size
+    if 0 <= frame.shape[1] - w <= 1 and 0 <= frame.shape[0] - h <= 1:
+        frame = frame[:h, :w]
+    if (frame.shape[1], frame.shape[0]) != size:
+        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    return frame
+
+
+class VideoFileOutput(Output):
+    """A video file via cv2.VideoWriter; fixed frame size (later sizes are resized to the first)."""
+
+    def __init__(self, path: Path, fps: float = 10.0) -> None:
+        self.path = Path(path)
+        self.name = f"recording {self.path}"
+        suffix = self.path.suffix.lower()
+        if suffix not in VIDEO_FOURCC:
+            raise SrxError(f"--output {self.path}: unsupported video type {suffix!r}; expected "
+                           ".mp4 (mp4v), .mkv (lossless FFV1), .avi (MJPEG) or a folder for PNG frames")
+        if self.path.is_dir():
+            raise SrxError(f"--output {self.path} is a folder; expected a video file name")
+        _check_writable_dir(self.path.parent, f"--output {self.path}")
+        self.fourcc = VIDEO_FOURCC[suffix]
+        self.realtime = self.fourcc != "FFV1"  # .mp4/.avi are for viewing; lossless .mkv for measuring
+        self.fps = float(fps) if fps and fps > 0 else 10.0
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.writer: Any = None
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+        self._warned = False
+
+    def _open(self, frame: np.ndarray) -> None:
+        import cv2
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        w, h = int(frame.shape[1]), int(frame.shape[0])
+        # MPEG-4 needs even sides; a 1-pixel crop beats failing on an odd-sized model output
+        self.size = (w - w % 2, h - h % 2) if self.fourcc == "mp4v" else (w, h)
+        self.writer = cv2.VideoWriter(str(self.tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*self.fourcc),
+                                      self.fps, self.size, [cv2.VIDEOWRITER_PROP_IS_COLOR, 1])
+        if not self.writer.isOpened():
+            self.tmp.unlink(missing_ok=True)
+            raise SrxError(f"cannot record to {self.path}: OpenCV's FFmpeg has no {self.fourcc} encoder "
+                           f"for {self.path.suffix} at {self.size[0]}x{self.size[1]}; try .mkv, .avi or a folder")
+
+    def write(self, frame: np.ndarray) -> bool:
+        if self.writer is None:
+            self._open(frame)
+        assert self.size is not None
+        if (abs(frame.shape[1] - self.size[0]) > 1 or abs(frame.shape[0] - self.size[1]) > 1) and not self._warned:
+            log.warning("frame size changed to %dx%d; %s keeps %dx%d (frames resized)",
+                        frame.shape[1], frame.shape[0], self.path.name, *self.size)
+            self._warned = True
+        self.writer.write(_fit(frame, self.size))
+        self.frames += 1
+        return True
+
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        self.writer.release()
+        self.writer = None
+        if self.frames:
+            os.replace(self.tmp, self.path)
+            log.info("recorded %d frames to %s", self.frames, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+class PngSequenceOutput(Output):
+    """Lossless frames frame_000000.png ... in a folder, written into `<folder>.partial` and renamed
+    into place on close. An existing folder is replaced only if it holds nothing but such frames."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.name = f"PNG frames {self.folder}/"
+        if self.folder.exists():
+            if not self.folder.is_dir():
+                raise SrxError(f"--output {self.folder}/ exists as a file; expected a folder for PNG frames")
+            strangers = [p.name for p in self.folder.iterdir() if not (p.name.startswith("frame_") and p.suffix == ".png")]
+            if strangers:
+                raise SrxError(f"--output {self.folder}/ already holds other files ({', '.join(sorted(strangers)[:3])}); "
+                               "expected a new or empty folder, or one of earlier srx frames")
+        _check_writable_dir(self.folder.parent, f"--output {self.folder}/")
+        self.tmp = self.folder.with_name(f".{self.folder.name}.partial")
+        self.frames = 0
+        self._started = False
+
+    def write(self, frame: np.ndarray) -> bool:
+        import cv2
+
+        if not self._started:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp.mkdir(parents=True)
+            self._started = True
+        path = self.tmp / f"frame_{self.frames:06d}.png"
+        if not cv2.imwrite(str(path), frame, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+            raise SrxError(f"cannot write {path} (disk full or folder removed?)")
+        self.frames += 1
+        return True
+
+    def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        old = None
+        if self.folder.exists():
+            old = self.folder.with_name(f".{self.folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(self.folder, old)
+        os.replace(self.tmp, self.folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        log.info("wrote %d PNG frames to %s/", self.frames, self.folder)
+
+
+def display_available() -> bool:
+    """A window can open: a display server is set and this OpenCV has a GUI backend."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    from srx.camera.sources import has_highgui
+
+    return has_highgui()
+
+
+class WindowOutput(Output):
+    """cv2.imshow; q or Esc, or closing the window, stops the stream."""
+
+    def __init__(self, title: str = "srx stream") -> None:
+        if not display_available():
+            why = ("no display (DISPLAY/WAYLAND_DISPLAY unset)" if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+                   else "this OpenCV has no GUI support (a -headless build)")
+            raise SrxError(f"--window asked for but {why}; use --no-window with --output or --serve")
+        self.title = title
+        self.name = "window"
+        self._opened = False
+
+    def write(self, frame: np.ndarray) -> bool:
+        import cv2
+
+        cv2.imshow(self.title, frame)
+        self._opened = True
+        key = cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), 27):
+            return False
+        try:
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+        except cv2.error:
+            return False
+
+    def close(self) -> None:
+        if self._opened:
+            import cv2
+
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+
+
+def recording_output(path: Path, fps: float = 10.0) -> Output:
+    """A PNG sequence for a folder-like path (no suffix or a trailing '/'), else a video file."""
+    text = str(path)
+    p = Path(path)
+    if text.endswith(("/", os.sep)) or not p.suffix or p.is_dir():
+        return PngSequenceOutput(p)
+    return VideoFileOutput(p, fps=fps)
+
+
+# -- frame decoration ------------------------------------------------------------------------------
+def _label(img: np.ndarray, text: str, org: tuple[int, int], scale: float) -> None:
+    import cv2
+
+    thick = max(1, int(round(2 * scale)))
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    x, y = org
+    cv2.rectangle(img, (x - 4, y - h - 6), (x + w + 4, y + base + 2), (0, 0, 0), -1)
+    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+
+def compare_frame(lr: np.ndarray, sr: np.ndarray, scale: int, model_label: str = "SRCNN") -> np.ndarray:
+    """Side by side: bicubic enlargement | model output, each labelled, same size."""
+    import cv2
+
+    h, w = sr.shape[:2]
+    if lr.ndim == 2:
+        lr = cv2.cvtColor(lr, cv2.COLOR_GRAY2BGR)
+    if sr.ndim == 2:
+        sr = cv2.cvtColor(sr, cv2.COLOR_GRAY2BGR)
+    bicubic = cv2.resize(lr[..., :3], (w, h), interpolation=cv2.INTER_CUBIC)
+    sr = np.ascontiguousarray(sr[..., :3])
+    fs = max(0.5, h / 700)
+    for img, text in ((bicubic, f"bicubic x{scale}"), (sr, f"{model_label} x{scale}")):
+        tw = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, max(1, int(round(2 * fs))))[0][0]
+        _label(img, text, (max(4, w - tw - 12), int(30 * fs) + 6), fs)  # top right of each half
+    divider = np.full((h, 2, 3), 255, np.uint8)
+    return np.hstack([bicubic, divider, sr])
+
+
+def overlay_text(frame: np.ndarray, text: str) -> np.ndarray:
+    """Draw the live stats line in the bottom-left corner (on a copy)."""
+    import cv2
+
+    out = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    fs = max(0.45, out.shape[0] / 900)
+    _label(out, text, (8, out.shape[0] - 10), fs)
+    return out
+
+
+def nosignal_frame(size: tuple[int, int], source: str, status: str, now: float | None = None) -> np.ndarray:
+    """A generated "no signal" frame of (width, height): colour bars, the source and the time, so a
+    viewer sees the stream is alive while the source reconnects (not frozen, not black)."""
+    import time
+
+    w, h = max(int(size[0]), 64), max(int(size[1]), 48)
+    bars = np.array([[192, 192, 192], [0, 192, 192], [192, 192, 0], [0, 192, 0],
+                     [192, 0, 192], [0, 0, 192], [192, 0, 0]], np.uint8)
+    cols = np.minimum((np.arange(w) * len(bars)) // w, len(bars) - 1)
+    img = np.ascontiguousarray(np.broadcast_to(bars[cols][None], (h, w, 3)))
+    img[int(h * 0.7):] //= 3
+    fs = max(0.5, h / 360)
+    clock = time.strftime("%H:%M:%S", time.localtime(time.time() if now is None else now))
+    _label(img, "NO SIGNAL", (int(w * 0.05), int(h * 0.25)), 1.6 * fs)
+    _label(img, source[:60], (int(w * 0.05), int(h * 0.25) + int(50 * fs)), 0.7 * fs)
+    _label(img, f"{clock}  {status}"[:80], (int(w * 0.05), int(h * 0.85)), 0.7 * fs)
+    return img

@@ -1,0 +1,207 @@
+"""`--serve HOST:PORT`: the upscaled stream as MJPEG over HTTP, with a small live page.
+
+  /            an HTML page showing the stream at its natural size and live stats
+  /stream.mjpg multipart/x-mixed-replace JPEG stream; every client gets the newest frame
+  /frame.jpg   the newest frame as one JPEG
+  /stats       live numbers as JSON (polled by the page once a second)
+
+stdlib only (ThreadingHTTPServer, daemon threads). Each frame is JPEG-encoded once, by the stream
+loop; slow clients skip frames rather than queue them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+import numpy as np
+
+from srx.camera.outputs import Output
+from srx.errors import SrxError
+
+log = logging.getLogger("srx")
+
+BOUNDARY = "srxframe"
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>srx stream</title>
+<style>
+ html, body {{ margin: 0; padding: 0; background: #1e1e1e; color: #e0e0e0; font: 14px monospace; }}
+ #view {{ display: block; margin: 0; padding: 0; }}
+ #stats {{ padding: 8px; white-space: pre; }}
+</style></head>
+<body>
+<img id="view" src="/stream.mjpg" alt="srx stream">
+<div id="stats">{title}</div>
+<script>
+async function poll() {{
+  try {{
+    const s = await (await fetch('/stats', {{cache: 'no-store'}})).json();
+    const lat = s.latency_ms_p50 === null ? '-' : s.latency_ms_p50.toFixed(0) + ' / ' + s.latency_ms_p95.toFixed(0) + ' ms';
+    document.getElementById('stats').textContent =
+      '{title}\\nout ' + s.fps_out.toFixed(2) + ' fps   in ' + s.fps_in.toFixed(2) + ' fps   frames ' + s.frames_out +
+      '   dropped ' + s.dropped + '   latency p50/p95 ' + lat + (s.connected ? '' : '   NO SIGNAL');
+  }} catch (e) {{}}
+  setTimeout(poll, 1000);
+}}
+poll();
+</script>
+</body></html>
+"""
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """'HOST:PORT', ':PORT' or 'PORT' -> (host, port); the host defaults to 127.0.0.1 (local only)."""
+    text = str(text).strip()
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SrxError(f"--serve {text!r}: expected HOST:PORT, :PORT or PORT with a port 0-65535 "
+                       "(e.g. 127.0.0.1:8080, or 0.0.0.0:8080 to serve the network)")
+    return host, int(port)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True  # a restart right after a stop must not hit TIME_WAIT
+
+
+class MjpegServer(Output):
+    """An Output that serves what it is given. `stats` is a callable returning the /stats dict."""
+
+    def __init__(self, address: str, stats: Callable[[], dict[str, Any]] | None = None,
+                 title: str = "srx stream", jpeg_quality: int = 90) -> None:
+        self.host, port = parse_hostport(address)
+        self.stats = stats or (lambda: {})
+        self.title = title
+        self.quality = int(jpeg_quality)
+        self._cond = threading.Condition()
+        self._jpeg: bytes | None = None
+        self._seq = 0
+        self._closed = False
+        self.clients = 0
+        try:
+            self.httpd = _Server((self.host, port), self._handler())
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            if exc.errno in (98, 48, 10048):
+                why = "the port is already in use (another srx or server is on it)"
+            raise SrxError(f"cannot serve on {self.host}:{port}: {why}; pick another port with --serve HOST:PORT") from None
+        self.port = int(self.httpd.server_address[1])
+        self.name = f"web {self.url}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="srx-http", daemon=True)
+        self._thread.start()
+        log.info("serving the stream at %s", self.url)
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://{host}:{self.port}/"
+
+    # -- Output --------------------------------------------------------------------------------
+    def write(self, frame: np.ndarray) -> bool:
+        self.publish(frame)  # always: /frame.jpg and a client that joins later get the newest frame
+        return True
+
+    def publish(self, frame: np.ndarray) -> None:
+        import cv2
+
+        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            return
+        with self._cond:
+            self._jpeg = buf.tobytes()
+            self._seq += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(2.0)
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def next_jpeg(self, after: int, timeout: float = 1.0) -> tuple[int, bytes | None]:
+        with self._cond:
+            if self._seq <= after and not self._closed:
+                self._cond.wait(timeout)
+            return self._seq, self._jpeg
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                log.debug("http %s: " + fmt, self.client_address[0], *args)
+
+            def _send(self, code: int, ctype: str, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                path = self.path.split("?", 1)[0]
+                if path in ("/", "/index.html"):
+                    self._send(200, "text/html; charset=utf-8", PAGE.format(title=server.title).encode())
+                elif path == "/stats":
+                    self._send(200, "application/json", json.dumps(server.stats()).encode())
+                elif path == "/frame.jpg":
+                    _, jpeg = server.next_jpeg(-1, 0)
+                    if jpeg is None:
+                        self._send(503, "text/plain", b"no frame yet\n")
+                    else:
+                        self._send(200, "image/jpeg", jpeg)
+                elif path == "/stream.mjpg":
+                    self._stream()
+                else:
+                    self._send(404, "text/plain", b"not found: try / or /stream.mjpg\n")
+
+            def _stream(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                with server._cond:
+                    server.clients += 1
+                seq = 0
+                try:
+                    while not server._closed:
+                        new_seq, jpeg = server.next_jpeg(seq)
+                        if jpeg is None or new_seq == seq:
+                            continue
+                        seq = new_seq
+                        self.wfile.write(
+                            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                            + jpeg + b"\r\n")
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
+                    pass  # the client went away
+                finally:
+                    with server._cond:
+                        server.clients -= 1
+
+        return Handler
+
+
+def wait_for_client(server: MjpegServer, timeout: float) -> bool:
+    """True once a client watches /stream.mjpg (for tests and scripts that need a viewer first)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if server.clients > 0:
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,349 @@
+"""Where frames come from: a V4L2 camera, a video file, an RTSP/HTTP URL, a GStreamer pipeline, a
+folder of images, the built-in demo scene, or any Python iterable of frames.
+
+`parse_source` turns the CLI's --camera/--source/--demo into a `SourceSpec`; `open_reader` opens it
+with a deadline (OpenCV's FFmpeg open/read timeouts, plus a thread with a deadline around the
+open for backends without them), so a source that never answers is one clear SrxError, never a
+hang. A reader returns frames until the source ends or fails (None); what that means, end of file
+or a lost connection, is the capture thread's business.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from srx.errors import SrxError
+
+log = logging.getLogger("srx")
+
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+KINDS = ("camera", "file", "url", "gstreamer", "folder", "demo", "frames")
+
+
+@dataclass
+class SourceSpec:
+    """What to open. `target`: camera index, path, URL, pipeline, or (frames) an iterable or a
+    zero-argument callable returning an iterator (called again for each loop)."""
+
+    kind: str
+    target: Any
+    loop: bool = False
+    fps: float | None = None  # frames/demo sources: their nominal rate (None: as fast as read)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise SrxError(f"unknown source kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+
+    @property
+    def live(self) -> bool:
+        """A live source runs at its own pace; a recorded one is paced at its fps by the capture."""
+        return self.kind in ("camera", "url", "gstreamer")
+
+    @property
+    def reconnects(self) -> bool:
+        """Live sources that stop are retried (a restarted server, a replugged camera)."""
+        return self.live
+
+    def describe(self) -> str:
+        if self.kind == "camera":
+            return f"camera {self.target}"
+        if self.kind == "demo":
+            return "demo scene (built in)"
+        if self.kind == "frames":
+            return "frames (in-process)"
+        if self.kind == "url":
+            return redact_url(str(self.target))
+        return f"{self.kind} {self.target}"
+
+    @classmethod
+    def from_frames(cls, frames: Iterable[np.ndarray] | Callable[[], Iterator[np.ndarray]],
+                    fps: float | None = None, loop: bool = False) -> "SourceSpec":
+        return cls("frames", frames, loop=loop, fps=fps)
+
+
+def redact_url(url: str) -> str:
+    """rtsp://user:secret@host/... -> rtsp://user:***@host/... for logs and summaries."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        cred, host = rest.split("@", 1)
+        user = cred.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def parse_source(camera: int | None = None, source: str | None = None, demo: bool = False,
+                 loop: bool = False) -> SourceSpec:
+    """Exactly one of --camera N / --source SPEC / --demo, checked here so mistakes are one line."""
+    given = [name for name, value in (("--camera", camera), ("--source", source), ("--demo", demo or None))
+             if value is not None]
+    if len(given) != 1:
+        found = " and ".join(given) if given else "none"
+        raise SrxError(f"expected exactly one of --camera N, --source FILE|URL|PIPELINE or --demo; got {found}")
+    if demo:
+        from srx.camera.demo import DEMO_FPS
+
+        return SourceSpec("demo", None, loop=loop, fps=DEMO_FPS)
+    if camera is not None:
+        if camera < 0:
+            raise SrxError(f"--camera expects a device index (0 for /dev/video0), got {camera}")
+        return SourceSpec("camera", int(camera))
+    text = str(source).strip()
+    if not text:
+        raise SrxError("--source is empty; expected a video file, an rtsp:// or http(s):// URL, or a GStreamer pipeline")
+    if "!" in text:
+        return SourceSpec("gstreamer", text)
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower()
+        if scheme == "file":
+            text = text.split("://", 1)[1]
+        elif scheme not in URL_SCHEMES:
+            raise SrxError(
+                f"unsupported URL scheme {scheme!r} in --source {redact_url(text)}; expected "
+                f"{', '.join(s + '://' for s in URL_SCHEMES)}, a file path or a GStreamer pipeline"
+            )
+        else:
+            return SourceSpec("url", text)
+    if text.isdigit():
+        raise SrxError(f"--source {text} looks like a camera index; use --camera {text}")
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise SrxError(f"source {path} does not exist; expected a video file, an image folder or a URL")
+    if path.is_dir():
+        from srx.imageio import list_images
+
+        list_images(path)  # a clear error for a folder with no images
+        return SourceSpec("folder", path, loop=loop)
+    return SourceSpec("file", path, loop=loop)
+
+
+# -- OpenCV helpers -------------------------------------------------------------------------------
+def _cv2():
+    # FFmpeg's own log lines ("[tcp @ 0x..] Connection refused") would add lines to our one clear
+    # message; OpenCV reads this once, at its first FFmpeg use. --verbose keeps them.
+    if not log.isEnabledFor(logging.DEBUG):
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    from srx.imageio import cv2_module
+
+    cv2 = cv2_module()
+    try:  # OpenCV's own open-failure warnings would add lines to our one clear message
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:
+        pass
+    return cv2
+
+
+def has_gstreamer() -> bool:
+    """Whether this OpenCV build can open GStreamer pipelines (JetPack's can, the pip wheel can't)."""
+    cv2 = _cv2()
+    try:
+        from cv2 import videoio_registry
+
+        return bool(videoio_registry.hasBackend(cv2.CAP_GSTREAMER))
+    except (ImportError, AttributeError):
+        return "GStreamer:                   YES" in cv2.getBuildInformation()
+
+
+def has_highgui() -> bool:
+    """Whether this OpenCV build can open windows (the -headless wheels can't)."""
+    import re
+
+    info = _cv2().getBuildInformation()
+    m = re.search(r"^\s*GUI:\s*(\S+)", info, re.M)
+    return bool(m) and m.group(1).upper() not in ("NONE", "NO")
+
+
+class FrameReader:
+    """read() -> the next BGR uint8 frame, or None when the source ended or failed."""
+
+    fps: float | None = None
+    frame_count: int | None = None
+
+    def read(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        pass
+
+
+class CvReader(FrameReader):
+    """A cv2.VideoCapture whose first frame was already read (to prove it decodes)."""
+
+    def __init__(self, cap: Any, first: np.ndarray, fps: float | None, frame_count: int | None) -> None:
+        self.cap, self._pending, self.fps, self.frame_count = cap, first, fps, frame_count
+
+    def read(self) -> np.ndarray | None:
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
+        ok, frame = self.cap.read()
+        return frame if ok and frame is not None and frame.size else None
+
+    def release(self) -> None:
+        self.cap.release()
+
+
+class IterReader(FrameReader):
+    """Frames from a Python iterator (the demo scene, a generator in a test)."""
+
+    def __init__(self, it: Iterator[np.ndarray], fps: float | None, frame_count: int | None = None) -> None:
+        self._it, self.fps, self.frame_count = it, fps, frame_count
+
+    def read(self) -> np.ndarray | None:
+        try:
+            frame = next(self._it)
+        except StopIteration:
+            return None
+        if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3) or frame.size == 0:
+            raise SrxError(f"frame source yielded {type(frame).__name__} "
+                           f"{getattr(frame, 'shape', '')}; expected an H x W (x 3) uint8 image")
+        return frame
+
+
+def _folder_frames(folder: Path) -> Iterator[np.ndarray]:
+    from srx.imageio import list_images, read_image
+
+    for path in list_images(folder):
+        yield read_image(path)
+
+
+def open_reader(spec: SourceSpec, timeout: float = 10.0) -> FrameReader:
+    """Open `spec` and read its first frame within `timeout` seconds, or raise one clear SrxError."""
+    if spec.kind == "demo":
+        from srx.camera.demo import DemoScene
+
+        scene = DemoScene(fps=spec.fps or 10.0)
+        return IterReader(iter(scene), scene.fps, len(scene))
+    if spec.kind == "frames":
+        target = spec.target
+        it = target() if callable(target) else iter(target)
+        return IterReader(iter(it), spec.fps, len(target) if hasattr(target, "__len__") else None)
+    if spec.kind == "folder":
+        from srx.imageio import list_images
+
+        n = len(list_images(Path(spec.target)))
+        return IterReader(_folder_frames(Path(spec.target)), spec.fps or 25.0, n)
+    if spec.kind == "camera":
+        return _open_camera(int(spec.target), timeout)
+    return _open_cv(spec, timeout)
+
+
+def check_source(spec: SourceSpec) -> None:
+    """The cheap checks, before a model is loaded: the camera device exists, this OpenCV can open
+    a GStreamer pipeline. Opening proper (with timeouts) is open_reader's."""
+    if spec.kind == "camera":
+        _check_camera_device(int(spec.target))
+    elif spec.kind == "gstreamer":
+        _check_gstreamer()
+
+
+def _check_camera_device(index: int) -> None:
+    if sys.platform.startswith("linux"):
+        dev = Path(f"/dev/video{index}")
+        if not dev.exists():
+            found = sorted(p.name for p in Path("/dev").glob("video*"))
+            have = f"this machine has {', '.join(found)}" if found else "this machine has no V4L2 video devices"
+            raise SrxError(f"no camera at index {index}: {dev} does not exist ({have}); "
+                           "use --source FILE|URL or --demo")
+        if not os.access(dev, os.R_OK | os.W_OK):
+            raise SrxError(f"camera {dev} is not accessible to this user; add the user to the 'video' group")
+
+
+def _check_gstreamer() -> None:
+    if not has_gstreamer():
+        raise SrxError(
+            "--source looks like a GStreamer pipeline (it contains '!'), but this OpenCV was built "
+            "without GStreamer (the pip opencv-python wheel never has it). On a Jetson use JetPack's "
+            "python3-opencv (`pip uninstall opencv-python`); elsewhere build OpenCV with GStreamer, "
+            "or pass a file or rtsp:// URL instead"
+        )
+
+
+def _open_camera(index: int, timeout: float) -> FrameReader:
+    cv2 = _cv2()
+    _check_camera_device(index)
+    api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
+
+    def make() -> Any:
+        cap = cv2.VideoCapture(index, api)
+        if cap.isOpened():
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        return cap
+
+    return _finish_open(make, f"camera {index}", timeout, live=True)
+
+
+def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
+    cv2 = _cv2()
+    name = spec.describe()
+    if spec.kind == "gstreamer":
+        _check_gstreamer()
+        return _finish_open(lambda: cv2.VideoCapture(str(spec.target), cv2.CAP_GSTREAMER), name, timeout, live=True)
+    ms = int(max(timeout, 0.1) * 1000)
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    target = str(spec.target)
+
+    def make() -> Any:
+        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+        if cap.isOpened() and spec.kind == "url":
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # latest-frame policy: keep OpenCV's queue short
+        return cap
+
+    if spec.kind == "file" and Path(target).is_file() and Path(target).stat().st_size == 0:
+        raise SrxError(f"{target} is an empty file; expected a video")
+    return _finish_open(make, name, timeout, live=spec.kind == "url", is_file=spec.kind == "file")
+
+
+def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool, is_file: bool = False) -> FrameReader:
+    """Open and read the first frame in a helper thread; give up after `timeout` seconds."""
+    cv2 = _cv2()
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            cap = make()
+            result["cap"] = cap
+            if cap.isOpened():
+                ok, frame = cap.read()
+                result["frame"] = frame if ok and frame is not None and frame.size else None
+        except Exception as exc:  # cv2.error and friends: reported below as one line
+            result["error"] = exc
+
+    import time
+
+    started = time.monotonic()
+    worker = threading.Thread(target=work, name="srx-open", daemon=True)
+    worker.start()
+    worker.join(timeout + 1.0)
+    if worker.is_alive() or (not is_file and time.monotonic() - started >= 0.9 * timeout
+                             and not ("cap" in result and result["cap"].isOpened() and result.get("frame") is not None)):
+        if not worker.is_alive() and result.get("cap") is not None:
+            result["cap"].release()
+        raise SrxError(f"source {name} did not open within {timeout:g} s (no answer); "
+                       "check the address and that the camera or server is running")
+    if "error" in result:
+        first = str(result["error"]).strip().splitlines()[-1] if str(result["error"]).strip() else type(result["error"]).__name__
+        raise SrxError(f"cannot open source {name}: {first}")
+    cap = result.get("cap")
+    if cap is None or not cap.isOpened():
+        if is_file:
+            raise SrxError(f"cannot open {name} as a video: OpenCV's FFmpeg cannot decode it "
+                           "(not a video, corrupt, or an unsupported codec)")
+        raise SrxError(f"cannot open source {name} (refused, not found or not a stream); "
+                       "check the address and that the camera or server is running")
+    frame = result.get("frame")
+    if frame is None:
+        cap.release()
+        what = "is not a video or holds no frames" if is_file else "opened but sent no frame"
+        raise SrxError(f"source {name} {what}")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = float(fps) if fps and 0.5 <= fps <= 1000 else None
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if is_file else 0
+    log.debug("opened %s: %dx%d at %s fps", name, frame.shape[1], frame.shape[0], f"{fps:g}" if fps else "?")
+    return CvReader(cap, frame, fps, count or None)

@@ -1,0 +1,183 @@
+"""Honest streaming numbers: per-stage time, fps in and out, dropped frames, end-to-end latency.
+
+Latency is measured from the moment the capture thread grabbed a frame (time.monotonic) to the
+moment the last output took the upscaled frame, so it includes waiting in the slot, the model and
+the outputs. Percentiles come from the last `window` frames (bounded memory for long runs);
+counts and means cover the whole run.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STAGES = ("capture", "pre", "infer", "post", "output")
+
+
+class Samples:
+    """Count and total over the run, plus the last `window` values for percentiles."""
+
+    def __init__(self, window: int = 10_000) -> None:
+        self.count, self.total = 0, 0.0
+        self.values: deque[float] = deque(maxlen=window)
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.values.append(value)
+
+    def mean(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+    def percentile(self, q: float) -> float | None:
+        return float(np.percentile(np.fromiter(self.values, float), q)) if self.values else None
+
+
+@dataclass
+class StreamSummary:
+    """What a run did, in numbers (times in milliseconds, rates in frames per second)."""
+
+    source: str
+    backend: str
+    scale: int
+    stopped_by: str  # end-of-input | max-frames | duration | interrupted | window-closed
+    wall_s: float
+    frames_in: int  # frames the capture read from the source
+    frames_out: int  # upscaled frames delivered to the outputs
+    dropped: int  # frames replaced before the model took them (latest-frame policy)
+    nosignal_frames: int
+    fps_in: float
+    fps_out: float
+    latency_ms: dict[str, float | None]  # p50, p95, max, mean
+    stage_ms: dict[str, dict[str, float | None]]  # per stage: mean, p50, p95
+    input_size: list[int] | None  # [width, height] of the last input frame
+    output_size: list[int] | None  # [width, height] of the last output frame
+    reconnect_attempts: int = 0
+    reconnects: int = 0
+    frames_after_reconnect: int = 0  # upscaled frames delivered after the last reconnect
+    timing_note: str = ""
+    outputs: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write_json(self, path: Path) -> None:
+        from srx.fsutil import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def format(self) -> str:
+        """A few lines for the terminal."""
+        def ms(v: float | None) -> str:
+            return f"{v:.1f}" if v is not None else "-"
+
+        lat = self.latency_ms
+        size = (f"{self.input_size[0]}x{self.input_size[1]} -> {self.output_size[0]}x{self.output_size[1]}"
+                if self.input_size and self.output_size else "no frames")
+        lines = [
+            f"stream summary: {self.source} x{self.scale} on {self.backend}, {size}, stopped by {self.stopped_by}",
+            f"  frames: {self.frames_in} in, {self.frames_out} out, {self.dropped} dropped"
+            + (f", {self.nosignal_frames} no-signal" if self.nosignal_frames else "")
+            + f" in {self.wall_s:.1f} s",
+            f"  fps: {self.fps_in:.2f} in, {self.fps_out:.2f} out",
+            f"  latency capture->out ms: p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}, max {ms(lat['max'])}",
+            "  stage ms (mean/p95): " + ", ".join(
+                f"{name} {ms(s['mean'])}/{ms(s['p95'])}" for name, s in self.stage_ms.items()),
+        ]
+        if self.reconnect_attempts:
+            lines.append(f"  reconnects: {self.reconnects} after {self.reconnect_attempts} attempt(s); "
+                         f"{self.frames_after_reconnect} frames since the last")
+        if self.timing_note:
+            lines.append(f"  note: {self.timing_note}")
+        return "\n".join(lines)
+
+
+class StreamStats:
+    """Collects the numbers while the stream runs; `summary()` freezes them."""
+
+    def __init__(self, window: int = 10_000) -> None:
+        self.t_start = time.monotonic()
+        self.stages = {name: Samples(window) for name in STAGES}
+        self.latency = Samples(window)
+        self.frames_out = 0
+        self.nosignal = 0
+        self.t_first_out: float | None = None
+        self.t_last_out: float | None = None
+        self.input_size: list[int] | None = None
+        self.output_size: list[int] | None = None
+        self._recent: deque[float] = deque(maxlen=256)  # output times, for the live fps
+        self.capture: Any = None  # the running CaptureThread (set by stream()), for live counts
+
+    def record(self, t_capture: float, t_done: float, timings: dict[str, float], in_shape: tuple, out_shape: tuple) -> None:
+        for name, seconds in timings.items():
+            if name in self.stages and seconds is not None:
+                self.stages[name].add(seconds * 1000.0)
+        self.latency.add((t_done - t_capture) * 1000.0)
+        self.frames_out += 1
+        self.t_first_out = self.t_first_out or t_done
+        self.t_last_out = t_done
+        self._recent.append(t_done)
+        self.input_size = [int(in_shape[1]), int(in_shape[0])]
+        self.output_size = [int(out_shape[1]), int(out_shape[0])]
+
+    def live_fps(self, now: float | None = None, span: float = 2.0) -> float:
+        now = time.monotonic() if now is None else now
+        recent = [t for t in self._recent if now - t <= span]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+
+    def fps_out(self) -> float:
+        if self.frames_out < 2 or self.t_first_out is None or self.t_last_out is None:
+            return 0.0
+        return (self.frames_out - 1) / max(self.t_last_out - self.t_first_out, 1e-9)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Live numbers for the status line, the overlay and the web page's /stats."""
+        cap = self.capture
+        frames_in = cap.frames_read if cap is not None else 0
+        dropped = cap.dropped if cap is not None else 0
+        connected = cap.connected if cap is not None else True
+        elapsed = time.monotonic() - self.t_start
+        return {
+            "elapsed_s": round(elapsed, 2),
+            "frames_in": frames_in,
+            "frames_out": self.frames_out,
+            "dropped": dropped,
+            "nosignal_frames": self.nosignal,
+            "connected": connected,
+            "fps_in": round(frames_in / elapsed, 2) if elapsed > 0 else 0.0,
+            "fps_out": round(self.live_fps(), 2),
+            "latency_ms_p50": _round(self.latency.percentile(50)),
+            "latency_ms_p95": _round(self.latency.percentile(95)),
+            "infer_ms_mean": _round(self.stages["infer"].mean()),
+            "input_size": self.input_size,
+            "output_size": self.output_size,
+        }
+
+    def live_line(self) -> str:
+        s = self.snapshot()
+        dropped, connected = s["dropped"], s["connected"]
+        lat = f"{s['latency_ms_p50']:.0f}/{s['latency_ms_p95']:.0f} ms" if s["latency_ms_p50"] is not None else "-"
+        state = "" if connected else "  NO SIGNAL, reconnecting"
+        return (f"{s['elapsed_s']:7.1f}s  out {s['fps_out']:5.2f} fps  in {s['fps_in']:5.2f} fps  "
+                f"frames {s['frames_out']}  dropped {dropped}  latency p50/p95 {lat}{state}")
+
+    def stage_summary(self) -> dict[str, dict[str, float | None]]:
+        return {name: {"mean": _round(s.mean()), "p50": _round(s.percentile(50)), "p95": _round(s.percentile(95))}
+                for name, s in self.stages.items()}
+
+    def latency_summary(self) -> dict[str, float | None]:
+        vals = self.latency.values
+        return {"p50": _round(self.latency.percentile(50)), "p95": _round(self.latency.percentile(95)),
+                "max": _round(max(vals)) if vals else None, "mean": _round(self.latency.mean())}
+
+
+def _round(v: float | None, nd: int = 2) -> float | None:
+    return round(float(v), nd) if v is not None else None

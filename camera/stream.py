@@ -1,0 +1,268 @@
+"""The stream loop: source -> capture thread (latest frame) -> Upscaler -> outputs, with numbers.
+
+`stream()` is a plain function; `srx stream` only builds its arguments. It returns a
+`StreamSummary` and always finalises its outputs and stops its threads, whether the input ended,
+a bound (`max_frames`, `duration`) was reached, the user pressed Ctrl-C or the process got SIGTERM.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from srx.camera.capture import CaptureThread, Frame
+from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
+from srx.camera.sources import SourceSpec, open_reader, parse_source
+from srx.camera.stats import StreamStats, StreamSummary
+from srx.errors import SrxError
+from srx.runtime.base import Runner
+
+log = logging.getLogger("srx")
+
+
+class TimedRunner(Runner):
+    """Wraps the Upscaler's runner so the model's own time (`infer`) is measured apart from the
+    colour conversion before it (`pre`) and the chroma enlargement and merge after it (`post`)."""
+
+    def __init__(self, inner: Runner) -> None:
+        super().__init__(inner.name)
+        self.inner = inner
+        self.backend, self.scale = inner.backend, inner.scale
+        self.config, self.kernel_sizes = inner.config, inner.kernel_sizes
+        self.is_active = inner.is_active
+        self.calls: list[tuple[float, float]] = []
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def activate_impl(self) -> None:
+        self.inner.activate()
+
+    def deactivate_impl(self) -> None:
+        self.inner.deactivate()
+
+    def infer_impl(self, lr_y: np.ndarray) -> np.ndarray:
+        t0 = time.monotonic()
+        out = self.inner.infer(lr_y)
+        self.calls.append((t0, time.monotonic()))
+        return out
+
+
+def _upscale_timed(upscaler: Any, timed: TimedRunner | None, image: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    t0 = time.monotonic()
+    if timed is not None:
+        timed.calls.clear()
+    sr = upscaler.upscale(image)
+    t1 = time.monotonic()
+    if timed is None or not timed.calls:
+        return sr, {"infer": t1 - t0}
+    first, last = timed.calls[0][0], timed.calls[-1][1]
+    # infer spans first model call to last (tile stitching between tiles, if any, counts there)
+    return sr, {"pre": first - t0, "infer": last - first, "post": t1 - last}
+
+
+class _Signals:
+    """SIGINT/SIGTERM set a flag the loop checks between frames, so outputs are finalised; a
+    second Ctrl-C interrupts at once. Only installed in the main thread."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop, self.saved = stop, {}
+
+    def __enter__(self) -> "_Signals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.stop.set()
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+
+def stream(
+    source_spec: SourceSpec | str,
+    upscaler: Any,
+    outputs: Sequence[Output] = (),
+    *,
+    max_frames: int | None = None,
+    duration: float | None = None,
+    drop: bool = True,
+    compare: bool = False,
+    overlay: bool = False,
+    quiet: bool = True,
+    status_interval: float = 1.0,
+    reconnect_max_wait: float = 30.0,
+    open_timeout: float = 10.0,
+    nosignal_fps: float = 5.0,
+    stop_event: threading.Event | None = None,
+    stats: StreamStats | None = None,
+    on_frame: Callable[[Frame, np.ndarray, float], None] | None = None,
+) -> StreamSummary:
+    """Upscale `source_spec` frame by frame into `outputs` until the input ends, `max_frames`
+    upscaled frames, `duration` seconds, a stop (Ctrl-C, SIGTERM, `stop_event`) or a window closing.
+
+    `upscaler`: anything with `upscale(bgr_uint8) -> bgr_uint8` and `scale`; with a `runner`
+    (srx.runtime.upscaler.Upscaler) the model's time is reported apart from pre/post-processing.
+    `drop=True` is the latest-frame policy (bounded latency, dropped frames counted); `drop=False`
+    processes every frame. `stats` may be passed in to share live numbers (e.g. with a server);
+    `on_frame(frame, output_image, t_done)` is called after each upscaled frame is delivered."""
+    spec = parse_source(source=source_spec) if isinstance(source_spec, str) else source_spec
+    if max_frames is not None and max_frames < 1:
+        raise SrxError(f"--max-frames must be at least 1, got {max_frames}")
+    if duration is not None and duration <= 0:
+        raise SrxError(f"--duration must be positive, got {duration}")
+    stop = stop_event or threading.Event()
+    scale = int(getattr(upscaler, "scale", 0) or 0)
+    reader = open_reader(spec, open_timeout)
+
+    runner = getattr(upscaler, "runner", None)
+    timed = TimedRunner(runner) if isinstance(runner, Runner) else None
+    was_active = bool(runner is not None and runner.is_active)
+    if timed is not None:
+        upscaler.runner = timed
+    backend = runner.describe() if isinstance(runner, Runner) else type(upscaler).__name__
+    model_label = (runner.config.name.split("-x")[0].upper().replace("-", " ")
+                   if isinstance(runner, Runner) and runner.config is not None else "SR")
+    note = "" if timed is not None else "the upscaler exposes no runner: infer is the whole upscale() (pre/post included)"
+
+    stats = stats or StreamStats()
+    capture: CaptureThread | None = None
+    stopped_by = "end-of-input"
+    last_size: tuple[int, int] | None = None
+    last_index: int | None = None  # source frame index of the last upscaled frame (for real-time recordings)
+    nosignal_repeat = max(1, round((reader.fps or spec.fps or nosignal_fps) / nosignal_fps))
+    frames_at_reconnect, seen_reconnects = 0, 0
+    tty = sys.stderr.isatty()
+    try:
+        with _Signals(stop):
+            if timed is not None and not timed.is_active:
+                timed.activate()  # load the model before the clock starts: startup is not latency
+            capture = CaptureThread(spec, reader, drop=drop, reconnect_max_wait=reconnect_max_wait,
+                                    open_timeout=open_timeout)
+            for o in outputs:
+                if hasattr(o, "fps") and reader.fps:
+                    o.fps = reader.fps  # recordings play at the source's rate
+            stats.t_start = time.monotonic()
+            stats.capture = capture
+            capture.start()
+            next_status = stats.t_start + status_interval
+            while True:
+                now = time.monotonic()
+                if stop.is_set():
+                    stopped_by = "interrupted"
+                    break
+                if duration is not None and now - stats.t_start >= duration:
+                    stopped_by = "duration"
+                    break
+                if max_frames is not None and stats.frames_out >= max_frames:
+                    stopped_by = "max-frames"
+                    break
+                if not quiet and now >= next_status:
+                    line = stats.live_line()
+                    sys.stderr.write(("\r" + line + "\x1b[K") if tty else line + "\n")
+                    sys.stderr.flush()
+                    next_status = now + status_interval
+                frame = capture.get(timeout=1.0 / nosignal_fps)
+                if capture.reconnects != seen_reconnects:
+                    seen_reconnects, frames_at_reconnect = capture.reconnects, stats.frames_out
+                if frame is None:
+                    if capture.error is not None:
+                        raise capture.error
+                    if capture.finished:
+                        break
+                    if not capture.connected:
+                        size = last_size or (640, 360)
+                        wait = max(0.0, (capture.next_retry_at or now) - time.monotonic())
+                        img = nosignal_frame(size, spec.describe(), f"reconnecting: attempt {capture.attempt}, next in {wait:.0f} s")
+                        stats.nosignal += 1
+                        if not _write_all(outputs, img, nosignal_repeat):
+                            stopped_by = "window-closed"
+                            break
+                    continue
+                sr, timings = _upscale_timed(upscaler, timed, frame.image)
+                t_out = time.monotonic()
+                out = compare_frame(frame.image, sr, scale, model_label) if compare else sr
+                if overlay:
+                    out = overlay_text(out, stats.live_line().strip())
+                repeat = frame.index - last_index if last_index is not None else 1
+                last_index = frame.index
+                keep_going = _write_all(outputs, out, repeat)
+                t_done = time.monotonic()
+                timings["capture"] = frame.capture_s
+                timings["output"] = t_done - t_out
+                stats.record(frame.t_capture, t_done, timings, frame.image.shape, out.shape)
+                last_size = (out.shape[1], out.shape[0])
+                if on_frame is not None:
+                    on_frame(frame, out, t_done)
+                if not keep_going:
+                    stopped_by = "window-closed"
+                    break
+    except KeyboardInterrupt:
+        stopped_by = "interrupted"
+    finally:
+        if capture is not None:
+            capture.stop()
+        else:
+            reader.release()
+        errors = []
+        for o in outputs:
+            try:
+                o.close()
+            except Exception as exc:  # close every output even if one fails
+                errors.append(f"{o.describe()}: {exc}")
+        if timed is not None:
+            upscaler.runner = runner
+            if not was_active:
+                runner.deactivate()
+        if not quiet and tty:
+            sys.stderr.write("\n")
+        if errors and sys.exc_info()[0] is None:
+            raise SrxError("could not finalise " + "; ".join(errors))
+
+    if capture is None:
+        raise SrxError("interrupted before the stream started")
+    wall = time.monotonic() - stats.t_start
+    return StreamSummary(
+        source=spec.describe(),
+        backend=backend,
+        scale=scale,
+        stopped_by=stopped_by,
+        wall_s=round(wall, 3),
+        frames_in=capture.frames_read,
+        frames_out=stats.frames_out,
+        dropped=capture.dropped,
+        nosignal_frames=stats.nosignal,
+        fps_in=round(capture.frames_read / wall, 3) if wall > 0 else 0.0,
+        fps_out=round(stats.fps_out(), 3),
+        latency_ms=stats.latency_summary(),
+        stage_ms=stats.stage_summary(),
+        input_size=stats.input_size,
+        output_size=stats.output_size,
+        reconnect_attempts=capture.reconnect_attempts,
+        reconnects=capture.reconnects,
+        frames_after_reconnect=stats.frames_out - frames_at_reconnect if capture.reconnects else 0,
+        timing_note=note,
+        outputs=[o.describe() for o in outputs],
+        events=[{**e, "t": round(e["t"] - stats.t_start, 3)} for e in capture.events],
+    )
+
+
+def _write_all(outputs: Sequence[Output], frame: np.ndarray, repeat: int = 1) -> bool:
+    """Every output gets the frame; real-time recordings get it `repeat` times (capped) to cover
+    the source frames dropped before it."""
+    keep = True
+    for o in outputs:
+        for _ in range(min(max(int(repeat), 1), 300) - 1 if o.realtime else 0):
+            o.write(frame)
+        keep = o.write(frame) and keep
+    return keep

@@ -1,0 +1,223 @@
+"""Upscaling files: images, folders of images and videos, as `srx upscale` does.
+
+A bad input (unreadable, truncated, too small, not an image or video) fails alone with one clear
+message; the rest of the batch goes on and the failures are listed at the end.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from srx.errors import SrxError
+from srx.fsutil import ensure_dir
+from srx.imageio import IMAGE_EXTENSIONS, cv2_module
+from srx.runtime.upscaler import Upscaler
+
+log = logging.getLogger("srx")
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".flv", ".mpg", ".mpeg", ".ts")
+IMAGE_FORMATS = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
+#: codec per output container (OpenCV's FFmpeg writer); other containers are written as .mp4
+VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+_NO_ALPHA = (".jpg", ".jpeg", ".bmp")
+
+
+@dataclass
+class Job:
+    src: Path
+    dst: Path
+    kind: str  # "image" or "video"
+
+
+@dataclass
+class BatchResult:
+    done: list[Job] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _kind(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    return "image" if suffix in IMAGE_EXTENSIONS else "video" if suffix in VIDEO_EXTENSIONS else None
+
+
+def _video_out_suffix(src: Path) -> str:
+    return src.suffix.lower() if src.suffix.lower() in VIDEO_FOURCC else ".mp4"
+
+
+def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """Where each input goes. One image (or video) with an `out` that names a file of that kind
+    writes that file; anything else writes into the folder `out`, keeping stems. Returns the jobs
+    and the inputs that cannot be processed (with the reason)."""
+    if fmt is not None:
+        fmt = fmt.lower().lstrip(".")
+        if fmt not in IMAGE_FORMATS:
+            raise SrxError(f"--format {fmt!r}: expected one of {', '.join(IMAGE_FORMATS)}")
+    out = Path(out)
+    failed: list[tuple[Path, str]] = []
+    sources: list[tuple[Path, str]] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and _kind(p))
+            if not found:
+                failed.append((item, f"folder {item} holds no images or videos"))
+            sources += [(p, _kind(p)) for p in found]  # type: ignore[misc]
+        elif not item.exists():
+            failed.append((item, f"{item} does not exist"))
+        elif _kind(item) is None:
+            failed.append((item, f"{item.name} is not an image or video; expected one of "
+                                 f"{', '.join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)}"))
+        else:
+            sources.append((item, _kind(item)))  # type: ignore[arg-type]
+
+    single = len(inputs) == 1 and len(sources) == 1 and not Path(inputs[0]).is_dir()
+    if single and not out.is_dir() and _kind(out) == sources[0][1]:
+        src, kind = sources[0]
+        if fmt and kind == "image" and out.suffix.lower().lstrip(".") != fmt:
+            raise SrxError(f"--out {out.name} and --format {fmt} disagree; give one of them")
+        return [Job(src, out, kind)], failed
+
+    if sources:
+        ensure_dir(out)  # SrxError if `out` is a file: a folder is needed here
+    jobs, taken = [], set()
+    for src, kind in sources:
+        suffix = f".{fmt or 'png'}" if kind == "image" else _video_out_suffix(src)
+        dst = out / f"{src.stem}{suffix}"
+        if dst in taken:  # a.jpg and a.png in one batch
+            dst = out / f"{src.stem}-{src.suffix.lstrip('.').lower()}{suffix}"
+        if dst.resolve() == src.resolve():
+            failed.append((src, f"{src} would be overwritten by its own output; choose another --out"))
+            continue
+        taken.add(dst)
+        jobs.append(Job(src, dst, kind))
+    return jobs, failed
+
+
+def read_frame(path: Path) -> np.ndarray:
+    """An image as stored (8/16-bit, gray, BGR or BGRA): the Upscaler keeps alpha and bit depth
+    handling in one place. SrxError naming the file when it cannot be decoded."""
+    cv2 = cv2_module()
+    path = Path(path)
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        what = "is empty (0 bytes)" if data.size == 0 else "cannot be decoded (corrupt, truncated or not an image)"
+        raise SrxError(f"image {path.name} {what}")
+    if img.size == 0:
+        raise SrxError(f"image {path.name} has 0 pixels")
+    return img
+
+
+def upscale_image_file(upscaler: Upscaler, src: Path, dst: Path) -> None:
+    from srx.imageio import write_image
+
+    img = upscaler.upscale(read_frame(src))
+    if img.ndim == 3 and img.shape[2] == 4 and dst.suffix.lower() in _NO_ALPHA:
+        log.info("%s: %s cannot hold alpha; writing the colour only", src.name, dst.suffix)
+        img = np.ascontiguousarray(img[..., :3])
+    write_image(dst, img)
+
+
+@contextlib.contextmanager
+def _atomic_video(dst: Path) -> Iterator[Path]:
+    """Like srx.fsutil.atomic_path, but the temporary name keeps the container's extension
+    (FFmpeg picks the container from it)."""
+    ensure_dir(dst.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=f".part{dst.suffix}", dir=dst.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dst)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) -> int:
+    """Every frame upscaled and re-encoded at the same fps (video only: audio is not carried over).
+    Returns the number of frames written; SrxError for an unreadable or truncated video (the frames
+    that could be decoded are still written)."""
+    cv2 = cv2_module()
+    cap = cv2.VideoCapture(str(src))
+    if not cap.isOpened():
+        raise SrxError(f"video {src.name} cannot be opened (corrupt, truncated or an unsupported codec)")
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        fps = fps if fps and np.isfinite(fps) and fps > 0 else 25.0
+        expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise SrxError(f"video {src.name} has no decodable frames (corrupt or truncated)")
+        h, w = frame.shape[:2]
+        s = upscaler.scale
+        log.info("%s: %dx%d at %.3g fps -> %dx%d; audio is not carried over (OpenCV writes video only)",
+                 src.name, w, h, fps, w * s, h * s)
+        if progress is not None:
+            from rich.markup import escape
+
+            task = progress.add_task(escape(src.name), total=expected or None)
+        else:
+            task = None
+        n = 0
+        with _atomic_video(dst) as tmp:
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_FOURCC.get(dst.suffix.lower(), "mp4v"))
+            writer = cv2.VideoWriter(str(tmp), fourcc, fps, (w * s, h * s))
+            if not writer.isOpened():
+                raise SrxError(f"OpenCV cannot write {dst.suffix} video here; try an --out ending in .mp4 or .avi")
+            try:
+                while ok:
+                    writer.write(upscaler.upscale(frame))
+                    n += 1
+                    if task is not None:
+                        progress.advance(task)
+                    ok, frame = cap.read()
+            finally:
+                writer.release()
+        if expected and n < expected - max(2, expected // 50):
+            raise SrxError(f"video {src.name} is truncated: decoded {n} of {expected} frames "
+                           f"(those {n} are in {dst.name})")
+        return n
+    finally:
+        cap.release()
+
+
+def upscale_files(
+    upscaler: Upscaler, inputs: list[Path], out: Path, *, fmt: str | None = None, show_progress: bool = True
+) -> BatchResult:
+    """Upscale every input into `out`; failures are collected, never raised (bar a bad `out`)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    jobs, failed = plan_jobs(inputs, out, fmt)
+    result = BatchResult(failed=list(failed))
+    for path, why in failed:
+        log.error("skipping %s", why)
+    if not jobs:
+        return result
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True), disable=not show_progress, transient=False)
+    images = [j for j in jobs if j.kind == "image"]
+    with progress:
+        task = progress.add_task("images", total=len(images)) if len(images) > 1 else None
+        for job in jobs:
+            try:
+                if job.kind == "image":
+                    upscale_image_file(upscaler, job.src, job.dst)
+                else:
+                    upscale_video_file(upscaler, job.src, job.dst, progress)
+                result.done.append(job)
+            except SrxError as exc:
+                log.error("failed: %s", exc)
+                result.failed.append((job.src, str(exc)))
+            except MemoryError:
+                result.failed.append((job.src, f"{job.src.name} is too large to upscale in memory; use a smaller --tile"))
+            if task is not None and job.kind == "image":
+                progress.advance(task)
+    return result

@@ -1,0 +1,228 @@
+"""`srx bench`: latency of each backend, model-only and end to end, against this machine's GEMM rate.
+
+Numbers only mean something relative to the machine, so one run also measures the float32 GEMM
+rate on the same threads and turns the model's FLOPs into a floor: `model / floor` says how close a
+backend gets to the hardware, `e2e / model` what the colour and chroma work around it costs.
+Model-only and end-to-end runs are interleaved so background load hits both alike.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from srx.errors import SrxError
+
+log = logging.getLogger("srx")
+
+#: (name, LR width, LR height, scale). 720p output at x3 needs 1280/3 LR columns; 426 gives 1278.
+FULL_CASES = [("480p x2", 640, 480, 2), ("720p-out x3", 426, 240, 3)]
+QUICK_CASES = [("quick x2", 48, 32, 2), ("quick x3", 40, 32, 3)]
+BENCH_BACKENDS = ("torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-cuda", "tensorrt")
+
+
+@dataclass
+class BenchRow:
+    backend: str
+    case: str
+    lr: str
+    hr: str
+    reps: int
+    model_p50_ms: float
+    model_p95_ms: float
+    e2e_p50_ms: float
+    e2e_p95_ms: float
+    fps: float
+    floor_ms: float
+    model_over_floor: float
+    e2e_over_model: float
+
+
+def gemm_gflops(threads: int, quick: bool = False) -> tuple[float, float]:
+    """(median, best) float32 GEMM rate in GFLOP/s (torch on `threads` threads). The floor uses the
+    median, like the latencies it is compared with, so background load affects both alike."""
+    import torch
+
+    n = 384 if quick else 1024
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(5 if quick else 9):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    flop = 2 * n**3
+    return flop / float(np.median(times)) / 1e9, flop / min(times) / 1e9
+
+
+def _bench_checkpoint(scale: int, weights: Path | None) -> Path:
+    """Shipped (or given) weights when they exist for `scale`; otherwise a fresh SRCNN 9-1-5 kept in
+    the cache (speed does not depend on the weights' values; one file means one ONNX export)."""
+    import torch
+
+    from srx.checkpoint import load_checkpoint, save_checkpoint, shipped_weights
+    from srx.models import build_model, config_from_preset
+    from srx.runtime.select import cache_root
+
+    if weights is not None and int(load_checkpoint(weights)["model_config"]["scale"]) == scale:
+        return Path(weights)
+    try:
+        return shipped_weights(scale)
+    except SrxError:
+        path = cache_root() / "bench" / f"srcnn-915-x{scale}-untrained.pt"
+        if not path.exists():
+            torch.manual_seed(scale)
+            cfg = config_from_preset("srcnn-915", scale)
+            save_checkpoint(path, build_model(cfg), cfg)
+        return path
+
+
+def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None):
+    from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
+    from srx.runtime.select import cached_onnx
+    from srx.runtime.torch_runner import TorchRunner
+
+    if backend == "torch":
+        return TorchRunner(ckpt, threads=threads)
+    if backend == "onnxruntime":
+        return OnnxRuntimeRunner(cached_onnx(ckpt), threads=threads)
+    if backend == "onnxruntime-cuda":
+        return OnnxRuntimeRunner(cached_onnx(ckpt), providers=["cuda"], threads=threads)
+    if backend == "onnxruntime-fp16":
+        from srx.export.onnx import fp16_onnx_from_onnx
+
+        src = cached_onnx(ckpt)
+        fp16 = src.with_name(src.stem + "-fp16.onnx")
+        if not fp16.exists():
+            fp16_onnx_from_onnx(src, fp16)
+        return OnnxRuntimeRunner(fp16, threads=threads)
+    if backend == "tensorrt":
+        if engine is None:
+            raise SrxError("--backend tensorrt needs --engine FILE (built with `srx export` on this GPU)")
+        from srx.runtime.tensorrt_runner import TensorRTRunner
+
+        return TensorRTRunner(engine)
+    raise SrxError(f"unknown bench backend {backend!r}: expected one of {', '.join(BENCH_BACKENDS)}")
+
+
+def available_backends() -> list[str]:
+    """What runs here without extra flags: torch, ONNX Runtime FP32 and FP16 on the CPU, ORT CUDA
+    with a GPU (TensorRT needs an engine: --backend tensorrt --engine FILE)."""
+    from srx.runtime.select import _gpu_present
+
+    found = ["torch"]
+    try:
+        import onnxruntime
+
+        found += ["onnxruntime", "onnxruntime-fp16"]
+        if "CUDAExecutionProvider" in onnxruntime.get_available_providers() and _gpu_present():
+            found.append("onnxruntime-cuda")
+    except ImportError:
+        pass
+    return found
+
+
+def _synthetic_frame(h: int, w: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([128 + 90 * np.sin(xx * f + yy * g) for f, g in ((0.05, 0.02), (0.03, 0.07), (0.11, 0.01))], -1)
+    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+
+
+def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, floor_s: float) -> BenchRow:
+    from srx.runtime.upscaler import _FWD, Upscaler
+    import cv2
+
+    name, w, h, scale = case
+    frame = _synthetic_frame(h, w)
+    lr_y = np.ascontiguousarray(cv2.transform(frame.astype(np.float32), _FWD)[..., 0])[None, None]
+    # tile=max side: measure the frame as one piece, as model-only does
+    up = Upscaler(runner, scale, tile=max(h, w))
+    for _ in range(warmup):
+        runner.infer(lr_y)
+        up.upscale(frame)
+    model_t, e2e_t = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        runner.infer(lr_y)
+        t1 = time.perf_counter()
+        up.upscale(frame)
+        t2 = time.perf_counter()
+        model_t.append(t1 - t0)
+        e2e_t.append(t2 - t1)
+    m50, m95 = np.percentile(model_t, [50, 95])
+    e50, e95 = np.percentile(e2e_t, [50, 95])
+    return BenchRow(
+        backend=runner.backend if runner.backend != "onnxruntime" else _ort_label(runner),
+        case=name, lr=f"{w}x{h}", hr=f"{w * scale}x{h * scale}", reps=reps,
+        model_p50_ms=1e3 * m50, model_p95_ms=1e3 * m95, e2e_p50_ms=1e3 * e50, e2e_p95_ms=1e3 * e95,
+        fps=1.0 / e50, floor_ms=1e3 * floor_s, model_over_floor=m50 / floor_s, e2e_over_model=e50 / m50,
+    )
+
+
+def _ort_label(runner) -> str:
+    label = "onnxruntime"
+    if runner.providers and runner.providers[0] == "CUDAExecutionProvider":
+        label += "-cuda"
+    if "fp16" in runner.onnx_path.name:
+        label += "-fp16"
+    return label
+
+
+def run_bench(
+    backends: list[str] | None = None,
+    *,
+    quick: bool = False,
+    threads: int | None = None,
+    weights: Path | None = None,
+    engine: Path | None = None,
+    reps: int | None = None,
+) -> dict:
+    """Benchmark `backends` (default: all that run here) on the standard cases; a JSON-able dict."""
+    import torch
+
+    from srx.checkpoint import load_checkpoint
+    from srx.models import ModelConfig, macs_per_hr_pixel
+    from srx.runtime.onnxruntime_runner import physical_cores
+
+    threads = int(threads or physical_cores())
+    backends = list(backends or available_backends())
+    bad = [b for b in backends if b not in BENCH_BACKENDS]
+    if bad:
+        raise SrxError(f"unknown bench backend {', '.join(bad)}: expected {', '.join(BENCH_BACKENDS)}")
+    cases = QUICK_CASES if quick else FULL_CASES
+    reps = reps or (3 if quick else 15)
+    warmup = 1 if quick else 3
+    saved_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        gflops, gflops_best = gemm_gflops(threads, quick)
+        rows, skipped = [], []
+        for case in cases:
+            ckpt = _bench_checkpoint(case[3], weights)
+            cfg = ModelConfig.from_dict(dict(load_checkpoint(ckpt)["model_config"]))
+            floor_s = macs_per_hr_pixel(cfg) * 2 * (case[1] * case[3]) * (case[2] * case[3]) / (gflops * 1e9)
+            for backend in backends:
+                try:
+                    runner = _runner(backend, ckpt, threads, engine)
+                    with runner:
+                        rows.append(bench_case(runner, case, reps, warmup, floor_s))
+                except SrxError as exc:
+                    skipped.append({"backend": backend, "case": case[0], "reason": str(exc)})
+                    log.warning("bench: skipping %s on %s: %s", backend, case[0], exc)
+        return {
+            "threads": threads,
+            "gemm_gflops": gflops,
+            "gemm_gflops_best": gflops_best,
+            "model": cfg.name.rsplit("-x", 1)[0],
+            "quick": quick,
+            "rows": [asdict(r) for r in rows],
+            "skipped": skipped,
+            "note": "end-to-end = colour conversion + model + chroma bicubic + back to BGR uint8; "
+                    "floor = model FLOPs / measured float32 GEMM rate on the same threads",
+        }
+    finally:
+        torch.set_num_threads(saved_threads)

@@ -1,0 +1,205 @@
+"""Frames in, frames out: colour handling and tiling around any Runner.
+
+Only luma goes through the model (the SR contract); chroma is enlarged bicubic, as in the SRCNN
+paper. Colour follows MATLAB's BT.601 `rgb2ycbcr` like training (srx.protocol), but the per-frame
+path is float32 and OpenCV (one 3x4 `cv2.transform` each way, no float64), so at 720p the
+non-model work costs a few milliseconds against ~100 ms of model.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from srx.errors import SrxError
+from srx.protocol import _OFFSET, _T, _T_INV
+from srx.runtime.base import Runner
+
+log = logging.getLogger("srx")
+
+#: smallest frame side the upscaler accepts (the bicubic kernel spans 4 pixels)
+MIN_SIDE = 4
+
+
+def _colour_matrices() -> tuple[np.ndarray, np.ndarray]:
+    """3x4 affine maps for cv2.transform: BGR in [0, 255] -> (Y/255, Cb, Cr), and back to BGR.
+
+    Y is produced directly in model units (Y/255); Cb/Cr stay in [0, 255] units."""
+    fwd = np.zeros((3, 4))
+    fwd[:, :3] = _T[:, ::-1] / 255.0  # BGR column order
+    fwd[:, 3] = _OFFSET
+    fwd[0] /= 255.0
+    inv = np.zeros((3, 4))
+    lin = 255.0 * _T_INV[::-1]  # rows B, G, R; columns Y, Cb, Cr in [0, 255] units
+    inv[:, :3] = lin
+    inv[:, 0] *= 255.0  # Y arrives in model units
+    inv[:, 3] = -lin @ _OFFSET
+    return fwd.astype(np.float32), inv.astype(np.float32)
+
+
+_FWD, _INV = _colour_matrices()
+# Grayscale frames are R = G = B: Y = 16 + 219/255 g, and back g = (Y - 16) * 255/219.
+_GRAY_GAIN = float(_T[0].sum()) / 255.0
+
+
+def halo_lr(scale: int, kernel_sizes: list[int] | None) -> int:
+    """LR pixels of context one output pixel depends on: the bicubic phase conv reaches 2 LR pixels,
+    then the HR convs reach sum(k // 2) HR pixels. Unknown architecture: a generous bound."""
+    hr_radius = sum(int(k) // 2 for k in kernel_sizes) if kernel_sizes else 16
+    return 2 + math.ceil(hr_radius / scale)
+
+
+def _tiles(length: int, tile: int) -> list[tuple[int, int]]:
+    n = max(1, math.ceil(length / tile))
+    cuts = [round(i * length / n) for i in range(n + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+class Upscaler:
+    """Upscale BGR / BGRA / grayscale uint8 (or 16-bit) frames with `runner` (activated on first use).
+
+    Frames with a side longer than `tile` LR pixels run as overlapping tiles: each tile carries
+    `overlap` pixels of real context on its inner sides (at least the model's receptive-field radius),
+    so the stitched result equals the untiled one up to float rounding, and the model's replicate
+    padding only ever applies at the true image border."""
+
+    def __init__(self, runner: Runner, scale: int, *, tile: int = 512, overlap: int | None = None) -> None:
+        if runner.scale is not None and runner.scale != scale:
+            raise SrxError(f"the model upscales x{runner.scale} but x{scale} was asked for; pass --scale {runner.scale}")
+        if tile < 1:
+            raise SrxError(f"tile size must be a positive number of pixels, got {tile}")
+        self.runner = runner
+        self.scale = int(scale)
+        self.tile = int(tile)
+        need = halo_lr(self.scale, runner.kernel_sizes)
+        if overlap is not None and overlap < need:
+            raise SrxError(
+                f"tile overlap {overlap} is below the model's receptive-field radius ({need} LR pixels); "
+                f"tiles would show seams. Use an overlap of at least {need}"
+            )
+        self.overlap = need if overlap is None else int(overlap)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> "Upscaler":
+        self.runner.activate()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.runner.deactivate()
+
+    # -- planes ------------------------------------------------------------------------------------
+    def upscale_y(self, lr_y: np.ndarray) -> np.ndarray:
+        """LR Y plane (h, w) -> HR Y plane (s*h, s*w) float32 in model units (Y/255), tiled if large.
+        Float input is in model units already; uint8 input is BT.601 Y in [16, 235]."""
+        if not self.runner.is_active:
+            self.runner.activate()
+        lr_y = np.asarray(lr_y)
+        lr_y = lr_y * np.float32(1 / 255) if lr_y.dtype == np.uint8 else lr_y.astype(np.float32, copy=False)
+        h, w = lr_y.shape
+        s, m = self.scale, self.overlap
+        if self._whole(h, w):
+            return self.runner.infer(lr_y[None, None])[0, 0]
+        tile = self._tile_size()
+        out = np.empty((h * s, w * s), dtype=np.float32)
+        for y0, y1 in _tiles(h, tile):
+            for x0, x1 in _tiles(w, tile):
+                iy0, iy1, ix0, ix1 = max(0, y0 - m), min(h, y1 + m), max(0, x0 - m), min(w, x1 + m)
+                hr = self.runner.infer(lr_y[None, None, iy0:iy1, ix0:ix1])[0, 0]
+                out[y0 * s : y1 * s, x0 * s : x1 * s] = hr[
+                    (y0 - iy0) * s : (y1 - iy0) * s, (x0 - ix0) * s : (x1 - ix0) * s
+                ]
+        return out
+
+    def _whole(self, h: int, w: int) -> bool:
+        """Run the frame in one piece? Within `tile`, or within a fixed-range backend's maximum
+        (a TensorRT engine is built for frames up to its profile: tiling below it only costs)."""
+        limits = self.runner.input_hw_range
+        if limits is not None:
+            (min_h, min_w), (max_h, max_w) = limits
+            if h < min_h or w < min_w:
+                raise SrxError(f"frame is {w}x{h} but the engine accepts {min_w}x{min_h} .. {max_w}x{max_h}; "
+                               "rebuild it with `srx export` for smaller inputs")
+            return h <= max_h and w <= max_w
+        return h <= self.tile and w <= self.tile
+
+    def _tile_size(self) -> int:
+        limits = self.runner.input_hw_range
+        if limits is None:
+            return self.tile
+        biggest = min(limits[1]) - 2 * self.overlap  # a tile plus its context must fit the engine
+        if biggest < 1:
+            raise SrxError(f"the engine's largest input {limits[1]} leaves no room for tiles with overlap {self.overlap}")
+        return biggest
+
+    # -- frames ------------------------------------------------------------------------------------
+    def upscale(self, frame: np.ndarray) -> np.ndarray:
+        """uint8 BGR (H, W, 3) -> uint8 BGR (sH, sW, 3). Grayscale stays grayscale, BGRA keeps its
+        (bicubic-enlarged) alpha, 16-bit/float input is first converted to 8 bits."""
+        cv2 = _cv2()
+        frame = np.asarray(frame)
+        if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
+            raise SrxError(f"expected an H x W grayscale, BGR or BGRA image, got an array of shape {frame.shape}")
+        h, w = frame.shape[:2]
+        if h < MIN_SIDE or w < MIN_SIDE:
+            raise SrxError(f"image is {w}x{h} pixels, too small to upscale; expected at least {MIN_SIDE}x{MIN_SIDE}")
+        if frame.dtype != np.uint8:
+            from srx.imageio import to_uint8
+
+            alpha = to_uint8(frame[..., 3]) if frame.ndim == 3 and frame.shape[2] == 4 else None
+            frame = to_uint8(frame)
+            if alpha is not None:
+                frame = np.dstack([frame, alpha])
+        if frame.ndim == 3 and frame.shape[2] == 1:
+            frame = frame[..., 0]
+        s = self.scale
+        if frame.ndim == 2:
+            y = frame.astype(np.float32) * np.float32(_GRAY_GAIN / 255.0) + np.float32(16.0 / 255.0)
+            hr_y = self.upscale_y(y)
+            g = (hr_y - np.float32(16.0 / 255.0)) * np.float32(1.0 / _GRAY_GAIN)
+            return cv2.multiply(g, 255.0, dtype=cv2.CV_8U)
+        alpha = frame[..., 3] if frame.shape[2] == 4 else None
+        if hasattr(self.runner, "infer_frame") and alpha is None and self._whole(h, w):
+            if not self.runner.is_active:
+                self.runner.activate()
+            if self.runner.frames_on_device:  # the whole frame stays on the GPU
+                return self.runner.infer_frame(np.ascontiguousarray(frame))
+        ycc = cv2.transform(frame[..., :3].astype(np.float32), _FWD)
+        hr_y = self.upscale_y(ycc[..., 0])
+        cbcr = cv2.resize(np.ascontiguousarray(ycc[..., 1:]), (w * s, h * s), interpolation=cv2.INTER_CUBIC)
+        bgr = cv2.transform(cv2.merge([hr_y, cbcr]), _INV)
+        out = cv2.add(bgr, 0.0, dtype=cv2.CV_8U)  # round to nearest and saturate, in one pass
+        if alpha is not None:
+            a = cv2.resize(alpha, (w * s, h * s), interpolation=cv2.INTER_CUBIC)
+            out = cv2.merge([out, a])
+        return out
+
+
+def _cv2():
+    from srx.imageio import cv2_module
+
+    return cv2_module()
+
+
+def create_upscaler(
+    scale: int | None = 3,
+    weights: Path | None = None,
+    model_file: Path | None = None,
+    backend: str = "auto",
+    threads: int | None = None,
+    *,
+    tile: int = 512,
+    overlap: int | None = None,
+) -> Upscaler:
+    """An Upscaler on the best backend for the model asked for (see make_runner). `scale=None` takes
+    the model's own scale; a scale the model does not have is an SrxError."""
+    from srx.runtime.select import make_runner
+
+    runner = make_runner(backend, scale=scale, weights=weights, model_file=model_file, threads=threads)
+    if scale is not None and runner.scale is not None and runner.scale != scale:
+        raise SrxError(f"the model upscales x{runner.scale} but x{scale} was asked for; pass --scale {runner.scale}")
+    return Upscaler(runner, scale if scale is not None else int(runner.scale or 3), tile=tile, overlap=overlap)

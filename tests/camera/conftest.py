@@ -1,0 +1,72 @@
+"""Fixtures for the camera tests: a real Upscaler on a tiny checkpoint, small frames, free ports."""
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from srx.camera.outputs import Output
+from tests.conftest import synthetic_photo
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any ONNX export a backend makes on first use goes to the test's tmp, not ~/.cache."""
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "srx-cache"))
+
+
+@pytest.fixture
+def make_upscaler(tiny_checkpoint) -> Callable:
+    """create_upscaler on a tiny real SRCNN checkpoint (torch backend: the reference)."""
+    from srx.runtime.upscaler import create_upscaler
+
+    def make(scale: int = 3, backend: str = "torch"):
+        return create_upscaler(scale, weights=tiny_checkpoint(scale, name=f"tiny-x{scale}.pt"), backend=backend, threads=1)
+
+    return make
+
+
+def frames(n: int, h: int = 36, w: int = 48, seed: int = 0) -> list[np.ndarray]:
+    return [synthetic_photo(h, w, seed=seed + i) for i in range(n)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `cond`; fail the test (not hang) if it does not hold within `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class ThumbnailSink(Output):
+    """A real, minimal Output: keeps a 64x48 thumbnail of every frame it is given (memory-light, so a
+    test can inspect what a viewer saw without recording 1440x1080 video)."""
+
+    name = "thumbnails"
+
+    def __init__(self) -> None:
+        self.thumbs: list[np.ndarray] = []
+        self.sizes: list[tuple[int, int]] = []
+        self.closed = False
+
+    def write(self, frame: np.ndarray) -> bool:
+        import cv2
+
+        self.sizes.append((frame.shape[1], frame.shape[0]))
+        self.thumbs.append(cv2.resize(frame, (64, 48), interpolation=cv2.INTER_AREA))
+        return True
+
+    def close(self) -> None:
+        self.closed = True

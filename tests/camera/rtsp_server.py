@@ -1,0 +1,43 @@
+"""A real RTSP server for the camera tests: GStreamer's gst-rtsp-server (Debian
+gir1.2-gst-rtsp-server-1.0, installed by .ci/system-packages.sh), run with the *system* python3
+because PyGObject comes from Debian, not from the virtual environment.
+
+    /usr/bin/python3 tests/camera/rtsp_server.py CLIP.avi PORT [MOUNT]
+
+Serves the MJPEG AVI clip as H.264 (x264, a keyframe every 10 frames so a client that joins or
+rejoins decodes within a second) at rtsp://127.0.0.1:PORT/MOUNT, in real time, and prints
+"ready" once it listens. Runs until killed.
+"""
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def main() -> None:
+    clip, port = sys.argv[1], sys.argv[2]
+    mount = "/" + (sys.argv[3] if len(sys.argv) > 3 else "clip").lstrip("/")
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(port)
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(
+        f'( filesrc location="{clip}" ! avidemux ! jpegdec ! videoconvert ! video/x-raw,format=I420 '
+        "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 bframes=0 "
+        "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
+    factory.set_shared(True)
+    server.get_mount_points().add_factory(mount, factory)
+    if server.attach(None) == 0:
+        print(f"cannot listen on 127.0.0.1:{port}", flush=True)
+        sys.exit(1)
+    print("ready", flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    main()

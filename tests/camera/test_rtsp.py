@@ -1,0 +1,146 @@
+"""Reconnect against a real RTSP server (GStreamer gst-rtsp-server on loopback, serving a short
+clip cut from ../shared/media/cctv_480x360.avi): the server is killed mid-stream and restarted;
+the stream keeps going with "no signal" frames, logs its reconnect attempts, and real upscaled
+frames come again afterwards."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from srx.camera.outputs import nosignal_frame
+from srx.camera.sources import parse_source
+from srx.camera.stats import StreamStats
+from srx.camera.stream import stream
+from tests.camera.conftest import ThumbnailSink, free_port, wait_until
+from tests.conftest import CCTV, need_shared
+
+SERVER = Path(__file__).with_name("rtsp_server.py")
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def _gst_rtsp_available() -> str | None:
+    """None if the system python has gst-rtsp-server and the plugins the server needs, else why not."""
+    if not Path(SYSTEM_PYTHON).exists():
+        return f"{SYSTEM_PYTHON} not found"
+    probe = ("import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0');"
+             "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
+             "missing=[n for n in ('avidemux','jpegdec','videoconvert','x264enc','rtph264pay') "
+             "if Gst.ElementFactory.find(n) is None]; print(' '.join(missing))")
+    try:
+        out = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run {SYSTEM_PYTHON}: {exc}"
+    if out.returncode != 0:
+        return "the system python3 lacks PyGObject/gst-rtsp-server (.ci/system-packages.sh installs them)"
+    if out.stdout.strip():
+        return f"GStreamer elements missing: {out.stdout.strip()} (.ci/system-packages.sh installs them)"
+    return None
+
+
+def make_clip(path: Path, frames: int = 60) -> None:
+    """The first `frames` frames (6 s at 10 fps) of the CCTV clip as an MJPEG AVI."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(CCTV))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (480, 360))
+    for _ in range(frames):
+        ok, img = cap.read()
+        assert ok
+        writer.write(img)
+    writer.release()
+    cap.release()
+
+
+class RtspServer:
+    def __init__(self, clip: Path, port: int) -> None:
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(clip), str(port), "clip"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        line = self._readline(15)
+        if line.strip() != "ready":
+            self.kill()
+            pytest.fail(f"RTSP server did not start: {line!r}")
+
+    def _readline(self, timeout: float) -> str:
+        box: list[str] = []
+        t = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()), daemon=True)
+        t.start()
+        t.join(timeout)
+        return box[0] if box else ""
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+def looks_like_nosignal(thumb: np.ndarray) -> bool:
+    """The generated frame's colour bars, compared on a thumbnail row between the captions."""
+    ref = nosignal_frame((480 * 2, 360 * 2), "x", "y")
+    import cv2
+
+    ref = cv2.resize(ref, (64, 48), interpolation=cv2.INTER_AREA)
+    row = 26  # 54% of the height: bars, no text
+    return float(np.abs(thumb[row].astype(int) - ref[row].astype(int)).mean()) < 12
+
+
+def test_rtsp_reconnects_after_server_restart(tmp_path: Path, make_upscaler, caplog) -> None:
+    need_shared(CCTV)
+    why = _gst_rtsp_available()
+    if why:
+        pytest.skip(why)
+    clip = tmp_path / "clip.avi"
+    make_clip(clip)
+    port = free_port()
+    server = RtspServer(clip, port)
+    sink, stats, stop = ThumbnailSink(), StreamStats(), threading.Event()
+    result: dict = {}
+    spec = parse_source(source=f"rtsp://127.0.0.1:{port}/clip")
+
+    def run() -> None:
+        try:
+            result["summary"] = stream(spec, make_upscaler(2), [sink], stats=stats, stop_event=stop,
+                                       reconnect_max_wait=1.0, open_timeout=4.0, nosignal_fps=5.0)
+        except BaseException as exc:  # reported by the main thread
+            result["error"] = exc
+
+    caplog.set_level(logging.WARNING, logger="srx")
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: stats.frames_out >= 3 or "error" in result, 30, "the first upscaled RTSP frames")
+        assert "error" not in result, result.get("error")
+        server.kill()  # the server goes away mid-stream
+        wait_until(lambda: stats.nosignal >= 3, 30, "no-signal frames during the outage")
+        before = stats.frames_out
+        server = RtspServer(clip, port)  # ... and comes back on the same address
+        wait_until(lambda: stats.frames_out >= before + 3, 40, "real frames after the restart")
+    finally:
+        stop.set()
+        thread.join(15)
+        server.kill()
+    assert not thread.is_alive()
+    assert "error" not in result, result.get("error")
+    summary = result["summary"]
+    assert summary.stopped_by == "interrupted"
+    assert summary.reconnects >= 1 and summary.reconnect_attempts >= summary.reconnects
+    assert summary.nosignal_frames >= 3 and summary.frames_after_reconnect >= 3
+    events = [e["event"] for e in summary.events]
+    assert "lost" in events and "attempt" in events and "reconnected" in events
+    assert events.index("lost") < events.index("reconnected")
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("reconnect" in m and "attempt" in m for m in logged), logged
+    assert any(m.startswith("reconnected to rtsp://127.0.0.1") for m in logged), logged
+    # what a viewer saw: real frames, then the generated no-signal frames (not frozen, not black), then real again
+    kinds = [looks_like_nosignal(t) for t in sink.thumbs]
+    first_ns = kinds.index(True)
+    last_ns = len(kinds) - 1 - kinds[::-1].index(True)
+    assert not any(kinds[:first_ns]) and first_ns >= 3
+    assert len(kinds) - 1 - last_ns >= 3  # real frames after the outage
+    assert all(sink.sizes[i] == (960, 720) for i in range(len(kinds)))  # no-signal at the last output size
+    assert not np.array_equal(sink.thumbs[first_ns], np.zeros_like(sink.thumbs[first_ns]))

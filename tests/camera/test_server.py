@@ -1,0 +1,129 @@
+"""`--serve`: the MJPEG stream, the stats JSON and the page, checked over real HTTP and in a real
+headless Chromium (the page must show the frame at its natural size, not just answer 200)."""
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from srx.camera.server import BOUNDARY, MjpegServer, parse_hostport
+from srx.camera.sources import SourceSpec
+from srx.camera.stats import StreamStats
+from srx.camera.stream import stream
+from srx.errors import SrxError
+from srx.protocol import psnr
+from tests.camera.conftest import wait_until
+from tests.conftest import synthetic_photo
+
+BACKGROUND = (30, 30, 30)  # the page's #1e1e1e, BGR
+
+
+def test_parse_hostport() -> None:
+    assert parse_hostport("8080") == ("127.0.0.1", 8080)
+    assert parse_hostport(":8080") == ("127.0.0.1", 8080)
+    assert parse_hostport("0.0.0.0:9000") == ("0.0.0.0", 9000)
+    with pytest.raises(SrxError, match="expected HOST:PORT"):
+        parse_hostport("host:99999")
+
+
+def test_port_in_use_is_one_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with pytest.raises(SrxError, match=f"cannot serve on 127.0.0.1:{port}: the port is already in use"):
+            MjpegServer(f"127.0.0.1:{port}")
+
+
+class Served:
+    """stream() of a still photo (so the served frame is known) to an MjpegServer on a free port."""
+
+    def __init__(self, make_upscaler, photo: np.ndarray) -> None:
+        self.upscaler = make_upscaler(2)
+        self.expected = self.upscaler.upscale(photo)
+        self.stats = StreamStats()
+        self.server = MjpegServer("127.0.0.1:0", stats=self.stats.snapshot, title="srx test")
+        self.stop = threading.Event()
+        spec = SourceSpec.from_frames(lambda: itertools.repeat(photo), fps=10.0)
+        self.thread = threading.Thread(target=stream, args=(spec, self.upscaler, [self.server]),
+                                       kwargs={"stop_event": self.stop, "stats": self.stats}, daemon=True)
+        self.thread.start()
+        wait_until(lambda: self.stats.frames_out >= 2, 30, "the first frames")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def served(make_upscaler):
+    s = Served(make_upscaler, synthetic_photo(90, 140, seed=3))
+    yield s
+    s.close()
+
+
+def test_mjpeg_stream_stats_and_page(served: Served) -> None:
+    import cv2
+
+    base = served.server.url
+    page = urllib.request.urlopen(base, timeout=5).read().decode()
+    assert '<img id="view" src="/stream.mjpg"' in page and "/stats" in page
+    stats = json.loads(urllib.request.urlopen(base + "stats", timeout=5).read())
+    assert stats["frames_out"] >= 2 and stats["output_size"] == [280, 180]
+    with urllib.request.urlopen(base + "stream.mjpg", timeout=5) as resp:
+        assert resp.headers["Content-Type"] == f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+        jpegs = []
+        for _ in range(2):  # two consecutive parts of the live stream
+            assert resp.readline().strip() == f"--{BOUNDARY}".encode()
+            headers = {}
+            while (line := resp.readline().strip()):
+                k, v = line.decode().split(":", 1)
+                headers[k.lower()] = v.strip()
+            assert headers["content-type"] == "image/jpeg"
+            jpegs.append(resp.read(int(headers["content-length"])))
+            resp.readline()
+    for jpeg in jpegs:
+        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert img.shape == served.expected.shape
+        assert psnr(served.expected, img) > 30  # JPEG q90 of the very frame the model made
+    one = urllib.request.urlopen(base + "frame.jpg", timeout=5)
+    assert one.headers["Content-Type"] == "image/jpeg"
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(base + "nope", timeout=5)
+
+
+def test_page_in_headless_chromium(served: Served, tmp_path: Path) -> None:
+    import cv2
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (CI installs it via .ci/system-packages.sh)")
+    shot = tmp_path / "page.png"
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-extensions", "--hide-scrollbars", "--force-device-scale-factor=1",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=640,400",
+           "--timeout=4000",  # the MJPEG <img> never finishes loading: stop after 4 s, then shoot
+           served.server.url]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    assert shot.exists(), proc.stderr[-2000:]
+    page = cv2.imread(str(shot))
+    h, w = served.expected.shape[:2]
+    assert page.shape[:2] == (400, 640)
+    # everything that is not page background in the band above the stats text is the image,
+    # laid out at its natural size at the top-left
+    band = page[: h + 6]
+    ys, xs = np.nonzero(np.abs(band.astype(int) - BACKGROUND).max(axis=2) > 12)
+    assert (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1) == (0, 0, h, w)
+    assert psnr(served.expected, page[:h, :w]) > 30  # and it shows the served frame
+    # the second stats line (fps, frames, latency) exists only once the page's script read /stats
+    assert (np.abs(page[h + 26 : h + 42].astype(int) - BACKGROUND).max(axis=2) > 60).sum() > 100

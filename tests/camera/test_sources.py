@@ -1,0 +1,172 @@
+"""Sources and bad input: every mistake is one clear SrxError (one line, exit 1 in the CLI), and
+nothing hangs: sources that never answer are given up on after the open timeout."""
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from srx.camera.demo import DemoScene
+from srx.camera.sources import SourceSpec, has_gstreamer, open_reader, parse_source, redact_url
+from srx.cli import app
+from srx.errors import SrxError
+from tests.camera.conftest import free_port, frames
+
+
+def test_parse_source_kinds(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mkv"
+    clip.write_bytes(b"x")
+    assert parse_source(camera=2).kind == "camera"
+    assert parse_source(source=str(clip), loop=True) == SourceSpec("file", clip, loop=True)
+    assert parse_source(source="rtsp://cam.local:554/live").kind == "url"
+    assert parse_source(source="https://example.org/cam.mjpg").kind == "url"
+    assert parse_source(source="v4l2src device=/dev/video0 ! videoconvert ! appsink").kind == "gstreamer"
+    assert parse_source(demo=True).kind == "demo"
+    assert redact_url("rtsp://admin:hunter2@10.0.0.5/live") == "rtsp://admin:***@10.0.0.5/live"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "expected exactly one of --camera"),
+        ({"camera": 0, "demo": True}, "got --camera and --demo"),
+        ({"source": "ftp://host/clip.mp4"}, "unsupported URL scheme 'ftp'"),
+        ({"source": "/nonexistent/clip.mp4"}, "does not exist"),
+        ({"source": "0"}, "use --camera 0"),
+        ({"camera": -1}, "device index"),
+    ],
+)
+def test_parse_source_mistakes(kwargs: dict, message: str) -> None:
+    with pytest.raises(SrxError, match=message):
+        parse_source(**kwargs)
+
+
+def test_file_that_is_not_a_video(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("this is not a video\n" * 50)
+    with pytest.raises(SrxError, match="cannot open .*notes.mp4 as a video"):
+        open_reader(parse_source(source=str(bad)), timeout=5)
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"")
+    with pytest.raises(SrxError, match="empty file"):
+        open_reader(parse_source(source=str(empty)), timeout=5)
+
+
+def test_refused_url_is_one_error() -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(SrxError, match=f"cannot open source rtsp://127.0.0.1:{port}/live"):
+        open_reader(parse_source(source=f"rtsp://127.0.0.1:{port}/live"), timeout=3)
+
+
+def test_source_that_never_answers_times_out() -> None:
+    """A real TCP server that accepts connections and never says a word: the open gives up."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        with pytest.raises(SrxError, match=f"127.0.0.1:{port}"):
+            open_reader(parse_source(source=f"rtsp://127.0.0.1:{port}/live"), timeout=1.5)
+    finally:
+        stop.set()
+        t.join(2)
+        for c in held:
+            c.close()
+        srv.close()
+
+
+@pytest.mark.skipif(has_gstreamer(), reason="this OpenCV has GStreamer; the missing-GStreamer message cannot show")
+def test_gstreamer_pipeline_without_gstreamer_says_so() -> None:
+    with pytest.raises(SrxError, match="built without GStreamer"):
+        open_reader(parse_source(source="videotestsrc ! videoconvert ! appsink"))
+
+
+def test_camera_without_camera_is_one_line() -> None:
+    if Path("/dev/video0").exists():
+        pytest.skip("this machine has /dev/video0; the no-camera message cannot show")
+    result = CliRunner().invoke(app, ["stream", "--camera", "0", "--no-window"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: no camera at index 0: /dev/video0 does not exist")
+    assert "Traceback" not in result.output
+
+
+def test_cli_bad_inputs_are_one_line(tmp_path: Path, tiny_checkpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    runner = CliRunner()
+    ckpt = str(tiny_checkpoint(3))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    cases = {
+        "unsupported URL scheme": ["--source", "gopher://x/y"],
+        "is a file, expected a folder": ["--demo", "--output", str(blocker / "out.mp4")],
+        "folder /proc is not writable": ["--demo", "--output", "/proc/out.mkv"],
+        "unsupported video type '.gif'": ["--demo", "--output", str(tmp_path / "out.gif")],
+        "port is already in use": ["--demo", "--serve", f"127.0.0.1:{port}"],
+        "expected HOST:PORT": ["--demo", "--serve", "localhost:http"],
+        "--duration 'soon'": ["--demo", "--duration", "soon"],
+        "--window asked for but no display": ["--demo", "--window"],
+    }
+    if not Path("/proc/self").is_dir():  # Linux's /proc: a folder nobody (not even root) can write
+        cases.pop("folder /proc is not writable")
+    try:
+        for message, args in cases.items():
+            window = [] if "--window" in args else ["--no-window"]
+            result = runner.invoke(app, ["stream", *args, "-w", ckpt, "--backend", "torch", *window, "-q"])
+            assert result.exit_code == 1, (args, result.output)
+            assert message in result.output, (args, result.output)
+            assert "Traceback" not in result.output
+    finally:
+        busy.close()
+
+
+def test_demo_scene_is_deterministic() -> None:
+    a, b = DemoScene(), DemoScene()
+    assert len(a) == 100
+    f = a.frame(37)
+    assert f.shape == (180, 320, 3) and f.dtype == np.uint8
+    assert np.array_equal(f, b.frame(37))
+    assert not np.array_equal(a.frame(0), a.frame(1))  # it moves
+    assert f.std() > 20  # textured, not a flat test card
+
+
+def test_frames_and_folder_sources(tmp_path: Path) -> None:
+    import cv2
+
+    imgs = frames(3)
+    reader = open_reader(SourceSpec.from_frames(imgs))
+    got = [reader.read() for _ in range(4)]
+    assert all(np.array_equal(x, y) for x, y in zip(got[:3], imgs)) and got[3] is None
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i, img in enumerate(imgs):
+        cv2.imwrite(str(folder / f"f{i}.png"), img)
+    spec = parse_source(source=str(folder))
+    assert spec.kind == "folder"
+    reader = open_reader(spec)
+    assert np.array_equal(reader.read(), imgs[0])
+    with pytest.raises(SrxError, match="yielded str"):
+        open_reader(SourceSpec.from_frames(["not a frame"])).read()

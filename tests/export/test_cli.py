@@ -1,0 +1,88 @@
+"""`srx export` and `srx parity` through the real CLI (Typer's CliRunner)."""
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from srx.cli import app
+from srx.export.onnx import check_srx_onnx
+from srx.export.tensorrt import tensorrt_status
+
+runner = CliRunner()
+
+
+def test_export_writes_graphs_and_says_why_no_engine(tiny_checkpoint, tmp_path):
+    weights = tiny_checkpoint(3)
+    out = tmp_path / "exports"
+    result = runner.invoke(app, ["export", "-w", str(weights), "--scale", "3", "--out", str(out), "--max-shape", "720x1280"])
+    assert result.exit_code == 0, result.output
+    assert check_srx_onnx(out / "srcnn-5-1-3-x3.onnx", 3)["precision"] == "fp32"
+    assert check_srx_onnx(out / "srcnn-5-1-3-x3-fp16.onnx", 3)["precision"] == "fp16"
+    ok, why = tensorrt_status()
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("no TensorRT engine built")]
+    if ok:
+        assert lines == [] and (out / "srcnn-5-1-3-x3-fp16.engine").is_file()
+    else:
+        assert len(lines) == 1
+        assert why.split(";")[0] in lines[0]
+        assert "on the target GPU run: srx export --scale 3" in lines[0]
+        assert "--max-shape 720x1280 --engine" in lines[0]
+        assert sorted(p.name for p in out.iterdir()) == ["srcnn-5-1-3-x3-fp16.onnx", "srcnn-5-1-3-x3.onnx"]
+
+
+def test_export_static_no_fp16_and_check(tiny_checkpoint, tmp_path):
+    out = tmp_path / "static"
+    result = runner.invoke(app, [
+        "export", "-w", str(tiny_checkpoint(2)), "-s", "2", "--out", str(out), "--no-fp16", "--static",
+        "--height", "24", "--width", "32", "--no-engine", "--check",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "no TensorRT engine built" not in result.output
+    assert "parity: all gates passed" in result.output
+    assert [p.name for p in out.iterdir()] == ["srcnn-5-1-3-x2.onnx"]
+    assert check_srx_onnx(out / "srcnn-5-1-3-x2.onnx")["input_shape"] == [1, 1, 24, 32]
+
+
+def test_export_errors_are_one_line(tiny_checkpoint, tmp_path):
+    weights = tiny_checkpoint(3)
+    out = tmp_path / "never"
+    cases = [
+        (["--min-shape", "720x1280", "--opt-shape", "360x640"], "min <= opt <= max"),
+        (["--opt-shape", "360by640"], "expected HEIGHTxWIDTH"),
+        (["--height", "24"], "--static"),
+        (["--scale", "2"], "x3 model but x2"),
+    ]
+    for extra, message in cases:
+        result = runner.invoke(app, ["export", "-w", str(weights), "--out", str(out), *extra])
+        assert result.exit_code == 1, (extra, result.output)
+        assert message in result.output and "Traceback" not in result.output
+        assert [ln for ln in result.output.splitlines() if ln.startswith("error: ")]
+    assert not out.exists()
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    result = runner.invoke(app, ["export", "-w", str(bad), "--out", str(out)])
+    assert result.exit_code == 1 and "not a readable srx checkpoint" in result.output
+    if not tensorrt_status()[0]:
+        result = runner.invoke(app, ["export", "-w", str(weights), "--out", str(out), "--engine"])
+        assert result.exit_code == 1 and "cannot build a TensorRT engine here" in result.output
+        assert not out.exists()  # refused before writing anything
+
+
+def test_parity_json(tiny_checkpoint):
+    result = runner.invoke(app, ["parity", "-w", str(tiny_checkpoint(4)), "--scale", "4", "--synthetic", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["passed"] is True and report["scale"] == 4
+    backends = {(r["backend"], r["precision"]): r for r in report["backends"]}
+    assert backends[("onnxruntime", "fp32")]["psnr_vs_torch_db"] >= 60
+    assert backends[("onnxruntime", "fp16")]["psnr_vs_torch_db"] >= 45
+
+
+def test_parity_table_and_missing_engine(tiny_checkpoint, tmp_path):
+    weights = tiny_checkpoint(3)
+    result = runner.invoke(app, ["parity", "-w", str(weights), "--synthetic"])
+    assert result.exit_code == 0, result.output
+    assert "onnxruntime" in result.output and "all gates passed" in result.output
+    result = runner.invoke(app, ["parity", "-w", str(weights), "--synthetic", "--engine", str(tmp_path / "x.engine")])
+    assert result.exit_code == 1 and "does not exist" in result.output

@@ -1,0 +1,109 @@
+"""Parity report: every backend against PyTorch under the gates, on Set5 or synthetic photos."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import pytest
+
+from srx.errors import SrxError
+from srx.export.onnx import onnx_from_checkpoint
+from srx.export.parity import GATES, format_parity_table, parity_report, report_to_json
+from srx.samples import sample_image, sample_images
+from tests.conftest import SET5, need_shared
+
+
+def _rows(report):
+    return {(r["backend"], r["precision"]): r for r in report["backends"]}
+
+
+def _check_gates(report):
+    rows = _rows(report)
+    for precision in ("fp32", "fp16"):
+        row = rows[("onnxruntime", precision)]
+        gate = GATES[precision]
+        assert row["status"] == "ok" and row["passed"] is True, row
+        assert row["psnr_vs_torch_db"] >= gate["min_psnr_vs_torch_db"]
+        assert abs(row["delta_psnr_db"]) <= gate["max_abs_delta_psnr_db"]
+        assert row["nonfinite"] == 0
+    assert rows[("torch", "fp32-reference")]["status"] == "reference"
+    assert report["passed"] is True
+
+
+def test_parity_on_set5(tiny_checkpoint):
+    need_shared(SET5)
+    report = parity_report(tiny_checkpoint(3), 3, set5=SET5)
+    assert report["data"].startswith("Set5")
+    _check_gates(report)
+    names = [i["name"] for i in report["inputs"]]
+    assert len(names) == 5 + 3 and "random 37x53" in names and "random 101x67" in names
+    torch_gt = _rows(report)[("torch", "fp32-reference")]["psnr_gt_db"]
+    assert 15.0 < torch_gt < 40.0
+
+
+def test_parity_on_synthetic_photos(tiny_checkpoint):
+    report = parity_report(tiny_checkpoint(2), 2, synthetic=True)
+    assert report["data"].startswith("synthetic")
+    _check_gates(report)
+    trt = [r for r in report["backends"] if r["backend"] == "tensorrt"]
+    assert trt and all(r["status"] in ("skipped", "ok") for r in trt)
+    if trt[0]["status"] == "skipped":
+        assert trt[0]["reason"]
+    text = report_to_json(report)
+    assert "Infinity" not in text and '"inf"' in text  # PyTorch vs itself is identical
+    table = format_parity_table(report)
+    assert table.row_count == len(report["backends"])
+
+
+def test_reuses_fresh_graphs_and_catches_a_wrong_one(tiny_checkpoint, tmp_path):
+    a = tiny_checkpoint(3, "a.pt")
+    folder = tmp_path / "exports"
+    onnx_from_checkpoint(a, folder)
+    before = sorted(p.name for p in folder.iterdir())
+    assert parity_report(a, 3, onnx_dir=folder, synthetic=True)["passed"]
+    assert sorted(p.name for p in folder.iterdir()) == before  # the FP16 graph went to a scratch folder
+
+    # A graph that claims to come from `a` but holds other weights must fail the gates.
+    import torch
+    from srx.checkpoint import save_checkpoint
+    from srx.models import ModelConfig, build_model
+
+    torch.manual_seed(99)
+    cfg = ModelConfig(scale=3, kernel_sizes=[5, 1, 3], widths=[8, 4])
+    other = build_model(cfg)
+    with torch.no_grad():
+        other.conv3.weight.normal_(0, 0.05)
+    save_checkpoint(tmp_path / "other.pt", other, cfg)
+    stale = onnx_from_checkpoint(tmp_path / "other.pt", tmp_path / "stale")
+    model = onnx.load(str(stale))
+    source = {p.key: p.value for p in onnx.load(str(folder / stale.name)).metadata_props}["srx.source_sha256"]
+    for p in model.metadata_props:
+        if p.key == "srx.source_sha256":
+            p.value = source
+    onnx.save(model, str(folder / stale.name))
+    report = parity_report(a, 3, onnx_dir=folder, synthetic=True)
+    row = _rows(report)[("onnxruntime", "fp32")]
+    assert report["passed"] is False and row["passed"] is False and "PSNR vs PyTorch" in row["reason"]
+
+
+def test_bad_arguments(tiny_checkpoint, tmp_path):
+    with pytest.raises(SrxError, match="x3 model but x2"):
+        parity_report(tiny_checkpoint(3), 2, synthetic=True)
+    with pytest.raises(SrxError, match="does not exist"):
+        parity_report(tiny_checkpoint(3), 3, set5=tmp_path / "nowhere")
+    with pytest.raises(SrxError, match="unsupported scale"):
+        parity_report(tiny_checkpoint(3), 5)
+
+
+def test_sample_images_are_deterministic_and_textured():
+    a, b = sample_image(61, 83, seed=4), sample_image(61, 83, seed=4)
+    assert a.shape == (61, 83, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
+    assert not np.array_equal(a, sample_image(61, 83, seed=5))
+    grad = np.abs(np.diff(a.astype(np.int16), axis=1)).mean()
+    assert grad > 2.0 and a.std() > 20.0  # edges and texture, not a flat field
+    names = [n for n, _ in sample_images(3)]
+    assert names == ["sample0", "sample1", "sample2"]
+    with pytest.raises(SrxError):
+        sample_image(0, 5)
+    assert math.isfinite(float(a.mean()))

@@ -1,0 +1,173 @@
+"""TensorRT export: what can be checked without a GPU (profiles, sidecars, status), and the real
+build where tensorrt and a GPU exist (marked, skipped with the reason elsewhere)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from srx.errors import SrxError
+from srx.export.tensorrt import (
+    TENSORRT_API,
+    check_engine_sidecar,
+    check_profile,
+    engine_from_onnx,
+    sidecar_path,
+    tensorrt_status,
+)
+from srx.fsutil import sha256_file
+
+HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
+
+
+def _fake_engine(tmp_path: Path, **overrides) -> Path:
+    """A plan file and the sidecar engine_from_onnx would write for it on 'TensorRT 10.9 / Orin'."""
+    engine = tmp_path / "srcnn-9-1-5-x3-fp16.engine"
+    engine.write_bytes(b"serialized plan bytes")
+    side = {
+        "format": "srx-engine", "srx_version": "0.1.0", "tensorrt_version": "10.9.0.34",
+        "gpu_name": "Orin", "compute_capability": "8.7", "precision": "fp16", "scale": 3,
+        "model_config": {"arch": "srcnn", "scale": 3, "kernel_sizes": [9, 1, 5], "widths": [64, 32], "residual": True},
+        "profile": {"min": [1, 1, 16, 16], "opt": [1, 1, 360, 640], "max": [1, 1, 1080, 1920]},
+        "weights": "srx/weights/srcnn-915-x3.pt", "engine_sha256": sha256_file(engine),
+    }
+    side.update(overrides)
+    sidecar_path(engine).write_text(json.dumps(side))
+    return engine
+
+
+def test_profile_validation():
+    check_profile((16, 16), (360, 640), (1080, 1920))
+    check_profile((8, 8), (8, 8), (8, 8))
+    with pytest.raises(SrxError, match="heights must satisfy min <= opt <= max.*500 / 360 / 1080"):
+        check_profile((500, 16), (360, 640), (1080, 1920))
+    with pytest.raises(SrxError, match="widths .*16 / 640 / 600"):
+        check_profile((16, 16), (360, 640), (1080, 600))
+    with pytest.raises(SrxError, match="positive"):
+        check_profile((0, 16), (360, 640), (1080, 1920))
+
+
+def test_engine_build_validates_before_touching_tensorrt(tiny_checkpoint, tmp_path):
+    from srx.export.onnx import onnx_from_checkpoint
+
+    graph = onnx_from_checkpoint(tiny_checkpoint(3), tmp_path)
+    with pytest.raises(SrxError, match="min <= opt <= max"):
+        engine_from_onnx(graph, min_hw=(720, 1280), opt_hw=(360, 640), max_hw=(1080, 1920))
+    with pytest.raises(SrxError, match="workspace"):
+        engine_from_onnx(graph, workspace_mib=0)
+    foreign = tmp_path / "foreign.onnx"
+    foreign.write_bytes(b"not onnx")
+    with pytest.raises(SrxError, match="ONNX"):
+        engine_from_onnx(foreign)
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".onnx", ".onnx", ".pt"]
+
+
+def test_sidecar_matches_running_machine(tmp_path):
+    engine = _fake_engine(tmp_path)
+    info = check_engine_sidecar(engine, trt_version="10.9.0.34", gpu_name="Orin", compute_capability="8.7")
+    assert info["scale"] == 3 and info["precision"] == "fp16"
+
+
+@pytest.mark.parametrize(
+    "running, what",
+    [
+        ({"trt_version": "10.13.2.6"}, "TensorRT 10.9.0.34 but this machine has TensorRT 10.13.2.6"),
+        ({"gpu_name": "NVIDIA GeForce RTX 4090", "compute_capability": "8.9"}, "GPU Orin"),
+        ({"compute_capability": "8.9"}, "compute capability 8.7 but this machine has compute capability 8.9"),
+    ],
+)
+def test_sidecar_mismatch_says_rebuild(tmp_path, running, what):
+    engine = _fake_engine(tmp_path)
+    values = {"trt_version": "10.9.0.34", "gpu_name": "Orin", "compute_capability": "8.7", **running}
+    with pytest.raises(SrxError) as err:
+        check_engine_sidecar(engine, **values)
+    msg = str(err.value)
+    assert what in msg and "rebuild it here" in msg
+    assert "srx export --scale 3 --weights srx/weights/srcnn-915-x3.pt" in msg
+    assert "--fp16" in msg and "--max-shape 1080x1920" in msg and msg.rstrip("`").endswith("--engine")
+
+
+def test_missing_or_bad_sidecar(tmp_path):
+    engine = _fake_engine(tmp_path)
+    sidecar_path(engine).unlink()
+    with pytest.raises(SrxError, match="no sidecar .*rebuild"):
+        check_engine_sidecar(engine, trt_version="10.9.0.34")
+    sidecar_path(engine).write_text("{ not json")
+    with pytest.raises(SrxError, match="unreadable.*rebuild"):
+        check_engine_sidecar(engine, trt_version="10.9.0.34")
+    with pytest.raises(SrxError, match="does not exist"):
+        check_engine_sidecar(tmp_path / "none.engine")
+
+
+def test_replaced_plan_is_detected(tmp_path):
+    engine = _fake_engine(tmp_path)
+    engine.write_bytes(b"another plan")
+    with pytest.raises(SrxError, match="not the engine its sidecar describes"):
+        check_engine_sidecar(engine, trt_version="10.9.0.34", gpu_name="Orin", compute_capability="8.7")
+
+
+def test_status_explains_itself():
+    ok, why = tensorrt_status()
+    assert isinstance(ok, bool) and why
+    if not HAVE_TRT:
+        assert not ok and "tensorrt is not importable" in why and "pip install" in why
+
+
+@pytest.mark.tensorrt
+def test_tensorrt_api_names_exist():
+    if not HAVE_TRT:
+        pytest.skip("tensorrt is not importable here (install 'srx[gpu]' on a GPU machine)")
+    import tensorrt as trt
+
+    missing = []
+    for dotted in TENSORRT_API:
+        obj = trt
+        for part in dotted.split("."):
+            if not hasattr(obj, part):
+                missing.append(dotted)
+                break
+            obj = getattr(obj, part)
+    assert missing == [], f"TensorRT {trt.__version__} lacks {missing}"
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+@pytest.mark.parametrize("fp16", [False, True])
+def test_engine_build_and_run(tiny_checkpoint, tmp_path, fp16):
+    ok, why = tensorrt_status()
+    if not ok:
+        pytest.skip(why)
+    import numpy as np
+    import torch
+
+    from srx.checkpoint import model_from_checkpoint
+    from srx.export.onnx import fp16_onnx_from_onnx, onnx_from_checkpoint
+    from srx.runtime.tensorrt_runner import TensorRTRunner
+
+    weights = tiny_checkpoint(3)
+    graph = onnx_from_checkpoint(weights, tmp_path)
+    if fp16:
+        graph = fp16_onnx_from_onnx(graph)
+    cache = tmp_path / "timing.cache"
+    lines: list[str] = []
+    engine = engine_from_onnx(graph, min_hw=(8, 8), opt_hw=(40, 56), max_hw=(120, 120), timing_cache=cache,
+                              log=lines.append)
+    assert engine.stat().st_size > 0 and cache.stat().st_size > 0
+    assert any("parsing" in ln for ln in lines) and any("written in" in ln for ln in lines)
+    info = check_engine_sidecar(engine)
+    assert info["precision"] == ("fp16" if fp16 else "fp32") and info["onnx_sha256"] == sha256_file(graph)
+    lr = (np.random.default_rng(0).uniform(16, 235, (1, 1, 37, 53)) / 255).astype(np.float32)
+    model, _, _ = model_from_checkpoint(weights)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(lr)).numpy()
+    with TensorRTRunner(engine) as runner:
+        out = runner.infer(lr)
+    mse = float(np.mean((out.astype(np.float64) - ref) ** 2)) * 255.0**2
+    assert out.shape == ref.shape and np.isfinite(out).all()
+    assert 10 * np.log10(255.0**2 / max(mse, 1e-30)) >= (45.0 if fp16 else 60.0)
+    # A second build reuses the timing cache.
+    engine_from_onnx(graph, tmp_path / "again.engine", min_hw=(8, 8), opt_hw=(40, 56), max_hw=(120, 120),
+                     timing_cache=cache, log=lines.append)
+    assert any("timing cache" in ln for ln in lines)

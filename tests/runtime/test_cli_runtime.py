@@ -1,0 +1,171 @@
+"""`srx upscale`, `srx bench` and `srx doctor` through the real CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from srx.cli import app
+from tests.conftest import synthetic_photo
+
+runner = CliRunner()
+
+
+def _video(path: Path, frames: int, size: tuple[int, int], fps: float = 8.0) -> Path:
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(synthetic_photo(h, w, seed=i))
+    writer.release()
+    return path
+
+
+def _frames(path: Path) -> tuple[int, tuple[int, ...], float]:
+    cap = cv2.VideoCapture(str(path))
+    n, shape = 0, ()
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        n, shape = n + 1, frame.shape
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return n, shape, fps
+
+
+def test_upscale_folder_keeps_stems_and_writes_png(image_folder, ckpt, tmp_path):
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["upscale", str(image_folder), "--out", str(out), "--weights", str(ckpt(3)),
+                              "--no-progress"])
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"img{i}.png" for i in range(4)]
+    for i in range(4):
+        src = cv2.imread(str(image_folder / f"img{i}.png"))
+        got = cv2.imread(str(out / f"img{i}.png"))
+        assert got.shape == (src.shape[0] * 3, src.shape[1] * 3, 3)
+    assert "upscaled 4 of 4" in res.output
+    jpg = runner.invoke(app, ["upscale", str(image_folder / "img1.png"), "--out", str(tmp_path / "jpgs"),
+                              "--weights", str(ckpt(3)), "--format", "jpg", "--backend", "torch"])
+    assert jpg.exit_code == 0, jpg.output
+    assert (tmp_path / "jpgs" / "img1.jpg").is_file()
+
+
+def test_upscale_single_file_to_a_named_output(ckpt, onnx_graphs, tmp_path):
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), synthetic_photo(21, 27))
+    out = tmp_path / "big.png"
+    res = runner.invoke(app, ["upscale", str(src), "--out", str(out), "--model", str(onnx_graphs(2)[0])])
+    assert res.exit_code == 0, res.output
+    assert cv2.imread(str(out)).shape == (42, 54, 3)  # the model's scale, no --scale needed
+
+
+def test_upscale_video_keeps_frame_count_and_fps(ckpt, tmp_path):
+    src = _video(tmp_path / "clip.avi", frames=7, size=(40, 30), fps=8.0)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["upscale", str(src), "--out", str(out), "--weights", str(ckpt(2)), "--scale", "2"])
+    assert res.exit_code == 0, res.output
+    n, shape, fps = _frames(out / "clip.avi")
+    assert (n, shape) == (7, (60, 80, 3))
+    assert abs(fps - 8.0) < 1e-3
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary left behind
+    named = tmp_path / "big.mp4"  # a single video to a named file, another container
+    res = runner.invoke(app, ["upscale", str(src), "--out", str(named), "--weights", str(ckpt(2)), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert _frames(named)[:2] == (7, (60, 80, 3))
+
+
+def test_bad_inputs_fail_alone_and_are_listed(ckpt, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "good.png"), synthetic_photo(20, 24))
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    (folder / "empty.jpg").write_bytes(b"")
+    cv2.imwrite(str(folder / "dot.png"), np.zeros((1, 1, 3), np.uint8))
+    good_video = _video(folder / "good.avi", frames=4, size=(24, 16))
+    data = _video(tmp_path / "long.avi", frames=30, size=(48, 32)).read_bytes()
+    (folder / "cut.avi").write_bytes(data[: len(data) // 2])  # truncated: header says 30 frames
+    (folder / "junk.mp4").write_bytes(b"not a video at all" * 10)
+    missing = tmp_path / "missing.png"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["upscale", str(folder), str(missing), str(notes), "--out", str(out),
+                              "--weights", str(ckpt(3)), "--no-progress"])
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output
+    assert (out / "good.png").is_file() and _frames(out / good_video.name)[0] == 4  # the batch went on
+    listed = res.output.split("failed:")[-1]
+    for name, why in [("corrupt.png", "cannot be decoded"), ("empty.jpg", "empty"), ("dot.png", "too small"),
+                      ("cut.avi", "truncated"), ("junk.mp4", "cannot be opened"), ("missing.png", "does not exist"),
+                      ("notes.txt", "not an image or video")]:
+        line = next((ln for ln in listed.splitlines() if name in ln), "")
+        assert why in line, (name, listed)
+    assert "7 failed" in res.output and "upscaled 2 of 9" in res.output
+
+
+@pytest.mark.parametrize("case,match", [
+    ("out-is-file", "exists as a file; expected a folder"),
+    ("wrong-kind", "unknown kind"),
+    ("scale-mismatch", "holds a x3 model but x2"),
+    ("bad-scale", "unsupported scale"),
+    ("bad-format", "--format 'gif'"),
+])
+def test_fatal_problems_are_one_line_and_exit_1(ckpt, image_folder, tmp_path, case, match):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    base = ["upscale", str(image_folder), "--no-progress"]
+    args = {
+        "out-is-file": base + ["--out", str(afile), "--weights", str(ckpt(3))],
+        "wrong-kind": base + ["--out", str(tmp_path / "o"), "--model", str(image_folder / "img0.png")],
+        "scale-mismatch": base + ["--out", str(tmp_path / "o"), "--weights", str(ckpt(3)), "--scale", "2"],
+        "bad-scale": base + ["--out", str(tmp_path / "o"), "--weights", str(ckpt(3)), "--scale", "5"],
+        "bad-format": base + ["--out", str(tmp_path / "o"), "--weights", str(ckpt(3)), "--format", "gif"],
+    }[case]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1, res.output
+    assert match in res.output
+    assert "Traceback" not in res.output
+
+
+def test_bench_quick_json(ckpt):
+    res = runner.invoke(app, ["bench", "--quick", "--json", "--backend", "torch", "--backend", "onnxruntime"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["gemm_gflops"] > 0 and data["threads"] >= 1
+    rows = {(r["backend"], r["case"]) for r in data["rows"]}
+    assert rows == {(b, c) for b in ("torch", "onnxruntime") for c in ("quick x2", "quick x3")}
+    for r in data["rows"]:
+        assert r["model_p50_ms"] > 0 and r["e2e_p50_ms"] > 0 and r["floor_ms"] > 0
+        assert r["model_over_floor"] == pytest.approx(r["model_p50_ms"] / r["floor_ms"], rel=1e-6)
+    table = runner.invoke(app, ["bench", "--quick", "--backend", "onnxruntime"])
+    assert table.exit_code == 0 and "GEMM" in table.output
+
+
+def test_bench_unknown_backend_is_one_line(ckpt):
+    res = runner.invoke(app, ["bench", "--quick", "--backend", "warp-drive"])
+    assert res.exit_code == 1 and "unknown bench backend" in res.output
+
+
+def test_doctor_reports_every_section():
+    res = runner.invoke(app, ["doctor", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["item"]: r for r in json.loads(res.stdout)}
+    for item in ("srx", "torch", "onnxruntime", "onnx", "opencv", "onnxruntime providers", "tensorrt",
+                 "pycuda", "opencv FFMPEG", "opencv GStreamer", "weights x2", "weights x3", "weights x4"):
+        assert item in rows, item
+    assert any(k.startswith("camera") for k in rows)
+    assert "CPUExecutionProvider" in rows["onnxruntime providers"]["detail"]
+    for r in rows.values():
+        assert r["status"] in ("ok", "missing", "warn", "info")
+        if r["status"] == "missing":
+            assert r["fix"], r  # every gap comes with its fix
+    screen = runner.invoke(app, ["doctor"])
+    assert screen.exit_code == 0 and "srx doctor" in screen.output
+    if rows["tensorrt"]["status"] == "missing":
+        assert "srx[gpu]" in screen.output  # the fix survives the table's markup

@@ -1,0 +1,156 @@
+"""Every backend runs the same model: parity with the PyTorch reference, and backend selection."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from srx.errors import SrxError
+from srx.protocol import psnr
+from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner, physical_cores
+from srx.runtime.select import cache_root, cached_onnx, make_runner, model_kind
+from srx.runtime.torch_runner import TorchRunner
+
+
+def _lr_batch(h: int, w: int, seed: int = 0) -> np.ndarray:
+    from tests.conftest import synthetic_photo
+    from srx.protocol import y_channel
+
+    return (y_channel(synthetic_photo(h, w, seed)).astype(np.float32) / 255.0)[None, None]
+
+
+@pytest.mark.parametrize("scale,h,w", [(3, 37, 53), (2, 29, 41)])
+def test_onnxruntime_fp32_and_fp16_match_torch_on_odd_sizes(ckpt, onnx_graphs, scale, h, w):
+    x = _lr_batch(h, w, seed=scale)
+    with TorchRunner(ckpt(scale)) as ref:
+        expected = ref.infer(x)
+    assert expected.shape == (1, 1, h * scale, w * scale)
+    fp32, fp16 = onnx_graphs(scale)
+    for path, gate in ((fp32, 60.0), (fp16, 45.0)):
+        with OnnxRuntimeRunner(path) as runner:
+            got = runner.infer(x)
+        assert got.shape == expected.shape and got.dtype == np.float32
+        db = psnr(expected, got, data_range=1.0)
+        assert db >= gate, f"{path.name}: {db:.1f} dB vs torch, gate {gate} dB"
+    # the gate is meaningful: bicubic alone (no convs) is far below it
+    from srx.models import BicubicUpsample
+    import torch
+
+    bicubic = BicubicUpsample(scale)(torch.from_numpy(x)).numpy()
+    assert psnr(expected, bicubic, data_range=1.0) < 45.0
+
+
+def test_batches_and_runner_contract(ckpt, onnx_graphs):
+    x = np.concatenate([_lr_batch(12, 15, 1), _lr_batch(12, 15, 2)])
+    with OnnxRuntimeRunner(onnx_graphs(3)[0]) as runner:
+        out = runner.infer(x)
+        assert out.shape == (2, 1, 36, 45)
+        single = runner.infer(x[1:])
+        assert np.allclose(out[1:], single, atol=1e-6)
+        with pytest.raises(SrxError, match=r"expects an \(N, 1, H, W\)"):
+            runner.infer(x[:, 0])
+    with pytest.raises(SrxError, match="not active"):
+        runner.infer(x)
+    r = TorchRunner(ckpt(3))
+    assert r.scale == 3 and r.kernel_sizes == [9, 1, 5] and not r.is_active
+
+
+def test_session_uses_one_thread_per_physical_core(onnx_graphs):
+    runner = OnnxRuntimeRunner(onnx_graphs(3)[0])
+    opts = runner.session_options()
+    assert opts.intra_op_num_threads == physical_cores() >= 1
+    assert OnnxRuntimeRunner(onnx_graphs(3)[0], threads=1).session_options().intra_op_num_threads == 1
+
+
+def test_missing_provider_names_the_available_ones(onnx_graphs):
+    import onnxruntime
+
+    available = onnxruntime.get_available_providers()
+    wanted = "TensorrtExecutionProvider"
+    if wanted in available:
+        pytest.skip("this ONNX Runtime has every provider the test asks for")
+    with pytest.raises(SrxError) as err:
+        OnnxRuntimeRunner(onnx_graphs(3)[0], providers=["tensorrt"])
+    msg = str(err.value)
+    assert wanted in msg and "CPUExecutionProvider" in msg and "srx[gpu]" in msg
+
+
+def test_foreign_onnx_is_refused(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "foreign",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 4])],
+    )
+    path = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(SrxError, match="not an srx graph"):
+        make_runner("auto", scale=3, model_file=path)
+
+
+def test_checkpoint_is_exported_once_into_the_cache(ckpt, srx_cache_dir):
+    from srx.fsutil import sha256_file
+
+    first = cached_onnx(ckpt(3))
+    assert first.parent == cache_root() / "onnx" / sha256_file(ckpt(3))
+    assert str(first).startswith(str(srx_cache_dir))
+    stamp = first.stat().st_mtime_ns
+    again = cached_onnx(ckpt(3))
+    assert again == first and again.stat().st_mtime_ns == stamp  # reused, not re-exported
+    first.write_bytes(b"damaged")  # a broken cache entry is replaced, not trusted
+    fixed = cached_onnx(ckpt(3))
+    assert fixed.stat().st_size > 1000
+
+
+def test_make_runner_picks_by_file_kind(ckpt, onnx_graphs, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="srx"):
+        auto = make_runner("auto", scale=3, weights=ckpt(3))
+    assert auto.backend == "onnxruntime" and auto.scale == 3
+    assert "auto" in caplog.text and "CPU" in caplog.text  # says which and why
+    assert make_runner("torch", scale=3, weights=ckpt(3)).backend == "torch"
+    assert make_runner("onnxruntime", scale=None, model_file=onnx_graphs(2)[0]).scale == 2
+    assert make_runner("auto", scale=3, model_file=ckpt(3)).backend == "onnxruntime"
+
+
+@pytest.mark.parametrize("case,match", [
+    ("onnx-on-torch", "needs an srx checkpoint"),
+    ("pt-on-tensorrt", "needs a TensorRT engine"),
+    ("engine-on-onnxruntime", "is a TensorRT engine"),
+    ("png-model", "unknown kind"),
+    ("scale-mismatch-onnx", "holds a x2 model but x3"),
+    ("scale-mismatch-pt", "holds a x2 model but x3"),
+    ("not-a-checkpoint", "not a readable srx checkpoint"),
+    ("unknown-backend", "unknown backend"),
+    ("missing", "does not exist"),
+])
+def test_wrong_model_files_get_a_clear_error(tmp_path, ckpt, onnx_graphs, case, match):
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"\0" * 16)
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    png = tmp_path / "m.png"
+    png.write_bytes(b"x")
+    calls = {
+        "onnx-on-torch": lambda: make_runner("torch", scale=3, model_file=onnx_graphs(3)[0]),
+        "pt-on-tensorrt": lambda: make_runner("tensorrt", scale=3, weights=ckpt(3)),
+        "engine-on-onnxruntime": lambda: make_runner("onnxruntime", scale=3, model_file=engine),
+        "png-model": lambda: make_runner("auto", scale=3, model_file=png),
+        "scale-mismatch-onnx": lambda: make_runner("auto", scale=3, model_file=onnx_graphs(2)[0]),
+        "scale-mismatch-pt": lambda: make_runner("torch", scale=3, weights=ckpt(2)),
+        "not-a-checkpoint": lambda: make_runner("auto", scale=3, weights=junk),
+        "unknown-backend": lambda: make_runner("cuda-magic", scale=3, weights=ckpt(3)),
+        "missing": lambda: make_runner("auto", scale=3, model_file=tmp_path / "nope.onnx"),
+    }
+    with pytest.raises(SrxError, match=match):
+        calls[case]()
+
+
+def test_model_kind_refuses_folders(tmp_path):
+    with pytest.raises(SrxError, match="is a folder"):
+        model_kind(tmp_path)
+    assert os.path.isdir(tmp_path)

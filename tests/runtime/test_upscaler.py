@@ -1,0 +1,130 @@
+"""The Upscaler: colour convention, tiling, and the pixel formats it accepts."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from srx.errors import SrxError
+from srx.protocol import bgr2ycbcr, psnr, ycbcr2bgr
+from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
+from srx.runtime.torch_runner import TorchRunner
+from srx.runtime.upscaler import _FWD, _INV, Upscaler, create_upscaler, halo_lr
+from tests.conftest import SET5, need_shared, synthetic_photo
+
+
+def _set5_photo() -> np.ndarray:
+    need_shared(SET5)
+    path = sorted(SET5.glob("*.png"))[0]
+    return cv2.imread(str(path), cv2.IMREAD_COLOR)
+
+
+def _reference_upscale(model_runner, bgr: np.ndarray, scale: int) -> np.ndarray:
+    """The slow, obvious pipeline: srx.protocol's float64 BT.601, the model on Y, bicubic chroma."""
+    ycc = bgr2ycbcr(bgr.astype(np.float64) / 255.0)  # float in [0, 255] units
+    hr_y = model_runner.infer((ycc[..., 0] / 255.0).astype(np.float32)[None, None])[0, 0].astype(np.float64)
+    h, w = bgr.shape[:2]
+    cbcr = cv2.resize(ycc[..., 1:], (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
+    hr = np.dstack([hr_y * 255.0, cbcr])
+    return np.clip(np.floor(ycbcr2bgr(hr) * 255.0 + 0.5), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("source", ["synthetic", "set5"])
+def test_fast_colour_path_matches_the_protocol(source):
+    img = synthetic_photo(57, 71, seed=4) if source == "synthetic" else _set5_photo()
+    ycc = cv2.transform(img.astype(np.float32), _FWD)
+    ref = bgr2ycbcr(img.astype(np.float64) / 255.0)
+    assert np.abs(ycc[..., 0] * 255.0 - ref[..., 0]).max() < 1e-3
+    assert np.abs(ycc[..., 1:] - ref[..., 1:]).max() < 1e-3
+    back = cv2.add(cv2.transform(ycc, _INV), 0.0, dtype=cv2.CV_8U)
+    assert np.array_equal(back, img)  # the round trip is lossless on 8-bit colour
+
+
+@pytest.mark.parametrize("source", ["synthetic", "set5"])
+def test_upscale_equals_the_reference_pipeline(ckpt, onnx_graphs, source):
+    img = synthetic_photo(45, 61, seed=5) if source == "synthetic" else _set5_photo()[:120, :150]
+    with TorchRunner(ckpt(3)) as ref_runner:
+        expected = _reference_upscale(ref_runner, img, 3)
+    with Upscaler(OnnxRuntimeRunner(onnx_graphs(3)[0]), 3) as up:
+        got = up.upscale(img)
+    assert got.shape == (img.shape[0] * 3, img.shape[1] * 3, 3) and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    assert psnr(expected, got) > 55
+
+
+def test_tiles_equal_the_whole_frame(ckpt):
+    img = synthetic_photo(70, 90, seed=6)
+    with TorchRunner(ckpt(3)) as runner:
+        ycc = cv2.transform(img.astype(np.float32), _FWD)
+        y = np.ascontiguousarray(ycc[..., 0])
+        whole = Upscaler(runner, 3, tile=512).upscale_y(y)
+        tiled_up = Upscaler(runner, 3, tile=23)  # 4 x 4 tiles of uneven size
+        assert tiled_up.overlap == halo_lr(3, [9, 1, 5]) == 4
+        tiled = tiled_up.upscale_y(y)
+        assert tiled.shape == whole.shape
+        assert np.abs(tiled - whole).max() <= 1.0 / 255.0
+        frames = tiled_up.upscale(img).astype(int), Upscaler(runner, 3).upscale(img).astype(int)
+        assert np.abs(frames[0] - frames[1]).max() <= 1
+        # the check has teeth: tiles without context show seams
+        seams = Upscaler(runner, 3, tile=23)
+        seams.overlap = 0
+        assert np.abs(seams.upscale_y(y) - whole).max() > 1.0 / 255.0
+
+
+def test_a_backend_with_a_size_limit_gets_tiles_that_fit(onnx_graphs):
+    img = synthetic_photo(70, 90, seed=8)
+    with OnnxRuntimeRunner(onnx_graphs(3)[0]) as runner:
+        whole = Upscaler(runner, 3).upscale(img)
+        runner.input_hw_range = ((8, 8), (30, 30))  # as a TensorRT profile declares it
+        limited = Upscaler(runner, 3, tile=512)
+        assert limited._tile_size() == 30 - 2 * limited.overlap
+        assert np.abs(limited.upscale(img).astype(int) - whole).max() <= 1
+        with pytest.raises(SrxError, match="engine accepts 8x8"):
+            limited.upscale(synthetic_photo(6, 40))
+
+
+def test_overlap_below_the_receptive_field_is_refused(ckpt):
+    with pytest.raises(SrxError, match="receptive-field radius"):
+        Upscaler(TorchRunner(ckpt(3)), 3, tile=32, overlap=1)
+
+
+def test_grayscale_bgra_and_16_bit_frames(ckpt):
+    colour = synthetic_photo(30, 40, seed=7)
+    with Upscaler(TorchRunner(ckpt(2)), 2) as up:
+        base = up.upscale(colour)
+        gray = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
+        g = up.upscale(gray)
+        assert g.shape == (60, 80) and g.dtype == np.uint8
+        # a gray image is R = G = B: its output is the colour path's output on the gray image
+        as_colour = up.upscale(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+        assert np.abs(g.astype(int) - as_colour[..., 1]).max() <= 1
+
+        alpha = np.tile(np.linspace(0, 255, 40, dtype=np.float32), (30, 1)).astype(np.uint8)
+        bgra = up.upscale(np.dstack([colour, alpha]))
+        assert bgra.shape == (60, 80, 4)
+        assert np.array_equal(bgra[..., :3], base)
+        assert np.array_equal(bgra[..., 3], cv2.resize(alpha, (80, 60), interpolation=cv2.INTER_CUBIC))
+
+        deep = colour.astype(np.uint16) * 257  # the same picture in 16 bits
+        assert np.array_equal(up.upscale(deep), base)
+        deep_bgra = up.upscale(np.dstack([deep, alpha.astype(np.uint16) * 257]))
+        assert deep_bgra.shape == (60, 80, 4) and np.array_equal(deep_bgra[..., 3], bgra[..., 3])
+
+
+@pytest.mark.parametrize("shape,match", [((1, 1, 3), "too small"), ((0, 5, 3), "too small"),
+                                         ((8, 8, 2), "grayscale, BGR or BGRA")])
+def test_bad_frames_are_refused(ckpt, shape, match):
+    with Upscaler(TorchRunner(ckpt(3)), 3) as up:
+        with pytest.raises(SrxError, match=match):
+            up.upscale(np.zeros(shape, np.uint8))
+
+
+def test_create_upscaler_checks_the_scale(ckpt, onnx_graphs):
+    with pytest.raises(SrxError, match="holds a x2 model but x3"):
+        create_upscaler(3, model_file=onnx_graphs(2)[0])
+    up = create_upscaler(None, model_file=onnx_graphs(2)[0])
+    assert up.scale == 2
+    with up:
+        assert up.upscale(synthetic_photo(10, 12)).shape == (20, 24, 3)
+    with pytest.raises(SrxError, match="upscales x3 but x2"):
+        Upscaler(TorchRunner(ckpt(3)), 2)
