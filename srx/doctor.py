@@ -55,7 +55,7 @@ def _ort_rows() -> list[Row]:
     providers = mod.get_available_providers()
     gpu = "CUDAExecutionProvider" in providers
     return [Row("onnxruntime providers", OK if gpu else INFO, ", ".join(providers),
-                "" if gpu else "for CUDA: pip uninstall onnxruntime && pip install 'srx[gpu]'")]
+                "" if gpu else "for CUDA: pip install 'srx[gpu]' && pip uninstall -y onnxruntime && pip install --force-reinstall --no-deps onnxruntime-gpu")]
 
 
 def _gpu_rows() -> list[Row]:

@@ -66,3 +66,26 @@ def test_shipped_weights_load(scale):
     assert cfg.name == f"srcnn-9-1-5-x{scale}"
     assert "optimizer" not in payload  # shipped files carry weights and their record only
     assert payload["eval"]["set5"]["model_psnr"] > payload["eval"]["set5"]["bicubic_psnr"]
+
+
+#: SRCNN 9-1-5 (Dong et al. 2016, trained on T91), Set5 PSNR on Y: the bar the shipped weights must clear
+PAPER_SET5 = {2: 36.34, 3: 32.39, 4: 30.09}
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_shipped_weights_beat_the_paper_on_set5(scale):
+    """Re-evaluated from scratch through `srx eval`, not read back from the record in the file."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+    from tests.conftest import SET5, need_shared
+
+    need_shared(SET5)
+    result = CliRunner().invoke(app, ["eval", "--data", str(SET5), "--scale", str(scale), "--json"])
+    assert result.exit_code == 0, result.output
+    mean = json.loads(result.stdout)["mean"]
+    assert mean["model_psnr"] >= PAPER_SET5[scale], mean
+    recorded = load_checkpoint(shipped_weights(scale))["eval"]["set5"]["model_psnr"]
+    assert abs(recorded - mean["model_psnr"]) < 1e-6  # the README's figure is what the file scores

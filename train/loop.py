@@ -477,6 +477,8 @@ class _Progress:
         self.bicubic = bicubic
         self._bar = None
         self._last_logged = -1.0
+        self._t_first: float | None = None  # when (and at what fraction) this process started logging
+        self._f_first = 0.0
 
     def __enter__(self) -> "_Progress":
         if not self.enabled:
@@ -507,8 +509,14 @@ class _Progress:
                              loss=f"{loss:.3e}", val=val_s)
         elif fraction - self._last_logged >= 0.05 or fraction >= 1.0:
             self._last_logged = fraction
-            log.info("train x%d %5.1f%% step %d epoch %d loss %.3e val %s", self.cfg.scale, 100 * fraction,
-                     step, epoch, loss, val_s)
+            now = time.monotonic()
+            if self._t_first is None:
+                self._t_first, self._f_first = now, fraction
+            done = fraction - self._f_first
+            eta = (now - self._t_first) * (1.0 - fraction) / done if done > 0 else None
+            eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta is not None else "-"
+            log.info("train x%d %5.1f%% step %d epoch %d loss %.3e val %s ETA %s", self.cfg.scale, 100 * fraction,
+                     step, epoch, loss, val_s, eta_s)
 
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:

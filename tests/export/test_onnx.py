@@ -135,8 +135,6 @@ def test_fp16_graph(tiny_checkpoint, tmp_path):
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_shipped_weights_export(tmp_path, scale):
     weights = REPO / "srx" / "weights" / f"srcnn-915-x{scale}.pt"
-    if not weights.exists():
-        pytest.skip(f"{weights.name} is not shipped yet (training in progress)")
     path = onnx_from_checkpoint(weights, tmp_path, scale=scale)
     assert path.name == f"srcnn-9-1-5-x{scale}.onnx"
     lr = _lr((1, 1, 29, 35))
