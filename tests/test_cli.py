@@ -36,6 +36,7 @@ def test_eval_json_has_the_documented_shape(image_folder, tiny_checkpoint):
     (["train", "--data", "/nonexistent/folder", "--epochs", "1"], "does not exist"),
     (["train", "--data", "{empty}", "--epochs", "1"], "holds no images"),
     (["train", "--data", "{images}", "--epochs", "1", "--scale", "5"], "unsupported scale"),
+    (["train", "--epochs", "1"], "--data is required"),
     (["train", "--data", "{images}"], "say how long to train"),
     (["train", "--data", "{images}", "--time-budget", "soon"], "expected a duration"),
     (["train", "--data", "{images}", "--epochs", "1", "--out", "{file}/sub"], "output folder"),
@@ -51,3 +52,22 @@ def test_bad_input_gets_one_clear_line_and_exit_1(tmp_path, image_folder, args, 
     assert res.exit_code == 1, res.output
     assert match in res.output
     assert "Traceback" not in res.output
+
+
+def test_train_then_resume_needs_only_the_checkpoint(tmp_path, image_folder, monkeypatch):
+    """The interrupt hint says `srx train --resume last.pt`: that alone must work (recipe, data and
+    output folder come from the checkpoint), and may extend the stopping rule."""
+    from srx.checkpoint import load_checkpoint
+
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    first = runner.invoke(app, ["train", "--data", str(image_folder), "--scale", "2", "--patch-size", "24",
+                                "--stride", "12", "--batch-size", "4", "--max-steps", "3", "--out", str(out),
+                                "--no-progress", "--threads", "1"])
+    assert first.exit_code == 0, first.output
+    assert load_checkpoint(out / "last.pt")["step"] == 3
+    again = runner.invoke(app, ["train", "--resume", str(out / "last.pt"), "--max-steps", "5", "--no-progress"])
+    assert again.exit_code == 0, again.output
+    state = load_checkpoint(out / "last.pt")
+    assert state["step"] == 5 and state["train_config"]["scale"] == 2
+    assert state["train_config"]["data"] == [str(image_folder)]

@@ -49,7 +49,7 @@ class TrainConfig:
     epochs: int | None = None
     time_budget: float | None = None  # seconds
     max_steps: int | None = None
-    batch_size: int = 64
+    batch_size: int = 16  # measured: at equal wall time on 2 cores, 16 beat 64 by ~0.2 dB (Set5 x2)
     lr: float = 1e-3
     lr_final_ratio: float = 0.01  # cosine decay to lr * this
     optimizer: str = "adam"  # or "sgd": the paper's recipe (momentum 0.9, last layer at lr/10)
@@ -507,13 +507,13 @@ class _Progress:
         if self._bar is not None:
             self._bar.update(self._task, completed=min(fraction, 1.0) * 1000, step=step, epoch=epoch,
                              loss=f"{loss:.3e}", val=val_s)
-        elif fraction - self._last_logged >= 0.05 or fraction >= 1.0:
+        elif fraction - self._last_logged >= 0.05 or (fraction >= 1.0 > self._last_logged):
             self._last_logged = fraction
             now = time.monotonic()
             if self._t_first is None:
                 self._t_first, self._f_first = now, fraction
             done = fraction - self._f_first
-            eta = (now - self._t_first) * (1.0 - fraction) / done if done > 0 else None
+            eta = max(0.0, (now - self._t_first) * (1.0 - fraction) / done) if done > 0 else None
             eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta is not None else "-"
             log.info("train x%d %5.1f%% step %d epoch %d loss %.3e val %s ETA %s", self.cfg.scale, 100 * fraction,
                      step, epoch, loss, val_s, eta_s)

@@ -12,14 +12,14 @@ from srx.cli.app import app, parse_duration, scale_option
 
 @app.command()
 def train(
-    data: list[Path] = typer.Option(..., "--data", help="Folder of HR training images (repeat for several, e.g. T91 and BSD200)."),
+    data: Optional[list[Path]] = typer.Option(None, "--data", help="Folder of HR training images (repeat for several, e.g. T91 and BSD200); not needed with --resume."),
     scale: int = scale_option(),
     val: Optional[Path] = typer.Option(None, "--val", help="Folder of HR validation images (e.g. Set5); validated every epoch."),
     model: str = typer.Option("srcnn-915", "--model", help="Model preset: srcnn-915 or srcnn-955."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (passes over all patches)."),
     time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this long, e.g. 25m; the learning rate decays over it."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Patches per step (split over torchrun processes)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Patches per step (split over torchrun processes); small batches, more steps: faster on a CPU."),
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (cosine-decayed to 1% of it)."),
     optimizer: str = typer.Option("adam", "--optimizer", help="adam (default) or sgd (the paper's: momentum 0.9, last layer at lr/10)."),
     loss: str = typer.Option("mse", "--loss", help="mse or l1."),
@@ -29,8 +29,8 @@ def train(
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Random flips and 90-degree rotations."),
     seed: int = typer.Option(0, "--seed", help="Seed; a fixed seed gives identical results on one machine."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (e.g. fine-tune x2/x4 from x3)."),
-    out: Path = typer.Option(Path("runs/train"), "--out", help="Output folder: best.pt, last.pt, metrics.csv, training.png."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a last.pt written by an earlier run."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder: best.pt, last.pt, metrics.csv, training.png (default runs/train, or the folder of --resume)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a last.pt written by an earlier run; its recipe is kept, only --epochs/--time-budget/--max-steps may extend it."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where extracted patches are cached (default ~/.cache/srx)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -38,8 +38,10 @@ def train(
     """Train a super-resolution model on a folder of HR images (standard SR protocol)."""
     from srx.train.loop import TrainConfig, train as run_train
 
+    if out is None:
+        out = resume.parent if resume is not None else Path("runs/train")
     cfg = TrainConfig(
-        data=[str(d) for d in data], val=str(val) if val else None, scale=scale, model=model, epochs=epochs,
+        data=[str(d) for d in data or []], val=str(val) if val else None, scale=scale, model=model, epochs=epochs,
         time_budget=parse_duration(time_budget), max_steps=max_steps, batch_size=batch_size, lr=lr,
         optimizer=optimizer, loss=loss, patch_size=patch_size, stride=stride, augment=augment, seed=seed, loss_border=loss_border,
         init=str(init) if init else None,
