@@ -72,7 +72,7 @@ def test_shipped_weights_load(scale):
 PAPER_SET5 = {2: 36.34, 3: 32.39, 4: 30.09}
 #: Scales whose shipped weights do not reach that bar yet (the README says so, with the figures).
 #: Strict: once better weights are shipped, the xfail turns into a failure until this is updated.
-BELOW_PAPER = {3: "shipped x3 weights score 32.37 dB on Set5", 4: "shipped x4 weights score 30.08 dB on Set5"}
+BELOW_PAPER: dict[int, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +102,10 @@ def set5_eval():
 def test_shipped_weights_score_what_they_record_on_set5(scale, set5_eval):
     mean = set5_eval(scale)
     recorded = load_checkpoint(shipped_weights(scale))["eval"]["set5"]
-    assert abs(recorded["model_psnr"] - mean["model_psnr"]) < 1e-6  # the README's figure is what the file scores
-    assert abs(recorded["model_ssim"] - mean["model_ssim"]) < 1e-6
+    # The README's figure is what the file scores. Not bit-exact: the thread count changes float
+    # summation order, which flips the 8-bit rounding of a few pixels (~3e-5 dB seen).
+    assert abs(recorded["model_psnr"] - mean["model_psnr"]) < 1e-3
+    assert abs(recorded["model_ssim"] - mean["model_ssim"]) < 1e-5
     # Whatever the bar, never further than 0.1 dB below the paper.
     assert mean["model_psnr"] >= PAPER_SET5[scale] - 0.10, mean
 
