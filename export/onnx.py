@@ -41,7 +41,7 @@ COLOUR = "MATLAB BT.601 Y (rgb2ycbcr, Y in [16, 235]), in Y/255 units, not clamp
 #: metadata keys every srx graph must carry (without the `srx.` prefix)
 REQUIRED_KEYS = ("format", "version", "scale", "model_config", "colour", "precision", "input", "output", "source_sha256")
 #: the only operators an srx SRCNN graph may contain after export (Cast only in the FP16 graph)
-EXPECTED_OPS = {"Pad", "Conv", "DepthToSpace", "Relu", "Add", "Cast"}
+EXPECTED_OPS = {"Pad", "Conv", "DepthToSpace", "Relu", "Add", "ReduceSum", "Cast"}
 
 
 def _onnx():
@@ -71,6 +71,7 @@ def onnx_from_checkpoint(
     import torch
 
     from srx.checkpoint import model_from_checkpoint
+    from srx.models import export_module
 
     weights = Path(weights)
     if not 13 <= int(opset) <= 21:
@@ -101,7 +102,7 @@ def onnx_from_checkpoint(
             try:
                 with torch.no_grad():
                     torch.onnx.export(
-                        model, (example,), str(raw), dynamo=False, input_names=[INPUT_NAME],
+                        export_module(model), (example,), str(raw), dynamo=False, input_names=[INPUT_NAME],
                         output_names=[OUTPUT_NAME], opset_version=int(opset), dynamic_axes=axes,
                         do_constant_folding=True,
                     )

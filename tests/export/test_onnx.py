@@ -48,10 +48,11 @@ def test_round_trip_matches_torch(tiny_checkpoint, tmp_path, scale):
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    # Nothing but the contract's arithmetic: edge Pad, Conv, DepthToSpace, Relu, Add.
+    # Nothing but the contract's arithmetic: edge Pad, Conv, DepthToSpace, Relu, Add, and the
+    # reconstruction layer as pointwise Conv + depthwise shift Conv + ReduceSum (SRCNNForExport).
     ops = [n.op_type for n in model.graph.node]
-    assert set(ops) == {"Pad", "Conv", "DepthToSpace", "Relu", "Add"}
-    assert ops.count("DepthToSpace") == 1 and ops.count("Conv") == 4
+    assert set(ops) == {"Pad", "Conv", "DepthToSpace", "Relu", "Add", "ReduceSum"}
+    assert ops.count("DepthToSpace") == 1 and ops.count("Conv") == 5 and ops.count("ReduceSum") == 1
     assert all(a.s == b"edge" for n in model.graph.node if n.op_type == "Pad" for a in n.attribute if a.name == "mode")
     lr = _lr((1, 1, 23, 31), seed=scale)
     out = _ort(path).run(["hr_y"], {"lr_y": lr})[0]
