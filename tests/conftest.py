@@ -20,6 +20,20 @@ def need_shared(path: Path) -> None:
         pytest.skip(f"{path} not found: the ../shared datasets exist on srx CI and dev machines only")
 
 
+def foreign_onnx(path: Path, op: str = "Relu", inp: str = "x", out: str = "y") -> Path:
+    """A valid one-node ONNX graph that srx did not write (no metadata), for the refusal tests."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node(op, [inp], [out])], path.stem,
+        [helper.make_tensor_value_info(inp, TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, 1, 4, 4])],
+    )
+    onnx.save(helper.make_model(graph), str(path))
+    return path
+
+
 def synthetic_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
     """A smooth, textured BGR uint8 image: gradients, edges and noise, like a small photo."""
     rng = np.random.default_rng(seed)

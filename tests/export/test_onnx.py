@@ -196,27 +196,15 @@ def test_overwrite_keeps_a_valid_file(tiny_checkpoint, tmp_path):
 
 
 def test_foreign_and_broken_onnx_files(tiny_checkpoint, tmp_path):
-    from onnx import TensorProto, helper
+    from tests.conftest import foreign_onnx
 
-    graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"])], "foreign",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 4])],
-    )
-    foreign = tmp_path / "foreign.onnx"
-    onnx.save(helper.make_model(graph), str(foreign))
+    foreign = foreign_onnx(tmp_path / "foreign.onnx")
     with pytest.raises(SrxError, match="not an srx graph.*'lr_y'.*\\['x'\\]"):
         check_srx_onnx(foreign)
     assert read_srx_metadata(foreign) == {}
 
     # Our names but no metadata (e.g. someone's own export of SRCNN).
-    graph = helper.make_graph(
-        [helper.make_node("Relu", ["lr_y"], ["hr_y"])], "named",
-        [helper.make_tensor_value_info("lr_y", TensorProto.FLOAT, [1, 1, 4, 4])],
-        [helper.make_tensor_value_info("hr_y", TensorProto.FLOAT, [1, 1, 4, 4])],
-    )
-    named = tmp_path / "named.onnx"
-    onnx.save(helper.make_model(graph), str(named))
+    named = foreign_onnx(tmp_path / "named.onnx", inp="lr_y", out="hr_y")
     with pytest.raises(SrxError, match="no srx metadata"):
         check_srx_onnx(named)
     with pytest.raises(SrxError, match="no srx metadata"):

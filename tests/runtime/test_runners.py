@@ -77,16 +77,9 @@ def test_missing_provider_names_the_available_ones(onnx_graphs):
 
 
 def test_foreign_onnx_is_refused(tmp_path):
-    import onnx
-    from onnx import TensorProto, helper
+    from tests.conftest import foreign_onnx
 
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "foreign",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 4])],
-    )
-    path = tmp_path / "foreign.onnx"
-    onnx.save(helper.make_model(graph), str(path))
+    path = foreign_onnx(tmp_path / "foreign.onnx", op="Identity")
     with pytest.raises(SrxError, match="not an srx graph"):
         make_runner("auto", scale=3, model_file=path)
 
