@@ -41,7 +41,10 @@ COLOUR = "MATLAB BT.601 Y (rgb2ycbcr, Y in [16, 235]), in Y/255 units, not clamp
 #: metadata keys every srx graph must carry (without the `srx.` prefix)
 REQUIRED_KEYS = ("format", "version", "scale", "model_config", "colour", "precision", "input", "output", "source_sha256")
 #: the only operators an srx SRCNN graph may contain after export (Cast only in the FP16 graph)
-EXPECTED_OPS = {"Pad", "Conv", "DepthToSpace", "Relu", "Add", "ReduceSum", "Cast"}
+EXPECTED_OPS = {
+    "Pad", "Conv", "DepthToSpace", "Relu", "Add", "ReduceSum", "Cast",
+    "Slice", "Concat", "Shape", "Min", "Max", "Sub",  # band stitching (SRCNNBandedExport)
+}
 
 
 def _onnx():
@@ -71,7 +74,7 @@ def onnx_from_checkpoint(
     import torch
 
     from srx.checkpoint import model_from_checkpoint
-    from srx.models import export_module
+    from srx.export.layouts import BAND_PARTS, SRCNNBandedExport, export_module
 
     weights = Path(weights)
     if not 13 <= int(opset) <= 21:
@@ -90,9 +93,16 @@ def onnx_from_checkpoint(
 
     ex_h, ex_w = (height, width) if not dynamic else (24, 32)
     example = torch.full((1, 1, ex_h, ex_w), 0.5)  # values do not matter; leaves the global RNG alone
+    module = export_module(model)
+    banded = isinstance(module, SRCNNBandedExport)
+    # A banded module returns its parts; _stitch_bands joins them into OUTPUT_NAME afterwards.
+    outputs = [f"{_PART_PREFIX}{p}" for p in BAND_PARTS] if banded else [OUTPUT_NAME]
     axes = None
     if dynamic:
-        axes = {INPUT_NAME: {0: "n", 2: "h", 3: "w"}, OUTPUT_NAME: {0: "n", 2: f"{s}*h", 3: f"{s}*w"}}
+        axes = {INPUT_NAME: {0: "n", 2: "h", 3: "w"}}
+        axes.update({o: {0: "n", 2: f"{o}_h", 3: f"{o}_w"} for o in outputs})
+        if not banded:
+            axes[OUTPUT_NAME] = {0: "n", 2: f"{s}*h", 3: f"{s}*w"}
     with tempfile.TemporaryDirectory(prefix="srx-export-") as tmp:
         raw = Path(tmp) / "raw.onnx"
         with warnings.catch_warnings():
@@ -102,8 +112,8 @@ def onnx_from_checkpoint(
             try:
                 with torch.no_grad():
                     torch.onnx.export(
-                        export_module(model), (example,), str(raw), dynamo=False, input_names=[INPUT_NAME],
-                        output_names=[OUTPUT_NAME], opset_version=int(opset), dynamic_axes=axes,
+                        module, (example,), str(raw), dynamo=False, input_names=[INPUT_NAME],
+                        output_names=outputs, opset_version=int(opset), dynamic_axes=axes,
                         do_constant_folding=True,
                     )
             except Exception as exc:  # torch raises many exception types from the exporter
@@ -111,6 +121,8 @@ def onnx_from_checkpoint(
         graph = onnx.load(str(raw))
 
     graph = _fold_constants(graph)
+    if banded:
+        _stitch_bands(graph, module.band, s, dynamic, (height, width))
     graph.producer_name = "srx"
     graph.producer_version = __version__
     graph.doc_string = f"srx {config.name}: LR Y ({INPUT_NAME}) -> HR Y ({OUTPUT_NAME}), x{s}, {COLOUR}"
@@ -303,6 +315,62 @@ def _checked(model: Any, what: str) -> Any:
     if unexpected:
         raise SrxError(f"{what} contains unexpected operators {sorted(unexpected)}; expected only {sorted(EXPECTED_OPS)}")
     return inferred
+
+
+_PART_PREFIX = "band_"
+
+
+def _stitch_bands(model: Any, band: int, scale: int, dynamic: bool, hw: tuple[int | None, int | None]) -> None:
+    """Join the parts of an SRCNNBandedExport graph into OUTPUT_NAME, in place.
+
+    Along rows, then columns: the first min(band, n) lines come from the leading strip, the last
+    ones (from max(that, n - band)) from the trailing strip, the rest from the interior; computed
+    from the tensors' shapes at run time, so any frame size works, even one smaller than a band.
+    """
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = model.graph
+    consts = {
+        "stitch.band": [band], "stitch.zero": [0], "stitch.end": [np.iinfo(np.int64).max],
+        "stitch.axis2": [2], "stitch.axis3": [3], "stitch.axis4": [4],
+    }
+    for name, value in consts.items():
+        g.initializer.append(numpy_helper.from_array(np.array(value, dtype=np.int64), name))
+    nodes: list[Any] = []
+
+    def node(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        nodes.append(helper.make_node(op, inputs, [output], name=f"/stitch/{output}", **attrs))
+        return output
+
+    def length(tensor: str, axis: int, tag: str) -> str:
+        shape = node("Shape", [tensor], f"{tag}_shape")
+        return node("Slice", [shape, f"stitch.axis{axis}", f"stitch.axis{axis + 1}"], f"{tag}_len")
+
+    def along(mid: str, lead: str, trail: str, axis: int, tag: str, out: str) -> str:
+        n = length(mid, axis, f"{tag}_mid")
+        trail_n = length(trail, axis, f"{tag}_trail")
+        a = node("Min", ["stitch.band", n], f"{tag}_a")
+        z = node("Max", [a, node("Sub", [n, "stitch.band"], f"{tag}_n_minus_band")], f"{tag}_z")
+        trail_from = node("Sub", [z, node("Sub", [n, trail_n], f"{tag}_trail_offset")], f"{tag}_trail_from")
+        ax = f"stitch.axis{axis}"
+        parts = [
+            node("Slice", [lead, "stitch.zero", a, ax], f"{tag}_lead"),
+            node("Slice", [mid, a, z, ax], f"{tag}_mid"),
+            node("Slice", [trail, trail_from, "stitch.end", ax], f"{tag}_trail"),
+        ]
+        return node("Concat", parts, out, axis=axis)
+
+    p = {name: f"{_PART_PREFIX}{name}" for name in ("interior", "top", "bottom", "left", "right")}
+    rows = along(p["interior"], p["top"], p["bottom"], 2, "rows", "stitch_rows")
+    along(rows, p["left"], p["right"], 3, "cols", OUTPUT_NAME)
+    g.node.extend(nodes)
+    if dynamic:
+        dims: list[Any] = ["n", 1, f"{scale}*h", f"{scale}*w"]
+    else:
+        dims = [1, 1, scale * int(hw[0]), scale * int(hw[1])]
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, dims))
 
 
 def _fold_constants(model: Any) -> Any:

@@ -3,7 +3,10 @@
 Numbers only mean something relative to the machine, so one run also measures the float32 GEMM
 rate on the same threads and turns the model's FLOPs into a floor: `model / floor` says how close a
 backend gets to the hardware, `e2e / model` what the colour and chroma work around it costs.
-Model-only and end-to-end runs are interleaved so background load hits both alike.
+Model-only, end-to-end and GEMM samples are interleaved rep by rep, so a shared machine that
+speeds up or slows down during the run moves all three alike (seen here: the same GEMM measured
+anywhere from 50 to 190 GFLOP/s over an afternoon). The GEMM rate is the best of the libraries
+present (torch, NumPy's BLAS, ONNX Runtime's MLAS), so the floor is as low as this machine allows.
 """
 from __future__ import annotations
 
@@ -39,23 +42,84 @@ class BenchRow:
     floor_ms: float
     model_over_floor: float
     e2e_over_model: float
+    gemm_gflops: float
+    gemm_library: str
+    model_gflop: float
+    graph_gflop: float
 
 
-def gemm_gflops(threads: int, quick: bool = False) -> tuple[float, float]:
-    """(median, best) float32 GEMM rate in GFLOP/s (torch on `threads` threads). The floor uses the
-    median, like the latencies it is compared with, so background load affects both alike."""
+class GemmProbe:
+    """Float32 GEMM timings from every library at hand, one sample each per `sample()` call."""
+
+    def __init__(self, threads: int, quick: bool = False) -> None:
+        import torch
+
+        self.n = n = 384 if quick else 1024
+        rng = np.random.default_rng(0)
+        a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        self.calls = {"torch": lambda: torch.mm(ta, tb), "numpy": lambda: a @ b}
+        session = _ort_matmul(n, threads)
+        if session is not None:
+            self.calls["onnxruntime"] = lambda: session.run(None, {"a": a, "b": b})
+        self.times: dict[str, list[float]] = {k: [] for k in self.calls}
+        for call in self.calls.values():  # warm up thread pools and caches
+            call()
+            call()
+
+    def sample(self) -> None:
+        for name, call in self.calls.items():
+            t0 = time.perf_counter()
+            call()
+            self.times[name].append(time.perf_counter() - t0)
+
+    def rates(self, since: int = 0) -> dict[str, float]:
+        """Median GFLOP/s per library over the samples from index `since` on."""
+        flop = 2 * self.n**3
+        return {k: flop / float(np.median(v[since:])) / 1e9 for k, v in self.times.items() if v[since:]}
+
+    def best(self, since: int = 0) -> tuple[str, float]:
+        rates = self.rates(since)
+        name = max(rates, key=rates.get)
+        return name, rates[name]
+
+    def count(self) -> int:
+        return len(next(iter(self.times.values())))
+
+
+def _ort_matmul(n: int, threads: int):
+    """An ORT session holding one n x n MatMul (MLAS), or None without onnxruntime."""
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+    except ImportError:
+        return None
+    io = [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in ("a", "b", "c")]
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm", io[:2], io[2:])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def frame_flops(ckpt: Path, lr_h: int, lr_w: int) -> tuple[float, float]:
+    """(model, exported graph) FLOPs for one LR frame, counted by torch on meta tensors: the
+    export arrangement may do fewer multiply-adds than the model it computes."""
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
-    n = 384 if quick else 1024
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    torch.mm(a, b)
-    times = []
-    for _ in range(5 if quick else 9):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - t0)
-    flop = 2 * n**3
-    return flop / float(np.median(times)) / 1e9, flop / min(times) / 1e9
+    from srx.checkpoint import model_from_checkpoint
+    from srx.export.layouts import export_module
+
+    model, _, _ = model_from_checkpoint(ckpt)
+    counts = []
+    for module in (model.eval(), export_module(model.eval())):
+        module = module.to("meta")
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            module(torch.empty(1, 1, lr_h, lr_w, device="meta"))
+        counts.append(float(counter.get_total_flops()))
+    return counts[0], counts[1]
 
 
 def _bench_checkpoint(scale: int, weights: Path | None) -> Path:
@@ -132,7 +196,10 @@ def _synthetic_frame(h: int, w: int) -> np.ndarray:
     return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
 
 
-def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, floor_s: float) -> BenchRow:
+def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, probe: GemmProbe,
+               flops: tuple[float, float]) -> BenchRow:
+    """Interleave model-only, end-to-end and GEMM samples; the floor is the model's FLOPs over the
+    best GEMM rate of this row's samples."""
     from srx.runtime.upscaler import _FWD, Upscaler
     import cv2
 
@@ -145,6 +212,7 @@ def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, 
         runner.infer(lr_y)
         up.upscale(frame)
     model_t, e2e_t = [], []
+    since = probe.count()
     for _ in range(reps):
         t0 = time.perf_counter()
         runner.infer(lr_y)
@@ -153,13 +221,19 @@ def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, 
         t2 = time.perf_counter()
         model_t.append(t1 - t0)
         e2e_t.append(t2 - t1)
+        probe.sample()
     m50, m95 = np.percentile(model_t, [50, 95])
     e50, e95 = np.percentile(e2e_t, [50, 95])
+    library, gflops = probe.best(since)
+    model_flops, graph_flops = flops
+    floor_s = model_flops / (gflops * 1e9)
+    backend = runner.backend if runner.backend != "onnxruntime" else _ort_label(runner)
     return BenchRow(
-        backend=runner.backend if runner.backend != "onnxruntime" else _ort_label(runner),
-        case=name, lr=f"{w}x{h}", hr=f"{w * scale}x{h * scale}", reps=reps,
+        backend=backend, case=name, lr=f"{w}x{h}", hr=f"{w * scale}x{h * scale}", reps=reps,
         model_p50_ms=1e3 * m50, model_p95_ms=1e3 * m95, e2e_p50_ms=1e3 * e50, e2e_p95_ms=1e3 * e95,
         fps=1.0 / e50, floor_ms=1e3 * floor_s, model_over_floor=m50 / floor_s, e2e_over_model=e50 / m50,
+        gemm_gflops=gflops, gemm_library=library, model_gflop=model_flops / 1e9,
+        graph_gflop=(model_flops if backend == "torch" else graph_flops) / 1e9,
     )
 
 
@@ -185,7 +259,7 @@ def run_bench(
     import torch
 
     from srx.checkpoint import load_checkpoint
-    from srx.models import ModelConfig, macs_per_hr_pixel
+    from srx.models import ModelConfig
     from srx.runtime.onnxruntime_runner import physical_cores
 
     threads = int(threads or physical_cores())
@@ -199,30 +273,35 @@ def run_bench(
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        gflops, gflops_best = gemm_gflops(threads, quick)
+        probe = GemmProbe(threads, quick)
         rows, skipped = [], []
         for case in cases:
             ckpt = _bench_checkpoint(case[3], weights)
             cfg = ModelConfig.from_dict(dict(load_checkpoint(ckpt)["model_config"]))
-            floor_s = macs_per_hr_pixel(cfg) * 2 * (case[1] * case[3]) * (case[2] * case[3]) / (gflops * 1e9)
+            flops = frame_flops(ckpt, case[2], case[1])
             for backend in backends:
                 try:
                     runner = _runner(backend, ckpt, threads, engine)
                     with runner:
-                        rows.append(bench_case(runner, case, reps, warmup, floor_s))
+                        rows.append(bench_case(runner, case, reps, warmup, probe, flops))
                 except SrxError as exc:
                     skipped.append({"backend": backend, "case": case[0], "reason": str(exc)})
                     log.warning("bench: skipping %s on %s: %s", backend, case[0], exc)
+        library, gflops = probe.best()
         return {
             "threads": threads,
             "gemm_gflops": gflops,
-            "gemm_gflops_best": gflops_best,
+            "gemm_library": library,
+            "gemm_gflops_by_library": probe.rates(),
             "model": cfg.name.rsplit("-x", 1)[0],
             "quick": quick,
             "rows": [asdict(r) for r in rows],
             "skipped": skipped,
             "note": "end-to-end = colour conversion + model + chroma bicubic + back to BGR uint8; "
-                    "floor = model FLOPs / measured float32 GEMM rate on the same threads",
+                    "floor = the model's FLOPs / the best float32 GEMM rate measured on the same threads, "
+                    "interleaved with each row's reps; the exported ONNX graph computes the same function "
+                    "with the FLOPs in the graph GFLOP column (bicubic folded into layer 1), so model/floor "
+                    "can fall below 1",
         }
     finally:
         torch.set_num_threads(saved_threads)

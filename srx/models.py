@@ -75,15 +75,21 @@ def config_from_preset(preset: str, scale: int, **overrides: Any) -> ModelConfig
     return cfg
 
 
-def bicubic_phase_kernels(scale: int, a: float = -0.5) -> np.ndarray:
-    """(scale*scale, 1, 5, 5) kernels whose pixel-shuffled outputs equal MATLAB bicubic enlargement.
+def bicubic_phases_1d(scale: int, a: float = -0.5) -> np.ndarray:
+    """(scale, 5) 1-D MATLAB bicubic kernels: row p gives output phase p from input offsets -2..2.
 
     Output pixel s*i + p samples input coordinate i + d_p with d_p = (p + 0.5)/s - 0.5 (MATLAB's
-    half-pixel mapping), so each phase p is a fixed 1-D kernel over offsets -2..2.
+    half-pixel mapping), so each phase is a fixed kernel.
     """
     offsets = np.arange(-2, 3, dtype=np.float64)
     phases = np.stack([_cubic((p + 0.5) / scale - 0.5 - offsets, a) for p in range(scale)])
-    phases /= phases.sum(axis=1, keepdims=True)
+    return phases / phases.sum(axis=1, keepdims=True)
+
+
+def bicubic_phase_kernels(scale: int, a: float = -0.5) -> np.ndarray:
+    """(scale*scale, 1, 5, 5) kernels whose pixel-shuffled outputs equal MATLAB bicubic enlargement
+    (channel py*scale + px: row phase py, column phase px)."""
+    phases = bicubic_phases_1d(scale, a)
     k2d = phases[:, None, :, None] * phases[None, :, None, :]  # (s, s, 5, 5): row phase, col phase
     return k2d.reshape(scale * scale, 1, 5, 5)
 
@@ -131,50 +137,6 @@ class SRCNN(nn.Module):
             [*self.conv1.parameters(), *self.conv2.parameters()],
             list(self.conv3.parameters()),
         ]
-
-
-class SRCNNForExport(nn.Module):
-    """The same function as an SRCNN, shaped for ONNX Runtime's CPU kernels.
-
-    ORT's blocked (NCHWc) convolutions pad output channels to a full block, so the reconstruction
-    layer (k x k, n2 -> 1) costs a block's worth of channels: measured 100 of 224 ms for 720p-out
-    x3 on 2 cores, for 10 % of the FLOPs. Here it becomes a 1x1 convolution producing one plane
-    per kernel tap, a depthwise one-hot convolution that shifts each plane into place and a sum
-    over planes: the same arithmetic up to float rounding (~1e-6), 158 ms for that frame.
-    """
-
-    def __init__(self, model: SRCNN) -> None:
-        super().__init__()
-        self.model = model
-        conv3 = model.conv3
-        k = conv3.kernel_size[0]
-        taps = k * k
-        planes = -(-taps // 16) * 16  # whole channel blocks
-        w = conv3.weight.detach()[0]  # (n2, k, k)
-        pointwise = torch.zeros(planes, w.shape[0], 1, 1)
-        pointwise[:taps, :, 0, 0] = w.permute(1, 2, 0).reshape(taps, w.shape[0])
-        shift = torch.zeros(planes, 1, k, k)
-        shift[:taps, 0] = torch.eye(taps).reshape(taps, k, k)
-        self.k = k
-        self.register_buffer("pointwise", pointwise)
-        self.register_buffer("shift", shift)
-        self.register_buffer("bias", conv3.bias.detach().reshape(1, 1, 1, 1).clone())
-
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        up = m.upsample(lr)
-        h = F.relu(m.conv2(F.relu(m.conv1(up))))
-        r = self.k // 2
-        z = F.conv2d(F.pad(h, (r, r, r, r), mode="replicate"), self.pointwise)
-        out = F.conv2d(z, self.shift, groups=self.shift.shape[0]).sum(dim=1, keepdim=True) + self.bias
-        return up + out if m.config.residual else out
-
-
-def export_module(model: nn.Module) -> nn.Module:
-    """The module to trace for ONNX: numerically the model, arranged for fast inference kernels."""
-    if isinstance(model, SRCNN) and model.conv3.out_channels == 1:
-        return SRCNNForExport(model).eval()
-    return model
 
 
 MODELS: dict[str, Callable[[ModelConfig], nn.Module]] = {"srcnn": SRCNN}

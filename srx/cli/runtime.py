@@ -73,15 +73,16 @@ def bench(
     from rich.table import Table
 
     table = Table(title=f"srx bench: {result['model']}, {result['threads']} threads, "
-                        f"GEMM {result['gemm_gflops']:.1f} GFLOP/s (float32)")
-    cols = ("backend", "case", "in -> out", "model p50/p95 ms", "e2e p50/p95 ms", "fps", "floor ms",
-            "model/floor", "e2e/model")
+                        f"GEMM {result['gemm_gflops']:.1f} GFLOP/s (float32, {result['gemm_library']})")
+    cols = ("backend", "case", "in -> out", "model p50/p95 ms", "e2e p50/p95 ms", "fps", "GFLOP model (graph)",
+            "GEMM GFLOP/s", "floor ms", "model/floor", "e2e/model")
     for col in cols:
         table.add_column(col, justify="left" if col in ("backend", "case", "in -> out") else "right")
     for r in result["rows"]:
         table.add_row(r["backend"], r["case"], f"{r['lr']} -> {r['hr']}",
                       f"{r['model_p50_ms']:.1f} / {r['model_p95_ms']:.1f}", f"{r['e2e_p50_ms']:.1f} / {r['e2e_p95_ms']:.1f}",
-                      f"{r['fps']:.1f}", f"{r['floor_ms']:.1f}", f"{r['model_over_floor']:.2f}", f"{r['e2e_over_model']:.3f}")
+                      f"{r['fps']:.1f}", f"{r['model_gflop']:.2f} ({r['graph_gflop']:.2f})", f"{r['gemm_gflops']:.0f}",
+                      f"{r['floor_ms']:.1f}", f"{r['model_over_floor']:.2f}", f"{r['e2e_over_model']:.3f}")
     console = _console()
     console.print(table)
     for s in result["skipped"]:

@@ -138,11 +138,16 @@ def test_bench_quick_json(ckpt):
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["gemm_gflops"] > 0 and data["threads"] >= 1
+    # the floor uses the fastest GEMM library measured, and says which
+    assert data["gemm_gflops"] == pytest.approx(max(data["gemm_gflops_by_library"].values()))
+    assert data["gemm_library"] in data["gemm_gflops_by_library"]
     rows = {(r["backend"], r["case"]) for r in data["rows"]}
     assert rows == {(b, c) for b in ("torch", "onnxruntime") for c in ("quick x2", "quick x3")}
     for r in data["rows"]:
         assert r["model_p50_ms"] > 0 and r["e2e_p50_ms"] > 0 and r["floor_ms"] > 0
         assert r["model_over_floor"] == pytest.approx(r["model_p50_ms"] / r["floor_ms"], rel=1e-6)
+        assert r["floor_ms"] == pytest.approx(r["model_gflop"] / r["gemm_gflops"] * 1e3, rel=1e-6)
+        assert r["graph_gflop"] > 0 and r["model_gflop"] > 0
     table = runner.invoke(app, ["bench", "--quick", "--backend", "onnxruntime"])
     assert table.exit_code == 0 and "GEMM" in table.output
 
