@@ -40,6 +40,9 @@ OUTPUT_NAME = "hr_y"
 COLOUR = "MATLAB BT.601 Y (rgb2ycbcr, Y in [16, 235]), in Y/255 units, not clamped"
 #: metadata keys every srx graph must carry (without the `srx.` prefix)
 REQUIRED_KEYS = ("format", "version", "scale", "model_config", "colour", "precision", "input", "output", "source_sha256")
+#: bumped whenever export writes a different graph for the same checkpoint, so caches re-export
+#: (2: SRCNNBandedExport, phase-space interior with stitched edge bands)
+GRAPH_REVISION = 2
 #: the only operators an srx SRCNN graph may contain after export (Cast only in the FP16 graph)
 EXPECTED_OPS = {
     "Pad", "Conv", "DepthToSpace", "Relu", "Add", "ReduceSum", "Cast",
@@ -142,6 +145,8 @@ def onnx_from_checkpoint(
             "source_name": weights.name,
             "opset": str(opset),
             "dynamic": "true" if dynamic else "false",
+            "graph_revision": str(GRAPH_REVISION),
+            "layout": type(module).__name__,
         },
     )
     graph = _checked(graph, f"the ONNX graph exported from {weights}")

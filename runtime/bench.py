@@ -24,6 +24,9 @@ log = logging.getLogger("srx")
 #: (name, LR width, LR height, scale). 720p output at x3 needs 1280/3 LR columns; 426 gives 1278.
 FULL_CASES = [("480p x2", 640, 480, 2), ("720p-out x3", 426, 240, 3)]
 QUICK_CASES = [("quick x2", 48, 32, 2), ("quick x3", 40, 32, 3)]
+#: pause around each GEMM sample: thread pools (BLAS, ORT) keep spinning for a while after a call
+#: and steal the cores from whatever runs next (measured: 20-40 % slower model runs, or GEMM)
+SETTLE_S = 0.15
 BENCH_BACKENDS = ("torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-cuda", "tensorrt")
 
 
@@ -68,7 +71,9 @@ class GemmProbe:
             call()
 
     def sample(self) -> None:
-        for name, call in self.calls.items():
+        for k, (name, call) in enumerate(self.calls.items()):
+            if k:
+                time.sleep(SETTLE_S)  # the previous library's threads are still spinning
             t0 = time.perf_counter()
             call()
             self.times[name].append(time.perf_counter() - t0)
@@ -213,15 +218,15 @@ def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, 
         up.upscale(frame)
     model_t, e2e_t = [], []
     since = probe.count()
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        runner.infer(lr_y)
-        t1 = time.perf_counter()
-        up.upscale(frame)
-        t2 = time.perf_counter()
-        model_t.append(t1 - t0)
-        e2e_t.append(t2 - t1)
+    for rep in range(reps):
+        time.sleep(SETTLE_S)
         probe.sample()
+        time.sleep(SETTLE_S)
+        # Alternate the order so neither measurement always follows the other.
+        for kind in (("model", "e2e") if rep % 2 == 0 else ("e2e", "model")):
+            t0 = time.perf_counter()
+            runner.infer(lr_y) if kind == "model" else up.upscale(frame)
+            (model_t if kind == "model" else e2e_t).append(time.perf_counter() - t0)
     m50, m95 = np.percentile(model_t, [50, 95])
     e50, e95 = np.percentile(e2e_t, [50, 95])
     library, gflops = probe.best(since)

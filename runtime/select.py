@@ -49,15 +49,18 @@ def model_kind(path: Path) -> str:
 
 
 def cached_onnx(checkpoint: Path, scale: int | None = None) -> Path:
-    """The ONNX graph of `checkpoint`, exported once into <cache>/onnx/<sha256>/ and reused."""
-    from srx.export.onnx import check_srx_onnx, onnx_from_checkpoint
+    """The FP32 ONNX graph of `checkpoint`, exported once into <cache>/onnx/<sha256>/ and reused
+    while it comes from this graph revision (a newer srx re-exports rather than run an old graph)."""
+    from srx.export.onnx import GRAPH_REVISION, check_srx_onnx, onnx_from_checkpoint
     from srx.fsutil import sha256_file
 
     checkpoint = Path(checkpoint)
     folder = cache_root() / "onnx" / sha256_file(checkpoint)
     for found in sorted(folder.glob("*.onnx")) if folder.is_dir() else []:
         try:
-            check_srx_onnx(found, scale)
+            info = check_srx_onnx(found, scale)
+            if info["precision"] != "fp32" or info.get("graph_revision") != str(GRAPH_REVISION):
+                continue  # the FP16 graph beside it (bench writes one), or an older export
             log.debug("ONNX graph for %s from the cache: %s", checkpoint.name, found)
             return found
         except SrxError as exc:  # a stale or damaged cache entry: export again

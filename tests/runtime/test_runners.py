@@ -98,6 +98,23 @@ def test_checkpoint_is_exported_once_into_the_cache(ckpt, srx_cache_dir):
     assert fixed.stat().st_size > 1000
 
 
+def test_cache_never_hands_out_the_fp16_graph_or_an_old_revision(ckpt, srx_cache_dir):
+    import onnx
+
+    from srx.export.onnx import GRAPH_REVISION, check_srx_onnx, fp16_onnx_from_onnx
+
+    graph = cached_onnx(ckpt(3))
+    fp16_onnx_from_onnx(graph)  # `-fp16.onnx` sorts before `.onnx`: it must still not be picked
+    assert check_srx_onnx(cached_onnx(ckpt(3)))["precision"] == "fp32"
+    old = onnx.load(str(graph))  # an export from an earlier srx: same checkpoint, older graph
+    for prop in old.metadata_props:
+        if prop.key == "srx.graph_revision":
+            prop.value = str(GRAPH_REVISION - 1)
+    onnx.save(old, str(graph))
+    fresh = cached_onnx(ckpt(3))
+    assert check_srx_onnx(fresh)["graph_revision"] == str(GRAPH_REVISION)
+
+
 def test_make_runner_picks_by_file_kind(ckpt, onnx_graphs, caplog):
     import logging
 
