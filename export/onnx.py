@@ -41,12 +41,12 @@ COLOUR = "MATLAB BT.601 Y (rgb2ycbcr, Y in [16, 235]), in Y/255 units, not clamp
 #: metadata keys every srx graph must carry (without the `srx.` prefix)
 REQUIRED_KEYS = ("format", "version", "scale", "model_config", "colour", "precision", "input", "output", "source_sha256")
 #: bumped whenever export writes a different graph for the same checkpoint, so caches re-export
-#: (2: SRCNNBandedExport, phase-space interior with stitched edge bands)
-GRAPH_REVISION = 2
+#: (3: SRCNNBandedExport, phase-space interior with edge bands stitched on, bands batched in pairs)
+GRAPH_REVISION = 3
 #: the only operators an srx SRCNN graph may contain after export (Cast only in the FP16 graph)
 EXPECTED_OPS = {
     "Pad", "Conv", "DepthToSpace", "Relu", "Add", "ReduceSum", "Cast",
-    "Slice", "Concat", "Shape", "Min", "Max", "Sub",  # band stitching (SRCNNBandedExport)
+    "Slice", "Concat", "Shape", "Gather", "Unsqueeze", "Min", "Max", "Sub",  # edge bands (SRCNNBandedExport)
 }
 
 

@@ -50,10 +50,11 @@ def test_round_trip_matches_torch(tiny_checkpoint, tmp_path, scale):
     onnx.shape_inference.infer_shapes(model, strict_mode=True)
     # Nothing but the contract's arithmetic (edge Pad, Conv, DepthToSpace, Relu, Add, ReduceSum)
     # and the shape arithmetic that stitches the edge bands onto the interior (SRCNNBandedExport):
-    # one DepthToSpace for the interior and one per band.
+    # one DepthToSpace for the interior and one per band (bands run as two batches of two).
     ops = [n.op_type for n in model.graph.node]
-    assert set(ops) == {"Pad", "Conv", "DepthToSpace", "Relu", "Add", "ReduceSum", "Slice", "Concat", "Shape", "Min", "Max", "Sub"}
-    assert ops.count("DepthToSpace") == 5 and ops.count("Concat") == 2
+    assert set(ops) == {"Pad", "Conv", "DepthToSpace", "Relu", "Add", "ReduceSum", "Slice", "Concat", "Shape", "Gather",
+                        "Unsqueeze", "Min", "Max", "Sub"}
+    assert ops.count("DepthToSpace") == 5 and ops.count("Concat") == 4  # two band batches, two stitches
     assert all(a.s == b"edge" for n in model.graph.node if n.op_type == "Pad" for a in n.attribute if a.name == "mode")
     lr = _lr((1, 1, 23, 31), seed=scale)
     out = _ort(path).run(["hr_y"], {"lr_y": lr})[0]
