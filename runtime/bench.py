@@ -275,8 +275,11 @@ def run_bench(
     cases = QUICK_CASES if quick else FULL_CASES
     reps = reps or (3 if quick else 15)
     warmup = 1 if quick else 3
+    from srx.runtime.upscaler import _cv2, single_threaded_opencv
+
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
+    saved_cv2 = single_threaded_opencv()  # as `srx upscale` / `srx stream` run frames
     try:
         probe = GemmProbe(threads, quick)
         rows, skipped = [], []
@@ -310,3 +313,4 @@ def run_bench(
         }
     finally:
         torch.set_num_threads(saved_threads)
+        _cv2().setNumThreads(saved_cv2)
