@@ -9,9 +9,11 @@ extra `onnxscript` package and names the output axes by symbolic expressions it 
 TorchScript one gives us our own axis names with no extra dependency. It leaves the padding amounts
 of the replicate-pad convolutions as small constant sub-graphs (ConstantOfShape/Concat/Slice/...:
 torch refuses to fold a negative-step Slice), so `_fold_constants` evaluates every node whose inputs
-are all constant with ONNX's reference evaluator. The final graph holds only Pad, Conv,
-DepthToSpace, Relu and Add (plus boundary Casts in the FP16 graph): nothing training-only, nothing
-shape-dependent, trivial for ONNX Runtime and TensorRT parsers.
+are all constant with ONNX's reference evaluator. The final graph holds Pad, Conv, DepthToSpace,
+Relu, Add and ReduceSum for the arithmetic, and a few int64 shape nodes (Shape, Gather, Unsqueeze,
+Min, Max, Sub) with Slice and Concat that stitch the edge bands of `SRCNNBandedExport` onto its
+interior (see srx.export.layouts), plus boundary Casts in the FP16 graph: nothing training-only,
+all standard for ONNX Runtime and TensorRT parsers.
 
 FP16 graph: initializers and all compute are float16, but the graph I/O stays float32, with a Cast
 after `lr_y` and one before `hr_y`. Every host path (ONNX Runtime, the TensorRT runner's pinned

@@ -275,11 +275,12 @@ def run_bench(
     cases = QUICK_CASES if quick else FULL_CASES
     reps = reps or (3 if quick else 15)
     warmup = 1 if quick else 3
-    from srx.runtime.upscaler import _cv2, single_threaded_opencv
+    from srx.runtime.upscaler import _cv2, keep_frame_buffers, single_threaded_opencv
 
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     saved_cv2 = single_threaded_opencv()  # as `srx upscale` / `srx stream` run frames
+    keep_frame_buffers()
     try:
         probe = GemmProbe(threads, quick)
         rows, skipped = [], []

@@ -128,3 +128,21 @@ def test_create_upscaler_checks_the_scale(ckpt, onnx_graphs):
         assert up.upscale(synthetic_photo(10, 12)).shape == (20, 24, 3)
     with pytest.raises(SrxError, match="upscales x3 but x2"):
         Upscaler(TorchRunner(ckpt(3)), 2)
+
+
+def test_create_upscaler_sets_up_the_process_for_frames(ckpt, monkeypatch):
+    """OpenCV on one thread (its pool only contends with the model's) and glibc keeping frame
+    buffers (where the C library is glibc, as on every Linux machine srx targets)."""
+    import platform
+
+    from srx.runtime import upscaler as mod
+
+    cv2.setNumThreads(2)
+    calls = []
+    monkeypatch.setattr(mod, "keep_frame_buffers", lambda: calls.append(True) or True)
+    with create_upscaler(3, weights=ckpt(3), backend="onnxruntime") as up:
+        assert up.upscale(synthetic_photo(20, 24)).shape == (60, 72, 3)
+    assert cv2.getNumThreads() == 1 and calls == [True]
+    monkeypatch.undo()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert mod.keep_frame_buffers() is True
