@@ -3,8 +3,9 @@
 Numbers only mean something relative to the machine, so one run also measures the float32 GEMM
 rate on the same threads and turns the model's FLOPs into a floor: `model / floor` says how close a
 backend gets to the hardware, `e2e / model` what the colour and chroma work around it costs.
-Model-only, end-to-end and GEMM samples are interleaved rep by rep, so a shared machine that
-speeds up or slows down during the run moves all three alike (seen here: the same GEMM measured
+Model-only and end-to-end runs alternate back to back in blocks of a few, with GEMM samples
+between the blocks, so a shared machine that speeds up or slows down during the run moves all
+three alike (seen here: the same GEMM measured
 anywhere from 50 to 190 GFLOP/s over an afternoon). The GEMM rate is the best of the libraries
 present (torch, NumPy's BLAS, ONNX Runtime's MLAS), so the floor is as low as this machine allows.
 """
@@ -27,6 +28,8 @@ QUICK_CASES = [("quick x2", 48, 32, 2), ("quick x3", 40, 32, 3)]
 #: pause around each GEMM sample: thread pools (BLAS, ORT) keep spinning for a while after a call
 #: and steal the cores from whatever runs next (measured: 20-40 % slower model runs, or GEMM)
 SETTLE_S = 0.15
+#: timed model/e2e pairs between two GEMM samples
+BLOCK = 5
 BENCH_BACKENDS = ("torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-cuda", "tensorrt")
 
 
@@ -203,8 +206,8 @@ def _synthetic_frame(h: int, w: int) -> np.ndarray:
 
 def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, probe: GemmProbe,
                flops: tuple[float, float]) -> BenchRow:
-    """Interleave model-only, end-to-end and GEMM samples; the floor is the model's FLOPs over the
-    best GEMM rate of this row's samples."""
+    """Model-only and end-to-end pairs in blocks, with GEMM samples between blocks (and after the
+    last); the floor is the model's FLOPs over the best GEMM rate of this row's samples."""
     from srx.runtime.upscaler import _FWD, Upscaler
     import cv2
 
@@ -213,20 +216,26 @@ def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, 
     lr_y = np.ascontiguousarray(cv2.transform(frame.astype(np.float32), _FWD)[..., 0])[None, None]
     # tile=max side: measure the frame as one piece, as model-only does
     up = Upscaler(runner, scale, tile=max(h, w))
-    for _ in range(warmup):
-        runner.infer(lr_y)
-        up.upscale(frame)
     model_t, e2e_t = [], []
     since = probe.count()
-    for rep in range(reps):
+
+    def gemm() -> None:
         time.sleep(SETTLE_S)
         probe.sample()
         time.sleep(SETTLE_S)
-        # Alternate the order so neither measurement always follows the other.
-        for kind in (("model", "e2e") if rep % 2 == 0 else ("e2e", "model")):
-            t0 = time.perf_counter()
-            runner.infer(lr_y) if kind == "model" else up.upscale(frame)
-            (model_t if kind == "model" else e2e_t).append(time.perf_counter() - t0)
+
+    for block in range(0, reps, BLOCK):
+        gemm()
+        for _ in range(warmup if block == 0 else 1):  # untimed: wakes the pools after the pause
+            runner.infer(lr_y)
+            up.upscale(frame)
+        for rep in range(block, min(reps, block + BLOCK)):
+            # Back to back, as frames run; alternate the order so neither always goes first.
+            for kind in (("model", "e2e") if rep % 2 == 0 else ("e2e", "model")):
+                t0 = time.perf_counter()
+                runner.infer(lr_y) if kind == "model" else up.upscale(frame)
+                (model_t if kind == "model" else e2e_t).append(time.perf_counter() - t0)
+    gemm()
     m50, m95 = np.percentile(model_t, [50, 95])
     e50, e95 = np.percentile(e2e_t, [50, 95])
     library, gflops = probe.best(since)
@@ -308,9 +317,8 @@ def run_bench(
             "skipped": skipped,
             "note": "end-to-end = colour conversion + model + chroma bicubic + back to BGR uint8; "
                     "floor = the model's FLOPs / the best float32 GEMM rate measured on the same threads, "
-                    "interleaved with each row's reps; the exported ONNX graph computes the same function "
-                    "with the FLOPs in the graph GFLOP column (bicubic folded into layer 1), so model/floor "
-                    "can fall below 1",
+                    "sampled between blocks of each row's reps; the exported ONNX graph computes the same "
+                    "function with the FLOPs in the graph GFLOP column (bicubic folded into layer 1)",
         }
     finally:
         torch.set_num_threads(saved_threads)
