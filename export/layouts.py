@@ -26,6 +26,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from srx.errors import SrxError
 from srx.models import SRCNN, bicubic_phase_kernels, bicubic_phases_1d
 
 #: names of the five partial outputs of SRCNNBandedExport, stitched into `hr_y` by the exporter
@@ -205,8 +206,19 @@ class SRCNNBandedExport(nn.Module):
         return along(along(interior, top, bottom, 2), left, right, 3)
 
 
-def export_module(model: nn.Module) -> nn.Module:
-    """The module to trace for ONNX: numerically the model, arranged for fast inference kernels."""
+#: `fast`: the arrangement below (default); `plain`: the model layer by layer (Pad, Conv,
+#: DepthToSpace, Relu, Add only), for a compiler or TensorRT version that balks at the shape
+#: arithmetic of the banded graph, or to compare against
+LAYOUTS = ("fast", "plain")
+
+
+def export_module(model: nn.Module, layout: str = "fast") -> nn.Module:
+    """The module to trace for ONNX: numerically the model, arranged for fast inference kernels
+    (`layout="fast"`) or exactly as written (`"plain"`)."""
+    if layout not in LAYOUTS:
+        raise SrxError(f"unknown export layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if layout == "plain":
+        return model
     if isinstance(model, SRCNN) and model.conv3.out_channels == 1:
         if model.config.kernel_sizes[1] == 1:
             return SRCNNBandedExport(model).eval()

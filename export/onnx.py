@@ -69,8 +69,12 @@ def onnx_from_checkpoint(
     dynamic: bool = True,
     height: int | None = None,
     width: int | None = None,
+    layout: str = "fast",
 ) -> Path:
     """Export an srx checkpoint to `<out_dir>/<model name>.onnx` (FP32), written atomically.
+
+    `layout` picks how the graph computes the model (srx.export.layouts.LAYOUTS): "fast" (default)
+    or "plain", layer by layer.
 
     `dynamic` (default) leaves batch, height and width free; `dynamic=False` fixes the input to
     (1, 1, height, width), which some edge compilers want.
@@ -79,9 +83,11 @@ def onnx_from_checkpoint(
     import torch
 
     from srx.checkpoint import model_from_checkpoint
-    from srx.export.layouts import BAND_PARTS, SRCNNBandedExport, export_module
+    from srx.export.layouts import BAND_PARTS, LAYOUTS, SRCNNBandedExport, export_module
 
     weights = Path(weights)
+    if layout not in LAYOUTS:
+        raise SrxError(f"unknown export layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     if not 13 <= int(opset) <= 21:
         raise SrxError(f"ONNX opset {opset} is not supported: expected 13..21 (17 is the default)")
     if dynamic and (height is not None or width is not None):
@@ -98,7 +104,7 @@ def onnx_from_checkpoint(
 
     ex_h, ex_w = (height, width) if not dynamic else (24, 32)
     example = torch.full((1, 1, ex_h, ex_w), 0.5)  # values do not matter; leaves the global RNG alone
-    module = export_module(model)
+    module = export_module(model, layout)
     banded = isinstance(module, SRCNNBandedExport)
     # A banded module returns its parts; _stitch_bands joins them into OUTPUT_NAME afterwards.
     outputs = [f"{_PART_PREFIX}{p}" for p in BAND_PARTS] if banded else [OUTPUT_NAME]
@@ -368,7 +374,9 @@ def _stitch_bands(model: Any, band: int, scale: int, dynamic: bool, hw: tuple[in
         ]
         return node("Concat", parts, out, axis=axis)
 
-    p = {name: f"{_PART_PREFIX}{name}" for name in ("interior", "top", "bottom", "left", "right")}
+    from srx.export.layouts import BAND_PARTS
+
+    p = {name: f"{_PART_PREFIX}{name}" for name in BAND_PARTS}
     rows = along(p["interior"], p["top"], p["bottom"], 2, "rows", "stitch_rows")
     along(rows, p["left"], p["right"], 3, "cols", OUTPUT_NAME)
     g.node.extend(nodes)

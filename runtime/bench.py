@@ -5,9 +5,9 @@ rate on the same threads and turns the model's FLOPs into a floor: `model / floo
 backend gets to the hardware, `e2e / model` what the colour and chroma work around it costs.
 Model-only and end-to-end runs alternate back to back in blocks of a few, with GEMM samples
 between the blocks, so a shared machine that speeds up or slows down during the run moves all
-three alike (seen here: the same GEMM measured
-anywhere from 50 to 190 GFLOP/s over an afternoon). The GEMM rate is the best of the libraries
-present (torch, NumPy's BLAS, ONNX Runtime's MLAS), so the floor is as low as this machine allows.
+three alike (seen here: the same GEMM measured anywhere from 50 to 190 GFLOP/s over an
+afternoon). The GEMM rate is the best of the libraries present (torch, NumPy's BLAS, ONNX
+Runtime's MLAS), so the floor is as low as this machine allows.
 """
 from __future__ import annotations
 
@@ -121,9 +121,10 @@ def frame_flops(ckpt: Path, lr_h: int, lr_w: int) -> tuple[float, float]:
     from srx.export.layouts import export_module
 
     model, _, _ = model_from_checkpoint(ckpt)
+    modules = [model.eval(), export_module(model.eval())]  # both built before anything moves
     counts = []
-    for module in (model.eval(), export_module(model.eval())):
-        module = module.to("meta")
+    for module in modules:
+        module = module.to("meta")  # shapes only: no arithmetic, no memory
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             module(torch.empty(1, 1, lr_h, lr_w, device="meta"))
         counts.append(float(counter.get_total_flops()))

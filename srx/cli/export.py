@@ -45,6 +45,7 @@ def export_cmd(
     workspace: int = typer.Option(1024, "--workspace", help="TensorRT builder workspace in MiB."),
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="TensorRT timing cache file (read if present, written after the build)."),
     check: bool = typer.Option(False, "--check", help="Run the parity check on the exported files; exit 1 on a failed gate."),
+    layout: str = typer.Option("fast", "--layout", help="fast: the model regrouped for fast CPU kernels (default); plain: layer by layer, no shape arithmetic."),
 ) -> None:
     """Export a checkpoint to ONNX (FP32, FP16) and, where TensorRT and a GPU are present, an engine."""
     from srx.checkpoint import resolve_weights
@@ -60,7 +61,8 @@ def export_cmd(
     if engine and not trt_ok:
         raise SrxError(f"cannot build a TensorRT engine here: {why}")
     path = resolve_weights(weights, scale)
-    fp32 = onnx_from_checkpoint(path, out, scale=scale, opset=opset, dynamic=dynamic, height=height, width=width)
+    fp32 = onnx_from_checkpoint(path, out, scale=scale, opset=opset, dynamic=dynamic, height=height, width=width,
+                                layout=layout)
     typer.echo(f"wrote {fp32}")
     graph = fp32
     if fp16:
@@ -77,6 +79,8 @@ def export_cmd(
             extra = [] if opset == 17 else ["--opset", str(opset)]
             if not dynamic:
                 extra += ["--static", "--height", str(height), "--width", str(width)]
+            if layout != "fast":
+                extra += ["--layout", layout]
             cmd = _rebuild_command(path, scale, out, fp16, (min_shape, opt_shape, max_shape), extra)
             typer.echo(f"no TensorRT engine built: {why.rstrip('.')}; on the target GPU run: {cmd}")
     if check:

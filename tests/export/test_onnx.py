@@ -225,3 +225,18 @@ def test_foreign_and_broken_onnx_files(tiny_checkpoint, tmp_path):
     ours = onnx_from_checkpoint(tiny_checkpoint(4), tmp_path)
     with pytest.raises(SrxError, match="x4 graph but x2 was asked for"):
         check_srx_onnx(ours, scale=2)
+
+
+def test_plain_layout_is_the_model_layer_by_layer(tiny_checkpoint, tmp_path):
+    """`--layout plain` writes the model as written (no shape arithmetic) with the same output."""
+    weights = tiny_checkpoint(3)
+    fast = onnx_from_checkpoint(weights, tmp_path / "fast")
+    plain = onnx_from_checkpoint(weights, tmp_path / "plain", layout="plain")
+    assert {n.op_type for n in onnx.load(str(plain)).graph.node} == {"Pad", "Conv", "DepthToSpace", "Relu", "Add"}
+    assert read_srx_metadata(plain)["layout"] == "SRCNN" and read_srx_metadata(fast)["layout"] == "SRCNNBandedExport"
+    lr = _lr((1, 1, 19, 26), seed=5)
+    ref = _torch_hr(weights, lr)
+    for path in (fast, plain):
+        assert np.abs(_ort(path).run(["hr_y"], {"lr_y": lr})[0] - ref).max() < 1e-4
+    with pytest.raises(SrxError, match="unknown export layout 'tiled'.*fast, plain"):
+        onnx_from_checkpoint(weights, tmp_path / "bad", layout="tiled")
