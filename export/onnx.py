@@ -83,11 +83,9 @@ def onnx_from_checkpoint(
     import torch
 
     from srx.checkpoint import model_from_checkpoint
-    from srx.export.layouts import BAND_PARTS, LAYOUTS, SRCNNBandedExport, export_module
+    from srx.export.layouts import BAND_PARTS, SRCNNBandedExport, export_module
 
     weights = Path(weights)
-    if layout not in LAYOUTS:
-        raise SrxError(f"unknown export layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     if not 13 <= int(opset) <= 21:
         raise SrxError(f"ONNX opset {opset} is not supported: expected 13..21 (17 is the default)")
     if dynamic and (height is not None or width is not None):
