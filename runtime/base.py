@@ -17,6 +17,11 @@ if TYPE_CHECKING:  # srx.models imports torch; runners that do not need it must 
     from srx.models import ModelConfig
 
 
+class RunnerUnavailable(SrxError):
+    """The backend exists but cannot answer right now (a Triton server that stopped or restarts);
+    a stream may retry it with backoff instead of stopping."""
+
+
 class Runner(ABC):
     #: short backend name: "torch", "onnxruntime", "tensorrt"
     backend: str = "base"
@@ -28,6 +33,8 @@ class Runner(ABC):
     kernel_sizes: list[int] | None = None
     #: (min_hw, max_hw) input sizes the backend accepts (a TensorRT profile); None: any size
     input_hw_range: "tuple[tuple[int, int], tuple[int, int]] | None" = None
+    #: the largest batch one infer() call accepts (a TensorRT profile, a Triton model); None: any
+    max_batch: int | None = None
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.backend

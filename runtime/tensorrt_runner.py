@@ -145,6 +145,7 @@ class TensorRTRunner(Runner):
         prof = self.info.get("profile") or {}
         if prof.get("min") and prof.get("max"):
             self.input_hw_range = (tuple(prof["min"][2:]), tuple(prof["max"][2:]))
+            self.max_batch = int(prof["max"][0])
         self._pool: ThreadPoolExecutor | None = None
         self._gpu: dict[str, Any] = {}
 

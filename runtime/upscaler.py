@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -179,6 +180,56 @@ class Upscaler:
         return out
 
 
+    def upscale_batch(self, frames: Sequence[np.ndarray], timings: list[dict[str, float]] | None = None) -> list[np.ndarray]:
+        """Upscale several frames with as few model calls as possible: BGR uint8 frames of the same
+        size that run in one piece go through the model together, as one (N, 1, h, w) batch (in
+        chunks of the runner's `max_batch`); any other frame (grayscale, alpha, tiled, on-device)
+        goes through `upscale()` on its own. Each result equals `upscale()` of that frame.
+
+        `timings`, when given, receives one dict per frame: `pre` and `post` (this frame's share
+        of its batch's colour work, seconds) and `infer` (its batch's model call), or only `infer`
+        (the whole upscale) for a frame that ran on its own."""
+        import time
+
+        cv2 = _cv2()
+        if not self.runner.is_active:
+            self.runner.activate()
+        frames = [np.asarray(f) for f in frames]
+        outs: list[np.ndarray | None] = [None] * len(frames)
+        times: list[dict[str, float]] = [{} for _ in frames]
+        on_device = hasattr(self.runner, "infer_frame") and bool(getattr(self.runner, "frames_on_device", False))
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, f in enumerate(frames):
+            if (not on_device and f.dtype == np.uint8 and f.ndim == 3 and f.shape[2] == 3
+                    and min(f.shape[:2]) >= MIN_SIDE and self._whole(*f.shape[:2])):
+                groups.setdefault(f.shape[:2], []).append(i)
+            else:
+                t0 = time.monotonic()
+                outs[i] = self.upscale(f)
+                times[i] = {"infer": time.monotonic() - t0}
+        s = self.scale
+        for (h, w), members in groups.items():
+            step = max(1, int(self.runner.max_batch or len(members)))
+            for k in range(0, len(members), step):
+                chunk = members[k : k + step]
+                t0 = time.monotonic()
+                yccs = [cv2.transform(frames[i].astype(np.float32), _FWD) for i in chunk]
+                lr = np.stack([ycc[..., 0] for ycc in yccs])[:, None]
+                t1 = time.monotonic()
+                hr = self.runner.infer(lr)
+                t2 = time.monotonic()
+                for j, i in enumerate(chunk):
+                    cbcr = cv2.resize(np.ascontiguousarray(yccs[j][..., 1:]), (w * s, h * s), interpolation=cv2.INTER_CUBIC)
+                    bgr = cv2.transform(cv2.merge([np.ascontiguousarray(hr[j, 0]), cbcr]), _INV)
+                    outs[i] = cv2.add(bgr, 0.0, dtype=cv2.CV_8U)
+                t3 = time.monotonic()
+                for i in chunk:
+                    times[i] = {"pre": (t1 - t0) / len(chunk), "infer": t2 - t1, "post": (t3 - t2) / len(chunk)}
+        if timings is not None:
+            timings.extend(times)
+        return outs  # type: ignore[return-value]
+
+
 def _cv2():
     from srx.imageio import cv2_module
 
@@ -233,6 +284,7 @@ def create_upscaler(
     *,
     tile: int = 512,
     overlap: int | None = None,
+    server: str | None = None,
 ) -> Upscaler:
     """An Upscaler on the best backend for the model asked for (see make_runner). `scale=None` takes
     the model's own scale; a scale the model does not have is an SrxError. Sets OpenCV to one
@@ -242,7 +294,7 @@ def create_upscaler(
 
     single_threaded_opencv()
     keep_frame_buffers()
-    runner = make_runner(backend, scale=scale, weights=weights, model_file=model_file, threads=threads)
+    runner = make_runner(backend, scale=scale, weights=weights, model_file=model_file, threads=threads, server=server)
     if scale is not None and runner.scale is not None and runner.scale != scale:
         raise SrxError(f"the model upscales x{runner.scale} but x{scale} was asked for; pass --scale {runner.scale}")
     return Upscaler(runner, scale if scale is not None else int(runner.scale or 3), tile=tile, overlap=overlap)
