@@ -63,6 +63,7 @@ class StreamSummary:
     timing_note: str = ""
     outputs: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    fallback_frames: int = 0  # frames sent bicubic while the model backend was unavailable
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +94,8 @@ class StreamSummary:
         if self.reconnect_attempts:
             lines.append(f"  reconnects: {self.reconnects} after {self.reconnect_attempts} attempt(s); "
                          f"{self.frames_after_reconnect} frames since the last")
+        if self.fallback_frames:
+            lines.append(f"  {self.fallback_frames} frames went out bicubic while the model backend was unavailable")
         if self.timing_note:
             lines.append(f"  note: {self.timing_note}")
         return "\n".join(lines)

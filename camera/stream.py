@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from srx.camera.capture import CaptureThread, Frame
+from srx.camera.fallback import InferenceGuard
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
 from srx.camera.sources import SourceSpec, open_reader, parse_source
 from srx.camera.stats import StreamStats, StreamSummary
@@ -136,6 +137,7 @@ def stream(
     note = "" if timed is not None else "the upscaler exposes no runner: infer is the whole upscale() (pre/post included)"
 
     stats = stats or StreamStats()
+    guard = InferenceGuard(scale, reconnect_max_wait)
     capture: CaptureThread | None = None
     stopped_by = "end-of-input"
     last_size: tuple[int, int] | None = None
@@ -189,7 +191,9 @@ def stream(
                             stopped_by = "window-closed"
                             break
                     continue
-                sr, timings = _upscale_timed(upscaler, timed, frame.image)
+                done = guard.run(lambda: _upscale_timed(upscaler, timed, frame.image))
+                # the backend is away (a Triton server restarting): bicubic, labelled, while it is retried
+                sr, timings = done if done is not None else (guard.fallback_frame(frame.image), {})
                 t_out = time.monotonic()
                 out = compare_frame(frame.image, sr, scale, model_label) if compare else sr
                 if overlay:
@@ -253,7 +257,8 @@ def stream(
         frames_after_reconnect=stats.frames_out - frames_at_reconnect if capture.reconnects else 0,
         timing_note=note,
         outputs=[o.describe() for o in outputs],
-        events=[{**e, "t": round(e["t"] - stats.t_start, 3)} for e in capture.events],
+        events=[{**e, "t": round(e["t"] - stats.t_start, 3)} for e in capture.events + guard.events],
+        fallback_frames=guard.fallback_frames,
     )
 
 

@@ -26,29 +26,37 @@ def _seconds(text: Optional[str], option: str) -> Optional[float]:
 
 @app.command("stream")
 def stream_cmd(
-    camera: Optional[int] = typer.Option(None, "--camera", help="V4L2 camera index (0 for /dev/video0)."),
-    source: Optional[str] = typer.Option(
-        None, "--source", help="Video file, image folder, rtsp:// or http(s):// URL, or a GStreamer pipeline (contains '!')."),
+    camera: Optional[list[str]] = typer.Option(
+        None, "--camera", help="V4L2 camera index (0 for /dev/video0); repeat for several cameras, NAME=N names one."),
+    source: Optional[list[str]] = typer.Option(
+        None, "--source", help="Video file, image folder, rtsp:// or http(s):// URL, or a GStreamer pipeline (contains '!'); "
+        "repeat for several sources, NAME=SPEC names one (default names: cam0, the file's stem, the URL's host)."),
     demo: bool = typer.Option(False, "--demo", help="Stream srx's built-in synthetic street clip (320x180, 100 frames at 10 fps)."),
     loop: bool = typer.Option(False, "--loop", help="Start a file (or the demo) again when it ends."),
     no_drop: bool = typer.Option(False, "--no-drop", help="Process every frame (no pacing, nothing dropped) instead of always the newest."),
     scale: int = scale_option(),
     weights: Optional[Path] = weights_option(),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file instead of --weights: .onnx, .engine or .pt."),
-    backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, torch or tensorrt."),
+    backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, torch, tensorrt or triton (with --server)."),
+    server: Optional[str] = typer.Option(
+        None, "--server", help="Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` runs); implies --backend triton. "
+        "--model NAME then picks the model on it."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for the model (default: physical cores)."),
     output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Record: .mp4 (viewing), .mkv (lossless FFV1), .avi (MJPEG), or a folder/ for PNG frames."),
+        None, "--output", "-o", help="Record: .mp4 (viewing), .mkv (lossless FFV1), .avi (MJPEG), or a folder/ for PNG frames; "
+        "with several sources a pattern with {name}, e.g. out/{name}.mkv."),
     serve: Optional[str] = typer.Option(
         None, "--serve", help="Serve the stream and a stats page over HTTP at HOST:PORT (host defaults to 127.0.0.1)."),
     compare: bool = typer.Option(False, "--compare", help="Show bicubic | model side by side, labelled."),
     window: Optional[bool] = typer.Option(
         None, "--window/--no-window", help="Show a window (default: when a display is available)."),
-    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many upscaled frames."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many upscaled frames (per source)."),
     duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long, e.g. 30s or 5m."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line on stderr."),
     overlay: bool = typer.Option(False, "--overlay", help="Draw the live numbers onto the frames."),
-    json_summary: Optional[Path] = typer.Option(None, "--json-summary", help="Also write the summary to this JSON file."),
+    json_summary: Optional[Path] = typer.Option(
+        None, "--json-summary", help="Also write the summary to this JSON file (several sources: one file with each source "
+        "and the totals, or one file per source when the name holds {name})."),
     reconnect_max_wait: float = typer.Option(
         30.0, "--reconnect-max-wait", help="Longest wait between reconnect attempts to a lost live source, seconds."),
     open_timeout: float = typer.Option(10.0, "--open-timeout", help="Give up opening (or reading) a source after this many seconds."),
@@ -57,7 +65,13 @@ def stream_cmd(
 
     The source is --camera N, --source FILE|URL|PIPELINE or --demo; the results go to a window,
     --output and/or --serve, all at once if asked. Ctrl-C or SIGTERM stop cleanly (recordings are
-    finalised) and print the summary."""
+    finalised) and print the summary.
+
+    Several sources (--source and --camera repeated, --demo) run in one process: one capture thread
+    each, one model call per tick over the frames that are ready (batched by frame size), outputs
+    per source (--output out/{name}.mkv; --serve shows every camera on one page and serves
+    /cam/NAME/stream.mjpg each), numbers per source and in total. Name a source with
+    --source NAME=SPEC; a source that fails or drops out does not stop the others."""
     from srx.camera.outputs import WindowOutput, display_available, recording_output
     from srx.camera.server import MjpegServer
     from srx.camera.sources import check_source, parse_source
@@ -65,7 +79,24 @@ def stream_cmd(
     from srx.camera.stream import stream
     from srx.runtime.upscaler import create_upscaler
 
-    spec = parse_source(camera=camera, source=source, demo=demo, loop=loop)
+    from srx.camera.multi import output_for, parse_sources
+
+    cams, srcs = list(camera or []), list(source or [])
+    named = parse_sources(cams, srcs, demo, loop) if cams or srcs or demo else []
+    if server is not None and backend == "auto":
+        backend = "triton"
+    if len(named) > 1:
+        _stream_many(named, scale=scale, weights=weights, model=model, backend=backend, server=server, threads=threads,
+                     output=output, serve=serve, compare=compare, window=window, max_frames=max_frames,
+                     duration=duration, quiet=quiet, overlay=overlay, json_summary=json_summary, no_drop=no_drop,
+                     reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
+        return
+    if named:  # one source: the single-source loop, as always ({name} in --output takes its name)
+        spec = named[0].spec
+        if output is not None and "{name}" in str(output):
+            output = output_for(str(output), named[0].name)
+    else:
+        spec = parse_source(camera=None, source=None, demo=False, loop=loop)  # the "expected exactly one" error
     check_source(spec)
     seconds = _seconds(duration, "--duration")
     if reconnect_max_wait <= 0 or open_timeout <= 0:
@@ -84,7 +115,8 @@ def stream_cmd(
             outputs.append(WindowOutput())
         if not outputs:
             log.info("no output asked for (headless, no --output/--serve): frames are upscaled and measured only")
-        upscaler = create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads)
+        upscaler = create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads,
+                                   server=server)
     except BaseException:
         for o in outputs:
             o.close()
@@ -92,6 +124,59 @@ def stream_cmd(
     summary = stream(spec, upscaler, outputs, max_frames=max_frames, duration=seconds, drop=not no_drop,
                      compare=compare, overlay=overlay, quiet=quiet, reconnect_max_wait=reconnect_max_wait,
                      open_timeout=open_timeout, stats=stats)
+    typer.echo(summary.format())
+    if json_summary is not None:
+        summary.write_json(json_summary)
+        log.info("summary written to %s", json_summary)
+
+
+def _stream_many(named, *, scale, weights, model, backend, server, threads, output, serve, compare, window, max_frames,
+                 duration, quiet, overlay, json_summary, no_drop, reconnect_max_wait, open_timeout) -> None:
+    """Several sources in one process (srx.camera.multi)."""
+    from srx.camera.multi import check_pattern, output_for, stream_many
+    from srx.camera.multi_server import MultiMjpegServer, multi_stats
+    from srx.camera.outputs import WindowOutput, display_available, recording_output
+    from srx.camera.sources import check_source
+    from srx.camera.stats import StreamStats
+    from srx.runtime.upscaler import create_upscaler
+
+    for item in named:
+        check_source(item.spec)
+    seconds = _seconds(duration, "--duration")
+    if reconnect_max_wait <= 0 or open_timeout <= 0:
+        raise SrxError("--reconnect-max-wait and --open-timeout must be positive numbers of seconds")
+    if output is not None:
+        check_pattern(str(output), len(named))
+    if json_summary is not None and "{name}" not in str(json_summary) and json_summary.is_dir():
+        raise SrxError(f"--json-summary {json_summary} is a folder; expected a file name")
+    show = display_available() if window is None else window
+    stats = {item.name: StreamStats() for item in named}
+    outputs: dict = {item.name: [] for item in named}
+    shared: list = []
+    try:  # outputs check their destinations now, before the model loads and the sources open
+        if output is not None:
+            for item in named:
+                outputs[item.name].append(recording_output(output_for(str(output), item.name)))
+        if serve is not None:
+            web = MultiMjpegServer(serve, [item.name for item in named], stats=multi_stats(stats),
+                                   title=f"srx stream x{scale}: {len(named)} cameras")
+            shared.append(web)
+            for item in named:
+                outputs[item.name].append(web.channel(item.name))
+        if show:
+            for item in named:
+                outputs[item.name].append(WindowOutput(f"srx {item.name}"))
+        if not any(outputs.values()):
+            log.info("no output asked for (headless, no --output/--serve): frames are upscaled and measured only")
+        upscaler = create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads,
+                                   server=server)
+    except BaseException:
+        for o in [o for outs in outputs.values() for o in outs] + shared:
+            o.close()
+        raise
+    summary = stream_many(named, upscaler, outputs, shared_outputs=shared, max_frames=max_frames, duration=seconds,
+                          drop=not no_drop, compare=compare, overlay=overlay, quiet=quiet,
+                          reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout, stats=stats)
     typer.echo(summary.format())
     if json_summary is not None:
         summary.write_json(json_summary)

@@ -1,0 +1,560 @@
+"""Many cameras in one process: one capture thread per source, one model call per tick.
+
+`stream_many()` is the multi-source twin of `srx.camera.stream.stream()`. Each source has its own
+capture thread with the latest-frame policy, its own reconnects and "no signal" frames, its own
+outputs and numbers. Each tick the loop takes the newest frame of every source that has one and
+upscales them together (`Upscaler.upscale_batch`): frames of the same LR size go through the model
+as one batch, other sizes as one batch per size. A source that ends, fails or drops out never
+stops the others; a model backend that becomes unavailable (a Triton server that went away) turns
+every source's frames into labelled bicubic frames while it is retried with backoff
+(`srx.camera.fallback`).
+
+Sources are named: `--source NAME=SPEC` names one; otherwise the name comes from the source (`cam0`
+for camera 0, the file's stem, the URL's host and last path part, `demo`). Names select outputs
+(`--output out/{name}.mkv`), web paths (`/cam/NAME/stream.mjpg`) and summary entries.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from srx.camera.capture import CaptureThread, Frame
+from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
+from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_source
+from srx.camera.stats import Samples, StreamStats, StreamSummary, _round
+from srx.errors import SrxError
+
+log = logging.getLogger("srx")
+
+#: what a source name may look like: it becomes part of file names and URL paths
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}"
+_NAMED = re.compile(rf"^({NAME_PATTERN})=(.+)$", re.S)
+
+
+@dataclass
+class NamedSource:
+    name: str
+    spec: SourceSpec
+
+
+def split_name(text: str) -> tuple[str | None, str]:
+    """'lobby=rtsp://...' -> ('lobby', 'rtsp://...'); anything else -> (None, text). A path that
+    exists as written is never split (a file may have '=' in its name); URLs and GStreamer
+    pipelines cannot match (':' or a space comes before their first '=')."""
+    m = _NAMED.match(str(text).strip())
+    if m is None or Path(str(text)).expanduser().exists():
+        return None, str(text)
+    return m.group(1), m.group(2)
+
+
+def _sanitize(text: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")
+    return name[:40].rstrip("-.")
+
+
+def default_name(spec: SourceSpec, index: int) -> str:
+    """cam0 for camera 0, a file's stem, a folder's name, host[-last path part] for a URL,
+    pipelineN for a GStreamer pipeline, demo for the built-in clip, srcN otherwise."""
+    if spec.kind == "camera":
+        return f"cam{spec.target}"
+    if spec.kind == "demo":
+        return "demo"
+    if spec.kind == "file":
+        name = _sanitize(Path(spec.target).stem)
+    elif spec.kind == "folder":
+        name = _sanitize(Path(spec.target).name)
+    elif spec.kind == "url":
+        rest = str(spec.target).split("://", 1)[-1]
+        hostport, _, path = rest.partition("/")
+        host = hostport.rsplit("@", 1)[-1].split(":")[0].strip("[]")
+        last = [p for p in path.split("?")[0].split("/") if p]
+        name = _sanitize(host + ("-" + last[-1] if last else ""))
+    elif spec.kind == "gstreamer":
+        name = f"pipeline{index}"
+    else:
+        name = f"src{index}"
+    return name or f"src{index}"
+
+
+def parse_sources(cameras: Sequence[str] = (), sources: Sequence[str] = (), demo: bool = False,
+                  loop: bool = False) -> list[NamedSource]:
+    """--camera [NAME=]N (repeatable), --source [NAME=]SPEC (repeatable) and --demo -> named
+    sources, in that order. Two sources with one name are an SrxError."""
+    items: list[NamedSource] = []
+    for text in cameras:
+        name, value = split_name(str(text))
+        value = value.strip()
+        if not re.fullmatch(r"-?\d+", value):
+            raise SrxError(f"--camera {text!r}: expected a device index (0 for /dev/video0), optionally named: "
+                           "--camera NAME=0")
+        items.append(NamedSource(name or "", parse_source(camera=int(value))))
+    for text in sources:
+        name, value = split_name(str(text))
+        items.append(NamedSource(name or "", parse_source(source=value, loop=loop)))
+    if demo:
+        items.append(NamedSource("", parse_source(demo=True, loop=loop)))
+    if not items:
+        raise SrxError("expected at least one of --camera N, --source FILE|URL|PIPELINE or --demo")
+    for i, item in enumerate(items):
+        if not item.name:
+            item.name = default_name(item.spec, i)
+    seen: dict[str, NamedSource] = {}
+    for item in items:
+        if item.name in seen:
+            raise SrxError(
+                f"two sources are named {item.name!r} ({seen[item.name].spec.describe()} and {item.spec.describe()}); "
+                f"give them different names with --source NAME=SPEC (or --camera NAME=N), e.g. --source {item.name}2=...")
+        seen[item.name] = item
+    return items
+
+
+def output_for(pattern: str, name: str) -> Path:
+    return Path(str(pattern).replace("{name}", name))
+
+
+def check_pattern(pattern: str, count: int, option: str = "--output") -> None:
+    """With several sources, a per-source file needs {name} in its path."""
+    if count > 1 and "{name}" not in str(pattern):
+        raise SrxError(f"{option} {pattern} would be the same file for all {count} sources; put {{name}} "
+                       f"in it, e.g. {option} out/{{name}}.mkv")
+
+
+class _Unopened(FrameReader):
+    """The reader of a live source that did not open at start: the capture reconnects first."""
+
+    def read(self) -> np.ndarray | None:
+        return None
+
+
+class SourceCapture(CaptureThread):
+    """A CaptureThread that wakes the multi-source loop (`ready`) whenever it publishes a frame or
+    ends, and that may start without a connection (then it reconnects, with backoff, first)."""
+
+    def __init__(self, spec: SourceSpec, reader: FrameReader | None, ready: threading.Event, **kwargs: Any) -> None:
+        super().__init__(spec, reader if reader is not None else _Unopened(), **kwargs)
+        self.ready = ready
+        self.unopened = reader is None
+        if self.unopened:
+            self.connected = False
+            self._thread.name = "srx-capture-reconnect"
+
+    def _publish(self, frame: Frame) -> bool:
+        ok = super()._publish(frame)
+        self.ready.set()
+        return ok
+
+    def _loop(self) -> None:
+        if self.unopened:
+            self._reconnect()
+            if self._stop.is_set():
+                return
+        super()._loop()
+
+    def _run(self) -> None:
+        try:
+            super()._run()
+        finally:
+            self.ready.set()
+
+
+@dataclass
+class _Lane:
+    """One source's state in the loop."""
+
+    src: NamedSource
+    outputs: list[Output]
+    stats: StreamStats
+    capture: SourceCapture | None = None
+    done: str | None = None  # why this source stopped: end-of-input, max-frames, error
+    error: str | None = None
+    last_size: tuple[int, int] | None = None
+    last_index: int | None = None
+    next_nosignal: float = 0.0
+    nosignal_repeat: int = 1
+    frames_at_reconnect: int = 0
+    seen_reconnects: int = 0
+    fallback_frames: int = 0
+
+
+@dataclass
+class MultiSummary:
+    """Per-source summaries (StreamSummary each) and the totals over all sources."""
+
+    backend: str
+    scale: int
+    stopped_by: str
+    wall_s: float
+    sources: dict[str, StreamSummary]
+    total: dict[str, Any]
+    batches: dict[int, int] = field(default_factory=dict)  # frames per model call -> number of calls
+    inference: dict[str, Any] = field(default_factory=dict)  # backend outages and fallback frames
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend, "scale": self.scale, "stopped_by": self.stopped_by, "wall_s": self.wall_s,
+            "total": self.total, "batches": {str(k): v for k, v in sorted(self.batches.items())},
+            "inference": self.inference, "sources": {k: v.to_dict() for k, v in self.sources.items()},
+        }
+
+    def write_json(self, path: Path) -> None:
+        """One file for all sources, or one per source when the path holds {name}."""
+        import json
+
+        from srx.fsutil import atomic_write_text
+
+        if "{name}" in str(path):
+            for name, summary in self.sources.items():
+                summary.write_json(output_for(str(path), name))
+        else:
+            atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def format(self) -> str:
+        def ms(v: float | None) -> str:
+            return f"{v:.1f}" if v is not None else "-"
+
+        t = self.total
+        lines = [
+            f"stream summary: {len(self.sources)} sources x{self.scale} on {self.backend}, stopped by {self.stopped_by}",
+            f"  total: {t['frames_in']} in, {t['frames_out']} out, {t['dropped']} dropped in {self.wall_s:.1f} s; "
+            f"fps {t['fps_in']:.2f} in, {t['fps_out']:.2f} out; latency ms p50 {ms(t['latency_ms']['p50'])}, "
+            f"p95 {ms(t['latency_ms']['p95'])}",
+            "  model calls: " + (", ".join(f"{n} of {size} frame{'s' if size > 1 else ''}"
+                                           for size, n in sorted(self.batches.items())) or "none"),
+        ]
+        if self.inference.get("outages"):
+            lines.append(f"  backend unavailable {self.inference['outages']} time(s), {self.inference['failed_attempts']} "
+                         f"failed attempt(s); {self.inference['fallback_frames']} frames went out bicubic meanwhile")
+        for name, s in self.sources.items():
+            size = (f"{s.input_size[0]}x{s.input_size[1]} -> {s.output_size[0]}x{s.output_size[1]}"
+                    if s.input_size and s.output_size else "no frames")
+            lat = s.latency_ms
+            extra = ""
+            if s.nosignal_frames:
+                extra += f", {s.nosignal_frames} no-signal"
+            if s.reconnect_attempts:
+                extra += f", {s.reconnects} reconnects after {s.reconnect_attempts} attempts"
+            lines.append(f"  {name}: {s.source}, {size}, {s.stopped_by}: {s.frames_in} in, {s.frames_out} out, "
+                         f"{s.dropped} dropped{extra}; fps {s.fps_in:.2f} in, {s.fps_out:.2f} out; "
+                         f"latency ms p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}")
+            if s.timing_note:
+                lines.append(f"    note: {s.timing_note}")
+        return "\n".join(lines)
+
+
+def _open_all(sources: Sequence[NamedSource], timeout: float) -> list[FrameReader | None]:
+    """Open every source at once (a camera that does not answer costs `timeout` once, not per
+    source). A live source that does not open starts reconnecting (None); any other failure is
+    the user's input and an SrxError."""
+    results: list[Any] = [None] * len(sources)
+
+    def work(i: int) -> None:
+        try:
+            results[i] = open_reader(sources[i].spec, timeout)
+        except BaseException as exc:  # reported below, in order
+            results[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,), name="srx-open-all", daemon=True) for i in range(len(sources))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    readers: list[FrameReader | None] = []
+    for src, res in zip(sources, results):
+        if isinstance(res, BaseException):
+            if isinstance(res, SrxError) and src.spec.reconnects:
+                log.warning("source %s (%s) did not open: %s; retrying in the background, the others start now",
+                            src.name, src.spec.describe(), res)
+                readers.append(None)
+                continue
+            for r in results:
+                if isinstance(r, FrameReader):
+                    r.release()
+            if isinstance(res, SrxError):
+                raise SrxError(f"source {src.name}: {res}") from None
+            raise res
+        readers.append(res)
+    return readers
+
+
+def stream_many(
+    sources: Sequence[NamedSource],
+    upscaler: Any,
+    outputs: dict[str, Sequence[Output]] | None = None,
+    *,
+    shared_outputs: Sequence[Any] = (),
+    max_frames: int | None = None,
+    duration: float | None = None,
+    drop: bool = True,
+    compare: bool = False,
+    overlay: bool = False,
+    quiet: bool = True,
+    status_interval: float = 1.0,
+    reconnect_max_wait: float = 30.0,
+    open_timeout: float = 10.0,
+    nosignal_fps: float = 5.0,
+    stop_event: threading.Event | None = None,
+    stats: dict[str, StreamStats] | None = None,
+    on_frame: Callable[[str, Frame, np.ndarray, float], None] | None = None,
+) -> MultiSummary:
+    """Upscale every source into its own outputs until all sources ended, `duration` seconds, a
+    stop (Ctrl-C, SIGTERM, `stop_event`) or a window closing. `max_frames` bounds each source.
+
+    `upscaler`: an srx Upscaler (anything with `upscale_batch(frames, timings)` and `scale`).
+    `outputs[name]`: that source's outputs; `shared_outputs`: things closed at the end too (the
+    web server). `stats[name]` may be passed in to share live numbers. `on_frame(name, frame,
+    output, t_done)` is called after each upscaled frame is delivered."""
+    from srx.camera.fallback import InferenceGuard
+    from srx.camera.stream import _Signals, _write_all
+
+    if max_frames is not None and max_frames < 1:
+        raise SrxError(f"--max-frames must be at least 1, got {max_frames}")
+    if duration is not None and duration <= 0:
+        raise SrxError(f"--duration must be positive, got {duration}")
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise SrxError(f"source names must differ, got {', '.join(names)}")
+    outputs = dict(outputs or {})
+    stats = stats if stats is not None else {}
+    stop = stop_event or threading.Event()
+    scale = int(getattr(upscaler, "scale", 0) or 0)
+    runner = getattr(upscaler, "runner", None)
+    was_active = bool(runner is not None and runner.is_active)
+    backend = runner.describe() if runner is not None else type(upscaler).__name__
+    model_label = (runner.config.name.split("-x")[0].upper().replace("-", " ")
+                   if runner is not None and getattr(runner, "config", None) is not None else "SR")
+    guard = InferenceGuard(scale, reconnect_max_wait)
+    ready = threading.Event()
+    lanes = [_Lane(s, list(outputs.get(s.name, ())), stats.setdefault(s.name, StreamStats())) for s in sources]
+    batches: dict[int, int] = {}
+    latency_all = Samples()
+    stopped_by = "end-of-input"
+    started = False
+    tty = sys.stderr.isatty()
+    readers: list[FrameReader | None] = []
+    try:
+        readers = _open_all(sources, open_timeout)
+        with _Signals(stop):
+            if runner is not None and not runner.is_active:
+                runner.activate()  # load the model before the clock starts: startup is not latency
+            for lane, reader in zip(lanes, readers):
+                lane.capture = SourceCapture(lane.src.spec, reader, ready, drop=drop,
+                                             reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
+                fps = (reader.fps if reader is not None else None) or lane.src.spec.fps
+                lane.nosignal_repeat = max(1, round((fps or nosignal_fps) / nosignal_fps))
+                for o in lane.outputs:
+                    if hasattr(o, "fps") and fps:
+                        o.fps = fps  # recordings play at their source's rate
+            t_start = time.monotonic()
+            for lane in lanes:
+                lane.stats.t_start = t_start
+                lane.stats.capture = lane.capture
+                lane.capture.start()
+            started = True
+            next_status = t_start + status_interval
+            while True:
+                now = time.monotonic()
+                if stop.is_set():
+                    stopped_by = "interrupted"
+                    break
+                if duration is not None and now - t_start >= duration:
+                    stopped_by = "duration"
+                    break
+                if all(lane.done for lane in lanes):
+                    stopped_by = ("max-frames" if max_frames is not None and all(l.done == "max-frames" for l in lanes)
+                                  else "end-of-input")
+                    break
+                if not quiet and now >= next_status:
+                    line = live_line(lanes, t_start)
+                    sys.stderr.write(("\r" + line + "\x1b[K") if tty else line + "\n")
+                    sys.stderr.flush()
+                    next_status = now + status_interval
+                ready.clear()
+                taken: list[tuple[_Lane, Frame]] = []
+                wait = 1.0 / nosignal_fps
+                window_closed = False
+                for lane in lanes:
+                    if lane.done:
+                        continue
+                    cap = lane.capture
+                    frame = cap.get(timeout=0)
+                    if cap.reconnects != lane.seen_reconnects:
+                        lane.seen_reconnects, lane.frames_at_reconnect = cap.reconnects, lane.stats.frames_out
+                    if frame is not None:
+                        taken.append((lane, frame))
+                        continue
+                    if cap.error is not None:
+                        lane.done, lane.error = "error", str(cap.error)
+                        log.error("source %s stopped: %s (the others go on)", lane.src.name, cap.error)
+                        cap.stop()
+                    elif cap.finished:
+                        lane.done = "end-of-input"
+                        log.info("source %s ended after %d frames", lane.src.name, lane.stats.frames_out)
+                        cap.stop()
+                    elif not cap.connected:
+                        if now >= lane.next_nosignal:
+                            size = lane.last_size or (640, 360)
+                            left = max(0.0, (cap.next_retry_at or now) - now)
+                            img = nosignal_frame(size, f"{lane.src.name}: {lane.src.spec.describe()}",
+                                                 f"reconnecting: attempt {cap.attempt}, next in {left:.0f} s")
+                            lane.stats.nosignal += 1
+                            lane.next_nosignal = now + 1.0 / nosignal_fps
+                            if not _write_all(lane.outputs, img, lane.nosignal_repeat):
+                                window_closed = True
+                        wait = min(wait, max(0.0, lane.next_nosignal - now))
+                if window_closed:
+                    stopped_by = "window-closed"
+                    break
+                if not taken:
+                    if not all(lane.done for lane in lanes):
+                        ready.wait(max(wait, 0.001))
+                    continue
+                images = [f.image for _, f in taken]
+                timings: list[dict[str, float]] = []
+                results = guard.run(lambda: upscaler.upscale_batch(images, timings))
+                if results is None:  # the backend is down: bicubic, labelled, while it is retried
+                    results = [guard.fallback_frame(img) for img in images]
+                    timings = [{} for _ in images]
+                    for lane, _ in taken:
+                        lane.fallback_frames += 1
+                else:
+                    for size, n in _batch_sizes(images, getattr(runner, "max_batch", None)).items():
+                        batches[size] = batches.get(size, 0) + n
+                for (lane, frame), sr, tim in zip(taken, results, timings):
+                    t_out = time.monotonic()
+                    out = compare_frame(frame.image, sr, scale, model_label) if compare else sr
+                    if overlay:
+                        out = overlay_text(out, f"{lane.src.name}  " + lane.stats.live_line().strip())
+                    repeat = frame.index - lane.last_index if lane.last_index is not None else 1
+                    lane.last_index = frame.index
+                    keep = _write_all(lane.outputs, out, repeat)
+                    t_done = time.monotonic()
+                    tim = dict(tim)
+                    tim["capture"] = frame.capture_s
+                    tim["output"] = t_done - t_out
+                    lane.stats.record(frame.t_capture, t_done, tim, frame.image.shape, out.shape)
+                    latency_all.add((t_done - frame.t_capture) * 1000.0)
+                    lane.last_size = (out.shape[1], out.shape[0])
+                    if on_frame is not None:
+                        on_frame(lane.src.name, frame, out, t_done)
+                    if not keep:
+                        window_closed = True
+                    if max_frames is not None and lane.stats.frames_out >= max_frames and not lane.done:
+                        lane.done = "max-frames"
+                        lane.capture.stop()
+                if window_closed:
+                    stopped_by = "window-closed"
+                    break
+    except KeyboardInterrupt:
+        stopped_by = "interrupted"
+    finally:
+        for lane in lanes:
+            if lane.capture is not None:
+                lane.capture.stop()
+        if not started:
+            for reader in readers:
+                if reader is not None:
+                    reader.release()
+        errors = []
+        for o in [o for lane in lanes for o in lane.outputs] + list(shared_outputs):
+            try:
+                o.close()
+            except Exception as exc:  # close every output even if one fails
+                errors.append(f"{o.describe()}: {exc}")
+        if runner is not None and not was_active:
+            runner.deactivate()
+        if not quiet and tty:
+            sys.stderr.write("\n")
+        if errors and sys.exc_info()[0] is None:
+            raise SrxError("could not finalise " + "; ".join(errors))
+
+    if not started:
+        raise SrxError("interrupted before the stream started")
+    wall = time.monotonic() - t_start
+    summaries = {lane.src.name: _lane_summary(lane, backend, scale, stopped_by, wall) for lane in lanes}
+    frames_in = sum(s.frames_in for s in summaries.values())
+    frames_out = sum(s.frames_out for s in summaries.values())
+    firsts = [lane.stats.t_first_out for lane in lanes if lane.stats.t_first_out is not None]
+    lasts = [lane.stats.t_last_out for lane in lanes if lane.stats.t_last_out is not None]
+    span = (max(lasts) - min(firsts)) if firsts and lasts else 0.0
+    total = {
+        "frames_in": frames_in,
+        "frames_out": frames_out,
+        "dropped": sum(s.dropped for s in summaries.values()),
+        "nosignal_frames": sum(s.nosignal_frames for s in summaries.values()),
+        "fps_in": round(frames_in / wall, 3) if wall > 0 else 0.0,
+        "fps_out": round((frames_out - 1) / span, 3) if frames_out > 1 and span > 0 else 0.0,
+        "latency_ms": {"p50": _round(latency_all.percentile(50)), "p95": _round(latency_all.percentile(95)),
+                       "max": _round(max(latency_all.values)) if latency_all.values else None,
+                       "mean": _round(latency_all.mean())},
+        "model_calls": sum(batches.values()),
+    }
+    return MultiSummary(backend=backend, scale=scale, stopped_by=stopped_by, wall_s=round(wall, 3),
+                        sources=summaries, total=total, batches=batches, inference=guard.summary())
+
+
+def _batch_sizes(images: Sequence[np.ndarray], max_batch: int | None) -> dict[int, int]:
+    """How upscale_batch splits `images` into model calls: {frames per call: calls}."""
+    groups: dict[tuple, int] = {}
+    for img in images:
+        groups[img.shape] = groups.get(img.shape, 0) + 1
+    sizes: dict[int, int] = {}
+    for n in groups.values():
+        step = max(1, int(max_batch or n))
+        for k in range(0, n, step):
+            size = min(step, n - k)
+            sizes[size] = sizes.get(size, 0) + 1
+    return sizes
+
+
+def _lane_summary(lane: _Lane, backend: str, scale: int, stopped_by: str, wall: float) -> StreamSummary:
+    cap, st = lane.capture, lane.stats
+    note = f"source failed: {lane.error}" if lane.error else ""
+    if lane.fallback_frames:
+        note = (note + "; " if note else "") + f"{lane.fallback_frames} frames went out bicubic while the backend was down"
+    return StreamSummary(
+        source=lane.src.spec.describe(),
+        backend=backend,
+        scale=scale,
+        stopped_by=lane.done if lane.done and lane.done != "error" else ("error" if lane.done else stopped_by),
+        wall_s=round(wall, 3),
+        frames_in=cap.frames_read,
+        frames_out=st.frames_out,
+        dropped=cap.dropped,
+        nosignal_frames=st.nosignal,
+        fps_in=round(cap.frames_read / wall, 3) if wall > 0 else 0.0,
+        fps_out=round(st.fps_out(), 3),
+        latency_ms=st.latency_summary(),
+        stage_ms=st.stage_summary(),
+        input_size=st.input_size,
+        output_size=st.output_size,
+        reconnect_attempts=cap.reconnect_attempts,
+        reconnects=cap.reconnects,
+        frames_after_reconnect=st.frames_out - lane.frames_at_reconnect if cap.reconnects else 0,
+        timing_note=note,
+        outputs=[o.describe() for o in lane.outputs],
+        events=[{**e, "t": round(e["t"] - st.t_start, 3)} for e in cap.events],
+    )
+
+
+def live_line(lanes: Sequence[_Lane], t_start: float) -> str:
+    """Total, then one short part per source: out fps, drops, latency p95, NO SIGNAL/ended."""
+    now = time.monotonic()
+    parts = []
+    total_fps = 0.0
+    for lane in lanes:
+        s = lane.stats.snapshot()
+        total_fps += s["fps_out"]
+        state = {"end-of-input": " ended", "max-frames": " done", "error": " FAILED"}.get(lane.done or "", "")
+        if not state and not s["connected"]:
+            state = " NO SIGNAL"
+        p95 = f"{s['latency_ms_p95']:.0f}ms" if s["latency_ms_p95"] is not None else "-"
+        parts.append(f"{lane.src.name} {s['fps_out']:.1f}fps d{s['dropped']} p95 {p95}{state}")
+    return f"{now - t_start:7.1f}s  total out {total_fps:5.2f} fps | " + " | ".join(parts)

@@ -1,0 +1,264 @@
+"""`--serve HOST:PORT` with several sources: an index page of every camera, one MJPEG path each.
+
+  /                       the index: every camera with its live numbers, and the totals
+  /cam/NAME/              one camera at its natural size, with its numbers
+  /cam/NAME/stream.mjpg   that camera's multipart/x-mixed-replace JPEG stream (newest frame first)
+  /cam/NAME/frame.jpg     its newest frame as one JPEG
+  /stats                  live numbers as JSON: {"total": {...}, "sources": {NAME: {...}}}
+
+Browsers open at most six connections to one host, and each MJPEG stream holds one, so the index
+embeds the live streams for up to four cameras and, past that, reloads each camera's frame.jpg
+a few times a second (the per-camera pages always show the stream). Each frame is JPEG-encoded
+once, by the stream loop; slow clients skip frames rather than queue them. stdlib only.
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Callable, Sequence
+from urllib.parse import unquote
+
+import numpy as np
+
+from srx.camera.outputs import Output
+from srx.camera.server import BOUNDARY, _Server, parse_hostport
+from srx.errors import SrxError
+
+log = logging.getLogger("srx")
+
+#: cameras the index embeds as live MJPEG; more are shown as frame.jpg refreshed by the page
+MJPEG_IN_INDEX = 4
+
+_STYLE = """
+ html, body { margin: 0; padding: 0; background: #1e1e1e; color: #e0e0e0; font: 14px monospace; }
+ h1 { font-size: 14px; margin: 0; padding: 8px; font-weight: normal; white-space: pre; }
+ .grid { display: flex; flex-wrap: wrap; gap: 8px; padding: 0 8px 8px 8px; align-items: flex-start; }
+ .cam { margin: 0; }
+ .cam img { display: block; max-width: 100%; }
+ .cam figcaption { padding: 4px 0; white-space: pre; }
+ a { color: #9cdcfe; }
+"""
+
+_SCRIPT = """
+const refresh = %(refresh)s;
+function line(s) {
+  if (!s) return '';
+  const lat = s.latency_ms_p50 === null ? '-' : s.latency_ms_p50.toFixed(0) + ' / ' + s.latency_ms_p95.toFixed(0) + ' ms';
+  return 'out ' + s.fps_out.toFixed(2) + ' fps   in ' + s.fps_in.toFixed(2) + ' fps   frames ' + s.frames_out +
+    '   dropped ' + s.dropped + '   latency p50/p95 ' + lat + (s.connected ? '' : '   NO SIGNAL');
+}
+async function poll() {
+  try {
+    const s = await (await fetch('/stats', {cache: 'no-store'})).json();
+    const t = s.total;
+    document.getElementById('total').textContent = %(title)s + '\\n' + t.sources + ' cameras   out ' +
+      t.fps_out.toFixed(2) + ' fps   frames ' + t.frames_out + '   dropped ' + t.dropped;
+    for (const [name, one] of Object.entries(s.sources)) {
+      const el = document.getElementById('stats-' + name);
+      if (el) el.textContent = name + '\\n' + line(one);
+    }
+  } catch (e) {}
+  setTimeout(poll, 1000);
+}
+function reload() {
+  for (const img of document.querySelectorAll('img[data-frame]')) {
+    const next = new Image();
+    next.onload = () => { img.src = next.src; };
+    next.src = img.dataset.frame + '?t=' + Date.now();
+  }
+  setTimeout(reload, 250);
+}
+poll();
+if (refresh) reload();
+"""
+
+
+def _page(title: str, names: Sequence[str], single: bool) -> str:
+    live = single or len(names) <= MJPEG_IN_INDEX
+    tiles = []
+    for name in names:
+        q = html.escape(name, quote=True)
+        img = (f'<img src="/cam/{q}/stream.mjpg" alt="{q}">' if live
+               else f'<img src="/cam/{q}/frame.jpg" data-frame="/cam/{q}/frame.jpg" alt="{q}">')
+        link = "" if single else f'<a href="/cam/{q}/">{q}</a> <a href="/cam/{q}/stream.mjpg">mjpeg</a>'
+        tiles.append(f'<figure class="cam">{img}<figcaption><div id="stats-{q}">{q}</div>{link}</figcaption></figure>')
+    script = _SCRIPT % {"refresh": "false" if live else "true", "title": json.dumps(title)}
+    return (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{_STYLE}</style></head>\n<body>\n<h1 id=\"total\">{html.escape(title)}</h1>\n"
+            f'<div class="grid">{"".join(tiles)}</div>\n<script>{script}</script>\n</body></html>\n')
+
+
+class Channel(Output):
+    """One camera's output into the server: write() encodes the frame once for every viewer."""
+
+    def __init__(self, server: "MultiMjpegServer", name: str) -> None:
+        self.server, self.cam = server, name
+        self.name = f"web {server.url}cam/{name}/"
+        self._cond = threading.Condition()
+        self._jpeg: bytes | None = None
+        self._seq = 0
+        self.clients = 0
+
+    def write(self, frame: np.ndarray) -> bool:
+        import cv2
+
+        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.server.quality])
+        if ok:
+            with self._cond:
+                self._jpeg = buf.tobytes()
+                self._seq += 1
+                self._cond.notify_all()
+        return True
+
+    def close(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def next_jpeg(self, after: int, timeout: float = 1.0) -> tuple[int, bytes | None]:
+        with self._cond:
+            if self._seq <= after and not self.server.closed:
+                self._cond.wait(timeout)
+            return self._seq, self._jpeg
+
+
+class MultiMjpegServer:
+    """The web server of a multi-source stream; `channel(name)` is each camera's Output.
+    `stats()` returns {"total": {...}, "sources": {name: snapshot}} for /stats."""
+
+    def __init__(self, address: str, names: Sequence[str], stats: Callable[[], dict[str, Any]] | None = None,
+                 title: str = "srx cameras", jpeg_quality: int = 90) -> None:
+        self.host, port = parse_hostport(address)
+        self.names = list(names)
+        self.stats = stats or (lambda: {"total": {}, "sources": {}})
+        self.title = title
+        self.quality = int(jpeg_quality)
+        self.closed = False
+        try:
+            self.httpd = _Server((self.host, port), self._handler())
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            if exc.errno in (98, 48, 10048):
+                why = "the port is already in use (another srx or server is on it)"
+            raise SrxError(f"cannot serve on {self.host}:{port}: {why}; pick another port with --serve HOST:PORT") from None
+        self.port = int(self.httpd.server_address[1])
+        self.channels = {name: Channel(self, name) for name in self.names}
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="srx-http", daemon=True)
+        self._thread.start()
+        log.info("serving %d cameras at %s", len(self.names), self.url)
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://{host}:{self.port}/"
+
+    def channel(self, name: str) -> Channel:
+        return self.channels[name]
+
+    def describe(self) -> str:
+        return f"web {self.url}"
+
+    def close(self) -> None:
+        self.closed = True
+        for ch in self.channels.values():
+            ch.close()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(2.0)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                log.debug("http %s: " + fmt, self.client_address[0], *args)
+
+            def _send(self, code: int, ctype: str, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                path = unquote(self.path.split("?", 1)[0])
+                if path in ("/", "/index.html"):
+                    self._send(200, "text/html; charset=utf-8", _page(server.title, server.names, False).encode())
+                    return
+                if path == "/stats":
+                    self._send(200, "application/json", json.dumps(server.stats()).encode())
+                    return
+                parts = path.strip("/").split("/")
+                if len(parts) in (2, 3) and parts[0] == "cam" and parts[1] in server.channels:
+                    ch = server.channels[parts[1]]
+                    what = parts[2] if len(parts) == 3 else ""
+                    if what in ("", "index.html"):
+                        page = _page(f"{server.title}: {ch.cam}", [ch.cam], True)
+                        self._send(200, "text/html; charset=utf-8", page.encode())
+                        return
+                    if what == "frame.jpg":
+                        _, jpeg = ch.next_jpeg(-1, 0)
+                        if jpeg is None:
+                            self._send(503, "text/plain", b"no frame yet\n")
+                        else:
+                            self._send(200, "image/jpeg", jpeg)
+                        return
+                    if what == "stream.mjpg":
+                        self._stream(ch)
+                        return
+                cams = ", ".join(f"/cam/{n}/stream.mjpg" for n in server.names)
+                self._send(404, "text/plain", f"not found: try / or one of {cams}\n".encode())
+
+            def _stream(self, ch: Channel) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                with ch._cond:
+                    ch.clients += 1
+                seq = 0
+                try:
+                    while not server.closed:
+                        new_seq, jpeg = ch.next_jpeg(seq)
+                        if jpeg is None or new_seq == seq:
+                            continue
+                        seq = new_seq
+                        self.wfile.write(
+                            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                            + jpeg + b"\r\n")
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
+                    pass  # the client went away
+                finally:
+                    with ch._cond:
+                        ch.clients -= 1
+
+        return Handler
+
+
+def multi_stats(stats: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """/stats for `stats` ({name: StreamStats}): each source's snapshot and the totals."""
+
+    def snapshot() -> dict[str, Any]:
+        sources = {name: st.snapshot() for name, st in stats.items()}
+        return {
+            "total": {
+                "sources": len(sources),
+                "frames_in": sum(s["frames_in"] for s in sources.values()),
+                "frames_out": sum(s["frames_out"] for s in sources.values()),
+                "dropped": sum(s["dropped"] for s in sources.values()),
+                "fps_out": round(sum(s["fps_out"] for s in sources.values()), 2),
+                "fps_in": round(sum(s["fps_in"] for s in sources.values()), 2),
+            },
+            "sources": sources,
+        }
+
+    return snapshot
