@@ -18,7 +18,7 @@ import json
 import math
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -184,6 +184,7 @@ def parity_report(
     synthetic: bool = False,
     build_engines: bool = True,
     log: Callable[[str], None] | None = None,
+    extra: Sequence[tuple[str, str, Callable[[], Any]]] = (),
 ) -> dict[str, Any]:
     """Run every backend on the same inputs and score it against PyTorch (module docstring).
 
@@ -192,7 +193,8 @@ def parity_report(
     engine to check; without one, FP32 and FP16 engines are built in the temporary folder when
     TensorRT and a GPU are present (`build_engines`). `set5`: the
     images (default ../shared/datasets/Set5 when present, else synthetic photos; `synthetic`
-    forces those).
+    forces those). `extra`: more backends as (label, precision, runner factory), e.g. a Triton
+    server's model, scored under the same gates.
     """
     import torch
 
@@ -227,6 +229,9 @@ def parity_report(
             rows.append(_guarded(label, precision, lambda p=path: _run(OnnxRuntimeRunner(p), inputs, False),
                                  refs, inputs, scale, ref_gt))
         rows.extend(_tensorrt_rows(engine, fp32, fp16, Path(tmp), inputs, refs, scale, ref_gt, build_engines, say))
+        for label, precision, make in extra:
+            say(f"parity: {label} {precision}")
+            rows.append(_guarded(label, precision, lambda m=make: _run(m(), inputs, False), refs, inputs, scale, ref_gt))
 
     failed = [r for r in rows if r.get("passed") is False]
     return {

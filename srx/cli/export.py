@@ -46,6 +46,9 @@ def export_cmd(
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="TensorRT timing cache file (read if present, written after the build)."),
     check: bool = typer.Option(False, "--check", help="Run the parity check on the exported files; exit 1 on a failed gate."),
     layout: str = typer.Option("fast", "--layout", help="fast: the model regrouped for fast CPU kernels (default); plain: layer by layer, no shape arithmetic."),
+    triton_repo: Optional[Path] = typer.Option(
+        None, "--triton-repo", help="Also write a Triton Inference Server model repository here: "
+        "srx_<name>_x<scale>/config.pbtxt and 1/model.onnx (1/model.plan when an engine was built)."),
 ) -> None:
     """Export a checkpoint to ONNX (FP32, FP16) and, where TensorRT and a GPU are present, an engine."""
     from srx.checkpoint import resolve_weights
@@ -83,6 +86,11 @@ def export_cmd(
                 extra += ["--layout", layout]
             cmd = _rebuild_command(path, scale, out, fp16, (min_shape, opt_shape, max_shape), extra)
             typer.echo(f"no TensorRT engine built: {why.rstrip('.')}; on the target GPU run: {cmd}")
+    if triton_repo is not None:
+        from srx.export.triton_repo import triton_repo_from_model
+
+        folder = triton_repo_from_model(built or fp32, triton_repo)
+        typer.echo(f"wrote Triton model {folder.name} into {triton_repo} ({folder / 'config.pbtxt'})")
     if check:
         _print_parity(path, scale, onnx_dir=out, engine=built, data=None, synthetic=False, as_json=False)
 
@@ -95,17 +103,28 @@ def parity_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of HR images (default ../shared/datasets/Set5 when present, else synthetic photos)."),
     synthetic: bool = typer.Option(False, "--synthetic", help="Use srx's synthetic photos even where Set5 exists."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    server: Optional[str] = typer.Option(
+        None, "--server", help="Also check the srx model for --scale on this Triton server (gRPC HOST:PORT) under the FP32 gate."),
+    model: Optional[str] = typer.Option(None, "--model", help="With --server: the model's name on the server."),
 ) -> None:
     """PyTorch vs ONNX Runtime FP32/FP16 (and TensorRT) on Set5 and odd-sized frames; exit 1 on a failed gate."""
-    _print_parity(weights, scale, onnx_dir=None, engine=engine, data=data, synthetic=synthetic, as_json=as_json)
+    _print_parity(weights, scale, onnx_dir=None, engine=engine, data=data, synthetic=synthetic, as_json=as_json,
+                  server=server, model=model)
 
 
 def _print_parity(weights: Optional[Path], scale: int, *, onnx_dir: Optional[Path], engine: Optional[Path],
-                  data: Optional[Path], synthetic: bool, as_json: bool) -> None:
+                  data: Optional[Path], synthetic: bool, as_json: bool, server: Optional[str] = None,
+                  model: Optional[str] = None) -> None:
     from srx.export.parity import format_parity_table, parity_report, report_to_json
 
+    extra = []
+    if server is not None:
+        from srx.runtime.triton_runner import TritonRunner
+
+        probe = TritonRunner(server, model=model, scale=scale)  # a missing server is one clear error, now
+        extra.append(("triton", probe.precision, lambda: TritonRunner(server, model=probe.model, scale=scale)))
     report = parity_report(weights, scale, onnx_dir=onnx_dir, engine=engine, set5=data, synthetic=synthetic,
-                           log=None if as_json else typer.echo)
+                           log=None if as_json else typer.echo, extra=extra)
     if as_json:
         typer.echo(report_to_json(report))
     else:

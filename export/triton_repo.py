@@ -1,0 +1,135 @@
+"""srx models for Triton Inference Server: the contract, and a model repository for a stock server.
+
+The contract, shared by `srx export --triton-repo`, `srx serve` and the `triton` runner:
+
+- model name `srx_<name>_x<scale>` (`srx_srcnn-9-1-5_x3`; `-fp16` after the name for the FP16 graph);
+- one input `lr_y` and one output `hr_y`, FP32, dims `[1, -1, -1]` after the batch dimension
+  (`max_batch_size` > 0), the model contract of DEVELOPERS.md;
+- dynamic batching with a small queue delay, so requests from many cameras or hosts that arrive
+  together run as one batch;
+- config `parameters` that say it is srx's: `srx_scale`, `srx_model` (the model's name),
+  `srx_model_config` (JSON: layers, kernel sizes), `srx_precision`, `srx_version` and, for an
+  engine, the profile's `srx_min_hw` / `srx_max_hw` (the shape limits; frames above run in tiles).
+  The runner refuses a model without `srx_scale`.
+
+`triton_repo_from_model()` writes `DIR/<model name>/config.pbtxt` and `DIR/<model name>/1/model.onnx`
+(platform `onnxruntime_onnx`) for an srx ONNX graph, or `1/model.plan` (platform `tensorrt_plan`)
+for an srx TensorRT engine, which a stock `tritonserver --model-repository DIR` serves. The
+config is protobuf text format; the tests parse it into Triton's own `ModelConfig` message.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from srx.errors import SrxError
+
+INPUT, OUTPUT = "lr_y", "hr_y"
+DEFAULT_MAX_BATCH = 8
+#: how long Triton holds a request for others to batch with (microseconds): a few ms at ~100 ms frames
+DEFAULT_QUEUE_DELAY_US = 2000
+PARAM_SCALE = "srx_scale"
+
+
+def triton_model_name(name: str, scale: int, precision: str = "fp32") -> str:
+    """'srcnn-9-1-5-x3', 3 -> 'srx_srcnn-9-1-5_x3' (and 'srx_srcnn-9-1-5-fp16_x3' for FP16)."""
+    base = re.sub(r"-x\d+$", "", str(name)) or "model"
+    if precision and precision != "fp32":
+        base += f"-{precision}"
+    return f"srx_{re.sub(r'[^A-Za-z0-9_.-]+', '-', base)}_x{int(scale)}"
+
+
+def srx_parameters(info: dict[str, Any]) -> dict[str, str]:
+    """The config parameters that mark a model as srx's, from an ONNX graph's metadata
+    (check_srx_onnx) or an engine sidecar."""
+    params = {
+        PARAM_SCALE: str(int(info["scale"])),
+        "srx_model": str(info.get("name", "")),
+        "srx_model_config": json.dumps(info.get("model_config") or {}, sort_keys=True),
+        "srx_precision": str(info.get("precision", "fp32")),
+        "srx_version": str(info.get("version") or info.get("srx_version") or ""),
+    }
+    prof = info.get("profile") or {}
+    if prof.get("min") and prof.get("max"):
+        params["srx_min_hw"] = "x".join(str(int(v)) for v in prof["min"][2:])
+        params["srx_max_hw"] = "x".join(str(int(v)) for v in prof["max"][2:])
+    return params
+
+
+def _q(text: str) -> str:
+    return json.dumps(str(text), ensure_ascii=False)  # a protobuf text-format string: double quotes, backslash escapes
+
+
+def config_pbtxt(name: str, platform: str, parameters: dict[str, str], *, max_batch: int = DEFAULT_MAX_BATCH,
+                 queue_delay_us: int = DEFAULT_QUEUE_DELAY_US) -> str:
+    """config.pbtxt (protobuf text format of Triton's ModelConfig) for an srx model."""
+    lines = [
+        f"name: {_q(name)}",
+        f"platform: {_q(platform)}",
+        f"max_batch_size: {int(max_batch)}",
+        "input [",
+        f"  {{ name: {_q(INPUT)}, data_type: TYPE_FP32, dims: [ 1, -1, -1 ] }}",
+        "]",
+        "output [",
+        f"  {{ name: {_q(OUTPUT)}, data_type: TYPE_FP32, dims: [ 1, -1, -1 ] }}",
+        "]",
+    ]
+    if max_batch > 1:
+        lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {int(queue_delay_us)}", "}"]
+    for key, value in parameters.items():
+        lines.append(f"parameters {{ key: {_q(key)}, value: {{ string_value: {_q(value)} }} }}")
+    return "\n".join(lines) + "\n"
+
+
+def triton_repo_from_model(model_file: Path, repo: Path, *, max_batch: int = DEFAULT_MAX_BATCH,
+                           queue_delay_us: int = DEFAULT_QUEUE_DELAY_US) -> Path:
+    """Write the model folder for `model_file` (an srx .onnx graph or .engine/.plan) into `repo`;
+    returns the folder. An existing folder of that name is replaced whole (written beside it
+    first, then renamed), so a server polling the repository never sees half a model."""
+    model_file = Path(model_file)
+    if max_batch < 1:
+        raise SrxError(f"--max-batch must be at least 1, got {max_batch}")
+    if queue_delay_us < 0:
+        raise SrxError(f"the queue delay must be zero or more microseconds, got {queue_delay_us}")
+    suffix = model_file.suffix.lower()
+    if suffix == ".onnx":
+        from srx.export.onnx import check_srx_onnx
+
+        info = check_srx_onnx(model_file)
+        platform, target = "onnxruntime_onnx", "model.onnx"
+    elif suffix in (".engine", ".plan", ".trt"):
+        from srx.export.tensorrt import check_engine_sidecar
+
+        info = check_engine_sidecar(model_file)
+        platform, target = "tensorrt_plan", "model.plan"
+        prof = info.get("profile") or {}
+        if prof.get("max"):
+            max_batch = min(max_batch, int(prof["max"][0]))  # the engine's batch limit
+    else:
+        raise SrxError(f"--triton-repo needs an srx .onnx graph or TensorRT .engine, got {model_file.name}")
+    name = triton_model_name(info["name"], int(info["scale"]), str(info.get("precision", "fp32")))
+    repo = Path(repo)
+    if repo.exists() and not repo.is_dir():
+        raise SrxError(f"--triton-repo {repo} is a file; expected a folder (a Triton model repository)")
+    final = repo / name
+    if final.exists() and not (final / "config.pbtxt").is_file():
+        raise SrxError(f"{final} exists and is not a Triton model folder; remove it or pick another --triton-repo")
+    repo.mkdir(parents=True, exist_ok=True)
+    tmp = repo / f".{name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "1").mkdir(parents=True)
+    shutil.copyfile(model_file, tmp / "1" / target)
+    text = config_pbtxt(name, platform, srx_parameters(info), max_batch=max_batch, queue_delay_us=queue_delay_us)
+    (tmp / "config.pbtxt").write_text(text, encoding="utf-8")
+    old = None
+    if final.exists():
+        old = repo / f".{name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    tmp.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
