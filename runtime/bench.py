@@ -30,7 +30,7 @@ QUICK_CASES = [("quick x2", 48, 32, 2), ("quick x3", 40, 32, 3)]
 SETTLE_S = 0.15
 #: timed model/e2e pairs between two GEMM samples
 BLOCK = 5
-BENCH_BACKENDS = ("torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-cuda", "tensorrt")
+BENCH_BACKENDS = ("torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-cuda", "tensorrt", "triton")
 
 
 @dataclass
@@ -153,7 +153,7 @@ def _bench_checkpoint(scale: int, weights: Path | None) -> Path:
         return path
 
 
-def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None):
+def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None, server: str | None = None, scale: int | None = None):
     from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
     from srx.runtime.select import cached_onnx
     from srx.runtime.torch_runner import TorchRunner
@@ -178,6 +178,12 @@ def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None):
         from srx.runtime.tensorrt_runner import TensorRTRunner
 
         return TensorRTRunner(engine)
+    if backend == "triton":
+        if server is None:
+            raise SrxError("--backend triton needs --server HOST:PORT (a Triton server's gRPC address)")
+        from srx.runtime.triton_runner import TritonRunner
+
+        return TritonRunner(server, scale=scale)
     raise SrxError(f"unknown bench backend {backend!r}: expected one of {', '.join(BENCH_BACKENDS)}")
 
 
@@ -269,6 +275,7 @@ def run_bench(
     weights: Path | None = None,
     engine: Path | None = None,
     reps: int | None = None,
+    server: str | None = None,
 ) -> dict:
     """Benchmark `backends` (default: all that run here) on the standard cases; a JSON-able dict."""
     import torch
@@ -278,7 +285,7 @@ def run_bench(
     from srx.runtime.onnxruntime_runner import physical_cores
 
     threads = int(threads or physical_cores())
-    backends = list(backends or available_backends())
+    backends = list(backends or available_backends() + (["triton"] if server else []))
     bad = [b for b in backends if b not in BENCH_BACKENDS]
     if bad:
         raise SrxError(f"unknown bench backend {', '.join(bad)}: expected {', '.join(BENCH_BACKENDS)}")
@@ -300,7 +307,7 @@ def run_bench(
             flops = frame_flops(ckpt, case[2], case[1])
             for backend in backends:
                 try:
-                    runner = _runner(backend, ckpt, threads, engine)
+                    runner = _runner(backend, ckpt, threads, engine, server, case[3])
                     with runner:
                         rows.append(bench_case(runner, case, reps, warmup, probe, flops))
                 except SrxError as exc:

@@ -16,7 +16,7 @@ from srx.runtime.base import Runner
 
 log = logging.getLogger("srx")
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt", "triton")
 ONNX_SUFFIXES = (".onnx",)
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
@@ -81,13 +81,31 @@ def make_runner(
     weights: Path | None = None,
     model_file: Path | None = None,
     threads: int | None = None,
+    server: str | None = None,
 ) -> Runner:
     """A runner for `model_file` (.onnx / .engine / .pt) or `weights` (a checkpoint; default the
-    shipped weights for `scale`) on `backend`. Logs which backend `auto` chose and why."""
+    shipped weights for `scale`) on `backend`. Logs which backend `auto` chose and why.
+    `server` (a Triton server's gRPC HOST:PORT) means the triton backend; `model_file` then names
+    the model on the server (default: its srx model for `scale`)."""
     from srx.checkpoint import resolve_weights
 
     if backend not in BACKENDS:
         raise SrxError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if server is not None and backend == "auto":
+        backend = "triton"
+    if backend == "triton" or server is not None:
+        if backend != "triton":
+            raise SrxError(f"--server is a Triton server: it runs on --backend triton, not {backend}")
+        if server is None:
+            raise SrxError("--backend triton needs --server HOST:PORT (the Triton server's gRPC address)")
+        if weights is not None:
+            raise SrxError("--weights is a local checkpoint; with --server the model is on the server "
+                           "(pick it with --model NAME)")
+        from srx.runtime.triton_runner import TritonRunner
+
+        runner_t = TritonRunner(server, model=str(model_file) if model_file is not None else None, scale=scale)
+        _log_choice(backend, runner_t, "a Triton server was given")
+        return runner_t
     if model_file is not None and weights is not None:
         raise SrxError("pass either --weights (a checkpoint) or --model (a .onnx/.engine/.pt file), not both")
     if model_file is not None:

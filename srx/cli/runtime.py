@@ -9,7 +9,9 @@ import typer
 
 from srx.cli.app import app, weights_option
 
-_BACKEND_HELP = "auto (fastest that works here), torch, onnxruntime or tensorrt."
+_BACKEND_HELP = "auto (fastest that works here), torch, onnxruntime, tensorrt or triton (with --server)."
+_SERVER_HELP = ("Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` runs); implies --backend triton. "
+                "--model NAME then picks the model on it.")
 
 
 def _console():
@@ -32,6 +34,7 @@ def upscale(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: one per physical core)."),
     tile: int = typer.Option(512, "--tile", help="Frames with a side above this many input pixels run in overlapping tiles."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar for folders and videos."),
+    server: Optional[str] = typer.Option(None, "--server", help=_SERVER_HELP),
 ) -> None:
     """Upscale images, folders and videos (Y through the model, chroma bicubic)."""
     from srx.protocol import check_scale
@@ -42,7 +45,8 @@ def upscale(
         check_scale(scale)
     if weights is not None and model is None and weights.suffix.lower() in (".onnx", ".engine", ".plan"):
         model, weights = weights, None  # a model file passed as --weights: take it for what it is
-    with create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads, tile=tile) as up:
+    with create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads, tile=tile,
+                         server=server) as up:
         result = upscale_files(up, inputs, out, fmt=fmt, show_progress=progress)
     total = len(result.done) + len(result.failed)
     typer.echo(f"upscaled {len(result.done)} of {total} inputs x{up.scale} into {out}")
@@ -55,18 +59,19 @@ def upscale(
 
 @app.command()
 def bench(
-    backend: Optional[list[str]] = typer.Option(None, "--backend", "-b", help="torch, onnxruntime, onnxruntime-fp16, onnxruntime-cuda, tensorrt (repeat; default: all that run here)."),
+    backend: Optional[list[str]] = typer.Option(None, "--backend", "-b", help="torch, onnxruntime, onnxruntime-fp16, onnxruntime-cuda, tensorrt, triton (repeat; default: all that run here, and triton with --server)."),
     quick: bool = typer.Option(False, "--quick", help="Tiny frames and few repetitions: a smoke test in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: one per physical core)."),
     weights: Optional[Path] = weights_option(),
     engine: Optional[Path] = typer.Option(None, "--engine", help="TensorRT engine for --backend tensorrt."),
     reps: Optional[int] = typer.Option(None, "--reps", help="Timed repetitions per case (default 15, quick 3)."),
+    server: Optional[str] = typer.Option(None, "--server", help="Triton server gRPC HOST:PORT for --backend triton (the cases of its model's scale)."),
 ) -> None:
     """Latency per backend (model-only and end to end, p50/p95) against this machine's GEMM floor."""
     from srx.runtime.bench import run_bench
 
-    result = run_bench(backend, quick=quick, threads=threads, weights=weights, engine=engine, reps=reps)
+    result = run_bench(backend, quick=quick, threads=threads, weights=weights, engine=engine, reps=reps, server=server)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return

@@ -1,0 +1,263 @@
+"""Triton backend: an srx model on a Triton Inference Server, over gRPC (`tritonclient`).
+
+`--backend triton --server HOST:PORT` (gRPC; `srx serve` listens on 8001 by default). The runner
+takes the scale, the model's layers and the batch and shape limits from the model's config on the
+server (srx_* parameters, see srx.export.triton_repo), so it refuses a model that is not srx's,
+and it picks the model itself when the server has one srx model for the scale (or is told which
+with --model NAME). A server that is not there when the runner is made is bad input (SrxError);
+one that goes away later makes infer() raise RunnerUnavailable, which a stream turns into
+labelled bicubic frames while it retries (srx.camera.fallback); the next call after a failure
+opens a new channel, so a restarted server is used again at once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+
+from srx.errors import SrxError
+from srx.runtime.base import Runner, RunnerUnavailable
+
+log = logging.getLogger("srx")
+
+#: the model of the shipped weights: what `srx serve` serves when given no model
+DEFAULT_MODEL = "srcnn-9-1-5"
+#: gRPC status codes that mean "not now" rather than "wrong": the stream retries these
+TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED",
+             "StatusCode.NOT_FOUND", "StatusCode.RESOURCE_EXHAUSTED", "StatusCode.ABORTED"}
+
+
+def grpc_module():
+    try:
+        import tritonclient.grpc as grpcclient
+    except ImportError as exc:
+        raise SrxError(f"the triton backend needs tritonclient ({exc}); install it with "
+                       "`pip install 'srx[serve]'` (or `pip install 'tritonclient[grpc]'`)") from None
+    return grpcclient
+
+
+def parse_server(text: str) -> str:
+    """'HOST:PORT' (or ':PORT', 'PORT': on 127.0.0.1) -> 'host:port' for gRPC."""
+    text = str(text or "").strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host or "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        raise SrxError(f"--server {text!r}: expected the Triton server's gRPC HOST:PORT, e.g. 127.0.0.1:8001")
+    return f"{host}:{int(port)}"
+
+
+def _status(exc: Exception) -> str:
+    try:
+        return str(exc.status())  # type: ignore[attr-defined]
+    except Exception:
+        return ""
+
+
+def _message(exc: Exception) -> str:
+    try:
+        text = str(exc.message())  # type: ignore[attr-defined]
+    except Exception:
+        text = str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+class TritonRunner(Runner):
+    """An srx model served by Triton. `model`: its name on the server (default: the server's srx
+    model for `scale`); `timeout`: seconds for any one call (a frame, a batch)."""
+
+    backend = "triton"
+
+    def __init__(self, server: str, model: str | None = None, scale: int | None = None, timeout: float = 20.0) -> None:
+        super().__init__()
+        self.url = parse_server(server)
+        self.timeout = float(timeout)
+        self.client: Any = None
+        client = self._connect()
+        try:
+            self.model = str(model) if model else self._pick(client, scale)
+            self._read_config(client, scale)
+        finally:
+            client.close()
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        grpcclient = grpc_module()
+        from tritonclient.utils import InferenceServerException
+
+        client = grpcclient.InferenceServerClient(self.url)
+        try:
+            live = client.is_server_live(client_timeout=min(self.timeout, 5.0))
+        except InferenceServerException as exc:
+            client.close()
+            raise SrxError(f"no Triton server answers at {self.url} (gRPC): {_message(exc)}; start one with "
+                           "`srx serve` or check --server HOST:PORT (the gRPC port, 8001 by default)") from None
+        if not live:
+            client.close()
+            raise SrxError(f"the Triton server at {self.url} answers but is not live; try again when it has started")
+        return client
+
+    def _pick(self, client: Any, scale: int | None) -> str:
+        from tritonclient.utils import InferenceServerException
+
+        from srx.export.triton_repo import triton_model_name
+
+        want = f" for x{scale}" if scale else ""
+        try:
+            index = client.get_model_repository_index(as_json=True, client_timeout=min(self.timeout, 5.0))
+        except InferenceServerException:
+            index = None  # restricted (srx serve keeps model control to itself): try the default name
+        if index is None:
+            name = triton_model_name(DEFAULT_MODEL, scale or 3)
+            try:
+                if client.is_model_ready(name, client_timeout=min(self.timeout, 5.0)):
+                    return name
+            except InferenceServerException:
+                pass
+            raise SrxError(f"cannot list the models of the Triton server at {self.url} (its model index is "
+                           f"restricted) and it has no {name}; pass the model's name with --model NAME "
+                           "(`srx serve` prints it)")
+        models = [m for m in index.get("models", []) if m.get("state", "READY") == "READY"]
+        srx = [m["name"] for m in models if str(m.get("name", "")).startswith("srx_")]
+        if scale:
+            srx = [n for n in srx if n.endswith(f"_x{scale}")]
+        srx = sorted(set(srx))
+        if len(srx) == 1:
+            return srx[0]
+        if not srx:
+            have = ", ".join(sorted({str(m.get("name")) for m in models})) or "none"
+            raise SrxError(f"the Triton server at {self.url} has no srx model{want} (ready models: {have}); "
+                           "serve one with `srx serve` or pass --model NAME")
+        raise SrxError(f"the Triton server at {self.url} has several srx models{want} ({', '.join(srx)}); "
+                       "pick one with --model NAME")
+
+    def _read_config(self, client: Any, scale: int | None) -> None:
+        from tritonclient.utils import InferenceServerException
+
+        from srx.export.triton_repo import INPUT, OUTPUT, PARAM_SCALE
+
+        try:
+            cfg = client.get_model_config(self.model, as_json=True, client_timeout=min(self.timeout, 5.0))["config"]
+        except InferenceServerException as exc:
+            raise SrxError(f"the Triton server at {self.url} has no model {self.model!r} ready: {_message(exc)}") from None
+        params = {k: (v or {}).get("string_value", "") for k, v in (cfg.get("parameters") or {}).items()}
+        ins = [(t.get("name"), t.get("data_type")) for t in cfg.get("input", [])]
+        outs = [(t.get("name"), t.get("data_type")) for t in cfg.get("output", [])]
+        contract = f"srx models have input {INPUT}, output {OUTPUT} (FP32) and an {PARAM_SCALE} parameter"
+        if PARAM_SCALE not in params or ins != [(INPUT, "TYPE_FP32")] or outs != [(OUTPUT, "TYPE_FP32")]:
+            raise SrxError(f"model {self.model!r} on {self.url} is not an srx model (inputs {[i[0] for i in ins]}, "
+                           f"outputs {[o[0] for o in outs]}, parameters {sorted(params) or 'none'}); {contract}")
+        try:
+            self.scale = int(params[PARAM_SCALE])
+            model_config = json.loads(params.get("srx_model_config") or "{}")
+        except (ValueError, TypeError) as exc:
+            raise SrxError(f"model {self.model!r} on {self.url} has unreadable srx parameters ({exc})") from None
+        if scale is not None and int(scale) != self.scale:
+            raise SrxError(f"model {self.model} on {self.url} upscales x{self.scale} but x{scale} was asked for; "
+                           f"pass --scale {self.scale}")
+        if int(cfg.get("max_batch_size") or 0) < 1:
+            raise SrxError(f"model {self.model!r} on {self.url} has no batch dimension (max_batch_size 0); {contract}")
+        self.max_batch = int(cfg["max_batch_size"])
+        self.precision = params.get("srx_precision", "fp32")
+        self.config = self.config_from_dict(model_config)
+        ks = model_config.get("kernel_sizes") if isinstance(model_config, dict) else None
+        self.kernel_sizes = [int(k) for k in ks] if ks else None
+        if params.get("srx_min_hw") and params.get("srx_max_hw"):
+            lo, hi = ([int(v) for v in params[k].split("x")] for k in ("srx_min_hw", "srx_max_hw"))
+            self.input_hw_range = ((lo[0], lo[1]), (hi[0], hi[1]))
+
+    def describe(self) -> str:
+        return f"triton ({self.model} at {self.url}, {self.precision.upper()}, batches up to {self.max_batch})"
+
+    # -- Runner ----------------------------------------------------------------------------------
+    def activate_impl(self) -> None:
+        self.client = self._connect()
+
+    def deactivate_impl(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.close()
+            finally:
+                self.client = None
+
+    def infer_impl(self, lr_y: np.ndarray) -> np.ndarray:
+        grpcclient = grpc_module()
+        from tritonclient.utils import InferenceServerException
+
+        if self.max_batch and lr_y.shape[0] > self.max_batch:  # the server's limit: several calls
+            return np.concatenate([self.infer_impl(lr_y[i : i + self.max_batch])
+                                   for i in range(0, lr_y.shape[0], self.max_batch)])
+        if self.client is None:  # the last call failed: a fresh channel, no inherited reconnect backoff
+            self.client = grpcclient.InferenceServerClient(self.url)
+        inp = grpcclient.InferInput("lr_y", list(lr_y.shape), "FP32")
+        inp.set_data_from_numpy(lr_y)
+        try:
+            result = self.client.infer(self.model, [inp], outputs=[grpcclient.InferRequestedOutput("hr_y")],
+                                       client_timeout=self.timeout)
+        except InferenceServerException as exc:
+            if _status(exc) in TRANSIENT or not _status(exc):
+                try:
+                    self.client.close()
+                finally:
+                    self.client = None
+                raise RunnerUnavailable(f"Triton server {self.url} is unavailable ({_message(exc)})") from None
+            raise SrxError(f"Triton server {self.url} failed on {self.model}: {_message(exc)}") from None
+        out = result.as_numpy("hr_y")
+        if out is None:
+            raise SrxError(f"Triton server {self.url} returned no hr_y for {self.model}")
+        return out if out.dtype == np.float32 else out.astype(np.float32)
+
+
+def server_version(server: str, timeout: float = 5.0) -> str:
+    """The Triton server's version string ('2.51.0')."""
+    grpcclient = grpc_module()
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(parse_server(server))
+    try:
+        return str(client.get_server_metadata(as_json=True, client_timeout=timeout).get("version", "?"))
+    except InferenceServerException as exc:
+        raise SrxError(f"no Triton server answers at {server}: {_message(exc)}") from None
+    finally:
+        client.close()
+
+
+def batch_statistics(server: str, model: str, timeout: float = 5.0) -> dict[str, Any]:
+    """Triton's own statistics of `model`: requests (inference_count), model executions, and the
+    batch sizes its dynamic batcher formed ({batch size: executions}), with mean queue and
+    compute times per request in ms."""
+    grpcclient = grpc_module()
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(parse_server(server))
+    try:
+        stats = client.get_inference_statistics(model, as_json=True, client_timeout=timeout)
+    except InferenceServerException as exc:
+        raise SrxError(f"no statistics for {model} at {server}: {_message(exc)}") from None
+    finally:
+        client.close()
+    entries = stats.get("model_stats") or [{}]
+    ms = entries[0]
+    inf = ms.get("inference_stats") or {}
+
+    def mean_ms(key: str) -> float | None:
+        part = inf.get(key) or {}
+        n = int(part.get("count", 0) or 0)
+        return round(int(part.get("ns", 0) or 0) / n / 1e6, 3) if n else None
+
+    batches = {int(b.get("batch_size", 0)): int((b.get("compute_infer") or {}).get("count", 0) or 0)
+               for b in ms.get("batch_stats") or []}
+    return {
+        "model": model,
+        "inference_count": int(ms.get("inference_count", 0) or 0),
+        "execution_count": int(ms.get("execution_count", 0) or 0),
+        "batches": dict(sorted(batches.items())),
+        "queue_ms_mean": mean_ms("queue"),
+        "compute_infer_ms_mean": mean_ms("compute_infer"),
+        "success_ms_mean": mean_ms("success"),
+    }
