@@ -38,7 +38,7 @@ _STYLE = """
  .grid { display: flex; flex-wrap: wrap; gap: 8px; padding: 0 8px 8px 8px; align-items: flex-start; }
  .cam { margin: 0; }
  .cam img { display: block; max-width: 100%; }
- .cam figcaption { padding: 4px 0; white-space: pre; }
+ .cam figcaption { padding: 4px 0; white-space: pre-wrap; overflow-wrap: anywhere; width: 0; min-width: 100%; }
  a { color: #9cdcfe; }
 """
 
@@ -226,14 +226,16 @@ class MultiMjpegServer:
                     ch.clients += 1
                 seq = 0
                 try:
+                    # Chromium shows a part only once the next one starts: a camera that sends no new
+                    # frame (it ended, or waits to reconnect) has its last frame sent again each second
+                    self.wfile.write(f"--{BOUNDARY}\r\n".encode())
                     while not server.closed:
                         new_seq, jpeg = ch.next_jpeg(seq)
-                        if jpeg is None or new_seq == seq:
+                        if jpeg is None or server.closed:
                             continue
                         seq = new_seq
-                        self.wfile.write(
-                            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-                            + jpeg + b"\r\n")
+                        self.wfile.write(f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                                         + jpeg + f"\r\n--{BOUNDARY}\r\n".encode())
                         self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
                     pass  # the client went away

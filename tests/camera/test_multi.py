@@ -1,0 +1,268 @@
+"""Several sources in one process with real parts: files of different sizes (one ends early), a dead
+URL that keeps reconnecting, per-source recordings, the index page and MJPEG paths over real HTTP
+and in a real headless Chromium, per-source numbers, and a model backend that goes away."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from srx.camera.multi import NamedSource, default_name, parse_sources, split_name, stream_many
+from srx.camera.multi_server import MultiMjpegServer, multi_stats
+from srx.camera.outputs import recording_output
+from srx.camera.server import BOUNDARY
+from srx.camera.sources import SourceSpec
+from srx.camera.stats import StreamStats
+from srx.cli import app
+from srx.errors import SrxError
+from srx.runtime.base import Runner, RunnerUnavailable
+from tests.camera.conftest import ThumbnailSink, frames, free_port, wait_until
+from tests.camera.test_stream import read_video, write_ffv1
+
+BACKGROUND = (30, 30, 30)  # the page's #1e1e1e, BGR
+
+
+def test_names_and_bad_input(tmp_path: Path) -> None:
+    clip = tmp_path / "lobby.mkv"
+    write_ffv1(clip, frames(2))
+    assert split_name("door=rtsp://h/x") == ("door", "rtsp://h/x")
+    assert split_name("rtsp://h/x?a=1") == (None, "rtsp://h/x?a=1")
+    assert split_name("videotestsrc pattern=ball ! appsink")[0] is None
+    named = parse_sources(["0", "gate=2"], [str(clip), f"back={clip}", "rtsp://u:pw@10.0.0.5:554/live/main"], demo=True)
+    assert [n.name for n in named] == ["cam0", "gate", "lobby", "back", "10.0.0.5-main", "demo"]
+    assert named[3].spec.target == clip
+    assert default_name(SourceSpec("gstreamer", "a ! b"), 7) == "pipeline7"
+    with pytest.raises(SrxError, match="two sources are named 'lobby'"):
+        parse_sources([], [str(clip), str(clip)])
+    with pytest.raises(SrxError, match="expected a device index"):
+        parse_sources(["front"], [])
+    runner = CliRunner()
+    cases = {
+        "two sources are named 'x'": ["--source", f"x={clip}", "--source", f"x={clip}"],
+        "same file for all 2 sources; put {name}": ["--source", str(clip), "--demo", "--output", str(tmp_path / "o.mkv")],
+    }
+    for message, args in cases.items():
+        res = runner.invoke(app, ["stream", *args, "--backend", "torch", "--no-window", "-q"])
+        assert res.exit_code == 1 and message in res.output, res.output
+        assert len([line for line in res.output.splitlines() if line.strip()]) == 1, res.output
+
+
+def _get(url: str) -> bytes:
+    return urllib.request.urlopen(url, timeout=10).read()
+
+
+def _first_mjpeg_part(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        assert resp.headers["Content-Type"] == f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+        assert resp.readline().strip() == f"--{BOUNDARY}".encode()
+        headers = {}
+        while (line := resp.readline().strip()):
+            k, v = line.decode().split(":", 1)
+            headers[k.lower()] = v.strip()
+        return resp.read(int(headers["content-length"]))
+
+
+def _chromium_shot(url: str, tmp_path: Path, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (CI installs it via .ci/system-packages.sh)")
+    shot = tmp_path / "index.png"
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-extensions", "--hide-scrollbars", "--force-device-scale-factor=1",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", f"--window-size={size[0]},{size[1]}",
+           "--timeout=4000", url]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    assert shot.exists(), proc.stderr[-2000:]
+    return cv2.imread(str(shot))
+
+
+def test_three_files_and_a_dead_url(tmp_path: Path, make_upscaler) -> None:
+    """The issue's scenario: files of three sizes (one much shorter) and a URL that never answers, all
+    at once with --no-drop, recorded per source and served on one page."""
+    import cv2
+
+    counts = {"small": 9, "wide": 4, "tall": 7}  # "wide" ends early
+    sizes = {"small": (24, 32), "wide": (20, 44), "tall": (36, 28)}
+    inputs = {}
+    for i, (name, n) in enumerate(counts.items()):
+        write_ffv1(tmp_path / f"{name}.mkv", frames(n, *sizes[name], seed=10 * i))
+        inputs[name] = read_video(tmp_path / f"{name}.mkv")
+    dead = f"http://127.0.0.1:{free_port()}/cam"
+    named = parse_sources([], [str(tmp_path / f"{n}.mkv") for n in counts] + [f"door={dead}"])
+    assert [n.name for n in named] == ["small", "wide", "tall", "door"]
+    upscaler = make_upscaler(2)
+    stats = {n.name: StreamStats() for n in named}
+    web = MultiMjpegServer("127.0.0.1:0", [n.name for n in named], stats=multi_stats(stats), title="srx test cameras")
+    outputs = {n.name: [recording_output(tmp_path / "out" / f"{n.name}.mkv"), web.channel(n.name)] for n in named}
+    stop, result = threading.Event(), {}
+
+    def run() -> None:
+        try:
+            result["summary"] = stream_many(named, upscaler, outputs, shared_outputs=[web], drop=False, stats=stats,
+                                            stop_event=stop, reconnect_max_wait=0.5, open_timeout=3.0)
+        except BaseException as exc:  # reported by the test thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: all(stats[n].frames_out == c for n, c in counts.items()) or "error" in result, 90,
+                   "every file frame upscaled")
+        wait_until(lambda: stats["door"].nosignal >= 2, 30, "no-signal frames for the dead URL")
+        live = json.loads(_get(web.url + "stats"))
+        assert live["total"]["sources"] == 4 and live["sources"]["door"]["connected"] is False
+        page = _get(web.url).decode()
+        for name in stats:
+            assert f'src="/cam/{name}/stream.mjpg"' in page
+            jpeg = _first_mjpeg_part(web.url + f"cam/{name}/stream.mjpg")
+            img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            h, w = sizes.get(name, (180, 320))
+            assert img.shape[:2] == ((2 * h, 2 * w) if name in sizes else (360, 640))  # door: no-signal frames
+            assert _get(web.url + f"cam/{name}/frame.jpg")[:2] == b"\xff\xd8"
+        assert "/cam/door/stream.mjpg" in _get(web.url + "cam/door/").decode()
+        with pytest.raises(urllib.error.HTTPError):
+            _get(web.url + "cam/nobody/stream.mjpg")
+        shot = _chromium_shot(web.url, tmp_path, (1000, 700))
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert "error" not in result, result.get("error")
+    summary = result["summary"]
+    # the page: the four camera images side by side at their natural sizes under the title line
+    assert shot.shape[:2] == (700, 1000)
+    ink = np.abs(shot.astype(int) - BACKGROUND).max(axis=2) > 12
+    top = int(np.nonzero(ink[:, 250:870].mean(axis=1) > 0.9)[0].min())  # the door's 640-wide frame's top row
+    band = ink[top + 5 : top + 35].any(axis=0)  # every image (>= 40 px high), no caption text yet
+    # four images side by side at their natural sizes (2x the inputs; door: a 640x360 no-signal frame),
+    # 8 px of page between them (the grid's padding and gap)
+    spans = [(8, 72), (80, 168), (176, 232), (240, 880)]
+    for a, b in spans:
+        assert band[a + 2 : b - 2].mean() > 0.9, (a, b, np.flatnonzero(band).tolist())
+    for (_, b), (a, _) in zip(spans, spans[1:]):
+        assert not band[b + 2 : a - 2].any(), (b, a, np.flatnonzero(band).tolist())
+    assert not band[884:].any()
+    # per-source results
+    assert summary.stopped_by == "interrupted" and set(summary.sources) == {"small", "wide", "tall", "door"}
+    for name, n in counts.items():
+        s = summary.sources[name]
+        assert (s.frames_in, s.frames_out, s.dropped, s.stopped_by) == (n, n, 0, "end-of-input")
+        back = read_video(tmp_path / "out" / f"{name}.mkv")
+        assert len(back) == n  # every live source's recording has the right frame count
+        for got, img in zip(back, inputs[name]):
+            assert np.abs(got.astype(int) - upscaler.upscale(img)).max() <= 1
+    door = summary.sources["door"]
+    assert door.frames_out == 0 and door.nosignal_frames >= 2 and door.reconnect_attempts >= 1
+    assert len(read_video(tmp_path / "out" / "door.mkv")) == door.nosignal_frames
+    assert summary.total["frames_out"] == sum(counts.values())
+    assert sum(size * n for size, n in summary.batches.items()) == sum(counts.values())
+    assert "door" in summary.format() and "model calls" in summary.format()
+
+
+def test_batches_form_per_size_and_a_failing_source_does_not_stop_others(make_upscaler) -> None:
+    calls: list[tuple[int, ...]] = []
+
+    class Counting(Runner):
+        backend = "counting"
+
+        def __init__(self, inner: Runner) -> None:
+            super().__init__("counting " + inner.name)
+            self.inner, self.scale, self.config, self.kernel_sizes = inner, inner.scale, inner.config, inner.kernel_sizes
+
+        def activate_impl(self) -> None:
+            self.inner.activate()
+
+        def deactivate_impl(self) -> None:
+            self.inner.deactivate()
+
+        def infer_impl(self, lr_y: np.ndarray) -> np.ndarray:
+            calls.append(lr_y.shape)
+            return self.inner.infer(lr_y)
+
+    def broken():
+        yield from frames(3, 24, 32, seed=5)
+        raise OSError("camera unplugged")
+
+    upscaler = make_upscaler(2)
+    upscaler.runner = Counting(upscaler.runner)
+    named = [NamedSource("a", SourceSpec.from_frames(frames(6, 24, 32))),
+             NamedSource("b", SourceSpec.from_frames(frames(6, 24, 32, seed=1))),
+             NamedSource("c", SourceSpec.from_frames(frames(6, 30, 20, seed=2))),
+             NamedSource("bad", SourceSpec.from_frames(broken))]
+    sinks = {n.name: [ThumbnailSink()] for n in named}
+    summary = stream_many(named, upscaler, sinks, drop=False)
+    assert [summary.sources[n].frames_out for n in "abc"] == [6, 6, 6]
+    bad = summary.sources["bad"]
+    assert bad.stopped_by == "error" and "camera unplugged" in bad.timing_note and bad.frames_out == 3
+    assert all(len(s[0].thumbs) == summary.sources[n].frames_out and s[0].closed for n, s in sinks.items())
+    # one model call per frame size per tick: 24x32 frames of a, b (and bad) together, 30x20 alone
+    assert all(shape[0] >= 1 for shape in calls) and max(shape[0] for shape in calls) >= 2
+    assert sum(shape[0] for shape in calls) == 6 * 3 + 3
+    assert sum(size * n for size, n in summary.batches.items()) == 6 * 3 + 3
+
+
+def test_backend_outage_gives_bicubic_frames_then_the_model_again(make_upscaler) -> None:
+    class Flaky(Runner):
+        """The real model, unavailable for calls 3..6 (a server restarting)."""
+
+        backend = "flaky"
+
+        def __init__(self, inner: Runner) -> None:
+            super().__init__("flaky " + inner.name)
+            self.inner, self.scale, self.config, self.kernel_sizes = inner, inner.scale, inner.config, inner.kernel_sizes
+            self.n = 0
+
+        def activate_impl(self) -> None:
+            self.inner.activate()
+
+        def deactivate_impl(self) -> None:
+            self.inner.deactivate()
+
+        def infer_impl(self, lr_y: np.ndarray) -> np.ndarray:
+            self.n += 1
+            if 3 <= self.n <= 6:
+                raise RunnerUnavailable("Triton server 127.0.0.1:1 is unavailable (test)")
+            return self.inner.infer(lr_y)
+
+    upscaler = make_upscaler(2)
+    upscaler.runner = Flaky(upscaler.runner)
+    sink = ThumbnailSink()
+    named = [NamedSource("one", SourceSpec.from_frames(frames(1, 24, 32) * 200, fps=10.0))]
+    summary = stream_many(named, upscaler, {"one": [sink]}, max_frames=40, reconnect_max_wait=0.2)
+    inf = summary.inference
+    assert inf["outages"] == 1 and inf["failed_attempts"] == 4 and inf["fallback_frames"] >= 4
+    assert summary.sources["one"].frames_out == 40 and len(sink.thumbs) == 40  # outputs never stopped
+    # the single-source loop does the same
+    upscaler.runner.n = 0
+    from srx.camera.stream import stream
+
+    one = stream(SourceSpec.from_frames(frames(1, 24, 32) * 200, fps=10.0), upscaler, [ThumbnailSink()],
+                 max_frames=40, reconnect_max_wait=0.2)
+    assert one.fallback_frames >= 4 and one.frames_out == 40
+    assert [e["event"] for e in one.events if e["event"].startswith("backend")] == ["backend-lost", "backend-back"]
+
+
+def test_cli_two_sources_json_per_source(tmp_path: Path, tiny_checkpoint) -> None:
+    a, b = tmp_path / "a.mkv", tmp_path / "b.mkv"
+    write_ffv1(a, frames(3, 20, 24))
+    write_ffv1(b, frames(2, 16, 20, seed=4))
+    res = CliRunner().invoke(app, [
+        "stream", "--source", str(a), "--source", f"second={b}", "--no-drop", "-w", str(tiny_checkpoint(2)),
+        "--scale", "2", "--backend", "onnxruntime", "--threads", "1", "--output", str(tmp_path / "rec" / "{name}.mkv"),
+        "--json-summary", str(tmp_path / "sum-{name}.json"), "--no-window", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "2 sources x2" in res.output and "  a: " in res.output and "  second: " in res.output
+    sa = json.loads((tmp_path / "sum-a.json").read_text())
+    sb = json.loads((tmp_path / "sum-second.json").read_text())
+    assert (sa["frames_out"], sb["frames_out"], sa["output_size"], sb["output_size"]) == (3, 2, [48, 40], [40, 32])
+    assert len(read_video(tmp_path / "rec" / "a.mkv")) == 3 and len(read_video(tmp_path / "rec" / "second.mkv")) == 2
