@@ -103,6 +103,9 @@ class TritonRunner(Runner):
         return client
 
     def _pick(self, client: Any, scale: int | None) -> str:
+        """The server's one srx model (for `scale`): from its model index where that is readable
+        and lists it (a stock server's repository), else the shipped model's name, which is what
+        `srx serve` serves by default (PyTriton loads models outside the index)."""
         from tritonclient.utils import InferenceServerException
 
         from srx.export.triton_repo import triton_model_name
@@ -111,30 +114,25 @@ class TritonRunner(Runner):
         try:
             index = client.get_model_repository_index(as_json=True, client_timeout=min(self.timeout, 5.0))
         except InferenceServerException:
-            index = None  # restricted (srx serve keeps model control to itself): try the default name
-        if index is None:
-            name = triton_model_name(DEFAULT_MODEL, scale or 3)
-            try:
-                if client.is_model_ready(name, client_timeout=min(self.timeout, 5.0)):
-                    return name
-            except InferenceServerException:
-                pass
-            raise SrxError(f"cannot list the models of the Triton server at {self.url} (its model index is "
-                           f"restricted) and it has no {name}; pass the model's name with --model NAME "
-                           "(`srx serve` prints it)")
+            index = {}  # restricted (srx serve keeps model control to itself)
         models = [m for m in index.get("models", []) if m.get("state", "READY") == "READY"]
-        srx = [m["name"] for m in models if str(m.get("name", "")).startswith("srx_")]
-        if scale:
-            srx = [n for n in srx if n.endswith(f"_x{scale}")]
-        srx = sorted(set(srx))
-        if len(srx) == 1:
+        srx = sorted({str(m["name"]) for m in models if str(m.get("name", "")).startswith("srx_")
+                      and (not scale or str(m["name"]).endswith(f"_x{scale}"))})
+        if len(srx) > 1:
+            raise SrxError(f"the Triton server at {self.url} has several srx models{want} ({', '.join(srx)}); "
+                           "pick one with --model NAME")
+        if srx:
             return srx[0]
-        if not srx:
-            have = ", ".join(sorted({str(m.get("name")) for m in models})) or "none"
-            raise SrxError(f"the Triton server at {self.url} has no srx model{want} (ready models: {have}); "
-                           "serve one with `srx serve` or pass --model NAME")
-        raise SrxError(f"the Triton server at {self.url} has several srx models{want} ({', '.join(srx)}); "
-                       "pick one with --model NAME")
+        name = triton_model_name(DEFAULT_MODEL, scale or 3)
+        try:
+            if client.is_model_ready(name, client_timeout=min(self.timeout, 5.0)):
+                return name
+        except InferenceServerException:
+            pass
+        have = ", ".join(sorted({str(m.get("name")) for m in models})) or "none listed"
+        raise SrxError(f"the Triton server at {self.url} has no srx model{want} that srx can find (no {name}; "
+                       f"models in its index: {have}); pass the model's name with --model NAME "
+                       "(`srx serve` prints it)")
 
     def _read_config(self, client: Any, scale: int | None) -> None:
         from tritonclient.utils import InferenceServerException

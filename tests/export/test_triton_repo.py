@@ -1,0 +1,84 @@
+"""`srx export --triton-repo`: a model repository for a stock Triton server, its config.pbtxt parsed
+into Triton's own ModelConfig protobuf (shipped with tritonclient)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from srx.cli import app
+from srx.errors import SrxError
+from srx.export.triton_repo import triton_model_name, triton_repo_from_model
+
+
+def parse_config(path: Path):
+    pytest.importorskip("tritonclient.grpc", reason="tritonclient is not installed (pip install 'srx[serve]'; CI has it)")
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+
+
+def test_names() -> None:
+    assert triton_model_name("srcnn-9-1-5-x3", 3) == "srx_srcnn-9-1-5_x3"
+    assert triton_model_name("srcnn-9-1-5-x2", 2, "fp16") == "srx_srcnn-9-1-5-fp16_x2"
+
+
+def test_onnx_repository(tmp_path: Path, tiny_checkpoint) -> None:
+    pb = pytest.importorskip("tritonclient.grpc.model_config_pb2",
+                             reason="tritonclient is not installed (pip install 'srx[serve]'; CI has it)")
+
+    repo = tmp_path / "repo"
+    res = CliRunner().invoke(app, ["export", "-w", str(tiny_checkpoint(3)), "--scale", "3", "--out", str(tmp_path / "x"),
+                                   "--no-fp16", "--no-engine", "--triton-repo", str(repo)])
+    assert res.exit_code == 0, res.output
+    models = sorted(p.name for p in repo.iterdir())
+    assert len(models) == 1 and models[0].startswith("srx_") and models[0].endswith("_x3")
+    folder = repo / models[0]
+    onnx = next((tmp_path / "x").glob("*.onnx"))
+    assert (folder / "1" / "model.onnx").read_bytes() == onnx.read_bytes()
+    cfg = parse_config(folder / "config.pbtxt")
+    assert cfg.name == folder.name and cfg.platform == "onnxruntime_onnx" and cfg.max_batch_size == 8
+    assert [(t.name, t.data_type, list(t.dims)) for t in cfg.input] == [("lr_y", pb.TYPE_FP32, [1, -1, -1])]
+    assert [(t.name, t.data_type, list(t.dims)) for t in cfg.output] == [("hr_y", pb.TYPE_FP32, [1, -1, -1])]
+    assert cfg.HasField("dynamic_batching") and cfg.dynamic_batching.max_queue_delay_microseconds == 2000
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    assert params["srx_scale"] == "3" and params["srx_precision"] == "fp32"
+    assert json.loads(params["srx_model_config"])["kernel_sizes"] == [5, 1, 3]
+    # exporting again replaces the model folder whole
+    again = triton_repo_from_model(onnx, repo, max_batch=4)
+    assert again == folder and parse_config(folder / "config.pbtxt").max_batch_size == 4
+    assert sorted(p.name for p in repo.iterdir()) == models
+
+
+def test_engine_repository_uses_the_profile(tmp_path: Path) -> None:
+    """An engine goes in as model.plan on the tensorrt_plan platform with the profile's limits (the
+    plan's bytes are not read here; the sidecar describes them, as `srx export` writes it)."""
+    from srx.export.tensorrt import SIDECAR_FORMAT, sidecar_path
+    from srx.fsutil import sha256_file
+
+    engine = tmp_path / "srcnn-9-1-5-x2-fp16.engine"
+    engine.write_bytes(b"not a real plan")
+    sidecar_path(engine).write_text(json.dumps({
+        "format": SIDECAR_FORMAT, "srx_version": "0", "precision": "fp16", "scale": 2, "name": "srcnn-9-1-5-x2",
+        "model_config": {"scale": 2, "kernel_sizes": [9, 1, 5], "widths": [64, 32]}, "engine_sha256": sha256_file(engine),
+        "profile": {"min": [1, 1, 16, 16], "opt": [1, 1, 360, 640], "max": [1, 1, 1080, 1920]}}))
+    folder = triton_repo_from_model(engine, tmp_path / "repo")
+    assert folder.name == "srx_srcnn-9-1-5-fp16_x2" and (folder / "1" / "model.plan").read_bytes() == engine.read_bytes()
+    cfg = parse_config(folder / "config.pbtxt")
+    assert cfg.platform == "tensorrt_plan" and cfg.max_batch_size == 1 and not cfg.HasField("dynamic_batching")
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    assert (params["srx_min_hw"], params["srx_max_hw"], params["srx_precision"]) == ("16x16", "1080x1920", "fp16")
+
+
+def test_bad_repository_targets(tmp_path: Path, tiny_checkpoint) -> None:
+    from tests.conftest import foreign_onnx
+
+    with pytest.raises(SrxError, match="not an srx graph"):
+        triton_repo_from_model(foreign_onnx(tmp_path / "other.onnx"), tmp_path / "repo")
+    (tmp_path / "afile").write_text("x")
+    res = CliRunner().invoke(app, ["export", "-w", str(tiny_checkpoint(3)), "--scale", "3", "--out", str(tmp_path / "x"),
+                                   "--no-fp16", "--no-engine", "--triton-repo", str(tmp_path / "afile")])
+    assert res.exit_code == 1 and "is a file; expected a folder" in res.output and "Traceback" not in res.output
