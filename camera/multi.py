@@ -523,7 +523,7 @@ def _lane_summary(lane: _Lane, backend: str, scale: int, stopped_by: str, wall: 
         source=lane.src.spec.describe(),
         backend=backend,
         scale=scale,
-        stopped_by=lane.done if lane.done and lane.done != "error" else ("error" if lane.done else stopped_by),
+        stopped_by=lane.done or stopped_by,  # this source's own end (end-of-input, max-frames, error) or the run's
         wall_s=round(wall, 3),
         frames_in=cap.frames_read,
         frames_out=st.frames_out,

@@ -245,13 +245,62 @@ def serve_model(
                 log.debug("no statistics at exit: %s", exc)
     finally:
         if triton is not None:
+            family = _descendants(os.getpid())  # before the stop: orphans no longer point at us
             triton.stop()
+            _reap(family)
         if not was_active:
             runner.deactivate()
         import shutil
 
         shutil.rmtree(scratch, ignore_errors=True)
     return served
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid`, from /proc (empty where there is no /proc)."""
+    parents: dict[int, int] = {}
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else []:
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, todo = set(), [pid]
+    while todo:
+        pid = todo.pop()
+        kids = [c for c, parent in parents.items() if parent == pid]
+        found.update(kids)
+        todo.extend(kids)
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _reap(pids: set[int], grace: float = 10.0) -> None:
+    """Wait for the server's processes (the server, the Python backend stub and its helpers) to end;
+    after `grace` seconds, end the ones left (SIGTERM, then SIGKILL), so none outlives srx serve."""
+    import time
+
+    end = time.monotonic() + grace
+    while time.monotonic() < end and any(_running(p) for p in pids):
+        time.sleep(0.1)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        left = [p for p in pids if _running(p)]
+        if not left:
+            return
+        log.warning("Triton process(es) %s still running after the stop; sending %s", left, signal.Signals(sig).name)
+        for p in left:
+            try:
+                os.kill(p, sig)
+            except OSError:
+                pass
+        time.sleep(1.0)
 
 
 def _add_parameters(triton: Any, name: str, params: dict[str, str]) -> None:
