@@ -6,6 +6,7 @@ travel inside the file, so a checkpoint alone rebuilds its model.
 from __future__ import annotations
 
 import pickle
+from dataclasses import dataclass
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -72,14 +73,57 @@ def model_from_checkpoint(path: Path, scale: int | None = None) -> tuple[nn.Modu
     return model, config, payload
 
 
-def shipped_weights(scale: int) -> Path:
-    """The SRCNN 9-1-5 weights packaged with srx for `scale`."""
+@dataclass(frozen=True)
+class ShippedModel:
+    name: str  # what --weights takes
+    file: str  # srx/weights/<file.format(scale=...)>
+    summary: str
+
+
+#: the weights packaged with srx, by the name every --weights option accepts
+SHIPPED: dict[str, ShippedModel] = {
+    m.name: m
+    for m in (
+        ShippedModel("srcnn", "srcnn-915-x{scale}.pt", "SRCNN 9-1-5 (the reference; HR-grid convolutions)"),
+        ShippedModel("fast", "fast-x{scale}.pt", "lrnet-32x4: LR-grid 5x5+3x3+3x3+3x3 convs, 32 channels, pixel shuffle, bicubic skip"),
+        ShippedModel("camera", "camera-x{scale}.pt", "lrnet-32x4 trained on camera-like LR (JPEG, noise, blur, aliasing)"),
+    )
+}
+DEFAULT_SHIPPED = "srcnn"
+
+
+def _weights_dir() -> Path:
+    return Path(str(resources.files("srx") / "weights"))
+
+
+def shipped_scales(name: str) -> list[int]:
+    """The scales a shipped model has weights for in this installation."""
+    model = SHIPPED[name]
+    return [s for s in (2, 3, 4) if (_weights_dir() / model.file.format(scale=s)).exists()]
+
+
+def shipped_weights(scale: int, name: str = DEFAULT_SHIPPED) -> Path:
+    """The packaged weights of shipped model `name` for `scale`."""
     check_scale(scale)
-    path = Path(str(resources.files("srx") / "weights" / f"srcnn-915-x{scale}.pt"))
+    if name not in SHIPPED:
+        raise SrxError(f"no shipped model named {name!r}: expected one of {', '.join(SHIPPED)} or a checkpoint file")
+    path = _weights_dir() / SHIPPED[name].file.format(scale=scale)
     if not path.exists():
-        raise SrxError(f"no shipped weights for x{scale} in this installation ({path}); pass --weights")
+        have = shipped_scales(name)
+        raise SrxError(f"the shipped {name!r} model has no x{scale} weights (it has "
+                       f"{', '.join(f'x{s}' for s in have) or 'none in this installation'}); pass another "
+                       f"--scale or --weights")
     return path
 
 
-def resolve_weights(weights: Path | None, scale: int) -> Path:
-    return Path(weights) if weights is not None else shipped_weights(scale)
+def resolve_weights(weights: Path | str | None, scale: int) -> Path:
+    """--weights as given: None (the default shipped model), a shipped model's name, or a file."""
+    if weights is None:
+        return shipped_weights(scale)
+    text = str(weights)
+    if text in SHIPPED and not Path(text).exists():
+        return shipped_weights(scale, text)
+    path = Path(weights)
+    if not path.exists() and not path.suffix and len(path.parts) == 1:
+        raise SrxError(f"--weights {text!r} is neither a shipped model ({', '.join(SHIPPED)}) nor an existing file")
+    return path

@@ -141,8 +141,8 @@ def test_bench_quick_json(ckpt):
     # the floor uses the fastest GEMM library measured, and says which
     assert data["gemm_gflops"] == pytest.approx(max(data["gemm_gflops_by_library"].values()))
     assert data["gemm_library"] in data["gemm_gflops_by_library"]
-    rows = {(r["backend"], r["case"]) for r in data["rows"]}
-    assert rows == {(b, c) for b in ("torch", "onnxruntime") for c in ("quick x2", "quick x3")}
+    rows = {(r["model"], r["backend"], r["case"]) for r in data["rows"]}
+    assert rows == {(m, b, c) for m in ("srcnn", "fast") for b in ("torch", "onnxruntime") for c in ("quick x2", "quick x3")}
     for r in data["rows"]:
         assert r["model_p50_ms"] > 0 and r["e2e_p50_ms"] > 0 and r["floor_ms"] > 0
         assert r["model_over_floor"] == pytest.approx(r["model_p50_ms"] / r["floor_ms"], rel=1e-6)
