@@ -46,6 +46,18 @@ def test_corrupt_foreign_and_mismatched_checkpoints_fail_clearly(tmp_path, tiny_
     (tmp_path / "trunc.pt").write_bytes(good.read_bytes()[:200])
     with pytest.raises(SrxError, match="not a readable srx checkpoint"):
         load_checkpoint(tmp_path / "trunc.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(SrxError, match=r"empty \(0 bytes\)"):
+        load_checkpoint(tmp_path / "empty.pt")
+    (tmp_path / "random.pt").write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(SrxError, match="binary data of another kind"):
+        load_checkpoint(tmp_path / "random.pt")
+    import datetime
+
+    torch.save({"when": datetime.date(2024, 1, 1)}, tmp_path / "pickled.pt")  # refused by the weights-only loader
+    with pytest.raises(SrxError, match="holds Python objects srx never writes") as caught:
+        load_checkpoint(tmp_path / "pickled.pt")
+    assert "weights_only" not in str(caught.value)  # PyTorch's advice to load unsafely is not passed on
     torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
     with pytest.raises(SrxError, match="not an srx checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")

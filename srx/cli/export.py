@@ -53,8 +53,13 @@ def export_cmd(
     from srx.export.tensorrt import check_profile, engine_from_onnx, tensorrt_status
     from srx.protocol import check_scale
 
+    from srx.fsutil import check_output_dir, check_output_file
+
     check_scale(scale)
     hw = (parse_hw(min_shape, "--min-shape"), parse_hw(opt_shape, "--opt-shape"), parse_hw(max_shape, "--max-shape"))
+    check_output_dir(out, "--out")  # output paths are checked before any work
+    if timing_cache is not None and engine is not False:
+        check_output_file(timing_cache, "--timing-cache")
     if engine is not False:
         check_profile(*hw)  # fail before the export, not after minutes of work
     trt_ok, why = tensorrt_status() if engine is not False else (False, "")
