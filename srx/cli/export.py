@@ -107,7 +107,7 @@ def parity_cmd(
 
 def _print_parity(weights: Optional[Path], scale: int, *, onnx_dir: Optional[Path], engine: Optional[Path],
                   data: Optional[Path], synthetic: bool, as_json: bool) -> None:
-    from srx.export.parity import format_parity_table, parity_report, report_to_json
+    from srx.runtime.parity import format_parity_table, parity_report, report_to_json
 
     report = parity_report(weights, scale, onnx_dir=onnx_dir, engine=engine, set5=data, synthetic=synthetic,
                            log=None if as_json else typer.echo)
