@@ -27,15 +27,32 @@ log = logging.getLogger("srx")
 
 class TimedRunner(Runner):
     """Wraps the Upscaler's runner so the model's own time (`infer`) is measured apart from the
-    colour conversion before it (`pre`) and the chroma enlargement and merge after it (`post`)."""
+    colour conversion before it (`pre`) and the chroma enlargement and merge after it (`post`).
+
+    Everything the Upscaler asks a runner passes through: `input_hw_range` (an engine's profile:
+    frames within it run whole, smaller ones are refused) and, when the runner has them,
+    `infer_frame` / `frames_on_device` (the all-GPU frame path, timed as the model stage)."""
 
     def __init__(self, inner: Runner) -> None:
         super().__init__(inner.name)
         self.inner = inner
         self.backend, self.scale = inner.backend, inner.scale
         self.config, self.kernel_sizes = inner.config, inner.kernel_sizes
+        self.input_hw_range = inner.input_hw_range
         self.is_active = inner.is_active
         self.calls: list[tuple[float, float]] = []
+        if hasattr(inner, "infer_frame"):  # the Upscaler looks for the attribute itself
+            self.infer_frame = self._infer_frame_timed
+
+    @property
+    def frames_on_device(self) -> bool:
+        return bool(getattr(self.inner, "frames_on_device", False))
+
+    def _infer_frame_timed(self, bgr: np.ndarray) -> np.ndarray:
+        t0 = time.monotonic()
+        out = self.inner.infer_frame(bgr)  # type: ignore[attr-defined]
+        self.calls.append((t0, time.monotonic()))
+        return out
 
     def describe(self) -> str:
         return self.inner.describe()

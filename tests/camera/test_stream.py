@@ -234,3 +234,52 @@ def test_sigterm_finalises_recording(tmp_path: Path, tiny_checkpoint) -> None:
     back = read_video(out)
     assert len(back) > 0 and back[0].shape == (360, 640, 3)
     assert not list(tmp_path.glob(".rec.partial*"))
+
+
+class FrameRunner(Runner):
+    """A fake engine runner with the all-GPU frame path (what TensorRTRunner offers): infer_frame takes
+    the whole BGR frame; input_hw_range is its profile. Only shapes matter here."""
+
+    backend = "fake-engine"
+
+    def __init__(self) -> None:
+        super().__init__("fake engine")
+        self.scale, self.kernel_sizes = 2, [9, 1, 5]
+        self.input_hw_range = ((20, 20), (64, 64))
+        self.frame_calls: list[tuple[int, ...]] = []
+        self.y_calls = 0
+
+    @property
+    def frames_on_device(self) -> bool:
+        return self.is_active
+
+    def activate_impl(self) -> None:
+        pass
+
+    def infer_impl(self, lr_y: np.ndarray) -> np.ndarray:
+        self.y_calls += 1
+        return np.repeat(np.repeat(lr_y, 2, axis=2), 2, axis=3)
+
+    def infer_frame(self, bgr: np.ndarray) -> np.ndarray:
+        time.sleep(0.01)  # the "model": stream() must report it as infer
+        self.frame_calls.append(bgr.shape)
+        return np.repeat(np.repeat(bgr, 2, axis=0), 2, axis=1)
+
+
+def test_stream_uses_the_runners_frame_path_and_profile() -> None:
+    """stream() wraps the runner to time it; the wrapper must pass on infer_frame (so the GPU colour
+    kernels run), frames_on_device, and input_hw_range (frames wider than the tile size but within
+    the engine's profile run whole; frames below its minimum are refused)."""
+    from srx.errors import SrxError
+    from srx.runtime.upscaler import Upscaler
+
+    fake = FrameRunner()
+    upscaler = Upscaler(fake, 2, tile=16)  # 24x40 frames exceed the tile but fit the profile
+    summary = stream(SourceSpec.from_frames(frames(4, 24, 40)), upscaler, [ThumbnailSink()], drop=False)
+    assert summary.frames_out == 4
+    assert fake.frame_calls == [(24, 40, 3)] * 4 and fake.y_calls == 0  # whole frames, through infer_frame
+    assert summary.stage_ms["infer"]["mean"] >= 10.0 and summary.timing_note == ""  # infer_frame is the model stage
+    assert upscaler.runner is fake  # the wrapper is taken off again
+
+    with pytest.raises(SrxError, match="engine accepts 20x20"):  # the engine's minimum size still holds
+        stream(SourceSpec.from_frames(frames(2, 12, 16)), Upscaler(FrameRunner(), 2), [], drop=False)
