@@ -184,10 +184,12 @@ def stream(
                 if max_frames is not None and stats.frames_out >= max_frames:
                     stopped_by = "max-frames"
                     break
-                if not quiet and now >= next_status:
-                    line = stats.live_line()
-                    sys.stderr.write(("\r" + line + "\x1b[K") if tty else line + "\n")
-                    sys.stderr.flush()
+                if now >= next_status:
+                    stats.publish()  # one snapshot for the status line, the overlay and --serve's page
+                    if not quiet:
+                        line = stats.live_line()
+                        sys.stderr.write(("\r" + line + "\x1b[K") if tty else line + "\n")
+                        sys.stderr.flush()
                     next_status = now + status_interval
                 frame = capture.get(timeout=1.0 / nosignal_fps)
                 if capture.reconnects != seen_reconnects:

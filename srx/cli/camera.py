@@ -81,7 +81,9 @@ def stream_cmd(
         if output is not None:
             outputs.append(recording_output(output))
         if serve is not None:
-            outputs.append(MjpegServer(serve, stats=stats.snapshot, title=f"srx stream x{scale}: {spec.describe()}"))
+            halves = (f"left: bicubic x{scale}", f"right: super-resolution x{scale}") if compare else None
+            outputs.append(MjpegServer(serve, stats=stats.live, title=f"srx stream x{scale}: {spec.describe()}",
+                                       halves=halves))
         if show:
             outputs.append(WindowOutput())
         if not outputs:
