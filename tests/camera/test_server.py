@@ -188,7 +188,15 @@ def test_wide_compare_frame_fits_the_window_in_headless_chromium(make_upscaler, 
     upscaler = make_upscaler(2)
     frame = compare_frame(photo, upscaler.upscale(photo), 2, "SRCNN")  # 300 x 1602
     server = MjpegServer("127.0.0.1:0", title="srx test", halves=("left: bicubic x2", "right: SR x2"))
-    server.publish(frame)
+    done = threading.Event()
+
+    def feed() -> None:  # a browser shows a multipart part once the next one begins: keep them coming
+        while not done.is_set():
+            server.publish(frame)
+            done.wait(0.1)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
     shot = tmp_path / "page.png"
     try:
         cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
@@ -196,6 +204,8 @@ def test_wide_compare_frame_fits_the_window_in_headless_chromium(make_upscaler, 
                "--window-size=800,400", "--timeout=4000", server.url]
         subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     finally:
+        done.set()
+        feeder.join(5)
         server.close()
     page = cv2.imread(str(shot))
     assert page is not None and page.shape[:2] == (400, 800)
