@@ -43,11 +43,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise SrxError(f"checkpoint {path} does not exist")
     if path.is_dir():
         raise SrxError(f"checkpoint {path} is a folder; expected a .pt file written by srx")
+    _check_archive(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SrxError(f"{path} is not a readable srx checkpoint (corrupt or another format): {first}") from None
+    except Exception as exc:  # the unpickler raises anything (IndexError, KeyError, ...) on foreign bytes
+        raise SrxError(f"{path} is not a readable srx checkpoint (corrupt or another format): {_why(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SrxError(f"{path} is not an srx checkpoint (no '{FORMAT}' marker); expected a file from `srx train`")
     if payload.get("format_version", 0) > FORMAT_VERSION:
@@ -56,6 +56,48 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"understands ({FORMAT_VERSION}); upgrade srx"
         )
     return payload
+
+
+def _check_archive(path: Path) -> None:
+    """srx checkpoints are PyTorch's zip archives: name what a file is when it is not one (empty,
+    cut short, text, something else) before the unpickler gets to fail on it in its own words."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SrxError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    expected = "expected a .pt file written by `srx train`"
+    if size == 0:
+        raise SrxError(f"{path} is not a readable srx checkpoint: it is empty (0 bytes); {expected}")
+    if head != b"PK\x03\x04":
+        raise SrxError(f"{path} is not a readable srx checkpoint: it is {_looks_like(path)}, not a PyTorch "
+                       f"archive; {expected}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise SrxError(f"{path} is not a readable srx checkpoint: it is truncated or damaged ({size} bytes, "
+                       "a PyTorch archive without its end); copy it again or use another checkpoint") from None
+
+
+def _looks_like(path: Path) -> str:
+    with open(path, "rb") as fh:
+        sample = fh.read(512)
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of another kind"
+    return "a text file" if sample.strip() else "blank"
+
+
+def _why(exc: Exception) -> str:
+    """The first line of a load error, without PyTorch's advice to retry with weights_only=False:
+    srx checkpoints never need it, and loading an unknown file that way can run arbitrary code."""
+    text = str(exc).strip()
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        return "it holds Python objects srx never writes (srx checkpoints are tensors and plain values only)"
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def model_from_checkpoint(path: Path, scale: int | None = None) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:

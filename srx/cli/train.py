@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -17,7 +18,7 @@ def train(
     val: Optional[Path] = typer.Option(None, "--val", help="Folder of HR validation images (e.g. Set5); validated every epoch."),
     model: str = typer.Option("srcnn-915", "--model", help="Model preset: srcnn-915 (the reference), srcnn-955, lrnet-32x4 (the shipped `fast` model), lrnet-32x5, lrnet-24x5."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (passes over all patches)."),
-    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this long, e.g. 25m; the learning rate decays over it."),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this long, e.g. 25m; the learning rate decays over it. With --resume: how long this invocation may train (the rate goes on from where the run stopped and reaches its end then)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
     batch_size: int = typer.Option(16, "--batch-size", help="Patches per step (split over torchrun processes); small batches, more steps: faster on a CPU."),
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (cosine-decayed to 1% of it)."),
@@ -35,6 +36,7 @@ def train(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where extracted patches are cached (default ~/.cache/srx)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="Write the mean training loss to metrics.csv every N steps (default: about 20 rows per epoch, at most 50 steps apart)."),
 ) -> None:
     """Train a super-resolution model on a folder of HR images (standard SR protocol)."""
     from srx.degrade import parse_degradation
@@ -48,8 +50,12 @@ def train(
         optimizer=optimizer, loss=loss, patch_size=patch_size, stride=stride, augment=augment, seed=seed, loss_border=loss_border,
         init=str(init) if init else None, degrade=parse_degradation(degrade).spec if degrade else "",
     )
-    result = run_train(cfg, out, resume=resume, threads=threads, show_progress=progress, cache_dir=cache_dir)
-    typer.echo((out / "summary.txt").read_text().strip() if (out / "summary.txt").exists() else str(result))
+    result = run_train(cfg, out, resume=resume, threads=threads, show_progress=progress, cache_dir=cache_dir,
+                       loss_every=log_every)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun the first process reports for all
+    typer.echo((out / "summary.txt").read_text().strip() if (out / "summary.txt").exists()
+               else f"{result.steps} steps, stopped by {result.stopped_by}; outputs in {out}")
     if result.stopped_by == "interrupted":
         typer.echo(f"interrupted; continue with: srx train --resume {out / 'last.pt'} --out {out}")
 
