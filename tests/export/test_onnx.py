@@ -71,7 +71,7 @@ def test_metadata_and_io(tiny_checkpoint, tmp_path):
     assert meta["source_sha256"] == sha256_file(weights)
     assert "BT.601" in meta["colour"] and "Y/255" in meta["colour"]
     assert json.loads(meta["model_config"]) == {
-        "arch": "srcnn", "scale": 3, "kernel_sizes": [5, 1, 3], "widths": [8, 4], "residual": True,
+        "arch": "srcnn", "scale": 3, "kernel_sizes": [5, 1, 3], "widths": [8, 4], "residual": True, "branches": True,
     }
     info = check_srx_onnx(path, scale=3)
     assert info["scale"] == 3 and info["model_config"]["kernel_sizes"] == [5, 1, 3]
