@@ -102,6 +102,8 @@ class VideoFileOutput(Output):
         self.writer: Any = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
+        self.distinct = 0  # upscaled frames among them (the rest repeat one to keep the source's timing)
+        self._last: np.ndarray | None = None
         self._warned = False
 
     def _open(self, frame: np.ndarray) -> None:
@@ -128,6 +130,9 @@ class VideoFileOutput(Output):
             self._warned = True
         self.writer.write(_fit(frame, self.size))
         self.frames += 1
+        if frame is not self._last:
+            self.distinct += 1
+            self._last = frame
         return True
 
     def close(self) -> None:
@@ -135,9 +140,14 @@ class VideoFileOutput(Output):
             return
         self.writer.release()
         self.writer = None
+        self._last = None
         if self.frames:
             os.replace(self.tmp, self.path)
-            log.info("recorded %d frames to %s", self.frames, self.path)
+            if self.distinct < self.frames:
+                log.info("recorded %d frames to %s: %d upscaled, each repeated for the source frames dropped "
+                         "before it so the video keeps the source's timing", self.frames, self.path, self.distinct)
+            else:
+                log.info("recorded %d frames to %s", self.frames, self.path)
         else:
             self.tmp.unlink(missing_ok=True)
 

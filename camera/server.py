@@ -1,6 +1,7 @@
 """`--serve HOST:PORT`: the upscaled stream as MJPEG over HTTP, with a small live page.
 
-  /            an HTML page showing the stream at its natural size and live stats
+  /            an HTML page showing the stream fitted to the window (never enlarged), the halves of a
+               --compare frame labelled, and the live stats (the same snapshot as the status line)
   /stream.mjpg multipart/x-mixed-replace JPEG stream; every client gets the newest frame
   /frame.jpg   the newest frame as one JPEG
   /stats       live numbers as JSON (polled by the page once a second)
@@ -29,19 +30,24 @@ PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>srx stream</title>
 <style>
  html, body {{ margin: 0; padding: 0; background: #1e1e1e; color: #e0e0e0; font: 14px monospace; }}
- #view {{ display: block; margin: 0; padding: 0; }}
+ #frame {{ position: relative; display: inline-block; margin: 0; padding: 0; line-height: 0; }}
+ #view {{ display: block; margin: 0; padding: 0; max-width: 100vw; max-height: calc(100vh - 4.2em);
+          width: auto; height: auto; object-fit: contain; }}
+ .half {{ position: absolute; top: 0; width: 50%; line-height: 1.4; text-align: center; pointer-events: none; }}
+ .half span {{ background: rgba(0, 0, 0, 0.6); padding: 1px 6px; }}
  #stats {{ padding: 8px; white-space: pre; }}
 </style></head>
 <body>
-<img id="view" src="/stream.mjpg" alt="srx stream">
+<div id="frame"><img id="view" src="/stream.mjpg" alt="srx stream">{halves}</div>
 <div id="stats">{title}</div>
 <script>
+const title = document.getElementById('stats').textContent;
 async function poll() {{
   try {{
     const s = await (await fetch('/stats', {{cache: 'no-store'}})).json();
     const lat = s.latency_ms_p50 === null ? '-' : s.latency_ms_p50.toFixed(0) + ' / ' + s.latency_ms_p95.toFixed(0) + ' ms';
     document.getElementById('stats').textContent =
-      '{title}\\nout ' + s.fps_out.toFixed(2) + ' fps   in ' + s.fps_in.toFixed(2) + ' fps   frames ' + s.frames_out +
+      title + '\\nout ' + s.fps_out.toFixed(2) + ' fps   in ' + s.fps_in.toFixed(2) + ' fps   frames ' + s.frames_out +
       '   dropped ' + s.dropped + '   latency p50/p95 ' + lat + (s.connected ? '' : '   NO SIGNAL');
   }} catch (e) {{}}
   setTimeout(poll, 1000);
@@ -74,10 +80,12 @@ class MjpegServer(Output):
     """An Output that serves what it is given. `stats` is a callable returning the /stats dict."""
 
     def __init__(self, address: str, stats: Callable[[], dict[str, Any]] | None = None,
-                 title: str = "srx stream", jpeg_quality: int = 90) -> None:
+                 title: str = "srx stream", jpeg_quality: int = 90,
+                 halves: tuple[str, str] | None = None) -> None:
         self.host, port = parse_hostport(address)
         self.stats = stats or (lambda: {})
         self.title = title
+        self.halves = halves  # labels of the left and right half of a side-by-side (--compare) frame
         self.quality = int(jpeg_quality)
         self._cond = threading.Condition()
         self._jpeg: bytes | None = None
@@ -128,6 +136,13 @@ class MjpegServer(Output):
         self._thread.join(2.0)
 
     # -- HTTP ----------------------------------------------------------------------------------
+    def page(self) -> str:
+        import html
+
+        halves = "".join(f'<div class="half" style="left: {left}"><span>{html.escape(text)}</span></div>'
+                         for left, text in zip(("0", "50%"), self.halves or ()))
+        return PAGE.format(title=html.escape(self.title), halves=halves)
+
     def next_jpeg(self, after: int, timeout: float = 1.0) -> tuple[int, bytes | None]:
         with self._cond:
             if self._seq <= after and not self._closed:
@@ -154,7 +169,7 @@ class MjpegServer(Output):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 path = self.path.split("?", 1)[0]
                 if path in ("/", "/index.html"):
-                    self._send(200, "text/html; charset=utf-8", PAGE.format(title=server.title).encode())
+                    self._send(200, "text/html; charset=utf-8", server.page().encode())
                 elif path == "/stats":
                     self._send(200, "application/json", json.dumps(server.stats()).encode())
                 elif path == "/frame.jpg":

@@ -116,6 +116,7 @@ class StreamStats:
         self.output_size: list[int] | None = None
         self._recent: deque[float] = deque(maxlen=256)  # output times, for the live fps
         self.capture: Any = None  # the running CaptureThread (set by stream()), for live counts
+        self.published: dict[str, Any] | None = None  # the live numbers as last shown (see publish)
 
     def record(self, t_capture: float, t_done: float, timings: dict[str, float], in_shape: tuple, out_shape: tuple) -> None:
         for name, seconds in timings.items():
@@ -164,8 +165,19 @@ class StreamStats:
             "output_size": self.output_size,
         }
 
+    def publish(self) -> dict[str, Any]:
+        """Freeze the live numbers once per status interval: the status line, the overlay and the web
+        page's /stats all show this one snapshot, so they agree (each taking its own at its own moment
+        gave different fps from a 2-second window: 4.7 on the page against 8.5 on the terminal)."""
+        self.published = self.snapshot()
+        return self.published
+
+    def live(self) -> dict[str, Any]:
+        """The published snapshot (a fresh one until the first publish): what /stats serves."""
+        return self.published if self.published is not None else self.snapshot()
+
     def live_line(self) -> str:
-        s = self.snapshot()
+        s = self.live()
         dropped, connected = s["dropped"], s["connected"]
         lat = f"{s['latency_ms_p50']:.0f}/{s['latency_ms_p95']:.0f} ms" if s["latency_ms_p50"] is not None else "-"
         state = "" if connected else "  NO SIGNAL, reconnecting"

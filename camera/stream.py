@@ -28,15 +28,32 @@ log = logging.getLogger("srx")
 
 class TimedRunner(Runner):
     """Wraps the Upscaler's runner so the model's own time (`infer`) is measured apart from the
-    colour conversion before it (`pre`) and the chroma enlargement and merge after it (`post`)."""
+    colour conversion before it (`pre`) and the chroma enlargement and merge after it (`post`).
+
+    Everything the Upscaler asks a runner passes through: `input_hw_range` (an engine's profile:
+    frames within it run whole, smaller ones are refused) and, when the runner has them,
+    `infer_frame` / `frames_on_device` (the all-GPU frame path, timed as the model stage)."""
 
     def __init__(self, inner: Runner) -> None:
         super().__init__(inner.name)
         self.inner = inner
         self.backend, self.scale = inner.backend, inner.scale
         self.config, self.kernel_sizes = inner.config, inner.kernel_sizes
+        self.input_hw_range = inner.input_hw_range
         self.is_active = inner.is_active
         self.calls: list[tuple[float, float]] = []
+        if hasattr(inner, "infer_frame"):  # the Upscaler looks for the attribute itself
+            self.infer_frame = self._infer_frame_timed
+
+    @property
+    def frames_on_device(self) -> bool:
+        return bool(getattr(self.inner, "frames_on_device", False))
+
+    def _infer_frame_timed(self, bgr: np.ndarray) -> np.ndarray:
+        t0 = time.monotonic()
+        out = self.inner.infer_frame(bgr)  # type: ignore[attr-defined]
+        self.calls.append((t0, time.monotonic()))
+        return out
 
     def describe(self) -> str:
         return self.inner.describe()
@@ -169,10 +186,12 @@ def stream(
                 if max_frames is not None and stats.frames_out >= max_frames:
                     stopped_by = "max-frames"
                     break
-                if not quiet and now >= next_status:
-                    line = stats.live_line()
-                    sys.stderr.write(("\r" + line + "\x1b[K") if tty else line + "\n")
-                    sys.stderr.flush()
+                if now >= next_status:
+                    stats.publish()  # one snapshot for the status line, the overlay and --serve's page
+                    if not quiet:
+                        line = stats.live_line()
+                        sys.stderr.write(("\r" + line + "\x1b[K") if tty else line + "\n")
+                        sys.stderr.flush()
                     next_status = now + status_interval
                 frame = capture.get(timeout=1.0 / nosignal_fps)
                 if capture.reconnects != seen_reconnects:

@@ -27,7 +27,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from srx.errors import SrxError
-from srx.models import SRCNN, bicubic_phase_kernels, bicubic_phases_1d
+from srx.models import SRCNN, LRNet, bicubic_phase_kernels, bicubic_phases_1d
 
 #: names of the five partial outputs of SRCNNBandedExport, stitched into `hr_y` by the exporter
 BAND_PARTS = ("interior", "top", "bottom", "left", "right")
@@ -208,6 +208,27 @@ class SRCNNBandedExport(nn.Module):
         return along(along(interior, top, bottom, 2), left, right, 3)
 
 
+class LRNetForExport(nn.Module):
+    """LRNet with each re-parameterised layer collapsed into the one convolution it equals: the
+    graph is Pad (the LR plane, for the bicubic skip), Conv, Relu, Add and one DepthToSpace."""
+
+    def __init__(self, model: LRNet) -> None:
+        super().__init__()
+        self.scale = model.config.scale
+        self.residual = model.config.residual
+        self.convs = nn.ModuleList(layer.fused() for layer in model.layers)
+        self.register_buffer("bicubic", model.bicubic.clone())
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        h = lr
+        for conv in self.convs[:-1]:
+            h = F.relu(conv(h))
+        out = self.convs[-1](h)
+        if self.residual:
+            out = out + F.conv2d(F.pad(lr, (2, 2, 2, 2), mode="replicate"), self.bicubic)
+        return F.pixel_shuffle(out, self.scale)
+
+
 #: `fast`: the arrangement below (default); `plain`: the model layer by layer (Pad, Conv,
 #: DepthToSpace, Relu, Add only), for a compiler or TensorRT version that balks at the shape
 #: arithmetic of the banded graph, or to compare against
@@ -219,6 +240,8 @@ def export_module(model: nn.Module, layout: str = "fast") -> nn.Module:
     (`layout="fast"`) or exactly as written (`"plain"`)."""
     if layout not in LAYOUTS:
         raise SrxError(f"unknown export layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if isinstance(model, LRNet):  # already layer by layer once its branches are collapsed
+        return LRNetForExport(model).eval()
     if layout == "plain":
         return model
     if isinstance(model, SRCNN) and model.conv3.out_channels == 1:

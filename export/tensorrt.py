@@ -54,7 +54,15 @@ TENSORRT_API = [
 
 DEFAULT_MIN_HW = (16, 16)
 DEFAULT_OPT_HW = (360, 640)
+#: the largest profile srx picks by itself (1080p LR: a 4K-and-up output)
 DEFAULT_MAX_HW = (1080, 1920)
+#: LR sizes tried, largest first, when no max shape is given: the largest whose activations fit
+MAX_HW_LADDER = [(1080, 1920), (720, 1280), (540, 960), (360, 640), (240, 426)]
+#: when the GPU's memory cannot be read: 720p LR, ~1.6 GiB of FP16 activations for 9-1-5 x3
+FALLBACK_MAX_HW = (720, 1280)
+#: share of the GPU's memory the largest inference's activations may take (the rest: TensorRT's
+#: workspace, the runner's frame buffers, other processes, and on a Jetson the CPU's own memory)
+ACTIVATION_SHARE = 0.25
 SIDECAR_FORMAT = "srx-engine"
 
 
@@ -101,6 +109,54 @@ def gpu_identity() -> tuple[str, str] | None:
         return None
     name, cap = (part.strip() for part in lines[0].rsplit(",", 1))
     return name, cap
+
+
+def gpu_memory_bytes() -> int | None:
+    """Total memory of CUDA device 0 in bytes (pycuda, else nvidia-smi), or None when unknown."""
+    try:
+        import pycuda.driver as cuda
+
+        cuda.init()
+        if cuda.Device.count() > 0:
+            return int(cuda.Device(0).total_memory())
+    except Exception:  # ImportError, or pycuda's errors without a driver
+        pass
+    try:
+        proc = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                              capture_output=True, text=True, timeout=20, check=False)
+        first = proc.stdout.strip().splitlines()[0] if proc.returncode == 0 and proc.stdout.strip() else ""
+        return int(float(first)) << 20 if first.replace(".", "", 1).isdigit() else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def activation_bytes(model_config: dict[str, Any], scale: int, precision: str, hw: tuple[int, int]) -> int:
+    """Bytes of the two widest consecutive feature maps for one LR frame of size `hw`: the peak an
+    inference holds. Either export layout keeps widths x scale² values per LR pixel (phase space on
+    the LR grid, or the plain HR maps), e.g. 9-1-5 x3 FP16 at 1080x1920 LR: (64 + 32) x 9 x 2 B x
+    2.07 M = 3.6 GB, of which the first layer's output alone is 2.2 GiB."""
+    widths = [int(w) for w in (model_config or {}).get("widths") or [64, 32]]
+    widest = sorted(widths)[-2:]
+    per_pixel = sum(widest) * int(scale) ** 2 * (2 if precision == "fp16" else 4)
+    return per_pixel * int(hw[0]) * int(hw[1])
+
+
+def default_max_hw(model_config: dict[str, Any], scale: int, precision: str,
+                   gpu_memory: int | None) -> tuple[tuple[int, int], str]:
+    """The largest LR size of MAX_HW_LADDER whose activations (activation_bytes) fit in
+    ACTIVATION_SHARE of the GPU's memory, and why; FALLBACK_MAX_HW when the memory is unknown."""
+    gib = 2.0**30
+    if not gpu_memory:
+        need = activation_bytes(model_config, scale, precision, FALLBACK_MAX_HW)
+        return FALLBACK_MAX_HW, (f"the GPU's memory is unknown, so the fixed default ({need / gib:.1f} GiB of "
+                                 f"activations at {fmt_hw(FALLBACK_MAX_HW)})")
+    budget = ACTIVATION_SHARE * gpu_memory
+    for hw in MAX_HW_LADDER:
+        need = activation_bytes(model_config, scale, precision, hw)
+        if need <= budget:
+            break
+    return hw, (f"the largest that fits {ACTIVATION_SHARE:.0%} of the GPU's {gpu_memory / gib:.1f} GiB "
+                f"({need / gib:.1f} GiB of activations at {fmt_hw(hw)})")
 
 
 def tensorrt_status() -> tuple[bool, str]:
@@ -162,7 +218,7 @@ def engine_from_onnx(
     *,
     min_hw: tuple[int, int] = DEFAULT_MIN_HW,
     opt_hw: tuple[int, int] = DEFAULT_OPT_HW,
-    max_hw: tuple[int, int] = DEFAULT_MAX_HW,
+    max_hw: tuple[int, int] | None = None,
     workspace_mib: int = 1024,
     timing_cache: Path | None = None,
     log: Callable[[str], None] = print,
@@ -171,30 +227,36 @@ def engine_from_onnx(
     """Build a TensorRT engine from an srx ONNX graph; writes the plan and its sidecar atomically.
 
     The optimisation profile covers LR inputs (1, 1, h, w) from min_hw to max_hw, tuned for opt_hw
-    (a static graph uses its own shape). `timing_cache` is loaded when it exists and saved after the
+    (a static graph uses its own shape). Without `max_hw` the largest size whose activations fit a
+    quarter of the GPU's memory is chosen (default_max_hw; opt_hw is lowered to it if need be), and
+    the profile in use is logged. `timing_cache` is loaded when it exists and saved after the
     build, so rebuilds (other profiles, the other precision) take seconds. `weights` only goes into
     the sidecar, for the rebuild command.
     """
     from srx.export.onnx import INPUT_NAME, OUTPUT_NAME, check_srx_onnx
 
     onnx_path = Path(onnx_path)
-    check_profile(min_hw, opt_hw, max_hw)
+    check_profile(min_hw, opt_hw, max_hw if max_hw is not None else tuple(map(max, opt_hw, min_hw)))
     if int(workspace_mib) < 1:
         raise SrxError(f"workspace must be at least 1 MiB, got {workspace_mib}")
     info = check_srx_onnx(onnx_path)
     engine_path = Path(engine_path) if engine_path is not None else default_engine_path(onnx_path)
     ensure_dir(engine_path.parent)
+    trt = trt_module()
+    gpu = gpu_identity()
+    if gpu is None:
+        raise SrxError("building a TensorRT engine needs a CUDA GPU, and none was found here; run `srx export` on the target")
     static = all(isinstance(d, int) and d > 0 for d in info["input_shape"])
+    if max_hw is None and not static:
+        max_hw, why = default_max_hw(info["model_config"], int(info["scale"]), info["precision"], gpu_memory_bytes())
+        opt_hw = (min(opt_hw[0], max_hw[0]), min(opt_hw[1], max_hw[1]))
+        min_hw = (min(min_hw[0], opt_hw[0]), min(min_hw[1], opt_hw[1]))
+        log(f"profile max {fmt_hw(max_hw)} LR: {why}; --max-shape sets another")
     if static:
         shape = tuple(int(d) for d in info["input_shape"])
         profile = {"min": list(shape), "opt": list(shape), "max": list(shape)}
     else:
         profile = {k: [1, 1, int(hw[0]), int(hw[1])] for k, hw in (("min", min_hw), ("opt", opt_hw), ("max", max_hw))}
-
-    trt = trt_module()
-    gpu = gpu_identity()
-    if gpu is None:
-        raise SrxError("building a TensorRT engine needs a CUDA GPU, and none was found here; run `srx export` on the target")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0

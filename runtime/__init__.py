@@ -6,6 +6,11 @@
 - `select.make_runner`: the backend for a model file, `auto` = the fastest that works here.
 - `upscaler.Upscaler` / `create_upscaler`: frames in, frames out (colour, alpha, tiling).
 - `batch.upscale_files`: images, folders and videos (`srx upscale`); `bench.run_bench` (`srx bench`).
+- `parity.parity_report`: every exported form of a model, run on its runner, against PyTorch
+  (`srx parity`, `srx export --check`).
+
+Runtime may import srx.export (the ONNX cache exports on first use; engines' sidecars are checked);
+srx.export never imports srx.runtime (stages depend one way: train → export → runtime → camera).
 
 Nothing heavy is imported here: import the module you need.
 """

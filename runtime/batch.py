@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -16,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from srx.errors import SrxError
-from srx.fsutil import ensure_dir
+from srx.fsutil import check_output_dir, check_output_file, ensure_dir, temporary_sibling
 from srx.imageio import IMAGE_EXTENSIONS, cv2_module
 from srx.runtime.upscaler import Upscaler
 
@@ -51,10 +50,12 @@ def _video_out_suffix(src: Path) -> str:
     return src.suffix.lower() if src.suffix.lower() in VIDEO_FOURCC else ".mp4"
 
 
-def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None) -> tuple[list[Job], list[tuple[Path, str]]]:
+def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None,
+              create: bool = True) -> tuple[list[Job], list[tuple[Path, str]]]:
     """Where each input goes. One image (or video) with an `out` that names a file of that kind
     writes that file; anything else writes into the folder `out`, keeping stems. Returns the jobs
-    and the inputs that cannot be processed (with the reason)."""
+    and the inputs that cannot be processed (with the reason). SrxError when `out` cannot be
+    written; `create=False` checks that without creating the folder (before the model loads)."""
     if fmt is not None:
         fmt = fmt.lower().lstrip(".")
         if fmt not in IMAGE_FORMATS:
@@ -81,10 +82,13 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None) -> tuple[li
         src, kind = sources[0]
         if fmt and kind == "image" and out.suffix.lower().lstrip(".") != fmt:
             raise SrxError(f"--out {out.name} and --format {fmt} disagree; give one of them")
+        check_output_file(out, "--out")  # now, not after the model ran
         return [Job(src, out, kind)], failed
 
-    if sources:
-        ensure_dir(out)  # SrxError if `out` is a file: a folder is needed here
+    if sources and create:  # SrxError if `out` is a file or not writable: a folder is needed here
+        ensure_dir(out)
+    elif sources:
+        check_output_dir(out, "--out")
     jobs, taken = [], set()
     for src, kind in sources:
         suffix = f".{fmt or 'png'}" if kind == "image" else _video_out_suffix(src)
@@ -129,12 +133,13 @@ def _atomic_video(dst: Path) -> Iterator[Path]:
     """Like srx.fsutil.atomic_path, but the temporary name keeps the container's extension
     (FFmpeg picks the container from it)."""
     ensure_dir(dst.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=f".part{dst.suffix}", dir=dst.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temporary_sibling(dst, suffix=f".part{dst.suffix}", prefix=f".{dst.stem}.")
     try:
         yield tmp_path
-        os.replace(tmp_path, dst)
+        try:
+            os.replace(tmp_path, dst)
+        except OSError as exc:
+            raise SrxError(f"cannot write {dst}: {exc.strerror or exc}") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

@@ -23,7 +23,7 @@ from srx.errors import SrxError
 log = logging.getLogger("srx")
 
 #: (name, LR width, LR height, scale). 720p output at x3 needs 1280/3 LR columns; 426 gives 1278.
-FULL_CASES = [("480p x2", 640, 480, 2), ("720p-out x3", 426, 240, 3)]
+FULL_CASES = [("480p x2", 640, 480, 2), ("720p-out x3", 426, 240, 3), ("1080p-out x3", 640, 360, 3)]
 QUICK_CASES = [("quick x2", 48, 32, 2), ("quick x3", 40, 32, 3)]
 #: pause around each GEMM sample: thread pools (BLAS, ORT) keep spinning for a while after a call
 #: and steal the cores from whatever runs next (measured: 20-40 % slower model runs, or GEMM)
@@ -35,6 +35,7 @@ BENCH_BACKENDS = ("torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-cuda"
 
 @dataclass
 class BenchRow:
+    model: str
     backend: str
     case: str
     lr: str
@@ -131,24 +132,36 @@ def frame_flops(ckpt: Path, lr_h: int, lr_w: int) -> tuple[float, float]:
     return counts[0], counts[1]
 
 
-def _bench_checkpoint(scale: int, weights: Path | None) -> Path:
-    """Shipped (or given) weights when they exist for `scale`; otherwise a fresh SRCNN 9-1-5 kept in
-    the cache (speed does not depend on the weights' values; one file means one ONNX export)."""
+#: shipped models benched by default: one per architecture (`camera` runs the very graph of `fast`)
+DEFAULT_MODELS = ("srcnn", "fast")
+_PRESET_OF = {"srcnn": "srcnn-915", "fast": "lrnet-32x4", "camera": "lrnet-32x4"}
+
+
+def _bench_checkpoint(scale: int, weights: str | Path | None) -> Path:
+    """Shipped (or given) weights for `scale`; a shipped model without weights at that scale runs as
+    a fresh model of its architecture kept in the cache (speed does not depend on the weights'
+    values; one file means one ONNX export)."""
     import torch
 
-    from srx.checkpoint import load_checkpoint, save_checkpoint, shipped_weights
+    from srx.checkpoint import SHIPPED, load_checkpoint, resolve_weights, save_checkpoint
     from srx.models import build_model, config_from_preset
     from srx.runtime.select import cache_root
 
-    if weights is not None and int(load_checkpoint(weights)["model_config"]["scale"]) == scale:
-        return Path(weights)
+    name = str(weights) if weights is not None else "srcnn"
+    if name not in SHIPPED or Path(name).exists():
+        path = resolve_weights(weights, scale)
+        have = int(load_checkpoint(path)["model_config"]["scale"])
+        if have != scale:
+            raise SrxError(f"{path} holds a x{have} model, this case needs x{scale}")
+        return path
     try:
-        return shipped_weights(scale)
+        return resolve_weights(name, scale)
     except SrxError:
-        path = cache_root() / "bench" / f"srcnn-915-x{scale}-untrained.pt"
+        preset = _PRESET_OF[name]
+        path = cache_root() / "bench" / f"{preset}-x{scale}-untrained.pt"
         if not path.exists():
             torch.manual_seed(scale)
-            cfg = config_from_preset("srcnn-915", scale)
+            cfg = config_from_preset(preset, scale)
             save_checkpoint(path, build_model(cfg), cfg)
         return path
 
@@ -212,7 +225,7 @@ def _synthetic_frame(h: int, w: int) -> np.ndarray:
 
 
 def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, probe: GemmProbe,
-               flops: tuple[float, float]) -> BenchRow:
+               flops: tuple[float, float], model: str = "") -> BenchRow:
     """Model-only and end-to-end pairs in blocks, with GEMM samples between blocks (and after the
     last); the floor is the model's FLOPs over the best GEMM rate of this row's samples."""
     from srx.runtime.upscaler import _FWD, Upscaler
@@ -250,7 +263,7 @@ def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, 
     floor_s = model_flops / (gflops * 1e9)
     backend = runner.backend if runner.backend != "onnxruntime" else _ort_label(runner)
     return BenchRow(
-        backend=backend, case=name, lr=f"{w}x{h}", hr=f"{w * scale}x{h * scale}", reps=reps,
+        model=model, backend=backend, case=name, lr=f"{w}x{h}", hr=f"{w * scale}x{h * scale}", reps=reps,
         model_p50_ms=1e3 * m50, model_p95_ms=1e3 * m95, e2e_p50_ms=1e3 * e50, e2e_p95_ms=1e3 * e95,
         fps=1.0 / e50, floor_ms=1e3 * floor_s, model_over_floor=m50 / floor_s, e2e_over_model=e50 / m50,
         gemm_gflops=gflops, gemm_library=library, model_gflop=model_flops / 1e9,
@@ -272,12 +285,15 @@ def run_bench(
     *,
     quick: bool = False,
     threads: int | None = None,
-    weights: Path | None = None,
+    weights: str | Path | list[str | Path] | None = None,
     engine: Path | None = None,
     reps: int | None = None,
+    cases: list[str] | None = None,
     server: str | None = None,
 ) -> dict:
-    """Benchmark `backends` (default: all that run here) on the standard cases; a JSON-able dict."""
+    """Benchmark `backends` (default: all that run here) on the standard cases (or those named in
+    `cases`) for each of `weights` (shipped names or checkpoints; default: DEFAULT_MODELS), so the
+    rows of one run compare models as well as backends; a JSON-able dict."""
     import torch
 
     from srx.checkpoint import load_checkpoint
@@ -289,7 +305,16 @@ def run_bench(
     bad = [b for b in backends if b not in BENCH_BACKENDS]
     if bad:
         raise SrxError(f"unknown bench backend {', '.join(bad)}: expected {', '.join(BENCH_BACKENDS)}")
-    cases = QUICK_CASES if quick else FULL_CASES
+    all_cases = QUICK_CASES if quick else FULL_CASES
+    if cases:
+        unknown = [c for c in cases if c not in {k[0] for k in all_cases}]
+        if unknown:
+            raise SrxError(f"unknown bench case {unknown[0]!r}: expected one of {', '.join(k[0] for k in all_cases)}")
+        all_cases = [k for k in all_cases if k[0] in cases]
+    if weights is None:
+        models: list[str | Path] = list(DEFAULT_MODELS)
+    else:
+        models = list(weights) if isinstance(weights, (list, tuple)) else [weights]
     reps = reps or (3 if quick else 15)
     warmup = 1 if quick else 3
     from srx.runtime.upscaler import _cv2, keep_frame_buffers, single_threaded_opencv
@@ -300,26 +325,41 @@ def run_bench(
     keep_frame_buffers()
     try:
         probe = GemmProbe(threads, quick)
-        rows, skipped = [], []
-        for case in cases:
-            ckpt = _bench_checkpoint(case[3], weights)
-            cfg = ModelConfig.from_dict(dict(load_checkpoint(ckpt)["model_config"]))
-            flops = frame_flops(ckpt, case[2], case[1])
-            for backend in backends:
+        rows, skipped, names = [], [], []
+        for case in all_cases:
+            for weights_one in models:
+                label = str(weights_one)
                 try:
-                    runner = _runner(backend, ckpt, threads, engine, server, case[3])
-                    with runner:
-                        rows.append(bench_case(runner, case, reps, warmup, probe, flops))
+                    ckpt = _bench_checkpoint(case[3], weights_one)
                 except SrxError as exc:
-                    skipped.append({"backend": backend, "case": case[0], "reason": str(exc)})
-                    log.warning("bench: skipping %s on %s: %s", backend, case[0], exc)
+                    skipped.append({"backend": "*", "model": label, "case": case[0], "reason": str(exc)})
+                    log.warning("bench: skipping %s on %s: %s", label, case[0], exc)
+                    continue
+                cfg = ModelConfig.from_dict(dict(load_checkpoint(ckpt)["model_config"]))
+                arch = cfg.name.rsplit("-x", 1)[0]
+                label = label if label in _PRESET_OF else arch
+                names.append(label)
+                flops = frame_flops(ckpt, case[2], case[1])
+                for backend in backends:
+                    if backend == "triton" and weights_one is not models[0]:
+                        continue  # the server runs its own model: one triton row per case
+                    try:
+                        runner = _runner(backend, ckpt, threads, engine, server, case[3])
+                        with runner:
+                            rows.append(bench_case(runner, case, reps, warmup, probe, flops,
+                                                   getattr(runner, "model", label) if backend == "triton" else label))
+                    except SrxError as exc:
+                        skipped.append({"backend": backend, "model": label, "case": case[0], "reason": str(exc)})
+                        log.warning("bench: skipping %s on %s: %s", backend, case[0], exc)
+        if not rows and skipped:  # nothing ran (a bad checkpoint, no server): one clear error, not max() of nothing
+            raise SrxError(skipped[0]["reason"])
         library, gflops = probe.best()
         return {
             "threads": threads,
             "gemm_gflops": gflops,
             "gemm_library": library,
             "gemm_gflops_by_library": probe.rates(),
-            "model": cfg.name.rsplit("-x", 1)[0],
+            "models": list(dict.fromkeys(names)),
             "quick": quick,
             "rows": [asdict(r) for r in rows],
             "skipped": skipped,

@@ -122,6 +122,28 @@ __global__ void ycc_to_bgr_up(const float* __restrict__ hr_y, const float* __res
     return src
 
 
+def create_context(engine: Any, engine_path: Path, info: dict[str, Any]) -> Any:
+    """engine.create_execution_context(), which returns None rather than raising when it fails (most
+    often: not enough free GPU memory for the activations of the profile's largest input)."""
+    context = engine.create_execution_context()
+    if context is not None:
+        return context
+    from srx.export.tensorrt import FALLBACK_MAX_HW, MAX_HW_LADDER
+
+    need = getattr(engine, "device_memory_size_v2", None) or getattr(engine, "device_memory_size", None)
+    largest = [int(v) for v in ((info.get("profile") or {}).get("max") or [])[2:]]
+    area = largest[0] * largest[1] if len(largest) == 2 else None
+    smaller = FALLBACK_MAX_HW if area is None else next((hw for hw in MAX_HW_LADDER if hw[0] * hw[1] < area),
+                                                        MAX_HW_LADDER[-1])
+    raise SrxError(
+        f"TensorRT could not create an execution context for {Path(engine_path).name}"
+        + (f" (it needs {int(need) / 2**30:.1f} GiB of GPU memory" if need else " (usually too little free GPU memory")
+        + (f" for its largest input, {largest[0]}x{largest[1]} LR)" if area else ")")
+        + f"; free GPU memory, or rebuild the engine for smaller frames: `srx export ... --max-shape "
+        f"{smaller[0]}x{smaller[1]} --engine`"
+    )
+
+
 class TensorRTRunner(Runner):
     """A serialized TensorRT engine built by `srx export` (its sidecar JSON is checked first)."""
 
@@ -148,6 +170,8 @@ class TensorRTRunner(Runner):
             self.max_batch = int(prof["max"][0])
         self._pool: ThreadPoolExecutor | None = None
         self._gpu: dict[str, Any] = {}
+        #: why the CUDA colour kernels did not compile (then frames_on_device is False), or None
+        self.kernel_error: str | None = None
 
     def describe(self) -> str:
         return f"tensorrt ({self.engine_path.name})"
@@ -216,7 +240,12 @@ class TensorRTRunner(Runner):
                     "TensorRT version and GPU it was built with: rebuild it with `srx export` here"
                 )
             g["engine"] = engine
-            g["context"] = engine.create_execution_context()
+            g["context"] = create_context(engine, self.engine_path, self.info)
+            prof = self.info.get("profile") or {}
+            if prof.get("min") and prof.get("max"):
+                log.info("TensorRT engine %s: LR input profile %s .. %s (tuned for %s)", self.engine_path.name,
+                         "x".join(map(str, prof["min"][2:])), "x".join(map(str, prof["max"][2:])),
+                         "x".join(map(str, (prof.get("opt") or prof["max"])[2:])))
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
             inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
             outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
@@ -234,8 +263,9 @@ class TensorRTRunner(Runner):
                 g["k_ycc"] = module.get_function("bgr_to_ycc")
                 g["k_bgr"] = module.get_function("ycc_to_bgr_up")
             except Exception as exc:  # pycuda.driver.CompileError, or nvcc missing (OSError)
+                self.kernel_error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 log.warning("cannot compile the GPU colour kernels (%s); colour conversion runs on the CPU. "
-                            "Install the CUDA toolkit (nvcc) for the all-GPU frame path", str(exc).splitlines()[0])
+                            "Install the CUDA toolkit (nvcc) for the all-GPU frame path", self.kernel_error)
         except BaseException:
             self._teardown()
             raise

@@ -74,7 +74,7 @@ class Upscaler:
         self.runner = runner
         self.scale = int(scale)
         self.tile = int(tile)
-        need = halo_lr(self.scale, runner.kernel_sizes)
+        need = runner.config.lr_halo if runner.config is not None else halo_lr(self.scale, runner.kernel_sizes)
         if overlap is not None and overlap < need:
             raise SrxError(
                 f"tile overlap {overlap} is below the model's receptive-field radius ({need} LR pixels); "

@@ -77,7 +77,7 @@ def main() -> int:
     outputs = [recording_output(work / "soak.mp4")]
     stop_client = threading.Event()
     if not args.no_server:
-        server = MjpegServer("127.0.0.1:0", stats=stats.snapshot)
+        server = MjpegServer("127.0.0.1:0", stats=stats.live)
         outputs.append(server)
 
         def client() -> None:  # one viewer reading the MJPEG stream for the whole run

@@ -6,6 +6,7 @@ travel inside the file, so a checkpoint alone rebuilds its model.
 from __future__ import annotations
 
 import pickle
+from dataclasses import dataclass
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -42,11 +43,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise SrxError(f"checkpoint {path} does not exist")
     if path.is_dir():
         raise SrxError(f"checkpoint {path} is a folder; expected a .pt file written by srx")
+    _check_archive(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SrxError(f"{path} is not a readable srx checkpoint (corrupt or another format): {first}") from None
+    except Exception as exc:  # the unpickler raises anything (IndexError, KeyError, ...) on foreign bytes
+        raise SrxError(f"{path} is not a readable srx checkpoint (corrupt or another format): {_why(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SrxError(f"{path} is not an srx checkpoint (no '{FORMAT}' marker); expected a file from `srx train`")
     if payload.get("format_version", 0) > FORMAT_VERSION:
@@ -55,6 +56,48 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"understands ({FORMAT_VERSION}); upgrade srx"
         )
     return payload
+
+
+def _check_archive(path: Path) -> None:
+    """srx checkpoints are PyTorch's zip archives: name what a file is when it is not one (empty,
+    cut short, text, something else) before the unpickler gets to fail on it in its own words."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SrxError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    expected = "expected a .pt file written by `srx train`"
+    if size == 0:
+        raise SrxError(f"{path} is not a readable srx checkpoint: it is empty (0 bytes); {expected}")
+    if head != b"PK\x03\x04":
+        raise SrxError(f"{path} is not a readable srx checkpoint: it is {_looks_like(path)}, not a PyTorch "
+                       f"archive; {expected}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise SrxError(f"{path} is not a readable srx checkpoint: it is truncated or damaged ({size} bytes, "
+                       "a PyTorch archive without its end); copy it again or use another checkpoint") from None
+
+
+def _looks_like(path: Path) -> str:
+    with open(path, "rb") as fh:
+        sample = fh.read(512)
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of another kind"
+    return "a text file" if sample.strip() else "blank"
+
+
+def _why(exc: Exception) -> str:
+    """The first line of a load error, without PyTorch's advice to retry with weights_only=False:
+    srx checkpoints never need it, and loading an unknown file that way can run arbitrary code."""
+    text = str(exc).strip()
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        return "it holds Python objects srx never writes (srx checkpoints are tensors and plain values only)"
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def model_from_checkpoint(path: Path, scale: int | None = None) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
@@ -72,14 +115,57 @@ def model_from_checkpoint(path: Path, scale: int | None = None) -> tuple[nn.Modu
     return model, config, payload
 
 
-def shipped_weights(scale: int) -> Path:
-    """The SRCNN 9-1-5 weights packaged with srx for `scale`."""
+@dataclass(frozen=True)
+class ShippedModel:
+    name: str  # what --weights takes
+    file: str  # srx/weights/<file.format(scale=...)>
+    summary: str
+
+
+#: the weights packaged with srx, by the name every --weights option accepts
+SHIPPED: dict[str, ShippedModel] = {
+    m.name: m
+    for m in (
+        ShippedModel("srcnn", "srcnn-915-x{scale}.pt", "SRCNN 9-1-5 (the reference; HR-grid convolutions)"),
+        ShippedModel("fast", "fast-x{scale}.pt", "lrnet-32x4: LR-grid 5x5+3x3+3x3+3x3 convs, 32 channels, pixel shuffle, bicubic skip"),
+        ShippedModel("camera", "camera-x{scale}.pt", "lrnet-32x4 trained on camera-like LR (JPEG, noise, blur, aliasing)"),
+    )
+}
+DEFAULT_SHIPPED = "srcnn"
+
+
+def _weights_dir() -> Path:
+    return Path(str(resources.files("srx") / "weights"))
+
+
+def shipped_scales(name: str) -> list[int]:
+    """The scales a shipped model has weights for in this installation."""
+    model = SHIPPED[name]
+    return [s for s in (2, 3, 4) if (_weights_dir() / model.file.format(scale=s)).exists()]
+
+
+def shipped_weights(scale: int, name: str = DEFAULT_SHIPPED) -> Path:
+    """The packaged weights of shipped model `name` for `scale`."""
     check_scale(scale)
-    path = Path(str(resources.files("srx") / "weights" / f"srcnn-915-x{scale}.pt"))
+    if name not in SHIPPED:
+        raise SrxError(f"no shipped model named {name!r}: expected one of {', '.join(SHIPPED)} or a checkpoint file")
+    path = _weights_dir() / SHIPPED[name].file.format(scale=scale)
     if not path.exists():
-        raise SrxError(f"no shipped weights for x{scale} in this installation ({path}); pass --weights")
+        have = shipped_scales(name)
+        raise SrxError(f"the shipped {name!r} model has no x{scale} weights (it has "
+                       f"{', '.join(f'x{s}' for s in have) or 'none in this installation'}); pass another "
+                       f"--scale or --weights")
     return path
 
 
-def resolve_weights(weights: Path | None, scale: int) -> Path:
-    return Path(weights) if weights is not None else shipped_weights(scale)
+def resolve_weights(weights: Path | str | None, scale: int) -> Path:
+    """--weights as given: None (the default shipped model), a shipped model's name, or a file."""
+    if weights is None:
+        return shipped_weights(scale)
+    text = str(weights)
+    if text in SHIPPED and not Path(text).exists():
+        return shipped_weights(scale, text)
+    path = Path(weights)
+    if not path.exists() and not path.suffix and len(path.parts) == 1:
+        raise SrxError(f"--weights {text!r} is neither a shipped model ({', '.join(SHIPPED)}) nor an existing file")
+    return path

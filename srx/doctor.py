@@ -77,9 +77,100 @@ def _gpu_rows() -> list[Row]:
         rows.append(Row("tensorrt", WARN, f"{version}: srx needs TensorRT >= 10 (named-tensor API)", GPU_FIX))
     else:
         rows.append(Row("tensorrt", OK, version))
-    pycuda, version = _version("pycuda")
-    rows.append(Row("pycuda", OK if pycuda else MISSING, version, "" if pycuda else GPU_FIX))
+    rows += _pycuda_rows()
     return rows
+
+
+#: pycuda 2025.1.2 fixed context creation under CUDA 13 (cuCtxCreate changed signature)
+PYCUDA_FLOOR = (2025, 1, 2)
+PYCUDA_FIX = ("pip install 'pycuda>=2025.1.2': it builds from source and needs the CUDA toolkit (cuda.h, nvcc on "
+              "PATH or CUDA_ROOT), a C++ compiler and the Python headers (python3-dev); JetPack has them all")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _pycuda_rows() -> list[Row]:
+    """pycuda as the TensorRT runner uses it: the driver module imported and initialised, with its
+    version, the CUDA it was built for, the driver's CUDA and the devices, or why not."""
+    try:
+        import pycuda
+        import pycuda.driver as cuda
+    except Exception as exc:  # ImportError, or libcuda.so missing (ImportError/OSError)
+        return [Row("pycuda", MISSING, _first_line(exc), PYCUDA_FIX)]
+    version = str(getattr(pycuda, "VERSION_TEXT", None) or getattr(pycuda, "__version__", "unknown version"))
+    numbers = tuple(getattr(pycuda, "VERSION", ()) or ())
+    try:
+        cuda.init()
+        count = int(cuda.Device.count())
+        built = ".".join(str(v) for v in cuda.get_version())
+        driver = int(cuda.get_driver_version())
+        devices = [f"{cuda.Device(i).name()} ({cuda.Device(i).total_memory() / 2**30:.1f} GiB)" for i in range(count)]
+    except Exception as exc:  # pycuda's LogicError/RuntimeError: no driver, no device, a driver too old
+        return [Row("pycuda", WARN, f"{version}: pycuda.driver imports but CUDA does not initialise ({_first_line(exc)})",
+                    "check the NVIDIA driver (nvidia-smi) and that this process may use the GPU")]
+    detail = (f"{version} (built for CUDA {built}; driver supports CUDA {driver // 1000}.{driver % 1000 // 10}); "
+              f"{count} device(s)" + (": " + "; ".join(devices) if devices else ""))
+    if numbers and tuple(int(v) for v in numbers[:3]) < PYCUDA_FLOOR:
+        return [Row("pycuda", WARN, detail + "; older than 2025.1.2, which cannot create a context under CUDA 13", PYCUDA_FIX)]
+    if count == 0:
+        return [Row("pycuda", WARN, detail, "no CUDA device is visible: check the driver (nvidia-smi) and CUDA_VISIBLE_DEVICES")]
+    return [Row("pycuda", OK, detail)]
+
+
+def _nvcc_rows() -> list[Row]:
+    """nvcc compiles the CUDA colour kernels (pycuda's SourceModule) and is needed to build pycuda."""
+    import os
+    import shutil
+
+    nvcc = shutil.which("nvcc") or next((p for p in ("/usr/local/cuda/bin/nvcc",) if os.path.exists(p)), None)
+    if nvcc is None:
+        return [Row("nvcc (CUDA toolkit)", INFO, "not found",
+                    "only for GPU hosts: install the CUDA toolkit (JetPack has it) for the all-GPU colour path and to build pycuda")]
+    return [Row("nvcc (CUDA toolkit)", OK, nvcc)]
+
+
+def simd_level(flags: set[str], machine: str) -> str:
+    """The widest vector instruction set the CPU reports: it decides which kernels ONNX Runtime's
+    MLAS (and oneDNN) run, so it explains CPU timings across machines."""
+    machine = machine.lower()
+    if machine in ("aarch64", "arm64") or "asimd" in flags:
+        level = "SVE" if "sve" in flags else "NEON (ASIMD)" if "asimd" in flags else "no NEON reported"
+        return level + (" with dot product" if "asimddp" in flags else "")
+    if "avx512f" in flags:
+        extra = [name for flag, name in (("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16"), ("amx_tile", "AMX"))
+                 if flag in flags]
+        return "AVX-512" + (f" ({', '.join(extra)})" if extra else "")
+    if "avx2" in flags:
+        return "AVX2" + (" + FMA" if "fma" in flags else "")
+    if "avx" in flags:
+        return "AVX"
+    if "sse4_2" in flags:
+        return "SSE4.2"
+    return "SSE2 or less"
+
+
+def _cpu_rows() -> list[Row]:
+    import os
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("model name", "hardware") and model in (platform.machine(), platform.processor(), ""):
+                    model = value.strip() or model
+                elif key in ("flags", "features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    if not flags:
+        return [Row("cpu", INFO, f"{model}, {os.cpu_count()} logical cores; SIMD level unknown (no /proc/cpuinfo)")]
+    return [Row("cpu", INFO, f"{model}, {os.cpu_count()} logical cores; SIMD: {simd_level(flags, platform.machine())} "
+                             "(ONNX Runtime picks its CPU kernels from this)")]
 
 
 def _opencv_rows() -> list[Row]:
@@ -163,7 +254,8 @@ def _weights_rows() -> list[Row]:
 def doctor_report() -> list[Row]:
     """All rows, in the order the screen shows them."""
     rows: list[Row] = []
-    probes: list[Callable[[], list[Row]]] = [_package_rows, _ort_rows, _gpu_rows, _opencv_rows, _camera_rows, _weights_rows]
+    probes: list[Callable[[], list[Row]]] = [_package_rows, _cpu_rows, _ort_rows, _gpu_rows, _nvcc_rows, _opencv_rows,
+                                             _camera_rows, _weights_rows]
     for probe in probes:
         try:
             rows += probe()

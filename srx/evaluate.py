@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -13,6 +13,9 @@ from torch import nn
 from srx.errors import SrxError
 from srx.imageio import list_images, read_image
 from srx.protocol import bicubic_upscale_y, make_pair, psnr, ssim
+
+if TYPE_CHECKING:
+    from srx.degrade import Degradation
 
 log = logging.getLogger("srx")
 
@@ -25,6 +28,65 @@ class EvalImage:
     name: str
     hr_y: np.ndarray  # uint8
     lr_y: np.ndarray  # uint8
+
+
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".h264", ".264")
+
+
+def is_video(path: Path) -> bool:
+    return Path(path).is_file() and Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def load_eval_video(path: Path, scale: int, every: int = 10) -> list[EvalImage]:
+    """HR/LR Y pairs from every `every`-th frame of a video (frame 0, every, 2*every, ...): a user's
+    own camera footage as an evaluation set."""
+    from srx.imageio import cv2_module
+    from srx.protocol import make_pair
+
+    if every < 1:
+        raise SrxError(f"--every must be at least 1, got {every}")
+    cv2 = cv2_module()
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise SrxError(f"cannot open video {path}: expected a file OpenCV can decode (e.g. .mp4, .avi)")
+    pairs, index = [], 0
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if index % every == 0:
+                if min(frame.shape[:2]) < 4 * scale:
+                    raise SrxError(f"{path}: frames of {frame.shape[1]}x{frame.shape[0]} are too small for x{scale}")
+                hr_y, lr_y = make_pair(frame, scale)
+                pairs.append(EvalImage(f"frame_{index:05d}", hr_y, lr_y))
+            index += 1
+    finally:
+        cap.release()
+    if index == 0:
+        raise SrxError(f"{path}: no frame could be decoded")
+    if index <= every and every > 1:
+        raise SrxError(f"{path} has {index} frame(s), not more than --every {every}: lower --every to score "
+                       f"more than its first frame")
+    return pairs
+
+
+def load_eval_data(path: Path, scale: int, every: int = 10) -> list[EvalImage]:
+    """A folder of images or a video file (every `every`-th frame)."""
+    path = Path(path)
+    if is_video(path):
+        return load_eval_video(path, scale, every)
+    if path.is_file():
+        raise SrxError(f"{path} is a file but not a video srx reads ({', '.join(VIDEO_SUFFIXES)}); "
+                       f"expected a folder of images or a video")
+    return load_eval_set(path, scale)
+
+
+def degraded(pairs: list[EvalImage], spec: "Degradation", scale: int) -> list[EvalImage]:
+    """The same pairs with the LR side degraded by `spec`, deterministically per image."""
+    from srx.degrade import degrade_for_eval
+
+    return [EvalImage(p.name, p.hr_y, degrade_for_eval(spec, p.hr_y, p.lr_y, scale, i)) for i, p in enumerate(pairs)]
 
 
 def load_eval_set(folder: Path, scale: int) -> list[EvalImage]:

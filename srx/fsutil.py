@@ -4,7 +4,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -20,25 +22,111 @@ def ensure_dir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SrxError(f"cannot create output folder {path}: {exc.strerror or exc}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise SrxError(f"output folder {path} is not writable")
+    _probe_writable(path, f"output folder {path}")
     return path
+
+
+def _probe_writable(folder: Path, what: str) -> None:
+    """Create and remove a file in `folder` for real: permission bits say nothing for root, /proc or
+    a read-only mount, and this is what every later write will need."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise SrxError(f"{what} is not writable ({exc.strerror or exc})") from None
+
+
+def check_output_file(path: Path, option: str) -> Path:
+    """Fail now, before any work, if `path` cannot be written as a file later: it must not be a
+    folder, and its nearest existing ancestor must be a folder where a file can be created."""
+    path = Path(path)
+    if path.is_dir():
+        raise SrxError(f"{option} {path} is a folder; expected a file name")
+    probe = path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SrxError(f"cannot write {option} {path}: {probe} is a file, expected a folder")
+    _probe_writable(probe, f"cannot write {option} {path}: folder {probe}")
+    return path
+
+
+def check_output_dir(path: Path, option: str) -> Path:
+    """Like ensure_dir, but creates nothing: for checking an output folder before the work starts."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SrxError(f"output folder {path} exists as a file; expected a folder")
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SrxError(f"cannot create {option} {path}: {probe} is a file, expected a folder")
+    _probe_writable(probe, f"cannot write {option} {path}: folder {probe}")
+    return path
+
+
+def new_file_mode(path: Path) -> int:
+    """The permission bits a plain `open(path, "w")` would give: an existing file's own, else
+    0o666 less the process umask (mkstemp makes 0o600 files, which nothing else could read)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        pass
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask can only be read by
+    setting it, which would briefly affect files other threads create)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def temporary_sibling(path: Path, suffix: str = ".tmp", prefix: str | None = None) -> Path:
+    """An empty, new file beside `path` with the mode `path` will have (see new_file_mode); SrxError
+    when the folder does not take new files."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise SrxError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        os.fchmod(fd, new_file_mode(path))
+    except OSError:
+        pass  # a file system without permissions (FAT, some mounts): the mode is theirs
+    finally:
+        os.close(fd)
+    return Path(tmp)
 
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; on success it replaces `path` in one rename, so a
-    crash at any moment leaves either the old file or the new one, never half of one."""
+    crash at any moment leaves either the old file or the new one, never half of one. The file
+    gets the mode a plain write would give (the umask, or the replaced file's own mode)."""
     path = Path(path)
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temporary_sibling(path)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as exc:
+            raise SrxError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

@@ -29,10 +29,21 @@ class ModelConfig:
     kernel_sizes: list[int] = field(default_factory=lambda: [9, 1, 5])
     widths: list[int] = field(default_factory=lambda: [64, 32])
     residual: bool = True  # predict the residual over bicubic (modern recipe) or the HR plane
+    branches: bool = True  # lrnet: train each conv as k x k + 1 x 1 + identity (RepConv); False: plain convs
 
     @property
     def name(self) -> str:
+        if self.arch == "lrnet":
+            return f"lrnet-{self.widths[0]}x{len(self.kernel_sizes)}-x{self.scale}"
         return f"{self.arch}-{'-'.join(map(str, self.kernel_sizes))}-x{self.scale}"
+
+    @property
+    def lr_halo(self) -> int:
+        """LR pixels of context one output pixel depends on (tiles overlap by at least this)."""
+        if self.arch == "lrnet":  # LR-grid convolutions, and the bicubic skip reaching 2 LR pixels
+            return max(2, sum(int(k) // 2 for k in self.kernel_sizes))
+        # SRCNN: the bicubic phase conv reaches 2 LR pixels, then the HR convs sum(k // 2) HR pixels
+        return 2 + -(-sum(int(k) // 2 for k in self.kernel_sizes) // self.scale)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -58,12 +69,27 @@ class ModelConfig:
                 )
             if any(k < 1 or k % 2 == 0 for k in self.kernel_sizes):
                 raise SrxError(f"SRCNN kernel sizes must be odd and positive, got {self.kernel_sizes}")
+        if self.arch == "lrnet":
+            if len(self.kernel_sizes) < 2 or len(self.widths) != len(self.kernel_sizes) - 1:
+                raise SrxError(
+                    f"lrnet needs at least 2 kernel sizes and one width per hidden layer (one fewer than "
+                    f"kernel sizes), got {self.kernel_sizes} and {self.widths}"
+                )
+            if any(k < 1 or k % 2 == 0 for k in self.kernel_sizes):
+                raise SrxError(f"lrnet kernel sizes must be odd and positive, got {self.kernel_sizes}")
+            if any(w < 1 for w in self.widths):
+                raise SrxError(f"lrnet widths must be positive, got {self.widths}")
 
 
 # Named presets for `--model`.
 PRESETS: dict[str, dict[str, Any]] = {
     "srcnn-915": {"arch": "srcnn", "kernel_sizes": [9, 1, 5], "widths": [64, 32]},
     "srcnn-955": {"arch": "srcnn", "kernel_sizes": [9, 5, 5], "widths": [64, 32]},
+    # The `fast` model: chosen by measured Set5 dB per ms under ONNX Runtime (README, Fast model).
+    "lrnet-32x4": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 3], "widths": [32, 32, 32]},
+    "lrnet-32x5": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 3, 3], "widths": [32, 32, 32, 32]},
+    "lrnet-24x5": {"arch": "lrnet", "kernel_sizes": [3, 3, 3, 3, 3], "widths": [24, 24, 24, 24]},
+    "lrnet-32x4-plain": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 3], "widths": [32, 32, 32], "branches": False},
 }
 
 
@@ -139,7 +165,91 @@ class SRCNN(nn.Module):
         ]
 
 
-MODELS: dict[str, Callable[[ModelConfig], nn.Module]] = {"srcnn": SRCNN}
+class RepConv(nn.Module):
+    """A k x k convolution trained as the sum of three linear branches, k x k + 1 x 1 + identity
+    (the identity only where input and output widths match), re-parameterised as in RepVGG/ECBSR.
+
+    The branches are summed into one kernel before every convolution, so training costs one
+    convolution and `fused()` hands export a plain `nn.Conv2d` that computes the same function
+    exactly (zero padding makes the sum of branches equal the sum of their kernels). What the
+    branches buy is optimisation: the identity start and the extra centre path train a deeper
+    plain net faster, at no cost at inference."""
+
+    def __init__(self, cin: int, cout: int, k: int, branches: bool = True) -> None:
+        super().__init__()
+        self.cin, self.cout, self.k = cin, cout, k
+        self.conv = nn.Conv2d(cin, cout, k, padding=k // 2)
+        self.point = nn.Conv2d(cin, cout, 1) if k > 1 and branches else None
+        if cin == cout and branches:
+            eye = torch.zeros(cout, cin, k, k)
+            eye[torch.arange(cout), torch.arange(cin), k // 2, k // 2] = 1.0
+            self.register_buffer("eye", eye, persistent=False)
+        else:
+            self.eye = None
+
+    def kernel(self) -> tuple[torch.Tensor, torch.Tensor]:
+        w, b = self.conv.weight, self.conv.bias
+        if self.point is not None:
+            c = self.k // 2
+            w = w + F.pad(self.point.weight, (c, c, c, c))
+            b = b + self.point.bias
+        if self.eye is not None:
+            w = w + self.eye
+        return w, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, b = self.kernel()
+        return F.conv2d(x, w, b, padding=self.k // 2)
+
+    def fused(self) -> nn.Conv2d:
+        conv = nn.Conv2d(self.cin, self.cout, self.k, padding=self.k // 2)
+        w, b = self.kernel()
+        with torch.no_grad():
+            conv.weight.copy_(w)
+            conv.bias.copy_(b)
+        return conv
+
+
+class LRNet(nn.Module):
+    """The `fast` architecture: a plain CNN on the LR grid (ESPCN's layout, deeper and narrower),
+    ReLU after every hidden layer, a last layer with one output per output phase (scale^2), and a
+    global skip over MATLAB bicubic computed on the LR grid too (the phase kernels of
+    BicubicUpsample), added before the single pixel shuffle. Zero padding throughout, so every
+    layer is one ONNX Conv and the export is the model layer by layer.
+
+    Chosen for ONNX Runtime's CPU kernels (README, Fast model): 3x3 convolutions over 32 channels
+    run near their FLOP floor there, where FSRCNN's 12-channel, PReLU and transposed layers do not."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        s = config.scale
+        widths = [1, *config.widths, s * s]
+        self.layers = nn.ModuleList(
+            RepConv(widths[i], widths[i + 1], k, config.branches) for i, k in enumerate(config.kernel_sizes)
+        )
+        last = self.layers[-1]
+        for conv in (last.conv, last.point):
+            if conv is None:
+                continue
+            nn.init.normal_(conv.weight, std=1e-3)
+            nn.init.zeros_(conv.bias)
+        self.register_buffer("bicubic", torch.from_numpy(bicubic_phase_kernels(s)).float(), persistent=False)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        h = lr
+        for layer in self.layers[:-1]:
+            h = F.relu(layer(h))
+        out = self.layers[-1](h)
+        if self.config.residual:
+            out = out + F.conv2d(F.pad(lr, (2, 2, 2, 2), mode="replicate"), self.bicubic)
+        return F.pixel_shuffle(out, self.config.scale)
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        return [[p for layer in self.layers[:-1] for p in layer.parameters()], list(self.layers[-1].parameters())]
+
+
+MODELS: dict[str, Callable[[ModelConfig], nn.Module]] = {"srcnn": SRCNN, "lrnet": LRNet}
 
 
 def build_model(config: ModelConfig) -> nn.Module:
@@ -147,10 +257,24 @@ def build_model(config: ModelConfig) -> nn.Module:
     return MODELS[config.arch](config)
 
 
-def macs_per_hr_pixel(config: ModelConfig) -> int:
+def macs_per_hr_pixel(config: ModelConfig) -> float:
     """Multiply-accumulates per output pixel (for FLOP floors in benchmarks)."""
+    if config.arch == "lrnet":  # LR-grid layers: per LR pixel, shared by scale^2 output pixels
+        s = config.scale
+        widths = [1, *config.widths, s * s]
+        per_lr = sum(k * k * widths[i] * widths[i + 1] for i, k in enumerate(config.kernel_sizes))
+        return (per_lr + 25 * s * s) / (s * s)  # + the bicubic phase conv
     if config.arch != "srcnn":
         raise SrxError(f"no FLOP model for {config.arch!r}")
     f1, f2, f3 = config.kernel_sizes
     n1, n2 = config.widths
     return f1 * f1 * n1 + f2 * f2 * n1 * n2 + f3 * f3 * n2 + 25  # + the bicubic phase conv
+
+
+def inference_params(config: ModelConfig) -> int:
+    """Weights and biases of the network as it runs (re-parameterised branches collapsed)."""
+    if config.arch == "lrnet":
+        widths = [1, *config.widths, config.scale**2]
+    else:
+        widths = [1, *config.widths, 1]
+    return sum(k * k * widths[i] * widths[i + 1] + widths[i + 1] for i, k in enumerate(config.kernel_sizes))

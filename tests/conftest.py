@@ -1,6 +1,7 @@
 """Shared fixtures: tiny images and models made on the spot, and the ../shared data when present."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,22 @@ T91 = SHARED / "datasets" / "T91"
 CCTV = SHARED / "media" / "cctv_480x360.avi"
 
 
+#: set by .ci/run: on CI everything the suite drives for real (../shared, an RTSP server, Chromium)
+#: must be there, so a test that would skip for want of it fails instead
+REQUIRE_ALL = os.environ.get("SRX_REQUIRE_ALL", "") not in ("", "0")
+
+
+def skip_or_fail(reason: str) -> None:
+    """pytest.skip(reason), or a failure under SRX_REQUIRE_ALL=1 (CI), where the piece must exist."""
+    if REQUIRE_ALL:
+        pytest.fail(f"SRX_REQUIRE_ALL is set, so this cannot be skipped: {reason}")
+    pytest.skip(reason)
+
+
 def need_shared(path: Path) -> None:
-    """Skip (with the reason) where ../shared is absent, as on a user's fresh machine."""
+    """Skip (with the reason) where ../shared is absent, as on a user's fresh machine; fail on CI."""
     if not path.exists():
-        pytest.skip(f"{path} not found: the ../shared datasets exist on srx CI and dev machines only")
+        skip_or_fail(f"{path} not found: the ../shared datasets exist on srx CI and dev machines only")
 
 
 def foreign_onnx(path: Path, op: str = "Relu", inp: str = "x", out: str = "y") -> Path:

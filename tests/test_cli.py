@@ -18,6 +18,11 @@ def test_version_and_help_on_every_command():
         res = runner.invoke(app, [name, "--help"])
         assert res.exit_code == 0, (name, res.output)
         assert "Usage" in res.output
+        assert "<bool>" not in res.output, name  # plain flags read as flags, not `--check <bool>`
+    root = runner.invoke(app, ["--help"])
+    assert "--verbose" in root.output and "<bool>" not in root.output
+    export = runner.invoke(app, ["export", "--help"])
+    assert "<int>" in export.output  # options that take a value still show its type
 
 
 def test_eval_json_has_the_documented_shape(image_folder, tiny_checkpoint):

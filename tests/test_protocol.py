@@ -38,9 +38,14 @@ def test_imresize_reproduces_linear_ramps_when_enlarging():
 
 
 def test_imresize_antialiases_when_shrinking():
-    stripes = np.tile(np.array([0, 255], np.float64), (8, 16))  # Nyquist-rate pattern
-    small = imresize(stripes, 0.25)
-    assert np.ptp(small[:, 2:-2]) < 1.0  # flat grey away from the mirrored border
+    """At 1/4 Nyquist-rate stripes average to a flat 127.5 with or without antialiasing (ptp 0.0 both
+    ways), so the old test at 1/4 could not fail; at 1/3 they differ: 3.15 antialiased, 255 without."""
+    stripes = np.tile(np.array([0, 255], np.float64), (9, 16))  # Nyquist-rate pattern
+    small = imresize(stripes, 1 / 3)
+    aliased = imresize(stripes, 1 / 3, antialias=False)
+    assert np.ptp(small[:, 2:-2]) < 10.0  # the widened kernel averages the stripes to near-flat grey
+    assert abs(small[:, 2:-2].mean() - 127.5) < 2.0
+    assert np.ptp(aliased[:, 2:-2]) > 200.0  # plain cubic samples them: full-swing aliasing
 
 
 def test_rgb2ycbcr_matches_matlab_reference_points():

@@ -26,10 +26,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DistributedSampler, RandomSampler
 
 from srx.checkpoint import load_checkpoint, save_checkpoint
+from srx.degrade import degrade_batch, parse_degradation
 from srx.errors import SrxError
-from srx.evaluate import EvalImage, evaluate, load_eval_set, torch_predictor
+from srx.evaluate import EvalImage, degraded, evaluate, load_eval_set, torch_predictor
 from srx.fsutil import atomic_write_text, ensure_dir
-from srx.models import ModelConfig, build_model, config_from_preset
+from srx.models import PRESETS, ModelConfig, build_model, config_from_preset
 from srx.protocol import check_scale
 from srx.train.data import extract_patches
 
@@ -63,10 +64,20 @@ class TrainConfig:
     # HR pixels left out of the loss at each patch edge: there the padded bicubic base and the padded
     # convolutions see made-up neighbours that full frames do not have. None: 2 x scale.
     loss_border: int | None = None
+    # camera-like degradation of the LR side (srx.degrade spec or preset; "" = the clean protocol),
+    # drawn per sample and step; validation scores the same spec, deterministically
+    degrade: str = ""
 
     @property
     def border(self) -> int:
-        return 2 * self.scale if self.loss_border is None else self.loss_border
+        if self.loss_border is not None:
+            return self.loss_border
+        # SRCNN pads HR maps by replication, so patch edges see made-up neighbours that full frames do
+        # not: leave 2 x scale pixels out. LRNet pads with zeros, which patch edges and frame edges
+        # see alike, so it must learn them: measured on Set5 x3, a border of 6 left the outer HR
+        # pixels 0.2 dB worse than SRCNN's (PSNR shaving 9 px instead of 3 rose 0.27 vs 0.07 dB).
+        arch = PRESETS.get(self.model, {}).get("arch", "srcnn")
+        return 0 if arch == "lrnet" else 2 * self.scale
 
     def validate(self) -> None:
         check_scale(self.scale)
@@ -89,6 +100,9 @@ class TrainConfig:
                            f"{self.patch_size}-pixel patches, got {self.border}")
         if not self.data:
             raise SrxError("--data is required: a folder of HR training images")
+        parse_degradation(self.degrade)
+        if self.model not in PRESETS:
+            raise SrxError(f"unknown model {self.model!r}: expected one of {', '.join(PRESETS)}")
 
 
 @dataclass
@@ -151,6 +165,17 @@ def _augment(lr: torch.Tensor, hr: torch.Tensor, gen: torch.Generator) -> tuple[
     return out_lr, out_hr
 
 
+def _no_buffer_sync() -> dict[str, bool]:
+    """DDP without a buffer broadcast before every forward: the only buffers are the fixed bicubic
+    kernels, equal on every rank. Newer PyTorch deprecates `broadcast_buffers` (a FutureWarning per
+    process) for `forward_sync_buffers`; use whichever this PyTorch has."""
+    import inspect
+
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}
+
+
 def _lr_at(cfg: TrainConfig, fraction: float) -> float:
     fraction = min(max(fraction, 0.0), 1.0)
     floor = cfg.lr * cfg.lr_final_ratio
@@ -177,11 +202,14 @@ def _write_plot(csv_path: Path, png_path: Path, bicubic: float | None) -> None:
         rows = list(csv.DictReader(fh))
     if not rows:
         return
-    steps = [int(r["step"]) for r in rows]
-    loss = [float(r["train_loss"]) for r in rows]
+    # the training loss from the rows logged every few steps (each validation row repeats an epoch's
+    # mean); metrics.csv holds the run's whole history, resumes included
+    loss_rows = [r for r in rows if not r["val_psnr"]] or rows
+    steps = [int(r["step"]) for r in loss_rows]
+    loss = [float(r["train_loss"]) for r in loss_rows]
     val = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r["val_psnr"]]
     fig, ax1 = plt.subplots(figsize=(8, 4.5), dpi=100)
-    ax1.plot(steps, loss, color="tab:blue", label="train loss")
+    ax1.plot(steps, loss, ".-" if len(steps) < 40 else "-", color="tab:blue", label="train loss")
     ax1.set_xlabel("step")
     ax1.set_ylabel("train loss", color="tab:blue")
     ax1.set_yscale("log")
@@ -227,23 +255,30 @@ class _StopSignal:
 
 def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: int | None = None,
           show_progress: bool = True, cache_dir: Path | None = None,
-          stop_after: int | None = None) -> TrainResult:
+          stop_after: int | None = None, loss_every: int | None = None) -> TrainResult:
     """Train a model; writes best.pt, last.pt, metrics.csv and training.png into `out_dir`.
 
     `stop_after` stops this invocation after that many steps as if interrupted, leaving the
     schedule untouched, so a job can be run in chunks (and resume can be tested exactly).
+    `loss_every`: a metrics.csv row with the mean training loss every that many steps (default:
+    about 20 per epoch, at most 50 steps apart), besides the row of each validation.
     """
     state: dict[str, Any] | None = None
+    more_time: float | None = None  # on resume, --time-budget: how long this invocation may train
     if resume is not None:
         state = load_checkpoint(Path(resume))
         if "train_config" not in state or "optimizer" not in state:
             raise SrxError(f"{resume} holds weights only, not a training state; resume from a last.pt")
         saved = TrainConfig(**state["train_config"])
-        # Keep the run's recipe; only the stopping rules may be extended on resume.
+        # Keep the run's recipe; only the stopping rules may be extended on resume. --epochs and
+        # --max-steps are totals for the run; --time-budget is this invocation's time (below).
         saved.epochs = cfg.epochs if cfg.epochs is not None else saved.epochs
-        saved.time_budget = cfg.time_budget if cfg.time_budget is not None else saved.time_budget
         saved.max_steps = cfg.max_steps if cfg.max_steps is not None else saved.max_steps
+        if cfg.time_budget is not None and cfg.time_budget <= 0:
+            raise SrxError(f"--time-budget must be positive, got {cfg.time_budget}")
+        more_time = cfg.time_budget
         cfg = saved
+        _refuse_finished(Path(resume), cfg, state, more_time)
     cfg.validate()
     out_dir = ensure_dir(Path(out_dir))
     ddp = _Dist()
@@ -265,10 +300,14 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         src = ModelConfig.from_dict(dict(init["model_config"]))
         if (src.arch, src.kernel_sizes, src.widths) != (mcfg.arch, mcfg.kernel_sizes, mcfg.widths):
             raise SrxError(f"--init {cfg.init} holds {src.name}, which does not fit {mcfg.name}")
-        model.load_state_dict(init["state_dict"])
+        own = model.state_dict()
+        fits = {k: v for k, v in init["state_dict"].items() if k in own and own[k].shape == v.shape}
+        if len(fits) < len(own):  # another scale: an LR-space net's last layer has scale^2 outputs
+            log.info("--init %s: %d of %d tensors fit x%d; the rest start fresh", cfg.init, len(fits), len(own), mcfg.scale)
+        model.load_state_dict(fits, strict=False)
     # channels_last is ~2.5x faster for these convolutions on CPU (oneDNN).
     model = model.to(memory_format=torch.channels_last)
-    net: nn.Module = DistributedDataParallel(model, broadcast_buffers=False) if ddp.enabled else model
+    net: nn.Module = DistributedDataParallel(model, **_no_buffer_sync()) if ddp.enabled else model
     optimizer = _make_optimizer(cfg, model)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -299,9 +338,11 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     if cfg.max_steps is not None:
         total_steps = min(total_steps or cfg.max_steps, cfg.max_steps)
 
+    degradation = parse_degradation(cfg.degrade)
     val_pairs: list[EvalImage] = []
     if ddp.is_main and cfg.val:
         val_pairs = load_eval_set(Path(cfg.val), cfg.scale)
+        val_pairs = degraded(val_pairs, degradation, cfg.scale)
     bicubic_psnr = evaluate(val_pairs, cfg.scale, None, with_ssim=False)["mean"]["bicubic_psnr"] if val_pairs else None
 
     step = int(state["step"]) if state else 0
@@ -311,9 +352,15 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     elapsed_before = float(state["elapsed_s"]) if state else 0.0
     best_psnr = state.get("best_psnr") if state else None
     last_psnr = state.get("last_psnr") if state else None
+    # The time part of the schedule runs from `anchor` (elapsed seconds, schedule fraction there) to
+    # the time budget: (0, 0) for a fresh run. A resume given --time-budget continues the schedule
+    # from where it stands and ends it with this invocation's time, so the rate never jumps back up.
+    anchor = dict(state.get("time_anchor") or {}) if state else {}
+    anchor = {"elapsed_s": float(anchor.get("elapsed_s", 0.0)), "fraction": float(anchor.get("fraction", 0.0))}
     metrics_path = out_dir / "metrics.csv"
     if ddp.is_main:
-        _prepare_metrics(metrics_path, step if state else 0)
+        _prepare_metrics(metrics_path, step if state else 0,
+                         Path(resume).parent / "metrics.csv" if resume is not None else None)
         log.info("%d patches (%d images, cache %s); %d steps/epoch, batch %d over %d process(es)",
                  n, patches.images_used, "hit" if patches.from_cache else "written", steps_per_epoch,
                  cfg.batch_size, ddp.world)
@@ -330,8 +377,14 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         if total_steps:
             parts.append(step / total_steps)
         if cfg.time_budget:
-            parts.append(elapsed() / cfg.time_budget)
+            span = max(cfg.time_budget - anchor["elapsed_s"], 1e-9)
+            parts.append(anchor["fraction"] + (1.0 - anchor["fraction"]) * (elapsed() - anchor["elapsed_s"]) / span)
         return max(parts) if parts else 0.0
+
+    if more_time is not None:
+        anchor = {"elapsed_s": elapsed_before, "fraction": min(fraction(), 1.0)}
+        cfg.time_budget = elapsed_before + more_time
+        log.info("resuming at %.0f%% of the schedule; this run may train %.0f s more", 100 * anchor["fraction"], more_time)
 
     def checkpoint_extra() -> dict[str, Any]:
         return {
@@ -339,7 +392,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
             "optimizer": optimizer.state_dict(),
             "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "elapsed_s": elapsed(),
             "best_psnr": best_psnr, "last_psnr": last_psnr, "bicubic_psnr": bicubic_psnr,
-            "val_set": cfg.val,
+            "val_set": cfg.val, "time_anchor": dict(anchor),
         }
 
     def validate_and_save(loss_value: float) -> None:
@@ -359,8 +412,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
             improved = best_psnr is None or last_psnr > best_psnr
             if improved:
                 best_psnr = last_psnr
-        with open(metrics_path, "a", newline="") as fh:
-            csv.DictWriter(fh, METRIC_FIELDS).writerow(row)
+        _append_metrics(metrics_path, row)
         save_checkpoint(out_dir / "last.pt", model, mcfg, **checkpoint_extra())
         if improved or not val_pairs:
             save_checkpoint(out_dir / "best.pt", model, mcfg, **checkpoint_extra())
@@ -372,6 +424,10 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     progress = _Progress(ddp.is_main, show_progress, cfg, bicubic_psnr)
     stopped_by = "epochs"
     running_loss, loss_count = 0.0, 0
+    window_loss, window_count = 0.0, 0
+    if loss_every is not None and loss_every < 1:
+        raise SrxError(f"--log-every must be at least 1 step, got {loss_every}")
+    loss_every = loss_every or max(1, min(50, steps_per_epoch // 20))
     last_save = time.monotonic()
     model.train()
     try:
@@ -388,7 +444,12 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
                 batches = list(BatchSampler(order, per_rank, drop_last=True))
                 for b in range(batch_in_epoch, len(batches)):
                     idx = torch.tensor(batches[b])
-                    lr_b = lr_all[idx].float().div_(255.0)
+                    lr_u8 = lr_all[idx]
+                    if not degradation.is_clean:
+                        lr_u8 = torch.from_numpy(degrade_batch(
+                            degradation, hr_all[idx, 0].numpy(), lr_u8[:, 0].numpy(), cfg.scale,
+                            cfg.seed * 1009 + ddp.rank, step)).unsqueeze(1)
+                    lr_b = lr_u8.float().div_(255.0)
                     hr_b = hr_all[idx].float().div_(255.0)
                     if cfg.augment:
                         gen = torch.Generator().manual_seed(cfg.seed * 1000003 + step * 7919 + ddp.rank)
@@ -415,6 +476,14 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
                     batch_in_epoch = b + 1
                     running_loss += loss.item()
                     loss_count += 1
+                    window_loss += loss.item()
+                    window_count += 1
+                    if ddp.is_main and step % loss_every == 0:
+                        _append_metrics(metrics_path, {
+                            "epoch": f"{epoch + batch_in_epoch / steps_per_epoch:.3f}", "step": step,
+                            "elapsed_s": f"{elapsed():.1f}", "lr": f"{optimizer.param_groups[0]['lr']:.3e}",
+                            "train_loss": f"{window_loss / window_count:.6e}"})
+                        window_loss, window_count = 0.0, 0
                     progress.update(fraction(), step, epoch, running_loss / loss_count, last_psnr, best_psnr)
                     reason = None
                     if cfg.max_steps is not None and step >= cfg.max_steps:
@@ -448,6 +517,24 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     return result
 
 
+def _refuse_finished(resume: Path, cfg: TrainConfig, state: dict[str, Any], more_time: float | None) -> None:
+    """Resuming a run that already met its stopping rule would take a step past it: say so instead."""
+    step, epoch, elapsed = int(state.get("step", 0)), int(state.get("epoch", 0)), float(state.get("elapsed_s", 0.0))
+    why = None
+    if cfg.max_steps is not None and step >= cfg.max_steps:
+        why = f"it reached --max-steps {cfg.max_steps}"
+    elif cfg.epochs is not None and epoch >= cfg.epochs:
+        why = f"it trained its {cfg.epochs} epoch(s)"
+    elif more_time is None and cfg.time_budget is not None and elapsed >= cfg.time_budget:
+        why = f"it used its {cfg.time_budget:.0f} s time budget"
+    if why:
+        raise SrxError(
+            f"{resume} is a finished run ({why}, step {step}); nothing to resume. To train it further pass "
+            "--time-budget (how long to train now; the rate goes on from where it ended), or a larger --epochs "
+            "or --max-steps; to start a new schedule from its weights use --init"
+        )
+
+
 def _summary(r: TrainResult, mcfg: ModelConfig) -> str:
     fmt = lambda v: f"{v:.3f} dB" if v is not None else "n/a"  # noqa: E731
     return (f"model {mcfg.name}: {r.steps} steps, {r.epochs_done:.2f} epochs, {r.elapsed_s:.0f} s, "
@@ -455,16 +542,24 @@ def _summary(r: TrainResult, mcfg: ModelConfig) -> str:
             f"bicubic {fmt(r.bicubic_psnr)}\n")
 
 
-def _prepare_metrics(path: Path, keep_until_step: int) -> None:
-    """Start metrics.csv, or on resume drop rows written after the checkpoint we resume from."""
+def _prepare_metrics(path: Path, keep_until_step: int, history: Path | None = None) -> None:
+    """Start metrics.csv, or on resume keep the run's history up to the checkpoint's step (from the
+    resumed run's folder when training into another one) and drop rows written after it."""
     rows = []
-    if keep_until_step and path.exists():
-        with open(path, newline="") as fh:
-            rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= keep_until_step]
+    source = path if path.exists() else history
+    if keep_until_step and source is not None and source.exists():
+        with open(source, newline="") as fh:
+            rows = [{k: r.get(k, "") for k in METRIC_FIELDS} for r in csv.DictReader(fh)
+                    if r.get("step", "").isdigit() and int(r["step"]) <= keep_until_step]
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, METRIC_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _append_metrics(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a", newline="") as fh:
+        csv.DictWriter(fh, METRIC_FIELDS, restval="").writerow(row)
 
 
 class _Progress:

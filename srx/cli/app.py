@@ -12,6 +12,14 @@ from srx._version import __version__
 from srx.errors import SrxError
 
 
+def _flags_read_as_flags(command, ctx) -> None:  # type: ignore[no-untyped-def]
+    """Plain on/off flags take no value, so `--help` must not show them as `--check <bool>`.
+    Typer's rich help prints an option's metavar when it has one: an empty one prints nothing."""
+    for param in command.get_params(ctx):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
 class _SrxGroup(TyperGroup):
     """Turns SrxError into one line on stderr and exit status 1, also under CliRunner."""
 
@@ -21,6 +29,16 @@ class _SrxGroup(TyperGroup):
         except SrxError as exc:
             typer.echo(f"error: {exc}", err=True)
             ctx.exit(1)
+
+    def get_command(self, ctx, cmd_name):  # type: ignore[no-untyped-def]
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _flags_read_as_flags(command, ctx)
+        return command
+
+    def format_help(self, ctx, formatter):  # type: ignore[no-untyped-def]
+        _flags_read_as_flags(self, ctx)
+        return super().format_help(ctx, formatter)
 
 
 app = typer.Typer(
@@ -88,4 +106,4 @@ def main() -> None:
 
 
 def weights_option():
-    return typer.Option(None, "--weights", "-w", help="srx checkpoint (default: the shipped weights for --scale).")
+    return typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera; `srx models` lists them) or an srx checkpoint; default: srcnn for --scale.")

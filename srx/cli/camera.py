@@ -101,8 +101,10 @@ def stream_cmd(
     seconds = _seconds(duration, "--duration")
     if reconnect_max_wait <= 0 or open_timeout <= 0:
         raise SrxError("--reconnect-max-wait and --open-timeout must be positive numbers of seconds")
-    if json_summary is not None and json_summary.is_dir():
-        raise SrxError(f"--json-summary {json_summary} is a folder; expected a file name")
+    if json_summary is not None:  # checked now, not after the whole run
+        from srx.fsutil import check_output_file
+
+        check_output_file(json_summary, "--json-summary")
     show = display_available() if window is None else window
     stats = StreamStats()
     outputs = []
@@ -110,7 +112,9 @@ def stream_cmd(
         if output is not None:
             outputs.append(recording_output(output))
         if serve is not None:
-            outputs.append(MjpegServer(serve, stats=stats.snapshot, title=f"srx stream x{scale}: {spec.describe()}"))
+            halves = (f"left: bicubic x{scale}", f"right: super-resolution x{scale}") if compare else None
+            outputs.append(MjpegServer(serve, stats=stats.live, title=f"srx stream x{scale}: {spec.describe()}",
+                                       halves=halves))
         if show:
             outputs.append(WindowOutput())
         if not outputs:

@@ -20,11 +20,11 @@ def parse_hw(text: str, option: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def _rebuild_command(weights: Path, scale: int, out: Path, fp16: bool, shapes: tuple[str, str, str],
+def _rebuild_command(weights: Path, scale: int, out: Path, fp16: bool, shapes: tuple[str, str, Optional[str]],
                      extra: list[str]) -> str:
     parts = ["srx", "export", "--scale", str(scale), "--weights", str(weights), "--out", str(out),
              "--fp16" if fp16 else "--no-fp16", *extra, "--min-shape", shapes[0], "--opt-shape", shapes[1],
-             "--max-shape", shapes[2], "--engine"]
+             *(["--max-shape", shapes[2]] if shapes[2] else []), "--engine"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -41,7 +41,9 @@ def export_cmd(
     engine: Optional[bool] = typer.Option(None, "--engine/--no-engine", help="Build a TensorRT engine (default: when TensorRT and a GPU are here)."),
     min_shape: str = typer.Option("16x16", "--min-shape", help="Smallest LR input HxW of the engine profile."),
     opt_shape: str = typer.Option("360x640", "--opt-shape", help="LR input HxW the engine is tuned for."),
-    max_shape: str = typer.Option("1080x1920", "--max-shape", help="Largest LR input HxW of the engine profile."),
+    max_shape: Optional[str] = typer.Option(
+        None, "--max-shape", help="Largest LR input HxW of the engine profile (default: the largest of 1080x1920, "
+        "720x1280, 540x960, ... whose activations fit a quarter of the GPU's memory; 720x1280 if unknown)."),
     workspace: int = typer.Option(1024, "--workspace", help="TensorRT builder workspace in MiB."),
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="TensorRT timing cache file (read if present, written after the build)."),
     check: bool = typer.Option(False, "--check", help="Run the parity check on the exported files; exit 1 on a failed gate."),
@@ -56,10 +58,16 @@ def export_cmd(
     from srx.export.tensorrt import check_profile, engine_from_onnx, tensorrt_status
     from srx.protocol import check_scale
 
+    from srx.fsutil import check_output_dir, check_output_file
+
     check_scale(scale)
-    hw = (parse_hw(min_shape, "--min-shape"), parse_hw(opt_shape, "--opt-shape"), parse_hw(max_shape, "--max-shape"))
+    hw = (parse_hw(min_shape, "--min-shape"), parse_hw(opt_shape, "--opt-shape"),
+          parse_hw(max_shape, "--max-shape") if max_shape is not None else None)
+    check_output_dir(out, "--out")  # output paths are checked before any work
+    if timing_cache is not None and engine is not False:
+        check_output_file(timing_cache, "--timing-cache")
     if engine is not False:
-        check_profile(*hw)  # fail before the export, not after minutes of work
+        check_profile(hw[0], hw[1], hw[2] or tuple(map(max, hw[0], hw[1])))  # fail before minutes of work
     trt_ok, why = tensorrt_status() if engine is not False else (False, "")
     if engine and not trt_ok:
         raise SrxError(f"cannot build a TensorRT engine here: {why}")
@@ -115,7 +123,7 @@ def parity_cmd(
 def _print_parity(weights: Optional[Path], scale: int, *, onnx_dir: Optional[Path], engine: Optional[Path],
                   data: Optional[Path], synthetic: bool, as_json: bool, server: Optional[str] = None,
                   model: Optional[str] = None) -> None:
-    from srx.export.parity import format_parity_table, parity_report, report_to_json
+    from srx.runtime.parity import format_parity_table, parity_report, report_to_json
 
     extra = []
     if server is not None:

@@ -38,11 +38,12 @@ def upscale(
 ) -> None:
     """Upscale images, folders and videos (Y through the model, chroma bicubic)."""
     from srx.protocol import check_scale
-    from srx.runtime.batch import upscale_files
+    from srx.runtime.batch import plan_jobs, upscale_files
     from srx.runtime.upscaler import create_upscaler
 
     if scale is not None:
         check_scale(scale)
+    plan_jobs(inputs, out, fmt, create=False)  # an unwritable --out fails now, before the model loads
     if weights is not None and model is None and weights.suffix.lower() in (".onnx", ".engine", ".plan"):
         model, weights = weights, None  # a model file passed as --weights: take it for what it is
     with create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads, tile=tile,
@@ -63,28 +64,30 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="Tiny frames and few repetitions: a smoke test in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: one per physical core)."),
-    weights: Optional[Path] = weights_option(),
+    weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="Models to bench (repeat): shipped names (srcnn, fast, camera) or checkpoints. Default: srcnn and fast, one row each per case."),
     engine: Optional[Path] = typer.Option(None, "--engine", help="TensorRT engine for --backend tensorrt."),
     reps: Optional[int] = typer.Option(None, "--reps", help="Timed repetitions per case (default 15, quick 3)."),
+    case: Optional[list[str]] = typer.Option(None, "--case", help="Only these cases (repeat): '480p x2', '720p-out x3', '1080p-out x3' (quick: 'quick x2', 'quick x3')."),
     server: Optional[str] = typer.Option(None, "--server", help="Triton server gRPC HOST:PORT for --backend triton (the cases of its model's scale)."),
 ) -> None:
-    """Latency per backend (model-only and end to end, p50/p95) against this machine's GEMM floor."""
+    """Latency per model and backend (model-only and end to end, p50/p95) against this machine's GEMM floor."""
     from srx.runtime.bench import run_bench
 
-    result = run_bench(backend, quick=quick, threads=threads, weights=weights, engine=engine, reps=reps, server=server)
+    result = run_bench(backend, quick=quick, threads=threads, weights=weights, engine=engine, reps=reps, cases=case,
+                       server=server)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
     from rich.table import Table
 
-    table = Table(title=f"srx bench: {result['model']}, {result['threads']} threads, "
+    table = Table(title=f"srx bench: {', '.join(result['models'])}, {result['threads']} threads, "
                         f"GEMM {result['gemm_gflops']:.1f} GFLOP/s (float32, {result['gemm_library']})")
-    cols = ("backend", "case", "in -> out", "model p50/p95 ms", "e2e p50/p95 ms", "fps", "GFLOP model (graph)",
+    cols = ("model", "backend", "case", "in -> out", "model p50/p95 ms", "e2e p50/p95 ms", "fps", "GFLOP model (graph)",
             "GEMM GFLOP/s", "floor ms", "model/floor", "e2e/model")
     for col in cols:
-        table.add_column(col, justify="left" if col in ("backend", "case", "in -> out") else "right")
+        table.add_column(col, justify="left" if col in ("model", "backend", "case", "in -> out") else "right")
     for r in result["rows"]:
-        table.add_row(r["backend"], r["case"], f"{r['lr']} -> {r['hr']}",
+        table.add_row(r["model"], r["backend"], r["case"], f"{r['lr']} -> {r['hr']}",
                       f"{r['model_p50_ms']:.1f} / {r['model_p95_ms']:.1f}", f"{r['e2e_p50_ms']:.1f} / {r['e2e_p95_ms']:.1f}",
                       f"{r['fps']:.1f}", f"{r['model_gflop']:.2f} ({r['graph_gflop']:.2f})", f"{r['gemm_gflops']:.0f}",
                       f"{r['floor_ms']:.1f}", f"{r['model_over_floor']:.2f}", f"{r['e2e_over_model']:.3f}")

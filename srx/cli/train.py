@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -15,9 +16,9 @@ def train(
     data: Optional[list[Path]] = typer.Option(None, "--data", help="Folder of HR training images (repeat for several, e.g. T91 and BSD200); not needed with --resume."),
     scale: int = scale_option(),
     val: Optional[Path] = typer.Option(None, "--val", help="Folder of HR validation images (e.g. Set5); validated every epoch."),
-    model: str = typer.Option("srcnn-915", "--model", help="Model preset: srcnn-915 or srcnn-955."),
+    model: str = typer.Option("srcnn-915", "--model", help="Model preset: srcnn-915 (the reference), srcnn-955, lrnet-32x4 (the shipped `fast` model), lrnet-32x5, lrnet-24x5."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (passes over all patches)."),
-    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this long, e.g. 25m; the learning rate decays over it."),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this long, e.g. 25m; the learning rate decays over it. With --resume: how long this invocation may train (the rate goes on from where the run stopped and reaches its end then)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
     batch_size: int = typer.Option(16, "--batch-size", help="Patches per step (split over torchrun processes); small batches, more steps: faster on a CPU."),
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (cosine-decayed to 1% of it)."),
@@ -25,7 +26,8 @@ def train(
     loss: str = typer.Option("mse", "--loss", help="mse or l1."),
     patch_size: int = typer.Option(48, "--patch-size", help="HR patch size in pixels (multiple of the scale)."),
     stride: int = typer.Option(24, "--stride", help="HR stride between patches (multiple of the scale)."),
-    loss_border: Optional[int] = typer.Option(None, "--loss-border", help="HR pixels left out of the loss at each patch edge (default 2 x scale)."),
+    loss_border: Optional[int] = typer.Option(None, "--loss-border", help="HR pixels left out of the loss at each patch edge (default: 2 x scale for srcnn, 0 for lrnet, whose zero padding must be learnt)."),
+    degrade: Optional[str] = typer.Option(None, "--degrade", help="Train on camera-like LR: a preset (camera) or a spec such as jpeg=30..95,noise=0..8,blur=0.2..1.5,shrink=aa|aliased,clean=0.1. Validation scores the same spec."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Random flips and 90-degree rotations."),
     seed: int = typer.Option(0, "--seed", help="Seed; a fixed seed gives identical results on one machine."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (e.g. fine-tune x2/x4 from x3)."),
@@ -34,8 +36,10 @@ def train(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where extracted patches are cached (default ~/.cache/srx)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="Write the mean training loss to metrics.csv every N steps (default: about 20 rows per epoch, at most 50 steps apart)."),
 ) -> None:
     """Train a super-resolution model on a folder of HR images (standard SR protocol)."""
+    from srx.degrade import parse_degradation
     from srx.train.loop import TrainConfig, train as run_train
 
     if out is None:
@@ -44,39 +48,49 @@ def train(
         data=[str(d) for d in data or []], val=str(val) if val else None, scale=scale, model=model, epochs=epochs,
         time_budget=parse_duration(time_budget), max_steps=max_steps, batch_size=batch_size, lr=lr,
         optimizer=optimizer, loss=loss, patch_size=patch_size, stride=stride, augment=augment, seed=seed, loss_border=loss_border,
-        init=str(init) if init else None,
+        init=str(init) if init else None, degrade=parse_degradation(degrade).spec if degrade else "",
     )
-    result = run_train(cfg, out, resume=resume, threads=threads, show_progress=progress, cache_dir=cache_dir)
-    typer.echo((out / "summary.txt").read_text().strip() if (out / "summary.txt").exists() else str(result))
+    result = run_train(cfg, out, resume=resume, threads=threads, show_progress=progress, cache_dir=cache_dir,
+                       loss_every=log_every)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun the first process reports for all
+    typer.echo((out / "summary.txt").read_text().strip() if (out / "summary.txt").exists()
+               else f"{result.steps} steps, stopped by {result.stopped_by}; outputs in {out}")
     if result.stopped_by == "interrupted":
         typer.echo(f"interrupted; continue with: srx train --resume {out / 'last.pt'} --out {out}")
 
 
 @app.command("eval")
 def eval_cmd(
-    data: Path = typer.Option(..., "--data", help="Folder of HR images (e.g. Set5)."),
+    data: Path = typer.Option(..., "--data", help="Folder of HR images (e.g. Set5), or a video file (every Nth frame is an HR image)."),
     scale: int = scale_option(),
-    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint (default: shipped weights for --scale)."),
+    degrade: Optional[str] = typer.Option(None, "--degrade", help="Degrade the LR the same way for bicubic and the model: a preset (camera, jpeg50) or a spec like jpeg=50,noise=5 (deterministic)."),
+    every: int = typer.Option(10, "--every", help="With a video: score every Nth frame."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera) or a checkpoint; default: srcnn for --scale."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """PSNR/SSIM of bicubic and the model on the standard protocol (Y, border shaved)."""
     from srx.checkpoint import model_from_checkpoint, resolve_weights
-    from srx.evaluate import evaluate, load_eval_set, torch_predictor
+    from srx.degrade import parse_degradation
+    from srx.evaluate import degraded, evaluate, load_eval_data, torch_predictor
     from srx.protocol import check_scale
 
     check_scale(scale)
+    spec = parse_degradation(degrade)
     path = resolve_weights(weights, scale)
     model, config, _ = model_from_checkpoint(path, scale)
-    result = evaluate(load_eval_set(data, scale), scale, torch_predictor(model))
+    pairs = degraded(load_eval_data(data, scale, every), spec, scale)
+    result = evaluate(pairs, scale, torch_predictor(model))
     result["weights"] = str(path)
     result["model"] = config.name
+    result["degrade"] = str(spec)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{config.name} on {data} (x{scale}, Y, {scale}-px border shaved)")
+    table = Table(title=f"{config.name} on {data} (x{scale}, LR degradation: {spec}; Y, {scale}-px border shaved)")
     for col in ("image", "size", "bicubic PSNR", "model PSNR", "gain", "bicubic SSIM", "model SSIM"):
         table.add_column(col, justify="left" if col == "image" else "right")
     for r in result["images"] + [{"name": "mean", **result["mean"]}]:

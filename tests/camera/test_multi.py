@@ -25,6 +25,7 @@ from srx.errors import SrxError
 from srx.runtime.base import Runner, RunnerUnavailable
 from tests.camera.conftest import ThumbnailSink, frames, free_port, wait_until
 from tests.camera.test_stream import read_video, write_ffv1
+from tests.conftest import skip_or_fail
 
 BACKGROUND = (30, 30, 30)  # the page's #1e1e1e, BGR
 
@@ -74,7 +75,7 @@ def _chromium_shot(url: str, tmp_path: Path, size: tuple[int, int]) -> np.ndarra
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if chromium is None:
-        pytest.skip("no chromium on this machine (CI installs it via .ci/system-packages.sh)")
+        skip_or_fail("no chromium on this machine (CI installs it via .ci/system-packages.sh)")
     shot = tmp_path / "index.png"
     cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -17,7 +17,7 @@ from srx.camera.sources import parse_source
 from srx.camera.stats import StreamStats
 from srx.camera.stream import stream
 from tests.camera.conftest import ThumbnailSink, free_port, wait_until
-from tests.conftest import CCTV, need_shared
+from tests.conftest import CCTV, need_shared, skip_or_fail
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -93,7 +93,7 @@ def test_rtsp_reconnects_after_server_restart(tmp_path: Path, make_upscaler, cap
     need_shared(CCTV)
     why = _gst_rtsp_available()
     if why:
-        pytest.skip(why)
+        skip_or_fail(why)
     clip = tmp_path / "clip.avi"
     make_clip(clip)
     port = free_port()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +83,11 @@ def test_source_that_never_answers_times_out() -> None:
     t = threading.Thread(target=accept, daemon=True)
     t.start()
     try:
-        with pytest.raises(SrxError, match=f"127.0.0.1:{port}"):
+        started = time.monotonic()
+        with pytest.raises(SrxError, match=f"source rtsp://127.0.0.1:{port}/live did not open within 1.5 s"):
             open_reader(parse_source(source=f"rtsp://127.0.0.1:{port}/live"), timeout=1.5)
+        # it gave up on its own deadline (plus the open thread's 1 s grace), not OpenCV's default 30 s
+        assert time.monotonic() - started < 1.5 + 1.0 + 5.0
     finally:
         stop.set()
         t.join(2)

@@ -127,8 +127,12 @@ def _run_slow(make_upscaler, drop: bool, outputs: list | None = None) -> tuple[o
     return summary, seen
 
 
-def test_latest_frame_policy_bounds_latency(make_upscaler, tmp_path: Path) -> None:
-    summary, seen = _run_slow(make_upscaler, drop=True, outputs=[VideoFileOutput(tmp_path / "view.mp4")])
+def test_latest_frame_policy_bounds_latency(make_upscaler, tmp_path: Path, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="srx")
+    view = VideoFileOutput(tmp_path / "view.mp4")
+    summary, seen = _run_slow(make_upscaler, drop=True, outputs=[view])
     assert summary.frames_in == 30
     assert summary.dropped > 0 and summary.frames_out + summary.dropped == summary.frames_in
     # the invariant behind bounded latency: every processed frame was grabbed after the previous
@@ -140,6 +144,10 @@ def test_latest_frame_policy_bounds_latency(make_upscaler, tmp_path: Path) -> No
     # the .mp4 (for viewing) repeats each upscaled frame over the source frames dropped before it,
     # so it has one frame per source frame and plays in real time
     assert len(read_video(tmp_path / "view.mp4")) == summary.frames_in
+    # and says so, rather than "recorded 30 frames" beside "12 out"
+    assert (view.frames, view.distinct) == (summary.frames_in, summary.frames_out)
+    assert (f"recorded {summary.frames_in} frames to {tmp_path / 'view.mp4'}: {summary.frames_out} upscaled, each "
+            "repeated for the source frames dropped before it") in caplog.text
 
     # without dropping, every frame is processed and frames queue up behind the slow model
     summary_all, seen_all = _run_slow(make_upscaler, drop=False)
@@ -211,7 +219,8 @@ def test_stop_event_and_bounds(make_upscaler) -> None:
     assert not upscaler.runner.is_active  # stream() activated the runner, so it released it
 
 
-def test_sigterm_finalises_recording(tmp_path: Path, tiny_checkpoint) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT (Ctrl-C)"])
+def test_a_stop_signal_finalises_the_recording(tmp_path: Path, tiny_checkpoint, sig) -> None:
     out = tmp_path / "rec.mkv"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.Popen(
@@ -224,13 +233,62 @@ def test_sigterm_finalises_recording(tmp_path: Path, tiny_checkpoint) -> None:
         reader.start()
         wait_until(lambda: any("frames" in line and "fps" in line for line in lines) or proc.poll() is not None,
                    120, "the first status line")
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         stdout, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, "".join(lines)
-    assert "stopped by interrupted" in stdout
+    assert "stopped by interrupted" in stdout and "Traceback" not in "".join(lines)
     back = read_video(out)
     assert len(back) > 0 and back[0].shape == (360, 640, 3)
     assert not list(tmp_path.glob(".rec.partial*"))
+
+
+class FrameRunner(Runner):
+    """A fake engine runner with the all-GPU frame path (what TensorRTRunner offers): infer_frame takes
+    the whole BGR frame; input_hw_range is its profile. Only shapes matter here."""
+
+    backend = "fake-engine"
+
+    def __init__(self) -> None:
+        super().__init__("fake engine")
+        self.scale, self.kernel_sizes = 2, [9, 1, 5]
+        self.input_hw_range = ((20, 20), (64, 64))
+        self.frame_calls: list[tuple[int, ...]] = []
+        self.y_calls = 0
+
+    @property
+    def frames_on_device(self) -> bool:
+        return self.is_active
+
+    def activate_impl(self) -> None:
+        pass
+
+    def infer_impl(self, lr_y: np.ndarray) -> np.ndarray:
+        self.y_calls += 1
+        return np.repeat(np.repeat(lr_y, 2, axis=2), 2, axis=3)
+
+    def infer_frame(self, bgr: np.ndarray) -> np.ndarray:
+        time.sleep(0.01)  # the "model": stream() must report it as infer
+        self.frame_calls.append(bgr.shape)
+        return np.repeat(np.repeat(bgr, 2, axis=0), 2, axis=1)
+
+
+def test_stream_uses_the_runners_frame_path_and_profile() -> None:
+    """stream() wraps the runner to time it; the wrapper must pass on infer_frame (so the GPU colour
+    kernels run), frames_on_device, and input_hw_range (frames wider than the tile size but within
+    the engine's profile run whole; frames below its minimum are refused)."""
+    from srx.errors import SrxError
+    from srx.runtime.upscaler import Upscaler
+
+    fake = FrameRunner()
+    upscaler = Upscaler(fake, 2, tile=16)  # 24x40 frames exceed the tile but fit the profile
+    summary = stream(SourceSpec.from_frames(frames(4, 24, 40)), upscaler, [ThumbnailSink()], drop=False)
+    assert summary.frames_out == 4
+    assert fake.frame_calls == [(24, 40, 3)] * 4 and fake.y_calls == 0  # whole frames, through infer_frame
+    assert summary.stage_ms["infer"]["mean"] >= 10.0 and summary.timing_note == ""  # infer_frame is the model stage
+    assert upscaler.runner is fake  # the wrapper is taken off again
+
+    with pytest.raises(SrxError, match="engine accepts 20x20"):  # the engine's minimum size still holds
+        stream(SourceSpec.from_frames(frames(2, 12, 16)), Upscaler(FrameRunner(), 2), [], drop=False)

@@ -86,3 +86,31 @@ def test_parity_table_and_missing_engine(tiny_checkpoint, tmp_path):
     assert "onnxruntime" in result.output and "all gates passed" in result.output
     result = runner.invoke(app, ["parity", "-w", str(weights), "--synthetic", "--engine", str(tmp_path / "x.engine")])
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_parity_exits_1_through_the_cli_when_a_gate_fails(tmp_path):
+    """A model whose activations overflow float16 (weights scaled up 300x per layer): the FP32 graph
+    passes, the FP16 graph cannot, and `srx parity` says so with exit status 1 (table and JSON)."""
+    import torch
+
+    from srx.checkpoint import save_checkpoint
+    from srx.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(scale=2, kernel_sizes=[5, 1, 3], widths=[8, 4])
+    model = build_model(cfg)
+    with torch.no_grad():
+        model.conv1.weight.mul_(300.0)
+        model.conv2.weight.mul_(300.0)
+        model.conv3.weight.normal_(0, 0.05)
+    weights = tmp_path / "overflow.pt"
+    save_checkpoint(weights, model, cfg)
+    table = runner.invoke(app, ["parity", "-w", str(weights), "--scale", "2", "--synthetic"])
+    assert table.exit_code == 1, table.output
+    assert "parity: FAILED" in table.output and "all gates passed" not in table.output
+    as_json = runner.invoke(app, ["parity", "-w", str(weights), "--scale", "2", "--synthetic", "--json"])
+    assert as_json.exit_code == 1
+    rows = {(r["backend"], r["precision"]): r for r in json.loads(as_json.stdout)["backends"]}
+    assert json.loads(as_json.stdout)["passed"] is False
+    assert rows[("onnxruntime", "fp32")]["passed"] is True
+    assert rows[("onnxruntime", "fp16")]["passed"] is False and "PSNR vs PyTorch" in rows[("onnxruntime", "fp16")]["reason"]

@@ -71,7 +71,7 @@ def test_metadata_and_io(tiny_checkpoint, tmp_path):
     assert meta["source_sha256"] == sha256_file(weights)
     assert "BT.601" in meta["colour"] and "Y/255" in meta["colour"]
     assert json.loads(meta["model_config"]) == {
-        "arch": "srcnn", "scale": 3, "kernel_sizes": [5, 1, 3], "widths": [8, 4], "residual": True,
+        "arch": "srcnn", "scale": 3, "kernel_sizes": [5, 1, 3], "widths": [8, 4], "residual": True, "branches": True,
     }
     info = check_srx_onnx(path, scale=3)
     assert info["scale"] == 3 and info["model_config"]["kernel_sizes"] == [5, 1, 3]
@@ -240,3 +240,34 @@ def test_plain_layout_is_the_model_layer_by_layer(tiny_checkpoint, tmp_path):
         assert np.abs(_ort(path).run(["hr_y"], {"lr_y": lr})[0] - ref).max() < 1e-4
     with pytest.raises(SrxError, match="unknown export layout 'tiled'.*fast, plain"):
         onnx_from_checkpoint(weights, tmp_path / "bad", layout="tiled")
+
+
+BAND_KERNELS = {"9-1-5": ([9, 1, 5], [16, 8]), "5-1-3": ([5, 1, 3], [8, 4])}
+#: LR sizes down to 1x1: below, at and above the edge bands' widths, odd and even
+BAND_SIZES = [(1, 1), (1, 9), (7, 1), (2, 3), (4, 4), (5, 8), (13, 17), (31, 40)]
+
+
+@pytest.mark.parametrize("kernels", sorted(BAND_KERNELS))
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_the_exported_graph_stitches_its_bands_exactly_at_every_size(tmp_path, scale, kernels):
+    """The ONNX graph itself (its Slice/Concat band stitching built in export/onnx.py, run by ONNX
+    Runtime), not an eager copy of the arrangement: equal to the model at every size, 1x1 included."""
+    from srx.checkpoint import save_checkpoint
+    from srx.models import ModelConfig, build_model
+
+    sizes, widths = BAND_KERNELS[kernels]
+    torch.manual_seed(scale * 10 + sizes[0])
+    cfg = ModelConfig(scale=scale, kernel_sizes=sizes, widths=widths)
+    model = build_model(cfg)
+    with torch.no_grad():
+        model.conv3.weight.normal_(0, 0.05)  # a real residual, not bicubic alone
+    weights = tmp_path / "m.pt"
+    save_checkpoint(weights, model, cfg)
+    session = _ort(onnx_from_checkpoint(weights, tmp_path / "out", scale=scale))
+    assert check_srx_onnx(tmp_path / "out" / f"{cfg.name}.onnx")["precision"] == "fp32"
+    for h, w in BAND_SIZES:
+        lr = _lr((1, 1, h, w), seed=h * 100 + w)
+        out = session.run(["hr_y"], {"lr_y": lr})[0]
+        ref = _torch_hr(weights, lr)
+        assert out.shape == ref.shape == (1, 1, h * scale, w * scale), (h, w)
+        assert np.abs(out - ref).max() < 1e-4, (h, w, float(np.abs(out - ref).max()))

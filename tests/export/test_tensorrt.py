@@ -10,10 +10,16 @@ import pytest
 
 from srx.errors import SrxError
 from srx.export.tensorrt import (
+    ACTIVATION_SHARE,
+    FALLBACK_MAX_HW,
+    MAX_HW_LADDER,
     TENSORRT_API,
+    activation_bytes,
     check_engine_sidecar,
     check_profile,
+    default_max_hw,
     engine_from_onnx,
+    fmt_hw,
     sidecar_path,
     tensorrt_status,
 )
@@ -171,3 +177,47 @@ def test_engine_build_and_run(tiny_checkpoint, tmp_path, fp16):
     engine_from_onnx(graph, tmp_path / "again.engine", min_hw=(8, 8), opt_hw=(40, 56), max_hw=(120, 120),
                      timing_cache=cache, log=lines.append)
     assert any("timing cache" in ln for ln in lines)
+
+
+SRCNN_915 = {"arch": "srcnn", "scale": 3, "kernel_sizes": [9, 1, 5], "widths": [64, 32], "residual": True}
+
+
+def test_activation_size_is_the_reviewed_number():
+    """The review's figure: one FP16 activation of 9-1-5 x3 at 1080x1920 LR (64 maps x 9 phases) is
+    ~2.2 GiB; the estimate holds the two widest consecutive maps (64 + 32) at once."""
+    one_map = 64 * 9 * 2 * 1080 * 1920
+    assert one_map / 2**30 == pytest.approx(2.22, abs=0.01)
+    assert activation_bytes(SRCNN_915, 3, "fp16", (1080, 1920)) == one_map * 96 // 64
+    assert activation_bytes(SRCNN_915, 3, "fp32", (1080, 1920)) == 2 * activation_bytes(SRCNN_915, 3, "fp16", (1080, 1920))
+    assert activation_bytes(SRCNN_915, 2, "fp16", (100, 100)) == 96 * 4 * 2 * 100 * 100
+
+
+@pytest.mark.parametrize("gib,expected", [
+    (4, (540, 960)),      # Jetson Nano 4 GB (shared with the CPU)
+    (8, (720, 1280)),     # Orin Nano 8 GB
+    (16, (1080, 1920)),   # a desktop GPU: the largest rung
+    (0.5, (240, 426)),    # tiny: the smallest rung, whatever it needs
+])
+def test_default_max_shape_follows_the_gpu_memory(gib, expected):
+    hw, why = default_max_hw(SRCNN_915, 3, "fp16", int(gib * 2**30))
+    assert hw == expected and fmt_hw(hw) in why and "GiB" in why
+    if expected != MAX_HW_LADDER[-1]:
+        assert activation_bytes(SRCNN_915, 3, "fp16", hw) <= ACTIVATION_SHARE * gib * 2**30
+
+
+def test_default_max_shape_without_knowing_the_memory():
+    hw, why = default_max_hw(SRCNN_915, 3, "fp16", None)
+    assert hw == FALLBACK_MAX_HW == (720, 1280) and "unknown" in why
+
+
+def test_rebuild_hint_leaves_max_shape_to_the_target_unless_given(tiny_checkpoint, tmp_path):
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+
+    if tensorrt_status()[0]:
+        pytest.skip("TensorRT and a GPU are here: an engine is built instead of the hint")
+    res = CliRunner().invoke(app, ["export", "-w", str(tiny_checkpoint(3)), "--out", str(tmp_path / "e"), "--no-fp16"])
+    assert res.exit_code == 0, res.output
+    hint = next(ln for ln in res.output.splitlines() if ln.startswith("no TensorRT engine built"))
+    assert "--max-shape" not in hint and hint.endswith("--engine")

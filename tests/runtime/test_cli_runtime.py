@@ -141,8 +141,8 @@ def test_bench_quick_json(ckpt):
     # the floor uses the fastest GEMM library measured, and says which
     assert data["gemm_gflops"] == pytest.approx(max(data["gemm_gflops_by_library"].values()))
     assert data["gemm_library"] in data["gemm_gflops_by_library"]
-    rows = {(r["backend"], r["case"]) for r in data["rows"]}
-    assert rows == {(b, c) for b in ("torch", "onnxruntime") for c in ("quick x2", "quick x3")}
+    rows = {(r["model"], r["backend"], r["case"]) for r in data["rows"]}
+    assert rows == {(m, b, c) for m in ("srcnn", "fast") for b in ("torch", "onnxruntime") for c in ("quick x2", "quick x3")}
     for r in data["rows"]:
         assert r["model_p50_ms"] > 0 and r["e2e_p50_ms"] > 0 and r["floor_ms"] > 0
         assert r["model_over_floor"] == pytest.approx(r["model_p50_ms"] / r["floor_ms"], rel=1e-6)
@@ -174,3 +174,31 @@ def test_doctor_reports_every_section():
     assert screen.exit_code == 0 and "srx doctor" in screen.output
     if rows["tensorrt"]["status"] == "missing":
         assert "srx[gpu]" in screen.output  # the fix survives the table's markup
+
+
+def test_upscale_files_keep_gray_alpha_and_read_16_bit(ckpt, tmp_path):
+    """The README's promises on files, through `srx upscale`: grayscale stays grayscale, an alpha
+    channel is enlarged bicubic and kept, a 16-bit image is converted to 8 bits first."""
+    from srx.runtime.upscaler import create_upscaler
+
+    photo = synthetic_photo(21, 27, seed=4)
+    alpha = np.tile(np.linspace(0, 255, 27).astype(np.uint8), (21, 1))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "gray.png"), photo[..., 1])
+    cv2.imwrite(str(folder / "rgba.png"), np.dstack([photo, alpha]))
+    cv2.imwrite(str(folder / "deep.png"), photo.astype(np.uint16) * 257)
+    cv2.imwrite(str(folder / "plain.png"), photo)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["upscale", str(folder), "--out", str(out), "--weights", str(ckpt(2)), "--scale", "2",
+                              "--backend", "torch", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    got = {p.stem: cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in out.iterdir()}
+    with create_upscaler(2, weights=ckpt(2), backend="torch") as up:
+        colour = up.upscale(photo)
+        gray = up.upscale(photo[..., 1])
+    assert got["gray"].shape == (42, 54) and np.array_equal(got["gray"], gray)
+    assert got["rgba"].shape == (42, 54, 4) and np.array_equal(got["rgba"][..., :3], colour)
+    assert np.array_equal(got["rgba"][..., 3], cv2.resize(alpha, (54, 42), interpolation=cv2.INTER_CUBIC))
+    assert got["deep"].dtype == np.uint8 and np.array_equal(got["deep"], got["plain"])
+    assert np.array_equal(got["plain"], colour)

@@ -20,6 +20,38 @@ def _lr_batch(h: int, w: int, seed: int = 0) -> np.ndarray:
     return (y_channel(synthetic_photo(h, w, seed)).astype(np.float32) / 255.0)[None, None]
 
 
+def _cuda_provider_reason() -> str | None:
+    import onnxruntime
+
+    from srx.runtime.select import _gpu_present
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        return ("ONNX Runtime has no CUDAExecutionProvider here (a GPU host needs onnxruntime-gpu as the "
+                "onnxruntime left installed: see the README's Install)")
+    if not _gpu_present():
+        return "no CUDA GPU device node (/dev/nvidia0) here"
+    return None
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("scale,h,w", [(3, 37, 53), (2, 29, 41)])
+def test_onnxruntime_cuda_provider_matches_torch(ckpt, onnx_graphs, scale, h, w):
+    """The CUDA execution provider runs the same graphs under the same gates as the CPU one."""
+    why = _cuda_provider_reason()
+    if why:
+        pytest.skip(why)
+    x = _lr_batch(h, w, seed=scale)
+    with TorchRunner(ckpt(scale)) as ref:
+        expected = ref.infer(x)
+    fp32, fp16 = onnx_graphs(scale)
+    for path, gate in ((fp32, 60.0), (fp16, 45.0)):
+        with OnnxRuntimeRunner(path, providers=["cuda"]) as runner:
+            assert runner.providers[0] == "CUDAExecutionProvider", runner.providers  # no silent CPU fallback
+            got = runner.infer(x)
+        db = psnr(expected, got, data_range=1.0)
+        assert got.shape == expected.shape and db >= gate, f"{path.name} on CUDA: {db:.1f} dB vs torch, gate {gate} dB"
+
+
 @pytest.mark.parametrize("scale,h,w", [(3, 37, 53), (2, 29, 41)])
 def test_onnxruntime_fp32_and_fp16_match_torch_on_odd_sizes(ckpt, onnx_graphs, scale, h, w):
     x = _lr_batch(h, w, seed=scale)

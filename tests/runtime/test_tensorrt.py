@@ -63,10 +63,130 @@ def test_tensorrt_matches_torch_and_the_cpu_frame_path(engine, ckpt):
             cpu = Upscaler(ref, 3).upscale(img)
             through_upscaler = Upscaler(trt_runner, 3).upscale(img)  # GPU frame path when nvcc built the kernels
             assert np.abs(through_upscaler.astype(int) - cpu).max() <= 2
-            if trt_runner.frames_on_device:
-                gpu = trt_runner.infer_frame(img)
-                assert gpu.shape == cpu.shape and gpu.dtype == np.uint8
-                assert np.abs(gpu.astype(int) - cpu).max() <= 2
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+def test_all_gpu_frame_path_matches_the_cpu_path(engine, ckpt):
+    """infer_frame: colour kernels + engine on the GPU. Skips with the reason when pycuda could not
+    compile the kernels (no nvcc), instead of passing without checking them."""
+    from srx.runtime.tensorrt_runner import TensorRTRunner
+    from srx.runtime.torch_runner import TorchRunner
+    from srx.runtime.upscaler import Upscaler
+
+    with TorchRunner(ckpt(3)) as ref, TensorRTRunner(engine) as trt_runner:
+        if not trt_runner.frames_on_device:
+            pytest.skip(f"the CUDA colour kernels did not compile here ({trt_runner.kernel_error}); "
+                        f"nvcc {'is at ' + shutil.which('nvcc') if shutil.which('nvcc') else 'is not on PATH'}: "
+                        "install the CUDA toolkit for the all-GPU frame path")
+        for img in (synthetic_photo(37, 53, seed=1), synthetic_photo(61, 83, seed=2)):
+            cpu = Upscaler(ref, 3).upscale(img)
+            gpu = trt_runner.infer_frame(img)
+            assert gpu.shape == cpu.shape and gpu.dtype == np.uint8
+            assert np.abs(gpu.astype(int) - cpu).max() <= 2
+
+
+def test_a_failed_execution_context_names_max_shape(tmp_path):
+    """create_execution_context() returns None (e.g. out of GPU memory) instead of raising: that must
+    be one clear error naming --max-shape and a smaller size, not an AttributeError later."""
+    from srx.runtime.tensorrt_runner import create_context
+
+    class Engine:
+        device_memory_size_v2 = int(3.3 * 2**30)
+
+        def create_execution_context(self):
+            return None
+
+    info = {"profile": {"min": [1, 1, 16, 16], "opt": [1, 1, 360, 640], "max": [1, 1, 1080, 1920]}}
+    with pytest.raises(SrxError) as err:
+        create_context(Engine(), tmp_path / "x3.engine", info)
+    msg = str(err.value)
+    assert "x3.engine" in msg and "3.3 GiB" in msg and "1080x1920 LR" in msg and "--max-shape 720x1280" in msg
+    with pytest.raises(SrxError, match="too little free GPU memory.*--max-shape 720x1280"):
+        create_context(type("Old", (), {"create_execution_context": lambda self: None})(), tmp_path / "e", {})
+
+    class Fine(Engine):
+        def create_execution_context(self):
+            return "context"
+
+    assert create_context(Fine(), tmp_path / "x3.engine", info) == "context"
+
+
+def _nvcc_reason() -> str | None:
+    if shutil.which("nvcc") is None:
+        return "nvcc is not on PATH (the CUDA toolkit is not installed here)"
+    return None
+
+
+def test_cuda_colour_kernels_compile_with_nvcc(tmp_path):
+    """What pycuda's SourceModule does first (nvcc on the kernel source), without a GPU: nvcc -ptx."""
+    why = _nvcc_reason()
+    if why:
+        pytest.skip(why)
+    from srx.runtime.tensorrt_runner import _kernel_source
+
+    src = tmp_path / "kernels.cu"
+    src.write_text(_kernel_source())
+    proc = subprocess.run([shutil.which("nvcc"), "-ptx", "-o", str(tmp_path / "kernels.ptx"), str(src)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ptx = (tmp_path / "kernels.ptx").read_text()
+    assert ".entry bgr_to_ycc" in ptx and ".entry ycc_to_bgr_up" in ptx  # extern "C": unmangled names
+
+
+def _pycuda_reason() -> str | None:
+    if importlib.util.find_spec("pycuda") is None:
+        return "pycuda is not installed (pip install 'pycuda>=2025.1.2' on a CUDA machine)"
+    try:
+        import pycuda.driver as cuda
+
+        cuda.init()
+        if cuda.Device.count() == 0:
+            return "no CUDA GPU"
+    except Exception as exc:
+        return f"CUDA is not usable here: {exc}"
+    return _nvcc_reason()
+
+
+@pytest.mark.gpu
+def test_cuda_colour_kernels_on_the_gpu_compute_what_the_cpu_path_does():
+    """The kernels compiled by pycuda and run on the GPU (no TensorRT needed), against the CPU path."""
+    why = _pycuda_reason()
+    if why:
+        pytest.skip(why)
+    import pycuda.driver as cuda
+    from pycuda.compiler import SourceModule
+
+    from srx.runtime.tensorrt_runner import _kernel_source
+    from srx.runtime.upscaler import _FWD, _INV
+
+    h, w, s = 37, 53, 3
+    bgr = synthetic_photo(h, w, seed=3)
+    ycc = cv2.transform(bgr.astype(np.float32), _FWD)
+    hr_y = cv2.resize(ycc[..., 0], (w * s, h * s), interpolation=cv2.INTER_LINEAR)
+    ctx = cuda.Device(0).make_context()
+    try:
+        module = SourceModule(_kernel_source())
+        to_ycc, to_bgr = module.get_function("bgr_to_ycc"), module.get_function("ycc_to_bgr_up")
+        y, cb, cr = (np.empty((h, w), np.float32) for _ in range(3))
+        out = np.empty((h * s, w * s, 3), np.uint8)
+        d_bgr, d_y, d_cb, d_cr = cuda.to_device(bgr), cuda.mem_alloc(y.nbytes), cuda.mem_alloc(y.nbytes), cuda.mem_alloc(y.nbytes)
+        d_hr, d_out = cuda.to_device(np.ascontiguousarray(hr_y)), cuda.mem_alloc(out.nbytes)
+        to_ycc(d_bgr, d_y, d_cb, d_cr, np.int32(h), np.int32(w), block=(32, 8, 1), grid=((w + 31) // 32, (h + 7) // 8))
+        to_bgr(d_hr, d_cb, d_cr, d_out, np.int32(h), np.int32(w), np.int32(s), block=(32, 8, 1),
+               grid=((w * s + 31) // 32, (h * s + 7) // 8))
+        for host, dev in ((y, d_y), (cb, d_cb), (cr, d_cr), (out, d_out)):
+            cuda.memcpy_dtoh(host, dev)
+        for dev in (d_bgr, d_y, d_cb, d_cr, d_hr, d_out):
+            dev.free()
+    finally:
+        ctx.pop()
+        ctx.detach()
+    assert np.abs(y - ycc[..., 0]).max() < 1e-5
+    assert np.abs(cb - ycc[..., 1]).max() < 1e-3 and np.abs(cr - ycc[..., 2]).max() < 1e-3
+    cbcr = cv2.resize(np.ascontiguousarray(ycc[..., 1:]), (w * s, h * s), interpolation=cv2.INTER_CUBIC)
+    cpu = cv2.add(cv2.transform(cv2.merge([hr_y, cbcr]), _INV), 0.0, dtype=cv2.CV_8U)
+    assert np.abs(out.astype(int) - cpu).max() <= 1
 
 
 def test_missing_tensorrt_names_the_fix():

@@ -26,15 +26,22 @@ def test_odd_inputs_are_handled_and_bad_ones_named(tmp_path, caplog):
     photo = synthetic_photo(64, 64)
     cv2.imwrite(str(folder / "gray.png"), photo[..., 0])
     cv2.imwrite(str(folder / "rgba.png"), np.dstack([photo, np.full((64, 64), 200, np.uint8)]))
-    cv2.imwrite(str(folder / "deep.png"), photo.astype(np.uint16) * 257)
+    # 16-bit values that round to the 8-bit ones (x 257, + 100 < 128.5): a conversion that took the
+    # high or low byte, or divided by 256, would give other values
+    cv2.imwrite(str(folder / "deep.png"), np.minimum(photo.astype(np.uint32) * 257 + 100, 65535).astype(np.uint16))
     cv2.imwrite(str(folder / "tiny.png"), photo[:10, :10])
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     patches = extract_patches([folder], 2, 32, 16, cache_dir=tmp_path / "c")
     assert patches.images_used == 3 and patches.skipped_small == 1
     assert patches.skipped_corrupt == ["broken.jpg"]
     assert "broken.jpg" in caplog.text
-    # 16-bit input gives the same patches as its 8-bit original.
-    assert np.array_equal(patches.hr[patches.lr.shape[0] // 3], patches.hr[0]) is not None
+    # 16-bit input gives the same patches as its 8-bit original (deep.png is the first file read).
+    (tmp_path / "eight").mkdir()
+    cv2.imwrite(str(tmp_path / "eight" / "photo.png"), photo)
+    ref = extract_patches([tmp_path / "eight"], 2, 32, 16, cache_dir=tmp_path / "c")
+    n = len(ref.lr)
+    assert n > 0 and len(patches.lr) == 3 * n
+    assert np.array_equal(patches.lr[:n], ref.lr) and np.array_equal(patches.hr[:n], ref.hr)
 
 
 @pytest.mark.parametrize("setup,match", [

@@ -1,0 +1,81 @@
+"""`srx models` and `srx compare`: which shipped weights exist and which one helps on your frames."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from srx.cli.app import app, scale_option
+
+
+def _db(v: float | None) -> str:
+    return f"{v:.2f}" if v is not None else "-"
+
+
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """The shipped models (names for --weights): architecture, scales, Set5 PSNR clean and at JPEG 50, size, speed."""
+    from srx.catalog import read_speeds, shipped_catalog
+
+    rows = shipped_catalog()
+    if as_json:
+        typer.echo(json.dumps({"models": rows, "speed_measured_on": read_speeds().get("machine")}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="srx shipped models (--weights NAME); Set5 PSNR on Y, standard protocol")
+    for col in ("name", "architecture", "trained on", "Set5 dB x2 / x3 / x4", "Set5 JPEG 50 dB x2 / x3 / x4",
+                "params", "GMAC 720p x3", "ms 720p x3 (model / e2e)"):
+        table.add_column(col, justify="left" if col in ("name", "architecture", "trained on") else "right")
+    for r in rows:
+        q = r["quality"]
+        clean = " / ".join(_db(q.get(f"x{s}", {}).get("set5")) for s in (2, 3, 4))
+        jpeg = " / ".join(_db(q.get(f"x{s}", {}).get("set5_jpeg50")) for s in (2, 3, 4))
+        sp = r["speed_720p_x3"]
+        speed = f"{sp['model_ms']:.0f} / {sp['e2e_ms']:.0f}" if sp else "not measured"
+        table.add_row(r["name"], r["architecture"], r["degrade"], clean, jpeg, f"{r['params']:,}",
+                      f"{r['gmac_720p_x3']:.2f}", speed)
+    console = Console()
+    console.print(table)
+    machine = read_speeds().get("machine")
+    if machine:
+        console.print(f"speed: ONNX Runtime CPU, {machine}", markup=False)
+    console.print("bicubic on Set5: 33.66 / 30.39 / 28.42 dB clean; JPEG 50 columns score bicubic and the "
+                  "model on the same compressed LR (`srx eval --degrade jpeg50`).", markup=False)
+
+
+@app.command()
+def compare(
+    source: Path = typer.Argument(..., help="An HR image, or a video (one frame of it is the HR image)."),
+    scale: int = scale_option(),
+    degrade: Optional[str] = typer.Option("jpeg50", "--degrade", help="LR degradation: a preset (none, camera, jpeg50) or a spec like jpeg=30,noise=5."),
+    weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="Models to show (repeat): shipped names or checkpoints. Default: every shipped model at --scale."),
+    out: Path = typer.Option(Path("compare.png"), "--out", help="Where to write the picture (.png)."),
+    frame: Optional[int] = typer.Option(None, "--frame", help="With a video: the frame to use (default: the middle one)."),
+    crop: int = typer.Option(160, "--crop", help="Side of the HR crop shown, in pixels (the most detailed square)."),
+    zoom: int = typer.Option(2, "--zoom", help="Nearest-neighbour zoom of each panel."),
+) -> None:
+    """One picture, HR crop | bicubic | each model on the same degraded LR, labelled with PSNR."""
+    from srx.checkpoint import SHIPPED, resolve_weights, shipped_scales
+    from srx.compare import compare_image, read_hr_frame
+    from srx.degrade import parse_degradation
+    from srx.errors import SrxError
+    from srx.imageio import write_image
+    from srx.protocol import check_scale
+
+    check_scale(scale)
+    if out.suffix.lower() != ".png":
+        raise SrxError(f"--out {out}: expected a .png file name")
+    if crop < 8 or zoom < 1:
+        raise SrxError(f"--crop must be at least 8 and --zoom at least 1, got {crop} and {zoom}")
+    spec = parse_degradation(degrade)
+    names = weights or [n for n in SHIPPED if scale in shipped_scales(n)]
+    chosen = [(str(n), resolve_weights(n, scale)) for n in names]
+    hr, label = read_hr_frame(source, frame)
+    picture, panels = compare_image(hr, scale, chosen, spec, label, crop, zoom)
+    write_image(out, picture)
+    typer.echo(f"wrote {out} ({picture.shape[1]}x{picture.shape[0]}): " + ", ".join(
+        f"{p.label} {p.psnr:.2f} dB" for p in panels if p.psnr is not None))

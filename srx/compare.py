@@ -1,0 +1,115 @@
+"""`srx compare`: one picture that shows which weights help on a given image or video frame.
+
+HR crop | bicubic | one panel per model, on the same (optionally degraded) LR, each labelled with
+its PSNR over the whole frame under the standard protocol (Y, `scale` pixels shaved). Panels show
+the Y channel, which is what the models change and what the PSNR measures.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from srx.errors import SrxError
+
+
+@dataclass
+class Panel:
+    label: str
+    y: np.ndarray  # uint8 HR-sized Y plane
+    psnr: float | None
+
+
+def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str]:
+    """A BGR image from an image file, or frame `frame` (default: the middle one) of a video."""
+    from srx.evaluate import is_video
+    from srx.imageio import cv2_module, read_image
+
+    path = Path(path)
+    if not path.exists():
+        raise SrxError(f"{path} does not exist: expected an image or a video file")
+    if not is_video(path):
+        if frame is not None:
+            raise SrxError(f"--frame applies to videos; {path} is an image")
+        return read_image(path), path.name
+    cv2 = cv2_module()
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise SrxError(f"cannot open video {path}")
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        want = frame if frame is not None else max(count // 2, 0)
+        if want < 0 or (count and want >= count):
+            raise SrxError(f"--frame {want}: {path} has {count} frames (0..{count - 1})")
+        img, index = None, 0
+        while index <= want:
+            ok, img = cap.read()
+            if not ok:
+                raise SrxError(f"{path} ended after {index} frame(s); --frame {want} is past its end")
+            index += 1
+    finally:
+        cap.release()
+    return img, f"{path.name} frame {want}"
+
+
+def detail_crop(hr_y: np.ndarray, size: int, scale: int) -> tuple[int, int, int]:
+    """(y, x, side) of the `size`-pixel square with the most high-frequency detail (where SR shows)."""
+    import cv2
+
+    h, w = hr_y.shape
+    side = min(size, h - 2 * scale, w - 2 * scale)
+    if side < 8:
+        raise SrxError(f"image of {w}x{h} is too small for a comparison at x{scale}")
+    lap = np.abs(cv2.Laplacian(hr_y.astype(np.float32), cv2.CV_32F))
+    integral = cv2.integral(lap)
+    best, where = -1.0, (scale, scale)
+    step = max(side // 4, 1)
+    for y in range(scale, h - scale - side + 1, step):
+        for x in range(scale, w - scale - side + 1, step):
+            total = integral[y + side, x + side] - integral[y, x + side] - integral[y + side, x] + integral[y, x]
+            if total > best:
+                best, where = total, (y, x)
+    return where[0], where[1], side
+
+
+def compose(panels: list[Panel], crop: tuple[int, int, int], zoom: int, title: str) -> np.ndarray:
+    """Panels side by side (nearest-neighbour zoom, so pixels stay pixels), a label over each."""
+    import cv2
+
+    y, x, side = crop
+    tiles = []
+    for p in panels:
+        tile = p.y[y : y + side, x : x + side]
+        tile = cv2.resize(tile, (side * zoom, side * zoom), interpolation=cv2.INTER_NEAREST)
+        head = np.full((44, tile.shape[1]), 255, np.uint8)
+        text = p.label if p.psnr is None else f"{p.label}  {p.psnr:.2f} dB"
+        cv2.putText(head, text, (8, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 0, 2, cv2.LINE_AA)
+        tiles.append(np.vstack([head, tile]))
+        tiles.append(np.full((tiles[-1].shape[0], 6), 255, np.uint8))
+    row = np.hstack(tiles[:-1])
+    top = np.full((36, row.shape[1]), 255, np.uint8)
+    cv2.putText(top, title, (8, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 60, 1, cv2.LINE_AA)
+    return np.vstack([top, row])
+
+
+def compare_image(hr_bgr: np.ndarray, scale: int, models: list[tuple[str, Path]], spec, source: str,
+                  crop_size: int = 160, zoom: int = 2) -> tuple[np.ndarray, list[Panel]]:
+    """The comparison picture and its panels (PSNR over the whole frame) for `models`: (label, weights)."""
+    from srx.checkpoint import model_from_checkpoint
+    from srx.degrade import degrade_for_eval
+    from srx.evaluate import quantize, torch_predictor
+    from srx.protocol import bicubic_upscale_y, make_pair, psnr
+
+    hr_y, clean_lr = make_pair(hr_bgr, scale)
+    lr = degrade_for_eval(spec, hr_y, clean_lr, scale, 0)
+    panels = [Panel("HR", hr_y, None)]
+    bic = bicubic_upscale_y(lr, scale)
+    panels.append(Panel("bicubic", bic, psnr(hr_y, bic, scale)))
+    for label, weights in models:
+        model, _, _ = model_from_checkpoint(weights, scale)
+        out = quantize(torch_predictor(model)(lr))
+        panels.append(Panel(label, out, psnr(hr_y, out, scale)))
+    crop = detail_crop(hr_y, crop_size, scale)
+    title = f"{source}, x{scale}, LR: {spec}; Y channel, PSNR on the whole frame"
+    return compose(panels, crop, zoom, title), panels

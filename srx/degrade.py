@@ -1,0 +1,230 @@
+"""Camera-like degradations of the LR side, as data: parsed from a short spec, stored in checkpoints.
+
+The lab protocol shrinks a clean HR image with MATLAB's antialiased bicubic. Camera frames also went
+through optics, a sensor-side shrink with weak filtering, sensor noise and a lossy codec. A
+`Degradation` names which of those to simulate and over what ranges:
+
+    jpeg=30..95,noise=0..8,blur=0.2..1.5,shrink=aa|aliased,clean=0.1        (or h264=23..40)
+
+applied in the order a camera applies them: blur the HR Y plane (Gaussian, sigma in HR pixels),
+shrink it (`aa`: MATLAB bicubic with antialiasing, the standard protocol; `aliased`: bicubic
+without it, like a sensor's cheap decimation), round to 8 bits, add Gaussian noise (sigma in 8-bit
+Y levels) and round again, then JPEG-compress the Y plane through OpenCV (libjpeg's luma table, as a
+camera's MJPEG or a JPEG snapshot) and/or through a real H.264 encoder, x264 at the given CRF
+(`h264=23..40`; PyAV's bundled FFmpeg, `pip install 'srx[codec]'`; one intra frame, about 10 ms
+per small plane, so meant for evaluation more than training). A
+range `a..b` is drawn uniformly per sample; a single value is fixed. `clean=p` leaves a fraction p
+of training samples as the standard protocol makes them, so the model keeps its clean skill.
+
+Training draws each sample's parameters from a generator seeded by (seed, step), so `--seed`
+reproduces a run; evaluation uses `degrade_for_eval`, seeded by the image's index, so the same
+spec scores the same LR every time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from srx.errors import SrxError
+
+#: tuned presets (README, Camera-robust weights). `camera` is what the shipped camera weights saw.
+PRESETS: dict[str, str] = {
+    "none": "",
+    "camera": "jpeg=30..95,noise=0..4,blur=0..1,shrink=aa|aliased,clean=0.2",
+    "jpeg50": "jpeg=50",
+}
+
+_LIMITS: dict[str, tuple[float, float]] = {"jpeg": (1, 100), "h264": (0, 51), "noise": (0, 50), "blur": (0, 5),
+                                           "clean": (0, 1)}
+SHRINKS = ("aa", "aliased")
+_NUMBER = r"[0-9]*\.?[0-9]+"
+
+
+@dataclass(frozen=True)
+class Degradation:
+    jpeg: tuple[float, float] | None = None  # JPEG quality range
+    h264: tuple[float, float] | None = None  # x264 CRF range (higher: more compression)
+    noise: tuple[float, float] | None = None  # Gaussian sigma, 8-bit Y levels
+    blur: tuple[float, float] | None = None  # Gaussian sigma before the shrink, HR pixels
+    shrink: tuple[str, ...] = ("aa",)
+    clean: float = 0.0  # fraction of training samples left clean
+
+    @property
+    def is_clean(self) -> bool:
+        return (self.jpeg is None and self.h264 is None and self.noise is None and self.blur is None
+                and self.shrink == ("aa",))
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string (parses back to an equal Degradation)."""
+        parts = []
+        for key in ("jpeg", "h264", "noise", "blur"):
+            rng = getattr(self, key)
+            if rng is not None:
+                parts.append(f"{key}={_fmt(rng[0])}" if rng[0] == rng[1] else f"{key}={_fmt(rng[0])}..{_fmt(rng[1])}")
+        if self.shrink != ("aa",):
+            parts.append("shrink=" + "|".join(self.shrink))
+        if self.clean:
+            parts.append(f"clean={_fmt(self.clean)}")
+        return ",".join(parts)
+
+    def __str__(self) -> str:
+        return self.spec or "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": self.spec}
+
+    # -- applying ---------------------------------------------------------------------------------
+    def lr_from_hr(self, hr_y: np.ndarray, scale: int, rng: np.random.Generator,
+                   clean_lr: np.ndarray | None = None) -> np.ndarray:
+        """One degraded uint8 LR Y plane from a uint8 HR Y plane (whose sides are multiples of
+        `scale`). `clean_lr`, the standard-protocol LR of the same plane, saves the shrink when no
+        blur or aliasing is drawn (training passes the cached one)."""
+        from srx.protocol import imresize
+
+        if self.clean and rng.random() < self.clean:
+            return clean_lr if clean_lr is not None else imresize(hr_y, 1.0 / scale)
+        shrink = self.shrink[int(rng.integers(len(self.shrink)))] if len(self.shrink) > 1 else self.shrink[0]
+        sigma = _draw(self.blur, rng)
+        if sigma > 0.05 or shrink != "aa" or clean_lr is None:
+            x = hr_y.astype(np.float64)
+            if sigma > 0.05:
+                x = _gaussian(x, sigma)
+            lr = imresize(x, 1.0 / scale, antialias=shrink == "aa")
+            lr = np.clip(np.floor(lr + 0.5), 0, 255).astype(np.uint8)
+        else:
+            lr = clean_lr
+        noise = _draw(self.noise, rng)
+        if noise > 0:
+            lr = np.clip(np.floor(lr + rng.normal(0.0, noise, lr.shape) + 0.5), 0, 255).astype(np.uint8)
+        if self.jpeg is not None:
+            lr = jpeg_y(lr, int(round(_draw(self.jpeg, rng))))
+        if self.h264 is not None:
+            lr = h264_y(lr, int(round(_draw(self.h264, rng))))
+        return lr
+
+
+def parse_degradation(text: str | None) -> Degradation:
+    """A Degradation from a spec string or a preset name ('camera', 'none', ...)."""
+    if text is None:
+        return Degradation()
+    text = text.strip()
+    if text in PRESETS:
+        text = PRESETS[text]
+    if not text:
+        return Degradation()
+    fields: dict[str, Any] = {}
+    for item in text.split(","):
+        key, sep, value = (p.strip() for p in item.partition("="))
+        if not sep or not value:
+            raise SrxError(f"degradation {item!r}: expected key=value (e.g. jpeg=30..95), in {text!r}")
+        if key in fields:
+            raise SrxError(f"degradation key {key!r} given twice in {text!r}")
+        if key == "shrink":
+            kinds = tuple(dict.fromkeys(v.strip() for v in value.split("|")))
+            bad = [k for k in kinds if k not in SHRINKS]
+            if bad:
+                raise SrxError(f"degradation shrink={value}: expected {' or '.join(SHRINKS)} (or both, aa|aliased), got {bad[0]!r}")
+            fields["shrink"] = kinds
+        elif key in _LIMITS:
+            lo, hi = _LIMITS[key]
+            m = re.fullmatch(rf"({_NUMBER})(?:\.\.({_NUMBER}))?", value)
+            if not m:
+                raise SrxError(f"degradation {key}={value}: expected a number or a range a..b with a <= b")
+            a = float(m.group(1))
+            b = float(m.group(2)) if m.group(2) is not None else a
+            if a > b:
+                raise SrxError(f"degradation {key}={value}: the range is reversed; expected a..b with a <= b")
+            if a < lo or b > hi:
+                raise SrxError(f"degradation {key}={value}: out of range, expected values in {_fmt(lo)}..{_fmt(hi)}")
+            fields[key] = b if key == "clean" else (a, b)
+        else:
+            raise SrxError(f"unknown degradation key {key!r} in {text!r}: expected jpeg, h264, noise, blur, shrink or clean "
+                           f"(or a preset: {', '.join(PRESETS)})")
+    if "h264" in fields:
+        _pyav()
+    return Degradation(**fields)
+
+
+def degradation_from_dict(data: dict[str, Any] | None) -> Degradation:
+    return parse_degradation((data or {}).get("spec", ""))
+
+
+def jpeg_y(y: np.ndarray, quality: int) -> np.ndarray:
+    """A uint8 Y plane through a JPEG encode/decode at `quality` (OpenCV's libjpeg)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", y, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+    if not ok:
+        raise SrxError(f"OpenCV could not JPEG-encode a {y.shape[1]}x{y.shape[0]} plane")
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+
+
+def _pyav():
+    try:
+        import av
+    except ImportError:
+        raise SrxError("the h264 degradation needs PyAV (its wheels bundle FFmpeg with x264): "
+                       "pip install 'srx[codec]'") from None
+    return av
+
+
+def h264_y(y: np.ndarray, crf: int) -> np.ndarray:
+    """A uint8 Y plane through x264 (one intra frame, CRF `crf`, preset medium) and FFmpeg's decoder.
+    The plane goes in as the luma of a 4:2:0 frame (edge-padded to even sides, neutral chroma), so
+    no range conversion touches it."""
+    from fractions import Fraction
+
+    av = _pyav()
+    h, w = y.shape
+    H, W = h + h % 2, w + w % 2
+    padded = np.pad(y, ((0, H - h), (0, W - w)), mode="edge")
+    frame = av.VideoFrame.from_ndarray(np.concatenate([padded, np.full((H // 2, W), 128, np.uint8)]), format="yuv420p")
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt, enc.time_base = W, H, "yuv420p", Fraction(1, 25)
+    enc.options = {"crf": str(int(crf)), "preset": "medium"}
+    packets = list(enc.encode(frame)) + list(enc.encode(None))
+    dec = av.CodecContext.create("h264", "r")
+    frames = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
+    if not frames:
+        raise SrxError(f"x264 produced no decodable frame for a {w}x{h} plane")
+    return np.ascontiguousarray(frames[0].to_ndarray(format="yuv420p")[:h, :w])
+
+
+def degrade_for_eval(deg: Degradation, hr_y: np.ndarray, clean_lr: np.ndarray, scale: int, index: int) -> np.ndarray:
+    """The evaluation LR of image `index`: deterministic for a given spec (and never left clean)."""
+    if deg.is_clean:
+        return clean_lr
+    rng = np.random.default_rng([20261123, index])
+    return dataclasses.replace(deg, clean=0.0).lr_from_hr(hr_y, scale, rng, clean_lr)
+
+
+def degrade_batch(deg: Degradation, hr: np.ndarray, lr: np.ndarray, scale: int, seed: int, step: int) -> np.ndarray:
+    """Training: degraded copies of a batch of clean uint8 LR patches (N, h, w), each drawn from a
+    generator seeded by (seed, step, sample)."""
+    out = np.empty_like(lr)
+    for i in range(lr.shape[0]):
+        rng = np.random.default_rng([seed, step, i])
+        out[i] = deg.lr_from_hr(hr[i], scale, rng, lr[i])
+    return out
+
+
+def _draw(rng_range: tuple[float, float] | None, rng: np.random.Generator) -> float:
+    if rng_range is None:
+        return 0.0
+    a, b = rng_range
+    return a if a == b else float(rng.uniform(a, b))
+
+
+def _gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(x, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}"

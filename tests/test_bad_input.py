@@ -1,0 +1,156 @@
+"""Every command's bad input, through the real CLI: one line starting `error:`, exit status 1, never a
+traceback. The checkpoint cases run for every option that takes one (--weights, --resume, --init,
+--model) on every command that has it; output paths are checked before any work starts."""
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from srx.cli import app
+from tests.conftest import synthetic_photo
+
+runner = CliRunner()
+
+#: bad checkpoint files, and what the message must say about each
+BAD_CHECKPOINTS = {
+    "text": "it is a text file",
+    "random": "binary data of another kind",
+    "empty": "it is empty (0 bytes)",
+    "truncated": "truncated or damaged",
+    "pickled": "holds Python objects srx never writes",
+}
+
+#: (command line with {ckpt} for the bad checkpoint) for every option that takes a checkpoint
+CHECKPOINT_USES = {
+    "train --resume": ["train", "--resume", "{ckpt}", "--no-progress"],
+    "train --init": ["train", "--data", "{images}", "--init", "{ckpt}", "--epochs", "1", "--out", "{tmp}/run",
+                     "--no-progress"],
+    "eval --weights": ["eval", "--data", "{images}", "--weights", "{ckpt}"],
+    "upscale --weights": ["upscale", "{image}", "--out", "{tmp}/o.png", "--weights", "{ckpt}"],
+    "upscale --model": ["upscale", "{image}", "--out", "{tmp}/o.png", "--model", "{ckpt}"],
+    "export --weights": ["export", "--weights", "{ckpt}", "--out", "{tmp}/exports"],
+    "parity --weights": ["parity", "--weights", "{ckpt}", "--synthetic"],
+    "bench --weights": ["bench", "--quick", "--backend", "torch", "--weights", "{ckpt}"],
+    "stream --weights": ["stream", "--demo", "--max-frames", "1", "--no-window", "-q", "--weights", "{ckpt}"],
+}
+
+#: other bad input per command: (command line, what the message must say)
+OTHER_CASES = {
+    "train": [(["train", "--data", "/nonexistent/folder", "--epochs", "1"], "does not exist"),
+              (["train", "--data", "{images}", "--time-budget", "soon"], "expected a duration")],
+    "eval": [(["eval", "--data", "{images}", "--scale", "7"], "unsupported scale")],
+    "export": [(["export", "--opt-shape", "360by640"], "expected HEIGHTxWIDTH"),
+               (["export", "--out", "{file}/sub"], "is a file, expected a folder"),
+               (["export", "--timing-cache", "{tmp}", "--out", "{tmp}/exports"], "--timing-cache")],
+    "parity": [(["parity", "--synthetic", "--engine", "{tmp}/missing.engine"], "does not exist")],
+    "serve": [(["serve", "--scale", "7"], "unsupported scale")],
+    "upscale": [(["upscale", "{image}", "--out", "{file}/x.png"], "is a file, expected a folder"),
+                (["upscale", "{image}", "--out", "{tmp}/o", "--format", "gif"], "--format 'gif'")],
+    "bench": [(["bench", "--quick", "--backend", "warp-drive"], "unknown bench backend")],
+    "stream": [(["stream", "--demo", "--no-window", "--json-summary", "{file}/x.json"], "is a file, expected a folder"),
+               (["stream", "--demo", "--no-window", "--json-summary", "{tmp}"], "is a folder; expected a file name"),
+               (["stream", "--source", "{tmp}/missing.avi"], "does not exist")],
+    "doctor": [(["doctor", "--no-such-option"], "No such option")],
+}
+if Path("/proc/self").is_dir():  # a folder nobody can create files in, not even root
+    OTHER_CASES["upscale"].append((["upscale", "{image}", "--out", "/proc/x.png"], "cannot write --out /proc/x.png"))
+    OTHER_CASES["stream"].append((["stream", "--demo", "--no-window", "--json-summary", "/proc/x.json"],
+                                  "cannot write --json-summary /proc/x.json"))
+
+
+@pytest.fixture
+def places(tmp_path, image_folder, monkeypatch):
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "afile").write_text("x")
+    image = tmp_path / "one.png"
+    import cv2
+
+    cv2.imwrite(str(image), synthetic_photo(20, 24))
+    return {"{images}": str(image_folder), "{image}": str(image), "{file}": str(tmp_path / "afile"),
+            "{tmp}": str(tmp_path)}
+
+
+def _bad_checkpoint(kind: str, folder: Path) -> Path:
+    from srx.checkpoint import save_checkpoint
+    from srx.models import ModelConfig, build_model
+
+    path = folder / f"{kind}.pt"
+    if kind == "text":
+        path.write_text("these are my notes, not weights\n" * 3)
+    elif kind == "random":
+        path.write_bytes(bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(1)).tolist()))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        cfg = ModelConfig(scale=3, kernel_sizes=[5, 1, 3], widths=[8, 4])
+        save_checkpoint(folder / "whole.pt", build_model(cfg), cfg)
+        data = (folder / "whole.pt").read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "pickled":  # a real PyTorch archive holding an object the weights-only loader refuses
+        torch.save({"when": datetime.date(2024, 1, 1)}, path)
+    return path
+
+
+def _fill(args: list[str], subs: dict[str, str]) -> list[str]:
+    out = []
+    for a in args:
+        for k, v in subs.items():
+            a = a.replace(k, v)
+        out.append(a)
+    return out
+
+
+def _check_one_error_line(res, match: str) -> None:
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:") or "Error" in ln]
+    assert errors, res.output
+    assert match in res.output, res.output
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_CHECKPOINTS))
+@pytest.mark.parametrize("use", sorted(CHECKPOINT_USES))
+def test_a_bad_checkpoint_is_one_line_everywhere(places, tmp_path, kind, use):
+    ckpt = _bad_checkpoint(kind, tmp_path)
+    res = runner.invoke(app, _fill(CHECKPOINT_USES[use], {**places, "{ckpt}": str(ckpt)}))
+    _check_one_error_line(res, BAD_CHECKPOINTS[kind])
+    assert "is not a readable srx checkpoint" in res.output
+    assert "weights_only" not in res.output  # PyTorch's advice to load unsafely is not passed on
+    assert [ln for ln in res.output.splitlines() if ln.startswith("error:")] == \
+        [ln for ln in res.output.splitlines() if "not a readable srx checkpoint" in ln]
+
+
+@pytest.mark.parametrize("command,case", [(c, i) for c, cases in OTHER_CASES.items() for i in range(len(cases))])
+def test_other_bad_input_is_one_line(places, tmp_path, command, case):
+    args, match = OTHER_CASES[command][case]
+    res = runner.invoke(app, _fill(args, places))
+    if command == "doctor":  # an unknown option is Click's own usage error (exit 2), still no traceback
+        assert res.exit_code == 2 and match in res.output and "Traceback" not in res.output
+        return
+    _check_one_error_line(res, match)
+    assert "stream summary" not in res.output  # output paths are checked before the run starts
+    assert not (tmp_path / "o").exists() and not (tmp_path / "exports").exists()
+
+
+def test_every_command_has_bad_input_cases():
+    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+    covered = set(OTHER_CASES) | {use.split()[0] for use in CHECKPOINT_USES}
+    assert names <= covered, names - covered
+
+
+def test_unwritable_outputs_fail_before_the_model_loads(places, tmp_path, caplog):
+    """The single-file output and the JSON summary are checked first: no model is exported or loaded."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="srx")
+    res = runner.invoke(app, ["upscale", places["{image}"], "--out", places["{file}"] + "/big.png"])
+    _check_one_error_line(res, "is a file, expected a folder")
+    res = runner.invoke(app, ["stream", "--demo", "--no-window", "--json-summary", places["{file}"] + "/s.json"])
+    _check_one_error_line(res, "--json-summary")
+    assert "backend:" not in caplog.text and "exporting" not in caplog.text
+    assert not (tmp_path / "cache").exists()

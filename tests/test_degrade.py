@@ -1,0 +1,150 @@
+"""Camera-like degradations: spec parsing, determinism, real effect, and the eval/compare/train paths."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from srx.cli import app
+from srx.degrade import Degradation, degrade_batch, degrade_for_eval, jpeg_y, parse_degradation
+from srx.errors import SrxError
+from srx.protocol import make_pair, psnr
+from tests.conftest import synthetic_photo
+
+runner = CliRunner()
+
+
+def test_spec_round_trip_and_presets():
+    d = parse_degradation("jpeg=30..95, noise=0..8,blur=0.2..1.5,shrink=aa|aliased,clean=0.1")
+    assert d == Degradation(jpeg=(30, 95), noise=(0, 8), blur=(0.2, 1.5), shrink=("aa", "aliased"), clean=0.1)
+    assert parse_degradation(d.spec) == d
+    assert parse_degradation("jpeg=50").jpeg == (50, 50) and parse_degradation("jpeg=50").spec == "jpeg=50"
+    assert parse_degradation("camera").jpeg is not None and not parse_degradation("camera").is_clean
+    assert parse_degradation("none").is_clean and parse_degradation(None).is_clean and str(parse_degradation("")) == "none"
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("jpeg=120", "out of range"),
+    ("noise=-1", "expected a number or a range"),
+    ("jpeg=90..30", "reversed"),
+    ("sharpen=2", "unknown degradation key 'sharpen'"),
+    ("jpeg", "expected key=value"),
+    ("shrink=nearest", "expected aa or aliased"),
+    ("jpeg=50,jpeg=60", "given twice"),
+    ("clean=2", "out of range"),
+])
+def test_bad_specs_are_named(spec, match):
+    with pytest.raises(SrxError, match=match):
+        parse_degradation(spec)
+
+
+def _pair(scale=3, seed=0):
+    return make_pair(synthetic_photo(96, 120, seed), scale)
+
+
+def test_degradation_is_deterministic_under_a_seed():
+    hr, lr = _pair()
+    hrs, lrs = np.stack([hr[:72, :72]] * 4), np.stack([lr[:24, :24]] * 4)
+    d = parse_degradation("camera")
+    a = degrade_batch(d, hrs, lrs, 3, seed=0, step=5)
+    assert np.array_equal(a, degrade_batch(d, hrs, lrs, 3, seed=0, step=5))
+    assert not np.array_equal(a, degrade_batch(d, hrs, lrs, 3, seed=0, step=6))  # another step draws anew
+    assert not np.array_equal(a, degrade_batch(d, hrs, lrs, 3, seed=1, step=5))
+    assert np.array_equal(degrade_for_eval(d, hr, lr, 3, 2), degrade_for_eval(d, hr, lr, 3, 2))
+
+
+def test_jpeg_really_changes_the_lr_and_more_at_low_quality():
+    hr, lr = _pair()
+    q30 = psnr(lr, degrade_for_eval(parse_degradation("jpeg=30"), hr, lr, 3, 0))
+    q50 = psnr(lr, degrade_for_eval(parse_degradation("jpeg=50"), hr, lr, 3, 0))
+    q95 = psnr(lr, degrade_for_eval(parse_degradation("jpeg=95"), hr, lr, 3, 0))
+    assert 22 < q30 < q50 < q95 < 50, (q30, q50, q95)  # visible damage, yet still the same picture
+    assert np.array_equal(jpeg_y(lr, 50), degrade_for_eval(parse_degradation("jpeg=50"), hr, lr, 3, 0))
+    # the other kinds act too, and a clean spec is the standard protocol exactly
+    for spec in ("noise=5", "blur=1.2", "shrink=aliased"):
+        out = degrade_for_eval(parse_degradation(spec), hr, lr, 3, 0)
+        assert out.shape == lr.shape and 20 < psnr(lr, out) < 60, spec
+    assert np.array_equal(degrade_for_eval(parse_degradation("none"), hr, lr, 3, 0), lr)
+
+
+def _video(path, frames: int, size=(96, 72)):
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    for i in range(frames):
+        w.write(np.roll(synthetic_photo(size[1], size[0], 1), 2 * i, axis=1))
+    w.release()
+    return path
+
+
+def test_eval_degrade_on_a_folder_and_a_video(image_folder, tiny_checkpoint, tmp_path):
+    ckpt = tiny_checkpoint(3)
+    clean = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", str(ckpt), "--json"])
+    jpeg = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", str(ckpt), "--json", "--degrade", "jpeg=30"])
+    assert clean.exit_code == 0 and jpeg.exit_code == 0, jpeg.output
+    c, j = json.loads(clean.stdout), json.loads(jpeg.stdout)
+    assert j["degrade"] == "jpeg=30" and c["degrade"] == "none"
+    # bicubic and model score the same degraded LR, which costs bicubic too
+    assert j["mean"]["bicubic_psnr"] < c["mean"]["bicubic_psnr"] - 0.3
+    video = _video(tmp_path / "clip.avi", 12)
+    res = runner.invoke(app, ["eval", "--data", str(video), "-w", str(ckpt), "--every", "5", "--json", "--degrade", "jpeg50"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert [r["name"] for r in data["images"]] == ["frame_00000", "frame_00005", "frame_00010"]
+    short = runner.invoke(app, ["eval", "--data", str(_video(tmp_path / "short.avi", 3)), "-w", str(ckpt), "--every", "5"])
+    assert short.exit_code == 1 and "3 frame(s), not more than --every 5" in short.output
+    assert "Traceback" not in short.output
+    bad = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", str(ckpt), "--degrade", "noise=-1"])
+    assert bad.exit_code == 1 and bad.output.startswith("error:") and len(bad.output.strip().splitlines()) == 1
+
+
+def test_compare_writes_the_expected_picture(tmp_path, tiny_checkpoint):
+    import cv2
+
+    img = tmp_path / "hr.png"
+    cv2.imwrite(str(img), synthetic_photo(150, 180, 3))
+    out = tmp_path / "cmp.png"
+    a, b = tiny_checkpoint(3, "a.pt"), tiny_checkpoint(3, "b.pt")
+    res = runner.invoke(app, ["compare", str(img), "-w", str(a), "-w", str(b), "--crop", "64", "--zoom", "2",
+                              "--out", str(out), "--degrade", "jpeg=40"])
+    assert res.exit_code == 0, res.output
+    pic = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    # 4 panels (HR, bicubic, a, b) of 64 px zoomed x2, 6-px gaps; a 36-px title and 44-px labels
+    assert pic.shape == (36 + 44 + 128, 4 * 128 + 3 * 6)
+    assert res.output.count(" dB") == 3  # bicubic and the two models, each with its PSNR
+    bad = runner.invoke(app, ["compare", str(img), "-w", str(a), "--out", str(tmp_path / "x.jpg")])
+    assert bad.exit_code == 1 and "expected a .png" in bad.output
+
+
+def test_train_with_degrade_records_the_spec_and_resumes_with_it(image_folder, tmp_path):
+    import torch
+
+    out = tmp_path / "run"
+    base = ["train", "--data", str(image_folder), "--val", str(image_folder), "--scale", "3", "--model", "lrnet-24x5",
+            "--patch-size", "24", "--stride", "12", "--batch-size", "4", "--degrade", "camera", "--no-progress",
+            "--out", str(out), "--max-steps", "6", "--threads", "1"]
+    res = runner.invoke(app, base)
+    assert res.exit_code == 0, res.output
+    payload = torch.load(out / "last.pt", weights_only=True)
+    assert payload["train_config"]["degrade"] == parse_degradation("camera").spec
+    res = runner.invoke(app, ["train", "--resume", str(out / "last.pt"), "--max-steps", "9", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    payload = torch.load(out / "last.pt", weights_only=True)
+    assert payload["step"] == 9 and payload["train_config"]["degrade"] == parse_degradation("camera").spec
+    bad = runner.invoke(app, base[:-4] + ["--degrade", "jpeg=0..200", "--max-steps", "1"])
+    assert bad.exit_code == 1 and "out of range" in bad.output and not (tmp_path / "run2").exists()
+
+
+def test_h264_is_a_real_encoder_and_lower_crf_keeps_more():
+    pytest.importorskip("av", reason="PyAV is not installed (pip install 'srx[codec]'); CI installs it")
+    hr, lr = _pair()
+    lr = lr[:31, :39]  # odd sides: padded for 4:2:0 and cropped back
+    hi = degrade_for_eval(parse_degradation("h264=18"), hr, lr, 3, 0)
+    lo = degrade_for_eval(parse_degradation("h264=40"), hr, lr, 3, 0)
+    assert hi.shape == lo.shape == lr.shape
+    assert 20 < psnr(lr, lo) < psnr(lr, hi) < 60, (psnr(lr, lo), psnr(lr, hi))
+    assert parse_degradation("h264=20..40").spec == "h264=20..40"
+    with pytest.raises(SrxError, match="out of range"):
+        parse_degradation("h264=60")

@@ -1,0 +1,92 @@
+"""srx.doctor: pycuda is reported as the TensorRT runner uses it (driver imported and initialised), and
+the CPU's SIMD level is shown. pycuda is faked here so every branch runs on a machine without a GPU."""
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from srx.doctor import _cpu_rows, _pycuda_rows, doctor_report, simd_level
+
+
+def _fake_pycuda(monkeypatch, version=(2025, 1, 2), init_error=None, devices=(("NVIDIA Orin", 8 * 2**30),)):
+    pkg = types.ModuleType("pycuda")
+    pkg.VERSION = version
+    pkg.VERSION_TEXT = ".".join(map(str, version))
+    drv = types.ModuleType("pycuda.driver")
+
+    def init():
+        if init_error is not None:
+            raise init_error
+
+    class Device:
+        def __init__(self, i):
+            self.i = i
+
+        @staticmethod
+        def count():
+            return len(devices)
+
+        def name(self):
+            return devices[self.i][0]
+
+        def total_memory(self):
+            return devices[self.i][1]
+
+    drv.init, drv.Device = init, Device
+    drv.get_version = lambda: (13, 0, 0)
+    drv.get_driver_version = lambda: 13000
+    pkg.driver = drv
+    monkeypatch.setitem(sys.modules, "pycuda", pkg)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", drv)
+
+
+def test_pycuda_row_shows_version_cuda_and_devices(monkeypatch):
+    _fake_pycuda(monkeypatch)
+    (row,) = _pycuda_rows()
+    assert row.status == "ok"
+    assert row.detail.startswith("2025.1.2 (built for CUDA 13.0.0; driver supports CUDA 13.0); 1 device(s)")
+    assert "NVIDIA Orin (8.0 GiB)" in row.detail
+
+
+def test_pycuda_row_reports_an_init_failure(monkeypatch):
+    _fake_pycuda(monkeypatch, init_error=RuntimeError("cuInit failed: no CUDA-capable device is detected"))
+    (row,) = _pycuda_rows()
+    assert row.status == "warn" and "does not initialise" in row.detail and "cuInit failed" in row.detail
+    assert "nvidia-smi" in row.fix
+
+
+def test_pycuda_row_flags_versions_that_break_under_cuda_13(monkeypatch):
+    _fake_pycuda(monkeypatch, version=(2024, 1, 2))
+    (row,) = _pycuda_rows()
+    assert row.status == "warn" and "older than 2025.1.2" in row.detail and "pycuda>=2025.1.2" in row.fix
+
+
+def test_pycuda_row_with_no_device_or_no_pycuda(monkeypatch):
+    _fake_pycuda(monkeypatch, devices=())
+    (row,) = _pycuda_rows()
+    assert row.status == "warn" and "0 device(s)" in row.detail
+    monkeypatch.setitem(sys.modules, "pycuda", None)  # import fails as if not installed
+    monkeypatch.setitem(sys.modules, "pycuda.driver", None)
+    (row,) = _pycuda_rows()
+    assert row.status == "missing" and "CUDA toolkit" in row.fix and "python3-dev" in row.fix
+
+
+@pytest.mark.parametrize("flags,machine,level", [
+    ({"sse4_2", "avx", "avx2", "fma"}, "x86_64", "AVX2 + FMA"),  # this project's EPYC: no avx512f
+    ({"avx2", "fma", "avx512f", "avx512_vnni"}, "x86_64", "AVX-512 (VNNI)"),
+    ({"sse4_2", "avx"}, "x86_64", "AVX"),
+    ({"sse2"}, "x86_64", "SSE2 or less"),
+    ({"fp", "asimd", "asimddp"}, "aarch64", "NEON (ASIMD) with dot product"),
+    ({"fp", "asimd", "sve"}, "aarch64", "SVE"),
+])
+def test_simd_level(flags, machine, level):
+    assert simd_level(flags, machine) == level
+
+
+def test_doctor_has_a_cpu_row_with_the_simd_level():
+    rows = {r.item: r for r in doctor_report()}
+    assert "cpu" in rows and rows["cpu"].status == "info"
+    if _cpu_rows()[0].detail.count("SIMD: "):
+        assert any(level in rows["cpu"].detail for level in ("AVX", "SSE", "NEON", "SVE"))

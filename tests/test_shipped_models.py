@@ -1,0 +1,148 @@
+"""Shipped models by name: every command's --weights takes `srcnn`, `fast`, `camera`; `srx models`
+lists them; each shipped file scores on Set5 what it records, and passes the parity gates."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from srx.checkpoint import SHIPPED, load_checkpoint, resolve_weights, shipped_scales, shipped_weights
+from srx.cli import app
+from srx.errors import SrxError
+from tests.conftest import SET5, need_shared, synthetic_photo
+
+runner = CliRunner()
+NAMES = ["srcnn", "fast", "camera"]
+ALL = [(n, s) for n in NAMES for s in (2, 3, 4)]
+
+
+@pytest.mark.parametrize("name,scale", ALL)
+def test_every_shipped_model_has_every_scale(name, scale):
+    path = shipped_weights(scale, name)
+    payload = load_checkpoint(path)
+    assert payload["model_config"]["scale"] == scale
+    assert payload["model_config"]["arch"] == ("srcnn" if name == "srcnn" else "lrnet")
+    assert resolve_weights(name, scale) == path == resolve_weights(Path(name), scale)
+    if name == "camera":  # its training degradation travels with it
+        assert payload["training"]["train_config"]["degrade"]
+
+
+def test_bad_names_and_scales_are_one_line(monkeypatch, tmp_path):
+    with pytest.raises(SrxError, match="neither a shipped model .srcnn, fast, camera. nor an existing file"):
+        resolve_weights("fsat", 3)
+    with pytest.raises(SrxError, match="no shipped model named"):
+        shipped_weights(3, "fsat")
+    # a shipped name at a scale it lacks: a weights folder holding only x3
+    (tmp_path / "fast-x3.pt").write_bytes(shipped_weights(3, "fast").read_bytes())
+    monkeypatch.setattr("srx.checkpoint._weights_dir", lambda: tmp_path)
+    assert shipped_scales("fast") == [3]
+    res = runner.invoke(app, ["eval", "--data", "nowhere", "-s", "2", "-w", "fast"])
+    assert res.exit_code == 1 and "has no x2 weights (it has x3)" in res.output
+    res = runner.invoke(app, ["upscale", "x.png", "--out", str(tmp_path / "o.png"), "-w", "fsat"])
+    assert res.exit_code == 1 and "neither a shipped model" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_unknown_model_at_training_lists_them(image_folder, tmp_path):
+    res = runner.invoke(app, ["train", "--data", str(image_folder), "--model", "fsrcnn", "--max-steps", "1",
+                              "--out", str(tmp_path / "run")])
+    assert res.exit_code == 1 and "unknown model 'fsrcnn'" in res.output and "lrnet-32x4" in res.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_models_lists_every_shipped_model():
+    res = runner.invoke(app, ["models", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads(res.stdout)["models"]}
+    assert set(rows) == set(SHIPPED)
+    for name, r in rows.items():
+        assert r["scales"] == [2, 3, 4] and r["params"] > 0 and r["gmac_720p_x3"] > 0
+        for s in (2, 3, 4):
+            q = r["quality"][f"x{s}"]
+            assert q["set5"] > q["set5_bicubic"] and q["set5_jpeg50"] is not None
+    assert rows["fast"]["gmac_720p_x3"] < rows["srcnn"]["gmac_720p_x3"] / 3
+    table = runner.invoke(app, ["models"])
+    assert table.exit_code == 0 and "fast" in table.output and "camera" in table.output
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_fast_beats_srcnn_on_set5_as_recorded(scale):
+    fast = load_checkpoint(shipped_weights(scale, "fast"))["eval"]["set5"]["model_psnr"]
+    srcnn = load_checkpoint(shipped_weights(scale, "srcnn"))["eval"]["set5"]["model_psnr"]
+    assert fast > srcnn
+
+
+@pytest.fixture(scope="module")
+def set5_eval_named():
+    cache: dict = {}
+
+    def run(name: str, scale: int, degrade: str = "none") -> dict:
+        need_shared(SET5)
+        key = (name, scale, degrade)
+        if key not in cache:
+            res = runner.invoke(app, ["eval", "--data", str(SET5), "-s", str(scale), "-w", name, "--json",
+                                      "--degrade", degrade])
+            assert res.exit_code == 0, res.output
+            cache[key] = json.loads(res.stdout)["mean"]
+        return cache[key]
+
+    return run
+
+
+@pytest.mark.parametrize("name,scale", [(n, s) for n in ("fast", "camera") for s in (2, 3, 4)])
+def test_shipped_weights_score_what_they_record(name, scale, set5_eval_named):
+    recorded = load_checkpoint(shipped_weights(scale, name))["eval"]
+    for key, degrade in (("set5", "none"), ("set5_jpeg50", "jpeg50")):
+        mean = set5_eval_named(name, scale, degrade)
+        assert abs(recorded[key]["model_psnr"] - mean["model_psnr"]) < 1e-3, (key, mean)
+        assert abs(recorded[key]["bicubic_psnr"] - mean["bicubic_psnr"]) < 1e-6
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_parity_gates_for_fast_and_camera(scale):
+    """The README's gates, pinned here: FP32 >= 60 dB vs PyTorch, FP16 >= 45 dB and |dPSNR| <= 0.05."""
+    for name in ("fast", "camera"):
+        res = runner.invoke(app, ["parity", "-w", name, "--scale", str(scale), "--synthetic", "--json"])
+        assert res.exit_code == 0, res.output
+        report = json.loads(res.output)
+        assert report["passed"] is True, report
+        rows = {(r["backend"], r["precision"]): r for r in report["backends"]}
+        assert rows[("onnxruntime", "fp32")]["psnr_vs_torch_db"] >= 60
+        assert rows[("onnxruntime", "fp16")]["psnr_vs_torch_db"] >= 45
+        assert abs(rows[("onnxruntime", "fp16")]["delta_psnr_db"]) <= 0.05
+
+
+def test_weights_fast_through_every_command(tmp_path, image_folder):
+    import cv2
+
+    ev = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", "fast", "--json"])
+    assert ev.exit_code == 0, ev.output
+    assert json.loads(ev.stdout)["model"] == "lrnet-32x4-x3"
+    src = image_folder / "img0.png"
+    up = runner.invoke(app, ["upscale", str(src), "--out", str(tmp_path / "up.png"), "-w", "fast", "--no-progress"])
+    assert up.exit_code == 0, up.output
+    assert cv2.imread(str(tmp_path / "up.png")).shape[:2] == (72 * 3, 96 * 3)
+    ex = runner.invoke(app, ["export", "-w", "fast", "--scale", "2", "--out", str(tmp_path / "exp")])
+    assert ex.exit_code == 0, ex.output
+    assert (tmp_path / "exp" / "lrnet-32x4-x2.onnx").exists() and (tmp_path / "exp" / "lrnet-32x4-x2-fp16.onnx").exists()
+    par = runner.invoke(app, ["parity", "-w", "fast", "--scale", "4", "--synthetic", "--json"])
+    assert par.exit_code == 0, par.output
+    assert json.loads(par.output)["model"] == "lrnet-32x4-x4"
+    bench = runner.invoke(app, ["bench", "--quick", "--json", "--backend", "onnxruntime", "-w", "fast", "-w", "camera"])
+    assert bench.exit_code == 0, bench.output
+    assert {r["model"] for r in json.loads(bench.stdout)["rows"]} == {"fast", "camera"}
+    video = tmp_path / "in.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (48, 32))
+    for i in range(4):
+        w.write(synthetic_photo(32, 48, i))
+    w.release()
+    summary = tmp_path / "s.json"
+    st = runner.invoke(app, ["stream", "--source", str(video), "--no-drop", "-w", "camera", "--backend", "onnxruntime",
+                             "--threads", "1", "--output", str(tmp_path / "o.mkv"), "--json-summary", str(summary),
+                             "--no-window", "-q"])
+    assert st.exit_code == 0, st.output
+    data = json.loads(summary.read_text())
+    assert data["frames_out"] == 4 and data["scale"] == 3
