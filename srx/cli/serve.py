@@ -35,13 +35,13 @@ def serve_cmd(
     from srx.runtime.select import make_runner
     from srx.runtime.triton_server import pytriton_status, serve_model
 
+    if model is None:
+        check_scale(scale)
     ok, why = pytriton_status()
     if not ok:
         from srx.errors import SrxError
 
         raise SrxError(why)
-    if model is None:
-        check_scale(scale)
     if backend == "triton":
         from srx.errors import SrxError
 
