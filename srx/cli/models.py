@@ -23,8 +23,9 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     if as_json:
         typer.echo(json.dumps({"models": rows, "speed_measured_on": read_speeds().get("machine")}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from srx.cli.runtime import _console
 
     table = Table(title="srx shipped models (--weights NAME); Set5 PSNR on Y, standard protocol")
     for col in ("name", "architecture", "trained on", "Set5 dB x2 / x3 / x4", "Set5 JPEG 50 dB x2 / x3 / x4",
@@ -38,7 +39,7 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
         speed = f"{sp['model_ms']:.0f} / {sp['e2e_ms']:.0f}" if sp else "not measured"
         table.add_row(r["name"], r["architecture"], r["degrade"], clean, jpeg, f"{r['params']:,}",
                       f"{r['gmac_720p_x3']:.2f}", speed)
-    console = Console()
+    console = _console()
     console.print(table)
     machine = read_speeds().get("machine")
     if machine:
