@@ -36,13 +36,24 @@ CHECKPOINT_USES = {
     "parity --weights": ["parity", "--weights", "{ckpt}", "--synthetic"],
     "bench --weights": ["bench", "--quick", "--backend", "torch", "--weights", "{ckpt}"],
     "stream --weights": ["stream", "--demo", "--max-frames", "1", "--no-window", "-q", "--weights", "{ckpt}"],
+    "compare --weights": ["compare", "{image}", "--weights", "{ckpt}", "--out", "{tmp}/c.png"],
 }
 
 #: other bad input per command: (command line, what the message must say)
 OTHER_CASES = {
     "train": [(["train", "--data", "/nonexistent/folder", "--epochs", "1"], "does not exist"),
+              (["train", "--data", "{images}", "--model", "fsrcnn", "--epochs", "1"], "unknown model 'fsrcnn'"),
+              (["train", "--data", "{images}", "--degrade", "jpeg=120", "--epochs", "1"], "out of range"),
               (["train", "--data", "{images}", "--time-budget", "soon"], "expected a duration")],
-    "eval": [(["eval", "--data", "{images}", "--scale", "7"], "unsupported scale")],
+    "eval": [(["eval", "--data", "{images}", "--scale", "7"], "unsupported scale"),
+             (["eval", "--data", "{images}", "--degrade", "sharpen=2"], "unknown degradation key 'sharpen'"),
+             (["eval", "--data", "{images}", "--degrade", "jpeg=90..30"], "reversed"),
+             (["eval", "--data", "{images}", "--weights", "fsat"], "neither a shipped model"),
+             (["eval", "--data", "{file}"], "not a video srx reads")],
+    "compare": [(["compare", "{tmp}/missing.png"], "does not exist"),
+                (["compare", "{image}", "--degrade", "noise=-1", "--out", "{tmp}/c.png"], "expected a number or a range"),
+                (["compare", "{image}", "--out", "{tmp}/c.jpg"], "expected a .png"),
+                (["compare", "{image}", "--frame", "3", "--out", "{tmp}/c.png"], "--frame applies to videos")],
     "export": [(["export", "--opt-shape", "360by640"], "expected HEIGHTxWIDTH"),
                (["export", "--out", "{file}/sub"], "is a file, expected a folder"),
                (["export", "--timing-cache", "{tmp}", "--out", "{tmp}/exports"], "--timing-cache")],
@@ -55,6 +66,7 @@ OTHER_CASES = {
                (["stream", "--demo", "--no-window", "--json-summary", "{tmp}"], "is a folder; expected a file name"),
                (["stream", "--source", "{tmp}/missing.avi"], "does not exist")],
     "doctor": [(["doctor", "--no-such-option"], "No such option")],
+    "models": [(["models", "--no-such-option"], "No such option")],
 }
 if Path("/proc/self").is_dir():  # a folder nobody can create files in, not even root
     OTHER_CASES["upscale"].append((["upscale", "{image}", "--out", "/proc/x.png"], "cannot write --out /proc/x.png"))
@@ -129,7 +141,7 @@ def test_a_bad_checkpoint_is_one_line_everywhere(places, tmp_path, kind, use):
 def test_other_bad_input_is_one_line(places, tmp_path, command, case):
     args, match = OTHER_CASES[command][case]
     res = runner.invoke(app, _fill(args, places))
-    if command == "doctor":  # an unknown option is Click's own usage error (exit 2), still no traceback
+    if command in ("doctor", "models"):  # options only: an unknown one is Click's own usage error (exit 2), still no traceback
         assert res.exit_code == 2 and match in res.output and "Traceback" not in res.output
         return
     _check_one_error_line(res, match)
