@@ -519,29 +519,11 @@ def _lane_summary(lane: _Lane, backend: str, scale: int, stopped_by: str, wall: 
     note = f"source failed: {lane.error}" if lane.error else ""
     if lane.fallback_frames:
         note = (note + "; " if note else "") + f"{lane.fallback_frames} frames went out bicubic while the backend was down"
-    return StreamSummary(
-        source=lane.src.spec.describe(),
-        backend=backend,
-        scale=scale,
-        stopped_by=lane.done or stopped_by,  # this source's own end (end-of-input, max-frames, error) or the run's
-        wall_s=round(wall, 3),
-        frames_in=cap.frames_read,
-        frames_out=st.frames_out,
-        dropped=cap.dropped,
-        nosignal_frames=st.nosignal,
-        fps_in=round(cap.frames_read / wall, 3) if wall > 0 else 0.0,
-        fps_out=round(st.fps_out(), 3),
-        latency_ms=st.latency_summary(),
-        stage_ms=st.stage_summary(),
-        input_size=st.input_size,
-        output_size=st.output_size,
-        reconnect_attempts=cap.reconnect_attempts,
-        reconnects=cap.reconnects,
-        frames_after_reconnect=st.frames_out - lane.frames_at_reconnect if cap.reconnects else 0,
-        timing_note=note,
-        outputs=[o.describe() for o in lane.outputs],
-        events=[{**e, "t": round(e["t"] - st.t_start, 3)} for e in cap.events],
-    )
+    from srx.camera.stream import _summary
+
+    # this source's own end (end-of-input, max-frames, error) or the run's
+    return _summary(lane.src.spec.describe(), backend, scale, lane.done or stopped_by, wall, cap, st,
+                    lane.frames_at_reconnect, note, lane.outputs, cap.events)
 
 
 def live_line(lanes: Sequence[_Lane], t_start: float) -> str:

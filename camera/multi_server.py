@@ -24,8 +24,7 @@ from urllib.parse import unquote
 import numpy as np
 
 from srx.camera.outputs import Output
-from srx.camera.server import BOUNDARY, _Server, parse_hostport
-from srx.errors import SrxError
+from srx.camera.server import BOUNDARY, _Handler, _bind, _serve_in_thread, _url, parse_hostport
 
 log = logging.getLogger("srx")
 
@@ -136,24 +135,15 @@ class MultiMjpegServer:
         self.title = title
         self.quality = int(jpeg_quality)
         self.closed = False
-        try:
-            self.httpd = _Server((self.host, port), self._handler())
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-            if exc.errno in (98, 48, 10048):
-                why = "the port is already in use (another srx or server is on it)"
-            raise SrxError(f"cannot serve on {self.host}:{port}: {why}; pick another port with --serve HOST:PORT") from None
+        self.httpd = _bind(self.host, port, self._handler())
         self.port = int(self.httpd.server_address[1])
         self.channels = {name: Channel(self, name) for name in self.names}
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="srx-http", daemon=True)
-        self._thread.start()
+        self._thread = _serve_in_thread(self.httpd)
         log.info("serving %d cameras at %s", len(self.names), self.url)
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
-        return f"http://{host}:{self.port}/"
+        return _url(self.host, self.port)
 
     def channel(self, name: str) -> Channel:
         return self.channels[name]
@@ -172,20 +162,7 @@ class MultiMjpegServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, fmt: str, *args: Any) -> None:
-                log.debug("http %s: " + fmt, self.client_address[0], *args)
-
-            def _send(self, code: int, ctype: str, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(_Handler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 path = unquote(self.path.split("?", 1)[0])
                 if path in ("/", "/index.html"):
@@ -216,12 +193,7 @@ class MultiMjpegServer:
                 self._send(404, "text/plain", f"not found: try / or one of {cams}\n".encode())
 
             def _stream(self, ch: Channel) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-                self.send_header("Cache-Control", "no-store")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
+                self._start_mjpeg()
                 with ch._cond:
                     ch.clients += 1
                 seq = 0

@@ -76,6 +76,56 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True  # a restart right after a stop must not hit TIME_WAIT
 
 
+def _bind(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> _Server:
+    """The HTTP server on host:port, or an SrxError that says why not (the port in use, most often)."""
+    try:
+        return _Server((host, port), handler)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if exc.errno in (98, 48, 10048):
+            why = "the port is already in use (another srx or server is on it)"
+        raise SrxError(f"cannot serve on {host}:{port}: {why}; pick another port with --serve HOST:PORT") from None
+
+
+def _serve_in_thread(httpd: _Server) -> threading.Thread:
+    """Serve `httpd` on a daemon thread, started."""
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                              name="srx-http", daemon=True)
+    thread.start()
+    return thread
+
+
+def _url(host: str, port: int) -> str:
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+    return f"http://{host}:{port}/"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """What every srx request handler shares: HTTP/1.1, debug logging, whole replies and MJPEG headers."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        log.debug("http %s: " + fmt, self.client_address[0], *args)
+
+    def _send(self, code: int, ctype: str, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _start_mjpeg(self) -> None:
+        """The headers of a multipart/x-mixed-replace stream; the connection closes when it ends."""
+        self.send_response(200)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+
 class MjpegServer(Output):
     """An Output that serves what it is given. `stats` is a callable returning the /stats dict."""
 
@@ -92,24 +142,15 @@ class MjpegServer(Output):
         self._seq = 0
         self._closed = False
         self.clients = 0
-        try:
-            self.httpd = _Server((self.host, port), self._handler())
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-            if exc.errno in (98, 48, 10048):
-                why = "the port is already in use (another srx or server is on it)"
-            raise SrxError(f"cannot serve on {self.host}:{port}: {why}; pick another port with --serve HOST:PORT") from None
+        self.httpd = _bind(self.host, port, self._handler())
         self.port = int(self.httpd.server_address[1])
         self.name = f"web {self.url}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="srx-http", daemon=True)
-        self._thread.start()
+        self._thread = _serve_in_thread(self.httpd)
         log.info("serving the stream at %s", self.url)
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
-        return f"http://{host}:{self.port}/"
+        return _url(self.host, self.port)
 
     # -- Output --------------------------------------------------------------------------------
     def write(self, frame: np.ndarray) -> bool:
@@ -152,20 +193,7 @@ class MjpegServer(Output):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, fmt: str, *args: Any) -> None:
-                log.debug("http %s: " + fmt, self.client_address[0], *args)
-
-            def _send(self, code: int, ctype: str, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(_Handler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 path = self.path.split("?", 1)[0]
                 if path in ("/", "/index.html"):
@@ -184,12 +212,7 @@ class MjpegServer(Output):
                     self._send(404, "text/plain", b"not found: try / or /stream.mjpg\n")
 
             def _stream(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-                self.send_header("Cache-Control", "no-store")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
+                self._start_mjpeg()
                 with server._cond:
                     server.clients += 1
                 seq = 0

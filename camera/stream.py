@@ -255,8 +255,17 @@ def stream(
     if capture is None:
         raise SrxError("interrupted before the stream started")
     wall = time.monotonic() - stats.t_start
+    return _summary(spec.describe(), backend, scale, stopped_by, wall, capture, stats, frames_at_reconnect,
+                    note, outputs, capture.events + guard.events, fallback_frames=guard.fallback_frames)
+
+
+def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float, capture: CaptureThread,
+             stats: StreamStats, frames_at_reconnect: int, note: str, outputs: Sequence[Output],
+             events: Sequence[dict[str, Any]], **extra: Any) -> StreamSummary:
+    """The StreamSummary of one source's capture and stats (shared by stream and multi-stream runs);
+    event times are made relative to the stream's start."""
     return StreamSummary(
-        source=spec.describe(),
+        source=source,
         backend=backend,
         scale=scale,
         stopped_by=stopped_by,
@@ -276,8 +285,8 @@ def stream(
         frames_after_reconnect=stats.frames_out - frames_at_reconnect if capture.reconnects else 0,
         timing_note=note,
         outputs=[o.describe() for o in outputs],
-        events=[{**e, "t": round(e["t"] - stats.t_start, 3)} for e in capture.events + guard.events],
-        fallback_frames=guard.fallback_frames,
+        events=[{**e, "t": round(e["t"] - stats.t_start, 3)} for e in events],
+        **extra,
     )
 
 

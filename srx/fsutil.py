@@ -42,12 +42,7 @@ def check_output_file(path: Path, option: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise SrxError(f"{option} {path} is a folder; expected a file name")
-    probe = path.parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise SrxError(f"cannot write {option} {path}: {probe} is a file, expected a folder")
-    _probe_writable(probe, f"cannot write {option} {path}: folder {probe}")
+    _check_ancestor(path.parent, path, option, "write")
     return path
 
 
@@ -56,13 +51,19 @@ def check_output_dir(path: Path, option: str) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise SrxError(f"output folder {path} exists as a file; expected a folder")
-    probe = path
+    _check_ancestor(path, path, option, "create")
+    return path
+
+
+def _check_ancestor(start: Path, path: Path, option: str, verb: str) -> None:
+    """The nearest existing ancestor of `start` (itself included) must be a folder where a file can
+    be created; `verb` ("write" or "create") words the error about `path` when it is a file."""
+    probe = start
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise SrxError(f"cannot create {option} {path}: {probe} is a file, expected a folder")
+        raise SrxError(f"cannot {verb} {option} {path}: {probe} is a file, expected a folder")
     _probe_writable(probe, f"cannot write {option} {path}: folder {probe}")
-    return path
 
 
 def new_file_mode(path: Path) -> int:
