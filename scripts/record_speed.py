@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import time
+from pathlib import Path
 
 from srx.catalog import speed_file
 from srx.fsutil import atomic_write_text
@@ -35,9 +36,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--from-json", type=Path, help="use the rows of a saved `srx bench --json` run instead of benching")
     args = ap.parse_args()
-    result = run_bench(["onnxruntime"], weights=["srcnn", "fast"], cases=["720p-out x3", "1080p-out x3"], reps=args.reps)
-    rows = {(r["model"], r["case"]): r for r in result["rows"]}
+    if args.from_json:
+        result = json.loads(args.from_json.read_text())
+    else:
+        result = run_bench(["onnxruntime"], weights=["srcnn", "fast"], cases=["720p-out x3", "1080p-out x3"],
+                           reps=args.reps)
+    rows = {(r["model"], r["case"]): r for r in result["rows"] if r["backend"] == "onnxruntime"}
     for (model, case), r in rows.items():
         print(f"{model:6s} {case:13s} model {r['model_p50_ms']:6.1f} ms  e2e {r['e2e_p50_ms']:6.1f} ms  "
               f"{r['fps']:5.1f} fps  model/floor {r['model_over_floor']:.2f}  e2e/model {r['e2e_over_model']:.2f}  "

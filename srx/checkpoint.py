@@ -163,7 +163,7 @@ def resolve_weights(weights: Path | str | None, scale: int) -> Path:
     if weights is None:
         return shipped_weights(scale)
     text = str(weights)
-    if text in SHIPPED and not Path(text).exists():
+    if text in SHIPPED and not Path(text).is_file():  # a folder named `camera` must not shadow the model
         return shipped_weights(scale, text)
     path = Path(weights)
     if not path.exists() and not path.suffix and len(path.parts) == 1:

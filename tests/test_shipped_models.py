@@ -26,6 +26,12 @@ def test_every_shipped_model_has_every_scale(name, scale):
     assert payload["model_config"]["scale"] == scale
     assert payload["model_config"]["arch"] == ("srcnn" if name == "srcnn" else "lrnet")
     assert resolve_weights(name, scale) == path == resolve_weights(Path(name), scale)
+
+
+def test_a_folder_named_like_a_model_does_not_shadow_it(tmp_path, monkeypatch):
+    (tmp_path / "camera").mkdir()  # e.g. a folder of footage; srx's own repo has one too
+    monkeypatch.chdir(tmp_path)
+    assert resolve_weights("camera", 3) == shipped_weights(3, "camera")
     if name == "camera":  # its training degradation travels with it
         assert payload["training"]["train_config"]["degrade"]
 
