@@ -30,7 +30,8 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     table = Table(title="srx shipped models (--weights NAME); Set5 PSNR on Y, standard protocol")
     for col in ("name", "architecture", "trained on", "Set5 dB x2 / x3 / x4", "Set5 JPEG 50 dB x2 / x3 / x4",
                 "params", "GMAC 720p x3", "ms 720p x3 (model / e2e)"):
-        table.add_column(col, justify="left" if col in ("name", "architecture", "trained on") else "right")
+        table.add_column(col, justify="left" if col in ("name", "architecture", "trained on") else "right",
+                         overflow="fold")
     for r in rows:
         q = r["quality"]
         clean = " / ".join(_db(q.get(f"x{s}", {}).get("set5")) for s in (2, 3, 4))
@@ -41,9 +42,10 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
                       f"{r['gmac_720p_x3']:.2f}", speed)
     console = _console()
     console.print(table)
-    machine = read_speeds().get("machine")
-    if machine:
-        console.print(f"speed: ONNX Runtime CPU, {machine}", markup=False)
+    speeds = read_speeds()
+    if speeds.get("machine"):
+        console.print(f"speed: one `srx bench` run, ONNX Runtime CPU, {speeds['machine']}, float32 GEMM "
+                      f"{speeds.get('gemm_gflops', 0):.0f} GFLOP/s in that run (compare within a run only)", markup=False)
     console.print("bicubic on Set5: 33.66 / 30.39 / 28.42 dB clean; JPEG 50 columns score bicubic and the "
                   "model on the same compressed LR (`srx eval --degrade jpeg50`).", markup=False)
 
