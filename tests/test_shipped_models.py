@@ -26,12 +26,6 @@ def test_every_shipped_model_has_every_scale(name, scale):
     assert payload["model_config"]["scale"] == scale
     assert payload["model_config"]["arch"] == ("srcnn" if name == "srcnn" else "lrnet")
     assert resolve_weights(name, scale) == path == resolve_weights(Path(name), scale)
-
-
-def test_a_folder_named_like_a_model_does_not_shadow_it(tmp_path, monkeypatch):
-    (tmp_path / "camera").mkdir()  # e.g. a folder of footage; srx's own repo has one too
-    monkeypatch.chdir(tmp_path)
-    assert resolve_weights("camera", 3) == shipped_weights(3, "camera")
     if name == "camera":  # its training degradation travels with it
         assert payload["training"]["train_config"]["degrade"]
 
@@ -152,3 +146,9 @@ def test_weights_fast_through_every_command(tmp_path, image_folder):
     assert st.exit_code == 0, st.output
     data = json.loads(summary.read_text())
     assert data["frames_out"] == 4 and data["scale"] == 3
+
+
+def test_a_folder_named_like_a_model_does_not_shadow_it(tmp_path, monkeypatch):
+    (tmp_path / "camera").mkdir()  # e.g. a folder of footage; srx's own repo has one too
+    monkeypatch.chdir(tmp_path)
+    assert resolve_weights("camera", 3) == shipped_weights(3, "camera")
