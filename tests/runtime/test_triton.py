@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from srx.cli import app
 from srx.runtime.triton_server import pytriton_status
 from tests.conftest import skip_or_fail
+from tests.camera.conftest import free_port, wait_until
 
 OK, WHY = pytriton_status()
 
@@ -31,21 +32,6 @@ def _need_pytriton() -> None:
     if not OK:
         skip_or_fail(f"{WHY} (CI installs it through scripts/test.sh)")
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(cond, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def descendants(pid: int) -> set[int]:
