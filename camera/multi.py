@@ -328,6 +328,8 @@ def stream_many(
     runner = getattr(upscaler, "runner", None)
     was_active = bool(runner is not None and runner.is_active)
     backend = runner.describe() if runner is not None else type(upscaler).__name__
+    if int(getattr(upscaler, "workers", 1)) > 1:
+        backend += f", {upscaler.workers} single-threaded calls at a time"
     model_label = (runner.config.name.split("-x")[0].upper().replace("-", " ")
                    if runner is not None and getattr(runner, "config", None) is not None else "SR")
     guard = InferenceGuard(scale, reconnect_max_wait)
@@ -425,7 +427,10 @@ def stream_many(
                     for lane, _ in taken:
                         lane.fallback_frames += 1
                 else:
-                    for size, n in _batch_sizes(images, getattr(runner, "max_batch", None)).items():
+                    calls = {t["call"]: int(t["batch"]) for t in timings if "call" in t}
+                    made = (_count(calls.values()) if len(calls) and len(timings) == len(images)
+                            else _batch_sizes(images, getattr(runner, "max_batch", None)))
+                    for size, n in made.items():
                         batches[size] = batches.get(size, 0) + n
                 for (lane, frame), sr, tim in zip(taken, results, timings):
                     t_out = time.monotonic()
@@ -500,8 +505,16 @@ def stream_many(
                         sources=summaries, total=total, batches=batches, inference=guard.summary())
 
 
+def _count(values) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return counts
+
+
 def _batch_sizes(images: Sequence[np.ndarray], max_batch: int | None) -> dict[int, int]:
-    """How upscale_batch splits `images` into model calls: {frames per call: calls}."""
+    """How an upscaler that does not report its calls splits `images` into model calls (one per
+    size, in chunks of `max_batch`): {frames per call: calls}."""
     groups: dict[tuple, int] = {}
     for img in images:
         groups[img.shape] = groups.get(img.shape, 0) + 1

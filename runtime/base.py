@@ -35,6 +35,8 @@ class Runner(ABC):
     input_hw_range: "tuple[tuple[int, int], tuple[int, int]] | None" = None
     #: the largest batch one infer() call accepts (a TensorRT profile, a Triton model); None: any
     max_batch: int | None = None
+    #: infer() may be called from several threads at once (the calls then overlap)
+    concurrent_infer: bool = False
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.backend

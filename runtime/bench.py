@@ -134,9 +134,6 @@ def frame_flops(ckpt: Path, lr_h: int, lr_w: int) -> tuple[float, float]:
 
 #: shipped models benched by default: one per architecture (`camera` runs the very graph of `fast`)
 DEFAULT_MODELS = ("srcnn", "fast")
-_PRESET_OF = {"srcnn": "srcnn-915", "fast": "lrnet-32x4", "camera": "lrnet-32x4"}
-
-
 def _bench_checkpoint(scale: int, weights: str | Path | None) -> Path:
     """Shipped (or given) weights for `scale`; a shipped model without weights at that scale runs as
     a fresh model of its architecture kept in the cache (speed does not depend on the weights'
@@ -157,7 +154,7 @@ def _bench_checkpoint(scale: int, weights: str | Path | None) -> Path:
     try:
         return resolve_weights(name, scale)
     except SrxError:
-        preset = _PRESET_OF[name]
+        preset = SHIPPED[name].preset
         path = cache_root() / "bench" / f"{preset}-x{scale}-untrained.pt"
         if not path.exists():
             torch.manual_seed(scale)
@@ -296,7 +293,7 @@ def run_bench(
     rows of one run compare models as well as backends; a JSON-able dict."""
     import torch
 
-    from srx.checkpoint import load_checkpoint
+    from srx.checkpoint import SHIPPED, load_checkpoint
     from srx.models import ModelConfig
     from srx.runtime.onnxruntime_runner import physical_cores
 
@@ -337,7 +334,7 @@ def run_bench(
                     continue
                 cfg = ModelConfig.from_dict(dict(load_checkpoint(ckpt)["model_config"]))
                 arch = cfg.name.rsplit("-x", 1)[0]
-                label = label if label in _PRESET_OF else arch
+                label = label if label in SHIPPED else arch
                 names.append(label)
                 flops = frame_flops(ckpt, case[2], case[1])
                 for backend in backends:

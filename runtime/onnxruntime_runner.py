@@ -72,6 +72,7 @@ class OnnxRuntimeRunner(Runner):
     """An srx ONNX graph (checked: input `lr_y`, output `hr_y`, srx metadata) in an ORT session."""
 
     backend = "onnxruntime"
+    concurrent_infer = True  # InferenceSession.run is thread-safe and releases the GIL
 
     def __init__(self, onnx_path: Path, providers: list[str] | None = None, threads: int | None = None) -> None:
         super().__init__()

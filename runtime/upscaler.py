@@ -2,8 +2,9 @@
 
 Only luma goes through the model (the SR contract); chroma is enlarged bicubic, as in the SRCNN
 paper. Colour follows MATLAB's BT.601 `rgb2ycbcr` like training (srx.protocol), but the per-frame
-path is float32 and OpenCV (one 3x4 `cv2.transform` each way, no float64), so at 720p the
-non-model work costs a few milliseconds against ~100 ms of model.
+path is float32 and OpenCV (a 3x4 `cv2.transform` on the LR frame, chroma folded into B, G, R on
+the LR grid, then one enlarge-and-add per channel at HR; no float64), so at 720p-out the non-model
+work costs about 5 ms against 40-150 ms of model.
 """
 from __future__ import annotations
 
@@ -41,6 +42,26 @@ def _colour_matrices() -> tuple[np.ndarray, np.ndarray]:
 
 
 _FWD, _INV = _colour_matrices()
+# BT.601's inverse weighs Y equally in B, G and R: BGR = _Y_GAIN * Y + (a chroma-only affine map).
+_Y_GAIN = float(_INV[0, 0])
+_CHROMA_BGR = np.zeros((3, 4), np.float32)
+_CHROMA_BGR[:, 1:] = _INV[:, 1:]
+
+
+def bgr_from_planes(hr_y: np.ndarray, ycc_lr: np.ndarray, scale: int) -> np.ndarray:
+    """uint8 BGR (sH, sW, 3) from the model's HR Y plane (model units) and the frame's LR
+    (Y, Cb, Cr) from `_FWD`: the same as enlarging Cb/Cr bicubic and applying `_INV`, since both
+    are linear, but cheaper. The chroma's contribution to each of B, G, R is formed on the LR grid
+    (3x fewer pixels per side), each is enlarged, and one `addWeighted` per channel adds the HR Y
+    and rounds to uint8: at 720p about half the colour time of the merge/transform/convert path
+    (no interleaved float HR image is ever made)."""
+    cv2 = _cv2()
+    h, w = ycc_lr.shape[:2]
+    size = (w * scale, h * scale)
+    hr_y = np.ascontiguousarray(hr_y)
+    planes = cv2.split(cv2.transform(ycc_lr, _CHROMA_BGR))
+    return cv2.merge([cv2.addWeighted(hr_y, _Y_GAIN, cv2.resize(p, size, interpolation=cv2.INTER_CUBIC), 1.0, 0.0,
+                                      dtype=cv2.CV_8U) for p in planes])
 # Grayscale frames are R = G = B: Y = 16 + 219/255 g, and back g = (Y - 16) * 255/219.
 _GRAY_GAIN = float(_T[0].sum()) / 255.0
 
@@ -66,7 +87,8 @@ class Upscaler:
     so the stitched result equals the untiled one up to float rounding, and the model's replicate
     padding only ever applies at the true image border."""
 
-    def __init__(self, runner: Runner, scale: int, *, tile: int = 512, overlap: int | None = None) -> None:
+    def __init__(self, runner: Runner, scale: int, *, tile: int = 512, overlap: int | None = None,
+                 workers: int = 1) -> None:
         if runner.scale is not None and runner.scale != scale:
             raise SrxError(f"the model upscales x{runner.scale} but x{scale} was asked for; pass --scale {runner.scale}")
         if tile < 1:
@@ -81,6 +103,11 @@ class Upscaler:
                 f"tiles would show seams. Use an overlap of at least {need}"
             )
         self.overlap = need if overlap is None else int(overlap)
+        if workers > 1 and not runner.concurrent_infer:
+            raise SrxError(f"the {runner.backend} backend cannot run model calls from several threads at once; "
+                           f"expected workers=1, got {workers}")
+        self.workers = max(1, int(workers))
+        self._pool = None  # concurrent.futures.ThreadPoolExecutor, made on the first batch that uses it
 
     # -- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> "Upscaler":
@@ -91,6 +118,9 @@ class Upscaler:
         self.close()
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self.runner.deactivate()
 
     # -- planes ------------------------------------------------------------------------------------
@@ -170,10 +200,7 @@ class Upscaler:
             if self.runner.frames_on_device:  # the whole frame stays on the GPU
                 return self.runner.infer_frame(np.ascontiguousarray(frame))
         ycc = cv2.transform(frame[..., :3].astype(np.float32), _FWD)
-        hr_y = self.upscale_y(ycc[..., 0])
-        cbcr = cv2.resize(np.ascontiguousarray(ycc[..., 1:]), (w * s, h * s), interpolation=cv2.INTER_CUBIC)
-        bgr = cv2.transform(cv2.merge([hr_y, cbcr]), _INV)
-        out = cv2.add(bgr, 0.0, dtype=cv2.CV_8U)  # round to nearest and saturate, in one pass
+        out = bgr_from_planes(self.upscale_y(ycc[..., 0]), ycc, s)
         if alpha is not None:
             a = cv2.resize(alpha, (w * s, h * s), interpolation=cv2.INTER_CUBIC)
             out = cv2.merge([out, a])
@@ -186,12 +213,17 @@ class Upscaler:
         chunks of the runner's `max_batch`); any other frame (grayscale, alpha, tiled, on-device)
         goes through `upscale()` on its own. Each result equals `upscale()` of that frame.
 
+        With `workers` > 1 (a backend whose calls may overlap: ONNX Runtime on the CPU, each call
+        on one thread) a size group is split into up to `workers` batches that run at the same time,
+        each with its own colour work, so every core stays busy through the frame work and the
+        model calls alike (see README, Many cameras).
+
         `timings`, when given, receives one dict per frame: `pre` and `post` (this frame's share
-        of its batch's colour work, seconds) and `infer` (its batch's model call), or only `infer`
-        (the whole upscale) for a frame that ran on its own."""
+        of its batch's colour work, seconds), `infer` (its batch's model call), `batch` (frames in
+        that call) and `call` (which call of this batch it was); or only `infer` (the whole
+        upscale), `batch` 1 and `call` for a frame that ran on its own."""
         import time
 
-        cv2 = _cv2()
         if not self.runner.is_active:
             self.runner.activate()
         frames = [np.asarray(f) for f in frames]
@@ -199,32 +231,51 @@ class Upscaler:
         times: list[dict[str, float]] = [{} for _ in frames]
         on_device = hasattr(self.runner, "infer_frame") and bool(getattr(self.runner, "frames_on_device", False))
         groups: dict[tuple[int, int], list[int]] = {}
+        jobs: list[list[int]] = []  # each job: one model call over these frames (or one upscale())
+        alone: set[int] = set()
         for i, f in enumerate(frames):
             if (not on_device and f.dtype == np.uint8 and f.ndim == 3 and f.shape[2] == 3
                     and min(f.shape[:2]) >= MIN_SIDE and self._whole(*f.shape[:2])):
                 groups.setdefault(f.shape[:2], []).append(i)
             else:
+                alone.add(i)
+                jobs.append([i])
+        for members in groups.values():
+            n = len(members)
+            calls = max(math.ceil(n / int(self.runner.max_batch or n)), min(self.workers, n))
+            cuts = [round(k * n / calls) for k in range(calls + 1)]
+            jobs.extend(members[a:b] for a, b in zip(cuts[:-1], cuts[1:]))
+
+        def run(call: int, chunk: list[int]) -> None:
+            if chunk[0] in alone:
                 t0 = time.monotonic()
-                outs[i] = self.upscale(f)
-                times[i] = {"infer": time.monotonic() - t0}
-        s = self.scale
-        for (h, w), members in groups.items():
-            step = max(1, int(self.runner.max_batch or len(members)))
-            for k in range(0, len(members), step):
-                chunk = members[k : k + step]
-                t0 = time.monotonic()
-                yccs = [cv2.transform(frames[i].astype(np.float32), _FWD) for i in chunk]
-                lr = np.stack([ycc[..., 0] for ycc in yccs])[:, None]
-                t1 = time.monotonic()
-                hr = self.runner.infer(lr)
-                t2 = time.monotonic()
-                for j, i in enumerate(chunk):
-                    cbcr = cv2.resize(np.ascontiguousarray(yccs[j][..., 1:]), (w * s, h * s), interpolation=cv2.INTER_CUBIC)
-                    bgr = cv2.transform(cv2.merge([np.ascontiguousarray(hr[j, 0]), cbcr]), _INV)
-                    outs[i] = cv2.add(bgr, 0.0, dtype=cv2.CV_8U)
-                t3 = time.monotonic()
-                for i in chunk:
-                    times[i] = {"pre": (t1 - t0) / len(chunk), "infer": t2 - t1, "post": (t3 - t2) / len(chunk)}
+                outs[chunk[0]] = self.upscale(frames[chunk[0]])
+                times[chunk[0]] = {"infer": time.monotonic() - t0, "batch": 1, "call": call}
+                return
+            cv2 = _cv2()
+            t0 = time.monotonic()
+            yccs = [cv2.transform(frames[i].astype(np.float32), _FWD) for i in chunk]
+            lr = np.stack([ycc[..., 0] for ycc in yccs])[:, None]
+            t1 = time.monotonic()
+            hr = self.runner.infer(lr)
+            t2 = time.monotonic()
+            for j, i in enumerate(chunk):
+                outs[i] = bgr_from_planes(hr[j, 0], yccs[j], self.scale)
+            t3 = time.monotonic()
+            n = len(chunk)
+            for i in chunk:
+                times[i] = {"pre": (t1 - t0) / n, "infer": t2 - t1, "post": (t3 - t2) / n, "batch": n, "call": call}
+
+        if self.workers > 1 and len(jobs) > 1:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="srx-upscale")
+            for fut in [self._pool.submit(run, k, chunk) for k, chunk in enumerate(jobs)]:
+                fut.result()  # re-raises a call's error here
+        else:
+            for k, chunk in enumerate(jobs):
+                run(k, chunk)
         if timings is not None:
             timings.extend(times)
         return outs  # type: ignore[return-value]
@@ -285,11 +336,18 @@ def create_upscaler(
     tile: int = 512,
     overlap: int | None = None,
     server: str | None = None,
+    parallel: bool = False,
 ) -> Upscaler:
     """An Upscaler on the best backend for the model asked for (see make_runner). `scale=None` takes
     the model's own scale; a scale the model does not have is an SrxError. Sets OpenCV to one
     thread and lets glibc keep frame buffers for the process (see single_threaded_opencv,
-    keep_frame_buffers)."""
+    keep_frame_buffers).
+
+    `parallel`: the caller upscales several frames at a time (`upscale_batch`, many cameras). On
+    ONNX Runtime's CPU provider the model then runs as `threads` (default: the physical cores)
+    overlapping single-threaded calls instead of one call spread over the cores: each core carries
+    a whole batch and its colour work, with no thread-pool hand-offs inside a call. Other backends
+    are unchanged."""
     from srx.runtime.select import make_runner
 
     single_threaded_opencv()
@@ -297,4 +355,12 @@ def create_upscaler(
     runner = make_runner(backend, scale=scale, weights=weights, model_file=model_file, threads=threads, server=server)
     if scale is not None and runner.scale is not None and runner.scale != scale:
         raise SrxError(f"the model upscales x{runner.scale} but x{scale} was asked for; pass --scale {runner.scale}")
-    return Upscaler(runner, scale if scale is not None else int(runner.scale or 3), tile=tile, overlap=overlap)
+    workers = 1
+    if parallel and runner.concurrent_infer and runner.backend == "onnxruntime" and not runner.is_active \
+            and runner.providers[0] == "CPUExecutionProvider":
+        from srx.runtime.onnxruntime_runner import physical_cores
+
+        workers = int(threads or physical_cores())
+        runner.threads = 1
+    return Upscaler(runner, scale if scale is not None else int(runner.scale or 3), tile=tile, overlap=overlap,
+                    workers=workers)

@@ -66,8 +66,9 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return res
 
 
-def multi_vs_separate(clips: list[Path], duration: float, tmp: Path) -> dict:
-    common = ["--loop", "--duration", f"{duration}s", "--backend", "onnxruntime", "--no-window", "-q"]
+def multi_vs_separate(clips: list[Path], duration: float, tmp: Path, weights: str = "srcnn") -> dict:
+    common = ["--loop", "--duration", f"{duration}s", "--backend", "onnxruntime", "--no-window", "-q",
+              "--weights", weights]
     out: dict = {}
     cmd = [*SRX, "stream", *[a for c in clips for a in ("--source", str(c))], *common,
            "--json-summary", str(tmp / "multi.json")]
@@ -226,6 +227,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=10, help="requests per client (426x240 LR Y)")
     ap.add_argument("--reps", type=int, default=20, help="interleaved model calls for the triton overhead")
+    ap.add_argument("--weights", default="srcnn", help="shipped model (or checkpoint) the streams run (default srcnn)")
     ap.add_argument("--skip-triton", action="store_true")
     ap.add_argument("--skip-multi", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -236,7 +238,8 @@ def main() -> None:
         tmp = Path(tmp_name)
         clips = make_clips(tmp, 4, 100)
         if not args.skip_multi:
-            result["multi"] = multi_vs_separate(clips, args.duration, tmp)
+            result["multi"] = multi_vs_separate(clips, args.duration, tmp, args.weights)
+            result["multi"]["weights"] = args.weights
         if not args.skip_triton:
             result["triton"] = triton_part(clips[0], tmp, args.clients, args.requests, args.reps)
     result["loadavg_at_end"] = os.getloadavg()

@@ -119,6 +119,7 @@ def model_from_checkpoint(path: Path, scale: int | None = None) -> tuple[nn.Modu
 class ShippedModel:
     name: str  # what --weights takes
     file: str  # srx/weights/<file.format(scale=...)>
+    preset: str  # the model preset its weights were trained as (srx.models.PRESETS)
     summary: str
 
 
@@ -126,9 +127,11 @@ class ShippedModel:
 SHIPPED: dict[str, ShippedModel] = {
     m.name: m
     for m in (
-        ShippedModel("srcnn", "srcnn-915-x{scale}.pt", "SRCNN 9-1-5 (the reference; HR-grid convolutions)"),
-        ShippedModel("fast", "fast-x{scale}.pt", "lrnet-32x4: LR-grid 5x5+3x3+3x3+3x3 convs, 32 channels, pixel shuffle, bicubic skip"),
-        ShippedModel("camera", "camera-x{scale}.pt", "lrnet-32x4 trained on camera-like LR (JPEG, noise, blur, aliasing)"),
+        ShippedModel("srcnn", "srcnn-915-x{scale}.pt", "srcnn-915", "SRCNN 9-1-5 (the reference; HR-grid convolutions)"),
+        ShippedModel("fast", "fast-x{scale}.pt", "lrnet-32x4",
+                     "lrnet-32x4: LR-grid 5x5+3x3+3x3+3x3 convs, 32 channels, pixel shuffle, bicubic skip"),
+        ShippedModel("camera", "camera-x{scale}.pt", "lrnet-32x4",
+                     "lrnet-32x4 trained on camera-like LR (JPEG compression, sensor noise)"),
     )
 }
 DEFAULT_SHIPPED = "srcnn"

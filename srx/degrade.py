@@ -34,7 +34,7 @@ from srx.errors import SrxError
 #: tuned presets (README, Camera-robust weights). `camera` is what the shipped camera weights saw.
 PRESETS: dict[str, str] = {
     "none": "",
-    "camera": "jpeg=30..95,noise=0..3,shrink=aa|aliased,clean=0.25",
+    "camera": "jpeg=30..95,noise=0..2,clean=0.4",
     "jpeg50": "jpeg=50",
 }
 
@@ -80,10 +80,16 @@ class Degradation:
 
     # -- applying ---------------------------------------------------------------------------------
     def lr_from_hr(self, hr_y: np.ndarray, scale: int, rng: np.random.Generator,
-                   clean_lr: np.ndarray | None = None) -> np.ndarray:
+                   clean_lr: np.ndarray | None = None, grid_phase: bool = False) -> np.ndarray:
         """One degraded uint8 LR Y plane from a uint8 HR Y plane (whose sides are multiples of
         `scale`). `clean_lr`, the standard-protocol LR of the same plane, saves the shrink when no
-        blur or aliasing is drawn (training passes the cached one)."""
+        blur or aliasing is drawn (training passes the cached one).
+
+        `grid_phase` (training patches): the codec's block grid starts at a random offset inside
+        the patch instead of at its corner. In a camera frame the grid is fixed to the frame, so a
+        model never knows where block edges fall; coded at its corner, a small patch would tell the
+        model (through its zero padding) exactly where they are, and it would learn deblocking
+        that works only near borders."""
         from srx.protocol import imresize
 
         if self.clean and rng.random() < self.clean:
@@ -102,9 +108,9 @@ class Degradation:
         if noise > 0:
             lr = np.clip(np.floor(lr + rng.normal(0.0, noise, lr.shape) + 0.5), 0, 255).astype(np.uint8)
         if self.jpeg is not None:
-            lr = jpeg_y(lr, int(round(_draw(self.jpeg, rng))))
+            lr = _coded(jpeg_y, lr, int(round(_draw(self.jpeg, rng))), 8, rng if grid_phase else None)
         if self.h264 is not None:
-            lr = h264_y(lr, int(round(_draw(self.h264, rng))))
+            lr = _coded(h264_y, lr, int(round(_draw(self.h264, rng))), 16, rng if grid_phase else None)
         return lr
 
 
@@ -164,6 +170,18 @@ def jpeg_y(y: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
 
 
+def _coded(codec, lr: np.ndarray, level: int, block: int, rng: np.random.Generator | None) -> np.ndarray:
+    """`codec(lr, level)`, with the block grid shifted by a random (dy, dx) in [0, block) when `rng`
+    is given: the plane is mirror-padded on the top and left, coded, and cropped back."""
+    if rng is None:
+        return codec(lr, level)
+    dy, dx = (int(v) for v in rng.integers(0, block, 2))
+    if dy == 0 and dx == 0:
+        return codec(lr, level)
+    padded = np.pad(lr, ((dy, 0), (dx, 0)), mode="symmetric")
+    return np.ascontiguousarray(codec(padded, level)[dy:, dx:])
+
+
 def _pyav():
     try:
         import av
@@ -209,7 +227,7 @@ def degrade_batch(deg: Degradation, hr: np.ndarray, lr: np.ndarray, scale: int, 
     out = np.empty_like(lr)
     for i in range(lr.shape[0]):
         rng = np.random.default_rng([seed, step, i])
-        out[i] = deg.lr_from_hr(hr[i], scale, rng, lr[i])
+        out[i] = deg.lr_from_hr(hr[i], scale, rng, lr[i], grid_phase=True)
     return out
 
 

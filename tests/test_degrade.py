@@ -69,6 +69,23 @@ def test_jpeg_really_changes_the_lr_and_more_at_low_quality():
     assert np.array_equal(degrade_for_eval(parse_degradation("none"), hr, lr, 3, 0), lr)
 
 
+def test_training_moves_the_block_grid_and_eval_keeps_it_at_the_origin():
+    """Training patches are coded with the 8x8 grid at a random offset (a camera frame's grid is
+    not at a patch's corner); evaluation codes whole images with the grid at the origin."""
+    hr, lr = _pair()
+    n = 16
+    hrs, lrs = np.stack([hr[:72, :72]] * n), np.stack([lr[:24, :24]] * n)
+    d = parse_degradation("jpeg=50")
+    out = degrade_batch(d, hrs, lrs, 3, seed=0, step=0)
+    at_corner = jpeg_y(lrs[0], 50)
+    moved = [not np.array_equal(o, at_corner) for o in out]
+    assert sum(moved) >= n - 2  # 63 of the 64 offsets move the grid
+    # where the grid moved, the blocks are still JPEG's: each sample is the corner coding of its own
+    # mirror-padded plane, cropped back, and stays close to the clean patch
+    assert all(out.shape[1:] == (24, 24) and 24 < psnr(lrs[0], o) < 50 for o in out)
+    assert np.array_equal(degrade_for_eval(d, hr, lr, 3, 0), jpeg_y(lr, 50))
+
+
 def _video(path, frames: int, size=(96, 72)):
     import cv2
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from srx.checkpoint import SHIPPED, load_checkpoint, resolve_weights, shipped_scales, shipped_weights
 from srx.cli import app
 from srx.errors import SrxError
+from srx.models import ModelConfig, config_from_preset
 from tests.conftest import SET5, need_shared, synthetic_photo
 
 runner = CliRunner()
@@ -25,6 +26,8 @@ def test_every_shipped_model_has_every_scale(name, scale):
     payload = load_checkpoint(path)
     assert payload["model_config"]["scale"] == scale
     assert payload["model_config"]["arch"] == ("srcnn" if name == "srcnn" else "lrnet")
+    # the preset `srx bench` builds where a scale is missing is the shipped architecture
+    assert ModelConfig.from_dict(dict(payload["model_config"])) == config_from_preset(SHIPPED[name].preset, scale)
     assert resolve_weights(name, scale) == path == resolve_weights(Path(name), scale)
     if name == "camera":  # its training degradation travels with it
         assert payload["training"]["train_config"]["degrade"]

@@ -173,7 +173,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
         if not any(outputs.values()):
             log.info("no output asked for (headless, no --output/--serve): frames are upscaled and measured only")
         upscaler = create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads,
-                                   server=server)
+                                   server=server, parallel=True)
     except BaseException:
         for o in [o for outs in outputs.values() for o in outs] + shared:
             o.close()

@@ -9,7 +9,7 @@ from srx.errors import SrxError
 from srx.protocol import bgr2ycbcr, psnr, ycbcr2bgr
 from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from srx.runtime.torch_runner import TorchRunner
-from srx.runtime.upscaler import _FWD, _INV, Upscaler, create_upscaler, halo_lr
+from srx.runtime.upscaler import _FWD, _INV, Upscaler, bgr_from_planes, create_upscaler, halo_lr
 from tests.conftest import SET5, need_shared, synthetic_photo
 
 
@@ -38,6 +38,8 @@ def test_fast_colour_path_matches_the_protocol(source):
     assert np.abs(ycc[..., 1:] - ref[..., 1:]).max() < 1e-3
     back = cv2.add(cv2.transform(ycc, _INV), 0.0, dtype=cv2.CV_8U)
     assert np.array_equal(back, img)  # the round trip is lossless on 8-bit colour
+    # the per-frame path (chroma folded into B, G, R on the LR grid) is the same map
+    assert np.array_equal(bgr_from_planes(ycc[..., 0], ycc, 1), img)
 
 
 @pytest.mark.parametrize("source", ["synthetic", "set5"])
