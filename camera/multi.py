@@ -20,6 +20,7 @@ import re
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -428,7 +429,7 @@ def stream_many(
                         lane.fallback_frames += 1
                 else:
                     calls = {t["call"]: int(t["batch"]) for t in timings if "call" in t}
-                    made = (_count(calls.values()) if len(calls) and len(timings) == len(images)
+                    made = (Counter(calls.values()) if len(calls) and len(timings) == len(images)
                             else _batch_sizes(images, getattr(runner, "max_batch", None)))
                     for size, n in made.items():
                         batches[size] = batches.get(size, 0) + n
@@ -503,13 +504,6 @@ def stream_many(
     }
     return MultiSummary(backend=backend, scale=scale, stopped_by=stopped_by, wall_s=round(wall, 3),
                         sources=summaries, total=total, batches=batches, inference=guard.summary())
-
-
-def _count(values) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for v in values:
-        counts[v] = counts.get(v, 0) + 1
-    return counts
 
 
 def _batch_sizes(images: Sequence[np.ndarray], max_batch: int | None) -> dict[int, int]:

@@ -134,6 +134,8 @@ def frame_flops(ckpt: Path, lr_h: int, lr_w: int) -> tuple[float, float]:
 
 #: shipped models benched by default: one per architecture (`camera` runs the very graph of `fast`)
 DEFAULT_MODELS = ("srcnn", "fast")
+
+
 def _bench_checkpoint(scale: int, weights: str | Path | None) -> Path:
     """Shipped (or given) weights for `scale`; a shipped model without weights at that scale runs as
     a fresh model of its architecture kept in the cache (speed does not depend on the weights'

@@ -62,6 +62,8 @@ def bgr_from_planes(hr_y: np.ndarray, ycc_lr: np.ndarray, scale: int) -> np.ndar
     planes = cv2.split(cv2.transform(ycc_lr, _CHROMA_BGR))
     return cv2.merge([cv2.addWeighted(hr_y, _Y_GAIN, cv2.resize(p, size, interpolation=cv2.INTER_CUBIC), 1.0, 0.0,
                                       dtype=cv2.CV_8U) for p in planes])
+
+
 # Grayscale frames are R = G = B: Y = 16 + 219/255 g, and back g = (Y - 16) * 255/219.
 _GRAY_GAIN = float(_T[0].sum()) / 255.0
 
@@ -356,8 +358,7 @@ def create_upscaler(
     if scale is not None and runner.scale is not None and runner.scale != scale:
         raise SrxError(f"the model upscales x{runner.scale} but x{scale} was asked for; pass --scale {runner.scale}")
     workers = 1
-    if parallel and runner.concurrent_infer and runner.backend == "onnxruntime" and not runner.is_active \
-            and runner.providers[0] == "CPUExecutionProvider":
+    if parallel and runner.backend == "onnxruntime" and runner.providers[0] == "CPUExecutionProvider":
         from srx.runtime.onnxruntime_runner import physical_cores
 
         workers = int(threads or physical_cores())
