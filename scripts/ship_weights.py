@@ -7,14 +7,17 @@ state, so the packaged file stays small.
     python scripts/ship_weights.py runs/x3/best.pt --name srcnn --scale 3 --val ../shared/datasets/Set5 \
         --command "srx train --data ... --scale 3 ..."
 
-The evaluation is recorded twice: on the clean standard protocol and with the LR JPEG-compressed at
-quality 50 (`srx eval --degrade jpeg50`), the two columns `srx models` shows.
+The evaluation is recorded for each of `srx.catalog.EVALUATIONS`: the clean standard protocol, the
+LR JPEG-compressed at quality 50 (`srx eval --degrade jpeg50`) and the `camera` preset (`srx eval
+--degrade camera`), the columns `srx models` shows. Re-shipping a shipped file keeps its training
+record and re-measures these.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from srx.catalog import EVALUATIONS
 from srx.checkpoint import SHIPPED, _weights_dir, model_from_checkpoint, save_checkpoint
 from srx.degrade import parse_degradation
 from srx.evaluate import degraded, evaluate, load_eval_set, torch_predictor
@@ -33,8 +36,8 @@ def main() -> None:
 
     model, config, payload = model_from_checkpoint(args.checkpoint, args.scale)
     pairs = load_eval_set(args.val, args.scale)
-    res = evaluate(pairs, args.scale, torch_predictor(model))
-    jpeg = evaluate(degraded(pairs, parse_degradation("jpeg50"), args.scale), args.scale, torch_predictor(model))
+    results = {key: evaluate(degraded(pairs, parse_degradation(preset), args.scale), args.scale, torch_predictor(model))
+               for key, (preset, _) in EVALUATIONS.items()}
     record = payload.get("training") if "train_config" not in payload else None  # re-shipping a shipped file
     record = record or {
         "train_config": payload.get("train_config"),
@@ -47,12 +50,10 @@ def main() -> None:
     out = args.out or _weights_dir() / SHIPPED[args.name].file.format(scale=args.scale)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, model, config, training=record,
-                    eval={"set5": {**res["mean"], "images": res["images"]},
-                          "set5_jpeg50": {**jpeg["mean"], "images": jpeg["images"]}})
-    m, j = res["mean"], jpeg["mean"]
-    print(f"{out}: Set5 x{args.scale} bicubic {m['bicubic_psnr']:.2f} dB / {m['bicubic_ssim']:.4f}, "
-          f"model {m['model_psnr']:.2f} dB / {m['model_ssim']:.4f}; JPEG 50: bicubic {j['bicubic_psnr']:.2f}, "
-          f"model {j['model_psnr']:.2f} dB; {out.stat().st_size / 1024:.0f} KiB")
+                    eval={key: {**r["mean"], "images": r["images"]} for key, r in results.items()})
+    scores = "; ".join(f"{EVALUATIONS[key][1]}: bicubic {r['mean']['bicubic_psnr']:.2f}, model {r['mean']['model_psnr']:.2f} dB"
+                       for key, r in results.items())
+    print(f"{out}: Set5 x{args.scale} {scores}; {out.stat().st_size / 1024:.0f} KiB")
 
 
 if __name__ == "__main__":

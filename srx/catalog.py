@@ -1,7 +1,8 @@
 """What srx ships: each shipped model's architecture, scales, recorded quality and measured speed.
 
-Quality comes from the evaluation each shipped checkpoint records (`scripts/ship_weights.py`
-measures it on Set5 under the standard protocol, clean and JPEG 50); speed from
+Quality comes from the evaluations each shipped checkpoint records (`scripts/ship_weights.py`
+measures them on Set5 under the standard protocol: clean, JPEG 50 and the `camera` preset, see
+`EVALUATIONS`); speed from
 `srx/weights/speed.json`, written by `scripts/record_speed.py` from one `srx bench` run on the
 machine it names (timings only compare within one run, so they are stored together).
 """
@@ -12,6 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from srx.checkpoint import SHIPPED, _weights_dir, load_checkpoint, shipped_scales, shipped_weights
+
+#: what every shipped checkpoint records under "eval": key -> (degradation preset, column title).
+#: `camera` draws each image's JPEG quality and noise from the preset's ranges, seeded by the image
+#: (`srx eval --degrade camera`), so it is the same LR every time.
+EVALUATIONS: dict[str, tuple[str, str]] = {
+    "set5": ("none", "clean"),
+    "set5_jpeg50": ("jpeg50", "JPEG 50"),
+    "set5_camera": ("camera", "camera preset"),
+}
 
 #: the frame `srx models` quotes cost for: 720p output at x3 (426x240 LR)
 REFERENCE_LR_HW = (240, 426)
@@ -45,12 +55,10 @@ def shipped_catalog() -> list[dict[str, Any]]:
             payload = load_checkpoint(shipped_weights(s, name))
             config = ModelConfig.from_dict(dict(payload["model_config"]))
             ev = payload.get("eval") or {}
-            quality[f"x{s}"] = {
-                "set5": (ev.get("set5") or {}).get("model_psnr"),
-                "set5_bicubic": (ev.get("set5") or {}).get("bicubic_psnr"),
-                "set5_jpeg50": (ev.get("set5_jpeg50") or {}).get("model_psnr"),
-                "set5_jpeg50_bicubic": (ev.get("set5_jpeg50") or {}).get("bicubic_psnr"),
-            }
+            quality[f"x{s}"] = {}
+            for key in EVALUATIONS:
+                quality[f"x{s}"][key] = (ev.get(key) or {}).get("model_psnr")
+                quality[f"x{s}"][f"{key}_bicubic"] = (ev.get(key) or {}).get("bicubic_psnr")
         ref = ModelConfig.from_dict({**config.to_dict(), "scale": REFERENCE_SCALE})
         params = inference_params(config)
         h, w = REFERENCE_LR_HW
@@ -72,4 +80,4 @@ def shipped_catalog() -> list[dict[str, Any]]:
 def _trained_on(name: str, scales: list[int]) -> str:
     payload = load_checkpoint(shipped_weights(scales[0], name))
     cfg = ((payload.get("training") or {}).get("train_config")) or {}
-    return cfg.get("degrade") or "clean (standard protocol)"
+    return cfg.get("degrade") or "clean"

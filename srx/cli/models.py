@@ -16,8 +16,8 @@ def _db(v: float | None) -> str:
 
 @app.command()
 def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """The shipped models (names for --weights): architecture, scales, Set5 PSNR clean and at JPEG 50, size, speed."""
-    from srx.catalog import read_speeds, shipped_catalog
+    """The shipped models (names for --weights): architecture, scales, Set5 PSNR clean, at JPEG 50 and under the camera preset, size, speed."""
+    from srx.catalog import EVALUATIONS, read_speeds, shipped_catalog
 
     rows = shipped_catalog()
     if as_json:
@@ -27,18 +27,18 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 
     from srx.cli.runtime import _console
 
-    table = Table(title="srx shipped models (--weights NAME); Set5 PSNR on Y, standard protocol")
-    for col in ("name", "architecture", "trained on", "Set5 dB x2 / x3 / x4", "Set5 JPEG 50 dB x2 / x3 / x4",
-                "params", "GMAC 720p x3", "ms 720p x3 (model / e2e)"):
+    table = Table(title="srx shipped models (--weights NAME): Set5 PSNR on Y in dB, x2 / x3 / x4, standard "
+                  "protocol; cost per 720p-out x3 frame")
+    quality_cols = [title for _, title in EVALUATIONS.values()]
+    for col in ("name", "architecture", "trained on", *quality_cols, "params", "GMAC", "ms model / e2e"):
         table.add_column(col, justify="left" if col in ("name", "architecture", "trained on") else "right",
-                         overflow="fold")
+                         overflow="fold", no_wrap=col != "trained on")
     for r in rows:
         q = r["quality"]
-        clean = " / ".join(_db(q.get(f"x{s}", {}).get("set5")) for s in (2, 3, 4))
-        jpeg = " / ".join(_db(q.get(f"x{s}", {}).get("set5_jpeg50")) for s in (2, 3, 4))
+        scores = [" / ".join(_db(q.get(f"x{s}", {}).get(key)) for s in (2, 3, 4)) for key in EVALUATIONS]
         sp = r["speed_720p_x3"]
         speed = f"{sp['model_ms']:.0f} / {sp['e2e_ms']:.0f}" if sp else "not measured"
-        table.add_row(r["name"], r["architecture"], r["degrade"], clean, jpeg, f"{r['params']:,}",
+        table.add_row(r["name"], r["architecture"], r["degrade"].replace(",", ", "), *scores, f"{r['params']:,}",
                       f"{r['gmac_720p_x3']:.2f}", speed)
     console = _console()
     console.print(table)
@@ -46,8 +46,11 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     if speeds.get("machine"):
         console.print(f"speed: one `srx bench` run, ONNX Runtime CPU, {speeds['machine']}, float32 GEMM "
                       f"{speeds.get('gemm_gflops', 0):.0f} GFLOP/s in that run (compare within a run only)", markup=False)
-    console.print("bicubic on Set5: 33.66 / 30.39 / 28.42 dB clean; JPEG 50 columns score bicubic and the "
-                  "model on the same compressed LR (`srx eval --degrade jpeg50`).", markup=False)
+    bicubic = {key: " / ".join(_db(rows[0]["quality"].get(f"x{s}", {}).get(f"{key}_bicubic")) for s in (2, 3, 4))
+               for key in EVALUATIONS} if rows else {}
+    console.print("bicubic on Set5: " + "; ".join(f"{title} {bicubic[key]}" for key, (_, title) in EVALUATIONS.items())
+                  + " dB. Bicubic and the model see the same LR (`srx eval --degrade jpeg50` / `camera`; the camera "
+                  "preset draws each image's JPEG quality and noise from its ranges, seeded by the image).", markup=False)
 
 
 @app.command()
