@@ -57,8 +57,11 @@ def shipped_catalog() -> list[dict[str, Any]]:
             ev = payload.get("eval") or {}
             quality[f"x{s}"] = {}
             for key in EVALUATIONS:
-                quality[f"x{s}"][key] = (ev.get(key) or {}).get("model_psnr")
-                quality[f"x{s}"][f"{key}_bicubic"] = (ev.get(key) or {}).get("bicubic_psnr")
+                recorded = ev.get(key) or {}
+                quality[f"x{s}"][key] = recorded.get("model_psnr")
+                quality[f"x{s}"][f"{key}_bicubic"] = recorded.get("bicubic_psnr")
+            if s == scales[0]:
+                trained_on = (((payload.get("training") or {}).get("train_config")) or {}).get("degrade") or "clean"
         ref = ModelConfig.from_dict({**config.to_dict(), "scale": REFERENCE_SCALE})
         params = inference_params(config)
         h, w = REFERENCE_LR_HW
@@ -72,12 +75,7 @@ def shipped_catalog() -> list[dict[str, Any]]:
             "params": params,
             "gmac_720p_x3": gmac,
             "speed_720p_x3": speeds.get(name),
-            "degrade": _trained_on(name, scales),
+            "degrade": trained_on,
         })
     return rows
 
-
-def _trained_on(name: str, scales: list[int]) -> str:
-    payload = load_checkpoint(shipped_weights(scales[0], name))
-    cfg = ((payload.get("training") or {}).get("train_config")) or {}
-    return cfg.get("degrade") or "clean"

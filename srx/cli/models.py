@@ -46,10 +46,10 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     if speeds.get("machine"):
         console.print(f"speed: one `srx bench` run, ONNX Runtime CPU, {speeds['machine']}, float32 GEMM "
                       f"{speeds.get('gemm_gflops', 0):.0f} GFLOP/s in that run (compare within a run only)", markup=False)
-    bicubic = {key: " / ".join(_db(rows[0]["quality"].get(f"x{s}", {}).get(f"{key}_bicubic")) for s in (2, 3, 4))
-               for key in EVALUATIONS} if rows else {}
-    console.print("bicubic on Set5: " + "; ".join(f"{title} {bicubic[key]}" for key, (_, title) in EVALUATIONS.items())
-                  + " dB. Bicubic and the model see the same LR (`srx eval --degrade jpeg50` / `camera`; the camera "
+    q = rows[0]["quality"] if rows else {}
+    bicubic = "; ".join(f"{title} " + " / ".join(_db(q.get(f"x{s}", {}).get(f"{key}_bicubic")) for s in (2, 3, 4))
+                        for key, (_, title) in EVALUATIONS.items())
+    console.print(f"bicubic on Set5: {bicubic}" + " dB. Bicubic and the model see the same LR (`srx eval --degrade jpeg50` / `camera`; the camera "
                   "preset draws each image's JPEG quality and noise from its ranges, seeded by the image).", markup=False)
 
 
