@@ -50,17 +50,12 @@ def shipped_catalog() -> list[dict[str, Any]]:
         if not scales:
             continue
         quality: dict[str, dict[str, float | None]] = {}
-        config = None
+        config = trained_on = None
         for s in scales:
             payload = load_checkpoint(shipped_weights(s, name))
             config = ModelConfig.from_dict(dict(payload["model_config"]))
-            ev = payload.get("eval") or {}
-            quality[f"x{s}"] = {}
-            for key in EVALUATIONS:
-                recorded = ev.get(key) or {}
-                quality[f"x{s}"][key] = recorded.get("model_psnr")
-                quality[f"x{s}"][f"{key}_bicubic"] = recorded.get("bicubic_psnr")
-            if s == scales[0]:
+            quality[f"x{s}"] = _recorded_quality(payload.get("eval") or {})
+            if trained_on is None:  # every scale of a shipped model saw the same data: the first says it
                 trained_on = (((payload.get("training") or {}).get("train_config")) or {}).get("degrade") or "clean"
         ref = ModelConfig.from_dict({**config.to_dict(), "scale": REFERENCE_SCALE})
         params = inference_params(config)
@@ -79,3 +74,12 @@ def shipped_catalog() -> list[dict[str, Any]]:
         })
     return rows
 
+
+def _recorded_quality(ev: dict[str, Any]) -> dict[str, float | None]:
+    """Model and bicubic PSNR for each of `EVALUATIONS`, as one shipped file records them (None if not)."""
+    quality: dict[str, float | None] = {}
+    for key in EVALUATIONS:
+        recorded = ev.get(key) or {}
+        quality[key] = recorded.get("model_psnr")
+        quality[f"{key}_bicubic"] = recorded.get("bicubic_psnr")
+    return quality
