@@ -34,7 +34,7 @@ from srx.errors import SrxError
 #: tuned presets (README, Camera-robust weights). `camera` is what the shipped camera weights saw.
 PRESETS: dict[str, str] = {
     "none": "",
-    "camera": "jpeg=30..95,noise=0..2,clean=0.4",
+    "camera": "jpeg=30..95,noise=0..2,clean=0.5",
     "jpeg50": "jpeg=50",
 }
 
