@@ -2,10 +2,9 @@
 
     python scripts/record_speed.py            # writes srx/weights/speed.json, prints the ratios
 
-ONNX Runtime on the CPU, one thread per core, 720p-out x3 and 1080p-out x3, SRCNN and fast back to
-back in the same run (this machine's speed drifts, so only ratios within one run are compared).
-`camera` runs the very graph `fast` runs, so it is recorded with fast's figures. Run it on a quiet
-machine.
+ONNX Runtime on the CPU, one thread per core, 720p-out x3 and 1080p-out x3, SRCNN, fast and camera
+back to back in the same run (this machine's speed drifts, so only ratios within one run are
+compared; `camera` is `lrnet-32x4`, `fast` the same plus a 1x1 layer). Run it on a quiet machine.
 """
 from __future__ import annotations
 
@@ -41,7 +40,7 @@ def main() -> None:
     if args.from_json:
         result = json.loads(args.from_json.read_text())
     else:
-        result = run_bench(["onnxruntime"], weights=["srcnn", "fast"], cases=["720p-out x3", "1080p-out x3"],
+        result = run_bench(["onnxruntime"], weights=["srcnn", "fast", "camera"], cases=["720p-out x3", "1080p-out x3"],
                            reps=args.reps)
     rows = {(r["model"], r["case"]): r for r in result["rows"] if r["backend"] == "onnxruntime"}
     for (model, case), r in rows.items():
@@ -49,15 +48,20 @@ def main() -> None:
               f"{r['fps']:5.1f} fps  model/floor {r['model_over_floor']:.2f}  e2e/model {r['e2e_over_model']:.2f}  "
               f"GEMM {r['gemm_gflops']:.0f} GFLOP/s")
     for case in ("720p-out x3", "1080p-out x3"):
-        f, s = rows[("fast", case)], rows[("srcnn", case)]
-        print(f"{case}: fast e2e / srcnn e2e = {f['e2e_p50_ms'] / s['e2e_p50_ms']:.3f}, "
-              f"fast model / srcnn model = {f['model_p50_ms'] / s['model_p50_ms']:.3f}")
+        for name in ("fast", "camera"):
+            if (name, case) not in rows:
+                continue
+            f, s = rows[(name, case)], rows[("srcnn", case)]
+            print(f"{case}: {name} e2e / srcnn e2e = {f['e2e_p50_ms'] / s['e2e_p50_ms']:.3f}, "
+                  f"{name} model / srcnn model = {f['model_p50_ms'] / s['model_p50_ms']:.3f}")
     machine = (f"{cpu_name()}, {os.cpu_count()} cores, {result['threads']} threads, "
                f"{time.strftime('%Y-%m-%d')}")
     record = {"machine": machine, "gemm_gflops": result["gemm_gflops"], "case": "720p-out x3", "models": {}}
-    for name, source in (("srcnn", "srcnn"), ("fast", "fast"), ("camera", "fast")):
-        r = rows[(source, "720p-out x3")]
-        r1080 = rows[(source, "1080p-out x3")]
+    for name in ("srcnn", "fast", "camera"):
+        if (name, "720p-out x3") not in rows or (name, "1080p-out x3") not in rows:
+            raise SystemExit(f"error: the bench run has no {name} rows for 720p-out x3 and 1080p-out x3")
+        r = rows[(name, "720p-out x3")]
+        r1080 = rows[(name, "1080p-out x3")]
         record["models"][name] = {"model_ms": round(r["model_p50_ms"], 1), "e2e_ms": round(r["e2e_p50_ms"], 1),
                                   "fps_1080p_x3": round(r1080["fps"], 1)}
     if not args.no_write:

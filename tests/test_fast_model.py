@@ -7,7 +7,8 @@ import torch
 
 from srx.checkpoint import model_from_checkpoint, save_checkpoint
 from srx.errors import SrxError
-from srx.models import LRNet, ModelConfig, RepConv, build_model, config_from_preset, inference_params, macs_per_hr_pixel
+from srx.models import (LRNet, ModelConfig, RepConv, build_model, config_from_preset, inference_params,
+                        macs_per_hr_pixel, with_pointwise_layer)
 
 SIZES = [(1, 1), (1, 6), (2, 3), (5, 4), (9, 12), (13, 11), (31, 40)]
 
@@ -116,3 +117,58 @@ def test_tiles_equal_the_whole_frame(photo):
     seamy.overlap = 1
     with seamy:
         assert np.abs(seamy.upscale_y(photo[..., 1]) - a).max() > 1e-3
+
+
+def test_pointwise_preset_name_and_cost():
+    cfg = config_from_preset("lrnet-32x4-pw", 3)
+    assert cfg.name == "lrnet-32x4-pw-x3" and cfg.kernel_sizes == [5, 3, 3, 1, 3]
+    assert config_from_preset("lrnet-32x5", 3).name == "lrnet-32x5-x3"  # not confused with it
+    base = config_from_preset("lrnet-32x4", 3)
+    assert (macs_per_hr_pixel(cfg) - macs_per_hr_pixel(base)) * 9 == pytest.approx(32 * 32)
+    assert cfg.lr_halo == base.lr_halo  # a 1x1 layer adds no context
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_inserted_pointwise_layer_keeps_the_function_then_trains(scale):
+    base = lrnet(scale)
+    config, state = with_pointwise_layer(base.config, base.state_dict())
+    assert config.kernel_sizes == [5, 3, 3, 1, 3] and config.name == f"lrnet-32x4-pw-x{scale}"
+    grown = build_model(config)
+    grown.load_state_dict(state)
+    grown.eval()
+    x = torch.rand(2, 1, 13, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), base(x), rtol=0, atol=1e-6)
+    # the new layer is not frozen at the identity: its weights get gradients
+    grown.train()
+    grown(x).square().mean().backward()
+    assert grown.layers[3].conv.weight.grad.abs().sum() > 0
+
+
+def test_pointwise_needs_an_lrnet_with_branches():
+    with pytest.raises(SrxError, match="lrnet with branches"):
+        with_pointwise_layer(config_from_preset("srcnn-915", 3), {})
+    with pytest.raises(SrxError, match="lrnet with branches"):
+        with_pointwise_layer(config_from_preset("lrnet-32x4-plain", 3), {})
+
+
+def test_add_pointwise_script(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    base = lrnet(3)
+    src = tmp_path / "base.pt"
+    save_checkpoint(src, base, base.config)
+    out = tmp_path / "sub" / "pw.pt"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "add_pointwise.py"
+    res = subprocess.run([sys.executable, str(script), str(src), str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    grown, config, _ = model_from_checkpoint(out, 3)
+    assert config.name == "lrnet-32x4-pw-x3"
+    x = torch.rand(1, 1, 9, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), base(x), rtol=0, atol=1e-6)
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "missing.pt"), str(tmp_path / "x.pt")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
