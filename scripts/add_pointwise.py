@@ -11,10 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from srx.checkpoint import load_checkpoint, save_checkpoint
+from srx.checkpoint import model_from_checkpoint, save_checkpoint
 from srx.errors import SrxError
 from srx.fsutil import check_output_file
-from srx.models import ModelConfig, build_model, with_pointwise_layer
+from srx.models import build_model, with_pointwise_layer
 
 
 def main() -> None:
@@ -24,11 +24,11 @@ def main() -> None:
     args = ap.parse_args()
     try:
         check_output_file(args.out, "OUT")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        payload = load_checkpoint(args.checkpoint)
-        config, state = with_pointwise_layer(ModelConfig.from_dict(dict(payload["model_config"])), payload["state_dict"])
+        source, source_config, _ = model_from_checkpoint(args.checkpoint)
+        config, state = with_pointwise_layer(source_config, source.state_dict())
         model = build_model(config)
         model.load_state_dict(state)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(args.out, model, config)
     except SrxError as exc:
         sys.exit(f"error: {exc}")

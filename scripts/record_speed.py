@@ -43,14 +43,16 @@ def main() -> None:
         result = run_bench(["onnxruntime"], weights=["srcnn", "fast", "camera"], cases=["720p-out x3", "1080p-out x3"],
                            reps=args.reps)
     rows = {(r["model"], r["case"]): r for r in result["rows"] if r["backend"] == "onnxruntime"}
+    cases = ("720p-out x3", "1080p-out x3")
+    missing = [f"{name} {case}" for name in ("srcnn", "fast", "camera") for case in cases if (name, case) not in rows]
+    if missing:
+        raise SystemExit(f"error: the bench run has no ONNX Runtime rows for {', '.join(missing)}")
     for (model, case), r in rows.items():
         print(f"{model:6s} {case:13s} model {r['model_p50_ms']:6.1f} ms  e2e {r['e2e_p50_ms']:6.1f} ms  "
               f"{r['fps']:5.1f} fps  model/floor {r['model_over_floor']:.2f}  e2e/model {r['e2e_over_model']:.2f}  "
               f"GEMM {r['gemm_gflops']:.0f} GFLOP/s")
-    for case in ("720p-out x3", "1080p-out x3"):
+    for case in cases:
         for name in ("fast", "camera"):
-            if (name, case) not in rows:
-                continue
             f, s = rows[(name, case)], rows[("srcnn", case)]
             print(f"{case}: {name} e2e / srcnn e2e = {f['e2e_p50_ms'] / s['e2e_p50_ms']:.3f}, "
                   f"{name} model / srcnn model = {f['model_p50_ms'] / s['model_p50_ms']:.3f}")
@@ -58,8 +60,6 @@ def main() -> None:
                f"{time.strftime('%Y-%m-%d')}")
     record = {"machine": machine, "gemm_gflops": result["gemm_gflops"], "case": "720p-out x3", "models": {}}
     for name in ("srcnn", "fast", "camera"):
-        if (name, "720p-out x3") not in rows or (name, "1080p-out x3") not in rows:
-            raise SystemExit(f"error: the bench run has no {name} rows for 720p-out x3 and 1080p-out x3")
         r = rows[(name, "720p-out x3")]
         r1080 = rows[(name, "1080p-out x3")]
         record["models"][name] = {"model_ms": round(r["model_p50_ms"], 1), "e2e_ms": round(r["e2e_p50_ms"], 1),
