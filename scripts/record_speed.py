@@ -4,7 +4,8 @@
 
 ONNX Runtime on the CPU, one thread per core, 720p-out x3 and 1080p-out x3, SRCNN, fast and camera
 back to back in the same run (this machine's speed drifts, so only ratios within one run are
-compared; `camera` is `lrnet-32x4`, `fast` the same plus a 1x1 layer). Run it on a quiet machine.
+compared; `camera` gets its own rows although it shares `fast`'s architecture, so that a shipped file of
+another graph is never credited with `fast`'s time). Run it on a quiet machine.
 """
 from __future__ import annotations
 
