@@ -91,7 +91,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "lrnet-32x4": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 3], "widths": [32, 32, 32]},
     "lrnet-32x5": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 3, 3], "widths": [32, 32, 32, 32]},
     "lrnet-24x5": {"arch": "lrnet", "kernel_sizes": [3, 3, 3, 3, 3], "widths": [24, 24, 24, 24]},
-    # lrnet-32x4 with a pointwise (1x1) 32->32 layer before the last, the shipped `fast`: 5-7 % more time
+    # lrnet-32x4 with a pointwise (1x1) 32->32 layer before the last, the shipped `fast` and `camera`: 7 % more time
     # (README, Fast model); a zero-initialised one is the identity, so it warm-starts from lrnet-32x4
     "lrnet-32x4-pw": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 1, 3], "widths": [32, 32, 32, 32]},
     "lrnet-32x4-plain": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 3], "widths": [32, 32, 32], "branches": False},
