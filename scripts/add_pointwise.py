@@ -1,9 +1,10 @@
-"""Write an lrnet checkpoint with a pointwise (1x1) layer inserted before its last layer, computing
-exactly what the input computes: the warm start for training `lrnet-32x4-pw` from `lrnet-32x4`
-weights (README, Fast model).
+"""Write an lrnet checkpoint with a pointwise (1x1) layer inserted before its last layer (or before
+each layer `--at` names, in the order given), computing exactly what the input computes: the warm
+start for training `lrnet-32x4-pw` from `lrnet-32x4` weights, and `lrnet-32x4-pw3` from those (README, Fast model).
 
-    python scripts/add_pointwise.py srx/weights/fast-x3.pt runs/init-pw-x3.pt
+    python scripts/add_pointwise.py runs/f3/best.pt runs/init-pw-x3.pt   # lrnet-32x4 -> lrnet-32x4-pw
     srx train ... --model lrnet-32x4-pw --init runs/init-pw-x3.pt ...
+    python scripts/add_pointwise.py runs/x3c/best.pt runs/init-pw3-x3.pt --at 2 --at 1   # lrnet-32x4-pw -> lrnet-32x4-pw3
 """
 from __future__ import annotations
 
@@ -21,11 +22,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", type=Path, help="an lrnet checkpoint (a shipped fast-x*.pt or a run's best.pt)")
     ap.add_argument("out", type=Path)
+    ap.add_argument("--at", type=int, action="append", metavar="LAYER",
+                    help="insert before this layer (1 = the second; repeat for more, applied in order); "
+                         "default: before the last layer")
     args = ap.parse_args()
     try:
         check_output_file(args.out, "OUT")
         source, source_config, _ = model_from_checkpoint(args.checkpoint)
-        config, state = with_pointwise_layer(source_config, source.state_dict())
+        config, state = source_config, source.state_dict()
+        for position in args.at or [None]:
+            config, state = with_pointwise_layer(config, state, position)
         model = build_model(config)
         model.load_state_dict(state)
         args.out.parent.mkdir(parents=True, exist_ok=True)

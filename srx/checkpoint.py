@@ -128,10 +128,10 @@ SHIPPED: dict[str, ShippedModel] = {
     m.name: m
     for m in (
         ShippedModel("srcnn", "srcnn-915-x{scale}.pt", "srcnn-915", "SRCNN 9-1-5 (the reference; HR-grid convolutions)"),
-        ShippedModel("fast", "fast-x{scale}.pt", "lrnet-32x4-pw",
-                     "lrnet-32x4-pw: LR-grid 5x5+3x3+3x3+1x1+3x3 convs, 32 channels, pixel shuffle, bicubic skip"),
-        ShippedModel("camera", "camera-x{scale}.pt", "lrnet-32x4-pw",
-                     "lrnet-32x4-pw (the fast architecture) trained on camera-like LR (JPEG compression, sensor noise)"),
+        ShippedModel("fast", "fast-x{scale}.pt", "lrnet-32x4-pw3",
+                     "lrnet-32x4-pw3: LR-grid 5x5+1x1+3x3+1x1+3x3+1x1+3x3 convs, 32 channels, pixel shuffle, bicubic skip"),
+        ShippedModel("camera", "camera-x{scale}.pt", "lrnet-32x4-pw3",
+                     "lrnet-32x4-pw3 (the fast architecture) trained on camera-like LR (JPEG compression, sensor noise)"),
     )
 }
 DEFAULT_SHIPPED = "srcnn"

@@ -33,10 +33,11 @@ class ModelConfig:
 
     @property
     def name(self) -> str:
-        if self.arch == "lrnet":  # lrnet-<width>x<spatial layers>, then -pw per pointwise (1x1) layer
+        if self.arch == "lrnet":  # lrnet-<width>x<spatial layers>, then -pw or -pwN for N pointwise (1x1) layers
             pointwise = sum(1 for k in self.kernel_sizes if k == 1)
             spatial = len(self.kernel_sizes) - pointwise
-            return f"lrnet-{self.widths[0]}x{spatial}{'-pw' * pointwise}-x{self.scale}"
+            tag = "" if not pointwise else "-pw" if pointwise == 1 else f"-pw{pointwise}"
+            return f"lrnet-{self.widths[0]}x{spatial}{tag}-x{self.scale}"
         return f"{self.arch}-{'-'.join(map(str, self.kernel_sizes))}-x{self.scale}"
 
     @property
@@ -91,9 +92,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "lrnet-32x4": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 3], "widths": [32, 32, 32]},
     "lrnet-32x5": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 3, 3], "widths": [32, 32, 32, 32]},
     "lrnet-24x5": {"arch": "lrnet", "kernel_sizes": [3, 3, 3, 3, 3], "widths": [24, 24, 24, 24]},
-    # lrnet-32x4 with a pointwise (1x1) 32->32 layer before the last, the shipped `fast` and `camera`: 7 % more time
+    # lrnet-32x4 with a pointwise (1x1) 32->32 layer before the last, `fast` and `camera` before pw3: 7 % more time
     # (README, Fast model); a zero-initialised one is the identity, so it warm-starts from lrnet-32x4
     "lrnet-32x4-pw": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 1, 3], "widths": [32, 32, 32, 32]},
+    # more pointwise layers (README, Fast model): one after the first layer too, or one before each 3x3 layer
+    # (pw3, the shipped `fast` and `camera`: 6 % more time than pw), grown from pw weights the same way
+    "lrnet-32x4-pw2": {"arch": "lrnet", "kernel_sizes": [5, 1, 3, 3, 1, 3], "widths": [32] * 5},
+    "lrnet-32x4-pw3": {"arch": "lrnet", "kernel_sizes": [5, 1, 3, 1, 3, 1, 3], "widths": [32] * 6},
     "lrnet-32x4-plain": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 3], "widths": [32, 32, 32], "branches": False},
 }
 
@@ -262,26 +267,33 @@ def build_model(config: ModelConfig) -> nn.Module:
     return MODELS[config.arch](config)
 
 
-def with_pointwise_layer(config: ModelConfig, state: dict[str, torch.Tensor]) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """An lrnet with one more hidden layer, a pointwise (1x1) convolution before the last layer,
-    that computes exactly what `config`/`state` computed: the new layer's own weights start at zero,
-    so only its identity branch acts, and its input has just been through a ReLU (lrnet-32x4 ->
-    lrnet-32x4-pw, a warm start for `srx train --init`)."""
+def with_pointwise_layer(config: ModelConfig, state: dict[str, torch.Tensor],
+                         position: int | None = None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """An lrnet with one more hidden layer, a pointwise (1x1) convolution inserted before layer
+    `position` (default: before the last layer), that computes exactly what `config`/`state`
+    computed: the new layer's own weights start at zero, so only its identity branch acts, and its
+    input has just been through a ReLU (lrnet-32x4 -> lrnet-32x4-pw, a warm start for
+    `srx train --init`). Position 0 would put it before the first ReLU, where the identity start
+    is not the same function, so positions run from 1 to the index of the last layer."""
     if config.arch != "lrnet" or not config.branches:
         raise SrxError(f"a pointwise layer can be inserted into an lrnet with branches, not {config.name}")
     last = len(config.kernel_sizes) - 1
-    new_config = dataclasses.replace(config, kernel_sizes=[*config.kernel_sizes[:last], 1, config.kernel_sizes[last]],
-                                     widths=[*config.widths, config.widths[-1]])
+    at = last if position is None else int(position)
+    if not 1 <= at <= last:
+        raise SrxError(f"a pointwise layer goes before one of layers 1..{last} of {config.name} "
+                       f"(after a ReLU), got position {position}")
+    new_config = dataclasses.replace(config, kernel_sizes=[*config.kernel_sizes[:at], 1, *config.kernel_sizes[at:]],
+                                     widths=[*config.widths[:at], config.widths[at - 1], *config.widths[at:]])
     fresh = build_model(new_config).state_dict()
     out: dict[str, torch.Tensor] = {}
     for key, value in fresh.items():
         index, rest = int(key.split(".")[1]), key.split(".", 2)[2]
-        if index < last:
+        if index < at:
             out[key] = state[key]
-        elif index == last:
+        elif index == at:
             out[key] = torch.zeros_like(value)
         else:
-            out[key] = state[f"layers.{last}.{rest}"]
+            out[key] = state[f"layers.{index - 1}.{rest}"]
     return new_config, out
 
 

@@ -126,6 +126,10 @@ def test_pointwise_preset_name_and_cost():
     base = config_from_preset("lrnet-32x4", 3)
     assert (macs_per_hr_pixel(cfg) - macs_per_hr_pixel(base)) * 9 == pytest.approx(32 * 32)
     assert cfg.lr_halo == base.lr_halo  # a 1x1 layer adds no context
+    pw3 = config_from_preset("lrnet-32x4-pw3", 3)
+    assert pw3.name == "lrnet-32x4-pw3-x3" and config_from_preset("lrnet-32x4-pw2", 3).name == "lrnet-32x4-pw2-x3"
+    assert (macs_per_hr_pixel(pw3) - macs_per_hr_pixel(base)) * 9 == pytest.approx(3 * 32 * 32)
+    assert pw3.lr_halo == base.lr_halo
 
 
 @pytest.mark.parametrize("scale", [2, 3])
@@ -143,6 +147,29 @@ def test_inserted_pointwise_layer_keeps_the_function_then_trains(scale):
     grown.train()
     grown(x).square().mean().backward()
     assert grown.layers[3].conv.weight.grad.abs().sum() > 0
+
+
+def test_pointwise_layers_inserted_further_up_give_the_pw3_preset_with_the_same_function():
+    base = lrnet(3)
+    config, state = with_pointwise_layer(base.config, base.state_dict())  # lrnet-32x4-pw
+    for position in (2, 1):  # before the second and then the first 3x3 layer
+        config, state = with_pointwise_layer(config, state, position)
+    preset = config_from_preset("lrnet-32x4-pw3", 3)
+    assert config == preset and config.name == "lrnet-32x4-pw3-x3"
+    grown = build_model(config)
+    grown.load_state_dict(state)
+    grown.eval()
+    x = torch.rand(2, 1, 10, 15)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), base(x), rtol=0, atol=1e-6)
+    assert config.lr_halo == base.config.lr_halo
+
+
+@pytest.mark.parametrize("position", [0, 5, -1])
+def test_pointwise_position_must_follow_a_relu(position):
+    base = lrnet(3)
+    with pytest.raises(SrxError, match=r"before one of layers 1\.\.3 .* got position " + str(position)):
+        with_pointwise_layer(base.config, base.state_dict(), position)
 
 
 def test_pointwise_needs_an_lrnet_with_branches():
@@ -169,6 +196,17 @@ def test_add_pointwise_script(tmp_path):
     x = torch.rand(1, 1, 9, 12)
     with torch.no_grad():
         torch.testing.assert_close(grown(x), base(x), rtol=0, atol=1e-6)
+    more = tmp_path / "pw3.pt"
+    res = subprocess.run([sys.executable, str(script), str(out), str(more), "--at", "2", "--at", "1"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    grown, config, _ = model_from_checkpoint(more, 3)
+    assert config.name == "lrnet-32x4-pw3-x3" and config.kernel_sizes == [5, 1, 3, 1, 3, 1, 3]
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), base(x), rtol=0, atol=1e-6)
+    wrong = subprocess.run([sys.executable, str(script), str(out), str(tmp_path / "y.pt"), "--at", "0"],
+                           capture_output=True, text=True)
+    assert wrong.returncode == 1 and "got position 0" in wrong.stderr and not (tmp_path / "y.pt").exists()
     bad = subprocess.run([sys.executable, str(script), str(tmp_path / "missing.pt"), str(tmp_path / "x.pt")],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr

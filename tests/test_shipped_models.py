@@ -71,7 +71,8 @@ def test_models_lists_every_shipped_model():
                 assert q[key] is not None and q[f"{key}_bicubic"] is not None, (name, s, key)
             if name == "camera":  # trained for it: better than bicubic on the same compressed, noisy LR
                 assert q["set5_jpeg50"] > q["set5_jpeg50_bicubic"] and q["set5_camera"] > q["set5_camera_bicubic"]
-    assert rows["fast"]["gmac_720p_x3"] < rows["srcnn"]["gmac_720p_x3"] / 3
+    # the target is end to end in at most 0.40x SRCNN's time (measured, README); the FLOPs stay under that share
+    assert rows["fast"]["gmac_720p_x3"] < 0.40 * rows["srcnn"]["gmac_720p_x3"]
     table = runner.invoke(app, ["models"])
     assert table.exit_code == 0 and "fast" in table.output and "camera" in table.output
     for _, title in EVALUATIONS.values():
@@ -131,17 +132,17 @@ def test_weights_fast_through_every_command(tmp_path, image_folder):
 
     ev = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", "fast", "--json"])
     assert ev.exit_code == 0, ev.output
-    assert json.loads(ev.stdout)["model"] == "lrnet-32x4-pw-x3"
+    assert json.loads(ev.stdout)["model"] == "lrnet-32x4-pw3-x3"
     src = image_folder / "img0.png"
     up = runner.invoke(app, ["upscale", str(src), "--out", str(tmp_path / "up.png"), "-w", "fast", "--no-progress"])
     assert up.exit_code == 0, up.output
     assert cv2.imread(str(tmp_path / "up.png")).shape[:2] == (72 * 3, 96 * 3)
     ex = runner.invoke(app, ["export", "-w", "fast", "--scale", "2", "--out", str(tmp_path / "exp")])
     assert ex.exit_code == 0, ex.output
-    assert (tmp_path / "exp" / "lrnet-32x4-pw-x2.onnx").exists() and (tmp_path / "exp" / "lrnet-32x4-pw-x2-fp16.onnx").exists()
+    assert (tmp_path / "exp" / "lrnet-32x4-pw3-x2.onnx").exists() and (tmp_path / "exp" / "lrnet-32x4-pw3-x2-fp16.onnx").exists()
     par = runner.invoke(app, ["parity", "-w", "fast", "--scale", "4", "--synthetic", "--json"])
     assert par.exit_code == 0, par.output
-    assert json.loads(par.output)["model"] == "lrnet-32x4-pw-x4"
+    assert json.loads(par.output)["model"] == "lrnet-32x4-pw3-x4"
     bench = runner.invoke(app, ["bench", "--quick", "--json", "--backend", "onnxruntime", "-w", "fast", "-w", "camera"])
     assert bench.exit_code == 0, bench.output
     assert {r["model"] for r in json.loads(bench.stdout)["rows"]} == {"fast", "camera"}
