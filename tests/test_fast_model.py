@@ -132,17 +132,23 @@ def test_pointwise_preset_name_and_cost():
     assert pw3.lr_halo == base.lr_halo
 
 
+def grown_computing_the_same(base, config, state, x):
+    """The model built from a grown config/state, checked to compute what `base` does on `x`."""
+    grown = build_model(config)
+    grown.load_state_dict(state)
+    grown.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), base(x), rtol=0, atol=1e-6)
+    return grown
+
+
 @pytest.mark.parametrize("scale", [2, 3])
 def test_inserted_pointwise_layer_keeps_the_function_then_trains(scale):
     base = lrnet(scale)
     config, state = with_pointwise_layer(base.config, base.state_dict())
     assert config.kernel_sizes == [5, 3, 3, 1, 3] and config.name == f"lrnet-32x4-pw-x{scale}"
-    grown = build_model(config)
-    grown.load_state_dict(state)
-    grown.eval()
     x = torch.rand(2, 1, 13, 11)
-    with torch.no_grad():
-        torch.testing.assert_close(grown(x), base(x), rtol=0, atol=1e-6)
+    grown = grown_computing_the_same(base, config, state, x)
     # the new layer is not frozen at the identity: its weights get gradients
     grown.train()
     grown(x).square().mean().backward()
@@ -156,12 +162,7 @@ def test_pointwise_layers_inserted_further_up_give_the_pw3_preset_with_the_same_
         config, state = with_pointwise_layer(config, state, position)
     preset = config_from_preset("lrnet-32x4-pw3", 3)
     assert config == preset and config.name == "lrnet-32x4-pw3-x3"
-    grown = build_model(config)
-    grown.load_state_dict(state)
-    grown.eval()
-    x = torch.rand(2, 1, 10, 15)
-    with torch.no_grad():
-        torch.testing.assert_close(grown(x), base(x), rtol=0, atol=1e-6)
+    grown_computing_the_same(base, config, state, torch.rand(2, 1, 10, 15))
     assert config.lr_halo == base.config.lr_halo
 
 
