@@ -1,10 +1,14 @@
-"""The capture thread: reads the source continuously and hands the consumer the newest frame.
+"""The capture thread: reads the source continuously and hands the consumer the newest frames.
 
-Latest-frame policy (the default): the thread keeps one slot; a frame the consumer has not taken
-yet is replaced by the next one and counted as dropped, so when the model is slower than the
-camera the latency stays one frame plus one inference, not a growing queue. Reading never stops
-(OpenCV's own buffer is kept at one frame where the backend allows it), so the slot always holds
-what the camera sees now. Recorded sources (files, the demo scene) are paced at their fps, as if
+Latest-frames policy (the default): the thread holds at most `buffer` frames the consumer has not
+taken yet; when one more arrives, the oldest is discarded and counted as dropped. So when the model
+is slower than the camera the latency stays bounded (at most `buffer` frames plus one inference),
+not a growing queue. `buffer=1` always hands over the newest frame alone (the lowest latency, but a
+single inference slower than the frame interval costs a frame); the default of 2 rides out such a
+one-off slow inference when the model keeps up on average, at the cost of one frame interval of
+latency while it catches up. Reading never stops
+(OpenCV's own buffer is kept at one frame where the backend allows it), so the held frames are
+always the camera's newest. Recorded sources (files, the demo scene) are paced at their fps, as if
 they were a camera. `drop=False` turns this into a small blocking queue: every frame is processed,
 none dropped, no pacing (for measuring, not for live viewing).
 
@@ -15,6 +19,7 @@ attempt, and resumes as soon as the source is back; the stream loop meanwhile sh
 """
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -41,6 +46,13 @@ class Frame:
     t_taken: float | None = None  # time.monotonic() when the stream loop took it from the capture
 
 
+def check_buffer(buffer: int) -> int:
+    """`--buffer`, the frames held for the model: at least one."""
+    if buffer < 1:
+        raise SrxError(f"--buffer must be at least 1 frame, got {buffer}")
+    return int(buffer)
+
+
 class CaptureThread:
     """Reads `reader` (already opened from `spec`) in a daemon thread; `get()` returns frames."""
 
@@ -54,6 +66,7 @@ class CaptureThread:
         reconnect_max_wait: float = 30.0,
         open_timeout: float = 10.0,
         queue_size: int = 4,
+        buffer: int = 2,
     ) -> None:
         self.spec, self.reader, self.drop = spec, reader, drop
         fps = reader.fps or spec.fps
@@ -62,7 +75,8 @@ class CaptureThread:
         self.open_timeout = open_timeout
         self._stop = threading.Event()
         self._cond = threading.Condition()
-        self._slot: Frame | None = None
+        self._held: collections.deque[Frame] = collections.deque()  # frames not taken yet (drop mode)
+        self.buffer = check_buffer(buffer)
         self._queue: queue.Queue[Frame] = queue.Queue(maxsize=max(1, queue_size))
         self._thread = threading.Thread(target=self._run, name="srx-capture", daemon=True)
         # state, read by the stream loop and the status line
@@ -83,7 +97,8 @@ class CaptureThread:
         return self
 
     def get(self, timeout: float) -> Frame | None:
-        """The newest frame not yet taken, waiting up to `timeout` s; None if none came."""
+        """The oldest frame held and not yet taken (with `drop`, of at most the `buffer` newest),
+        waiting up to `timeout` s; None if none came."""
         if not self.drop:
             try:
                 frame: Frame | None = self._queue.get(timeout=timeout)
@@ -91,9 +106,9 @@ class CaptureThread:
                 return None
         else:
             with self._cond:
-                if self._slot is None and not (self.eof or self.error):
+                if not self._held and not (self.eof or self.error):
                     self._cond.wait(timeout)
-                frame, self._slot = self._slot, None
+                frame = self._held.popleft() if self._held else None
         if frame is not None:
             frame.t_taken = time.monotonic()
         return frame
@@ -103,7 +118,7 @@ class CaptureThread:
         """The source ended and every frame it produced was taken."""
         if not self.eof:
             return False
-        return self._queue.empty() if not self.drop else self._slot is None
+        return self._queue.empty() if not self.drop else not self._held
 
     def stop(self, timeout: float = 3.0) -> None:
         self._stop.set()
@@ -122,9 +137,10 @@ class CaptureThread:
     def _publish(self, frame: Frame) -> bool:
         if self.drop:
             with self._cond:
-                if self._slot is not None:
+                while len(self._held) >= self.buffer:
+                    self._held.popleft()
                     self.dropped += 1
-                self._slot = frame
+                self._held.append(frame)
                 self._cond.notify_all()
             return True
         while not self._stop.is_set():

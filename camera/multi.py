@@ -1,10 +1,10 @@
 """Many cameras in one process: one capture thread per source, one model call per tick.
 
 `stream_many()` is the multi-source twin of `srx.camera.stream.stream()`. Each source has its own
-capture thread with the latest-frame policy, its own reconnects and "no signal" frames, its own
-outputs and numbers. Each tick the loop takes the newest frame of every source that has one and
-upscales them together (`Upscaler.upscale_batch`): frames of the same LR size go through the model
-as one batch, other sizes as one batch per size. A source that ends, fails or drops out never
+capture thread with the latest-frames policy (`srx.camera.capture`), its own reconnects and "no
+signal" frames, its own outputs and numbers. Each tick the loop takes the next held frame of every
+source that has one and upscales them together (`Upscaler.upscale_batch`): frames of the same LR
+size go through the model as one batch, other sizes as one batch per size. A source that ends, fails or drops out never
 stops the others; a model backend that becomes unavailable (a Triton server that went away) turns
 every source's frames into labelled bicubic frames while it is retried with backoff
 (`srx.camera.fallback`).
@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from srx.camera.capture import CaptureThread, Frame
+from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
 from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_source
 from srx.camera.stats import Samples, StreamStats, StreamSummary, _round
@@ -294,6 +294,7 @@ def stream_many(
     max_frames: int | None = None,
     duration: float | None = None,
     drop: bool = True,
+    buffer: int = 2,
     compare: bool = False,
     overlay: bool = False,
     quiet: bool = True,
@@ -319,6 +320,7 @@ def stream_many(
         raise SrxError(f"--max-frames must be at least 1, got {max_frames}")
     if duration is not None and duration <= 0:
         raise SrxError(f"--duration must be positive, got {duration}")
+    check_buffer(buffer)
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise SrxError(f"source names must differ, got {', '.join(names)}")
@@ -348,7 +350,7 @@ def stream_many(
             if runner is not None and not runner.is_active:
                 runner.activate()  # load the model before the clock starts: startup is not latency
             for lane, reader in zip(lanes, readers):
-                lane.capture = SourceCapture(lane.src.spec, reader, ready, drop=drop,
+                lane.capture = SourceCapture(lane.src.spec, reader, ready, drop=drop, buffer=buffer,
                                              reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
                 fps = (reader.fps if reader is not None else None) or lane.src.spec.fps
                 lane.nosignal_repeat = max(1, round((fps or nosignal_fps) / nosignal_fps))

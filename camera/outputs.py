@@ -35,7 +35,7 @@ class Output:
     """write(frame) for each output frame; close() once. write() returns False to ask to stop.
 
     A `realtime` output (a recording for viewing) is given a frame again for each source frame the
-    latest-frame policy dropped before it, so it plays at the source's pace, not faster."""
+    latest-frames policy dropped before it, so it plays at the source's pace, not faster."""
 
     name = "output"
     realtime = False

@@ -49,7 +49,7 @@ class StreamSummary:
     wall_s: float
     frames_in: int  # frames the capture read from the source
     frames_out: int  # upscaled frames delivered to the outputs
-    dropped: int  # frames replaced before the model took them (latest-frame policy)
+    dropped: int  # frames discarded before the model took them (latest-frames policy)
     nosignal_frames: int
     fps_in: float
     fps_out: float
@@ -64,6 +64,7 @@ class StreamSummary:
     outputs: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     fallback_frames: int = 0  # frames sent bicubic while the model backend was unavailable
+    buffer: int | None = None  # frames the capture held for the model (None: --no-drop, every frame queued)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +85,7 @@ class StreamSummary:
         lines = [
             f"stream summary: {self.source} x{self.scale} on {self.backend}, {size}, stopped by {self.stopped_by}",
             f"  frames: {self.frames_in} in, {self.frames_out} out, {self.dropped} dropped"
+            + (f" (newest {self.buffer} held)" if self.buffer else "")
             + (f", {self.nosignal_frames} no-signal" if self.nosignal_frames else "")
             + f" in {self.wall_s:.1f} s",
             f"  fps: {self.fps_in:.2f} in, {self.fps_out:.2f} out",

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from srx.camera.capture import CaptureThread, Frame
+from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.fallback import InferenceGuard
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
 from srx.camera.sources import SourceSpec, open_reader, parse_source
@@ -115,6 +115,7 @@ def stream(
     max_frames: int | None = None,
     duration: float | None = None,
     drop: bool = True,
+    buffer: int = 2,
     compare: bool = False,
     overlay: bool = False,
     quiet: bool = True,
@@ -131,14 +132,15 @@ def stream(
 
     `upscaler`: anything with `upscale(bgr_uint8) -> bgr_uint8` and `scale`; with a `runner`
     (srx.runtime.upscaler.Upscaler) the model's time is reported apart from pre/post-processing.
-    `drop=True` is the latest-frame policy (bounded latency, dropped frames counted); `drop=False`
-    processes every frame. `stats` may be passed in to share live numbers (e.g. with a server);
+    `drop=True` is the latest-frames policy (the capture holds the newest `buffer` frames; bounded
+    latency, dropped frames counted); `drop=False` processes every frame. `stats` may be passed in to share live numbers (e.g. with a server);
     `on_frame(frame, output_image, t_done)` is called after each upscaled frame is delivered."""
     spec = parse_source(source=source_spec) if isinstance(source_spec, str) else source_spec
     if max_frames is not None and max_frames < 1:
         raise SrxError(f"--max-frames must be at least 1, got {max_frames}")
     if duration is not None and duration <= 0:
         raise SrxError(f"--duration must be positive, got {duration}")
+    check_buffer(buffer)
     stop = stop_event or threading.Event()
     scale = int(getattr(upscaler, "scale", 0) or 0)
     reader = open_reader(spec, open_timeout)
@@ -166,7 +168,7 @@ def stream(
         with _Signals(stop):
             if timed is not None and not timed.is_active:
                 timed.activate()  # load the model before the clock starts: startup is not latency
-            capture = CaptureThread(spec, reader, drop=drop, reconnect_max_wait=reconnect_max_wait,
+            capture = CaptureThread(spec, reader, drop=drop, buffer=buffer, reconnect_max_wait=reconnect_max_wait,
                                     open_timeout=open_timeout)
             for o in outputs:
                 if hasattr(o, "fps") and reader.fps:
@@ -286,6 +288,7 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         timing_note=note,
         outputs=[o.describe() for o in outputs],
         events=[{**e, "t": round(e["t"] - stats.t_start, 3)} for e in events],
+        buffer=capture.buffer if capture.drop else None,
         **extra,
     )
 

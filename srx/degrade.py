@@ -9,10 +9,10 @@ through optics, a sensor-side shrink with weak filtering, sensor noise and a los
 applied in the order a camera applies them: blur the HR Y plane (Gaussian, sigma in HR pixels),
 shrink it (`aa`: MATLAB bicubic with antialiasing, the standard protocol; `aliased`: bicubic
 without it, like a sensor's cheap decimation), round to 8 bits, add Gaussian noise (sigma in 8-bit
-Y levels) and round again, then JPEG-compress the Y plane through OpenCV (libjpeg's luma table, as a
-camera's MJPEG or a JPEG snapshot) and/or through a real H.264 encoder, x264 at the given CRF
-(`h264=23..40`; PyAV's bundled FFmpeg, `pip install 'srx[codec]'`; one intra frame, about 10 ms
-per small plane, so meant for evaluation more than training). A
+Y levels) and round again, then code the Y plane: JPEG through OpenCV (libjpeg's luma table, as a
+camera's MJPEG or a JPEG snapshot) or a real H.264 encoder, x264 at the given CRF (`h264=23..40`;
+PyAV's bundled FFmpeg; one intra frame, about 2 ms per training patch).
+A spec that names both codes each sample with one of them, drawn at even odds. A
 range `a..b` is drawn uniformly per sample; a single value is fixed. `clean=p` leaves a fraction p
 of training samples as the standard protocol makes them, so the model keeps its clean skill.
 
@@ -107,11 +107,18 @@ class Degradation:
         noise = _draw(self.noise, rng)
         if noise > 0:
             lr = np.clip(np.floor(lr + rng.normal(0.0, noise, lr.shape) + 0.5), 0, 255).astype(np.uint8)
-        if self.jpeg is not None:
+        codec = self.codecs[int(rng.integers(len(self.codecs)))] if len(self.codecs) > 1 else (self.codecs or [None])[0]
+        if codec == "jpeg":
             lr = _coded(jpeg_y, lr, int(round(_draw(self.jpeg, rng))), 8, rng if grid_phase else None)
-        if self.h264 is not None:
+        elif codec == "h264":
             lr = _coded(h264_y, lr, int(round(_draw(self.h264, rng))), 16, rng if grid_phase else None)
         return lr
+
+    @property
+    def codecs(self) -> list[str]:
+        """The codecs the spec names. A camera codes its frames once, so a sample is coded by one
+        of them (at even odds when the spec names both), never by both in turn."""
+        return [name for name in ("jpeg", "h264") if getattr(self, name) is not None]
 
 
 def parse_degradation(text: str | None) -> Degradation:
@@ -186,8 +193,8 @@ def _pyav():
     try:
         import av
     except ImportError:
-        raise SrxError("the h264 degradation needs PyAV (its wheels bundle FFmpeg with x264): "
-                       "pip install 'srx[codec]'") from None
+        raise SrxError("the h264 degradation needs PyAV, an srx dependency whose wheels bundle FFmpeg "
+                       "with x264; it is missing: pip install av") from None
     return av
 
 

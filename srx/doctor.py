@@ -41,10 +41,11 @@ def _package_rows() -> list[Row]:
         "onnxruntime": "pip install onnxruntime (GPU: pip install 'srx[gpu]')",
         "onnx": "pip install onnx",
         "cv2": "pip install opencv-python (Jetson: JetPack's python3-opencv)",
+        "av": "pip install av (x264, for the h264= degradation: srx eval --degrade h264=30)",
     }
     for module, fix in fixes.items():
         mod, version = _version(module)
-        rows.append(Row("opencv" if module == "cv2" else module, OK if mod else MISSING, version, "" if mod else fix))
+        rows.append(Row({"cv2": "opencv", "av": "PyAV"}.get(module, module), OK if mod else MISSING, version, "" if mod else fix))
     return rows
 
 

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from srx.cli import app
-from srx.degrade import Degradation, degrade_batch, degrade_for_eval, jpeg_y, parse_degradation
+from srx.degrade import Degradation, degrade_batch, degrade_for_eval, h264_y, jpeg_y, parse_degradation
 from srx.errors import SrxError
 from srx.protocol import make_pair, psnr
 from tests.conftest import synthetic_photo
@@ -155,7 +155,6 @@ def test_train_with_degrade_records_the_spec_and_resumes_with_it(image_folder, t
 
 
 def test_h264_is_a_real_encoder_and_lower_crf_keeps_more():
-    pytest.importorskip("av", reason="PyAV is not installed (pip install 'srx[codec]'); CI installs it")
     hr, lr = _pair()
     lr = lr[:31, :39]  # odd sides: padded for 4:2:0 and cropped back
     hi = degrade_for_eval(parse_degradation("h264=18"), hr, lr, 3, 0)
@@ -165,3 +164,32 @@ def test_h264_is_a_real_encoder_and_lower_crf_keeps_more():
     assert parse_degradation("h264=20..40").spec == "h264=20..40"
     with pytest.raises(SrxError, match="out of range"):
         parse_degradation("h264=60")
+
+
+def test_a_spec_with_both_codecs_codes_each_sample_with_one_of_them():
+    """A camera codes a frame once: with jpeg and h264 both named, each LR goes through exactly one."""
+    hr, lr = _pair()
+    d = parse_degradation("jpeg=50,h264=30")
+    assert d.codecs == ["jpeg", "h264"] and parse_degradation("camera").codecs == ["jpeg"]
+    by_jpeg, by_h264 = jpeg_y(lr, 50), h264_y(lr, 30)
+    kinds = []
+    for index in range(12):
+        out = degrade_for_eval(d, hr, lr, 3, index)
+        kinds.append("jpeg" if np.array_equal(out, by_jpeg) else "h264" if np.array_equal(out, by_h264) else "both")
+    assert "both" not in kinds and {"jpeg", "h264"} <= set(kinds), kinds
+    # training patches go through the same path, each with its own draw of codec, level and grid offset
+    n = 16
+    hrs, lrs = np.stack([hr[:72, :72]] * n), np.stack([lr[:24, :24]] * n)
+    out = degrade_batch(d, hrs, lrs, 3, seed=0, step=0)
+    assert all(out.shape[1:] == (24, 24) and 22 < psnr(lrs[0], o) < 50 for o in out)
+    assert len({o.tobytes() for o in out}) > n // 2
+
+
+def test_without_pyav_an_h264_spec_says_how_to_get_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "av", None)
+    for spec in ("h264=30", "jpeg=50,h264=20..30"):
+        with pytest.raises(SrxError, match="pip install av"):
+            parse_degradation(spec)
+    assert parse_degradation("camera").codecs == ["jpeg"]  # JPEG alone needs only OpenCV

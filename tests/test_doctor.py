@@ -90,3 +90,11 @@ def test_doctor_has_a_cpu_row_with_the_simd_level():
     assert "cpu" in rows and rows["cpu"].status == "info"
     if _cpu_rows()[0].detail.count("SIMD: "):
         assert any(level in rows["cpu"].detail for level in ("AVX", "SSE", "NEON", "SVE"))
+
+
+def test_doctor_lists_pyav_which_the_h264_degradation_needs(monkeypatch):
+    rows = {r.item: r for r in doctor_report()}
+    assert rows["PyAV"].status == "ok"  # a base dependency: `--degrade h264=...` codes with x264
+    monkeypatch.setitem(sys.modules, "av", None)  # as if it were missing: the row says how to get it
+    rows = {r.item: r for r in doctor_report()}
+    assert rows["PyAV"].status != "ok" and "pip install av" in rows["PyAV"].fix

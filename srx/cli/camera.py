@@ -34,6 +34,9 @@ def stream_cmd(
     demo: bool = typer.Option(False, "--demo", help="Stream srx's built-in synthetic street clip (320x180, 100 frames at 10 fps)."),
     loop: bool = typer.Option(False, "--loop", help="Start a file (or the demo) again when it ends."),
     no_drop: bool = typer.Option(False, "--no-drop", help="Process every frame (no pacing, nothing dropped) instead of always the newest."),
+    buffer: int = typer.Option(
+        2, "--buffer", help="Frames held for the model per source; when one more arrives the oldest is dropped. 1: always the "
+        "newest alone (lowest latency); 2 (default) rides out a one-off slow inference at one frame of extra latency."),
     scale: int = scale_option(),
     weights: Optional[Path] = weights_option(),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file instead of --weights: .onnx, .engine or .pt."),
@@ -61,7 +64,7 @@ def stream_cmd(
         30.0, "--reconnect-max-wait", help="Longest wait between reconnect attempts to a lost live source, seconds."),
     open_timeout: float = typer.Option(10.0, "--open-timeout", help="Give up opening (or reading) a source after this many seconds."),
 ) -> None:
-    """Upscale a live stream frame by frame, newest frame first, and report fps and latency.
+    """Upscale a live stream frame by frame, keeping to the newest frames, and report fps and latency.
 
     The source is --camera N, --source FILE|URL|PIPELINE or --demo; the results go to a window,
     --output and/or --serve, all at once if asked. Ctrl-C or SIGTERM stop cleanly (recordings are
@@ -74,6 +77,7 @@ def stream_cmd(
     --source NAME=SPEC; a source that fails or drops out does not stop the others."""
     from srx.camera.outputs import WindowOutput, display_available, recording_output
     from srx.camera.server import MjpegServer
+    from srx.camera.capture import check_buffer
     from srx.camera.sources import check_source, parse_source
     from srx.camera.stats import StreamStats
     from srx.camera.stream import stream
@@ -89,7 +93,7 @@ def stream_cmd(
         _stream_many(named, scale=scale, weights=weights, model=model, backend=backend, server=server, threads=threads,
                      output=output, serve=serve, compare=compare, window=window, max_frames=max_frames,
                      duration=duration, quiet=quiet, overlay=overlay, json_summary=json_summary, no_drop=no_drop,
-                     reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
+                     buffer=buffer, reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
         return
     if named:  # one source: the single-source loop, as always ({name} in --output takes its name)
         spec = named[0].spec
@@ -98,6 +102,7 @@ def stream_cmd(
     else:
         spec = parse_source(camera=None, source=None, demo=False, loop=loop)  # the "expected exactly one" error
     check_source(spec)
+    check_buffer(buffer)
     seconds = _seconds(duration, "--duration")
     if reconnect_max_wait <= 0 or open_timeout <= 0:
         raise SrxError("--reconnect-max-wait and --open-timeout must be positive numbers of seconds")
@@ -126,7 +131,7 @@ def stream_cmd(
             o.close()
         raise
     summary = stream(spec, upscaler, outputs, max_frames=max_frames, duration=seconds, drop=not no_drop,
-                     compare=compare, overlay=overlay, quiet=quiet, reconnect_max_wait=reconnect_max_wait,
+                     buffer=buffer, compare=compare, overlay=overlay, quiet=quiet, reconnect_max_wait=reconnect_max_wait,
                      open_timeout=open_timeout, stats=stats)
     typer.echo(summary.format())
     if json_summary is not None:
@@ -135,8 +140,9 @@ def stream_cmd(
 
 
 def _stream_many(named, *, scale, weights, model, backend, server, threads, output, serve, compare, window, max_frames,
-                 duration, quiet, overlay, json_summary, no_drop, reconnect_max_wait, open_timeout) -> None:
+                 duration, quiet, overlay, json_summary, no_drop, buffer, reconnect_max_wait, open_timeout) -> None:
     """Several sources in one process (srx.camera.multi)."""
+    from srx.camera.capture import check_buffer
     from srx.camera.multi import check_pattern, output_for, stream_many
     from srx.camera.multi_server import MultiMjpegServer, multi_stats
     from srx.camera.outputs import WindowOutput, display_available, recording_output
@@ -146,6 +152,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
 
     for item in named:
         check_source(item.spec)
+    check_buffer(buffer)
     seconds = _seconds(duration, "--duration")
     if reconnect_max_wait <= 0 or open_timeout <= 0:
         raise SrxError("--reconnect-max-wait and --open-timeout must be positive numbers of seconds")
@@ -179,7 +186,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
             o.close()
         raise
     summary = stream_many(named, upscaler, outputs, shared_outputs=shared, max_frames=max_frames, duration=seconds,
-                          drop=not no_drop, compare=compare, overlay=overlay, quiet=quiet,
+                          drop=not no_drop, buffer=buffer, compare=compare, overlay=overlay, quiet=quiet,
                           reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout, stats=stats)
     typer.echo(summary.format())
     if json_summary is not None:

@@ -48,6 +48,7 @@ def test_names_and_bad_input(tmp_path: Path) -> None:
     cases = {
         "two sources are named 'x'": ["--source", f"x={clip}", "--source", f"x={clip}"],
         "same file for all 2 sources; put {name}": ["--source", str(clip), "--demo", "--output", str(tmp_path / "o.mkv")],
+        "--buffer must be at least 1 frame, got -1": ["--source", str(clip), "--demo", "--buffer", "-1"],
     }
     for message, args in cases.items():
         res = runner.invoke(app, ["stream", *args, "--backend", "torch", "--no-window", "-q"])

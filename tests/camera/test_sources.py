@@ -132,6 +132,7 @@ def test_cli_bad_inputs_are_one_line(tmp_path: Path, tiny_checkpoint, monkeypatc
         "port is already in use": ["--demo", "--serve", f"127.0.0.1:{port}"],
         "expected HOST:PORT": ["--demo", "--serve", "localhost:http"],
         "--duration 'soon'": ["--demo", "--duration", "soon"],
+        "--buffer must be at least 1 frame, got 0": ["--demo", "--buffer", "0"],
         "--window asked for but no display": ["--demo", "--window"],
     }
     if not Path("/proc/self").is_dir():  # Linux's /proc: a folder nobody (not even root) can write
