@@ -6,11 +6,11 @@ is slower than the camera the latency stays bounded (at most `buffer` frames plu
 not a growing queue. `buffer=1` always hands over the newest frame alone (the lowest latency, but a
 single inference slower than the frame interval costs a frame); the default of 2 rides out such a
 one-off slow inference when the model keeps up on average, at the cost of one frame interval of
-latency while it catches up. Reading never stops
-(OpenCV's own buffer is kept at one frame where the backend allows it), so the held frames are
-always the camera's newest. Recorded sources (files, the demo scene) are paced at their fps, as if
-they were a camera. `drop=False` turns this into a small blocking queue: every frame is processed,
-none dropped, no pacing (for measuring, not for live viewing).
+latency while it catches up. Reading never stops (OpenCV's own buffer is kept at one frame where the
+backend allows it), so the held frames are always the camera's newest. Recorded sources (files, the
+demo scene) are paced at their fps, as if they were a camera. `drop=False` turns this into a small
+blocking queue: every frame is processed, none dropped, no pacing (for measuring, not for live
+viewing).
 
 When a live source stops (a network camera or RTSP server restarts, a USB camera is replugged),
 the thread reconnects with exponential backoff capped at `reconnect_max_wait`, logging every

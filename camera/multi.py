@@ -4,9 +4,9 @@
 capture thread with the latest-frames policy (`srx.camera.capture`), its own reconnects and "no
 signal" frames, its own outputs and numbers. Each tick the loop takes the next held frame of every
 source that has one and upscales them together (`Upscaler.upscale_batch`): frames of the same LR
-size go through the model as one batch, other sizes as one batch per size. A source that ends, fails or drops out never
-stops the others; a model backend that becomes unavailable (a Triton server that went away) turns
-every source's frames into labelled bicubic frames while it is retried with backoff
+size go through the model as one batch, other sizes as one batch per size. A source that ends, fails
+or drops out never stops the others; a model backend that becomes unavailable (a Triton server that
+went away) turns every source's frames into labelled bicubic frames while it is retried with backoff
 (`srx.camera.fallback`).
 
 Sources are named: `--source NAME=SPEC` names one; otherwise the name comes from the source (`cam0`

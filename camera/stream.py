@@ -133,8 +133,9 @@ def stream(
     `upscaler`: anything with `upscale(bgr_uint8) -> bgr_uint8` and `scale`; with a `runner`
     (srx.runtime.upscaler.Upscaler) the model's time is reported apart from pre/post-processing.
     `drop=True` is the latest-frames policy (the capture holds the newest `buffer` frames; bounded
-    latency, dropped frames counted); `drop=False` processes every frame. `stats` may be passed in to share live numbers (e.g. with a server);
-    `on_frame(frame, output_image, t_done)` is called after each upscaled frame is delivered."""
+    latency, dropped frames counted); `drop=False` processes every frame. `stats` may be passed in
+    to share live numbers (e.g. with a server); `on_frame(frame, output_image, t_done)` is called
+    after each upscaled frame is delivered."""
     spec = parse_source(source=source_spec) if isinstance(source_spec, str) else source_spec
     if max_frames is not None and max_frames < 1:
         raise SrxError(f"--max-frames must be at least 1, got {max_frames}")

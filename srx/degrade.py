@@ -107,10 +107,12 @@ class Degradation:
         noise = _draw(self.noise, rng)
         if noise > 0:
             lr = np.clip(np.floor(lr + rng.normal(0.0, noise, lr.shape) + 0.5), 0, 255).astype(np.uint8)
-        codec = self.codecs[int(rng.integers(len(self.codecs)))] if len(self.codecs) > 1 else (self.codecs or [None])[0]
-        if codec == "jpeg":
+        codecs = self.codecs
+        if len(codecs) > 1:  # drawn only then, so a one-codec spec draws exactly what it always drew
+            codecs = [codecs[int(rng.integers(len(codecs)))]]
+        if "jpeg" in codecs:
             lr = _coded(jpeg_y, lr, int(round(_draw(self.jpeg, rng))), 8, rng if grid_phase else None)
-        elif codec == "h264":
+        elif "h264" in codecs:
             lr = _coded(h264_y, lr, int(round(_draw(self.h264, rng))), 16, rng if grid_phase else None)
         return lr
 

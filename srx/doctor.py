@@ -43,9 +43,10 @@ def _package_rows() -> list[Row]:
         "cv2": "pip install opencv-python (Jetson: JetPack's python3-opencv)",
         "av": "pip install av (x264, for the h264= degradation: srx eval --degrade h264=30)",
     }
+    labels = {"cv2": "opencv", "av": "PyAV"}
     for module, fix in fixes.items():
         mod, version = _version(module)
-        rows.append(Row({"cv2": "opencv", "av": "PyAV"}.get(module, module), OK if mod else MISSING, version, "" if mod else fix))
+        rows.append(Row(labels.get(module, module), OK if mod else MISSING, version, "" if mod else fix))
     return rows
 
 
