@@ -378,6 +378,9 @@ def check_engine_sidecar(
     )
     for label, key, running in checks:
         built = info.get(key)
+        if running is not None and built is None:
+            raise SrxError(f"{side.name} does not record the {label} that {engine_path.name} was built for, so it "
+                           f"cannot be checked against this machine's {running}; rebuild it here with `{rebuild}`")
         if running is not None and str(built) != str(running):
             raise SrxError(
                 f"{engine_path.name} was built for {label} {built} but this machine has {label} {running}; "

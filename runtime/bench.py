@@ -30,7 +30,9 @@ QUICK_CASES = [("quick x2", 48, 32, 2), ("quick x3", 40, 32, 3)]
 SETTLE_S = 0.15
 #: timed model/e2e pairs between two GEMM samples
 BLOCK = 5
-BENCH_BACKENDS = ("torch", "onnxruntime", "onnxruntime-fp16", "onnxruntime-cuda", "tensorrt", "triton")
+BENCH_BACKENDS = ("torch", "torch-cuda", "onnxruntime", "onnxruntime-fp16", "onnxruntime-cuda", "tensorrt", "triton")
+#: backends whose model runs on the GPU: their floor is the GPU's GEMM rate, not the CPU's
+GPU_BACKENDS = ("torch-cuda", "onnxruntime-cuda", "tensorrt")
 
 
 @dataclass
@@ -58,7 +60,7 @@ class BenchRow:
 class GemmProbe:
     """Float32 GEMM timings from every library at hand, one sample each per `sample()` call."""
 
-    def __init__(self, threads: int, quick: bool = False) -> None:
+    def __init__(self, threads: int, quick: bool = False, gpu: bool = False) -> None:
         import torch
 
         self.n = n = 384 if quick else 1024
@@ -69,6 +71,13 @@ class GemmProbe:
         session = _ort_matmul(n, threads)
         if session is not None:
             self.calls["onnxruntime"] = lambda: session.run(None, {"a": a, "b": b})
+        self.sizes = {k: n for k in self.calls}
+        if gpu:  # FP32 without TF32 (as the torch reference runs); big enough to outlast the launch
+            torch.backends.cuda.matmul.allow_tf32 = False
+            g = 4096
+            ga, gb = (torch.rand(g, g, device="cuda") for _ in range(2))
+            self.calls["torch-cuda"] = lambda: (torch.mm(ga, gb), torch.cuda.synchronize())
+            self.sizes["torch-cuda"] = g
         self.times: dict[str, list[float]] = {k: [] for k in self.calls}
         for call in self.calls.values():  # warm up thread pools and caches
             call()
@@ -84,11 +93,14 @@ class GemmProbe:
 
     def rates(self, since: int = 0) -> dict[str, float]:
         """Median GFLOP/s per library over the samples from index `since` on."""
-        flop = 2 * self.n**3
-        return {k: flop / float(np.median(v[since:])) / 1e9 for k, v in self.times.items() if v[since:]}
+        return {k: 2 * self.sizes[k] ** 3 / float(np.median(v[since:])) / 1e9
+                for k, v in self.times.items() if v[since:]}
 
-    def best(self, since: int = 0) -> tuple[str, float]:
-        rates = self.rates(since)
+    def best(self, since: int = 0, gpu: bool = False) -> tuple[str, float]:
+        """The fastest CPU library, or with `gpu` the GPU's rate (the floor of a GPU backend's rows)."""
+        rates = {k: r for k, r in self.rates(since).items() if k.endswith("-cuda") == gpu}
+        if not rates:
+            raise SrxError("no GPU GEMM rate was measured (torch sees no CUDA GPU)" if gpu else "no GEMM rate measured")
         name = max(rates, key=rates.get)
         return name, rates[name]
 
@@ -172,6 +184,8 @@ def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None, server:
 
     if backend == "torch":
         return TorchRunner(ckpt, threads=threads)
+    if backend == "torch-cuda":
+        return TorchRunner(ckpt, threads=threads, device="cuda")
     if backend == "onnxruntime":
         return OnnxRuntimeRunner(cached_onnx(ckpt), threads=threads)
     if backend == "onnxruntime-cuda":
@@ -199,12 +213,20 @@ def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None, server:
     raise SrxError(f"unknown bench backend {backend!r}: expected one of {', '.join(BENCH_BACKENDS)}")
 
 
+def _torch_cuda() -> bool:
+    """PyTorch sees a CUDA GPU (a CPU build of torch answers False without touching a driver)."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def available_backends() -> list[str]:
-    """What runs here without extra flags: torch, ONNX Runtime FP32 and FP16 on the CPU, ORT CUDA
-    with a GPU (TensorRT needs an engine: --backend tensorrt --engine FILE)."""
+    """What runs here without extra flags: torch, ONNX Runtime FP32 and FP16 on the CPU, torch on the
+    GPU where PyTorch sees one, ORT CUDA with a GPU (TensorRT needs an engine: --backend tensorrt
+    --engine FILE)."""
     from srx.runtime.select import _gpu_present
 
-    found = ["torch"]
+    found = ["torch"] + (["torch-cuda"] if _torch_cuda() else [])
     try:
         import onnxruntime
 
@@ -257,17 +279,24 @@ def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, 
     gemm()
     m50, m95 = np.percentile(model_t, [50, 95])
     e50, e95 = np.percentile(e2e_t, [50, 95])
-    library, gflops = probe.best(since)
+    backend = _label(runner)
+    library, gflops = probe.best(since, gpu=backend in GPU_BACKENDS)
     model_flops, graph_flops = flops
     floor_s = model_flops / (gflops * 1e9)
-    backend = runner.backend if runner.backend != "onnxruntime" else _ort_label(runner)
     return BenchRow(
         model=model, backend=backend, case=name, lr=f"{w}x{h}", hr=f"{w * scale}x{h * scale}", reps=reps,
         model_p50_ms=1e3 * m50, model_p95_ms=1e3 * m95, e2e_p50_ms=1e3 * e50, e2e_p95_ms=1e3 * e95,
         fps=1.0 / e50, floor_ms=1e3 * floor_s, model_over_floor=m50 / floor_s, e2e_over_model=e50 / m50,
         gemm_gflops=gflops, gemm_library=library, model_gflop=model_flops / 1e9,
-        graph_gflop=(model_flops if backend == "torch" else graph_flops) / 1e9,
+        graph_gflop=(model_flops if backend.startswith("torch") else graph_flops) / 1e9,
     )
+
+
+def _label(runner) -> str:
+    """The bench backend name of a runner: where it runs as well as what runs it."""
+    if runner.backend == "torch":
+        return "torch" if runner.device == "cpu" else "torch-cuda"
+    return runner.backend if runner.backend != "onnxruntime" else _ort_label(runner)
 
 
 def _ort_label(runner) -> str:
@@ -323,7 +352,7 @@ def run_bench(
     saved_cv2 = single_threaded_opencv()  # as `srx upscale` / `srx stream` run frames
     keep_frame_buffers()
     try:
-        probe = GemmProbe(threads, quick)
+        probe = GemmProbe(threads, quick, gpu=any(b in GPU_BACKENDS for b in backends) and _torch_cuda())
         rows, skipped, names = [], [], []
         for case in all_cases:
             for weights_one in models:

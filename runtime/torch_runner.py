@@ -51,6 +51,11 @@ class TorchRunner(Runner):
 
         if self.device != "cpu" and self.device.startswith("cuda") and not torch.cuda.is_available():
             raise SrxError(f"torch device {self.device!r} asked for but torch sees no CUDA GPU; use device='cpu'")
+        if self.device.startswith("cuda"):
+            # the reference computes in full FP32: cuDNN would otherwise run the convolutions in TF32
+            # on Ampere and later (10-bit mantissa), which other backends' parity would inherit
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         if self.threads:
             torch.set_num_threads(int(self.threads))
         self.model = self.model.to(self.device).eval()

@@ -5,10 +5,16 @@
 #
 #   bash scripts/gpu-check.sh            # logs and artefacts in out/gpu-check/
 #
+# On a box without a package index (an air-gapped host, a lent machine): carry the wheels and the
+# pycuda source package in a folder and run
+#   SRX_OFFLINE=1 PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/.whl bash scripts/gpu-check.sh
+# (scripts/setup.sh then builds the .venv over the system's PyTorch; pycuda builds from the sdist).
+#
 # Steps: the GPU and driver; the .venv (scripts/setup.sh); pycuda (built from source when missing:
 # needs nvcc and the Python headers); ONNX Runtime's CUDA provider (swapped in from onnxruntime-gpu
 # when missing and installable) under the parity gates; the CUDA colour kernels through pycuda vs the
-# CPU path; the TensorRT tests when tensorrt imports; `srx bench` on the GPU backends; `srx doctor`.
+# CPU path; the shipped models on PyTorch CUDA against the CPU; the TensorRT tests when tensorrt
+# imports; `srx bench` on the GPU backends; `srx doctor`; with GPU_CHECK_SUITE=1 the whole suite.
 # Exit status 1 when any step FAILED, else 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -82,7 +88,10 @@ elif [ ! -f "$(python -c 'import sysconfig; print(sysconfig.get_paths()["include
 else
     CUDA_ROOT=$(cuda_root)
     export CUDA_ROOT PATH="$CUDA_ROOT/bin:$(dirname "$NVCC"):$PATH"
-    if python -m pip install "pycuda>=2025.1.2" >"$OUT/pycuda-build.log" 2>&1 && python -c "import pycuda.driver" 2>/dev/null; then
+    # offline, the build needs the venv's own setuptools/numpy: no isolated build env can be fetched
+    PYCUDA_PIP=(python -m pip install "pycuda>=2025.1.2")
+    [ -n "${PIP_NO_INDEX:-}" ] && PYCUDA_PIP+=(--no-build-isolation)
+    if "${PYCUDA_PIP[@]}" >"$OUT/pycuda-build.log" 2>&1 && python -c "import pycuda.driver" 2>/dev/null; then
         record "pycuda" PASSED "built from source with $NVCC: $(python -c 'import pycuda; print(pycuda.VERSION_TEXT)')"
     else
         record "pycuda" FAILED "pip install 'pycuda>=2025.1.2' (CUDA_ROOT=$CUDA_ROOT): $(tail_of "$OUT/pycuda-build.log"); see $OUT/pycuda-build.log"
@@ -103,6 +112,12 @@ if [ $GPU_OK -eq 1 ] && ! has_cuda_ep; then
 fi
 run_pytest "ORT CUDA provider parity" "$OUT/ort-cuda.log" tests/runtime/test_runners.py -k cuda_provider
 
+# --- PyTorch on the GPU: the shipped models against the CPU, and the torch-cuda bench row ------------
+TORCH_CUDA=0
+python -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null && TORCH_CUDA=1
+run_pytest "PyTorch CUDA parity" "$OUT/torch-cuda.log" tests/runtime/test_runners.py tests/runtime/test_bench.py \
+    -k "torch_on_cuda or torch_cuda_bench"
+
 # --- the CUDA colour kernels: compiled by nvcc, then run through pycuda against the CPU path -------
 run_pytest "CUDA kernels compile (nvcc)" "$OUT/nvcc.log" tests/runtime/test_tensorrt.py -k compile_with_nvcc
 run_pytest "CUDA kernels on GPU (pycuda)" "$OUT/kernels.log" tests/runtime/test_tensorrt.py -k kernels_on_the_gpu
@@ -116,6 +131,7 @@ fi
 
 # --- srx bench on the GPU backends -----------------------------------------------------------------
 BENCH_ARGS=()
+[ $TORCH_CUDA -eq 1 ] && BENCH_ARGS+=(--backend torch-cuda)
 has_cuda_ep && [ $GPU_OK -eq 1 ] && BENCH_ARGS+=(--backend onnxruntime-cuda)
 if python -c "import tensorrt, pycuda.driver" >/dev/null 2>&1 && [ $GPU_OK -eq 1 ]; then
     if srx export --scale 3 --out "$OUT/exports" --engine >"$OUT/export.log" 2>&1; then
@@ -125,11 +141,19 @@ if python -c "import tensorrt, pycuda.driver" >/dev/null 2>&1 && [ $GPU_OK -eq 1
     fi
 fi
 if [ ${#BENCH_ARGS[@]} -eq 0 ]; then
-    record "srx bench (GPU)" SKIPPED "no GPU backend runs here (no CUDA provider, no TensorRT engine)"
-elif srx bench --backend onnxruntime "${BENCH_ARGS[@]}" >"$OUT/bench.txt" 2>&1; then
+    record "srx bench (GPU)" SKIPPED "no GPU backend runs here (torch sees no GPU, no CUDA provider, no TensorRT engine)"
+elif srx bench --backend onnxruntime "${BENCH_ARGS[@]}" -w srcnn -w fast >"$OUT/bench.txt" 2>&1; then
     record "srx bench (GPU)" PASSED "${BENCH_ARGS[*]}; table in $OUT/bench.txt"
 else
     record "srx bench (GPU)" FAILED "$(tail_of "$OUT/bench.txt"); see $OUT/bench.txt"
+fi
+
+# --- the whole suite under this host's stack (opt in: GPU_CHECK_SUITE=1) ----------------------------
+if [ -n "${GPU_CHECK_SUITE:-}" ]; then
+    SUITE_ARGS=()
+    python -c "import xdist" 2>/dev/null && SUITE_ARGS+=(-n "$(( $(nproc) > 8 ? 8 : $(nproc) ))")
+    python -c "import pytest_timeout" 2>/dev/null && SUITE_ARGS+=(--timeout 300)
+    run_pytest "whole test suite" "$OUT/suite.log" "${SUITE_ARGS[@]}" tests
 fi
 
 # --- what srx itself sees --------------------------------------------------------------------------

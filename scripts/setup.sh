@@ -2,9 +2,37 @@
 # Create .venv and install srx into it. Installs the CPU build of PyTorch first: a bare `torch`
 # requirement would pull a multi-GB CUDA build on a machine that has no GPU.
 # SRX_EXTRAS picks the extras (default: test; scripts/test.sh adds serve for the Triton tests).
+#
+# SRX_OFFLINE=1 is for a box that reaches no package index but already holds PyTorch and the rest
+# (a JetPack image, an air-gapped GPU host): the venv sees the system's packages, srx installs
+# without fetching anything, the wheels in $PIP_FIND_LINKS (if set) fill the gaps, and what is
+# still missing is named.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+if [ -n "${SRX_OFFLINE:-}" ]; then
+    [ -x .venv/bin/python ] || "$PY" -m venv --system-site-packages .venv
+    # a venv made from a venv (or a conda env) sees the base interpreter's packages, not those of
+    # the environment $PY runs in: point at them too
+    "$PY" -c "import site; print('\n'.join(site.getsitepackages()))" \
+        >"$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/srx-host-site.pth"
+    . .venv/bin/activate
+    shopt -s nullglob
+    carried=("${PIP_FIND_LINKS:-/nonexistent}"/*.whl)
+    [ ${#carried[@]} -eq 0 ] || python -m pip install -q --no-index --no-deps "${carried[@]}"
+    python -m pip install -q --no-index --no-deps --no-build-isolation -e .
+    python - <<'PY'
+import importlib.util, sys
+need = {"torch": "torch", "numpy": "numpy", "onnx": "onnx", "onnxruntime": "onnxruntime", "cv2": "opencv-python",
+        "typer": "typer", "rich": "rich", "skimage": "scikit-image", "matplotlib": "matplotlib", "av": "av"}
+missing = [pkg for mod, pkg in need.items() if importlib.util.find_spec(mod) is None]
+if missing:
+    sys.exit(f"srx is installed, but these are missing here: {', '.join(missing)} "
+             "(put their wheels in a folder and set PIP_FIND_LINKS to it)")
+print("srx installed offline over the system's packages")
+PY
+    exit 0
+fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip

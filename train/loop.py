@@ -124,8 +124,9 @@ class _Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.enabled = self.world > 1
         if self.enabled and not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            dist.init_process_group(backend=backend)
+            # srx trains on the CPU, and NCCL carries CUDA tensors only: with NCCL picked because a GPU
+            # is present, DDP failed at its first collective on a GPU host (seen on an H200)
+            dist.init_process_group(backend="gloo")
         self.rank = dist.get_rank() if self.enabled else 0
         self.is_main = self.rank == 0
 

@@ -60,7 +60,7 @@ def upscale(
 
 @app.command()
 def bench(
-    backend: Optional[list[str]] = typer.Option(None, "--backend", "-b", help="torch, onnxruntime, onnxruntime-fp16, onnxruntime-cuda, tensorrt, triton (repeat; default: all that run here, and triton with --server)."),
+    backend: Optional[list[str]] = typer.Option(None, "--backend", "-b", help="torch, torch-cuda, onnxruntime, onnxruntime-fp16, onnxruntime-cuda, tensorrt, triton (repeat; default: all that run here, and triton with --server)."),
     quick: bool = typer.Option(False, "--quick", help="Tiny frames and few repetitions: a smoke test in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: one per physical core)."),

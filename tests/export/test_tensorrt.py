@@ -95,6 +95,16 @@ def test_sidecar_mismatch_says_rebuild(tmp_path, running, what):
     assert "--fp16" in msg and "--max-shape 1080x1920" in msg and msg.rstrip("`").endswith("--engine")
 
 
+def test_sidecar_without_the_gpu_it_was_built_for_says_rebuild(tmp_path):
+    engine = _fake_engine(tmp_path)
+    side = sidecar_path(engine)
+    info = json.loads(side.read_text())
+    del info["gpu_name"]
+    side.write_text(json.dumps(info))
+    with pytest.raises(SrxError, match="does not record the GPU .*NVIDIA H200; rebuild it here"):
+        check_engine_sidecar(engine, trt_version="10.9.0.34", gpu_name="NVIDIA H200", compute_capability="8.7")
+
+
 def test_missing_or_bad_sidecar(tmp_path):
     engine = _fake_engine(tmp_path)
     sidecar_path(engine).unlink()

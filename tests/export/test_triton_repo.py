@@ -56,15 +56,19 @@ def test_onnx_repository(tmp_path: Path, tiny_checkpoint) -> None:
 def test_engine_repository_uses_the_profile(tmp_path: Path) -> None:
     """An engine goes in as model.plan on the tensorrt_plan platform with the profile's limits (the
     plan's bytes are not read here; the sidecar describes them, as `srx export` writes it)."""
-    from srx.export.tensorrt import SIDECAR_FORMAT, sidecar_path
+    from srx.export.tensorrt import SIDECAR_FORMAT, gpu_identity, sidecar_path
     from srx.fsutil import sha256_file
 
     engine = tmp_path / "srcnn-9-1-5-x2-fp16.engine"
     engine.write_bytes(b"not a real plan")
+    # built "here", as `srx export` records it: on a GPU host the repository checks the engine's GPU
+    # against the one it runs on (a sidecar without them failed there, first seen on an H200)
+    gpu = gpu_identity()
+    here = {"gpu_name": gpu[0], "compute_capability": gpu[1]} if gpu else {}
     sidecar_path(engine).write_text(json.dumps({
         "format": SIDECAR_FORMAT, "srx_version": "0", "precision": "fp16", "scale": 2, "name": "srcnn-9-1-5-x2",
         "model_config": {"scale": 2, "kernel_sizes": [9, 1, 5], "widths": [64, 32]}, "engine_sha256": sha256_file(engine),
-        "profile": {"min": [1, 1, 16, 16], "opt": [1, 1, 360, 640], "max": [1, 1, 1080, 1920]}}))
+        "profile": {"min": [1, 1, 16, 16], "opt": [1, 1, 360, 640], "max": [1, 1, 1080, 1920]}, **here}))
     folder = triton_repo_from_model(engine, tmp_path / "repo")
     assert folder.name == "srx_srcnn-9-1-5-fp16_x2" and (folder / "1" / "model.plan").read_bytes() == engine.read_bytes()
     cfg = parse_config(folder / "config.pbtxt")

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from srx.models import ModelConfig, macs_per_hr_pixel
-from srx.runtime.bench import GemmProbe, frame_flops
+from srx.errors import SrxError
+from srx.runtime.bench import GemmProbe, _label, frame_flops, run_bench
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,3 +29,39 @@ def test_gemm_probe_reports_every_library_it_timed():
     name, best = probe.best()
     assert best == max(rates.values()) and rates[name] == best
     assert probe.count() == 3 and probe.rates(since=3) == {}
+
+
+def _cuda_reason() -> str | None:
+    import torch
+
+    return None if torch.cuda.is_available() else "PyTorch sees no CUDA GPU here (a CPU build, or no driver)"
+
+
+def test_a_cpu_probe_has_no_gpu_floor_to_give():
+    """A GPU row must never be measured against the CPU's GEMM rate: without a GPU sample, asking for
+    the GPU floor is an error, not the CPU's number."""
+    probe = GemmProbe(threads=1, quick=True)
+    probe.sample()
+    with pytest.raises(SrxError, match="no GPU GEMM rate"):
+        probe.best(gpu=True)
+    assert not probe.best()[0].endswith("-cuda")
+
+
+def test_bench_labels_a_torch_runner_by_its_device(ckpt):
+    from srx.runtime.torch_runner import TorchRunner
+
+    assert _label(TorchRunner(ckpt(3))) == "torch"
+    assert _label(TorchRunner(ckpt(3), device="cuda")) == "torch-cuda"  # labelled before it activates
+
+
+@pytest.mark.gpu
+def test_torch_cuda_bench_row_takes_the_gpu_floor(ckpt):
+    """On a GPU: the torch-cuda backend runs, and its floor is the GPU's GEMM rate, the CPU rows' the CPU's."""
+    why = _cuda_reason()
+    if why:
+        pytest.skip(why)
+    result = run_bench(["torch", "torch-cuda"], quick=True, weights=ckpt(3), cases=["quick x3"])
+    rows = {r["backend"]: r for r in result["rows"]}
+    assert set(rows) == {"torch", "torch-cuda"}
+    assert rows["torch-cuda"]["gemm_library"] == "torch-cuda" and rows["torch"]["gemm_library"] != "torch-cuda"
+    assert rows["torch-cuda"]["gemm_gflops"] > rows["torch"]["gemm_gflops"]

@@ -52,6 +52,25 @@ def test_onnxruntime_cuda_provider_matches_torch(ckpt, onnx_graphs, scale, h, w)
         assert got.shape == expected.shape and db >= gate, f"{path.name} on CUDA: {db:.1f} dB vs torch, gate {gate} dB"
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["srcnn", "fast", "camera"])
+def test_torch_on_cuda_matches_torch_on_the_cpu(name):
+    """The shipped models on the GPU through PyTorch (cuDNN, TF32 off) against the CPU reference,
+    at every shipped scale and an odd size: the same numbers to FP32 rounding."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch sees no CUDA GPU here (a CPU build, or no driver)")
+    from srx.checkpoint import shipped_scales
+
+    for scale in shipped_scales(name):
+        x = _lr_batch(41, 67, seed=scale)
+        with TorchRunner(name, scale=scale) as cpu, TorchRunner(name, scale=scale, device="cuda") as gpu:
+            expected, got = cpu.infer(x), gpu.infer(x)
+        db = psnr(expected, got, data_range=1.0)
+        assert got.shape == expected.shape and db >= 60.0, f"{name} x{scale} on CUDA: {db:.1f} dB vs the CPU, gate 60 dB"
+
+
 @pytest.mark.parametrize("scale,h,w", [(3, 37, 53), (2, 29, 41)])
 def test_onnxruntime_fp32_and_fp16_match_torch_on_odd_sizes(ckpt, onnx_graphs, scale, h, w):
     x = _lr_batch(h, w, seed=scale)
