@@ -50,7 +50,8 @@ class TorchRunner(Runner):
         import torch
 
         if self.device != "cpu" and self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise SrxError(f"torch device {self.device!r} asked for but torch sees no CUDA GPU; use device='cpu'")
+            raise SrxError(f"torch device {self.device!r} was asked for, but this PyTorch sees no CUDA GPU (a CPU "
+                           "build, or no driver); run on the CPU instead (--backend torch)")
         if self.device.startswith("cuda"):
             # the reference computes in full FP32: cuDNN would otherwise run the convolutions in TF32
             # on Ampere and later (10-bit mantissa), which other backends' parity would inherit

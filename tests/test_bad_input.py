@@ -149,6 +149,14 @@ def test_other_bad_input_is_one_line(places, tmp_path, command, case):
     assert not (tmp_path / "o").exists() and not (tmp_path / "exports").exists()
 
 
+def test_bench_on_a_gpu_that_is_not_there_is_one_line():
+    if torch.cuda.is_available():
+        pytest.skip("PyTorch sees a CUDA GPU here, so torch-cuda runs")
+    res = runner.invoke(app, ["bench", "--quick", "--backend", "torch-cuda", "--case", "quick x3"])
+    _check_one_error_line(res, "sees no CUDA GPU")
+    assert "--backend torch" in res.output
+
+
 def test_every_command_has_bad_input_cases():
     names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
     covered = set(OTHER_CASES) | {use.split()[0] for use in CHECKPOINT_USES}
