@@ -116,7 +116,7 @@ run_pytest "ORT CUDA provider parity" "$OUT/ort-cuda.log" tests/runtime/test_run
 TORCH_CUDA=0
 python -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null && TORCH_CUDA=1
 run_pytest "PyTorch CUDA parity" "$OUT/torch-cuda.log" tests/runtime/test_runners.py tests/runtime/test_bench.py \
-    -k "torch_on_cuda or torch_cuda_bench"
+    -k "torch_on_cuda or torch_cuda_bench or auto_on_a_gpu"
 
 # --- the CUDA colour kernels: compiled by nvcc, then run through pycuda against the CPU path -------
 run_pytest "CUDA kernels compile (nvcc)" "$OUT/nvcc.log" tests/runtime/test_tensorrt.py -k compile_with_nvcc

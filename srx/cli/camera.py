@@ -40,7 +40,7 @@ def stream_cmd(
     scale: int = scale_option(),
     weights: Optional[Path] = weights_option(),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file instead of --weights: .onnx, .engine or .pt."),
-    backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, torch, tensorrt or triton (with --server)."),
+    backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, torch, torch-cuda, tensorrt or triton (with --server)."),
     server: Optional[str] = typer.Option(
         None, "--server", help="Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` runs); implies --backend triton. "
         "--model NAME then picks the model on it."),

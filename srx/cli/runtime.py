@@ -9,7 +9,7 @@ import typer
 
 from srx.cli.app import app, weights_option
 
-_BACKEND_HELP = "auto (fastest that works here), torch, onnxruntime, tensorrt or triton (with --server)."
+_BACKEND_HELP = "auto (fastest that works here), torch, torch-cuda, onnxruntime, tensorrt or triton (with --server)."
 _SERVER_HELP = ("Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` runs); implies --backend triton. "
                 "--model NAME then picks the model on it.")
 

@@ -17,7 +17,7 @@ def serve_cmd(
     scale: int = typer.Option(3, "--scale", "-s", help="Upscaling factor of the shipped weights to serve: 2, 3 or 4."),
     weights: Optional[Path] = weights_option(),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file instead of --weights: srx .onnx, TensorRT .engine or .pt checkpoint."),
-    backend: str = typer.Option("auto", "--backend", "-b", help="What runs the model inside the server: auto, onnxruntime, torch or tensorrt."),
+    backend: str = typer.Option("auto", "--backend", "-b", help="What runs the model inside the server: auto, onnxruntime, torch, torch-cuda or tensorrt."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for the model (default: physical cores)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface, for other hosts)."),
     http_port: int = typer.Option(8000, "--http-port", help="Triton's HTTP/REST port."),

@@ -169,17 +169,60 @@ def test_cache_never_hands_out_the_fp16_graph_or_an_old_revision(ckpt, srx_cache
 def test_make_runner_picks_by_file_kind(ckpt, onnx_graphs, caplog):
     import logging
 
+    from srx.runtime.select import _ort_has_cuda, _torch_sees_gpu
+
+    # a checkpoint on a GPU host without onnxruntime-gpu (as on the lent H200) runs on PyTorch CUDA
+    torch_gpu = _torch_sees_gpu() and not _ort_has_cuda()
     with caplog.at_level(logging.INFO, logger="srx"):
         auto = make_runner("auto", scale=3, weights=ckpt(3))
-    assert auto.backend == "onnxruntime" and auto.scale == 3
-    assert "auto" in caplog.text and "CPU" in caplog.text  # says which and why
+    assert auto.scale == 3 and "auto" in caplog.text  # says which and why
+    if torch_gpu:
+        assert (auto.backend, auto.device) == ("torch", "cuda") and "no CUDA provider" in caplog.text
+    else:
+        assert auto.backend == "onnxruntime" and ("CPU" in caplog.text or "CUDA provider" in caplog.text)
     assert make_runner("torch", scale=3, weights=ckpt(3)).backend == "torch"
+    assert make_runner("torch-cuda", scale=3, weights=ckpt(3)).device == "cuda"  # fails at activate without a GPU
     assert make_runner("onnxruntime", scale=None, model_file=onnx_graphs(2)[0]).scale == 2
-    assert make_runner("auto", scale=3, model_file=ckpt(3)).backend == "onnxruntime"
+    assert make_runner("auto", scale=3, model_file=ckpt(3)).backend == ("torch" if torch_gpu else "onnxruntime")
+
+
+def test_auto_takes_torch_on_the_gpu_when_onnxruntime_has_no_cuda(ckpt, onnx_graphs, monkeypatch, caplog):
+    """The choice alone, on any machine: a GPU that PyTorch sees and an ONNX Runtime without its CUDA
+    provider (the image of the lent H200) make `auto` run a checkpoint on PyTorch CUDA, which was 5.8x
+    ONNX Runtime's 16 CPU threads there; an ONNX graph still goes to ONNX Runtime."""
+    import logging
+
+    import torch
+
+    import srx.runtime.select as select
+
+    monkeypatch.setattr(select, "_gpu_present", lambda: True)
+    monkeypatch.setattr(select, "_ort_has_cuda", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with caplog.at_level(logging.INFO, logger="srx"):
+        runner = make_runner("auto", scale=3, weights=ckpt(3))
+    assert (runner.backend, runner.device) == ("torch", "cuda") and "no CUDA provider" in caplog.text
+    assert make_runner("auto", scale=3, model_file=onnx_graphs(3)[0]).backend == "onnxruntime"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU build of torch on a GPU box
+    assert make_runner("auto", scale=3, weights=ckpt(3)).backend == "onnxruntime"
+
+
+@pytest.mark.gpu
+def test_auto_on_a_gpu_runs_what_the_cpu_runs(ckpt):
+    """Whatever `auto` picks on a GPU host computes what the CPU reference does."""
+    from srx.runtime.select import _torch_sees_gpu
+
+    if not _torch_sees_gpu():
+        pytest.skip("PyTorch sees no CUDA GPU here (a CPU build, or no driver)")
+    x = _lr_batch(33, 47, seed=5)
+    with make_runner("auto", scale=3, weights=ckpt(3)) as auto, TorchRunner(ckpt(3)) as ref:
+        db = psnr(ref.infer(x), auto.infer(x), data_range=1.0)
+    assert db >= 60.0, f"{auto.describe()}: {db:.1f} dB vs the CPU"
 
 
 @pytest.mark.parametrize("case,match", [
     ("onnx-on-torch", "needs an srx checkpoint"),
+    ("onnx-on-torch-cuda", "torch-cuda needs an srx checkpoint"),
     ("pt-on-tensorrt", "needs a TensorRT engine"),
     ("engine-on-onnxruntime", "is a TensorRT engine"),
     ("png-model", "unknown kind"),
@@ -198,6 +241,7 @@ def test_wrong_model_files_get_a_clear_error(tmp_path, ckpt, onnx_graphs, case, 
     png.write_bytes(b"x")
     calls = {
         "onnx-on-torch": lambda: make_runner("torch", scale=3, model_file=onnx_graphs(3)[0]),
+        "onnx-on-torch-cuda": lambda: make_runner("torch-cuda", scale=3, model_file=onnx_graphs(3)[0]),
         "pt-on-tensorrt": lambda: make_runner("tensorrt", scale=3, weights=ckpt(3)),
         "engine-on-onnxruntime": lambda: make_runner("onnxruntime", scale=3, model_file=engine),
         "png-model": lambda: make_runner("auto", scale=3, model_file=png),
