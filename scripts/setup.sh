@@ -17,20 +17,29 @@ if [ -n "${SRX_OFFLINE:-}" ]; then
     "$PY" -c "import site; print('\n'.join(site.getsitepackages()))" \
         >"$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/srx-host-site.pth"
     . .venv/bin/activate
+    # a venv of Python <= 3.11 brings its own old setuptools, which would hide the host's (srx's
+    # pyproject needs setuptools >= 77; carry a newer wheel in $PIP_FIND_LINKS where the host lacks it)
+    if "$PY" -c "import setuptools" 2>/dev/null; then python -m pip uninstall -y -q setuptools >/dev/null 2>&1 || true; fi
     shopt -s nullglob
     carried=("${PIP_FIND_LINKS:-/nonexistent}"/*.whl)
     [ ${#carried[@]} -eq 0 ] || python -m pip install -q --no-index --no-deps "${carried[@]}"
-    python -m pip install -q --no-index --no-deps --no-build-isolation -e .
     python - <<'PY'
 import importlib.util, sys
 need = {"torch": "torch", "numpy": "numpy", "onnx": "onnx", "onnxruntime": "onnxruntime", "cv2": "opencv-python",
         "typer": "typer", "rich": "rich", "skimage": "scikit-image", "matplotlib": "matplotlib", "av": "av"}
 missing = [pkg for mod, pkg in need.items() if importlib.util.find_spec(mod) is None]
+try:
+    import setuptools
+    if int(setuptools.__version__.split(".")[0]) < 77:
+        missing.append(f"setuptools>=77 (found {setuptools.__version__})")
+except ImportError:
+    missing.append("setuptools>=77")
 if missing:
-    sys.exit(f"srx is installed, but these are missing here: {', '.join(missing)} "
+    sys.exit(f"srx cannot be installed offline: these are missing here: {', '.join(missing)} "
              "(put their wheels in a folder and set PIP_FIND_LINKS to it)")
-print("srx installed offline over the system's packages")
 PY
+    python -m pip install -q --no-index --no-deps --no-build-isolation -e .
+    echo "srx installed offline over the system's packages"
     exit 0
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

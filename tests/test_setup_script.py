@@ -1,0 +1,49 @@
+"""scripts/setup.sh with SRX_OFFLINE=1, for real: no package index, the .venv built over the Python
+that runs the tests (itself a venv, as on the lent H200's image), srx installed from the checkout."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SKIP = shutil.ignore_patterns(".git", ".venv", "runs", "out", ".whl", "__pycache__", "*.egg-info", ".pytest_cache")
+
+
+@pytest.mark.slow
+def test_offline_setup_builds_over_this_python_without_an_index(tmp_path):
+    repo = tmp_path / "checkout"
+    shutil.copytree(REPO, repo, ignore=SKIP)
+    env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "VIRTUAL_ENV")}
+    env.update(SRX_OFFLINE="1", PIP_NO_INDEX="1", PYTHON=sys.executable)
+    proc = subprocess.run(["bash", "scripts/setup.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "installed offline" in proc.stdout
+    # srx from the copy, torch from the Python that made the venv (nothing was downloaded)
+    probe = subprocess.run([str(repo / ".venv/bin/python"), "-c", "import srx, torch; print(srx.__file__)"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert Path(probe.stdout.strip()).resolve().is_relative_to(repo.resolve())
+    models = subprocess.run([str(repo / ".venv/bin/srx"), "models"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert models.returncode == 0 and "camera" in models.stdout, models.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_offline_setup_names_what_is_missing(tmp_path):
+    """A bare Python with no index to fetch from: setup says which packages are missing and fails."""
+    base = getattr(sys, "_base_executable", None) or shutil.which("python3")
+    bare = subprocess.run([base, "-c", "import torch"], capture_output=True)
+    if bare.returncode == 0:
+        pytest.skip(f"{base} has torch itself, so nothing would be missing")
+    repo = tmp_path / "checkout"
+    shutil.copytree(REPO, repo, ignore=SKIP)
+    env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "VIRTUAL_ENV")}
+    env.update(SRX_OFFLINE="1", PIP_NO_INDEX="1", PYTHON=base)
+    proc = subprocess.run(["bash", "scripts/setup.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "missing here: torch" in proc.stderr and "PIP_FIND_LINKS" in proc.stderr
