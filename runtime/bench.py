@@ -3,9 +3,9 @@
 Numbers only mean something relative to the machine, so one run also measures the float32 GEMM
 rate on the same threads and turns the model's FLOPs into a floor: `model / floor` says how close a
 backend gets to the hardware, `e2e / model` what the colour and chroma work around it costs.
-Model-only and end-to-end runs alternate back to back in blocks of a few, with GEMM samples
-between the blocks, so a shared machine that speeds up or slows down during the run moves all
-three alike (seen here: the same GEMM measured anywhere from 50 to 190 GFLOP/s over an
+Model-only and end-to-end runs alternate back to back in blocks of a few, the rows of a case
+(every model and backend) take turns block by block, and GEMM samples sit between the blocks, so a
+shared machine that speeds up or slows down during the run moves the rows and the floor alike (seen here: the same GEMM measured anywhere from 50 to 190 GFLOP/s over an
 afternoon). The GEMM rate is the best of the libraries present (torch, NumPy's BLAS, ONNX
 Runtime's MLAS), so the floor is as low as this machine allows.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -245,10 +246,24 @@ def _synthetic_frame(h: int, w: int) -> np.ndarray:
     return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
 
 
-def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, probe: GemmProbe,
-               flops: tuple[float, float], model: str = "") -> BenchRow:
-    """Model-only and end-to-end pairs in blocks, with GEMM samples between blocks (and after the
-    last); the floor is the model's FLOPs over the best GEMM rate of this row's samples."""
+@dataclass
+class BenchEntry:
+    """One row of a case: an active runner, the model label it is reported under, its FLOPs (model,
+    exported graph) per frame."""
+
+    runner: object
+    label: str
+    flops: tuple[float, float]
+
+
+def bench_case(entries: list[BenchEntry], case: tuple[str, int, int, int], reps: int, warmup: int,
+               probe: GemmProbe) -> tuple[list[BenchRow], list[tuple[BenchEntry, SrxError]]]:
+    """Every row of one case measured in turns: each block runs a few model-only and end-to-end pairs
+    on every runner, one runner after the other (the order rotating from block to block), between
+    GEMM samples. A drift of this shared machine then reaches every row of the case alike, so the
+    ratio between two models is one measurement, not two taken minutes apart. A runner that fails
+    (SrxError) leaves the turns and is returned with its error. The floor is the model's FLOPs over
+    the best GEMM rate sampled during the case."""
     from srx.runtime.upscaler import _FWD, Upscaler
     import cv2
 
@@ -256,8 +271,10 @@ def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, 
     frame = _synthetic_frame(h, w)
     lr_y = np.ascontiguousarray(cv2.transform(frame.astype(np.float32), _FWD)[..., 0])[None, None]
     # tile=max side: measure the frame as one piece, as model-only does
-    up = Upscaler(runner, scale, tile=max(h, w))
-    model_t, e2e_t = [], []
+    ups = [Upscaler(e.runner, scale, tile=max(h, w)) for e in entries]
+    times = [([], []) for _ in entries]  # (model, e2e) seconds per entry
+    live = list(range(len(entries)))
+    failed: list[tuple[BenchEntry, SrxError]] = []
     since = probe.count()
 
     def gemm() -> None:
@@ -267,29 +284,43 @@ def bench_case(runner, case: tuple[str, int, int, int], reps: int, warmup: int, 
 
     for block in range(0, reps, BLOCK):
         gemm()
-        for _ in range(warmup if block == 0 else 1):  # untimed: wakes the pools after the pause
-            runner.infer(lr_y)
-            up.upscale(frame)
-        for rep in range(block, min(reps, block + BLOCK)):
-            # Back to back, as frames run; alternate the order so neither always goes first.
-            for kind in (("model", "e2e") if rep % 2 == 0 else ("e2e", "model")):
-                t0 = time.perf_counter()
-                runner.infer(lr_y) if kind == "model" else up.upscale(frame)
-                (model_t if kind == "model" else e2e_t).append(time.perf_counter() - t0)
+        turn = block // BLOCK
+        order = live[turn % len(live):] + live[:turn % len(live)] if live else []
+        for k, i in enumerate(order):
+            runner, up = entries[i].runner, ups[i]
+            if k:
+                time.sleep(SETTLE_S)  # the previous runner's thread pool is still spinning
+            try:
+                for _ in range(warmup if block == 0 else 1):  # untimed: wakes the pools after the pause
+                    runner.infer(lr_y)
+                    up.upscale(frame)
+                for rep in range(block, min(reps, block + BLOCK)):
+                    # Back to back, as frames run; alternate the order so neither always goes first.
+                    for kind in (("model", "e2e") if rep % 2 == 0 else ("e2e", "model")):
+                        t0 = time.perf_counter()
+                        runner.infer(lr_y) if kind == "model" else up.upscale(frame)
+                        times[i][kind == "e2e"].append(time.perf_counter() - t0)
+            except SrxError as exc:
+                failed.append((entries[i], exc))
+                live.remove(i)
     gemm()
-    m50, m95 = np.percentile(model_t, [50, 95])
-    e50, e95 = np.percentile(e2e_t, [50, 95])
-    backend = _label(runner)
-    library, gflops = probe.best(since, gpu=backend in GPU_BACKENDS)
-    model_flops, graph_flops = flops
-    floor_s = model_flops / (gflops * 1e9)
-    return BenchRow(
-        model=model, backend=backend, case=name, lr=f"{w}x{h}", hr=f"{w * scale}x{h * scale}", reps=reps,
-        model_p50_ms=1e3 * m50, model_p95_ms=1e3 * m95, e2e_p50_ms=1e3 * e50, e2e_p95_ms=1e3 * e95,
-        fps=1.0 / e50, floor_ms=1e3 * floor_s, model_over_floor=m50 / floor_s, e2e_over_model=e50 / m50,
-        gemm_gflops=gflops, gemm_library=library, model_gflop=model_flops / 1e9,
-        graph_gflop=(model_flops if backend.startswith("torch") else graph_flops) / 1e9,
-    )
+    rows = []
+    for i in live:
+        entry, (model_t, e2e_t) = entries[i], times[i]
+        m50, m95 = np.percentile(model_t, [50, 95])
+        e50, e95 = np.percentile(e2e_t, [50, 95])
+        backend = _label(entry.runner)
+        library, gflops = probe.best(since, gpu=backend in GPU_BACKENDS)
+        model_flops, graph_flops = entry.flops
+        floor_s = model_flops / (gflops * 1e9)
+        rows.append(BenchRow(
+            model=entry.label, backend=backend, case=name, lr=f"{w}x{h}", hr=f"{w * scale}x{h * scale}", reps=reps,
+            model_p50_ms=1e3 * m50, model_p95_ms=1e3 * m95, e2e_p50_ms=1e3 * e50, e2e_p95_ms=1e3 * e95,
+            fps=1.0 / e50, floor_ms=1e3 * floor_s, model_over_floor=m50 / floor_s, e2e_over_model=e50 / m50,
+            gemm_gflops=gflops, gemm_library=library, model_gflop=model_flops / 1e9,
+            graph_gflop=(model_flops if backend.startswith("torch") else graph_flops) / 1e9,
+        ))
+    return rows, failed
 
 
 def _label(runner) -> str:
@@ -354,31 +385,39 @@ def run_bench(
     try:
         probe = GemmProbe(threads, quick, gpu=any(b in GPU_BACKENDS for b in backends) and _torch_cuda())
         rows, skipped, names = [], [], []
+        def skip(backend: str, label: str, case: tuple, exc: SrxError) -> None:
+            skipped.append({"backend": backend, "model": label, "case": case[0], "reason": str(exc)})
+            log.warning("bench: skipping %s on %s: %s", label if backend == "*" else backend, case[0], exc)
+
         for case in all_cases:
-            for weights_one in models:
-                label = str(weights_one)
-                try:
-                    ckpt = _bench_checkpoint(case[3], weights_one)
-                except SrxError as exc:
-                    skipped.append({"backend": "*", "model": label, "case": case[0], "reason": str(exc)})
-                    log.warning("bench: skipping %s on %s: %s", label, case[0], exc)
-                    continue
-                cfg = ModelConfig.from_dict(dict(load_checkpoint(ckpt)["model_config"]))
-                arch = cfg.name.rsplit("-x", 1)[0]
-                label = label if label in SHIPPED else arch
-                names.append(label)
-                flops = frame_flops(ckpt, case[2], case[1])
-                for backend in backends:
-                    if backend == "triton" and weights_one is not models[0]:
-                        continue  # the server runs its own model: one triton row per case
+            with ExitStack() as active:  # every runner of the case stays up while the case runs in turns
+                entries: list[BenchEntry] = []
+                for weights_one in models:
+                    label = str(weights_one)
                     try:
-                        runner = _runner(backend, ckpt, threads, engine, server, case[3])
-                        with runner:
-                            rows.append(bench_case(runner, case, reps, warmup, probe, flops,
-                                                   getattr(runner, "model", label) if backend == "triton" else label))
+                        ckpt = _bench_checkpoint(case[3], weights_one)
                     except SrxError as exc:
-                        skipped.append({"backend": backend, "model": label, "case": case[0], "reason": str(exc)})
-                        log.warning("bench: skipping %s on %s: %s", backend, case[0], exc)
+                        skip("*", label, case, exc)
+                        continue
+                    cfg = ModelConfig.from_dict(dict(load_checkpoint(ckpt)["model_config"]))
+                    arch = cfg.name.rsplit("-x", 1)[0]
+                    label = label if label in SHIPPED else arch
+                    names.append(label)
+                    flops = frame_flops(ckpt, case[2], case[1])
+                    for backend in backends:
+                        if backend == "triton" and weights_one is not models[0]:
+                            continue  # the server runs its own model: one triton row per case
+                        try:
+                            runner = active.enter_context(_runner(backend, ckpt, threads, engine, server, case[3]))
+                        except SrxError as exc:
+                            skip(backend, label, case, exc)
+                            continue
+                        entries.append(BenchEntry(runner, getattr(runner, "model", label) if backend == "triton" else label,
+                                                  flops))
+                case_rows, failed = bench_case(entries, case, reps, warmup, probe)
+                rows += case_rows
+                for entry, exc in failed:
+                    skip(_label(entry.runner), entry.label, case, exc)
         if not rows and skipped:  # nothing ran (a bad checkpoint, no server): one clear error, not max() of nothing
             raise SrxError(skipped[0]["reason"])
         library, gflops = probe.best()

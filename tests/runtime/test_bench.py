@@ -65,3 +65,40 @@ def test_torch_cuda_bench_row_takes_the_gpu_floor(ckpt):
     assert set(rows) == {"torch", "torch-cuda"}
     assert rows["torch-cuda"]["gemm_library"] == "torch-cuda" and rows["torch"]["gemm_library"] != "torch-cuda"
     assert rows["torch-cuda"]["gemm_gflops"] > rows["torch"]["gemm_gflops"]
+
+
+def test_rows_of_a_case_take_turns_and_a_failing_runner_leaves(ckpt):
+    """Two models measured in turns, block by block with the order rotating, between GEMM samples; a
+    runner that starts failing mid-case is dropped from the turns and reported, the others finish."""
+    from srx.runtime.bench import BLOCK, BenchEntry, bench_case
+    from srx.runtime.torch_runner import TorchRunner
+
+    calls: list[str] = []
+
+    class Logged(TorchRunner):
+        def __init__(self, name: str, fail_after: int | None = None, **kw) -> None:
+            super().__init__(**kw)
+            self.name, self.fail_after, self.n = name, fail_after, 0
+
+        def infer_impl(self, lr_y):
+            self.n += 1
+            calls.append(self.name)
+            if self.fail_after is not None and self.n > self.fail_after:
+                raise SrxError("the server went away")
+            return super().infer_impl(lr_y)
+
+    case, flops = ("quick x3", 40, 32, 3), frame_flops(ckpt(3), 32, 40)
+    probe = GemmProbe(threads=1, quick=True)
+    with Logged("a", weights=ckpt(3)) as a, Logged("b", weights=ckpt(3)) as b:
+        rows, failed = bench_case([BenchEntry(a, "a", flops), BenchEntry(b, "b", flops)], case,
+                                  reps=2 * BLOCK, warmup=1, probe=probe)
+    runs = [name for k, name in enumerate(calls) if k == 0 or calls[k - 1] != name]
+    assert runs == ["a", "b", "a"]  # block 1: a then b; block 2: b then a (b's two turns meet)
+    assert [r.model for r in rows] == ["a", "b"] and failed == [] and probe.count() == 3
+    assert all(r.reps == 2 * BLOCK and r.model_p50_ms > 0 for r in rows)
+
+    calls.clear()
+    with Logged("ok", weights=ckpt(3)) as ok, Logged("dies", fail_after=BLOCK, weights=ckpt(3)) as dies:
+        rows, failed = bench_case([BenchEntry(ok, "ok", flops), BenchEntry(dies, "dies", flops)], case,
+                                  reps=3 * BLOCK, warmup=1, probe=probe)
+    assert [r.model for r in rows] == ["ok"] and [(e.label, str(x)) for e, x in failed] == [("dies", "the server went away")]
