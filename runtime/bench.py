@@ -432,8 +432,8 @@ def run_bench(
             "skipped": skipped,
             "note": "end-to-end = colour conversion + model + chroma bicubic + back to BGR uint8; "
                     "floor = the model's FLOPs / the best float32 GEMM rate measured on the same threads, "
-                    "sampled between blocks of each row's reps; the exported ONNX graph computes the same "
-                    "function with the FLOPs in the graph GFLOP column (bicubic folded into layer 1)",
+                    "sampled between the blocks in which a case's rows take turns; the exported ONNX graph computes "
+                    "the same function with the FLOPs in the graph GFLOP column (bicubic folded into layer 1)",
         }
     finally:
         torch.set_num_threads(saved_threads)
