@@ -5,8 +5,8 @@ rate on the same threads and turns the model's FLOPs into a floor: `model / floo
 backend gets to the hardware, `e2e / model` what the colour and chroma work around it costs.
 Model-only and end-to-end runs alternate back to back in blocks of a few, the rows of a case
 (every model and backend) take turns block by block, and GEMM samples sit between the blocks, so a
-shared machine that speeds up or slows down during the run moves the rows and the floor alike (seen here: the same GEMM measured anywhere from 50 to 190 GFLOP/s over an
-afternoon). The GEMM rate is the best of the libraries present (torch, NumPy's BLAS, ONNX
+shared machine that speeds up or slows down during the run moves the rows and the floor alike
+(seen here: the same GEMM measured anywhere from 50 to 190 GFLOP/s over an afternoon). The GEMM rate is the best of the libraries present (torch, NumPy's BLAS, ONNX
 Runtime's MLAS), so the floor is as low as this machine allows.
 """
 from __future__ import annotations
@@ -214,26 +214,17 @@ def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None, server:
     raise SrxError(f"unknown bench backend {backend!r}: expected one of {', '.join(BENCH_BACKENDS)}")
 
 
-def _torch_cuda() -> bool:
-    """PyTorch sees a CUDA GPU (a CPU build of torch answers False without touching a driver)."""
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
 def available_backends() -> list[str]:
     """What runs here without extra flags: torch, ONNX Runtime FP32 and FP16 on the CPU, torch on the
     GPU where PyTorch sees one, ORT CUDA with a GPU (TensorRT needs an engine: --backend tensorrt
     --engine FILE)."""
-    from srx.runtime.select import _gpu_present
+    from srx.runtime.select import _ort_has_cuda, _torch_sees_gpu
 
-    found = ["torch"] + (["torch-cuda"] if _torch_cuda() else [])
+    found = ["torch"] + (["torch-cuda"] if _torch_sees_gpu() else [])
     try:
-        import onnxruntime
+        import onnxruntime  # noqa: F401
 
-        found += ["onnxruntime", "onnxruntime-fp16"]
-        if "CUDAExecutionProvider" in onnxruntime.get_available_providers() and _gpu_present():
-            found.append("onnxruntime-cuda")
+        found += ["onnxruntime", "onnxruntime-fp16"] + (["onnxruntime-cuda"] if _ort_has_cuda() else [])
     except ImportError:
         pass
     return found
@@ -383,8 +374,11 @@ def run_bench(
     saved_cv2 = single_threaded_opencv()  # as `srx upscale` / `srx stream` run frames
     keep_frame_buffers()
     try:
-        probe = GemmProbe(threads, quick, gpu=any(b in GPU_BACKENDS for b in backends) and _torch_cuda())
+        from srx.runtime.select import _torch_sees_gpu
+
+        probe = GemmProbe(threads, quick, gpu=any(b in GPU_BACKENDS for b in backends) and _torch_sees_gpu())
         rows, skipped, names = [], [], []
+
         def skip(backend: str, label: str, case: tuple, exc: SrxError) -> None:
             skipped.append({"backend": backend, "model": label, "case": case[0], "reason": str(exc)})
             log.warning("bench: skipping %s on %s: %s", label if backend == "*" else backend, case[0], exc)
@@ -412,8 +406,8 @@ def run_bench(
                         except SrxError as exc:
                             skip(backend, label, case, exc)
                             continue
-                        entries.append(BenchEntry(runner, getattr(runner, "model", label) if backend == "triton" else label,
-                                                  flops))
+                        shown = getattr(runner, "model", label) if backend == "triton" else label
+                        entries.append(BenchEntry(runner, shown, flops))
                 case_rows, failed = bench_case(entries, case, reps, warmup, probe)
                 rows += case_rows
                 for entry, exc in failed:

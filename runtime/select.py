@@ -1,10 +1,11 @@
-"""Choosing a backend for a model file: `make_runner("auto" | "torch" | "onnxruntime" | "tensorrt")`.
+"""Choosing a backend for a model file: `make_runner("auto" | "torch" | "torch-cuda" | "onnxruntime" | "tensorrt")`.
 
 `auto` takes the fastest backend that works on this machine: TensorRT for an engine on a GPU, else
 ONNX Runtime with CUDA when installed, else PyTorch on the GPU where it sees one (a checkpoint
 only; on an H200 5.8x faster than ONNX Runtime on 16 CPU threads for `fast` at 720p-out x3), else
-ONNX Runtime on the CPU (about 3x faster than PyTorch eager for SRCNN here). Checkpoints run on ONNX Runtime through an ONNX graph exported on first use
-into a cache keyed by the checkpoint's SHA-256, so later runs start at once.
+ONNX Runtime on the CPU (about 3x faster than PyTorch eager for SRCNN here). Checkpoints run on ONNX
+Runtime through an ONNX graph exported on first use into a cache keyed by the checkpoint's SHA-256,
+so later runs start at once.
 """
 from __future__ import annotations
 
@@ -148,7 +149,8 @@ def make_runner(
     from srx.runtime.torch_runner import TorchRunner
 
     if backend in ("torch", "torch-cuda"):
-        runner = TorchRunner(path, scale=scale or 3, threads=threads, device="cuda" if backend == "torch-cuda" else "cpu")
+        device = "cuda" if backend == "torch-cuda" else "cpu"
+        runner = TorchRunner(path, scale=scale or 3, threads=threads, device=device)
         _log_choice(backend, runner, "asked for")
         return _check_scale(runner, scale, path)
     if backend == "auto" and not _ort_has_cuda() and _torch_sees_gpu():

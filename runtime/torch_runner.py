@@ -49,10 +49,10 @@ class TorchRunner(Runner):
     def activate_impl(self) -> None:
         import torch
 
-        if self.device != "cpu" and self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise SrxError(f"torch device {self.device!r} was asked for, but this PyTorch sees no CUDA GPU (a CPU "
-                           "build, or no driver); run on the CPU instead (--backend torch)")
         if self.device.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise SrxError(f"torch device {self.device!r} was asked for, but this PyTorch sees no CUDA GPU (a "
+                               "CPU build, or no driver); run on the CPU instead (--backend torch)")
             # the reference computes in full FP32: cuDNN would otherwise run the convolutions in TF32
             # on Ampere and later (10-bit mantissa), which other backends' parity would inherit
             torch.backends.cudnn.allow_tf32 = False

@@ -14,13 +14,19 @@ REPO = Path(__file__).resolve().parents[1]
 SKIP = shutil.ignore_patterns(".git", ".venv", "runs", "out", ".whl", "__pycache__", "*.egg-info", ".pytest_cache")
 
 
-@pytest.mark.slow
-def test_offline_setup_builds_over_this_python_without_an_index(tmp_path):
+def _offline_setup(tmp_path: Path, python: str) -> tuple[Path, subprocess.CompletedProcess]:
+    """A copy of the checkout, then `SRX_OFFLINE=1 bash scripts/setup.sh` in it with `python` and no index."""
     repo = tmp_path / "checkout"
     shutil.copytree(REPO, repo, ignore=SKIP)
     env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "VIRTUAL_ENV")}
-    env.update(SRX_OFFLINE="1", PIP_NO_INDEX="1", PYTHON=sys.executable)
-    proc = subprocess.run(["bash", "scripts/setup.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    env.update(SRX_OFFLINE="1", PIP_NO_INDEX="1", PYTHON=python)
+    return repo, subprocess.run(["bash", "scripts/setup.sh"], cwd=repo, env=env, capture_output=True, text=True,
+                                timeout=300)
+
+
+@pytest.mark.slow
+def test_offline_setup_builds_over_this_python_without_an_index(tmp_path):
+    repo, proc = _offline_setup(tmp_path, sys.executable)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "installed offline" in proc.stdout
     # srx from the copy, torch from the Python that made the venv (nothing was downloaded)
@@ -40,10 +46,6 @@ def test_offline_setup_names_what_is_missing(tmp_path):
     bare = subprocess.run([base, "-c", "import torch"], capture_output=True)
     if bare.returncode == 0:
         pytest.skip(f"{base} has torch itself, so nothing would be missing")
-    repo = tmp_path / "checkout"
-    shutil.copytree(REPO, repo, ignore=SKIP)
-    env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "VIRTUAL_ENV")}
-    env.update(SRX_OFFLINE="1", PIP_NO_INDEX="1", PYTHON=base)
-    proc = subprocess.run(["bash", "scripts/setup.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    _, proc = _offline_setup(tmp_path, base)
     assert proc.returncode != 0
     assert "missing here: torch" in proc.stderr and "PIP_FIND_LINKS" in proc.stderr
