@@ -125,18 +125,13 @@ def parse_source(camera: int | None = None, source: str | None = None, demo: boo
 
 # -- OpenCV helpers -------------------------------------------------------------------------------
 def _cv2():
-    # FFmpeg's own log lines ("[tcp @ 0x..] Connection refused") would add lines to our one clear
-    # message; OpenCV reads this once, at its first FFmpeg use. --verbose keeps them.
-    if not log.isEnabledFor(logging.DEBUG):
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    from srx.imageio import cv2_module
+    """OpenCV, with its own log lines (and FFmpeg's: "[tcp @ 0x..] Connection refused") kept out of
+    our one clear message for a source that fails; --verbose keeps them."""
+    from srx.imageio import cv2_module, quiet_opencv_logs
 
-    cv2 = cv2_module()
-    try:  # OpenCV's own open-failure warnings would add lines to our one clear message
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    except AttributeError:
-        pass
-    return cv2
+    if not log.isEnabledFor(logging.DEBUG):
+        quiet_opencv_logs()
+    return cv2_module()
 
 
 def has_gstreamer() -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 
 from srx.errors import SrxError
 from srx.fsutil import check_output_dir, check_output_file, ensure_dir, temporary_sibling
-from srx.imageio import IMAGE_EXTENSIONS, cv2_module
+from srx.imageio import IMAGE_EXTENSIONS, cv2_module, open_video
 from srx.runtime.upscaler import Upscaler
 
 log = logging.getLogger("srx")
@@ -150,9 +150,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
     Returns the number of frames written; SrxError for an unreadable or truncated video (the frames
     that could be decoded are still written)."""
     cv2 = cv2_module()
-    cap = cv2.VideoCapture(str(src))
-    if not cap.isOpened():
-        raise SrxError(f"video {src.name} cannot be opened (corrupt, truncated or an unsupported codec)")
+    cap = open_video(src)
     try:
         fps = cap.get(cv2.CAP_PROP_FPS)
         fps = fps if fps and np.isfinite(fps) and fps > 0 else 25.0

@@ -24,7 +24,7 @@ class Panel:
 def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str]:
     """A BGR image from an image file, or frame `frame` (default: the middle one) of a video."""
     from srx.evaluate import is_video
-    from srx.imageio import cv2_module, read_image
+    from srx.imageio import cv2_module, open_video, read_image
 
     path = Path(path)
     if not path.exists():
@@ -34,10 +34,8 @@ def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str
             raise SrxError(f"--frame applies to videos; {path} is an image")
         return read_image(path), path.name
     cv2 = cv2_module()
-    cap = cv2.VideoCapture(str(path))
+    cap = open_video(path)
     try:
-        if not cap.isOpened():
-            raise SrxError(f"cannot open video {path}")
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         want = frame if frame is not None else max(count // 2, 0)
         if want < 0 or (count and want >= count):
@@ -60,7 +58,9 @@ def detail_crop(hr_y: np.ndarray, size: int, scale: int) -> tuple[int, int, int]
     h, w = hr_y.shape
     side = min(size, h - 2 * scale, w - 2 * scale)
     if side < 8:
-        raise SrxError(f"image of {w}x{h} is too small for a comparison at x{scale}")
+        need = 8 + 2 * scale
+        raise SrxError(f"image is {w}x{h} (cropped to a multiple of {scale}), too small for a comparison at x{scale}; "
+                       f"expected at least {need}x{need}")
     lap = np.abs(cv2.Laplacian(hr_y.astype(np.float32), cv2.CV_32F))
     integral = cv2.integral(lap)
     best, where = -1.0, (scale, scale)
@@ -102,6 +102,7 @@ def compare_image(hr_bgr: np.ndarray, scale: int, models: list[tuple[str, Path]]
     from srx.protocol import bicubic_upscale_y, make_pair, psnr
 
     hr_y, clean_lr = make_pair(hr_bgr, scale)
+    crop = detail_crop(hr_y, crop_size, scale)  # first: it says when the frame is too small to compare
     lr = degrade_for_eval(spec, hr_y, clean_lr, scale, 0)
     panels = [Panel("HR", hr_y, None)]
     bic = bicubic_upscale_y(lr, scale)
@@ -110,6 +111,5 @@ def compare_image(hr_bgr: np.ndarray, scale: int, models: list[tuple[str, Path]]
         model, _, _ = model_from_checkpoint(weights, scale)
         out = quantize(torch_predictor(model)(lr))
         panels.append(Panel(label, out, psnr(hr_y, out, scale)))
-    crop = detail_crop(hr_y, crop_size, scale)
     title = f"{source}, x{scale}, LR: {spec}; Y channel, PSNR on the whole frame"
     return compose(panels, crop, zoom, title), panels

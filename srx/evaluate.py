@@ -40,15 +40,12 @@ def is_video(path: Path) -> bool:
 def load_eval_video(path: Path, scale: int, every: int = 10) -> list[EvalImage]:
     """HR/LR Y pairs from every `every`-th frame of a video (frame 0, every, 2*every, ...): a user's
     own camera footage as an evaluation set."""
-    from srx.imageio import cv2_module
+    from srx.imageio import open_video
     from srx.protocol import make_pair
 
     if every < 1:
         raise SrxError(f"--every must be at least 1, got {every}")
-    cv2 = cv2_module()
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise SrxError(f"cannot open video {path}: expected a file OpenCV can decode (e.g. .mp4, .avi)")
+    cap = open_video(path)
     pairs, index = [], 0
     try:
         while True:

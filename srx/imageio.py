@@ -10,6 +10,31 @@ from srx.errors import SrxError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
+#: cv::utils::logging::LOG_LEVEL_ERROR (SILENT 0, FATAL 1, ERROR 2, WARNING 3, INFO 4, ...)
+_CV_LOG_LEVEL_ERROR = 2
+
+
+def quiet_opencv_logs() -> None:
+    """Keep OpenCV's and its FFmpeg's own log lines ("[ WARN:0@2.4] global cap.cpp:215 ...",
+    "[mov,mp4,... @ 0x..] moov atom not found", "[tcp @ 0x..] Connection refused") out of srx's
+    output, where they would add lines to the one clear message srx gives for a bad file or URL.
+    Both libraries read their environment variable once (at import, at the first FFmpeg use), so the
+    CLI calls this before anything imports OpenCV; OpenCV's level is also set in a running process.
+    A user's own setting of either variable wins."""
+    import os
+    import sys
+
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and os.environ["OPENCV_LOG_LEVEL"] == "ERROR":
+        utils_logging = getattr(getattr(cv2, "utils", None), "logging", None)
+        if utils_logging is not None:
+            utils_logging.setLogLevel(utils_logging.LOG_LEVEL_ERROR)
+        elif hasattr(cv2, "setLogLevel"):  # the pip wheels have only this one
+            cv2.setLogLevel(_CV_LOG_LEVEL_ERROR)
+
+
 def cv2_module():
     """Import OpenCV lazily, with a fix-it message instead of an ImportError traceback."""
     try:
@@ -35,6 +60,18 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     return np.ascontiguousarray(img)
+
+
+def open_video(path: Path):
+    """An opened cv2.VideoCapture for a video file, or the one message every srx command gives for a
+    file OpenCV cannot decode. The caller releases it."""
+    cv2 = cv2_module()
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise SrxError(f"video {path} cannot be opened (corrupt, truncated or a codec this OpenCV lacks); "
+                       "expected a video OpenCV can decode (e.g. .mp4, .avi, .mkv)")
+    return cap
 
 
 def read_image(path: Path) -> np.ndarray:

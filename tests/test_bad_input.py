@@ -53,7 +53,8 @@ OTHER_CASES = {
     "compare": [(["compare", "{tmp}/missing.png"], "does not exist"),
                 (["compare", "{image}", "--degrade", "noise=-1", "--out", "{tmp}/c.png"], "expected a number or a range"),
                 (["compare", "{image}", "--out", "{tmp}/c.jpg"], "expected a .png"),
-                (["compare", "{image}", "--frame", "3", "--out", "{tmp}/c.png"], "--frame applies to videos")],
+                (["compare", "{image}", "--frame", "3", "--out", "{tmp}/c.png"], "--frame applies to videos"),
+                (["compare", "{tiny}", "--out", "{tmp}/c.png"], "too small for a comparison at x3; expected at least 14x14")],
     "export": [(["export", "--opt-shape", "360by640"], "expected HEIGHTxWIDTH"),
                (["export", "--out", "{file}/sub"], "is a file, expected a folder"),
                (["export", "--timing-cache", "{tmp}", "--out", "{tmp}/exports"], "--timing-cache")],
@@ -82,8 +83,10 @@ def places(tmp_path, image_folder, monkeypatch):
     import cv2
 
     cv2.imwrite(str(image), synthetic_photo(20, 24))
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), synthetic_photo(12, 13))
     return {"{images}": str(image_folder), "{image}": str(image), "{file}": str(tmp_path / "afile"),
-            "{tmp}": str(tmp_path)}
+            "{tmp}": str(tmp_path), "{tiny}": str(tiny)}
 
 
 def _bad_checkpoint(kind: str, folder: Path) -> Path:
@@ -119,6 +122,7 @@ def _fill(args: list[str], subs: dict[str, str]) -> list[str]:
 def _check_one_error_line(res, match: str) -> None:
     assert res.exit_code == 1, res.output
     assert "Traceback" not in res.output
+    assert "Warning" not in res.output  # nothing computed on what turned out to be bad input
     assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
     errors = [ln for ln in res.output.splitlines() if ln.startswith("error:") or "Error" in ln]
     assert errors, res.output
@@ -174,3 +178,36 @@ def test_unwritable_outputs_fail_before_the_model_loads(places, tmp_path, caplog
     _check_one_error_line(res, "--json-summary")
     assert "backend:" not in caplog.text and "exporting" not in caplog.text
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_bad_video_or_url_is_one_line_with_no_library_chatter(tmp_path):
+    """OpenCV and its FFmpeg write their own lines ("[mov,mp4,... @ 0x..] moov atom not found",
+    "[ WARN:0@2.4] global cap.cpp:215 ...", "[tcp @ 0x..] Connection refused") straight to the
+    process's stderr, past CliRunner: so the real CLI runs in a subprocess. A file OpenCV cannot
+    decode gets the same message from every command, and nothing else shows."""
+    import socket
+    import subprocess
+    import sys
+
+    junk = tmp_path / "junk.mp4"
+    junk.write_text("not a video\n" * 200)
+    with socket.socket() as s:  # a port nothing listens on once this closes
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cases = {
+        "eval": (["eval", "--data", str(junk)], "video {junk} cannot be opened (corrupt"),
+        "compare": (["compare", str(junk), "--out", str(tmp_path / "c.png")], "video {junk} cannot be opened (corrupt"),
+        "upscale": (["upscale", str(junk), "--out", str(tmp_path / "u.mp4"), "--backend", "torch"],
+                    "video {junk} cannot be opened (corrupt"),
+        "stream": (["stream", "--source", f"rtsp://127.0.0.1:{port}/live", "--no-window", "-q", "--max-frames", "1",
+                    "--backend", "torch"], "cannot open source rtsp://127.0.0.1"),
+    }
+    for command, (args, match) in cases.items():
+        res = subprocess.run([sys.executable, "-m", "srx", *args], capture_output=True, text=True, timeout=120,
+                             cwd=tmp_path)
+        said = res.stdout + res.stderr
+        assert res.returncode == 1, (command, said)
+        assert match.format(junk=junk) in said, (command, said)
+        assert "Traceback" not in said, (command, said)
+        chatter = [ln for ln in said.splitlines() if ln.lstrip().startswith("[")]
+        assert not chatter, (command, chatter)

@@ -82,6 +82,10 @@ def _root(
         handlers=[_StderrHandler()],
     )
     logging.getLogger("srx").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        from srx.imageio import quiet_opencv_logs
+
+        quiet_opencv_logs()
 
 
 def parse_duration(text: str | None) -> float | None:

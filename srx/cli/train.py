@@ -91,9 +91,12 @@ def eval_cmd(
     from rich.table import Table
 
     table = Table(title=f"{config.name} on {data} (x{scale}, LR degradation: {spec}; Y, {scale}-px border shaved)")
-    for col in ("image", "size", "bicubic PSNR", "model PSNR", "gain", "bicubic SSIM", "model SSIM"):
-        table.add_column(col, justify="left" if col == "image" else "right")
-    for r in result["images"] + [{"name": "mean", **result["mean"]}]:
+    rows = result["images"] + [{"name": "mean", **result["mean"]}]
+    longest = min(40, max(len(r["name"]) for r in rows))  # names stay whole (frame_000120), the numbers wrap
+    for col in ("image", "size", "bicubic\nPSNR", "model\nPSNR", "gain", "bicubic\nSSIM", "model\nSSIM"):
+        table.add_column(col, justify="left" if col == "image" else "right",
+                         min_width=longest if col == "image" else None)
+    for r in rows:
         size = f"{r['width']}x{r['height']}" if "width" in r else ""
         table.add_row(r["name"], size, f"{r['bicubic_psnr']:.2f}", f"{r['model_psnr']:.2f}",
                       f"{r['model_psnr'] - r['bicubic_psnr']:+.2f}", f"{r['bicubic_ssim']:.4f}", f"{r['model_ssim']:.4f}")
