@@ -26,6 +26,7 @@ IMAGE_FORMATS = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
 #: codec per output container (OpenCV's FFmpeg writer); other containers are written as .mp4
 VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 _NO_ALPHA = (".jpg", ".jpeg", ".bmp")
+_SIXTEEN_BIT = (".png", ".tif", ".tiff")  # the formats OpenCV writes 16-bit
 
 
 @dataclass
@@ -125,6 +126,13 @@ def upscale_image_file(upscaler: Upscaler, src: Path, dst: Path) -> None:
     if img.ndim == 3 and img.shape[2] == 4 and dst.suffix.lower() in _NO_ALPHA:
         log.info("%s: %s cannot hold alpha; writing the colour only", src.name, dst.suffix)
         img = np.ascontiguousarray(img[..., :3])
+    if img.dtype == np.uint16 and dst.suffix.lower() not in _SIXTEEN_BIT:
+        # OpenCV's encoders for these would clip 16-bit values to 8 bits (a white picture)
+        from srx.imageio import to_uint8
+
+        log.info("%s: %s holds 8 bits only; writing 16-bit as 8-bit (.png and .tiff keep 16)", src.name, dst.suffix)
+        alpha = to_uint8(img[..., 3]) if img.ndim == 3 and img.shape[2] == 4 else None
+        img = to_uint8(img) if alpha is None else np.dstack([to_uint8(img), alpha])
     write_image(dst, img)
 
 

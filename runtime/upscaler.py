@@ -48,20 +48,22 @@ _CHROMA_BGR = np.zeros((3, 4), np.float32)
 _CHROMA_BGR[:, 1:] = _INV[:, 1:]
 
 
-def bgr_from_planes(hr_y: np.ndarray, ycc_lr: np.ndarray, scale: int) -> np.ndarray:
+def bgr_from_planes(hr_y: np.ndarray, ycc_lr: np.ndarray, scale: int, *, sixteen_bit: bool = False) -> np.ndarray:
     """uint8 BGR (sH, sW, 3) from the model's HR Y plane (model units) and the frame's LR
     (Y, Cb, Cr) from `_FWD`: the same as enlarging Cb/Cr bicubic and applying `_INV`, since both
     are linear, but cheaper. The chroma's contribution to each of B, G, R is formed on the LR grid
     (3x fewer pixels per side), each is enlarged, and one `addWeighted` per channel adds the HR Y
     and rounds to uint8: at 720p about half the colour time of the merge/transform/convert path
-    (no interleaved float HR image is ever made)."""
+    (no interleaved float HR image is ever made). `sixteen_bit`: uint16 BGR instead, the same
+    values x 257 (65535 / 255) rounded once."""
     cv2 = _cv2()
     h, w = ycc_lr.shape[:2]
     size = (w * scale, h * scale)
     hr_y = np.ascontiguousarray(hr_y)
+    gain, depth = (257.0, cv2.CV_16U) if sixteen_bit else (1.0, cv2.CV_8U)
     planes = cv2.split(cv2.transform(ycc_lr, _CHROMA_BGR))
-    return cv2.merge([cv2.addWeighted(hr_y, _Y_GAIN, cv2.resize(p, size, interpolation=cv2.INTER_CUBIC), 1.0, 0.0,
-                                      dtype=cv2.CV_8U) for p in planes])
+    return cv2.merge([cv2.addWeighted(hr_y, _Y_GAIN * gain, cv2.resize(p, size, interpolation=cv2.INTER_CUBIC), gain,
+                                      0.0, dtype=depth) for p in planes])
 
 
 # Grayscale frames are R = G = B: Y = 16 + 219/255 g, and back g = (Y - 16) * 255/219.
@@ -172,7 +174,9 @@ class Upscaler:
     # -- frames ------------------------------------------------------------------------------------
     def upscale(self, frame: np.ndarray) -> np.ndarray:
         """uint8 BGR (H, W, 3) -> uint8 BGR (sH, sW, 3). Grayscale stays grayscale, BGRA keeps its
-        (bicubic-enlarged) alpha, 16-bit/float input is first converted to 8 bits."""
+        (bicubic-enlarged) alpha, 16-bit input gives 16-bit output (the same arithmetic on values
+        / 257, written back x 257, so nothing is rounded to 8 bits on the way), float input is
+        first converted to 8 bits."""
         cv2 = _cv2()
         frame = np.asarray(frame)
         if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
@@ -180,7 +184,8 @@ class Upscaler:
         h, w = frame.shape[:2]
         if h < MIN_SIDE or w < MIN_SIDE:
             raise SrxError(f"image is {w}x{h} pixels, too small to upscale; expected at least {MIN_SIDE}x{MIN_SIDE}")
-        if frame.dtype != np.uint8:
+        sixteen = frame.dtype == np.uint16
+        if frame.dtype not in (np.uint8, np.uint16):
             from srx.imageio import to_uint8
 
             alpha = to_uint8(frame[..., 3]) if frame.ndim == 3 and frame.shape[2] == 4 else None
@@ -190,19 +195,21 @@ class Upscaler:
         if frame.ndim == 3 and frame.shape[2] == 1:
             frame = frame[..., 0]
         s = self.scale
+        # pixel values in 8-bit units, as the colour maps expect them (16-bit: a float, not rounded)
+        unit = np.float32(1.0 / 257.0) if sixteen else np.float32(1.0)
         if frame.ndim == 2:
-            y = frame.astype(np.float32) * np.float32(_GRAY_GAIN / 255.0) + np.float32(16.0 / 255.0)
+            y = frame.astype(np.float32) * (unit * np.float32(_GRAY_GAIN / 255.0)) + np.float32(16.0 / 255.0)
             hr_y = self.upscale_y(y)
             g = (hr_y - np.float32(16.0 / 255.0)) * np.float32(1.0 / _GRAY_GAIN)
-            return cv2.multiply(g, 255.0, dtype=cv2.CV_8U)
+            return cv2.multiply(g, 65535.0 if sixteen else 255.0, dtype=cv2.CV_16U if sixteen else cv2.CV_8U)
         alpha = frame[..., 3] if frame.shape[2] == 4 else None
-        if hasattr(self.runner, "infer_frame") and alpha is None and self._whole(h, w):
+        if hasattr(self.runner, "infer_frame") and alpha is None and not sixteen and self._whole(h, w):
             if not self.runner.is_active:
                 self.runner.activate()
             if self.runner.frames_on_device:  # the whole frame stays on the GPU
                 return self.runner.infer_frame(np.ascontiguousarray(frame))
-        ycc = cv2.transform(frame[..., :3].astype(np.float32), _FWD)
-        out = bgr_from_planes(self.upscale_y(ycc[..., 0]), ycc, s)
+        ycc = cv2.transform(frame[..., :3].astype(np.float32) * unit, _FWD)
+        out = bgr_from_planes(self.upscale_y(ycc[..., 0]), ycc, s, sixteen_bit=sixteen)
         if alpha is not None:
             a = cv2.resize(alpha, (w * s, h * s), interpolation=cv2.INTER_CUBIC)
             out = cv2.merge([out, a])

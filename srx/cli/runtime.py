@@ -24,7 +24,7 @@ def _console():
 
 @app.command()
 def upscale(
-    inputs: list[Path] = typer.Argument(..., help="Images (png/jpg/bmp/tiff, 8/16-bit), folders of them, or videos (.mp4/.avi/.mkv/...)."),
+    inputs: list[Path] = typer.Argument(..., help="Images (png/jpg/bmp/tiff; 16-bit stays 16-bit in png/tiff), folders of them, or videos (.mp4/.avi/.mkv/...)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder, or the output file for a single input."),
     scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Upscaling factor 2, 3 or 4 (default: the model's, else 3)."),
     weights: Optional[Path] = weights_option(),

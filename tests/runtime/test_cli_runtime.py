@@ -176,9 +176,10 @@ def test_doctor_reports_every_section():
         assert "srx[gpu]" in screen.output  # the fix survives the table's markup
 
 
-def test_upscale_files_keep_gray_alpha_and_read_16_bit(ckpt, tmp_path):
+def test_upscale_files_keep_gray_alpha_and_16_bit(ckpt, tmp_path, caplog):
     """The README's promises on files, through `srx upscale`: grayscale stays grayscale, an alpha
-    channel is enlarged bicubic and kept, a 16-bit image is converted to 8 bits first."""
+    channel is enlarged bicubic and kept, a 16-bit image stays 16-bit in a format that holds it
+    (PNG, TIFF) and becomes the 8-bit result in one that does not (JPEG)."""
     from srx.runtime.upscaler import create_upscaler
 
     photo = synthetic_photo(21, 27, seed=4)
@@ -200,5 +201,14 @@ def test_upscale_files_keep_gray_alpha_and_read_16_bit(ckpt, tmp_path):
     assert got["gray"].shape == (42, 54) and np.array_equal(got["gray"], gray)
     assert got["rgba"].shape == (42, 54, 4) and np.array_equal(got["rgba"][..., :3], colour)
     assert np.array_equal(got["rgba"][..., 3], cv2.resize(alpha, (54, 42), interpolation=cv2.INTER_CUBIC))
-    assert got["deep"].dtype == np.uint8 and np.array_equal(got["deep"], got["plain"])
+    assert got["deep"].dtype == np.uint16 and got["deep"].shape == colour.shape
+    assert np.abs(got["deep"].astype(int) - 257 * colour.astype(int)).max() <= 129
     assert np.array_equal(got["plain"], colour)
+    with caplog.at_level("INFO", logger="srx"):
+        as_jpeg = runner.invoke(app, ["upscale", str(folder / "deep.png"), "--out", str(tmp_path / "deep.jpg"),
+                                      "--weights", str(ckpt(2)), "--scale", "2", "--backend", "torch"])
+    assert as_jpeg.exit_code == 0, as_jpeg.output
+    assert "holds 8 bits only" in caplog.text
+    jpeg = cv2.imread(str(tmp_path / "deep.jpg"))
+    # JPEG's own loss on top of the 8-bit picture, not OpenCV's clipping of 16-bit values (a white image)
+    assert jpeg.dtype == np.uint8 and np.abs(jpeg.astype(float) - colour).mean() < 4

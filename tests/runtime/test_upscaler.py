@@ -107,10 +107,18 @@ def test_grayscale_bgra_and_16_bit_frames(ckpt):
         assert np.array_equal(bgra[..., :3], base)
         assert np.array_equal(bgra[..., 3], cv2.resize(alpha, (80, 60), interpolation=cv2.INTER_CUBIC))
 
-        deep = colour.astype(np.uint16) * 257  # the same picture in 16 bits
-        assert np.array_equal(up.upscale(deep), base)
+        # the same picture in 16 bits: 16 bits out, the 8-bit result x 257 but not rounded to 8 bits
+        deep = colour.astype(np.uint16) * 257
+        deep_out = up.upscale(deep)
+        assert deep_out.dtype == np.uint16 and deep_out.shape == base.shape
+        assert np.abs(deep_out.astype(int) - 257 * base.astype(int)).max() <= 129  # half an 8-bit step
+        assert np.abs(deep_out.astype(int) % 257).max() > 0  # finer than 8 bits somewhere
         deep_bgra = up.upscale(np.dstack([deep, alpha.astype(np.uint16) * 257]))
-        assert deep_bgra.shape == (60, 80, 4) and np.array_equal(deep_bgra[..., 3], bgra[..., 3])
+        assert deep_bgra.shape == (60, 80, 4) and np.array_equal(deep_bgra[..., :3], deep_out)
+        assert np.array_equal(deep_bgra[..., 3], cv2.resize(alpha.astype(np.uint16) * 257, (80, 60),
+                                                            interpolation=cv2.INTER_CUBIC))
+        deep_gray = up.upscale(gray.astype(np.uint16) * 257)
+        assert deep_gray.dtype == np.uint16 and np.abs(deep_gray.astype(int) - 257 * g.astype(int)).max() <= 129
 
 
 @pytest.mark.parametrize("shape,match", [((1, 1, 3), "too small"), ((0, 5, 3), "too small"),
