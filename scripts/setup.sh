@@ -45,5 +45,18 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0"
+if ! python -c "import torch" 2>/dev/null; then
+    probe=$(mktemp -d)
+    if python -m pip download -q --no-index --no-deps -d "$probe" "torch==2.13.0" >/dev/null 2>&1; then
+        rm -rf "$probe"
+        python -m pip install -q "torch==2.13.0"  # a wheel this machine already holds (find-links)
+    elif [ "$(uname -sm)" = "Linux x86_64" ] && ! command -v nvidia-smi >/dev/null 2>&1; then
+        # PyPI's Linux x86_64 torch is the CUDA build (several GB of nvidia-* wheels); PyTorch's own
+        # CPU index has the CPU one. A GPU host (nvidia-smi), aarch64 and macOS take PyPI's.
+        python -m pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+    else
+        python -m pip install -q "torch==2.13.0"
+    fi
+    rm -rf "$probe"
+fi
 python -m pip install -q -e ".[${SRX_EXTRAS:-test}]"

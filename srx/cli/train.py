@@ -16,7 +16,7 @@ def train(
     data: Optional[list[Path]] = typer.Option(None, "--data", help="Folder of HR training images (repeat for several, e.g. T91 and BSD200); not needed with --resume."),
     scale: int = scale_option(),
     val: Optional[Path] = typer.Option(None, "--val", help="Folder of HR validation images (e.g. Set5); validated every epoch."),
-    model: str = typer.Option("srcnn-915", "--model", help="Model preset: srcnn-915 (the reference), srcnn-955, lrnet-32x4-pw3 (the shipped `fast` and `camera`; grow it from lrnet-32x4-pw weights with scripts/add_pointwise.py --at 2 --at 1), lrnet-32x4-pw, lrnet-32x4-pw2, lrnet-32x4, lrnet-32x5, lrnet-24x5."),
+    model: str = typer.Option("srcnn-915", "--model", help="Model preset: srcnn-915 (the reference), srcnn-955, lrnet-32x4-pw3 (the shipped `fast` and `camera`; grow it from lrnet-32x4-pw weights with scripts/add_pointwise.py --at 2 --at 1), lrnet-32x4-pw, lrnet-32x4-pw2, lrnet-32x4, lrnet-32x5, lrnet-24x5, lrnet-32x4-plain (no training-time branches)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (passes over all patches)."),
     time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this long, e.g. 25m; the learning rate decays over it. With --resume: how long this invocation may train (the rate goes on from where the run stopped and reaches its end then)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
@@ -34,7 +34,7 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder: best.pt, last.pt, metrics.csv, training.png (default runs/train, or the folder of --resume)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a last.pt written by an earlier run; its recipe is kept, only --epochs/--time-budget/--max-steps may extend it."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores)."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where extracted patches are cached (default ~/.cache/srx)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where extracted patches are cached (default $SRX_CACHE_DIR/patches, else ~/.cache/srx/patches)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Write the mean training loss to metrics.csv every N steps (default: about 20 rows per epoch, at most 50 steps apart)."),
 ) -> None:
