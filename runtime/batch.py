@@ -154,9 +154,13 @@ def _atomic_video(dst: Path) -> Iterator[Path]:
 
 
 def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) -> int:
-    """Every frame upscaled and re-encoded at the same fps (video only: audio is not carried over).
-    Returns the number of frames written; SrxError for an unreadable or truncated video (the frames
-    that could be decoded are still written)."""
+    """Every frame upscaled and re-encoded at the same fps, the source's sound carried over
+    (srx.media.mux_audio: copied, or re-encoded to AAC where the container needs it; a video whose
+    sound cannot be carried over is still written, with a warning). Returns the number of frames
+    written; SrxError for an unreadable or truncated video (the frames that could be decoded are
+    still written)."""
+    from srx.media import audio_codec
+
     cv2 = cv2_module()
     cap = open_video(src)
     try:
@@ -168,8 +172,9 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
             raise SrxError(f"video {src.name} has no decodable frames (corrupt or truncated)")
         h, w = frame.shape[:2]
         s = upscaler.scale
-        log.info("%s: %dx%d at %.3g fps -> %dx%d; audio is not carried over (OpenCV writes video only)",
-                 src.name, w, h, fps, w * s, h * s)
+        sound = audio_codec(src)
+        log.info("%s: %dx%d at %.3g fps -> %dx%d%s", src.name, w, h, fps, w * s, h * s,
+                 f"; its sound ({sound}) is carried over" if sound else "")
         if progress is not None:
             from rich.markup import escape
 
@@ -191,12 +196,30 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
                     ok, frame = cap.read()
             finally:
                 writer.release()
+            if sound:
+                _add_sound(tmp, src, dst)
         if expected and n < expected - max(2, expected // 50):
             raise SrxError(f"video {src.name} is truncated: decoded {n} of {expected} frames "
                            f"(those {n} are in {dst.name})")
         return n
     finally:
         cap.release()
+
+
+def _add_sound(video: Path, src: Path, dst: Path) -> None:
+    """Replace the video-only file `video` by one with `src`'s sound too; on failure keep it as it
+    is, with a warning (the upscaled frames matter more than the sound)."""
+    from srx.media import mux_audio
+
+    muxed = temporary_sibling(video, suffix=f".sound{dst.suffix}", prefix=f".{dst.stem}.")
+    try:
+        what = mux_audio(video, src, muxed)
+        os.replace(muxed, video)
+        log.info("%s: sound %s", dst.name, what)
+    except SrxError as exc:
+        log.warning("%s: written without sound: %s", dst.name, exc)
+    finally:
+        muxed.unlink(missing_ok=True)
 
 
 def upscale_files(

@@ -59,6 +59,44 @@ def synthetic_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def video_with_sound(path: Path, vcodec: str = "mpeg4", acodec: str | None = "aac", frames: int = 20, fps: int = 10,
+                     size: tuple[int, int] = (48, 32), rate: int = 48000) -> Path:
+    """A real little video, written by FFmpeg through PyAV: `frames` synthetic photos, and (unless
+    `acodec` is None) a 440 Hz tone exactly as long as the frames, coded with `acodec`."""
+    from fractions import Fraction
+
+    import av
+
+    w, h = size
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(vcodec, rate=fps)
+        video.width, video.height = w, h
+        video.pix_fmt = "yuvj420p" if vcodec == "mjpeg" else "yuv420p"
+        sound = out.add_stream(acodec, rate=rate) if acodec is not None else None  # every stream before any packet
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(synthetic_photo(h, w, seed=i), format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        if sound is not None:
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate * frames // fps) / rate)).astype(np.float32)
+            fit = av.AudioResampler(format=sound.codec_context.format.name, layout=sound.codec_context.layout.name,
+                                    rate=rate)
+            done = 0
+            for k in range(0, tone.size, 1024):
+                chunk = av.AudioFrame.from_ndarray(tone[None, k:k + 1024], format="flt", layout="mono")
+                chunk.sample_rate = rate
+                for f in fit.resample(chunk):
+                    f.pts, done = done, done + f.samples
+                    for packet in sound.encode(f):
+                        out.mux(packet)
+            for packet in sound.encode(None):
+                out.mux(packet)
+    return path
+
+
 @pytest.fixture
 def photo() -> np.ndarray:
     return synthetic_photo(61, 83)

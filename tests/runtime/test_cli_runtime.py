@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from srx.cli import app
-from tests.conftest import synthetic_photo
+from tests.conftest import synthetic_photo, video_with_sound
 
 runner = CliRunner()
 
@@ -212,3 +212,31 @@ def test_upscale_files_keep_gray_alpha_and_16_bit(ckpt, tmp_path, caplog):
     jpeg = cv2.imread(str(tmp_path / "deep.jpg"))
     # JPEG's own loss on top of the 8-bit picture, not OpenCV's clipping of 16-bit values (a white image)
     assert jpeg.dtype == np.uint8 and np.abs(jpeg.astype(float) - colour).mean() < 4
+
+
+def test_upscaled_videos_keep_their_sound(ckpt, tmp_path):
+    """`srx upscale` on videos FFmpeg wrote with sound: the sound comes along (copied into .mp4,
+    re-encoded to AAC for Opus into .avi), frames and fps as before; a silent video stays silent."""
+    import av
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    video_with_sound(folder / "talk.mp4", acodec="aac")
+    video_with_sound(folder / "opus.mkv", acodec="libopus")
+    video_with_sound(folder / "mute.mp4", acodec=None)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["upscale", str(folder / "talk.mp4"), str(folder / "mute.mp4"), "--out", str(out),
+                              "--weights", str(ckpt(2)), "--scale", "2", "--backend", "torch", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["upscale", str(folder / "opus.mkv"), "--out", str(out / "opus.avi"),
+                              "--weights", str(ckpt(2)), "--scale", "2", "--backend", "torch", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    for name, sound in (("talk.mp4", "aac"), ("opus.avi", "aac"), ("mute.mp4", None)):
+        n, shape, fps = _frames(out / name)
+        assert (n, shape[:2], round(fps)) == (20, (64, 96), 10), name
+        with av.open(str(out / name)) as c:
+            assert (c.streams.audio[0].codec_context.name if c.streams.audio else None) == sound, name
+            if sound:
+                seconds = sum(f.samples for f in c.decode(audio=0)) / c.streams.audio[0].codec_context.sample_rate
+                assert abs(seconds - 2.0) < 0.1, (name, seconds)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
