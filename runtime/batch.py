@@ -23,8 +23,9 @@ log = logging.getLogger("srx")
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".flv", ".mpg", ".mpeg", ".ts")
 IMAGE_FORMATS = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
-#: codec per output container (OpenCV's FFmpeg writer); other containers are written as .mp4
-VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+#: containers `srx upscale` writes: H.264 through PyAV, but MJPEG through OpenCV for .avi (VIDEO_FOURCC)
+VIDEO_OUT = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
+VIDEO_FOURCC = {".avi": "MJPG"}
 _NO_ALPHA = (".jpg", ".jpeg", ".bmp")
 _SIXTEEN_BIT = (".png", ".tif", ".tiff")  # the formats OpenCV writes 16-bit
 
@@ -48,7 +49,7 @@ def _kind(path: Path) -> str | None:
 
 
 def _video_out_suffix(src: Path) -> str:
-    return src.suffix.lower() if src.suffix.lower() in VIDEO_FOURCC else ".mp4"
+    return src.suffix.lower() if src.suffix.lower() in VIDEO_OUT else ".mp4"
 
 
 def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None,
@@ -83,6 +84,9 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None,
         src, kind = sources[0]
         if fmt and kind == "image" and out.suffix.lower().lstrip(".") != fmt:
             raise SrxError(f"--out {out.name} and --format {fmt} disagree; give one of them")
+        if kind == "video" and out.suffix.lower() not in VIDEO_OUT:
+            raise SrxError(f"--out {out.name}: srx writes videos as {', '.join(VIDEO_OUT)}; "
+                           f"expected one of those, got {out.suffix}")
         check_output_file(out, "--out")  # now, not after the model ran
         return [Job(src, out, kind)], failed
 
@@ -183,10 +187,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
             task = None
         n = 0
         with _atomic_video(dst) as tmp:
-            fourcc = cv2.VideoWriter_fourcc(*VIDEO_FOURCC.get(dst.suffix.lower(), "mp4v"))
-            writer = cv2.VideoWriter(str(tmp), fourcc, fps, (w * s, h * s))
-            if not writer.isOpened():
-                raise SrxError(f"OpenCV cannot write {dst.suffix} video here; try an --out ending in .mp4 or .avi")
+            writer = _video_writer(tmp, dst, fps, (w * s, h * s))
             try:
                 while ok:
                     writer.write(upscaler.upscale(frame))
@@ -195,7 +196,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
                         progress.advance(task)
                     ok, frame = cap.read()
             finally:
-                writer.release()
+                writer.close()
             if sound:
                 _add_sound(tmp, src, dst)
         if expected and n < expected - max(2, expected // 50):
@@ -204,6 +205,33 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
         return n
     finally:
         cap.release()
+
+
+class _OpenCVWriter:
+    def __init__(self, path: Path, dst: Path, fps: float, size: tuple[int, int]) -> None:
+        cv2 = cv2_module()
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_FOURCC[dst.suffix.lower()]), fps, size)
+        if not self.writer.isOpened():
+            raise SrxError(f"OpenCV cannot write {dst.suffix} video here; try an --out ending in .mp4")
+
+    def write(self, frame: np.ndarray) -> None:
+        self.writer.write(frame)
+
+    def close(self) -> None:
+        self.writer.release()
+
+
+def _video_writer(path: Path, dst: Path, fps: float, size: tuple[int, int]):
+    """H.264 through PyAV (srx.media.H264Writer) for every container but .avi, which gets MJPEG
+    through OpenCV (AVI and H.264 do not go well together)."""
+    if dst.suffix.lower() in VIDEO_FOURCC:
+        return _OpenCVWriter(path, dst, fps, size)
+    from srx.media import H264Writer
+
+    if size[0] % 2 or size[1] % 2:
+        log.info("%s: H.264 (4:2:0) needs even sides; the last column/row of %dx%d is left out",
+                 dst.name, *size)
+    return H264Writer(path, fps, size)
 
 
 def _add_sound(video: Path, src: Path, dst: Path) -> None:

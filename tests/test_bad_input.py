@@ -61,7 +61,8 @@ OTHER_CASES = {
     "parity": [(["parity", "--synthetic", "--engine", "{tmp}/missing.engine"], "does not exist")],
     "serve": [(["serve", "--scale", "7"], "unsupported scale")],
     "upscale": [(["upscale", "{image}", "--out", "{file}/x.png"], "is a file, expected a folder"),
-                (["upscale", "{image}", "--out", "{tmp}/o", "--format", "gif"], "--format 'gif'")],
+                (["upscale", "{image}", "--out", "{tmp}/o", "--format", "gif"], "--format 'gif'"),
+                (["upscale", "{video}", "--out", "{tmp}/o.webm"], "expected one of those, got .webm")],
     "bench": [(["bench", "--quick", "--backend", "warp-drive"], "unknown bench backend")],
     "stream": [(["stream", "--demo", "--no-window", "--json-summary", "{file}/x.json"], "is a file, expected a folder"),
                (["stream", "--demo", "--no-window", "--json-summary", "{tmp}"], "is a folder; expected a file name"),
@@ -83,10 +84,15 @@ def places(tmp_path, image_folder, monkeypatch):
     import cv2
 
     cv2.imwrite(str(image), synthetic_photo(20, 24))
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (24, 20))
+    for i in range(3):
+        writer.write(synthetic_photo(20, 24, seed=i))
+    writer.release()
     tiny = tmp_path / "tiny.png"
     cv2.imwrite(str(tiny), synthetic_photo(12, 13))
     return {"{images}": str(image_folder), "{image}": str(image), "{file}": str(tmp_path / "afile"),
-            "{tmp}": str(tmp_path), "{tiny}": str(tiny)}
+            "{tmp}": str(tmp_path), "{tiny}": str(tiny), "{video}": str(video)}
 
 
 def _bad_checkpoint(kind: str, folder: Path) -> Path:

@@ -66,3 +66,32 @@ def test_no_sound_is_one_clear_error(tmp_path):
     with pytest.raises(SrxError, match="mute.mp4 has no sound to carry over"):
         mux_audio(_video_only(tmp_path / "up.mp4"), src, tmp_path / "out.mp4")
     assert audio_codec(tmp_path / "missing.mp4") is None
+
+
+def test_h264_writer_codes_what_it_is_given(tmp_path):
+    """H.264 at CRF 18 that OpenCV (another FFmpeg reader) opens at the right size and rate; the Y
+    plane coded is srx's BT.601 Y of the frames given (no level shift: swscale's RGB -> YUV would
+    darken it by 1.5-3 levels), up to x264's loss; an odd side loses its last pixel (4:2:0)."""
+    from srx.media import H264Writer
+    from srx.protocol import psnr, y_channel
+
+    frames = [synthetic_photo(33, 51, seed=i) for i in range(6)]
+    writer = H264Writer(tmp_path / "x.mp4", 12.5, (51, 33))
+    for f in frames:
+        writer.write(f)
+    writer.close()
+    cap = cv2.VideoCapture(str(tmp_path / "x.mp4"))
+    n, shape = 0, None
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        n, shape = n + 1, f.shape
+    assert (n, shape) == (6, (32, 50, 3)) and abs(cap.get(cv2.CAP_PROP_FPS) - 12.5) < 0.01
+    cap.release()
+    with av.open(str(tmp_path / "x.mp4")) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        planes = [f.to_ndarray(format="yuv420p")[:32] for f in c.decode(video=0)]  # the Y plane as coded
+    for a, y in zip(frames, planes):
+        want = y_channel(a[:32, :50]).astype(float)
+        assert psnr(want, y.astype(float), 0) > 38 and abs(np.mean(want - y)) < 0.3
