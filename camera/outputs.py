@@ -7,8 +7,9 @@ into place on close, so Ctrl-C, SIGTERM or the end of input leave a complete fil
 the temporary one, never a truncated file under the real name.
 
 Recordings:
-  *.mp4                 MPEG-4 Part 2 (mp4v), for viewing: at the source's fps, in real time (a frame
-                        is repeated for the source frames dropped while the model was busy)
+  *.mp4                 H.264 (x264 through PyAV, preset ultrafast, one thread), for viewing in any
+                        player or browser: at the source's fps, in real time (a frame is repeated
+                        for the source frames dropped while the model was busy)
   *.mkv                 FFV1, lossless, one frame per upscaled frame: read back, they equal the
                         upscaled ones exactly (for measuring)
   *.avi                 Motion JPEG, for viewing, like .mp4
@@ -28,7 +29,7 @@ from srx.errors import SrxError
 
 log = logging.getLogger("srx")
 
-VIDEO_FOURCC = {".mp4": "mp4v", ".mkv": "FFV1", ".avi": "MJPG"}
+VIDEO_FOURCC = {".mp4": "h264", ".mkv": "FFV1", ".avi": "MJPG"}  # h264: srx.media.H264Writer, the rest OpenCV
 
 
 class Output:
@@ -91,7 +92,7 @@ class VideoFileOutput(Output):
         suffix = self.path.suffix.lower()
         if suffix not in VIDEO_FOURCC:
             raise SrxError(f"--output {self.path}: unsupported video type {suffix!r}; expected "
-                           ".mp4 (mp4v), .mkv (lossless FFV1), .avi (MJPEG) or a folder for PNG frames")
+                           ".mp4 (H.264), .mkv (lossless FFV1), .avi (MJPEG) or a folder for PNG frames")
         if self.path.is_dir():
             raise SrxError(f"--output {self.path} is a folder; expected a video file name")
         _check_writable_dir(self.path.parent, f"--output {self.path}")
@@ -111,8 +112,13 @@ class VideoFileOutput(Output):
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         w, h = int(frame.shape[1]), int(frame.shape[0])
-        # MPEG-4 needs even sides; a 1-pixel crop beats failing on an odd-sized model output
-        self.size = (w - w % 2, h - h % 2) if self.fourcc == "mp4v" else (w, h)
+        if self.fourcc == "h264":
+            from srx.media import H264Writer
+
+            self.writer = H264Writer(self.tmp, self.fps, (w, h), crf=20, preset="ultrafast", threads=1)
+            self.size = self.writer.size  # 4:2:0 needs even sides: a 1-pixel crop of an odd-sized output
+            return
+        self.size = (w, h)
         self.writer = cv2.VideoWriter(str(self.tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*self.fourcc),
                                       self.fps, self.size, [cv2.VIDEOWRITER_PROP_IS_COLOR, 1])
         if not self.writer.isOpened():
@@ -128,7 +134,7 @@ class VideoFileOutput(Output):
             log.warning("frame size changed to %dx%d; %s keeps %dx%d (frames resized)",
                         frame.shape[1], frame.shape[0], self.path.name, *self.size)
             self._warned = True
-        self.writer.write(_fit(frame, self.size))
+        self.writer.write(_fit(frame, self.size))  # H264Writer crops an odd side itself
         self.frames += 1
         if frame is not self._last:
             self.distinct += 1
@@ -138,7 +144,10 @@ class VideoFileOutput(Output):
     def close(self) -> None:
         if self.writer is None:
             return
-        self.writer.release()
+        if self.fourcc == "h264":
+            self.writer.close()
+        else:
+            self.writer.release()
         self.writer = None
         self._last = None
         if self.frames:
