@@ -59,6 +59,19 @@ def synthetic_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def silent_video(path: Path, frames: int, size: tuple[int, int], fps: float = 10.0, fourcc: str = "MJPG") -> Path:
+    """A video OpenCV writes (no sound): `frames` synthetic photos of `size` (width, height)."""
+    import cv2
+
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert writer.isOpened(), f"OpenCV cannot write {fourcc} into {path.suffix}"
+    for i in range(frames):
+        writer.write(synthetic_photo(h, w, seed=i))
+    writer.release()
+    return path
+
+
 def video_with_sound(path: Path, vcodec: str = "mpeg4", acodec: str | None = "aac", frames: int = 20, fps: int = 10,
                      size: tuple[int, int] = (48, 32), rate: int = 48000) -> Path:
     """A real little video, written by FFmpeg through PyAV: `frames` synthetic photos, and (unless

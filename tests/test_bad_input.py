@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from srx.cli import app
-from tests.conftest import synthetic_photo
+from tests.conftest import silent_video, synthetic_photo
 
 runner = CliRunner()
 
@@ -84,11 +84,7 @@ def places(tmp_path, image_folder, monkeypatch):
     import cv2
 
     cv2.imwrite(str(image), synthetic_photo(20, 24))
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (24, 20))
-    for i in range(3):
-        writer.write(synthetic_photo(20, 24, seed=i))
-    writer.release()
+    video = silent_video(tmp_path / "clip.avi", 3, (24, 20))
     tiny = tmp_path / "tiny.png"
     cv2.imwrite(str(tiny), synthetic_photo(12, 13))
     return {"{images}": str(image_folder), "{image}": str(image), "{file}": str(tmp_path / "afile"),

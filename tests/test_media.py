@@ -8,16 +8,12 @@ import pytest
 
 from srx.errors import SrxError
 from srx.media import audio_codec, mux_audio
-from tests.conftest import synthetic_photo, video_with_sound
+from tests.conftest import silent_video, synthetic_photo, video_with_sound
 
 
 def _video_only(path, frames=20, fps=10, size=(96, 64)):
-    """What OpenCV writes for `srx upscale`: video alone."""
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    for i in range(frames):
-        w.write(synthetic_photo(size[1], size[0], seed=100 + i))
-    w.release()
-    return path
+    """What srx writes before the sound goes in: video alone."""
+    return silent_video(path, frames, size, fps, fourcc="mp4v")
 
 
 def _streams(path):
@@ -45,11 +41,7 @@ def test_sound_is_copied_next_to_the_video_untouched(tmp_path):
 
 def test_a_codec_the_container_refuses_is_reencoded_to_aac(tmp_path):
     src = video_with_sound(tmp_path / "cam.mkv", acodec="libopus")  # AVI cannot hold Opus
-    video = tmp_path / "up.avi"
-    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
-    for i in range(20):
-        w.write(synthetic_photo(64, 96, seed=i))
-    w.release()
+    video = silent_video(tmp_path / "up.avi", 20, (96, 64))
     out = tmp_path / "out.avi"
     assert mux_audio(video, src, out) == "aac from opus"
     info, frames, samples, rate = _streams(out)

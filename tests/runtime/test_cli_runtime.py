@@ -10,19 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from srx.cli import app
-from tests.conftest import synthetic_photo, video_with_sound
+from tests.conftest import silent_video, synthetic_photo, video_with_sound
 
 runner = CliRunner()
 
 
 def _video(path: Path, frames: int, size: tuple[int, int], fps: float = 8.0) -> Path:
-    w, h = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    assert writer.isOpened()
-    for i in range(frames):
-        writer.write(synthetic_photo(h, w, seed=i))
-    writer.release()
-    return path
+    return silent_video(path, frames, size, fps)
 
 
 def _frames(path: Path) -> tuple[int, tuple[int, ...], float]:
