@@ -77,7 +77,7 @@ def _av():
     try:
         import av
     except ImportError:
-        raise SrxError("carrying a video's sound over needs PyAV, an srx dependency: pip install av") from None
+        raise SrxError("writing videos (H.264, their sound) needs PyAV, an srx dependency: pip install av") from None
     return av
 
 
