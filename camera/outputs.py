@@ -115,7 +115,11 @@ class VideoFileOutput(Output):
         if self.fourcc == "h264":
             from srx.media import H264Writer
 
-            self.writer = H264Writer(self.tmp, self.fps, (w, h), crf=20, preset="ultrafast", threads=1)
+            try:
+                self.writer = H264Writer(self.tmp, self.fps, (w, h), crf=20, preset="ultrafast", threads=1)
+            except SrxError:
+                self.tmp.unlink(missing_ok=True)
+                raise
             self.size = self.writer.size  # 4:2:0 needs even sides: a 1-pixel crop of an odd-sized output
             return
         self.size = (w, h)

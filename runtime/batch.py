@@ -244,7 +244,7 @@ def _add_sound(video: Path, src: Path, dst: Path) -> None:
         what = mux_audio(video, src, muxed)
         os.replace(muxed, video)
         log.info("%s: sound %s", dst.name, what)
-    except SrxError as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure of the sound leaves the upscaled video as it is
         log.warning("%s: written without sound: %s", dst.name, exc)
     finally:
         muxed.unlink(missing_ok=True)

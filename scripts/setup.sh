@@ -46,9 +46,7 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 if ! python -c "import torch" 2>/dev/null; then
-    probe=$(mktemp -d)
-    if python -m pip download -q --no-index --no-deps -d "$probe" "torch==2.13.0" >/dev/null 2>&1; then
-        rm -rf "$probe"
+    if python -m pip install -q --dry-run --no-index --no-deps "torch==2.13.0" >/dev/null 2>&1; then
         python -m pip install -q "torch==2.13.0"  # a wheel this machine already holds (find-links)
     elif [ "$(uname -sm)" = "Linux x86_64" ] && ! command -v nvidia-smi >/dev/null 2>&1; then
         # PyPI's Linux x86_64 torch is the CUDA build (several GB of nvidia-* wheels); PyTorch's own
@@ -57,6 +55,5 @@ if ! python -c "import torch" 2>/dev/null; then
     else
         python -m pip install -q "torch==2.13.0"
     fi
-    rm -rf "$probe"
 fi
 python -m pip install -q -e ".[${SRX_EXTRAS:-test}]"

@@ -170,8 +170,10 @@ def draw(rows: list[tuple[Candidate, float]], png: Path, stamp: str, runs: int) 
                     xytext=(dx, dy), fontsize=8, ha=ha)
     ax.set_xlim(0, 1.25)
     ax.set_ylim(32.25, 33.4)
+    from srx.runtime.onnxruntime_runner import physical_cores
+
     ax.set_xlabel(f"model time per 720p-out x3 frame, x SRCNN 9-1-5's ({srcnn_ms:.0f} ms, median of the runs); "
-                  "ONNX Runtime, CPU, 2 threads")
+                  f"ONNX Runtime, CPU, {physical_cores()} threads")
     ax.set_ylabel("Set5 x3 PSNR on Y, dB (bicubic: 30.39)")
     ax.set_title(f"Quality against time on this project's 2-core CPU ({stamp}; the graphs timed in turns, {runs} runs)\n"
                  "filled: srx, dB measured here; hollow: the network as its paper describes it, the paper's dB",
@@ -192,6 +194,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the measured medians (ms) and the date here")
     ap.add_argument("--from-json", type=Path, help="draw and print from a --json file instead of timing")
     args = ap.parse_args()
+    if args.runs < 1 or args.reps < 1:
+        ap.error(f"--runs and --reps must be at least 1, got {args.runs} and {args.reps}")
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         medians, stamp = {k: v / 1e3 for k, v in saved["model_ms"].items()}, saved["date"]

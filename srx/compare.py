@@ -58,7 +58,7 @@ def detail_crop(hr_y: np.ndarray, size: int, scale: int) -> tuple[int, int, int]
     h, w = hr_y.shape
     side = min(size, h - 2 * scale, w - 2 * scale)
     if side < 8:
-        need = 8 + 2 * scale
+        need = -(-(8 + 2 * scale) // scale) * scale  # 8 pixels left after the shave, on a multiple of the scale
         raise SrxError(f"image is {w}x{h} (cropped to a multiple of {scale}), too small for a comparison at x{scale}; "
                        f"expected at least {need}x{need}")
     lap = np.abs(cv2.Laplacian(hr_y.astype(np.float32), cv2.CV_32F))

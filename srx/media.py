@@ -12,6 +12,7 @@ AAC (PCM from an .avi into an .mp4, say). Nothing is decoded or re-encoded on th
 """
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 from fractions import Fraction
@@ -37,22 +38,32 @@ class H264Writer:
                  preset: str = "medium", threads: int = 0) -> None:
         av = _av()
         w, h = size
+        self.path = Path(path)
         self.size = (w - w % 2, h - h % 2)
         if min(self.size) < 2:
             raise SrxError(f"a {w}x{h} frame is too small for an H.264 video")
-        self.container = av.open(str(path), "w")
-        try:
-            stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height = self.size
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf), "preset": preset, "threads": str(threads)}  # threads 0: x264 picks
-            cc = stream.codec_context
-            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1  # smpte170m, limited (tv)
-        except Exception:
-            self.container.close()
-            raise
-        self.stream = stream
         self._av = av
+        with self._errors("open"):
+            self.container = av.open(str(path), "w")
+            try:
+                stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                stream.width, stream.height = self.size
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(crf), "preset": preset, "threads": str(threads)}  # 0: x264 picks
+                cc = stream.codec_context
+                cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1  # smpte170m, limited
+            except BaseException:
+                self.container.close()
+                raise
+        self.stream = stream
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """FFmpeg's failures (a full disk, a folder gone) as one SrxError naming the file."""
+        try:
+            yield
+        except (self._av.error.FFmpegError, OSError, ValueError) as exc:
+            raise SrxError(f"cannot {doing} the video {self.path}: {exc}") from None
 
     def write(self, frame: np.ndarray) -> None:
         import cv2
@@ -62,15 +73,17 @@ class H264Writer:
         # bgr24 -> yuv420p, which PyAV would use, darkens Y by 1.5-3 levels
         i420 = cv2.cvtColor(np.ascontiguousarray(frame[:h, :w]), cv2.COLOR_BGR2YUV_I420)
         image = self._av.VideoFrame.from_ndarray(i420, format="yuv420p")
-        for packet in self.stream.encode(image):
-            self.container.mux(packet)
+        with self._errors("write"):
+            for packet in self.stream.encode(image):
+                self.container.mux(packet)
 
     def close(self) -> None:
-        try:
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
-        finally:
-            self.container.close()
+        with self._errors("finish"):
+            try:
+                for packet in self.stream.encode(None):
+                    self.container.mux(packet)
+            finally:
+                self.container.close()
 
 
 def _av():
@@ -91,22 +104,31 @@ def audio_codec(path: Path) -> str | None:
         return None
 
 
-def mux_audio(video_path: Path, audio_source: Path, out_path: Path) -> str:
+#: sample rates the AAC encoder takes; others are resampled to 48 kHz
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+#: what an unnamed layout ("2 channels": PCM in AVI or MKV) becomes for the AAC encoder
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 8: "7.1"}
+
+
+def mux_audio(video_path: Path, audio_source: Path, out_path: Path, *, aac: bool = False) -> str:
     """Write `out_path` (its container from its extension): `video_path`'s first video stream,
-    copied, and `audio_source`'s first audio stream, shifted by the source video's start so the two
-    stay in sync. Returns what was done with the sound ("aac copied", "aac from pcm_s16le").
-    SrxError when `audio_source` has no sound or FFmpeg refuses both ways."""
+    copied, and `audio_source`'s first audio stream, placed against the video as it was against the
+    source's video (the upscaled video starts at 0 where the source's started). The sound is copied
+    where the container takes its codec, else (or with `aac`) re-encoded to AAC. Returns what was
+    done with it ("aac copied", "aac from pcm_s16le"). SrxError when `audio_source` has no sound or
+    FFmpeg refuses both ways."""
     av = _av()
     # FFmpeg refuses a codec a container cannot hold as FFmpegError, PyAV (before FFmpeg sees it) as ValueError
     refused = (av.error.FFmpegError, ValueError)
-    try:
-        return _mux(av, video_path, audio_source, out_path, reencode=False)
-    except refused as first:
-        log.debug("copying the sound into %s failed (%s); re-encoding it to AAC", out_path.suffix, first)
+    if not aac:
         try:
-            return _mux(av, video_path, audio_source, out_path, reencode=True)
-        except refused as exc:
-            raise SrxError(f"cannot put the sound of {audio_source.name} into a {out_path.suffix} file: {exc}") from None
+            return _mux(av, video_path, audio_source, out_path, reencode=False)
+        except refused as first:
+            log.debug("copying the sound into %s failed (%s); re-encoding it to AAC", out_path.suffix, first)
+    try:
+        return _mux(av, video_path, audio_source, out_path, reencode=True)
+    except refused as exc:
+        raise SrxError(f"cannot put the sound of {audio_source.name} into a {out_path.suffix} file: {exc}") from None
 
 
 def _mux(av: Any, video_path: Path, audio_source: Path, out_path: Path, reencode: bool) -> str:
@@ -117,13 +139,16 @@ def _mux(av: Any, video_path: Path, audio_source: Path, out_path: Path, reencode
             raise SrxError(f"{audio_source.name} has no sound to carry over")
         v_in, a_in = vid.streams.video[0], src.streams.audio[0]
         v_out = out.add_stream_from_template(v_in)
-        # the upscaled video starts at 0; the sound keeps its distance from the source's first frame
-        v_src = src.streams.video[0] if src.streams.video else None
+        # the video OpenCV decoded (its best stream, not a cover picture) started here in the source
+        v_src = src.streams.best("video")
         start = float(v_src.start_time * v_src.time_base) if v_src is not None and v_src.start_time is not None else 0.0
         if reencode:
-            a_out = out.add_stream("aac", rate=a_in.codec_context.sample_rate or 48000)
-            a_out.layout = a_in.codec_context.layout.name if a_in.codec_context.layout else "stereo"
-            what = f"aac from {a_in.codec_context.name}"
+            cc = a_in.codec_context
+            rate = cc.sample_rate if cc.sample_rate in _AAC_RATES else 48000
+            a_out = out.add_stream("aac", rate=rate)
+            named = cc.layout is not None and not cc.layout.name.endswith("channels")
+            a_out.layout = cc.layout.name if named else _DEFAULT_LAYOUTS.get(cc.channels, "stereo")
+            what = f"aac from {cc.name}"
         else:
             a_out = out.add_stream_from_template(a_in)
             what = f"{a_in.codec_context.name} copied"
@@ -131,46 +156,64 @@ def _mux(av: Any, video_path: Path, audio_source: Path, out_path: Path, reencode
         sound = (_encoded(av, src, a_in, a_out, start) if reencode else _packets(src, a_in, a_out, start))
         for _, _, packet in heapq.merge(video, sound, key=lambda item: (item[0], item[1])):
             out.mux(packet)
-        if reencode:
-            for packet in a_out.encode(None):
-                out.mux(packet)
     return what
 
 
 def _packets(container: Any, stream_in: Any, stream_out: Any, start_s: float) -> Iterator[tuple[float, int, Any]]:
     """(time in seconds, stream order, packet) of `stream_in`'s packets, retargeted at `stream_out`
-    and moved `start_s` seconds earlier (packets that would fall before 0 are dropped)."""
-    shift = round(start_s / stream_in.time_base) if start_s else 0
+    and moved `start_s` seconds earlier, in the order they are stored. Timestamps are on dts, or pts
+    where the container keeps no dts (Matroska); the key never goes back, as the merge needs. A
+    packet that ends before the new 0 is dropped, one that straddles it starts at 0."""
+    tb = stream_in.time_base
+    shift = round(start_s / tb) if start_s else 0
+    key = float("-inf")
     for packet in container.demux(stream_in):
-        if packet.dts is None:  # the demuxer's end-of-stream marker
+        if packet.size == 0:  # the demuxer's end-of-stream marker
             continue
         if shift:
-            if packet.pts is not None and packet.pts - shift < 0:
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if stamp is not None and stamp - shift + (packet.duration or 0) <= 0:
                 continue
-            packet.pts = None if packet.pts is None else packet.pts - shift
-            packet.dts -= shift
+            if packet.pts is not None:
+                packet.pts = max(0, packet.pts - shift)
+            if packet.dts is not None:
+                packet.dts = max(0, packet.dts - shift) if packet.pts is not None else packet.dts - shift
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        if stamp is not None:
+            key = max(key, float(stamp * tb))
         packet.stream = stream_out
-        yield float(packet.dts * stream_in.time_base), stream_out.index, packet
+        yield key, stream_out.index, packet
 
 
 def _encoded(av: Any, container: Any, stream_in: Any, stream_out: Any, start_s: float) -> Iterator[tuple[float, int, Any]]:
-    """The sound decoded, resampled to what the AAC encoder takes, re-encoded; `start_s` as above."""
-    rate = stream_out.codec_context.sample_rate
-    resampler = av.AudioResampler(format=stream_out.codec_context.format.name,
-                                  layout=stream_out.codec_context.layout.name, rate=rate)
-    samples = 0
+    """The sound decoded, resampled to what the AAC encoder takes and re-encoded, its first sample
+    at its time in the source less `start_s` (a frame straddling that moves to 0), then
+    continuous; the encoder is flushed at the end."""
+    cc = stream_out.codec_context
+    rate = cc.sample_rate
+    resampler = av.AudioResampler(format=cc.format.name, layout=cc.layout.name, rate=rate)
+    samples: int | None = None  # the next output sample's pts, set by the first frame kept
+    key = float("-inf")
+
+    def encoded(frame: Any) -> Iterator[tuple[float, int, Any]]:
+        nonlocal key
+        for packet in stream_out.encode(frame):
+            if packet.dts is not None:
+                key = max(key, float(packet.dts * packet.time_base))
+            yield key, stream_out.index, packet
+
     for frame in container.decode(stream_in):
-        t = float(frame.time) if frame.time is not None else samples / rate
-        if t < start_s:
+        t = float(frame.time) if frame.time is not None else None
+        if t is not None and t + frame.samples / frame.sample_rate <= start_s:
             continue
+        if samples is None:
+            samples = max(0, round(((t if t is not None else start_s) - start_s) * rate))
         for out_frame in resampler.resample(frame):
             out_frame.pts, out_frame.time_base = samples, Fraction(1, rate)
             samples += out_frame.samples
-            for packet in stream_out.encode(out_frame):
-                yield (float(packet.dts * packet.time_base) if packet.dts is not None else samples / rate,
-                       stream_out.index, packet)
+            yield from encoded(out_frame)
     for out_frame in resampler.resample(None):
-        out_frame.pts, out_frame.time_base = samples, Fraction(1, rate)
-        samples += out_frame.samples
-        for packet in stream_out.encode(out_frame):
-            yield float(packet.dts * packet.time_base), stream_out.index, packet
+        out_frame.pts, out_frame.time_base = samples or 0, Fraction(1, rate)
+        samples = (samples or 0) + out_frame.samples
+        yield from encoded(out_frame)
+    yield from encoded(None)

@@ -73,9 +73,11 @@ def silent_video(path: Path, frames: int, size: tuple[int, int], fps: float = 10
 
 
 def video_with_sound(path: Path, vcodec: str = "mpeg4", acodec: str | None = "aac", frames: int = 20, fps: int = 10,
-                     size: tuple[int, int] = (48, 32), rate: int = 48000) -> Path:
+                     size: tuple[int, int] = (48, 32), rate: int = 48000, channels: int = 1,
+                     audio_start: float = 0.0) -> Path:
     """A real little video, written by FFmpeg through PyAV: `frames` synthetic photos, and (unless
-    `acodec` is None) a 440 Hz tone exactly as long as the frames, coded with `acodec`."""
+    `acodec` is None) a 440 Hz tone on `channels` channels, as long as the frames, coded with
+    `acodec` and starting `audio_start` seconds after the first frame."""
     from fractions import Fraction
 
     import av
@@ -86,6 +88,8 @@ def video_with_sound(path: Path, vcodec: str = "mpeg4", acodec: str | None = "aa
         video.width, video.height = w, h
         video.pix_fmt = "yuvj420p" if vcodec == "mjpeg" else "yuv420p"
         sound = out.add_stream(acodec, rate=rate) if acodec is not None else None  # every stream before any packet
+        if sound is not None:
+            sound.layout = {1: "mono", 2: "stereo"}[channels]
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(synthetic_photo(h, w, seed=i), format="bgr24")
             frame.pts, frame.time_base = i, Fraction(1, fps)
@@ -97,7 +101,7 @@ def video_with_sound(path: Path, vcodec: str = "mpeg4", acodec: str | None = "aa
             tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate * frames // fps) / rate)).astype(np.float32)
             fit = av.AudioResampler(format=sound.codec_context.format.name, layout=sound.codec_context.layout.name,
                                     rate=rate)
-            done = 0
+            done = round(audio_start * rate)
             for k in range(0, tone.size, 1024):
                 chunk = av.AudioFrame.from_ndarray(tone[None, k:k + 1024], format="flt", layout="mono")
                 chunk.sample_rate = rate

@@ -54,7 +54,7 @@ OTHER_CASES = {
                 (["compare", "{image}", "--degrade", "noise=-1", "--out", "{tmp}/c.png"], "expected a number or a range"),
                 (["compare", "{image}", "--out", "{tmp}/c.jpg"], "expected a .png"),
                 (["compare", "{image}", "--frame", "3", "--out", "{tmp}/c.png"], "--frame applies to videos"),
-                (["compare", "{tiny}", "--out", "{tmp}/c.png"], "too small for a comparison at x3; expected at least 14x14")],
+                (["compare", "{tiny}", "--out", "{tmp}/c.png"], "too small for a comparison at x3; expected at least 15x15")],
     "export": [(["export", "--opt-shape", "360by640"], "expected HEIGHTxWIDTH"),
                (["export", "--out", "{file}/sub"], "is a file, expected a folder"),
                (["export", "--timing-cache", "{tmp}", "--out", "{tmp}/exports"], "--timing-cache")],

@@ -87,3 +87,53 @@ def test_h264_writer_codes_what_it_is_given(tmp_path):
     for a, y in zip(frames, planes):
         want = y_channel(a[:32, :50]).astype(float)
         assert psnr(want, y.astype(float), 0) > 38 and abs(np.mean(want - y)) < 0.3
+
+
+def _first_sound_s(path):
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        first = next(p for p in c.demux(a) if p.size)
+        return float((first.pts if first.pts is not None else first.dts) * a.time_base)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_h264_video_with_sound_keeps_every_frame(tmp_path, suffix):
+    """srx's own H.264 output, muxed with sound: every frame decodes, in Matroska too (whose packets
+    carry no dts; the first ones were lost once)."""
+    from srx.media import H264Writer
+
+    src = video_with_sound(tmp_path / "cam.mp4", frames=30)
+    video = tmp_path / f"up{suffix}"
+    writer = H264Writer(video, 10, (96, 64))
+    for i in range(30):
+        writer.write(synthetic_photo(64, 96, seed=i))
+    writer.close()
+    out = tmp_path / f"out{suffix}"
+    assert mux_audio(video, src, out) == "aac copied"
+    info, frames, samples, rate = _streams(out)
+    assert info == {"video": "h264", "audio": "aac"} and frames == 30
+    assert abs(samples / rate - 3.0) < 0.1
+
+
+def test_unnamed_layouts_are_reencoded(tmp_path):
+    """PCM in AVI states only a channel count ("2 channels"); AAC needs a named layout."""
+    src = video_with_sound(tmp_path / "cam.avi", vcodec="mjpeg", acodec="pcm_s16le", channels=2, rate=44100)
+    with av.open(str(src)) as c:
+        assert c.streams.audio[0].codec_context.channels == 2
+    out = tmp_path / "out.mp4"
+    assert mux_audio(_video_only(tmp_path / "up.mp4"), src, out, aac=True) == "aac from pcm_s16le"
+    info, frames, samples, rate = _streams(out)
+    assert info["audio"] == "aac" and rate == 44100 and abs(samples / rate - 2.0) < 0.1
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.channels == 2
+
+
+@pytest.mark.parametrize("aac", [False, True])
+def test_sound_that_starts_late_stays_late(tmp_path, aac):
+    """Sound that starts 0.5 s after the first frame in the source does so in the output too, copied
+    or re-encoded (AAC's priming moves the first packet by up to one frame, 21 ms)."""
+    src = video_with_sound(tmp_path / "cam.mkv", acodec="aac", audio_start=0.5)
+    assert abs(_first_sound_s(src) - 0.5) < 0.03
+    out = tmp_path / "out.mkv"
+    mux_audio(_video_only(tmp_path / "up.mp4"), src, out, aac=aac)
+    assert abs(_first_sound_s(out) - 0.5) < 0.03
