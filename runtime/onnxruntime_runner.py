@@ -68,6 +68,21 @@ def resolve_providers(requested: list[str] | None) -> list[str]:
     return names
 
 
+def session_options(threads: int | None = None):
+    """Options measured fastest for SRCNN 9-1-5 at 720p output on a 2-core CPU: one thread per
+    physical core (SMT siblings only contend for the FMA units), every graph optimisation (ALL
+    adds the NCHWc conv layout; EXTENDED was ~10% slower), sequential execution (the graph is a
+    chain: nothing to run in parallel), intra-op spinning left on (turning it off was slower)."""
+    ort = ort_module()
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = int(threads or physical_cores())
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
 class OnnxRuntimeRunner(Runner):
     """An srx ONNX graph (checked: input `lr_y`, output `hr_y`, srx metadata) in an ORT session."""
 
@@ -97,18 +112,7 @@ class OnnxRuntimeRunner(Runner):
         return f"onnxruntime ({self.providers[0]}, {kind}, {self.onnx_path.name})"
 
     def session_options(self):
-        """Options measured fastest for SRCNN 9-1-5 at 720p output on a 2-core CPU: one thread per
-        physical core (SMT siblings only contend for the FMA units), every graph optimisation (ALL
-        adds the NCHWc conv layout; EXTENDED was ~10% slower), sequential execution (the graph is a
-        chain: nothing to run in parallel), intra-op spinning left on (turning it off was slower)."""
-        ort = ort_module()
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.intra_op_num_threads = int(self.threads or physical_cores())
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        return opts
+        return session_options(self.threads)
 
     def activate_impl(self) -> None:
         ort = ort_module()

@@ -114,15 +114,10 @@ def time_in_turns(paths: dict[str, Path], reps: int, block: int = 3) -> dict[str
     """Median seconds per call of each graph, the graphs taking turns block by block."""
     import onnxruntime as ort
 
-    from srx.runtime.onnxruntime_runner import physical_cores
+    from srx.runtime.onnxruntime_runner import session_options
 
-    def session(path: Path):
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.intra_op_num_threads = physical_cores()
-        opts.inter_op_num_threads = 1
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    def session(path: Path):  # the options srx's own runner uses, so the graphs run as `srx` runs them
+        return ort.InferenceSession(str(path), sess_options=session_options(), providers=["CPUExecutionProvider"])
 
     lr = np.random.default_rng(0).random((1, 1, *LR_HW), dtype=np.float32)
     sessions = {label: session(p) for label, p in paths.items()}

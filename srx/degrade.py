@@ -192,12 +192,9 @@ def _coded(codec, lr: np.ndarray, level: int, block: int, rng: np.random.Generat
 
 
 def _pyav():
-    try:
-        import av
-    except ImportError:
-        raise SrxError("the h264 degradation needs PyAV, an srx dependency whose wheels bundle FFmpeg "
-                       "with x264; it is missing: pip install av") from None
-    return av
+    from srx.media import pyav_module
+
+    return pyav_module("the h264 degradation")
 
 
 def h264_y(y: np.ndarray, crf: int) -> np.ndarray:

@@ -36,13 +36,15 @@ class H264Writer:
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], *, crf: int = H264_CRF,
                  preset: str = "medium", threads: int = 0) -> None:
-        av = _av()
+        av = pyav_module()
         w, h = size
         self.path = Path(path)
         self.size = (w - w % 2, h - h % 2)
         if min(self.size) < 2:
             raise SrxError(f"a {w}x{h} frame is too small for an H.264 video")
-        self._av = av
+        from srx.imageio import cv2_module
+
+        self._av, self._cv2 = av, cv2_module()
         with self._errors("open"):
             self.container = av.open(str(path), "w")
             try:
@@ -66,12 +68,10 @@ class H264Writer:
             raise SrxError(f"cannot {doing} the video {self.path}: {exc}") from None
 
     def write(self, frame: np.ndarray) -> None:
-        import cv2
-
         w, h = self.size
         # OpenCV's BGR -> I420 is BT.601 limited range exactly (the Y plane is srx's Y); swscale's
         # bgr24 -> yuv420p, which PyAV would use, darkens Y by 1.5-3 levels
-        i420 = cv2.cvtColor(np.ascontiguousarray(frame[:h, :w]), cv2.COLOR_BGR2YUV_I420)
+        i420 = self._cv2.cvtColor(np.ascontiguousarray(frame[:h, :w]), self._cv2.COLOR_BGR2YUV_I420)
         image = self._av.VideoFrame.from_ndarray(i420, format="yuv420p")
         with self._errors("write"):
             for packet in self.stream.encode(image):
@@ -86,17 +86,19 @@ class H264Writer:
                 self.container.close()
 
 
-def _av():
+def pyav_module(purpose: str = "writing videos (H.264, their sound)"):
+    """Import PyAV lazily, with a fix-it message naming what needed it instead of an ImportError."""
     try:
         import av
     except ImportError:
-        raise SrxError("writing videos (H.264, their sound) needs PyAV, an srx dependency: pip install av") from None
+        raise SrxError(f"{purpose} needs PyAV, an srx dependency whose wheels bundle FFmpeg with x264; "
+                       "it is missing: pip install av") from None
     return av
 
 
 def audio_codec(path: Path) -> str | None:
     """The codec name of the first audio stream of `path`, or None when it has none (or cannot be read)."""
-    av = _av()
+    av = pyav_module()
     try:
         with av.open(str(path)) as src:
             return src.streams.audio[0].codec_context.name if src.streams.audio else None
@@ -117,7 +119,7 @@ def mux_audio(video_path: Path, audio_source: Path, out_path: Path, *, aac: bool
     where the container takes its codec, else (or with `aac`) re-encoded to AAC. Returns what was
     done with it ("aac copied", "aac from pcm_s16le"). SrxError when `audio_source` has no sound or
     FFmpeg refuses both ways."""
-    av = _av()
+    av = pyav_module()
     # FFmpeg refuses a codec a container cannot hold as FFmpegError, PyAV (before FFmpeg sees it) as ValueError
     refused = (av.error.FFmpegError, ValueError)
     if not aac:
