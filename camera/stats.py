@@ -67,7 +67,31 @@ class StreamSummary:
     buffer: int | None = None  # frames the capture held for the model (None: --no-drop, every frame queued)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "keep_up": self.keep_up()}
+
+    def keep_up(self) -> str:
+        """Why the latest-frames policy dropped frames, and what would help: one line, or "" when
+        none were dropped. The loop's work per frame (every stage but capture, which runs in its
+        own thread) against the time between the source's frames says whether srx was slower than
+        the source on average, so close to it that any slow spell drops frames, or only slow now and
+        then (then a larger buffer helps)."""
+        if not self.dropped or self.buffer is None or not self.frames_out or self.fps_in <= 0:
+            return ""
+        interval = 1000.0 / self.fps_in
+        means = {name: stage.get("mean") or 0.0 for name, stage in self.stage_ms.items() if name != "capture"}
+        work = sum(means.values())
+        share = f"{self.dropped / max(self.frames_in, 1):.0%} of the frames ({self.dropped})"
+        if work >= 0.9 * interval:
+            verdict, cause = (("srx was slower than the source", "") if work > interval else
+                              ("srx barely kept up with the source", " leaves no room for slow spells"))
+            return (f"{verdict}: {work:.0f} ms of work per frame ({means.get('infer', 0.0):.0f} ms in the model) against "
+                    f"{interval:.0f} ms between its frames{cause}, so {share} were dropped. To keep up: a faster model "
+                    f"or backend (srx models, srx bench), a lower --scale, or fewer streams on this host")
+        p95 = self.stage_ms.get("infer", {}).get("p95")
+        slow = f" (model p95 {p95:.0f} ms)" if p95 is not None else ""
+        return (f"{share} were dropped in slow spells{slow}: the mean work per frame ({work:.0f} ms) fits the "
+                f"{interval:.0f} ms between the source's frames. A larger --buffer rides such spells out, at the cost "
+                f"of latency")
 
     def write_json(self, path: Path) -> None:
         from srx.fsutil import atomic_write_text
@@ -100,6 +124,8 @@ class StreamSummary:
             lines.append(f"  {self.fallback_frames} frames went out bicubic while the model backend was unavailable")
         if self.timing_note:
             lines.append(f"  note: {self.timing_note}")
+        if self.keep_up():
+            lines.append(f"  {self.keep_up()}")
         return "\n".join(lines)
 
 

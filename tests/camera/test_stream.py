@@ -138,6 +138,10 @@ def test_latest_frames_policy_bounds_latency(make_upscaler, tmp_path: Path, capl
     assert summary.frames_in == 30 and summary.buffer == buffer
     assert summary.dropped > 0 and summary.frames_out + summary.dropped == summary.frames_in
     assert f"{summary.dropped} dropped (newest {buffer} held)" in summary.format()
+    # the summary says why: ~80 ms of model time per frame against the camera's 20 ms
+    note = summary.keep_up()
+    assert note.startswith("srx was slower than the source") and "ms in the model" in note
+    assert note in summary.format() and summary.to_dict()["keep_up"] == note
     # the invariant behind bounded latency: every processed frame was grabbed after the frame
     # `buffer` places before it was taken, so at most `buffer` frames wait; its latency is under
     # the processing of the `buffer` frames before it plus its own
@@ -155,6 +159,7 @@ def test_latest_frames_policy_bounds_latency(make_upscaler, tmp_path: Path, capl
     # without dropping, every frame is processed and frames queue up behind the slow model
     summary_all, seen_all = _run_slow(make_upscaler, drop=False)
     assert (summary_all.frames_out, summary_all.dropped) == (30, 0)
+    assert summary_all.keep_up() == "" and "slower than the source" not in summary_all.format()
     assert any(cap <= taken_prev for (_, taken_prev, _), (cap, _, _) in zip(seen_all, seen_all[1:]))
 
 
@@ -176,14 +181,18 @@ def test_a_two_frame_buffer_rides_out_a_one_off_slow_inference(make_upscaler) ->
     """A camera at 20 fps (50 ms a frame), a model at 5 ms but 120 ms every 5th frame: about two
     frames arrive during the slow one. Holding only the newest drops one of them; holding two
     (the default) drops none, and the model catches up within the next frame interval."""
-    drops = {}
+    drops, notes = {}, {}
     for buffer in (1, 2):
         upscaler = make_upscaler(2)
         upscaler.runner = JitterRunner(upscaler.runner, base=0.005, spike=0.12, every=5)
         summary = stream(SourceSpec.from_frames(frames(30, 24, 32), fps=20.0), upscaler, [], buffer=buffer)
         assert summary.frames_in == 30 and summary.frames_out + summary.dropped == 30
         drops[buffer] = summary.dropped
+        notes[buffer] = summary.keep_up()
     assert drops[1] > 0 and drops[2] == 0, drops
+    # the one-frame buffer's drops came from the spikes, not from a model slower than the camera
+    assert "dropped in slow spells" in notes[1] and "larger --buffer" in notes[1], notes[1]
+    assert notes[2] == ""
 
 
 def test_loop_file_and_http_mjpeg_source(tmp_path: Path, make_upscaler) -> None:

@@ -1,0 +1,39 @@
+"""The stream summary's account of dropped frames (`StreamSummary.keep_up`), from the run's numbers."""
+from __future__ import annotations
+
+import pytest
+
+from srx.camera.stats import StreamSummary
+
+
+def _summary(infer: float, post: float, dropped: int, buffer: int | None = 2, p95: float = 150.0) -> StreamSummary:
+    stage = lambda mean, p95=None: {"mean": mean, "p50": mean, "p95": p95 if p95 is not None else mean}  # noqa: E731
+    return StreamSummary(
+        source="file cam.avi", backend="onnxruntime", scale=3, stopped_by="end-of-input", wall_s=80.0,
+        frames_in=800, frames_out=800 - dropped, dropped=dropped, nosignal_frames=0, fps_in=10.0, fps_out=9.9,
+        latency_ms={"p50": 110.0, "p95": 250.0, "max": 300.0, "mean": 120.0},
+        stage_ms={"capture": stage(3.0), "pre": stage(1.0), "infer": stage(infer, p95), "post": stage(post),
+                  "output": stage(0.0)},
+        input_size=[480, 360], output_size=[1440, 1080], buffer=buffer)
+
+
+@pytest.mark.parametrize("infer,post,start", [
+    (104.0, 12.7, "srx was slower than the source: 118 ms of work per frame (104 ms in the model) against 100 ms "
+                  "between its frames, so 15% of the frames (120) were dropped"),
+    (88.0, 10.0, "srx barely kept up with the source: 99 ms of work per frame (88 ms in the model) against 100 ms "
+                 "between its frames leaves no room for slow spells, so 15% of the frames (120) were dropped"),
+    (55.0, 8.0, "15% of the frames (120) were dropped in slow spells (model p95 150 ms): the mean work per frame "
+                "(64 ms) fits the 100 ms between the source's frames. A larger --buffer rides such spells out"),
+])
+def test_dropped_frames_are_explained(infer, post, start):
+    summary = _summary(infer, post, 120)
+    note = summary.keep_up()
+    assert note.startswith(start), note
+    assert ("a faster model or backend" in note) == (infer + post + 1 >= 90)  # the advice fits the cause
+    assert note in summary.format().splitlines()[-1] and summary.to_dict()["keep_up"] == note
+
+
+def test_nothing_to_explain_without_drops_or_without_dropping():
+    assert _summary(104.0, 12.7, 0).keep_up() == ""
+    assert _summary(104.0, 12.7, 0, buffer=None).keep_up() == ""  # --no-drop: every frame queued
+    assert _summary(104.0, 12.7, 0).to_dict()["keep_up"] == ""
