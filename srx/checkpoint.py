@@ -147,8 +147,8 @@ def shipped_scales(name: str) -> list[int]:
     return [s for s in (2, 3, 4) if (_weights_dir() / model.file.format(scale=s)).exists()]
 
 
-def shipped_weights(scale: int, name: str = DEFAULT_SHIPPED) -> Path:
-    """The packaged weights of shipped model `name` for `scale`."""
+def shipped_weights(scale: int, name: str = DEFAULT_SHIPPED, option: str = "--weights") -> Path:
+    """The packaged weights of shipped model `name` for `scale` (`option`: what the user gave it as)."""
     check_scale(scale)
     if name not in SHIPPED:
         raise SrxError(f"no shipped model named {name!r}: expected one of {', '.join(SHIPPED)} or a checkpoint file")
@@ -157,18 +157,19 @@ def shipped_weights(scale: int, name: str = DEFAULT_SHIPPED) -> Path:
         have = shipped_scales(name)
         raise SrxError(f"the shipped {name!r} model has no x{scale} weights (it has "
                        f"{', '.join(f'x{s}' for s in have) or 'none in this installation'}); pass another "
-                       f"--scale or --weights")
+                       f"--scale or {option}")
     return path
 
 
-def resolve_weights(weights: Path | str | None, scale: int) -> Path:
-    """--weights as given: None (the default shipped model), a shipped model's name, or a file."""
+def resolve_weights(weights: Path | str | None, scale: int, option: str = "--weights") -> Path:
+    """--weights (or `option`, e.g. train's --init) as given: None (the default shipped model), a
+    shipped model's name, or a file."""
     if weights is None:
-        return shipped_weights(scale)
+        return shipped_weights(scale, option=option)
     text = str(weights)
     if text in SHIPPED and not Path(text).is_file():  # a folder named `camera` must not shadow the model
-        return shipped_weights(scale, text)
+        return shipped_weights(scale, text, option)
     path = Path(weights)
     if not path.exists() and not path.suffix and len(path.parts) == 1:
-        raise SrxError(f"--weights {text!r} is neither a shipped model ({', '.join(SHIPPED)}) nor an existing file")
+        raise SrxError(f"{option} {text!r} is neither a shipped model ({', '.join(SHIPPED)}) nor an existing file")
     return path

@@ -21,10 +21,22 @@ class Panel:
     psnr: float | None
 
 
+def labelled_weights(given: str) -> tuple[str, str]:
+    """(panel label, weights) for one `srx compare -w`: `LABEL=WEIGHTS`, a shipped name, or a
+    checkpoint, which is labelled by its file name (a run's best.pt/last.pt by its run's folder too),
+    short enough to fit over a panel."""
+    label, sep, weights = given.partition("=")
+    if sep and label and weights and not Path(given).exists():
+        return label, weights
+    path = Path(given)
+    if path.suffix and path.stem in ("best", "last") and path.parent.name:
+        return f"{path.parent.name}/{path.stem}", given
+    return (path.stem if path.suffix else given), given
+
+
 def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str]:
     """A BGR image from an image file, or frame `frame` (default: the middle one) of a video."""
-    from srx.evaluate import is_video
-    from srx.imageio import cv2_module, open_video, read_image
+    from srx.imageio import cv2_module, is_video, open_video, read_image
 
     path = Path(path)
     if not path.exists():

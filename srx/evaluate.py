@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from srx.errors import SrxError
-from srx.imageio import list_images, read_image
+from srx.imageio import VIDEO_SUFFIXES, FrameRange, is_video, list_images, read_image, video_frames
 from srx.protocol import bicubic_upscale_y, make_pair, psnr, ssim
 
 if TYPE_CHECKING:
@@ -30,49 +30,25 @@ class EvalImage:
     lr_y: np.ndarray  # uint8
 
 
-VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".h264", ".264")
-
-
-def is_video(path: Path) -> bool:
-    return Path(path).is_file() and Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
-def load_eval_video(path: Path, scale: int, every: int = 10) -> list[EvalImage]:
-    """HR/LR Y pairs from every `every`-th frame of a video (frame 0, every, 2*every, ...): a user's
-    own camera footage as an evaluation set."""
-    from srx.imageio import open_video
-    from srx.protocol import make_pair
-
-    if every < 1:
-        raise SrxError(f"--every must be at least 1, got {every}")
-    cap = open_video(path)
-    pairs, index = [], 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if index % every == 0:
-                if min(frame.shape[:2]) < 4 * scale:
-                    raise SrxError(f"{path}: frames of {frame.shape[1]}x{frame.shape[0]} are too small for x{scale}")
-                hr_y, lr_y = make_pair(frame, scale)
-                pairs.append(EvalImage(f"frame_{index:05d}", hr_y, lr_y))
-            index += 1
-    finally:
-        cap.release()
-    if index == 0:
-        raise SrxError(f"{path}: no frame could be decoded")
-    if index <= every and every > 1:
-        raise SrxError(f"{path} has {index} frame(s), not more than --every {every}: lower --every to score "
-                       f"more than its first frame")
+def load_eval_video(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange()) -> list[EvalImage]:
+    """HR/LR Y pairs from every `every`-th frame of a video within `frames` (frame start, start +
+    every, ...): a user's own camera footage as an evaluation set."""
+    pairs = []
+    for index, frame in video_frames(path, every, frames):
+        if min(frame.shape[:2]) < 4 * scale:
+            raise SrxError(f"{path}: frames of {frame.shape[1]}x{frame.shape[0]} are too small for x{scale}")
+        hr_y, lr_y = make_pair(frame, scale)
+        pairs.append(EvalImage(f"frame_{index:05d}", hr_y, lr_y))
     return pairs
 
 
-def load_eval_data(path: Path, scale: int, every: int = 10) -> list[EvalImage]:
-    """A folder of images or a video file (every `every`-th frame)."""
+def load_eval_data(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange()) -> list[EvalImage]:
+    """A folder of images or a video file (every `every`-th frame within `frames`)."""
     path = Path(path)
     if is_video(path):
-        return load_eval_video(path, scale, every)
+        return load_eval_video(path, scale, every, frames)
+    if not frames.whole:
+        raise SrxError(f"frames {frames} of {path} were asked for, but it is not a video; a frame range applies to videos")
     if path.is_file():
         raise SrxError(f"{path} is a file but not a video srx reads ({', '.join(VIDEO_SUFFIXES)}); "
                        f"expected a folder of images or a video")

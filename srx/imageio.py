@@ -1,13 +1,20 @@
 """Reading and writing images the way every srx stage expects them: 8-bit BGR or grayscale."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from srx.errors import SrxError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".h264", ".264")
+
+
+def is_video(path: Path) -> bool:
+    return Path(path).is_file() and Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 #: cv::utils::logging::LOG_LEVEL_ERROR (SILENT 0, FATAL 1, ERROR 2, WARNING 3, INFO 4, ...)
@@ -72,6 +79,75 @@ def open_video(path: Path):
         raise SrxError(f"video {path} cannot be opened (corrupt, truncated or a codec this OpenCV lacks); "
                        "expected a video OpenCV can decode (e.g. .mp4, .avi, .mkv)")
     return cap
+
+
+@dataclass(frozen=True)
+class FrameRange:
+    """Frames `start` (inclusive) to `end` (exclusive; None: to the last) of a video, by number
+    from 0 as decoded: how a user keeps later footage of their camera out of training to score on it."""
+
+    start: int = 0
+    end: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.start}:{'' if self.end is None else self.end}"
+
+    @property
+    def whole(self) -> bool:
+        return self.start == 0 and self.end is None
+
+
+def parse_frame_range(text: str | None, option: str = "--frames") -> FrameRange:
+    """`START:END`, `START:` or `:END` (frame numbers from 0, END excluded); empty or None: every frame."""
+    if text is None or not str(text).strip():
+        return FrameRange()
+    text = str(text).strip()
+    expected = f"{option} expects START:END frame numbers from 0, END excluded (e.g. 0:480, 520: or :480), got {text!r}"
+    head, sep, tail = text.partition(":")
+    if not sep:
+        raise SrxError(expected)
+    try:
+        start = int(head) if head.strip() else 0
+        end = int(tail) if tail.strip() else None
+    except ValueError:
+        raise SrxError(expected) from None
+    if start < 0 or (end is not None and end <= start):
+        raise SrxError(expected + ": START must be 0 or more and END after it")
+    return FrameRange(start, end)
+
+
+def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange()) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame number, BGR frame) for frames `frames.start`, `+every`, ... of a video, decoded one at
+    a time (an hour of footage never sits in memory). After the last one: SrxError if the video had
+    no frame in the range, or no more than `every` there (so only its first would be used)."""
+    if every < 1:
+        raise SrxError(f"--every must be at least 1, got {every}")
+    cap = open_video(path)
+    index = 0
+    try:
+        while frames.end is None or index < frames.end:
+            if index < frames.start:  # skipped frames are decoded but never converted
+                if not cap.grab():
+                    break
+                index += 1
+                continue
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if (index - frames.start) % every == 0:
+                yield index, frame
+            index += 1
+    finally:
+        cap.release()
+    if index == 0:
+        raise SrxError(f"{path}: no frame could be decoded")
+    if index <= frames.start:
+        raise SrxError(f"{path} has {index} frame(s): the frame range {frames} starts after its last")
+    in_range = index - frames.start
+    if in_range <= every and every > 1:
+        where = "" if frames.whole else f" in the frame range {frames}"
+        raise SrxError(f"{path} has {in_range} frame(s){where}, not more than --every {every}: lower --every to use "
+                       f"more than the first")
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -110,6 +110,10 @@ def test_eval_degrade_on_a_folder_and_a_video(image_folder, tiny_checkpoint, tmp
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert [r["name"] for r in data["images"]] == ["frame_00000", "frame_00005", "frame_00010"]
+    # --frames: the later footage only (what a fine-tuning run kept out of training)
+    later = runner.invoke(app, ["eval", "--data", str(video), "-w", str(ckpt), "--every", "2", "--frames", "7:", "--json"])
+    assert later.exit_code == 0, later.output
+    assert [r["name"] for r in json.loads(later.stdout)["images"]] == ["frame_00007", "frame_00009", "frame_00011"]
     short = runner.invoke(app, ["eval", "--data", str(_video(tmp_path / "short.avi", 3)), "-w", str(ckpt), "--every", "5"])
     assert short.exit_code == 1 and "3 frame(s), not more than --every 5" in short.output
     assert "Traceback" not in short.output
@@ -124,15 +128,31 @@ def test_compare_writes_the_expected_picture(tmp_path, tiny_checkpoint):
     cv2.imwrite(str(img), synthetic_photo(150, 180, 3))
     out = tmp_path / "cmp.png"
     a, b = tiny_checkpoint(3, "a.pt"), tiny_checkpoint(3, "b.pt")
-    res = runner.invoke(app, ["compare", str(img), "-w", str(a), "-w", str(b), "--crop", "64", "--zoom", "2",
+    res = runner.invoke(app, ["compare", str(img), "-w", str(a), "-w", f"mine={b}", "--crop", "64", "--zoom", "2",
                               "--out", str(out), "--degrade", "jpeg=40"])
     assert res.exit_code == 0, res.output
+    assert ": bicubic " in res.output and " a " in res.output and " mine " in res.output  # panel labels
     pic = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     # 4 panels (HR, bicubic, a, b) of 64 px zoomed x2, 6-px gaps; a 36-px title and 44-px labels
     assert pic.shape == (36 + 44 + 128, 4 * 128 + 3 * 6)
     assert res.output.count(" dB") == 3  # bicubic and the two models, each with its PSNR
     bad = runner.invoke(app, ["compare", str(img), "-w", str(a), "--out", str(tmp_path / "x.jpg")])
     assert bad.exit_code == 1 and "expected a .png" in bad.output
+
+
+def test_compare_panel_labels_fit_over_a_panel(tmp_path):
+    from srx.compare import labelled_weights
+
+    run = tmp_path / "my-camera" / "last.pt"
+    run.parent.mkdir()
+    run.write_bytes(b"")
+    assert labelled_weights("camera") == ("camera", "camera")
+    assert labelled_weights(str(run)) == ("my-camera/last", str(run))
+    assert labelled_weights(str(tmp_path / "weights.pt")) == ("weights", str(tmp_path / "weights.pt"))
+    assert labelled_weights(f"tuned={run}") == ("tuned", str(run))
+    odd = tmp_path / "a=b.pt"  # an existing file whose name holds "=" is a file, not a label
+    odd.write_bytes(b"")
+    assert labelled_weights(str(odd)) == ("a=b", str(odd))
 
 
 def test_train_with_degrade_records_the_spec_and_resumes_with_it(image_folder, tmp_path):

@@ -1,7 +1,9 @@
 """Training patches under the standard protocol, extracted once and cached on disk.
 
 Each HR image becomes a modcropped Y plane; its LR partner is MATLAB bicubic of that whole plane
-(so patch borders see real neighbours), and aligned LR/HR patches are cut on a regular grid.
+(so patch borders see real neighbours), and aligned LR/HR patches are cut on a regular grid. A
+source is a folder of images or a video, whose every Nth frame (within a frame range) is an image:
+a user's own camera footage to fine-tune on.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from srx.errors import SrxError
 from srx.fsutil import atomic_path, ensure_dir
-from srx.imageio import list_images, read_image
+from srx.imageio import VIDEO_SUFFIXES, FrameRange, is_video, list_images, read_image, video_frames
 from srx.protocol import make_pair
 
 log = logging.getLogger("srx")
@@ -41,13 +43,30 @@ def default_cache_dir() -> Path:
     return Path(base) / "patches"
 
 
-def _cache_key(files: list[Path], scale: int, patch: int, stride: int) -> str:
+def _cache_key(files: list[Path], scale: int, patch: int, stride: int, every: int, frames: FrameRange) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"v": CACHE_VERSION, "scale": scale, "patch": patch, "stride": stride}).encode())
     for f in files:
         st = f.stat()
         h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        if is_video(f):  # which of its frames
+            h.update(f"every {every} frames {frames}\n".encode())
     return h.hexdigest()[:24]
+
+
+def _sources(paths: list[Path]) -> list[Path]:
+    """The image files of each folder and each video file, in order."""
+    files: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if is_video(path):
+            files.append(path)
+        elif path.is_file():
+            raise SrxError(f"--data {path} is a file but not a video srx reads; expected a folder of images or a video "
+                           f"({', '.join(VIDEO_SUFFIXES)})")
+        else:
+            files.extend(list_images(path))
+    return files
 
 
 def _grid(length: int, size: int, stride: int) -> list[int]:
@@ -59,17 +78,34 @@ def _grid(length: int, size: int, stride: int) -> list[int]:
     return starts
 
 
+def _images(files: list[Path], every: int, frames: FrameRange):
+    """(name, BGR image or None when unreadable) for each image file and each chosen video frame."""
+    for path in files:
+        if is_video(path):
+            for index, frame in video_frames(path, every, frames):
+                yield f"{path.name}#{index}", frame
+            continue
+        try:
+            yield path.name, read_image(path)
+        except SrxError as exc:
+            log.warning("skipping %s", exc)
+            yield path.name, None
+
+
 def extract_patches(
-    folders: list[Path], scale: int, patch: int, stride: int, cache_dir: Path | None = None
+    sources: list[Path], scale: int, patch: int, stride: int, cache_dir: Path | None = None, *,
+    every: int = 10, frames: FrameRange = FrameRange(),
 ) -> PatchSet:
-    """Aligned (LR, HR) Y patches; `patch`/`stride` are in HR pixels and multiples of `scale`."""
+    """Aligned (LR, HR) Y patches from folders of images and videos (every `every`-th frame within
+    `frames`); `patch`/`stride` are in HR pixels and multiples of `scale`."""
     if patch % scale or stride % scale:
         raise SrxError(f"--patch-size {patch} and stride {stride} must be multiples of the scale {scale}")
-    files: list[Path] = []
-    for folder in folders:
-        files.extend(list_images(Path(folder)))
+    files = _sources(sources)
+    if not frames.whole and not any(is_video(f) for f in files):
+        raise SrxError(f"--frames {frames} applies to videos, and no --data is one")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    cache_file = cache_dir / f"x{scale}-p{patch}-s{stride}-{_cache_key(files, scale, patch, stride)}.npz"
+    key = _cache_key(files, scale, patch, stride, every, frames)
+    cache_file = cache_dir / f"x{scale}-p{patch}-s{stride}-{key}.npz"
     if cache_file.exists():
         try:
             with np.load(cache_file, allow_pickle=False) as z:
@@ -82,12 +118,9 @@ def extract_patches(
     lr_list, hr_list = [], []
     skipped_small, corrupt, used = 0, [], 0
     p_lr, st_lr = patch // scale, stride // scale
-    for path in files:
-        try:
-            img = read_image(path)
-        except SrxError as exc:
-            log.warning("skipping %s", exc)
-            corrupt.append(path.name)
+    for name, img in _images(files, every, frames):
+        if img is None:
+            corrupt.append(name)
             continue
         if min(img.shape[:2]) < patch:
             skipped_small += 1
@@ -103,7 +136,7 @@ def extract_patches(
         log.warning("skipped %d image(s) smaller than the %d-pixel patch", skipped_small, patch)
     if not lr_list:
         raise SrxError(
-            f"no training patches: {len(files)} image(s) found, {skipped_small} smaller than the "
+            f"no training patches: {used + skipped_small + len(corrupt)} image(s) found, {skipped_small} smaller than the "
             f"{patch}-pixel patch, {len(corrupt)} unreadable; expected images of at least {patch}x{patch}"
         )
     lr = np.stack(lr_list)

@@ -25,11 +25,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DistributedSampler, RandomSampler
 
-from srx.checkpoint import load_checkpoint, save_checkpoint
+from srx.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
 from srx.degrade import degrade_batch, parse_degradation
 from srx.errors import SrxError
-from srx.evaluate import EvalImage, degraded, evaluate, load_eval_set, torch_predictor
+from srx.evaluate import EvalImage, degraded, evaluate, load_eval_data, torch_predictor
 from srx.fsutil import atomic_write_text, ensure_dir
+from srx.imageio import FrameRange, is_video, parse_frame_range
 from srx.models import PRESETS, ModelConfig, build_model, config_from_preset
 from srx.protocol import check_scale
 from srx.train.data import extract_patches
@@ -46,7 +47,7 @@ class TrainConfig:
     data: list[str] = field(default_factory=list)
     val: str | None = None
     scale: int = 3
-    model: str = "srcnn-915"
+    model: str | None = None  # a preset; None: the architecture of `init`, else srcnn-915 (resolved by train())
     epochs: int | None = None
     time_budget: float | None = None  # seconds
     max_steps: int | None = None
@@ -60,13 +61,19 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     save_every: float = 60.0  # seconds between mid-epoch `last.pt` writes
-    init: str | None = None  # warm start (e.g. x2/x4 fine-tuned from x3 weights)
+    init: str | None = None  # warm start: a checkpoint or a shipped name (e.g. x2/x4 fine-tuned from x3 weights)
     # HR pixels left out of the loss at each patch edge: there the padded bicubic base and the padded
     # convolutions see made-up neighbours that full frames do not have. None: 2 x scale.
     loss_border: int | None = None
     # camera-like degradation of the LR side (srx.degrade spec or preset; "" = the clean protocol),
     # drawn per sample and step; validation scores the same spec, deterministically
     degrade: str = ""
+    # videos among `data` and a video `val`: every Nth frame is an image, training frames within
+    # `frames` and validation frames within `val_frames` (START:END; "" = all), so a later stretch
+    # of a camera's footage can be kept out of training and scored
+    every: int = 10
+    frames: str = ""
+    val_frames: str = ""
 
     @property
     def border(self) -> int:
@@ -99,7 +106,13 @@ class TrainConfig:
             raise SrxError(f"--loss-border must be between 0 and {(self.patch_size - 1) // 2} for "
                            f"{self.patch_size}-pixel patches, got {self.border}")
         if not self.data:
-            raise SrxError("--data is required: a folder of HR training images")
+            raise SrxError("--data is required: a folder of HR training images or a video")
+        if self.every < 1:
+            raise SrxError(f"--every must be at least 1, got {self.every}")
+        parse_frame_range(self.frames, "--frames")
+        if parse_frame_range(self.val_frames, "--val-frames") != FrameRange() and not (self.val and is_video(Path(self.val))):
+            raise SrxError(f"--val-frames {self.val_frames} applies to a video --val; "
+                           f"{self.val + ' is not one' if self.val else 'there is no --val'}")
         parse_degradation(self.degrade)
         if self.model not in PRESETS:
             raise SrxError(f"unknown model {self.model!r}: expected one of {', '.join(PRESETS)}")
@@ -254,6 +267,20 @@ class _StopSignal:
             signal.signal(sig, old)
 
 
+def _init_config(cfg: TrainConfig) -> ModelConfig:
+    """The model configuration stored in --init's checkpoint (a file or a shipped name)."""
+    return ModelConfig.from_dict(dict(load_checkpoint(resolve_weights(cfg.init, cfg.scale, "--init"))["model_config"]))
+
+
+def _preset_of(config: ModelConfig) -> str | None:
+    """The first `--model` preset with this architecture (layers and widths), if one has it."""
+    for name, spec in PRESETS.items():
+        if (spec["arch"], list(spec["kernel_sizes"]), list(spec["widths"])) == (
+                config.arch, list(config.kernel_sizes), list(config.widths)):
+            return name
+    return None
+
+
 def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: int | None = None,
           show_progress: bool = True, cache_dir: Path | None = None,
           stop_after: int | None = None, loss_every: int | None = None) -> TrainResult:
@@ -280,6 +307,9 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         more_time = cfg.time_budget
         cfg = saved
         _refuse_finished(Path(resume), cfg, state, more_time)
+    if cfg.model is None:  # --model left out: the architecture of --init, else the reference
+        preset = _preset_of(_init_config(cfg)) if cfg.init else None
+        cfg = dataclasses.replace(cfg, model=preset or "srcnn-915")
     cfg.validate()
     out_dir = ensure_dir(Path(out_dir))
     ddp = _Dist()
@@ -297,10 +327,12 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     if state is not None:
         model.load_state_dict(state["state_dict"])
     elif cfg.init:
-        init = load_checkpoint(Path(cfg.init))
+        init = load_checkpoint(resolve_weights(cfg.init, cfg.scale, "--init"))
         src = ModelConfig.from_dict(dict(init["model_config"]))
         if (src.arch, src.kernel_sizes, src.widths) != (mcfg.arch, mcfg.kernel_sizes, mcfg.widths):
-            raise SrxError(f"--init {cfg.init} holds {src.name}, which does not fit {mcfg.name}")
+            preset = _preset_of(src)
+            hint = f"; train it with --model {preset} (or leave --model out)" if preset else ""
+            raise SrxError(f"--init {cfg.init} holds {src.name}, which does not fit {mcfg.name}{hint}")
         own = model.state_dict()
         fits = {k: v for k, v in init["state_dict"].items() if k in own and own[k].shape == v.shape}
         if len(fits) < len(own):  # another scale: an LR-space net's last layer has scale^2 outputs
@@ -315,10 +347,12 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
 
     # Data: rank 0 builds the cache, the others read it.
     if ddp.is_main:
-        patches = extract_patches([Path(d) for d in cfg.data], cfg.scale, cfg.patch_size, cfg.stride, cache_dir)
+        patches = extract_patches([Path(d) for d in cfg.data], cfg.scale, cfg.patch_size, cfg.stride, cache_dir,
+                                  every=cfg.every, frames=parse_frame_range(cfg.frames))
     ddp.barrier()
     if not ddp.is_main:
-        patches = extract_patches([Path(d) for d in cfg.data], cfg.scale, cfg.patch_size, cfg.stride, cache_dir)
+        patches = extract_patches([Path(d) for d in cfg.data], cfg.scale, cfg.patch_size, cfg.stride, cache_dir,
+                                  every=cfg.every, frames=parse_frame_range(cfg.frames))
     lr_all = torch.from_numpy(patches.lr).unsqueeze(1)
     hr_all = torch.from_numpy(patches.hr).unsqueeze(1)
     n = lr_all.shape[0]
@@ -342,7 +376,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     degradation = parse_degradation(cfg.degrade)
     val_pairs: list[EvalImage] = []
     if ddp.is_main and cfg.val:
-        val_pairs = load_eval_set(Path(cfg.val), cfg.scale)
+        val_pairs = load_eval_data(Path(cfg.val), cfg.scale, cfg.every, parse_frame_range(cfg.val_frames, "--val-frames"))
         val_pairs = degraded(val_pairs, degradation, cfg.scale)
     bicubic_psnr = evaluate(val_pairs, cfg.scale, None, with_ssim=False)["mean"]["bicubic_psnr"] if val_pairs else None
 

@@ -58,7 +58,7 @@ def compare(
     source: Path = typer.Argument(..., help="An HR image, or a video (one frame of it is the HR image)."),
     scale: int = scale_option(),
     degrade: Optional[str] = typer.Option("jpeg50", "--degrade", help="LR degradation: a preset (none, camera, jpeg50) or a spec like jpeg=30,noise=5."),
-    weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="Models to show (repeat): shipped names or checkpoints. Default: every shipped model at --scale."),
+    weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="Models to show (repeat): shipped names or checkpoints, LABEL=CHECKPOINT to name a panel. Default: every shipped model at --scale."),
     out: Path = typer.Option(Path("compare.png"), "--out", help="Where to write the picture (.png)."),
     frame: Optional[int] = typer.Option(None, "--frame", help="With a video: the frame to use (default: the middle one)."),
     crop: int = typer.Option(160, "--crop", help="Side of the HR crop shown, in pixels (the most detailed square)."),
@@ -66,7 +66,7 @@ def compare(
 ) -> None:
     """One picture, HR crop | bicubic | each model on the same degraded LR, labelled with PSNR."""
     from srx.checkpoint import SHIPPED, resolve_weights, shipped_scales
-    from srx.compare import compare_image, read_hr_frame
+    from srx.compare import compare_image, labelled_weights, read_hr_frame
     from srx.degrade import parse_degradation
     from srx.errors import SrxError
     from srx.imageio import write_image
@@ -79,7 +79,7 @@ def compare(
         raise SrxError(f"--crop must be at least 8 and --zoom at least 1, got {crop} and {zoom}")
     spec = parse_degradation(degrade)
     names = weights or [n for n in SHIPPED if scale in shipped_scales(n)]
-    chosen = [(str(n), resolve_weights(n, scale)) for n in names]
+    chosen = [(label, resolve_weights(given, scale)) for label, given in map(labelled_weights, map(str, names))]
     hr, label = read_hr_frame(source, frame)
     picture, panels = compare_image(hr, scale, chosen, spec, label, crop, zoom)
     write_image(out, picture)

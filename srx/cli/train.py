@@ -13,10 +13,10 @@ from srx.cli.app import app, parse_duration, scale_option
 
 @app.command()
 def train(
-    data: Optional[list[Path]] = typer.Option(None, "--data", help="Folder of HR training images (repeat for several, e.g. T91 and BSD200); not needed with --resume."),
+    data: Optional[list[Path]] = typer.Option(None, "--data", help="Folder of HR training images, or a video whose every Nth frame is one (repeat for several, e.g. T91 and BSD200, or your camera's footage); not needed with --resume."),
     scale: int = scale_option(),
-    val: Optional[Path] = typer.Option(None, "--val", help="Folder of HR validation images (e.g. Set5); validated every epoch."),
-    model: str = typer.Option("srcnn-915", "--model", help="Model preset: srcnn-915 (the reference), srcnn-955, lrnet-32x4-pw3 (the shipped `fast` and `camera`; grow it from lrnet-32x4-pw weights with scripts/add_pointwise.py --at 2 --at 1), lrnet-32x4-pw, lrnet-32x4-pw2, lrnet-32x4, lrnet-32x5, lrnet-24x5, lrnet-32x4-plain (no training-time branches)."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Folder of HR validation images (e.g. Set5) or a video; validated every epoch."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model preset (default: the architecture of --init, else srcnn-915): srcnn-915 (the reference), srcnn-955, lrnet-32x4-pw3 (the shipped `fast` and `camera`; grow it from lrnet-32x4-pw weights with scripts/add_pointwise.py --at 2 --at 1), lrnet-32x4-pw, lrnet-32x4-pw2, lrnet-32x4, lrnet-32x5, lrnet-24x5, lrnet-32x4-plain (no training-time branches)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (passes over all patches)."),
     time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this long, e.g. 25m; the learning rate decays over it. With --resume: how long this invocation may train (the rate goes on from where the run stopped and reaches its end then)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
@@ -30,7 +30,10 @@ def train(
     degrade: Optional[str] = typer.Option(None, "--degrade", help="Train on camera-like LR: a preset (camera) or a spec such as jpeg=30..95,noise=0..8,blur=0.2..1.5,shrink=aa|aliased,clean=0.1. Validation scores the same spec."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Random flips and 90-degree rotations."),
     seed: int = typer.Option(0, "--seed", help="Seed; a fixed seed gives identical results on one machine."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (e.g. fine-tune x2/x4 from x3)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights: a checkpoint or a shipped model by name (e.g. camera, to fine-tune it on your footage; or x2/x4 from x3 weights)."),
+    every: int = typer.Option(10, "--every", help="Videos in --data and --val: every Nth frame is an image."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Videos in --data: only frames START:END (from 0, END excluded; e.g. :480), so later footage can be kept for --val."),
+    val_frames: Optional[str] = typer.Option(None, "--val-frames", help="A video --val: only frames START:END (e.g. 520:)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder: best.pt, last.pt, metrics.csv, training.png (default runs/train, or the folder of --resume)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a last.pt written by an earlier run; its recipe is kept, only --epochs/--time-budget/--max-steps may extend it."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores)."),
@@ -49,6 +52,7 @@ def train(
         time_budget=parse_duration(time_budget), max_steps=max_steps, batch_size=batch_size, lr=lr,
         optimizer=optimizer, loss=loss, patch_size=patch_size, stride=stride, augment=augment, seed=seed, loss_border=loss_border,
         init=str(init) if init else None, degrade=parse_degradation(degrade).spec if degrade else "",
+        every=every, frames=frames or "", val_frames=val_frames or "",
     )
     result = run_train(cfg, out, resume=resume, threads=threads, show_progress=progress, cache_dir=cache_dir,
                        loss_every=log_every)
@@ -66,6 +70,7 @@ def eval_cmd(
     scale: int = scale_option(),
     degrade: Optional[str] = typer.Option(None, "--degrade", help="Degrade the LR the same way for bicubic and the model: a preset (camera, jpeg50) or a spec like jpeg=50,noise=5 (deterministic)."),
     every: int = typer.Option(10, "--every", help="With a video: score every Nth frame."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="With a video: only frames START:END (from 0, END excluded; e.g. 520: for footage kept out of training)."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera) or a checkpoint; default: srcnn for --scale."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
@@ -73,13 +78,15 @@ def eval_cmd(
     from srx.checkpoint import model_from_checkpoint, resolve_weights
     from srx.degrade import parse_degradation
     from srx.evaluate import degraded, evaluate, load_eval_data, torch_predictor
+    from srx.imageio import parse_frame_range
     from srx.protocol import check_scale
 
     check_scale(scale)
     spec = parse_degradation(degrade)
+    frame_range = parse_frame_range(frames)
     path = resolve_weights(weights, scale)
     model, config, _ = model_from_checkpoint(path, scale)
-    pairs = degraded(load_eval_data(data, scale, every), spec, scale)
+    pairs = degraded(load_eval_data(data, scale, every, frame_range), spec, scale)
     result = evaluate(pairs, scale, torch_predictor(model))
     result["weights"] = str(path)
     result["model"] = config.name

@@ -62,3 +62,53 @@ def test_unusable_data_folders_fail_clearly(tmp_path, setup, match):
 def test_patch_size_must_be_a_multiple_of_the_scale(image_folder, tmp_path):
     with pytest.raises(SrxError, match="multiples of the scale"):
         extract_patches([image_folder], 3, 25, 12, cache_dir=tmp_path)
+
+
+def test_a_video_is_a_source_of_frames_within_a_range(tmp_path):
+    """Every Nth frame of a video within --frames is a training image: the same patches as those
+    frames saved as images, and a range or step of its own is a cache entry of its own."""
+    from tests.conftest import silent_video
+
+    video = silent_video(tmp_path / "cam.avi", 12, (96, 72), fourcc="FFV1")  # lossless: frames as written
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cap = cv2.VideoCapture(str(video))
+    for i in range(12):
+        ok, frame = cap.read()
+        assert ok
+        if i in (2, 5):
+            cv2.imwrite(str(frames / f"{i:02d}.png"), frame)
+    cap.release()
+    from srx.imageio import FrameRange
+
+    cache = tmp_path / "c"
+    from_video = extract_patches([video], 3, 24, 12, cache_dir=cache, every=3, frames=FrameRange(2, 8))
+    from_images = extract_patches([frames], 3, 24, 12, cache_dir=cache)
+    assert from_video.images_used == 2 and not from_video.from_cache
+    assert np.array_equal(from_video.lr, from_images.lr) and np.array_equal(from_video.hr, from_images.hr)
+    again = extract_patches([video], 3, 24, 12, cache_dir=cache, every=3, frames=FrameRange(2, 8))
+    assert again.from_cache and np.array_equal(again.lr, from_video.lr)
+    whole = extract_patches([video, frames], 3, 24, 12, cache_dir=cache, every=3)
+    assert whole.images_used == 4 + 2 and not whole.from_cache  # frames 0, 3, 6, 9 and the two images
+
+
+@pytest.mark.parametrize("setup,match", [
+    ("past-the-end", r"has 12 frame\(s\): the frame range 20: starts after its last"),
+    ("every-too-large", r"has 4 frame\(s\) in the frame range 8:, not more than --every 5"),
+    ("range-on-folders", "--frames 0:4 applies to videos, and no --data is one"),
+    ("not-a-video", "is a file but not a video srx reads"),
+])
+def test_unusable_video_sources_fail_clearly(tmp_path, image_folder, setup, match):
+    from srx.imageio import FrameRange
+    from tests.conftest import silent_video
+
+    video = silent_video(tmp_path / "cam.avi", 12, (96, 72))
+    source, kw = {
+        "past-the-end": ([video], dict(frames=FrameRange(20))),
+        "every-too-large": ([video], dict(frames=FrameRange(8), every=5)),
+        "range-on-folders": ([image_folder], dict(frames=FrameRange(0, 4))),
+        "not-a-video": ([tmp_path / "notes.txt"], {}),
+    }[setup]
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(SrxError, match=match):
+        extract_patches(source, 3, 24, 12, cache_dir=tmp_path / "c", **kw)

@@ -205,3 +205,42 @@ def test_sgd_uses_the_papers_per_layer_rates(image_folder, tmp_path):
     assert hidden["momentum"] == last["momentum"] == 0.9
     assert last["lr"] == pytest.approx(0.1 * hidden["lr"]) and hidden["lr"] > 0
     assert len(hidden["params"]) == 4 and len(last["params"]) == 2  # conv1 + conv2 (w, b); conv3 (w, b)
+
+
+def test_fine_tune_a_shipped_model_on_a_cameras_footage(tmp_path, monkeypatch):
+    """How a user adapts `camera` to their own camera: `--init camera` (a shipped name, resolved for
+    --scale; its architecture is the model when --model is left out), the earlier frames of a video to train on and the later ones to validate on. The
+    checkpoint records the frame choice, so --resume trains on the same frames."""
+    from typer.testing import CliRunner
+
+    from srx.checkpoint import shipped_weights
+    from srx.cli import app
+    from tests.conftest import silent_video
+
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))
+    video = silent_video(tmp_path / "cam.avi", 16, (96, 72))
+    out = tmp_path / "ft"
+    args = ["train", "--data", str(video), "--every", "2", "--frames", ":10", "--val", str(video), "--val-frames",
+            "12:", "--init", "camera", "--scale", "3", "--patch-size", "24",
+            "--stride", "24", "--batch-size", "4", "--lr", "1e-12", "--max-steps", "2", "--out", str(out), "--no-progress"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    got = load_checkpoint(out / "last.pt")
+    cfg = got["train_config"]
+    assert (cfg["init"], cfg["every"], cfg["frames"], cfg["val_frames"]) == ("camera", 2, ":10", "12:")
+    assert cfg["model"] == "lrnet-32x4-pw3"  # --model left out: the architecture of --init
+    shipped = load_checkpoint(shipped_weights(3, "camera"))["state_dict"]
+    for k, v in shipped.items():  # two steps at lr 1e-12: these are the shipped camera weights
+        assert torch.allclose(got["state_dict"][k], v, atol=1e-6), k
+    # frames 0, 2, 4, 6, 8 at 96x72 give 3 x 4 patches of 24 pixels each; validation scored frames 12 and 14
+    from srx.train.data import extract_patches
+    from srx.imageio import FrameRange
+
+    patches = extract_patches([video], 3, 24, 24, tmp_path / "cache" / "patches", every=2, frames=FrameRange(0, 10))
+    assert patches.from_cache and patches.images_used == 5 and len(patches.lr) == 5 * 3 * 4
+    rows = [r for r in csv.DictReader(open(out / "metrics.csv")) if r["val_psnr"]]
+    from srx.evaluate import evaluate, load_eval_data
+
+    later = load_eval_data(video, 3, 2, FrameRange(12))
+    assert [p.name for p in later] == ["frame_00012", "frame_00014"]
+    assert rows and float(rows[-1]["bicubic_psnr"]) == pytest.approx(evaluate(later, 3, None, with_ssim=False)["mean"]["bicubic_psnr"], abs=1e-3)
