@@ -531,8 +531,10 @@ def _lane_summary(lane: _Lane, backend: str, scale: int, stopped_by: str, wall: 
     from srx.camera.stream import _summary
 
     # this source's own end (end-of-input, max-frames, error) or the run's
+    # the model calls are shared (batched), so one source's stage times are not the loop's work per
+    # frame: no keep-up verdict per source
     return _summary(lane.src.spec.describe(), backend, scale, lane.done or stopped_by, wall, cap, st,
-                    lane.frames_at_reconnect, note, lane.outputs, cap.events)
+                    lane.frames_at_reconnect, note, lane.outputs, cap.events, alone=False)
 
 
 def live_line(lanes: Sequence[_Lane], t_start: float) -> str:

@@ -65,6 +65,7 @@ class StreamSummary:
     events: list[dict[str, Any]] = field(default_factory=list)
     fallback_frames: int = 0  # frames sent bicubic while the model backend was unavailable
     buffer: int | None = None  # frames the capture held for the model (None: --no-drop, every frame queued)
+    alone: bool = True  # the only source on its loop, so its stage times are the loop's whole work per frame
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "keep_up": self.keep_up()}
@@ -75,7 +76,7 @@ class StreamSummary:
         own thread) against the time between the source's frames says whether srx was slower than
         the source on average, so close to it that any slow spell drops frames, or only slow now and
         then (then a larger buffer helps)."""
-        if not self.dropped or self.buffer is None or not self.frames_out or self.fps_in <= 0:
+        if not self.alone or not self.dropped or self.buffer is None or not self.frames_out or self.fps_in <= 0:
             return ""
         interval = 1000.0 / self.fps_in
         means = {name: stage.get("mean") or 0.0 for name, stage in self.stage_ms.items() if name != "capture"}

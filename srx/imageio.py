@@ -150,6 +150,21 @@ def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange()) 
                        f"more than the first")
 
 
+def count_frames(path: Path) -> int:
+    """How many frames a video decodes to, counted by decoding (a container's own count can be
+    missing or wrong, as in a recording that was cut off)."""
+    cap = open_video(path)
+    count = 0
+    try:
+        while cap.grab():
+            count += 1
+    finally:
+        cap.release()
+    if count == 0:
+        raise SrxError(f"{path}: no frame could be decoded")
+    return count
+
+
 def read_image(path: Path) -> np.ndarray:
     """8-bit BGR (H, W, 3) or grayscale (H, W); SrxError naming the file if it can't be decoded."""
     cv2 = cv2_module()

@@ -27,6 +27,7 @@ BAD_CHECKPOINTS = {
 #: (command line with {ckpt} for the bad checkpoint) for every option that takes a checkpoint
 CHECKPOINT_USES = {
     "train --resume": ["train", "--resume", "{ckpt}", "--no-progress"],
+    "tune --init": ["tune", "{video}", "--init", "{ckpt}", "--max-steps", "1", "--out", "{tmp}/t", "--no-progress"],
     "train --init": ["train", "--data", "{images}", "--init", "{ckpt}", "--epochs", "1", "--out", "{tmp}/run",
                      "--no-progress"],
     "eval --weights": ["eval", "--data", "{images}", "--weights", "{ckpt}"],
@@ -59,6 +60,10 @@ OTHER_CASES = {
              (["eval", "--data", "{file}"], "not a video srx reads"),
              (["eval", "--data", "{video}", "--frames", "9:"], "has 3 frame(s): the frame range 9: starts after its last"),
              (["eval", "--data", "{images}", "--frames", "0:2"], "a frame range applies to videos")],
+    "tune": [(["tune", "{image}", "--out", "{tmp}/t"], "is not a video file srx reads"),
+             (["tune", "{video}", "--out", "{tmp}/t"], "has 3 frames: too few to train on"),
+             (["tune", "{video}", "--out", "{file}/t"], "is a file, expected a folder"),
+             (["tune", "{video}", "--time-budget", "soon", "--out", "{tmp}/t"], "expected a duration")],
     "compare": [(["compare", "{tmp}/missing.png"], "does not exist"),
                 (["compare", "{image}", "--degrade", "noise=-1", "--out", "{tmp}/c.png"], "expected a number or a range"),
                 (["compare", "{image}", "--out", "{tmp}/c.jpg"], "expected a .png"),

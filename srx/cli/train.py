@@ -108,3 +108,45 @@ def eval_cmd(
         table.add_row(r["name"], size, f"{r['bicubic_psnr']:.2f}", f"{r['model_psnr']:.2f}",
                       f"{r['model_psnr'] - r['bicubic_psnr']:+.2f}", f"{r['bicubic_ssim']:.4f}", f"{r['model_ssim']:.4f}")
     Console().print(table)
+
+
+@app.command()
+def tune(
+    video: Path = typer.Argument(..., help="A recording of your camera (any video OpenCV decodes)."),
+    scale: int = scale_option(),
+    init: str = typer.Option("camera", "--init", help="The weights to start from: a shipped model by name or a checkpoint."),
+    degrade: str = typer.Option("camera", "--degrade", help="How the training LR is degraded: a preset (camera, jpeg50) or a spec such as jpeg=40..60,noise=0..2 (your camera's codec and noise)."),
+    time_budget: Optional[str] = typer.Option("20m", "--time-budget", help="How long to train, e.g. 20m."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps instead."),
+    every: int = typer.Option(8, "--every", help="Every Nth frame is an image (neighbouring frames are near copies)."),
+    holdout: float = typer.Option(0.3, "--holdout", help="Fraction of the footage, at its end, kept out of training and scored."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Patches per step."),
+    out: Path = typer.Option(Path("runs/tune"), "--out", help="Output folder: last.pt (the tuned weights), best.pt, metrics.csv, training.png, tune.json."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Fine-tune a model on your camera's own footage, then score it against the weights it started
+    from on a later stretch of that footage that training never saw."""
+    from srx.fsutil import check_output_dir
+    from srx.protocol import check_scale
+    from srx.train.tune import tune_on_footage
+
+    check_scale(scale)
+    check_output_dir(out, "--out")
+    report = tune_on_footage(video, scale, out, init=init, degrade=degrade, every=every, holdout=holdout, batch_size=batch_size,
+                             time_budget=parse_duration(time_budget) if max_steps is None else None,
+                             max_steps=max_steps, threads=threads, show_progress=progress)
+    split = report.split
+    typer.echo(f"tuned {init} x{scale} on {split['train_images']} frames of {video} (one in {split['every']} of frames "
+               f"{split['train_frames']}) in {report.train['steps']} steps; scored on {split['held_out_images']} held-out "
+               f"frames ({split['held_out_frames']}), PSNR on Y:")
+    typer.echo(f"  {'LR degradation':34s} {'bicubic':>8s} {init[:12]:>12s} {'tuned':>8s} {'change':>8s}")
+    for name, r in report.held_out.items():
+        label = "clean" if name == "none" else name
+        typer.echo(f"  {label[:34]:34s} {r['bicubic']:8.2f} {r['before']:12.2f} {r['after']:8.2f} {r['after'] - r['before']:+8.2f}")
+    weights = report.train["weights"]
+    if report.better:
+        typer.echo(f"use it: srx stream --camera 0 --scale {scale} -w {weights}   (report: {out / 'tune.json'})")
+    else:
+        typer.echo(f"the tuned weights are no better than {init} on the held-out frames under {report.train['degrade']}: "
+                   f"keep {init} (report: {out / 'tune.json'})")

@@ -1,0 +1,63 @@
+"""`srx tune`: fine-tune on a camera's footage, scored before and after on held-out later frames."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from srx.cli import app
+from srx.errors import SrxError
+from srx.imageio import FrameRange
+from srx.train.tune import split_footage
+from tests.conftest import silent_video
+
+runner = CliRunner()
+
+
+def test_the_footage_splits_in_time_with_a_gap(tmp_path):
+    video = silent_video(tmp_path / "cam.avi", 100, (32, 24))
+    split = split_footage(video, 0.3, 5)
+    assert (split.frames, split.train, split.held_out) == (100, FrameRange(0, 60), FrameRange(70, None))
+    assert split_footage(video, 0.3, 20).train == FrameRange(0, 30)  # two images on each side: frames 0, 20 and 70, 90
+    with pytest.raises(SrxError, match="has 100 frames: too few to train on one frame in 25 of the first 70% .* expected at least 108 frames"):
+        split_footage(video, 0.3, 25)
+    with pytest.raises(SrxError, match="between 0 and 1; got 1.5"):
+        split_footage(video, 1.5, 5)
+
+
+def test_tune_reports_before_and_after_on_frames_it_never_trained_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))
+    video = silent_video(tmp_path / "cam.avi", 40, (96, 72))
+    out = tmp_path / "tuned"
+    res = runner.invoke(app, ["tune", str(video), "--scale", "3", "--max-steps", "3", "--every", "4", "--out", str(out),
+                              "--batch-size", "4", "--no-progress", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "tune.json").read_text())
+    assert report["split"] == {"frames": 40, "every": 4, "train_frames": "0:20", "held_out_frames": "28:",
+                               "train_images": 5, "held_out_images": 3}
+    assert report["train"]["steps"] == 3 and (out / "last.pt").exists()
+    assert list(report["held_out"]) == ["none", "jpeg=30..95,noise=0..2,clean=0.5", "jpeg=50"]
+    # "before" is the shipped camera model on exactly those frames, as srx eval scores it
+    ev = runner.invoke(app, ["eval", "--data", str(video), "--every", "4", "--frames", "28:", "-s", "3", "-w", "camera",
+                             "--degrade", "jpeg50", "--json"])
+    assert ev.exit_code == 0, ev.output
+    mean = json.loads(ev.stdout)["mean"]
+    assert report["held_out"]["jpeg=50"]["before"] == pytest.approx(mean["model_psnr"], abs=1e-3)
+    assert report["held_out"]["jpeg=50"]["bicubic"] == pytest.approx(mean["bicubic_psnr"], abs=1e-3)
+    assert "scored on 3 held-out frames (28:)" in res.output and "clean" in res.output
+    assert ("use it: srx stream" in res.output) == report["better"]
+    assert ("keep camera" in res.output) == (not report["better"])
+
+
+@pytest.mark.parametrize("args,match", [
+    (["{image}"], "is not a video file srx reads"),
+    (["{video}", "--holdout", "0"], "between 0 and 1; got 0.0"),
+    (["{video}", "--init", "camra"], "--init 'camra' is neither a shipped model"),
+    (["{video}", "--degrade", "jpeg=120"], "out of range"),
+])
+def test_bad_tune_input_is_one_line(tmp_path, image_folder, args, match):
+    video = silent_video(tmp_path / "cam.avi", 40, (96, 72))
+    image = next(p for p in sorted(image_folder.iterdir()))
+    args = [a.replace("{video}", str(video)).replace("{image}", str(image)) for a in args]
+    res = runner.invoke(app, ["tune", *args, "--max-steps", "1", "--out", str(tmp_path / "o"), "--no-progress"])
+    assert res.exit_code == 1 and res.output.startswith("error:") and match in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1
