@@ -68,7 +68,9 @@ class StreamSummary:
     alone: bool = True  # the only source on its loop, so its stage times are the loop's whole work per frame
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "keep_up": self.keep_up()}
+        fields = asdict(self)
+        del fields["alone"]  # how keep_up reads the numbers, not a number itself
+        return {**fields, "keep_up": self.keep_up()}
 
     def keep_up(self) -> str:
         """Why the latest-frames policy dropped frames, and what would help: one line, or "" when

@@ -30,11 +30,12 @@ class EvalImage:
     lr_y: np.ndarray  # uint8
 
 
-def load_eval_video(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange()) -> list[EvalImage]:
+def load_eval_video(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange(),
+                    option: str = "--frames") -> list[EvalImage]:
     """HR/LR Y pairs from every `every`-th frame of a video within `frames` (frame start, start +
     every, ...): a user's own camera footage as an evaluation set."""
     pairs = []
-    for index, frame in video_frames(path, every, frames):
+    for index, frame in video_frames(path, every, frames, option):
         if min(frame.shape[:2]) < 4 * scale:
             raise SrxError(f"{path}: frames of {frame.shape[1]}x{frame.shape[0]} are too small for x{scale}")
         hr_y, lr_y = make_pair(frame, scale)
@@ -42,13 +43,17 @@ def load_eval_video(path: Path, scale: int, every: int = 10, frames: FrameRange 
     return pairs
 
 
-def load_eval_data(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange()) -> list[EvalImage]:
-    """A folder of images or a video file (every `every`-th frame within `frames`)."""
+def load_eval_data(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange(),
+                   option: str = "--frames") -> list[EvalImage]:
+    """A folder of images or a video file (every `every`-th frame within `frames`, which the user
+    gave as `option`)."""
     path = Path(path)
+    if not path.exists():
+        raise SrxError(f"{path} does not exist; expected a folder of images or a video")
     if is_video(path):
-        return load_eval_video(path, scale, every, frames)
+        return load_eval_video(path, scale, every, frames, option)
     if not frames.whole:
-        raise SrxError(f"frames {frames} of {path} were asked for, but it is not a video; a frame range applies to videos")
+        raise SrxError(f"{option} {frames} applies to a video; {path} is not one")
     if path.is_file():
         raise SrxError(f"{path} is a file but not a video srx reads ({', '.join(VIDEO_SUFFIXES)}); "
                        f"expected a folder of images or a video")

@@ -116,10 +116,12 @@ def parse_frame_range(text: str | None, option: str = "--frames") -> FrameRange:
     return FrameRange(start, end)
 
 
-def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange()) -> Iterator[tuple[int, np.ndarray]]:
+def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange(),
+                 option: str = "--frames") -> Iterator[tuple[int, np.ndarray]]:
     """(frame number, BGR frame) for frames `frames.start`, `+every`, ... of a video, decoded one at
     a time (an hour of footage never sits in memory). After the last one: SrxError if the video had
-    no frame in the range, or no more than `every` there (so only its first would be used)."""
+    no frame in the range, or no more than `every` there (so only its first would be used); the
+    messages name the range as `option` (the command's option that gave it)."""
     if every < 1:
         raise SrxError(f"--every must be at least 1, got {every}")
     cap = open_video(path)
@@ -142,10 +144,10 @@ def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange()) 
     if index == 0:
         raise SrxError(f"{path}: no frame could be decoded")
     if index <= frames.start:
-        raise SrxError(f"{path} has {index} frame(s): the frame range {frames} starts after its last")
+        raise SrxError(f"{path} has {index} frame(s): {option} {frames} starts after its last")
     in_range = index - frames.start
     if in_range <= every and every > 1:
-        where = "" if frames.whole else f" in the frame range {frames}"
+        where = "" if frames.whole else f" in {option} {frames}"
         raise SrxError(f"{path} has {in_range} frame(s){where}, not more than --every {every}: lower --every to use "
                        f"more than the first")
 

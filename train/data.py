@@ -59,6 +59,8 @@ def _sources(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         path = Path(path)
+        if not path.exists():
+            raise SrxError(f"--data {path} does not exist; expected a folder of images or a video")
         if is_video(path):
             files.append(path)
         elif path.is_file():

@@ -110,6 +110,8 @@ class TrainConfig:
         if self.every < 1:
             raise SrxError(f"--every must be at least 1, got {self.every}")
         parse_frame_range(self.frames, "--frames")
+        if self.val and not Path(self.val).exists():
+            raise SrxError(f"--val {self.val} does not exist; expected a folder of images or a video")
         if parse_frame_range(self.val_frames, "--val-frames") != FrameRange() and not (self.val and is_video(Path(self.val))):
             raise SrxError(f"--val-frames {self.val_frames} applies to a video --val; "
                            f"{self.val + ' is not one' if self.val else 'there is no --val'}")
@@ -267,16 +269,27 @@ class _StopSignal:
             signal.signal(sig, old)
 
 
+def _warn_if_validating_on_training_frames(cfg: TrainConfig, val_range: FrameRange) -> None:
+    """A video that is both --data and --val with overlapping frame ranges scores frames it trains on."""
+    if not is_video(Path(cfg.val)) or not any(Path(d).resolve() == Path(cfg.val).resolve() for d in cfg.data):
+        return
+    train_range = parse_frame_range(cfg.frames)
+    ends = [r.end if r.end is not None else math.inf for r in (train_range, val_range)]
+    if max(train_range.start, val_range.start) < min(ends):
+        log.warning("--val %s is also --data and its frames %s overlap the training frames %s: validation scores "
+                    "frames the model trains on (keep them apart with --frames and --val-frames)",
+                    cfg.val, val_range, train_range)
+
+
 def _init_config(cfg: TrainConfig) -> ModelConfig:
     """The model configuration stored in --init's checkpoint (a file or a shipped name)."""
     return ModelConfig.from_dict(dict(load_checkpoint(resolve_weights(cfg.init, cfg.scale, "--init"))["model_config"]))
 
 
 def _preset_of(config: ModelConfig) -> str | None:
-    """The first `--model` preset with this architecture (layers and widths), if one has it."""
-    for name, spec in PRESETS.items():
-        if (spec["arch"], list(spec["kernel_sizes"]), list(spec["widths"])) == (
-                config.arch, list(config.kernel_sizes), list(config.widths)):
+    """The `--model` preset whose configuration is this one's (all of it but the scale), if any."""
+    for name in PRESETS:
+        if config_from_preset(name, config.scale).to_dict() == config.to_dict():
             return name
     return None
 
@@ -308,8 +321,14 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         cfg = saved
         _refuse_finished(Path(resume), cfg, state, more_time)
     if cfg.model is None:  # --model left out: the architecture of --init, else the reference
-        preset = _preset_of(_init_config(cfg)) if cfg.init else None
-        cfg = dataclasses.replace(cfg, model=preset or "srcnn-915")
+        preset = "srcnn-915"
+        if cfg.init:
+            src = _init_config(cfg)
+            preset = _preset_of(src)
+            if preset is None:
+                raise SrxError(f"--init {cfg.init} holds {src.name}, which is none of the --model presets "
+                               f"({', '.join(PRESETS)}); name the one to train with --model")
+        cfg = dataclasses.replace(cfg, model=preset)
     cfg.validate()
     out_dir = ensure_dir(Path(out_dir))
     ddp = _Dist()
@@ -329,10 +348,11 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     elif cfg.init:
         init = load_checkpoint(resolve_weights(cfg.init, cfg.scale, "--init"))
         src = ModelConfig.from_dict(dict(init["model_config"]))
-        if (src.arch, src.kernel_sizes, src.widths) != (mcfg.arch, mcfg.kernel_sizes, mcfg.widths):
+        if {**src.to_dict(), "scale": mcfg.scale} != mcfg.to_dict():
             preset = _preset_of(src)
             hint = f"; train it with --model {preset} (or leave --model out)" if preset else ""
-            raise SrxError(f"--init {cfg.init} holds {src.name}, which does not fit {mcfg.name}{hint}")
+            raise SrxError(f"--init {cfg.init} holds {preset or src.name} x{src.scale}, which does not fit --model "
+                           f"{cfg.model}{hint}")
         own = model.state_dict()
         fits = {k: v for k, v in init["state_dict"].items() if k in own and own[k].shape == v.shape}
         if len(fits) < len(own):  # another scale: an LR-space net's last layer has scale^2 outputs
@@ -376,7 +396,9 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     degradation = parse_degradation(cfg.degrade)
     val_pairs: list[EvalImage] = []
     if ddp.is_main and cfg.val:
-        val_pairs = load_eval_data(Path(cfg.val), cfg.scale, cfg.every, parse_frame_range(cfg.val_frames, "--val-frames"))
+        val_range = parse_frame_range(cfg.val_frames, "--val-frames")
+        _warn_if_validating_on_training_frames(cfg, val_range)
+        val_pairs = load_eval_data(Path(cfg.val), cfg.scale, cfg.every, val_range, "--val-frames")
         val_pairs = degraded(val_pairs, degradation, cfg.scale)
     bicubic_psnr = evaluate(val_pairs, cfg.scale, None, with_ssim=False)["mean"]["bicubic_psnr"] if val_pairs else None
 

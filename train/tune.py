@@ -40,10 +40,11 @@ def split_footage(video: Path, holdout: float, every: int) -> FootageSplit:
 
     n = count_frames(video)
     if parts(n) is None:
-        need = next((m for m in range(n + 1, 100 * n + 10_000 * every) if parts(m) is not None), None)
+        # each side needs more than `every` frames (training also the gap): about this many in all
+        guess = max((3 * every + 1) / (1.0 - holdout), (every + 1) / holdout)
+        need = next(m for m in range(max(n + 1, int(guess) - 2), int(guess) + 4 + n) if parts(m) is not None)
         raise SrxError(f"{video} has {n} frames: too few to train on one frame in {every} of the first {1 - holdout:.0%} "
-                       f"and score on one in {every} of the rest; expected "
-                       + (f"at least {need} frames" if need else "a larger --holdout") + ", or a lower --every")
+                       f"and score on one in {every} of the rest; expected at least {need} frames, or a lower --every")
     train_end, cut = parts(n)
     return FootageSplit(n, FrameRange(0, train_end), FrameRange(cut, None))
 
@@ -71,6 +72,8 @@ def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera",
     srx's own camera weights were trained with, then score it and `init` on the held-out frames:
     clean, under `degrade`, and at JPEG 50. Writes `out/tune.json` besides the training outputs."""
     video = Path(video)
+    if not video.exists():
+        raise SrxError(f"{video} does not exist; srx tune expects a recording of your camera")
     if not is_video(video):
         raise SrxError(f"{video} is not a video file srx reads; srx tune expects a recording of your camera")
     if time_budget is None and max_steps is None:

@@ -121,7 +121,7 @@ def tune(
     every: int = typer.Option(8, "--every", help="Every Nth frame is an image (neighbouring frames are near copies)."),
     holdout: float = typer.Option(0.3, "--holdout", help="Fraction of the footage, at its end, kept out of training and scored."),
     batch_size: int = typer.Option(32, "--batch-size", help="Patches per step."),
-    out: Path = typer.Option(Path("runs/tune"), "--out", help="Output folder: last.pt (the tuned weights), best.pt, metrics.csv, training.png, tune.json."),
+    out: Path = typer.Option(Path("runs/tune"), "--out", help="Output folder: last.pt (the tuned weights, which the report scores), best.pt (the epoch best on the held-out frames themselves, so its score there flatters it), metrics.csv, training.png, tune.json."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:

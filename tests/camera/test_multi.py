@@ -159,6 +159,7 @@ def test_three_files_and_a_dead_url(tmp_path: Path, make_upscaler) -> None:
     for name, n in counts.items():
         s = summary.sources[name]
         assert (s.frames_in, s.frames_out, s.dropped, s.stopped_by) == (n, n, 0, "end-of-input")
+        assert not s.alone  # the model calls are shared: no keep-up verdict from one source's stage times
         back = read_video(tmp_path / "out" / f"{name}.mkv")
         assert len(back) == n  # every live source's recording has the right frame count
         for got, img in zip(back, inputs[name]):

@@ -244,3 +244,34 @@ def test_fine_tune_a_shipped_model_on_a_cameras_footage(tmp_path, monkeypatch):
     later = load_eval_data(video, 3, 2, FrameRange(12))
     assert [p.name for p in later] == ["frame_00012", "frame_00014"]
     assert rows and float(rows[-1]["bicubic_psnr"]) == pytest.approx(evaluate(later, 3, None, with_ssim=False)["mean"]["bicubic_psnr"], abs=1e-3)
+
+
+def test_init_picks_the_preset_of_its_whole_configuration(image_folder, tmp_path, caplog):
+    """--model left out: --init's own preset, branches and all (lrnet-32x4-plain is not lrnet-32x4,
+    whose layers it shares); a preset that differs only in those is refused, not half loaded."""
+    cache = tmp_path / "c"
+    train(_cfg(image_folder, model="lrnet-32x4-plain", max_steps=1, val=None), tmp_path / "plain",
+          show_progress=False, cache_dir=cache)
+    warm = tmp_path / "plain" / "last.pt"
+    train(_cfg(image_folder, model=None, init=str(warm), max_steps=1, val=None), tmp_path / "again",
+          show_progress=False, cache_dir=cache)
+    assert load_checkpoint(tmp_path / "again" / "last.pt")["train_config"]["model"] == "lrnet-32x4-plain"
+    with pytest.raises(SrxError, match="holds lrnet-32x4-plain x3, which does not fit --model lrnet-32x4; train it with --model lrnet-32x4-plain"):
+        train(_cfg(image_folder, model="lrnet-32x4", init=str(warm), max_steps=1, val=None), tmp_path / "branched",
+              show_progress=False, cache_dir=cache)
+
+
+def test_validating_on_the_frames_it_trains_on_is_warned_about(tmp_path, caplog):
+    import logging
+
+    from tests.conftest import silent_video
+
+    caplog.set_level(logging.WARNING, logger="srx")
+    video = silent_video(tmp_path / "cam.avi", 16, (96, 72))
+    base = dict(data=[str(video)], val=str(video), scale=3, model="lrnet-24x5", batch_size=4, patch_size=24,
+                stride=24, max_steps=1, every=2)
+    train(TrainConfig(**base, frames=":10", val_frames="8:"), tmp_path / "a", show_progress=False, cache_dir=tmp_path / "c")
+    assert "overlap the training frames 0:10: validation scores frames the model trains on" in caplog.text
+    caplog.clear()
+    train(TrainConfig(**base, frames=":10", val_frames="12:"), tmp_path / "b", show_progress=False, cache_dir=tmp_path / "c")
+    assert "overlap" not in caplog.text
