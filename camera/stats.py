@@ -127,8 +127,9 @@ class StreamSummary:
             lines.append(f"  {self.fallback_frames} frames went out bicubic while the model backend was unavailable")
         if self.timing_note:
             lines.append(f"  note: {self.timing_note}")
-        if self.keep_up():
-            lines.append(f"  {self.keep_up()}")
+        keep_up = self.keep_up()
+        if keep_up:
+            lines.append(f"  {keep_up}")
         return "\n".join(lines)
 
 

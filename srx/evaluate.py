@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from srx.errors import SrxError
-from srx.imageio import VIDEO_SUFFIXES, FrameRange, is_video, list_images, read_image, video_frames
+from srx.imageio import VIDEO_SUFFIXES, FrameRange, check_data_path, is_video, list_images, read_image, video_frames
 from srx.protocol import bicubic_upscale_y, make_pair, psnr, ssim
 
 if TYPE_CHECKING:
@@ -47,9 +47,7 @@ def load_eval_data(path: Path, scale: int, every: int = 10, frames: FrameRange =
                    option: str = "--frames") -> list[EvalImage]:
     """A folder of images or a video file (every `every`-th frame within `frames`, which the user
     gave as `option`)."""
-    path = Path(path)
-    if not path.exists():
-        raise SrxError(f"{path} does not exist; expected a folder of images or a video")
+    path = check_data_path(path, "--data")
     if is_video(path):
         return load_eval_video(path, scale, every, frames, option)
     if not frames.whole:

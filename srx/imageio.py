@@ -17,6 +17,14 @@ def is_video(path: Path) -> bool:
     return Path(path).is_file() and Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def check_data_path(path: Path, option: str) -> Path:
+    """A data option's path (a folder of images or a video) must exist: the one message for a typo."""
+    path = Path(path)
+    if not path.exists():
+        raise SrxError(f"{option} {path} does not exist; expected a folder of images or a video")
+    return path
+
+
 #: cv::utils::logging::LOG_LEVEL_ERROR (SILENT 0, FATAL 1, ERROR 2, WARNING 3, INFO 4, ...)
 _CV_LOG_LEVEL_ERROR = 2
 

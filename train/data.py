@@ -18,7 +18,7 @@ import numpy as np
 
 from srx.errors import SrxError
 from srx.fsutil import atomic_path, ensure_dir
-from srx.imageio import VIDEO_SUFFIXES, FrameRange, is_video, list_images, read_image, video_frames
+from srx.imageio import VIDEO_SUFFIXES, FrameRange, check_data_path, is_video, list_images, read_image, video_frames
 from srx.protocol import make_pair
 
 log = logging.getLogger("srx")
@@ -58,9 +58,7 @@ def _sources(paths: list[Path]) -> list[Path]:
     """The image files of each folder and each video file, in order."""
     files: list[Path] = []
     for path in paths:
-        path = Path(path)
-        if not path.exists():
-            raise SrxError(f"--data {path} does not exist; expected a folder of images or a video")
+        path = check_data_path(path, "--data")
         if is_video(path):
             files.append(path)
         elif path.is_file():

@@ -30,7 +30,7 @@ from srx.degrade import degrade_batch, parse_degradation
 from srx.errors import SrxError
 from srx.evaluate import EvalImage, degraded, evaluate, load_eval_data, torch_predictor
 from srx.fsutil import atomic_write_text, ensure_dir
-from srx.imageio import FrameRange, is_video, parse_frame_range
+from srx.imageio import FrameRange, check_data_path, is_video, parse_frame_range
 from srx.models import PRESETS, ModelConfig, build_model, config_from_preset
 from srx.protocol import check_scale
 from srx.train.data import extract_patches
@@ -110,8 +110,8 @@ class TrainConfig:
         if self.every < 1:
             raise SrxError(f"--every must be at least 1, got {self.every}")
         parse_frame_range(self.frames, "--frames")
-        if self.val and not Path(self.val).exists():
-            raise SrxError(f"--val {self.val} does not exist; expected a folder of images or a video")
+        if self.val:
+            check_data_path(Path(self.val), "--val")
         if parse_frame_range(self.val_frames, "--val-frames") != FrameRange() and not (self.val and is_video(Path(self.val))):
             raise SrxError(f"--val-frames {self.val_frames} applies to a video --val; "
                            f"{self.val + ' is not one' if self.val else 'there is no --val'}")
@@ -281,11 +281,6 @@ def _warn_if_validating_on_training_frames(cfg: TrainConfig, val_range: FrameRan
                     cfg.val, val_range, train_range)
 
 
-def _init_config(cfg: TrainConfig) -> ModelConfig:
-    """The model configuration stored in --init's checkpoint (a file or a shipped name)."""
-    return ModelConfig.from_dict(dict(load_checkpoint(resolve_weights(cfg.init, cfg.scale, "--init"))["model_config"]))
-
-
 def _preset_of(config: ModelConfig) -> str | None:
     """The `--model` preset whose configuration is this one's (all of it but the scale), if any."""
     for name in PRESETS:
@@ -320,15 +315,15 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         more_time = cfg.time_budget
         cfg = saved
         _refuse_finished(Path(resume), cfg, state, more_time)
+    # --init's weights (a file or a shipped name), read once: they also name the model when --model is left out
+    init = load_checkpoint(resolve_weights(cfg.init, cfg.scale, "--init")) if cfg.init and state is None else None
+    init_cfg = ModelConfig.from_dict(dict(init["model_config"])) if init is not None else None
+    init_preset = _preset_of(init_cfg) if init_cfg is not None else None
     if cfg.model is None:  # --model left out: the architecture of --init, else the reference
-        preset = "srcnn-915"
-        if cfg.init:
-            src = _init_config(cfg)
-            preset = _preset_of(src)
-            if preset is None:
-                raise SrxError(f"--init {cfg.init} holds {src.name}, which is none of the --model presets "
-                               f"({', '.join(PRESETS)}); name the one to train with --model")
-        cfg = dataclasses.replace(cfg, model=preset)
+        if init_cfg is not None and init_preset is None:
+            raise SrxError(f"--init {cfg.init} holds {init_cfg.name}, which is none of the --model presets "
+                           f"({', '.join(PRESETS)}); name the one to train with --model")
+        cfg = dataclasses.replace(cfg, model=init_preset or "srcnn-915")
     cfg.validate()
     out_dir = ensure_dir(Path(out_dir))
     ddp = _Dist()
@@ -345,14 +340,11 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     model = build_model(mcfg)
     if state is not None:
         model.load_state_dict(state["state_dict"])
-    elif cfg.init:
-        init = load_checkpoint(resolve_weights(cfg.init, cfg.scale, "--init"))
-        src = ModelConfig.from_dict(dict(init["model_config"]))
-        if {**src.to_dict(), "scale": mcfg.scale} != mcfg.to_dict():
-            preset = _preset_of(src)
-            hint = f"; train it with --model {preset} (or leave --model out)" if preset else ""
-            raise SrxError(f"--init {cfg.init} holds {preset or src.name} x{src.scale}, which does not fit --model "
-                           f"{cfg.model}{hint}")
+    elif init is not None:
+        if init_preset != cfg.model:  # the same configuration but the scale, or it does not fit
+            hint = f"; train it with --model {init_preset} (or leave --model out)" if init_preset else ""
+            raise SrxError(f"--init {cfg.init} holds {init_preset or init_cfg.name} x{init_cfg.scale}, which does not "
+                           f"fit --model {cfg.model}{hint}")
         own = model.state_dict()
         fits = {k: v for k, v in init["state_dict"].items() if k in own and own[k].shape == v.shape}
         if len(fits) < len(own):  # another scale: an LR-space net's last layer has scale^2 outputs
