@@ -33,6 +33,15 @@ def need_shared(path: Path) -> None:
         skip_or_fail(f"{path} not found: the ../shared datasets exist on srx CI and dev machines only")
 
 
+def assert_one_error_line(output: str, match: str) -> None:
+    """What srx promises for bad input: exactly one `error:` line, saying `match`, and no traceback
+    (a command may print its usual lines, such as the backend it chose, before it)."""
+    errors = [ln for ln in output.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, output
+    assert match in errors[0], output
+    assert "Traceback" not in output
+
+
 def foreign_onnx(path: Path, op: str = "Relu", inp: str = "x", out: str = "y") -> Path:
     """A valid one-node ONNX graph that srx did not write (no metadata), for the refusal tests."""
     import onnx

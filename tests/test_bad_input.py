@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from srx.cli import app
-from tests.conftest import silent_video, synthetic_photo
+from tests.conftest import assert_one_error_line, silent_video, synthetic_photo
 
 runner = CliRunner()
 
@@ -146,9 +146,7 @@ def _check_one_error_line(res, match: str) -> None:
     assert "Traceback" not in res.output
     assert "Warning" not in res.output  # nothing computed on what turned out to be bad input
     assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:") or "Error" in ln]
-    assert errors, res.output
-    assert match in res.output, res.output
+    assert_one_error_line(res.output, match)
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_CHECKPOINTS))

@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 
 from srx import __version__
 from srx.cli import app
+from tests.conftest import assert_one_error_line
 
 runner = CliRunner()
 
@@ -55,8 +56,7 @@ def test_bad_input_gets_one_clear_line_and_exit_1(tmp_path, image_folder, args, 
     args = [a.replace(k, v) if k in a else a for a in args for k, v in [next(((k, v) for k, v in subs.items() if k in a), ("", ""))]]
     res = runner.invoke(app, args)
     assert res.exit_code == 1, res.output
-    assert match in res.output
-    assert "Traceback" not in res.output
+    assert_one_error_line(res.output, match)
 
 
 def test_train_then_resume_needs_only_the_checkpoint(tmp_path, image_folder, monkeypatch):

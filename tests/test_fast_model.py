@@ -14,7 +14,7 @@ SIZES = [(1, 1), (1, 6), (2, 3), (5, 4), (9, 12), (13, 11), (31, 40)]
 
 
 def lrnet(scale: int, preset: str = "lrnet-32x4", seed: int = 0) -> LRNet:
-    """A model whose every branch matters (a fresh one starts at bicubic exactly)."""
+    """A model whose every branch matters (a fresh one starts within a few grey levels of bicubic)."""
     torch.manual_seed(seed)
     model = build_model(config_from_preset(preset, scale))
     with torch.no_grad():
@@ -44,7 +44,7 @@ def test_output_size_and_fresh_model_is_bicubic(scale):
     from srx.models import BicubicUpsample
 
     with torch.no_grad():
-        assert (y - BicubicUpsample(scale)(x)).abs().max() < 0.1  # last layer starts near zero (seen: 0.05 at most)
+        assert (y - BicubicUpsample(scale)(x)).abs().max() < 0.06  # last layer starts near zero (seen: 0.031-0.042)
 
 
 def test_registry_round_trip_through_a_checkpoint(tmp_path):
@@ -84,7 +84,7 @@ def test_bad_lrnet_configs_are_refused(bad, match):
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_exported_graph_equals_the_model_down_to_1x1(tmp_path, scale):
     """The ONNX graph itself (through ONNX Runtime), not an eager copy."""
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort  # a base dependency of srx
     from srx.export.onnx import onnx_from_checkpoint
 
     model = lrnet(scale, seed=scale)

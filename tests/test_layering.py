@@ -13,15 +13,27 @@ REPO = Path(__file__).resolve().parents[1]
 FLOW = ["train", "export", "runtime", "camera"]  # stage i may import stages 0..i
 
 
-def _srx_imports(path: Path) -> set[str]:
-    """Every srx.<stage> module `path` imports, at any depth of the file."""
+def _package_of(path: Path) -> list[str]:
+    """The package a file of this repository is imported in: export/onnx.py is in srx.export."""
+    rel = path.resolve().relative_to(REPO).parts[:-1]
+    return list(rel) if rel and rel[0] == "srx" else ["srx", *rel]
+
+
+def _srx_imports(path: Path, package: list[str] | None = None) -> set[str]:
+    """Every srx.<stage> module `path` imports, at any depth of the file. Relative imports are
+    resolved against `path`'s package (given for files outside the repository)."""
+    package = package if package is not None else _package_of(path)
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # from . / .. import: up level - 1 packages from this file's own
+                up = package[:len(package) - (node.level - 1)]
+                base = ".".join(up + ([node.module] if node.module else []))
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
         for name in names:
             parts = name.split(".")
             if parts[0] == "srx" and len(parts) > 1 and parts[1] in FLOW:
@@ -49,6 +61,11 @@ def test_imports_follow_the_flow(owner, path):
 def test_the_checker_sees_lazy_imports(tmp_path):
     sample = tmp_path / "m.py"
     sample.write_text("def f():\n    from srx.runtime.onnxruntime_runner import X\n    import srx.camera.stream\n")
-    assert _srx_imports(sample) == {"runtime", "camera"}
+    assert _srx_imports(sample, ["srx", "export"]) == {"runtime", "camera"}
     sample.write_text("from srx import runtime\nfrom srx.errors import SrxError\n")
-    assert _srx_imports(sample) == {"runtime"}
+    assert _srx_imports(sample, ["srx", "export"]) == {"runtime"}
+    # relative imports, resolved from the package the file is in (here srx.export)
+    sample.write_text("from ..runtime import select\nfrom . import onnx\nfrom .. import camera\n")
+    assert _srx_imports(sample, ["srx", "export"]) == {"runtime", "export", "camera"}
+    assert _package_of(REPO / "export" / "onnx.py") == ["srx", "export"]
+    assert _package_of(REPO / "srx" / "cli" / "app.py") == ["srx", "cli"]

@@ -33,6 +33,19 @@ def test_fsrcnn_and_espcn_are_the_papers_networks():
         assert weights == params, weights
 
 
+def test_the_shipped_candidates_carry_what_their_weights_score():
+    """The picture's dB for a shipped model is the figure its file records (Set5 x3), so shipping new
+    weights without redrawing it fails here."""
+    from srx.checkpoint import load_checkpoint, shipped_weights
+
+    shipped = {"srcnn-915": "srcnn", "lrnet-32x4-pw3": "fast"}
+    candidates = {c.preset: c for c in _script().CANDIDATES if c.preset in shipped}
+    assert set(candidates) == set(shipped)
+    for preset, name in shipped.items():
+        recorded = load_checkpoint(shipped_weights(3, name))["eval"]["set5"]["model_psnr"]
+        assert candidates[preset].psnr == round(recorded, 2), (preset, recorded)
+
+
 def test_the_script_times_every_graph_and_draws(tmp_path):
     out_json, png = tmp_path / "sq.json", tmp_path / "sq.png"
     res = subprocess.run([sys.executable, str(SCRIPT), "--reps", "1", "--runs", "1", "--json", str(out_json),

@@ -16,6 +16,7 @@ from srx.camera.sources import SourceSpec, has_gstreamer, open_reader, parse_sou
 from srx.cli import app
 from srx.errors import SrxError
 from tests.camera.conftest import free_port, frames
+from tests.conftest import assert_one_error_line
 
 
 def test_parse_source_kinds(tmp_path: Path) -> None:
@@ -142,8 +143,7 @@ def test_cli_bad_inputs_are_one_line(tmp_path: Path, tiny_checkpoint, monkeypatc
             window = [] if "--window" in args else ["--no-window"]
             result = runner.invoke(app, ["stream", *args, "-w", ckpt, "--backend", "torch", *window, "-q"])
             assert result.exit_code == 1, (args, result.output)
-            assert message in result.output, (args, result.output)
-            assert "Traceback" not in result.output
+            assert_one_error_line(result.output, message)
     finally:
         busy.close()
 

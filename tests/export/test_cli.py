@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from srx.cli import app
 from srx.export.onnx import check_srx_onnx
 from srx.export.tensorrt import tensorrt_status
+from tests.conftest import assert_one_error_line
 
 runner = CliRunner()
 
@@ -56,8 +57,7 @@ def test_export_errors_are_one_line(tiny_checkpoint, tmp_path):
     for extra, message in cases:
         result = runner.invoke(app, ["export", "-w", str(weights), "--out", str(out), *extra])
         assert result.exit_code == 1, (extra, result.output)
-        assert message in result.output and "Traceback" not in result.output
-        assert [ln for ln in result.output.splitlines() if ln.startswith("error: ")]
+        assert_one_error_line(result.output, message)
     assert not out.exists()
     bad = tmp_path / "bad.pt"
     bad.write_text("not a checkpoint")

@@ -11,12 +11,22 @@ from typer.testing import CliRunner
 from srx.cli import app
 from srx.errors import SrxError
 from srx.export.triton_repo import triton_model_name, triton_repo_from_model
+from tests.conftest import skip_or_fail
+
+
+def _model_config_pb2():
+    """Triton's ModelConfig protobuf module; a skip with the reason where tritonclient is absent, a
+    failure on CI (SRX_REQUIRE_ALL), which installs the serve extra."""
+    try:
+        from tritonclient.grpc import model_config_pb2
+    except ImportError:
+        skip_or_fail("tritonclient is not installed (pip install 'srx[serve]'; CI has it)")
+    return model_config_pb2
 
 
 def parse_config(path: Path):
-    pytest.importorskip("tritonclient.grpc", reason="tritonclient is not installed (pip install 'srx[serve]'; CI has it)")
+    model_config_pb2 = _model_config_pb2()
     from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2
 
     return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
 
@@ -27,8 +37,7 @@ def test_names() -> None:
 
 
 def test_onnx_repository(tmp_path: Path, tiny_checkpoint) -> None:
-    pb = pytest.importorskip("tritonclient.grpc.model_config_pb2",
-                             reason="tritonclient is not installed (pip install 'srx[serve]'; CI has it)")
+    pb = _model_config_pb2()
 
     repo = tmp_path / "repo"
     res = CliRunner().invoke(app, ["export", "-w", str(tiny_checkpoint(3)), "--scale", "3", "--out", str(tmp_path / "x"),

@@ -1,12 +1,12 @@
 """Every backend runs the same model: parity with the PyTorch reference, and backend selection."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 
 from srx.errors import SrxError
+from srx.export.onnx import check_srx_onnx
 from srx.protocol import psnr
 from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner, physical_cores
 from srx.runtime.select import cache_root, cached_onnx, make_runner, model_kind
@@ -146,7 +146,7 @@ def test_checkpoint_is_exported_once_into_the_cache(ckpt, srx_cache_dir):
     assert again == first and again.stat().st_mtime_ns == stamp  # reused, not re-exported
     first.write_bytes(b"damaged")  # a broken cache entry is replaced, not trusted
     fixed = cached_onnx(ckpt(3))
-    assert fixed.stat().st_size > 1000
+    check_srx_onnx(fixed)  # a whole srx graph again (it raises on anything else)
 
 
 def test_cache_never_hands_out_the_fp16_graph_or_an_old_revision(ckpt, srx_cache_dir):
@@ -258,4 +258,3 @@ def test_wrong_model_files_get_a_clear_error(tmp_path, ckpt, onnx_graphs, case, 
 def test_model_kind_refuses_folders(tmp_path):
     with pytest.raises(SrxError, match="is a folder"):
         model_kind(tmp_path)
-    assert os.path.isdir(tmp_path)

@@ -64,13 +64,20 @@ def test_tiles_equal_the_whole_frame(ckpt):
         assert tiled_up.overlap == halo_lr(3, [9, 1, 5]) == 4
         tiled = tiled_up.upscale_y(y)
         assert tiled.shape == whole.shape
-        assert np.abs(tiled - whole).max() <= 1.0 / 255.0
+        assert np.abs(tiled - whole).max() < 1e-5  # float rounding only
         frames = tiled_up.upscale(img).astype(int), Upscaler(runner, 3).upscale(img).astype(int)
-        assert np.abs(frames[0] - frames[1]).max() <= 1
-        # the check has teeth: tiles without context show seams
+        _same_but_rounding(frames[0], frames[1])
+        # the check has teeth: one pixel of context too few shows seams
         seams = Upscaler(runner, 3, tile=23)
-        seams.overlap = 0
-        assert np.abs(seams.upscale_y(y) - whole).max() > 1.0 / 255.0
+        seams.overlap = tiled_up.overlap - 1
+        assert np.abs(seams.upscale_y(y) - whole).max() > 1e-5
+
+
+def _same_but_rounding(a: np.ndarray, b: np.ndarray) -> None:
+    """Two 8-bit frames from the same float result up to float rounding: a value near .5 may round
+    either way, so at most a few pixels in a thousand may differ, and by one level."""
+    diff = np.abs(a.astype(int) - b.astype(int))
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= diff.size // 1000
 
 
 def test_a_backend_with_a_size_limit_gets_tiles_that_fit(onnx_graphs):
@@ -80,7 +87,7 @@ def test_a_backend_with_a_size_limit_gets_tiles_that_fit(onnx_graphs):
         runner.input_hw_range = ((8, 8), (30, 30))  # as a TensorRT profile declares it
         limited = Upscaler(runner, 3, tile=512)
         assert limited._tile_size() == 30 - 2 * limited.overlap
-        assert np.abs(limited.upscale(img).astype(int) - whole).max() <= 1
+        _same_but_rounding(limited.upscale(img), whole)
         with pytest.raises(SrxError, match="engine accepts 8x8"):
             limited.upscale(synthetic_photo(6, 40))
 
