@@ -83,7 +83,7 @@ def test_shipped_weights_load(scale):
 #: SRCNN 9-1-5 (Dong et al. 2016, trained on T91), Set5 PSNR on Y: the bar the shipped weights aim at
 PAPER_SET5 = {2: 36.34, 3: 32.39, 4: 30.09}
 PUBLISHED_BICUBIC_SET5 = {2: 33.66, 3: 30.39, 4: 28.42}
-# and its SSIM (VDSR paper, Table 2, Set5 bicubic: 0.9299 / 0.8682 / 0.8104), MATLAB's ssim on Y
+#: and its SSIM (VDSR paper, Table 2, Set5 bicubic: 0.9299 / 0.8682 / 0.8104), MATLAB's ssim on Y
 PUBLISHED_BICUBIC_SSIM_SET5 = {2: 0.9299, 3: 0.8682, 4: 0.8104}
 #: Scales whose shipped weights do not reach that bar yet (the README says so, with the figures).
 #: Strict: once better weights are shipped, the xfail turns into a failure until this is updated.

@@ -358,13 +358,15 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         optimizer.load_state_dict(state["optimizer"])
 
     # Data: rank 0 builds the cache, the others read it.
+    def load_patches():
+        return extract_patches([Path(d) for d in cfg.data], cfg.scale, cfg.patch_size, cfg.stride, cache_dir,
+                               every=cfg.every, frames=parse_frame_range(cfg.frames))
+
     if ddp.is_main:
-        patches = extract_patches([Path(d) for d in cfg.data], cfg.scale, cfg.patch_size, cfg.stride, cache_dir,
-                                  every=cfg.every, frames=parse_frame_range(cfg.frames))
+        patches = load_patches()
     ddp.barrier()
     if not ddp.is_main:
-        patches = extract_patches([Path(d) for d in cfg.data], cfg.scale, cfg.patch_size, cfg.stride, cache_dir,
-                                  every=cfg.every, frames=parse_frame_range(cfg.frames))
+        patches = load_patches()
     lr_all = torch.from_numpy(patches.lr).unsqueeze(1)
     hr_all = torch.from_numpy(patches.hr).unsqueeze(1)
     n = lr_all.shape[0]

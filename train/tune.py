@@ -6,6 +6,7 @@ footage they never saw. Every frame is an HR image, shrunk and degraded as in tr
 higher-resolution ground truth is needed)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +62,7 @@ class TuneReport:
     better: bool = False  # the tuned weights beat the starting ones on the degradation they trained for
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("video", "scale", "init", "split", "train", "held_out", "better")}
+        return dataclasses.asdict(self)
 
 
 def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera", degrade: str = "camera",

@@ -1,7 +1,6 @@
 """Parity report: every backend against PyTorch under the gates, on Set5 or synthetic photos."""
 from __future__ import annotations
 
-
 import numpy as np
 import onnx
 import pytest

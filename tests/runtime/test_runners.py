@@ -1,7 +1,6 @@
 """Every backend runs the same model: parity with the PyTorch reference, and backend selection."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
