@@ -6,9 +6,8 @@ footage they never saw. Every frame is an HR image, shrunk and degraded as in tr
 higher-resolution ground truth is needed)."""
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from srx.checkpoint import model_from_checkpoint, resolve_weights
@@ -62,7 +61,7 @@ class TuneReport:
     better: bool = False  # the tuned weights beat the starting ones on the degradation they trained for
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return asdict(self)
 
 
 def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera", degrade: str = "camera",
