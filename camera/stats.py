@@ -65,6 +65,7 @@ class StreamSummary:
     events: list[dict[str, Any]] = field(default_factory=list)
     fallback_frames: int = 0  # frames sent bicubic while the model backend was unavailable
     buffer: int | None = None  # frames the capture held for the model (None: --no-drop, every frame queued)
+    queued_at_stop: int = 0  # frames read but neither upscaled nor dropped: still queued when the run stopped
     alone: bool = True  # the only source on its loop, so its stage times are the loop's whole work per frame
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +114,7 @@ class StreamSummary:
             f"stream summary: {self.source} x{self.scale} on {self.backend}, {size}, stopped by {self.stopped_by}",
             f"  frames: {self.frames_in} in, {self.frames_out} out, {self.dropped} dropped"
             + (f" (newest {self.buffer} held)" if self.buffer else "")
+            + (f", {self.queued_at_stop} still queued at the stop" if self.queued_at_stop else "")
             + (f", {self.nosignal_frames} no-signal" if self.nosignal_frames else "")
             + f" in {self.wall_s:.1f} s",
             f"  fps: {self.fps_in:.2f} in, {self.fps_out:.2f} out",

@@ -52,12 +52,38 @@ def _video_out_suffix(src: Path) -> str:
     return src.suffix.lower() if src.suffix.lower() in VIDEO_OUT else ".mp4"
 
 
+def _check_out_name(out: Path, single: list[tuple[Path, str]] | None, count: int) -> None:
+    """SrxError when `out`, not an existing folder, names a file that cannot hold what comes out:
+    a file of the other kind or of a kind srx does not write for one input, an image or video
+    file for several. A name without an extension is a folder."""
+    if out.is_dir() or not out.suffix:
+        return
+    kind = _kind(out)
+    if single is None:
+        if kind is not None:
+            raise SrxError(f"--out {out.name} names {'an image' if kind == 'image' else 'a video'} file, but "
+                           f"{count} inputs need a folder; expected a folder name (no extension)")
+        return
+    src, src_kind = single[0]
+    if kind == src_kind:
+        return
+    if src_kind == "image":
+        expected = f"an image file ({', '.join(IMAGE_EXTENSIONS)}) or a folder"
+    else:
+        expected = f"a video file ({', '.join(VIDEO_OUT)}) or a folder"
+    found = f"a {kind} file" if kind else f"a {out.suffix} file"
+    raise SrxError(f"--out {out.name}: the input {src.name} is {'an image' if src_kind == 'image' else 'a video'}, "
+                   f"so expected {expected}, got {found} (to write into a folder of that name, create it first)")
+
+
 def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None,
               create: bool = True) -> tuple[list[Job], list[tuple[Path, str]]]:
     """Where each input goes. One image (or video) with an `out` that names a file of that kind
-    writes that file; anything else writes into the folder `out`, keeping stems. Returns the jobs
-    and the inputs that cannot be processed (with the reason). SrxError when `out` cannot be
-    written; `create=False` checks that without creating the folder (before the model loads)."""
+    writes that file; otherwise `out` is a folder (an existing one, or a name without an
+    extension) and each input keeps its stem there. Returns the jobs and the inputs that cannot be
+    processed (with the reason). SrxError when `out` cannot be written or names a file that cannot
+    hold the output, and when no input can be processed; `create=False` checks all that without
+    creating the folder (before the model loads)."""
     if fmt is not None:
         fmt = fmt.lower().lstrip(".")
         if fmt not in IMAGE_FORMATS:
@@ -79,7 +105,13 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None,
         else:
             sources.append((item, _kind(item)))  # type: ignore[arg-type]
 
+    if not sources:  # nothing to do: say why now, before a model loads
+        if len(failed) == 1:
+            raise SrxError(failed[0][1])
+        raise SrxError(f"none of the {len(failed)} inputs can be upscaled: " + "; ".join(why for _, why in failed))
+
     single = len(inputs) == 1 and len(sources) == 1 and not Path(inputs[0]).is_dir()
+    _check_out_name(out, sources if single else None, len(sources))
     if single and not out.is_dir() and _kind(out) == sources[0][1]:
         src, kind = sources[0]
         if fmt and kind == "image" and out.suffix.lower().lstrip(".") != fmt:
@@ -260,7 +292,7 @@ def upscale_files(
     jobs, failed = plan_jobs(inputs, out, fmt)
     result = BatchResult(failed=list(failed))
     for path, why in failed:
-        log.error("skipping %s", why)
+        log.error("skipping: %s", why)
     if not jobs:
         return result
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

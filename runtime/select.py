@@ -119,6 +119,11 @@ def make_runner(
         if path.is_dir():
             raise SrxError(f"checkpoint {path} is a folder; expected a .pt file written by `srx train`")
 
+    if kind == "checkpoint":  # read it first: a bad file or the wrong --scale is said before any export or load
+        from srx.checkpoint import model_from_checkpoint
+
+        _scale_matches(model_from_checkpoint(path)[1].scale, scale, path)
+
     if kind == "engine":
         if backend not in ("auto", "tensorrt"):
             raise SrxError(
@@ -204,10 +209,13 @@ def _onnxruntime(path: Path, backend: str, threads: int | None) -> Runner:
     return runner
 
 
+def _scale_matches(found: int | None, scale: int | None, path: Path) -> None:
+    if scale is not None and found is not None and found != scale:
+        raise SrxError(f"{Path(path).name} holds a x{found} model but x{scale} was asked for; pass --scale {found}")
+
+
 def _check_scale(runner: Runner, scale: int | None, path: Path) -> Runner:
-    if scale is not None and runner.scale is not None and runner.scale != scale:
-        raise SrxError(f"{Path(path).name} holds a x{runner.scale} model but x{scale} was asked for; "
-                       f"pass --scale {runner.scale}")
+    _scale_matches(runner.scale, scale, path)
     return runner
 
 

@@ -41,7 +41,7 @@ PRESETS: dict[str, str] = {
 _LIMITS: dict[str, tuple[float, float]] = {"jpeg": (1, 100), "h264": (0, 51), "noise": (0, 50), "blur": (0, 5),
                                            "clean": (0, 1)}
 SHRINKS = ("aa", "aliased")
-_NUMBER = r"[0-9]*\.?[0-9]+"
+_NUMBER = r"[-+]?[0-9]*\.?[0-9]+"  # a sign parses, so a negative value hears it is out of range
 
 
 @dataclass(frozen=True)

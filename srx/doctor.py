@@ -237,19 +237,21 @@ def _camera_rows() -> list[Row]:
 
 
 def _weights_rows() -> list[Row]:
-    rows = []
+    """One row per shipped model: the scales this installation has weights for, and where."""
     try:
-        from srx.checkpoint import shipped_weights
+        from srx.checkpoint import SHIPPED, _weights_dir, shipped_scales
     except Exception as exc:  # torch missing: already reported above
         return [Row("shipped weights", WARN, f"cannot check ({exc})", "install torch")]
-    from srx.errors import SrxError
 
-    for scale in (2, 3, 4):
-        try:
-            rows.append(Row(f"weights x{scale}", OK, str(shipped_weights(scale))))
-        except SrxError:
-            rows.append(Row(f"weights x{scale}", MISSING, "not in this installation",
-                            f"srx train --data T91 --scale {scale} --out runs/x{scale}, then pass --weights runs/x{scale}/best.pt"))
+    rows = []
+    for name in SHIPPED:
+        have = shipped_scales(name)
+        missing = [s for s in (2, 3, 4) if s not in have]
+        detail = (f"{', '.join(f'x{s}' for s in have)} in {_weights_dir()}" if have else "not in this installation")
+        fix = "" if not missing else (
+            f"reinstall srx (its wheel ships every scale), or train one: srx train --data T91 --scale {missing[0]} "
+            f"--out runs/x{missing[0]}, then pass --weights runs/x{missing[0]}/best.pt")
+        rows.append(Row(f"weights {name}", OK if not missing else (WARN if have else MISSING), detail, fix))
     return rows
 
 

@@ -43,6 +43,7 @@ CHECKPOINT_USES = {
 #: other bad input per command: (command line, what the message must say)
 OTHER_CASES = {
     "train": [(["train", "--data", "/nonexistent/folder", "--epochs", "1"], "does not exist"),
+              (["train", "--data", "{images}", "--threads", "0"], "--threads must be at least 1, got 0"),
               (["train", "--data", "{images}", "--model", "fsrcnn", "--epochs", "1"], "unknown model 'fsrcnn'"),
               (["train", "--data", "{images}", "--degrade", "jpeg=120", "--epochs", "1"], "out of range"),
               (["train", "--data", "{images}", "--time-budget", "soon"], "expected a duration"),
@@ -71,7 +72,7 @@ OTHER_CASES = {
              (["tune", "{video}", "--out", "{file}/t"], "is a file, expected a folder"),
              (["tune", "{video}", "--time-budget", "soon", "--out", "{tmp}/t"], "expected a duration")],
     "compare": [(["compare", "{tmp}/missing.png"], "does not exist"),
-                (["compare", "{image}", "--degrade", "noise=-1", "--out", "{tmp}/c.png"], "expected a number or a range"),
+                (["compare", "{image}", "--degrade", "noise=-1", "--out", "{tmp}/c.png"], "noise=-1: out of range, expected values in 0..50"),
                 (["compare", "{image}", "--out", "{tmp}/c.jpg"], "expected a .png"),
                 (["compare", "{image}", "--frame", "3", "--out", "{tmp}/c.png"], "--frame applies to videos"),
                 (["compare", "{tiny}", "--out", "{tmp}/c.png"], "too small for a comparison at x3; expected at least 15x15")],
@@ -82,8 +83,16 @@ OTHER_CASES = {
     "serve": [(["serve", "--scale", "7"], "unsupported scale")],
     "upscale": [(["upscale", "{image}", "--out", "{file}/x.png"], "is a file, expected a folder"),
                 (["upscale", "{image}", "--out", "{tmp}/o", "--format", "gif"], "--format 'gif'"),
-                (["upscale", "{video}", "--out", "{tmp}/o.webm"], "expected one of those, got .webm")],
-    "bench": [(["bench", "--quick", "--backend", "warp-drive"], "unknown bench backend")],
+                (["upscale", "{video}", "--out", "{tmp}/o.webm"], "expected one of those, got .webm"),
+                (["upscale", "{image}", "--out", "{tmp}/o.mp4"], "one.png is an image, so expected an image file"),
+                (["upscale", "{image}", "--out", "{tmp}/o.xyz"], "or a folder, got a .xyz file"),
+                (["upscale", "{video}", "--out", "{tmp}/o.png"], "clip.avi is a video, so expected a video file"),
+                (["upscale", "{images}", "--out", "{tmp}/o.png"], "names an image file, but 4 inputs need a folder"),
+                (["upscale", "{tmp}/missing", "--out", "{tmp}/o"], "missing does not exist"),
+                (["upscale", "{tmp}/gone.png", "{file}", "--out", "{tmp}/o"],
+                 "gone.png does not exist; afile is not an image or video")],
+    "bench": [(["bench", "--quick", "--backend", "warp-drive"], "unknown bench backend"),
+              (["bench", "--quick", "--threads", "-2"], "--threads must be at least 1, got -2")],
     "stream": [(["stream", "--demo", "--no-window", "--json-summary", "{file}/x.json"], "is a file, expected a folder"),
                (["stream", "--demo", "--no-window", "--json-summary", "{tmp}"], "is a folder; expected a file name"),
                (["stream", "--source", "{tmp}/missing.avi"], "does not exist")],
@@ -195,6 +204,8 @@ def test_unwritable_outputs_fail_before_the_model_loads(places, tmp_path, caplog
     _check_one_error_line(res, "is a file, expected a folder")
     res = runner.invoke(app, ["stream", "--demo", "--no-window", "--json-summary", places["{file}"] + "/s.json"])
     _check_one_error_line(res, "--json-summary")
+    res = runner.invoke(app, ["upscale", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "o")])
+    _check_one_error_line(res, "nothing-here does not exist")  # no input: said before the model loads
     assert "backend:" not in caplog.text and "exporting" not in caplog.text
     assert not (tmp_path / "cache").exists()
 

@@ -27,7 +27,9 @@ def test_spec_round_trip_and_presets():
 
 @pytest.mark.parametrize("spec,match", [
     ("jpeg=120", "out of range"),
-    ("noise=-1", "expected a number or a range"),
+    ("noise=-1", r"noise=-1: out of range, expected values in 0\.\.50"),
+    ("blur=-1..2", "out of range"),
+    ("noise=abc", "expected a number or a range"),
     ("jpeg=90..30", "reversed"),
     ("sharpen=2", "unknown degradation key 'sharpen'"),
     ("jpeg", "expected key=value"),

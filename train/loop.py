@@ -650,8 +650,9 @@ class _Progress:
         if not self.enabled:
             return
         val_s = f"{val:.2f} dB (best {best:.2f})" if val is not None else "-"
+        fraction = min(fraction, 1.0)  # the last step of a time budget ends a little past it
         if self._bar is not None:
-            self._bar.update(self._task, completed=min(fraction, 1.0) * 1000, step=step, epoch=epoch,
+            self._bar.update(self._task, completed=fraction * 1000, step=step, epoch=epoch,
                              loss=f"{loss:.3e}", val=val_s)
         elif fraction - self._last_logged >= 0.05 or (fraction >= 1.0 > self._last_logged):
             self._last_logged = fraction

@@ -44,8 +44,8 @@ class _SrxGroup(TyperGroup):
 app = typer.Typer(
     cls=_SrxGroup,
     name="srx",
-    help="Image super-resolution from training to the edge: train SRCNN, export ONNX/TensorRT, "
-    "upscale images and camera streams.",
+    help="Image super-resolution from training to the edge: train and score models (SRCNN, the fast "
+    "LR-grid net, camera-robust weights), export ONNX/TensorRT, upscale images, videos and camera streams.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -96,6 +96,17 @@ def parse_duration(text: str | None) -> float | None:
     if not m:
         raise SrxError(f"--time-budget {text!r}: expected a duration like 90s, 20m or 1.5h")
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _check_threads(value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise SrxError(f"--threads must be at least 1, got {value}")
+    return value
+
+
+def threads_option(help: str):  # noqa: A002 - Typer's own name for it
+    """--threads N (None: the command's default), checked before anything runs."""
+    return typer.Option(None, "--threads", help=help, callback=_check_threads)
 
 
 def scale_option(default: int = 3):

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, scale_option, weights_option
+from srx.cli.app import app, scale_option, threads_option, weights_option
 from srx.errors import SrxError
 
 log = logging.getLogger("srx")
@@ -44,7 +44,7 @@ def stream_cmd(
     server: Optional[str] = typer.Option(
         None, "--server", help="Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` runs); implies --backend triton. "
         "--model NAME then picks the model on it."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for the model (default: physical cores)."),
+    threads: Optional[int] = threads_option("CPU threads for the model (default: physical cores)."),
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="Record: .mp4 (viewing), .mkv (lossless FFV1), .avi (MJPEG), or a folder/ for PNG frames; "
         "with several sources a pattern with {name}, e.g. out/{name}.mkv."),

@@ -20,9 +20,11 @@ def parse_hw(text: str, option: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def _rebuild_command(weights: Path, scale: int, out: Path, fp16: bool, shapes: tuple[str, str, Optional[str]],
+def _rebuild_command(weights: Optional[str], scale: int, out: Path, fp16: bool, shapes: tuple[str, str, Optional[str]],
                      extra: list[str]) -> str:
-    parts = ["srx", "export", "--scale", str(scale), "--weights", str(weights), "--out", str(out),
+    """The command that builds the engine on another machine: a shipped model by its name (its
+    file's path here means nothing there), a checkpoint by the path given."""
+    parts = ["srx", "export", "--scale", str(scale), *(["--weights", weights] if weights else []), "--out", str(out),
              "--fp16" if fp16 else "--no-fp16", *extra, "--min-shape", shapes[0], "--opt-shape", shapes[1],
              *(["--max-shape", shapes[2]] if shapes[2] else []), "--engine"]
     return " ".join(shlex.quote(p) for p in parts)
@@ -92,7 +94,8 @@ def export_cmd(
                 extra += ["--static", "--height", str(height), "--width", str(width)]
             if layout != "fast":
                 extra += ["--layout", layout]
-            cmd = _rebuild_command(path, scale, out, fp16, (min_shape, opt_shape, max_shape), extra)
+            given = None if weights is None else str(weights)  # as typed: a shipped name stays a name
+            cmd = _rebuild_command(given, scale, out, fp16, (min_shape, opt_shape, max_shape), extra)
             typer.echo(f"no TensorRT engine built: {why.rstrip('.')}; on the target GPU run: {cmd}")
     if triton_repo is not None:
         from srx.export.triton_repo import triton_repo_from_model

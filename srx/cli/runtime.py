@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, weights_option
+from srx.cli.app import app, threads_option, weights_option
 
 _BACKEND_HELP = "auto (fastest that works here), torch, torch-cuda, onnxruntime, tensorrt or triton (with --server)."
 _SERVER_HELP = ("Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` runs); implies --backend triton. "
@@ -25,13 +25,13 @@ def _console():
 @app.command()
 def upscale(
     inputs: list[Path] = typer.Argument(..., help="Images (png/jpg/bmp/tiff; 16-bit stays 16-bit in png/tiff), folders of them, or videos (.mp4/.avi/.mkv/...)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder, or the output file for a single input."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (an existing one, or a name without an extension), or the output file for a single input (an image name for an image, .mp4/.mkv/.mov/.m4v/.avi for a video)."),
     scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Upscaling factor 2, 3 or 4 (default: the model's, else 3)."),
     weights: Optional[Path] = weights_option(),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file instead of --weights: srx .onnx, TensorRT .engine or .pt checkpoint."),
     backend: str = typer.Option("auto", "--backend", "-b", help=_BACKEND_HELP),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="Image output format for folders: png (default), jpg, bmp, tiff, webp."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: one per physical core)."),
+    threads: Optional[int] = threads_option("CPU threads (default: one per physical core)."),
     tile: int = typer.Option(512, "--tile", help="Frames with a side above this many input pixels run in overlapping tiles."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar for folders and videos."),
     server: Optional[str] = typer.Option(None, "--server", help=_SERVER_HELP),
@@ -54,7 +54,7 @@ def upscale(
     if result.failed:
         typer.echo(f"{len(result.failed)} failed:", err=True)
         for path, why in result.failed:
-            typer.echo(f"  {path}: {why}", err=True)
+            typer.echo(f"  {why}" if path.name in why else f"  {path}: {why}", err=True)
         raise typer.Exit(1)
 
 
@@ -63,7 +63,7 @@ def bench(
     backend: Optional[list[str]] = typer.Option(None, "--backend", "-b", help="torch, torch-cuda, onnxruntime, onnxruntime-fp16, onnxruntime-cuda, tensorrt, triton (repeat; default: all that run here, and triton with --server)."),
     quick: bool = typer.Option(False, "--quick", help="Tiny frames and few repetitions: a smoke test in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: one per physical core)."),
+    threads: Optional[int] = threads_option("CPU threads (default: one per physical core)."),
     weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="Models to bench (repeat): shipped names (srcnn, fast, camera) or checkpoints. Default: srcnn and fast, one row each per case."),
     engine: Optional[Path] = typer.Option(None, "--engine", help="TensorRT engine for --backend tensorrt."),
     reps: Optional[int] = typer.Option(None, "--reps", help="Timed repetitions per case (default 15, quick 3)."),

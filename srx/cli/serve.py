@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, weights_option
+from srx.cli.app import app, threads_option, weights_option
 
 log = logging.getLogger("srx")
 
@@ -18,7 +18,7 @@ def serve_cmd(
     weights: Optional[Path] = weights_option(),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file instead of --weights: srx .onnx, TensorRT .engine or .pt checkpoint."),
     backend: str = typer.Option("auto", "--backend", "-b", help="What runs the model inside the server: auto, onnxruntime, torch, torch-cuda or tensorrt."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for the model (default: physical cores)."),
+    threads: Optional[int] = threads_option("CPU threads for the model (default: physical cores)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface, for other hosts)."),
     http_port: int = typer.Option(8000, "--http-port", help="Triton's HTTP/REST port."),
     grpc_port: int = typer.Option(8001, "--grpc-port", help="Triton's gRPC port (what --server HOST:PORT points at)."),

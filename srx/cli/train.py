@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, parse_duration, scale_option
+from srx.cli.app import app, parse_duration, scale_option, threads_option
 
 
 @app.command()
@@ -36,7 +36,7 @@ def train(
     val_frames: Optional[str] = typer.Option(None, "--val-frames", help="A video --val: only frames START:END (e.g. 520:)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder: best.pt, last.pt, metrics.csv, training.png (default runs/train, or the folder of --resume)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a last.pt written by an earlier run; its recipe is kept, only --epochs/--time-budget/--max-steps may extend it."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores)."),
+    threads: Optional[int] = threads_option("CPU threads for PyTorch (default: all cores)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where extracted patches are cached (default $SRX_CACHE_DIR/patches, else ~/.cache/srx/patches)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Write the mean training loss to metrics.csv every N steps (default: about 20 rows per epoch, at most 50 steps apart)."),
@@ -97,7 +97,8 @@ def eval_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{config.name} on {data} (x{scale}, LR degradation: {spec}; Y, {scale}-px border shaved)")
+    label = str(weights) if weights is not None else path.stem  # `fast` and `camera` share an architecture
+    table = Table(title=f"{label} ({config.name}) on {data} (x{scale}, LR degradation: {spec}; Y, {scale}-px border shaved)")
     rows = result["images"] + [{"name": "mean", **result["mean"]}]
     longest = min(40, max(len(r["name"]) for r in rows))  # names stay whole (frame_000120), the numbers wrap
     for col in ("image", "size", "bicubic\nPSNR", "model\nPSNR", "gain", "bicubic\nSSIM", "model\nSSIM"):
@@ -122,11 +123,12 @@ def tune(
     holdout: float = typer.Option(0.3, "--holdout", help="Fraction of the footage, at its end, kept out of training and scored."),
     batch_size: int = typer.Option(32, "--batch-size", help="Patches per step."),
     out: Path = typer.Option(Path("runs/tune"), "--out", help="Output folder: last.pt (the tuned weights, which the report scores), best.pt (the epoch best on the held-out frames themselves, so its score there flatters it), metrics.csv, training.png, tune.json."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: all cores)."),
+    threads: Optional[int] = threads_option("CPU threads for PyTorch (default: all cores)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Fine-tune a model on your camera's own footage, then score it against the weights it started
-    from on a later stretch of that footage that training never saw."""
+    """Fine-tune a model on your camera's own footage and score it on later footage it never saw.
+
+    The score is against the weights it started from, on a later stretch of the same footage."""
     from srx.fsutil import check_output_dir
     from srx.protocol import check_scale
     from srx.train.tune import tune_on_footage

@@ -207,6 +207,9 @@ def test_loop_file_and_http_mjpeg_source(tmp_path: Path, make_upscaler) -> None:
     upscaler = make_upscaler(2)
     looped = stream(parse_source(source=str(src), loop=True), upscaler, [], max_frames=7, drop=False)
     assert (looped.frames_out, looped.stopped_by) == (7, "max-frames")
+    # what the capture read ahead is said, so every frame in is accounted for
+    assert looped.frames_in == looped.frames_out + looped.dropped + looped.queued_at_stop
+    assert ("still queued at the stop" in looped.format()) == (looped.queued_at_stop > 0)
     assert [e["event"] for e in looped.events].count("loop") >= 2  # the capture may read ahead
 
     stats, stop = StreamStats(), threading.Event()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from srx.cli import app
@@ -29,7 +30,19 @@ def test_export_writes_graphs_and_says_why_no_engine(tiny_checkpoint, tmp_path):
         assert why.split(";")[0] in lines[0]
         assert "on the target GPU run: srx export --scale 3" in lines[0]
         assert "--max-shape 720x1280 --engine" in lines[0]
+        assert f"--weights {weights} " in lines[0]
         assert sorted(p.name for p in out.iterdir()) == ["srcnn-5-1-3-x3-fp16.onnx", "srcnn-5-1-3-x3.onnx"]
+
+
+def test_the_engine_hint_names_a_shipped_model_by_name(tmp_path):
+    """The command printed for the target GPU must work there: `--weights camera`, not this
+    installation's path to its file."""
+    if tensorrt_status()[0]:
+        pytest.skip("TensorRT and a GPU are here: the engine is built, no hint is printed")
+    result = runner.invoke(app, ["export", "-w", "camera", "-s", "2", "--out", str(tmp_path / "e"), "--no-fp16"])
+    assert result.exit_code == 0, result.output
+    hint = next(ln for ln in result.output.splitlines() if ln.startswith("no TensorRT engine built"))
+    assert "srx export --scale 2 --weights camera --out" in hint and ".pt" not in hint
 
 
 def test_export_static_no_fp16_and_check(tiny_checkpoint, tmp_path):

@@ -126,6 +126,17 @@ def test_fatal_problems_are_one_line_and_exit_1(ckpt, image_folder, tmp_path, ca
     assert_one_error_line(res.output, match)
 
 
+def test_a_wrong_scale_is_said_before_the_checkpoint_is_exported(ckpt, image_folder, tmp_path, caplog, monkeypatch):
+    import logging
+
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))
+    caplog.set_level(logging.DEBUG, logger="srx")
+    res = runner.invoke(app, ["upscale", str(image_folder / "img0.png"), "--out", str(tmp_path / "o.png"),
+                              "--weights", str(ckpt(3)), "--scale", "2"])
+    assert_one_error_line(res.output, "holds a x3 model but x2 was asked for; pass --scale 3")
+    assert "exporting" not in caplog.text and not (tmp_path / "cache").exists()
+
+
 def test_bench_quick_json(ckpt):
     res = runner.invoke(app, ["bench", "--quick", "--json", "--backend", "torch", "--backend", "onnxruntime"])
     assert res.exit_code == 0, res.output
@@ -150,13 +161,28 @@ def test_bench_unknown_backend_is_one_line(ckpt):
     assert res.exit_code == 1 and "unknown bench backend" in res.output
 
 
+def test_doctor_names_the_shipped_scales_that_are_missing(tmp_path, monkeypatch):
+    import shutil
+
+    import srx.checkpoint
+    from srx.doctor import _weights_rows
+
+    shutil.copy(srx.checkpoint._weights_dir() / "fast-x3.pt", tmp_path / "fast-x3.pt")
+    monkeypatch.setattr(srx.checkpoint, "_weights_dir", lambda: tmp_path)  # an installation that lost files
+    rows = {r.item: r for r in _weights_rows()}
+    assert (rows["weights fast"].status, rows["weights fast"].detail) == ("warn", f"x3 in {tmp_path}")
+    assert "--scale 2" in rows["weights fast"].fix
+    assert (rows["weights camera"].status, rows["weights camera"].detail) == ("missing", "not in this installation")
+
+
 def test_doctor_reports_every_section():
     res = runner.invoke(app, ["doctor", "--json"])
     assert res.exit_code == 0, res.output
     rows = {r["item"]: r for r in json.loads(res.stdout)}
     for item in ("srx", "torch", "onnxruntime", "onnx", "opencv", "onnxruntime providers", "tensorrt",
-                 "pycuda", "opencv FFMPEG", "opencv GStreamer", "weights x2", "weights x3", "weights x4"):
+                 "pycuda", "opencv FFMPEG", "opencv GStreamer", "weights srcnn", "weights fast", "weights camera"):
         assert item in rows, item
+    assert rows["weights camera"]["status"] == "ok" and rows["weights camera"]["detail"].startswith("x2, x3, x4 in ")
     assert any(k.startswith("camera") for k in rows)
     assert "CPUExecutionProvider" in rows["onnxruntime providers"]["detail"]
     for r in rows.values():
