@@ -52,10 +52,11 @@ def _video_out_suffix(src: Path) -> str:
     return src.suffix.lower() if src.suffix.lower() in VIDEO_OUT else ".mp4"
 
 
-def _check_out_name(out: Path, single: list[tuple[Path, str]] | None, count: int) -> None:
+def _check_out_name(out: Path, single: tuple[Path, str] | None, count: int) -> None:
     """SrxError when `out`, not an existing folder, names a file that cannot hold what comes out:
     a file of the other kind or of a kind srx does not write for one input, an image or video
-    file for several. A name without an extension is a folder."""
+    file for several (`single`: the one input and its kind, None for several). A name without an
+    extension is a folder."""
     if out.is_dir() or not out.suffix:
         return
     kind = _kind(out)
@@ -64,7 +65,7 @@ def _check_out_name(out: Path, single: list[tuple[Path, str]] | None, count: int
             raise SrxError(f"--out {out.name} names {'an image' if kind == 'image' else 'a video'} file, but "
                            f"{count} inputs need a folder; expected a folder name (no extension)")
         return
-    src, src_kind = single[0]
+    src, src_kind = single
     if kind == src_kind:
         return
     if src_kind == "image":
@@ -111,7 +112,7 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None,
         raise SrxError(f"none of the {len(failed)} inputs can be upscaled: " + "; ".join(why for _, why in failed))
 
     single = len(inputs) == 1 and len(sources) == 1 and not Path(inputs[0]).is_dir()
-    _check_out_name(out, sources if single else None, len(sources))
+    _check_out_name(out, sources[0] if single else None, len(sources))
     if single and not out.is_dir() and _kind(out) == sources[0][1]:
         src, kind = sources[0]
         if fmt and kind == "image" and out.suffix.lower().lstrip(".") != fmt:

@@ -120,9 +120,9 @@ def make_runner(
             raise SrxError(f"checkpoint {path} is a folder; expected a .pt file written by `srx train`")
 
     if kind == "checkpoint":  # read it first: a bad file or the wrong --scale is said before any export or load
-        from srx.checkpoint import model_from_checkpoint
+        from srx.checkpoint import load_checkpoint
 
-        _scale_matches(model_from_checkpoint(path)[1].scale, scale, path)
+        _scale_matches(int(load_checkpoint(path)["model_config"]["scale"]), scale, path)
 
     if kind == "engine":
         if backend not in ("auto", "tensorrt"):

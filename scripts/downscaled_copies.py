@@ -15,11 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from srx.errors import SrxError  # noqa: E402
-from srx.imageio import list_images, read_image, write_image  # noqa: E402
-from srx.protocol import imresize  # noqa: E402
+from srx.errors import SrxError
+from srx.imageio import list_images, read_image, write_image
+from srx.protocol import imresize
 
 
 def downscaled_copies(src: Path, out: Path, factors: list[float], min_side: int) -> int:
