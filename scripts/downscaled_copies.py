@@ -1,7 +1,7 @@
 """Write downscaled copies of a folder of HR images: more training data from the same pictures.
 
 Each image is shrunk by each factor with MATLAB's antialiased bicubic (srx.protocol.imresize, in
-colour) and written as PNG (`NAME_s9.png` for 0.9). A shrunk photo has more detail per pixel than
+colour) and written as PNG (`NAME_s9.png` for 0.9, `NAME_s75.png` for 0.75). A shrunk photo has more detail per pixel than
 the original, closer to what a camera of lower resolution sees; training on the original and its
 copies (`srx train --data T91 --data T91-down ...`) is how the shipped `camera` weights were
 continued in the fifteenth session (README, Shipped weights). Copies smaller than `--min-side`
@@ -20,6 +20,11 @@ from srx.imageio import list_images, read_image, write_image
 from srx.protocol import imresize
 
 
+def _factor_tag(factor: float) -> str:
+    """The factor's decimals, so every factor names its own file: 0.9 -> "9", 0.75 -> "75"."""
+    return f"{factor:.6f}".rstrip("0").split(".", 1)[1]
+
+
 def downscaled_copies(src: Path, out: Path, factors: list[float], min_side: int) -> int:
     """Write every image of `src` shrunk by each factor into `out`; returns how many were written."""
     bad = [f for f in factors if not 0 < f < 1]
@@ -33,7 +38,7 @@ def downscaled_copies(src: Path, out: Path, factors: list[float], min_side: int)
             small = imresize(img, factor)
             if min(small.shape[:2]) < min_side:
                 continue
-            write_image(out / f"{path.stem}_s{round(factor * 10):d}.png", small)
+            write_image(out / f"{path.stem}_s{_factor_tag(factor)}.png", small)
             written += 1
     return written
 

@@ -23,14 +23,15 @@ def test_writes_each_factor_and_leaves_out_small_copies(tmp_path):
     big, small = synthetic_photo(120, 100, seed=1), synthetic_photo(80, 90, seed=2)
     cv2.imwrite(str(src / "big.png"), big)
     cv2.imwrite(str(src / "small.png"), small)
-    res = _run(str(src), str(out), "--factors", "0.9", "0.6", "--min-side", "60")
+    res = _run(str(src), str(out), "--factors", "0.9", "0.75", "0.6", "--min-side", "60")
     assert res.returncode == 0, res.stderr
-    # 80 x 0.6 = 48 < 60: that copy is left out
-    assert sorted(p.name for p in out.iterdir()) == ["big_s6.png", "big_s9.png", "small_s9.png"]
+    # 80 x 0.6 = 48 < 60: that copy is left out; each factor names its own file (0.75 is not 0.8)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "big_s6.png", "big_s75.png", "big_s9.png", "small_s75.png", "small_s9.png"]
     got = cv2.imread(str(out / "big_s6.png"))
     assert got.shape == (72, 60, 3)
     assert (got == imresize(big, 0.6)).all()  # MATLAB bicubic with antialiasing, stored losslessly
-    assert "wrote 3 copies" in res.stdout
+    assert "wrote 5 copies" in res.stdout
 
 
 def test_a_factor_that_does_not_shrink_is_one_line(tmp_path):
