@@ -26,6 +26,23 @@ def test_version_and_help_on_every_command():
     assert "<int>" in export.output  # options that take a value still show its type
 
 
+def test_help_paragraphs_fill_an_80_column_terminal():
+    # the docstrings wrap at 100 columns in the source; Typer keeps single line breaks, so a
+    # paragraph would come out as long lines alternating with stubs like " to a window,"
+    res = runner.invoke(app, ["stream", "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert res.exit_code == 0, res.output
+    paragraphs, lines = [], []
+    for line in res.output.split("Options")[0].splitlines() + [""]:
+        if line.strip():
+            lines.append(line.strip())
+        elif lines:
+            paragraphs, lines = paragraphs + [lines], []
+    paragraphs = [p for p in paragraphs if not p[0].startswith(("Usage", "╭"))]
+    assert len(paragraphs) == 3, text
+    for lines in paragraphs:
+        assert all(len(ln) >= 60 for ln in lines[:-1]), lines
+
+
 def test_eval_json_has_the_documented_shape(image_folder, tiny_checkpoint):
     res = runner.invoke(app, ["eval", "--data", str(image_folder), "--scale", "3", "--weights",
                               str(tiny_checkpoint(3)), "--json"])

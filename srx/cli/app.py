@@ -20,6 +20,15 @@ def _flags_read_as_flags(command, ctx) -> None:  # type: ignore[no-untyped-def]
             param.metavar = ""
 
 
+def _reflowed(help_text: str | None) -> str | None:
+    """A command's docstring with its paragraphs' hard line breaks taken out: Typer keeps them, so
+    a paragraph wrapped at 100 columns in the source comes out ragged in an 80-column terminal."""
+    if not help_text:
+        return help_text
+    paragraphs = help_text.split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split("\n")) for p in paragraphs)
+
+
 class _SrxGroup(TyperGroup):
     """Turns SrxError into one line on stderr and exit status 1, also under CliRunner."""
 
@@ -34,6 +43,7 @@ class _SrxGroup(TyperGroup):
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             _flags_read_as_flags(command, ctx)
+            command.help = _reflowed(command.help)
         return command
 
     def format_help(self, ctx, formatter):  # type: ignore[no-untyped-def]
