@@ -38,7 +38,7 @@ def test_help_paragraphs_fill_an_80_column_terminal():
         elif lines:
             paragraphs, lines = paragraphs + [lines], []
     paragraphs = [p for p in paragraphs if not p[0].startswith(("Usage", "╭"))]
-    assert len(paragraphs) == 3, text
+    assert len(paragraphs) == 3, res.output
     for lines in paragraphs:
         assert all(len(ln) >= 60 for ln in lines[:-1]), lines
 

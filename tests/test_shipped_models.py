@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -45,8 +46,6 @@ def test_bad_names_and_scales_are_one_line(monkeypatch, tmp_path):
     assert shipped_scales("fast") == [3]
     res = runner.invoke(app, ["eval", "--data", "nowhere", "-s", "2", "-w", "fast"])
     assert res.exit_code == 1 and "has no x2 weights (it has x3)" in res.output
-    import cv2
-
     cv2.imwrite(str(tmp_path / "x.png"), synthetic_photo(24, 24))
     res = runner.invoke(app, ["upscale", str(tmp_path / "x.png"), "--out", str(tmp_path / "o.png"), "-w", "fsat"])
     assert res.exit_code == 1 and "neither a shipped model" in res.output and "Traceback" not in res.output

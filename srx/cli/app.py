@@ -26,7 +26,7 @@ def _reflowed(help_text: str | None) -> str | None:
     if not help_text:
         return help_text
     paragraphs = help_text.split("\n\n")
-    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split("\n")) for p in paragraphs)
+    return "\n\n".join(p if p.startswith("\b") else p.replace("\n", " ") for p in paragraphs)
 
 
 class _SrxGroup(TyperGroup):
