@@ -1,0 +1,61 @@
+"""Write a checkpoint whose weights are the mean of several runs' weights of one model (a weight soup).
+
+Two continuations of the same file stay in one basin, so their mean is a model too, often a little
+better than either (README, Camera footage: `camera` x2/x3/x4 average an L1 and an MSE continuation).
+Every input must hold the same architecture at the same scale; the output keeps the last input's
+training record (config, steps), so `srx eval` and `scripts/ship_weights.py` read it like a run's
+checkpoint; it has no optimizer state, so train on from it with `--init`, not `--resume`.
+
+    python scripts/average_weights.py runs/aug3c/last.pt runs/m3c/last.pt --out runs/soup3/last.pt
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from srx.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from srx.errors import SrxError
+from srx.fsutil import check_output_file
+
+#: kept from the last input: what a run's checkpoint records besides its weights (no optimizer state)
+_KEPT = ("train_config", "step", "epoch", "elapsed_s", "best_psnr", "last_psnr", "bicubic_psnr", "val_set", "training")
+
+
+def average_checkpoints(paths: list[Path], out: Path) -> str:
+    if len(paths) < 2:
+        raise SrxError(f"averaging needs at least two checkpoints, got {len(paths)}")
+    models = [model_from_checkpoint(p) for p in paths]
+    config = models[0][1]
+    for path, (_, other, _) in zip(paths[1:], models[1:]):
+        if other.to_dict() != config.to_dict():
+            raise SrxError(f"{path} holds {other.name}, {paths[0]} holds {config.name}: "
+                           "expected checkpoints of one architecture and scale")
+    model = models[0][0]
+    states = [m.state_dict() for m, _, _ in models]
+    with torch.no_grad():
+        model.load_state_dict({k: sum(s[k] for s in states) / len(states) if v.is_floating_point() else v
+                               for k, v in states[0].items()})
+    last = load_checkpoint(paths[-1])
+    save_checkpoint(out, model, config, **{k: last[k] for k in _KEPT if k in last})
+    return config.name
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoints", type=Path, nargs="+", help="two or more checkpoints of one model")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    try:
+        check_output_file(args.out, "--out")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        name = average_checkpoints(args.checkpoints, args.out)
+    except SrxError as exc:
+        sys.exit(f"error: {exc}")
+    print(f"wrote {args.out}: {name}, the mean of {len(args.checkpoints)} checkpoints")
+
+
+if __name__ == "__main__":
+    main()
