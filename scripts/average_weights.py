@@ -1,7 +1,8 @@
 """Write a checkpoint whose weights are the mean of several runs' weights of one model (a weight soup).
 
-Two continuations of the same file stay in one basin, so their mean is a model too, often a little
-better than either (README, Camera footage: `camera` x2/x3/x4 average an L1 and an MSE continuation).
+Two continuations of the same file stay in one basin, so their mean is a model too, and it can keep
+most of what each gained (README, Camera footage: the x3 and x4 `camera` files are the mean of an
+L1 run and an MSE continuation of it).
 Every input must hold the same architecture at the same scale; the output keeps the last input's
 training record (config, steps), so `srx eval` and `scripts/ship_weights.py` read it like a run's
 checkpoint; it has no optimizer state, so train on from it with `--init`, not `--resume`.
