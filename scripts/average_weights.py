@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from srx.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from srx.checkpoint import model_from_checkpoint, save_checkpoint
 from srx.errors import SrxError
 from srx.fsutil import check_output_file
 
@@ -39,7 +39,7 @@ def average_checkpoints(paths: list[Path], out: Path) -> str:
     with torch.no_grad():
         model.load_state_dict({k: sum(s[k] for s in states) / len(states) if v.is_floating_point() else v
                                for k, v in states[0].items()})
-    last = load_checkpoint(paths[-1])
+    last = models[-1][2]  # the payload model_from_checkpoint already read
     save_checkpoint(out, model, config, **{k: last[k] for k in _KEPT if k in last})
     return config.name
 
