@@ -12,12 +12,22 @@ from torch import nn
 
 from srx.errors import SrxError
 from srx.imageio import VIDEO_SUFFIXES, FrameRange, check_data_path, is_video, list_images, read_image, video_frames
-from srx.protocol import bicubic_upscale_y, make_pair, psnr, ssim
+from srx.protocol import bicubic_upscale_y, make_pair, min_eval_side, psnr, ssim
 
 if TYPE_CHECKING:
     from srx.degrade import Degradation
 
 log = logging.getLogger("srx")
+
+
+def too_small(shape: tuple[int, ...], scale: int) -> str | None:
+    """Why an HR image of `shape` (height, width, ...) cannot be scored at `scale`, or None when it can."""
+    h, w = shape[0] - shape[0] % scale, shape[1] - shape[1] % scale
+    need = min_eval_side(scale)
+    if min(h, w) < need:
+        return f"{shape[1]}x{shape[0]}, too small for x{scale}: expected at least {need}x{need} pixels"
+    return None
+
 
 # A predictor maps an LR Y plane (uint8, h x w) to the HR Y plane (float in [0, 255], sh x sw).
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -36,8 +46,8 @@ def load_eval_video(path: Path, scale: int, every: int = 10, frames: FrameRange 
     every, ...): a user's own camera footage as an evaluation set."""
     pairs = []
     for index, frame in video_frames(path, every, frames, option):
-        if min(frame.shape[:2]) < 4 * scale:
-            raise SrxError(f"{path}: frames of {frame.shape[1]}x{frame.shape[0]} are too small for x{scale}")
+        if (why := too_small(frame.shape, scale)) is not None:
+            raise SrxError(f"{path}: its frames are {why}")
         hr_y, lr_y = make_pair(frame, scale)
         pairs.append(EvalImage(f"frame_{index:05d}", hr_y, lr_y))
     return pairs
@@ -74,8 +84,8 @@ def load_eval_set(folder: Path, scale: int) -> list[EvalImage]:
         except SrxError as exc:
             log.warning("skipping %s", exc)
             continue
-        if min(img.shape[:2]) < 4 * scale:
-            log.warning("skipping %s: %dx%d is too small for x%d", path.name, img.shape[1], img.shape[0], scale)
+        if (why := too_small(img.shape, scale)) is not None:
+            log.warning("skipping %s: it is %s", path.name, why)
             continue
         hr_y, lr_y = make_pair(img, scale)
         pairs.append(EvalImage(path.stem, hr_y, lr_y))

@@ -145,6 +145,16 @@ def psnr(reference: np.ndarray, test: np.ndarray, border: int = 0, data_range: f
     return 10.0 * math.log10(data_range**2 / mse)
 
 
+#: SSIM's window side (Wang et al.), so the smallest image it scores after the shave.
+SSIM_WINDOW = 11
+
+
+def min_eval_side(scale: int) -> int:
+    """The smallest HR side that the protocol scores, a multiple of `scale`: the SSIM window must still
+    fit after `scale` pixels are shaved from each side."""
+    return -(-(SSIM_WINDOW + 2 * scale) // scale) * scale
+
+
 def ssim(reference: np.ndarray, test: np.ndarray, border: int = 0, data_range: float = 255.0) -> float:
     """SSIM as the SR literature computes it (Wang et al.: 11x11 Gaussian window, sigma 1.5)."""
     from skimage.metrics import structural_similarity
@@ -154,7 +164,7 @@ def ssim(reference: np.ndarray, test: np.ndarray, border: int = 0, data_range: f
     return float(
         structural_similarity(
             a, b, data_range=data_range, gaussian_weights=True, sigma=1.5,
-            use_sample_covariance=False, win_size=11,
+            use_sample_covariance=False, win_size=SSIM_WINDOW,
         )
     )
 

@@ -65,7 +65,10 @@ OTHER_CASES = {
              (["eval", "--data", "{file}"], "not a video srx reads"),
              (["eval", "--data", "{video}", "--frames", "9:"], "has 3 frame(s): --frames 9: starts after its last"),
              (["eval", "--data", "{images}", "--frames", "0:2"], "--frames 0:2 applies to a video;"),
-             (["eval", "--data", "{tmp}/typo.mp4"], "typo.mp4 does not exist; expected a folder of images or a video")],
+             (["eval", "--data", "{tmp}/typo.mp4"], "typo.mp4 does not exist; expected a folder of images or a video"),
+             # the SSIM window (11 pixels) must fit once `scale` pixels are shaved from each side
+             (["eval", "--data", "{tinyfolder}"], "no usable images in"),
+             (["eval", "--data", "{tinyvideo}"], "its frames are 16x14, too small for x3: expected at least 18x18 pixels")],
     "tune": [(["tune", "{image}", "--out", "{tmp}/t"], "is not a video file srx reads"),
              (["tune", "{tmp}/typo.mp4", "--out", "{tmp}/t"], "typo.mp4 does not exist"),
              (["tune", "{video}", "--out", "{tmp}/t"], "has 3 frames: too few to train on"),
@@ -116,7 +119,10 @@ def places(tmp_path, image_folder, monkeypatch):
     video = silent_video(tmp_path / "clip.avi", 3, (24, 20))
     tiny = tmp_path / "tiny.png"
     cv2.imwrite(str(tiny), synthetic_photo(12, 13))
-    return {"{images}": str(image_folder), "{image}": str(image), "{file}": str(tmp_path / "afile"),
+    (tmp_path / "tinies").mkdir()
+    cv2.imwrite(str(tmp_path / "tinies" / "small.png"), synthetic_photo(17, 40))  # crops to 15x39 at x3
+    tiny_video = silent_video(tmp_path / "small.avi", 3, (16, 14))
+    return {"{tinyfolder}": str(tmp_path / "tinies"), "{tinyvideo}": str(tiny_video),"{images}": str(image_folder), "{image}": str(image), "{file}": str(tmp_path / "afile"),
             "{tmp}": str(tmp_path), "{tiny}": str(tiny), "{video}": str(video)}
 
 
