@@ -112,7 +112,7 @@ def parse_sources(cameras: Sequence[str] = (), sources: Sequence[str] = (), demo
         if item.name in seen:
             raise SrxError(
                 f"two sources are named {item.name!r} ({seen[item.name].spec.describe()} and {item.spec.describe()}); "
-                f"give them different names with --source NAME=SPEC (or --camera NAME=N), e.g. --source {item.name}2=...")
+                f"give them different names with --source NAME=SPEC (or --camera NAME=N), e.g. --source {item.name}_2=...")
         seen[item.name] = item
     return items
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from srx.errors import SrxError
 from srx.fsutil import check_output_dir, check_output_file, ensure_dir, temporary_sibling
-from srx.imageio import IMAGE_EXTENSIONS, cv2_module, open_video
+from srx.imageio import IMAGE_EXTENSIONS, cut_short, cv2_module, listed_frames, open_video
 from srx.runtime.upscaler import Upscaler
 
 log = logging.getLogger("srx")
@@ -203,7 +203,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
     try:
         fps = cap.get(cv2.CAP_PROP_FPS)
         fps = fps if fps and np.isfinite(fps) and fps > 0 else 25.0
-        expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        expected = listed_frames(cap)
         ok, frame = cap.read()
         if not ok or frame is None:
             raise SrxError(f"video {src.name} has no decodable frames (corrupt or truncated)")
@@ -232,7 +232,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
                 writer.close()
             if sound:
                 _add_sound(tmp, src, dst)
-        if expected and n < expected - max(2, expected // 50):
+        if cut_short(n, expected):
             raise SrxError(f"video {src.name} is truncated: decoded {n} of {expected} frames "
                            f"(those {n} are in {dst.name})")
         return n

@@ -1,6 +1,7 @@
 """Reading and writing images the way every srx stage expects them: 8-bit BGR or grayscale."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -8,6 +9,8 @@ from typing import Iterator
 import numpy as np
 
 from srx.errors import SrxError
+
+log = logging.getLogger("srx")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".h264", ".264")
@@ -89,6 +92,19 @@ def open_video(path: Path):
     return cap
 
 
+def listed_frames(cap) -> int:
+    """The frame count an opened video's container states (0 where it states none)."""
+    count = cap.get(cv2_module().CAP_PROP_FRAME_COUNT)
+    return int(count) if count and np.isfinite(count) and count > 0 else 0
+
+
+def cut_short(decoded: int, listed: int) -> bool:
+    """Whether a video that decoded `decoded` frames to its end, where its container lists `listed`,
+    was cut off or damaged: more than a couple of frames (2, or 2 %) missing. A container's count
+    is an estimate in some formats, so a frame or two short is normal."""
+    return bool(listed) and decoded < listed - max(2, listed // 50)
+
+
 @dataclass(frozen=True)
 class FrameRange:
     """Frames `start` (inclusive) to `end` (exclusive; None: to the last) of a video, by number
@@ -133,6 +149,7 @@ def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange(),
     if every < 1:
         raise SrxError(f"--every must be at least 1, got {every}")
     cap = open_video(path)
+    listed = listed_frames(cap)
     index = 0
     try:
         while frames.end is None or index < frames.end:
@@ -151,6 +168,9 @@ def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange(),
         cap.release()
     if index == 0:
         raise SrxError(f"{path}: no frame could be decoded")
+    if (frames.end is None or index < frames.end) and cut_short(index, listed):
+        log.warning("%s stopped decoding after %d of the %d frames its container lists (cut off or damaged?); "
+                    "using the frames decoded", path, index, listed)
     if index <= frames.start:
         raise SrxError(f"{path} has {index} frame(s): {option} {frames} starts after its last")
     in_range = index - frames.start

@@ -32,3 +32,21 @@ def test_video_frames_reads_the_range_every_nth(tmp_path):
     assert len(frames) == 1 and frames[0].shape == (24, 32, 3)
     with pytest.raises(SrxError, match="--every must be at least 1"):
         list(video_frames(video, 0))
+
+
+def test_video_frames_says_when_a_video_was_cut_off(tmp_path, caplog):
+    whole = silent_video(tmp_path / "whole.avi", 30, (48, 32))
+    cut = tmp_path / "cut.avi"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])  # its header still lists 30 frames
+    with caplog.at_level("WARNING", logger="srx"):
+        assert len(list(video_frames(whole))) == 30
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="srx"):
+        decoded = len(list(video_frames(cut)))
+    assert 0 < decoded < 28
+    assert f"stopped decoding after {decoded} of the 30 frames its container lists" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="srx"):  # a range that ends before the cut is whole
+        assert len(list(video_frames(cut, 1, FrameRange(0, decoded)))) == decoded
+    assert not caplog.records
