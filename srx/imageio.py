@@ -145,7 +145,8 @@ def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange(),
     """(frame number, BGR frame) for frames `frames.start`, `+every`, ... of a video, decoded one at
     a time (an hour of footage never sits in memory). After the last one: SrxError if the video had
     no frame in the range, or no more than `every` there (so only its first would be used); the
-    messages name the range as `option` (the command's option that gave it)."""
+    messages name the range as `option` (the command's option that gave it). A warning if it stopped
+    decoding well short of the frames its container lists (`cut_short`)."""
     if every < 1:
         raise SrxError(f"--every must be at least 1, got {every}")
     cap = open_video(path)
