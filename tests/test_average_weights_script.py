@@ -45,3 +45,21 @@ def test_different_models_or_a_single_file_are_one_line(tmp_path):
     assert alone.returncode == 1 and "at least two checkpoints, got 1" in alone.stderr
     missing = _run(tmp_path / "x3.pt", tmp_path / "nope.pt", "--out", tmp_path / "m.pt")
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_shares_weight_the_mean(tmp_path):
+    a, b = lrnet(3, seed=1), lrnet(3, seed=2)
+    save_checkpoint(tmp_path / "a.pt", a, a.config)
+    save_checkpoint(tmp_path / "b.pt", b, b.config)
+    out = tmp_path / "mix.pt"
+    res = _run(tmp_path / "a.pt", tmp_path / "b.pt", "--shares", "9", "1", "--out", out)
+    assert res.returncode == 0, res.stderr
+    assert "in shares 9:1" in res.stdout
+    mix, _, _ = model_from_checkpoint(out, 3)
+    for name, value in mix.state_dict().items():
+        torch.testing.assert_close(value, 0.9 * a.state_dict()[name] + 0.1 * b.state_dict()[name], rtol=0, atol=1e-6)
+    for shares, why in [(["1"], "gives 1 number(s) for 2 checkpoints"), (["1", "-1"], "numbers of 0 or more"),
+                        (["0", "0"], "not all 0")]:
+        bad = _run(tmp_path / "a.pt", tmp_path / "b.pt", "--shares", *shares, "--out", tmp_path / "bad.pt")
+        assert bad.returncode == 1 and why in bad.stderr and "Traceback" not in bad.stderr
+        assert not (tmp_path / "bad.pt").exists()
