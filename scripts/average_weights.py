@@ -1,10 +1,10 @@
 """Write a checkpoint whose weights are the mean of several runs' weights of one model (a weight soup).
 
 Two continuations of the same file stay in one basin, so their mean is a model too, and it can keep
-most of what each gained (README, Camera footage: the x3 and x4 `camera` files are the mean of an
-L1 run and an MSE continuation of it). `--shares` weights the mean: `--shares 9 1` gives the first
-input nine tenths (the x3 `camera` file of 2026-12-05 is nine tenths the file before it and one
-tenth a JPEG-50 specialist continued from it).
+most of what each gained (README, Camera footage: the x3 and x4 `camera` files of the eighteenth
+session were the mean of an L1 run and an MSE continuation of it). `--shares` weights the mean:
+`--shares 9 1` gives the first input nine tenths (the x3 and x4 `camera` files now are nine tenths
+those files and one tenth a JPEG-50 specialist continued from each).
 Every input must hold the same architecture at the same scale; the output keeps the last input's
 training record (config, steps), so `srx eval` and `scripts/ship_weights.py` read it like a run's
 checkpoint; it has no optimizer state, so train on from it with `--init`, not `--resume`.

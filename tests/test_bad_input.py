@@ -122,8 +122,9 @@ def places(tmp_path, image_folder, monkeypatch):
     (tmp_path / "tinies").mkdir()
     cv2.imwrite(str(tmp_path / "tinies" / "small.png"), synthetic_photo(17, 40))  # crops to 15x39 at x3
     tiny_video = silent_video(tmp_path / "small.avi", 3, (16, 14))
-    return {"{tinyfolder}": str(tmp_path / "tinies"), "{tinyvideo}": str(tiny_video),"{images}": str(image_folder), "{image}": str(image), "{file}": str(tmp_path / "afile"),
-            "{tmp}": str(tmp_path), "{tiny}": str(tiny), "{video}": str(video)}
+    return {"{images}": str(image_folder), "{image}": str(image), "{file}": str(tmp_path / "afile"),
+            "{tmp}": str(tmp_path), "{tiny}": str(tiny), "{video}": str(video),
+            "{tinyfolder}": str(tmp_path / "tinies"), "{tinyvideo}": str(tiny_video)}
 
 
 def _bad_checkpoint(kind: str, folder: Path) -> Path:
