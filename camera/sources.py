@@ -297,6 +297,8 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
 
 def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool, is_file: bool = False) -> FrameReader:
     """Open and read the first frame in a helper thread; give up after `timeout` seconds."""
+    from srx.imageio import listed_frames
+
     cv2 = _cv2()
     result: dict[str, Any] = {}
 
@@ -339,6 +341,6 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
         raise SrxError(f"source {name} {what}")
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = float(fps) if fps and 0.5 <= fps <= 1000 else None
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if is_file else 0
+    count = listed_frames(cap) if is_file else 0
     log.debug("opened %s: %dx%d at %s fps", name, frame.shape[1], frame.shape[0], f"{fps:g}" if fps else "?")
     return CvReader(cap, frame, fps, count or None)

@@ -36,7 +36,7 @@ def labelled_weights(given: str) -> tuple[str, str]:
 
 def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str]:
     """A BGR image from an image file, or frame `frame` (default: the middle one) of a video."""
-    from srx.imageio import cv2_module, is_video, open_video, read_image
+    from srx.imageio import is_video, listed_frames, open_video, read_image
 
     path = Path(path)
     if not path.exists():
@@ -45,10 +45,9 @@ def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str
         if frame is not None:
             raise SrxError(f"--frame applies to videos; {path} is an image")
         return read_image(path), path.name
-    cv2 = cv2_module()
     cap = open_video(path)
     try:
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        count = listed_frames(cap)
         want = frame if frame is not None else max(count // 2, 0)
         if want < 0 or (count and want >= count):
             raise SrxError(f"--frame {want}: {path} has {count} frames (0..{count - 1})")
