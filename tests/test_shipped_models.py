@@ -16,7 +16,7 @@ from srx.cli import app
 from srx.errors import SrxError
 from srx.models import ModelConfig, config_from_preset
 from srx.samples import write_library_photos
-from tests.conftest import SET5, need_shared, synthetic_photo
+from tests.conftest import SET5, need_shared, skip_or_fail, synthetic_photo
 
 runner = CliRunner()
 NAMES = ["srcnn", "fast", "camera"]
@@ -126,7 +126,9 @@ def photos_eval(tmp_path_factory):
     """`srx eval` on the photos that ship inside scikit-image and matplotlib (`srx.samples.library_photos`):
     held out from every shipped model, and present on every machine, Set5 or not."""
     folder = tmp_path_factory.mktemp("photos")
-    assert len(write_library_photos(folder)) == 14  # the figures below are means over all of them
+    count = len(write_library_photos(folder))
+    if count != 14:  # the figures below are means over all of them
+        skip_or_fail(f"this scikit-image / matplotlib has {count} of the 14 photos the bounds were measured on")
     cache: dict = {}
 
     def run(name: str, scale: int, degrade: str = "none") -> float:
