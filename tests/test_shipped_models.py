@@ -94,19 +94,29 @@ def test_fast_beats_srcnn_on_set5_as_recorded(scale):
     assert fast > srcnn
 
 
-@pytest.fixture(scope="module")
-def set5_eval_named():
+def _eval_means(data: Path):
+    """`srx eval --json` of a shipped model on `data`, its "mean" record, each (name, scale, degrade) run once."""
     cache: dict = {}
 
     def run(name: str, scale: int, degrade: str = "none") -> dict:
-        need_shared(SET5)
         key = (name, scale, degrade)
         if key not in cache:
-            res = runner.invoke(app, ["eval", "--data", str(SET5), "-s", str(scale), "-w", name, "--json",
+            res = runner.invoke(app, ["eval", "--data", str(data), "-s", str(scale), "-w", name, "--json",
                                       "--degrade", degrade])
             assert res.exit_code == 0, res.output
             cache[key] = json.loads(res.stdout)["mean"]
         return cache[key]
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def set5_eval_named():
+    means = _eval_means(SET5)
+
+    def run(name: str, scale: int, degrade: str = "none") -> dict:
+        need_shared(SET5)
+        return means(name, scale, degrade)
 
     return run
 
@@ -129,18 +139,12 @@ def photos_eval(tmp_path_factory):
     count = len(write_library_photos(folder))
     if count != 14:  # the figures below are means over all of them
         skip_or_fail(f"this scikit-image / matplotlib has {count} of the 14 photos the bounds were measured on")
-    cache: dict = {}
+    means = _eval_means(folder)
 
     def run(name: str, scale: int, degrade: str = "none") -> float:
         """Mean PSNR gain over bicubic, dB."""
-        key = (name, scale, degrade)
-        if key not in cache:
-            res = runner.invoke(app, ["eval", "--data", str(folder), "-s", str(scale), "-w", name, "--json",
-                                      "--degrade", degrade])
-            assert res.exit_code == 0, res.output
-            mean = json.loads(res.stdout)["mean"]
-            cache[key] = mean["model_psnr"] - mean["bicubic_psnr"]
-        return cache[key]
+        mean = means(name, scale, degrade)
+        return mean["model_psnr"] - mean["bicubic_psnr"]
 
     return run
 
