@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from srx.errors import SrxError
-from srx.imageio import VIDEO_SUFFIXES, FrameRange, check_data_path, is_video, list_images, read_image, video_frames
+from srx.imageio import IMAGE_EXTENSIONS, VIDEO_SUFFIXES, FrameRange, check_data_path, is_video, list_images, read_image, video_frames
 from srx.protocol import bicubic_upscale_y, make_pair, min_eval_side, psnr, ssim
 
 if TYPE_CHECKING:
@@ -55,17 +55,28 @@ def load_eval_video(path: Path, scale: int, every: int = 10, frames: FrameRange 
 
 def load_eval_data(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange(),
                    option: str = "--frames") -> list[EvalImage]:
-    """A folder of images or a video file (every `every`-th frame within `frames`, which the user
-    gave as `option`)."""
+    """A folder of images, one image, or a video file (every `every`-th frame within `frames`,
+    which the user gave as `option`)."""
     path = check_data_path(path, "--data")
     if is_video(path):
         return load_eval_video(path, scale, every, frames, option)
     if not frames.whole:
         raise SrxError(f"{option} {frames} applies to a video; {path} is not one")
+    if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+        return [load_eval_image(path, scale)]
     if path.is_file():
-        raise SrxError(f"{path} is a file but not a video srx reads ({', '.join(VIDEO_SUFFIXES)}); "
-                       f"expected a folder of images or a video")
+        raise SrxError(f"{path} is neither an image ({', '.join(IMAGE_EXTENSIONS)}) nor a video srx reads "
+                       f"({', '.join(VIDEO_SUFFIXES)}); expected a folder of images, an image or a video")
     return load_eval_set(path, scale)
+
+
+def load_eval_image(path: Path, scale: int) -> EvalImage:
+    """The HR/LR Y pair of one image: a frame grabbed from the user's camera, say."""
+    img = read_image(path)
+    if (why := too_small(img.shape, scale)) is not None:
+        raise SrxError(f"{path}: it is {why}")
+    hr_y, lr_y = make_pair(img, scale)
+    return EvalImage(path.stem, hr_y, lr_y)
 
 
 def degraded(pairs: list[EvalImage], spec: "Degradation", scale: int) -> list[EvalImage]:
@@ -80,15 +91,9 @@ def load_eval_set(folder: Path, scale: int) -> list[EvalImage]:
     pairs = []
     for path in list_images(folder):
         try:
-            img = read_image(path)
+            pairs.append(load_eval_image(path, scale))
         except SrxError as exc:
             log.warning("skipping %s", exc)
-            continue
-        if (why := too_small(img.shape, scale)) is not None:
-            log.warning("skipping %s: it is %s", path.name, why)
-            continue
-        hr_y, lr_y = make_pair(img, scale)
-        pairs.append(EvalImage(path.stem, hr_y, lr_y))
     if not pairs:
         raise SrxError(f"no usable images in {folder}")
     return pairs

@@ -55,6 +55,21 @@ def test_eval_json_has_the_documented_shape(image_folder, tiny_checkpoint):
     assert table.exit_code == 0 and "mean" in table.output
 
 
+def test_eval_takes_one_image_and_scores_it_as_in_a_folder(image_folder, tiny_checkpoint):
+    """A single grabbed frame is a data set of one: the same numbers as that image among others."""
+    ckpt = str(tiny_checkpoint(3))
+    folder = json.loads(runner.invoke(app, ["eval", "--data", str(image_folder), "-w", ckpt, "--json"]).stdout)
+    first = folder["images"][0]
+    one = sorted(image_folder.iterdir())[0]
+    assert one.stem == first["name"]
+    res = runner.invoke(app, ["eval", "--data", str(one), "-w", ckpt, "--degrade", "none", "--json"])
+    assert res.exit_code == 0, res.output
+    single = json.loads(res.stdout)
+    assert single["count"] == 1 and single["images"][0]["name"] == one.stem
+    for key in ("bicubic_psnr", "model_psnr", "model_ssim"):
+        assert single["mean"][key] == pytest.approx(first[key], abs=1e-9)
+
+
 @pytest.mark.parametrize("args,match", [
     (["train", "--data", "/nonexistent/folder", "--epochs", "1"], "does not exist"),
     (["train", "--data", "{empty}", "--epochs", "1"], "holds no images"),

@@ -66,7 +66,7 @@ def train(
 
 @app.command("eval")
 def eval_cmd(
-    data: Path = typer.Option(..., "--data", help="Folder of HR images (e.g. Set5), or a video file (every Nth frame is an HR image)."),
+    data: Path = typer.Option(..., "--data", help="Folder of HR images (e.g. Set5), one image, or a video file (every Nth frame is an HR image)."),
     scale: int = scale_option(),
     degrade: Optional[str] = typer.Option(None, "--degrade", help="Degrade the LR the same way for bicubic and the model: a preset (camera, jpeg50) or a spec like jpeg=50,noise=5 (deterministic)."),
     every: int = typer.Option(10, "--every", help="With a video: score every Nth frame."),
