@@ -27,6 +27,8 @@ ours and for which scale before it runs it.
 from __future__ import annotations
 
 import json
+import logging
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -52,6 +54,23 @@ EXPECTED_OPS = {
 }
 
 
+log = logging.getLogger("srx")
+
+#: what --name may hold: it becomes a file stem and a Triton model name
+_EXPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def export_stem(config_name: str, scale: int, name: str | None = None) -> str:
+    """The stem of the exported files and the model name in their metadata: `<name>-x<scale>`
+    (`camera-x3`), or the architecture's own name (`lrnet-32x4-pw3-x3`) when no name is given."""
+    if name is None:
+        return config_name
+    if not _EXPORT_NAME.fullmatch(name) or re.search(r"-x\d+$", name):
+        raise SrxError(f"--name {name!r}: expected up to 64 letters, digits, '.', '_' or '-', starting with a "
+                       f"letter or digit and without a -x<scale> ending (srx adds -x{scale})")
+    return f"{name}-x{scale}"
+
+
 def _onnx():
     try:
         import onnx
@@ -70,8 +89,10 @@ def onnx_from_checkpoint(
     height: int | None = None,
     width: int | None = None,
     layout: str = "fast",
+    name: str | None = None,
 ) -> Path:
-    """Export an srx checkpoint to `<out_dir>/<model name>.onnx` (FP32), written atomically.
+    """Export an srx checkpoint to `<out_dir>/<stem>.onnx` (FP32), written atomically; the stem is
+    `<name>-x<scale>`, or the architecture's name without `name` (export_stem).
 
     `layout` picks how the graph computes the model (srx.export.layouts.LAYOUTS): "fast" (default)
     or "plain", layer by layer.
@@ -96,8 +117,10 @@ def onnx_from_checkpoint(
         if height < 1 or width < 1:
             raise SrxError(f"static input size must be positive, got {height}x{width}")
     model, config, _payload = model_from_checkpoint(weights, scale)
+    stem = export_stem(config.name, config.scale, name)
     out_dir = ensure_dir(Path(out_dir))
-    out = out_dir / f"{config.name}.onnx"
+    out = out_dir / f"{stem}.onnx"
+    source_sha = sha256_file(weights)
     s = config.scale
 
     ex_h, ex_w = (height, width) if not dynamic else (24, 32)
@@ -134,7 +157,7 @@ def onnx_from_checkpoint(
         _stitch_bands(graph, module.band, s, dynamic, (height, width))
     graph.producer_name = "srx"
     graph.producer_version = __version__
-    graph.doc_string = f"srx {config.name}: LR Y ({INPUT_NAME}) -> HR Y ({OUTPUT_NAME}), x{s}, {COLOUR}"
+    graph.doc_string = f"srx {stem} ({config.name}): LR Y ({INPUT_NAME}) -> HR Y ({OUTPUT_NAME}), x{s}, {COLOUR}"
     _set_metadata(
         graph,
         {
@@ -142,12 +165,12 @@ def onnx_from_checkpoint(
             "version": __version__,
             "scale": str(s),
             "model_config": json.dumps(config.to_dict(), sort_keys=True),
-            "name": config.name,
+            "name": stem,
             "colour": COLOUR,
             "precision": "fp32",
             "input": INPUT_NAME,
             "output": OUTPUT_NAME,
-            "source_sha256": sha256_file(weights),
+            "source_sha256": source_sha,
             "source_name": weights.name,
             "opset": str(opset),
             "dynamic": "true" if dynamic else "false",
@@ -156,8 +179,21 @@ def onnx_from_checkpoint(
         },
     )
     graph = _checked(graph, f"the ONNX graph exported from {weights}")
+    _note_replacing(out, source_sha)
     _save(graph, out)
     return out
+
+
+def _note_replacing(out: Path, source_sha: str) -> None:
+    """Say so when `out` holds a graph of other weights: two models of one architecture export to the
+    same name unless each has its own --name (re-exporting retrained weights is the usual case)."""
+    try:
+        old = read_srx_metadata(out) if out.is_file() else {}
+    except SrxError:
+        return
+    if old.get("source_sha256") not in (None, source_sha):
+        log.warning("replacing %s, exported before from other weights (%s); give each model its own --name "
+                    "to keep both", out, old.get("source_name", "unknown"))
 
 
 def fp16_onnx_from_onnx(src: Path, out: Path | None = None) -> Path:

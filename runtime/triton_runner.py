@@ -22,8 +22,21 @@ from srx.runtime.base import Runner, RunnerUnavailable
 
 log = logging.getLogger("srx")
 
-#: the model of the shipped weights: what `srx serve` serves when given no model
-DEFAULT_MODEL = "srcnn-9-1-5"
+
+
+def unnamed_served_models(scale: int) -> list[str]:
+    """The Triton names `srx serve` gives a model it is not given a --name for: a shipped model's
+    (srx_camera_x3 by default), or the one its file carries, its architecture's for a checkpoint
+    (srx_lrnet-32x4-pw3_x3, srx_srcnn-9-1-5_x3). Where the server does not list its models (PyTriton's
+    do not), these are what a client can find without --model."""
+    from srx.checkpoint import DEFAULT_SHIPPED, SHIPPED
+    from srx.export.triton_repo import triton_model_name
+    from srx.models import PRESETS, ModelConfig
+
+    shipped = sorted(SHIPPED, key=lambda n: n != DEFAULT_SHIPPED)
+    archs = dict.fromkeys(ModelConfig(**PRESETS[SHIPPED[n].preset], scale=scale).name for n in shipped)
+    return [triton_model_name(n, scale) for n in (*(f"{n}-x{scale}" for n in shipped), *archs)]
+
 #: gRPC status codes that mean "not now" rather than "wrong": the stream retries these
 TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED",
              "StatusCode.NOT_FOUND", "StatusCode.RESOURCE_EXHAUSTED", "StatusCode.ABORTED"}
@@ -104,11 +117,9 @@ class TritonRunner(Runner):
 
     def _pick(self, client: Any, scale: int | None) -> str:
         """The server's one srx model (for `scale`): from its model index where that is readable
-        and lists it (a stock server's repository), else the shipped model's name, which is what
-        `srx serve` serves by default (PyTriton loads models outside the index)."""
+        and lists it (a stock server's repository), else the one of the names `srx serve` gives
+        without --name that the server has ready (PyTriton loads models outside the index)."""
         from tritonclient.utils import InferenceServerException
-
-        from srx.export.triton_repo import triton_model_name
 
         want = f" for x{scale}" if scale else ""
         try:
@@ -123,15 +134,22 @@ class TritonRunner(Runner):
                            "pick one with --model NAME")
         if srx:
             return srx[0]
-        name = triton_model_name(DEFAULT_MODEL, scale or 3)
-        try:
-            if client.is_model_ready(name, client_timeout=min(self.timeout, 5.0)):
-                return name
-        except InferenceServerException:
-            pass
+        tried = unnamed_served_models(scale or 3)
+        ready = []
+        for name in tried:
+            try:
+                if client.is_model_ready(name, client_timeout=min(self.timeout, 5.0)):
+                    ready.append(name)
+            except InferenceServerException:
+                pass
+        if len(ready) == 1:
+            return ready[0]
+        if ready:
+            raise SrxError(f"the Triton server at {self.url} has several srx models{want} ({', '.join(ready)}); "
+                           "pick one with --model NAME")
         have = ", ".join(sorted({str(m.get("name")) for m in models})) or "none listed"
-        raise SrxError(f"the Triton server at {self.url} has no srx model{want} that srx can find (no {name}; "
-                       f"models in its index: {have}); pass the model's name with --model NAME "
+        raise SrxError(f"the Triton server at {self.url} has no srx model{want} that srx can find (none of "
+                       f"{', '.join(tried)}; models in its index: {have}); pass the model's name with --model NAME "
                        "(`srx serve` prints it)")
 
     def _read_config(self, client: Any, scale: int | None) -> None:

@@ -152,10 +152,14 @@ def serve_model(
     stop_event: threading.Event | None = None,
     on_ready: Callable[[dict[str, Any]], None] | None = None,
     verbose: bool = False,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Serve `runner`'s model through Triton until `stop_event` (or Ctrl-C / SIGTERM); returns what
     was served: the model name, the server version and Triton's own batch statistics.
-    `on_ready(info)` is called once the model answers (info: model, version, grpc, http, metrics)."""
+    `on_ready(info)` is called once the model answers (info: model, version, grpc, http, metrics).
+    The model is srx_<name>_x<scale>; without `name`, the name its file carries (the architecture's
+    for a checkpoint)."""
+    from srx.export.onnx import export_stem
     from srx.export.triton_repo import srx_parameters, triton_model_name
 
     ok, why = pytriton_status()
@@ -173,6 +177,8 @@ def serve_model(
     ident = model_identity(runner)
     if not ident["scale"]:
         raise SrxError(f"{runner.describe()} does not say its scale; serve an srx checkpoint, graph or engine")
+    if name is not None:
+        ident["name"] = export_stem("", ident["scale"], name)
     name = triton_model_name(ident["name"], ident["scale"], ident["precision"])
     params = srx_parameters(ident)
     if runner.max_batch is not None:

@@ -107,7 +107,7 @@ class Serve:
     def __init__(self) -> None:
         self.grpc = free_port()
         self.lines: list[str] = []
-        self.proc = subprocess.Popen([*SRX, "serve", "--grpc-port", str(self.grpc), "--http-port", str(free_port()),
+        self.proc = subprocess.Popen([*SRX, "serve", "-w", "srcnn", "--grpc-port", str(self.grpc), "--http-port", str(free_port()),
                                       "--metrics-port", str(free_port())], cwd=REPO, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
@@ -169,7 +169,7 @@ def triton_part(clip: Path, tmp: Path, clients: int, requests: int, reps: int) -
         img = frames(clip)[0]
         lr = np.ascontiguousarray(cv2.transform(img.astype(np.float32), _FWD)[..., 0])[None, None]
         t_ms, l_ms = [], []
-        with TritonRunner(server.url) as remote, OnnxRuntimeRunner(cached_onnx(shipped_weights(3))) as local:
+        with TritonRunner(server.url) as remote, OnnxRuntimeRunner(cached_onnx(shipped_weights(3, "srcnn"))) as local:
             ref, got = local.infer(lr), remote.infer(lr)
             db = float(psnr(ref * 255.0, got * 255.0, data_range=255.0))
             out["hr_y_psnr_vs_local_db"] = round(db, 2) if np.isfinite(db) else "inf (identical)"

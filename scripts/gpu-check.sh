@@ -134,8 +134,8 @@ BENCH_ARGS=()
 [ $TORCH_CUDA -eq 1 ] && BENCH_ARGS+=(--backend torch-cuda)
 has_cuda_ep && [ $GPU_OK -eq 1 ] && BENCH_ARGS+=(--backend onnxruntime-cuda)
 if python -c "import tensorrt, pycuda.driver" >/dev/null 2>&1 && [ $GPU_OK -eq 1 ]; then
-    if srx export --scale 3 --out "$OUT/exports" --engine >"$OUT/export.log" 2>&1; then
-        BENCH_ARGS+=(--backend tensorrt --engine "$OUT/exports/srcnn-9-1-5-x3-fp16.engine")
+    if srx export --scale 3 -w srcnn --out "$OUT/exports" --engine >"$OUT/export.log" 2>&1; then
+        BENCH_ARGS+=(--backend tensorrt --engine "$OUT/exports/srcnn-x3-fp16.engine")
     else
         record "TensorRT engine (srx export)" FAILED "$(tail_of "$OUT/export.log"); see $OUT/export.log"
     fi

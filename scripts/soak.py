@@ -53,7 +53,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=5000)
     ap.add_argument("--scale", type=int, default=3)
-    ap.add_argument("--weights", type=Path, default=None, help="checkpoint (default: shipped weights)")
+    ap.add_argument("--weights", type=Path, default=Path("srcnn"),
+                    help="a shipped model's name or a checkpoint (default: srcnn, the model of the README's figures)")
     ap.add_argument("--tiny", action="store_true", help="use a tiny random SRCNN instead of real weights")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--threads", type=int, default=None)

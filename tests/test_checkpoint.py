@@ -1,9 +1,11 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
-from srx.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, shipped_weights
+from srx.checkpoint import (load_checkpoint, model_from_checkpoint, resolve_weights, save_checkpoint, shipped_name,
+                            shipped_weights)
 from srx.errors import SrxError
 from srx.models import ModelConfig, build_model
 
@@ -73,11 +75,22 @@ def test_corrupt_foreign_and_mismatched_checkpoints_fail_clearly(tmp_path, tiny_
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
-def test_shipped_weights_load(scale):
-    model, cfg, payload = model_from_checkpoint(shipped_weights(scale), scale)
-    assert cfg.name == f"srcnn-9-1-5-x{scale}"
+@pytest.mark.parametrize("name,arch", [("srcnn", "srcnn-9-1-5"), ("fast", "lrnet-32x4-pw3"), ("camera", "lrnet-32x4-pw3")])
+def test_shipped_weights_load(scale, name, arch):
+    model, cfg, payload = model_from_checkpoint(shipped_weights(scale, name), scale)
+    assert cfg.name == f"{arch}-x{scale}"
     assert "optimizer" not in payload  # shipped files carry weights and their record only
     assert payload["eval"]["set5"]["model_psnr"] > payload["eval"]["set5"]["bicubic_psnr"]
+
+
+def test_the_default_weights_are_camera_and_a_file_of_a_shipped_name_is_a_file(tmp_path, monkeypatch):
+    assert resolve_weights(None, 3) == shipped_weights(3, "camera")
+    assert shipped_name(None) == "camera" and shipped_name("fast") == "fast"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast").write_bytes(b"")
+    assert shipped_name("fast") is None and resolve_weights("fast", 3) == Path("fast")
+    (tmp_path / "camera").mkdir()  # a folder of that name does not shadow the model
+    assert shipped_name("camera") == "camera"
 
 
 #: SRCNN 9-1-5 (Dong et al. 2016, trained on T91), Set5 PSNR on Y: the bar the shipped weights aim at
@@ -105,7 +118,7 @@ def set5_eval():
 
     def run(scale: int) -> dict:
         if scale not in cache:
-            result = CliRunner().invoke(app, ["eval", "--data", str(SET5), "--scale", str(scale), "--json"])
+            result = CliRunner().invoke(app, ["eval", "--data", str(SET5), "--scale", str(scale), "-w", "srcnn", "--json"])
             assert result.exit_code == 0, result.output
             cache[scale] = json.loads(result.stdout)["mean"]
         return cache[scale]
@@ -116,7 +129,7 @@ def set5_eval():
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_shipped_weights_score_what_they_record_on_set5(scale, set5_eval):
     mean = set5_eval(scale)
-    recorded = load_checkpoint(shipped_weights(scale))["eval"]["set5"]
+    recorded = load_checkpoint(shipped_weights(scale, "srcnn"))["eval"]["set5"]
     # The README's figure is what the file scores. Not bit-exact: the thread count changes float
     # summation order, which flips the 8-bit rounding of a few pixels (~3e-5 dB seen).
     assert abs(recorded["model_psnr"] - mean["model_psnr"]) < 1e-3

@@ -186,7 +186,7 @@ def test_weights_fast_through_every_command(tmp_path, image_folder):
     assert cv2.imread(str(tmp_path / "up.png")).shape[:2] == (72 * 3, 96 * 3)
     ex = runner.invoke(app, ["export", "-w", "fast", "--scale", "2", "--out", str(tmp_path / "exp")])
     assert ex.exit_code == 0, ex.output
-    assert (tmp_path / "exp" / "lrnet-32x4-pw3-x2.onnx").exists() and (tmp_path / "exp" / "lrnet-32x4-pw3-x2-fp16.onnx").exists()
+    assert (tmp_path / "exp" / "fast-x2.onnx").exists() and (tmp_path / "exp" / "fast-x2-fp16.onnx").exists()
     par = runner.invoke(app, ["parity", "-w", "fast", "--scale", "4", "--synthetic", "--json"])
     assert par.exit_code == 0, par.output
     assert json.loads(par.output)["model"] == "lrnet-32x4-pw3-x4"

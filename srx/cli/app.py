@@ -131,4 +131,4 @@ def main() -> None:
 
 
 def weights_option():
-    return typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera; `srx models` lists them) or an srx checkpoint; default: srcnn for --scale.")
+    return typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera; `srx models` lists them) or an srx checkpoint; default: camera for --scale.")

@@ -53,10 +53,14 @@ def export_cmd(
     triton_repo: Optional[Path] = typer.Option(
         None, "--triton-repo", help="Also write a Triton Inference Server model repository here: "
         "srx_<name>_x<scale>/config.pbtxt and 1/model.onnx (1/model.plan when an engine was built)."),
+    name: Optional[str] = typer.Option(
+        None, "--name", help="Name of the exported model: files <name>-x<scale>.onnx, -fp16.onnx and .engine, Triton "
+        "model srx_<name>_x<scale> (default: the shipped model's name, e.g. camera; for a checkpoint, its "
+        "architecture's, e.g. lrnet-32x4-pw3)."),
 ) -> None:
     """Export a checkpoint to ONNX (FP32, FP16) and, where TensorRT and a GPU are present, an engine."""
-    from srx.checkpoint import resolve_weights
-    from srx.export.onnx import fp16_onnx_from_onnx, onnx_from_checkpoint
+    from srx.checkpoint import resolve_weights, shipped_name
+    from srx.export.onnx import export_stem, fp16_onnx_from_onnx, onnx_from_checkpoint
     from srx.export.tensorrt import check_profile, engine_from_onnx, tensorrt_status
     from srx.protocol import check_scale
 
@@ -66,6 +70,8 @@ def export_cmd(
     hw = (parse_hw(min_shape, "--min-shape"), parse_hw(opt_shape, "--opt-shape"),
           parse_hw(max_shape, "--max-shape") if max_shape is not None else None)
     check_output_dir(out, "--out")  # output paths are checked before any work
+    if name is not None:
+        export_stem("", scale, name)  # a bad --name fails before any work too
     if timing_cache is not None and engine is not False:
         check_output_file(timing_cache, "--timing-cache")
     if engine is not False:
@@ -75,7 +81,7 @@ def export_cmd(
         raise SrxError(f"cannot build a TensorRT engine here: {why}")
     path = resolve_weights(weights, scale)
     fp32 = onnx_from_checkpoint(path, out, scale=scale, opset=opset, dynamic=dynamic, height=height, width=width,
-                                layout=layout)
+                                layout=layout, name=name or shipped_name(weights))
     typer.echo(f"wrote {fp32}")
     graph = fp32
     if fp16:
@@ -94,6 +100,8 @@ def export_cmd(
                 extra += ["--static", "--height", str(height), "--width", str(width)]
             if layout != "fast":
                 extra += ["--layout", layout]
+            if name is not None:
+                extra += ["--name", name]
             given = None if weights is None else str(weights)  # as typed: a shipped name stays a name
             cmd = _rebuild_command(given, scale, out, fp16, (min_shape, opt_shape, max_shape), extra)
             typer.echo(f"no TensorRT engine built: {why.rstrip('.')}; on the target GPU run: {cmd}")

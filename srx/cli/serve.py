@@ -25,18 +25,26 @@ def serve_cmd(
     metrics_port: int = typer.Option(8002, "--metrics-port", help="Triton's Prometheus metrics port."),
     max_batch: int = typer.Option(8, "--max-batch", help="Largest batch Triton's dynamic batcher forms."),
     queue_delay_us: int = typer.Option(2000, "--queue-delay-us", help="How long a request may wait for others to batch with, microseconds."),
+    name: Optional[str] = typer.Option(
+        None, "--name", help="Serve the model as srx_<name>_x<scale> (default: the shipped model's name, e.g. "
+        "srx_camera_x3; for a file, the name it carries, e.g. srx_lrnet-32x4-pw3_x3)."),
 ) -> None:
     """Serve a model through a real Triton Inference Server (NVIDIA PyTriton: the serve extra of srx).
 
     The model is named srx_<name>_x<scale> (input lr_y, output hr_y, dynamic batching); point
     `srx stream/upscale/parity/bench --server HOST:GRPC_PORT` or any Triton client at it. Runs until
     Ctrl-C or SIGTERM, then stops the server it started and prints the batch sizes Triton formed."""
+    from srx.checkpoint import shipped_name
     from srx.protocol import check_scale
     from srx.runtime.select import make_runner
     from srx.runtime.triton_server import pytriton_status, serve_model
 
     if model is None:
         check_scale(scale)
+    if name is not None:
+        from srx.export.onnx import export_stem
+
+        export_stem("", scale, name)  # a bad --name fails before any work
     ok, why = pytriton_status()
     if not ok:
         from srx.errors import SrxError
@@ -57,7 +65,8 @@ def serve_cmd(
 
     served = serve_model(runner, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
                          max_batch=max_batch, queue_delay_us=queue_delay_us, on_ready=ready,
-                         verbose=logging.getLogger("srx").isEnabledFor(logging.DEBUG))
+                         verbose=logging.getLogger("srx").isEnabledFor(logging.DEBUG),
+                         name=name or (shipped_name(weights) if model is None else None))
     st = served.get("statistics")
     if st:
         sizes = ", ".join(f"{n} x {b}" for b, n in st["batches"].items()) or "none"

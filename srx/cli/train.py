@@ -71,7 +71,7 @@ def eval_cmd(
     degrade: Optional[str] = typer.Option(None, "--degrade", help="Degrade the LR the same way for bicubic and the model: a preset (camera, jpeg50) or a spec like jpeg=50,noise=5 (deterministic)."),
     every: int = typer.Option(10, "--every", help="With a video: score every Nth frame."),
     frames: Optional[str] = typer.Option(None, "--frames", help="With a video: only frames START:END (from 0, END excluded; e.g. 520: for footage kept out of training)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera) or a checkpoint; default: srcnn for --scale."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera) or a checkpoint; default: camera for --scale."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """PSNR/SSIM of bicubic and the model on the standard protocol (Y, border shaved)."""

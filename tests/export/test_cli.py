@@ -45,6 +45,45 @@ def test_the_engine_hint_names_a_shipped_model_by_name(tmp_path):
     assert "srx export --scale 2 --weights camera --out" in hint and ".pt" not in hint
 
 
+def test_models_of_one_architecture_export_side_by_side(tiny_checkpoint, tmp_path, caplog):
+    """`fast` and `camera` share an architecture: each exports under its own name, and so does a
+    checkpoint given --name; a file of other weights in the way is replaced, and the user is told."""
+    out = tmp_path / "e"
+    common = ["--out", str(out), "--no-engine", "--triton-repo", str(tmp_path / "repo")]
+    for extra in (["-w", "fast"], []):  # the default is camera
+        assert runner.invoke(app, ["export", *extra, *common]).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["camera-x3-fp16.onnx", "camera-x3.onnx", "fast-x3-fp16.onnx", "fast-x3.onnx"]
+    fast, camera = check_srx_onnx(out / "fast-x3.onnx"), check_srx_onnx(out / "camera-x3.onnx")
+    assert (fast["name"], camera["name"]) == ("fast-x3", "camera-x3")
+    assert fast["source_sha256"] != camera["source_sha256"] and fast["model_config"] == camera["model_config"]
+    assert check_srx_onnx(out / "camera-x3-fp16.onnx")["name"] == "camera-x3"
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["srx_camera_x3", "srx_fast_x3"]
+
+    tiny = str(tiny_checkpoint(3))
+    mine = runner.invoke(app, ["export", "-w", tiny, "--name", "lobby.v2", "--no-fp16", *common])
+    assert mine.exit_code == 0, mine.output
+    assert check_srx_onnx(out / "lobby.v2-x3.onnx")["name"] == "lobby.v2-x3"
+    assert (tmp_path / "repo" / "srx_lobby.v2_x3" / "config.pbtxt").is_file()
+
+    caplog.clear()
+    again = runner.invoke(app, ["export", "-w", tiny, "--name", "fast", "--no-fp16", "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    notes = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(notes) == 1 and "replacing" in notes[0] and "fast-x3.onnx" in notes[0] and "fast-x3.pt" in notes[0]
+    caplog.clear()
+    assert runner.invoke(app, ["export", "-w", tiny, "--name", "fast", "--no-fp16", "--out", str(out)]).exit_code == 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # the same weights again: nothing to say
+
+
+@pytest.mark.parametrize("bad", ["-lead", "has space", "cam-x3", "a/b", "x" * 65])
+def test_a_bad_export_name_is_one_line_before_any_work(tmp_path, bad):
+    out = tmp_path / "never"
+    result = runner.invoke(app, ["export", "--name", bad, "--out", str(out)])
+    assert result.exit_code == 1
+    assert_one_error_line(result.output, f"--name {bad!r}: expected up to 64 letters")
+    assert not out.exists()
+
+
 def test_export_static_no_fp16_and_check(tiny_checkpoint, tmp_path):
     out = tmp_path / "static"
     result = runner.invoke(app, [

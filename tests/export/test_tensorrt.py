@@ -202,6 +202,18 @@ def test_activation_size_is_the_reviewed_number():
     assert activation_bytes(SRCNN_915, 2, "fp16", (100, 100)) == 96 * 4 * 2 * 100 * 100
 
 
+LRNET_PW3 = {"arch": "lrnet", "scale": 3, "kernel_sizes": [5, 1, 3, 1, 3, 1, 3], "widths": [32] * 6, "residual": True}
+
+
+def test_lrnet_activations_are_on_the_lr_grid():
+    """`fast` and `camera` keep 32 values per LR pixel in a hidden map (the exported x3 graph's
+    widest node, a ReLU, reads 32 and writes 32), plus the skip's and the output's 9 phases: about a
+    seventh of 9-1-5's need, so an 8 GB Orin gets the largest rung for them."""
+    assert activation_bytes(LRNET_PW3, 3, "fp16", (1080, 1920)) == (32 + 32 + 2 * 9) * 2 * 1080 * 1920
+    assert activation_bytes(LRNET_PW3, 4, "fp32", (10, 10)) == (64 + 32) * 4 * 100
+    assert default_max_hw(LRNET_PW3, 3, "fp16", 8 * 2**30)[0] == (1080, 1920)
+
+
 @pytest.mark.parametrize("gib,expected", [
     (4, (540, 960)),      # Jetson Nano 4 GB (shared with the CPU)
     (8, (720, 1280)),     # Orin Nano 8 GB

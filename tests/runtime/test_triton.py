@@ -64,12 +64,12 @@ def alive(pid: int) -> bool:
 class Serve:
     """`python -m srx serve` on the given ports, its output collected; ready once it prints `serving`."""
 
-    def __init__(self, ckpt: Path, ports: dict[str, int]) -> None:
+    def __init__(self, ckpt: Path, ports: dict[str, int], name: str | None = None) -> None:
         self.ports = ports
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "srx", "serve", "-w", str(ckpt), "--scale", "3", "--threads", "1",
-             "--grpc-port", str(ports["grpc"]), "--http-port", str(ports["http"]), "--metrics-port", str(ports["metrics"])],
+             "--grpc-port", str(ports["grpc"]), "--http-port", str(ports["http"]), "--metrics-port", str(ports["metrics"]), *(["--name", name] if name else [])],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "OMP_NUM_THREADS": "1"})
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
@@ -208,10 +208,33 @@ def test_bad_servers_are_one_line(served, tmp_path: Path) -> None:
                                    served["server"].url, "--scale", "2"])
     for res, message in ((nobody, "no Triton server answers at 127.0.0.1:"),
                          (in_use, "the port is already in use; pick another port with --grpc-port"),
-                         (wrong_scale, "(no srx_srcnn-9-1-5_x2;")):
+                         (wrong_scale, "(none of srx_camera_x2, srx_srcnn_x2, srx_fast_x2, srx_lrnet-32x4-pw3_x2, srx_srcnn-9-1-5_x2;")):
         assert res.exit_code == 1, res.output
         lines = [line for line in res.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.output
+
+
+def test_serve_names_the_model_and_a_client_finds_it_by_that_name(ckpt, tmp_path: Path) -> None:
+    """`srx serve --name lobby` serves srx_lobby_x3. PyTriton lists no models, so a client that is not
+    told the name says which names it looked for and how to give one; told it, it upscales."""
+    import cv2
+
+    from tests.conftest import synthetic_photo
+
+    server = Serve(ckpt(3), {"grpc": free_port(), "http": free_port(), "metrics": free_port()}, name="lobby")
+    try:
+        assert "serving srx_lobby_x3 " in "".join(server.lines)
+        img = tmp_path / "in.png"
+        cv2.imwrite(str(img), synthetic_photo(20, 24))
+        cli = CliRunner()
+        lost = cli.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "a.png"), "--server", server.url])
+        assert lost.exit_code == 1 and "none of srx_camera_x3, " in lost.output and "--model NAME" in lost.output
+        found = cli.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "b.png"), "--server", server.url,
+                                 "--model", "srx_lobby_x3"])
+        assert found.exit_code == 0, found.output
+        assert cv2.imread(str(tmp_path / "b.png")).shape == (60, 72, 3)
+    finally:
+        assert server.stop() == 0, "".join(server.lines)
 
 
 def test_a_model_that_is_not_srx(tmp_path: Path) -> None:
