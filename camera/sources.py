@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class SourceSpec:
     target: Any
     loop: bool = False
     fps: float | None = None  # frames/demo sources: their nominal rate (None: as fast as read)
+    roi: tuple[int, int, int, int] | None = None  # (left, top, width, height): upscale only this region
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -52,6 +54,12 @@ class SourceSpec:
         return self.live
 
     def describe(self) -> str:
+        if self.roi is None:
+            return self.describe_whole()
+        x, y, w, h = self.roi
+        return f"{self.describe_whole()}, region {w}x{h} at {x},{y}"
+
+    def describe_whole(self) -> str:
         if self.kind == "camera":
             return f"camera {self.target}"
         if self.kind == "demo":
@@ -64,8 +72,25 @@ class SourceSpec:
 
     @classmethod
     def from_frames(cls, frames: Iterable[np.ndarray] | Callable[[], Iterator[np.ndarray]],
-                    fps: float | None = None, loop: bool = False) -> "SourceSpec":
-        return cls("frames", frames, loop=loop, fps=fps)
+                    fps: float | None = None, loop: bool = False,
+                    roi: tuple[int, int, int, int] | None = None) -> "SourceSpec":
+        return cls("frames", frames, loop=loop, fps=fps, roi=roi)
+
+
+#: the smallest region --roi takes, in source pixels
+MIN_ROI = 8
+
+
+def parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
+    """--roi 'LEFT,TOP,WIDTH,HEIGHT' in the source's pixels -> a tuple (None stays None)."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*", str(text))
+    if not m or min(int(m.group(3)), int(m.group(4))) < MIN_ROI:
+        raise SrxError(f"--roi {text!r}: expected LEFT,TOP,WIDTH,HEIGHT in the source's pixels, width and height "
+                       f"at least {MIN_ROI}, e.g. 640,360,640,360 for the centre of a 1920x1080 camera")
+    x, y, w, h = (int(g) for g in m.groups())
+    return x, y, w, h
 
 
 def redact_url(url: str) -> str:
@@ -201,6 +226,48 @@ class IterReader(FrameReader):
         return frame
 
 
+class RegionReader(FrameReader):
+    """Only the source's region of interest (`SourceSpec.roi`) of each frame: a digital zoom on what
+    matters, and the model's work cut to it. The region must lie inside the first frame; a later
+    frame that no longer holds it (the camera changed resolution) ends the source, and a live one
+    is reopened and checked again."""
+
+    def __init__(self, inner: FrameReader, spec: SourceSpec) -> None:
+        self.inner, self.fps, self.frame_count = inner, inner.fps, inner.frame_count
+        x, y, w, h = spec.roi
+        self.box, self.what = (x, y, w, h), spec.describe_whole()
+        first = inner.read()
+        if first is not None and not self._holds(first):
+            inner.release()
+            raise SrxError(f"--roi {x},{y},{w},{h} does not fit the {first.shape[1]}x{first.shape[0]} frames of "
+                           f"{self.what}: expected LEFT + WIDTH <= {first.shape[1]} and TOP + HEIGHT <= {first.shape[0]}")
+        self._pending = None if first is None else self._cut(first)
+
+    def _holds(self, frame: np.ndarray) -> bool:
+        x, y, w, h = self.box
+        return x + w <= frame.shape[1] and y + h <= frame.shape[0]
+
+    def _cut(self, frame: np.ndarray) -> np.ndarray:
+        x, y, w, h = self.box
+        return np.ascontiguousarray(frame[y:y + h, x:x + w])
+
+    def read(self) -> np.ndarray | None:
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
+        frame = self.inner.read()
+        if frame is None:
+            return None
+        if not self._holds(frame):
+            log.warning("%s: a %dx%d frame no longer holds --roi %s; ending the source", self.what, frame.shape[1],
+                        frame.shape[0], ",".join(map(str, self.box)))
+            return None
+        return self._cut(frame)
+
+    def release(self) -> None:
+        self.inner.release()
+
+
 def _folder_frames(folder: Path) -> Iterator[np.ndarray]:
     from srx.imageio import list_images, read_image
 
@@ -209,7 +276,13 @@ def _folder_frames(folder: Path) -> Iterator[np.ndarray]:
 
 
 def open_reader(spec: SourceSpec, timeout: float = 10.0) -> FrameReader:
-    """Open `spec` and read its first frame within `timeout` seconds, or raise one clear SrxError."""
+    """Open `spec` and read its first frame within `timeout` seconds, or raise one clear SrxError;
+    with a region of interest, a reader of that region."""
+    reader = _open_whole(spec, timeout)
+    return RegionReader(reader, spec) if spec.roi is not None else reader
+
+
+def _open_whole(spec: SourceSpec, timeout: float) -> FrameReader:
     if spec.kind == "demo":
         from srx.camera.demo import DemoScene
 

@@ -63,6 +63,9 @@ def stream_cmd(
     reconnect_max_wait: float = typer.Option(
         30.0, "--reconnect-max-wait", help="Longest wait between reconnect attempts to a lost live source, seconds."),
     open_timeout: float = typer.Option(10.0, "--open-timeout", help="Give up opening (or reading) a source after this many seconds."),
+    roi: Optional[str] = typer.Option(
+        None, "--roi", help="Upscale only this region of every source's frames: LEFT,TOP,WIDTH,HEIGHT in source pixels, "
+        "e.g. 640,360,640,360 (a digital zoom; an HD camera then costs what its region costs)."),
 ) -> None:
     """Upscale a live stream frame by frame, keeping to the newest frames, and report fps and latency.
 
@@ -78,7 +81,7 @@ def stream_cmd(
     from srx.camera.outputs import WindowOutput, display_available, recording_output
     from srx.camera.server import MjpegServer
     from srx.camera.capture import check_buffer
-    from srx.camera.sources import check_source, parse_source
+    from srx.camera.sources import check_source, parse_roi, parse_source
     from srx.camera.stats import StreamStats
     from srx.camera.stream import stream
     from srx.runtime.upscaler import create_upscaler
@@ -87,6 +90,9 @@ def stream_cmd(
 
     cams, srcs = list(camera or []), list(source or [])
     named = parse_sources(cams, srcs, demo, loop) if cams or srcs or demo else []
+    region = parse_roi(roi)
+    for item in named:
+        item.spec.roi = region
     if server is not None and backend == "auto":
         backend = "triton"
     if len(named) > 1:

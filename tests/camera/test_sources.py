@@ -12,11 +12,27 @@ import pytest
 from typer.testing import CliRunner
 
 from srx.camera.demo import DemoScene
-from srx.camera.sources import SourceSpec, has_gstreamer, open_reader, parse_source, redact_url
+from srx.camera.sources import SourceSpec, has_gstreamer, open_reader, parse_roi, parse_source, redact_url
 from srx.cli import app
 from srx.errors import SrxError
 from tests.camera.conftest import free_port, frames
 from tests.conftest import assert_one_error_line
+
+
+def test_a_region_reader_cuts_every_frame_and_ends_when_a_frame_no_longer_holds_it(caplog) -> None:
+    big, small = frames(3, 30, 40), frames(1, 11, 40, seed=7)
+    spec = SourceSpec.from_frames(big + small + big, roi=parse_roi(" 4, 2 ,16,10"))
+    reader = open_reader(spec)
+    for img in big:
+        got = reader.read()
+        assert got.shape == (10, 16, 3) and got.flags.c_contiguous and np.array_equal(got, img[2:12, 4:20])
+    assert reader.read() is None  # the 40x11 frame: the region reaches past it, so the source ends here
+    assert "no longer holds --roi 4,2,16,10" in caplog.text
+    assert spec.describe() == "frames (in-process), region 16x10 at 4,2"
+    assert parse_roi(None) is None and parse_roi("0,0,8,8") == (0, 0, 8, 8)
+    for bad in ("1,2,3", "a,b,c,d", "-1,0,10,10", "0,0,7,10", "0,0,10,10,1"):
+        with pytest.raises(SrxError, match="expected LEFT,TOP,WIDTH,HEIGHT"):
+            parse_roi(bad)
 
 
 def test_parse_source_kinds(tmp_path: Path) -> None:

@@ -96,6 +96,38 @@ def test_cli_records_and_writes_json_summary(tmp_path: Path, tiny_checkpoint) ->
     assert len(back) == 5 and back[0].shape == (60, 162, 3)
 
 
+def test_a_region_streams_as_if_the_frames_had_been_cut_to_it(tmp_path: Path, tiny_checkpoint) -> None:
+    """--roi LEFT,TOP,WIDTH,HEIGHT: the recording equals, frame for frame, that of a clip cut to the
+    region beforehand; the summary names the region and its sizes."""
+    imgs = frames(4, 30, 40)
+    whole, cut = tmp_path / "whole.mkv", tmp_path / "cut.mkv"
+    write_ffv1(whole, imgs)
+    write_ffv1(cut, [np.ascontiguousarray(img[6:6 + 18, 11:11 + 24]) for img in imgs])
+    common = ["--no-drop", "-w", str(tiny_checkpoint(2)), "--scale", "2", "--backend", "torch", "--threads", "1",
+              "--no-window", "-q"]
+    zoomed = CliRunner().invoke(app, ["stream", "--source", str(whole), "--roi", "11,6,24,18",
+                                      "--output", str(tmp_path / "a.mkv"), *common])
+    assert zoomed.exit_code == 0, zoomed.output
+    assert "region 24x18 at 11,6" in zoomed.output and "24x18 -> 48x36" in zoomed.output
+    plain = CliRunner().invoke(app, ["stream", "--source", str(cut), "--output", str(tmp_path / "b.mkv"), *common])
+    assert plain.exit_code == 0, plain.output
+    a, b = read_video(tmp_path / "a.mkv"), read_video(tmp_path / "b.mkv")
+    assert len(a) == len(b) == 4 and a[0].shape == (36, 48, 3)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_a_region_applies_to_every_source(tmp_path: Path, tiny_checkpoint) -> None:
+    clip = tmp_path / "c.mkv"
+    write_ffv1(clip, frames(3, 30, 40))
+    res = CliRunner().invoke(app, ["stream", "--source", f"a={clip}", "--source", f"b={clip}", "--roi", "0,0,16,12",
+                                   "--no-drop", "-w", str(tiny_checkpoint(2)), "--scale", "2", "--backend", "torch",
+                                   "--threads", "1", "--no-window", "-q", "--output", str(tmp_path / "{name}.mkv")])
+    assert res.exit_code == 0, res.output
+    for name in "ab":
+        got = read_video(tmp_path / f"{name}.mkv")
+        assert len(got) == 3 and got[0].shape == (24, 32, 3)
+
+
 class SlowRunner(Runner):
     """A real model made slow on purpose: sleeps before each inference of the wrapped runner."""
 
