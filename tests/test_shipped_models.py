@@ -81,8 +81,15 @@ def test_models_lists_every_shipped_model():
         assert 0 < loss <= 0.5, (s, loss)
     # the target is end to end in at most 0.40x SRCNN's time (measured, README); the FLOPs stay under that share
     assert rows["fast"]["gmac_720p_x3"] < 0.40 * rows["srcnn"]["gmac_720p_x3"]
+    # why `camera` is the default: at no scale and in no column is it below the reference it replaced
+    default = json.loads(res.stdout)["default"]
+    assert default == "camera"
+    for s in (2, 3, 4):
+        for key in ("set5", *EVALUATIONS):
+            assert rows[default]["quality"][f"x{s}"][key] > rows["srcnn"]["quality"][f"x{s}"][key], (s, key)
     table = runner.invoke(app, ["models"])
     assert table.exit_code == 0 and "fast" in table.output and "camera" in table.output
+    assert "default (a command without --weights): camera" in table.output
     for _, title in EVALUATIONS.values():
         assert title in table.output
 

@@ -18,10 +18,12 @@ def _db(v: float | None) -> str:
 def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """The shipped models (names for --weights): architecture, scales, Set5 PSNR clean, at JPEG 50 and under the camera preset, size, speed."""
     from srx.catalog import EVALUATIONS, read_speeds, shipped_catalog
+    from srx.checkpoint import DEFAULT_SHIPPED
 
     rows = shipped_catalog()
     if as_json:
-        typer.echo(json.dumps({"models": rows, "speed_measured_on": read_speeds().get("machine")}, indent=2))
+        typer.echo(json.dumps({"models": rows, "default": DEFAULT_SHIPPED, "speed_measured_on": read_speeds().get("machine")},
+                              indent=2))
         return
     from rich.table import Table
 
@@ -51,6 +53,7 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
                         for key, (_, title) in EVALUATIONS.items())
     console.print(f"bicubic on Set5: {bicubic}" + " dB. Bicubic and the model see the same LR (`srx eval --degrade jpeg50` / `camera`; the camera "
                   "preset draws each image's JPEG quality and noise from its ranges, seeded by the image).", markup=False)
+    console.print(f"default (a command without --weights): {DEFAULT_SHIPPED}", markup=False)
 
 
 @app.command()
