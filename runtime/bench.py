@@ -178,6 +178,25 @@ def _bench_checkpoint(scale: int, weights: str | Path | None) -> Path:
         return path
 
 
+def _check_engine_weights(engine: Path, ckpt: Path) -> None:
+    """One engine holds one model's weights: a row for another model must not time it under that
+    model's name. The engine's sidecar (srx export writes it) says which checkpoint it came from."""
+    import json
+
+    from srx.export.tensorrt import sidecar_path
+    from srx.fsutil import sha256_file
+
+    try:
+        side = json.loads(sidecar_path(engine).read_text())
+    except (OSError, ValueError):
+        return  # the runner names a missing or unreadable sidecar itself
+    source = side.get("source_sha256") if isinstance(side, dict) else None
+    if source and source != sha256_file(ckpt):
+        raise SrxError(f"--engine {Path(engine).name} was built from other weights ({side.get('name') or 'unnamed'}, "
+                       f"{Path(str(side.get('weights') or '?')).name}), not these; bench it with -w naming the weights "
+                       "it was built from")
+
+
 def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None, server: str | None = None, scale: int | None = None):
     from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
     from srx.runtime.select import cached_onnx
@@ -202,6 +221,7 @@ def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None, server:
     if backend == "tensorrt":
         if engine is None:
             raise SrxError("--backend tensorrt needs --engine FILE (built with `srx export` on this GPU)")
+        _check_engine_weights(engine, ckpt)
         from srx.runtime.tensorrt_runner import TensorRTRunner
 
         return TensorRTRunner(engine)

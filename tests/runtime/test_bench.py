@@ -101,3 +101,38 @@ def test_rows_of_a_case_take_turns_and_a_failing_runner_leaves(ckpt):
         rows, failed = bench_case([BenchEntry(ok, "ok", flops), BenchEntry(dies, "dies", flops)], case,
                                   reps=3 * BLOCK, warmup=1, probe=probe)
     assert [r.model for r in rows] == ["ok"] and [(e.label, str(x)) for e, x in failed] == [("dies", "the server went away")]
+
+
+def test_an_engine_is_timed_only_under_the_weights_it_was_built_from(tmp_path):
+    """`srx bench --backend tensorrt --engine E -w srcnn -w fast`: E holds one model, so the other
+    row is refused with the reason (bench reports it as skipped) instead of timing E under its name.
+    The sidecar is what `srx export` writes beside an engine; no TensorRT is needed to read it."""
+    import json
+
+    from srx.checkpoint import shipped_weights
+    from srx.export.tensorrt import sidecar_path
+    from srx.fsutil import sha256_file
+    from srx.runtime.bench import _check_engine_weights
+
+    engine = tmp_path / "srcnn-x3-fp16.engine"
+    engine.write_bytes(b"not opened here")
+    srcnn, fast = shipped_weights(3, "srcnn"), shipped_weights(3, "fast")
+    sidecar_path(engine).write_text(json.dumps({"source_sha256": sha256_file(srcnn), "name": "srcnn-x3",
+                                                "weights": str(srcnn)}))
+    _check_engine_weights(engine, srcnn)
+    with pytest.raises(SrxError, match=r"--engine srcnn-x3-fp16.engine was built from other weights "
+                                        r"\(srcnn-x3, srcnn-915-x3.pt\), not these"):
+        _check_engine_weights(engine, fast)
+    sidecar_path(engine).unlink()
+    _check_engine_weights(engine, fast)  # no sidecar: nothing to compare (the runner reports that itself)
+    # through the command: the one row asked for is refused, so nothing runs and the reason is the error
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+    from tests.conftest import assert_one_error_line
+
+    sidecar_path(engine).write_text(json.dumps({"source_sha256": sha256_file(srcnn), "name": "srcnn-x3"}))
+    res = CliRunner().invoke(app, ["bench", "--quick", "--case", "quick x3", "--backend", "tensorrt", "--engine", str(engine),
+                                   "-w", "fast", "--threads", "1"])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, "was built from other weights (srcnn-x3, ?), not these")
