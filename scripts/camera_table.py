@@ -2,7 +2,7 @@
 
     python scripts/camera_table.py --scale 3            # Set5 and the CCTV clip from ../shared
 
-For each degradation (clean, JPEG 30/50/75/95, H.264 intra at CRF 23/30 (needs PyAV), noise sigma 5, the
+For each degradation (clean, JPEG 30/50/75/95, H.264 intra at CRF 23/30 and H.265 at CRF 28/35 (PyAV), noise sigma 5, the
 aliased shrink, the `camera` preset) and each data set,
 prints bicubic's PSNR and each model's gain over it (standard protocol: Y, `scale` px shaved), as
 `srx eval --degrade SPEC` measures them, in Markdown.
@@ -17,7 +17,8 @@ from srx.degrade import parse_degradation
 from srx.evaluate import degraded, evaluate, load_eval_data, torch_predictor
 
 REPO = Path(__file__).resolve().parents[1]
-SPECS = ["none", "jpeg=30", "jpeg=50", "jpeg=75", "jpeg=95", "h264=23", "h264=30", "noise=5", "shrink=aliased", "camera"]
+SPECS = ["none", "jpeg=30", "jpeg=50", "jpeg=75", "jpeg=95", "h264=23", "h264=30", "h265=28", "h265=35", "noise=5",
+         "shrink=aliased", "camera"]
 
 
 def main() -> None:

@@ -4,15 +4,16 @@ The lab protocol shrinks a clean HR image with MATLAB's antialiased bicubic. Cam
 through optics, a sensor-side shrink with weak filtering, sensor noise and a lossy codec. A
 `Degradation` names which of those to simulate and over what ranges:
 
-    jpeg=30..95,noise=0..8,blur=0.2..1.5,shrink=aa|aliased,clean=0.1        (or h264=23..40)
+    jpeg=30..95,noise=0..8,blur=0.2..1.5,shrink=aa|aliased,clean=0.1        (or h264=23..40, h265=23..40)
 
 applied in the order a camera applies them: blur the HR Y plane (Gaussian, sigma in HR pixels),
 shrink it (`aa`: MATLAB bicubic with antialiasing, the standard protocol; `aliased`: bicubic
 without it, like a sensor's cheap decimation), round to 8 bits, add Gaussian noise (sigma in 8-bit
 Y levels) and round again, then code the Y plane: JPEG through OpenCV (libjpeg's luma table, as a
-camera's MJPEG or a JPEG snapshot) or a real H.264 encoder, x264 at the given CRF (`h264=23..40`;
-PyAV's bundled FFmpeg; one intra frame, about 2 ms per training patch).
-A spec that names both codes each sample with one of them, drawn at even odds. A
+camera's MJPEG or a JPEG snapshot) or a real video encoder at the given CRF, x264 for H.264
+(`h264=23..40`; about 2 ms per training patch) or x265 for H.265/HEVC (`h265=23..40`), what most IP
+cameras stream now; both from PyAV's bundled FFmpeg, one intra frame each.
+A spec that names several codes each sample with one of them, drawn at even odds. A
 range `a..b` is drawn uniformly per sample; a single value is fixed. `clean=p` leaves a fraction p
 of training samples as the standard protocol makes them, so the model keeps its clean skill.
 
@@ -38,8 +39,10 @@ PRESETS: dict[str, str] = {
     "jpeg50": "jpeg=50",
 }
 
-_LIMITS: dict[str, tuple[float, float]] = {"jpeg": (1, 100), "h264": (0, 51), "noise": (0, 50), "blur": (0, 5),
-                                           "clean": (0, 1)}
+_LIMITS: dict[str, tuple[float, float]] = {"jpeg": (1, 100), "h264": (0, 51), "h265": (0, 51), "noise": (0, 50),
+                                           "blur": (0, 5), "clean": (0, 1)}
+#: the codecs a spec may name, in the order a spec string lists them
+CODECS = ("jpeg", "h264", "h265")
 SHRINKS = ("aa", "aliased")
 _NUMBER = r"[-+]?[0-9]*\.?[0-9]+"  # a sign parses, so a negative value hears it is out of range
 
@@ -48,6 +51,7 @@ _NUMBER = r"[-+]?[0-9]*\.?[0-9]+"  # a sign parses, so a negative value hears it
 class Degradation:
     jpeg: tuple[float, float] | None = None  # JPEG quality range
     h264: tuple[float, float] | None = None  # x264 CRF range (higher: more compression)
+    h265: tuple[float, float] | None = None  # x265 CRF range (higher: more compression)
     noise: tuple[float, float] | None = None  # Gaussian sigma, 8-bit Y levels
     blur: tuple[float, float] | None = None  # Gaussian sigma before the shrink, HR pixels
     shrink: tuple[str, ...] = ("aa",)
@@ -55,14 +59,13 @@ class Degradation:
 
     @property
     def is_clean(self) -> bool:
-        return (self.jpeg is None and self.h264 is None and self.noise is None and self.blur is None
-                and self.shrink == ("aa",))
+        return (not self.codecs and self.noise is None and self.blur is None and self.shrink == ("aa",))
 
     @property
     def spec(self) -> str:
         """The canonical spec string (parses back to an equal Degradation)."""
         parts = []
-        for key in ("jpeg", "h264", "noise", "blur"):
+        for key in (*CODECS, "noise", "blur"):
             rng = getattr(self, key)
             if rng is not None:
                 parts.append(f"{key}={_fmt(rng[0])}" if rng[0] == rng[1] else f"{key}={_fmt(rng[0])}..{_fmt(rng[1])}")
@@ -110,17 +113,16 @@ class Degradation:
         codecs = self.codecs
         if len(codecs) > 1:  # drawn only then, so a one-codec spec draws exactly what it always drew
             codecs = [codecs[int(rng.integers(len(codecs)))]]
-        if "jpeg" in codecs:
-            lr = _coded(jpeg_y, lr, int(round(_draw(self.jpeg, rng))), 8, rng if grid_phase else None)
-        elif "h264" in codecs:
-            lr = _coded(h264_y, lr, int(round(_draw(self.h264, rng))), 16, rng if grid_phase else None)
+        if codecs:  # the grid: JPEG's 8x8 blocks, H.264's 16x16 macroblocks, x265's 64x64 coding tree units
+            coder, block = {"jpeg": (jpeg_y, 8), "h264": (h264_y, 16), "h265": (h265_y, 64)}[codecs[0]]
+            lr = _coded(coder, lr, int(round(_draw(getattr(self, codecs[0]), rng))), block, rng if grid_phase else None)
         return lr
 
     @property
     def codecs(self) -> list[str]:
         """The codecs the spec names. A camera codes its frames once, so a sample is coded by one
-        of them (at even odds when the spec names both), never by both in turn."""
-        return [name for name in ("jpeg", "h264") if getattr(self, name) is not None]
+        of them (at even odds when the spec names several), never by two in turn."""
+        return [name for name in CODECS if getattr(self, name) is not None]
 
 
 def parse_degradation(text: str | None) -> Degradation:
@@ -158,9 +160,9 @@ def parse_degradation(text: str | None) -> Degradation:
                 raise SrxError(f"degradation {key}={value}: out of range, expected values in {_fmt(lo)}..{_fmt(hi)}")
             fields[key] = b if key == "clean" else (a, b)
         else:
-            raise SrxError(f"unknown degradation key {key!r} in {text!r}: expected jpeg, h264, noise, blur, shrink or clean "
+            raise SrxError(f"unknown degradation key {key!r} in {text!r}: expected jpeg, h264, h265, noise, blur, shrink or clean "
                            f"(or a preset: {', '.join(PRESETS)})")
-    if "h264" in fields:
+    if "h264" in fields or "h265" in fields:
         _pyav()
     return Degradation(**fields)
 
@@ -194,13 +196,24 @@ def _coded(codec, lr: np.ndarray, level: int, block: int, rng: np.random.Generat
 def _pyav():
     from srx.media import pyav_module
 
-    return pyav_module("the h264 degradation")
+    return pyav_module("the h264 and h265 degradations")
 
 
 def h264_y(y: np.ndarray, crf: int) -> np.ndarray:
-    """A uint8 Y plane through x264 (one intra frame, CRF `crf`, preset medium) and FFmpeg's decoder.
-    The plane goes in as the luma of a 4:2:0 frame (edge-padded to even sides, neutral chroma), so
-    no range conversion touches it."""
+    """A uint8 Y plane through x264 (one intra frame, CRF `crf`, preset medium) and FFmpeg's decoder."""
+    return _video_coded_y(y, "libx264", "h264", {"crf": str(int(crf)), "preset": "medium"})
+
+
+def h265_y(y: np.ndarray, crf: int) -> np.ndarray:
+    """A uint8 Y plane through x265 (one intra frame, CRF `crf`, preset medium, its log silenced)
+    and FFmpeg's HEVC decoder."""
+    return _video_coded_y(y, "libx265", "hevc", {"crf": str(int(crf)), "preset": "medium",
+                                                  "x265-params": "log-level=none"})
+
+
+def _video_coded_y(y: np.ndarray, encoder: str, decoder: str, options: dict[str, str]) -> np.ndarray:
+    """`y` coded as one frame by `encoder` and decoded by `decoder`. The plane goes in as the luma
+    of a 4:2:0 frame (edge-padded to even sides, neutral chroma), so no range conversion touches it."""
     from fractions import Fraction
 
     av = _pyav()
@@ -208,14 +221,14 @@ def h264_y(y: np.ndarray, crf: int) -> np.ndarray:
     H, W = h + h % 2, w + w % 2
     padded = np.pad(y, ((0, H - h), (0, W - w)), mode="edge")
     frame = av.VideoFrame.from_ndarray(np.concatenate([padded, np.full((H // 2, W), 128, np.uint8)]), format="yuv420p")
-    enc = av.CodecContext.create("libx264", "w")
+    enc = av.CodecContext.create(encoder, "w")
     enc.width, enc.height, enc.pix_fmt, enc.time_base = W, H, "yuv420p", Fraction(1, 25)
-    enc.options = {"crf": str(int(crf)), "preset": "medium"}
+    enc.options = options
     packets = list(enc.encode(frame)) + list(enc.encode(None))
-    dec = av.CodecContext.create("h264", "r")
+    dec = av.CodecContext.create(decoder, "r")
     frames = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
     if not frames:
-        raise SrxError(f"x264 produced no decodable frame for a {w}x{h} plane")
+        raise SrxError(f"{encoder} produced no decodable frame for a {w}x{h} plane")
     return np.ascontiguousarray(frames[0].to_ndarray(format="yuv420p")[:h, :w])
 
 

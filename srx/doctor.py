@@ -41,7 +41,7 @@ def _package_rows() -> list[Row]:
         "onnxruntime": "pip install onnxruntime (GPU: pip install 'srx[gpu]')",
         "onnx": "pip install onnx",
         "cv2": "pip install opencv-python (Jetson: JetPack's python3-opencv)",
-        "av": "pip install av (x264, for the h264= degradation: srx eval --degrade h264=30)",
+        "av": "pip install av (x264 and x265, for the h264= and h265= degradations: srx eval --degrade h265=28)",
     }
     labels = {"cv2": "opencv", "av": "PyAV"}
     for module, fix in fixes.items():

@@ -27,7 +27,7 @@ def train(
     patch_size: int = typer.Option(48, "--patch-size", help="HR patch size in pixels (multiple of the scale)."),
     stride: int = typer.Option(24, "--stride", help="HR stride between patches (multiple of the scale)."),
     loss_border: Optional[int] = typer.Option(None, "--loss-border", help="HR pixels left out of the loss at each patch edge (default: 2 x scale for srcnn, 0 for lrnet, whose zero padding must be learnt)."),
-    degrade: Optional[str] = typer.Option(None, "--degrade", help="Train on camera-like LR: a preset (camera, jpeg50) or a spec, key=value items joined by commas: jpeg=30..95, noise=0..8, blur=0.2..1.5, shrink=aa|aliased, clean=0.1, h264=23..40. Validation scores the same spec."),
+    degrade: Optional[str] = typer.Option(None, "--degrade", help="Train on camera-like LR: a preset (camera, jpeg50) or a spec, key=value items joined by commas: jpeg=30..95, noise=0..8, blur=0.2..1.5, shrink=aa|aliased, clean=0.1, h264=23..40, h265=23..40. Validation scores the same spec."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Random flips and 90-degree rotations."),
     seed: int = typer.Option(0, "--seed", help="Seed; a fixed seed gives identical results on one machine."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights: a checkpoint or a shipped model by name (e.g. camera, to fine-tune it on your footage; or x2/x4 from x3 weights)."),
