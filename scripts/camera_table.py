@@ -14,7 +14,7 @@ from pathlib import Path
 
 from srx.checkpoint import model_from_checkpoint, resolve_weights
 from srx.degrade import parse_degradation
-from srx.evaluate import degraded, evaluate, load_eval_data, torch_predictor
+from srx.evaluate import load_eval_data, robustness_rows, torch_predictor
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = ["none", "jpeg=30", "jpeg=50", "jpeg=75", "jpeg=95", "h264=23", "h264=30", "h265=28", "h265=35", "noise=5",
@@ -37,15 +37,12 @@ def main() -> None:
     for data in args.data:
         pairs = load_eval_data(data, args.scale, args.every)
         label = f"{data.name} ({len(pairs)} {'frames' if data.is_file() else 'images'})"
+        predictors = {n: torch_predictor(m) for n, m in models.items()}
         for spec_text in args.specs:
-            spec = parse_degradation(spec_text)
-            lr = degraded(pairs, spec, args.scale)
-            bic = evaluate(lr, args.scale, None, with_ssim=False)["mean"]["bicubic_psnr"]
-            cells = []
-            for model in models.values():
-                m = evaluate(lr, args.scale, torch_predictor(model), with_ssim=False)["mean"]["model_psnr"]
-                cells.append(f"{m:.2f} ({m - bic:+.2f})")
-            print(f"| {label} | {spec} | {bic:.2f} | " + " | ".join(cells) + " |", flush=True)
+            row = robustness_rows(pairs, args.scale, [parse_degradation(spec_text)], predictors)[0]
+            bic = row["bicubic_psnr"]
+            cells = [f"{m:.2f} ({m - bic:+.2f})" for m in row["model_psnr"].values()]
+            print(f"| {label} | {row['degrade']} | {bic:.2f} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

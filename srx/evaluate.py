@@ -134,3 +134,18 @@ def evaluate(pairs: list[EvalImage], scale: int, predict: Predictor | None, with
     keys = [k for k in rows[0] if k.endswith(("_psnr", "_ssim"))]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     return {"scale": scale, "count": len(rows), "mean": mean, "images": rows}
+
+
+def robustness_rows(pairs: list[EvalImage], scale: int, specs: list["Degradation"],
+                    predictors: dict[str, Predictor]) -> list[dict]:
+    """Mean PSNR of bicubic and of each predictor on the same LR, once per degradation in `specs`:
+    which model helps how much on this data under each kind of camera input (the README's table,
+    `srx eval` with several --degrade or --weights)."""
+    rows = []
+    for spec in specs:
+        lr = degraded(pairs, spec, scale)
+        row = {"degrade": str(spec), "bicubic_psnr": evaluate(lr, scale, None, with_ssim=False)["mean"]["bicubic_psnr"]}
+        row["model_psnr"] = {label: evaluate(lr, scale, predict, with_ssim=False)["mean"]["model_psnr"]
+                             for label, predict in predictors.items()}
+        rows.append(row)
+    return rows

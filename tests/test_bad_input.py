@@ -64,6 +64,8 @@ OTHER_CASES = {
              (["eval", "--data", "{images}", "--weights", "fsat"], "neither a shipped model"),
              (["eval", "--data", "{file}"], "is neither an image (.png"),
              (["eval", "--data", "{tiny}"], "tiny.png: it is 13x12, too small for x3: expected at least 18x18 pixels"),
+             (["eval", "--data", "{images}", "-w", "fast", "-w", "fast"], "two --weights are labelled 'fast'"),
+             (["eval", "--data", "{images}", "--degrade", "none", "--degrade", "jpeg=101"], "jpeg=101: out of range"),
              (["eval", "--data", "{video}", "--frames", "9:"], "has 3 frame(s): --frames 9: starts after its last"),
              (["eval", "--data", "{images}", "--frames", "0:2"], "--frames 0:2 applies to a video;"),
              (["eval", "--data", "{tmp}/typo.mp4"], "typo.mp4 does not exist; expected a folder of images or a video"),

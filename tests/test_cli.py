@@ -55,6 +55,30 @@ def test_eval_json_has_the_documented_shape(image_folder, tiny_checkpoint):
     assert table.exit_code == 0 and "mean" in table.output
 
 
+def test_eval_with_several_degradations_and_models_is_one_table_of_the_single_runs(image_folder, tiny_checkpoint):
+    """Rows per --degrade, columns per --weights: each cell is what `srx eval` alone says of that
+    model under that degradation."""
+    ckpt = str(tiny_checkpoint(3))
+    args = ["eval", "--data", str(image_folder), "-w", "fast", "-w", f"mine={ckpt}", "--degrade", "none",
+            "--degrade", "jpeg=40,noise=2"]
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    table = json.loads(res.stdout)
+    assert table["count"] == 4 and list(table["weights"]) == ["fast", "mine"]
+    assert [r["degrade"] for r in table["rows"]] == ["none", "jpeg=40,noise=2"]
+    for row in table["rows"]:
+        for label, given in (("fast", "fast"), ("mine", ckpt)):
+            one = json.loads(runner.invoke(app, ["eval", "--data", str(image_folder), "-w", given, "--degrade",
+                                                 row["degrade"], "--json"]).stdout)["mean"]
+            assert row["model_psnr"][label] == pytest.approx(one["model_psnr"], abs=1e-9)
+            assert row["bicubic_psnr"] == pytest.approx(one["bicubic_psnr"], abs=1e-9)
+    shown = runner.invoke(app, args)
+    assert shown.exit_code == 0 and "jpeg=40,noise=2" in shown.output and "mine" in shown.output
+    only_degrades = json.loads(runner.invoke(app, ["eval", "--data", str(image_folder), "--degrade", "none",
+                                                   "--degrade", "jpeg50", "--json"]).stdout)
+    assert list(only_degrades["weights"]) == ["camera"] and len(only_degrades["rows"]) == 2  # the default model
+
+
 def test_eval_takes_one_image_and_scores_it_as_in_a_folder(image_folder, tiny_checkpoint):
     """A single grabbed frame is a data set of one: the same numbers as that image among others."""
     ckpt = str(tiny_checkpoint(3))

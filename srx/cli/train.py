@@ -68,13 +68,17 @@ def train(
 def eval_cmd(
     data: Path = typer.Option(..., "--data", help="Folder of HR images (e.g. Set5), one image, or a video file (every Nth frame is an HR image)."),
     scale: int = scale_option(),
-    degrade: Optional[str] = typer.Option(None, "--degrade", help="Degrade the LR the same way for bicubic and the model: a preset (camera, jpeg50) or a spec like jpeg=50,noise=5 (deterministic)."),
+    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="Degrade the LR the same way for bicubic and the model: a preset (camera, jpeg50) or a spec like jpeg=50,noise=5 (deterministic). Repeat for a table, one row each (none: clean)."),
     every: int = typer.Option(10, "--every", help="With a video: score every Nth frame."),
     frames: Optional[str] = typer.Option(None, "--frames", help="With a video: only frames START:END (from 0, END excluded; e.g. 520: for footage kept out of training)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera) or a checkpoint; default: camera for --scale."),
+    weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera) or a checkpoint; default: camera for --scale. Repeat for a table, one column each (LABEL=CHECKPOINT names one)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
-    """PSNR/SSIM of bicubic and the model on the standard protocol (Y, border shaved)."""
+    """PSNR/SSIM of bicubic and the model on the standard protocol (Y, border shaved).
+
+    With several --degrade or --weights: one table of mean PSNR, a row per degradation and a column
+    per model, each with its gain over bicubic on the same LR (which weights help on your footage,
+    under which codec)."""
     from srx.checkpoint import model_from_checkpoint, resolve_weights
     from srx.degrade import parse_degradation
     from srx.evaluate import degraded, evaluate, load_eval_data, torch_predictor
@@ -82,8 +86,12 @@ def eval_cmd(
     from srx.protocol import check_scale
 
     check_scale(scale)
-    spec = parse_degradation(degrade)
+    specs = [parse_degradation(d) for d in degrade or ["none"]]
     frame_range = parse_frame_range(frames)
+    if len(specs) > 1 or len(weights or []) > 1:
+        _eval_table(data, scale, specs, weights or [], every, frame_range, as_json)
+        return
+    spec, weights = specs[0], (weights[0] if weights else None)
     path = resolve_weights(weights, scale)
     model, config, _ = model_from_checkpoint(path, scale)
     pairs = degraded(load_eval_data(data, scale, every, frame_range), spec, scale)
@@ -108,6 +116,39 @@ def eval_cmd(
         size = f"{r['width']}x{r['height']}" if "width" in r else ""
         table.add_row(r["name"], size, f"{r['bicubic_psnr']:.2f}", f"{r['model_psnr']:.2f}",
                       f"{r['model_psnr'] - r['bicubic_psnr']:+.2f}", f"{r['bicubic_ssim']:.4f}", f"{r['model_ssim']:.4f}")
+    Console().print(table)
+
+
+def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: int, frame_range, as_json: bool) -> None:
+    """`srx eval` with several --degrade or --weights: mean PSNR per degradation and model."""
+    from srx.checkpoint import DEFAULT_SHIPPED, model_from_checkpoint, resolve_weights
+    from srx.compare import labelled_weights
+    from srx.errors import SrxError
+    from srx.evaluate import load_eval_data, robustness_rows, torch_predictor
+
+    chosen: dict[str, Path] = {}
+    for label, given in map(labelled_weights, weights or [DEFAULT_SHIPPED]):
+        if label in chosen:
+            raise SrxError(f"two --weights are labelled {label!r}; name each with LABEL=CHECKPOINT, e.g. -w mine={given}")
+        chosen[label] = resolve_weights(given, scale)
+    models = {label: model_from_checkpoint(path, scale)[0] for label, path in chosen.items()}
+    pairs = load_eval_data(data, scale, every, frame_range)
+    rows = robustness_rows(pairs, scale, specs, {label: torch_predictor(m) for label, m in models.items()})
+    if as_json:
+        typer.echo(json.dumps({"scale": scale, "data": str(data), "count": len(pairs),
+                               "weights": {label: str(p) for label, p in chosen.items()}, "rows": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"mean PSNR on Y ({scale}-px border shaved) of {len(pairs)} HR "
+                        f"{'frames' if data.is_file() and len(pairs) > 1 else 'images'} from {data}, x{scale}, dB "
+                        "(in brackets: the gain over bicubic on the same LR)")
+    for col in ("LR degradation", "bicubic", *chosen):
+        table.add_column(col, justify="left" if col == "LR degradation" else "right")
+    for r in rows:
+        bic = r["bicubic_psnr"]
+        table.add_row(r["degrade"], f"{bic:.2f}", *(f"{v:.2f} ({v - bic:+.2f})" for v in r["model_psnr"].values()))
     Console().print(table)
 
 
