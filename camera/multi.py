@@ -29,7 +29,7 @@ import numpy as np
 
 from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
-from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_source
+from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_roi, parse_source
 from srx.camera.stats import Samples, StreamStats, StreamSummary, _round
 from srx.errors import SrxError
 
@@ -115,6 +115,24 @@ def parse_sources(cameras: Sequence[str] = (), sources: Sequence[str] = (), demo
                 f"give them different names with --source NAME=SPEC (or --camera NAME=N), e.g. --source {item.name}_2=...")
         seen[item.name] = item
     return items
+
+
+def apply_regions(items: Sequence[NamedSource], regions: Sequence[str]) -> None:
+    """--roi [NAME=]LEFT,TOP,WIDTH,HEIGHT (repeatable): a named region is that source's, a bare one
+    every other source's (each camera watches its own doorway). Sets each source's `spec.roi`."""
+    by_name: dict[str, tuple[int, int, int, int]] = {}
+    names = [item.name for item in items]
+    for text in regions:
+        name, value = split_name(str(text))
+        key = name or ""
+        if key in by_name:
+            raise SrxError(f"--roi given twice for {'source ' + repr(name) if name else 'every source'}; "
+                           "expected one region per source (NAME=LEFT,TOP,WIDTH,HEIGHT) and at most one without a name")
+        if name and name not in names:
+            raise SrxError(f"--roi {text!r}: no source is named {name!r}; the sources are {', '.join(names)}")
+        by_name[key] = parse_roi(value)
+    for item in items:
+        item.spec.roi = by_name.get(item.name, by_name.get(""))
 
 
 def output_for(pattern: str, name: str) -> Path:

@@ -107,7 +107,11 @@ OTHER_CASES = {
                (["stream", "--source", "{video}", "--no-window", "-q", "--roi", "10,0,20,8"],
                 "--roi 10,0,20,8 does not fit the 24x20 frames of file "),
                (["stream", "--demo", "--no-window", "-q", "--roi", "0,100,320,81"],
-                "expected LEFT + WIDTH <= 320 and TOP + HEIGHT <= 180")],
+                "expected LEFT + WIDTH <= 320 and TOP + HEIGHT <= 180"),
+               (["stream", "--demo", "--no-window", "--roi", "lobby=0,0,64,64"],
+                "--roi 'lobby=0,0,64,64': no source is named 'lobby'; the sources are demo"),
+               (["stream", "--demo", "--no-window", "--roi", "0,0,64,64", "--roi", "8,8,64,64"],
+                "--roi given twice for every source")],
     "doctor": [(["doctor", "--no-such-option"], "No such option")],
     "models": [(["models", "--no-such-option"], "No such option")],
 }

@@ -63,9 +63,10 @@ def stream_cmd(
     reconnect_max_wait: float = typer.Option(
         30.0, "--reconnect-max-wait", help="Longest wait between reconnect attempts to a lost live source, seconds."),
     open_timeout: float = typer.Option(10.0, "--open-timeout", help="Give up opening (or reading) a source after this many seconds."),
-    roi: Optional[str] = typer.Option(
-        None, "--roi", help="Upscale only this region of every source's frames: LEFT,TOP,WIDTH,HEIGHT in source pixels, "
-        "e.g. 640,360,640,360 (a digital zoom; an HD camera then costs what its region costs)."),
+    roi: Optional[list[str]] = typer.Option(
+        None, "--roi", help="Upscale only this region of the frames: LEFT,TOP,WIDTH,HEIGHT in source pixels, e.g. "
+        "640,360,640,360 (a digital zoom; an HD camera then costs what its region costs). With several sources "
+        "NAME=LEFT,TOP,WIDTH,HEIGHT sets one source's (repeat); one without a name applies to the others."),
 ) -> None:
     """Upscale a live stream frame by frame, keeping to the newest frames, and report fps and latency.
 
@@ -81,18 +82,16 @@ def stream_cmd(
     from srx.camera.outputs import WindowOutput, display_available, recording_output
     from srx.camera.server import MjpegServer
     from srx.camera.capture import check_buffer
-    from srx.camera.sources import check_source, parse_roi, parse_source
+    from srx.camera.sources import check_source, parse_source
     from srx.camera.stats import StreamStats
     from srx.camera.stream import stream
     from srx.runtime.upscaler import create_upscaler
 
-    from srx.camera.multi import output_for, parse_sources
+    from srx.camera.multi import apply_regions, output_for, parse_sources
 
     cams, srcs = list(camera or []), list(source or [])
     named = parse_sources(cams, srcs, demo, loop) if cams or srcs or demo else []
-    region = parse_roi(roi)
-    for item in named:
-        item.spec.roi = region
+    apply_regions(named, roi or [])
     if server is not None and backend == "auto":
         backend = "triton"
     if len(named) > 1:

@@ -116,16 +116,18 @@ def test_a_region_streams_as_if_the_frames_had_been_cut_to_it(tmp_path: Path, ti
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_a_region_applies_to_every_source(tmp_path: Path, tiny_checkpoint) -> None:
+def test_each_source_gets_its_own_region_or_the_common_one(tmp_path: Path, tiny_checkpoint) -> None:
+    """--roi a=... is source a's region; a bare --roi is every other source's."""
     clip = tmp_path / "c.mkv"
     write_ffv1(clip, frames(3, 30, 40))
-    res = CliRunner().invoke(app, ["stream", "--source", f"a={clip}", "--source", f"b={clip}", "--roi", "0,0,16,12",
-                                   "--no-drop", "-w", str(tiny_checkpoint(2)), "--scale", "2", "--backend", "torch",
-                                   "--threads", "1", "--no-window", "-q", "--output", str(tmp_path / "{name}.mkv")])
+    res = CliRunner().invoke(app, ["stream", "--source", f"a={clip}", "--source", f"b={clip}", "--source", f"c={clip}",
+                                   "--roi", "0,0,16,12", "--roi", "a=8,4,24,20", "--no-drop", "-w", str(tiny_checkpoint(2)),
+                                   "--scale", "2", "--backend", "torch", "--threads", "1", "--no-window", "-q",
+                                   "--output", str(tmp_path / "{name}.mkv")])
     assert res.exit_code == 0, res.output
-    for name in "ab":
+    for name, shape in (("a", (40, 48, 3)), ("b", (24, 32, 3)), ("c", (24, 32, 3))):
         got = read_video(tmp_path / f"{name}.mkv")
-        assert len(got) == 3 and got[0].shape == (24, 32, 3)
+        assert len(got) == 3 and got[0].shape == shape, name
 
 
 class SlowRunner(Runner):
