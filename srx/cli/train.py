@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from srx.cli.app import app, parse_duration, scale_option, threads_option
+from srx.errors import SrxError
 
 
 @app.command()
@@ -123,7 +124,6 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
     """`srx eval` with several --degrade or --weights: mean PSNR per degradation and model."""
     from srx.checkpoint import DEFAULT_SHIPPED, model_from_checkpoint, resolve_weights
     from srx.compare import labelled_weights
-    from srx.errors import SrxError
     from srx.evaluate import load_eval_data, robustness_rows, torch_predictor
 
     chosen: dict[str, Path] = {}
