@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from srx.errors import SrxError
+from srx.imageio import follow_rotation
 
 log = logging.getLogger("srx")
 
@@ -359,8 +360,10 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
 
     def make() -> Any:
         cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
-        if cap.isOpened() and spec.kind == "url":
-            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # latest-frame policy: keep OpenCV's queue short
+        if cap.isOpened():
+            follow_rotation(cap)  # a phone's recording, or a phone streaming as a camera
+            if spec.kind == "url":
+                cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # latest-frame policy: keep OpenCV's queue short
         return cap
 
     if spec.kind == "file" and Path(target).is_file() and Path(target).stat().st_size == 0:

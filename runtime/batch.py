@@ -16,7 +16,7 @@ import numpy as np
 
 from srx.errors import SrxError
 from srx.fsutil import check_output_dir, check_output_file, ensure_dir, temporary_sibling
-from srx.imageio import IMAGE_EXTENSIONS, cut_short, cv2_module, listed_frames, open_video
+from srx.imageio import IMAGE_EXTENSIONS, cut_short, cv2_module, decode_image, listed_frames, open_video
 from srx.runtime.upscaler import Upscaler
 
 log = logging.getLogger("srx")
@@ -142,12 +142,12 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None,
 
 
 def read_frame(path: Path) -> np.ndarray:
-    """An image as stored (8/16-bit, gray, BGR or BGRA): the Upscaler keeps alpha and bit depth
-    handling in one place. SrxError naming the file when it cannot be decoded."""
-    cv2 = cv2_module()
+    """An image as stored (8/16-bit, gray, BGR or BGRA), upright by its EXIF orientation (the
+    output carries no such tag): the Upscaler keeps alpha and bit depth handling in one place.
+    SrxError naming the file when it cannot be decoded."""
     path = Path(path)
     data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    img = decode_image(data)
     if img is None:
         what = "is empty (0 bytes)" if data.size == 0 else "cannot be decoded (corrupt, truncated or not an image)"
         raise SrxError(f"image {path.name} {what}")

@@ -89,7 +89,18 @@ def open_video(path: Path):
         cap.release()
         raise SrxError(f"video {path} cannot be opened (corrupt, truncated or a codec this OpenCV lacks); "
                        "expected a video OpenCV can decode (e.g. .mp4, .avi, .mkv)")
+    follow_rotation(cap)
     return cap
+
+
+def follow_rotation(cap) -> None:
+    """Have an opened capture turn its frames as the container's rotation says a player shows them:
+    a phone records portrait video as landscape frames plus a 90° rotation, and the pip OpenCV
+    wheels leave that rotation unapplied (CAP_PROP_ORIENTATION_AUTO off), so srx's output, which
+    carries no rotation of its own, would play sideways. A no-op for a backend without it."""
+    cv2 = cv2_module()
+    if hasattr(cv2, "CAP_PROP_ORIENTATION_AUTO"):
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
 
 
 def listed_frames(cap) -> int:
@@ -196,14 +207,66 @@ def count_frames(path: Path) -> int:
     return count
 
 
-def read_image(path: Path) -> np.ndarray:
-    """8-bit BGR (H, W, 3) or grayscale (H, W); SrxError naming the file if it can't be decoded."""
+def _exif_orientation(data: np.ndarray) -> int:
+    """The EXIF Orientation tag a file's header records (1, the default: rows as stored), read by
+    Pillow, which matplotlib brings along. Phones store a portrait photo sideways with this tag, and
+    OpenCV ignores it when it keeps alpha and bit depth (IMREAD_UNCHANGED)."""
+    try:
+        from PIL import Image
+    except ImportError:  # without Pillow a picture keeps the orientation its pixels are stored in
+        return 1
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as im:  # the header only; no pixels are decoded
+            if im.format == "PNG":  # getexif() would decode a PNG whole to look for a late eXIf chunk
+                exif = Image.Exif()
+                if im.info.get("exif"):
+                    exif.load(im.info["exif"])
+            else:
+                exif = im.getexif()
+            value = exif.get(_EXIF_ORIENTATION, 1)
+    except Exception:  # a header Pillow cannot parse (OpenCV decoded the pixels): no orientation known
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+_EXIF_ORIENTATION = 0x0112
+
+
+def upright(img: np.ndarray, orientation: int) -> np.ndarray:
+    """`img` (H, W[, C]) turned as EXIF `orientation` says a viewer shows it: 2 mirrored, 3 rotated
+    180°, 4 flipped, 5 transposed, 6 rotated 90° clockwise, 7 transversed, 8 rotated 90° anticlockwise."""
+    if orientation in (5, 6, 7, 8):
+        img = img.swapaxes(0, 1)
+        orientation = {5: 1, 6: 2, 7: 3, 8: 4}[orientation]
+    if orientation == 2:
+        img = img[:, ::-1]
+    elif orientation == 3:
+        img = img[::-1, ::-1]
+    elif orientation == 4:
+        img = img[::-1]
+    return np.ascontiguousarray(img)
+
+
+def decode_image(data: np.ndarray) -> np.ndarray | None:
+    """An encoded image's pixels as stored (8/16-bit, gray, BGR or BGRA), turned upright by its EXIF
+    orientation as every viewer does; None when OpenCV cannot decode it."""
     cv2 = cv2_module()
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None or img.size == 0:
+        return img
+    orientation = _exif_orientation(data)
+    return img if orientation == 1 else upright(img, orientation)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """8-bit BGR (H, W, 3) or grayscale (H, W), upright (EXIF orientation); SrxError naming the file
+    if it can't be decoded."""
     path = Path(path)
     if not path.is_file():
         raise SrxError(f"image {path} does not exist")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    img = decode_image(np.fromfile(str(path), dtype=np.uint8))
     if img is None:
         raise SrxError(f"cannot decode image {path} (corrupt, truncated or not an image)")
     if img.size == 0:

@@ -81,6 +81,39 @@ def silent_video(path: Path, frames: int, size: tuple[int, int], fps: float = 10
     return path
 
 
+def portrait_phone_video(path: Path, frames: int = 6, size: tuple[int, int] = (48, 32)) -> Path:
+    """An .mp4 as a phone records one held upright: landscape frames of `size` (width, height) and a
+    track matrix that turns them 90° clockwise for display (the matrix iPhones write; FFmpeg reads
+    it as a display rotation of -90°)."""
+    import struct
+
+    video_with_sound(path, vcodec="libx264", acodec=None, frames=frames, size=size)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    assert at > 0 and data[at + 4] == 0, "expected a version-0 track header"
+    matrix = at + 8 + 20 + 8 + 8  # after the times, track id, duration, reserved, layer, group, volume
+    assert struct.unpack(">9i", data[matrix:matrix + 36]) == (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def stored_frames(path: Path) -> list[np.ndarray]:
+    """A video's frames as coded, ignoring any rotation its container asks for."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
+    got = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        got.append(frame)
+    cap.release()
+    return got
+
+
 def video_with_sound(path: Path, vcodec: str = "mpeg4", acodec: str | None = "aac", frames: int = 20, fps: int = 10,
                      size: tuple[int, int] = (48, 32), rate: int = 48000, channels: int = 1,
                      audio_start: float = 0.0) -> Path:

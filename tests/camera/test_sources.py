@@ -16,7 +16,21 @@ from srx.camera.sources import SourceSpec, has_gstreamer, open_reader, parse_roi
 from srx.cli import app
 from srx.errors import SrxError
 from tests.camera.conftest import free_port, frames
-from tests.conftest import assert_one_error_line
+from tests.conftest import assert_one_error_line, portrait_phone_video, stored_frames
+
+
+def test_a_phone_recording_streams_upright(tmp_path) -> None:
+    import cv2
+
+    path = portrait_phone_video(tmp_path / "phone.mp4", frames=3, size=(40, 24))
+    reader = open_reader(parse_source(source=str(path)), timeout=5)
+    try:
+        got = [reader.read() for _ in range(3)]
+    finally:
+        reader.release()
+    for g, s in zip(got, stored_frames(path)):
+        assert g.shape == (40, 24, 3)
+        np.testing.assert_array_equal(g, cv2.rotate(s, cv2.ROTATE_90_CLOCKWISE))
 
 
 def test_a_region_reader_cuts_every_frame_and_ends_when_a_frame_no_longer_holds_it(caplog) -> None:

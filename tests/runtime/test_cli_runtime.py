@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from srx.cli import app
-from tests.conftest import assert_one_error_line, silent_video, synthetic_photo, video_with_sound
+from tests.conftest import (assert_one_error_line, portrait_phone_video, silent_video, stored_frames, synthetic_photo,
+                            video_with_sound)
 
 runner = CliRunner()
 
@@ -57,6 +58,23 @@ def test_upscale_single_file_to_a_named_output(ckpt, onnx_graphs, tmp_path):
     res = runner.invoke(app, ["upscale", str(src), "--out", str(out), "--model", str(onnx_graphs(2)[0])])
     assert res.exit_code == 0, res.output
     assert cv2.imread(str(out)).shape == (42, 54, 3)  # the model's scale, no --scale needed
+
+
+def test_upscale_turns_phone_pictures_upright(ckpt, tmp_path):
+    """A phone's portrait photo (EXIF orientation) and video (a rotation in the container) come out
+    upright: srx's outputs carry no orientation of their own, so a sideways copy would stay sideways."""
+    from PIL import Image
+
+    photo = tmp_path / "portrait.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    Image.fromarray(synthetic_photo(20, 30)[..., ::-1]).save(photo, exif=exif.tobytes(), quality=95)
+    video = portrait_phone_video(tmp_path / "portrait.mp4", frames=3, size=(48, 32))
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["upscale", str(photo), str(video), "--out", str(out), "-w", str(ckpt(2)), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert cv2.imread(str(out / "portrait.png")).shape == (60, 40, 3)
+    assert [f.shape for f in stored_frames(out / "portrait.mp4")] == [(96, 64, 3)] * 3
 
 
 def test_upscale_video_keeps_frame_count_and_fps(ckpt, tmp_path):
