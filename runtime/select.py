@@ -53,6 +53,7 @@ def model_kind(path: Path) -> str:
 def cached_onnx(checkpoint: Path, scale: int | None = None) -> Path:
     """The FP32 ONNX graph of `checkpoint`, exported once into <cache>/onnx/<sha256>/ and reused
     while it comes from this graph revision (a newer srx re-exports rather than run an old graph)."""
+    from srx.checkpoint import shipped_model_of
     from srx.export.onnx import GRAPH_REVISION, check_srx_onnx, onnx_from_checkpoint
     from srx.fsutil import sha256_file
 
@@ -68,7 +69,8 @@ def cached_onnx(checkpoint: Path, scale: int | None = None) -> Path:
         except SrxError as exc:  # a stale or damaged cache entry: export again
             log.debug("ignoring cached %s: %s", found, exc)
     log.info("exporting %s to ONNX once (cached in %s)", checkpoint.name, folder)
-    return onnx_from_checkpoint(checkpoint, folder, scale=scale)
+    # a shipped model's graph is named for it (camera-x3.onnx), as `srx export` names it
+    return onnx_from_checkpoint(checkpoint, folder, scale=scale, name=shipped_model_of(checkpoint))
 
 
 def _gpu_present() -> bool:

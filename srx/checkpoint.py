@@ -171,6 +171,14 @@ def shipped_name(weights: Path | str | None) -> str | None:
     return text if text in SHIPPED and not Path(text).is_file() else None  # a file named `camera` is a file
 
 
+def shipped_model_of(path: Path | str) -> str | None:
+    """The shipped model whose packaged file `path` is (resolved `--weights`), or None for any other file."""
+    path = Path(path)
+    if not path.is_file() or path.resolve().parent != _weights_dir().resolve():
+        return None
+    return next((m.name for m in SHIPPED.values() for s in (2, 3, 4) if m.file.format(scale=s) == path.name), None)
+
+
 def resolve_weights(weights: Path | str | None, scale: int, option: str = "--weights") -> Path:
     """--weights (or `option`, e.g. train's --init) as given: None (the default shipped model), a
     shipped model's name, or a file."""

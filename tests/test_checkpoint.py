@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from srx.checkpoint import (load_checkpoint, model_from_checkpoint, resolve_weights, save_checkpoint, shipped_name,
-                            shipped_weights)
+from srx.checkpoint import (load_checkpoint, model_from_checkpoint, resolve_weights, save_checkpoint,
+                            shipped_model_of, shipped_name, shipped_weights)
 from srx.errors import SrxError
 from srx.models import ModelConfig, build_model
 
@@ -91,6 +91,15 @@ def test_the_default_weights_are_camera_and_a_file_of_a_shipped_name_is_a_file(t
     assert shipped_name("fast") is None and resolve_weights("fast", 3) == Path("fast")
     (tmp_path / "camera").mkdir()  # a folder of that name does not shadow the model
     assert shipped_name("camera") == "camera"
+
+
+def test_a_packaged_file_is_known_by_its_model_and_a_copy_is_just_a_file(tmp_path):
+    for name in ("srcnn", "fast", "camera"):
+        assert shipped_model_of(shipped_weights(2, name)) == name
+        assert shipped_model_of(str(shipped_weights(4, name))) == name
+    copy = tmp_path / "camera-x3.pt"
+    copy.write_bytes(shipped_weights(3, "camera").read_bytes())
+    assert shipped_model_of(copy) is None and shipped_model_of(tmp_path / "missing.pt") is None
 
 
 #: SRCNN 9-1-5 (Dong et al. 2016, trained on T91), Set5 PSNR on Y: the bar the shipped weights aim at

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from srx.checkpoint import model_from_checkpoint
 from srx.errors import SrxError
 from srx.export.onnx import check_srx_onnx
 from srx.protocol import psnr
@@ -146,6 +147,15 @@ def test_checkpoint_is_exported_once_into_the_cache(ckpt, srx_cache_dir):
     first.write_bytes(b"damaged")  # a broken cache entry is replaced, not trusted
     fixed = cached_onnx(ckpt(3))
     check_srx_onnx(fixed)  # a whole srx graph again (it raises on anything else)
+
+
+def test_a_shipped_model_is_cached_under_its_own_name(ckpt, srx_cache_dir):
+    """So the backend line a command logs names the weights it runs (`camera-x3.onnx`), as `srx
+    export` names them; any other checkpoint's graph keeps its architecture's name."""
+    from srx.checkpoint import shipped_weights
+
+    assert cached_onnx(shipped_weights(3, "camera")).name == "camera-x3.onnx"
+    assert cached_onnx(ckpt(3)).name == f"{model_from_checkpoint(ckpt(3))[1].name}.onnx"
 
 
 def test_cache_never_hands_out_the_fp16_graph_or_an_old_revision(ckpt, srx_cache_dir):
