@@ -223,7 +223,8 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
             writer = _video_writer(tmp, dst, fps, (w * s, h * s))
             try:
                 while ok:
-                    writer.write(upscaler.upscale(frame))
+                    # the frame's own time (a variable-rate video keeps its pace and its sound in step)
+                    writer.write(upscaler.upscale(frame), cap.get(cv2.CAP_PROP_POS_MSEC))
                     n += 1
                     if task is not None:
                         progress.advance(task)
@@ -247,8 +248,8 @@ class _OpenCVWriter:
         if not self.writer.isOpened():
             raise SrxError(f"OpenCV cannot write {dst.suffix} video here; try an --out ending in .mp4")
 
-    def write(self, frame: np.ndarray) -> None:
-        self.writer.write(frame)
+    def write(self, frame: np.ndarray, at_ms: float | None = None) -> None:
+        self.writer.write(frame)  # MJPEG in AVI: one frame every 1/fps, whatever the source's times
 
     def close(self) -> None:
         self.writer.release()

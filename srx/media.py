@@ -29,10 +29,19 @@ log = logging.getLogger("srx")
 H264_CRF = 18
 
 
+#: the time base of the frames H264Writer stamps (MPEG's 90 kHz clock: 29.97 fps is 3003 ticks a frame)
+PTS_RATE = 90000
+
+
 class H264Writer:
     """BGR uint8 frames of one size into an H.264 video at `fps` (.mp4, .mov, .mkv, ...). Defaults for
     files (`srx upscale`); a live recording takes preset "ultrafast" on one thread, which costs about
-    what OpenCV's MPEG-4 Part 2 writer did (6 against 5 ms a 960x540 frame on this CPU)."""
+    what OpenCV's MPEG-4 Part 2 writer did (6 against 5 ms a 960x540 frame on this CPU).
+
+    write(frame, at_ms) keeps a source frame's own time: a variable-rate video (a phone's, an NVR's
+    export with the night's frames thinned out) then plays at its own pace and stays in step with its
+    sound. Without `at_ms`, or where a time does not advance past the last one (a backend that gives
+    none), a frame comes 1/fps after the one before it."""
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], *, crf: int = H264_CRF,
                  preset: str = "medium", threads: int = 0) -> None:
@@ -53,11 +62,25 @@ class H264Writer:
                 stream.pix_fmt = "yuv420p"
                 stream.options = {"crf": str(crf), "preset": preset, "threads": str(threads)}  # 0: x264 picks
                 cc = stream.codec_context
+                cc.time_base = Fraction(1, PTS_RATE)
                 cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1  # smpte170m, limited
             except BaseException:
                 self.container.close()
                 raise
         self.stream = stream
+        self._step = max(1, round(PTS_RATE / fps)) if fps > 0 else PTS_RATE // 25
+        self._last_pts: int | None = None
+
+    def _pts(self, at_ms: float | None) -> int:
+        """The frame's time in ticks: its own where it is later than the last frame's, else one frame on."""
+        last = self._last_pts
+        pts = 0 if last is None else last + self._step
+        if at_ms is not None and np.isfinite(at_ms) and at_ms >= 0:
+            own = round(at_ms * PTS_RATE / 1000)
+            if last is None or own > last:
+                pts = own
+        self._last_pts = pts
+        return pts
 
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -67,12 +90,13 @@ class H264Writer:
         except (self._av.error.FFmpegError, OSError, ValueError) as exc:
             raise SrxError(f"cannot {doing} the video {self.path}: {exc}") from None
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, at_ms: float | None = None) -> None:
         w, h = self.size
         # OpenCV's BGR -> I420 is BT.601 limited range exactly (the Y plane is srx's Y); swscale's
         # bgr24 -> yuv420p, which PyAV would use, darkens Y by 1.5-3 levels
         i420 = self._cv2.cvtColor(np.ascontiguousarray(frame[:h, :w]), self._cv2.COLOR_BGR2YUV_I420)
         image = self._av.VideoFrame.from_ndarray(i420, format="yuv420p")
+        image.pts, image.time_base = self._pts(at_ms), Fraction(1, PTS_RATE)
         with self._errors("write"):
             for packet in self.stream.encode(image):
                 self.container.mux(packet)

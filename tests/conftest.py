@@ -98,6 +98,40 @@ def portrait_phone_video(path: Path, frames: int = 6, size: tuple[int, int] = (4
     return path
 
 
+def variable_rate_video(path: Path, times_ms: list[int], size: tuple[int, int] = (48, 32)) -> Path:
+    """An H.264 video whose frames come at the given times (ms), as a phone or an NVR that thins out
+    quiet stretches records: synthetic photos of `size` (width, height), written by FFmpeg through PyAV."""
+    from fractions import Fraction
+
+    import av
+
+    w, h = size
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        video.codec_context.time_base = Fraction(1, 1000)
+        for i, at in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(synthetic_photo(h, w, seed=i)[..., ::-1].copy(), format="rgb24")
+            frame.pts, frame.time_base = at, Fraction(1, 1000)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    return path
+
+
+def frame_times_ms(path: Path) -> list[float]:
+    """When each frame of a video is shown, in ms from the first (as OpenCV reports it)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    got = []
+    while cap.read()[0]:
+        got.append(cap.get(cv2.CAP_PROP_POS_MSEC))
+    cap.release()
+    return got
+
+
 def stored_frames(path: Path) -> list[np.ndarray]:
     """A video's frames as coded, ignoring any rotation its container asks for."""
     import cv2

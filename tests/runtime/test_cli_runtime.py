@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from srx.cli import app
-from tests.conftest import (assert_one_error_line, portrait_phone_video, silent_video, stored_frames, synthetic_photo,
-                            video_with_sound)
+from tests.conftest import (assert_one_error_line, frame_times_ms, portrait_phone_video, silent_video, stored_frames,
+                            synthetic_photo, variable_rate_video, video_with_sound)
 
 runner = CliRunner()
 
@@ -75,6 +75,20 @@ def test_upscale_turns_phone_pictures_upright(ckpt, tmp_path):
     assert res.exit_code == 0, res.output
     assert cv2.imread(str(out / "portrait.png")).shape == (60, 40, 3)
     assert [f.shape for f in stored_frames(out / "portrait.mp4")] == [(96, 64, 3)] * 3
+
+
+def test_upscale_keeps_each_frame_of_a_variable_rate_video_at_its_time(ckpt, tmp_path):
+    """Bursts and gaps (what a phone, or an NVR thinning out a quiet night, records): at a constant
+    rate the clip would play 15 % short and drift from its sound; each frame keeps its own time."""
+    times = [0, 33, 67, 100, 400, 700, 1000, 1033, 1067, 1100, 1500, 2000, 2500, 3000, 3033]
+    src = variable_rate_video(tmp_path / "vfr.mp4", times)
+    assert frame_times_ms(src) == pytest.approx(times, abs=0.5)
+    for suffix in (".mp4", ".mkv"):
+        out = tmp_path / f"up{suffix}"
+        res = runner.invoke(app, ["upscale", str(src), "--out", str(out), "-w", str(ckpt(2)), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        assert frame_times_ms(out) == pytest.approx(times, abs=1.0), suffix
+        assert [f.shape for f in stored_frames(out)] == [(64, 96, 3)] * len(times)
 
 
 def test_upscale_video_keeps_frame_count_and_fps(ckpt, tmp_path):
