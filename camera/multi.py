@@ -135,8 +135,9 @@ def apply_regions(items: Sequence[NamedSource], regions: Sequence[str]) -> None:
         item.spec.roi = by_name.get(item.name, by_name.get(""))
 
 
-def output_for(pattern: str, name: str) -> Path:
-    return Path(str(pattern).replace("{name}", name))
+def output_for(pattern: str, name: str) -> str:
+    """A source's --output: {name} replaced (a path, or an rtsp:// URL, which a Path would mangle)."""
+    return str(pattern).replace("{name}", name)
 
 
 def check_pattern(pattern: str, count: int, option: str = "--output") -> None:

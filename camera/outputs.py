@@ -14,6 +14,9 @@ Recordings:
                         upscaled ones exactly (for measuring)
   *.avi                 Motion JPEG, for viewing, like .mp4
   folder/ or no suffix  a PNG sequence frame_000000.png, ... (lossless, any frame size)
+
+Publishing: rtsp://HOST:PORT/PATH sends H.264 to an RTSP server that takes published streams
+(RtspOutput), for NVRs and viewers to pull.
 """
 from __future__ import annotations
 
@@ -212,6 +215,147 @@ class PngSequenceOutput(Output):
         log.info("wrote %d PNG frames to %s/", self.frames, self.folder)
 
 
+#: the RTSP server's TCP port when a URL names none
+RTSP_PORT = 554
+
+
+def rtsp_address(url: str) -> tuple[str, int]:
+    """(host, port) of an rtsp:// URL; SrxError saying what was expected for anything else."""
+    from urllib.parse import urlsplit
+
+    from srx.camera.sources import redact_url
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or RTSP_PORT
+    except ValueError:  # a port that is not a number
+        parts, host, port = None, None, 0
+    if parts is None or parts.scheme.lower() != "rtsp" or not host or not parts.path.strip("/"):
+        raise SrxError(f"--output {redact_url(url)}: expected rtsp://HOST[:PORT]/PATH, the address at which an RTSP "
+                       "server takes the published stream")
+    return host, port
+
+
+def _listening(host: str, port: int, timeout: float = 2.0) -> OSError | None:
+    """None if something accepts TCP connections at host:port, else why not."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return exc
+
+
+class RtspOutput(Output):
+    """Publish the upscaled frames as H.264 to an RTSP server that takes published streams (RTSP
+    ANNOUNCE/RECORD over TCP, through PyAV's FFmpeg: MediaMTX, GStreamer's rtsp-server in record
+    mode, a media server or NVR that ingests RTSP), from which players, NVRs and video management
+    systems pull the upscaled camera like any other.
+
+    x264 as for a recording (preset ultrafast, one thread) with no B-frames or look-ahead and a
+    keyframe every second, so a viewer that joins decodes within a second. Each frame carries its
+    wall-clock time, so the published stream keeps real time without repeating frames.
+
+    Nothing listening when the output is made is one clear error, before the model loads; a
+    server that refuses the stream at first (a wrong path, a login) ends the run with its reason.
+    A server lost later is retried with backoff (1 s doubling to `retry_max_wait`) while the
+    stream, its other outputs and its other cameras go on; the frames in between are not sent."""
+
+    realtime = False
+
+    def __init__(self, url: str, fps: float = 10.0, retry_max_wait: float = 30.0) -> None:
+        from srx.camera.sources import redact_url
+
+        self.url, self.label = url, redact_url(url)
+        self.name = f"RTSP publish {self.label}"
+        self.host, self.port = rtsp_address(url)
+        why = _listening(self.host, self.port)
+        if why is not None:
+            raise SrxError(f"--output {self.label}: nothing takes connections at {self.host}:{self.port} "
+                           f"({why.strerror or why}); start the RTSP server first (e.g. MediaMTX), or check the address")
+        self.fps = float(fps) if fps and fps > 0 else 10.0
+        self.retry_max_wait = retry_max_wait
+        self.writer: Any = None
+        self.size: tuple[int, int] | None = None
+        self.frames = 0  # published
+        self.unsent = 0  # upscaled while the server was away
+        self.sessions = 0
+        self._t0 = 0.0
+        self._retry_at = 0.0
+        self._wait = 1.0
+
+    def _open(self, frame: np.ndarray) -> None:
+        import time
+
+        from srx.media import H264Writer, LiveTarget
+
+        if self.sessions:  # a quick look first, so a server still away costs the loop no FFmpeg timeout
+            why = _listening(self.host, self.port, timeout=1.0)
+            if why is not None:
+                raise SrxError(f"{self.label}: {why.strerror or why}")
+        size = self.size or (int(frame.shape[1]), int(frame.shape[0]))
+        self.writer = H264Writer(self.url, self.fps, size, crf=23, preset="ultrafast", threads=1,
+                                 live=LiveTarget("rtsp", self.label, (("rtsp_transport", "tcp"),)))
+        self.size = self.writer.size  # even sides for 4:2:0
+        self._t0 = time.monotonic()
+        self.sessions += 1
+        if self.sessions > 1:
+            log.warning("publishing to %s again (session %d)", self.label, self.sessions)
+
+    def _lost(self, exc: SrxError) -> None:
+        import time
+
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            try:
+                writer.close()
+            except SrxError:
+                pass
+            log.warning("lost the RTSP server at %s (%s); publishing again once it answers, the frames in "
+                        "between are not sent", self.label, exc)
+            self._wait = 1.0
+        self._retry_at = time.monotonic() + self._wait
+        self._wait = min(self._wait * 2, self.retry_max_wait)
+
+    def write(self, frame: np.ndarray) -> bool:
+        import time
+
+        if self.writer is None:
+            if time.monotonic() < self._retry_at:
+                self.unsent += 1
+                return True
+            try:
+                self._open(frame)
+            except SrxError as exc:
+                if not self.sessions:  # never published: a wrong path or a refused login, not an outage
+                    raise SrxError(f"cannot publish to {self.label}: {exc}") from None
+                self._lost(exc)
+                self.unsent += 1
+                return True
+        assert self.size is not None
+        try:
+            self.writer.write(_fit(frame, self.size), (time.monotonic() - self._t0) * 1000)
+        except SrxError as exc:
+            self._lost(exc)
+            self.unsent += 1
+            return True
+        self.frames += 1
+        return True
+
+    def close(self) -> None:
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except SrxError as exc:
+                log.warning("closing %s: %s", self.label, exc)
+            self.writer = None
+        if self.sessions:
+            more = (f" in {self.sessions} sessions, {self.unsent} frames unsent while the server was away"
+                    if self.sessions > 1 or self.unsent else "")
+            log.info("published %d frames to %s%s", self.frames, self.label, more)
+
+
 def display_available() -> bool:
     """A window can open: a display server is set and this OpenCV has a GUI backend."""
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -254,9 +398,18 @@ class WindowOutput(Output):
             cv2.waitKey(1)
 
 
-def recording_output(path: Path, fps: float = 10.0) -> Output:
-    """A PNG sequence for a folder-like path (no suffix or a trailing '/'), else a video file."""
+def recording_output(path: Path | str, fps: float = 10.0, retry_max_wait: float = 30.0) -> Output:
+    """An rtsp:// URL is published to (RtspOutput); a folder-like path (no suffix or a trailing '/')
+    gets a PNG sequence, any other path a video file."""
     text = str(path)
+    scheme, sep, _ = text.partition("://")
+    if sep and scheme.lower() == "rtsp":
+        return RtspOutput(text, fps=fps, retry_max_wait=retry_max_wait)
+    if sep and scheme.isalpha():
+        from srx.camera.sources import redact_url
+
+        raise SrxError(f"--output {redact_url(text)}: srx publishes to rtsp:// only; expected rtsp://HOST[:PORT]/PATH, "
+                       "a video file or a folder/")
     p = Path(path)
     if text.endswith(("/", os.sep)) or not p.suffix or p.is_dir():
         return PngSequenceOutput(p)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,6 +28,18 @@ log = logging.getLogger("srx")
 
 #: x264's constant quality: 18 is about visually lossless, so the coding hides little of what SR added
 H264_CRF = 18
+
+
+@dataclass(frozen=True)
+class LiveTarget:
+    """Where H264Writer publishes instead of a file: an FFmpeg muxer (`format`, e.g. "rtsp") and its
+    options, a (open, read/write) timeout in seconds so a server that stops answering cannot hang
+    the caller, and the `label` errors name it by (a URL without its password)."""
+
+    format: str
+    label: str
+    options: tuple[tuple[str, str], ...] = ()
+    timeout: tuple[float, float] = (5.0, 5.0)
 
 
 #: the time base of the frames H264Writer stamps (MPEG's 90 kHz clock: 29.97 fps is 3003 ticks a frame)
@@ -43,11 +56,12 @@ class H264Writer:
     sound. Without `at_ms`, or where a time does not advance past the last one (a backend that gives
     none), a frame comes 1/fps after the one before it."""
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], *, crf: int = H264_CRF,
-                 preset: str = "medium", threads: int = 0) -> None:
+    def __init__(self, path: Path | str, fps: float, size: tuple[int, int], *, crf: int = H264_CRF,
+                 preset: str = "medium", threads: int = 0, live: LiveTarget | None = None) -> None:
         av = pyav_module()
         w, h = size
-        self.path = Path(path)
+        self.path = path if live is not None else Path(path)
+        self.label = live.label if live is not None else str(path)  # a URL without its password
         self.size = (w - w % 2, h - h % 2)
         if min(self.size) < 2:
             raise SrxError(f"a {w}x{h} frame is too small for an H.264 video")
@@ -55,12 +69,19 @@ class H264Writer:
 
         self._av, self._cv2 = av, cv2_module()
         with self._errors("open"):
-            self.container = av.open(str(path), "w")
+            if live is None:
+                self.container = av.open(str(path), "w")
+            else:
+                self.container = av.open(str(path), "w", format=live.format, options=dict(live.options),
+                                         timeout=live.timeout)
             try:
                 stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
                 stream.width, stream.height = self.size
                 stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": str(crf), "preset": preset, "threads": str(threads)}  # 0: x264 picks
+                options = {"crf": str(crf), "preset": preset, "threads": str(threads)}  # 0: x264 picks
+                if live is not None:  # no B-frames or look-ahead, and a keyframe a second for viewers who join
+                    options.update(tune="zerolatency", g=str(max(1, round(fps))))
+                stream.options = options
                 cc = stream.codec_context
                 cc.time_base = Fraction(1, PTS_RATE)
                 cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1  # smpte170m, limited
@@ -88,7 +109,8 @@ class H264Writer:
         try:
             yield
         except (self._av.error.FFmpegError, OSError, ValueError) as exc:
-            raise SrxError(f"cannot {doing} the video {self.path}: {exc}") from None
+            why = str(exc).replace(f": {str(self.path)!r}", "").replace(str(self.path), self.label)  # no password
+            raise SrxError(f"cannot {doing} the video {self.label}: {why}") from None
 
     def write(self, frame: np.ndarray, at_ms: float | None = None) -> None:
         w, h = self.size

@@ -45,9 +45,11 @@ def stream_cmd(
         None, "--server", help="Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` runs); implies --backend triton. "
         "--model NAME then picks the model on it."),
     threads: Optional[int] = threads_option("CPU threads for the model (default: physical cores)."),
-    output: Optional[Path] = typer.Option(
+    output: Optional[str] = typer.Option(
         None, "--output", "-o", help="Record: .mp4 (viewing), .mkv (lossless FFV1), .avi (MJPEG), or a folder/ for PNG frames; "
-        "with several sources a pattern with {name}, e.g. out/{name}.mkv."),
+        "or publish: rtsp://HOST:PORT/PATH (H.264 to an RTSP server that takes published streams, e.g. MediaMTX, for "
+        "NVRs and players to pull). With several sources a pattern with {name}, e.g. out/{name}.mkv or "
+        "rtsp://HOST:8554/{name}.", metavar="PATH|URL"),
     serve: Optional[str] = typer.Option(
         None, "--serve", help="Serve the stream and a stats page over HTTP at HOST:PORT (host defaults to 127.0.0.1)."),
     compare: bool = typer.Option(False, "--compare", help="Show bicubic | model side by side, labelled."),
@@ -61,7 +63,8 @@ def stream_cmd(
         None, "--json-summary", help="Also write the summary to this JSON file (several sources: one file with each source "
         "and the totals, or one file per source when the name holds {name})."),
     reconnect_max_wait: float = typer.Option(
-        30.0, "--reconnect-max-wait", help="Longest wait between reconnect attempts to a lost live source, seconds."),
+        30.0, "--reconnect-max-wait", help="Longest wait between reconnect attempts to a lost live source (or to the RTSP "
+        "server an --output rtsp:// publishes to), seconds."),
     open_timeout: float = typer.Option(10.0, "--open-timeout", help="Give up opening (or reading) a source after this many seconds."),
     roi: Optional[list[str]] = typer.Option(
         None, "--roi", help="Upscale only this region of the frames: LEFT,TOP,WIDTH,HEIGHT in source pixels, e.g. "
@@ -71,7 +74,8 @@ def stream_cmd(
     """Upscale a live stream frame by frame, keeping to the newest frames, and report fps and latency.
 
     The source is --camera N, --source FILE|URL|PIPELINE or --demo; the results go to a window,
-    --output and/or --serve, all at once if asked. Ctrl-C or SIGTERM stop cleanly (recordings are
+    --output (a recording, or rtsp://... to publish to an RTSP server) and/or --serve, all at once
+    if asked. Ctrl-C or SIGTERM stop cleanly (recordings are
     finalised) and print the summary.
 
     Several sources (--source and --camera repeated, --demo) run in one process: one capture thread
@@ -120,7 +124,7 @@ def stream_cmd(
     outputs = []
     try:  # outputs check their destinations now, before the model loads and the source opens
         if output is not None:
-            outputs.append(recording_output(output))
+            outputs.append(recording_output(output, retry_max_wait=reconnect_max_wait))
         if serve is not None:
             halves = (f"left: bicubic x{scale}", f"right: super-resolution x{scale}") if compare else None
             outputs.append(MjpegServer(serve, stats=stats.live, title=f"srx stream x{scale}: {spec.describe()}",
@@ -172,7 +176,8 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     try:  # outputs check their destinations now, before the model loads and the sources open
         if output is not None:
             for item in named:
-                outputs[item.name].append(recording_output(output_for(str(output), item.name)))
+                outputs[item.name].append(recording_output(output_for(str(output), item.name),
+                                                           retry_max_wait=reconnect_max_wait))
         if serve is not None:
             web = MultiMjpegServer(serve, [item.name for item in named], stats=multi_stats(stats),
                                    title=f"srx stream x{scale}: {len(named)} cameras")

@@ -3,10 +3,13 @@ gir1.2-gst-rtsp-server-1.0, installed by .ci/system-packages.sh), run with the *
 because PyGObject comes from Debian, not from the virtual environment.
 
     /usr/bin/python3 tests/camera/rtsp_server.py CLIP.avi PORT [MOUNT]
+    /usr/bin/python3 tests/camera/rtsp_server.py --record FOLDER PORT MOUNT [MOUNT ...]
 
 Serves the MJPEG AVI clip as H.264 (x264, a keyframe every 10 frames so a client that joins or
-rejoins decodes within a second) at rtsp://127.0.0.1:PORT/MOUNT, in real time, and prints
-"ready" once it listens. Runs until killed.
+rejoins decodes within a second) at rtsp://127.0.0.1:PORT/MOUNT, in real time. With --record it
+takes published streams instead (RTSP ANNOUNCE/RECORD, as MediaMTX does) at each
+rtsp://127.0.0.1:PORT/MOUNT and writes what arrives, as it is (H.264 in MPEG-TS, readable even when
+the server is killed), to FOLDER/MOUNT.ts. Prints "ready" once it listens. Runs until killed.
 """
 import sys
 
@@ -17,10 +20,30 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
+def record(folder: str, port: str, mounts: list[str]) -> GstRtspServer.RTSPServer:
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(port)
+    for mount in mounts:
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_transport_mode(GstRtspServer.RTSPTransportMode.RECORD)
+        factory.set_launch(f'( rtph264depay name=depay0 ! h264parse ! mpegtsmux ! filesink location="{folder}/{mount}.ts" )')
+        server.get_mount_points().add_factory("/" + mount, factory)
+    return server
+
+
 def main() -> None:
+    Gst.init(None)
+    if sys.argv[1] == "--record":
+        server = record(sys.argv[2], sys.argv[3], sys.argv[4:])
+        if server.attach(None) == 0:
+            print(f"cannot listen on 127.0.0.1:{sys.argv[3]}", flush=True)
+            sys.exit(1)
+        print("ready", flush=True)
+        GLib.MainLoop().run()
+        return
     clip, port = sys.argv[1], sys.argv[2]
     mount = "/" + (sys.argv[3] if len(sys.argv) > 3 else "clip").lstrip("/")
-    Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(port)

@@ -29,7 +29,8 @@ def _gst_rtsp_available() -> str | None:
         return f"{SYSTEM_PYTHON} not found"
     probe = ("import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0');"
              "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
-             "missing=[n for n in ('avidemux','jpegdec','videoconvert','x264enc','rtph264pay') "
+             "missing=[n for n in ('avidemux','jpegdec','videoconvert','x264enc','rtph264pay','rtph264depay',"
+             "'h264parse','mpegtsmux') "
              "if Gst.ElementFactory.find(n) is None]; print(' '.join(missing))")
     try:
         out = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True, timeout=30)
@@ -57,8 +58,12 @@ def make_clip(path: Path, frames: int = 60) -> None:
 
 
 class RtspServer:
-    def __init__(self, clip: Path, port: int) -> None:
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(clip), str(port), "clip"],
+    """tests/camera/rtsp_server.py running: serving `clip` at /clip, or with `record=(FOLDER, MOUNTS)`
+    taking published streams at each mount into FOLDER/MOUNT.ts."""
+
+    def __init__(self, clip: Path | None, port: int, record: tuple[Path, list[str]] | None = None) -> None:
+        args = [str(clip), str(port), "clip"] if record is None else ["--record", str(record[0]), str(port), *record[1]]
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
         line = self._readline(15)

@@ -1,0 +1,168 @@
+"""Publishing upscaled streams to a real RTSP server (`srx stream --output rtsp://...`): GStreamer's
+gst-rtsp-server on loopback in record mode, the way MediaMTX or an NVR takes a published stream,
+writing what arrives to a file. What the server received is decoded and compared, frame by
+frame, with a lossless recording of the same upscaled frames; the server is killed mid-stream and
+restarted, and publishing resumes."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from srx.camera.demo import DEMO_FPS
+from srx.camera.outputs import RtspOutput, recording_output
+from srx.camera.sources import SourceSpec
+from srx.camera.stream import stream
+from srx.cli import app
+from srx.errors import SrxError
+from srx.protocol import psnr
+from tests.camera.conftest import free_port, wait_until
+from tests.camera.test_rtsp import RtspServer, _gst_rtsp_available
+from tests.conftest import assert_one_error_line, silent_video, skip_or_fail
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def record_server(tmp_path: Path):
+    """Start a recording RTSP server: record_server(mounts, folder) -> (url prefix, folder)."""
+    why = _gst_rtsp_available()
+    if why:
+        skip_or_fail(why)
+    started: list[RtspServer] = []
+
+    def start(mounts: list[str], folder: Path, port: int | None = None) -> str:
+        folder.mkdir(parents=True, exist_ok=True)
+        port = port or free_port()
+        started.append(RtspServer(None, port, record=(folder, mounts)))
+        return f"rtsp://127.0.0.1:{port}"
+
+    start.servers = started  # type: ignore[attr-defined]
+    yield start
+    for server in started:
+        server.kill()
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    got = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        got.append(frame)
+    cap.release()
+    return got
+
+
+def received(path: Path, settle: float = 10.0) -> list[np.ndarray]:
+    """The frames a recording server wrote to `path`, once the file stops growing."""
+    last, since = -1, time.monotonic()
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline:
+        size = path.stat().st_size if path.exists() else -1
+        if size != last:
+            last, since = size, time.monotonic()
+        elif size > 0 and time.monotonic() - since > 1.0:
+            break
+        time.sleep(0.1)
+    return decoded(path)
+
+
+def _y_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    from srx.protocol import bgr2ycbcr
+
+    return psnr(bgr2ycbcr(a)[..., 0], bgr2ycbcr(b)[..., 0])
+
+
+def test_a_published_stream_arrives_whole_and_as_upscaled(tmp_path: Path, record_server, caplog) -> None:
+    """The demo through the shipped model, 20 frames: recorded losslessly, then published. The
+    server gets all 20, in order, each the upscaled frame as x264 codes it (over 30 dB on Y)."""
+    url = record_server(["up"], tmp_path / "got")
+    args = ["stream", "--demo", "--max-frames", "20", "--no-drop", "--no-window", "-q", "--threads", "1"]
+    res = runner.invoke(app, args + ["--output", str(tmp_path / "ref.mkv")])
+    assert res.exit_code == 0, res.output
+    caplog.set_level(logging.INFO, logger="srx")
+    res = runner.invoke(app, args + ["--output", f"{url}/up"])
+    assert res.exit_code == 0, res.output
+    assert f"published 20 frames to {url}/up" in [r.getMessage() for r in caplog.records]
+    got, ref = received(tmp_path / "got" / "up.ts"), decoded(tmp_path / "ref.mkv")
+    assert len(ref) == 20 and len(got) == 20
+    assert {g.shape for g in got} == {(540, 960, 3)}
+    scores = [_y_psnr(g, r) for g, r in zip(got, ref)]
+    assert min(scores) > 30, scores
+    # in order: each received frame is nearer its own reference than the neighbouring one
+    assert all(_y_psnr(got[i], ref[i]) > _y_psnr(got[i], ref[i + 1]) for i in range(19))
+
+
+def test_several_cameras_publish_each_to_its_own_path(tmp_path: Path, record_server) -> None:
+    clip = silent_video(tmp_path / "gate.avi", 12, (64, 48), fps=10)
+    url = record_server(["demo", "gate"], tmp_path / "got")
+    res = runner.invoke(app, ["stream", "--demo", "--source", str(clip), "--max-frames", "12", "--no-drop",
+                              "--no-window", "-q", "--threads", "1", "-s", "2", "--output", f"{url}/{{name}}"])
+    assert res.exit_code == 0, res.output
+    demo, gate = received(tmp_path / "got" / "demo.ts"), received(tmp_path / "got" / "gate.ts")
+    assert len(demo) == 12 and {f.shape for f in demo} == {(360, 640, 3)}
+    assert len(gate) == 12 and {f.shape for f in gate} == {(96, 128, 3)}
+
+
+def test_publishing_resumes_after_the_server_restarts(tmp_path: Path, record_server, make_upscaler, caplog) -> None:
+    """The server dies mid-stream: the stream goes on (its other outputs would too), the frames while
+    it is away are counted unsent, and once a server answers again at the address, publishing
+    starts a new session there."""
+    port = free_port()
+    record_server(["up"], tmp_path / "first", port)
+    out = RtspOutput(f"rtsp://cam:secret@127.0.0.1:{port}/up", fps=10.0, retry_max_wait=1.0)
+    url = f"rtsp://cam:***@127.0.0.1:{port}/up"  # as logs name it
+    stop, result = threading.Event(), {}
+
+    def run() -> None:
+        try:
+            result["summary"] = stream(SourceSpec("demo", None, loop=True, fps=DEMO_FPS), make_upscaler(2), [out],
+                                       stop_event=stop, quiet=True)
+        except BaseException as exc:  # reported by the main thread
+            result["error"] = exc
+
+    caplog.set_level(logging.INFO, logger="srx")
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: out.frames >= 10 or "error" in result, 30, "frames published to the first server")
+        record_server.servers[0].kill()
+        wait_until(lambda: out.unsent >= 5 or "error" in result, 30, "frames upscaled while the server is away")
+        before = out.frames
+        record_server(["up"], tmp_path / "second", port)
+        wait_until(lambda: out.frames >= before + 10 or "error" in result, 40, "frames published after the restart")
+    finally:
+        stop.set()
+        thread.join(15)
+    assert "error" not in result, result.get("error")
+    assert out.sessions == 2 and out.unsent >= 5
+    assert len(received(tmp_path / "first" / "up.ts")) >= 1  # killed: what sat in its write buffer is lost
+    assert len(received(tmp_path / "second" / "up.ts")) >= 10
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"lost the RTSP server at {url}") for m in logged), logged
+    assert any(m.startswith(f"publishing to {url} again") for m in logged), logged
+    assert any(m.startswith("published ") and "in 2 sessions" in m for m in logged), logged
+    assert not any("secret" in m for m in logged), logged
+
+
+def test_publishing_where_nothing_listens_or_to_another_scheme_is_one_error_line(tmp_path: Path) -> None:
+    port = free_port()
+    for output, match in ((f"rtsp://127.0.0.1:{port}/up", f"nothing takes connections at 127.0.0.1:{port}"),
+                          ("rtsp://127.0.0.1:8554", "expected rtsp://HOST[:PORT]/PATH"),
+                          ("rtsp://127.0.0.1:port/up", "expected rtsp://HOST[:PORT]/PATH"),
+                          ("udp://127.0.0.1:5000", "srx publishes to rtsp:// only")):
+        res = runner.invoke(app, ["stream", "--demo", "--max-frames", "2", "--no-window", "--output", output])
+        assert res.exit_code == 1
+        assert_one_error_line(res.output, match)
+        assert "backend:" not in res.output  # refused before the model loaded
+    with pytest.raises(SrxError, match=r"rtsp://cam:\*\*\*@127.0.0.1"):  # a password never reaches the output
+        recording_output(f"rtsp://cam:secret@127.0.0.1:{port}/up")
