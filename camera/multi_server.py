@@ -5,6 +5,7 @@
   /cam/NAME/stream.mjpg   that camera's multipart/x-mixed-replace JPEG stream (newest frame first)
   /cam/NAME/frame.jpg     its newest frame as one JPEG
   /stats                  live numbers as JSON: {"total": {...}, "sources": {NAME: {...}}}
+  /metrics                each camera's numbers for Prometheus to scrape (labelled source="NAME")
 
 Browsers open at most six connections to one host, and each MJPEG stream holds one, so the index
 embeds the live streams for up to four cameras and, past that, reloads each camera's frame.jpg
@@ -24,7 +25,8 @@ from urllib.parse import unquote
 import numpy as np
 
 from srx.camera.outputs import Output
-from srx.camera.server import BOUNDARY, _Handler, _bind, _serve_in_thread, _url, parse_hostport
+from srx.camera.server import BOUNDARY, PROMETHEUS_TYPE, _Handler, _bind, _serve_in_thread, _url, parse_hostport
+from srx.camera.stats import prometheus_text
 
 log = logging.getLogger("srx")
 
@@ -170,6 +172,9 @@ class MultiMjpegServer:
                     return
                 if path == "/stats":
                     self._send(200, "application/json", json.dumps(server.stats()).encode())
+                    return
+                if path == "/metrics":
+                    self._send(200, PROMETHEUS_TYPE, prometheus_text(server.stats()["sources"]).encode())
                     return
                 parts = path.strip("/").split("/")
                 if len(parts) in (2, 3) and parts[0] == "cam" and parts[1] in server.channels:

@@ -5,6 +5,7 @@
   /stream.mjpg multipart/x-mixed-replace JPEG stream; every client gets the newest frame
   /frame.jpg   the newest frame as one JPEG
   /stats       live numbers as JSON (polled by the page once a second)
+  /metrics     the same numbers for Prometheus to scrape (text exposition format, source="NAME")
 
 stdlib only (ThreadingHTTPServer, daemon threads). Each frame is JPEG-encoded once, by the stream
 loop; slow clients skip frames rather than queue them.
@@ -21,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from srx.camera.outputs import Output
+from srx.camera.stats import prometheus_text
 from srx.errors import SrxError
 
 log = logging.getLogger("srx")
@@ -126,14 +128,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+#: the Content-Type of Prometheus' text exposition format
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
 class MjpegServer(Output):
     """An Output that serves what it is given. `stats` is a callable returning the /stats dict."""
 
     def __init__(self, address: str, stats: Callable[[], dict[str, Any]] | None = None,
                  title: str = "srx stream", jpeg_quality: int = 90,
-                 halves: tuple[str, str] | None = None) -> None:
+                 halves: tuple[str, str] | None = None, source: str = "stream") -> None:
         self.host, port = parse_hostport(address)
         self.stats = stats or (lambda: {})
+        self.source = source  # the source label of its /metrics
         self.title = title
         self.halves = halves  # labels of the left and right half of a side-by-side (--compare) frame
         self.quality = int(jpeg_quality)
@@ -200,6 +207,8 @@ class MjpegServer(Output):
                     self._send(200, "text/html; charset=utf-8", server.page().encode())
                 elif path == "/stats":
                     self._send(200, "application/json", json.dumps(server.stats()).encode())
+                elif path == "/metrics":
+                    self._send(200, PROMETHEUS_TYPE, prometheus_text({server.source: server.stats()}).encode())
                 elif path == "/frame.jpg":
                     _, jpeg = server.next_jpeg(-1, 0)
                     if jpeg is None:
@@ -209,7 +218,7 @@ class MjpegServer(Output):
                 elif path == "/stream.mjpg":
                     self._stream()
                 else:
-                    self._send(404, "text/plain", b"not found: try / or /stream.mjpg\n")
+                    self._send(404, "text/plain", b"not found: try /, /stream.mjpg, /stats or /metrics\n")
 
             def _stream(self) -> None:
                 self._start_mjpeg()

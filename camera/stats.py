@@ -230,3 +230,49 @@ class StreamStats:
 
 def _round(v: float | None, nd: int = 2) -> float | None:
     return round(float(v), nd) if v is not None else None
+
+
+#: what /metrics serves for each source, from its snapshot: (metric, type, help, snapshot key)
+_METRICS = (
+    ("srx_frames_read_total", "counter", "Frames read from the source.", "frames_in"),
+    ("srx_frames_upscaled_total", "counter", "Frames upscaled and sent to the outputs.", "frames_out"),
+    ("srx_frames_dropped_total", "counter", "Source frames dropped to keep to the newest (the model was busy).",
+     "dropped"),
+    ("srx_nosignal_frames_total", "counter", "Generated no-signal frames sent while the source was away.",
+     "nosignal_frames"),
+    ("srx_source_up", "gauge", "1 while the source delivers frames, 0 while it is lost and being reconnected.",
+     "connected"),
+    ("srx_output_fps", "gauge", "Upscaled frames per second over the last two seconds.", "fps_out"),
+    ("srx_inference_seconds_mean", "gauge", "Mean time of a model call per frame.", "infer_ms_mean"),
+    ("srx_uptime_seconds", "gauge", "Seconds since the stream started.", "elapsed_s"),
+)
+
+
+def prometheus_text(sources: dict[str, dict[str, Any]]) -> str:
+    """Each source's live snapshot in Prometheus' text exposition format (version 0.0.4), labelled
+    source="NAME": what `--serve`'s /metrics gives a Prometheus server to scrape, so the cameras of
+    many boxes land on one dashboard and one alert rule ("srx_source_up == 0 for 5m")."""
+
+    def label(name: str) -> str:
+        return name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+    def number(value: Any) -> str:
+        return repr(float(value)) if not isinstance(value, bool) else ("1" if value else "0")
+
+    lines = []
+    for metric, kind, text, key in _METRICS:
+        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}"]
+        for name, snap in sources.items():
+            value = snap.get(key)
+            if value is None:
+                continue
+            if key.endswith("_ms_mean"):
+                value = float(value) / 1000.0
+            lines.append(f'{metric}{{source="{label(name)}"}} {number(value)}')
+    metric = "srx_latency_seconds"
+    lines += [f"# HELP {metric} Capture-to-output latency of the recent frames, by quantile.", f"# TYPE {metric} gauge"]
+    for name, snap in sources.items():
+        for q, key in (("0.5", "latency_ms_p50"), ("0.95", "latency_ms_p95")):
+            if snap.get(key) is not None:
+                lines.append(f'{metric}{{source="{label(name)}",quantile="{q}"}} {number(float(snap[key]) / 1000.0)}')
+    return "\n".join(lines) + "\n"

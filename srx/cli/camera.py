@@ -128,7 +128,7 @@ def stream_cmd(
         if serve is not None:
             halves = (f"left: bicubic x{scale}", f"right: super-resolution x{scale}") if compare else None
             outputs.append(MjpegServer(serve, stats=stats.live, title=f"srx stream x{scale}: {spec.describe()}",
-                                       halves=halves))
+                                       halves=halves, source=named[0].name if named else "stream"))
         if show:
             outputs.append(WindowOutput())
         if not outputs:

@@ -123,6 +123,10 @@ def test_three_files_and_a_dead_url(tmp_path: Path, make_upscaler) -> None:
         wait_until(lambda: stats["door"].nosignal >= 2, 30, "no-signal frames for the dead URL")
         live = json.loads(_get(web.url + "stats"))
         assert live["total"]["sources"] == 4 and live["sources"]["door"]["connected"] is False
+        metrics = _get(web.url + "metrics").decode()  # what a Prometheus server scrapes: the same numbers
+        assert 'srx_source_up{source="door"} 0' in metrics
+        for name, n in counts.items():
+            assert f'srx_frames_upscaled_total{{source="{name}"}} {float(n)}' in metrics
         page = _get(web.url).decode()
         for name in stats:
             assert f'src="/cam/{name}/stream.mjpg"' in page

@@ -107,6 +107,52 @@ def test_mjpeg_stream_stats_and_page(served: Served) -> None:
         urllib.request.urlopen(base + "nope", timeout=5)
 
 
+def _metrics(text: str) -> dict[tuple[str, str], float]:
+    """Prometheus' text format, checked line by line: {(metric, labels): value}."""
+    import re
+
+    got, typed = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+            continue
+        if line.startswith("# HELP ") or not line:
+            continue
+        m = re.fullmatch(r'([a-z_]+)\{(source="(?:[^"\\]|\\.)*"(?:,quantile="0\.\d+")?)\} (-?\d+(?:\.\d+)?(?:e[-+]\d+)?)',
+                         line)
+        assert m is not None, line
+        assert m.group(1) in typed, f"{m.group(1)} has no # TYPE line before it"
+        got[m.group(1), m.group(2)] = float(m.group(3))
+    return got
+
+
+def test_metrics_for_prometheus_match_the_stats(served: Served) -> None:
+    base = served.server.url
+    before = json.loads(urllib.request.urlopen(base + "stats", timeout=5).read())
+    with urllib.request.urlopen(base + "metrics", timeout=5) as resp:
+        assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        got = _metrics(resp.read().decode())
+    after = json.loads(urllib.request.urlopen(base + "stats", timeout=5).read())
+    src = 'source="stream"'
+    assert before["frames_out"] <= got["srx_frames_upscaled_total", src] <= after["frames_out"]
+    assert before["frames_in"] <= got["srx_frames_read_total", src] <= after["frames_in"]
+    assert got["srx_source_up", src] == 1 and got["srx_frames_dropped_total", src] >= 0
+    assert 0 < got["srx_latency_seconds", src + ',quantile="0.5"'] <= got["srx_latency_seconds", src + ',quantile="0.95"']
+    assert 0 < got["srx_inference_seconds_mean", src] < 10
+
+
+def test_metrics_text_names_each_source_and_leaves_out_what_is_unknown() -> None:
+    from srx.camera.stats import prometheus_text
+
+    snap = {"frames_in": 5, "frames_out": 4, "dropped": 1, "nosignal_frames": 0, "connected": False, "fps_out": 2.5,
+            "infer_ms_mean": 12.5, "elapsed_s": 3.0, "latency_ms_p50": None, "latency_ms_p95": None}
+    got = _metrics(prometheus_text({'gate "north"\\2': snap, "door": {**snap, "connected": True}}))
+    north = 'source="gate \\"north\\"\\\\2"'
+    assert got["srx_source_up", north] == 0 and got["srx_source_up", 'source="door"'] == 1
+    assert got["srx_inference_seconds_mean", north] == 0.0125 and got["srx_frames_dropped_total", north] == 1
+    assert not any(metric == "srx_latency_seconds" for metric, _ in got)  # no frame out yet: no latency to report
+
+
 def test_page_in_headless_chromium(served: Served, tmp_path: Path) -> None:
     import cv2
 
