@@ -23,7 +23,7 @@ from srx.errors import SrxError
 from srx.protocol import psnr
 from tests.camera.conftest import free_port, wait_until
 from tests.camera.test_rtsp import RtspServer, _gst_rtsp_available
-from tests.conftest import assert_one_error_line, silent_video, skip_or_fail
+from tests.conftest import assert_one_error_line, silent_video, skip_or_fail, stored_frames
 
 runner = CliRunner()
 
@@ -48,20 +48,6 @@ def record_server(tmp_path: Path):
         server.kill()
 
 
-def decoded(path: Path) -> list[np.ndarray]:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    got = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        got.append(frame)
-    cap.release()
-    return got
-
-
 def received(path: Path, settle: float = 10.0) -> list[np.ndarray]:
     """The frames a recording server wrote to `path`, once the file stops growing."""
     last, since = -1, time.monotonic()
@@ -73,7 +59,7 @@ def received(path: Path, settle: float = 10.0) -> list[np.ndarray]:
         elif size > 0 and time.monotonic() - since > 1.0:
             break
         time.sleep(0.1)
-    return decoded(path)
+    return stored_frames(path)
 
 
 def _y_psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -93,7 +79,7 @@ def test_a_published_stream_arrives_whole_and_as_upscaled(tmp_path: Path, record
     res = runner.invoke(app, args + ["--output", f"{url}/up"])
     assert res.exit_code == 0, res.output
     assert f"published 20 frames to {url}/up" in [r.getMessage() for r in caplog.records]
-    got, ref = received(tmp_path / "got" / "up.ts"), decoded(tmp_path / "ref.mkv")
+    got, ref = received(tmp_path / "got" / "up.ts"), stored_frames(tmp_path / "ref.mkv")
     assert len(ref) == 20 and len(got) == 20
     assert {g.shape for g in got} == {(540, 960, 3)}
     scores = [_y_psnr(g, r) for g, r in zip(got, ref)]

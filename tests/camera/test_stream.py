@@ -22,6 +22,7 @@ from srx.camera.stream import stream
 from srx.cli import app
 from srx.runtime.base import Runner
 from tests.camera.conftest import ThumbnailSink, frames, wait_until
+from tests.conftest import stored_frames
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,18 +38,7 @@ def write_ffv1(path: Path, imgs: list[np.ndarray], fps: float = 10.0) -> None:
     writer.release()
 
 
-def read_video(path: Path) -> list[np.ndarray]:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        out.append(img)
-    cap.release()
-    return out
+read_video = stored_frames  # a recording's frames, as coded
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
