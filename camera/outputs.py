@@ -282,6 +282,7 @@ class RtspOutput(Output):
         self.unsent = 0  # upscaled while the server was away
         self.sessions = 0
         self._t0 = 0.0
+        self._started = False
         self._retry_at = 0.0
         self._wait = 1.0
 
@@ -299,9 +300,7 @@ class RtspOutput(Output):
                                  live=LiveTarget("rtsp", self.label, (("rtsp_transport", "tcp"),)))
         self.size = self.writer.size  # even sides for 4:2:0
         self._t0 = time.monotonic()
-        self.sessions += 1
-        if self.sessions > 1:
-            log.warning("publishing to %s again (session %d)", self.label, self.sessions)
+        self._started = False  # FFmpeg announces the stream with the first frame: a session begins once it is taken
 
     def _lost(self, exc: SrxError) -> None:
         import time
@@ -313,7 +312,7 @@ class RtspOutput(Output):
             except SrxError:
                 pass
             log.warning("lost the RTSP server at %s (%s); publishing again once it answers, the frames in "
-                        "between are not sent", self.label, exc)
+                        "between are not sent", self.label, getattr(exc, "reason", exc))
             self._wait = 1.0
         self._retry_at = time.monotonic() + self._wait
         self._wait = min(self._wait * 2, self.retry_max_wait)
@@ -328,19 +327,32 @@ class RtspOutput(Output):
             try:
                 self._open(frame)
             except SrxError as exc:
-                if not self.sessions:  # never published: a wrong path or a refused login, not an outage
-                    raise SrxError(f"cannot publish to {self.label}: {exc}") from None
-                self._lost(exc)
-                self.unsent += 1
-                return True
+                return self._failed(exc)
         assert self.size is not None
         try:
             self.writer.write(_fit(frame, self.size), (time.monotonic() - self._t0) * 1000)
         except SrxError as exc:
-            self._lost(exc)
-            self.unsent += 1
-            return True
+            return self._failed(exc)
+        if not self._started:
+            self._started = True
+            self.sessions += 1
+            if self.sessions > 1:
+                log.warning("publishing to %s again (session %d)", self.label, self.sessions)
         self.frames += 1
+        return True
+
+    def _failed(self, exc: SrxError) -> bool:
+        if not self.sessions:  # never published: a wrong path or a refused login, not an outage
+            if self.writer is not None:
+                writer, self.writer = self.writer, None
+                try:
+                    writer.close()
+                except SrxError:
+                    pass
+            raise SrxError(f"--output {self.label}: the RTSP server did not take the stream: "
+                           f"{getattr(exc, 'reason', exc)}") from None
+        self._lost(exc)
+        self.unsent += 1
         return True
 
     def close(self) -> None:

@@ -109,8 +109,11 @@ class H264Writer:
         try:
             yield
         except (self._av.error.FFmpegError, OSError, ValueError) as exc:
-            why = str(exc).replace(f": {str(self.path)!r}", "").replace(str(self.path), self.label)  # no password
-            raise SrxError(f"cannot {doing} the video {self.label}: {why}") from None
+            why = getattr(exc, "strerror", None) or str(exc)  # FFmpeg's own words, without "[Errno N]" and the name
+            why = str(why).replace(str(self.path), self.label)  # a URL's password never reaches a message
+            err = SrxError(f"cannot {doing} the video {self.label}: {why}")
+            err.reason = why  # for a caller that names the target itself (the RTSP output)
+            raise err from None
 
     def write(self, frame: np.ndarray, at_ms: float | None = None) -> None:
         w, h = self.size

@@ -140,6 +140,14 @@ def test_publishing_resumes_after_the_server_restarts(tmp_path: Path, record_ser
     assert not any("secret" in m for m in logged), logged
 
 
+def test_a_server_that_refuses_the_stream_is_one_error_line(tmp_path: Path, record_server) -> None:
+    url = record_server(["up"], tmp_path / "got")
+    res = runner.invoke(app, ["stream", "--demo", "--max-frames", "5", "--no-window", "-q", "--output", f"{url}/nope"])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, f"--output {url}/nope: the RTSP server did not take the stream: "
+                                      "Server returned 404 Not Found")
+
+
 def test_publishing_where_nothing_listens_or_to_another_scheme_is_one_error_line(tmp_path: Path) -> None:
     port = free_port()
     for output, match in ((f"rtsp://127.0.0.1:{port}/up", f"nothing takes connections at 127.0.0.1:{port}"),
