@@ -199,6 +199,21 @@ def _opencv_rows() -> list[Row]:
     return rows
 
 
+def _codec_rows() -> list[Row]:
+    """What PyAV's bundled FFmpeg brings: the encoders srx writes and degrades with, and the RTSP
+    muxer `srx stream --output rtsp://...` publishes through."""
+    try:
+        import av
+    except ImportError:
+        return []  # reported with the packages
+    have = (("PyAV x264", "libx264" in av.codecs_available, "H.264 videos, recordings and publishing; h264="),
+            ("PyAV x265", "libx265" in av.codecs_available, "the h265= degradation"),
+            ("PyAV RTSP out", "rtsp" in av.formats_available, "srx stream --output rtsp://..."))
+    return [Row(item, OK if ok else WARN, f"{'yes' if ok else 'no'} ({what})",
+                "" if ok else "reinstall PyAV from PyPI (pip install --force-reinstall av): its wheels bundle FFmpeg "
+                "with these") for item, ok, what in have]
+
+
 def _probe_camera(index: int, timeout: float = 1.0) -> str:
     """Open /dev/video<index> briefly in a daemon thread; a device that hangs is reported, not waited for."""
     result: dict[str, str] = {}
@@ -259,7 +274,7 @@ def doctor_report() -> list[Row]:
     """All rows, in the order the screen shows them."""
     rows: list[Row] = []
     probes: list[Callable[[], list[Row]]] = [_package_rows, _cpu_rows, _ort_rows, _gpu_rows, _nvcc_rows, _opencv_rows,
-                                             _camera_rows, _weights_rows]
+                                             _codec_rows, _camera_rows, _weights_rows]
     for probe in probes:
         try:
             rows += probe()

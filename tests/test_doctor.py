@@ -106,3 +106,16 @@ def test_doctor_lists_pyav_which_the_h264_degradation_needs(monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)  # as if it were missing: the row says how to get it
     rows = {r.item: r for r in doctor_report()}
     assert rows["PyAV"].status != "ok" and "pip install av" in rows["PyAV"].fix
+
+
+def test_doctor_says_what_pyavs_ffmpeg_brings(monkeypatch):
+    """x264, x265 and the RTSP muxer come inside PyAV's wheels; a PyAV built against an FFmpeg
+    without them gets a warning row with the fix."""
+    import av
+
+    rows = {r.item: r for r in doctor_report()}
+    for item in ("PyAV x264", "PyAV x265", "PyAV RTSP out"):
+        assert rows[item].status == "ok" and rows[item].detail.startswith("yes ("), rows[item]
+    monkeypatch.setattr(av, "formats_available", set(av.formats_available) - {"rtsp"})
+    row = {r.item: r for r in doctor_report()}["PyAV RTSP out"]
+    assert row.status == "warn" and row.detail.startswith("no (") and "pip install --force-reinstall av" in row.fix
