@@ -49,7 +49,7 @@ def stream_cmd(
         None, "--output", "-o", help="Record: .mp4 (viewing), .mkv (lossless FFV1), .avi (MJPEG), or a folder/ for PNG frames; "
         "or publish: rtsp://HOST:PORT/PATH (H.264 to an RTSP server that takes published streams, e.g. MediaMTX, for "
         "NVRs and players to pull). With several sources a pattern with {name}, e.g. out/{name}.mkv or "
-        "rtsp://HOST:8554/{name}.", metavar="PATH|URL"),
+        "rtsp://HOST:8554/{name}."),
     serve: Optional[str] = typer.Option(
         None, "--serve", help="Serve the stream and a stats page over HTTP at HOST:PORT (host defaults to 127.0.0.1)."),
     compare: bool = typer.Option(False, "--compare", help="Show bicubic | model side by side, labelled."),
