@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -40,34 +40,57 @@ class EvalImage:
     lr_y: np.ndarray  # uint8
 
 
-def load_eval_video(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange(),
-                    option: str = "--frames") -> list[EvalImage]:
+def _video_items(path: Path, scale: int, every: int, frames: FrameRange, option: str) -> Iterator[EvalImage]:
     """HR/LR Y pairs from every `every`-th frame of a video within `frames` (frame start, start +
-    every, ...): a user's own camera footage as an evaluation set."""
-    pairs = []
+    every, ...), one frame at a time: a user's own camera footage as an evaluation set."""
     for index, frame in video_frames(path, every, frames, option):
         if (why := too_small(frame.shape, scale)) is not None:
             raise SrxError(f"{path}: its frames are {why}")
         hr_y, lr_y = make_pair(frame, scale)
-        pairs.append(EvalImage(f"frame_{index:05d}", hr_y, lr_y))
-    return pairs
+        yield EvalImage(f"frame_{index:05d}", hr_y, lr_y)
+
+
+def load_eval_video(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange(),
+                    option: str = "--frames") -> list[EvalImage]:
+    """Every `every`-th frame of a video within `frames` as HR/LR Y pairs, all held in memory."""
+    return list(_video_items(path, scale, every, frames, option))
+
+
+def eval_items(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange(),
+               option: str = "--frames") -> Iterator[EvalImage]:
+    """The HR/LR Y pairs of a folder of images, one image, or a video file (every `every`-th frame
+    within `frames`, which the user gave as `option`), made one at a time as they are scored, so an
+    hour of 1080p footage costs the memory of one frame (`srx eval`); what a bad path or option is
+    raises at the first item."""
+    path = check_data_path(path, "--data")
+    if is_video(path):
+        yield from _video_items(path, scale, every, frames, option)
+        return
+    if not frames.whole:
+        raise SrxError(f"{option} {frames} applies to a video; {path} is not one")
+    if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+        yield load_eval_image(path, scale)
+        return
+    if path.is_file():
+        raise SrxError(f"{path} is neither an image ({', '.join(IMAGE_EXTENSIONS)}) nor a video srx reads "
+                       f"({', '.join(VIDEO_SUFFIXES)}); expected a folder of images, an image or a video")
+    usable = 0
+    for image in list_images(path):  # unreadable ones are named and skipped
+        try:
+            item = load_eval_image(image, scale)
+        except SrxError as exc:
+            log.warning("skipping %s", exc)
+            continue
+        usable += 1
+        yield item
+    if not usable:
+        raise SrxError(f"no usable images in {path}")
 
 
 def load_eval_data(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange(),
                    option: str = "--frames") -> list[EvalImage]:
-    """A folder of images, one image, or a video file (every `every`-th frame within `frames`,
-    which the user gave as `option`)."""
-    path = check_data_path(path, "--data")
-    if is_video(path):
-        return load_eval_video(path, scale, every, frames, option)
-    if not frames.whole:
-        raise SrxError(f"{option} {frames} applies to a video; {path} is not one")
-    if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
-        return [load_eval_image(path, scale)]
-    if path.is_file():
-        raise SrxError(f"{path} is neither an image ({', '.join(IMAGE_EXTENSIONS)}) nor a video srx reads "
-                       f"({', '.join(VIDEO_SUFFIXES)}); expected a folder of images, an image or a video")
-    return load_eval_set(path, scale)
+    """eval_items, all held in memory: for sets scored again and again (validation every epoch)."""
+    return list(eval_items(path, scale, every, frames, option))
 
 
 def load_eval_image(path: Path, scale: int) -> EvalImage:
@@ -79,24 +102,25 @@ def load_eval_image(path: Path, scale: int) -> EvalImage:
     return EvalImage(path.stem, hr_y, lr_y)
 
 
-def degraded(pairs: list[EvalImage], spec: "Degradation", scale: int) -> list[EvalImage]:
-    """The same pairs with the LR side degraded by `spec`, deterministically per image."""
+def degrade_each(pairs: Iterable[EvalImage], spec: "Degradation", scale: int) -> Iterator[EvalImage]:
+    """The same pairs with the LR side degraded by `spec`, deterministically per image (by its
+    place in the sequence), one at a time."""
     from srx.degrade import degrade_for_eval
 
-    return [EvalImage(p.name, p.hr_y, degrade_for_eval(spec, p.hr_y, p.lr_y, scale, i)) for i, p in enumerate(pairs)]
+    for i, p in enumerate(pairs):
+        yield EvalImage(p.name, p.hr_y, degrade_for_eval(spec, p.hr_y, p.lr_y, scale, i))
+
+
+def degraded(pairs: Iterable[EvalImage], spec: "Degradation", scale: int) -> list[EvalImage]:
+    return list(degrade_each(pairs, spec, scale))
 
 
 def load_eval_set(folder: Path, scale: int) -> list[EvalImage]:
     """HR/LR Y pairs for every readable image in `folder` (unreadable ones are named and skipped)."""
-    pairs = []
-    for path in list_images(folder):
-        try:
-            pairs.append(load_eval_image(path, scale))
-        except SrxError as exc:
-            log.warning("skipping %s", exc)
-    if not pairs:
-        raise SrxError(f"no usable images in {folder}")
-    return pairs
+    folder = Path(folder)
+    if folder.is_file():
+        raise SrxError(f"{folder} is a file; expected a folder of images")
+    return load_eval_data(folder, scale)
 
 
 def torch_predictor(model: nn.Module) -> Predictor:
@@ -114,8 +138,9 @@ def quantize(y: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(y + 0.5), 0, 255).astype(np.uint8)
 
 
-def evaluate(pairs: list[EvalImage], scale: int, predict: Predictor | None, with_ssim: bool = True) -> dict:
-    """Per-image and mean PSNR/SSIM on Y (border `scale` shaved) for bicubic and, if given, the model."""
+def evaluate(pairs: Iterable[EvalImage], scale: int, predict: Predictor | None, with_ssim: bool = True) -> dict:
+    """Per-image and mean PSNR/SSIM on Y (border `scale` shaved) for bicubic and, if given, the
+    model; `pairs` is gone through once (a generator is scored as it is read)."""
     rows = []
     for item in pairs:
         bic = bicubic_upscale_y(item.lr_y, scale)
@@ -131,21 +156,32 @@ def evaluate(pairs: list[EvalImage], scale: int, predict: Predictor | None, with
             if with_ssim:
                 row["model_ssim"] = ssim(item.hr_y, out, scale)
         rows.append(row)
+    if not rows:
+        raise SrxError("no images to score")
     keys = [k for k in rows[0] if k.endswith(("_psnr", "_ssim"))]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     return {"scale": scale, "count": len(rows), "mean": mean, "images": rows}
 
 
-def robustness_rows(pairs: list[EvalImage], scale: int, specs: list["Degradation"],
+def robustness_rows(pairs: Iterable[EvalImage], scale: int, specs: list["Degradation"],
                     predictors: dict[str, Predictor]) -> list[dict]:
     """Mean PSNR of bicubic and of each predictor on the same LR, once per degradation in `specs`:
     which model helps how much on this data under each kind of camera input (the README's table,
-    `srx eval` with several --degrade or --weights)."""
-    rows = []
-    for spec in specs:
-        lr = degraded(pairs, spec, scale)
-        row = {"degrade": str(spec), "bicubic_psnr": evaluate(lr, scale, None, with_ssim=False)["mean"]["bicubic_psnr"]}
-        row["model_psnr"] = {label: evaluate(lr, scale, predict, with_ssim=False)["mean"]["model_psnr"]
-                             for label, predict in predictors.items()}
-        rows.append(row)
-    return rows
+    `srx eval` with several --degrade or --weights). `pairs` is gone through once, every cell
+    scored on an image before the next is read; each row gives the image `count`."""
+    from srx.degrade import degrade_for_eval
+
+    sums = [{"bicubic": 0.0, **{label: 0.0 for label in predictors}} for _ in specs]
+    count = 0
+    for i, item in enumerate(pairs):
+        for spec, total in zip(specs, sums):
+            lr_y = degrade_for_eval(spec, item.hr_y, item.lr_y, scale, i)
+            total["bicubic"] += psnr(item.hr_y, bicubic_upscale_y(lr_y, scale), scale)
+            for label, predict in predictors.items():
+                total[label] += psnr(item.hr_y, quantize(predict(lr_y)), scale)
+        count += 1
+    if not count:
+        raise SrxError("no images to score")
+    return [{"degrade": str(spec), "count": count, "bicubic_psnr": total["bicubic"] / count,
+             "model_psnr": {label: total[label] / count for label in predictors}}
+            for spec, total in zip(specs, sums)]

@@ -82,7 +82,7 @@ def eval_cmd(
     under which codec)."""
     from srx.checkpoint import model_from_checkpoint, resolve_weights
     from srx.degrade import parse_degradation
-    from srx.evaluate import degraded, evaluate, load_eval_data, torch_predictor
+    from srx.evaluate import degrade_each, eval_items, evaluate, torch_predictor
     from srx.imageio import parse_frame_range
     from srx.protocol import check_scale
 
@@ -95,7 +95,7 @@ def eval_cmd(
     spec, weights = specs[0], (weights[0] if weights else None)
     path = resolve_weights(weights, scale)
     model, config, _ = model_from_checkpoint(path, scale)
-    pairs = degraded(load_eval_data(data, scale, every, frame_range), spec, scale)
+    pairs = degrade_each(eval_items(data, scale, every, frame_range), spec, scale)  # one frame in memory at a time
     result = evaluate(pairs, scale, torch_predictor(model))
     result["weights"] = str(path)
     result["model"] = config.name
@@ -124,7 +124,7 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
     """`srx eval` with several --degrade or --weights: mean PSNR per degradation and model."""
     from srx.checkpoint import DEFAULT_SHIPPED, model_from_checkpoint, resolve_weights
     from srx.compare import labelled_weights
-    from srx.evaluate import load_eval_data, robustness_rows, torch_predictor
+    from srx.evaluate import eval_items, robustness_rows, torch_predictor
 
     chosen: dict[str, Path] = {}
     for label, given in map(labelled_weights, weights or [DEFAULT_SHIPPED]):
@@ -132,17 +132,18 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
             raise SrxError(f"two --weights are labelled {label!r}; name each with LABEL=CHECKPOINT, e.g. -w mine={given}")
         chosen[label] = resolve_weights(given, scale)
     models = {label: model_from_checkpoint(path, scale)[0] for label, path in chosen.items()}
-    pairs = load_eval_data(data, scale, every, frame_range)
-    rows = robustness_rows(pairs, scale, specs, {label: torch_predictor(m) for label, m in models.items()})
+    rows = robustness_rows(eval_items(data, scale, every, frame_range), scale, specs,
+                           {label: torch_predictor(m) for label, m in models.items()})
+    count = rows[0]["count"]
     if as_json:
-        typer.echo(json.dumps({"scale": scale, "data": str(data), "count": len(pairs),
+        typer.echo(json.dumps({"scale": scale, "data": str(data), "count": count,
                                "weights": {label: str(p) for label, p in chosen.items()}, "rows": rows}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"mean PSNR on Y ({scale}-px border shaved) of {len(pairs)} HR "
-                        f"{'frames' if data.is_file() and len(pairs) > 1 else 'images'} from {data}, x{scale}, dB "
+    table = Table(title=f"mean PSNR on Y ({scale}-px border shaved) of {count} HR "
+                        f"{'frames' if data.is_file() and count > 1 else 'images'} from {data}, x{scale}, dB "
                         "(in brackets: the gain over bicubic on the same LR)")
     for col in ("LR degradation", "bicubic", *chosen):
         table.add_column(col, justify="left" if col == "LR degradation" else "right")

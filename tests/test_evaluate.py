@@ -1,0 +1,59 @@
+"""Evaluation sets read one pair at a time: `srx eval` on long footage holds one frame, and scores
+what holding them all scored."""
+import numpy as np
+import pytest
+
+from srx.checkpoint import model_from_checkpoint
+from srx.degrade import parse_degradation
+from srx.errors import SrxError
+from srx.evaluate import (degrade_each, degraded, eval_items, evaluate, load_eval_data, robustness_rows,
+                          torch_predictor)
+from tests.conftest import silent_video
+
+
+def test_a_video_is_scored_as_it_is_decoded(tmp_path, monkeypatch):
+    """The first pair comes out after one decoded frame, not after the whole video."""
+    import srx.evaluate as evaluate_module
+
+    video = silent_video(tmp_path / "long.avi", 12, (72, 54))
+    decoded = []
+    real = evaluate_module.video_frames
+
+    def counting(*args, **kwargs):
+        for index, frame in real(*args, **kwargs):
+            decoded.append(index)
+            yield index, frame
+
+    monkeypatch.setattr(evaluate_module, "video_frames", counting)
+    items = eval_items(video, 3, every=2)
+    first = next(items)
+    assert first.name == "frame_00000" and decoded == [0]
+    assert [first.name] + [item.name for item in items] == [f"frame_{i:05d}" for i in range(0, 12, 2)]
+
+
+def test_one_pass_scores_what_a_held_set_scores(image_folder, tiny_checkpoint):
+    predict = torch_predictor(model_from_checkpoint(tiny_checkpoint(3))[0])
+    held = load_eval_data(image_folder, 3)
+    specs = [parse_degradation("none"), parse_degradation("jpeg=40,noise=2")]
+    once = robustness_rows(iter(eval_items(image_folder, 3)), 3, specs, {"m": predict})  # a generator: read once
+    for spec, row in zip(specs, once):
+        alone = evaluate(degraded(held, spec, 3), 3, predict, with_ssim=False)["mean"]
+        assert row["count"] == len(held) == 4 and row["degrade"] == str(spec)
+        assert row["bicubic_psnr"] == pytest.approx(alone["bicubic_psnr"], abs=1e-9)
+        assert row["model_psnr"]["m"] == pytest.approx(alone["model_psnr"], abs=1e-9)
+        streamed = evaluate(degrade_each(eval_items(image_folder, 3), spec, 3), 3, predict, with_ssim=False)["mean"]
+        assert streamed == pytest.approx(alone, abs=1e-12)
+
+
+def test_a_folder_without_usable_images_and_an_empty_set_say_so(tmp_path, caplog):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"not a png")
+    (folder / "b.png").write_bytes(np.zeros(10, np.uint8).tobytes())
+    with pytest.raises(SrxError, match=f"no usable images in {folder}"):
+        list(eval_items(folder, 3))
+    assert "skipping" in caplog.text and "a.png" in caplog.text
+    with pytest.raises(SrxError, match="no images to score"):
+        evaluate(iter([]), 3, None)
+    with pytest.raises(SrxError, match="no images to score"):
+        robustness_rows(iter([]), 3, [parse_degradation("none")], {})
