@@ -87,6 +87,27 @@ def eval_items(path: Path, scale: int, every: int = 10, frames: FrameRange = Fra
         raise SrxError(f"no usable images in {path}")
 
 
+def eval_count(path: Path, every: int = 10, frames: FrameRange = FrameRange()) -> int | None:
+    """How many pairs eval_items will give, as far as can be told without decoding (a video's
+    container may state no frame count, or a wrong one): for a progress bar, never for a result."""
+    from srx.imageio import listed_frames, open_video
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    if is_video(path):
+        cap = open_video(path)
+        try:
+            listed = listed_frames(cap)
+        finally:
+            cap.release()
+        end = listed if frames.end is None else min(frames.end, listed)
+        return max(0, -(-(end - frames.start) // max(every, 1))) if listed else None
+    if path.is_file():
+        return 1
+    return len([p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS])
+
+
 def load_eval_data(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange(),
                    option: str = "--frames") -> list[EvalImage]:
     """eval_items, all held in memory: for sets scored again and again (validation every epoch)."""

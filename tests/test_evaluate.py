@@ -6,7 +6,7 @@ import pytest
 from srx.checkpoint import model_from_checkpoint
 from srx.degrade import parse_degradation
 from srx.errors import SrxError
-from srx.evaluate import (degrade_each, degraded, eval_items, evaluate, load_eval_data, robustness_rows,
+from srx.evaluate import (degrade_each, degraded, eval_count, eval_items, evaluate, load_eval_data, robustness_rows,
                           torch_predictor)
 from tests.conftest import silent_video
 
@@ -57,3 +57,31 @@ def test_a_folder_without_usable_images_and_an_empty_set_say_so(tmp_path, caplog
         evaluate(iter([]), 3, None)
     with pytest.raises(SrxError, match="no images to score"):
         robustness_rows(iter([]), 3, [parse_degradation("none")], {})
+
+
+def test_eval_count_tells_a_progress_bar_how_many_pairs_come(tmp_path, image_folder):
+    from srx.imageio import FrameRange
+
+    video = silent_video(tmp_path / "clip.avi", 25, (72, 54))
+    assert eval_count(video, 10) == 3 == len(list(eval_items(video, 3, every=10)))
+    assert eval_count(video, 4, FrameRange(5, 20)) == 4 == len(list(eval_items(video, 3, 4, FrameRange(5, 20))))
+    assert eval_count(image_folder) == 4 and eval_count(sorted(image_folder.iterdir())[0]) == 1
+    assert eval_count(tmp_path / "missing") is None
+
+
+def test_eval_shows_progress_on_a_terminal_only_and_never_in_its_output(tmp_path, tiny_checkpoint, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+
+    video = silent_video(tmp_path / "clip.avi", 25, (72, 54))
+    args = ["eval", "--data", str(video), "--every", "5", "-w", str(tiny_checkpoint(3)), "--json"]
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: stderr is a terminal
+    shown = CliRunner().invoke(app, args)
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["count"] == 5 and "scoring" in shown.stderr and "/5" in shown.stderr
+    quiet = CliRunner().invoke(app, [*args, "--no-progress"])
+    assert quiet.exit_code == 0 and "scoring" not in quiet.stderr
+    assert json.loads(quiet.stdout) == json.loads(shown.stdout)

@@ -1,6 +1,7 @@
 """`srx train` and `srx eval`."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -74,6 +75,7 @@ def eval_cmd(
     frames: Optional[str] = typer.Option(None, "--frames", help="With a video: only frames START:END (from 0, END excluded; e.g. 520: for footage kept out of training)."),
     weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera) or a checkpoint; default: camera for --scale. Repeat for a table, one column each (LABEL=CHECKPOINT names one)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on a terminal (the frames of long footage are scored as they are decoded)."),
 ) -> None:
     """PSNR/SSIM of bicubic and the model on the standard protocol (Y, border shaved).
 
@@ -90,13 +92,14 @@ def eval_cmd(
     specs = [parse_degradation(d) for d in degrade or ["none"]]
     frame_range = parse_frame_range(frames)
     if len(specs) > 1 or len(weights or []) > 1:
-        _eval_table(data, scale, specs, weights or [], every, frame_range, as_json)
+        _eval_table(data, scale, specs, weights or [], every, frame_range, as_json, progress)
         return
     spec, weights = specs[0], (weights[0] if weights else None)
     path = resolve_weights(weights, scale)
     model, config, _ = model_from_checkpoint(path, scale)
-    pairs = degrade_each(eval_items(data, scale, every, frame_range), spec, scale)  # one frame in memory at a time
-    result = evaluate(pairs, scale, torch_predictor(model))
+    with _scoring(data, every, frame_range, progress) as track:
+        pairs = degrade_each(track(eval_items(data, scale, every, frame_range)), spec, scale)  # one frame at a time
+        result = evaluate(pairs, scale, torch_predictor(model))
     result["weights"] = str(path)
     result["model"] = config.name
     result["degrade"] = str(spec)
@@ -120,7 +123,34 @@ def eval_cmd(
     Console().print(table)
 
 
-def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: int, frame_range, as_json: bool) -> None:
+@contextlib.contextmanager
+def _scoring(data: Path, every: int, frame_range, show: bool):
+    """A progress bar on stderr, on a terminal only, over the pairs `srx eval` scores:
+    `track(items)` passes them through, counting."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from srx.evaluate import eval_count
+
+    console = Console(stderr=True)
+    if not (show and console.is_terminal):
+        yield lambda items: items
+        return
+    bar = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                   transient=True)
+    task = bar.add_task("scoring", total=eval_count(data, every, frame_range))
+
+    def track(items):
+        for item in items:
+            yield item
+            bar.advance(task)
+
+    with bar:
+        yield track
+
+
+def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: int, frame_range, as_json: bool,
+                progress: bool = False) -> None:
     """`srx eval` with several --degrade or --weights: mean PSNR per degradation and model."""
     from srx.checkpoint import DEFAULT_SHIPPED, model_from_checkpoint, resolve_weights
     from srx.compare import labelled_weights
@@ -132,8 +162,9 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
             raise SrxError(f"two --weights are labelled {label!r}; name each with LABEL=CHECKPOINT, e.g. -w mine={given}")
         chosen[label] = resolve_weights(given, scale)
     models = {label: model_from_checkpoint(path, scale)[0] for label, path in chosen.items()}
-    rows = robustness_rows(eval_items(data, scale, every, frame_range), scale, specs,
-                           {label: torch_predictor(m) for label, m in models.items()})
+    with _scoring(data, every, frame_range, progress) as track:
+        rows = robustness_rows(track(eval_items(data, scale, every, frame_range)), scale, specs,
+                               {label: torch_predictor(m) for label, m in models.items()})
     count = rows[0]["count"]
     if as_json:
         typer.echo(json.dumps({"scale": scale, "data": str(data), "count": count,
