@@ -77,34 +77,57 @@ def _check_out_name(out: Path, single: tuple[Path, str] | None, count: int) -> N
                    f"so expected {expected}, got {found} (to write into a folder of that name, create it first)")
 
 
-def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None,
-              create: bool = True) -> tuple[list[Job], list[tuple[Path, str]]]:
+def _folder_sources(folder: Path, out: Path, recursive: bool) -> tuple[list[tuple[Path, str, Path]], str | None]:
+    """(file, kind, its folder relative to `folder`) for the images and videos in `folder`, and why
+    there are none. Recursive: every subfolder too, except hidden ones (srx's own .partial files)
+    and `out` (a run's output inside its input folder is not input for the next)."""
+    out = out.resolve()
+    if recursive:
+        found = []
+        for p in sorted(folder.rglob("*")):
+            rel = p.relative_to(folder)
+            if (p.is_file() and _kind(p) and not any(part.startswith(".") for part in rel.parts)
+                    and out not in p.resolve().parents):
+                found.append((p, _kind(p), rel.parent))
+    else:
+        found = [(p, _kind(p), Path()) for p in sorted(folder.iterdir()) if p.is_file() and _kind(p)]
+    if found:
+        return found, None  # type: ignore[return-value]
+    why = f"folder {folder} holds no images or videos"
+    if not recursive and any(p.is_dir() for p in folder.iterdir()):
+        why += " (its subfolders may: add --recursive)"
+    return [], why
+
+
+def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: bool = True,
+              recursive: bool = False) -> tuple[list[Job], list[tuple[Path, str]]]:
     """Where each input goes. One image (or video) with an `out` that names a file of that kind
     writes that file; otherwise `out` is a folder (an existing one, or a name without an
     extension) and each input keeps its stem there. Returns the jobs and the inputs that cannot be
     processed (with the reason). SrxError when `out` cannot be written or names a file that cannot
     hold the output, and when no input can be processed; `create=False` checks all that without
-    creating the folder (before the model loads)."""
+    creating the folder (before the model loads). `recursive`: a folder's subfolders too, their
+    layout mirrored under `out`."""
     if fmt is not None:
         fmt = fmt.lower().lstrip(".")
         if fmt not in IMAGE_FORMATS:
             raise SrxError(f"--format {fmt!r}: expected one of {', '.join(IMAGE_FORMATS)}")
     out = Path(out)
     failed: list[tuple[Path, str]] = []
-    sources: list[tuple[Path, str]] = []
+    sources: list[tuple[Path, str, Path]] = []  # (input file, kind, its folder under --out)
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and _kind(p))
-            if not found:
-                failed.append((item, f"folder {item} holds no images or videos"))
-            sources += [(p, _kind(p)) for p in found]  # type: ignore[misc]
+            found, why = _folder_sources(item, out, recursive)
+            if why:
+                failed.append((item, why))
+            sources += found
         elif not item.exists():
             failed.append((item, f"{item} does not exist"))
         elif _kind(item) is None:
             failed.append((item, f"{item.name} is not an image or video; expected one of "
                                  f"{', '.join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)}"))
         else:
-            sources.append((item, _kind(item)))  # type: ignore[arg-type]
+            sources.append((item, _kind(item), Path()))  # type: ignore[arg-type]
 
     if not sources:  # nothing to do: say why now, before a model loads
         if len(failed) == 1:
@@ -112,9 +135,9 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None,
         raise SrxError(f"none of the {len(failed)} inputs can be upscaled: " + "; ".join(why for _, why in failed))
 
     single = len(inputs) == 1 and len(sources) == 1 and not Path(inputs[0]).is_dir()
-    _check_out_name(out, sources[0] if single else None, len(sources))
+    _check_out_name(out, sources[0][:2] if single else None, len(sources))
     if single and not out.is_dir() and _kind(out) == sources[0][1]:
-        src, kind = sources[0]
+        src, kind, _ = sources[0]
         if fmt and kind == "image" and out.suffix.lower().lstrip(".") != fmt:
             raise SrxError(f"--out {out.name} and --format {fmt} disagree; give one of them")
         if kind == "video" and out.suffix.lower() not in VIDEO_OUT:
@@ -128,11 +151,11 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None,
     elif sources:
         check_output_dir(out, "--out")
     jobs, taken = [], set()
-    for src, kind in sources:
+    for src, kind, under in sources:
         suffix = f".{fmt or 'png'}" if kind == "image" else _video_out_suffix(src)
-        dst = out / f"{src.stem}{suffix}"
+        dst = out / under / f"{src.stem}{suffix}"
         if dst in taken:  # a.jpg and a.png in one batch
-            dst = out / f"{src.stem}-{src.suffix.lstrip('.').lower()}{suffix}"
+            dst = out / under / f"{src.stem}-{src.suffix.lstrip('.').lower()}{suffix}"
         if dst.resolve() == src.resolve():
             failed.append((src, f"{src} would be overwritten by its own output; choose another --out"))
             continue
@@ -285,13 +308,14 @@ def _add_sound(video: Path, src: Path, dst: Path) -> None:
 
 
 def upscale_files(
-    upscaler: Upscaler, inputs: list[Path], out: Path, *, fmt: str | None = None, show_progress: bool = True
+    upscaler: Upscaler, inputs: list[Path], out: Path, *, fmt: str | None = None, show_progress: bool = True,
+    recursive: bool = False,
 ) -> BatchResult:
     """Upscale every input into `out`; failures are collected, never raised (bar a bad `out`)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    jobs, failed = plan_jobs(inputs, out, fmt)
+    jobs, failed = plan_jobs(inputs, out, fmt, recursive=recursive)
     result = BatchResult(failed=list(failed))
     for path, why in failed:
         log.error("skipping: %s", why)
@@ -304,6 +328,7 @@ def upscale_files(
         task = progress.add_task("images", total=len(images)) if len(images) > 1 else None
         for job in jobs:
             try:
+                ensure_dir(job.dst.parent)  # a subfolder mirrored from a --recursive input
                 if job.kind == "image":
                     upscale_image_file(upscaler, job.src, job.dst)
                 else:

@@ -35,6 +35,7 @@ def upscale(
     tile: int = typer.Option(512, "--tile", help="Frames with a side above this many input pixels run in overlapping tiles."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar for folders and videos."),
     server: Optional[str] = typer.Option(None, "--server", help=_SERVER_HELP),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Folders' subfolders too (an NVR export by day and camera), their layout mirrored under --out; hidden folders and --out itself are left out."),
 ) -> None:
     """Upscale images, folders and videos (Y through the model, chroma bicubic)."""
     from srx.protocol import check_scale
@@ -43,12 +44,12 @@ def upscale(
 
     if scale is not None:
         check_scale(scale)
-    plan_jobs(inputs, out, fmt, create=False)  # an unwritable --out fails now, before the model loads
+    plan_jobs(inputs, out, fmt, create=False, recursive=recursive)  # an unwritable --out fails now, before the model loads
     if weights is not None and model is None and weights.suffix.lower() in (".onnx", ".engine", ".plan"):
         model, weights = weights, None  # a model file passed as --weights: take it for what it is
     with create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads, tile=tile,
                          server=server) as up:
-        result = upscale_files(up, inputs, out, fmt=fmt, show_progress=progress)
+        result = upscale_files(up, inputs, out, fmt=fmt, show_progress=progress, recursive=recursive)
     total = len(result.done) + len(result.failed)
     typer.echo(f"upscaled {len(result.done)} of {total} inputs x{up.scale} into {out}")
     if result.failed:

@@ -51,6 +51,33 @@ def test_upscale_folder_keeps_stems_and_writes_png(image_folder, ckpt, tmp_path)
     assert (tmp_path / "jpgs" / "img1.jpg").is_file()
 
 
+def test_upscale_recursive_mirrors_an_nvr_export_and_skips_its_own_output(ckpt, tmp_path):
+    """An export by day and camera: --recursive finds every image and video below the folder and
+    writes each at the same place under --out; a hidden folder and --out itself (inside the input
+    here, from an earlier run) are not input. Without it, the message says where the files are."""
+    export = tmp_path / "export"
+    for rel, seed in (("2026-12-01/gate/a.png", 1), ("2026-12-01/door/a.png", 2), ("2026-12-02/gate/b.jpg", 3),
+                      (".thumbs/t.png", 4)):
+        (export / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(export / rel), synthetic_photo(20, 24, seed=seed))
+    silent_video(export / "2026-12-02" / "gate" / "clip.avi", 3, (24, 20))
+    res = runner.invoke(app, ["upscale", str(export), "--out", str(export / "up"), "-w", str(ckpt(2)), "--no-progress"])
+    assert res.exit_code == 1 and "its subfolders may: add --recursive" in res.output
+    out = export / "up"
+    (out / "2026-12-01" / "gate").mkdir(parents=True)
+    cv2.imwrite(str(out / "2026-12-01" / "gate" / "old.png"), synthetic_photo(20, 24))  # an earlier run's output
+    for _ in range(2):  # a second run finds the same inputs, not the first run's outputs
+        res = runner.invoke(app, ["upscale", str(export), "--out", str(out), "-r", "-w", str(ckpt(2)), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        assert "upscaled 4 of 4" in res.output
+    got = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert got == ["2026-12-01/door/a.png", "2026-12-01/gate/a.png", "2026-12-01/gate/old.png",
+                   "2026-12-02/gate/b.png", "2026-12-02/gate/clip.avi"]
+    assert cv2.imread(str(out / "2026-12-01" / "door" / "a.png")).shape == (40, 48, 3)
+    assert not np.array_equal(  # the two a.png went each to its own placecv2.imread(str(out / "2026-12-01" / "door" / "a.png")),
+                              cv2.imread(str(out / "2026-12-01" / "gate" / "a.png")))
+
+
 def test_upscale_single_file_to_a_named_output(ckpt, onnx_graphs, tmp_path):
     src = tmp_path / "in.png"
     cv2.imwrite(str(src), synthetic_photo(21, 27))
