@@ -74,8 +74,8 @@ def test_upscale_recursive_mirrors_an_nvr_export_and_skips_its_own_output(ckpt, 
     assert got == ["2026-12-01/door/a.png", "2026-12-01/gate/a.png", "2026-12-01/gate/old.png",
                    "2026-12-02/gate/b.png", "2026-12-02/gate/clip.avi"]
     assert cv2.imread(str(out / "2026-12-01" / "door" / "a.png")).shape == (40, 48, 3)
-    assert not np.array_equal(  # the two a.png went each to its own placecv2.imread(str(out / "2026-12-01" / "door" / "a.png")),
-                              cv2.imread(str(out / "2026-12-01" / "gate" / "a.png")))
+    door, gate = (cv2.imread(str(out / "2026-12-01" / cam / "a.png")) for cam in ("door", "gate"))
+    assert not np.array_equal(door, gate)  # the two a.png went each to its own place
 
 
 def test_upscale_single_file_to_a_named_output(ckpt, onnx_graphs, tmp_path):
