@@ -8,7 +8,10 @@ single inference slower than the frame interval costs a frame); the default of 2
 one-off slow inference when the model keeps up on average, at the cost of one frame interval of
 latency while it catches up. Reading never stops (OpenCV's own buffer is kept at one frame where the
 backend allows it), so the held frames are always the camera's newest. Recorded sources (files, the
-demo scene) are paced at their fps, as if they were a camera. `drop=False` turns this into a small
+demo scene) are paced at their fps, as if they were a camera. `SourceSpec.max_fps` (--max-fps)
+passes at most that many frames a second to the model, evenly spaced in the source's time (a
+file's frame times, a live source's clock), and counts the rest as skipped, not dropped: a host
+with many cameras shares its cores by design rather than by whichever frames happen to be dropped. `drop=False` turns this into a small
 blocking queue: every frame is processed, none dropped, no pacing (for measuring, not for live
 viewing).
 
@@ -82,6 +85,8 @@ class CaptureThread:
         # state, read by the stream loop and the status line
         self.frames_read = 0
         self.dropped = 0
+        self.skipped = 0  # left out by the source's max_fps before the model saw them
+        self._next_due: float | None = None  # when (source time, s) the next frame may pass max_fps
         self.eof = False
         self.connected = True
         self.error: BaseException | None = None
@@ -200,10 +205,32 @@ class CaptureThread:
             else:
                 n += 1
             self.frames_read += 1
+            if self._over_rate(index):
+                self.skipped += 1
+                index += 1  # a real-time recording repeats the frame before for this one: the source's timing holds
+                continue
             frame = Frame(image, index, time.monotonic(), t_got - t_read)
             index += 1
             if not self._publish(frame):
                 return
+
+    def _over_rate(self, index: int) -> bool:
+        """Whether frame `index` comes before the source's max_fps lets the next one through. Time
+        is the source's own for a recorded source with a rate (its index over its fps: the same
+        frames pass however fast it is read) and the clock's otherwise; a frame up to half a source
+        frame early still passes, so 25 fps capped at 10 gives 10, not every third frame's 8.3."""
+        cap = self.spec.max_fps
+        if not cap:
+            return False
+        src_fps = self.reader.fps or self.spec.fps
+        now = index / src_fps if src_fps and not self.spec.live else time.monotonic()
+        step = 1.0 / cap
+        slack = (0.5 / src_fps if src_fps else 0.1 * step) + 1e-6  # + 1e-6: a tie (25 fps to 10) passes
+        if self._next_due is not None and now < self._next_due - slack:
+            return True
+        due = now if self._next_due is None else self._next_due
+        self._next_due = due + step if due + step > now - step else now + step  # after an outage: from now
+        return False
 
     def _reconnect(self) -> None:
         """Retry the source with capped exponential backoff until it returns or we are stopped."""
@@ -232,6 +259,7 @@ class CaptureThread:
                 wait = min(wait * 2, self.reconnect_max_wait)
                 continue
             self.reader = reader
+            self._next_due = None
             self.reconnects += 1
             self.connected = True
             self.next_retry_at = None

@@ -29,7 +29,7 @@ import numpy as np
 
 from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
-from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_roi, parse_source
+from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_source
 from srx.camera.stats import Samples, StreamStats, StreamSummary, _round
 from srx.errors import SrxError
 
@@ -117,22 +117,39 @@ def parse_sources(cameras: Sequence[str] = (), sources: Sequence[str] = (), demo
     return items
 
 
-def apply_regions(items: Sequence[NamedSource], regions: Sequence[str]) -> None:
-    """--roi [NAME=]LEFT,TOP,WIDTH,HEIGHT (repeatable): a named region is that source's, a bare one
-    every other source's (each camera watches its own doorway). Sets each source's `spec.roi`."""
-    by_name: dict[str, tuple[int, int, int, int]] = {}
+def per_source(items: Sequence[NamedSource], texts: Sequence[str], option: str, what: str,
+               parse: Callable[[str], Any]) -> dict[str, Any]:
+    """A repeatable [NAME=]VALUE option: {source name: parsed value}, a named value for that source,
+    a bare one for every other source (absent: no entry). One line for a repeat or an unknown name."""
+    by_name: dict[str, Any] = {}
     names = [item.name for item in items]
-    for text in regions:
+    for text in texts:
         name, value = split_name(str(text))
         key = name or ""
         if key in by_name:
-            raise SrxError(f"--roi given twice for {'source ' + repr(name) if name else 'every source'}; "
-                           "expected one region per source (NAME=LEFT,TOP,WIDTH,HEIGHT) and at most one without a name")
+            raise SrxError(f"{option} given twice for {'source ' + repr(name) if name else 'every source'}; "
+                           f"expected one per source ({option} NAME={what}) and at most one without a name")
         if name and name not in names:
-            raise SrxError(f"--roi {text!r}: no source is named {name!r}; the sources are {', '.join(names)}")
-        by_name[key] = parse_roi(value)
+            raise SrxError(f"{option} {text!r}: no source is named {name!r}; the sources are {', '.join(names)}")
+        by_name[key] = parse(value)
+    return {item.name: by_name.get(item.name, by_name.get("")) for item in items
+            if item.name in by_name or "" in by_name}
+
+
+def apply_regions(items: Sequence[NamedSource], regions: Sequence[str]) -> None:
+    """--roi [NAME=]LEFT,TOP,WIDTH,HEIGHT (repeatable): a named region is that source's, a bare one
+    every other source's (each camera watches its own doorway). Sets each source's `spec.roi`."""
+    chosen = per_source(items, regions, "--roi", "LEFT,TOP,WIDTH,HEIGHT", parse_roi)
     for item in items:
-        item.spec.roi = by_name.get(item.name, by_name.get(""))
+        item.spec.roi = chosen.get(item.name)
+
+
+def apply_rates(items: Sequence[NamedSource], rates: Sequence[str]) -> None:
+    """--max-fps [NAME=]N (repeatable): at most N frames a second of that source (or, bare, of every
+    other source) go to the model. Sets each source's `spec.max_fps`."""
+    chosen = per_source(items, rates, "--max-fps", "N", parse_max_fps)
+    for item in items:
+        item.spec.max_fps = chosen.get(item.name)
 
 
 def output_for(pattern: str, name: str) -> str:
@@ -257,6 +274,8 @@ class MultiSummary:
                     if s.input_size and s.output_size else "no frames")
             lat = s.latency_ms
             extra = ""
+            if s.skipped and s.max_fps:
+                extra += f", {s.skipped} skipped by --max-fps {s.max_fps:g}"
             if s.nosignal_frames:
                 extra += f", {s.nosignal_frames} no-signal"
             if s.reconnect_attempts:
@@ -515,6 +534,7 @@ def stream_many(
         "frames_in": frames_in,
         "frames_out": frames_out,
         "dropped": sum(s.dropped for s in summaries.values()),
+        "skipped": sum(s.skipped for s in summaries.values()),
         "nosignal_frames": sum(s.nosignal_frames for s in summaries.values()),
         "fps_in": round(frames_in / wall, 3) if wall > 0 else 0.0,
         "fps_out": round((frames_out - 1) / span, 3) if frames_out > 1 and span > 0 else 0.0,

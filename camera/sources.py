@@ -39,6 +39,7 @@ class SourceSpec:
     loop: bool = False
     fps: float | None = None  # frames/demo sources: their nominal rate (None: as fast as read)
     roi: tuple[int, int, int, int] | None = None  # (left, top, width, height): upscale only this region
+    max_fps: float | None = None  # at most this many frames a second go to the model (--max-fps); the rest are skipped
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -76,6 +77,17 @@ class SourceSpec:
                     fps: float | None = None, loop: bool = False,
                     roi: tuple[int, int, int, int] | None = None) -> "SourceSpec":
         return cls("frames", frames, loop=loop, fps=fps, roi=roi)
+
+
+def parse_max_fps(text: str) -> float:
+    """--max-fps N: a positive number of frames a second."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value < float("inf")):
+        raise SrxError(f"--max-fps {text!r}: expected a positive number of frames a second, e.g. 5")
+    return value
 
 
 #: the smallest region --roi takes, in source pixels

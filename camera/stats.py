@@ -67,6 +67,8 @@ class StreamSummary:
     buffer: int | None = None  # frames the capture held for the model (None: --no-drop, every frame queued)
     queued_at_stop: int = 0  # frames read but neither upscaled nor dropped: still queued when the run stopped
     alone: bool = True  # the only source on its loop, so its stage times are the loop's whole work per frame
+    skipped: int = 0  # frames --max-fps left out before the model (by design, unlike the dropped ones)
+    max_fps: float | None = None  # --max-fps: at most this many frames a second went to the model
 
     def to_dict(self) -> dict[str, Any]:
         fields = asdict(self)
@@ -81,7 +83,7 @@ class StreamSummary:
         then (then a larger buffer helps)."""
         if not self.alone or not self.dropped or self.buffer is None or not self.frames_out or self.fps_in <= 0:
             return ""
-        interval = 1000.0 / self.fps_in
+        interval = 1000.0 / min(self.fps_in, self.max_fps or self.fps_in)  # what the model was asked to keep up with
         means = {name: stage.get("mean") or 0.0 for name, stage in self.stage_ms.items() if name != "capture"}
         work = sum(means.values())
         share = f"{self.dropped / max(self.frames_in, 1):.0%} of the frames ({self.dropped})"
@@ -114,6 +116,7 @@ class StreamSummary:
             f"stream summary: {self.source} x{self.scale} on {self.backend}, {size}, stopped by {self.stopped_by}",
             f"  frames: {self.frames_in} in, {self.frames_out} out, {self.dropped} dropped"
             + (f" (newest {self.buffer} held)" if self.buffer else "")
+            + (f", {self.skipped} skipped by --max-fps {self.max_fps:g}" if self.skipped and self.max_fps else "")
             + (f", {self.queued_at_stop} still queued at the stop" if self.queued_at_stop else "")
             + (f", {self.nosignal_frames} no-signal" if self.nosignal_frames else "")
             + f" in {self.wall_s:.1f} s",
@@ -181,6 +184,7 @@ class StreamStats:
         cap = self.capture
         frames_in = cap.frames_read if cap is not None else 0
         dropped = cap.dropped if cap is not None else 0
+        skipped = getattr(cap, "skipped", 0) if cap is not None else 0
         connected = cap.connected if cap is not None else True
         elapsed = time.monotonic() - self.t_start
         return {
@@ -188,6 +192,7 @@ class StreamStats:
             "frames_in": frames_in,
             "frames_out": self.frames_out,
             "dropped": dropped,
+            "skipped": skipped,
             "nosignal_frames": self.nosignal,
             "connected": connected,
             "fps_in": round(frames_in / elapsed, 2) if elapsed > 0 else 0.0,
@@ -238,6 +243,8 @@ _METRICS = (
     ("srx_frames_upscaled_total", "counter", "Frames upscaled and sent to the outputs.", "frames_out"),
     ("srx_frames_dropped_total", "counter", "Source frames dropped to keep to the newest (the model was busy).",
      "dropped"),
+    ("srx_frames_skipped_total", "counter", "Source frames left out by --max-fps (by design, unlike the dropped).",
+     "skipped"),
     ("srx_nosignal_frames_total", "counter", "Generated no-signal frames sent while the source was away.",
      "nosignal_frames"),
     ("srx_source_up", "gauge", "1 while the source delivers frames, 0 while it is lost and being reconnected.",

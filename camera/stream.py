@@ -290,7 +290,9 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         outputs=[o.describe() for o in outputs],
         events=[{**e, "t": round(e["t"] - stats.t_start, 3)} for e in events],
         buffer=capture.buffer if capture.drop else None,
-        queued_at_stop=max(0, capture.frames_read - stats.frames_out - capture.dropped),
+        queued_at_stop=max(0, capture.frames_read - stats.frames_out - capture.dropped - capture.skipped),
+        skipped=capture.skipped,
+        max_fps=capture.spec.max_fps,
         **extra,
     )
 

@@ -70,6 +70,10 @@ def stream_cmd(
         None, "--roi", help="Upscale only this region of the frames: LEFT,TOP,WIDTH,HEIGHT in source pixels, e.g. "
         "640,360,640,360 (a digital zoom; an HD camera then costs what its region costs). With several sources "
         "NAME=LEFT,TOP,WIDTH,HEIGHT sets one source's (repeat); one without a name applies to the others."),
+    max_fps: Optional[list[str]] = typer.Option(
+        None, "--max-fps", help="At most this many frames a second go to the model, evenly spaced; the others are "
+        "skipped (counted apart from dropped ones), so many cameras share a host's cores by design. With several "
+        "sources NAME=N sets one source's (repeat); one without a name applies to the others."),
 ) -> None:
     """Upscale a live stream frame by frame, keeping to the newest frames, and report fps and latency.
 
@@ -91,11 +95,12 @@ def stream_cmd(
     from srx.camera.stream import stream
     from srx.runtime.upscaler import create_upscaler
 
-    from srx.camera.multi import apply_regions, output_for, parse_sources
+    from srx.camera.multi import apply_rates, apply_regions, output_for, parse_sources
 
     cams, srcs = list(camera or []), list(source or [])
     named = parse_sources(cams, srcs, demo, loop) if cams or srcs or demo else []
     apply_regions(named, roi or [])
+    apply_rates(named, max_fps or [])
     if server is not None and backend == "auto":
         backend = "triton"
     if len(named) > 1:

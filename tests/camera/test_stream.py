@@ -22,7 +22,7 @@ from srx.camera.stream import stream
 from srx.cli import app
 from srx.runtime.base import Runner
 from tests.camera.conftest import ThumbnailSink, frames, wait_until
-from tests.conftest import stored_frames
+from tests.conftest import assert_one_error_line, stored_frames
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,6 +118,66 @@ def test_each_source_gets_its_own_region_or_the_common_one(tmp_path: Path, tiny_
     for name, shape in (("a", (40, 48, 3)), ("b", (24, 32, 3)), ("c", (24, 32, 3))):
         got = read_video(tmp_path / f"{name}.mkv")
         assert len(got) == 3 and got[0].shape == shape, name
+
+
+@pytest.mark.parametrize("cap,kept", [(5.0, lambda i: i % 5 == 0), (10.0, lambda i: i % 5 in (0, 2)),
+                                      (25.0, lambda i: True), (40.0, lambda i: True)])
+def test_max_fps_passes_evenly_spaced_frames_and_counts_the_rest_as_skipped(make_upscaler, cap, kept) -> None:
+    """A 25 fps source capped at 5 gives every fifth frame, at 10 two in five (10 a second, not
+    every third frame's 8.3); at or above its rate, every frame. In the source's own time, so a
+    file gives the same frames however fast it is read."""
+    seen: list[int] = []
+    spec = SourceSpec.from_frames(frames(50, 24, 32), fps=25.0)
+    spec.max_fps = cap
+    summary = stream(spec, make_upscaler(2), [], drop=False, on_frame=lambda f, out, t: seen.append(f.index))
+    assert seen == [i for i in range(50) if kept(i)]
+    assert (summary.frames_in, summary.frames_out, summary.dropped) == (50, len(seen), 0)
+    assert summary.skipped == 50 - len(seen) and summary.queued_at_stop == 0
+    assert (f"{50 - len(seen)} skipped by --max-fps {cap:g}" in summary.format()) == (len(seen) < 50)
+
+
+def test_max_fps_of_a_live_source_follows_the_clock(monkeypatch) -> None:
+    """A live source has no frame times of its own: the clock decides, and a frame that arrives
+    after an outage starts the schedule again rather than letting a burst through."""
+    import srx.camera.capture as capture_module
+    from srx.camera.capture import CaptureThread
+    from srx.camera.sources import IterReader
+
+    clock = [100.0]
+    monkeypatch.setattr(capture_module.time, "monotonic", lambda: clock[0])
+    spec = SourceSpec("url", "rtsp://127.0.0.1/cam", max_fps=4.0)
+    capture = CaptureThread(spec, IterReader(iter(()), fps=20.0))  # the rate the camera states
+    passed = []
+    for i in range(40):  # 20 fps for 2 s
+        clock[0] = 100.0 + i * 0.05
+        passed.append(not capture._over_rate(i))
+    assert sum(passed) == 8 and [i for i, ok in enumerate(passed) if ok] == [0, 5, 10, 15, 20, 25, 30, 35]
+    clock[0] = 200.0  # back after an outage: one frame, then the rate again
+    assert [not capture._over_rate(100 + i) for i in range(3)] == [True, False, False]
+
+
+def test_cli_max_fps_for_one_source_or_all(tmp_path: Path, tiny_checkpoint) -> None:
+    clip = tmp_path / "c.mkv"
+    write_ffv1(clip, frames(20, 30, 40), fps=10.0)
+    common = ["--no-drop", "-w", str(tiny_checkpoint(2)), "--scale", "2", "--backend", "torch", "--threads", "1",
+              "--no-window", "-q"]
+    res = CliRunner().invoke(app, ["stream", "--source", f"a={clip}", "--source", f"b={clip}", "--max-fps", "a=2.5",
+                                   "--output", str(tmp_path / "{name}.mkv"), "--json-summary", str(tmp_path / "s.json"),
+                                   *common])
+    assert res.exit_code == 0, res.output
+    assert len(read_video(tmp_path / "a.mkv")) == 5 and len(read_video(tmp_path / "b.mkv")) == 20
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["sources"]["a"]["skipped"] == 15 and summary["sources"]["b"]["skipped"] == 0
+    assert summary["total"]["skipped"] == 15 and "15 skipped by --max-fps 2.5" in res.output
+    one = CliRunner().invoke(app, ["stream", "--source", str(clip), "--max-fps", "5", *common])
+    assert one.exit_code == 0 and "20 in, 10 out, 0 dropped" in one.output and "10 skipped by --max-fps 5" in one.output
+    for bad, match in ((["--max-fps", "0"], "--max-fps '0': expected a positive number"),
+                       (["--max-fps", "fast"], "--max-fps 'fast': expected a positive number"),
+                       (["--max-fps", "nobody=3"], "no source is named 'nobody'"),
+                       (["--max-fps", "3", "--max-fps", "4"], "--max-fps given twice for every source")):
+        res = CliRunner().invoke(app, ["stream", "--source", str(clip), *bad, *common])
+        assert res.exit_code == 1
+        assert_one_error_line(res.output, match)
 
 
 class SlowRunner(Runner):
