@@ -302,15 +302,21 @@ class RtspOutput(Output):
         self._t0 = time.monotonic()
         self._started = False  # FFmpeg announces the stream with the first frame: a session begins once it is taken
 
+    def _drop_writer(self) -> bool:
+        """Close a broken connection quietly; whether one was open."""
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return False
+        try:
+            writer.close()
+        except SrxError:
+            pass
+        return True
+
     def _lost(self, exc: SrxError) -> None:
         import time
 
-        if self.writer is not None:
-            writer, self.writer = self.writer, None
-            try:
-                writer.close()
-            except SrxError:
-                pass
+        if self._drop_writer():
             log.warning("lost the RTSP server at %s (%s); publishing again once it answers, the frames in "
                         "between are not sent", self.label, getattr(exc, "reason", exc))
             self._wait = 1.0
@@ -343,12 +349,7 @@ class RtspOutput(Output):
 
     def _failed(self, exc: SrxError) -> bool:
         if not self.sessions:  # never published: a wrong path or a refused login, not an outage
-            if self.writer is not None:
-                writer, self.writer = self.writer, None
-                try:
-                    writer.close()
-                except SrxError:
-                    pass
+            self._drop_writer()
             raise SrxError(f"--output {self.label}: the RTSP server did not take the stream: "
                            f"{getattr(exc, 'reason', exc)}") from None
         self._lost(exc)
