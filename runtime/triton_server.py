@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from srx.errors import SrxError
 from srx.runtime.base import Runner
@@ -141,7 +141,7 @@ def _log_tail(path: Path, lines: int = 8) -> str:
 
 
 def serve_model(
-    runner: Runner,
+    runners: Runner | Sequence[Runner],
     *,
     host: str = "127.0.0.1",
     http_port: int = 8000,
@@ -152,15 +152,22 @@ def serve_model(
     stop_event: threading.Event | None = None,
     on_ready: Callable[[dict[str, Any]], None] | None = None,
     verbose: bool = False,
-    name: str | None = None,
+    name: str | None | Sequence[str | None] = None,
 ) -> dict[str, Any]:
-    """Serve `runner`'s model through Triton until `stop_event` (or Ctrl-C / SIGTERM); returns what
-    was served: the model name, the server version and Triton's own batch statistics.
-    `on_ready(info)` is called once the model answers (info: model, version, grpc, http, metrics).
-    The model is srx_<name>_x<scale>; without `name`, the name its file carries (the architecture's
-    for a checkpoint)."""
+    """Serve each runner's model through one Triton server until `stop_event` (or Ctrl-C /
+    SIGTERM); returns what was served: the model names (`models`; `model`: the first), the server
+    version and Triton's own batch statistics per model. `on_ready(info)` is called once the models
+    answer (info: models, version, grpc, http, metrics). A model is srx_<name>_x<scale>; without a
+    `name` (one per runner, or one for a single runner), the name its file carries (the
+    architecture's for a checkpoint). Several models (x2, x3 and x4, say) let clients of each scale
+    share one server."""
     from srx.export.onnx import export_stem
     from srx.export.triton_repo import srx_parameters, triton_model_name
+
+    runners = [runners] if isinstance(runners, Runner) else list(runners)
+    names = list(name) if isinstance(name, (list, tuple)) else [name] * len(runners)
+    if not runners or len(names) != len(runners):
+        raise SrxError(f"expected a name (or None) for each of the {len(runners)} models to serve, got {len(names)}")
 
     ok, why = pytriton_status()
     if not ok:
@@ -174,15 +181,19 @@ def serve_model(
         raise SrxError(f"the HTTP, gRPC and metrics ports must differ, got {http_port}, {grpc_port} and {metrics_port}")
     for option, port in ports.items():
         check_port_free(host, port, option)
-    ident = model_identity(runner)
-    if not ident["scale"]:
-        raise SrxError(f"{runner.describe()} does not say its scale; serve an srx checkpoint, graph or engine")
-    if name is not None:
-        ident["name"] = export_stem("", ident["scale"], name)
-    name = triton_model_name(ident["name"], ident["scale"], ident["precision"])
-    params = srx_parameters(ident)
-    if runner.max_batch is not None:
-        max_batch = min(max_batch, int(runner.max_batch))
+    models: dict[str, tuple[Runner, dict[str, str], int]] = {}  # Triton name -> runner, parameters, max batch
+    for runner, given in zip(runners, names):
+        ident = model_identity(runner)
+        if not ident["scale"]:
+            raise SrxError(f"{runner.describe()} does not say its scale; serve an srx checkpoint, graph or engine")
+        if given is not None:
+            ident["name"] = export_stem("", ident["scale"], given)
+        model_name = triton_model_name(ident["name"], ident["scale"], ident["precision"])
+        if model_name in models:
+            raise SrxError(f"two of the models to serve would both be {model_name}; serve each once (or name them "
+                           "apart with separate servers' --name)")
+        limit = min(max_batch, int(runner.max_batch)) if runner.max_batch is not None else max_batch
+        models[model_name] = (runner, srx_parameters(ident), limit)
 
     import numpy as np
     from pytriton.decorators import batch
@@ -204,28 +215,33 @@ def serve_model(
         log_verbose=1 if verbose else 0, log_file=None if verbose else log_file,
         allow_gpu_metrics=_gpu_present(),  # DCGM prints an NVML error at start where there is no GPU
     )
-    was_active = runner.is_active
-    runner.activate()  # load the model before the server announces it
+    was_active = {model_name: runner.is_active for model_name, (runner, _, _) in models.items()}
+    for runner, _, _ in models.values():
+        runner.activate()  # load the models before the server announces them
 
-    @batch
-    def infer(lr_y: np.ndarray) -> dict[str, np.ndarray]:
-        return {"hr_y": runner.infer(lr_y)}
+    def infer_with(runner: Runner) -> Callable[..., dict[str, np.ndarray]]:
+        @batch
+        def infer(lr_y: np.ndarray) -> dict[str, np.ndarray]:
+            return {"hr_y": runner.infer(lr_y)}
+
+        return infer
 
     triton = None
-    served: dict[str, Any] = {"model": name}
+    served: dict[str, Any] = {"model": next(iter(models)), "models": list(models)}
     try:
         with _StopOnSignal(stop):
             triton = Triton(config=config, workspace=scratch / "workspace",
                             security_config=TritonSecurityConfig(restricted_endpoints=RESTRICTED))
-            triton.bind(
-                model_name=name, infer_func=infer,
-                inputs=[Tensor(name="lr_y", dtype=np.float32, shape=(1, -1, -1))],
-                outputs=[Tensor(name="hr_y", dtype=np.float32, shape=(1, -1, -1))],
-                config=ModelConfig(max_batch_size=int(max_batch), batching=True,
-                                   batcher=DynamicBatcher(max_queue_delay_microseconds=int(queue_delay_us))),
-                strict=False,
-            )
-            _add_parameters(triton, name, params)
+            for model_name, (runner, params, limit) in models.items():
+                triton.bind(
+                    model_name=model_name, infer_func=infer_with(runner),
+                    inputs=[Tensor(name="lr_y", dtype=np.float32, shape=(1, -1, -1))],
+                    outputs=[Tensor(name="hr_y", dtype=np.float32, shape=(1, -1, -1))],
+                    config=ModelConfig(max_batch_size=int(limit), batching=True,
+                                       batcher=DynamicBatcher(max_queue_delay_microseconds=int(queue_delay_us))),
+                    strict=False,
+                )
+                _add_parameters(triton, model_name, params)
             try:
                 triton.run()
             except Exception as exc:  # PyTriton / tritonclient errors of every kind: one line, with the log
@@ -237,7 +253,8 @@ def serve_model(
             url = f"{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{grpc_port}"
             served.update(version=server_version(url), grpc=f"{host}:{grpc_port}", http=f"{host}:{http_port}",
                           metrics=f"{host}:{metrics_port}", max_batch=int(max_batch), queue_delay_us=int(queue_delay_us),
-                          backend=runner.describe())
+                          backend=" | ".join(runner.describe() for runner, _, _ in models.values()),
+                          backends={model_name: runner.describe() for model_name, (runner, _, _) in models.items()})
             if on_ready is not None:
                 on_ready(served)
             while not stop.is_set():
@@ -245,17 +262,19 @@ def serve_model(
                     tail = _log_tail(log_file)
                     raise SrxError("the Triton server stopped unexpectedly" + (f": {tail}" if tail else ""))
                 stop.wait(0.5)
-            try:
-                served["statistics"] = batch_statistics(url, name)
-            except SrxError as exc:
-                log.debug("no statistics at exit: %s", exc)
+            for model_name in models:
+                try:
+                    served.setdefault("statistics", {})[model_name] = batch_statistics(url, model_name)
+                except SrxError as exc:
+                    log.debug("no statistics for %s at exit: %s", model_name, exc)
     finally:
         if triton is not None:
             family = _descendants(os.getpid())  # before the stop: orphans no longer point at us
             triton.stop()
             _reap(family)
-        if not was_active:
-            runner.deactivate()
+        for model_name, (runner, _, _) in models.items():
+            if not was_active[model_name]:
+                runner.deactivate()
         import shutil
 
         shutil.rmtree(scratch, ignore_errors=True)
@@ -281,6 +300,14 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _command(pid: int) -> str:
+    """The program a process runs, for a message: its executable's file name."""
+    try:
+        return Path(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")).name or "?"
+    except OSError:
+        return "?"
+
+
 def _running(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -300,7 +327,8 @@ def _reap(pids: set[int], grace: float = 10.0) -> None:
         left = [p for p in pids if _running(p)]
         if not left:
             return
-        log.warning("Triton process(es) %s still running after the stop; sending %s", left, signal.Signals(sig).name)
+        log.warning("Triton process(es) %s still running after the stop; sending %s",
+                    ", ".join(f"{p} ({_command(p)})" for p in left), signal.Signals(sig).name)
         for p in left:
             try:
                 os.kill(p, sig)

@@ -7,15 +7,19 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, threads_option, weights_option
+from srx.cli.app import app, threads_option
 
 log = logging.getLogger("srx")
 
 
 @app.command("serve")
 def serve_cmd(
-    scale: int = typer.Option(3, "--scale", "-s", help="Upscaling factor of the shipped weights to serve: 2, 3 or 4."),
-    weights: Optional[Path] = weights_option(),
+    scale: Optional[list[int]] = typer.Option(
+        None, "--scale", "-s", help="Upscaling factor to serve: 2, 3 or 4 (default 3); repeat to serve several in one "
+        "server (-s 2 -s 3 -s 4: a client of each scale finds its model)."),
+    weights: Optional[list[str]] = typer.Option(
+        None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera; `srx models` lists them) or an srx "
+        "checkpoint; default: camera. Repeat to serve several (each at every --scale a shipped model has)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file instead of --weights: srx .onnx, TensorRT .engine or .pt checkpoint."),
     backend: str = typer.Option("auto", "--backend", "-b", help="What runs the model inside the server: auto, onnxruntime, torch, torch-cuda or tensorrt."),
     threads: Optional[int] = threads_option("CPU threads for the model (default: physical cores)."),
@@ -29,48 +33,58 @@ def serve_cmd(
         None, "--name", help="Serve the model as srx_<name>_x<scale> (default: the shipped model's name, e.g. "
         "srx_camera_x3; for a file, the name it carries, e.g. srx_lrnet-32x4-pw3_x3)."),
 ) -> None:
-    """Serve a model through a real Triton Inference Server (NVIDIA PyTriton: the serve extra of srx).
+    """Serve models through a real Triton Inference Server (NVIDIA PyTriton: the serve extra of srx).
 
-    The model is named srx_<name>_x<scale> (input lr_y, output hr_y, dynamic batching); point
-    `srx stream/upscale/parity/bench --server HOST:GRPC_PORT` or any Triton client at it. Runs until
-    Ctrl-C or SIGTERM, then stops the server it started and prints the batch sizes Triton formed."""
+    Each model is named srx_<name>_x<scale> (input lr_y, output hr_y, dynamic batching); point
+    `srx stream/upscale/parity/bench --server HOST:GRPC_PORT` or any Triton client at it. Repeat
+    --scale (and --weights) to serve several models from one server. Runs until Ctrl-C or SIGTERM,
+    then stops the server it started and prints the batch sizes Triton formed for each model."""
     from srx.checkpoint import shipped_name
+    from srx.errors import SrxError
     from srx.protocol import check_scale
     from srx.runtime.select import make_runner
     from srx.runtime.triton_server import pytriton_status, serve_model
 
-    if model is None:
-        check_scale(scale)
+    scales, given = list(scale or [3]), list(weights or [None])
+    for s in scales:
+        check_scale(s)
+    if model is not None and (len(scales) > 1 or weights):
+        raise SrxError("--model serves one model file at its own scale; drop --weights and the extra --scale, or "
+                       "serve the checkpoints with --weights")
     if name is not None:
+        if len(scales) * len(given) > 1:
+            raise SrxError("--name names one model; serving several, each keeps its own name (srx_camera_x2, ...)")
         from srx.export.onnx import export_stem
 
-        export_stem("", scale, name)  # a bad --name fails before any work
+        export_stem("", scales[0], name)  # a bad --name fails before any work
     ok, why = pytriton_status()
     if not ok:
-        from srx.errors import SrxError
-
         raise SrxError(why)
     if backend == "triton":
-        from srx.errors import SrxError
-
         raise SrxError("--backend triton would serve a model from another Triton server; pick onnxruntime, tensorrt or torch")
-    runner = make_runner(backend, scale=None if model is not None else scale, weights=weights, model_file=model,
-                         threads=threads)
+    runners, names = [], []
+    if model is not None:
+        runners.append(make_runner(backend, scale=None, model_file=model, threads=threads))
+        names.append(name)
+    else:
+        for w in given:
+            for s in scales:
+                runners.append(make_runner(backend, scale=s, weights=w, threads=threads))
+                names.append(name or shipped_name(w))
 
     def ready(info: dict) -> None:
-        typer.echo(f"serving {info['model']} ({info['backend']}) on Triton Inference Server {info['version']}: "
-                   f"gRPC {info['grpc']}, HTTP {info['http']}, metrics {info['metrics']}; "
+        typer.echo(f"serving {', '.join(info['models'])} ({info['backend']}) on Triton Inference Server "
+                   f"{info['version']}: gRPC {info['grpc']}, HTTP {info['http']}, metrics {info['metrics']}; "
                    f"dynamic batching up to {info['max_batch']} with {info['queue_delay_us']} us queue delay")
         typer.echo(f"  clients: srx stream --server {info['grpc']} ...   (Ctrl-C or SIGTERM stops the server)")
 
-    served = serve_model(runner, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+    served = serve_model(runners, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
                          max_batch=max_batch, queue_delay_us=queue_delay_us, on_ready=ready,
-                         verbose=logging.getLogger("srx").isEnabledFor(logging.DEBUG),
-                         name=name or (shipped_name(weights) if model is None else None))
-    st = served.get("statistics")
-    if st:
-        sizes = ", ".join(f"{n} x {b}" for b, n in st["batches"].items()) or "none"
-        typer.echo(f"stopped: {st['inference_count']} requests in {st['execution_count']} model runs "
-                   f"(executions x batch size: {sizes})")
-    else:
+                         verbose=logging.getLogger("srx").isEnabledFor(logging.DEBUG), name=names)
+    stats = served.get("statistics") or {}
+    if not stats:
         typer.echo("stopped")
+    for model_name, st in stats.items():
+        sizes = ", ".join(f"{n} x {b}" for b, n in st["batches"].items()) or "none"
+        typer.echo(f"stopped {model_name}: {st['inference_count']} requests in {st['execution_count']} model runs "
+                   f"(executions x batch size: {sizes})")

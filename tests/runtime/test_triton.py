@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from srx.cli import app
 from srx.runtime.triton_server import pytriton_status
-from tests.conftest import skip_or_fail
+from tests.conftest import assert_one_error_line, skip_or_fail
 from tests.camera.conftest import free_port, wait_until
 
 OK, WHY = pytriton_status()
@@ -64,11 +64,13 @@ def alive(pid: int) -> bool:
 class Serve:
     """`python -m srx serve` on the given ports, its output collected; ready once it prints `serving`."""
 
-    def __init__(self, ckpt: Path, ports: dict[str, int], name: str | None = None) -> None:
+    def __init__(self, ckpt: Path | None, ports: dict[str, int], name: str | None = None,
+                 models: list[str] | None = None) -> None:
         self.ports = ports
         self.lines: list[str] = []
+        which = models if models is not None else ["-w", str(ckpt), "--scale", "3"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "srx", "serve", "-w", str(ckpt), "--scale", "3", "--threads", "1",
+            [sys.executable, "-m", "srx", "serve", *which, "--threads", "1",
              "--grpc-port", str(ports["grpc"]), "--http-port", str(ports["http"]), "--metrics-port", str(ports["metrics"]), *(["--name", name] if name else [])],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -237,6 +239,45 @@ def test_serve_names_the_model_and_a_client_finds_it_by_that_name(ckpt, tmp_path
         assert server.stop() == 0, "".join(server.lines)
 
 
+def test_one_server_serves_every_scale_and_each_client_finds_its_own(tmp_path: Path) -> None:
+    """`srx serve -s 2 -s 3`: the shipped camera weights at both scales behind one server; a client
+    of each scale finds its model unnamed and gets what ONNX Runtime computes locally, and the stop
+    reports Triton's batches per model."""
+    from srx.checkpoint import shipped_weights
+    from srx.protocol import psnr
+    from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
+    from srx.runtime.select import cached_onnx
+    from srx.runtime.triton_runner import TritonRunner
+
+    server = Serve(None, {"grpc": free_port(), "http": free_port(), "metrics": free_port()},
+                   models=["-s", "2", "-s", "3"])
+    try:
+        assert "serving srx_camera_x2, srx_camera_x3 (" in "".join(server.lines)
+        rng = np.random.default_rng(1)
+        for scale in (2, 3):
+            x = rng.random((2, 1, 23, 31), dtype=np.float32)
+            with TritonRunner(server.url, scale=scale) as remote, \
+                    OnnxRuntimeRunner(cached_onnx(shipped_weights(scale, "camera")), threads=1) as local:
+                assert (remote.model, remote.scale) == (f"srx_camera_x{scale}", scale)
+                got, want = remote.infer(x), local.infer(x)
+            assert got.shape == want.shape == (2, 1, 23 * scale, 31 * scale)
+            assert psnr(want * 255.0, got * 255.0, data_range=255.0) >= 60.0
+    finally:
+        assert server.stop() == 0, "".join(server.lines)
+    for scale in (2, 3):
+        assert any(line.startswith(f"stopped srx_camera_x{scale}: 2 requests in 1 model runs") for line in server.lines), \
+            "".join(server.lines)
+
+
+def test_serving_several_models_refuses_what_names_one(tmp_path: Path) -> None:
+    for args, match in ((["-s", "2", "-s", "3", "--name", "lobby"], "--name names one model"),
+                        (["--model", str(tmp_path / "m.onnx"), "-s", "2", "-s", "3"], "--model serves one model file"),
+                        (["-s", "3", "-s", "5"], "unsupported scale")):
+        res = CliRunner().invoke(app, ["serve", *args])
+        assert res.exit_code == 1
+        assert_one_error_line(res.output, match)
+
+
 def test_a_model_that_is_not_srx(tmp_path: Path) -> None:
     """A Triton server (PyTriton, in this process) whose only model is not srx's."""
     from pytriton.decorators import batch
@@ -307,7 +348,7 @@ def test_server_dies_mid_stream_comes_back_and_leaves_nothing(served, ckpt, tmp_
         children = descendants(server.proc.pid)
         assert children, "srx serve started no server process"
         assert server.stop() == 0, "".join(server.lines)
-        assert any(line.startswith("stopped: ") for line in server.lines), "".join(server.lines)
+        assert any(line.startswith("stopped srx_srcnn-9-1-5_x3: ") for line in server.lines), "".join(server.lines)
         left = {pid for pid in server.children | children if alive(pid)}
         assert not left, f"processes left behind by srx serve: {left}"
         before = stats.frames_out
