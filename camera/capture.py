@@ -8,12 +8,14 @@ single inference slower than the frame interval costs a frame); the default of 2
 one-off slow inference when the model keeps up on average, at the cost of one frame interval of
 latency while it catches up. Reading never stops (OpenCV's own buffer is kept at one frame where the
 backend allows it), so the held frames are always the camera's newest. Recorded sources (files, the
-demo scene) are paced at their fps, as if they were a camera. `SourceSpec.max_fps` (--max-fps)
-passes at most that many frames a second to the model, evenly spaced in the source's time (a
-file's frame times, a live source's clock), and counts the rest as skipped, not dropped: a host
-with many cameras shares its cores by design rather than by whichever frames happen to be dropped. `drop=False` turns this into a small
+demo scene) are paced at their fps, as if they were a camera. `drop=False` turns this into a small
 blocking queue: every frame is processed, none dropped, no pacing (for measuring, not for live
 viewing).
+
+`SourceSpec.max_fps` (--max-fps) passes at most that many frames a second to the model, evenly
+spaced in the source's time (a file's frame times, a live source's clock), and counts the rest as
+skipped, not dropped: a host with many cameras shares its cores by design rather than by whichever
+frames happen to be dropped.
 
 When a live source stops (a network camera or RTSP server restarts, a USB camera is replugged),
 the thread reconnects with exponential backoff capped at `reconnect_max_wait`, logging every

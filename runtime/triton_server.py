@@ -252,7 +252,8 @@ def serve_model(
 
             url = f"{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{grpc_port}"
             served.update(version=server_version(url), grpc=f"{host}:{grpc_port}", http=f"{host}:{http_port}",
-                          metrics=f"{host}:{metrics_port}", max_batch=int(max_batch), queue_delay_us=int(queue_delay_us),
+                          metrics=f"{host}:{metrics_port}", max_batch=max(limit for _, _, limit in models.values()),
+                          queue_delay_us=int(queue_delay_us),
                           backend=" | ".join(runner.describe() for runner, _, _ in models.values()),
                           backends={model_name: runner.describe() for model_name, (runner, _, _) in models.items()})
             if on_ready is not None:
@@ -271,7 +272,7 @@ def serve_model(
         if triton is not None:
             family = _descendants(os.getpid())  # before the stop: orphans no longer point at us
             triton.stop()
-            _reap(family)
+            _reap(family, grace=10.0 + 5.0 * (len(models) - 1))  # each model's backend stub winds down on its own
         for model_name, (runner, _, _) in models.items():
             if not was_active[model_name]:
                 runner.deactivate()
