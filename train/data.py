@@ -69,7 +69,8 @@ def _sources(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _grid(length: int, size: int, stride: int) -> list[int]:
+def patch_grid(length: int, size: int, stride: int) -> list[int]:
+    """Where patches of `size` start along a side of `length`, `stride` apart, the last flush with the far edge."""
     if length < size:
         return []
     starts = list(range(0, length - size + 1, stride))
@@ -126,7 +127,7 @@ def extract_patches(
             skipped_small += 1
             continue
         hr_y, lr_y = make_pair(img, scale)
-        ys, xs = _grid(lr_y.shape[0], p_lr, st_lr), _grid(lr_y.shape[1], p_lr, st_lr)
+        ys, xs = patch_grid(lr_y.shape[0], p_lr, st_lr), patch_grid(lr_y.shape[1], p_lr, st_lr)
         for y in ys:
             for x in xs:
                 lr_list.append(lr_y[y : y + p_lr, x : x + p_lr])

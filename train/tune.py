@@ -7,6 +7,7 @@ higher-resolution ground truth is needed)."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,37 @@ from srx.fsutil import atomic_write_text
 from srx.imageio import FrameRange, count_frames, is_video
 from srx.train.loop import TrainConfig, train
 
+log = logging.getLogger("srx")
+
+
+#: what `srx tune` lets its training patches take in memory when it picks --every itself
+PATCH_BUDGET_BYTES = 1 << 30
+#: the fewest frames apart `srx tune` takes its images (neighbouring frames are near copies)
+MIN_EVERY = 8
+
+
+def patch_bytes_per_frame(width: int, height: int, scale: int, patch: int, stride: int) -> int:
+    """What one frame's training patches take in memory (uint8 HR and LR Y, as extract_patches
+    cuts them: patch/stride in HR pixels, the grid on the LR plane)."""
+    from srx.train.data import patch_grid
+
+    p_lr, st_lr = patch // scale, stride // scale
+    count = len(patch_grid(height // scale, p_lr, st_lr)) * len(patch_grid(width // scale, p_lr, st_lr))
+    return count * (patch * patch + p_lr * p_lr)
+
+
+def choose_every(frames: int, size: tuple[int, int], scale: int, holdout: float, patch: int, stride: int,
+                 budget: int = PATCH_BUDGET_BYTES) -> int:
+    """One frame in how many `srx tune` trains on when the user does not say: every MIN_EVERY-th, or
+    sparser where the footage is long or large enough that its patches would pass `budget` (an hour
+    of 1080p at 25 fps would otherwise take some 68 GB)."""
+    per_frame = patch_bytes_per_frame(size[0], size[1], scale, patch, stride)
+    if per_frame == 0:
+        return MIN_EVERY
+    most = max(1, budget // per_frame)  # training images that fit
+    train_frames = frames * (1.0 - holdout)
+    return max(MIN_EVERY, -(-int(train_frames) // most))
+
 
 @dataclass
 class FootageSplit:
@@ -26,11 +58,15 @@ class FootageSplit:
     held_out: FrameRange
 
 
+def check_holdout(holdout: float) -> None:
+    if not 0.0 < holdout < 1.0:
+        raise SrxError(f"--holdout is the fraction of the footage kept out of training, between 0 and 1; got {holdout}")
+
+
 def split_footage(video: Path, holdout: float, every: int) -> FootageSplit:
     """The first (1 - holdout) of the frames to train on, the rest held out, `2 * every` frames
     apart (so no held-out frame is a neighbour of a training frame)."""
-    if not 0.0 < holdout < 1.0:
-        raise SrxError(f"--holdout is the fraction of the footage kept out of training, between 0 and 1; got {holdout}")
+    check_holdout(holdout)
     if every < 1:
         raise SrxError(f"--every must be at least 1, got {every}")
 
@@ -64,13 +100,28 @@ class TuneReport:
         return asdict(self)
 
 
+def _frame_size(video: Path) -> tuple[int, int]:
+    """(width, height) of a video's frames as srx reads them (upright), from its first frame."""
+    from srx.imageio import open_video
+
+    cap = open_video(video)
+    try:
+        ok, frame = cap.read()
+    finally:
+        cap.release()
+    if not ok or frame is None:
+        raise SrxError(f"{video}: no frame could be decoded")
+    return int(frame.shape[1]), int(frame.shape[0])
+
+
 def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera", degrade: str = "camera",
-                    every: int = 8, holdout: float = 0.3, time_budget: float | None = None,
+                    every: int | None = None, holdout: float = 0.3, time_budget: float | None = None,
                     max_steps: int | None = None, threads: int | None = None, show_progress: bool = True,
                     cache_dir: Path | None = None, seed: int = 0, batch_size: int = 32) -> TuneReport:
     """Fine-tune `init` (a shipped name or a checkpoint) on `video`'s earlier frames with the recipe
     srx's own camera weights were trained with, then score it and `init` on the held-out frames:
-    clean, under `degrade`, and at JPEG 50. Writes `out/tune.json` besides the training outputs."""
+    clean, under `degrade`, and at JPEG 50. Writes `out/tune.json` besides the training outputs.
+    `every` None: chosen by `choose_every`, so the training patches fit in PATCH_BUDGET_BYTES."""
     video = Path(video)
     if not video.exists():
         raise SrxError(f"{video} does not exist; srx tune expects a recording of your camera")
@@ -81,10 +132,18 @@ def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera",
     spec = parse_degradation(degrade)
     start = resolve_weights(init, scale, "--init")
     before = torch_predictor(model_from_checkpoint(start, scale)[0])  # a bad --init fails here, before any work
+    patch, stride = 24 * scale, 12 * scale
+    if every is None:
+        check_holdout(holdout)
+        size, frames = _frame_size(video), count_frames(video)
+        every = choose_every(frames, size, scale, holdout, patch, stride)
+        if every > MIN_EVERY:
+            log.info("%s: %d frames of %dx%d; training on one frame in %d, so the patches fit in %.1f GB of memory "
+                     "(--every sets it)", video.name, frames, size[0], size[1], every, PATCH_BUDGET_BYTES / 2**30)
     split = split_footage(video, holdout, every)
     cfg = TrainConfig(
         data=[str(video)], val=str(video), scale=scale, init=str(init), time_budget=time_budget, max_steps=max_steps,
-        batch_size=batch_size, lr=2e-4, loss="l1", patch_size=24 * scale, stride=12 * scale, degrade=spec.spec, seed=seed,
+        batch_size=batch_size, lr=2e-4, loss="l1", patch_size=patch, stride=stride, degrade=spec.spec, seed=seed,
         every=every, frames=str(split.train), val_frames=str(split.held_out),
     )
     result = train(cfg, out, threads=threads, show_progress=show_progress, cache_dir=cache_dir)

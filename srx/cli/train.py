@@ -192,7 +192,7 @@ def tune(
     degrade: str = typer.Option("camera", "--degrade", help="How the training LR is degraded: a preset (camera, jpeg50) or a spec such as jpeg=40..60,noise=0..2 (your camera's codec and noise)."),
     time_budget: Optional[str] = typer.Option("20m", "--time-budget", help="How long to train, e.g. 20m."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps instead."),
-    every: int = typer.Option(8, "--every", help="Every Nth frame is an image (neighbouring frames are near copies)."),
+    every: Optional[int] = typer.Option(None, "--every", help="Every Nth frame is an image (neighbouring frames are near copies; default: 8, or sparser for long or large footage, so the training patches fit in 1 GB of memory)."),
     holdout: float = typer.Option(0.3, "--holdout", help="Fraction of the footage, at its end, kept out of training and scored."),
     batch_size: int = typer.Option(32, "--batch-size", help="Patches per step."),
     out: Path = typer.Option(Path("runs/tune"), "--out", help="Output folder: last.pt (the tuned weights, which the report scores), best.pt (the epoch best on the held-out frames themselves, so its score there flatters it), metrics.csv, training.png, tune.json."),

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from srx.cli import app
 from srx.errors import SrxError
 from srx.imageio import FrameRange
-from srx.train.tune import split_footage
+from srx.train.tune import MIN_EVERY, choose_every, patch_bytes_per_frame, split_footage
 from tests.conftest import silent_video
 
 runner = CliRunner()
@@ -46,6 +46,34 @@ def test_tune_reports_before_and_after_on_frames_it_never_trained_on(tmp_path, m
     assert "scored on 3 held-out frames (28:)" in res.output and "clean" in res.output
     assert ("use it: srx stream" in res.output) == report["better"]
     assert ("keep camera" in res.output) == (not report["better"])
+
+
+@pytest.mark.parametrize("size,scale", [((96, 72), 3), ((101, 67), 2), ((200, 120), 4)])
+def test_the_patch_memory_estimate_is_what_extraction_takes(tmp_path, size, scale):
+    import cv2
+
+    from srx.train.data import extract_patches
+    from tests.conftest import synthetic_photo
+
+    folder = tmp_path / "one"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "f.png"), synthetic_photo(size[1], size[0]))
+    patch, stride = 24 * scale, 12 * scale
+    got = extract_patches([folder], scale, patch, stride, tmp_path / "cache")
+    assert got.lr.nbytes + got.hr.nbytes == patch_bytes_per_frame(*size, scale, patch, stride) > 0
+
+
+def test_long_or_large_footage_trains_on_sparser_frames():
+    """Every 8th frame while the patches fit in 1 GB: the CCTV clip (795 frames of 480x360) as in
+    the lab notes; an hour of 1080p at 25 fps one frame in some 500, where every 8th would take
+    tens of GB; a larger --every stays as given (the CLI passes it through)."""
+    assert choose_every(795, (480, 360), 3, 0.3, 72, 36) == MIN_EVERY == 8
+    hour = choose_every(90_000, (1920, 1080), 3, 0.3, 72, 36)
+    assert 400 < hour < 600
+    train_images = 90_000 * 0.7 / hour
+    assert train_images * patch_bytes_per_frame(1920, 1080, 3, 72, 36) <= 1 << 30
+    assert (90_000 * 0.7 / 8) * patch_bytes_per_frame(1920, 1080, 3, 72, 36) > 50e9  # every 8th: tens of GB
+    assert choose_every(100, (64, 48), 3, 0.3, 72, 36) == MIN_EVERY  # frames smaller than a patch: nothing to budget
 
 
 @pytest.mark.parametrize("args,match", [
