@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -287,8 +288,6 @@ class RtspOutput(Output):
         self._wait = 1.0
 
     def _open(self, frame: np.ndarray) -> None:
-        import time
-
         from srx.media import H264Writer, LiveTarget
 
         if self.sessions:  # a quick look first, so a server still away costs the loop no FFmpeg timeout
@@ -314,8 +313,6 @@ class RtspOutput(Output):
         return True
 
     def _lost(self, exc: SrxError) -> None:
-        import time
-
         if self._drop_writer():
             log.warning("lost the RTSP server at %s (%s); publishing again once it answers, the frames in "
                         "between are not sent", self.label, getattr(exc, "reason", exc))
@@ -324,8 +321,6 @@ class RtspOutput(Output):
         self._wait = min(self._wait * 2, self.retry_max_wait)
 
     def write(self, frame: np.ndarray) -> bool:
-        import time
-
         if self.writer is None:
             if time.monotonic() < self._retry_at:
                 self.unsent += 1
@@ -472,8 +467,6 @@ def overlay_text(frame: np.ndarray, text: str) -> np.ndarray:
 def nosignal_frame(size: tuple[int, int], source: str, status: str, now: float | None = None) -> np.ndarray:
     """A generated "no signal" frame of (width, height): colour bars, the source and the time, so a
     viewer sees the stream is alive while the source reconnects (not frozen, not black)."""
-    import time
-
     w, h = max(int(size[0]), 64), max(int(size[1]), 48)
     bars = np.array([[192, 192, 192], [0, 192, 192], [192, 192, 0], [0, 192, 0],
                      [192, 0, 192], [0, 0, 192], [192, 0, 0]], np.uint8)

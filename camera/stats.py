@@ -184,7 +184,7 @@ class StreamStats:
         cap = self.capture
         frames_in = cap.frames_read if cap is not None else 0
         dropped = cap.dropped if cap is not None else 0
-        skipped = getattr(cap, "skipped", 0) if cap is not None else 0
+        skipped = cap.skipped if cap is not None else 0
         connected = cap.connected if cap is not None else True
         elapsed = time.monotonic() - self.t_start
         return {

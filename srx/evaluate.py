@@ -50,12 +50,6 @@ def _video_items(path: Path, scale: int, every: int, frames: FrameRange, option:
         yield EvalImage(f"frame_{index:05d}", hr_y, lr_y)
 
 
-def load_eval_video(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange(),
-                    option: str = "--frames") -> list[EvalImage]:
-    """Every `every`-th frame of a video within `frames` as HR/LR Y pairs, all held in memory."""
-    return list(_video_items(path, scale, every, frames, option))
-
-
 def eval_items(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange(),
                option: str = "--frames") -> Iterator[EvalImage]:
     """The HR/LR Y pairs of a folder of images, one image, or a video file (every `every`-th frame
@@ -105,7 +99,10 @@ def eval_count(path: Path, every: int = 10, frames: FrameRange = FrameRange()) -
         return max(0, -(-(end - frames.start) // max(every, 1))) if listed else None
     if path.is_file():
         return 1
-    return len([p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS])
+    try:
+        return len(list_images(path))
+    except SrxError:  # eval_items says why, with the first item
+        return None
 
 
 def load_eval_data(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange(),

@@ -63,7 +63,7 @@ def check_holdout(holdout: float) -> None:
         raise SrxError(f"--holdout is the fraction of the footage kept out of training, between 0 and 1; got {holdout}")
 
 
-def split_footage(video: Path, holdout: float, every: int) -> FootageSplit:
+def split_footage(video: Path, holdout: float, every: int, frames: int | None = None) -> FootageSplit:
     """The first (1 - holdout) of the frames to train on, the rest held out, `2 * every` frames
     apart (so no held-out frame is a neighbour of a training frame)."""
     check_holdout(holdout)
@@ -74,7 +74,7 @@ def split_footage(video: Path, holdout: float, every: int) -> FootageSplit:
         cut = round(n * (1.0 - holdout))
         return (cut - 2 * every, cut) if cut - 2 * every > every and n - cut > every else None
 
-    n = count_frames(video)
+    n = count_frames(video) if frames is None else frames  # counted by decoding: an hour of footage takes a while
     if parts(n) is None:
         # each side needs more than `every` frames (training also the gap): about this many in all
         guess = max((3 * every + 1) / (1.0 - holdout), (every + 1) / holdout)
@@ -133,6 +133,7 @@ def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera",
     start = resolve_weights(init, scale, "--init")
     before = torch_predictor(model_from_checkpoint(start, scale)[0])  # a bad --init fails here, before any work
     patch, stride = 24 * scale, 12 * scale
+    frames = None
     if every is None:
         check_holdout(holdout)
         size, frames = _frame_size(video), count_frames(video)
@@ -140,7 +141,7 @@ def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera",
         if every > MIN_EVERY:
             log.info("%s: %d frames of %dx%d; training on one frame in %d, so the patches fit in %.1f GB of memory "
                      "(--every sets it)", video.name, frames, size[0], size[1], every, PATCH_BUDGET_BYTES / 2**30)
-    split = split_footage(video, holdout, every)
+    split = split_footage(video, holdout, every, frames)
     cfg = TrainConfig(
         data=[str(video)], val=str(video), scale=scale, init=str(init), time_budget=time_budget, max_steps=max_steps,
         batch_size=batch_size, lr=2e-4, loss="l1", patch_size=patch, stride=stride, degrade=spec.spec, seed=seed,
