@@ -72,7 +72,7 @@ def _check_out_name(out: Path, single: tuple[Path, str] | None, count: int) -> N
         expected = f"an image file ({', '.join(IMAGE_EXTENSIONS)}) or a folder"
     else:
         expected = f"a video file ({', '.join(VIDEO_OUT)}) or a folder"
-    found = f"a {kind} file" if kind else f"a {out.suffix} file"
+    found = f"{'an image' if kind == 'image' else 'a video'} file" if kind else f"a {out.suffix} file"
     raise SrxError(f"--out {out.name}: the input {src.name} is {'an image' if src_kind == 'image' else 'a video'}, "
                    f"so expected {expected}, got {found} (to write into a folder of that name, create it first)")
 
@@ -115,7 +115,17 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: boo
     out = Path(out)
     failed: list[tuple[Path, str]] = []
     sources: list[tuple[Path, str, Path]] = []  # (input file, kind, its folder under --out)
+    seen: set[Path] = set()
     for item in map(Path, inputs):
+        why = _unreadable(item)
+        if why:
+            failed.append((item, why))
+            continue
+        if item.exists():
+            if item.resolve() in seen:
+                log.warning("%s is given twice; upscaling it once", item)
+                continue
+            seen.add(item.resolve())
         if item.is_dir():
             found, why = _folder_sources(item, out, recursive)
             if why:
@@ -143,6 +153,9 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: boo
         if kind == "video" and out.suffix.lower() not in VIDEO_OUT:
             raise SrxError(f"--out {out.name}: srx writes videos as {', '.join(VIDEO_OUT)}; "
                            f"expected one of those, got {out.suffix}")
+        if out.exists() and out.resolve() == src.resolve():
+            raise SrxError(f"--out {out} is the input itself, which would be overwritten; "
+                           "expected another file name or a folder")
         check_output_file(out, "--out")  # now, not after the model ran
         return [Job(src, out, kind)], failed
 
@@ -150,18 +163,45 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: boo
         ensure_dir(out)
     elif sources:
         check_output_dir(out, "--out")
-    jobs, taken = [], set()
+    jobs: list[Job] = []
+    taken: dict[Path, Path] = {}  # output -> the input writing it
     for src, kind, under in sources:
         suffix = f".{fmt or 'png'}" if kind == "image" else _video_out_suffix(src)
         dst = out / under / f"{src.stem}{suffix}"
-        if dst in taken:  # a.jpg and a.png in one batch
-            dst = out / under / f"{src.stem}-{src.suffix.lstrip('.').lower()}{suffix}"
+        if dst in taken:  # a.jpg and a.png in one batch; x/a.png and y/a.png
+            other = taken[dst]
+            tag = src.suffix.lstrip(".").lower() if other.suffix.lower() != src.suffix.lower() else src.parent.name
+            dst = _free_name(out / under, f"{src.stem}-{tag or 'input'}", suffix, taken)
+            log.warning("%s goes to %s (%s is taken by %s)", src, dst, other.stem + suffix, other)
         if dst.resolve() == src.resolve():
             failed.append((src, f"{src} would be overwritten by its own output; choose another --out"))
             continue
-        taken.add(dst)
+        taken[dst] = src
         jobs.append(Job(src, dst, kind))
     return jobs, failed
+
+
+def _unreadable(item: Path) -> str | None:
+    """Why an input cannot be read (a folder on its way without search rights, a file or folder
+    without read rights), or None: one line for the summary, not a traceback."""
+    try:
+        if item.is_dir():
+            os.listdir(item)
+        elif item.exists():
+            with open(item, "rb"):
+                pass
+    except OSError as exc:
+        return f"{item} cannot be read: {exc.strerror or exc}"
+    return None
+
+
+def _free_name(folder: Path, stem: str, suffix: str, taken: dict[Path, Path]) -> Path:
+    """folder/stem+suffix, or stem-2, stem-3, ... when that is taken too."""
+    dst, n = folder / f"{stem}{suffix}", 1
+    while dst in taken:
+        n += 1
+        dst = folder / f"{stem}-{n}{suffix}"
+    return dst
 
 
 def read_frame(path: Path) -> np.ndarray:

@@ -55,7 +55,7 @@ def cached_onnx(checkpoint: Path, scale: int | None = None) -> Path:
     while it comes from this graph revision (a newer srx re-exports rather than run an old graph)."""
     from srx.checkpoint import shipped_model_of
     from srx.export.onnx import GRAPH_REVISION, check_srx_onnx, onnx_from_checkpoint
-    from srx.fsutil import sha256_file
+    from srx.fsutil import ensure_dir, sha256_file
 
     checkpoint = Path(checkpoint)
     folder = cache_root() / "onnx" / sha256_file(checkpoint)
@@ -68,9 +68,26 @@ def cached_onnx(checkpoint: Path, scale: int | None = None) -> Path:
             return found
         except SrxError as exc:  # a stale or damaged cache entry: export again
             log.debug("ignoring cached %s: %s", found, exc)
-    log.info("exporting %s to ONNX once (cached in %s)", checkpoint.name, folder)
+    try:
+        ensure_dir(folder)
+        log.info("exporting %s to ONNX once (cached in %s)", checkpoint.name, folder)
+    except SrxError as exc:  # a read-only home or cache: export for this run only
+        folder = _scratch_folder()
+        log.warning("cannot keep the ONNX graph of %s in the cache (%s); exporting it for this run only "
+                    "(set SRX_CACHE_DIR to a writable folder to keep it)", checkpoint.name, exc)
     # a shipped model's graph is named for it (camera-x3.onnx), as `srx export` names it
     return onnx_from_checkpoint(checkpoint, folder, scale=scale, name=shipped_model_of(checkpoint))
+
+
+def _scratch_folder() -> Path:
+    """A temporary folder removed when the process ends."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="srx-onnx-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def _gpu_present() -> bool:

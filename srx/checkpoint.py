@@ -105,7 +105,7 @@ def model_from_checkpoint(path: Path, scale: int | None = None) -> tuple[nn.Modu
     payload = load_checkpoint(path)
     config = ModelConfig.from_dict(dict(payload["model_config"]))
     if scale is not None and config.scale != scale:
-        raise SrxError(f"{path} holds a x{config.scale} model but x{scale} was asked for")
+        raise SrxError(f"{path} holds a x{config.scale} model but x{scale} was asked for; pass --scale {config.scale}")
     model = build_model(config)
     try:
         model.load_state_dict(payload["state_dict"])

@@ -41,6 +41,8 @@ def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str
     path = Path(path)
     if not path.exists():
         raise SrxError(f"{path} does not exist: expected an image or a video file")
+    if path.is_dir():
+        raise SrxError(f"{path} is a folder: expected an image or a video file")
     if not is_video(path):
         if frame is not None:
             raise SrxError(f"--frame applies to videos; {path} is an image")
@@ -62,16 +64,21 @@ def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str
     return img, f"{path.name} frame {want}"
 
 
+def check_comparable(h: int, w: int, scale: int) -> None:
+    """SrxError unless an h x w image leaves at least 8 pixels a side, cropped to a multiple of the
+    scale and shaved: the smallest crop worth a comparison."""
+    need = -(-(8 + 2 * scale) // scale) * scale  # 8 pixels left after the shave, on a multiple of the scale
+    if min(h - h % scale, w - w % scale) < need:
+        raise SrxError(f"image is {w}x{h}, too small for a comparison at x{scale}; expected at least {need}x{need}")
+
+
 def detail_crop(hr_y: np.ndarray, size: int, scale: int) -> tuple[int, int, int]:
     """(y, x, side) of the `size`-pixel square with the most high-frequency detail (where SR shows)."""
     import cv2
 
     h, w = hr_y.shape
+    check_comparable(h, w, scale)
     side = min(size, h - 2 * scale, w - 2 * scale)
-    if side < 8:
-        need = -(-(8 + 2 * scale) // scale) * scale  # 8 pixels left after the shave, on a multiple of the scale
-        raise SrxError(f"image is {w}x{h} (cropped to a multiple of {scale}), too small for a comparison at x{scale}; "
-                       f"expected at least {need}x{need}")
     lap = np.abs(cv2.Laplacian(hr_y.astype(np.float32), cv2.CV_32F))
     integral = cv2.integral(lap)
     best, where = -1.0, (scale, scale)
@@ -89,19 +96,25 @@ def compose(panels: list[Panel], crop: tuple[int, int, int], zoom: int, title: s
     import cv2
 
     y, x, side = crop
+    font = cv2.FONT_HERSHEY_SIMPLEX
     tiles = []
     for p in panels:
         tile = p.y[y : y + side, x : x + side]
         tile = cv2.resize(tile, (side * zoom, side * zoom), interpolation=cv2.INTER_NEAREST)
-        head = np.full((44, tile.shape[1]), 255, np.uint8)
         text = p.label if p.psnr is None else f"{p.label}  {p.psnr:.2f} dB"
-        cv2.putText(head, text, (8, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 0, 2, cv2.LINE_AA)
-        tiles.append(np.vstack([head, tile]))
+        width = max(tile.shape[1], cv2.getTextSize(text, font, 0.7, 2)[0][0] + 16)  # a small crop: room for its label
+        head = np.full((44, width), 255, np.uint8)
+        cv2.putText(head, text, (8, 30), font, 0.7, 0, 2, cv2.LINE_AA)
+        body = np.full((tile.shape[0], width), 255, np.uint8)
+        body[:, : tile.shape[1]] = tile
+        tiles.append(np.vstack([head, body]))
         tiles.append(np.full((tiles[-1].shape[0], 6), 255, np.uint8))
     row = np.hstack(tiles[:-1])
-    top = np.full((36, row.shape[1]), 255, np.uint8)
-    cv2.putText(top, title, (8, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 60, 1, cv2.LINE_AA)
-    return np.vstack([top, row])
+    width = max(row.shape[1], cv2.getTextSize(title, font, 0.6, 1)[0][0] + 16)
+    picture = np.full((36 + row.shape[0], width), 255, np.uint8)
+    cv2.putText(picture, title, (8, 25), font, 0.6, 60, 1, cv2.LINE_AA)
+    picture[36:, : row.shape[1]] = row
+    return picture
 
 
 def compare_image(hr_bgr: np.ndarray, scale: int, models: list[tuple[str, Path]], spec, source: str,
@@ -112,6 +125,7 @@ def compare_image(hr_bgr: np.ndarray, scale: int, models: list[tuple[str, Path]]
     from srx.evaluate import quantize, torch_predictor
     from srx.protocol import bicubic_upscale_y, make_pair, psnr
 
+    check_comparable(hr_bgr.shape[0], hr_bgr.shape[1], scale)  # before the crop to a multiple of the scale
     hr_y, clean_lr = make_pair(hr_bgr, scale)
     crop = detail_crop(hr_y, crop_size, scale)  # first: it says when the frame is too small to compare
     lr = degrade_for_eval(spec, hr_y, clean_lr, scale, 0)

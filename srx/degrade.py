@@ -211,14 +211,18 @@ def h265_y(y: np.ndarray, crf: int) -> np.ndarray:
                                                   "x265-params": "log-level=none"})
 
 
+MIN_CODED_SIDE = 16  # the smallest frame side coded (x265 opens no encoder below it; x264 does)
+
+
 def _video_coded_y(y: np.ndarray, encoder: str, decoder: str, options: dict[str, str]) -> np.ndarray:
     """`y` coded as one frame by `encoder` and decoded by `decoder`. The plane goes in as the luma
-    of a 4:2:0 frame (edge-padded to even sides, neutral chroma), so no range conversion touches it."""
+    of a 4:2:0 frame (edge-padded to even sides of at least MIN_CODED_SIDE, neutral chroma), so no
+    range conversion touches it."""
     from fractions import Fraction
 
     av = _pyav()
     h, w = y.shape
-    H, W = h + h % 2, w + w % 2
+    H, W = max(h + h % 2, MIN_CODED_SIDE), max(w + w % 2, MIN_CODED_SIDE)  # x265 refuses a side under 16
     padded = np.pad(y, ((0, H - h), (0, W - w)), mode="edge")
     frame = av.VideoFrame.from_ndarray(np.concatenate([padded, np.full((H // 2, W), 128, np.uint8)]), format="yuv420p")
     enc = av.CodecContext.create(encoder, "w")

@@ -65,12 +65,24 @@ def cv2_module():
     return cv2
 
 
+def float_range(img: np.ndarray) -> float:
+    """The white of a float image: 1.0 for 0..1 data (the usual), 255.0 for 0..255 data (what a
+    tool that saved 8-bit values as floats writes). SrxError for values beyond both."""
+    top = float(np.nanmax(img)) if img.size else 0.0
+    if top <= 1.0 + 1e-3:
+        return 1.0
+    if top <= 255.0 + 1e-3:
+        log.info("float image with values up to %.4g: read as 0..255", top)
+        return 255.0
+    raise SrxError(f"float image with values up to {top:.4g}; expected 0..1 or 0..255 (HDR images are not supported)")
+
+
 def to_uint8(img: np.ndarray) -> np.ndarray:
     """16-bit and float images to 8 bits; alpha dropped (SR works on colour, not coverage)."""
     if img.dtype == np.uint16:
         img = np.floor(img.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
     elif img.dtype in (np.float32, np.float64):
-        img = np.clip(np.floor(img * 255.0 + 0.5), 0, 255).astype(np.uint8)
+        img = np.clip(np.floor(np.nan_to_num(img) * (255.0 / float_range(img)) + 0.5), 0, 255).astype(np.uint8)
     elif img.dtype != np.uint8:
         raise SrxError(f"unsupported pixel type {img.dtype}; expected 8- or 16-bit images")
     if img.ndim == 3 and img.shape[2] == 4:
@@ -210,7 +222,8 @@ def count_frames(path: Path) -> int:
 def _exif_orientation(data: np.ndarray) -> int:
     """The EXIF Orientation tag a file's header records (1, the default: rows as stored), read by
     Pillow, which matplotlib brings along. Phones store a portrait photo sideways with this tag, and
-    OpenCV ignores it when it keeps alpha and bit depth (IMREAD_UNCHANGED)."""
+    OpenCV ignores it when it keeps alpha and bit depth (IMREAD_UNCHANGED), except in a TIFF, which
+    its decoder turns itself (so 1 for a TIFF)."""
     try:
         from PIL import Image
     except ImportError:  # without Pillow a picture keeps the orientation its pixels are stored in
@@ -219,6 +232,8 @@ def _exif_orientation(data: np.ndarray) -> int:
 
     try:
         with Image.open(io.BytesIO(data.tobytes())) as im:  # the header only; no pixels are decoded
+            if im.format == "TIFF":  # OpenCV's libtiff decoder turns a TIFF by its tag itself
+                return 1
             if im.format == "PNG":  # getexif() would decode a PNG whole to look for a late eXIf chunk
                 exif = Image.Exif()
                 if im.info.get("exif"):

@@ -55,6 +55,14 @@ OTHER_CASES = {
               (["train", "--data", "{images}", "--val", "{tmp}/typo.mp4", "--epochs", "1"], "typo.mp4 does not exist; expected a folder of images or a video"),
               (["train", "--data", "{images}", "--val", "{video}", "--val-frames", "9:", "--epochs", "1"],
                "has 3 frame(s): --val-frames 9: starts after its last"),
+              (["train", "--data", "{images}", "--stride", "0", "--epochs", "1"],
+               "--stride must be a positive multiple of the scale 3 (HR pixels), got 0"),
+              (["train", "--data", "{images}", "--stride", "-3", "--epochs", "1"], "--stride must be a positive multiple"),
+              (["train", "--data", "{images}", "--patch-size", "0", "--epochs", "1"],
+               "--patch-size must be a positive multiple of the scale 3 (HR pixels), got 0"),
+              (["train", "--data", "{images}", "--patch-size", "9", "--epochs", "1"],
+               "--patch-size 9 leaves no pixels for the loss inside the 6-pixel border srcnn-915 leaves out at each "
+               "edge; expected at least 15"),
               (["train", "--data", "{images}", "--init", "camera", "--model", "srcnn-915", "--epochs", "1"],
                "holds lrnet-32x4-pw3 x3, which does not fit --model srcnn-915; train it with --model lrnet-32x4-pw3 "
                "(or leave --model out)")],
@@ -81,13 +89,20 @@ OTHER_CASES = {
                 (["compare", "{image}", "--degrade", "noise=-1", "--out", "{tmp}/c.png"], "noise=-1: out of range, expected values in 0..50"),
                 (["compare", "{image}", "--out", "{tmp}/c.jpg"], "expected a .png"),
                 (["compare", "{image}", "--frame", "3", "--out", "{tmp}/c.png"], "--frame applies to videos"),
-                (["compare", "{tiny}", "--out", "{tmp}/c.png"], "too small for a comparison at x3; expected at least 15x15")],
+                (["compare", "{tiny}", "--out", "{tmp}/c.png"], "too small for a comparison at x3; expected at least 15x15"),
+                (["compare", "{dot}", "--out", "{tmp}/c.png"], "image is 1x1, too small for a comparison at x3"),
+                (["compare", "{image}", "--out", "{image}"], "is the input itself, which would be overwritten"),
+                (["compare", "{images}", "--out", "{tmp}/c.png"], "is a folder: expected an image or a video file"),
+                (["compare", "{image}", "-w", "fast", "-w", "fast", "--out", "{tmp}/c.png"],
+                 "--weights names fast more than once")],
     "export": [(["export", "--opt-shape", "360by640"], "expected HEIGHTxWIDTH"),
                (["export", "--out", "{file}/sub"], "is a file, expected a folder"),
                (["export", "--timing-cache", "{tmp}", "--out", "{tmp}/exports"], "--timing-cache")],
     "parity": [(["parity", "--synthetic", "--engine", "{tmp}/missing.engine"], "does not exist")],
     "serve": [(["serve", "--scale", "7"], "unsupported scale")],
     "upscale": [(["upscale", "{image}", "--out", "{file}/x.png"], "is a file, expected a folder"),
+                (["upscale", "{image}", "--out", "{image}"], "is the input itself, which would be overwritten"),
+                (["upscale", "{video}", "--out", "{video}"], "is the input itself, which would be overwritten"),
                 (["upscale", "{image}", "--out", "{tmp}/o", "--format", "gif"], "--format 'gif'"),
                 (["upscale", "{video}", "--out", "{tmp}/o.webm"], "expected one of those, got .webm"),
                 (["upscale", "{image}", "--out", "{tmp}/o.mp4"], "one.png is an image, so expected an image file"),
@@ -132,12 +147,14 @@ def places(tmp_path, image_folder, monkeypatch):
     video = silent_video(tmp_path / "clip.avi", 3, (24, 20))
     tiny = tmp_path / "tiny.png"
     cv2.imwrite(str(tiny), synthetic_photo(12, 13))
+    cv2.imwrite(str(tmp_path / "dot.png"), synthetic_photo(1, 1))
     (tmp_path / "tinies").mkdir()
     cv2.imwrite(str(tmp_path / "tinies" / "small.png"), synthetic_photo(17, 40))  # crops to 15x39 at x3
     tiny_video = silent_video(tmp_path / "small.avi", 3, (16, 14))
     return {"{images}": str(image_folder), "{image}": str(image), "{file}": str(tmp_path / "afile"),
             "{tmp}": str(tmp_path), "{tiny}": str(tiny), "{video}": str(video),
-            "{tinyfolder}": str(tmp_path / "tinies"), "{tinyvideo}": str(tiny_video)}
+            "{tinyfolder}": str(tmp_path / "tinies"), "{tinyvideo}": str(tiny_video),
+            "{dot}": str(tmp_path / "dot.png")}
 
 
 def _bad_checkpoint(kind: str, folder: Path) -> Path:

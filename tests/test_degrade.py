@@ -135,8 +135,10 @@ def test_compare_writes_the_expected_picture(tmp_path, tiny_checkpoint):
     assert res.exit_code == 0, res.output
     assert ": bicubic " in res.output and " a " in res.output and " mine " in res.output  # panel labels
     pic = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
-    # 4 panels (HR, bicubic, a, b) of 64 px zoomed x2, 6-px gaps; a 36-px title and 44-px labels
-    assert pic.shape == (36 + 44 + 128, 4 * 128 + 3 * 6)
+    # 4 panels (HR, bicubic, a, b) of 64 px zoomed x2, 6-px gaps; a 36-px title and 44-px labels;
+    # as wide as the title where that is wider
+    assert pic.shape[0] == 36 + 44 + 128 and pic.shape[1] >= 4 * 128 + 3 * 6
+    assert (pic[:36, -8:] == 255).all() and (pic[:36, :-8] < 200).any()  # the title ends inside the picture
     assert res.output.count(" dB") == 3  # bicubic and the two models, each with its PSNR
     bad = runner.invoke(app, ["compare", str(img), "-w", str(a), "--out", str(tmp_path / "x.jpg")])
     assert bad.exit_code == 1 and "expected a .png" in bad.output
@@ -243,3 +245,37 @@ def test_without_pyav_an_h264_spec_says_how_to_get_it(monkeypatch):
         with pytest.raises(SrxError, match="pip install av"):
             parse_degradation(spec)
     assert parse_degradation("camera").codecs == ["jpeg"]  # JPEG alone needs only OpenCV
+
+
+@pytest.mark.parametrize("codec", ["h264=30", "h265=30"])
+def test_video_codecs_take_planes_smaller_than_their_smallest_frame(codec):
+    """x265 opens no encoder for a side under 16 px (a 48-px patch at x4 has a 12-px LR side): the
+    plane is padded to 16 and cropped back, in training batches and in evaluation."""
+    rng = np.random.default_rng(3)
+    hr = (rng.random((4, 48, 48)) * 255).astype(np.uint8)
+    lr = (rng.random((4, 12, 12)) * 255).astype(np.uint8)
+    out = degrade_batch(parse_degradation(codec), hr, lr, 4, seed=0, step=0)
+    assert out.shape == lr.shape and not np.array_equal(out, lr)
+    tiny = degrade_for_eval(parse_degradation(codec), hr[0][:21, :39], np.tile(lr[0], (1, 2))[:7, :13], 3, 0)
+    assert tiny.shape == (7, 13)
+
+
+def test_compare_of_a_small_image_widens_panels_to_their_labels():
+    """A crop narrower than its label (a 24-px image) gets a panel as wide as the label, and the
+    title its own width: no label runs into the next panel, none is cut off."""
+    import cv2
+
+    from srx.compare import Panel, compose
+
+    y = synthetic_photo(24, 24)[..., 1]
+    labels = [Panel("HR", y, None), Panel("bicubic", y, 27.5), Panel("camera", y, 29.25)]
+    title = "a-long-file-name.png, x3, LR: jpeg=50; Y channel, PSNR on the whole frame"
+    pic = compose(labels, (3, 3, 18), 2, title)
+    needs = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, 0.7, 2)[0][0] + 16
+             for t in ("HR", "bicubic  27.50 dB", "camera  29.25 dB")]
+    assert pic.shape[1] >= max(sum(max(n, 36) for n in needs) + 2 * 6,
+                               cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)[0][0] + 16)
+    assert pic.shape[0] == 36 + 44 + 36
+    # each panel's label ends before the next panel starts: a white gap column under every label row
+    x = needs[0]
+    assert (pic[36:36 + 44, x:x + 6] == 255).all()

@@ -7,7 +7,7 @@ import pytest
 from srx.errors import SrxError
 from srx.imageio import FrameRange, parse_frame_range, read_image, video_frames
 from srx.runtime.batch import read_frame
-from tests.conftest import portrait_phone_video, silent_video, stored_frames
+from tests.conftest import portrait_phone_video, silent_video, stored_frames, synthetic_photo
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -102,6 +102,21 @@ def test_a_png_with_alpha_is_read_upright_as_pillow_shows_it(tmp_path, orientati
     np.testing.assert_array_equal(read_image(path), want_rgba[..., [2, 1, 0]])
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_tiff_is_turned_upright_once(tmp_path, orientation):
+    """OpenCV's TIFF decoder (libtiff) turns a TIFF by its Orientation tag itself, even unchanged:
+    turning it again by the tag would undo that. Reference: Pillow's exif_transpose of the pixels."""
+    from PIL import Image, ImageOps
+
+    rgb = _asymmetric()
+    path = _tagged(tmp_path / "scan.tif", rgb, orientation)
+    with Image.open(path) as im:
+        want = np.asarray(ImageOps.exif_transpose(im))[..., ::-1]
+    assert want.shape[:2] == ((40, 24) if orientation >= 5 else (24, 40))
+    np.testing.assert_array_equal(read_frame(path), want)
+    np.testing.assert_array_equal(read_image(path), want)
+
+
 def test_pixels_without_a_readable_header_keep_their_stored_orientation(tmp_path):
     img = _asymmetric()
     path = tmp_path / "plain.bmp"
@@ -119,3 +134,17 @@ def test_a_phone_video_is_read_upright(tmp_path):
     assert [g.shape for g in got] == [(48, 32, 3)] * 4
     for g, s in zip(got, stored):
         np.testing.assert_array_equal(g, cv2.rotate(s, cv2.ROTATE_90_CLOCKWISE))
+
+
+def test_float_images_in_0_to_1_and_0_to_255_read_alike(tmp_path):
+    """A float TIFF holds 0..1 (the usual) or 0..255 (8-bit values saved as floats): both read as
+    the same 8-bit picture, not the second as nearly all white; beyond 255 is one clear error."""
+    from PIL import Image
+
+    photo = synthetic_photo(12, 16)[..., 1]
+    for name, scale in (("unit.tif", 1 / 255), ("bytes.tif", 1.0)):
+        Image.fromarray(photo.astype(np.float32) * np.float32(scale), mode="F").save(tmp_path / name)
+        np.testing.assert_array_equal(read_image(tmp_path / name), photo)
+    Image.fromarray(photo.astype(np.float32) * 300, mode="F").save(tmp_path / "hdr.tif")
+    with pytest.raises(SrxError, match="float image with values up to .*; expected 0..1 or 0..255"):
+        read_image(tmp_path / "hdr.tif")

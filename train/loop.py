@@ -102,6 +102,13 @@ class TrainConfig:
             raise SrxError(f"--optimizer must be adam or sgd, got {self.optimizer!r}")
         if self.loss not in ("mse", "l1"):
             raise SrxError(f"--loss must be mse or l1, got {self.loss!r}")
+        for flag, value in (("--patch-size", self.patch_size), ("--stride", self.stride)):
+            if value < self.scale or value % self.scale:
+                raise SrxError(f"{flag} must be a positive multiple of the scale {self.scale} (HR pixels), got {value}")
+        if self.loss_border is None and 2 * self.border >= self.patch_size:
+            least = -(-(2 * self.border + 1) // self.scale) * self.scale
+            raise SrxError(f"--patch-size {self.patch_size} leaves no pixels for the loss inside the {self.border}-pixel "
+                           f"border {self.model} leaves out at each edge; expected at least {least}")
         if self.border < 0 or 2 * self.border >= self.patch_size:
             raise SrxError(f"--loss-border must be between 0 and {(self.patch_size - 1) // 2} for "
                            f"{self.patch_size}-pixel patches, got {self.border}")
@@ -325,6 +332,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
                            f"({', '.join(PRESETS)}); name the one to train with --model")
         cfg = dataclasses.replace(cfg, model=init_preset or "srcnn-915")
     cfg.validate()
+    _refuse_overwrite(Path(out_dir), resume)
     out_dir = ensure_dir(Path(out_dir))
     ddp = _Dist()
     if threads:
@@ -566,6 +574,27 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     if ddp.is_main:
         atomic_write_text(out_dir / "summary.txt", _summary(result, mcfg))
     return result
+
+
+def _refuse_overwrite(out_dir: Path, resume: Path | None) -> None:
+    """A run's folder is its record: a new run, or one resumed into another folder, must not
+    overwrite the run already there. SrxError saying how to continue that one or where to go."""
+    held = [name for name in ("last.pt", "best.pt") if (out_dir / name).is_file()]
+    if not held or (resume is not None and Path(resume).resolve().parent == out_dir.resolve()):
+        return
+    raise SrxError(f"{out_dir} already holds a training run ({', '.join(held)}); expected a new folder for a new run: "
+                   f"continue that run with --resume {out_dir / 'last.pt'}, or pass another --out "
+                   f"(or delete {out_dir} to start over)")
+
+
+def new_run_dir(base: Path) -> Path:
+    """`base` if it holds no run yet, else the first of base-2, base-3, ... that does not: the
+    default --out, so a second `srx train` keeps the first run."""
+    candidate, n = Path(base), 1
+    while (candidate / "last.pt").exists() or (candidate / "best.pt").exists():
+        n += 1
+        candidate = Path(base).with_name(f"{Path(base).name}-{n}")
+    return candidate
 
 
 def _refuse_finished(resume: Path, cfg: TrainConfig, state: dict[str, Any], more_time: float | None) -> None:

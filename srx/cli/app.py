@@ -123,10 +123,20 @@ def scale_option(default: int = 3):
     return typer.Option(default, "--scale", "-s", help="Upscaling factor: 2, 3 or 4.")
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (a service manager, `docker stop`, `kill`) ends srx as Ctrl-C does, through the
+    cleanup on the way out: a half-written output is removed, never left under a hidden name. The
+    commands that stop gracefully (stream, serve, train) put their own handler in its place."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Console entry point."""
+    import signal
+
     import srx.cli  # noqa: F401  (registers every command)
 
+    signal.signal(signal.SIGTERM, _terminated)
     app()
 
 

@@ -82,7 +82,14 @@ def compare(
         raise SrxError(f"--crop must be at least 8 and --zoom at least 1, got {crop} and {zoom}")
     spec = parse_degradation(degrade)
     names = weights or [n for n in SHIPPED if scale in shipped_scales(n)]
-    chosen = [(label, resolve_weights(given, scale)) for label, given in map(labelled_weights, map(str, names))]
+    labelled = [labelled_weights(str(n)) for n in names]
+    repeated = sorted({lab for lab, _ in labelled if [x for x, _ in labelled].count(lab) > 1})
+    if repeated:
+        raise SrxError(f"--weights names {', '.join(repeated)} more than once; expected each model once "
+                       "(LABEL=WEIGHTS tells two files of one name apart)")
+    if source.exists() and out.exists() and out.resolve() == source.resolve():
+        raise SrxError(f"--out {out} is the input itself, which would be overwritten; expected another .png name")
+    chosen = [(label, resolve_weights(given, scale)) for label, given in labelled]
     hr, label = read_hr_frame(source, frame)
     picture, panels = compare_image(hr, scale, chosen, spec, label, crop, zoom)
     write_image(out, picture)

@@ -36,7 +36,7 @@ def train(
     every: int = typer.Option(10, "--every", help="Videos in --data and --val: every Nth frame is an image."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Videos in --data: only frames START:END (from 0, END excluded; e.g. :480), so later footage can be kept for --val."),
     val_frames: Optional[str] = typer.Option(None, "--val-frames", help="A video --val: only frames START:END (e.g. 520:)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder: best.pt, last.pt, metrics.csv, training.png (default runs/train, or the folder of --resume)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder: best.pt, last.pt, metrics.csv, training.png (default runs/train, runs/train-2, ... whichever holds no run yet, or the folder of --resume). A folder holding another run is refused."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a last.pt written by an earlier run; its recipe is kept, only --epochs, --time-budget or --max-steps may extend it."),
     threads: Optional[int] = threads_option("CPU threads for PyTorch (default: all cores)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where extracted patches are cached (default $SRX_CACHE_DIR/patches, else ~/.cache/srx/patches)."),
@@ -45,10 +45,10 @@ def train(
 ) -> None:
     """Train a super-resolution model on a folder of HR images (standard SR protocol)."""
     from srx.degrade import parse_degradation
-    from srx.train.loop import TrainConfig, train as run_train
+    from srx.train.loop import TrainConfig, new_run_dir, train as run_train
 
-    if out is None:
-        out = resume.parent if resume is not None else Path("runs/train")
+    if out is None:  # a new run never lands on an earlier one: runs/train, runs/train-2, ...
+        out = resume.parent if resume is not None else new_run_dir(Path("runs/train"))
     cfg = TrainConfig(
         data=[str(d) for d in data or []], val=str(val) if val else None, scale=scale, model=model, epochs=epochs,
         time_budget=parse_duration(time_budget), max_steps=max_steps, batch_size=batch_size, lr=lr,

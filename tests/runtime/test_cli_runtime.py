@@ -87,6 +87,22 @@ def test_upscale_single_file_to_a_named_output(ckpt, onnx_graphs, tmp_path):
     assert cv2.imread(str(out)).shape == (42, 54, 3)  # the model's scale, no --scale needed
 
 
+def test_upscale_names_same_named_inputs_by_their_folder_and_does_each_file_once(ckpt, tmp_path, caplog):
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "a.png"), synthetic_photo(21, 27, seed=len(folder)))
+    cv2.imwrite(str(tmp_path / "x" / "a.jpg"), synthetic_photo(21, 27))
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="srx"):
+        res = runner.invoke(app, ["upscale", str(tmp_path / "x" / "a.png"), str(tmp_path / "y" / "a.png"),
+                                  str(tmp_path / "x" / "a.jpg"), str(tmp_path / "x" / "a.png"), "--out", str(out),
+                                  "--weights", str(ckpt(3)), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["a-jpg.png", "a-y.png", "a.png"]
+    assert "upscaled 3 of 3 inputs" in res.output
+    assert "given twice; upscaling it once" in caplog.text and "a-y.png (a.png is taken by" in caplog.text
+
+
 def test_upscale_turns_phone_pictures_upright(ckpt, tmp_path):
     """A phone's portrait photo (EXIF orientation) and video (a rotation in the container) come out
     upright: srx's outputs carry no orientation of their own, so a sideways copy would stay sideways."""
@@ -318,3 +334,31 @@ def test_upscaled_videos_keep_their_sound(ckpt, tmp_path):
                 seconds = sum(f.samples for f in c.decode(audio=0)) / c.streams.audio[0].codec_context.sample_rate
                 assert abs(seconds - 2.0) < 0.1, (name, seconds)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+
+def test_sigterm_during_a_video_upscale_leaves_no_partial_file(ckpt, tmp_path):
+    """`kill` (a service manager, `docker stop`) ends srx as Ctrl-C does: exit 143 and nothing left
+    behind, neither the output nor its hidden temporary file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = _video(tmp_path / "long.avi", frames=400, size=(160, 120))
+    out = tmp_path / "out"
+    out.mkdir()
+    env = dict(os.environ, SRX_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.Popen([sys.executable, "-m", "srx", "upscale", str(src), "--out", str(out / "up.mp4"),
+                             "--weights", str(ckpt(3)), "--backend", "torch", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".up*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the upscale ended before it could be stopped: " + proc.stdout.read()
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, text
+    assert list(out.iterdir()) == [], (list(out.iterdir()), text)
+    assert "Traceback" not in text

@@ -149,6 +149,20 @@ def test_checkpoint_is_exported_once_into_the_cache(ckpt, srx_cache_dir):
     check_srx_onnx(fixed)  # a whole srx graph again (it raises on anything else)
 
 
+def test_a_cache_that_cannot_be_written_still_runs_the_checkpoint(ckpt, tmp_path, monkeypatch, caplog):
+    """A read-only home (a locked-down box, a container) costs the cache, not the run: the graph
+    is exported to a temporary folder for this process, with one warning naming SRX_CACHE_DIR."""
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "afile" / "cache"))  # under a file: never writable
+    with caplog.at_level("WARNING", logger="srx"):
+        graph = cached_onnx(ckpt(3))
+        check_srx_onnx(graph)
+        with make_runner("auto", scale=3, weights=ckpt(3)) as runner:
+            assert runner.infer(np.zeros((1, 1, 8, 8), np.float32)).shape == (1, 1, 24, 24)
+    assert not str(graph).startswith(str(tmp_path))
+    assert "exporting it for this run only (set SRX_CACHE_DIR to a writable folder" in caplog.text
+
+
 def test_a_shipped_model_is_cached_under_its_own_name(ckpt, srx_cache_dir):
     """So the backend line a command logs names the weights it runs (`camera-x3.onnx`), as `srx
     export` names them; any other checkpoint's graph keeps its architecture's name."""

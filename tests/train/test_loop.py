@@ -110,6 +110,37 @@ def test_resuming_a_finished_run_says_so(image_folder, tmp_path):
     assert torch.equal(load_checkpoint(out / "last.pt")["state_dict"]["conv3.weight"], before["state_dict"]["conv3.weight"])
 
 
+def test_a_new_run_never_overwrites_an_earlier_one(image_folder, tmp_path, monkeypatch):
+    """A folder holding a run is refused to a new run and to a run resumed into it from elsewhere;
+    the default --out moves on to runs/train-2 (the first run's files are untouched)."""
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+
+    out = tmp_path / "x3"
+    train(_cfg(image_folder, max_steps=2, val=None), out, show_progress=False, cache_dir=tmp_path / "c")
+    before = (out / "last.pt").read_bytes()
+    with pytest.raises(SrxError, match=r"x3 already holds a training run \(last.pt, best.pt\).*--resume .*last.pt"):
+        train(_cfg(image_folder, max_steps=1, val=None), out, show_progress=False, cache_dir=tmp_path / "c")
+    other = tmp_path / "other"
+    train(_cfg(image_folder, max_steps=1, val=None), other, show_progress=False, cache_dir=tmp_path / "c")
+    with pytest.raises(SrxError, match="already holds a training run"):
+        train(_cfg(image_folder, max_steps=3, val=None), out, resume=other / "last.pt", show_progress=False,
+              cache_dir=tmp_path / "c")
+    assert (out / "last.pt").read_bytes() == before
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "c"))
+    args = ["train", "--data", str(image_folder), "--patch-size", "24", "--stride", "12", "--max-steps", "1",
+            "--no-progress", "--batch-size", "4"]
+    for folder in ("train", "train-2"):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert (tmp_path / "runs" / folder / "last.pt").is_file()
+    assert not (tmp_path / "runs" / "train-3").exists()
+    res = CliRunner().invoke(app, args + ["--out", "runs/train"])
+    assert res.exit_code == 1 and res.output.startswith("error: runs/train already holds a training run")
+
+
 def test_time_budget_on_resume_is_this_invocations_time(image_folder, tmp_path):
     """A run stopped by its time budget is finished; `--resume --time-budget T` then trains T more
     seconds (not T minus what the run already used) and keeps the rate where it ended (no re-decay);
