@@ -198,7 +198,8 @@ class MultiMjpegServer:
                 self._send(404, "text/plain", f"not found: try / or one of {cams}\n".encode())
 
             def _stream(self, ch: Channel) -> None:
-                self._start_mjpeg()
+                if not self._start_mjpeg():
+                    return
                 with ch._cond:
                     ch.clients += 1
                 seq = 0

@@ -23,7 +23,7 @@ import numpy as np
 
 from srx.camera.outputs import Output
 from srx.camera.stats import prometheus_text
-from srx.errors import SrxError
+from srx.errors import SrxError, bind_failure
 
 log = logging.getLogger("srx")
 
@@ -83,10 +83,8 @@ def _bind(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> _Serve
     try:
         return _Server((host, port), handler)
     except OSError as exc:
-        why = exc.strerror or str(exc)
-        if exc.errno in (98, 48, 10048):
-            why = "the port is already in use (another srx or server is on it)"
-        raise SrxError(f"cannot serve on {host}:{port}: {why}; pick another port with --serve HOST:PORT") from None
+        raise SrxError(f"cannot serve on {host}:{port}: {bind_failure(exc, host, '--serve HOST:PORT', '--serve HOST:PORT')}") from None
+
 
 
 def _serve_in_thread(httpd: _Server) -> threading.Thread:
@@ -106,6 +104,11 @@ class _Handler(BaseHTTPRequestHandler):
     """What every srx request handler shares: HTTP/1.1, debug logging, whole replies and MJPEG headers."""
 
     protocol_version = "HTTP/1.1"
+    head_only = False  # a HEAD request: headers as GET would send them, no body (uptime checkers use it)
+
+    def do_HEAD(self) -> None:  # noqa: N802 (http.server's name)
+        self.head_only = True
+        self.do_GET()  # type: ignore[attr-defined]
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("http %s: " + fmt, self.client_address[0], *args)
@@ -116,16 +119,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(body)
+        if not self.head_only:
+            self.wfile.write(body)
 
-    def _start_mjpeg(self) -> None:
-        """The headers of a multipart/x-mixed-replace stream; the connection closes when it ends."""
+    def _start_mjpeg(self) -> bool:
+        """The headers of a multipart/x-mixed-replace stream; the connection closes when it ends.
+        False for a HEAD request: no frames follow."""
         self.send_response(200)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         self.send_header("Cache-Control", "no-store")
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
+        return not self.head_only
 
 
 #: the Content-Type of Prometheus' text exposition format
@@ -221,7 +227,8 @@ class MjpegServer(Output):
                     self._send(404, "text/plain", b"not found: try /, /stream.mjpg, /stats or /metrics\n")
 
             def _stream(self) -> None:
-                self._start_mjpeg()
+                if not self._start_mjpeg():
+                    return
                 with server._cond:
                     server.clients += 1
                 seq = 0

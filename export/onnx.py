@@ -67,7 +67,8 @@ def export_stem(config_name: str, scale: int, name: str | None = None) -> str:
         return config_name
     if not _EXPORT_NAME.fullmatch(name) or re.search(r"-x\d+$", name):
         raise SrxError(f"--name {name!r}: expected up to 64 letters, digits, '.', '_' or '-', starting with a "
-                       f"letter or digit and without a -x<scale> ending (srx adds -x{scale})")
+                       f"letter or digit and without a -x<scale> ending (srx adds the scale itself: {name}-x{scale}.onnx, "
+                       f"srx_{name}_x{scale} on Triton)")
     return f"{name}-x{scale}"
 
 

@@ -197,7 +197,8 @@ def _check_engine_weights(engine: Path, ckpt: Path) -> None:
                        "it was built from")
 
 
-def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None, server: str | None = None, scale: int | None = None):
+def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None, server: str | None = None,
+            scale: int | None = None, server_model: str | None = None):
     from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
     from srx.runtime.select import cached_onnx
     from srx.runtime.torch_runner import TorchRunner
@@ -230,7 +231,7 @@ def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None, server:
             raise SrxError("--backend triton needs --server HOST:PORT (a Triton server's gRPC address)")
         from srx.runtime.triton_runner import TritonRunner
 
-        return TritonRunner(server, scale=scale)
+        return TritonRunner(server, model=server_model, scale=scale)
     raise SrxError(f"unknown bench backend {backend!r}: expected one of {', '.join(BENCH_BACKENDS)}")
 
 
@@ -360,6 +361,7 @@ def run_bench(
     reps: int | None = None,
     cases: list[str] | None = None,
     server: str | None = None,
+    server_model: str | None = None,
 ) -> dict:
     """Benchmark `backends` (default: all that run here) on the standard cases (or those named in
     `cases`) for each of `weights` (shipped names or checkpoints; default: DEFAULT_MODELS), so the
@@ -385,6 +387,8 @@ def run_bench(
         models: list[str | Path] = list(DEFAULT_MODELS)
     else:
         models = list(weights) if isinstance(weights, (list, tuple)) else [weights]
+    if reps is not None and reps < 1:
+        raise SrxError(f"--reps must be at least 1, got {reps}")
     reps = reps or (3 if quick else 15)
     warmup = 1 if quick else 3
     from srx.runtime.upscaler import _cv2, keep_frame_buffers, single_threaded_opencv
@@ -401,7 +405,6 @@ def run_bench(
 
         def skip(backend: str, label: str, case: tuple, exc: SrxError) -> None:
             skipped.append({"backend": backend, "model": label, "case": case[0], "reason": str(exc)})
-            log.warning("bench: skipping %s on %s: %s", label if backend == "*" else backend, case[0], exc)
 
         for case in all_cases:
             with ExitStack() as active:  # every runner of the case stays up while the case runs in turns
@@ -422,7 +425,8 @@ def run_bench(
                         if backend == "triton" and weights_one is not models[0]:
                             continue  # the server runs its own model: one triton row per case
                         try:
-                            runner = active.enter_context(_runner(backend, ckpt, threads, engine, server, case[3]))
+                            runner = active.enter_context(_runner(backend, ckpt, threads, engine, server, case[3],
+                                                                      server_model))
                         except SrxError as exc:
                             skip(backend, label, case, exc)
                             continue
@@ -434,6 +438,12 @@ def run_bench(
                     skip(_label(entry.runner), entry.label, case, exc)
         if not rows and skipped:  # nothing ran (a bad checkpoint, no server): one clear error, not max() of nothing
             raise SrxError(skipped[0]["reason"])
+        said: dict[tuple[str, str], list[str]] = {}  # one line per reason, however many cases and models it cost
+        for s in skipped:
+            who = s["model"] if s["backend"] == "*" else s["backend"]
+            said.setdefault((who, s["reason"]), []).append(s["case"])
+        for (who, reason), where in said.items():
+            log.warning("bench: skipped %s on %s: %s", who, ", ".join(dict.fromkeys(where)), reason)
         library, gflops = probe.best()
         return {
             "threads": threads,

@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from srx.errors import SrxError
+from srx.errors import SrxError, bind_failure
 from srx.runtime.base import Runner
 
 log = logging.getLogger("srx")
@@ -90,8 +90,7 @@ def check_port_free(host: str, port: int, option: str) -> None:
         try:
             s.bind((host, int(port)))
         except OSError as exc:
-            why = "the port is already in use" if exc.errno in (98, 48, 10048) else (exc.strerror or str(exc))
-            raise SrxError(f"cannot serve on {host}:{port}: {why}; pick another port with {option}") from None
+            raise SrxError(f"cannot serve on {host}:{port}: {bind_failure(exc, host, option, '--host')}") from None
 
 
 def model_identity(runner: Runner) -> dict[str, Any]:
@@ -270,7 +269,9 @@ def serve_model(
                     log.debug("no statistics for %s at exit: %s", model_name, exc)
     finally:
         if triton is not None:
-            family = _descendants(os.getpid())  # before the stop: orphans no longer point at us
+            # before the stop (orphans no longer point at us); not our own multiprocessing resource
+            # tracker, which PyTriton's first request starts and which ends with this process
+            family = {p for p in _descendants(os.getpid()) if not _resource_tracker(p)}
             triton.stop()
             _reap(family, grace=10.0 + 5.0 * (len(models) - 1))  # each model's backend stub winds down on its own
         for model_name, (runner, _, _) in models.items():
@@ -299,6 +300,14 @@ def _descendants(pid: int) -> set[int]:
         found.update(kids)
         todo.extend(kids)
     return found
+
+
+def _resource_tracker(pid: int) -> bool:
+    """Whether `pid` is a Python multiprocessing resource tracker (it outlives a stop by design)."""
+    try:
+        return b"multiprocessing.resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _command(pid: int) -> str:

@@ -50,6 +50,24 @@ def _package_rows() -> list[Row]:
     return rows
 
 
+def _serve_rows() -> list[Row]:
+    """The serve extra: PyTriton (a Triton Inference Server for `srx serve`) and tritonclient (the
+    triton backend of stream, upscale and bench). Optional: INFO where absent."""
+    import importlib.metadata as md
+
+    rows = []
+    for dist, module, use in (("nvidia-pytriton", "pytriton", "srx serve"),
+                              ("tritonclient", "tritonclient.grpc", "--server clients")):
+        try:
+            version = md.version(dist)
+            importlib.import_module(module)
+            rows.append(Row(f"{dist} ({use})", OK, version))
+        except Exception as exc:  # not installed, or a broken install
+            why = "not installed" if isinstance(exc, md.PackageNotFoundError) else _first_line(exc)
+            rows.append(Row(f"{dist} ({use})", INFO, why, "pip install 'srx[serve]'"))
+    return rows
+
+
 def _ort_rows() -> list[Row]:
     mod, _ = _version("onnxruntime")
     if mod is None:
@@ -274,7 +292,7 @@ def doctor_report() -> list[Row]:
     """All rows, in the order the screen shows them."""
     rows: list[Row] = []
     probes: list[Callable[[], list[Row]]] = [_package_rows, _cpu_rows, _ort_rows, _gpu_rows, _nvcc_rows, _opencv_rows,
-                                             _codec_rows, _camera_rows, _weights_rows]
+                                             _codec_rows, _serve_rows, _camera_rows, _weights_rows]
     for probe in probes:
         try:
             rows += probe()

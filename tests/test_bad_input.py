@@ -113,7 +113,8 @@ OTHER_CASES = {
                 (["upscale", "{tmp}/gone.png", "{file}", "--out", "{tmp}/o"],
                  "gone.png does not exist; afile is not an image or video")],
     "bench": [(["bench", "--quick", "--backend", "warp-drive"], "unknown bench backend"),
-              (["bench", "--quick", "--threads", "-2"], "--threads must be at least 1, got -2")],
+              (["bench", "--quick", "--threads", "-2"], "--threads must be at least 1, got -2"),
+              (["bench", "--quick", "--reps", "0"], "--reps must be at least 1, got 0")],
     "stream": [(["stream", "--demo", "--no-window", "--json-summary", "{file}/x.json"], "is a file, expected a folder"),
                (["stream", "--demo", "--no-window", "--json-summary", "{tmp}"], "is a folder; expected a file name"),
                (["stream", "--source", "{tmp}/missing.avi"], "does not exist"),
@@ -221,9 +222,10 @@ def test_other_bad_input_is_one_line(places, tmp_path, command, case):
 def test_bench_on_a_gpu_that_is_not_there_is_one_line():
     if torch.cuda.is_available():
         pytest.skip("PyTorch sees a CUDA GPU here, so torch-cuda runs")
-    res = runner.invoke(app, ["bench", "--quick", "--backend", "torch-cuda", "--case", "quick x3"])
+    res = runner.invoke(app, ["bench", "--quick", "--backend", "torch-cuda"])
     _check_one_error_line(res, "sees no CUDA GPU")
     assert "--backend torch" in res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output  # not a "skipping" line per case and model first
 
 
 def test_every_command_has_bad_input_cases():

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from srx.cli.app import app, threads_option, weights_option
+from srx.errors import SrxError
 
 _BACKEND_HELP = "auto (fastest that works here), torch, torch-cuda, onnxruntime, tensorrt or triton (with --server)."
 _SERVER_HELP = ("Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` runs); implies --backend triton. "
@@ -24,7 +25,7 @@ def _console():
 
 @app.command()
 def upscale(
-    inputs: list[Path] = typer.Argument(..., help="Images (png/jpg/bmp/tiff; 16-bit stays 16-bit in png/tiff), folders of them, or videos (.mp4/.avi/.mkv/...)."),
+    inputs: list[Path] = typer.Argument(..., readable=False, help="Images (png/jpg/bmp/tiff; 16-bit stays 16-bit in png/tiff), folders of them, or videos (.mp4/.avi/.mkv/...)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (an existing one, or a name without an extension), or the output file for a single input (an image name for an image, .mp4/.mkv/.mov/.m4v/.avi for a video)."),
     scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Upscaling factor 2, 3 or 4 (default: the model's, else 3)."),
     weights: Optional[Path] = weights_option(),
@@ -70,12 +71,15 @@ def bench(
     reps: Optional[int] = typer.Option(None, "--reps", help="Timed repetitions per case (default 15, quick 3)."),
     case: Optional[list[str]] = typer.Option(None, "--case", help="Only these cases (repeat): '480p x2', '720p-out x3', '1080p-out x3' (quick: 'quick x2', 'quick x3')."),
     server: Optional[str] = typer.Option(None, "--server", help="Triton server gRPC HOST:PORT for --backend triton (the cases of its model's scale)."),
+    server_model: Optional[str] = typer.Option(None, "--model", help="With --server: the model's name on the server (what `srx serve` prints, e.g. srx_lobby_x3; default: the one srx finds for each case's scale)."),
 ) -> None:
     """Latency per model and backend (model-only and end to end, p50/p95) against this machine's GEMM floor."""
     from srx.runtime.bench import run_bench
 
+    if server_model is not None and server is None:
+        raise SrxError("--model names a model on a Triton server; give the server with --server HOST:PORT")
     result = run_bench(backend, quick=quick, threads=threads, weights=weights, engine=engine, reps=reps, cases=case,
-                       server=server)
+                       server=server, server_model=server_model)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return

@@ -76,7 +76,8 @@ def serve_cmd(
         typer.echo(f"serving {', '.join(info['models'])} ({info['backend']}) on Triton Inference Server "
                    f"{info['version']}: gRPC {info['grpc']}, HTTP {info['http']}, metrics {info['metrics']}; "
                    f"dynamic batching up to {info['max_batch']} with {info['queue_delay_us']} us queue delay")
-        typer.echo(f"  clients: srx stream --server {info['grpc']} ...   (Ctrl-C or SIGTERM stops the server)")
+        typer.echo(f"  clients: srx stream --server {info['grpc']}{_client_model_option(info['models'])} ...   "
+                   "(Ctrl-C or SIGTERM stops the server)")
 
     served = serve_model(runners, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
                          max_batch=max_batch, queue_delay_us=queue_delay_us, on_ready=ready,
@@ -88,3 +89,17 @@ def serve_cmd(
         sizes = ", ".join(f"{n} x {b}" for b, n in st["batches"].items()) or "none"
         typer.echo(f"stopped {model_name}: {st['inference_count']} requests in {st['execution_count']} model runs "
                    f"(executions x batch size: {sizes})")
+
+
+def _client_model_option(models: list[str]) -> str:
+    """What a client must add to find the served model: nothing where each model is one a client
+    finds unnamed (one per scale, named as `srx serve` names it without --name), else --model NAME."""
+    import re
+
+    from srx.runtime.triton_runner import unnamed_served_models
+
+    scales = [int(m.group(1)) if (m := re.search(r"_x(\d+)$", name)) else 0 for name in models]
+    found = all(s and name in unnamed_served_models(s) for name, s in zip(models, scales))
+    if found and len(set(scales)) == len(scales):
+        return ""
+    return f" --model {models[0]}" if len(models) == 1 else f" --model {'|'.join(models)}"

@@ -44,6 +44,12 @@ def test_port_in_use_is_one_error() -> None:
             MjpegServer(f"127.0.0.1:{port}")
 
 
+def test_an_address_not_of_this_machine_is_one_error_about_the_address() -> None:
+    with pytest.raises(SrxError, match="cannot serve on 192.0.2.1:8080: 192.0.2.1 is not an address of this "
+                                       "machine; pick one of its own"):
+        MjpegServer("192.0.2.1:8080")  # TEST-NET-1: documentation only, never a local address
+
+
 class Served:
     """stream() of a still photo (so the served frame is known) to an MjpegServer on a free port."""
 
@@ -105,6 +111,21 @@ def test_mjpeg_stream_stats_and_page(served: Served) -> None:
     assert one.headers["Content-Type"] == "image/jpeg"
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(base + "nope", timeout=5)
+
+
+def test_head_requests_get_the_headers_of_each_endpoint(served: Served) -> None:
+    """Uptime checkers and load balancers ask with HEAD: 200 and GET's headers, no body."""
+    import http.client
+
+    host, port = served.server.url.split("//")[1].rstrip("/").split(":")
+    for path, ctype in (("/", "text/html"), ("/stats", "application/json"), ("/metrics", "text/plain"),
+                        ("/frame.jpg", "image/jpeg"), ("/stream.mjpg", "multipart/x-mixed-replace")):
+        conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        conn.request("HEAD", path)
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith(ctype), (path, resp.status)
+        assert resp.read() == b""
+        conn.close()
 
 
 def _metrics(text: str) -> dict[tuple[str, str], float]:

@@ -255,8 +255,14 @@ def test_doctor_reports_every_section():
     assert res.exit_code == 0, res.output
     rows = {r["item"]: r for r in json.loads(res.stdout)}
     for item in ("srx", "torch", "onnxruntime", "onnx", "opencv", "onnxruntime providers", "tensorrt",
-                 "pycuda", "opencv FFMPEG", "opencv GStreamer", "weights srcnn", "weights fast", "weights camera"):
+                 "pycuda", "opencv FFMPEG", "opencv GStreamer", "weights srcnn", "weights fast", "weights camera",
+                 "nvidia-pytriton (srx serve)", "tritonclient (--server clients)"):
         assert item in rows, item
+    from srx.runtime.triton_server import pytriton_status
+
+    ok, version = pytriton_status()  # the serve row says what `srx serve` itself finds
+    assert rows["nvidia-pytriton (srx serve)"]["status"] == ("ok" if ok else "info")
+    assert not ok or rows["nvidia-pytriton (srx serve)"]["detail"] == version
     assert rows["weights camera"]["status"] == "ok" and rows["weights camera"]["detail"].startswith("x2, x3, x4 in ")
     assert any(k.startswith("camera") for k in rows)
     assert "CPUExecutionProvider" in rows["onnxruntime providers"]["detail"]

@@ -209,7 +209,7 @@ def test_bad_servers_are_one_line(served, tmp_path: Path) -> None:
     wrong_scale = cli.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "o.png"), "--server",
                                    served["server"].url, "--scale", "2"])
     for res, message in ((nobody, "no Triton server answers at 127.0.0.1:"),
-                         (in_use, "the port is already in use; pick another port with --grpc-port"),
+                         (in_use, "the port is already in use (another srx or server is on it); pick another port with --grpc-port"),
                          (wrong_scale, "(none of srx_camera_x2, srx_srcnn_x2, srx_fast_x2, srx_lrnet-32x4-pw3_x2, srx_srcnn-9-1-5_x2;")):
         assert res.exit_code == 1, res.output
         lines = [line for line in res.output.splitlines() if line.strip()]
@@ -226,6 +226,7 @@ def test_serve_names_the_model_and_a_client_finds_it_by_that_name(ckpt, tmp_path
     server = Serve(ckpt(3), {"grpc": free_port(), "http": free_port(), "metrics": free_port()}, name="lobby")
     try:
         assert "serving srx_lobby_x3 " in "".join(server.lines)
+        assert f"clients: srx stream --server 127.0.0.1:{server.ports['grpc']} --model srx_lobby_x3 ..." in "".join(server.lines)
         img = tmp_path / "in.png"
         cv2.imwrite(str(img), synthetic_photo(20, 24))
         cli = CliRunner()
@@ -235,6 +236,11 @@ def test_serve_names_the_model_and_a_client_finds_it_by_that_name(ckpt, tmp_path
                                  "--model", "srx_lobby_x3"])
         assert found.exit_code == 0, found.output
         assert cv2.imread(str(tmp_path / "b.png")).shape == (60, 72, 3)
+        bench = cli.invoke(app, ["bench", "--quick", "--backend", "triton", "--server", server.url,
+                                 "--model", "srx_lobby_x3", "--json"])
+        assert bench.exit_code == 0, bench.output
+        rows = json.loads(bench.stdout)["rows"]
+        assert [(r["model"], r["case"]) for r in rows] == [("srx_lobby_x3", "quick x3")], rows
     finally:
         assert server.stop() == 0, "".join(server.lines)
 
@@ -267,6 +273,8 @@ def test_one_server_serves_every_scale_and_each_client_finds_its_own(tmp_path: P
     for scale in (2, 3):
         assert any(line.startswith(f"stopped srx_camera_x{scale}: 2 requests in 1 model runs") for line in server.lines), \
             "".join(server.lines)
+    # everything of Triton's ended by itself: srx serve's own resource tracker is not mistaken for one of them
+    assert not any("still running after the stop" in line for line in server.lines), "".join(server.lines)
 
 
 def test_serving_several_models_refuses_what_names_one(tmp_path: Path) -> None:
