@@ -20,7 +20,14 @@ frames happen to be dropped.
 When a live source stops (a network camera or RTSP server restarts, a USB camera is replugged),
 the thread reconnects with exponential backoff capped at `reconnect_max_wait`, logging every
 attempt, and resumes as soon as the source is back; the stream loop meanwhile shows a generated
-"no signal" frame.
+"no signal" frame. A live source that stays connected but sends nothing (a frozen camera, a hung
+server) counts as lost once `open_timeout` passes without a frame (`stalled`), long before
+OpenCV's own read gives up, and as back with its next frame.
+
+A live source opened (or reopened), or back from a stall, hands over at once the frames it queued
+meanwhile (an RTSP camera: a couple of seconds of them). They are seconds old, so they are read
+and skipped as stale until a read waits for the camera, and the first frame upscaled is live:
+not counted as dropped, not a burst that would make a recording run ahead of the clock.
 """
 from __future__ import annotations
 
@@ -40,6 +47,9 @@ log = logging.getLogger("srx")
 
 #: first reconnect wait; doubles per failed attempt up to the cap
 RECONNECT_FIRST_WAIT = 0.5
+
+#: a read after a (re)connect that returns within this share of the frame interval was queued, not live
+STALE_READ_SHARE = 0.3
 
 
 @dataclass
@@ -89,8 +99,13 @@ class CaptureThread:
         self.dropped = 0
         self.skipped = 0  # left out by the source's max_fps before the model saw them
         self._next_due: float | None = None  # when (source time, s) the next frame may pass max_fps
+        self.stale = 0  # frames a live source held up at a (re)connect or stall, skipped unread by the model
         self.eof = False
-        self.connected = True
+        self._connected = True
+        self.last_frame_at = time.monotonic()  # when the source last delivered a frame
+        self._stall_said = False
+        self.first_read_at: float | None = None  # when the first and the latest frame came (the input rate)
+        self.last_read_at: float | None = None
         self.error: BaseException | None = None
         self.reconnect_attempts = 0
         self.reconnects = 0
@@ -119,6 +134,46 @@ class CaptureThread:
         if frame is not None:
             frame.t_taken = time.monotonic()
         return frame
+
+    @property
+    def connected(self) -> bool:
+        """The source delivers frames: not being reconnected, and not silent for `open_timeout`."""
+        return self._connected and not self.stalled
+
+    @connected.setter
+    def connected(self, value: bool) -> None:
+        self._connected = value
+
+    @property
+    def stalled(self) -> bool:
+        """A live source still connected that has sent no frame for `open_timeout` seconds (a frozen
+        camera or server): the stream shows no-signal frames until its next frame or reconnect."""
+        if not (self.spec.live and self._connected and not self.eof and self.error is None):
+            return False
+        silent = time.monotonic() - self.last_frame_at
+        if silent <= self.open_timeout:
+            return False
+        if not self._stall_said:
+            self._stall_said = True
+            self._event("stalled")
+            log.warning("source %s sent no frame for %.0f s; showing no signal until it sends again or is reconnected",
+                        self.spec.describe(), silent)
+        return True
+
+    def outage_note(self) -> str:
+        """What the no-signal frame says: how long the source has been silent, or the reconnect's state."""
+        if self._connected:
+            return f"no frame for {time.monotonic() - self.last_frame_at:.0f} s; waiting for the source"
+        wait = max(0.0, (self.next_retry_at or time.monotonic()) - time.monotonic())
+        return f"reconnecting: attempt {self.attempt}, next in {wait:.0f} s"
+
+    def input_fps(self) -> float:
+        """Frames a second the source delivered, from its first live frame to its latest (not the time
+        it took to open, nor the stale frames it had queued); 0.0 before a second frame."""
+        live = self.frames_read - self.stale
+        if self.first_read_at is None or self.last_read_at is None or live < 2:
+            return 0.0
+        return (live - 1) / max(self.last_read_at - self.first_read_at, 1e-9)
 
     @property
     def finished(self) -> bool:
@@ -173,9 +228,17 @@ class CaptureThread:
             except Exception:  # releasing a broken capture must not hide the real outcome
                 pass
 
+    def _catching_up(self) -> int:
+        """How many queued frames a live source may hand over at a (re)connect before its reads must
+        wait for the camera: a few seconds' worth at most (0 for a recorded source)."""
+        if not self.spec.live:
+            return 0
+        return int(max(self.reader.fps or 25.0, 1.0) * max(self.open_timeout, 5.0))
+
     def _loop(self) -> None:
         index = 0
         t0, n = time.monotonic(), 0  # pacing schedule: frame n is due at t0 + n / fps
+        catch_up = self._catching_up()
         while not self._stop.is_set():
             t_read = time.monotonic()
             image = self.reader.read()
@@ -186,6 +249,7 @@ class CaptureThread:
                 if self.spec.reconnects:
                     self._reconnect()
                     t0, n = time.monotonic(), 0
+                    catch_up = self._catching_up()
                     continue
                 if self.spec.loop and n > 0:
                     self.reader.release()
@@ -207,6 +271,26 @@ class CaptureThread:
             else:
                 n += 1
             self.frames_read += 1
+            # a read that waited out OpenCV's read timeout returns what the decoder still held, not a
+            # frame the camera sent: the source is still silent
+            resumed = False
+            if not self.spec.live or t_got - t_read < 0.9 * self.open_timeout:
+                if self.spec.live and t_got - self.last_frame_at > self.open_timeout:
+                    # back from a stall: this frame and what comes at once with it were held up
+                    resumed, catch_up = True, self._catching_up()
+                self.last_frame_at = t_got
+                if self._stall_said:
+                    self._stall_said = False
+                    self._event("frames again")
+                    log.warning("source %s sends frames again", self.spec.describe())
+            if catch_up > 0:
+                interval = 1.0 / self.reader.fps if self.reader.fps else 0.04
+                if resumed or t_got - t_read < STALE_READ_SHARE * interval:  # queued at the connect or in a stall: seconds old
+                    catch_up -= 1
+                    self.stale += 1
+                    continue
+                catch_up = 0  # this read waited for the camera: live from here
+            self.first_read_at, self.last_read_at = self.first_read_at or t_got, t_got
             if self._over_rate(index):
                 self.skipped += 1
                 index += 1  # a real-time recording repeats the frame before for this one: the source's timing holds
@@ -263,6 +347,7 @@ class CaptureThread:
             self.reader = reader
             self._next_due = None
             self.reconnects += 1
+            self.last_frame_at = time.monotonic()
             self.connected = True
             self.next_retry_at = None
             self._event("reconnected", attempts=self.attempt)

@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_te
 from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_source
 from srx.camera.stats import Samples, StreamStats, StreamSummary, _round
 from srx.errors import SrxError
+
+if TYPE_CHECKING:
+    from srx.camera.stream import RecordingClock
 
 log = logging.getLogger("srx")
 
@@ -213,9 +216,8 @@ class _Lane:
     done: str | None = None  # why this source stopped: end-of-input, max-frames, error
     error: str | None = None
     last_size: tuple[int, int] | None = None
-    last_index: int | None = None
     next_nosignal: float = 0.0
-    nosignal_repeat: int = 1
+    clock: RecordingClock | None = None  # how often real-time recordings take each frame
     frames_at_reconnect: int = 0
     seen_reconnects: int = 0
     fallback_frames: int = 0
@@ -276,6 +278,10 @@ class MultiSummary:
             extra = ""
             if s.skipped and s.max_fps:
                 extra += f", {s.skipped} skipped by --max-fps {s.max_fps:g}"
+            if s.stale:
+                extra += f", {s.stale} stale (held by the source at a connect or stall)"
+            if s.queued_at_stop:
+                extra += f", {s.queued_at_stop} still queued at the stop"
             if s.nosignal_frames:
                 extra += f", {s.nosignal_frames} no-signal"
             if s.reconnect_attempts:
@@ -352,7 +358,7 @@ def stream_many(
     web server). `stats[name]` may be passed in to share live numbers. `on_frame(name, frame,
     output, t_done)` is called after each upscaled frame is delivered."""
     from srx.camera.fallback import InferenceGuard
-    from srx.camera.stream import _Signals, _write_all
+    from srx.camera.stream import RecordingClock, _Signals, _write_all
 
     if max_frames is not None and max_frames < 1:
         raise SrxError(f"--max-frames must be at least 1, got {max_frames}")
@@ -391,7 +397,7 @@ def stream_many(
                 lane.capture = SourceCapture(lane.src.spec, reader, ready, drop=drop, buffer=buffer,
                                              reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
                 fps = (reader.fps if reader is not None else None) or lane.src.spec.fps
-                lane.nosignal_repeat = max(1, round((fps or nosignal_fps) / nosignal_fps))
+                lane.clock = RecordingClock(fps, lane.src.spec.live, nosignal_fps)
                 for o in lane.outputs:
                     if hasattr(o, "fps") and fps:
                         o.fps = fps  # recordings play at their source's rate
@@ -444,12 +450,10 @@ def stream_many(
                     elif not cap.connected:
                         if now >= lane.next_nosignal:
                             size = lane.last_size or (640, 360)
-                            left = max(0.0, (cap.next_retry_at or now) - now)
-                            img = nosignal_frame(size, f"{lane.src.name}: {lane.src.spec.describe()}",
-                                                 f"reconnecting: attempt {cap.attempt}, next in {left:.0f} s")
+                            img = nosignal_frame(size, f"{lane.src.name}: {lane.src.spec.describe()}", cap.outage_note())
                             lane.stats.nosignal += 1
                             lane.next_nosignal = now + 1.0 / nosignal_fps
-                            if not _write_all(lane.outputs, img, lane.nosignal_repeat):
+                            if not _write_all(lane.outputs, img, lane.clock.nosignal(now)):
                                 window_closed = True
                         wait = min(wait, max(0.0, lane.next_nosignal - now))
                 if window_closed:
@@ -478,9 +482,7 @@ def stream_many(
                     out = compare_frame(frame.image, sr, scale, model_label) if compare else sr
                     if overlay:
                         out = overlay_text(out, f"{lane.src.name}  " + lane.stats.live_line().strip())
-                    repeat = frame.index - lane.last_index if lane.last_index is not None else 1
-                    lane.last_index = frame.index
-                    keep = _write_all(lane.outputs, out, repeat)
+                    keep = _write_all(lane.outputs, out, lane.clock.frame(frame))
                     t_done = time.monotonic()
                     tim = dict(tim)
                     tim["capture"] = frame.capture_s
@@ -536,7 +538,7 @@ def stream_many(
         "dropped": sum(s.dropped for s in summaries.values()),
         "skipped": sum(s.skipped for s in summaries.values()),
         "nosignal_frames": sum(s.nosignal_frames for s in summaries.values()),
-        "fps_in": round(frames_in / wall, 3) if wall > 0 else 0.0,
+        "fps_in": round(sum(s.fps_in for s in summaries.values()), 3),  # each source's own rate, added up
         "fps_out": round((frames_out - 1) / span, 3) if frames_out > 1 and span > 0 else 0.0,
         "latency_ms": {"p50": _round(latency_all.percentile(50)), "p95": _round(latency_all.percentile(95)),
                        "max": _round(max(latency_all.values)) if latency_all.values else None,

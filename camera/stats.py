@@ -69,6 +69,8 @@ class StreamSummary:
     alone: bool = True  # the only source on its loop, so its stage times are the loop's whole work per frame
     skipped: int = 0  # frames --max-fps left out before the model (by design, unlike the dropped ones)
     max_fps: float | None = None  # --max-fps: at most this many frames a second went to the model
+    stale: int = 0  # frames a live source held up at a (re)connect or stall: skipped as seconds old
+    source_fps: float | None = None  # the rate the source says it runs at (None: it does not say)
 
     def to_dict(self) -> dict[str, Any]:
         fields = asdict(self)
@@ -83,7 +85,8 @@ class StreamSummary:
         then (then a larger buffer helps)."""
         if not self.alone or not self.dropped or self.buffer is None or not self.frames_out or self.fps_in <= 0:
             return ""
-        interval = 1000.0 / min(self.fps_in, self.max_fps or self.fps_in)  # what the model was asked to keep up with
+        rate = self.source_fps or self.fps_in  # the camera's own rate: the measured one counts its outages too
+        interval = 1000.0 / min(rate, self.max_fps or rate)  # what the model was asked to keep up with
         means = {name: stage.get("mean") or 0.0 for name, stage in self.stage_ms.items() if name != "capture"}
         work = sum(means.values())
         share = f"{self.dropped / max(self.frames_in, 1):.0%} of the frames ({self.dropped})"
@@ -117,6 +120,7 @@ class StreamSummary:
             f"  frames: {self.frames_in} in, {self.frames_out} out, {self.dropped} dropped"
             + (f" (newest {self.buffer} held)" if self.buffer else "")
             + (f", {self.skipped} skipped by --max-fps {self.max_fps:g}" if self.skipped and self.max_fps else "")
+            + (f", {self.stale} stale (held by the source at a connect or stall)" if self.stale else "")
             + (f", {self.queued_at_stop} still queued at the stop" if self.queued_at_stop else "")
             + (f", {self.nosignal_frames} no-signal" if self.nosignal_frames else "")
             + f" in {self.wall_s:.1f} s",
@@ -185,7 +189,7 @@ class StreamStats:
         frames_in = cap.frames_read if cap is not None else 0
         dropped = cap.dropped if cap is not None else 0
         skipped = cap.skipped if cap is not None else 0
-        connected = cap.connected if cap is not None else True
+        connected = cap.connected and cap.frames_read > 0 if cap is not None else False
         elapsed = time.monotonic() - self.t_start
         return {
             "elapsed_s": round(elapsed, 2),
@@ -195,7 +199,7 @@ class StreamStats:
             "skipped": skipped,
             "nosignal_frames": self.nosignal,
             "connected": connected,
-            "fps_in": round(frames_in / elapsed, 2) if elapsed > 0 else 0.0,
+            "fps_in": round(cap.input_fps(), 2) if cap is not None else 0.0,
             "fps_out": round(self.live_fps(), 2),
             "latency_ms_p50": _round(self.latency.percentile(50)),
             "latency_ms_p95": _round(self.latency.percentile(95)),

@@ -161,8 +161,7 @@ def stream(
     capture: CaptureThread | None = None
     stopped_by = "end-of-input"
     last_size: tuple[int, int] | None = None
-    last_index: int | None = None  # source frame index of the last upscaled frame (for real-time recordings)
-    nosignal_repeat = max(1, round((reader.fps or spec.fps or nosignal_fps) / nosignal_fps))
+    clock = RecordingClock(reader.fps or spec.fps, spec.live, nosignal_fps)  # real-time recordings keep time
     frames_at_reconnect, seen_reconnects = 0, 0
     tty = sys.stderr.isatty()
     try:
@@ -206,10 +205,9 @@ def stream(
                         break
                     if not capture.connected:
                         size = last_size or (640, 360)
-                        wait = max(0.0, (capture.next_retry_at or now) - time.monotonic())
-                        img = nosignal_frame(size, spec.describe(), f"reconnecting: attempt {capture.attempt}, next in {wait:.0f} s")
+                        img = nosignal_frame(size, spec.describe(), capture.outage_note())
                         stats.nosignal += 1
-                        if not _write_all(outputs, img, nosignal_repeat):
+                        if not _write_all(outputs, img, clock.nosignal(time.monotonic())):
                             stopped_by = "window-closed"
                             break
                     continue
@@ -220,9 +218,7 @@ def stream(
                 out = compare_frame(frame.image, sr, scale, model_label) if compare else sr
                 if overlay:
                     out = overlay_text(out, stats.live_line().strip())
-                repeat = frame.index - last_index if last_index is not None else 1
-                last_index = frame.index
-                keep_going = _write_all(outputs, out, repeat)
+                keep_going = _write_all(outputs, out, clock.frame(frame))
                 t_done = time.monotonic()
                 timings["capture"] = frame.capture_s
                 timings["output"] = t_done - t_out
@@ -277,7 +273,8 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         frames_out=stats.frames_out,
         dropped=capture.dropped,
         nosignal_frames=stats.nosignal,
-        fps_in=round(capture.frames_read / wall, 3) if wall > 0 else 0.0,
+        fps_in=round(capture.input_fps(), 3),
+        source_fps=capture.reader.fps or capture.spec.fps,
         fps_out=round(stats.fps_out(), 3),
         latency_ms=stats.latency_summary(),
         stage_ms=stats.stage_summary(),
@@ -290,19 +287,55 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         outputs=[o.describe() for o in outputs],
         events=[{**e, "t": round(e["t"] - stats.t_start, 3)} for e in events],
         buffer=capture.buffer if capture.drop else None,
-        queued_at_stop=max(0, capture.frames_read - stats.frames_out - capture.dropped - capture.skipped),
+        queued_at_stop=max(0, capture.frames_read - stats.frames_out - capture.dropped - capture.skipped - capture.stale),
         skipped=capture.skipped,
+        stale=capture.stale,
         max_fps=capture.spec.max_fps,
         **extra,
     )
 
 
+class RecordingClock:
+    """How many times a real-time recording (.mp4, .avi: a frame rate, no frame times) is given each
+    frame so it keeps the source's timing. A recorded source goes by its frame numbers: a frame
+    stands in for the source frames dropped or skipped before it. A live one goes by the clock: a
+    frame fills the frame slots (1/fps) that passed since the last one, so a stall, an outage and
+    dropped frames keep their length, and frames that come in a burst are not written ahead of
+    real time (0: a frame whose slot is taken already)."""
+
+    def __init__(self, fps: float | None, live: bool, nosignal_fps: float = 5.0) -> None:
+        self.fps, self.live = float(fps or 10.0), live  # 10: what a recording without a source rate plays at
+        self.nosignal_repeat = max(1, round(self.fps / nosignal_fps))
+        self.last_index: int | None = None
+        self.t0: float | None = None
+        self.slots = 0
+
+    def frame(self, frame: Frame) -> int:
+        if self.live:
+            return self._at(frame.t_capture)
+        repeat = frame.index - self.last_index if self.last_index is not None else 1
+        self.last_index = frame.index
+        return repeat
+
+    def nosignal(self, now: float) -> int:
+        return self._at(now) if self.live else self.nosignal_repeat
+
+    def _at(self, t: float) -> int:
+        if self.t0 is None:
+            self.t0 = t
+        due = int((t - self.t0) * self.fps + 0.5) + 1  # slots from the recording's start through this frame
+        repeat, self.slots = due - self.slots, max(self.slots, due)
+        return max(repeat, 0)
+
+
 def _write_all(outputs: Sequence[Output], frame: np.ndarray, repeat: int = 1) -> bool:
-    """Every output gets the frame; real-time recordings get it `repeat` times (capped) to cover
-    the source frames dropped before it."""
+    """Every output gets the frame; real-time recordings get it `repeat` times (capped; 0: not at
+    all, its time is taken) as RecordingClock says."""
     keep = True
     for o in outputs:
-        for _ in range(min(max(int(repeat), 1), 300) - 1 if o.realtime else 0):
+        times = min(max(int(repeat), 0), 300) if o.realtime else 1
+        for _ in range(times - 1):
             o.write(frame)
-        keep = o.write(frame) and keep
+        if times:
+            keep = o.write(frame) and keep
     return keep

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from srx.camera.outputs import nosignal_frame
+from srx.camera.outputs import VideoFileOutput, nosignal_frame
 from srx.camera.sources import parse_source
 from srx.camera.stats import StreamStats
 from srx.camera.stream import stream
@@ -104,12 +104,13 @@ def test_rtsp_reconnects_after_server_restart(tmp_path: Path, make_upscaler, cap
     port = free_port()
     server = RtspServer(clip, port)
     sink, stats, stop = ThumbnailSink(), StreamStats(), threading.Event()
+    recording = VideoFileOutput(tmp_path / "watch.avi")  # a real-time recording: it must keep the wall clock
     result: dict = {}
     spec = parse_source(source=f"rtsp://127.0.0.1:{port}/clip")
 
     def run() -> None:
         try:
-            result["summary"] = stream(spec, make_upscaler(2), [sink], stats=stats, stop_event=stop,
+            result["summary"] = stream(spec, make_upscaler(2), [sink, recording], stats=stats, stop_event=stop,
                                        reconnect_max_wait=1.0, open_timeout=4.0, nosignal_fps=5.0)
         except BaseException as exc:  # reported by the main thread
             result["error"] = exc
@@ -149,3 +150,68 @@ def test_rtsp_reconnects_after_server_restart(tmp_path: Path, make_upscaler, cap
     assert len(kinds) - 1 - last_ns >= 3  # real frames after the outage
     assert all(sink.sizes[i] == (960, 720) for i in range(len(kinds)))  # no-signal at the last output size
     assert not np.array_equal(sink.thumbs[first_ns], np.zeros_like(sink.thumbs[first_ns]))
+    # the recording lasts as long as the run, outage included: not shorter (outage squeezed), not
+    # longer (the frames the server queued at each connect written as a burst)
+    import cv2
+
+    cap = cv2.VideoCapture(str(tmp_path / "watch.avi"))
+    played = cap.get(cv2.CAP_PROP_FRAME_COUNT) / cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    assert abs(played - summary.wall_s) < 1.5, (played, summary.format())
+
+
+def test_a_frozen_camera_is_no_signal_within_the_open_timeout_and_its_queued_frames_are_stale(
+        tmp_path: Path, make_upscaler) -> None:
+    """A camera that stays connected but sends nothing (here the RTSP server is frozen with SIGSTOP)
+    counts as lost once --open-timeout passes without a frame: no-signal frames and `connected`
+    False, long before OpenCV's own read gives up; frames count again once it sends. The frames an
+    RTSP source hands over at once when it opens are seconds old: skipped as stale, not dropped."""
+    import os
+    import signal
+    import time
+
+    need_shared(CCTV)
+    why = _gst_rtsp_available()
+    if why:
+        skip_or_fail(why)
+    clip = tmp_path / "clip.avi"
+    make_clip(clip, frames=300)
+    port = free_port()
+    server = RtspServer(clip, port)
+    sink, stats, stop = ThumbnailSink(), StreamStats(), threading.Event()
+    result: dict = {}
+    spec = parse_source(source=f"rtsp://127.0.0.1:{port}/clip")
+
+    def run() -> None:
+        try:
+            result["summary"] = stream(spec, make_upscaler(2), [sink], stats=stats, stop_event=stop,
+                                       reconnect_max_wait=1.0, open_timeout=2.0, nosignal_fps=5.0)
+        except BaseException as exc:  # reported by the main thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: stats.frames_out >= 5 or "error" in result, 30, "the first upscaled RTSP frames")
+        assert "error" not in result, result.get("error")
+        assert stats.snapshot()["connected"]
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        wait_until(lambda: not stats.snapshot()["connected"], 20, "the frozen camera to count as lost")
+        noticed = time.monotonic() - frozen_at
+        wait_until(lambda: stats.nosignal >= 2, 10, "no-signal frames while the camera is frozen")
+        before = stats.frames_out
+        os.kill(server.proc.pid, signal.SIGCONT)
+        wait_until(lambda: stats.frames_out >= before + 3, 40, "real frames once the camera sends again")
+    finally:
+        stop.set()
+        thread.join(15)
+        os.kill(server.proc.pid, signal.SIGCONT)
+        server.kill()
+    assert "error" not in result, result.get("error")
+    # 2 s of silence, then the next frame interval at most: not OpenCV's 2-3 read timeouts
+    assert noticed < 2.0 + 1.5, noticed
+    summary = result["summary"]
+    assert [e["event"] for e in summary.events if e["event"] == "stalled"] and summary.nosignal_frames >= 2
+    assert summary.stale >= 1, summary  # what the RTSP source had queued while it was being opened
+    assert summary.dropped <= 3, summary.format()
