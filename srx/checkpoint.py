@@ -100,6 +100,16 @@ def _why(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def checkpoint_scale(path: Path) -> int | None:
+    """The scale of the model an srx checkpoint holds; None for a file that is not one (the stage
+    that loads it says what is wrong with it)."""
+    try:
+        scale = (load_checkpoint(path).get("model_config") or {}).get("scale")
+    except SrxError:
+        return None
+    return scale if isinstance(scale, int) else None
+
+
 def model_from_checkpoint(path: Path, scale: int | None = None) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
     """Rebuild the model a checkpoint describes, in eval mode; check its scale if one is asked for."""
     payload = load_checkpoint(path)

@@ -44,7 +44,7 @@ _LIMITS: dict[str, tuple[float, float]] = {"jpeg": (1, 100), "h264": (0, 51), "h
 #: the codecs a spec may name, in the order a spec string lists them
 CODECS = ("jpeg", "h264", "h265")
 SHRINKS = ("aa", "aliased")
-_NUMBER = r"[-+]?[0-9]*\.?[0-9]+"  # a sign parses, so a negative value hears it is out of range
+_NUMBER = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"  # a sign (and 1e9) parses: out of range is said as such
 
 
 @dataclass(frozen=True)
@@ -130,15 +130,19 @@ def parse_degradation(text: str | None) -> Degradation:
     if text is None:
         return Degradation()
     text = text.strip()
-    if text in PRESETS:
-        text = PRESETS[text]
+    if text.lower() in PRESETS:
+        text = PRESETS[text.lower()]
     if not text:
         return Degradation()
     fields: dict[str, Any] = {}
     for item in text.split(","):
         key, sep, value = (p.strip() for p in item.partition("="))
+        if not sep and key.lower() in PRESETS:
+            raise SrxError(f"degradation {text!r}: a preset stands alone; '{key.lower()}' is "
+                           f"{PRESETS[key.lower()] or 'no degradation'!r}: write its keys out with your change instead")
         if not sep or not value:
-            raise SrxError(f"degradation {item!r}: expected key=value (e.g. jpeg=30..95), in {text!r}")
+            raise SrxError(f"degradation {item!r}: expected key=value (e.g. jpeg=30..95) or a preset "
+                           f"({', '.join(PRESETS)}), in {text!r}")
         if key in fields:
             raise SrxError(f"degradation key {key!r} given twice in {text!r}")
         if key == "shrink":

@@ -94,6 +94,29 @@ def test_eval_takes_one_image_and_scores_it_as_in_a_folder(image_folder, tiny_ch
         assert single["mean"][key] == pytest.approx(first[key], abs=1e-9)
 
 
+def test_commands_that_take_a_checkpoint_take_its_scale(tmp_path, image_folder, tiny_checkpoint):
+    """A x2 checkpoint needs no --scale 2 beside it (eval, compare, export); checkpoints of two scales
+    in one command are refused in one line, and an explicit --scale still wins (and is checked)."""
+    x2 = str(tiny_checkpoint(2, "mine-x2.pt"))
+    res = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", x2, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["scale"] == 2
+    table = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", f"mine={x2}", "-w", "fast", "--json"])
+    assert table.exit_code == 0 and json.loads(table.stdout)["scale"] == 2, table.output
+    pic = tmp_path / "c.png"
+    res = runner.invoke(app, ["compare", str(image_folder / "img0.png"), "-w", x2, "--out", str(pic), "--crop", "32"])
+    assert res.exit_code == 0 and pic.exists(), res.output
+    res = runner.invoke(app, ["export", "-w", x2, "--out", str(tmp_path / "exp"), "--no-fp16", "--no-engine"])
+    assert res.exit_code == 0, res.output
+    assert list((tmp_path / "exp").glob("*-x2.onnx")), res.output
+    mixed = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", x2, "-w", str(tiny_checkpoint(3))])
+    assert mixed.exit_code == 1
+    assert_one_error_line(mixed.output, "models given are of different scales (mine-x2.pt: x2, tiny.pt: x3)")
+    asked = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", x2, "--scale", "3"])
+    assert asked.exit_code == 1
+    assert_one_error_line(asked.output, "holds a x2 model but x3 was asked for; pass --scale 2")
+
+
 @pytest.mark.parametrize("args,match", [
     (["train", "--data", "/nonexistent/folder", "--epochs", "1"], "does not exist"),
     (["train", "--data", "{empty}", "--epochs", "1"], "holds no images"),

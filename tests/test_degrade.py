@@ -36,10 +36,18 @@ def test_spec_round_trip_and_presets():
     ("shrink=nearest", "expected aa or aliased"),
     ("jpeg=50,jpeg=60", "given twice"),
     ("clean=2", "out of range"),
+    ("noise=0..1e9", r"noise=0\.\.1e9: out of range"),
+    ("camera,jpeg=50", "a preset stands alone; 'camera' is 'jpeg=30..95,noise=0..2,clean=0.5'"),
+    ("bogus", r"or a preset \(none, camera, jpeg50\)"),
 ])
 def test_bad_specs_are_named(spec, match):
     with pytest.raises(SrxError, match=match):
         parse_degradation(spec)
+
+
+def test_preset_names_are_read_in_any_case():
+    assert parse_degradation("JPEG50") == parse_degradation("jpeg=50")
+    assert parse_degradation(" Camera ") == parse_degradation("camera")
 
 
 def _pair(scale=3, seed=0):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from pathlib import Path
 
 import typer
 from typer.core import TyperGroup
@@ -121,6 +122,43 @@ def threads_option(help: str):  # noqa: A002 - Typer's own name for it
 
 def scale_option(default: int = 3):
     return typer.Option(default, "--scale", "-s", help="Upscaling factor: 2, 3 or 4.")
+
+
+def model_scale_option():
+    """--scale for commands that take a model: None until resolved by `scale_of_models`."""
+    return typer.Option(None, "--scale", "-s", help="Upscaling factor: 2, 3 or 4 (default: the checkpoint's or model "
+                        "file's own, else 3).", show_default=False)
+
+
+def scale_of_models(scale: int | None, weights: list | tuple = (), model: Path | None = None) -> int:
+    """--scale as given; else the scale of the checkpoints among --weights (shipped names have every
+    scale) and of a --model file, which must agree; else 3."""
+    from srx.checkpoint import checkpoint_scale, shipped_name
+    from srx.protocol import check_scale
+
+    if scale is not None:
+        check_scale(scale)
+        return scale
+    found: dict[int, str] = {}
+    for given in [*weights, model]:
+        if given is None or shipped_name(given) is not None or not Path(given).is_file():
+            continue
+        path = Path(given)
+        if path.suffix.lower() == ".onnx":
+            from srx.export.onnx import check_srx_onnx
+
+            try:
+                s = check_srx_onnx(path).get("scale")
+            except SrxError:
+                s = None  # the stage that opens it says why
+        else:
+            s = checkpoint_scale(path)
+        if s:
+            found.setdefault(int(s), path.name)
+    if len(found) > 1:
+        raise SrxError("the models given are of different scales (" + ", ".join(f"{n}: x{s}" for s, n in found.items())
+                       + "); expected models of one scale, or pass --scale")
+    return next(iter(found), 3)
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, scale_option, threads_option, weights_option
+from srx.cli.app import app, model_scale_option, scale_of_models, threads_option, weights_option
 from srx.errors import SrxError
 
 log = logging.getLogger("srx")
@@ -37,7 +37,7 @@ def stream_cmd(
     buffer: int = typer.Option(
         2, "--buffer", help="Frames held for the model per source; when one more arrives the oldest is dropped. 1: always the "
         "newest alone (lowest latency); 2 (default) rides out a one-off slow inference at one frame of extra latency."),
-    scale: int = scale_option(),
+    scale: Optional[int] = model_scale_option(),
     weights: Optional[Path] = weights_option(),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file instead of --weights: .onnx, .engine or .pt."),
     backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, torch, torch-cuda, tensorrt or triton (with --server)."),
@@ -97,6 +97,7 @@ def stream_cmd(
 
     from srx.camera.multi import apply_rates, apply_regions, output_for, parse_sources
 
+    scale = scale_of_models(scale, [weights], None if server is not None else model)  # with --server, --model names a served model
     cams, srcs = list(camera or []), list(source or [])
     named = parse_sources(cams, srcs, demo, loop) if cams or srcs or demo else []
     apply_regions(named, roi or [])

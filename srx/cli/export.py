@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, scale_option, weights_option
+from srx.cli.app import app, model_scale_option, scale_of_models, weights_option
 from srx.errors import SrxError
 
 
@@ -33,7 +33,7 @@ def _rebuild_command(weights: Optional[str], scale: int, out: Path, fp16: bool, 
 @app.command("export")
 def export_cmd(
     weights: Optional[Path] = weights_option(),
-    scale: int = scale_option(),
+    scale: Optional[int] = model_scale_option(),
     out: Path = typer.Option(Path("exports"), "--out", help="Output folder for the .onnx graphs and the engine."),
     fp16: bool = typer.Option(True, "--fp16/--no-fp16", help="Also write the FP16 graph (FP32 I/O) and build the engine from it."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (13..21)."),
@@ -62,11 +62,9 @@ def export_cmd(
     from srx.checkpoint import resolve_weights, shipped_name
     from srx.export.onnx import export_stem, fp16_onnx_from_onnx, onnx_from_checkpoint
     from srx.export.tensorrt import check_profile, engine_from_onnx, tensorrt_status
-    from srx.protocol import check_scale
-
     from srx.fsutil import check_output_dir, check_output_file
 
-    check_scale(scale)
+    scale = scale_of_models(scale, [weights])
     hw = (parse_hw(min_shape, "--min-shape"), parse_hw(opt_shape, "--opt-shape"),
           parse_hw(max_shape, "--max-shape") if max_shape is not None else None)
     check_output_dir(out, "--out")  # output paths are checked before any work
@@ -116,7 +114,7 @@ def export_cmd(
 
 @app.command("parity")
 def parity_cmd(
-    scale: int = scale_option(),
+    scale: Optional[int] = model_scale_option(),
     weights: Optional[Path] = weights_option(),
     engine: Optional[Path] = typer.Option(None, "--engine", help="A TensorRT engine to check too (default: build one when TensorRT and a GPU are here)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of HR images (default ../shared/datasets/Set5 when present, else synthetic photos)."),
@@ -127,6 +125,7 @@ def parity_cmd(
     model: Optional[str] = typer.Option(None, "--model", help="With --server: the model's name on the server."),
 ) -> None:
     """PyTorch vs ONNX Runtime FP32/FP16 (and TensorRT) on Set5 and odd-sized frames; exit 1 on a failed gate."""
+    scale = scale_of_models(scale, [weights])
     _print_parity(weights, scale, onnx_dir=None, engine=engine, data=data, synthetic=synthetic, as_json=as_json,
                   server=server, model=model)
 

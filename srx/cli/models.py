@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, scale_option
+from srx.cli.app import app, model_scale_option, scale_of_models, scale_option
 
 
 def _db(v: float | None) -> str:
@@ -59,7 +59,7 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 @app.command()
 def compare(
     source: Path = typer.Argument(..., help="An HR image, or a video (one frame of it is the HR image)."),
-    scale: int = scale_option(),
+    scale: Optional[int] = model_scale_option(),
     degrade: Optional[str] = typer.Option("jpeg50", "--degrade", help="LR degradation: a preset (none, camera, jpeg50) or a spec like jpeg=30,noise=5."),
     weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="Models to show (repeat): shipped names or checkpoints, LABEL=CHECKPOINT to name a panel. Default: every shipped model at --scale."),
     out: Path = typer.Option(Path("compare.png"), "--out", help="Where to write the picture (.png)."),
@@ -73,9 +73,8 @@ def compare(
     from srx.degrade import parse_degradation
     from srx.errors import SrxError
     from srx.imageio import write_image
-    from srx.protocol import check_scale
 
-    check_scale(scale)
+    scale = scale_of_models(scale, [labelled_weights(str(w))[1] for w in weights or []])
     if out.suffix.lower() != ".png":
         raise SrxError(f"--out {out}: expected a .png file name")
     if crop < 8 or zoom < 1:

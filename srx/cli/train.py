@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, parse_duration, scale_option, threads_option
+from srx.cli.app import app, model_scale_option, parse_duration, scale_of_models, scale_option, threads_option
 from srx.errors import SrxError
 
 
@@ -69,7 +69,7 @@ def train(
 @app.command("eval")
 def eval_cmd(
     data: Path = typer.Option(..., "--data", help="Folder of HR images (e.g. Set5), one image, or a video file (every Nth frame is an HR image)."),
-    scale: int = scale_option(),
+    scale: Optional[int] = model_scale_option(),
     degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="Degrade the LR the same way for bicubic and the model: a preset (camera, jpeg50) or a spec like jpeg=50,noise=5 (deterministic). Repeat for a table, one row each (none: clean)."),
     every: int = typer.Option(10, "--every", help="With a video: score every Nth frame."),
     frames: Optional[str] = typer.Option(None, "--frames", help="With a video: only frames START:END (from 0, END excluded; e.g. 520: for footage kept out of training)."),
@@ -83,12 +83,12 @@ def eval_cmd(
     per model, each with its gain over bicubic on the same LR (which weights help on your footage,
     under which codec)."""
     from srx.checkpoint import model_from_checkpoint, resolve_weights
+    from srx.compare import labelled_weights
     from srx.degrade import parse_degradation
     from srx.evaluate import degrade_each, eval_items, evaluate, torch_predictor
     from srx.imageio import parse_frame_range
-    from srx.protocol import check_scale
 
-    check_scale(scale)
+    scale = scale_of_models(scale, [labelled_weights(w)[1] for w in weights or []])
     specs = [parse_degradation(d) for d in degrade or ["none"]]
     frame_range = parse_frame_range(frames)
     if len(specs) > 1 or len(weights or []) > 1:
@@ -187,7 +187,7 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
 @app.command()
 def tune(
     video: Path = typer.Argument(..., help="A recording of your camera (any video OpenCV decodes)."),
-    scale: int = scale_option(),
+    scale: Optional[int] = model_scale_option(),
     init: str = typer.Option("camera", "--init", help="The weights to start from: a shipped model by name or a checkpoint."),
     degrade: str = typer.Option("camera", "--degrade", help="How the training LR is degraded: a preset (camera, jpeg50) or a spec such as jpeg=40..60,noise=0..2 (your camera's codec and noise)."),
     time_budget: Optional[str] = typer.Option("20m", "--time-budget", help="How long to train, e.g. 20m."),
@@ -203,10 +203,9 @@ def tune(
 
     The score is against the weights it started from, on a later stretch of the same footage."""
     from srx.fsutil import check_output_dir
-    from srx.protocol import check_scale
     from srx.train.tune import tune_on_footage
 
-    check_scale(scale)
+    scale = scale_of_models(scale, [init])
     check_output_dir(out, "--out")
     report = tune_on_footage(video, scale, out, init=init, degrade=degrade, every=every, holdout=holdout, batch_size=batch_size,
                              time_budget=parse_duration(time_budget) if max_steps is None else None,
