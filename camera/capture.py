@@ -42,6 +42,7 @@ import numpy as np
 
 from srx.camera.sources import FrameReader, SourceSpec, open_reader
 from srx.errors import SrxError
+from srx.imageio import cut_short
 
 log = logging.getLogger("srx")
 
@@ -258,6 +259,10 @@ class CaptureThread:
                     continue
                 self.eof = True
                 self._event("end")
+                listed = self.reader.frame_count or 0
+                if not self.spec.live and not self.spec.loop and cut_short(self.frames_read, listed):
+                    log.warning("%s ended after %d of the %d frames its container lists (cut off or damaged?)",
+                                self.spec.describe(), self.frames_read, listed)
                 return
             if self.pace_fps:
                 due = t0 + n / self.pace_fps

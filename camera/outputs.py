@@ -33,7 +33,7 @@ from srx.errors import SrxError
 
 log = logging.getLogger("srx")
 
-VIDEO_FOURCC = {".mp4": "h264", ".mkv": "FFV1", ".avi": "MJPG"}  # h264: srx.media.H264Writer, the rest OpenCV
+VIDEO_FOURCC = {".mp4": "h264", ".mov": "h264", ".m4v": "h264", ".mkv": "FFV1", ".avi": "MJPG"}  # h264: srx.media.H264Writer, the rest OpenCV
 
 
 class Output:
@@ -96,7 +96,7 @@ class VideoFileOutput(Output):
         suffix = self.path.suffix.lower()
         if suffix not in VIDEO_FOURCC:
             raise SrxError(f"--output {self.path}: unsupported video type {suffix!r}; expected "
-                           ".mp4 (H.264), .mkv (lossless FFV1), .avi (MJPEG) or a folder for PNG frames")
+                           ".mp4/.mov/.m4v (H.264), .mkv (lossless FFV1), .avi (MJPEG) or a folder for PNG frames")
         if self.path.is_dir():
             raise SrxError(f"--output {self.path} is a folder; expected a video file name")
         _check_writable_dir(self.path.parent, f"--output {self.path}")
@@ -160,11 +160,13 @@ class VideoFileOutput(Output):
         self._last = None
         if self.frames:
             os.replace(self.tmp, self.path)
+            length = f"{self.frames} frames, {self.frames / self.fps:.1f} s at {self.fps:g} fps"
             if self.distinct < self.frames:
-                log.info("recorded %d frames to %s: %d upscaled, each repeated for the source frames dropped "
-                         "before it so the video keeps the source's timing", self.frames, self.path, self.distinct)
+                log.info("recorded %s to %s: %d distinct, the rest repeats of the one before where the stream "
+                         "showed no new frame (frames dropped or skipped, no signal), so the video keeps the "
+                         "source's timing", length, self.path, self.distinct)
             else:
-                log.info("recorded %d frames to %s", self.frames, self.path)
+                log.info("recorded %s to %s", length, self.path)
         else:
             self.tmp.unlink(missing_ok=True)
 

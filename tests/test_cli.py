@@ -127,6 +127,7 @@ def test_commands_that_take_a_checkpoint_take_its_scale(tmp_path, image_folder, 
     (["train", "--data", "{images}", "--epochs", "1", "--out", "{file}/sub"], "output folder"),
     (["eval", "--data", "{images}", "--weights", "{file}"], "not a readable srx checkpoint"),
     (["eval", "--data", "{images}", "--scale", "7"], "unsupported scale"),
+    (["eval", "--data", "{images}", "--every", "5"], "--every 5 applies to a video"),
 ])
 def test_bad_input_gets_one_clear_line_and_exit_1(tmp_path, image_folder, args, match):
     (tmp_path / "empty").mkdir()

@@ -46,7 +46,7 @@ def stream_cmd(
         "--model NAME then picks the model on it."),
     threads: Optional[int] = threads_option("CPU threads for the model (default: physical cores)."),
     output: Optional[str] = typer.Option(
-        None, "--output", "-o", help="Record: .mp4 (viewing), .mkv (lossless FFV1), .avi (MJPEG), or a folder/ for PNG frames; "
+        None, "--output", "-o", help="Record: .mp4/.mov/.m4v (H.264, viewing), .mkv (lossless FFV1), .avi (MJPEG), or a folder/ for PNG frames; "
         "or publish: rtsp://HOST:PORT/PATH (H.264 to an RTSP server that takes published streams, e.g. MediaMTX, for "
         "NVRs and players to pull). With several sources a pattern with {name}, e.g. out/{name}.mkv or "
         "rtsp://HOST:8554/{name}."),

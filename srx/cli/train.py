@@ -71,7 +71,7 @@ def eval_cmd(
     data: Path = typer.Option(..., "--data", help="Folder of HR images (e.g. Set5), one image, or a video file (every Nth frame is an HR image)."),
     scale: Optional[int] = model_scale_option(),
     degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="Degrade the LR the same way for bicubic and the model: a preset (camera, jpeg50) or a spec like jpeg=50,noise=5 (deterministic). Repeat for a table, one row each (none: clean)."),
-    every: int = typer.Option(10, "--every", help="With a video: score every Nth frame."),
+    every: Optional[int] = typer.Option(None, "--every", help="With a video: score every Nth frame (default 10).", show_default=False),
     frames: Optional[str] = typer.Option(None, "--frames", help="With a video: only frames START:END (from 0, END excluded; e.g. 520: for footage kept out of training)."),
     weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera) or a checkpoint; default: camera for --scale. Repeat for a table, one column each (LABEL=CHECKPOINT names one)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
@@ -86,8 +86,11 @@ def eval_cmd(
     from srx.compare import labelled_weights
     from srx.degrade import parse_degradation
     from srx.evaluate import degrade_each, eval_items, evaluate, torch_predictor
-    from srx.imageio import parse_frame_range
+    from srx.imageio import is_video, parse_frame_range
 
+    if every is not None and data.exists() and not is_video(data):
+        raise SrxError(f"--every {every} applies to a video; {data} is not one (every image of a folder is scored)")
+    every = 10 if every is None else every
     scale = scale_of_models(scale, [labelled_weights(w)[1] for w in weights or []])
     specs = [parse_degradation(d) for d in degrade or ["none"]]
     frame_range = parse_frame_range(frames)

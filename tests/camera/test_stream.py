@@ -69,12 +69,14 @@ def test_lossless_recordings_equal_upscale(tmp_path: Path, make_upscaler, backen
     assert not list(tmp_path.glob(".*partial*"))  # temporary names were renamed into place
 
 
-def test_cli_records_and_writes_json_summary(tmp_path: Path, tiny_checkpoint) -> None:
+@pytest.mark.parametrize("suffix,scale", [(".mp4", ["--scale", "2"]), (".mov", [])])
+def test_cli_records_and_writes_json_summary(tmp_path: Path, tiny_checkpoint, suffix, scale) -> None:
+    """.mp4, .mov (H.264 both); without --scale the checkpoint's own (x2) is taken."""
     src = tmp_path / "in.mkv"
     write_ffv1(src, frames(5, 30, 40))
-    out, summary_file = tmp_path / "view.mp4", tmp_path / "summary.json"
+    out, summary_file = tmp_path / f"view{suffix}", tmp_path / "summary.json"
     result = CliRunner().invoke(app, [
-        "stream", "--source", str(src), "--no-drop", "-w", str(tiny_checkpoint(2)), "--scale", "2",
+        "stream", "--source", str(src), "--no-drop", "-w", str(tiny_checkpoint(2)), *scale,
         "--backend", "torch", "--threads", "1", "--output", str(out), "--compare", "--overlay",
         "--json-summary", str(summary_file), "--no-window", "-q"])
     assert result.exit_code == 0, result.output
@@ -237,8 +239,8 @@ def test_latest_frames_policy_bounds_latency(make_upscaler, tmp_path: Path, capl
     assert len(read_video(tmp_path / "view.mp4")) == summary.frames_in
     # and says so, rather than "recorded 30 frames" beside "12 out"
     assert (view.frames, view.distinct) == (summary.frames_in, summary.frames_out)
-    assert (f"recorded {summary.frames_in} frames to {tmp_path / 'view.mp4'}: {summary.frames_out} upscaled, each "
-            "repeated for the source frames dropped before it") in caplog.text
+    assert (f"recorded {summary.frames_in} frames, {summary.frames_in / 50:.1f} s at 50 fps to {tmp_path / 'view.mp4'}: "
+            f"{summary.frames_out} distinct, the rest repeats of the one before") in caplog.text
 
     # without dropping, every frame is processed and frames queue up behind the slow model
     summary_all, seen_all = _run_slow(make_upscaler, drop=False)
@@ -311,6 +313,30 @@ def test_loop_file_and_http_mjpeg_source(tmp_path: Path, make_upscaler) -> None:
         stop.set()
         upstream.join(10)
     assert chained.frames_out == 3 and chained.input_size == [96, 72] and sink.sizes[0] == (288, 216)
+
+
+def test_a_cut_off_file_source_is_said_to_end_short(tmp_path: Path, make_upscaler, caplog) -> None:
+    """A recording cut off mid-copy (its container still lists every frame) streams what it has and
+    says it ended short, rather than ending as if whole; a whole one says nothing of the kind."""
+    import logging
+
+    import cv2
+
+    from srx.camera.sources import parse_source
+
+    whole = tmp_path / "whole.avi"
+    writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (48, 32))
+    for img in frames(40, 32, 48):
+        writer.write(img)
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 5])
+    caplog.set_level(logging.WARNING, logger="srx")
+    full = stream(parse_source(source=str(whole)), make_upscaler(2), [], drop=False)
+    assert full.frames_out == 40 and "ended after" not in caplog.text
+    short = stream(parse_source(source=str(cut)), make_upscaler(2), [], drop=False)
+    assert 0 < short.frames_out < 30 and short.stopped_by == "end-of-input"
+    assert f"ended after {short.frames_in} of the 40 frames its container lists (cut off or damaged?)" in caplog.text
 
 
 def test_frame_size_change_midway(tmp_path: Path, make_upscaler) -> None:
