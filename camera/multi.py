@@ -358,7 +358,7 @@ def stream_many(
     web server). `stats[name]` may be passed in to share live numbers. `on_frame(name, frame,
     output, t_done)` is called after each upscaled frame is delivered."""
     from srx.camera.fallback import InferenceGuard
-    from srx.camera.stream import RecordingClock, _Signals, _write_all
+    from srx.camera.stream import RecordingClock, _Signals, _write_all, every_frame
 
     if max_frames is not None and max_frames < 1:
         raise SrxError(f"--max-frames must be at least 1, got {max_frames}")
@@ -394,7 +394,10 @@ def stream_many(
             if runner is not None and not runner.is_active:
                 runner.activate()  # load the model before the clock starts: startup is not latency
             for lane, reader in zip(lanes, readers):
-                lane.capture = SourceCapture(lane.src.spec, reader, ready, drop=drop, buffer=buffer,
+                why = every_frame(lane.src.spec)
+                if drop and why:
+                    log.info("%s: %s", lane.src.name, why)
+                lane.capture = SourceCapture(lane.src.spec, reader, ready, drop=drop and why is None, buffer=buffer,
                                              reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
                 fps = (reader.fps if reader is not None else None) or lane.src.spec.fps
                 lane.clock = RecordingClock(fps, lane.src.spec.live, nosignal_fps)

@@ -168,7 +168,10 @@ def stream(
         with _Signals(stop):
             if timed is not None and not timed.is_active:
                 timed.activate()  # load the model before the clock starts: startup is not latency
-            capture = CaptureThread(spec, reader, drop=drop, buffer=buffer, reconnect_max_wait=reconnect_max_wait,
+            why = every_frame(spec)
+            if drop and why:
+                log.info("%s (the images themselves, named as they are: srx upscale %s --out FOLDER)", why, spec.target)
+            capture = CaptureThread(spec, reader, drop=drop and why is None, buffer=buffer, reconnect_max_wait=reconnect_max_wait,
                                     open_timeout=open_timeout)
             for o in outputs:
                 if hasattr(o, "fps") and reader.fps:
@@ -293,6 +296,14 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         max_fps=capture.spec.max_fps,
         **extra,
     )
+
+
+def every_frame(spec: SourceSpec) -> str | None:
+    """Why every frame of `spec` is upscaled whatever the drop policy (None: the policy holds). A
+    folder of images is a set of pictures, each wanted, not a camera to keep up with."""
+    if spec.kind == "folder":
+        return "a folder of images: every image is upscaled, in name order, as frames of one stream"
+    return None
 
 
 class RecordingClock:

@@ -315,6 +315,29 @@ def test_loop_file_and_http_mjpeg_source(tmp_path: Path, make_upscaler) -> None:
     assert chained.frames_out == 3 and chained.input_size == [96, 72] and sink.sizes[0] == (288, 216)
 
 
+def test_a_folder_of_images_is_upscaled_whole_even_by_a_slow_model(tmp_path: Path, make_upscaler, caplog) -> None:
+    """The latest-frames policy is for cameras: a folder source gives every image to the model, in
+    name order, however slow it is, and says where the images keep their names (srx upscale)."""
+    import logging
+
+    import cv2
+
+    from srx.camera.sources import parse_source
+
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    imgs = frames(6, 24, 32)
+    for i, img in enumerate(imgs):
+        cv2.imwrite(str(folder / f"still{i}.png"), img)
+    upscaler = make_upscaler(2)
+    upscaler.runner = SlowRunner(upscaler.runner, 0.08)  # far slower than the folder's 25 frames a second
+    caplog.set_level(logging.INFO, logger="srx")
+    sink = ThumbnailSink()
+    summary = stream(parse_source(source=str(folder)), upscaler, [sink], drop=True)
+    assert (summary.frames_out, summary.dropped) == (6, 0)
+    assert "every image is upscaled" in caplog.text and f"srx upscale {folder}" in caplog.text
+
+
 def test_a_cut_off_file_source_is_said_to_end_short(tmp_path: Path, make_upscaler, caplog) -> None:
     """A recording cut off mid-copy (its container still lists every frame) streams what it has and
     says it ended short, rather than ending as if whole; a whole one says nothing of the kind."""
