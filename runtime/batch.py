@@ -298,7 +298,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
                 _add_sound(tmp, src, dst)
         if cut_short(n, expected):
             raise SrxError(f"video {src.name} is truncated: decoded {n} of {expected} frames "
-                           f"(those {n} are in {dst.name})")
+                           f"(those {n} are in {dst})")
         return n
     finally:
         cap.release()
@@ -357,8 +357,6 @@ def upscale_files(
 
     jobs, failed = plan_jobs(inputs, out, fmt, recursive=recursive)
     result = BatchResult(failed=list(failed))
-    for path, why in failed:
-        log.error("skipping: %s", why)
     if not jobs:
         return result
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -374,8 +372,8 @@ def upscale_files(
                 else:
                     upscale_video_file(upscaler, job.src, job.dst, progress)
                 result.done.append(job)
-            except SrxError as exc:
-                log.error("failed: %s", exc)
+            except SrxError as exc:  # said once, in the list of failures at the end
+                log.debug("failed: %s", exc)
                 result.failed.append((job.src, str(exc)))
             except MemoryError:
                 result.failed.append((job.src, f"{job.src.name} is too large to upscale in memory; use a smaller --tile"))

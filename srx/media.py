@@ -166,7 +166,7 @@ def mux_audio(video_path: Path, audio_source: Path, out_path: Path, *, aac: bool
     copied, and `audio_source`'s first audio stream, placed against the video as it was against the
     source's video (the upscaled video starts at 0 where the source's started). The sound is copied
     where the container takes its codec, else (or with `aac`) re-encoded to AAC. Returns what was
-    done with it ("aac copied", "aac from pcm_s16le"). SrxError when `audio_source` has no sound or
+    done with it ("aac copied", "pcm_s16le re-encoded to aac"). SrxError when `audio_source` has no sound or
     FFmpeg refuses both ways."""
     av = pyav_module()
     # FFmpeg refuses a codec a container cannot hold as FFmpegError, PyAV (before FFmpeg sees it) as ValueError
@@ -199,7 +199,7 @@ def _mux(av: Any, video_path: Path, audio_source: Path, out_path: Path, reencode
             a_out = out.add_stream("aac", rate=rate)
             named = cc.layout is not None and not cc.layout.name.endswith("channels")
             a_out.layout = cc.layout.name if named else _DEFAULT_LAYOUTS.get(cc.channels, "stereo")
-            what = f"aac from {cc.name}"
+            what = f"{cc.name} re-encoded to aac"
         else:
             a_out = out.add_stream_from_template(a_in)
             what = f"{a_in.codec_context.name} copied"

@@ -43,7 +43,7 @@ def test_a_codec_the_container_refuses_is_reencoded_to_aac(tmp_path):
     src = video_with_sound(tmp_path / "cam.mkv", acodec="libopus")  # AVI cannot hold Opus
     video = silent_video(tmp_path / "up.avi", 20, (96, 64))
     out = tmp_path / "out.avi"
-    assert mux_audio(video, src, out) == "aac from opus"
+    assert mux_audio(video, src, out) == "opus re-encoded to aac"
     info, frames, samples, rate = _streams(out)
     assert info == {"video": "mjpeg", "audio": "aac"} and frames == 20
     assert abs(samples / rate - 2.0) < 0.1
@@ -121,7 +121,7 @@ def test_unnamed_layouts_are_reencoded(tmp_path):
     with av.open(str(src)) as c:
         assert c.streams.audio[0].codec_context.channels == 2
     out = tmp_path / "out.mp4"
-    assert mux_audio(_video_only(tmp_path / "up.mp4"), src, out, aac=True) == "aac from pcm_s16le"
+    assert mux_audio(_video_only(tmp_path / "up.mp4"), src, out, aac=True) == "pcm_s16le re-encoded to aac"
     info, frames, samples, rate = _streams(out)
     assert info["audio"] == "aac" and rate == 44100 and abs(samples / rate - 2.0) < 0.1
     with av.open(str(out)) as c:

@@ -87,8 +87,8 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more detail."),
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+    logging.basicConfig(  # other libraries say their warnings only (torch's exit-time cache stats are INFO)
+        level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(message)s" if verbose else "%(message)s",
         handlers=[_StderrHandler()],
     )
