@@ -223,6 +223,9 @@ def upscale_image_file(upscaler: Upscaler, src: Path, dst: Path) -> None:
     from srx.imageio import write_image
 
     img = upscaler.upscale(read_frame(src))
+    pages = _pages(src)
+    if pages > 1:
+        log.warning("%s holds %d pages; the first is upscaled (one image in, one out)", src.name, pages)
     if img.ndim == 3 and img.shape[2] == 4 and dst.suffix.lower() in _NO_ALPHA:
         log.info("%s: %s cannot hold alpha; writing the colour only", src.name, dst.suffix)
         img = np.ascontiguousarray(img[..., :3])
@@ -234,6 +237,18 @@ def upscale_image_file(upscaler: Upscaler, src: Path, dst: Path) -> None:
         alpha = to_uint8(img[..., 3]) if img.ndim == 3 and img.shape[2] == 4 else None
         img = to_uint8(img) if alpha is None else np.dstack([to_uint8(img), alpha])
     write_image(dst, img)
+
+
+def _pages(src: Path) -> int:
+    """How many pages a multi-page TIFF holds (1 for any other image, or where OpenCV cannot tell)."""
+    if src.suffix.lower() not in (".tif", ".tiff"):
+        return 1
+    import cv2
+
+    try:
+        return int(cv2.imcount(str(src)))
+    except cv2.error:
+        return 1
 
 
 @contextlib.contextmanager
@@ -321,13 +336,13 @@ class _OpenCVWriter:
 def _video_writer(path: Path, dst: Path, fps: float, size: tuple[int, int]):
     """H.264 through PyAV (srx.media.H264Writer) for every container but .avi, which gets MJPEG
     through OpenCV (AVI and H.264 do not go well together)."""
+    if size[0] % 2 or size[1] % 2:  # OpenCV's MJPEG is 4:2:0 too, and crops as silently
+        log.info("%s: %s (4:2:0) needs even sides; the last column/row of %dx%d is left out",
+                 dst.name, "MJPEG" if dst.suffix.lower() in VIDEO_FOURCC else "H.264", *size)
     if dst.suffix.lower() in VIDEO_FOURCC:
         return _OpenCVWriter(path, dst, fps, size)
     from srx.media import H264Writer
 
-    if size[0] % 2 or size[1] % 2:
-        log.info("%s: H.264 (4:2:0) needs even sides; the last column/row of %dx%d is left out",
-                 dst.name, *size)
     return H264Writer(path, fps, size)
 
 
@@ -359,9 +374,10 @@ def upscale_files(
     result = BatchResult(failed=list(failed))
     if not jobs:
         return result
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=Console(stderr=True), disable=not show_progress, transient=False)
     images = [j for j in jobs if j.kind == "image"]
+    bars = len(images) > 1 or len(images) < len(jobs)  # a bar for several images, one for each video
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True), disable=not (show_progress and bars), transient=False)
     with progress:
         task = progress.add_task("images", total=len(images)) if len(images) > 1 else None
         for job in jobs:

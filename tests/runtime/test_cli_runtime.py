@@ -176,6 +176,37 @@ def test_bad_inputs_fail_alone_and_are_listed(ckpt, tmp_path):
         line = next((ln for ln in listed.splitlines() if name in ln), "")
         assert why in line, (name, listed)
     assert "7 failed" in res.output and "upscaled 2 of 9" in res.output
+    assert res.output.count("cut.avi is truncated") == 1  # said once, in the list, not also as it happened
+
+
+def test_upscale_says_what_a_file_loses(ckpt, tmp_path, caplog):
+    """A multi-page TIFF gives its first page (and says so); an odd-sized video written as 4:2:0
+    (.avi MJPEG, like .mp4 H.264) says it loses its last column and row."""
+    pages = tmp_path / "scan.tif"
+    cv2.imwritemulti(str(pages), [synthetic_photo(20, 24, seed=i) for i in range(3)])
+    with caplog.at_level("INFO", logger="srx"):
+        res = runner.invoke(app, ["upscale", str(pages), "--out", str(tmp_path / "scan_x3.tif"), "--weights",
+                                  str(ckpt(3)), "--backend", "torch"])
+    assert res.exit_code == 0, res.output
+    assert "scan.tif holds 3 pages; the first is upscaled" in caplog.text
+    assert cv2.imread(str(tmp_path / "scan_x3.tif")).shape == (60, 72, 3)
+    import av
+
+    clip = tmp_path / "odd.mkv"  # 25x21: FFV1 keeps odd sides
+    with av.open(str(clip), "w") as c:
+        st = c.add_stream("ffv1", rate=10)
+        st.width, st.height, st.pix_fmt = 25, 21, "bgr0"
+        for i in range(3):
+            for packet in st.encode(av.VideoFrame.from_ndarray(synthetic_photo(21, 25, seed=i), format="bgr24")):
+                c.mux(packet)
+        for packet in st.encode():
+            c.mux(packet)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="srx"):
+        res = runner.invoke(app, ["upscale", str(clip), "--out", str(tmp_path / "odd_x3.avi"), "--weights",
+                                  str(ckpt(3)), "--backend", "torch", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "odd_x3.avi: MJPEG (4:2:0) needs even sides; the last column/row of 75x63 is left out" in caplog.text
 
 
 @pytest.mark.parametrize("case,match", [
