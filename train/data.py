@@ -24,6 +24,8 @@ from srx.protocol import make_pair
 log = logging.getLogger("srx")
 
 CACHE_VERSION = 1
+#: training patches past this size get a warning (and `srx tune` chooses its --every to stay under it)
+PATCH_BUDGET_BYTES = 1 << 30
 
 
 @dataclass
@@ -79,6 +81,63 @@ def patch_grid(length: int, size: int, stride: int) -> list[int]:
     return starts
 
 
+def patch_bytes_per_frame(width: int, height: int, scale: int, patch: int, stride: int) -> int:
+    """What one frame's training patches take in memory (uint8 HR and LR Y, as extract_patches
+    cuts them: patch/stride in HR pixels, the grid on the LR plane)."""
+    p_lr, st_lr = patch // scale, stride // scale
+    count = len(patch_grid(height // scale, p_lr, st_lr)) * len(patch_grid(width // scale, p_lr, st_lr))
+    return count * (patch * patch + p_lr * p_lr)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory this machine can still give (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_video_patches(files: list[Path], scale: int, patch: int, stride: int, every: int, frames: FrameRange,
+                        available: int | None = None) -> None:
+    """Before hours of decoding: the patches of the videos among `files` must fit in memory (twice
+    over: the list of patches, then the array made of it). SrxError saying which --every fits where
+    they would not; a warning past PATCH_BUDGET_BYTES. Folders of images are not estimated."""
+    from srx.imageio import cv2_module, listed_frames, open_video
+
+    cv2 = cv2_module()
+    total, per_video = 0, []
+    for path in (f for f in files if is_video(f)):
+        cap = open_video(path)
+        try:
+            listed = listed_frames(cap)
+            size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        finally:
+            cap.release()
+        end = listed if frames.end is None else min(frames.end, listed)
+        taken = max(0, -(-(end - frames.start) // every))
+        per_frame = patch_bytes_per_frame(*size, scale, patch, stride)
+        total += taken * per_frame
+        per_video.append((path, end - frames.start, per_frame))
+    if total <= PATCH_BUDGET_BYTES:
+        return
+    gb = total / 2**30
+    available = _available_memory() if available is None else available
+    if available is not None and 2 * total > available:
+        # the --every at which the patches take at most a third of what is available
+        spans = sum(max(0, span) * per for _, span, per in per_video)
+        fits = max(every + 1, -(-spans // max(1, available // 3)))
+        names = ", ".join(p.name for p, _, _ in per_video)
+        raise SrxError(f"--data {names}: one frame in {every} makes {gb:.1f} GB of training patches, more than the "
+                       f"{available / 2**30:.1f} GB of memory free here can hold while they are gathered; expected "
+                       f"--every {fits} or more (or --frames START:END for a stretch of the footage)")
+    log.warning("the videos' training patches will take %.1f GB of memory (one frame in %d); --every higher takes "
+                "less", gb, every)
+
+
 def _images(files: list[Path], every: int, frames: FrameRange):
     """(name, BGR image or None when unreadable) for each image file and each chosen video frame."""
     for path in files:
@@ -116,6 +175,7 @@ def extract_patches(
         except (OSError, ValueError, KeyError) as exc:
             log.warning("patch cache %s unreadable (%s); rebuilding", cache_file, exc)
 
+    check_video_patches(files, scale, patch, stride, every, frames)
     lr_list, hr_list = [], []
     skipped_small, corrupt, used = 0, [], 0
     p_lr, st_lr = patch // scale, stride // scale

@@ -17,25 +17,15 @@ from srx.errors import SrxError
 from srx.evaluate import degraded, evaluate, load_eval_data, torch_predictor
 from srx.fsutil import atomic_write_text
 from srx.imageio import FrameRange, count_frames, is_video
+from srx.train.data import PATCH_BUDGET_BYTES, patch_bytes_per_frame
 from srx.train.loop import TrainConfig, train
 
 log = logging.getLogger("srx")
 
 
 #: what `srx tune` lets its training patches take in memory when it picks --every itself
-PATCH_BUDGET_BYTES = 1 << 30
 #: the fewest frames apart `srx tune` takes its images (neighbouring frames are near copies)
 MIN_EVERY = 8
-
-
-def patch_bytes_per_frame(width: int, height: int, scale: int, patch: int, stride: int) -> int:
-    """What one frame's training patches take in memory (uint8 HR and LR Y, as extract_patches
-    cuts them: patch/stride in HR pixels, the grid on the LR plane)."""
-    from srx.train.data import patch_grid
-
-    p_lr, st_lr = patch // scale, stride // scale
-    count = len(patch_grid(height // scale, p_lr, st_lr)) * len(patch_grid(width // scale, p_lr, st_lr))
-    return count * (patch * patch + p_lr * p_lr)
 
 
 def choose_every(frames: int, size: tuple[int, int], scale: int, holdout: float, patch: int, stride: int,

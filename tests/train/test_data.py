@@ -112,3 +112,28 @@ def test_unusable_video_sources_fail_clearly(tmp_path, image_folder, setup, matc
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(SrxError, match=match):
         extract_patches(source, 3, 24, 12, cache_dir=tmp_path / "c", **kw)
+
+
+def test_video_patches_that_would_not_fit_in_memory_are_refused_before_decoding(tmp_path, caplog, monkeypatch):
+    """An hour of footage at a small --every would gather tens of GB of patches for hours before
+    running out of memory: the estimate (exactly what extraction takes) is checked first, and the
+    error names an --every that fits; past the 1 GB budget but within memory, a warning."""
+    import logging
+
+    import srx.train.data as data
+    from srx.imageio import FrameRange
+    from tests.conftest import silent_video
+
+    video = silent_video(tmp_path / "cam.avi", 12, (96, 72), fourcc="FFV1")
+    files = [video]
+    per = data.patch_bytes_per_frame(96, 72, 3, 24, 12)
+    got = extract_patches(files, 3, 24, 12, cache_dir=tmp_path / "c", every=3)
+    assert got.lr.nbytes + got.hr.nbytes == 4 * per  # the estimate is what extraction takes
+    monkeypatch.setattr(data, "PATCH_BUDGET_BYTES", 2 * per)  # as if the footage were hours long
+    with pytest.raises(SrxError, match=r"one frame in 3 makes .* GB of training patches, more than the .* GB of memory "
+                                       r"free here .*; expected --every 6 or more"):
+        data.check_video_patches(files, 3, 24, 12, 3, FrameRange(), available=2 * per * 3)
+    data.check_video_patches(files, 3, 24, 12, 6, FrameRange(), available=2 * per * 3)  # fits: 2 frames
+    caplog.set_level(logging.WARNING, logger="srx")
+    data.check_video_patches(files, 3, 24, 12, 3, FrameRange(), available=1 << 40)
+    assert "training patches will take" in caplog.text and "one frame in 3" in caplog.text
