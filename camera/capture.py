@@ -60,6 +60,37 @@ class Frame:
     t_capture: float  # time.monotonic() when the frame was grabbed (after pacing, for files)
     capture_s: float  # time spent reading and decoding it
     t_taken: float | None = None  # time.monotonic() when the stream loop took it from the capture
+    t_source: float | None = None  # seconds into a recorded source (SourceClock); None for a live one
+
+
+class SourceClock:
+    """Seconds into a recorded source of each frame it gives, from 0: the container's own frame
+    times where it has them (a variable-rate video, a phone's or an NVR's export with quiet
+    stretches thinned out, keeps its bursts and gaps), else one frame interval after the frame
+    before. It only goes forward: across a --loop restart it goes on from the last frame."""
+
+    #: a jump in the container's times longer than this is taken for a broken time stamp, not a gap
+    LONGEST_GAP_S = 60.0
+
+    def __init__(self, fps: float | None) -> None:
+        self.step = 1.0 / (fps or 25.0)
+        self.last: float | None = None
+        self.last_raw: float | None = None
+
+    def next(self, raw: float | None) -> float:
+        """The time of the next frame, whose container time is `raw` (None: unknown)."""
+        if self.last is None:
+            t = 0.0
+        elif raw is not None and self.last_raw is not None and 0.0 < raw - self.last_raw <= self.LONGEST_GAP_S:
+            t = self.last + (raw - self.last_raw)
+        else:
+            t = self.last + self.step
+        self.last, self.last_raw = t, raw
+        return t
+
+    def restart(self) -> None:
+        """The source starts again (a loop): its next frame comes one interval after the last."""
+        self.last_raw = None
 
 
 def check_buffer(buffer: int) -> int:
@@ -238,7 +269,10 @@ class CaptureThread:
 
     def _loop(self) -> None:
         index = 0
-        t0, n = time.monotonic(), 0  # pacing schedule: frame n is due at t0 + n / fps
+        # pacing schedule: a recorded frame is due at t0 + its source time - src0, a frame without
+        # one (a live source told to pace) at t0 + n / fps
+        t0, n, src0 = time.monotonic(), 0, None
+        clock = None if self.spec.live else SourceClock(self.reader.fps or self.spec.fps)
         catch_up = self._catching_up()
         while not self._stop.is_set():
             t_read = time.monotonic()
@@ -255,6 +289,8 @@ class CaptureThread:
                 if self.spec.loop and n > 0:
                     self.reader.release()
                     self.reader = open_reader(self.spec, self.open_timeout)
+                    if clock is not None:
+                        clock.restart()
                     self._event("loop")
                     continue
                 self.eof = True
@@ -264,14 +300,17 @@ class CaptureThread:
                     log.warning("%s ended after %d of the %d frames its container lists (cut off or damaged?)",
                                 self.spec.describe(), self.frames_read, listed)
                 return
+            t_src = clock.next(self.reader.time_s) if clock is not None else None
             if self.pace_fps:
-                due = t0 + n / self.pace_fps
+                if t_src is not None and src0 is None:
+                    t0, src0 = time.monotonic(), t_src
+                due = t0 + (t_src - src0 if t_src is not None else n / self.pace_fps)
                 now = time.monotonic()
                 if due > now:
                     if self._stop.wait(due - now):
                         return
                 elif now - due > 1.0 / self.pace_fps:  # decoding fell behind: restart the schedule
-                    t0, n = now, 0
+                    t0, n, src0 = now, 0, t_src
                 n += 1
             else:
                 n += 1
@@ -296,25 +335,28 @@ class CaptureThread:
                     continue
                 catch_up = 0  # this read waited for the camera: live from here
             self.first_read_at, self.last_read_at = self.first_read_at or t_got, t_got
-            if self._over_rate(index):
+            if self._over_rate(index, t_src):
                 self.skipped += 1
                 index += 1  # a real-time recording repeats the frame before for this one: the source's timing holds
                 continue
-            frame = Frame(image, index, time.monotonic(), t_got - t_read)
+            frame = Frame(image, index, time.monotonic(), t_got - t_read, t_source=t_src)
             index += 1
             if not self._publish(frame):
                 return
 
-    def _over_rate(self, index: int) -> bool:
+    def _over_rate(self, index: int, t_source: float | None = None) -> bool:
         """Whether frame `index` comes before the source's max_fps lets the next one through. Time
-        is the source's own for a recorded source with a rate (its index over its fps: the same
+        is the source's own for a recorded source (`t_source`, else its index over its fps: the same
         frames pass however fast it is read) and the clock's otherwise; a frame up to half a source
         frame early still passes, so 25 fps capped at 10 gives 10, not every third frame's 8.3."""
         cap = self.spec.max_fps
         if not cap:
             return False
         src_fps = self.reader.fps or self.spec.fps
-        now = index / src_fps if src_fps and not self.spec.live else time.monotonic()
+        if t_source is not None:
+            now = t_source
+        else:
+            now = index / src_fps if src_fps and not self.spec.live else time.monotonic()
         step = 1.0 / cap
         slack = (0.5 / src_fps if src_fps else 0.1 * step) + 1e-6  # + 1e-6: a tie (25 fps to 10) passes
         if self._next_due is not None and now < self._next_due - slack:

@@ -456,7 +456,7 @@ def stream_many(
                             img = nosignal_frame(size, f"{lane.src.name}: {lane.src.spec.describe()}", cap.outage_note())
                             lane.stats.nosignal += 1
                             lane.next_nosignal = now + 1.0 / nosignal_fps
-                            if not _write_all(lane.outputs, img, lane.clock.nosignal(now)):
+                            if not _write_all(lane.outputs, img, lane.clock.nosignal(now), lane.clock.time_now(now)):
                                 window_closed = True
                         wait = min(wait, max(0.0, lane.next_nosignal - now))
                 if window_closed:
@@ -485,7 +485,7 @@ def stream_many(
                     out = compare_frame(frame.image, sr, scale, model_label) if compare else sr
                     if overlay:
                         out = overlay_text(out, f"{lane.src.name}  " + lane.stats.live_line().strip())
-                    keep = _write_all(lane.outputs, out, lane.clock.frame(frame))
+                    keep = _write_all(lane.outputs, out, lane.clock.frame(frame), lane.clock.time_of(frame))
                     t_done = time.monotonic()
                     tim = dict(tim)
                     tim["capture"] = frame.capture_s

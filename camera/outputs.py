@@ -40,10 +40,13 @@ class Output:
     """write(frame) for each output frame; close() once. write() returns False to ask to stop.
 
     A `realtime` output (a recording for viewing) is given a frame again for each source frame the
-    latest-frames policy dropped before it, so it plays at the source's pace, not faster."""
+    latest-frames policy dropped before it, so it plays at the source's pace, not faster. A `timed`
+    one (H.264, whose frames carry their own times) is instead given each frame once with its time,
+    `write(frame, at_s)`: seconds from the stream's start, on the source's clock."""
 
     name = "output"
     realtime = False
+    timed = False
 
     def write(self, frame: np.ndarray) -> bool:
         raise NotImplementedError
@@ -102,6 +105,8 @@ class VideoFileOutput(Output):
         _check_writable_dir(self.path.parent, f"--output {self.path}")
         self.fourcc = VIDEO_FOURCC[suffix]
         self.realtime = self.fourcc != "FFV1"  # .mp4/.avi are for viewing; lossless .mkv for measuring
+        self.timed = self.fourcc == "h264"  # each frame at its own time: no repeats, a variable rate kept
+        self._span: tuple[float, float] | None = None  # first and last frame time of a timed recording
         self.fps = float(fps) if fps and fps > 0 else 10.0
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self.writer: Any = None
@@ -134,7 +139,7 @@ class VideoFileOutput(Output):
             raise SrxError(f"cannot record to {self.path}: OpenCV's FFmpeg has no {self.fourcc} encoder "
                            f"for {self.path.suffix} at {self.size[0]}x{self.size[1]}; try .mkv, .avi or a folder")
 
-    def write(self, frame: np.ndarray) -> bool:
+    def write(self, frame: np.ndarray, at_s: float | None = None) -> bool:
         if self.writer is None:
             self._open(frame)
         assert self.size is not None
@@ -142,7 +147,12 @@ class VideoFileOutput(Output):
             log.warning("frame size changed to %dx%d; %s keeps %dx%d (frames resized)",
                         frame.shape[1], frame.shape[0], self.path.name, *self.size)
             self._warned = True
-        self.writer.write(_fit(frame, self.size))  # H264Writer crops an odd side itself
+        if self.fourcc == "h264":  # H264Writer crops an odd side itself
+            self.writer.write(_fit(frame, self.size), None if at_s is None else 1000.0 * at_s)
+            if at_s is not None:
+                self._span = (self._span[0] if self._span else at_s, at_s)
+        else:
+            self.writer.write(_fit(frame, self.size))
         self.frames += 1
         if frame is not self._last:
             self.distinct += 1
@@ -160,7 +170,11 @@ class VideoFileOutput(Output):
         self._last = None
         if self.frames:
             os.replace(self.tmp, self.path)
-            length = f"{self.frames} frames, {self.frames / self.fps:.1f} s at {self.fps:g} fps"
+            if self._span is not None:  # each frame at its time: until the last one's is over
+                seconds = self._span[1] - self._span[0] + 1.0 / self.fps
+                length = f"{self.frames} frames, {seconds:.1f} s, each at its time"
+            else:
+                length = f"{self.frames} frames, {self.frames / self.fps:.1f} s at {self.fps:g} fps"
             if self.distinct < self.frames:
                 log.info("recorded %s to %s: %d distinct, the rest repeats of the one before where the stream "
                          "showed no new frame (frames dropped or skipped, no signal), so the video keeps the "

@@ -197,6 +197,7 @@ class FrameReader:
 
     fps: float | None = None
     frame_count: int | None = None
+    time_s: float | None = None  # the container's time of the frame read() last gave (a file's), None if unknown
 
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -208,15 +209,26 @@ class FrameReader:
 class CvReader(FrameReader):
     """A cv2.VideoCapture whose first frame was already read (to prove it decodes)."""
 
-    def __init__(self, cap: Any, first: np.ndarray, fps: float | None, frame_count: int | None) -> None:
+    def __init__(self, cap: Any, first: np.ndarray, fps: float | None, frame_count: int | None,
+                 timed: bool = False) -> None:
         self.cap, self._pending, self.fps, self.frame_count = cap, first, fps, frame_count
+        self.timed = timed  # a file: each frame's time from the container (CAP_PROP_POS_MSEC)
+        self._first_time = self._pos() if timed else None
+
+    def _pos(self) -> float | None:
+        ms = self.cap.get(_cv2().CAP_PROP_POS_MSEC)
+        return ms / 1000.0 if ms is not None and np.isfinite(ms) and ms >= 0 else None
 
     def read(self) -> np.ndarray | None:
         if self._pending is not None:
             frame, self._pending = self._pending, None
+            self.time_s = self._first_time
             return frame
         ok, frame = self.cap.read()
-        return frame if ok and frame is not None and frame.size else None
+        if not (ok and frame is not None and frame.size):
+            return None
+        self.time_s = self._pos() if self.timed else None
+        return frame
 
     def release(self) -> None:
         self.cap.release()
@@ -276,6 +288,10 @@ class RegionReader(FrameReader):
                         frame.shape[0], ",".join(map(str, self.box)))
             return None
         return self._cut(frame)
+
+    @property
+    def time_s(self) -> float | None:  # type: ignore[override]
+        return self.inner.time_s
 
     def release(self) -> None:
         self.inner.release()
@@ -431,4 +447,4 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
     fps = float(fps) if fps and 0.5 <= fps <= 1000 else None
     count = listed_frames(cap) if is_file else 0
     log.debug("opened %s: %dx%d at %s fps", name, frame.shape[1], frame.shape[0], f"{fps:g}" if fps else "?")
-    return CvReader(cap, frame, fps, count or None)
+    return CvReader(cap, frame, fps, count or None, timed=is_file)

@@ -210,7 +210,8 @@ def stream(
                         size = last_size or (640, 360)
                         img = nosignal_frame(size, spec.describe(), capture.outage_note())
                         stats.nosignal += 1
-                        if not _write_all(outputs, img, clock.nosignal(time.monotonic())):
+                        now = time.monotonic()
+                        if not _write_all(outputs, img, clock.nosignal(now), clock.time_now(now)):
                             stopped_by = "window-closed"
                             break
                     continue
@@ -221,7 +222,7 @@ def stream(
                 out = compare_frame(frame.image, sr, scale, model_label) if compare else sr
                 if overlay:
                     out = overlay_text(out, stats.live_line().strip())
-                keep_going = _write_all(outputs, out, clock.frame(frame))
+                keep_going = _write_all(outputs, out, clock.frame(frame), clock.time_of(frame))
                 t_done = time.monotonic()
                 timings["capture"] = frame.capture_s
                 timings["output"] = t_done - t_out
@@ -308,8 +309,9 @@ def every_frame(spec: SourceSpec) -> str | None:
 
 class RecordingClock:
     """How many times a real-time recording (.mp4, .avi: a frame rate, no frame times) is given each
-    frame so it keeps the source's timing. A recorded source goes by its frame numbers: a frame
-    stands in for the source frames dropped or skipped before it. A live one goes by the clock: a
+    frame so it keeps the source's timing. A recorded source goes by its frames' own times (by
+    their numbers where it has none): a frame fills the slots to the next one shown, standing in for
+    the source frames dropped or skipped, and a variable-rate file's gaps. A live one goes by the clock: a
     frame fills the frame slots (1/fps) that passed since the last one, so a stall, an outage and
     dropped frames keep their length, and frames that come in a burst are not written ahead of
     real time (0: a frame whose slot is taken already)."""
@@ -324,12 +326,27 @@ class RecordingClock:
     def frame(self, frame: Frame) -> int:
         if self.live:
             return self._at(frame.t_capture)
+        if frame.t_source is not None:  # the source's own time: a variable-rate file keeps its gaps
+            return self._at(frame.t_source)
         repeat = frame.index - self.last_index if self.last_index is not None else 1
         self.last_index = frame.index
         return repeat
 
     def nosignal(self, now: float) -> int:
         return self._at(now) if self.live else self.nosignal_repeat
+
+    def time_of(self, frame: Frame) -> float | None:
+        """Seconds from the recording's start that a timed output (H.264) shows `frame` at: the
+        clock's for a live source, the source's own for a recorded one. Call after frame()."""
+        if self.live:
+            return frame.t_capture - self.t0 if self.t0 is not None else 0.0
+        if frame.t_source is not None:
+            return frame.t_source - (self.t0 or 0.0)
+        return frame.index / self.fps
+
+    def time_now(self, now: float) -> float | None:
+        """When a no-signal frame shown now is, as time_of (a live source; None for a recorded one)."""
+        return now - self.t0 if self.live and self.t0 is not None else None
 
     def _at(self, t: float) -> int:
         if self.t0 is None:
@@ -339,11 +356,14 @@ class RecordingClock:
         return max(repeat, 0)
 
 
-def _write_all(outputs: Sequence[Output], frame: np.ndarray, repeat: int = 1) -> bool:
+def _write_all(outputs: Sequence[Output], frame: np.ndarray, repeat: int = 1, at_s: float | None = None) -> bool:
     """Every output gets the frame; real-time recordings get it `repeat` times (capped; 0: not at
-    all, its time is taken) as RecordingClock says."""
+    all, its time is taken) as RecordingClock says, or, where they are timed, once at `at_s`."""
     keep = True
     for o in outputs:
+        if o.timed and at_s is not None:
+            keep = o.write(frame, at_s) and keep
+            continue
         times = min(max(int(repeat), 0), 300) if o.realtime else 1
         for _ in range(times - 1):
             o.write(frame)

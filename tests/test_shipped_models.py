@@ -135,7 +135,9 @@ def test_shipped_weights_score_what_they_record(name, scale, set5_eval_named):
     for key, (degrade, _) in EVALUATIONS.items():
         mean = set5_eval_named(name, scale, degrade)
         assert abs(recorded[key]["model_psnr"] - mean["model_psnr"]) < 1e-3, (key, mean)
-        assert abs(recorded[key]["bicubic_psnr"] - mean["bicubic_psnr"]) < 1e-6
+        # the same arithmetic, but another CPU's float rounding: 1.2e-6 dB apart on an Intel Xeon
+        # (2026-12-06) from what an AMD EPYC recorded
+        assert abs(recorded[key]["bicubic_psnr"] - mean["bicubic_psnr"]) < 1e-4, (key, mean)
 
 
 @pytest.fixture(scope="module")

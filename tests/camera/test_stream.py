@@ -22,7 +22,7 @@ from srx.camera.stream import stream
 from srx.cli import app
 from srx.runtime.base import Runner
 from tests.camera.conftest import ThumbnailSink, frames, wait_until
-from tests.conftest import assert_one_error_line, stored_frames
+from tests.conftest import assert_one_error_line, frame_times_ms, stored_frames
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -234,12 +234,19 @@ def test_latest_frames_policy_bounds_latency(make_upscaler, tmp_path: Path, capl
     for (_, taken_prev, _), (cap, _, _) in zip(seen, seen[buffer:]):
         assert cap > taken_prev
     assert summary.timing_note == "" and summary.stage_ms["infer"]["p50"] >= 80  # the sleep is model time
-    # the .mp4 (for viewing) repeats each upscaled frame over the source frames dropped before it,
-    # so it has one frame per source frame and plays in real time
-    assert len(read_video(tmp_path / "view.mp4")) == summary.frames_in
-    # and says so, rather than "recorded 30 frames" beside "12 out"
-    assert (view.frames, view.distinct) == (summary.frames_in, summary.frames_out)
-    assert (f"recorded {summary.frames_in} frames, {summary.frames_in / 50:.1f} s at 50 fps to {tmp_path / 'view.mp4'}: "
+    # the .mp4 (for viewing) holds each upscaled frame once, at its source frame's time, so the
+    # frames dropped between them keep their length and it plays in real time
+    times = frame_times_ms(tmp_path / "view.mp4")
+    assert len(times) == summary.frames_out == view.frames == view.distinct
+    assert all(t % 20 == pytest.approx(0, abs=0.5) or t % 20 == pytest.approx(20, abs=0.5) for t in times)
+    assert times[-1] == pytest.approx(580, abs=0.5) and len(set(np.diff(times).round())) > 1  # gaps where frames were dropped
+    assert (f"recorded {summary.frames_out} frames, 0.6 s, each at its time to {tmp_path / 'view.mp4'}") in caplog.text
+    # a recording without frame times (.avi: MJPEG at a fixed rate) repeats each frame over the dropped ones
+    avi = VideoFileOutput(tmp_path / "view.avi")
+    summary, _ = _run_slow(make_upscaler, drop=True, outputs=[avi], buffer=buffer)
+    assert len(read_video(tmp_path / "view.avi")) == summary.frames_in == avi.frames
+    assert avi.distinct == summary.frames_out < summary.frames_in
+    assert (f"recorded {summary.frames_in} frames, {summary.frames_in / 50:.1f} s at 50 fps to {tmp_path / 'view.avi'}: "
             f"{summary.frames_out} distinct, the rest repeats of the one before") in caplog.text
 
     # without dropping, every frame is processed and frames queue up behind the slow model
@@ -336,6 +343,26 @@ def test_a_folder_of_images_is_upscaled_whole_even_by_a_slow_model(tmp_path: Pat
     summary = stream(parse_source(source=str(folder)), upscaler, [sink], drop=True)
     assert (summary.frames_out, summary.dropped) == (6, 0)
     assert "every image is upscaled" in caplog.text and f"srx upscale {folder}" in caplog.text
+
+
+def test_a_variable_rate_file_keeps_its_frame_times_in_the_recording(tmp_path: Path, tiny_checkpoint) -> None:
+    """A phone's or an NVR's variable-rate video streamed to .mp4: each upscaled frame at its source
+    frame's own time (bursts and gaps kept), not at the container's average rate (which would play
+    the clip 14 % short); a --max-fps cap passes frames by those times too."""
+    from tests.conftest import variable_rate_video
+
+    times = [0, 33, 67, 100, 400, 700, 1000, 1033, 1067, 1100, 1500, 2000, 2500, 3000, 3033]
+    src = variable_rate_video(tmp_path / "vfr.mp4", times)
+    common = ["-w", str(tiny_checkpoint(2)), "--backend", "torch", "--threads", "1", "--no-window", "-q", "--no-drop"]
+    res = CliRunner().invoke(app, ["stream", "--source", str(src), "--output", str(tmp_path / "up.mp4"), *common])
+    assert res.exit_code == 0, res.output
+    assert frame_times_ms(tmp_path / "up.mp4") == pytest.approx(times, abs=1.0)
+    res = CliRunner().invoke(app, ["stream", "--source", str(src), "--output", str(tmp_path / "capped.mp4"),
+                                   "--max-fps", "2", *common])
+    assert res.exit_code == 0, res.output
+    # the first frame at or after each half second of the source's own time (the schedule keeps its
+    # 0.5 s grid: 700 ms is late for 500, so 1000 is next), each at its time
+    assert frame_times_ms(tmp_path / "capped.mp4") == pytest.approx([0, 700, 1000, 1500, 2000, 2500, 3000], abs=1.0)
 
 
 def test_a_cut_off_file_source_is_said_to_end_short(tmp_path: Path, make_upscaler, caplog) -> None:
