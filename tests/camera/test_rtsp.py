@@ -17,7 +17,7 @@ from srx.camera.sources import parse_source
 from srx.camera.stats import StreamStats
 from srx.camera.stream import stream
 from tests.camera.conftest import ThumbnailSink, free_port, wait_until
-from tests.conftest import CCTV, need_shared, skip_or_fail
+from tests.conftest import CCTV, frame_times_ms, need_shared, skip_or_fail
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -104,13 +104,14 @@ def test_rtsp_reconnects_after_server_restart(tmp_path: Path, make_upscaler, cap
     port = free_port()
     server = RtspServer(clip, port)
     sink, stats, stop = ThumbnailSink(), StreamStats(), threading.Event()
-    recording = VideoFileOutput(tmp_path / "watch.avi")  # a real-time recording: it must keep the wall clock
+    # real-time recordings must keep the wall clock: MJPEG by repeating frames, H.264 by frame times
+    recording, timed = VideoFileOutput(tmp_path / "watch.avi"), VideoFileOutput(tmp_path / "watch.mp4")
     result: dict = {}
     spec = parse_source(source=f"rtsp://127.0.0.1:{port}/clip")
 
     def run() -> None:
         try:
-            result["summary"] = stream(spec, make_upscaler(2), [sink, recording], stats=stats, stop_event=stop,
+            result["summary"] = stream(spec, make_upscaler(2), [sink, recording, timed], stats=stats, stop_event=stop,
                                        reconnect_max_wait=1.0, open_timeout=4.0, nosignal_fps=5.0)
         except BaseException as exc:  # reported by the main thread
             result["error"] = exc
@@ -157,6 +158,9 @@ def test_rtsp_reconnects_after_server_restart(tmp_path: Path, make_upscaler, cap
     cap = cv2.VideoCapture(str(tmp_path / "watch.avi"))
     played = cap.get(cv2.CAP_PROP_FRAME_COUNT) / cap.get(cv2.CAP_PROP_FPS)
     cap.release()
+    assert abs(played - summary.wall_s) < 1.5, (played, summary.format())
+    times = frame_times_ms(tmp_path / "watch.mp4")
+    played = (times[-1] + 100) / 1000  # until the last frame's 1/10 s is over
     assert abs(played - summary.wall_s) < 1.5, (played, summary.format())
 
 

@@ -61,6 +61,24 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def left_behind(pids: set[int], grace: float = 5.0) -> dict[int, str]:
+    """Those of `pids` still running `grace` seconds on (Python's multiprocessing resource tracker
+    ends a moment after the process that started it), with their command lines."""
+    import time
+
+    end = time.monotonic() + grace
+    while any(alive(p) for p in pids) and time.monotonic() < end:
+        time.sleep(0.1)
+    left = {}
+    for p in pids:
+        if alive(p):
+            try:
+                left[p] = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+            except OSError:
+                pass
+    return left
+
+
 class Serve:
     """`python -m srx serve` on the given ports, its output collected; ready once it prints `serving`."""
 
@@ -357,7 +375,7 @@ def test_server_dies_mid_stream_comes_back_and_leaves_nothing(served, ckpt, tmp_
         assert children, "srx serve started no server process"
         assert server.stop() == 0, "".join(server.lines)
         assert any(line.startswith("stopped srx_srcnn-9-1-5_x3: ") for line in server.lines), "".join(server.lines)
-        left = {pid for pid in server.children | children if alive(pid)}
+        left = left_behind(server.children | children)
         assert not left, f"processes left behind by srx serve: {left}"
         before = stats.frames_out
         wait_until(lambda: stats.frames_out >= before + 5 or "error" in result, 30, "frames while the server is down")
@@ -374,4 +392,4 @@ def test_server_dies_mid_stream_comes_back_and_leaves_nothing(served, ckpt, tmp_
     assert events[:2] == ["backend-lost", "backend-back"] and summary.fallback_frames >= 5
     assert len(sink.thumbs) == summary.frames_out  # the output got a frame for every source frame taken
     assert server.stop() == 0
-    assert not {pid for pid in server.children if alive(pid)}
+    assert not left_behind(server.children)
