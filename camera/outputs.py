@@ -7,12 +7,13 @@ into place on close, so Ctrl-C, SIGTERM or the end of input leave a complete fil
 the temporary one, never a truncated file under the real name.
 
 Recordings:
-  *.mp4                 H.264 (x264 through PyAV, preset ultrafast, one thread), for viewing in any
-                        player or browser: at the source's fps, in real time (a frame is repeated
-                        for the source frames dropped while the model was busy)
-  *.mkv                 FFV1, lossless, one frame per upscaled frame: read back, they equal the
-                        upscaled ones exactly (for measuring)
-  *.avi                 Motion JPEG, for viewing, like .mp4
+  *.mp4 .mov .m4v       H.264 (x264 through PyAV, preset ultrafast, one thread), for viewing in any
+                        player or browser: each upscaled frame once, at its time (a file's own frame
+                        time, a live source's clock), so it plays in real time across dropped frames
+  *.mkv                 FFV1 through PyAV, lossless, each upscaled frame once at its time: read back,
+                        they equal the upscaled ones exactly (for measuring), and it plays in real time
+  *.avi                 Motion JPEG (OpenCV, a fixed rate), for viewing: a frame is repeated for the
+                        source frames dropped or skipped before it, or the time that passed
   folder/ or no suffix  a PNG sequence frame_000000.png, ... (lossless, any frame size)
 
 Publishing: rtsp://HOST:PORT/PATH sends H.264 to an RTSP server that takes published streams
@@ -33,7 +34,7 @@ from srx.errors import SrxError
 
 log = logging.getLogger("srx")
 
-VIDEO_FOURCC = {".mp4": "h264", ".mov": "h264", ".m4v": "h264", ".mkv": "FFV1", ".avi": "MJPG"}  # h264: srx.media.H264Writer, the rest OpenCV
+VIDEO_FOURCC = {".mp4": "h264", ".mov": "h264", ".m4v": "h264", ".mkv": "FFV1", ".avi": "MJPG"}  # PyAV (srx.media) but MJPG, OpenCV
 
 
 class Output:
@@ -104,8 +105,8 @@ class VideoFileOutput(Output):
             raise SrxError(f"--output {self.path} is a folder; expected a video file name")
         _check_writable_dir(self.path.parent, f"--output {self.path}")
         self.fourcc = VIDEO_FOURCC[suffix]
-        self.realtime = self.fourcc != "FFV1"  # .mp4/.avi are for viewing; lossless .mkv for measuring
-        self.timed = self.fourcc == "h264"  # each frame at its own time: no repeats, a variable rate kept
+        self.realtime = self.fourcc != "FFV1"  # without frame times: .avi repeats; lossless .mkv never repeats
+        self.timed = self.fourcc != "MJPG"  # each frame at its own time: no repeats, a variable rate kept
         self._span: tuple[float, float] | None = None  # first and last frame time of a timed recording
         self.fps = float(fps) if fps and fps > 0 else 10.0
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
@@ -121,15 +122,18 @@ class VideoFileOutput(Output):
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         w, h = int(frame.shape[1]), int(frame.shape[0])
-        if self.fourcc == "h264":
-            from srx.media import H264Writer
+        if self.timed:
+            from srx.media import FFV1Writer, H264Writer
 
             try:
-                self.writer = H264Writer(self.tmp, self.fps, (w, h), crf=20, preset="ultrafast", threads=1)
+                if self.fourcc == "h264":
+                    self.writer = H264Writer(self.tmp, self.fps, (w, h), crf=20, preset="ultrafast", threads=1)
+                else:
+                    self.writer = FFV1Writer(self.tmp, self.fps, (w, h))
             except SrxError:
                 self.tmp.unlink(missing_ok=True)
                 raise
-            self.size = self.writer.size  # 4:2:0 needs even sides: a 1-pixel crop of an odd-sized output
+            self.size = self.writer.size  # 4:2:0 needs even sides: a 1-pixel crop of an odd-sized H.264 output
             return
         self.size = (w, h)
         self.writer = cv2.VideoWriter(str(self.tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*self.fourcc),
@@ -147,7 +151,7 @@ class VideoFileOutput(Output):
             log.warning("frame size changed to %dx%d; %s keeps %dx%d (frames resized)",
                         frame.shape[1], frame.shape[0], self.path.name, *self.size)
             self._warned = True
-        if self.fourcc == "h264":  # H264Writer crops an odd side itself
+        if self.timed:  # H264Writer crops an odd side itself
             self.writer.write(_fit(frame, self.size), None if at_s is None else 1000.0 * at_s)
             if at_s is not None:
                 self._span = (self._span[0] if self._span else at_s, at_s)
@@ -162,7 +166,7 @@ class VideoFileOutput(Output):
     def close(self) -> None:
         if self.writer is None:
             return
-        if self.fourcc == "h264":
+        if self.timed:
             self.writer.close()
         else:
             self.writer.release()

@@ -1,5 +1,6 @@
-"""Writing upscaled videos with PyAV (FFmpeg), an srx dependency: H.264 frames (`H264Writer`) and
-the source's sound carried over (`mux_audio`).
+"""Writing upscaled videos with PyAV (FFmpeg), an srx dependency: H.264 frames (`H264Writer`),
+lossless FFV1 frames (`FFV1Writer`), each at its own time, and the source's sound carried over
+(`mux_audio`).
 
 `H264Writer` codes BGR frames with x264 (CRF 18, preset medium, 4:2:0, BT.601 limited range, tagged
 so), the format every player and browser plays; an odd side loses its last pixel, as 4:2:0 needs
@@ -46,15 +47,68 @@ class LiveTarget:
 PTS_RATE = 90000
 
 
-class H264Writer:
-    """BGR uint8 frames of one size into an H.264 video at `fps` (.mp4, .mov, .mkv, ...). Defaults for
-    files (`srx upscale`); a live recording takes preset "ultrafast" on one thread, which costs about
-    what OpenCV's MPEG-4 Part 2 writer did (6 against 5 ms a 960x540 frame on this CPU).
+class _TimedWriter:
+    """BGR uint8 frames of one size into a video through PyAV, each at its own time: write(frame,
+    at_ms) keeps a source frame's time, so a variable-rate video (a phone's, an NVR's export with
+    the night's frames thinned out) plays at its own pace and stays in step with its sound. Without
+    `at_ms`, or where a time does not advance past the last one (a backend that gives none), a frame
+    comes 1/fps after the one before it. Subclasses open `self.stream` and say how a frame is coded."""
 
-    write(frame, at_ms) keeps a source frame's own time: a variable-rate video (a phone's, an NVR's
-    export with the night's frames thinned out) then plays at its own pace and stays in step with its
-    sound. Without `at_ms`, or where a time does not advance past the last one (a backend that gives
-    none), a frame comes 1/fps after the one before it."""
+    path: Path | str
+    label: str
+    size: tuple[int, int]
+
+    def _start(self, fps: float) -> None:
+        self._step = max(1, round(PTS_RATE / fps)) if fps > 0 else PTS_RATE // 25
+        self._last_pts: int | None = None
+
+    def _pts(self, at_ms: float | None) -> int:
+        """The frame's time in ticks: its own where it is later than the last frame's, else one frame on."""
+        last = self._last_pts
+        pts = 0 if last is None else last + self._step
+        if at_ms is not None and np.isfinite(at_ms) and at_ms >= 0:
+            own = round(at_ms * PTS_RATE / 1000)
+            if last is None or own > last:
+                pts = own
+        self._last_pts = pts
+        return pts
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """FFmpeg's failures (a full disk, a folder gone) as one SrxError naming the file."""
+        try:
+            yield
+        except (self._av.error.FFmpegError, OSError, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)  # FFmpeg's own words, without "[Errno N]" and the name
+            why = str(why).replace(str(self.path), self.label)  # a URL's password never reaches a message
+            err = SrxError(f"cannot {doing} the video {self.label}: {why}")
+            err.reason = why  # for a caller that names the target itself (the RTSP output)
+            raise err from None
+
+    def _picture(self, frame: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def write(self, frame: np.ndarray, at_ms: float | None = None) -> None:
+        image = self._picture(frame)
+        image.pts, image.time_base = self._pts(at_ms), Fraction(1, PTS_RATE)
+        with self._errors("write"):
+            for packet in self.stream.encode(image):
+                self.container.mux(packet)
+
+    def close(self) -> None:
+        with self._errors("finish"):
+            try:
+                for packet in self.stream.encode(None):
+                    self.container.mux(packet)
+            finally:
+                self.container.close()
+
+
+class H264Writer(_TimedWriter):
+    """BGR uint8 frames of one size into an H.264 video at `fps` (.mp4, .mov, .mkv, ...), each at its
+    time (_TimedWriter). Defaults for files (`srx upscale`); a live recording takes preset
+    "ultrafast" on one thread, which costs about what OpenCV's MPEG-4 Part 2 writer did (6 against
+    5 ms a 960x540 frame on this CPU)."""
 
     def __init__(self, path: Path | str, fps: float, size: tuple[int, int], *, crf: int = H264_CRF,
                  preset: str = "medium", threads: int = 0, live: LiveTarget | None = None) -> None:
@@ -89,50 +143,42 @@ class H264Writer:
                 self.container.close()
                 raise
         self.stream = stream
-        self._step = max(1, round(PTS_RATE / fps)) if fps > 0 else PTS_RATE // 25
-        self._last_pts: int | None = None
+        self._start(fps)
 
-    def _pts(self, at_ms: float | None) -> int:
-        """The frame's time in ticks: its own where it is later than the last frame's, else one frame on."""
-        last = self._last_pts
-        pts = 0 if last is None else last + self._step
-        if at_ms is not None and np.isfinite(at_ms) and at_ms >= 0:
-            own = round(at_ms * PTS_RATE / 1000)
-            if last is None or own > last:
-                pts = own
-        self._last_pts = pts
-        return pts
-
-    @contextlib.contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        """FFmpeg's failures (a full disk, a folder gone) as one SrxError naming the file."""
-        try:
-            yield
-        except (self._av.error.FFmpegError, OSError, ValueError) as exc:
-            why = getattr(exc, "strerror", None) or str(exc)  # FFmpeg's own words, without "[Errno N]" and the name
-            why = str(why).replace(str(self.path), self.label)  # a URL's password never reaches a message
-            err = SrxError(f"cannot {doing} the video {self.label}: {why}")
-            err.reason = why  # for a caller that names the target itself (the RTSP output)
-            raise err from None
-
-    def write(self, frame: np.ndarray, at_ms: float | None = None) -> None:
+    def _picture(self, frame: np.ndarray) -> Any:
         w, h = self.size
         # OpenCV's BGR -> I420 is BT.601 limited range exactly (the Y plane is srx's Y); swscale's
         # bgr24 -> yuv420p, which PyAV would use, darkens Y by 1.5-3 levels
         i420 = self._cv2.cvtColor(np.ascontiguousarray(frame[:h, :w]), self._cv2.COLOR_BGR2YUV_I420)
-        image = self._av.VideoFrame.from_ndarray(i420, format="yuv420p")
-        image.pts, image.time_base = self._pts(at_ms), Fraction(1, PTS_RATE)
-        with self._errors("write"):
-            for packet in self.stream.encode(image):
-                self.container.mux(packet)
+        return self._av.VideoFrame.from_ndarray(i420, format="yuv420p")
 
-    def close(self) -> None:
-        with self._errors("finish"):
+
+class FFV1Writer(_TimedWriter):
+    """BGR uint8 frames of one size into a lossless FFV1 video (.mkv), each at its time
+    (_TimedWriter): every pixel as written, for measuring, and a variable rate kept, for watching."""
+
+    def __init__(self, path: Path | str, fps: float, size: tuple[int, int]) -> None:
+        av = pyav_module("writing lossless FFV1 videos")
+        self.path, self.label, self.size = Path(path), str(path), (int(size[0]), int(size[1]))
+        self._av = av
+        with self._errors("open"):
+            self.container = av.open(str(path), "w")
             try:
-                for packet in self.stream.encode(None):
-                    self.container.mux(packet)
-            finally:
+                stream = self.container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
+                stream.width, stream.height = self.size
+                stream.pix_fmt = "bgr0"  # the BGR bytes as they are (what OpenCV's FFV1 writer stores)
+                stream.codec_context.time_base = Fraction(1, PTS_RATE)
+            except BaseException:
                 self.container.close()
+                raise
+        self.stream = stream
+        self._start(fps)
+
+    def _picture(self, frame: np.ndarray) -> Any:
+        w, h = self.size
+        bgr = frame[:h, :w] if frame.ndim == 3 else np.repeat(frame[:h, :w, None], 3, axis=2)
+        # bgr24 -> bgr0 is a repacking of the same bytes (swscale, when PyAV hands it to the encoder)
+        return self._av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24")
 
 
 def pyav_module(purpose: str = "writing videos (H.264, their sound)"):

@@ -219,8 +219,8 @@ def test_latest_frames_policy_bounds_latency(make_upscaler, tmp_path: Path, capl
     import logging
 
     caplog.set_level(logging.INFO, logger="srx")
-    view = VideoFileOutput(tmp_path / "view.mp4")
-    summary, seen = _run_slow(make_upscaler, drop=True, outputs=[view], buffer=buffer)
+    view, exact = VideoFileOutput(tmp_path / "view.mp4"), VideoFileOutput(tmp_path / "exact.mkv")
+    summary, seen = _run_slow(make_upscaler, drop=True, outputs=[view, exact], buffer=buffer)
     assert summary.frames_in == 30 and summary.buffer == buffer
     assert summary.dropped > 0 and summary.frames_out + summary.dropped == summary.frames_in
     assert f"{summary.dropped} dropped (newest {buffer} held)" in summary.format()
@@ -241,6 +241,7 @@ def test_latest_frames_policy_bounds_latency(make_upscaler, tmp_path: Path, capl
     assert all(t % 20 == pytest.approx(0, abs=0.5) or t % 20 == pytest.approx(20, abs=0.5) for t in times)
     assert times[-1] == pytest.approx(580, abs=0.5) and len(set(np.diff(times).round())) > 1  # gaps where frames were dropped
     assert (f"recorded {summary.frames_out} frames, 0.6 s, each at its time to {tmp_path / 'view.mp4'}") in caplog.text
+    assert frame_times_ms(tmp_path / "exact.mkv") == pytest.approx(times, abs=0.5)  # lossless, and in real time too
     # a recording without frame times (.avi: MJPEG at a fixed rate) repeats each frame over the dropped ones
     avi = VideoFileOutput(tmp_path / "view.avi")
     summary, _ = _run_slow(make_upscaler, drop=True, outputs=[avi], buffer=buffer)
