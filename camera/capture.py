@@ -69,11 +69,13 @@ class SourceClock:
     stretches thinned out, keeps its bursts and gaps), else one frame interval after the frame
     before. It only goes forward: across a --loop restart it goes on from the last frame."""
 
-    #: a jump in the container's times longer than this is taken for a broken time stamp, not a gap
-    LONGEST_GAP_S = 60.0
+    #: a gap in the container's times longer than this is said in the log (a motion-triggered
+    #: recording's pause, or a broken time stamp): it is kept, so a paced stream waits it out
+    LONG_GAP_S = 10.0
 
-    def __init__(self, fps: float | None) -> None:
+    def __init__(self, fps: float | None, name: str = "the source") -> None:
         self.step = 1.0 / (fps or 25.0)
+        self.name = name
         self.last: float | None = None
         self.last_raw: float | None = None
 
@@ -81,8 +83,12 @@ class SourceClock:
         """The time of the next frame, whose container time is `raw` (None: unknown)."""
         if self.last is None:
             t = 0.0
-        elif raw is not None and self.last_raw is not None and 0.0 < raw - self.last_raw <= self.LONGEST_GAP_S:
-            t = self.last + (raw - self.last_raw)
+        elif raw is not None and self.last_raw is not None and raw > self.last_raw:
+            gap = raw - self.last_raw
+            if gap > self.LONG_GAP_S:
+                log.info("%s has no frame for %.0f s of its time (%.1f s to %.1f s); the gap is kept",
+                         self.name, gap, self.last_raw, raw)
+            t = self.last + gap
         else:
             t = self.last + self.step
         self.last, self.last_raw = t, raw
@@ -272,7 +278,7 @@ class CaptureThread:
         # pacing schedule: a recorded frame is due at t0 + its source time - src0, a frame without
         # one (a live source told to pace) at t0 + n / fps
         t0, n, src0 = time.monotonic(), 0, None
-        clock = None if self.spec.live else SourceClock(self.reader.fps or self.spec.fps)
+        clock = None if self.spec.live else SourceClock(self.reader.fps or self.spec.fps, self.spec.describe())
         catch_up = self._catching_up()
         while not self._stop.is_set():
             t_read = time.monotonic()
@@ -296,7 +302,8 @@ class CaptureThread:
                 self.eof = True
                 self._event("end")
                 listed = self.reader.frame_count or 0
-                if not self.spec.live and not self.spec.loop and cut_short(self.frames_read, listed):
+                whole = self.spec.kind == "file" and not self.spec.loop and not getattr(self.reader, "cut_off", False)
+                if whole and cut_short(self.frames_read, listed):
                     log.warning("%s ended after %d of the %d frames its container lists (cut off or damaged?)",
                                 self.spec.describe(), self.frames_read, listed)
                 return
@@ -334,7 +341,8 @@ class CaptureThread:
                     self.stale += 1
                     continue
                 catch_up = 0  # this read waited for the camera: live from here
-            self.first_read_at, self.last_read_at = self.first_read_at or t_got, t_got
+            t_in = t_got if self.spec.live else time.monotonic()  # a paced file's frame comes in when it is due
+            self.first_read_at, self.last_read_at = self.first_read_at or t_in, t_in
             if self._over_rate(index, t_src):
                 self.skipped += 1
                 index += 1  # a real-time recording repeats the frame before for this one: the source's timing holds
@@ -362,7 +370,9 @@ class CaptureThread:
         if self._next_due is not None and now < self._next_due - slack:
             return True
         due = now if self._next_due is None else self._next_due
-        self._next_due = due + step if due + step > now - step else now + step  # after an outage: from now
+        # on the grid (an even rate), but never sooner than a step after this frame (after a gap or an
+        # outage, the grid starts again from it instead of letting a burst through to catch up)
+        self._next_due = max(due + step, now + step)
         return False
 
     def _reconnect(self) -> None:

@@ -262,7 +262,10 @@ class MultiSummary:
         t = self.total
         lines = [
             f"stream summary: {len(self.sources)} sources x{self.scale} on {self.backend}, stopped by {self.stopped_by}",
-            f"  total: {t['frames_in']} in, {t['frames_out']} out, {t['dropped']} dropped in {self.wall_s:.1f} s; "
+            f"  total: {t['frames_in']} in, {t['frames_out']} out, {t['dropped']} dropped"
+            + "".join(f", {t[k]} {label}" for k, label in (("skipped", "skipped"), ("stale", "stale"),
+                                                            ("queued_at_stop", "still queued at the stop")) if t.get(k))
+            + f" in {self.wall_s:.1f} s; "
             f"fps {t['fps_in']:.2f} in, {t['fps_out']:.2f} out; latency ms p50 {ms(t['latency_ms']['p50'])}, "
             f"p95 {ms(t['latency_ms']['p95'])}",
             "  model calls: " + (", ".join(f"{n} of {size} frame{'s' if size > 1 else ''}"
@@ -448,7 +451,7 @@ def stream_many(
                         cap.stop()
                     elif cap.finished:
                         lane.done = "end-of-input"
-                        log.info("source %s ended after %d frames", lane.src.name, lane.stats.frames_out)
+                        log.info("source %s ended: %d frames upscaled", lane.src.name, lane.stats.frames_out)
                         cap.stop()
                     elif not cap.connected:
                         if now >= lane.next_nosignal:
@@ -540,6 +543,8 @@ def stream_many(
         "frames_out": frames_out,
         "dropped": sum(s.dropped for s in summaries.values()),
         "skipped": sum(s.skipped for s in summaries.values()),
+        "stale": sum(s.stale for s in summaries.values()),
+        "queued_at_stop": sum(s.queued_at_stop for s in summaries.values()),
         "nosignal_frames": sum(s.nosignal_frames for s in summaries.values()),
         "fps_in": round(sum(s.fps_in for s in summaries.values()), 3),  # each source's own rate, added up
         "fps_out": round((frames_out - 1) / span, 3) if frames_out > 1 and span > 0 else 0.0,

@@ -134,6 +134,9 @@ class VideoFileOutput(Output):
                 self.tmp.unlink(missing_ok=True)
                 raise
             self.size = self.writer.size  # 4:2:0 needs even sides: a 1-pixel crop of an odd-sized H.264 output
+            if self.size != (w, h):
+                log.info("%s: H.264 (4:2:0) needs even sides; the last column/row of %dx%d is left out",
+                         self.path.name, w, h)
             return
         self.size = (w, h)
         self.writer = cv2.VideoWriter(str(self.tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*self.fourcc),
@@ -176,9 +179,9 @@ class VideoFileOutput(Output):
             os.replace(self.tmp, self.path)
             if self._span is not None:  # each frame at its time: until the last one's is over
                 seconds = self._span[1] - self._span[0] + 1.0 / self.fps
-                length = f"{self.frames} frames, {seconds:.1f} s, each at its time"
+                length = f"{_frames(self.frames)}, {seconds:.1f} s, each at its time"
             else:
-                length = f"{self.frames} frames, {self.frames / self.fps:.1f} s at {self.fps:g} fps"
+                length = f"{_frames(self.frames)}, {self.frames / self.fps:.1f} s at {self.fps:g} fps"
             if self.distinct < self.frames:
                 log.info("recorded %s to %s: %d distinct, the rest repeats of the one before where the stream "
                          "showed no new frame (frames dropped or skipped, no signal), so the video keeps the "
@@ -233,7 +236,7 @@ class PngSequenceOutput(Output):
         os.replace(self.tmp, self.folder)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-        log.info("wrote %d PNG frames to %s/", self.frames, self.folder)
+        log.info("wrote %s as PNG to %s/", _frames(self.frames), self.folder)
 
 
 #: the RTSP server's TCP port when a URL names none
@@ -424,6 +427,10 @@ class WindowOutput(Output):
 
             cv2.destroyWindow(self.title)
             cv2.waitKey(1)
+
+
+def _frames(n: int) -> str:
+    return f"{n} frame" if n == 1 else f"{n} frames"
 
 
 def recording_output(path: Path | str, fps: float = 10.0, retry_max_wait: float = 30.0) -> Output:

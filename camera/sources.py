@@ -259,6 +259,7 @@ class RegionReader(FrameReader):
 
     def __init__(self, inner: FrameReader, spec: SourceSpec) -> None:
         self.inner, self.fps, self.frame_count = inner, inner.fps, inner.frame_count
+        self.cut_off = False
         x, y, w, h = spec.roi
         self.box, self.what = (x, y, w, h), spec.describe_whole()
         first = inner.read()
@@ -286,6 +287,7 @@ class RegionReader(FrameReader):
         if not self._holds(frame):
             log.warning("%s: a %dx%d frame no longer holds --roi %s; ending the source", self.what, frame.shape[1],
                         frame.shape[0], ",".join(map(str, self.box)))
+            self.cut_off = True  # ended here, not by the source
             return None
         return self._cut(frame)
 
@@ -298,10 +300,16 @@ class RegionReader(FrameReader):
 
 
 def _folder_frames(folder: Path) -> Iterator[np.ndarray]:
+    """The folder's images in name order; one that cannot be read is skipped, with a warning."""
     from srx.imageio import list_images, read_image
 
     for path in list_images(folder):
-        yield read_image(path)
+        try:
+            image = read_image(path)
+        except SrxError as exc:
+            log.warning("skipping %s", exc)
+            continue
+        yield image
 
 
 def open_reader(spec: SourceSpec, timeout: float = 10.0) -> FrameReader:

@@ -303,18 +303,21 @@ def every_frame(spec: SourceSpec) -> str | None:
     """Why every frame of `spec` is upscaled whatever the drop policy (None: the policy holds). A
     folder of images is a set of pictures, each wanted, not a camera to keep up with."""
     if spec.kind == "folder":
-        return "a folder of images: every image is upscaled, in name order, as frames of one stream"
+        every = "every image" if not spec.max_fps else f"the images --max-fps {spec.max_fps:g} lets through"
+        return f"a folder of images: {every} upscaled, in name order, as frames of one stream"
     return None
 
 
 class RecordingClock:
-    """How many times a real-time recording (.mp4, .avi: a frame rate, no frame times) is given each
-    frame so it keeps the source's timing. A recorded source goes by its frames' own times (by
-    their numbers where it has none): a frame fills the slots to the next one shown, standing in for
-    the source frames dropped or skipped, and a variable-rate file's gaps. A live one goes by the clock: a
-    frame fills the frame slots (1/fps) that passed since the last one, so a stall, an outage and
-    dropped frames keep their length, and frames that come in a burst are not written ahead of
-    real time (0: a frame whose slot is taken already)."""
+    """When each frame is in a recording, so it keeps the source's timing: its time for a timed
+    recording (time_of: H.264, FFV1), and for one at a fixed rate without frame times (.avi) how
+    many times it is written. A recorded source goes by its frames' own times (by their numbers
+    where it has none): a frame fills the slots to the next one shown, standing in for the source
+    frames dropped or skipped and a variable-rate file's gaps; in a burst faster than the rate every
+    frame still goes in, a slot ahead, and the frames after it catch up. A live one goes by the
+    clock: a frame fills the frame slots (1/fps) that passed since the last one, so a stall, an
+    outage and dropped frames keep their length, and frames that come in a burst are not written
+    ahead of real time (0: a frame whose slot is taken already)."""
 
     def __init__(self, fps: float | None, live: bool, nosignal_fps: float = 5.0) -> None:
         self.fps, self.live = float(fps or 10.0), live  # 10: what a recording without a source rate plays at
@@ -327,7 +330,11 @@ class RecordingClock:
         if self.live:
             return self._at(frame.t_capture)
         if frame.t_source is not None:  # the source's own time: a variable-rate file keeps its gaps
-            return self._at(frame.t_source)
+            repeat = self._at(frame.t_source)
+            if repeat == 0:  # in a burst: in all the same, a slot ahead of its time
+                self.slots += 1
+                return 1
+            return repeat
         repeat = frame.index - self.last_index if self.last_index is not None else 1
         self.last_index = frame.index
         return repeat

@@ -130,6 +130,7 @@ def stream_cmd(
     outputs = []
     try:  # outputs check their destinations now, before the model loads and the source opens
         if output is not None:
+            _not_a_source(str(output), [spec])
             outputs.append(recording_output(output, retry_max_wait=reconnect_max_wait))
         if serve is not None:
             halves = (f"left: bicubic x{scale}", f"right: super-resolution x{scale}") if compare else None
@@ -151,7 +152,7 @@ def stream_cmd(
     typer.echo(summary.format())
     if json_summary is not None:
         summary.write_json(json_summary)
-        log.info("summary written to %s", json_summary)
+        log.info("summary written to %s", _written(str(json_summary), named))
 
 
 def _stream_many(named, *, scale, weights, model, backend, server, threads, output, serve, compare, window, max_frames,
@@ -182,6 +183,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     try:  # outputs check their destinations now, before the model loads and the sources open
         if output is not None:
             for item in named:
+                _not_a_source(output_for(str(output), item.name), [n.spec for n in named])
                 outputs[item.name].append(recording_output(output_for(str(output), item.name),
                                                            retry_max_wait=reconnect_max_wait))
         if serve is not None:
@@ -207,4 +209,24 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     typer.echo(summary.format())
     if json_summary is not None:
         summary.write_json(json_summary)
-        log.info("summary written to %s", json_summary)
+        log.info("summary written to %s", _written(str(json_summary), named))
+
+
+def _written(pattern: str, named) -> str:
+    """What --json-summary wrote: the file, or for a {name} pattern the files it became."""
+    if "{name}" not in pattern:
+        return pattern
+    from srx.camera.multi import output_for
+
+    return ", ".join(output_for(pattern, n.name) for n in named) if named else pattern
+
+
+def _not_a_source(output: str, specs) -> None:
+    """--output must not name a file that is being read: the recording would replace the source."""
+    target = Path(output)
+    if not target.exists():
+        return
+    for spec in specs:
+        if spec.kind in ("file", "folder") and Path(str(spec.target)).resolve() == target.resolve():
+            raise SrxError(f"--output {output} is the source {spec.target} itself; expected another name "
+                           "(the recording would replace what it reads)")

@@ -16,6 +16,7 @@ from srx.camera.sources import SourceSpec, has_gstreamer, open_reader, parse_roi
 from srx.cli import app
 from srx.errors import SrxError
 from tests.camera.conftest import free_port, frames
+from tests.camera.test_stream import write_ffv1
 from tests.conftest import assert_one_error_line, portrait_phone_video, stored_frames
 
 
@@ -149,6 +150,8 @@ def test_cli_bad_inputs_are_one_line(tmp_path: Path, tiny_checkpoint, monkeypatc
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     runner = CliRunner()
     ckpt = str(tiny_checkpoint(3))
+    clip = tmp_path / "a.mkv"  # --output naming it would replace the source it reads
+    write_ffv1(clip, frames(2))
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     busy = socket.socket()
@@ -165,6 +168,8 @@ def test_cli_bad_inputs_are_one_line(tmp_path: Path, tiny_checkpoint, monkeypatc
         "--duration 'soon'": ["--demo", "--duration", "soon"],
         "--buffer must be at least 1 frame, got 0": ["--demo", "--buffer", "0"],
         "--window asked for but no display": ["--demo", "--window"],
+        "is the source": ["--source", str(clip), "--output", str(clip)],
+        "a=" + "is the source": ["--source", f"a={clip}", "--source", f"b={clip}", "--output", str(tmp_path / "{name}.mkv")],
     }
     if not Path("/proc/self").is_dir():  # Linux's /proc: a folder nobody (not even root) can write
         cases.pop("folder /proc is not writable")
@@ -173,7 +178,7 @@ def test_cli_bad_inputs_are_one_line(tmp_path: Path, tiny_checkpoint, monkeypatc
             window = [] if "--window" in args else ["--no-window"]
             result = runner.invoke(app, ["stream", *args, "-w", ckpt, "--backend", "torch", *window, "-q"])
             assert result.exit_code == 1, (args, result.output)
-            assert_one_error_line(result.output, message)
+            assert_one_error_line(result.output, message.removeprefix("a="))
     finally:
         busy.close()
 
