@@ -110,7 +110,7 @@ def test_a_region_streams_as_if_the_frames_had_been_cut_to_it(tmp_path: Path, ti
 
 def test_each_source_gets_its_own_region_or_the_common_one(tmp_path: Path, tiny_checkpoint) -> None:
     """--roi a=... is source a's region; a bare --roi is every other source's."""
-    clip = tmp_path / "c.mkv"
+    clip = tmp_path / "clip.mkv"
     write_ffv1(clip, frames(3, 30, 40))
     res = CliRunner().invoke(app, ["stream", "--source", f"a={clip}", "--source", f"b={clip}", "--source", f"c={clip}",
                                    "--roi", "0,0,16,12", "--roi", "a=8,4,24,20", "--no-drop", "-w", str(tiny_checkpoint(2)),
