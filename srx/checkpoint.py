@@ -43,6 +43,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise SrxError(f"checkpoint {path} does not exist")
     if path.is_dir():
         raise SrxError(f"checkpoint {path} is a folder; expected a .pt file written by srx")
+    if path.suffix.lower() in (".onnx", ".engine", ".plan"):
+        raise SrxError(f"{path} is an exported model, not a checkpoint; expected the srx checkpoint (.pt) it was "
+                       "exported from (srx upscale, stream and serve run exported models with --model)")
     _check_archive(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -77,6 +77,12 @@ class Degradation:
 
     def __str__(self) -> str:
         return self.spec or "none"
+
+    @property
+    def for_eval(self) -> "Degradation":
+        """What an evaluation applies: every image degraded (`clean`, the share of training samples
+        left clean, means nothing there), so it is named without it."""
+        return replace(self, clean=0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"spec": self.spec}

@@ -109,9 +109,26 @@ def test_commands_that_take_a_checkpoint_take_its_scale(tmp_path, image_folder, 
     res = runner.invoke(app, ["export", "-w", x2, "--out", str(tmp_path / "exp"), "--no-fp16", "--no-engine"])
     assert res.exit_code == 0, res.output
     assert list((tmp_path / "exp").glob("*-x2.onnx")), res.output
+    one = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", f"mine={x2}"])  # a label on one model
+    assert one.exit_code == 0 and "mine (" in one.output, one.output
+    onnx = next((tmp_path / "exp").glob("*-x2.onnx"))
+    res = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", str(onnx)])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, "is an exported model, not a checkpoint; expected the srx checkpoint (.pt)")
+    from srx.checkpoint import load_checkpoint
+
+    common = ["--data", str(image_folder), "--patch-size", "24", "--stride", "12", "--max-steps", "1", "--no-progress",
+              "--threads", "1"]
+    res = runner.invoke(app, ["train", *common, "--scale", "2", "--out", str(tmp_path / "x2run")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", *common, "--init", str(tmp_path / "x2run" / "last.pt"), "--out",
+                              str(tmp_path / "from-x2")])  # a new run from x2 weights trains x2 unless told otherwise
+    assert res.exit_code == 0, res.output
+    assert load_checkpoint(tmp_path / "from-x2" / "last.pt")["train_config"]["scale"] == 2
     mixed = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", x2, "-w", str(tiny_checkpoint(3))])
     assert mixed.exit_code == 1
-    assert_one_error_line(mixed.output, "models given are of different scales (mine-x2.pt: x2, tiny.pt: x3)")
+    assert_one_error_line(mixed.output, "models given are of different scales (")
+    assert "mine-x2.pt: x2, " in mixed.output and "tiny.pt: x3); expected models of one scale in one command" in mixed.output
     asked = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", x2, "--scale", "3"])
     assert asked.exit_code == 1
     assert_one_error_line(asked.output, "holds a x2 model but x3 was asked for; pass --scale 2")
@@ -139,7 +156,7 @@ def test_bad_input_gets_one_clear_line_and_exit_1(tmp_path, image_folder, args, 
     assert_one_error_line(res.output, match)
 
 
-def test_train_then_resume_needs_only_the_checkpoint(tmp_path, image_folder, monkeypatch):
+def test_train_then_resume_needs_only_the_checkpoint(tmp_path, image_folder, monkeypatch, caplog):
     """The interrupt hint says `srx train --resume last.pt`: that alone must work (recipe, data and
     output folder come from the checkpoint), and may extend the stopping rule."""
     from srx.checkpoint import load_checkpoint
@@ -151,8 +168,10 @@ def test_train_then_resume_needs_only_the_checkpoint(tmp_path, image_folder, mon
                                 "--no-progress", "--threads", "1"])
     assert first.exit_code == 0, first.output
     assert load_checkpoint(out / "last.pt")["step"] == 3
-    again = runner.invoke(app, ["train", "--resume", str(out / "last.pt"), "--max-steps", "5", "--no-progress"])
+    again = runner.invoke(app, ["train", "--resume", str(out / "last.pt"), "--max-steps", "5", "--no-progress",
+                                "--scale", "4", "--lr", "5"])  # the run's recipe stands, and that is said
     assert again.exit_code == 0, again.output
+    assert "--resume continues the run with its own recipe; --scale, --lr ignored" in caplog.text
     state = load_checkpoint(out / "last.pt")
     assert state["step"] == 5 and state["train_config"]["scale"] == 2
     assert state["train_config"]["data"] == [str(image_folder)]

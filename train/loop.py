@@ -583,7 +583,7 @@ def _refuse_overwrite(out_dir: Path, resume: Path | None) -> None:
     if not held or (resume is not None and Path(resume).resolve().parent == out_dir.resolve()):
         return
     raise SrxError(f"{out_dir} already holds a training run ({', '.join(held)}); expected a new folder for a new run: "
-                   f"continue that run with --resume {out_dir / 'last.pt'}, or pass another --out "
+                   f"continue that run with srx train --resume {out_dir / 'last.pt'}, or pass another --out "
                    f"(or delete {out_dir} to start over)")
 
 

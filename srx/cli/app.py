@@ -120,14 +120,10 @@ def threads_option(help: str):  # noqa: A002 - Typer's own name for it
     return typer.Option(None, "--threads", help=help, callback=_check_threads)
 
 
-def scale_option(default: int = 3):
-    return typer.Option(default, "--scale", "-s", help="Upscaling factor: 2, 3 or 4.")
-
-
-def model_scale_option():
+def model_scale_option(what: str = "the checkpoint's or model file's"):
     """--scale for commands that take a model: None until resolved by `scale_of_models`."""
-    return typer.Option(None, "--scale", "-s", help="Upscaling factor: 2, 3 or 4 (default: the checkpoint's or model "
-                        "file's own, else 3).", show_default=False)
+    return typer.Option(None, "--scale", "-s", help=f"Upscaling factor: 2, 3 or 4 (default: {what} own, else 3).",
+                        show_default=False)
 
 
 def scale_of_models(scale: int | None, weights: list | tuple = (), model: Path | None = None) -> int:
@@ -154,10 +150,10 @@ def scale_of_models(scale: int | None, weights: list | tuple = (), model: Path |
         else:
             s = checkpoint_scale(path)
         if s:
-            found.setdefault(int(s), path.name)
+            found.setdefault(int(s), str(given))
     if len(found) > 1:
         raise SrxError("the models given are of different scales (" + ", ".join(f"{n}: x{s}" for s, n in found.items())
-                       + "); expected models of one scale, or pass --scale")
+                       + "); expected models of one scale in one command")
     return next(iter(found), 3)
 
 

@@ -97,6 +97,8 @@ def stream_cmd(
 
     from srx.camera.multi import apply_rates, apply_regions, output_for, parse_sources
 
+    if weights is not None and model is not None and server is None:
+        raise SrxError("pass either --weights (a checkpoint) or --model (a .onnx/.engine/.pt file), not both")
     scale = scale_of_models(scale, [weights], None if server is not None else model)  # with --server, --model names a served model
     cams, srcs = list(camera or []), list(source or [])
     named = parse_sources(cams, srcs, demo, loop) if cams or srcs or demo else []

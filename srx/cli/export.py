@@ -33,7 +33,7 @@ def _rebuild_command(weights: Optional[str], scale: int, out: Path, fp16: bool, 
 @app.command("export")
 def export_cmd(
     weights: Optional[Path] = weights_option(),
-    scale: Optional[int] = model_scale_option(),
+    scale: Optional[int] = model_scale_option("a checkpoint's"),
     out: Path = typer.Option(Path("exports"), "--out", help="Output folder for the .onnx graphs and the engine."),
     fp16: bool = typer.Option(True, "--fp16/--no-fp16", help="Also write the FP16 graph (FP32 I/O) and build the engine from it."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (13..21)."),
@@ -114,7 +114,7 @@ def export_cmd(
 
 @app.command("parity")
 def parity_cmd(
-    scale: Optional[int] = model_scale_option(),
+    scale: Optional[int] = model_scale_option("a checkpoint's"),
     weights: Optional[Path] = weights_option(),
     engine: Optional[Path] = typer.Option(None, "--engine", help="A TensorRT engine to check too (default: build one when TensorRT and a GPU are here)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of HR images (default ../shared/datasets/Set5 when present, else synthetic photos)."),

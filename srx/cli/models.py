@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, model_scale_option, scale_of_models, scale_option
+from srx.cli.app import app, model_scale_option, scale_of_models
 
 
 def _db(v: float | None) -> str:
@@ -59,7 +59,7 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 @app.command()
 def compare(
     source: Path = typer.Argument(..., help="An HR image, or a video (one frame of it is the HR image)."),
-    scale: Optional[int] = model_scale_option(),
+    scale: Optional[int] = model_scale_option("a checkpoint's"),
     degrade: Optional[str] = typer.Option("jpeg50", "--degrade", help="LR degradation: a preset (none, camera, jpeg50) or a spec like jpeg=30,noise=5."),
     weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="Models to show (repeat): shipped names or checkpoints, LABEL=CHECKPOINT to name a panel. Default: every shipped model at --scale."),
     out: Path = typer.Option(Path("compare.png"), "--out", help="Where to write the picture (.png)."),

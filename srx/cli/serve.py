@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, threads_option
+from srx.cli.app import app, scale_of_models, threads_option
 
 log = logging.getLogger("srx")
 
@@ -15,7 +15,7 @@ log = logging.getLogger("srx")
 @app.command("serve")
 def serve_cmd(
     scale: Optional[list[int]] = typer.Option(
-        None, "--scale", "-s", help="Upscaling factor to serve: 2, 3 or 4 (default 3); repeat to serve several in one "
+        None, "--scale", "-s", help="Upscaling factor to serve: 2, 3 or 4 (default: a checkpoint's own, else 3); repeat to serve several in one "
         "server (-s 2 -s 3 -s 4: a client of each scale finds its model)."),
     weights: Optional[list[str]] = typer.Option(
         None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera; `srx models` lists them) or an srx "
@@ -45,7 +45,10 @@ def serve_cmd(
     from srx.runtime.select import make_runner
     from srx.runtime.triton_server import pytriton_status, serve_model
 
-    scales, given = list(scale or [3]), list(weights or [None])
+    given = list(weights or [None])
+    # without --scale: a checkpoint at its own scale, a shipped model at 3
+    own = {str(w): scale_of_models(None, [w]) for w in given if w is not None} if not scale else {}
+    scales = list(scale or sorted(set(own.values())) or [3])
     for s in scales:
         check_scale(s)
     if model is not None and (len(scales) > 1 or weights):
@@ -68,7 +71,7 @@ def serve_cmd(
         names.append(name)
     else:
         for w in given:
-            for s in scales:
+            for s in scales if scale or w is None else [own[str(w)]]:
                 runners.append(make_runner(backend, scale=s, weights=w, threads=threads))
                 names.append(name or shipped_name(w))
 

@@ -3,20 +3,24 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from srx.cli.app import app, model_scale_option, parse_duration, scale_of_models, scale_option, threads_option
+from srx.cli.app import app, model_scale_option, parse_duration, scale_of_models, threads_option
 from srx.errors import SrxError
+
+log = logging.getLogger("srx")
 
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Optional[list[Path]] = typer.Option(None, "--data", help="Folder of HR training images, or a video whose every Nth frame is one (repeat for several, e.g. T91 and BSD200, or your camera's footage); not needed with --resume."),
-    scale: int = scale_option(),
+    scale: Optional[int] = model_scale_option("--init's"),
     val: Optional[Path] = typer.Option(None, "--val", help="Folder of HR validation images (e.g. Set5) or a video; validated every epoch."),
     model: Optional[str] = typer.Option(None, "--model", help="Model preset (default: the architecture of --init, else srcnn-915): srcnn-915 (the reference), srcnn-955, lrnet-32x4-pw3 (the shipped `fast` and `camera`; grow it from lrnet-32x4-pw weights with scripts/add_pointwise.py --at 2 --at 1), lrnet-32x4-pw, lrnet-32x4-pw2, lrnet-32x4, lrnet-32x5, lrnet-24x5, lrnet-32x4-plain (no training-time branches)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (passes over all patches)."),
@@ -47,6 +51,11 @@ def train(
     from srx.degrade import parse_degradation
     from srx.train.loop import TrainConfig, new_run_dir, train as run_train
 
+    if resume is not None:
+        _say_ignored(ctx, resume)
+        scale = scale or 3  # the run's own, from its checkpoint
+    else:
+        scale = scale_of_models(scale, [init] if init is not None else [])
     if out is None:  # a new run never lands on an earlier one: runs/train, runs/train-2, ...
         out = resume.parent if resume is not None else new_run_dir(Path("runs/train"))
     cfg = TrainConfig(
@@ -66,10 +75,27 @@ def train(
         typer.echo(f"interrupted; continue with: srx train --resume {out / 'last.pt'} --out {out}")
 
 
+#: train options a resumed run takes from its checkpoint instead (the recipe is the run's)
+_RECIPE = ("data", "scale", "val", "model", "batch_size", "lr", "optimizer", "loss", "patch_size", "stride",
+           "loss_border", "degrade", "augment", "seed", "init", "every", "frames", "val_frames")
+
+
+def _say_ignored(ctx: typer.Context, resume: Path) -> None:
+    """A warning naming the recipe options given beside --resume: the run keeps its own."""
+    def typed(name: str) -> bool:  # on the command line, not a default (Typer's ParameterSource, by name)
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name == "COMMANDLINE"
+
+    given = [p.opts[0] for p in ctx.command.params if p.name in _RECIPE and typed(p.name)]
+    if given:
+        log.warning("--resume continues the run with its own recipe; %s ignored (a new run from these weights "
+                    "with other settings: srx train --init %s --out NEW ...)", ", ".join(given), resume)
+
+
 @app.command("eval")
 def eval_cmd(
     data: Path = typer.Option(..., "--data", help="Folder of HR images (e.g. Set5), one image, or a video file (every Nth frame is an HR image)."),
-    scale: Optional[int] = model_scale_option(),
+    scale: Optional[int] = model_scale_option("a checkpoint's"),
     degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="Degrade the LR the same way for bicubic and the model: a preset (camera, jpeg50) or a spec like jpeg=50,noise=5 (deterministic). Repeat for a table, one row each (none: clean)."),
     every: Optional[int] = typer.Option(None, "--every", help="With a video: score every Nth frame (default 10).", show_default=False),
     frames: Optional[str] = typer.Option(None, "--frames", help="With a video: only frames START:END (from 0, END excluded; e.g. 520: for footage kept out of training)."),
@@ -89,16 +115,18 @@ def eval_cmd(
     from srx.imageio import is_video, parse_frame_range
 
     if every is not None and data.exists() and not is_video(data):
-        raise SrxError(f"--every {every} applies to a video; {data} is not one (every image of a folder is scored)")
+        raise SrxError(f"--every {every} applies to a video; {data} is not one (images are scored whole, each of them)")
     every = 10 if every is None else every
     scale = scale_of_models(scale, [labelled_weights(w)[1] for w in weights or []])
-    specs = [parse_degradation(d) for d in degrade or ["none"]]
+    # each once, as evaluated (a preset's training-only clean share dropped; key order does not matter)
+    specs = list({str(s.for_eval): s.for_eval for s in (parse_degradation(d) for d in degrade or ["none"])}.values())
     frame_range = parse_frame_range(frames)
     if len(specs) > 1 or len(weights or []) > 1:
         _eval_table(data, scale, specs, weights or [], every, frame_range, as_json, progress)
         return
-    spec, weights = specs[0], (weights[0] if weights else None)
-    path = resolve_weights(weights, scale)
+    spec = specs[0]
+    label, given = labelled_weights(weights[0]) if weights else (None, None)  # LABEL=CHECKPOINT names one too
+    path = resolve_weights(given, scale)
     model, config, _ = model_from_checkpoint(path, scale)
     with _scoring(data, every, frame_range, progress) as track:
         pairs = degrade_each(track(eval_items(data, scale, every, frame_range)), spec, scale)  # one frame at a time
@@ -112,7 +140,7 @@ def eval_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    label = str(weights) if weights is not None else path.stem  # `fast` and `camera` share an architecture
+    label = label or path.stem  # `fast` and `camera` share an architecture
     table = Table(title=f"{label} ({config.name}) on {data} (x{scale}, LR degradation: {spec}; Y, {scale}-px border shaved)")
     rows = result["images"] + [{"name": "mean", **result["mean"]}]
     longest = min(40, max(len(r["name"]) for r in rows))  # names stay whole (frame_000120), the numbers wrap
@@ -177,7 +205,7 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
     from rich.table import Table
 
     table = Table(title=f"mean PSNR on Y ({scale}-px border shaved) of {count} HR "
-                        f"{'frames' if data.is_file() and count > 1 else 'images'} from {data}, x{scale}, dB "
+                        f"{'frame' if data.is_file() and count > 1 else 'image'}{'s' if count != 1 else ''} from {data}, x{scale}, dB "
                         "(in brackets: the gain over bicubic on the same LR)")
     for col in ("LR degradation", "bicubic", *chosen):
         table.add_column(col, justify="left" if col == "LR degradation" else "right")
@@ -190,7 +218,7 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
 @app.command()
 def tune(
     video: Path = typer.Argument(..., help="A recording of your camera (any video OpenCV decodes)."),
-    scale: Optional[int] = model_scale_option(),
+    scale: Optional[int] = model_scale_option("a checkpoint's"),
     init: str = typer.Option("camera", "--init", help="The weights to start from: a shipped model by name or a checkpoint."),
     degrade: str = typer.Option("camera", "--degrade", help="How the training LR is degraded: a preset (camera, jpeg50) or a spec such as jpeg=40..60,noise=0..2 (your camera's codec and noise)."),
     time_budget: Optional[str] = typer.Option("20m", "--time-budget", help="How long to train, e.g. 20m."),
@@ -217,10 +245,15 @@ def tune(
     typer.echo(f"tuned {init} x{scale} on {split['train_images']} frames of {video} (one in {split['every']} of frames "
                f"{split['train_frames']}) in {report.train['steps']} steps; scored on {split['held_out_images']} held-out "
                f"frames ({split['held_out_frames']}), PSNR on Y:")
-    typer.echo(f"  {'LR degradation':34s} {'bicubic':>8s} {init[:12]:>12s} {'tuned':>8s} {'change':>8s}")
+    from srx.compare import labelled_weights
+
+    start = labelled_weights(str(init))[0]  # a shipped name, or a checkpoint's short name (runs/x4/best.pt: x4/best)
+    width = max(12, len(start))
+    typer.echo(f"  {'LR degradation':34s} {'bicubic':>8s} {start:>{width}s} {'tuned':>8s} {'change':>8s}")
     for name, r in report.held_out.items():
         label = "clean" if name == "none" else name
-        typer.echo(f"  {label[:34]:34s} {r['bicubic']:8.2f} {r['before']:12.2f} {r['after']:8.2f} {r['after'] - r['before']:+8.2f}")
+        typer.echo(f"  {label[:34]:34s} {r['bicubic']:8.2f} {r['before']:{width}.2f} {r['after']:8.2f} "
+                   f"{r['after'] - r['before']:+8.2f}")
     weights = report.train["weights"]
     if report.better:
         typer.echo(f"use it: srx stream --camera 0 --scale {scale} -w {weights}   (report: {out / 'tune.json'})")
