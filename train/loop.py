@@ -288,6 +288,30 @@ def _warn_if_validating_on_training_frames(cfg: TrainConfig, val_range: FrameRan
                     cfg.val, val_range, train_range)
 
 
+def _total_steps(epochs: int | None, max_steps: int | None, steps_per_epoch: int) -> int | None:
+    """The steps a run's schedule spans: --epochs' worth, capped by --max-steps (None: by time alone)."""
+    total = epochs * steps_per_epoch if epochs is not None else None
+    if max_steps is not None:
+        total = min(total or max_steps, max_steps)
+    return total
+
+
+def _refuse_rewind(resume: Path, state: dict[str, Any]) -> None:
+    """Resuming from a best.pt whose run went on (its last.pt is later) would train from that point
+    again and write over last.pt and the metrics after it: SrxError saying what to do instead."""
+    last = resume.with_name("last.pt")
+    if resume.name == "last.pt" or not last.is_file():
+        return
+    try:
+        later = int(load_checkpoint(last).get("step", 0))
+    except SrxError:
+        return
+    if later > int(state.get("step", 0)):
+        raise SrxError(f"{resume} is step {state.get('step')} of a run that went on to step {later} ({last}); resuming "
+                       f"from it would write over that: continue the run with --resume {last}, or start a new run "
+                       f"from these weights with --init {resume} --out NEW")
+
+
 def _preset_of(config: ModelConfig) -> str | None:
     """The `--model` preset whose configuration is this one's (all of it but the scale), if any."""
     for name in PRESETS:
@@ -308,13 +332,16 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     """
     state: dict[str, Any] | None = None
     more_time: float | None = None  # on resume, --time-budget: how long this invocation may train
+    old_limits: tuple[int | None, int | None] = (None, None)  # on resume, the run's --epochs and --max-steps before
     if resume is not None:
         state = load_checkpoint(Path(resume))
         if "train_config" not in state or "optimizer" not in state:
             raise SrxError(f"{resume} holds weights only, not a training state; resume from a last.pt")
         saved = TrainConfig(**state["train_config"])
+        _refuse_rewind(Path(resume), state)
         # Keep the run's recipe; only the stopping rules may be extended on resume. --epochs and
         # --max-steps are totals for the run; --time-budget is this invocation's time (below).
+        old_limits = (saved.epochs, saved.max_steps)
         saved.epochs = cfg.epochs if cfg.epochs is not None else saved.epochs
         saved.max_steps = cfg.max_steps if cfg.max_steps is not None else saved.max_steps
         if cfg.time_budget is not None and cfg.time_budget <= 0:
@@ -389,11 +416,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     steps_per_epoch = (n // ddp.world) // per_rank
     if steps_per_epoch < 1:
         raise SrxError(f"only {n} patches: fewer than one batch of {cfg.batch_size}; lower --batch-size")
-    total_steps = None
-    if cfg.epochs is not None:
-        total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps or cfg.max_steps, cfg.max_steps)
+    total_steps = _total_steps(cfg.epochs, cfg.max_steps, steps_per_epoch)
 
     degradation = parse_degradation(cfg.degrade)
     val_pairs: list[EvalImage] = []
@@ -416,6 +439,18 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     # from where it stands and ends it with this invocation's time, so the rate never jumps back up.
     anchor = dict(state.get("time_anchor") or {}) if state else {}
     anchor = {"elapsed_s": float(anchor.get("elapsed_s", 0.0)), "fraction": float(anchor.get("fraction", 0.0))}
+    # Likewise in steps: a resume that moves --max-steps or --epochs goes on from the schedule's
+    # fraction at the old total to its end at the new one, rather than back up the cosine.
+    step_anchor = dict(state.get("step_anchor") or {}) if state else {}
+    step_anchor = {"step": int(step_anchor.get("step", 0)), "fraction": float(step_anchor.get("fraction", 0.0))}
+
+    def step_fraction(at: int, total: int) -> float:
+        span = max(total - step_anchor["step"], 1)
+        return step_anchor["fraction"] + (1.0 - step_anchor["fraction"]) * (at - step_anchor["step"]) / span
+
+    old_total = _total_steps(*old_limits, steps_per_epoch) if state else None
+    if state and old_total and total_steps and old_total != total_steps:
+        step_anchor = {"step": step, "fraction": min(step_fraction(step, old_total), 1.0)}
     metrics_path = out_dir / "metrics.csv"
     if ddp.is_main:
         _prepare_metrics(metrics_path, step if state else 0,
@@ -434,7 +469,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     def fraction() -> float:
         parts = []
         if total_steps:
-            parts.append(step / total_steps)
+            parts.append(step_fraction(step, total_steps))
         if cfg.time_budget:
             span = max(cfg.time_budget - anchor["elapsed_s"], 1e-9)
             parts.append(anchor["fraction"] + (1.0 - anchor["fraction"]) * (elapsed() - anchor["elapsed_s"]) / span)
@@ -451,7 +486,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
             "optimizer": optimizer.state_dict(),
             "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "elapsed_s": elapsed(),
             "best_psnr": best_psnr, "last_psnr": last_psnr, "bicubic_psnr": bicubic_psnr,
-            "val_set": cfg.val, "time_anchor": dict(anchor),
+            "val_set": cfg.val, "time_anchor": dict(anchor), "step_anchor": dict(step_anchor),
         }
 
     def validate_and_save(loss_value: float) -> None:
@@ -501,6 +536,9 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
                 else:
                     order = list(RandomSampler(range(n), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)))
                 batches = list(BatchSampler(order, per_rank, drop_last=True))
+                if batch_in_epoch >= len(batches):  # resumed where an epoch ended: validated then already
+                    epoch, batch_in_epoch = epoch + 1, 0
+                    continue
                 for b in range(batch_in_epoch, len(batches)):
                     idx = torch.tensor(batches[b])
                     lr_u8 = lr_all[idx]

@@ -306,3 +306,31 @@ def test_validating_on_the_frames_it_trains_on_is_warned_about(tmp_path, caplog)
     caplog.clear()
     train(TrainConfig(**base, frames=":10", val_frames="12:"), tmp_path / "b", show_progress=False, cache_dir=tmp_path / "c")
     assert "overlap" not in caplog.text
+
+
+def test_extending_a_finished_run_goes_on_from_its_schedule_and_its_epoch(image_folder, tmp_path):
+    """--epochs raised on resume: the learning rate goes on from where the run stopped (its final
+    rate, for a finished run), never back up the cosine; the epoch it ended on is not validated
+    again (no second row for its step, with no training loss); and a best.pt that the run went on
+    from is refused as a resume point, since it would write over the later last.pt."""
+    import shutil
+
+    cache, out = tmp_path / "c", tmp_path / "run"
+    first = train(_cfg(image_folder, epochs=1), out, show_progress=False, cache_dir=cache, loss_every=1)
+    per_epoch = first.steps
+    shutil.copy(out / "last.pt", tmp_path / "epoch1.pt")
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    lr_end = float(rows[-1]["lr"])
+    train(_cfg(image_folder, epochs=2), out, resume=out / "last.pt", show_progress=False, cache_dir=cache, loss_every=1)
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    later = [float(r["lr"]) for r in rows if int(r["step"]) > per_epoch]
+    # the first run's last step was one short of the end of its cosine; the run ended there, so the
+    # added epoch trains at the final rate (1 % of --lr), not back up at the middle of a new cosine
+    assert later and all(lr == pytest.approx(1e-5, rel=1e-3) and lr < lr_end for lr in later), (lr_end, later)
+    validated = [int(r["step"]) for r in rows if r["val_psnr"]]
+    assert validated == [per_epoch, 2 * per_epoch]
+    assert all(float(r["train_loss"]) > 0 for r in rows)
+    early = out / "best-early.pt"
+    shutil.copy(tmp_path / "epoch1.pt", early)
+    with pytest.raises(SrxError, match=rf"is step {per_epoch} of a run that went on to step {2 * per_epoch}"):
+        train(_cfg(image_folder, epochs=3), out, resume=early, show_progress=False, cache_dir=cache)
