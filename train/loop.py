@@ -29,7 +29,7 @@ from srx.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
 from srx.degrade import degrade_batch, parse_degradation
 from srx.errors import SrxError
 from srx.evaluate import EvalImage, degraded, evaluate, load_eval_data, torch_predictor
-from srx.fsutil import atomic_write_text, ensure_dir
+from srx.fsutil import atomic_write_text, check_output_dir, ensure_dir
 from srx.imageio import FrameRange, check_data_path, is_video, parse_frame_range
 from srx.models import PRESETS, ModelConfig, build_model, config_from_preset
 from srx.protocol import check_scale
@@ -360,7 +360,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         cfg = dataclasses.replace(cfg, model=init_preset or "srcnn-915")
     cfg.validate()
     _refuse_overwrite(Path(out_dir), resume)
-    out_dir = ensure_dir(Path(out_dir))
+    out_dir = check_output_dir(Path(out_dir), "--out")  # made once the data is ready: a run refused over its data leaves no empty folder
     ddp = _Dist()
     if threads:
         torch.set_num_threads(threads)
@@ -451,6 +451,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     old_total = _total_steps(*old_limits, steps_per_epoch) if state else None
     if state and old_total and total_steps and old_total != total_steps:
         step_anchor = {"step": step, "fraction": min(step_fraction(step, old_total), 1.0)}
+    out_dir = ensure_dir(out_dir)
     metrics_path = out_dir / "metrics.csv"
     if ddp.is_main:
         _prepare_metrics(metrics_path, step if state else 0,
