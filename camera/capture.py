@@ -382,7 +382,7 @@ class CaptureThread:
             self.reader.release()
         except Exception:
             pass
-        lost_at = time.monotonic()
+        lost_at = min(time.monotonic(), self.last_frame_at)  # the signal went with the last frame, not the failed read
         self._event("lost")
         log.warning("source %s stopped; reconnecting (backoff up to %.0f s)", self.spec.describe(), self.reconnect_max_wait)
         wait = RECONNECT_FIRST_WAIT
