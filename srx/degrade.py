@@ -143,6 +143,7 @@ def parse_degradation(text: str | None) -> Degradation:
     fields: dict[str, Any] = {}
     for item in text.split(","):
         key, sep, value = (p.strip() for p in item.partition("="))
+        key = key.lower()  # JPEG=50 as jpeg=50
         if not sep and key.lower() in PRESETS:
             raise SrxError(f"degradation {text!r}: a preset stands alone; '{key.lower()}' is "
                            f"{PRESETS[key.lower()] or 'no degradation'!r}: write its keys out with your change instead")
@@ -278,4 +279,4 @@ def _gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _fmt(v: float) -> str:
-    return f"{v:g}"
+    return f"{v + 0.0:g}"  # + 0.0: -0 reads 0

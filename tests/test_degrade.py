@@ -48,6 +48,8 @@ def test_bad_specs_are_named(spec, match):
 def test_preset_names_are_read_in_any_case():
     assert parse_degradation("JPEG50") == parse_degradation("jpeg=50")
     assert parse_degradation(" Camera ") == parse_degradation("camera")
+    assert parse_degradation("JPEG=50,Noise=0..2") == parse_degradation("jpeg=50,noise=0..2")  # keys too
+    assert str(parse_degradation("noise=-0")) == "noise=0"
 
 
 def _pair(scale=3, seed=0):
