@@ -122,6 +122,7 @@ class CaptureThread:
         buffer: int = 2,
     ) -> None:
         self.spec, self.reader, self.drop = spec, reader, drop
+        self.label = spec.describe()  # what the log calls the source (several sources: its name too)
         fps = reader.fps or spec.fps
         self.pace_fps = fps if (pace if pace is not None else (drop and not spec.live)) and fps else None
         self.reconnect_max_wait = max(float(reconnect_max_wait), RECONNECT_FIRST_WAIT)
@@ -142,8 +143,9 @@ class CaptureThread:
         self._connected = True
         self.last_frame_at = time.monotonic()  # when the source last delivered a frame
         self._stall_said = False
-        self.first_read_at: float | None = None  # when the first and the latest frame came (the input rate)
+        self.first_read_at: float | None = None  # when the first and the latest frame came
         self.last_read_at: float | None = None
+        self._active_s, self._active_n = 0.0, 0  # time between live frames and their count (the input rate)
         self.error: BaseException | None = None
         self.reconnect_attempts = 0
         self.reconnects = 0
@@ -195,7 +197,7 @@ class CaptureThread:
             self._stall_said = True
             self._event("stalled")
             log.warning("source %s sent no frame for %.0f s; showing no signal until it sends again or is reconnected",
-                        self.spec.describe(), silent)
+                        self.label, silent)
         return True
 
     def outage_note(self) -> str:
@@ -206,12 +208,12 @@ class CaptureThread:
         return f"reconnecting: attempt {self.attempt}, next in {wait:.0f} s"
 
     def input_fps(self) -> float:
-        """Frames a second the source delivered, from its first live frame to its latest (not the time
-        it took to open, nor the stale frames it had queued); 0.0 before a second frame."""
-        live = self.frames_read - self.stale
-        if self.first_read_at is None or self.last_read_at is None or live < 2:
+        """Frames a second the source delivered while it delivered: over the intervals between its
+        live frames, not the time it took to open, its outages and stalls, nor the stale frames it
+        had queued; 0.0 before a second frame."""
+        if self._active_n < 1:
             return 0.0
-        return (live - 1) / max(self.last_read_at - self.first_read_at, 1e-9)
+        return self._active_n / max(self._active_s, 1e-9)
 
     @property
     def finished(self) -> bool:
@@ -280,6 +282,7 @@ class CaptureThread:
         t0, n, src0 = time.monotonic(), 0, None
         clock = None if self.spec.live else SourceClock(self.reader.fps or self.spec.fps, self.spec.describe())
         catch_up = self._catching_up()
+        fresh = True  # the next live frame follows an open, a reconnect or a stall: no interval to count
         while not self._stop.is_set():
             t_read = time.monotonic()
             image = self.reader.read()
@@ -290,7 +293,7 @@ class CaptureThread:
                 if self.spec.reconnects:
                     self._reconnect()
                     t0, n = time.monotonic(), 0
-                    catch_up = self._catching_up()
+                    catch_up, fresh = self._catching_up(), True
                     continue
                 if self.spec.loop and n > 0:
                     self.reader.release()
@@ -305,7 +308,7 @@ class CaptureThread:
                 whole = self.spec.kind == "file" and not self.spec.loop and not getattr(self.reader, "cut_off", False)
                 if whole and cut_short(self.frames_read, listed):
                     log.warning("%s ended after %d of the %d frames its container lists (cut off or damaged?)",
-                                self.spec.describe(), self.frames_read, listed)
+                                self.label, self.frames_read, listed)
                 return
             t_src = clock.next(self.reader.time_s) if clock is not None else None
             if self.pace_fps:
@@ -325,15 +328,19 @@ class CaptureThread:
             # a read that waited out OpenCV's read timeout returns what the decoder still held, not a
             # frame the camera sent: the source is still silent
             resumed = False
+            if self.spec.live and t_got - t_read >= 0.9 * self.open_timeout:
+                self.stale += 1  # what the decoder held when OpenCV's read gave up waiting: not live
+                fresh = True
+                continue
             if not self.spec.live or t_got - t_read < 0.9 * self.open_timeout:
                 if self.spec.live and t_got - self.last_frame_at > self.open_timeout:
                     # back from a stall: this frame and what comes at once with it were held up
-                    resumed, catch_up = True, self._catching_up()
+                    resumed, catch_up, fresh = True, self._catching_up(), True
                 self.last_frame_at = t_got
                 if self._stall_said:
                     self._stall_said = False
                     self._event("frames again")
-                    log.warning("source %s sends frames again", self.spec.describe())
+                    log.warning("source %s sends frames again", self.label)
             if catch_up > 0:
                 interval = 1.0 / self.reader.fps if self.reader.fps else 0.04
                 if resumed or t_got - t_read < STALE_READ_SHARE * interval:  # queued at the connect or in a stall: seconds old
@@ -342,6 +349,10 @@ class CaptureThread:
                     continue
                 catch_up = 0  # this read waited for the camera: live from here
             t_in = t_got if self.spec.live else time.monotonic()  # a paced file's frame comes in when it is due
+            if self.last_read_at is not None and not fresh:  # the source's own rate: its outages left out
+                self._active_s += t_in - self.last_read_at
+                self._active_n += 1
+            fresh = False
             self.first_read_at, self.last_read_at = self.first_read_at or t_in, t_in
             if self._over_rate(index, t_src):
                 self.skipped += 1
@@ -384,7 +395,8 @@ class CaptureThread:
             pass
         lost_at = min(time.monotonic(), self.last_frame_at)  # the signal went with the last frame, not the failed read
         self._event("lost")
-        log.warning("source %s stopped; reconnecting (backoff up to %.0f s)", self.spec.describe(), self.reconnect_max_wait)
+        if self.frames_read or self.reconnects:
+            log.warning("source %s stopped; reconnecting (backoff up to %.0f s)", self.label, self.reconnect_max_wait)
         wait = RECONNECT_FIRST_WAIT
         self.attempt = 0
         while not self._stop.is_set():
@@ -396,7 +408,7 @@ class CaptureThread:
             except SrxError as exc:
                 self.next_retry_at = time.monotonic() + wait
                 log.warning("reconnect attempt %d to %s failed (%s); next in %.1f s",
-                            self.attempt, self.spec.describe(), exc, wait)
+                            self.attempt, self.label, exc, wait)
                 if self._stop.wait(wait):
                     return
                 wait = min(wait * 2, self.reconnect_max_wait)
@@ -409,5 +421,5 @@ class CaptureThread:
             self.next_retry_at = None
             self._event("reconnected", attempts=self.attempt)
             log.warning("reconnected to %s after %d attempt(s), %.1f s without signal",
-                        self.spec.describe(), self.attempt, time.monotonic() - lost_at)
+                        self.label, self.attempt, time.monotonic() - lost_at)
             return

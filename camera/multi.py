@@ -178,8 +178,11 @@ class SourceCapture(CaptureThread):
     """A CaptureThread that wakes the multi-source loop (`ready`) whenever it publishes a frame or
     ends, and that may start without a connection (then it reconnects, with backoff, first)."""
 
-    def __init__(self, spec: SourceSpec, reader: FrameReader | None, ready: threading.Event, **kwargs: Any) -> None:
+    def __init__(self, spec: SourceSpec, reader: FrameReader | None, ready: threading.Event, name: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(spec, reader if reader is not None else _Unopened(), **kwargs)
+        if name is not None:
+            self.label = f"{name} ({spec.describe()})"
         self.ready = ready
         self.unopened = reader is None
         if self.unopened:
@@ -400,7 +403,8 @@ def stream_many(
                 why = every_frame(lane.src.spec)
                 if drop and why:
                     log.info("%s: %s", lane.src.name, why)
-                lane.capture = SourceCapture(lane.src.spec, reader, ready, drop=drop and why is None, buffer=buffer,
+                lane.capture = SourceCapture(lane.src.spec, reader, ready, name=lane.src.name,
+                                             drop=drop and why is None, buffer=buffer,
                                              reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
                 fps = (reader.fps if reader is not None else None) or lane.src.spec.fps
                 lane.clock = RecordingClock(fps, lane.src.spec.live, nosignal_fps)

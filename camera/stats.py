@@ -129,9 +129,11 @@ class StreamSummary:
             "  stage ms (mean/p95): " + ", ".join(
                 f"{name} {ms(s['mean'])}/{ms(s['p95'])}" for name, s in self.stage_ms.items()),
         ]
-        if self.reconnect_attempts:
+        if self.reconnect_attempts and self.reconnects:
             lines.append(f"  reconnects: {self.reconnects} after {self.reconnect_attempts} attempt(s); "
                          f"{self.frames_after_reconnect} frames since the last")
+        elif self.reconnect_attempts:
+            lines.append(f"  not reconnected: {self.reconnect_attempts} attempt(s) failed")
         if self.fallback_frames:
             lines.append(f"  {self.fallback_frames} frames went out bicubic while the model backend was unavailable")
         if self.timing_note:
@@ -189,6 +191,7 @@ class StreamStats:
         frames_in = cap.frames_read if cap is not None else 0
         dropped = cap.dropped if cap is not None else 0
         skipped = cap.skipped if cap is not None else 0
+        stale = cap.stale if cap is not None else 0
         connected = cap.connected and cap.frames_read > 0 if cap is not None else False
         elapsed = time.monotonic() - self.t_start
         return {
@@ -197,6 +200,7 @@ class StreamStats:
             "frames_out": self.frames_out,
             "dropped": dropped,
             "skipped": skipped,
+            "stale": stale,
             "nosignal_frames": self.nosignal,
             "connected": connected,
             "fps_in": round(cap.input_fps(), 2) if cap is not None else 0.0,
@@ -249,6 +253,8 @@ _METRICS = (
      "dropped"),
     ("srx_frames_skipped_total", "counter", "Source frames left out by --max-fps (by design, unlike the dropped).",
      "skipped"),
+    ("srx_frames_stale_total", "counter", "Source frames held up by a (re)connect or stall, skipped as seconds old.",
+     "stale"),
     ("srx_nosignal_frames_total", "counter", "Generated no-signal frames sent while the source was away.",
      "nosignal_frames"),
     ("srx_source_up", "gauge", "1 while the source delivers frames, 0 while it is lost and being reconnected.",

@@ -158,6 +158,7 @@ def test_metrics_for_prometheus_match_the_stats(served: Served) -> None:
     assert before["frames_out"] <= got["srx_frames_upscaled_total", src] <= after["frames_out"]
     assert before["frames_in"] <= got["srx_frames_read_total", src] <= after["frames_in"]
     assert got["srx_source_up", src] == 1 and got["srx_frames_dropped_total", src] >= 0
+    assert got["srx_frames_stale_total", src] == after["stale"] == 0  # a file source has no stale frames
     assert 0 < got["srx_latency_seconds", src + ',quantile="0.5"'] <= got["srx_latency_seconds", src + ',quantile="0.95"']
     assert 0 < got["srx_inference_seconds_mean", src] < 10
 
@@ -165,12 +166,13 @@ def test_metrics_for_prometheus_match_the_stats(served: Served) -> None:
 def test_metrics_text_names_each_source_and_leaves_out_what_is_unknown() -> None:
     from srx.camera.stats import prometheus_text
 
-    snap = {"frames_in": 5, "frames_out": 4, "dropped": 1, "nosignal_frames": 0, "connected": False, "fps_out": 2.5,
-            "infer_ms_mean": 12.5, "elapsed_s": 3.0, "latency_ms_p50": None, "latency_ms_p95": None}
+    snap = {"frames_in": 8, "frames_out": 4, "dropped": 1, "stale": 3, "nosignal_frames": 0, "connected": False,
+            "fps_out": 2.5, "infer_ms_mean": 12.5, "elapsed_s": 3.0, "latency_ms_p50": None, "latency_ms_p95": None}
     got = _metrics(prometheus_text({'gate "north"\\2': snap, "door": {**snap, "connected": True}}))
     north = 'source="gate \\"north\\"\\\\2"'
     assert got["srx_source_up", north] == 0 and got["srx_source_up", 'source="door"'] == 1
     assert got["srx_inference_seconds_mean", north] == 0.0125 and got["srx_frames_dropped_total", north] == 1
+    assert got["srx_frames_stale_total", north] == 3  # read = upscaled + dropped + stale (+ skipped, queued)
     assert not any(metric == "srx_latency_seconds" for metric, _ in got)  # no frame out yet: no latency to report
 
 
