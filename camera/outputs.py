@@ -42,7 +42,7 @@ class Output:
 
     A `realtime` output (a recording for viewing) is given a frame again for each source frame the
     latest-frames policy dropped before it, so it plays at the source's pace, not faster. A `timed`
-    one (H.264, whose frames carry their own times) is instead given each frame once with its time,
+    one (H.264 or FFV1 through PyAV, whose frames carry their own times) is instead given each frame once with its time,
     `write(frame, at_s)`: seconds from the stream's start, on the source's clock."""
 
     name = "output"
