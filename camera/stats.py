@@ -178,7 +178,11 @@ class StreamStats:
         recent = [t for t in self._recent if now - t <= span]
         if len(recent) < 2:
             return 0.0
-        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+        took = max(recent[-1] - recent[0], 1e-9)
+        interval = took / (len(recent) - 1)
+        if now - recent[-1] > 2 * interval:  # no frame for a while (an outage): the rate falls with it
+            took = now - recent[0] - interval
+        return (len(recent) - 1) / took
 
     def fps_out(self) -> float:
         if self.frames_out < 2 or self.t_first_out is None or self.t_last_out is None:

@@ -40,3 +40,16 @@ def test_nothing_to_explain_without_drops_or_without_dropping():
     shared = _summary(104.0, 12.7, 120)
     shared.alone = False  # one of several sources sharing batched model calls: no verdict per source
     assert shared.keep_up() == "" and "alone" not in shared.to_dict()
+
+
+def test_the_live_output_rate_falls_while_no_frame_comes():
+    """The status line's `out N fps` over the last two seconds: 10 fps while frames come every 0.1 s,
+    and less, not still 10, once they stop (an outage), down to 0 when none is left in the window."""
+    from srx.camera.stats import StreamStats
+
+    st = StreamStats()
+    for i in range(20):
+        st._recent.append(100.0 + 0.1 * i)  # frames out at 100.0 ... 101.9
+    assert st.live_fps(now=101.95) == pytest.approx(10.0)
+    assert st.live_fps(now=102.9) < 6.0  # a second without a frame
+    assert st.live_fps(now=104.0) == 0.0
