@@ -691,6 +691,7 @@ class _Progress:
         self.bicubic = bicubic
         self._bar = None
         self._last_logged = -1.0
+        self._logged_val: float | None = None
         self._t_first: float | None = None  # when (and at what fraction) this process started logging
         self._f_first = 0.0
 
@@ -722,8 +723,9 @@ class _Progress:
         if self._bar is not None:
             self._bar.update(self._task, completed=fraction * 1000, step=step, epoch=epoch,
                              loss=f"{loss:.3e}", val=val_s)
-        elif fraction - self._last_logged >= 0.05 or (fraction >= 1.0 > self._last_logged):
-            self._last_logged = fraction
+        elif (fraction - self._last_logged >= 0.05 or (fraction >= 1.0 > self._last_logged)
+              or (fraction >= 1.0 and val != self._logged_val)):  # the end's line again, with its validation
+            self._last_logged, self._logged_val = fraction, val
             now = time.monotonic()
             if self._t_first is None:
                 self._t_first, self._f_first = now, fraction
