@@ -52,13 +52,30 @@ class _TimedWriter:
     at_ms) keeps a source frame's time, so a variable-rate video (a phone's, an NVR's export with
     the night's frames thinned out) plays at its own pace and stays in step with its sound. Without
     `at_ms`, or where a time does not advance past the last one (a backend that gives none), a frame
-    comes 1/fps after the one before it. Subclasses open `self.stream` and say how a frame is coded."""
+    comes 1/fps after the one before it. Subclasses open their stream with _open and say how a frame
+    is coded (_picture)."""
 
     path: Path | str
     label: str
     size: tuple[int, int]
 
-    def _start(self, fps: float) -> None:
+    def _open(self, fps: float, codec: str, pix_fmt: str, setup: Any = None, **open_args: Any) -> None:
+        """Open the container (`av.open(path, "w", **open_args)`) with one `codec` stream of
+        `self.size` and `pix_fmt` on the PTS_RATE clock; `setup(stream)` sets the codec's own options.
+        The container is closed again where the stream cannot be made."""
+        with self._errors("open"):
+            self.container = self._av.open(str(self.path), "w", **open_args)
+            try:
+                stream = self.container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+                stream.width, stream.height = self.size
+                stream.pix_fmt = pix_fmt
+                stream.codec_context.time_base = Fraction(1, PTS_RATE)
+                if setup is not None:
+                    setup(stream)
+            except BaseException:
+                self.container.close()
+                raise
+        self.stream = stream
         self._step = max(1, round(PTS_RATE / fps)) if fps > 0 else PTS_RATE // 25
         self._last_pts: int | None = None
 
@@ -122,28 +139,17 @@ class H264Writer(_TimedWriter):
         from srx.imageio import cv2_module
 
         self._av, self._cv2 = av, cv2_module()
-        with self._errors("open"):
-            if live is None:
-                self.container = av.open(str(path), "w")
-            else:
-                self.container = av.open(str(path), "w", format=live.format, options=dict(live.options),
-                                         timeout=live.timeout)
-            try:
-                stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-                stream.width, stream.height = self.size
-                stream.pix_fmt = "yuv420p"
-                options = {"crf": str(crf), "preset": preset, "threads": str(threads)}  # 0: x264 picks
-                if live is not None:  # no B-frames or look-ahead, and a keyframe a second for viewers who join
-                    options.update(tune="zerolatency", g=str(max(1, round(fps))))
-                stream.options = options
-                cc = stream.codec_context
-                cc.time_base = Fraction(1, PTS_RATE)
-                cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1  # smpte170m, limited
-            except BaseException:
-                self.container.close()
-                raise
-        self.stream = stream
-        self._start(fps)
+
+        def setup(stream: Any) -> None:
+            options = {"crf": str(crf), "preset": preset, "threads": str(threads)}  # 0: x264 picks
+            if live is not None:  # no B-frames or look-ahead, and a keyframe a second for viewers who join
+                options.update(tune="zerolatency", g=str(max(1, round(fps))))
+            stream.options = options
+            cc = stream.codec_context
+            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1  # smpte170m, limited
+
+        target = {} if live is None else {"format": live.format, "options": dict(live.options), "timeout": live.timeout}
+        self._open(fps, "libx264", "yuv420p", setup, **target)
 
     def _picture(self, frame: np.ndarray) -> Any:
         w, h = self.size
@@ -161,18 +167,7 @@ class FFV1Writer(_TimedWriter):
         av = pyav_module("writing lossless FFV1 videos")
         self.path, self.label, self.size = Path(path), str(path), (int(size[0]), int(size[1]))
         self._av = av
-        with self._errors("open"):
-            self.container = av.open(str(path), "w")
-            try:
-                stream = self.container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
-                stream.width, stream.height = self.size
-                stream.pix_fmt = "bgr0"  # the BGR bytes as they are (what OpenCV's FFV1 writer stores)
-                stream.codec_context.time_base = Fraction(1, PTS_RATE)
-            except BaseException:
-                self.container.close()
-                raise
-        self.stream = stream
-        self._start(fps)
+        self._open(fps, "ffv1", "bgr0")  # bgr0: the BGR bytes as they are (what OpenCV's FFV1 writer stores)
 
     def _picture(self, frame: np.ndarray) -> Any:
         w, h = self.size
