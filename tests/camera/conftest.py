@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -38,6 +39,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def in_background(call: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    """call() (a stream, say) started in a daemon thread; its dict holds "summary" (what it returned)
+    or "error" (what it raised), for the test's own thread to check and report."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["summary"] = call()
+        except BaseException as exc:  # reported by the test's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:

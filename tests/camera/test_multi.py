@@ -23,7 +23,7 @@ from srx.camera.stats import StreamStats
 from srx.cli import app
 from srx.errors import SrxError
 from srx.runtime.base import Runner, RunnerUnavailable
-from tests.camera.conftest import ThumbnailSink, frames, free_port, wait_until
+from tests.camera.conftest import ThumbnailSink, frames, free_port, in_background, wait_until
 from tests.camera.test_stream import read_video, write_ffv1
 from tests.conftest import skip_or_fail
 
@@ -106,17 +106,10 @@ def test_three_files_and_a_dead_url(tmp_path: Path, make_upscaler) -> None:
     stats = {n.name: StreamStats() for n in named}
     web = MultiMjpegServer("127.0.0.1:0", [n.name for n in named], stats=multi_stats(stats), title="srx test cameras")
     outputs = {n.name: [recording_output(tmp_path / "out" / f"{n.name}.mkv"), web.channel(n.name)] for n in named}
-    stop, result = threading.Event(), {}
-
-    def run() -> None:
-        try:
-            result["summary"] = stream_many(named, upscaler, outputs, shared_outputs=[web], drop=False, stats=stats,
-                                            stop_event=stop, reconnect_max_wait=0.5, open_timeout=3.0)
-        except BaseException as exc:  # reported by the test thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    stop = threading.Event()
+    thread, result = in_background(lambda: stream_many(
+        named, upscaler, outputs, shared_outputs=[web], drop=False, stats=stats, stop_event=stop,
+        reconnect_max_wait=0.5, open_timeout=3.0))
     try:
         wait_until(lambda: all(stats[n].frames_out == c for n, c in counts.items()) or "error" in result, 90,
                    "every file frame upscaled")

@@ -16,7 +16,7 @@ from srx.camera.outputs import VideoFileOutput, nosignal_frame
 from srx.camera.sources import parse_source
 from srx.camera.stats import StreamStats
 from srx.camera.stream import stream
-from tests.camera.conftest import ThumbnailSink, free_port, wait_until
+from tests.camera.conftest import ThumbnailSink, free_port, in_background, wait_until
 from tests.conftest import CCTV, frame_times_ms, need_shared, skip_or_fail
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
@@ -106,19 +106,11 @@ def test_rtsp_reconnects_after_server_restart(tmp_path: Path, make_upscaler, cap
     sink, stats, stop = ThumbnailSink(), StreamStats(), threading.Event()
     # real-time recordings must keep the wall clock: MJPEG by repeating frames, H.264 by frame times
     recording, timed = VideoFileOutput(tmp_path / "watch.avi"), VideoFileOutput(tmp_path / "watch.mp4")
-    result: dict = {}
     spec = parse_source(source=f"rtsp://127.0.0.1:{port}/clip")
-
-    def run() -> None:
-        try:
-            result["summary"] = stream(spec, make_upscaler(2), [sink, recording, timed], stats=stats, stop_event=stop,
-                                       reconnect_max_wait=1.0, open_timeout=4.0, nosignal_fps=5.0)
-        except BaseException as exc:  # reported by the main thread
-            result["error"] = exc
-
     caplog.set_level(logging.WARNING, logger="srx")
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    thread, result = in_background(lambda: stream(spec, make_upscaler(2), [sink, recording, timed], stats=stats,
+                                                  stop_event=stop, reconnect_max_wait=1.0, open_timeout=4.0,
+                                                  nosignal_fps=5.0))
     try:
         wait_until(lambda: stats.frames_out >= 3 or "error" in result, 30, "the first upscaled RTSP frames")
         assert "error" not in result, result.get("error")
@@ -186,18 +178,9 @@ def test_a_frozen_camera_is_no_signal_within_the_open_timeout_and_its_queued_fra
     port = free_port()
     server = RtspServer(clip, port)
     sink, stats, stop = ThumbnailSink(), StreamStats(), threading.Event()
-    result: dict = {}
     spec = parse_source(source=f"rtsp://127.0.0.1:{port}/clip")
-
-    def run() -> None:
-        try:
-            result["summary"] = stream(spec, make_upscaler(2), [sink], stats=stats, stop_event=stop,
-                                       reconnect_max_wait=1.0, open_timeout=2.0, nosignal_fps=5.0)
-        except BaseException as exc:  # reported by the main thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    thread, result = in_background(lambda: stream(spec, make_upscaler(2), [sink], stats=stats, stop_event=stop,
+                                                  reconnect_max_wait=1.0, open_timeout=2.0, nosignal_fps=5.0))
     try:
         wait_until(lambda: stats.frames_out >= 5 or "error" in result, 30, "the first upscaled RTSP frames")
         assert "error" not in result, result.get("error")

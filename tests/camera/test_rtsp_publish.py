@@ -21,7 +21,7 @@ from srx.camera.stream import stream
 from srx.cli import app
 from srx.errors import SrxError
 from srx.protocol import psnr
-from tests.camera.conftest import free_port, wait_until
+from tests.camera.conftest import free_port, in_background, wait_until
 from tests.camera.test_rtsp import RtspServer, _gst_rtsp_available
 from tests.conftest import assert_one_error_line, silent_video, skip_or_fail, stored_frames
 
@@ -107,18 +107,10 @@ def test_publishing_resumes_after_the_server_restarts(tmp_path: Path, record_ser
     record_server(["up"], tmp_path / "first", port)
     out = RtspOutput(f"rtsp://cam:secret@127.0.0.1:{port}/up", fps=10.0, retry_max_wait=1.0)
     url = f"rtsp://cam:***@127.0.0.1:{port}/up"  # as logs name it
-    stop, result = threading.Event(), {}
-
-    def run() -> None:
-        try:
-            result["summary"] = stream(SourceSpec("demo", None, loop=True, fps=DEMO_FPS), make_upscaler(2), [out],
-                                       stop_event=stop, quiet=True)
-        except BaseException as exc:  # reported by the main thread
-            result["error"] = exc
-
+    stop = threading.Event()
     caplog.set_level(logging.INFO, logger="srx")
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    thread, result = in_background(lambda: stream(SourceSpec("demo", None, loop=True, fps=DEMO_FPS), make_upscaler(2),
+                                                  [out], stop_event=stop, quiet=True))
     try:
         wait_until(lambda: out.frames >= 10 or "error" in result, 30, "frames published to the first server")
         record_server.servers[0].kill()

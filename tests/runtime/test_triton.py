@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from srx.cli import app
 from srx.runtime.triton_server import pytriton_status
 from tests.conftest import assert_one_error_line, skip_or_fail
-from tests.camera.conftest import free_port, wait_until
+from tests.camera.conftest import free_port, in_background, wait_until
 
 OK, WHY = pytriton_status()
 
@@ -358,17 +358,10 @@ def test_server_dies_mid_stream_comes_back_and_leaves_nothing(served, ckpt, tmp_
     caplog.set_level(logging.WARNING, logger="srx")
     server = served["server"]
     upscaler = create_upscaler(None, server=server.url)
-    sink, stats, stop, result = ThumbnailSink(), StreamStats(), threading.Event(), {}
+    sink, stats, stop = ThumbnailSink(), StreamStats(), threading.Event()
     spec = SourceSpec.from_frames([synthetic_photo(24, 32, seed=i) for i in range(10)], fps=10.0, loop=True)
-
-    def run() -> None:
-        try:
-            result["summary"] = stream(spec, upscaler, [sink], stats=stats, stop_event=stop, reconnect_max_wait=1.0)
-        except BaseException as exc:
-            result["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    thread, result = in_background(lambda: stream(spec, upscaler, [sink], stats=stats, stop_event=stop,
+                                                  reconnect_max_wait=1.0))
     try:
         wait_until(lambda: stats.frames_out >= 3 or "error" in result, 60, "frames through the server")
         children = descendants(server.proc.pid)
