@@ -151,9 +151,7 @@ def make_runner(
             )
         from srx.runtime.tensorrt_runner import TensorRTRunner
 
-        runner: Runner = TensorRTRunner(path)
-        _log_choice(backend, runner, "a TensorRT engine was given")
-        return _check_scale(runner, scale, path)
+        return _chosen(TensorRTRunner(path), backend, "a TensorRT engine was given", scale, path)
 
     if backend == "tensorrt":
         raise SrxError(
@@ -167,29 +165,26 @@ def make_runner(
                 f"--backend {backend} needs an srx checkpoint (.pt), got the ONNX graph {path.name}; "
                 "use --backend onnxruntime or pass --weights"
             )
-        return _check_scale(_onnxruntime(path, backend, threads), scale, path)
+        return _chosen(*_onnxruntime(path, backend, threads), scale, path)
 
     # a checkpoint
     from srx.runtime.torch_runner import TorchRunner
 
     if backend in ("torch", "torch-cuda"):
         device = "cuda" if backend == "torch-cuda" else "cpu"
-        runner = TorchRunner(path, scale=scale or 3, threads=threads, device=device)
-        _log_choice(backend, runner, "asked for")
-        return _check_scale(runner, scale, path)
+        return _chosen(TorchRunner(path, scale=scale or 3, threads=threads, device=device), backend, "asked for",
+                       scale, path)
     if backend == "auto" and not _ort_has_cuda() and _torch_sees_gpu():
-        runner = TorchRunner(path, scale=scale or 3, threads=threads, device="cuda")
-        _log_choice(backend, runner, "a GPU is present and ONNX Runtime has no CUDA provider")
-        return _check_scale(runner, scale, path)
+        return _chosen(TorchRunner(path, scale=scale or 3, threads=threads, device="cuda"), backend,
+                       "a GPU is present and ONNX Runtime has no CUDA provider", scale, path)
     try:
         onnx_path = cached_onnx(path)
     except ImportError as exc:
         if backend == "onnxruntime":
             raise SrxError(f"cannot export {path.name} to ONNX ({exc}); install onnx and onnxruntime") from None
-        runner = TorchRunner(path, scale=scale or 3, threads=threads)
-        _log_choice(backend, runner, f"ONNX export unavailable ({exc})")
-        return _check_scale(runner, scale, path)
-    return _check_scale(_onnxruntime(onnx_path, backend, threads), scale, path)
+        return _chosen(TorchRunner(path, scale=scale or 3, threads=threads), backend,
+                       f"ONNX export unavailable ({exc})", scale, path)
+    return _chosen(*_onnxruntime(onnx_path, backend, threads), scale, path)
 
 
 def _ort_has_cuda() -> bool:
@@ -211,21 +206,17 @@ def _torch_sees_gpu() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _onnxruntime(path: Path, backend: str, threads: int | None) -> Runner:
+def _onnxruntime(path: Path, backend: str, threads: int | None) -> tuple[Runner, str, str]:
+    """The ONNX Runtime runner for `backend`, the backend and why it was chosen (for `_chosen`)."""
     from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
     if backend == "onnxruntime":
-        runner = OnnxRuntimeRunner(path, threads=threads)
-        _log_choice(backend, runner, "asked for")
-        return runner
+        return OnnxRuntimeRunner(path, threads=threads), backend, "asked for"
     if _ort_has_cuda():
-        runner = OnnxRuntimeRunner(path, providers=["cuda"], threads=threads)
-        _log_choice(backend, runner, "ONNX Runtime has the CUDA provider and a GPU is present")
-    else:
-        runner = OnnxRuntimeRunner(path, threads=threads)
-        why = "no GPU found" if not _gpu_present() else "no CUDA provider in ONNX Runtime"
-        _log_choice(backend, runner, f"{why}; the CPU provider is the fastest CPU backend")
-    return runner
+        return (OnnxRuntimeRunner(path, providers=["cuda"], threads=threads), backend,
+                "ONNX Runtime has the CUDA provider and a GPU is present")
+    why = "no GPU found" if not _gpu_present() else "no CUDA provider in ONNX Runtime"
+    return OnnxRuntimeRunner(path, threads=threads), backend, f"{why}; the CPU provider is the fastest CPU backend"
 
 
 def _scale_matches(found: int | None, scale: int | None, path: Path) -> None:
@@ -233,8 +224,11 @@ def _scale_matches(found: int | None, scale: int | None, path: Path) -> None:
         raise SrxError(f"{Path(path).name} holds a x{found} model but x{scale} was asked for; pass --scale {found}")
 
 
-def _check_scale(runner: Runner, scale: int | None, path: Path) -> Runner:
+def _chosen(runner: Runner, backend: str, why: str, scale: int | None, path: Path) -> Runner:
+    """`runner` once its model's scale is the one asked for; the choice is logged only then, so a
+    refused model prints its error alone."""
     _scale_matches(runner.scale, scale, path)
+    _log_choice(backend, runner, why)
     return runner
 
 

@@ -243,6 +243,16 @@ def test_a_wrong_scale_is_said_before_the_checkpoint_is_exported(ckpt, image_fol
     assert "exporting" not in caplog.text and not (tmp_path / "cache").exists()
 
 
+def test_a_model_file_of_the_wrong_scale_prints_its_error_and_no_backend_line(onnx_graphs, image_folder, tmp_path,
+                                                                              caplog):
+    with caplog.at_level("INFO", logger="srx"):
+        res = runner.invoke(app, ["upscale", str(image_folder / "img0.png"), "--out", str(tmp_path / "o.png"),
+                                  "--model", str(onnx_graphs(2)[0]), "--scale", "4"])
+    assert res.exit_code == 1, res.output
+    assert_one_error_line(res.output, "holds a x2 model but x4 was asked for; pass --scale 2")
+    assert "backend:" not in caplog.text + res.output
+
+
 def test_bench_quick_json(ckpt):
     res = runner.invoke(app, ["bench", "--quick", "--json", "--backend", "torch", "--backend", "onnxruntime"])
     assert res.exit_code == 0, res.output
