@@ -43,6 +43,8 @@ _LIMITS: dict[str, tuple[float, float]] = {"jpeg": (1, 100), "h264": (0, 51), "h
                                            "blur": (0, 5), "clean": (0, 1)}
 #: the codecs a spec may name, in the order a spec string lists them
 CODECS = ("jpeg", "h264", "h265")
+_LEVEL_NAMES = {"jpeg": "JPEG quality", "h264": "x264's CRF", "h265": "x265's CRF"}
+_LEVEL_EXAMPLES = {"jpeg": "50 or jpeg=30..95", "h264": "23 or h264=23..34", "h265": "28 or h265=28..35"}
 SHRINKS = ("aa", "aliased")
 _NUMBER = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"  # a sign (and 1e9) parses: out of range is said as such
 
@@ -169,6 +171,9 @@ def parse_degradation(text: str | None) -> Degradation:
                 raise SrxError(f"degradation {key}={value}: the range is reversed; expected a..b with a <= b")
             if a < lo or b > hi:
                 raise SrxError(f"degradation {key}={value}: out of range, expected values in {_fmt(lo)}..{_fmt(hi)}")
+            if key in CODECS and not (a.is_integer() and b.is_integer()):
+                raise SrxError(f"degradation {key}={value}: {_LEVEL_NAMES[key]} is a whole number; "
+                               f"expected whole numbers, e.g. {key}={_LEVEL_EXAMPLES[key]}")
             fields[key] = b if key == "clean" else (a, b)
         else:
             raise SrxError(f"unknown degradation key {key!r} in {text!r}: expected jpeg, h264, h265, noise, blur, shrink or clean "

@@ -37,6 +37,8 @@ def test_spec_round_trip_and_presets():
     ("jpeg=50,jpeg=60", "given twice"),
     ("clean=2", "out of range"),
     ("noise=0..1e9", r"noise=0\.\.1e9: out of range"),
+    ("jpeg=50.5", r"JPEG quality is a whole number; expected whole numbers, e\.g\. jpeg=50 or jpeg=30\.\.95"),
+    ("h264=20..34.5", "x264's CRF is a whole number"),
     ("camera,jpeg=50", "a preset stands alone; 'camera' is 'jpeg=30..95,noise=0..2,clean=0.5'"),
     ("bogus", r"or a preset \(none, camera, jpeg50\)"),
 ])
