@@ -231,6 +231,9 @@ def _mux(av: Any, video_path: Path, audio_source: Path, out_path: Path, reencode
             raise SrxError(f"{audio_source.name} has no sound to carry over")
         v_in, a_in = vid.streams.video[0], src.streams.audio[0]
         v_out = out.add_stream_from_template(v_in)
+        rate = v_in.average_rate or v_in.guessed_rate
+        if rate:  # without it Matroska's muxer stores a rate from its clock (30000 fps, 91260 frames for 30)
+            v_out.codec_context.framerate = rate
         # the video OpenCV decoded (its best stream, not a cover picture) started here in the source
         v_src = src.streams.best("video")
         start = float(v_src.start_time * v_src.time_base) if v_src is not None and v_src.start_time is not None else 0.0

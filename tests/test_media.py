@@ -115,6 +115,27 @@ def test_h264_video_with_sound_keeps_every_frame(tmp_path, suffix):
     assert abs(samples / rate - 3.0) < 0.1
 
 
+@pytest.mark.parametrize("writer", ["FFV1Writer", "H264Writer"])
+def test_a_matroska_file_with_sound_keeps_its_frame_rate(tmp_path, writer):
+    """Remuxed with its sound, an upscaled .mkv still reads as 10 fps and 30 frames to OpenCV (once it
+    read as 30000 fps and 91260 frames, and srx took its own output for a damaged file)."""
+    import srx.media
+
+    src = video_with_sound(tmp_path / "cam.mp4", frames=30)
+    video = tmp_path / "up.mkv"
+    w = getattr(srx.media, writer)(video, 10, (96, 64))
+    for i in range(30):
+        w.write(synthetic_photo(64, 96, seed=i), at_ms=100.0 * i)
+    w.close()
+    out = tmp_path / "out.mkv"
+    assert mux_audio(video, src, out) == "aac copied"
+    cap = cv2.VideoCapture(str(out))
+    try:
+        assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(10) and cap.get(cv2.CAP_PROP_FRAME_COUNT) == 30
+    finally:
+        cap.release()
+
+
 def test_unnamed_layouts_are_reencoded(tmp_path):
     """PCM in AVI states only a channel count ("2 channels"); AAC needs a named layout."""
     src = video_with_sound(tmp_path / "cam.avi", vcodec="mjpeg", acodec="pcm_s16le", channels=2, rate=44100)
