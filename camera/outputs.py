@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from srx.errors import SrxError
+from srx.words import counted
 
 log = logging.getLogger("srx")
 
@@ -179,9 +180,9 @@ class VideoFileOutput(Output):
             os.replace(self.tmp, self.path)
             if self._span is not None:  # each frame at its time: until the last one's is over
                 seconds = self._span[1] - self._span[0] + 1.0 / self.fps
-                length = f"{_frames(self.frames)}, {seconds:.1f} s, each at its time"
+                length = f"{counted(self.frames, 'frame')}, {seconds:.1f} s, each at its time"
             else:
-                length = f"{_frames(self.frames)}, {self.frames / self.fps:.1f} s at {self.fps:g} fps"
+                length = f"{counted(self.frames, 'frame')}, {self.frames / self.fps:.1f} s at {self.fps:g} fps"
             if self.distinct < self.frames:
                 log.info("recorded %s to %s: %d distinct, the rest repeats of the one before where the stream "
                          "showed no new frame (frames dropped or skipped, no signal), so the video keeps the "
@@ -236,7 +237,7 @@ class PngSequenceOutput(Output):
         os.replace(self.tmp, self.folder)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-        log.info("wrote %s as PNG to %s/", _frames(self.frames), self.folder)
+        log.info("wrote %s as PNG to %s/", counted(self.frames, "frame"), self.folder)
 
 
 #: the RTSP server's TCP port when a URL names none
@@ -427,10 +428,6 @@ class WindowOutput(Output):
 
             cv2.destroyWindow(self.title)
             cv2.waitKey(1)
-
-
-def _frames(n: int) -> str:
-    return f"{n} frame" if n == 1 else f"{n} frames"
 
 
 def recording_output(path: Path | str, fps: float = 10.0, retry_max_wait: float = 30.0) -> Output:

@@ -6,12 +6,17 @@ the Y channel, which is what the models change and what the PSNR measures.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from srx.errors import SrxError
+from srx.words import counted
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,6 +39,18 @@ def labelled_weights(given: str) -> tuple[str, str]:
     return (path.stem if path.suffix else given), given
 
 
+def _frame_at(cap: Any, index: int) -> tuple[np.ndarray | None, int]:
+    """Frame `index` of an opened video and how many frames were decoded to reach it (None and
+    the count decoded where the video ends first)."""
+    img, decoded = None, 0
+    while decoded <= index:
+        ok, img = cap.read()
+        if not ok:
+            return None, decoded
+        decoded += 1
+    return img, decoded
+
+
 def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str]:
     """A BGR image from an image file, or frame `frame` (default: the middle one) of a video."""
     from srx.imageio import is_video, listed_frames, open_video, read_image
@@ -52,15 +69,23 @@ def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str
         count = listed_frames(cap)
         want = frame if frame is not None else max(count // 2, 0)
         if want < 0 or (count and want >= count):
-            raise SrxError(f"--frame {want}: {path} has {count} frames (0..{count - 1})")
-        img, index = None, 0
-        while index <= want:
-            ok, img = cap.read()
-            if not ok:
-                raise SrxError(f"{path} ended after {index} frame(s); --frame {want} is past its end")
-            index += 1
+            raise SrxError(f"--frame {want}: {path} has {counted(count, 'frame')} (0..{count - 1})")
+        img, decoded = _frame_at(cap, want)
     finally:
         cap.release()
+    if img is None and frame is not None:
+        raise SrxError(f"{path} ended after {counted(decoded, 'frame')}; --frame {want} is past its end")
+    if img is None:  # the container lists more frames than decode (cut off, or a wrong count): their middle
+        if not decoded:
+            raise SrxError(f"video {path} holds no frame that decodes")
+        want = decoded // 2
+        log.warning("%s decodes to %s where its container lists %d; comparing on frame %d, the middle one",
+                    path, counted(decoded, "frame"), count, want)
+        cap = open_video(path)
+        try:
+            img, _ = _frame_at(cap, want)
+        finally:
+            cap.release()
     return img, f"{path.name} frame {want}"
 
 

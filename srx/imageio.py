@@ -9,6 +9,7 @@ from typing import Iterator
 import numpy as np
 
 from srx.errors import SrxError
+from srx.words import counted
 
 log = logging.getLogger("srx")
 
@@ -196,12 +197,12 @@ def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange(),
         log.warning("%s stopped decoding after %d of the %d frames its container lists (cut off or damaged?); "
                     "using the frames decoded", path, index, listed)
     if index <= frames.start:
-        raise SrxError(f"{path} has {index} frame(s): {option} {frames} starts after its last")
+        raise SrxError(f"{path} has {counted(index, 'frame')}: {option} {frames} starts after its last")
     in_range = index - frames.start
     if in_range <= every and every > 1:
         where = "" if frames.whole else f" in {option} {frames}"
-        raise SrxError(f"{path} has {in_range} frame(s){where}, not more than --every {every}: lower --every to use "
-                       f"more than the first")
+        raise SrxError(f"{path} has {counted(in_range, 'frame')}{where}, not more than --every {every}, so only its "
+                       f"first would be used: lower --every to use more of it")
 
 
 def count_frames(path: Path) -> int:

@@ -54,7 +54,7 @@ OTHER_CASES = {
               (["train", "--data", "{tmp}/typo.mp4", "--epochs", "1"], "typo.mp4 does not exist; expected a folder of images or a video"),
               (["train", "--data", "{images}", "--val", "{tmp}/typo.mp4", "--epochs", "1"], "typo.mp4 does not exist; expected a folder of images or a video"),
               (["train", "--data", "{images}", "--val", "{video}", "--val-frames", "9:", "--epochs", "1"],
-               "has 3 frame(s): --val-frames 9: starts after its last"),
+               "has 3 frames: --val-frames 9: starts after its last"),
               (["train", "--data", "{images}", "--stride", "0", "--epochs", "1"],
                "--stride must be a positive multiple of the scale 3 (HR pixels), got 0"),
               (["train", "--data", "{images}", "--stride", "-3", "--epochs", "1"], "--stride must be a positive multiple"),
@@ -74,7 +74,7 @@ OTHER_CASES = {
              (["eval", "--data", "{tiny}"], "tiny.png: it is 13x12, too small for x3: expected at least 18x18 pixels"),
              (["eval", "--data", "{images}", "-w", "fast", "-w", "fast"], "two --weights are labelled 'fast'"),
              (["eval", "--data", "{images}", "--degrade", "none", "--degrade", "jpeg=101"], "jpeg=101: out of range"),
-             (["eval", "--data", "{video}", "--frames", "9:"], "has 3 frame(s): --frames 9: starts after its last"),
+             (["eval", "--data", "{video}", "--frames", "9:"], "has 3 frames: --frames 9: starts after its last"),
              (["eval", "--data", "{images}", "--frames", "0:2"], "--frames 0:2 applies to a video;"),
              (["eval", "--data", "{tmp}/typo.mp4"], "typo.mp4 does not exist; expected a folder of images or a video"),
              # the SSIM window (11 pixels) must fit once `scale` pixels are shaved from each side

@@ -11,7 +11,7 @@ from srx.cli import app
 from srx.degrade import Degradation, degrade_batch, degrade_for_eval, h264_y, h265_y, jpeg_y, parse_degradation
 from srx.errors import SrxError
 from srx.protocol import make_pair, psnr
-from tests.conftest import synthetic_photo
+from tests.conftest import assert_one_error_line, synthetic_photo
 
 runner = CliRunner()
 
@@ -129,7 +129,7 @@ def test_eval_degrade_on_a_folder_and_a_video(image_folder, tiny_checkpoint, tmp
     assert later.exit_code == 0, later.output
     assert [r["name"] for r in json.loads(later.stdout)["images"]] == ["frame_00007", "frame_00009", "frame_00011"]
     short = runner.invoke(app, ["eval", "--data", str(_video(tmp_path / "short.avi", 3)), "-w", str(ckpt), "--every", "5"])
-    assert short.exit_code == 1 and "3 frame(s), not more than --every 5" in short.output
+    assert short.exit_code == 1 and "3 frames, not more than --every 5, so only its first would be used: lower --every" in short.output
     assert "Traceback" not in short.output
     bad = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", str(ckpt), "--degrade", "noise=-1"])
     assert bad.exit_code == 1 and bad.output.startswith("error:") and len(bad.output.strip().splitlines()) == 1
@@ -154,6 +154,27 @@ def test_compare_writes_the_expected_picture(tmp_path, tiny_checkpoint):
     assert res.output.count(" dB") == 3  # bicubic and the two models, each with its PSNR
     bad = runner.invoke(app, ["compare", str(img), "-w", str(a), "--out", str(tmp_path / "x.jpg")])
     assert bad.exit_code == 1 and "expected a .png" in bad.output
+
+
+def test_compare_of_a_cut_off_video_takes_the_middle_of_the_frames_that_decode(tmp_path, tiny_checkpoint, caplog):
+    """A Matroska file cut in half still lists 20 frames; without --frame, compare takes the middle of
+    the 9 that decode (it once refused with a '--frame 10 is past its end' the user never gave)."""
+    from srx.media import FFV1Writer
+
+    whole, cut = tmp_path / "whole.mkv", tmp_path / "cut.mkv"
+    writer = FFV1Writer(whole, 10, (96, 64))
+    for i in range(20):
+        writer.write(synthetic_photo(64, 96, seed=i), at_ms=100.0 * i)
+    writer.close()
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    ckpt = tiny_checkpoint(3, "a.pt")
+    with caplog.at_level("WARNING", logger="srx"):
+        res = runner.invoke(app, ["compare", str(cut), "-w", str(ckpt), "--crop", "48", "--out", str(tmp_path / "c.png")])
+    assert res.exit_code == 0, res.output
+    assert "cut.mkv decodes to 9 frames where its container lists 20; comparing on frame 4, the middle one" in caplog.text
+    asked = runner.invoke(app, ["compare", str(cut), "-w", str(ckpt), "--frame", "12", "--out", str(tmp_path / "d.png")])
+    assert_one_error_line(asked.output, "cut.mkv ended after 9 frames; --frame 12 is past its end")
 
 
 def test_compare_panel_labels_fit_over_a_panel(tmp_path):

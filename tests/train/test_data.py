@@ -93,8 +93,8 @@ def test_a_video_is_a_source_of_frames_within_a_range(tmp_path):
 
 
 @pytest.mark.parametrize("setup,match", [
-    ("past-the-end", r"has 12 frame\(s\): --frames 20: starts after its last"),
-    ("every-too-large", r"has 4 frame\(s\) in --frames 8:, not more than --every 5"),
+    ("past-the-end", r"has 12 frames: --frames 20: starts after its last"),
+    ("every-too-large", r"has 4 frames in --frames 8:, not more than --every 5, so only its first would be used"),
     ("range-on-folders", "--frames 0:4 applies to videos, and no --data is one"),
     ("not-a-video", "is a file but not a video srx reads"),
 ])
