@@ -153,7 +153,7 @@ def compare_image(hr_bgr: np.ndarray, scale: int, models: list[tuple[str, Path]]
     check_comparable(hr_bgr.shape[0], hr_bgr.shape[1], scale)  # before the crop to a multiple of the scale
     hr_y, clean_lr = make_pair(hr_bgr, scale)
     crop = detail_crop(hr_y, crop_size, scale)  # first: it says when the frame is too small to compare
-    lr = degrade_for_eval(spec, hr_y, clean_lr, scale, 0)
+    lr = degrade_for_eval(spec, hr_y, clean_lr, scale)
     panels = [Panel("HR", hr_y, None)]
     bic = bicubic_upscale_y(lr, scale)
     panels.append(Panel("bicubic", bic, psnr(hr_y, bic, scale)))

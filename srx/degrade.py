@@ -18,12 +18,13 @@ range `a..b` is drawn uniformly per sample; a single value is fixed. `clean=p` l
 of training samples as the standard protocol makes them, so the model keeps its clean skill.
 
 Training draws each sample's parameters from a generator seeded by (seed, step), so `--seed`
-reproduces a run; evaluation uses `degrade_for_eval`, seeded by the image's index, so the same
-spec scores the same LR every time.
+reproduces a run; evaluation uses `degrade_for_eval`, seeded by the image's own pixels, so the same
+spec scores the same LR for a picture every time, whatever is scored beside it.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from dataclasses import dataclass, replace
 from typing import Any
@@ -252,12 +253,22 @@ def _video_coded_y(y: np.ndarray, encoder: str, decoder: str, options: dict[str,
     return np.ascontiguousarray(frames[0].to_ndarray(format="yuv420p")[:h, :w])
 
 
-def degrade_for_eval(deg: Degradation, hr_y: np.ndarray, clean_lr: np.ndarray, scale: int, index: int) -> np.ndarray:
-    """The evaluation LR of image `index`: deterministic for a given spec (and never left clean)."""
+def degrade_for_eval(deg: Degradation, hr_y: np.ndarray, clean_lr: np.ndarray, scale: int) -> np.ndarray:
+    """The evaluation LR of an image: deterministic for a given spec and image (and never left
+    clean). Ranged draws (the `camera` preset's quality and noise) are seeded by the image's own
+    pixels, so a picture or a video frame gets the same LR whatever else is scored beside it (a
+    folder, another --every or --frames, `srx compare`)."""
     if deg.is_clean:
         return clean_lr
-    rng = np.random.default_rng([20261123, index])
+    rng = np.random.default_rng([20261123, image_seed(hr_y)])
     return dataclasses.replace(deg, clean=0.0).lr_from_hr(hr_y, scale, rng, clean_lr)
+
+
+def image_seed(image: np.ndarray) -> int:
+    """A 64-bit number from an image's size and pixels: the same image, the same number."""
+    digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=8,
+                             person=str(image.shape).encode()[:16])
+    return int.from_bytes(digest.digest(), "little")
 
 
 def degrade_batch(deg: Degradation, hr: np.ndarray, lr: np.ndarray, scale: int, seed: int, step: int) -> np.ndarray:

@@ -121,12 +121,12 @@ def load_eval_image(path: Path, scale: int) -> EvalImage:
 
 
 def degrade_each(pairs: Iterable[EvalImage], spec: "Degradation", scale: int) -> Iterator[EvalImage]:
-    """The same pairs with the LR side degraded by `spec`, deterministically per image (by its
-    place in the sequence), one at a time."""
+    """The same pairs with the LR side degraded by `spec`, deterministically per image (seeded by
+    its pixels), one at a time."""
     from srx.degrade import degrade_for_eval
 
-    for i, p in enumerate(pairs):
-        yield EvalImage(p.name, p.hr_y, degrade_for_eval(spec, p.hr_y, p.lr_y, scale, i))
+    for p in pairs:
+        yield EvalImage(p.name, p.hr_y, degrade_for_eval(spec, p.hr_y, p.lr_y, scale))
 
 
 def degraded(pairs: Iterable[EvalImage], spec: "Degradation", scale: int) -> list[EvalImage]:
@@ -191,9 +191,9 @@ def robustness_rows(pairs: Iterable[EvalImage], scale: int, specs: list["Degrada
 
     sums = [{"bicubic": 0.0, **{label: 0.0 for label in predictors}} for _ in specs]
     count = 0
-    for i, item in enumerate(pairs):
+    for item in pairs:
         for spec, total in zip(specs, sums):
-            lr_y = degrade_for_eval(spec, item.hr_y, item.lr_y, scale, i)
+            lr_y = degrade_for_eval(spec, item.hr_y, item.lr_y, scale)
             total["bicubic"] += psnr(item.hr_y, bicubic_upscale_y(lr_y, scale), scale)
             for label, predict in predictors.items():
                 total[label] += psnr(item.hr_y, quantize(predict(lr_y)), scale)
