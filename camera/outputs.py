@@ -74,7 +74,8 @@ def _check_writable_dir(folder: Path, what: str) -> None:
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
-        raise SrxError(f"cannot write {what}: folder {probe} is not writable ({exc.strerror or exc})") from None
+        raise SrxError(f"cannot write {what}: folder {probe} is not writable: creating a file there fails "
+                       f"({exc.strerror or exc})") from None
 
 
 def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:

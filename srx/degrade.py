@@ -164,7 +164,7 @@ def parse_degradation(text: str | None) -> Degradation:
         elif key in _LIMITS:
             lo, hi = _LIMITS[key]
             m = re.fullmatch(rf"({_NUMBER})(?:\.\.({_NUMBER}))?", value)
-            if not m:
+            if not m or "..." in value:  # 30...95 would read as 30..0.95
                 raise SrxError(f"degradation {key}={value}: expected a number or a range a..b with a <= b")
             a = float(m.group(1))
             b = float(m.group(2)) if m.group(2) is not None else a

@@ -33,7 +33,7 @@ def _probe_writable(folder: Path, what: str) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise SrxError(f"{what} is not writable ({exc.strerror or exc})") from None
+        raise SrxError(f"{what} is not writable: creating a file there fails ({exc.strerror or exc})") from None
 
 
 def check_output_file(path: Path, option: str) -> Path:

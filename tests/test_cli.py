@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -154,6 +155,38 @@ def test_bad_input_gets_one_clear_line_and_exit_1(tmp_path, image_folder, args, 
     res = runner.invoke(app, args)
     assert res.exit_code == 1, res.output
     assert_one_error_line(res.output, match)
+
+
+def test_train_names_its_folder_and_an_interrupted_run_exits_130(tmp_path, image_folder, monkeypatch):
+    """Without --out the run goes to the next free runs/train-N and the last line says which; a run
+    stopped by Ctrl-C (here: the loop's own stop after 2 steps, as an interrupt stops it) ends with
+    the resume hint and status 130, so `srx train ... && deploy` does not go on."""
+    import functools
+
+    import srx.train.loop
+
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--data", str(image_folder), "--scale", "2", "--patch-size", "24", "--stride", "12",
+            "--batch-size", "4", "--max-steps", "2", "--no-progress", "--threads", "1"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert first.output.strip().splitlines()[-1] == (f"outputs in {Path('runs/train')}: best.pt, last.pt, metrics.csv, "
+                                                     "training.png, summary.txt")
+    monkeypatch.setattr(srx.train.loop, "train", functools.partial(srx.train.loop.train, stop_after=2))
+    stopped = runner.invoke(app, [*args[:-5], "--max-steps", "9", "--no-progress", "--threads", "1"])
+    assert stopped.exit_code == 130, stopped.output
+    out = Path("runs/train-2")
+    assert "2 steps, 0." in stopped.output and ", interrupted; val PSNR" in stopped.output
+    assert stopped.output.strip().splitlines()[-1] == f"interrupted; continue with: srx train --resume {out / 'last.pt'} --out {out}"
+
+
+def test_train_takes_one_degradation(tmp_path, image_folder):
+    res = runner.invoke(app, ["train", "--data", str(image_folder), "--degrade", "camera", "--degrade", "jpeg50",
+                              "--max-steps", "1", "--out", str(tmp_path / "run")])
+    assert_one_error_line(res.output, "--degrade given 2 times (camera, jpeg50); training takes one spec. Several "
+                                      "codecs in one spec are mixed")
+    assert not (tmp_path / "run").exists()
 
 
 def test_train_then_resume_needs_only_the_checkpoint(tmp_path, image_folder, monkeypatch, caplog):

@@ -656,8 +656,9 @@ def _refuse_finished(resume: Path, cfg: TrainConfig, state: dict[str, Any], more
 
 def _summary(r: TrainResult, mcfg: ModelConfig) -> str:
     fmt = lambda v: f"{v:.3f} dB" if v is not None else "n/a"  # noqa: E731
+    stop = "interrupted" if r.stopped_by == "interrupted" else f"stopped by {r.stopped_by}"
     return (f"model {mcfg.name}: {r.steps} steps, {r.epochs_done:.2f} epochs, {r.elapsed_s:.0f} s, "
-            f"stopped by {r.stopped_by}; val PSNR best {fmt(r.best_psnr)}, last {fmt(r.last_psnr)}, "
+            f"{stop}; val PSNR best {fmt(r.best_psnr)}, last {fmt(r.last_psnr)}, "
             f"bicubic {fmt(r.bicubic_psnr)}\n")
 
 

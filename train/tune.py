@@ -84,7 +84,9 @@ class TuneReport:
     train: dict
     # per LR degradation scored on the held-out frames: bicubic, before and after PSNR (dB)
     held_out: dict[str, dict[str, float]] = field(default_factory=dict)
-    better: bool = False  # the tuned weights beat the starting ones on the degradation they trained for
+    better: bool = False  # worth using: see `verdict`
+    verdict: str = ""  # why (or why not), in a sentence
+    interrupted: bool = False  # stopped by Ctrl-C/SIGTERM: the weights so far, not scored
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,24 +140,47 @@ def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera",
         every=every, frames=str(split.train), val_frames=str(split.held_out),
     )
     result = train(cfg, out, threads=threads, show_progress=show_progress, cache_dir=cache_dir)
+    split_info = {"frames": split.frames, "every": every, "train_frames": str(split.train),
+                  "held_out_frames": str(split.held_out), "train_images": len(range(0, split.train.end, every))}
+    trained = {"steps": result.steps, "elapsed_s": round(result.elapsed_s, 1), "stopped_by": result.stopped_by,
+               "degrade": str(spec), "weights": str(Path(out) / "last.pt")}
+    if result.stopped_by == "interrupted":  # not scored: the caller says where the weights are
+        return TuneReport(video=str(video), scale=scale, init=str(init), split=split_info, train=trained,
+                          interrupted=True, verdict="interrupted before it was scored")
     pairs = load_eval_data(video, scale, every, split.held_out)
     after = torch_predictor(model_from_checkpoint(Path(out) / "last.pt", scale)[0])
     held_out: dict[str, dict[str, float]] = {}
-    for name in dict.fromkeys(["none", str(spec), "jpeg=50"]):
+    trained_on = str(spec.for_eval)  # named as `srx eval --degrade` names it (a preset's clean share dropped)
+    for name in dict.fromkeys(["none", trained_on, "jpeg=50"]):
         scored = degraded(pairs, parse_degradation(name), scale)
         b = evaluate(scored, scale, before, with_ssim=False)["mean"]
         a = evaluate(scored, scale, after, with_ssim=False)["mean"]
         held_out[name] = {"bicubic": round(b["bicubic_psnr"], 3), "before": round(b["model_psnr"], 3),
                           "after": round(a["model_psnr"], 3)}
-    report = TuneReport(
-        video=str(video), scale=scale, init=str(init),
-        split={"frames": split.frames, "every": every, "train_frames": str(split.train),
-               "held_out_frames": str(split.held_out), "train_images": len(range(0, split.train.end, every)),
-               "held_out_images": len(pairs)},
-        train={"steps": result.steps, "elapsed_s": round(result.elapsed_s, 1), "stopped_by": result.stopped_by,
-               "degrade": str(spec), "weights": str(Path(out) / "last.pt")},
-        held_out=held_out,
-        better=held_out[str(spec)]["after"] > held_out[str(spec)]["before"],
-    )
+    better, verdict = judge(held_out, trained_on, len(pairs))
+    report = TuneReport(video=str(video), scale=scale, init=str(init), split={**split_info, "held_out_images": len(pairs)},
+                        train=trained, held_out=held_out, better=better, verdict=verdict)
     atomic_write_text(Path(out) / "tune.json", json.dumps(report.to_dict(), indent=2) + "\n")
     return report
+
+
+#: the least gain on held-out frames that counts as one: below it, a change is within what another
+#: stretch of footage or another seed moves a score by
+MIN_GAIN_DB = 0.05
+
+
+def judge(held_out: dict[str, dict[str, float]], trained_on: str, images: int) -> tuple[bool, str]:
+    """Whether the tuned weights are worth using, and why: they must gain at least MIN_GAIN_DB on the
+    held-out frames under the degradation they trained for, and lose no more than that gain under
+    any other row (clean frames, JPEG 50)."""
+    gain = held_out[trained_on]["after"] - held_out[trained_on]["before"]
+    label = lambda name: "on clean frames" if name == "none" else f"under {name}"  # noqa: E731
+    if gain < MIN_GAIN_DB:
+        return False, (f"they gain {gain:+.2f} dB {label(trained_on)} on {images} held-out frames, less than the "
+                       f"{MIN_GAIN_DB} dB that counts")
+    losses = {name: r["after"] - r["before"] for name, r in held_out.items() if name != trained_on}
+    worst = min(losses, key=losses.get, default=None)
+    if worst is not None and losses[worst] < -gain:
+        return False, (f"they gain {gain:+.2f} dB {label(trained_on)} but lose {-losses[worst]:.2f} dB "
+                       f"{label(worst)} on {images} held-out frames")
+    return True, f"they gain {gain:+.2f} dB {label(trained_on)} on {images} held-out frames"

@@ -12,6 +12,7 @@ import typer
 
 from srx.cli.app import app, model_scale_option, parse_duration, scale_of_models, threads_option
 from srx.errors import SrxError
+from srx.words import counted
 
 log = logging.getLogger("srx")
 
@@ -33,7 +34,7 @@ def train(
     patch_size: int = typer.Option(48, "--patch-size", help="HR patch size in pixels (multiple of the scale)."),
     stride: int = typer.Option(24, "--stride", help="HR stride between patches (multiple of the scale)."),
     loss_border: Optional[int] = typer.Option(None, "--loss-border", help="HR pixels left out of the loss at each patch edge (default: 2 x scale for srcnn, 0 for lrnet, whose zero padding must be learnt)."),
-    degrade: Optional[str] = typer.Option(None, "--degrade", help="Train on camera-like LR: a preset (camera, jpeg50) or a spec, key=value items joined by commas: jpeg=30..95, noise=0..8, blur=0.2..1.5, shrink=aa|aliased, clean=0.1, h264=23..40, h265=23..40. Validation scores the same spec."),
+    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="Train on camera-like LR: a preset (camera, jpeg50) or a spec, key=value items joined by commas: jpeg=30..95, noise=0..8, blur=0.2..1.5, shrink=aa|aliased, clean=0.1, h264=23..40, h265=23..40 (one spec; several codecs in it are mixed). Validation scores the same spec."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Random flips and 90-degree rotations."),
     seed: int = typer.Option(0, "--seed", help="Seed; a fixed seed gives identical results on one machine."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights: a checkpoint or a shipped model by name (e.g. camera, to fine-tune it on your footage; or x2/x4 from x3 weights)."),
@@ -44,7 +45,7 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a last.pt written by an earlier run; its recipe is kept, only --epochs, --time-budget or --max-steps may extend it."),
     threads: Optional[int] = threads_option("CPU threads for PyTorch (default: all cores)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where extracted patches are cached (default $SRX_CACHE_DIR/patches, else ~/.cache/srx/patches)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (without one, a progress line is logged now and then)."),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Write the mean training loss to metrics.csv every N steps (default: about 20 rows per epoch, at most 50 steps apart)."),
 ) -> None:
     """Train a super-resolution model on a folder of HR images (standard SR protocol)."""
@@ -62,17 +63,32 @@ def train(
         data=[str(d) for d in data or []], val=str(val) if val else None, scale=scale, model=model, epochs=epochs,
         time_budget=parse_duration(time_budget), max_steps=max_steps, batch_size=batch_size, lr=lr,
         optimizer=optimizer, loss=loss, patch_size=patch_size, stride=stride, augment=augment, seed=seed, loss_border=loss_border,
-        init=str(init) if init else None, degrade=parse_degradation(degrade).spec if degrade else "",
+        init=str(init) if init else None, degrade=parse_degradation(one_degradation(degrade)).spec if degrade else "",
         every=every, frames=frames or "", val_frames=val_frames or "",
     )
     result = run_train(cfg, out, resume=resume, threads=threads, show_progress=progress, cache_dir=cache_dir,
                        loss_every=log_every)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun the first process reports for all
-    typer.echo((out / "summary.txt").read_text().strip() if (out / "summary.txt").exists()
-               else f"{result.steps} steps, stopped by {result.stopped_by}; outputs in {out}")
+    if (out / "summary.txt").exists():
+        typer.echo((out / "summary.txt").read_text().strip())
+    typer.echo(f"outputs in {out}: {', '.join(n for n in _OUTPUTS if (out / n).exists())}")
     if result.stopped_by == "interrupted":
         typer.echo(f"interrupted; continue with: srx train --resume {out / 'last.pt'} --out {out}")
+        raise typer.Exit(130)  # a script's `srx train ... && deploy` does not go on after Ctrl-C
+
+
+#: what a run leaves in its folder, in the order the closing line names them
+_OUTPUTS = ("best.pt", "last.pt", "metrics.csv", "training.png", "summary.txt")
+
+
+def one_degradation(given: list[str]) -> str:
+    """The one --degrade a training run takes; several are refused (the last would win unsaid)."""
+    if len(given) > 1:
+        raise SrxError(f"--degrade given {len(given)} times ({', '.join(given)}); training takes one spec. Several "
+                       "codecs in one spec are mixed, each sample coded with one of them, e.g. "
+                       "--degrade jpeg=30..95,h264=23..34,noise=0..2")
+    return given[0]
 
 
 #: train options a resumed run takes from its checkpoint instead (the recipe is the run's)
@@ -220,15 +236,15 @@ def tune(
     video: Path = typer.Argument(..., help="A recording of your camera (any video OpenCV decodes)."),
     scale: Optional[int] = model_scale_option("a checkpoint's"),
     init: str = typer.Option("camera", "--init", help="The weights to start from: a shipped model by name or a checkpoint."),
-    degrade: str = typer.Option("camera", "--degrade", help="How the training LR is degraded: a preset (camera, jpeg50) or a spec such as jpeg=40..60,noise=0..2 (your camera's codec and noise)."),
+    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="How the training LR is degraded: a preset (camera, jpeg50) or a spec such as jpeg=40..60,noise=0..2 (your camera's codec and noise); one spec.  [default: camera]", show_default=False),
     time_budget: Optional[str] = typer.Option("20m", "--time-budget", help="How long to train, e.g. 20m."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps instead."),
     every: Optional[int] = typer.Option(None, "--every", help="Every Nth frame is an image (neighbouring frames are near copies; default: 8, or sparser for long or large footage, so the training patches fit in 1 GB of memory)."),
     holdout: float = typer.Option(0.3, "--holdout", help="Fraction of the footage, at its end, kept out of training and scored."),
     batch_size: int = typer.Option(32, "--batch-size", help="Patches per step."),
-    out: Path = typer.Option(Path("runs/tune"), "--out", help="Output folder: last.pt (the tuned weights, which the report scores), best.pt (the epoch best on the held-out frames themselves, so its score there flatters it), metrics.csv, training.png, tune.json."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/tune, runs/tune-2, ... whichever holds no run yet): last.pt (the tuned weights, which the report scores), best.pt (the epoch best on the held-out frames themselves, so its score there flatters it), metrics.csv, training.png, tune.json."),
     threads: Optional[int] = threads_option("CPU threads for PyTorch (default: all cores)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (without one, a progress line is logged now and then)."),
 ) -> None:
     """Fine-tune a model on your camera's own footage and score it on later footage it never saw.
 
@@ -236,12 +252,27 @@ def tune(
     from srx.fsutil import check_output_dir
     from srx.train.tune import tune_on_footage
 
+    from srx.train.loop import new_run_dir
+
     scale = scale_of_models(scale, [init])
+    degrade = one_degradation(degrade) if degrade else "camera"
+    if out is None:  # a new tuning never lands on an earlier one: runs/tune, runs/tune-2, ...
+        out = new_run_dir(Path("runs/tune"))
     check_output_dir(out, "--out")
+    held = [n for n in ("last.pt", "best.pt", "tune.json") if (out / n).is_file()]
+    if held:  # not `srx train --resume`'s folder rule: that would leave tune.json scoring older weights
+        raise SrxError(f"{out} already holds a tuning run ({', '.join(held)}); pass another --out (or leave it out "
+                       f"for the next free runs/tune-N), or delete {out} to start over")
     report = tune_on_footage(video, scale, out, init=init, degrade=degrade, every=every, holdout=holdout, batch_size=batch_size,
                              time_budget=parse_duration(time_budget) if max_steps is None else None,
                              max_steps=max_steps, threads=threads, show_progress=progress)
     split = report.split
+    if report.interrupted:
+        typer.echo(f"interrupted after {counted(report.train['steps'], 'step')}; the weights so far are in "
+                   f"{report.train['weights']}, not scored (score them on the held-out frames: srx eval --data {video} "
+                   f"--frames {split['held_out_frames']} --every {split['every']} -w {init} -w {report.train['weights']} "
+                   f"--degrade none --degrade {report.train['degrade']})")
+        raise typer.Exit(130)
     typer.echo(f"tuned {init} x{scale} on {split['train_images']} frames of {video} (one in {split['every']} of frames "
                f"{split['train_frames']}) in {report.train['steps']} steps; scored on {split['held_out_images']} held-out "
                f"frames ({split['held_out_frames']}), PSNR on Y:")
@@ -256,7 +287,7 @@ def tune(
                    f"{r['after'] - r['before']:+8.2f}")
     weights = report.train["weights"]
     if report.better:
-        typer.echo(f"use it: srx stream --camera 0 --scale {scale} -w {weights}   (report: {out / 'tune.json'})")
+        typer.echo(f"use it ({report.verdict}): srx stream --camera 0 --scale {scale} -w {weights}   "
+                   f"(report: {out / 'tune.json'})")
     else:
-        typer.echo(f"the tuned weights are no better than {init} on the held-out frames under {report.train['degrade']}: "
-                   f"keep {init} (report: {out / 'tune.json'})")
+        typer.echo(f"keep {init}: {report.verdict} (report: {out / 'tune.json'})")

@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 from srx.cli import app
 from srx.errors import SrxError
 from srx.imageio import FrameRange
-from srx.train.tune import MIN_EVERY, choose_every, patch_bytes_per_frame, split_footage
-from tests.conftest import silent_video
+from srx.train.tune import MIN_EVERY, choose_every, judge, patch_bytes_per_frame, split_footage
+from tests.conftest import assert_one_error_line, silent_video
 
 runner = CliRunner()
 
@@ -35,7 +35,7 @@ def test_tune_reports_before_and_after_on_frames_it_never_trained_on(tmp_path, m
     assert report["split"] == {"frames": 40, "every": 4, "train_frames": "0:20", "held_out_frames": "28:",
                                "train_images": 5, "held_out_images": 3}
     assert report["train"]["steps"] == 3 and (out / "last.pt").exists()
-    assert list(report["held_out"]) == ["none", "jpeg=30..95,noise=0..2,clean=0.5", "jpeg=50"]
+    assert list(report["held_out"]) == ["none", "jpeg=30..95,noise=0..2", "jpeg=50"]  # named as srx eval names them
     # "before" is the shipped camera model on exactly those frames, as srx eval scores it
     ev = runner.invoke(app, ["eval", "--data", str(video), "--every", "4", "--frames", "28:", "-s", "3", "-w", "camera",
                              "--degrade", "jpeg50", "--json"])
@@ -44,8 +44,38 @@ def test_tune_reports_before_and_after_on_frames_it_never_trained_on(tmp_path, m
     assert report["held_out"]["jpeg=50"]["before"] == pytest.approx(mean["model_psnr"], abs=1e-3)
     assert report["held_out"]["jpeg=50"]["bicubic"] == pytest.approx(mean["bicubic_psnr"], abs=1e-3)
     assert "scored on 3 held-out frames (28:)" in res.output and "clean" in res.output
-    assert ("use it: srx stream" in res.output) == report["better"]
-    assert ("keep camera" in res.output) == (not report["better"])
+    assert ("use it (they gain" in res.output) == report["better"]
+    assert (f"keep camera: {report['verdict']}" in res.output) == (not report["better"])
+    again = runner.invoke(app, ["tune", str(video), "--scale", "3", "--max-steps", "1", "--every", "4", "--out", str(out)])
+    assert_one_error_line(again.output, f"{out} already holds a tuning run (last.pt, best.pt, tune.json); pass another --out")
+    assert json.loads((out / "tune.json").read_text()) == report
+
+
+def test_an_interrupted_tune_is_not_scored_and_exits_130(tmp_path, monkeypatch):
+    import functools
+
+    import srx.train.tune
+
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(srx.train.tune, "train", functools.partial(srx.train.tune.train, stop_after=1))
+    video = silent_video(tmp_path / "cam.avi", 40, (96, 72))
+    out = tmp_path / "tuned"
+    res = runner.invoke(app, ["tune", str(video), "--scale", "3", "--max-steps", "5", "--every", "4", "--out", str(out),
+                              "--batch-size", "4", "--no-progress", "--threads", "1"])
+    assert res.exit_code == 130, res.output
+    assert f"interrupted after 1 step; the weights so far are in {out / 'last.pt'}, not scored" in res.output
+    assert "use it" not in res.output and not (out / "tune.json").exists() and (out / "last.pt").exists()
+
+
+def test_tuned_weights_are_recommended_only_for_a_gain_that_counts_and_costs_less_elsewhere():
+    row = lambda before, after: {"bicubic": 25.0, "before": before, "after": after}  # noqa: E731
+    spec = "jpeg=30..95,noise=0..2"
+    ok, why = judge({"none": row(30, 29.95), spec: row(27, 27.2), "jpeg=50": row(26, 26.1)}, spec, 8)
+    assert ok and why == f"they gain +0.20 dB under {spec} on 8 held-out frames"
+    small, why = judge({"none": row(30, 30.1), spec: row(27, 27.03), "jpeg=50": row(26, 26)}, spec, 8)
+    assert not small and why == f"they gain +0.03 dB under {spec} on 8 held-out frames, less than the 0.05 dB that counts"
+    costly, why = judge({"none": row(30, 29.7), spec: row(27, 27.1), "jpeg=50": row(26, 26)}, spec, 8)
+    assert not costly and why == f"they gain +0.10 dB under {spec} but lose 0.30 dB on clean frames on 8 held-out frames"
 
 
 @pytest.mark.parametrize("size,scale", [((96, 72), 3), ((101, 67), 2), ((200, 120), 4)])
@@ -81,6 +111,7 @@ def test_long_or_large_footage_trains_on_sparser_frames():
     (["{video}", "--holdout", "0"], "between 0 and 1; got 0.0"),
     (["{video}", "--init", "camra"], "--init 'camra' is neither a shipped model"),
     (["{video}", "--degrade", "jpeg=120"], "out of range"),
+    (["{video}", "--degrade", "camera", "--degrade", "jpeg50"], "--degrade given 2 times (camera, jpeg50); training takes one spec"),
 ])
 def test_bad_tune_input_is_one_line(tmp_path, image_folder, args, match):
     video = silent_video(tmp_path / "cam.avi", 40, (96, 72))
