@@ -16,12 +16,11 @@ import numpy as np
 
 from srx.errors import SrxError
 from srx.fsutil import check_output_dir, check_output_file, ensure_dir, temporary_sibling
-from srx.imageio import IMAGE_EXTENSIONS, cut_short, cv2_module, decode_image, listed_frames, open_video
+from srx.imageio import IMAGE_EXTENSIONS, VIDEO_SUFFIXES, cut_short, cv2_module, decode_image, listed_frames, open_video
 from srx.runtime.upscaler import Upscaler
 
 log = logging.getLogger("srx")
 
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".flv", ".mpg", ".mpeg", ".ts")
 IMAGE_FORMATS = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
 #: containers `srx upscale` writes: H.264 through PyAV, but MJPEG through OpenCV for .avi (VIDEO_FOURCC)
 VIDEO_OUT = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
@@ -45,7 +44,7 @@ class BatchResult:
 
 def _kind(path: Path) -> str | None:
     suffix = path.suffix.lower()
-    return "image" if suffix in IMAGE_EXTENSIONS else "video" if suffix in VIDEO_EXTENSIONS else None
+    return "image" if suffix in IMAGE_EXTENSIONS else "video" if suffix in VIDEO_SUFFIXES else None
 
 
 def _video_out_suffix(src: Path) -> str:
@@ -135,7 +134,7 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: boo
             failed.append((item, f"{item} does not exist"))
         elif _kind(item) is None:
             failed.append((item, f"{item.name} is not an image or video; expected one of "
-                                 f"{', '.join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)}"))
+                                 f"{', '.join(IMAGE_EXTENSIONS + VIDEO_SUFFIXES)}"))
         else:
             sources.append((item, _kind(item), Path()))  # type: ignore[arg-type]
 

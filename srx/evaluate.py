@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from srx.errors import SrxError
-from srx.imageio import IMAGE_EXTENSIONS, VIDEO_SUFFIXES, FrameRange, check_data_path, is_video, list_images, read_image, video_frames
+from srx.imageio import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, FrameRange, check_data_path, is_video, list_images, read_image,
+                         video_frames, warn_videos_left_out)
 from srx.protocol import bicubic_upscale_y, make_pair, min_eval_side, psnr, ssim
 
 if TYPE_CHECKING:
@@ -69,7 +70,9 @@ def eval_items(path: Path, scale: int, every: int = 10, frames: FrameRange = Fra
         raise SrxError(f"{path} is neither an image ({', '.join(IMAGE_EXTENSIONS)}) nor a video srx reads "
                        f"({', '.join(VIDEO_SUFFIXES)}); expected a folder of images, an image or a video")
     usable = 0
-    for image in list_images(path):  # unreadable ones are named and skipped
+    images = list_images(path)
+    warn_videos_left_out(path, "--data")
+    for image in images:  # unreadable ones are named and skipped
         try:
             item = load_eval_image(image, scale)
         except SrxError as exc:

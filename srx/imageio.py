@@ -14,7 +14,10 @@ from srx.words import counted
 log = logging.getLogger("srx")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".h264", ".264")
+#: the video files every srx command reads (eval, train, tune, compare, upscale), by suffix: containers
+#: and raw H.264 streams as an NVR exports them
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".flv", ".mpg", ".mpeg", ".ts", ".h264",
+                  ".264")
 
 
 def is_video(path: Path) -> bool:
@@ -310,7 +313,24 @@ def list_images(folder: Path) -> list[Path]:
         raise SrxError(f"{folder} is a file; expected a folder of images")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
+        videos = folder_videos(folder)
+        if videos:
+            raise SrxError(f"data folder {folder} holds no images but {counted(len(videos), 'video')}; a folder is read "
+                           f"for its images: pass each video on its own (e.g. {videos[0]})")
         raise SrxError(
             f"data folder {folder} holds no images; expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
         )
     return files
+
+
+def folder_videos(folder: Path) -> list[Path]:
+    """The video files directly in `folder`, sorted."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def warn_videos_left_out(folder: Path, option: str) -> None:
+    """A folder of images that also holds videos is read for its images: say which videos that leaves out."""
+    videos = folder_videos(folder)
+    if videos:
+        log.warning("%s %s: %s in it left out (a folder is read for its images; pass each video with %s, e.g. %s %s)",
+                    option, folder, counted(len(videos), "video"), option, option, videos[0])

@@ -59,6 +59,27 @@ def test_a_folder_without_usable_images_and_an_empty_set_say_so(tmp_path, caplog
         robustness_rows(iter([]), 3, [parse_degradation("none")], {})
 
 
+def test_videos_in_a_data_folder_are_named_not_dropped_unsaid(tmp_path, image_folder, caplog):
+    """A folder is read for its images: one of videos alone is refused with the way out, and the
+    videos beside images are named as left out (they once vanished without a word)."""
+    import logging
+
+    from srx.train.data import _sources
+
+    videos = tmp_path / "nvr"
+    videos.mkdir()
+    silent_video(videos / "door.mp4", 3, (32, 24), fourcc="mp4v")
+    silent_video(videos / "yard.avi", 3, (32, 24))
+    with pytest.raises(SrxError, match=r"holds no images but 2 videos; a folder is read for its images: pass each "
+                                       r"video on its own \(e\.g\. .*door\.mp4\)"):
+        list(eval_items(videos, 3))
+    silent_video(image_folder / "door.avi", 3, (32, 24))
+    with caplog.at_level(logging.WARNING, logger="srx"):
+        assert len(list(eval_items(image_folder, 3))) == 4
+        assert len(_sources([image_folder])) == 4
+    assert caplog.text.count("1 video in it left out (a folder is read for its images; pass each video with --data") == 2
+
+
 def test_eval_count_tells_a_progress_bar_how_many_pairs_come(tmp_path, image_folder):
     from srx.imageio import FrameRange
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from srx.errors import SrxError
 from srx.fsutil import atomic_path, ensure_dir
-from srx.imageio import VIDEO_SUFFIXES, FrameRange, check_data_path, is_video, list_images, read_image, video_frames
+from srx.imageio import (VIDEO_SUFFIXES, FrameRange, check_data_path, is_video, list_images, read_image, video_frames,
+                         warn_videos_left_out)
 from srx.protocol import make_pair
 
 log = logging.getLogger("srx")
@@ -68,6 +69,7 @@ def _sources(paths: list[Path]) -> list[Path]:
                            f"({', '.join(VIDEO_SUFFIXES)})")
         else:
             files.extend(list_images(path))
+            warn_videos_left_out(path, "--data")
     return files
 
 

@@ -253,6 +253,28 @@ def test_a_model_file_of_the_wrong_scale_prints_its_error_and_no_backend_line(on
     assert "backend:" not in caplog.text + res.output
 
 
+def test_upscale_reads_a_raw_h264_stream_as_eval_and_train_do(ckpt, tmp_path):
+    """An NVR's raw H.264 export (.h264, no container): every command takes the same video suffixes."""
+    import av
+
+    from srx.imageio import VIDEO_SUFFIXES, is_video
+
+    raw = tmp_path / "cam.h264"
+    with av.open(str(raw), "w", format="h264") as c:
+        st = c.add_stream("libx264", rate=10)
+        st.width, st.height, st.pix_fmt = 48, 32, "yuv420p"
+        for i in range(6):
+            for packet in st.encode(av.VideoFrame.from_ndarray(synthetic_photo(32, 48, seed=i), format="bgr24")):
+                c.mux(packet)
+        for packet in st.encode():
+            c.mux(packet)
+    assert is_video(raw) and {".wmv", ".flv", ".h264", ".264"} <= set(VIDEO_SUFFIXES)
+    res = runner.invoke(app, ["upscale", str(raw), "--out", str(tmp_path / "up.mkv"), "--weights", str(ckpt(3)),
+                              "--backend", "torch", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert len(stored_frames(tmp_path / "up.mkv")) == 6
+
+
 def test_bench_quick_json(ckpt):
     res = runner.invoke(app, ["bench", "--quick", "--json", "--backend", "torch", "--backend", "onnxruntime"])
     assert res.exit_code == 0, res.output
