@@ -99,14 +99,16 @@ def _folder_sources(folder: Path, out: Path, recursive: bool) -> tuple[list[tupl
 
 
 def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: bool = True,
-              recursive: bool = False) -> tuple[list[Job], list[tuple[Path, str]]]:
+              recursive: bool = False, warn: bool = True) -> tuple[list[Job], list[tuple[Path, str]]]:
     """Where each input goes. One image (or video) with an `out` that names a file of that kind
     writes that file; otherwise `out` is a folder (an existing one, or a name without an
     extension) and each input keeps its stem there. Returns the jobs and the inputs that cannot be
     processed (with the reason). SrxError when `out` cannot be written or names a file that cannot
     hold the output, and when no input can be processed; `create=False` checks all that without
     creating the folder (before the model loads). `recursive`: a folder's subfolders too, their
-    layout mirrored under `out`."""
+    layout mirrored under `out`. `warn=False`: the notes on inputs given twice and on renamed
+    outputs are left to the run that follows (a check beforehand would say each of them twice)."""
+    say = log.warning if warn else log.debug
     if fmt is not None:
         fmt = fmt.lower().lstrip(".")
         if fmt not in IMAGE_FORMATS:
@@ -122,7 +124,7 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: boo
             continue
         if item.exists():
             if item.resolve() in seen:
-                log.warning("%s is given twice; upscaling it once", item)
+                say("%s is given twice; upscaling it once", item)
                 continue
             seen.add(item.resolve())
         if item.is_dir():
@@ -171,7 +173,7 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: boo
             other = taken[dst]
             tag = src.suffix.lstrip(".").lower() if other.suffix.lower() != src.suffix.lower() else src.parent.name
             dst = _free_name(out / under, f"{src.stem}-{tag or 'input'}", suffix, taken)
-            log.warning("%s goes to %s (%s is taken by %s)", src, dst, other.stem + suffix, other)
+            say("%s goes to %s (%s is taken by %s)", src, dst, other.stem + suffix, other)
         if dst.resolve() == src.resolve():
             failed.append((src, f"{src} would be overwritten by its own output; choose another --out"))
             continue

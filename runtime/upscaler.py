@@ -77,6 +77,12 @@ def halo_lr(scale: int, kernel_sizes: list[int] | None) -> int:
     return 2 + math.ceil(hr_radius / scale)
 
 
+def check_tile(tile: int) -> None:
+    """--tile must be a positive number of pixels: said before a model loads."""
+    if tile < 1:
+        raise SrxError(f"--tile {tile}: expected a positive number of pixels (the longest side run whole)")
+
+
 def _tiles(length: int, tile: int) -> list[tuple[int, int]]:
     n = max(1, math.ceil(length / tile))
     cuts = [round(i * length / n) for i in range(n + 1)]
@@ -95,8 +101,7 @@ class Upscaler:
                  workers: int = 1) -> None:
         if runner.scale is not None and runner.scale != scale:
             raise SrxError(f"the model upscales x{runner.scale} but x{scale} was asked for; pass --scale {runner.scale}")
-        if tile < 1:
-            raise SrxError(f"tile size must be a positive number of pixels, got {tile}")
+        check_tile(tile)
         self.runner = runner
         self.scale = int(scale)
         self.tile = int(tile)

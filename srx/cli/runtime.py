@@ -41,11 +41,12 @@ def upscale(
     """Upscale images, folders and videos (Y through the model, chroma bicubic)."""
     from srx.protocol import check_scale
     from srx.runtime.batch import plan_jobs, upscale_files
-    from srx.runtime.upscaler import create_upscaler
+    from srx.runtime.upscaler import check_tile, create_upscaler
 
     if scale is not None:
         check_scale(scale)
-    plan_jobs(inputs, out, fmt, create=False, recursive=recursive)  # an unwritable --out fails now, before the model loads
+    plan_jobs(inputs, out, fmt, create=False, recursive=recursive, warn=False)  # a bad --out fails now, before the model loads
+    check_tile(tile)
     if weights is not None and model is None and weights.suffix.lower() in (".onnx", ".engine", ".plan"):
         model, weights = weights, None  # a model file passed as --weights: take it for what it is
     with create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads, tile=tile,

@@ -275,6 +275,26 @@ def test_upscale_reads_a_raw_h264_stream_as_eval_and_train_do(ckpt, tmp_path):
     assert len(stored_frames(tmp_path / "up.mkv")) == 6
 
 
+def test_notes_on_the_inputs_come_once_and_a_bad_tile_before_the_model(ckpt, image_folder, tmp_path, caplog):
+    img = image_folder / "img0.png"
+    both = tmp_path / "both"
+    both.mkdir()
+    (both / "a.png").write_bytes(img.read_bytes())
+    (both / "a.jpg").write_bytes(img.read_bytes())  # a PNG's bytes under .jpg: OpenCV reads it by content
+    with caplog.at_level("INFO", logger="srx"):
+        res = runner.invoke(app, ["upscale", str(img), str(img), str(both), "--out", str(tmp_path / "o"),
+                                  "--weights", str(ckpt(3)), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert caplog.text.count("img0.png is given twice; upscaling it once") == 1
+    assert caplog.text.count("a.png goes to") == 1
+    caplog.clear()
+    with caplog.at_level("INFO", logger="srx"):
+        bad = runner.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "t.png"), "--weights", str(ckpt(3)),
+                                  "--tile", "0"])
+    assert_one_error_line(bad.output, "--tile 0: expected a positive number of pixels")
+    assert "backend:" not in caplog.text + bad.output
+
+
 def test_bench_quick_json(ckpt):
     res = runner.invoke(app, ["bench", "--quick", "--json", "--backend", "torch", "--backend", "onnxruntime"])
     assert res.exit_code == 0, res.output
