@@ -104,6 +104,9 @@ def detail_crop(hr_y: np.ndarray, size: int, scale: int) -> tuple[int, int, int]
     h, w = hr_y.shape
     check_comparable(h, w, scale)
     side = min(size, h - 2 * scale, w - 2 * scale)
+    if side < size:
+        log.warning("the crop is %d px, what a %dx%d frame holds inside its %d-px border (--crop %d)",
+                    side, w, h, scale, size)
     lap = np.abs(cv2.Laplacian(hr_y.astype(np.float32), cv2.CV_32F))
     integral = cv2.integral(lap)
     best, where = -1.0, (scale, scale)

@@ -206,6 +206,11 @@ def test_compare_of_a_cut_off_video_takes_the_middle_of_the_frames_that_decode(t
         res = runner.invoke(app, ["compare", str(cut), "-w", str(ckpt), "--crop", "48", "--out", str(tmp_path / "c.png")])
     assert res.exit_code == 0, res.output
     assert "cut.mkv decodes to 9 frames where its container lists 20; comparing on frame 4, the middle one" in caplog.text
+    assert "the crop is 48 px" not in caplog.text
+    with caplog.at_level("WARNING", logger="srx"):
+        wide = runner.invoke(app, ["compare", str(cut), "-w", str(ckpt), "--crop", "100", "--out", str(tmp_path / "w.png")])
+    assert wide.exit_code == 0, wide.output
+    assert "the crop is 57 px, what a 96x63 frame holds inside its 3-px border (--crop 100)" in caplog.text
     asked = runner.invoke(app, ["compare", str(cut), "-w", str(ckpt), "--frame", "12", "--out", str(tmp_path / "d.png")])
     assert_one_error_line(asked.output, "cut.mkv ended after 9 frames; --frame 12 is past its end")
 
