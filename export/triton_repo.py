@@ -2,14 +2,17 @@
 
 The contract, shared by `srx export --triton-repo`, `srx serve` and the `triton` runner:
 
-- model name `srx_<name>_x<scale>` (`srx_srcnn-9-1-5_x3`; `-fp16` after the name for the FP16 graph);
+- model name `srx_<name>_x<scale>` (`srx_srcnn-9-1-5_x3`; in an exported repository `-fp16` after the
+  name for the FP16 graph; `srx serve` serves an FP16 graph under the plain name clients look for);
 - one input `lr_y` and one output `hr_y`, FP32, dims `[1, -1, -1]` after the batch dimension
   (`max_batch_size` > 0), the model contract of DEVELOPERS.md;
 - dynamic batching with a small queue delay, so requests from many cameras or hosts that arrive
   together run as one batch;
 - config `parameters` that say it is srx's: `srx_scale`, `srx_model` (the model's name),
-  `srx_model_config` (JSON: layers, kernel sizes), `srx_precision`, `srx_version` and, for an
-  engine, the profile's `srx_min_hw` / `srx_max_hw` (the shape limits; frames above run in tiles).
+  `srx_model_config` (JSON: layers, kernel sizes), `srx_precision`, `srx_version`, for an
+  engine the profile's `srx_min_hw` / `srx_max_hw` (the shape limits; frames above run in tiles)
+  and, in an exported repository, `srx_source_sha256` / `srx_source_name` (the checkpoint it came
+  from, so a later export can say when it replaces a model of other weights).
   The runner refuses a model without `srx_scale`.
 
 `triton_repo_from_model()` writes `DIR/<model name>/config.pbtxt` and `DIR/<model name>/1/model.onnx`
@@ -20,12 +23,15 @@ config is protobuf text format; the tests parse it into Triton's own `ModelConfi
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from srx.errors import SrxError
+
+log = logging.getLogger("srx")
 
 INPUT, OUTPUT = "lr_y", "hr_y"
 DEFAULT_MAX_BATCH = 8
@@ -56,7 +62,45 @@ def srx_parameters(info: dict[str, Any]) -> dict[str, str]:
     if prof.get("min") and prof.get("max"):
         params["srx_min_hw"] = "x".join(str(int(v)) for v in prof["min"][2:])
         params["srx_max_hw"] = "x".join(str(int(v)) for v in prof["max"][2:])
+    if info.get("source_sha256"):  # an exported graph's metadata or an engine's sidecar
+        params["srx_source_sha256"] = str(info["source_sha256"])
+        source = info.get("source_name") or (Path(str(info["weights"])).name if info.get("weights") else "")
+        if source:
+            params["srx_source_name"] = str(source)
     return params
+
+
+def check_triton_repo(repo: Path) -> Path:
+    """--triton-repo before any work: an existing folder, or a name one can be made under."""
+    from srx.fsutil import check_output_dir
+
+    repo = Path(repo)
+    if repo.exists() and not repo.is_dir():
+        raise SrxError(f"--triton-repo {repo} is a file; expected a folder (a Triton model repository)")
+    return check_output_dir(repo, "--triton-repo")
+
+
+def _source_of(folder: Path) -> tuple[str | None, str | None]:
+    """(sha256, file name) of the checkpoint a model folder in a repository was exported from:
+    from its config's srx_source_* parameters, else its ONNX graph's metadata; (None, None) when
+    neither says."""
+    try:
+        text = (folder / "config.pbtxt").read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    found = dict(re.findall(r'key:\s*"(srx_source_(?:sha256|name))",\s*value:\s*\{\s*string_value:\s*"([^"]*)"', text))
+    if found.get("srx_source_sha256"):
+        return found["srx_source_sha256"], found.get("srx_source_name")
+    graph = folder / "1" / "model.onnx"
+    if graph.is_file():
+        from srx.export.onnx import read_srx_metadata
+
+        try:
+            meta = read_srx_metadata(graph)
+        except SrxError:
+            return None, None
+        return meta.get("source_sha256"), meta.get("source_name")
+    return None, None
 
 
 def _q(text: str) -> str:
@@ -111,12 +155,15 @@ def triton_repo_from_model(model_file: Path, repo: Path, *, max_batch: int = DEF
     else:
         raise SrxError(f"--triton-repo needs an srx .onnx graph or TensorRT .engine, got {model_file.name}")
     name = triton_model_name(info["name"], int(info["scale"]), str(info.get("precision", "fp32")))
-    repo = Path(repo)
-    if repo.exists() and not repo.is_dir():
-        raise SrxError(f"--triton-repo {repo} is a file; expected a folder (a Triton model repository)")
+    repo = check_triton_repo(repo)
     final = repo / name
     if final.exists() and not (final / "config.pbtxt").is_file():
         raise SrxError(f"{final} exists and is not a Triton model folder; remove it or pick another --triton-repo")
+    if final.exists():
+        old_sha, old_name = _source_of(final)
+        if old_sha is not None and old_sha != info.get("source_sha256"):
+            log.warning("replacing Triton model %s in %s, exported before from other weights (%s); give each model "
+                        "its own --name to keep both", name, repo, old_name or "unknown")
     repo.mkdir(parents=True, exist_ok=True)
     tmp = repo / f".{name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)

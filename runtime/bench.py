@@ -389,6 +389,10 @@ def run_bench(
         models = list(weights) if isinstance(weights, (list, tuple)) else [weights]
     if reps is not None and reps < 1:
         raise SrxError(f"--reps must be at least 1, got {reps}")
+    if server is not None and "triton" in backends:  # a server that is not there is one error, not a local-only run
+        from srx.runtime.triton_runner import check_server
+
+        check_server(server)
     reps = reps or (3 if quick else 15)
     warmup = 1 if quick else 3
     from srx.runtime.upscaler import _cv2, keep_frame_buffers, single_threaded_opencv
@@ -401,7 +405,7 @@ def run_bench(
         from srx.runtime.select import _torch_sees_gpu
 
         probe = GemmProbe(threads, quick, gpu=any(b in GPU_BACKENDS for b in backends) and _torch_sees_gpu())
-        rows, skipped, names = [], [], []
+        rows, skipped = [], []
 
         def skip(backend: str, label: str, case: tuple, exc: SrxError) -> None:
             skipped.append({"backend": backend, "model": label, "case": case[0], "reason": str(exc)})
@@ -419,7 +423,6 @@ def run_bench(
                     cfg = ModelConfig.from_dict(dict(load_checkpoint(ckpt)["model_config"]))
                     arch = cfg.name.rsplit("-x", 1)[0]
                     label = label if label in SHIPPED else arch
-                    names.append(label)
                     flops = frame_flops(ckpt, case[2], case[1])
                     for backend in backends:
                         if backend == "triton" and weights_one is not models[0]:
@@ -450,7 +453,7 @@ def run_bench(
             "gemm_gflops": gflops,
             "gemm_library": library,
             "gemm_gflops_by_library": probe.rates(),
-            "models": list(dict.fromkeys(names)),
+            "models": list(dict.fromkeys(r.model for r in rows)),  # what was benchmarked (a served model's name)
             "quick": quick,
             "rows": [asdict(r) for r in rows],
             "skipped": skipped,

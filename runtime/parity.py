@@ -103,13 +103,26 @@ def _psnr_gt(hr_y: np.ndarray, out: np.ndarray, scale: int) -> float:
     return psnr(hr_y, sr, border=scale)
 
 
-def _exported(weights: Path, scale: int, folder: Path, scratch: Path) -> tuple[Path, Path]:
-    """The FP32 and FP16 graphs of `weights` in `folder`, reused when they were exported from this
-    very checkpoint (source sha256); missing or stale ones are exported into `scratch`."""
+def _exported(weights: Path, scale: int, folder: Path, scratch: Path,
+              graphs: tuple[Path, Path | None] | None = None) -> tuple[Path, Path]:
+    """The FP32 and FP16 graphs to check. `graphs`: exactly these files (what `srx export` just
+    wrote; without an FP16 one, it is converted from the FP32 graph into `scratch`). Else those of
+    `weights` in `folder`, reused when they were exported from this very checkpoint (source
+    sha256); missing or stale ones are exported into `scratch`."""
     from srx.export.onnx import check_srx_onnx, fp16_onnx_from_onnx, onnx_from_checkpoint
     from srx.fsutil import sha256_file
     from srx.checkpoint import model_from_checkpoint
 
+    if graphs is not None:
+        given = Path(graphs[0])
+        if check_srx_onnx(given, scale)["precision"] != "fp32":
+            raise SrxError(f"{given} is not an FP32 graph; the parity check takes the FP32 graph and its FP16 one")
+        if graphs[1] is None:
+            return given, fp16_onnx_from_onnx(given, scratch / f"{given.stem}-fp16.onnx")
+        half = Path(graphs[1])
+        if check_srx_onnx(half, scale)["precision"] != "fp16":
+            raise SrxError(f"{half} is not an FP16 graph; the parity check takes the FP32 graph and its FP16 one")
+        return given, half
     _, config, _ = model_from_checkpoint(weights, scale)
     digest = sha256_file(weights)
     fp32, fp16 = folder / f"{config.name}.onnx", folder / f"{config.name}-fp16.onnx"
@@ -178,6 +191,7 @@ def parity_report(
     scale: int,
     *,
     onnx_dir: Path | None = None,
+    graphs: tuple[Path, Path | None] | None = None,
     engine: Path | None = None,
     set5: Path | None = None,
     seed: int = 0,
@@ -189,7 +203,9 @@ def parity_report(
     """Run every backend on the same inputs and score it against PyTorch (module docstring).
 
     `onnx_dir`: where exported graphs are looked for (used when exported from this very checkpoint;
-    missing ones are exported to a temporary folder, never into `onnx_dir`). `engine`: a TensorRT
+    missing ones are exported to a temporary folder, never into `onnx_dir`). `graphs`: the exact
+    (FP32, FP16 or None) files to check instead, as `srx export --check` passes what it wrote: a
+    static graph's inputs are cropped to its size. `engine`: a TensorRT
     engine to check; without one, FP32 and FP16 engines are built in the temporary folder when
     TensorRT and a GPU are present (`build_engines`). `set5`: the
     images (default ../shared/datasets/Set5 when present, else synthetic photos; `synthetic`
@@ -209,7 +225,7 @@ def parity_report(
 
     with tempfile.TemporaryDirectory(prefix="srx-parity-") as tmp:
         folder = Path(onnx_dir) if onnx_dir is not None else Path(tmp)
-        fp32, fp16 = _exported(weights, scale, folder, Path(tmp))
+        fp32, fp16 = _exported(weights, scale, folder, Path(tmp), graphs)
         from srx.export.onnx import check_srx_onnx
         from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
 

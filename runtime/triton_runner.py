@@ -149,8 +149,31 @@ class TritonRunner(Runner):
                            "pick one with --model NAME")
         have = ", ".join(sorted({str(m.get("name")) for m in models})) or "none listed"
         raise SrxError(f"the Triton server at {self.url} has no srx model{want} that srx can find (none of "
-                       f"{', '.join(tried)}; models in its index: {have}); pass the model's name with --model NAME "
-                       "(`srx serve` prints it)")
+                       f"{', '.join(tried)}; models in its index: {have}); {self._hint(client, scale or 3)}")
+
+    def _hint(self, client: Any, scale: int) -> str:
+        """How to find the model when the unnamed names of `scale` are not there: wait for a server
+        still loading its models, the --scale of the one unnamed model it has, else --model NAME."""
+        from tritonclient.utils import InferenceServerException
+
+        def asked(call: Any, *args: Any) -> Any:
+            try:
+                return call(*args, client_timeout=min(self.timeout, 5.0))
+            except InferenceServerException:
+                return None
+
+        if asked(client.is_server_ready) is False:  # Triton is not ready while a model loads
+            return ("it answers but is not ready: its models may still be loading; try again in a few seconds "
+                    "(or wait until `srx serve` prints its clients: line)")
+        other = {s: [n for n in unnamed_served_models(s) if asked(client.is_model_ready, n)]
+                 for s in (2, 3, 4) if s != scale}
+        found = {s: names for s, names in other.items() if names}
+        if found:
+            served = ", ".join(n for names in found.values() for n in names)
+            return (f"it serves {served}: pass --scale {'|'.join(str(s) for s in found)}, or a model's name with "
+                    "--model NAME")
+        return ("pass --scale N if it serves another scale, or the model's name with --model NAME (the clients: line "
+                "`srx serve` prints says which a client needs)")
 
     def _read_config(self, client: Any, scale: int | None) -> None:
         from tritonclient.utils import InferenceServerException
@@ -227,6 +250,26 @@ class TritonRunner(Runner):
         if out is None:
             raise SrxError(f"Triton server {self.url} returned no hr_y for {self.model}")
         return out if out.dtype == np.float32 else out.astype(np.float32)
+
+
+def check_server(server: str, timeout: float = 5.0) -> str:
+    """One `error:` line now when no Triton server answers at `server` (gRPC HOST:PORT), as a
+    runner's would be; returns the parsed address."""
+    url = parse_server(server)
+    grpcclient = grpc_module()
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        live = client.is_server_live(client_timeout=timeout)
+    except InferenceServerException as exc:
+        raise SrxError(f"no Triton server answers at {url} (gRPC): {_message(exc)}; start one with `srx serve` or "
+                       "check --server HOST:PORT (the gRPC port, 8001 by default)") from None
+    finally:
+        client.close()
+    if not live:
+        raise SrxError(f"the Triton server at {url} answers but is not live; try again when it has started")
+    return url
 
 
 def server_version(server: str, timeout: float = 5.0) -> str:

@@ -20,13 +20,15 @@ def parse_hw(text: str, option: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def _rebuild_command(weights: Optional[str], scale: int, out: Path, fp16: bool, shapes: tuple[str, str, Optional[str]],
-                     extra: list[str]) -> str:
+def _rebuild_command(weights: Optional[str], scale: int, out: Path, fp16: bool,
+                     shapes: Optional[tuple[str, str, Optional[str]]], extra: list[str]) -> str:
     """The command that builds the engine on another machine: a shipped model by its name (its
-    file's path here means nothing there), a checkpoint by the path given."""
+    file's path here means nothing there), a checkpoint by the path given. `shapes`: the dynamic
+    graph's profile; None for a static graph, whose engine takes the graph's own shape."""
+    profile = [] if shapes is None else ["--min-shape", shapes[0], "--opt-shape", shapes[1],
+                                         *(["--max-shape", shapes[2]] if shapes[2] else [])]
     parts = ["srx", "export", "--scale", str(scale), *(["--weights", weights] if weights else []), "--out", str(out),
-             "--fp16" if fp16 else "--no-fp16", *extra, "--min-shape", shapes[0], "--opt-shape", shapes[1],
-             *(["--max-shape", shapes[2]] if shapes[2] else []), "--engine"]
+             "--fp16" if fp16 else "--no-fp16", *extra, *profile, "--engine"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -72,6 +74,10 @@ def export_cmd(
         export_stem("", scale, name)  # a bad --name fails before any work too
     if timing_cache is not None and engine is not False:
         check_output_file(timing_cache, "--timing-cache")
+    if triton_repo is not None:
+        from srx.export.triton_repo import check_triton_repo
+
+        check_triton_repo(triton_repo)
     if engine is not False:
         check_profile(hw[0], hw[1], hw[2] or tuple(map(max, hw[0], hw[1])))  # fail before minutes of work
     trt_ok, why = tensorrt_status() if engine is not False else (False, "")
@@ -101,7 +107,8 @@ def export_cmd(
             if name is not None:
                 extra += ["--name", name]
             given = None if weights is None else str(weights)  # as typed: a shipped name stays a name
-            cmd = _rebuild_command(given, scale, out, fp16, (min_shape, opt_shape, max_shape), extra)
+            shapes = (min_shape, opt_shape, max_shape) if dynamic else None  # a static graph's engine takes its shape
+            cmd = _rebuild_command(given, scale, out, fp16, shapes, extra)
             typer.echo(f"no TensorRT engine built: {why.rstrip('.')}; on the target GPU run: {cmd}")
     if triton_repo is not None:
         from srx.export.triton_repo import triton_repo_from_model
@@ -109,7 +116,8 @@ def export_cmd(
         folder = triton_repo_from_model(built or fp32, triton_repo)
         typer.echo(f"wrote Triton model {folder.name} into {triton_repo} ({folder / 'config.pbtxt'})")
     if check:
-        _print_parity(path, scale, onnx_dir=out, engine=built, data=None, synthetic=False, as_json=False)
+        _print_parity(path, scale, graphs=(fp32, graph if fp16 else None), engine=built, data=None, synthetic=False,
+                      as_json=False)  # the very files written: their names, their layout, a static graph's size
 
 
 @app.command("parity")
@@ -126,13 +134,13 @@ def parity_cmd(
 ) -> None:
     """PyTorch vs ONNX Runtime FP32/FP16 (and TensorRT) on Set5 and odd-sized frames; exit 1 on a failed gate."""
     scale = scale_of_models(scale, [weights])
-    _print_parity(weights, scale, onnx_dir=None, engine=engine, data=data, synthetic=synthetic, as_json=as_json,
+    _print_parity(weights, scale, graphs=None, engine=engine, data=data, synthetic=synthetic, as_json=as_json,
                   server=server, model=model)
 
 
-def _print_parity(weights: Optional[Path], scale: int, *, onnx_dir: Optional[Path], engine: Optional[Path],
-                  data: Optional[Path], synthetic: bool, as_json: bool, server: Optional[str] = None,
-                  model: Optional[str] = None) -> None:
+def _print_parity(weights: Optional[Path], scale: int, *, graphs: Optional[tuple[Path, Optional[Path]]],
+                  engine: Optional[Path], data: Optional[Path], synthetic: bool, as_json: bool,
+                  server: Optional[str] = None, model: Optional[str] = None) -> None:
     from srx.runtime.parity import format_parity_table, parity_report, report_to_json
 
     extra = []
@@ -141,7 +149,7 @@ def _print_parity(weights: Optional[Path], scale: int, *, onnx_dir: Optional[Pat
 
         probe = TritonRunner(server, model=model, scale=scale)  # a missing server is one clear error, now
         extra.append(("triton", probe.precision, lambda: TritonRunner(server, model=probe.model, scale=scale)))
-    report = parity_report(weights, scale, onnx_dir=onnx_dir, engine=engine, set5=data, synthetic=synthetic,
+    report = parity_report(weights, scale, graphs=graphs, engine=engine, set5=data, synthetic=synthetic,
                            log=None if as_json else typer.echo, extra=extra)
     if as_json:
         typer.echo(report_to_json(report))

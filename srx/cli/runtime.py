@@ -16,11 +16,16 @@ _SERVER_HELP = ("Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` ru
 
 
 def _console():
-    """A rich console; wide when not a terminal (logs, CI), where rich would assume 80 columns."""
+    """A rich console; wide when not a terminal (logs, CI), where rich would assume 80 columns,
+    unless COLUMNS says how wide."""
+    import os
+
     from rich.console import Console
 
     console = Console()
-    return console if console.is_terminal else Console(width=160)
+    if console.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit():
+        return console
+    return Console(width=160)
 
 
 @app.command()
@@ -84,24 +89,33 @@ def bench(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
+    console = _console()
+    console.print(bench_table(result))
+    console.print(result["note"], markup=False)  # what was skipped was said once, as it happened
+
+
+def bench_table(result: dict):
+    """The rich Table of a `run_bench` result: titled with the models and backends in its rows; the
+    model and backend columns are never cut (onnxruntime-fp16 and onnxruntime must stay apart), and
+    a narrow terminal folds the other cells rather than hide a number behind an ellipsis."""
     from rich.table import Table
 
-    table = Table(title=f"srx bench: {', '.join(result['models'])}, {result['threads']} threads, "
+    backends = ", ".join(dict.fromkeys(r["backend"] for r in result["rows"]))
+    table = Table(title=f"srx bench: {', '.join(result['models'])} on {backends}, {result['threads']} threads, "
                         f"GEMM {result['gemm_gflops']:.1f} GFLOP/s (float32, {result['gemm_library']})")
     cols = ("model", "backend", "case", "in -> out", "model p50/p95 ms", "e2e p50/p95 ms", "fps", "GFLOP model (graph)",
             "GEMM GFLOP/s", "floor ms", "model/floor", "e2e/model")
     for col in cols:
-        table.add_column(col, justify="left" if col in ("model", "backend", "case", "in -> out") else "right")
+        whole = col in ("model", "backend")
+        width = max([len(col), *(len(str(r[col])) for r in result["rows"])]) if whole else None
+        table.add_column(col, justify="left" if col in ("model", "backend", "case", "in -> out") else "right",
+                         no_wrap=whole, min_width=width, overflow="fold")
     for r in result["rows"]:
         table.add_row(r["model"], r["backend"], r["case"], f"{r['lr']} -> {r['hr']}",
                       f"{r['model_p50_ms']:.1f} / {r['model_p95_ms']:.1f}", f"{r['e2e_p50_ms']:.1f} / {r['e2e_p95_ms']:.1f}",
                       f"{r['fps']:.1f}", f"{r['model_gflop']:.2f} ({r['graph_gflop']:.2f})", f"{r['gemm_gflops']:.0f}",
                       f"{r['floor_ms']:.1f}", f"{r['model_over_floor']:.2f}", f"{r['e2e_over_model']:.3f}")
-    console = _console()
-    console.print(table)
-    for s in result["skipped"]:
-        console.print(f"skipped {s['backend']} ({s['case']}): {s['reason']}", markup=False)
-    console.print(result["note"], markup=False)
+    return table
 
 
 @app.command()

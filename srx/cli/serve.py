@@ -66,8 +66,8 @@ def serve_cmd(
     if backend == "triton":
         raise SrxError("--backend triton would serve a model from another Triton server; pick onnxruntime, tensorrt or torch")
     runners, names = [], []
-    if model is not None:
-        runners.append(make_runner(backend, scale=None, model_file=model, threads=threads))
+    if model is not None:  # an explicit --scale must match the file's (one line, as upscale and stream say)
+        runners.append(make_runner(backend, scale=scale[0] if scale else None, model_file=model, threads=threads))
         names.append(name)
     else:
         for w in given:
@@ -79,30 +79,48 @@ def serve_cmd(
         typer.echo(f"serving {', '.join(info['models'])} ({info['backend']}) on Triton Inference Server "
                    f"{info['version']}: gRPC {info['grpc']}, HTTP {info['http']}, metrics {info['metrics']}; "
                    f"dynamic batching up to {info['max_batch']} with {info['queue_delay_us']} us queue delay")
-        typer.echo(f"  clients: srx stream --server {info['grpc']}{_client_model_option(info['models'])} ...   "
-                   "(Ctrl-C or SIGTERM stops the server)")
+        typer.echo(f"  clients: srx stream --server {client_address(info['host'], info['grpc_port'])}"
+                   f"{client_options(info['scales'])} ...   (Ctrl-C or SIGTERM stops the server)")
 
     served = serve_model(runners, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
                          max_batch=max_batch, queue_delay_us=queue_delay_us, on_ready=ready,
                          verbose=logging.getLogger("srx").isEnabledFor(logging.DEBUG), name=names)
     stats = served.get("statistics") or {}
-    if not stats:
-        typer.echo("stopped")
-    for model_name, st in stats.items():
-        sizes = ", ".join(f"{n} x {b}" for b, n in st["batches"].items()) or "none"
-        typer.echo(f"stopped {model_name}: {st['inference_count']} requests in {st['execution_count']} model runs "
-                   f"(executions x batch size: {sizes})")
+    for model_name in served["models"]:
+        typer.echo(stopped_line(model_name, stats.get(model_name)))
 
 
-def _client_model_option(models: list[str]) -> str:
-    """What a client must add to find the served model: nothing where each model is one a client
-    finds unnamed (one per scale, named as `srx serve` names it without --name), else --model NAME."""
-    import re
+def stopped_line(model_name: str, st: Optional[dict]) -> str:
+    """What the stop prints for one model: Triton's request and batch counts, however few."""
+    from srx.words import counted
 
+    if st is None:
+        return f"stopped {model_name}: no statistics (the server stopped before they could be read)"
+    sizes = ", ".join(f"{n} x {b}" for b, n in st["batches"].items()) or "none"
+    who = f"; counted by {st['counted_by']}, as Triton had stopped" if st.get("counted_by") else ""
+    return (f"stopped {model_name}: {counted(st['inference_count'], 'request')} in "
+            f"{counted(st['execution_count'], 'model run')} (executions x batch size: {sizes}{who})")
+
+
+def client_address(host: str, port: int) -> str:
+    """The gRPC address a client uses: the listening address, or for one that listens on every
+    interface (0.0.0.0, ::) this machine's host name (THIS_HOST where it has none)."""
+    if host in ("0.0.0.0", "::", "", "[::]"):
+        import socket
+
+        name = socket.gethostname().strip()
+        host = name if name and name != "localhost" else "THIS_HOST"
+    return f"{host}:{port}"
+
+
+def client_options(scales: dict[str, int]) -> str:
+    """What a client must add to find the served models ({Triton name: scale}): --scale where each
+    is one a client finds unnamed (one per scale, named as `srx serve` names it without --name),
+    else --model NAME (which carries its scale)."""
     from srx.runtime.triton_runner import unnamed_served_models
 
-    scales = [int(m.group(1)) if (m := re.search(r"_x(\d+)$", name)) else 0 for name in models]
-    found = all(s and name in unnamed_served_models(s) for name, s in zip(models, scales))
-    if found and len(set(scales)) == len(scales):
-        return ""
-    return f" --model {models[0]}" if len(models) == 1 else f" --model {'|'.join(models)}"
+    models = list(scales)
+    found = all(name in unnamed_served_models(s) for name, s in scales.items())
+    if found and len(set(scales.values())) == len(scales):
+        return f" --scale {'|'.join(str(s) for s in sorted(scales.values()))}"
+    return f" --model {'|'.join(models)}"

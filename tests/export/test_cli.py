@@ -166,3 +166,70 @@ def test_parity_exits_1_through_the_cli_when_a_gate_fails(tmp_path):
     assert json.loads(as_json.stdout)["passed"] is False
     assert rows[("onnxruntime", "fp32")]["passed"] is True
     assert rows[("onnxruntime", "fp16")]["passed"] is False and "PSNR vs PyTorch" in rows[("onnxruntime", "fp16")]["reason"]
+
+
+def test_check_runs_the_parity_gates_on_the_files_written(tiny_checkpoint, tmp_path):
+    """`--check` runs the graphs it wrote, whatever their name, layout or size: a named, static,
+    plain-layout export is checked as written (cropped to its 24x32 input), never re-exported as a
+    dynamic graph of the architecture's name into a temporary folder."""
+    out = tmp_path / "named"
+    result = runner.invoke(app, [
+        "export", "-w", str(tiny_checkpoint(2)), "-s", "2", "--name", "lobby", "--out", str(out), "--static",
+        "--height", "24", "--width", "32", "--layout", "plain", "--no-engine", "--check",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "parity: onnxruntime fp32 (lobby-x2.onnx)" in result.output
+    assert "parity: onnxruntime fp16 (lobby-x2-fp16.onnx)" in result.output
+    assert "srcnn-5-1-3" not in result.output.replace("parity srcnn-5-1-3-x2 x2", "")  # the table's title names the model
+    assert "cropped to the static 24x32 input of lobby-x2.onnx" in " ".join(result.output.split())
+    assert "parity: all gates passed" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["lobby-x2-fp16.onnx", "lobby-x2.onnx"]
+
+
+def test_a_static_export_suggests_an_engine_of_its_own_shape(tiny_checkpoint, tmp_path):
+    """A static graph's engine takes the graph's shape (export/tensorrt.py), so the command printed
+    for the target GPU gives no dynamic 16x16..360x640 profile beside --static."""
+    if tensorrt_status()[0]:
+        pytest.skip("TensorRT and a GPU are here: the engine is built, no hint is printed")
+    result = runner.invoke(app, ["export", "-w", str(tiny_checkpoint(2)), "-s", "2", "--out", str(tmp_path / "e"),
+                                 "--static", "--height", "24", "--width", "32", "--no-fp16"])
+    assert result.exit_code == 0, result.output
+    hint = next(ln for ln in result.output.splitlines() if ln.startswith("no TensorRT engine built"))
+    assert hint.endswith("--no-fp16 --static --height 24 --width 32 --engine"), hint
+    assert "-shape" not in hint
+
+
+def test_triton_repo_says_when_it_replaces_a_model_of_other_weights(tiny_checkpoint, tmp_path, caplog):
+    """Two checkpoints of one architecture exported into one repository without --name: the second
+    replaces the first, with a warning naming the weights it came from; the same weights again
+    replace it silently. A --triton-repo that is a file is refused before anything is written."""
+    import torch
+
+    from srx.checkpoint import load_checkpoint, save_checkpoint
+    from srx.models import ModelConfig, build_model
+
+    repo = tmp_path / "models"
+    door = tiny_checkpoint(3, "door.pt")
+    torch.manual_seed(77)  # other weights of the same architecture and scale
+    cfg = ModelConfig.from_dict(dict(load_checkpoint(door)["model_config"]))
+    lobby = tmp_path / "lobby.pt"
+    save_checkpoint(lobby, build_model(cfg), cfg)
+    common = ["--no-fp16", "--no-engine", "--triton-repo", str(repo)]
+    assert runner.invoke(app, ["export", "-w", str(door), "--out", str(tmp_path / "a"), *common]).exit_code == 0
+    caplog.clear()
+    again = runner.invoke(app, ["export", "-w", str(door), "--out", str(tmp_path / "a"), *common])
+    assert again.exit_code == 0 and not [r for r in caplog.records if r.levelname == "WARNING"]
+    caplog.clear()
+    other = runner.invoke(app, ["export", "-w", str(lobby), "--out", str(tmp_path / "b"), *common])
+    assert other.exit_code == 0, other.output
+    notes = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(notes) == 1, notes
+    assert "replacing Triton model srx_srcnn-5-1-3_x3 in" in notes[0] and "other weights (door.pt)" in notes[0]
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    out = tmp_path / "never"
+    refused = runner.invoke(app, ["export", "-w", str(door), "--out", str(out), "--triton-repo", str(afile)])
+    assert refused.exit_code == 1
+    assert_one_error_line(refused.output, f"--triton-repo {afile} is a file; expected a folder")
+    assert not out.exists()  # checked before any work

@@ -314,6 +314,20 @@ def test_bench_quick_json(ckpt):
     assert table.exit_code == 0 and "GEMM" in table.output
 
 
+@pytest.mark.parametrize("columns", ["100", "160"])
+def test_bench_table_keeps_the_backend_whole_and_names_what_ran(ckpt, monkeypatch, columns):
+    """FP16 and FP32 rows told apart at a normal width (the backend column was cut to
+    `onnxruntime-…` at any width), and a title naming the models and backends of the rows."""
+    monkeypatch.setenv("COLUMNS", columns)
+    res = runner.invoke(app, ["bench", "--quick", "--backend", "onnxruntime-fp16", "--backend", "onnxruntime",
+                              "-w", "fast", "--case", "quick x3", "--reps", "1"])
+    assert res.exit_code == 0, res.output
+    rows = [ln for ln in res.stdout.splitlines() if ln.startswith("│ fast")]
+    assert len(rows) == 2 and "│ onnxruntime-fp16 │" in rows[0] and "│ onnxruntime      │" in rows[1], res.stdout
+    assert "…" not in res.stdout
+    assert "srx bench: fast on onnxruntime-fp16, onnxruntime," in " ".join(res.stdout.split())
+
+
 def test_bench_unknown_backend_is_one_line(ckpt):
     res = runner.invoke(app, ["bench", "--quick", "--backend", "warp-drive"])
     assert res.exit_code == 1 and "unknown bench backend" in res.output

@@ -83,7 +83,7 @@ class Serve:
     """`python -m srx serve` on the given ports, its output collected; ready once it prints `serving`."""
 
     def __init__(self, ckpt: Path | None, ports: dict[str, int], name: str | None = None,
-                 models: list[str] | None = None) -> None:
+                 models: list[str] | None = None, session: bool = False) -> None:
         self.ports = ports
         self.lines: list[str] = []
         which = models if models is not None else ["-w", str(ckpt), "--scale", "3"]
@@ -91,7 +91,7 @@ class Serve:
             [sys.executable, "-m", "srx", "serve", *which, "--threads", "1",
              "--grpc-port", str(ports["grpc"]), "--http-port", str(ports["http"]), "--metrics-port", str(ports["metrics"]), *(["--name", name] if name else [])],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "OMP_NUM_THREADS": "1"})
+            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=session)
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
         wait_until(lambda: any(line.startswith("serving ") for line in self.lines) or self.proc.poll() is not None,
                    240, "srx serve to announce its model")
@@ -110,6 +110,26 @@ class Serve:
                 self.proc.wait(10)
                 pytest.fail("srx serve did not stop within 60 s of SIGTERM:\n" + "".join(self.lines))
         return self.proc.returncode
+
+    def stop_group(self) -> int:
+        """SIGTERM to srx serve's process group, as a service manager sends it (systemd's
+        control-group mode), twice within a moment, as `timeout` does: Triton gets it too."""
+        self.children |= descendants(self.proc.pid)
+        for _ in range(2):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            pytest.fail("srx serve did not stop within 60 s of its group's SIGTERM:\n" + "".join(self.lines))
+        return self.proc.returncode
+
+    def scratch_left(self) -> list[Path]:
+        """Scratch folders of this srx serve still there (it names them srx-serve-<pid>-*)."""
+        import tempfile
+
+        return sorted(Path(tempfile.gettempdir()).glob(f"srx-serve-{self.proc.pid}-*"))
 
 
 @pytest.fixture(scope="module")
@@ -259,6 +279,7 @@ def test_serve_names_the_model_and_a_client_finds_it_by_that_name(ckpt, tmp_path
         assert bench.exit_code == 0, bench.output
         rows = json.loads(bench.stdout)["rows"]
         assert [(r["model"], r["case"]) for r in rows] == [("srx_lobby_x3", "quick x3")], rows
+        assert json.loads(bench.stdout)["models"] == ["srx_lobby_x3"]  # what was benchmarked, not srcnn and fast
     finally:
         assert server.stop() == 0, "".join(server.lines)
 
@@ -289,16 +310,18 @@ def test_one_server_serves_every_scale_and_each_client_finds_its_own(tmp_path: P
     finally:
         assert server.stop() == 0, "".join(server.lines)
     for scale in (2, 3):
-        assert any(line.startswith(f"stopped srx_camera_x{scale}: 2 requests in 1 model runs") for line in server.lines), \
+        assert any(line.startswith(f"stopped srx_camera_x{scale}: 2 requests in 1 model run ") for line in server.lines), \
             "".join(server.lines)
     # everything of Triton's ended by itself: srx serve's own resource tracker is not mistaken for one of them
     assert not any("still running after the stop" in line for line in server.lines), "".join(server.lines)
 
 
-def test_serving_several_models_refuses_what_names_one(tmp_path: Path) -> None:
+def test_serving_several_models_refuses_what_names_one(onnx_graphs, tmp_path: Path) -> None:
     for args, match in ((["-s", "2", "-s", "3", "--name", "lobby"], "--name names one model"),
                         (["--model", str(tmp_path / "m.onnx"), "-s", "2", "-s", "3"], "--model serves one model file"),
-                        (["-s", "3", "-s", "5"], "unsupported scale")):
+                        (["-s", "3", "-s", "5"], "unsupported scale"),
+                        # an explicit --scale is not dropped for the file's own (without it, the file's is taken)
+                        (["-s", "3", "--model", str(onnx_graphs(2)[0])], "holds a x2 model but x3 was asked for; pass --scale 2")):
         res = CliRunner().invoke(app, ["serve", *args])
         assert res.exit_code == 1
         assert_one_error_line(res.output, match)
@@ -386,3 +409,177 @@ def test_server_dies_mid_stream_comes_back_and_leaves_nothing(served, ckpt, tmp_
     assert len(sink.thumbs) == summary.frames_out  # the output got a frame for every source frame taken
     assert server.stop() == 0
     assert not left_behind(server.children)
+
+
+def test_an_fp16_graph_is_served_under_the_name_clients_find(onnx_graphs, tmp_path: Path) -> None:
+    """`srx serve --model x2-fp16.onnx`: served as srx_srcnn-9-1-5_x2 (not ..-fp16_x2, which no
+    client looks for); the clients: line it prints (with --scale 2) finds it, a client left at x3
+    is told to pass --scale 2, an empty frame is one line with HTTP 400 / INVALID_ARGUMENT, and a
+    process group's SIGTERM (twice, as `timeout` sends it) stops it cleanly with its counts and
+    leaves no scratch folder and no process."""
+    import cv2
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    from tests.conftest import synthetic_photo
+
+    ports = {"grpc": free_port(), "http": free_port(), "metrics": free_port()}
+    server = Serve(None, ports, models=["--model", str(onnx_graphs(2)[1])], session=True)
+    try:
+        text = "".join(server.lines)
+        assert "serving srx_srcnn-9-1-5_x2 (onnxruntime (CPUExecutionProvider, FP16" in text, text
+        line = next(ln for ln in server.lines if "clients:" in ln)
+        assert f"clients: srx stream --server 127.0.0.1:{ports['grpc']} --scale 2 ..." in line, line
+        img = tmp_path / "in.png"
+        cv2.imwrite(str(img), synthetic_photo(20, 24))
+        cli = CliRunner()
+        options = line.split("srx stream ", 1)[1].split(" ...", 1)[0].split()
+        printed = cli.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "a.png"), *options])
+        assert printed.exit_code == 0, printed.output
+        assert cv2.imread(str(tmp_path / "a.png")).shape == (40, 48, 3)
+        at_x3 = cli.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "b.png"), "--server", server.url])
+        assert at_x3.exit_code == 1
+        assert_one_error_line(at_x3.output, "it serves srx_srcnn-9-1-5_x2: pass --scale 2")
+        assert "`srx serve` prints it" not in at_x3.output
+
+        empty = np.zeros((1, 1, 0, 40), np.float32)
+        for client, module, code in ((grpcclient.InferenceServerClient(server.url), grpcclient, "StatusCode.INVALID_ARGUMENT"),
+                                     (httpclient.InferenceServerClient(f"127.0.0.1:{ports['http']}"), httpclient, "400")):
+            request = module.InferInput("lr_y", list(empty.shape), "FP32")
+            request.set_data_from_numpy(empty)
+            with pytest.raises(InferenceServerException) as caught:
+                client.infer("srx_srcnn-9-1-5_x2", [request])
+            message = caught.value.message()
+            assert str(caught.value.status()) == code, message
+            assert message.startswith("lr_y is empty (1x1x0x40): expected (N, 1, h, w)") and "\n" not in message, message
+            client.close()
+    finally:
+        assert server.stop_group() == 0, "".join(server.lines)
+    # Triton counts the refused empty requests too, where it still answers (else srx's own count says so)
+    import re
+
+    assert any(re.match(r"stopped srx_srcnn-9-1-5_x2: \d+ requests? in \d+ model runs? \(executions x batch size: \d+ x 1",
+                        ln) for ln in server.lines), "".join(server.lines)
+    assert not any(ln.startswith("srx serve: ") for ln in server.lines), "".join(server.lines)  # not forced
+    assert not server.scratch_left()
+    assert not left_behind(server.children)
+
+
+def test_fp16_and_fp32_models_take_one_name_and_a_given_one(onnx_graphs) -> None:
+    """An FP16 graph is served under its FP32 name, or under --name as srx_<name>_x<scale> (never
+    srx_lobby-fp16_x3); two models that would share a name are refused, saying to use --name."""
+    from srx.errors import SrxError
+    from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
+    from srx.runtime.triton_server import served_models
+
+    fp32, fp16 = (OnnxRuntimeRunner(path, threads=1) for path in onnx_graphs(3))
+    assert list(served_models([fp16], [None], 8)) == ["srx_srcnn-9-1-5_x3"]
+    named = served_models([fp16], ["lobby"], 8)
+    assert list(named) == ["srx_lobby_x3"] and named["srx_lobby_x3"][1]["srx_precision"] == "fp16"
+    with pytest.raises(SrxError, match="would both be served as srx_srcnn-9-1-5_x3 .*--name NAME"):
+        served_models([fp32, fp16], [None, None], 8)
+
+
+def test_clients_line_takes_what_a_client_needs() -> None:
+    """The printed client command: --scale for a model a client finds unnamed (3 included), --model
+    for one it does not, and for a server on every interface this machine's name, not 0.0.0.0."""
+    import socket as sockets
+
+    from srx.cli.serve import client_address, client_options
+
+    assert client_options({"srx_camera_x2": 2}) == " --scale 2"
+    assert client_options({"srx_camera_x3": 3}) == " --scale 3"
+    assert client_options({"srx_camera_x2": 2, "srx_camera_x3": 3}) == " --scale 2|3"
+    assert client_options({"srx_lobby_x3": 3}) == " --model srx_lobby_x3"
+    assert client_address("127.0.0.1", 8001) == "127.0.0.1:8001"
+    for anywhere in ("0.0.0.0", "::"):
+        address = client_address(anywhere, 8001)
+        assert address in (f"{sockets.gethostname()}:8001", "THIS_HOST:8001") and "0.0.0.0" not in address
+
+
+def test_bench_with_a_server_that_is_not_there_is_one_error_line() -> None:
+    """`srx bench --server` at a typo'd address: one error, not a local-only benchmark that exits 0."""
+    res = CliRunner().invoke(app, ["bench", "--quick", "--server", f"127.0.0.1:{free_port()}", "-w", "fast",
+                                   "--case", "quick x3"])
+    assert res.exit_code == 1, res.output
+    assert_one_error_line(res.output, "no Triton server answers at 127.0.0.1:")
+
+
+GUARD = """
+import subprocess, sys, threading, time
+from pathlib import Path
+from srx.runtime.triton_server import _StopGuard
+
+deadline, scratch, stuck = float(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "stuck"
+(scratch / "workspace").mkdir(parents=True)
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # a server process of ours
+stop = threading.Event()
+with _StopGuard(stop, scratch, deadline):
+    print("serving", child.pid, flush=True)
+    while not stop.is_set():
+        stop.wait(0.1)
+    print("stopping", flush=True)
+    if stuck:  # a stop that never ends: a lock this thread already holds, as a deadlock in a join
+        lock = threading.Lock()
+        lock.acquire()
+        lock.acquire()
+    time.sleep(1.5)  # a stop that takes a moment: a repeated signal must not cut it short
+    child.kill()
+print("stopped", flush=True)
+"""
+
+
+@pytest.mark.parametrize("case", ["second signal", "deadline", "repeated signal", "signal flood"])
+def test_the_stop_of_srx_serve_is_bounded(case: str, tmp_path: Path) -> None:
+    """A stop that hangs (here a deadlocked main thread, as PyTriton's joins can leave it): a
+    second SIGTERM a moment later, or the deadline after the first, ends the server processes,
+    removes the scratch folder and exits (128 + signal, or 1). The same signal delivered twice at
+    once (`timeout` on a process group) is one request: the stop runs to its end. So is a flood of
+    them: the handler that set a threading.Event deadlocked on the Event's lock when a signal came
+    while it was inside set() (measured with that handler: a flood of 2000 hung it every time, two
+    SIGTERMs 5-100 us apart, as `timeout` forwards a group's, 2 times in 160)."""
+    scratch = tmp_path / "srx-serve-scratch"
+    deadline = 2.0 if case == "deadline" else 60.0
+    proc = subprocess.Popen([sys.executable, "-c", GUARD, str(deadline), str(scratch),
+                             "ok" if case in ("repeated signal", "signal flood") else "stuck"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("serving "), first + proc.stderr.read()
+        child = int(first.split()[1])
+        for _ in range(2000 if case == "signal flood" else 2 if case == "repeated signal" else 1):
+            proc.send_signal(signal.SIGTERM)  # a flood takes a few ms: within REPEAT_WITHIN_S of the first
+        assert proc.stdout.readline() == "stopping\n"
+        if case == "second signal":
+            time.sleep(1.2)
+            proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if case in ("repeated signal", "signal flood"):
+        assert (proc.returncode, out) == (0, "stopped\n"), err
+        return
+    assert proc.returncode == (128 + signal.SIGTERM if case == "second signal" else 1), err
+    assert ("a second SIGTERM" if case == "second signal" else "the stop took more than 2 s") in err
+    assert "Traceback" not in err and not scratch.exists()
+    assert not left_behind({child}, grace=2.0)
+
+
+def test_a_scratch_folder_left_by_a_killed_server_goes_at_the_next_start(tmp_path: Path) -> None:
+    """SIGKILL leaves srx serve no moment to clean up; the next srx serve removes the folders of
+    servers that are gone, and leaves those of servers still running."""
+    from srx.runtime.triton_server import sweep_stale_scratch
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead, live = tmp_path / f"srx-serve-{gone.pid}-abc", tmp_path / f"srx-serve-{os.getppid()}-def"
+    for folder in (dead, live):
+        (folder / "workspace").mkdir(parents=True)
+    shm = Path("/dev/shm") / f"pytrtion{gone.pid}-test-region"  # the Python backend's, named for the server
+    if shm.parent.is_dir():
+        shm.write_bytes(b"\0" * 16)
+    assert sweep_stale_scratch(tmp_path) == [dead]
+    assert live.is_dir() and not dead.exists() and not shm.exists()
