@@ -86,10 +86,13 @@ def _upscale_timed(upscaler: Any, timed: TimedRunner | None, image: np.ndarray) 
 
 class _Signals:
     """SIGINT/SIGTERM set a flag the loop checks between frames, so outputs are finalised; a
-    second Ctrl-C interrupts at once. Only installed in the main thread."""
+    second Ctrl-C interrupts at once. Only installed in the main thread. The handler sets the
+    stop event once: a second signal that lands while the first handler is inside Event.set()
+    (which holds the event's lock) must not call it again, or it waits on that lock for good."""
 
     def __init__(self, stop: threading.Event) -> None:
         self.stop, self.saved = stop, {}
+        self.raised = False
 
     def __enter__(self) -> "_Signals":
         if threading.current_thread() is threading.main_thread():
@@ -98,8 +101,11 @@ class _Signals:
         return self
 
     def _handle(self, signum: int, _frame: Any) -> None:
-        if self.stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if self.raised or self.stop.is_set():  # is_set() takes no lock
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        self.raised = True
         self.stop.set()
 
     def __exit__(self, *exc: Any) -> None:

@@ -505,3 +505,31 @@ def test_stream_uses_the_runners_frame_path_and_profile() -> None:
 
     with pytest.raises(SrxError, match="engine accepts 20x20"):  # the engine's minimum size still holds
         stream(SourceSpec.from_frames(frames(2, 12, 16)), Upscaler(FrameRunner(), 2), [], drop=False)
+
+
+@pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_landing_inside_the_first_ones_stop_does_not_deadlock(second) -> None:
+    """A second signal that arrives while the first handler is inside Event.set() (which holds the
+    event's own lock) once called set() again and waited on that lock for good: a stream that
+    ignored every later SIGTERM. Here the second signal is delivered at exactly that point."""
+    from srx.camera.stream import _Signals
+
+    class SignalInsideSet(threading.Event):
+        def set(self) -> None:
+            with self._cond:
+                if not getattr(self, "nested", False):
+                    self.nested = True
+                    try:
+                        signals._handle(second, None)
+                    except KeyboardInterrupt:  # a second Ctrl-C interrupts at once, as it should
+                        self.interrupted = True
+                self._flag = True
+                self._cond.notify_all()
+
+    stop = SignalInsideSet()
+    signals = _Signals(stop)
+    worker = threading.Thread(target=signals._handle, args=(signal.SIGTERM, None), daemon=True)
+    worker.start()
+    worker.join(5)
+    assert not worker.is_alive(), "the handler deadlocked on the stop event's lock"
+    assert stop.is_set() and getattr(stop, "interrupted", False) == (second == signal.SIGINT)
