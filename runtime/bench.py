@@ -222,6 +222,10 @@ def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None, server:
     if backend == "tensorrt":
         if engine is None:
             raise SrxError("--backend tensorrt needs --engine FILE (built with `srx export` on this GPU)")
+        if Path(engine).suffix.lower() in (".onnx", ".pt", ".pth"):
+            raise SrxError(f"--engine {Path(engine).name} is not a TensorRT engine (.engine or .plan, built with "
+                           "`srx export --engine` on this GPU); bench an ONNX graph's weights with --backend "
+                           "onnxruntime and -w naming their checkpoint")
         _check_engine_weights(engine, ckpt)
         from srx.runtime.tensorrt_runner import TensorRTRunner
 
