@@ -120,6 +120,24 @@ def variable_rate_video(path: Path, times_ms: list[int], size: tuple[int, int] =
     return path
 
 
+def pyav_video(path: Path, codec: str, pix_fmt: str, size: tuple[int, int], frames: int, fmt: str | None = None) -> Path:
+    """A video of `frames` synthetic photos of `size` (width, height) at 10 fps, coded by FFmpeg
+    through PyAV with `codec` in `pix_fmt`; `fmt` names the container where the suffix does not
+    (a raw .h264 stream: "h264")."""
+    import av
+
+    w, h = size
+    with av.open(str(path), "w", format=fmt) as out:
+        st = out.add_stream(codec, rate=10)
+        st.width, st.height, st.pix_fmt = w, h, pix_fmt
+        for i in range(frames):
+            for packet in st.encode(av.VideoFrame.from_ndarray(synthetic_photo(h, w, seed=i), format="bgr24")):
+                out.mux(packet)
+        for packet in st.encode():
+            out.mux(packet)
+    return path
+
+
 def frame_times_ms(path: Path) -> list[float]:
     """When each frame of a video is shown, in ms from the first (as OpenCV reports it)."""
     import cv2

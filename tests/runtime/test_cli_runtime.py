@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from srx.cli import app
-from tests.conftest import (assert_one_error_line, frame_times_ms, portrait_phone_video, silent_video, stored_frames,
-                            synthetic_photo, variable_rate_video, video_with_sound)
+from tests.conftest import (assert_one_error_line, frame_times_ms, portrait_phone_video, pyav_video, silent_video,
+                            stored_frames, synthetic_photo, variable_rate_video, video_with_sound)
 
 runner = CliRunner()
 
@@ -190,17 +190,7 @@ def test_upscale_says_what_a_file_loses(ckpt, tmp_path, caplog):
     assert res.exit_code == 0, res.output
     assert "scan.tif holds 3 pages; the first is upscaled" in caplog.text
     assert cv2.imread(str(tmp_path / "scan_x3.tif")).shape == (60, 72, 3)
-    import av
-
-    clip = tmp_path / "odd.mkv"  # 25x21: FFV1 keeps odd sides
-    with av.open(str(clip), "w") as c:
-        st = c.add_stream("ffv1", rate=10)
-        st.width, st.height, st.pix_fmt = 25, 21, "bgr0"
-        for i in range(3):
-            for packet in st.encode(av.VideoFrame.from_ndarray(synthetic_photo(21, 25, seed=i), format="bgr24")):
-                c.mux(packet)
-        for packet in st.encode():
-            c.mux(packet)
+    clip = pyav_video(tmp_path / "odd.mkv", "ffv1", "bgr0", (25, 21), 3)  # 25x21: FFV1 keeps odd sides
     caplog.clear()
     with caplog.at_level("INFO", logger="srx"):
         res = runner.invoke(app, ["upscale", str(clip), "--out", str(tmp_path / "odd_x3.avi"), "--weights",
@@ -255,19 +245,9 @@ def test_a_model_file_of_the_wrong_scale_prints_its_error_and_no_backend_line(on
 
 def test_upscale_reads_a_raw_h264_stream_as_eval_and_train_do(ckpt, tmp_path):
     """An NVR's raw H.264 export (.h264, no container): every command takes the same video suffixes."""
-    import av
-
     from srx.imageio import VIDEO_SUFFIXES, is_video
 
-    raw = tmp_path / "cam.h264"
-    with av.open(str(raw), "w", format="h264") as c:
-        st = c.add_stream("libx264", rate=10)
-        st.width, st.height, st.pix_fmt = 48, 32, "yuv420p"
-        for i in range(6):
-            for packet in st.encode(av.VideoFrame.from_ndarray(synthetic_photo(32, 48, seed=i), format="bgr24")):
-                c.mux(packet)
-        for packet in st.encode():
-            c.mux(packet)
+    raw = pyav_video(tmp_path / "cam.h264", "libx264", "yuv420p", (48, 32), 6, fmt="h264")
     assert is_video(raw) and {".wmv", ".flv", ".h264", ".264"} <= set(VIDEO_SUFFIXES)
     res = runner.invoke(app, ["upscale", str(raw), "--out", str(tmp_path / "up.mkv"), "--weights", str(ckpt(3)),
                               "--backend", "torch", "--no-progress"])
