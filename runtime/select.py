@@ -58,7 +58,10 @@ def cached_onnx(checkpoint: Path, scale: int | None = None) -> Path:
     from srx.fsutil import ensure_dir, sha256_file
 
     checkpoint = Path(checkpoint)
-    folder = cache_root() / "onnx" / sha256_file(checkpoint)
+    shipped = shipped_model_of(checkpoint)
+    # a copy of a shipped file has its bytes but not its name: its graph is named as `srx export` names
+    # a checkpoint's (the architecture's), so the cache keeps the two apart
+    folder = cache_root() / "onnx" / sha256_file(checkpoint) / (shipped or "checkpoint")
     for found in sorted(folder.glob("*.onnx")) if folder.is_dir() else []:
         try:
             info = check_srx_onnx(found, scale)
@@ -76,7 +79,7 @@ def cached_onnx(checkpoint: Path, scale: int | None = None) -> Path:
         log.warning("cannot keep the ONNX graph of %s in the cache (%s); exporting it for this run only "
                     "(set SRX_CACHE_DIR to a writable folder to keep it)", checkpoint.name, exc)
     # a shipped model's graph is named for it (camera-x3.onnx), as `srx export` names it
-    return onnx_from_checkpoint(checkpoint, folder, scale=scale, name=shipped_model_of(checkpoint))
+    return onnx_from_checkpoint(checkpoint, folder, scale=scale, name=shipped)
 
 
 def _scratch_folder() -> Path:

@@ -139,7 +139,7 @@ def test_checkpoint_is_exported_once_into_the_cache(ckpt, srx_cache_dir):
     from srx.fsutil import sha256_file
 
     first = cached_onnx(ckpt(3))
-    assert first.parent == cache_root() / "onnx" / sha256_file(ckpt(3))
+    assert first.parent == cache_root() / "onnx" / sha256_file(ckpt(3)) / "checkpoint"
     assert str(first).startswith(str(srx_cache_dir))
     stamp = first.stat().st_mtime_ns
     again = cached_onnx(ckpt(3))
@@ -170,6 +170,20 @@ def test_a_shipped_model_is_cached_under_its_own_name(ckpt, srx_cache_dir):
 
     assert cached_onnx(shipped_weights(3, "camera")).name == "camera-x3.onnx"
     assert cached_onnx(ckpt(3)).name == f"{model_from_checkpoint(ckpt(3))[1].name}.onnx"
+
+
+def test_a_copy_of_a_shipped_file_is_named_as_export_names_it(tmp_path, srx_cache_dir):
+    """A copy of camera-x3.pt elsewhere (a camera's folder) has the shipped file's bytes; its graph
+    is named for its architecture, as `srx export -w copy.pt` names it, not after the shipped file
+    the cache saw first (serve and export once named the same file two ways)."""
+    import shutil
+
+    from srx.checkpoint import shipped_weights
+
+    copy = tmp_path / "door.pt"
+    shutil.copy(shipped_weights(3, "camera"), copy)
+    assert cached_onnx(shipped_weights(3, "camera")).name == "camera-x3.onnx"
+    assert cached_onnx(copy).name == "lrnet-32x4-pw3-x3.onnx"
 
 
 def test_cache_never_hands_out_the_fp16_graph_or_an_old_revision(ckpt, srx_cache_dir):
