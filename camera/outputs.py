@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from srx.errors import SrxError
+from srx.fsutil import check_nearest_folder
 from srx.words import counted
 
 log = logging.getLogger("srx")
@@ -60,24 +61,6 @@ class Output:
         return self.name
 
 
-def _check_writable_dir(folder: Path, what: str) -> None:
-    """Fail now, not after the model loaded: the nearest existing ancestor must be a folder we can
-    create files in (tried for real: permission bits say nothing for root or read-only mounts)."""
-    import tempfile
-
-    probe = Path(folder)
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise SrxError(f"cannot write {what}: {probe} is a file, expected a folder")
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as exc:
-        raise SrxError(f"cannot write {what}: folder {probe} is not writable: creating a file there fails "
-                       f"({exc.strerror or exc})") from None
-
-
 def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize to the recording's (width, height) when the stream changes size mid-way (a frame at
     most one pixel larger is cropped instead)."""
@@ -105,7 +88,7 @@ class VideoFileOutput(Output):
                            ".mp4/.mov/.m4v (H.264), .mkv (lossless FFV1), .avi (MJPEG) or a folder for PNG frames")
         if self.path.is_dir():
             raise SrxError(f"--output {self.path} is a folder; expected a video file name")
-        _check_writable_dir(self.path.parent, f"--output {self.path}")
+        check_nearest_folder(self.path.parent, self.path, "--output", "write")
         self.fourcc = VIDEO_FOURCC[suffix]
         self.realtime = self.fourcc != "FFV1"  # without frame times: .avi repeats; lossless .mkv never repeats
         self.timed = self.fourcc != "MJPG"  # each frame at its own time: no repeats, a variable rate kept
@@ -208,7 +191,7 @@ class PngSequenceOutput(Output):
             if strangers:
                 raise SrxError(f"--output {self.folder}/ already holds other files ({', '.join(sorted(strangers)[:3])}); "
                                "expected a new or empty folder, or one of earlier srx frames")
-        _check_writable_dir(self.folder.parent, f"--output {self.folder}/")
+        check_nearest_folder(self.folder.parent, f"{self.folder}/", "--output", "write")
         self.tmp = self.folder.with_name(f".{self.folder.name}.partial")
         self.frames = 0
         self._started = False

@@ -42,7 +42,7 @@ def check_output_file(path: Path, option: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise SrxError(f"{option} {path} is a folder; expected a file name")
-    _check_ancestor(path.parent, path, option, "write")
+    check_nearest_folder(path.parent, path, option, "write")
     return path
 
 
@@ -51,11 +51,11 @@ def check_output_dir(path: Path, option: str) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise SrxError(f"output folder {path} exists as a file; expected a folder")
-    _check_ancestor(path, path, option, "create")
+    check_nearest_folder(path, path, option, "create")
     return path
 
 
-def _check_ancestor(start: Path, path: Path, option: str, verb: str) -> None:
+def check_nearest_folder(start: Path, path: Path | str, option: str, verb: str) -> None:
     """The nearest existing ancestor of `start` (itself included) must be a folder where a file can
     be created; `verb` ("write" or "create") words the error about `path` when it is a file."""
     probe = start
