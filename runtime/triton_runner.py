@@ -100,20 +100,7 @@ class TritonRunner(Runner):
 
     # -- set-up ----------------------------------------------------------------------------------
     def _connect(self) -> Any:
-        grpcclient = grpc_module()
-        from tritonclient.utils import InferenceServerException
-
-        client = grpcclient.InferenceServerClient(self.url)
-        try:
-            live = client.is_server_live(client_timeout=min(self.timeout, 5.0))
-        except InferenceServerException as exc:
-            client.close()
-            raise SrxError(f"no Triton server answers at {self.url} (gRPC): {_message(exc)}; start one with "
-                           "`srx serve` or check --server HOST:PORT (the gRPC port, 8001 by default)") from None
-        if not live:
-            client.close()
-            raise SrxError(f"the Triton server at {self.url} answers but is not live; try again when it has started")
-        return client
+        return live_client(self.url, min(self.timeout, 5.0))
 
     def _pick(self, client: Any, scale: int | None) -> str:
         """The server's one srx model (for `scale`): from its model index where that is readable
@@ -252,10 +239,9 @@ class TritonRunner(Runner):
         return out if out.dtype == np.float32 else out.astype(np.float32)
 
 
-def check_server(server: str, timeout: float = 5.0) -> str:
-    """One `error:` line now when no Triton server answers at `server` (gRPC HOST:PORT), as a
-    runner's would be; returns the parsed address."""
-    url = parse_server(server)
+def live_client(url: str, timeout: float = 5.0) -> Any:
+    """A gRPC client of the Triton server at `url` once it answers live; one `error:` line where no
+    server answers or it is not live yet."""
     grpcclient = grpc_module()
     from tritonclient.utils import InferenceServerException
 
@@ -263,12 +249,20 @@ def check_server(server: str, timeout: float = 5.0) -> str:
     try:
         live = client.is_server_live(client_timeout=timeout)
     except InferenceServerException as exc:
-        raise SrxError(f"no Triton server answers at {url} (gRPC): {_message(exc)}; start one with `srx serve` or "
-                       "check --server HOST:PORT (the gRPC port, 8001 by default)") from None
-    finally:
         client.close()
+        raise SrxError(f"no Triton server answers at {url} (gRPC): {_message(exc)}; start one with "
+                       "`srx serve` or check --server HOST:PORT (the gRPC port, 8001 by default)") from None
     if not live:
+        client.close()
         raise SrxError(f"the Triton server at {url} answers but is not live; try again when it has started")
+    return client
+
+
+def check_server(server: str, timeout: float = 5.0) -> str:
+    """One `error:` line now when no Triton server answers at `server` (gRPC HOST:PORT), as a
+    runner's would be; returns the parsed address."""
+    url = parse_server(server)
+    live_client(url, timeout).close()
     return url
 
 
