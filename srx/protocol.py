@@ -93,14 +93,28 @@ def imresize(img: np.ndarray, scale: float, antialias: bool = True) -> np.ndarra
     return x
 
 
+# The same matrix in thousandths, for exact integer arithmetic on 8-bit input: ycbcr * 255000 =
+# offset * 255000 + T_1000 @ rgb, with rgb in 0..255.
+_T_1000 = np.rint(_T * 1000).astype(np.int32)
+_OFFSET_255000 = np.rint(_OFFSET * 255000).astype(np.int32)
+
+
 def rgb2ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """MATLAB `rgb2ycbcr`. uint8 RGB -> uint8 YCbCr (rounded); float RGB in [0,1] -> float in [0,255]."""
-    is_uint8 = rgb.dtype == np.uint8
-    x = rgb.astype(np.float64) / (255.0 if is_uint8 else 1.0)
-    ycc = x @ _T.T + _OFFSET
-    if is_uint8:
-        return np.clip(np.floor(ycc + 0.5), 0, 255).astype(np.uint8)
-    return ycc
+    """MATLAB `rgb2ycbcr`. uint8 RGB -> uint8 YCbCr (rounded); float RGB in [0,1] -> float in [0,255].
+
+    On 8-bit input the result is exact, in integers, with halves rounded up: BT.601's coefficients
+    have three decimals, so some colours land exactly on a half (R, G, B = 146, 124, 97 gives Y =
+    125.5), and in floating point which way such a pixel rounds depended on the BLAS build that did
+    the matrix product. Two numpy builds gave two Set5 images that differed in two pixels, which
+    moved every score seeded by the image's pixels (`srx.degrade.image_seed`)."""
+    if rgb.dtype == np.uint8:
+        r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))  # |sums| stay under 2**31
+        out = np.empty(rgb.shape, np.uint8)
+        for row in range(3):
+            num = _T_1000[row, 0] * r + _T_1000[row, 1] * g + _T_1000[row, 2] * b + _OFFSET_255000[row]
+            out[..., row] = np.clip((2 * num + 255000) // 510000, 0, 255)
+        return out
+    return rgb.astype(np.float64) @ _T.T + _OFFSET
 
 
 def ycbcr2rgb(ycc: np.ndarray) -> np.ndarray:

@@ -56,6 +56,41 @@ def test_rgb2ycbcr_matches_matlab_reference_points():
     assert ycc[0, 2].tolist() == [81, 90, 240]  # MATLAB: rgb2ycbcr(uint8([255 0 0]))
 
 
+def test_8_bit_ycbcr_is_exact_with_halves_rounded_up():
+    """BT.601's coefficients have three decimals, so thousands of 8-bit colours have a Y (or Cb, Cr)
+    exactly on a half: (146, 124, 97) gives Y = 125.5. In floating point the way they rounded
+    depended on numpy's BLAS build (numpy 1.26 here gave 125 for that pixel of Set5's butterfly,
+    numpy 2 on a GPU host 126), which moved scores seeded by the pixels. Checked against exact
+    fractions: every tie of Y in a slice of the colour cube, and random colours."""
+    from fractions import Fraction
+
+    coef = [[Fraction(c).limit_denominator(1000) for c in row] for row in
+            ((65.481, 128.553, 24.966), (-37.797, -74.203, 112.0), (112.0, -93.786, -18.214))]
+    offset = (16, 128, 128)
+
+    def exact(rgb):  # MATLAB's round: halves away from zero (all values here are positive)
+        out = []
+        for row, off in zip(coef, offset):
+            v = off + sum(c * int(x) for c, x in zip(row, rgb)) / 255
+            out.append(min(255, max(0, int(v + Fraction(1, 2)))))
+        return out
+
+    assert exact((146, 124, 97))[0] == 126 and rgb2ycbcr(np.array([[[146, 124, 97]]], np.uint8))[0, 0, 0] == 126
+    r, g = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    ties = []
+    for b in range(256):  # 255000 * Y = 65481 R + 128553 G + 24966 B + 4080000
+        hit = (65481 * r + 128553 * g + 24966 * b + 4080000) % 255000 == 127500
+        ties += [(int(x), int(y), b) for x, y in zip(r[hit], g[hit])]
+    assert len(ties) == 194  # the whole cube's
+    got = rgb2ycbcr(np.array([ties], np.uint8))[0]
+    for colour, y in zip(ties, got[:, 0]):
+        assert y == exact(colour)[0], colour
+    colours = np.random.default_rng(1).integers(0, 256, (1, 2000, 3), dtype=np.uint8)
+    got = rgb2ycbcr(colours)[0]
+    for i in range(0, 2000, 7):
+        assert got[i].tolist() == exact(colours[0, i]), colours[0, i]
+
+
 def test_colour_round_trip_on_a_photo():
     img = synthetic_photo(40, 50)[..., ::-1]
     back = ycbcr2rgb(rgb2ycbcr(img.astype(np.float64) / 255))
