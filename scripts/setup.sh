@@ -11,15 +11,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ -n "${SRX_OFFLINE:-}" ]; then
-    [ -x .venv/bin/python ] || "$PY" -m venv --system-site-packages .venv
+    if [ ! -x .venv/bin/python ]; then
+        "$PY" -m venv --system-site-packages .venv
+        # a venv of Python <= 3.11 brings its own old setuptools, which would hide the host's (srx's
+        # pyproject needs setuptools >= 77; carry a newer wheel in $PIP_FIND_LINKS where the host
+        # lacks it). Removed now, while pip sees only the venv's own copy, not the host's below.
+        if "$PY" -c "import setuptools" 2>/dev/null; then
+            .venv/bin/python -m pip uninstall -y -q setuptools >/dev/null 2>&1 || true
+        fi
+    fi
     # a venv made from a venv (or a conda env) sees the base interpreter's packages, not those of
-    # the environment $PY runs in: point at them too
-    "$PY" -c "import site; print('\n'.join(site.getsitepackages()))" \
+    # the environment $PY runs in: point at them too, and at every package folder $PY itself reaches
+    # through such a file (a venv over a venv over the image's: the lent GPU's .venv made again), in
+    # the order $PY finds them, so its packages win over older copies in the base interpreter
+    "$PY" -c "import site, sys; dirs = [p for p in sys.path if p.rstrip('/').endswith(('site-packages', 'dist-packages'))]; print('\n'.join(dict.fromkeys(dirs + site.getsitepackages())))" \
         >"$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/srx-host-site.pth"
     . .venv/bin/activate
-    # a venv of Python <= 3.11 brings its own old setuptools, which would hide the host's (srx's
-    # pyproject needs setuptools >= 77; carry a newer wheel in $PIP_FIND_LINKS where the host lacks it)
-    if "$PY" -c "import setuptools" 2>/dev/null; then python -m pip uninstall -y -q setuptools >/dev/null 2>&1 || true; fi
     shopt -s nullglob
     carried=("${PIP_FIND_LINKS:-/nonexistent}"/*.whl)
     [ ${#carried[@]} -eq 0 ] || python -m pip install -q --no-index --no-deps "${carried[@]}"
