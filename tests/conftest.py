@@ -9,7 +9,9 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+#: ../shared beside the checkout (dev machines, CI), else a copy inside it (scripts/gpu-wheels.sh makes
+#: one to travel to a lent GPU machine, where nothing sits beside the checkout)
+SHARED = next((p for p in (REPO.parent / "shared", REPO / "shared") if p.is_dir()), REPO.parent / "shared")
 SET5 = SHARED / "datasets" / "Set5"
 T91 = SHARED / "datasets" / "T91"
 CCTV = SHARED / "media" / "cctv_480x360.avi"
@@ -18,6 +20,15 @@ CCTV = SHARED / "media" / "cctv_480x360.avi"
 #: set by .ci/run: on CI everything the suite drives for real (../shared, an RTSP server, Chromium)
 #: must be there, so a test that would skip for want of it fails instead
 REQUIRE_ALL = os.environ.get("SRX_REQUIRE_ALL", "") not in ("", "0")
+
+
+@pytest.fixture(autouse=True)
+def _terminal_size_unset(monkeypatch):
+    """Every test sees the terminal a plain `pytest` run sees: none. pytest-xdist's workers set
+    COLUMNS=80, under which rich folds srx's tables to 80 columns (the whole suite failed on a lent
+    GPU host under `-n`, where `srx models` lost its column titles); a test about width sets its own."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
 
 
 def skip_or_fail(reason: str) -> None:

@@ -4,6 +4,7 @@ traceback. The checkpoint cases run for every option that takes one (--weights, 
 from __future__ import annotations
 
 import datetime
+import os
 from pathlib import Path
 
 import pytest
@@ -273,9 +274,11 @@ def test_a_bad_video_or_url_is_one_line_with_no_library_chatter(tmp_path):
         "stream": (["stream", "--source", f"rtsp://127.0.0.1:{port}/live", "--no-window", "-q", "--max-frames", "1",
                     "--backend", "torch"], "cannot open source rtsp://127.0.0.1"),
     }
+    # srx's default, not a host's: a user's own OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL wins over srx's
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENCV_LOG_LEVEL", "OPENCV_FFMPEG_LOGLEVEL")}
     for command, (args, match) in cases.items():
         res = subprocess.run([sys.executable, "-m", "srx", *args], capture_output=True, text=True, timeout=120,
-                             cwd=tmp_path)
+                             cwd=tmp_path, env=env)
         said = res.stdout + res.stderr
         assert res.returncode == 1, (command, said)
         assert match.format(junk=junk) in said, (command, said)
