@@ -30,14 +30,18 @@ record() {  # step status detail
 tail_of() { tail -n "${2:-3}" "$1" 2>/dev/null | tr '\n' ' ' | cut -c1-300; }
 
 run_pytest() {  # step log pytest-args...: PASSED if any test passed, SKIPPED (first reason) if none ran
+    # $PYTEST_LIMIT_S (if set): pytest gets SIGINT then, and still prints which tests failed so far
     local step=$1 log=$2
     shift 2
-    python -m pytest -q -rs -p no:cacheprovider "$@" >"$log" 2>&1
-    local rc=$? last passed reason
+    local limit=()
+    [ -n "${PYTEST_LIMIT_S:-}" ] && limit=(timeout --signal=INT --kill-after=60 "$PYTEST_LIMIT_S")
+    "${limit[@]}" python -m pytest -q -rfEs -p no:cacheprovider "$@" >"$log" 2>&1
+    local rc=$? last passed reason cut=""
+    [ $rc -eq 124 ] || [ $rc -eq 137 ] && cut="stopped at its ${PYTEST_LIMIT_S} s limit; "
     last=$(grep -E '(passed|failed|skipped|error|no tests ran)' "$log" | tail -n 1)
     passed=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p; s/^([0-9]+) passed.*/\1/p' <<<"$last" | head -n 1)
     if [ $rc -ne 0 ] && [ $rc -ne 5 ]; then
-        record "$step" FAILED "$(grep -E '^(FAILED|ERROR) ' "$log" | head -n 3 | tr '\n' ' ' | cut -c1-300)$last; see $log"
+        record "$step" FAILED "$cut$(grep -E '^(FAILED|ERROR) ' "$log" | head -n 3 | tr '\n' ' ' | cut -c1-300)$last; see $log"
     elif [ -n "$passed" ] && [ "$passed" -gt 0 ]; then
         record "$step" PASSED "$last"
     else
@@ -153,7 +157,9 @@ if [ -n "${GPU_CHECK_SUITE:-}" ]; then
     SUITE_ARGS=()
     python -c "import xdist" 2>/dev/null && SUITE_ARGS+=(-n "$(( $(nproc) > 8 ? 8 : $(nproc) ))")
     python -c "import pytest_timeout" 2>/dev/null && SUITE_ARGS+=(--timeout 300)
-    run_pytest "whole test suite" "$OUT/suite.log" "${SUITE_ARGS[@]}" tests
+    # GPU_CHECK_SUITE_S: a time limit for the suite (a lent machine's minutes are counted); at it
+    # pytest is interrupted and the summary still names the failures so far
+    PYTEST_LIMIT_S=${GPU_CHECK_SUITE_S:-} run_pytest "whole test suite" "$OUT/suite.log" "${SUITE_ARGS[@]}" tests
 fi
 
 # --- what srx itself sees --------------------------------------------------------------------------
