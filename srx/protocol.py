@@ -105,8 +105,8 @@ def rgb2ycbcr(rgb: np.ndarray) -> np.ndarray:
     On 8-bit input the result is exact, in integers, with halves rounded up: BT.601's coefficients
     have three decimals, so some colours land exactly on a half (R, G, B = 146, 124, 97 gives Y =
     125.5), and in floating point which way such a pixel rounds depended on the BLAS build that did
-    the matrix product. Two numpy builds gave two Set5 images that differed in two pixels, which
-    moved every score seeded by the image's pixels (`srx.degrade.image_seed`)."""
+    the matrix product. Two numpy builds put one Set5 image two pixels apart, which moved every
+    score seeded by the image's pixels (`srx.degrade.image_seed`)."""
     if rgb.dtype == np.uint8:
         r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))  # |sums| stay under 2**31
         out = np.empty(rgb.shape, np.uint8)

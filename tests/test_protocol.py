@@ -57,11 +57,11 @@ def test_rgb2ycbcr_matches_matlab_reference_points():
 
 
 def test_8_bit_ycbcr_is_exact_with_halves_rounded_up():
-    """BT.601's coefficients have three decimals, so thousands of 8-bit colours have a Y (or Cb, Cr)
-    exactly on a half: (146, 124, 97) gives Y = 125.5. In floating point the way they rounded
+    """BT.601's coefficients have three decimals, so 194 8-bit colours have a Y exactly on a half
+    (Cb and Cr have their own): (146, 124, 97) gives Y = 125.5. In floating point the way they rounded
     depended on numpy's BLAS build (numpy 1.26 here gave 125 for that pixel of Set5's butterfly,
     numpy 2 on a GPU host 126), which moved scores seeded by the pixels. Checked against exact
-    fractions: every tie of Y in a slice of the colour cube, and random colours."""
+    fractions: every tie of Y in the colour cube (the old float code fails on one), and random colours."""
     from fractions import Fraction
 
     coef = [[Fraction(c).limit_denominator(1000) for c in row] for row in
