@@ -100,9 +100,15 @@ def bench_table(result: dict):
     a narrow terminal folds the other cells rather than hide a number behind an ellipsis."""
     from rich.table import Table
 
+    from srx.runtime.bench import GPU_BACKENDS
+
     backends = ", ".join(dict.fromkeys(r["backend"] for r in result["rows"]))
-    table = Table(title=f"srx bench: {', '.join(result['models'])} on {backends}, {result['threads']} threads, "
-                        f"GEMM {result['gemm_gflops']:.1f} GFLOP/s (float32, {result['gemm_library']})")
+    # each row's floor comes from the GEMM sampled beside its case (the GPU's for a GPU row): the title
+    # gives the best of the run, CPU and GPU apart, not one figure that no GPU row used
+    gpu = [r["gemm_gflops"] for r in result["rows"] if r["backend"] in GPU_BACKENDS]
+    best = f"CPU {result['gemm_gflops']:.0f} GFLOP/s ({result['gemm_library']})" + (f", GPU {max(gpu):.0f}" if gpu else "")
+    table = Table(title=f"srx bench: {', '.join(result['models'])} on {backends}, {result['threads']} threads; "
+                        f"floors from the float32 GEMM measured beside each case, best {best}")
     cols = ("model", "backend", "case", "in -> out", "model p50/p95 ms", "e2e p50/p95 ms", "fps", "GFLOP model (graph)",
             "GEMM GFLOP/s", "floor ms", "model/floor", "e2e/model")
     for col in cols:
