@@ -13,7 +13,7 @@
 # Steps: the GPU and driver; the .venv (scripts/setup.sh); pycuda (built from source when missing:
 # needs nvcc and the Python headers); ONNX Runtime's CUDA provider (swapped in from onnxruntime-gpu
 # when missing and installable) under the parity gates; the CUDA colour kernels through pycuda vs the
-# CPU path; the shipped models on PyTorch CUDA against the CPU; the TensorRT tests when tensorrt
+# CPU path; the shipped models on PyTorch CUDA against the CPU; a short training run on CUDA; the TensorRT tests when tensorrt
 # imports; `srx bench` on the GPU backends; `srx doctor`; with GPU_CHECK_SUITE=1 the whole suite.
 # Exit status 1 when any step FAILED, else 0.
 set -uo pipefail
@@ -121,6 +121,7 @@ TORCH_CUDA=0
 python -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null && TORCH_CUDA=1
 run_pytest "PyTorch CUDA parity" "$OUT/torch-cuda.log" tests/runtime/test_runners.py tests/runtime/test_bench.py \
     -k "torch_on_cuda or torch_cuda_bench or auto_on_a_gpu"
+run_pytest "training on CUDA" "$OUT/train-cuda.log" tests/train/test_loop.py -k "training_on_cuda"
 
 # --- the CUDA colour kernels: compiled by nvcc, then run through pycuda against the CPU path -------
 run_pytest "CUDA kernels compile (nvcc)" "$OUT/nvcc.log" tests/runtime/test_tensorrt.py -k compile_with_nvcc

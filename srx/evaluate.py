@@ -145,11 +145,14 @@ def load_eval_set(folder: Path, scale: int) -> list[EvalImage]:
 
 
 def torch_predictor(model: nn.Module) -> Predictor:
+    """The model as a Predictor, run on the device its weights are on (a GPU run's validation)."""
+    device = next(model.parameters()).device
+
     def predict(lr_y: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(lr_y.astype(np.float32) / 255.0)[None, None]
+        x = torch.from_numpy(lr_y.astype(np.float32) / 255.0)[None, None].to(device)
         with torch.inference_mode():
             y = model(x)
-        return y[0, 0].numpy().astype(np.float64) * 255.0
+        return y[0, 0].float().cpu().numpy().astype(np.float64) * 255.0
 
     return predict
 

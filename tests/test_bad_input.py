@@ -64,6 +64,8 @@ OTHER_CASES = {
               (["train", "--data", "{images}", "--patch-size", "9", "--epochs", "1"],
                "--patch-size 9 leaves no pixels for the loss inside the 6-pixel border srcnn-915 leaves out at each "
                "edge; expected at least 15"),
+              (["train", "--data", "{images}", "--device", "gpu", "--epochs", "1"],
+               "--device 'gpu': expected auto, cpu, cuda or cuda:N"),
               (["train", "--data", "{images}", "--init", "camera", "--model", "srcnn-915", "--epochs", "1"],
                "holds lrnet-32x4-pw3 x3, which does not fit --model srcnn-915; train it with --model lrnet-32x4-pw3 "
                "(or leave --model out)")],
@@ -82,6 +84,8 @@ OTHER_CASES = {
              (["eval", "--data", "{tinyfolder}"], "no usable images in"),
              (["eval", "--data", "{tinyvideo}"], "its frames are 16x14, too small for x3: expected at least 18x18 pixels")],
     "tune": [(["tune", "{image}", "--out", "{tmp}/t"], "is not a video file srx reads"),
+             (["tune", "{video}", "--device", "cuda:x", "--max-steps", "1", "--out", "{tmp}/t"],
+              "--device 'cuda:x': expected auto, cpu, cuda or cuda:N"),
              (["tune", "{tmp}/typo.mp4", "--out", "{tmp}/t"], "typo.mp4 does not exist"),
              (["tune", "{video}", "--out", "{tmp}/t"], "has 3 frames: too few to train on"),
              (["tune", "{video}", "--out", "{file}/t"], "is a file, expected a folder"),

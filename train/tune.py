@@ -18,7 +18,7 @@ from srx.evaluate import degraded, evaluate, load_eval_data, torch_predictor
 from srx.fsutil import atomic_write_text
 from srx.imageio import FrameRange, count_frames, is_video
 from srx.train.data import PATCH_BUDGET_BYTES, patch_bytes_per_frame
-from srx.train.loop import TrainConfig, train
+from srx.train.loop import TrainConfig, train, training_device
 
 log = logging.getLogger("srx")
 
@@ -109,7 +109,7 @@ def _frame_size(video: Path) -> tuple[int, int]:
 def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera", degrade: str = "camera",
                     every: int | None = None, holdout: float = 0.3, time_budget: float | None = None,
                     max_steps: int | None = None, threads: int | None = None, show_progress: bool = True,
-                    cache_dir: Path | None = None, seed: int = 0, batch_size: int = 32) -> TuneReport:
+                    cache_dir: Path | None = None, seed: int = 0, batch_size: int = 32, device: str = "auto") -> TuneReport:
     """Fine-tune `init` (a shipped name or a checkpoint) on `video`'s earlier frames with the recipe
     srx's own camera weights were trained with, then score it and `init` on the held-out frames:
     clean, under `degrade`, and at JPEG 50. Writes `out/tune.json` besides the training outputs.
@@ -122,6 +122,7 @@ def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera",
     if time_budget is None and max_steps is None:
         raise SrxError("say how long to tune: --time-budget (e.g. 20m) or --max-steps")
     spec = parse_degradation(degrade)
+    training_device(device)  # a bad --device is said before the footage is read
     start = resolve_weights(init, scale, "--init")
     before = torch_predictor(model_from_checkpoint(start, scale)[0])  # a bad --init fails here, before any work
     patch, stride = 24 * scale, 12 * scale
@@ -139,7 +140,7 @@ def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera",
         batch_size=batch_size, lr=2e-4, loss="l1", patch_size=patch, stride=stride, degrade=spec.spec, seed=seed,
         every=every, frames=str(split.train), val_frames=str(split.held_out),
     )
-    result = train(cfg, out, threads=threads, show_progress=show_progress, cache_dir=cache_dir)
+    result = train(cfg, out, threads=threads, show_progress=show_progress, cache_dir=cache_dir, device=device)
     split_info = {"frames": split.frames, "every": every, "train_frames": str(split.train),
                   "held_out_frames": str(split.held_out), "train_images": len(range(0, split.train.end, every))}
     trained = {"steps": result.steps, "elapsed_s": round(result.elapsed_s, 1), "stopped_by": result.stopped_by,

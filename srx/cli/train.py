@@ -17,6 +17,10 @@ from srx.words import counted
 log = logging.getLogger("srx")
 
 
+DEVICE_HELP = ("Where to train: auto (a CUDA GPU where PyTorch sees one, else the CPU), cpu, cuda or cuda:N. "
+               "Several torchrun processes train on the CPU.")
+
+
 @app.command()
 def train(
     ctx: typer.Context,
@@ -44,6 +48,7 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder: best.pt, last.pt, metrics.csv, training.png (default runs/train, runs/train-2, ... whichever holds no run yet, or the folder of --resume). A folder holding another run is refused."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a last.pt written by an earlier run; its recipe is kept, only --epochs, --time-budget or --max-steps may extend it."),
     threads: Optional[int] = threads_option("CPU threads for PyTorch (default: all cores)."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where extracted patches are cached (default $SRX_CACHE_DIR/patches, else ~/.cache/srx/patches)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (without one, a progress line is logged now and then)."),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Write the mean training loss to metrics.csv every N steps (default: about 20 rows per epoch, at most 50 steps apart)."),
@@ -67,7 +72,7 @@ def train(
         every=every, frames=frames or "", val_frames=val_frames or "",
     )
     result = run_train(cfg, out, resume=resume, threads=threads, show_progress=progress, cache_dir=cache_dir,
-                       loss_every=log_every)
+                       loss_every=log_every, device=device)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun the first process reports for all
     if (out / "summary.txt").exists():
@@ -244,6 +249,7 @@ def tune(
     batch_size: int = typer.Option(32, "--batch-size", help="Patches per step."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/tune, runs/tune-2, ... whichever holds no run yet): last.pt (the tuned weights, which the report scores), best.pt (the epoch best on the held-out frames themselves, so its score there flatters it), metrics.csv, training.png, tune.json."),
     threads: Optional[int] = threads_option("CPU threads for PyTorch (default: all cores)."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (without one, a progress line is logged now and then)."),
 ) -> None:
     """Fine-tune a model on your camera's own footage and score it on later footage it never saw.
@@ -265,7 +271,7 @@ def tune(
                        f"for the next free runs/tune-N), or delete {out} to start over")
     report = tune_on_footage(video, scale, out, init=init, degrade=degrade, every=every, holdout=holdout, batch_size=batch_size,
                              time_budget=parse_duration(time_budget) if max_steps is None else None,
-                             max_steps=max_steps, threads=threads, show_progress=progress)
+                             max_steps=max_steps, threads=threads, show_progress=progress, device=device)
     split = report.split
     if report.interrupted:
         typer.echo(f"interrupted after {counted(report.train['steps'], 'step')}; the weights so far are in "

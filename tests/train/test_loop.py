@@ -9,7 +9,7 @@ import torch
 
 from srx.checkpoint import load_checkpoint
 from srx.errors import SrxError
-from srx.train.loop import TrainConfig, train
+from srx.train.loop import TrainConfig, train, training_device
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,6 +61,55 @@ def test_fixed_seed_is_deterministic_and_resume_replays_exactly(image_folder, tm
     for k in sa:
         assert torch.equal(sa[k], sb[k]), k
         assert torch.equal(sa[k], sc[k]), k
+
+
+def test_training_device_is_the_gpu_where_one_is_seen_else_the_cpu(monkeypatch):
+    assert training_device("cpu") == "cpu"
+    with pytest.raises(SrxError, match="expected auto, cpu, cuda or cuda:N"):
+        training_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert training_device("auto") == "cpu"
+    with pytest.raises(SrxError, match="sees no CUDA GPU .a CPU build, or no driver.; train with --device cpu"):
+        training_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert training_device("auto") == "cuda:0" == training_device("CUDA")
+    assert torch.backends.cudnn.allow_tf32 is False  # FP32 convolutions, as the CPU trains
+    with pytest.raises(SrxError, match="this machine has 1 CUDA GPU"):
+        training_device("cuda:1")
+    assert training_device("auto", world=2) == "cpu"  # torchrun's processes share gloo on the CPU
+    with pytest.raises(SrxError, match="2 torchrun processes runs on the CPU"):
+        training_device("cuda", world=2)
+
+
+@pytest.mark.gpu
+def test_training_on_cuda_checkpoints_what_the_cpu_scores_and_resumes_anywhere(image_folder, tmp_path):
+    """A run on the GPU (the default where one is seen): its checkpoints hold CPU tensors, the
+    validation PSNR it recorded is what `srx eval`'s CPU path measures of best.pt, it replays
+    exactly on resume, and a GPU run's last.pt resumes on the CPU."""
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch sees no CUDA GPU here (a CPU build, or no driver)")
+    from srx.checkpoint import model_from_checkpoint
+    from srx.evaluate import evaluate, load_eval_set, torch_predictor
+
+    cache = tmp_path / "c"
+    straight = train(_cfg(image_folder, max_steps=6), tmp_path / "a", show_progress=False, cache_dir=cache)
+    paused = train(_cfg(image_folder, max_steps=6), tmp_path / "b", show_progress=False, cache_dir=cache,
+                   stop_after=3, device="cuda")
+    resumed = train(_cfg(image_folder), tmp_path / "b", resume=tmp_path / "b" / "last.pt", show_progress=False,
+                    cache_dir=cache, device="cuda")
+    assert straight.steps == resumed.steps == 6 and paused.steps == 3
+    a, b = (load_checkpoint(tmp_path / d / "last.pt") for d in ("a", "b"))
+    for k, v in a["state_dict"].items():
+        assert v.device.type == "cpu" and torch.equal(v, b["state_dict"][k]), k
+    model = model_from_checkpoint(tmp_path / "a" / "best.pt")[0]
+    cpu_psnr = evaluate(load_eval_set(image_folder, 3), 3, torch_predictor(model))["mean"]["model_psnr"]
+    assert abs(cpu_psnr - straight.best_psnr) < 1e-3
+    # the GPU run's optimiser state travels too: go on two more steps on the CPU
+    more = train(_cfg(image_folder, max_steps=8), tmp_path / "a", resume=tmp_path / "a" / "last.pt",
+                 show_progress=False, cache_dir=cache, device="cpu")
+    assert more.steps == 8
 
 
 def test_divergence_stops_with_a_clear_message(image_folder, tmp_path):
