@@ -87,9 +87,12 @@ def _gpu_rows() -> list[Row]:
             names = [torch.cuda.get_device_name(i) for i in range(n)]
         except Exception as exc:  # a driver/runtime mismatch raises here
             n, names = 0, [f"CUDA error: {exc}"]
-        rows.append(Row("CUDA devices (torch)", OK if n else INFO,
-                        "; ".join(names) if names else f"none (torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'})",
-                        "" if n else "GPU inference needs an NVIDIA GPU, its driver and a CUDA build of torch/ORT"))
+        if n:
+            detail = "; ".join(names) + " (srx train and --backend auto use the first)"
+        else:
+            detail = "; ".join(names) or f"none (torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'})"
+        rows.append(Row("CUDA devices (torch)", OK if n else INFO, detail,
+                        "" if n else "GPU training and inference need an NVIDIA GPU, its driver and a CUDA build of torch/ORT"))
     trt, version = _version("tensorrt")
     if trt is None:
         rows.append(Row("tensorrt", MISSING, version, GPU_FIX))
