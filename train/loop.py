@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,7 +191,8 @@ def training_device(requested: str = "auto", world: int = 1) -> str:
         raise SrxError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
                        f"numbered from 0")
     # reproducible and full FP32, as on the CPU: deterministic cuDNN and cuBLAS (which needs this
-    # set before its first use), and no TF32, which Ampere and later would otherwise use for convs
+    # set before its first use; SRCNN's replicate padding stays the exception, see train()), and no
+    # TF32, which Ampere and later would otherwise use for convs
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.allow_tf32 = False
@@ -551,6 +553,13 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
             log.warning("could not draw training.png: %s", exc)
 
     progress = _Progress(ddp.is_main, show_progress, cfg, bicubic_psnr)
+    # SRCNN's replicate-padded convolutions have no deterministic CUDA backward (atomic adds): said
+    # once here instead of PyTorch's warning, which names use_deterministic_algorithms, not the model
+    replays = device == "cpu" or mcfg.arch != "srcnn"
+    if not replays and ddp.is_main:
+        log.info("%s on %s: its replicate padding has no deterministic CUDA backward, so a run with the same "
+                 "--seed differs in the last bits there (the lrnet models, and --device cpu, replay exactly)",
+                 mcfg.name, device)
     stopped_by = "epochs"
     running_loss, loss_count = 0.0, 0
     window_loss, window_count = 0.0, 0
@@ -560,7 +569,9 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     last_save = time.monotonic()
     model.train()
     try:
-        with _StopSignal() as stop, progress:
+        with _StopSignal() as stop, progress, warnings.catch_warnings():
+            if not replays:
+                warnings.filterwarnings("ignore", message="replication_pad2d_backward_cuda does not have a deterministic")
             done = False
             while not done:
                 if cfg.epochs is not None and epoch >= cfg.epochs:

@@ -45,15 +45,18 @@ def test_smoke_run_writes_checkpoints_metrics_and_plot(image_folder, tmp_path):
 
 
 def test_fixed_seed_is_deterministic_and_resume_replays_exactly(image_folder, tmp_path):
+    """On the CPU (also on a GPU host: SRCNN's CUDA backward does not replay bit for bit)."""
     cache = tmp_path / "c"
-    straight = train(_cfg(image_folder, max_steps=6, val=None), tmp_path / "a", show_progress=False, cache_dir=cache)
-    again = train(_cfg(image_folder, max_steps=6, val=None), tmp_path / "b", show_progress=False, cache_dir=cache)
+    straight = train(_cfg(image_folder, max_steps=6, val=None), tmp_path / "a", show_progress=False, cache_dir=cache,
+                     device="cpu")
+    again = train(_cfg(image_folder, max_steps=6, val=None), tmp_path / "b", show_progress=False, cache_dir=cache,
+                  device="cpu")
     paused = train(_cfg(image_folder, max_steps=6, val=None), tmp_path / "c1", show_progress=False, cache_dir=cache,
-                   stop_after=3)
+                   stop_after=3, device="cpu")
     assert paused.stopped_by == "interrupted"
     assert load_checkpoint(tmp_path / "c1" / "last.pt")["step"] == 3
     resumed = train(_cfg(image_folder, val=None), tmp_path / "c1", resume=tmp_path / "c1" / "last.pt",
-                    show_progress=False, cache_dir=cache)
+                    show_progress=False, cache_dir=cache, device="cpu")
     assert straight.steps == again.steps == resumed.steps == 6
     sa = load_checkpoint(tmp_path / "a" / "last.pt")["state_dict"]
     sb = load_checkpoint(tmp_path / "b" / "last.pt")["state_dict"]
@@ -87,17 +90,19 @@ def test_training_device_is_the_gpu_where_one_is_seen_else_the_cpu(monkeypatch):
 def test_training_on_cuda_checkpoints_what_the_cpu_scores_and_resumes_anywhere(image_folder, tmp_path):
     """A run on the GPU (the default where one is seen): its checkpoints hold CPU tensors, the
     validation PSNR it recorded is what `srx eval`'s CPU path measures of best.pt, it replays
-    exactly on resume, and a GPU run's last.pt resumes on the CPU."""
+    exactly on resume (an lrnet model: SRCNN's replicate padding has no deterministic CUDA
+    backward), and a GPU run's last.pt resumes on the CPU."""
     if not torch.cuda.is_available():
         pytest.skip("PyTorch sees no CUDA GPU here (a CPU build, or no driver)")
     from srx.checkpoint import model_from_checkpoint
     from srx.evaluate import evaluate, load_eval_set, torch_predictor
 
     cache = tmp_path / "c"
-    straight = train(_cfg(image_folder, max_steps=6), tmp_path / "a", show_progress=False, cache_dir=cache)
-    paused = train(_cfg(image_folder, max_steps=6), tmp_path / "b", show_progress=False, cache_dir=cache,
+    lrnet = dict(model="lrnet-32x4-pw3")
+    straight = train(_cfg(image_folder, max_steps=6, **lrnet), tmp_path / "a", show_progress=False, cache_dir=cache)
+    paused = train(_cfg(image_folder, max_steps=6, **lrnet), tmp_path / "b", show_progress=False, cache_dir=cache,
                    stop_after=3, device="cuda")
-    resumed = train(_cfg(image_folder), tmp_path / "b", resume=tmp_path / "b" / "last.pt", show_progress=False,
+    resumed = train(_cfg(image_folder, **lrnet), tmp_path / "b", resume=tmp_path / "b" / "last.pt", show_progress=False,
                     cache_dir=cache, device="cuda")
     assert straight.steps == resumed.steps == 6 and paused.steps == 3
     a, b = (load_checkpoint(tmp_path / d / "last.pt") for d in ("a", "b"))
@@ -107,7 +112,7 @@ def test_training_on_cuda_checkpoints_what_the_cpu_scores_and_resumes_anywhere(i
     cpu_psnr = evaluate(load_eval_set(image_folder, 3), 3, torch_predictor(model))["mean"]["model_psnr"]
     assert abs(cpu_psnr - straight.best_psnr) < 1e-3
     # the GPU run's optimiser state travels too: go on two more steps on the CPU
-    more = train(_cfg(image_folder, max_steps=8), tmp_path / "a", resume=tmp_path / "a" / "last.pt",
+    more = train(_cfg(image_folder, max_steps=8, **lrnet), tmp_path / "a", resume=tmp_path / "a" / "last.pt",
                  show_progress=False, cache_dir=cache, device="cpu")
     assert more.steps == 8
 
