@@ -35,6 +35,7 @@ class TorchRunner(Runner):
         self.device = device
         self.model = model
         self.scale = scale
+        self._colour_maps: tuple[Any, Any] | None = None  # infer_frame's _FWD and _CHROMA_BGR on the device
         if model is not None:
             self.config = getattr(model, "config", None)
             if self.config is not None:
@@ -95,9 +96,10 @@ class TorchRunner(Runner):
             self.activate()
         h, w = bgr.shape[:2]
         s = int(self.scale)
+        if self._colour_maps is None:  # uploaded once, not with every frame
+            self._colour_maps = (torch.from_numpy(_FWD).to(self.device), torch.from_numpy(_CHROMA_BGR).to(self.device))
+        fwd, chroma_map = self._colour_maps
         with torch.inference_mode():
-            fwd = torch.from_numpy(_FWD).to(self.device)
-            chroma_map = torch.from_numpy(_CHROMA_BGR).to(self.device)
             x = torch.from_numpy(np.ascontiguousarray(bgr)).to(self.device).float()
             ycc = x @ fwd[:, :3].T + fwd[:, 3]  # Y in model units, Cb and Cr in 0..255
             hr_y = self.model(ycc[..., 0][None, None].contiguous()).float()[0, 0]
