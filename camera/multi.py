@@ -30,7 +30,7 @@ import numpy as np
 from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
 from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_source
-from srx.camera.stats import Samples, StreamStats, StreamSummary, _round
+from srx.camera.stats import Samples, StreamStats, StreamSummary, _round, servers_line
 from srx.errors import SrxError
 
 if TYPE_CHECKING:
@@ -277,6 +277,8 @@ class MultiSummary:
         if self.inference.get("outages"):
             lines.append(f"  backend unavailable {self.inference['outages']} time(s), {self.inference['failed_attempts']} "
                          f"failed attempt(s); {self.inference['fallback_frames']} frames went out bicubic meanwhile")
+        if self.inference.get("servers"):
+            lines.append(servers_line(self.inference["servers"]))
         for name, s in self.sources.items():
             size = (f"{s.input_size[0]}x{s.input_size[1]} -> {s.output_size[0]}x{s.output_size[1]}"
                     if s.input_size and s.output_size else "no frames")
@@ -382,7 +384,8 @@ def stream_many(
     was_active = bool(runner is not None and runner.is_active)
     backend = runner.describe() if runner is not None else type(upscaler).__name__
     if int(getattr(upscaler, "workers", 1)) > 1:
-        backend += f", {upscaler.workers} single-threaded calls at a time"
+        backend += (f", {upscaler.workers} calls at a time, one per server" if hasattr(runner, "server_summary")
+                    else f", {upscaler.workers} single-threaded calls at a time")
     model_label = (runner.config.name.split("-x")[0].upper().replace("-", " ")
                    if runner is not None and getattr(runner, "config", None) is not None else "SR")
     guard = InferenceGuard(scale, reconnect_max_wait)
@@ -558,7 +561,9 @@ def stream_many(
         "model_calls": sum(batches.values()),
     }
     return MultiSummary(backend=backend, scale=scale, stopped_by=stopped_by, wall_s=round(wall, 3),
-                        sources=summaries, total=total, batches=batches, inference=guard.summary())
+                        sources=summaries, total=total, batches=batches,
+                        inference={**guard.summary(), **({"servers": runner.server_summary()}
+                                                         if hasattr(runner, "server_summary") else {})})
 
 
 def _batch_sizes(images: Sequence[np.ndarray], max_batch: int | None) -> dict[int, int]:

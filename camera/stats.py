@@ -71,6 +71,7 @@ class StreamSummary:
     max_fps: float | None = None  # --max-fps: at most this many frames a second went to the model
     stale: int = 0  # frames a live source held up at a (re)connect or stall: skipped as seconds old
     source_fps: float | None = None  # the rate the source says it runs at (None: it does not say)
+    servers: list[dict[str, Any]] = field(default_factory=list)  # several Triton servers: what each one ran
 
     def to_dict(self) -> dict[str, Any]:
         fields = asdict(self)
@@ -136,12 +137,27 @@ class StreamSummary:
             lines.append(f"  not reconnected: {self.reconnect_attempts} attempt(s) failed")
         if self.fallback_frames:
             lines.append(f"  {self.fallback_frames} frames went out bicubic while the model backend was unavailable")
+        if self.servers:
+            lines.append(servers_line(self.servers))
         if self.timing_note:
             lines.append(f"  note: {self.timing_note}")
         keep_up = self.keep_up()
         if keep_up:
             lines.append(f"  {keep_up}")
         return "\n".join(lines)
+
+
+def servers_line(servers: list[dict[str, Any]]) -> str:
+    """What each Triton server of a pool ran: '  servers: a:8001 120 frames in 60 calls, b:8001 ...'."""
+    parts = []
+    for srv in servers:
+        part = f"{srv['server']} {srv['frames']} frames in {srv['calls']} calls"
+        if srv.get("outages"):
+            part += f" ({srv['outages']} outage{'s' if srv['outages'] > 1 else ''})"
+        if srv.get("state") != "up":
+            part += f", {srv.get('state')} at the end"
+        parts.append(part)
+    return "  servers: " + "; ".join(parts)
 
 
 class StreamStats:

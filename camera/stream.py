@@ -264,8 +264,10 @@ def stream(
     if capture is None:
         raise SrxError("interrupted before the stream started")
     wall = time.monotonic() - stats.t_start
+    pool = runner if hasattr(runner, "server_summary") else None
     return _summary(spec.describe(), backend, scale, stopped_by, wall, capture, stats, frames_at_reconnect,
-                    note, outputs, capture.events + guard.events, fallback_frames=guard.fallback_frames)
+                    note, outputs, capture.events + guard.events + list(getattr(pool, "events", [])),
+                    fallback_frames=guard.fallback_frames, servers=pool.server_summary() if pool is not None else [])
 
 
 def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float, capture: CaptureThread,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Sequence
 
 from srx.errors import SrxError
 from srx.runtime.base import Runner
@@ -105,16 +106,18 @@ def make_runner(
     weights: Path | None = None,
     model_file: Path | None = None,
     threads: int | None = None,
-    server: str | None = None,
+    server: "str | Sequence[str] | None" = None,
 ) -> Runner:
     """A runner for `model_file` (.onnx / .engine / .pt) or `weights` (a checkpoint; default the
     shipped weights for `scale`) on `backend`. Logs which backend `auto` chose and why.
-    `server` (a Triton server's gRPC HOST:PORT) means the triton backend; `model_file` then names
-    the model on the server (default: its srx model for `scale`)."""
+    `server` (a Triton server's gRPC HOST:PORT, or several: a TritonPool) means the triton backend;
+    `model_file` then names the model on the server (default: its srx model for `scale`)."""
     from srx.checkpoint import resolve_weights
 
     if backend not in BACKENDS:
         raise SrxError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    servers = [server] if isinstance(server, str) else list(server or [])
+    server = servers[0] if len(servers) == 1 else (servers or None)  # type: ignore[assignment]
     if server is not None and backend == "auto":
         backend = "triton"
     if backend == "triton" or server is not None:
@@ -125,9 +128,15 @@ def make_runner(
         if weights is not None:
             raise SrxError("--weights is a local checkpoint; with --server the model is on the server "
                            "(pick it with --model NAME)")
+        from srx.runtime.triton_pool import TritonPool
         from srx.runtime.triton_runner import TritonRunner
 
-        runner_t = TritonRunner(server, model=str(model_file) if model_file is not None else None, scale=scale)
+        served = str(model_file) if model_file is not None else None
+        if len(servers) > 1:
+            pool = TritonPool(servers, model=served, scale=scale)
+            _log_choice(backend, pool, f"{len(servers)} Triton servers were given")
+            return pool
+        runner_t = TritonRunner(servers[0], model=served, scale=scale)
         _log_choice(backend, runner_t, "a Triton server was given")
         return runner_t
     if model_file is not None and weights is not None:

@@ -86,11 +86,14 @@ class TritonRunner(Runner):
 
     backend = "triton"
 
-    def __init__(self, server: str, model: str | None = None, scale: int | None = None, timeout: float = 20.0) -> None:
+    def __init__(self, server: str, model: str | None = None, scale: int | None = None, timeout: float = 20.0,
+                 connect_timeout: float = 5.0) -> None:
         super().__init__()
         self.url = parse_server(server)
         self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
         self.client: Any = None
+        self.params: dict[str, str] = {}  # the model's srx_* config parameters
         client = self._connect()
         try:
             self.model = str(model) if model else self._pick(client, scale)
@@ -100,7 +103,7 @@ class TritonRunner(Runner):
 
     # -- set-up ----------------------------------------------------------------------------------
     def _connect(self) -> Any:
-        return live_client(self.url, min(self.timeout, 5.0))
+        return live_client(self.url, min(self.timeout, self.connect_timeout))
 
     def _pick(self, client: Any, scale: int | None) -> str:
         """The server's one srx model (for `scale`): from its model index where that is readable
@@ -170,8 +173,9 @@ class TritonRunner(Runner):
         try:
             cfg = client.get_model_config(self.model, as_json=True, client_timeout=min(self.timeout, 5.0))["config"]
         except InferenceServerException as exc:
-            raise SrxError(f"the Triton server at {self.url} has no model {self.model!r} ready: {_message(exc)}") from None
+            raise ServerAway(f"the Triton server at {self.url} has no model {self.model!r} ready: {_message(exc)}") from None
         params = {k: (v or {}).get("string_value", "") for k, v in (cfg.get("parameters") or {}).items()}
+        self.params = params
         ins = [(t.get("name"), t.get("data_type")) for t in cfg.get("input", [])]
         outs = [(t.get("name"), t.get("data_type")) for t in cfg.get("output", [])]
         contract = f"srx models have input {INPUT}, output {OUTPUT} (FP32) and an {PARAM_SCALE} parameter"
@@ -239,9 +243,14 @@ class TritonRunner(Runner):
         return out if out.dtype == np.float32 else out.astype(np.float32)
 
 
+class ServerAway(SrxError):
+    """No Triton server answers at the address, it is not live yet, or it does not have the model
+    ready (still loading it): bad input for one --server, a box to probe again for one of several."""
+
+
 def live_client(url: str, timeout: float = 5.0) -> Any:
-    """A gRPC client of the Triton server at `url` once it answers live; one `error:` line where no
-    server answers or it is not live yet."""
+    """A gRPC client of the Triton server at `url` once it answers live; one `error:` line
+    (ServerAway) where no server answers or it is not live yet."""
     grpcclient = grpc_module()
     from tritonclient.utils import InferenceServerException
 
@@ -250,11 +259,11 @@ def live_client(url: str, timeout: float = 5.0) -> Any:
         live = client.is_server_live(client_timeout=timeout)
     except InferenceServerException as exc:
         client.close()
-        raise SrxError(f"no Triton server answers at {url} (gRPC): {_message(exc)}; start one with "
+        raise ServerAway(f"no Triton server answers at {url} (gRPC): {_message(exc)}; start one with "
                        "`srx serve` or check --server HOST:PORT (the gRPC port, 8001 by default)") from None
     if not live:
         client.close()
-        raise SrxError(f"the Triton server at {url} answers but is not live; try again when it has started")
+        raise ServerAway(f"the Triton server at {url} answers but is not live; try again when it has started")
     return client
 
 

@@ -349,7 +349,7 @@ def create_upscaler(
     *,
     tile: int = 512,
     overlap: int | None = None,
-    server: str | None = None,
+    server: "str | Sequence[str] | None" = None,
     parallel: bool = False,
 ) -> Upscaler:
     """An Upscaler on the best backend for the model asked for (see make_runner). `scale=None` takes
@@ -360,8 +360,9 @@ def create_upscaler(
     `parallel`: the caller upscales several frames at a time (`upscale_batch`, many cameras). On
     ONNX Runtime's CPU provider the model then runs as `threads` (default: the physical cores)
     overlapping single-threaded calls instead of one call spread over the cores: each core carries
-    a whole batch and its colour work, with no thread-pool hand-offs inside a call. Other backends
-    are unchanged."""
+    a whole batch and its colour work, with no thread-pool hand-offs inside a call. With several
+    Triton servers (a TritonPool) a tick's frames go to every server at once, one call each. Other
+    backends are unchanged."""
     from srx.runtime.select import make_runner
 
     single_threaded_opencv()
@@ -375,5 +376,7 @@ def create_upscaler(
 
         workers = int(threads or physical_cores())
         runner.threads = 1
+    elif parallel and len(getattr(runner, "servers", ())) > 1:
+        workers = len(runner.servers)  # type: ignore[attr-defined]
     return Upscaler(runner, scale if scale is not None else int(runner.scale or 3), tile=tile, overlap=overlap,
                     workers=workers)

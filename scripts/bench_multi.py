@@ -15,6 +15,10 @@ one run on one machine (a shared machine's speed drifts; see the README's bench 
    60 dB), and the per-frame cost of going through Triton (model call p50, triton - local).
 3. Eight concurrent clients against that one server: aggregate frames per second and the batch sizes
    Triton's dynamic batcher formed (its statistics API).
+4. Two servers, each `srx serve --threads 1` (a stand-in for two boxes on one machine): the four
+   sources through one of them, then through both (`--server A --server B`: a tick's frames go to
+   both at once), then through both with B stopped halfway (frames out, frames that went out bicubic,
+   what each server ran).
 """
 from __future__ import annotations
 
@@ -104,11 +108,11 @@ def multi_vs_separate(clips: list[Path], duration: float, tmp: Path, weights: st
 
 
 class Serve:
-    def __init__(self) -> None:
+    def __init__(self, weights: str = "srcnn", extra: tuple[str, ...] = ()) -> None:
         self.grpc = free_port()
         self.lines: list[str] = []
-        self.proc = subprocess.Popen([*SRX, "serve", "-w", "srcnn", "--grpc-port", str(self.grpc), "--http-port", str(free_port()),
-                                      "--metrics-port", str(free_port())], cwd=REPO, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([*SRX, "serve", "-w", weights, "--grpc-port", str(self.grpc), "--http-port", str(free_port()),
+                                      "--metrics-port", str(free_port()), *extra], cwd=REPO, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
         end = time.monotonic() + 300
@@ -147,7 +151,7 @@ def triton_part(clip: Path, tmp: Path, clients: int, requests: int, reps: int) -
         common = ["--source", str(clip), "--no-drop", "--max-frames", "20", "--no-window", "-q"]
         run([*SRX, "stream", *common, "--server", server.url, "--output", str(tmp / "triton.mkv"),
              "--json-summary", str(tmp / "triton.json")])
-        run([*SRX, "stream", *common, "--backend", "onnxruntime", "--output", str(tmp / "local.mkv"),
+        run([*SRX, "stream", *common, "--backend", "onnxruntime", "-w", "srcnn", "--output", str(tmp / "local.mkv"),
              "--json-summary", str(tmp / "local.json")])
 
         def frames(path: Path) -> list[np.ndarray]:
@@ -221,6 +225,40 @@ def triton_part(clip: Path, tmp: Path, clients: int, requests: int, reps: int) -
     return out
 
 
+def pool_part(clips: list[Path], duration: float, tmp: Path, weights: str) -> dict:
+    """The four sources through one single-threaded server, through two, and through two with the
+    second stopped halfway."""
+    a, b = Serve(weights, ("--threads", "1")), Serve(weights, ("--threads", "1"))
+    out: dict = {}
+    try:
+        sources = [a for c in clips for a in ("--source", str(c))]
+        common = ["--loop", "--duration", f"{duration}s", "--no-window", "-q"]
+        for label, servers, stop_b in (("one_server", [a.url], False), ("two_servers", [a.url, b.url], False),
+                                       ("two_servers_b_stopped_halfway", [a.url, b.url], True)):
+            timer = threading.Timer(duration / 2, b.stop) if stop_b else None
+            if timer is not None:
+                timer.start()
+            run([*SRX, "stream", *sources, *[x for u in servers for x in ("--server", u)], *common,
+                 "--json-summary", str(tmp / f"{label}.json")])
+            if timer is not None:
+                timer.join()
+            summary = json.loads((tmp / f"{label}.json").read_text())
+            out[label] = {
+                "fps_out_total": round(sum(s["fps_out"] for s in summary["sources"].values()), 2),
+                "latency_p95_ms": {k: s["latency_ms"]["p95"] for k, s in summary["sources"].items()},
+                "fallback_frames": summary["inference"]["fallback_frames"],
+                "servers": [{k: srv[k] for k in ("server", "state", "frames", "calls", "outages")}
+                            for srv in summary["inference"].get("servers", [])],
+                "batches": summary["batches"],
+            }
+        one = out["one_server"]["fps_out_total"]
+        out["ratio_two_over_one"] = round(out["two_servers"]["fps_out_total"] / one, 3) if one else None
+    finally:
+        a.stop()
+        b.stop()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=20.0, help="seconds per multi-source run (default 20)")
@@ -230,6 +268,7 @@ def main() -> None:
     ap.add_argument("--weights", default="srcnn", help="shipped model (or checkpoint) the streams run (default srcnn)")
     ap.add_argument("--skip-triton", action="store_true")
     ap.add_argument("--skip-multi", action="store_true")
+    ap.add_argument("--skip-pool", action="store_true", help="leave out the two-server part")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     os.chdir(REPO)
@@ -242,6 +281,9 @@ def main() -> None:
             result["multi"]["weights"] = args.weights
         if not args.skip_triton:
             result["triton"] = triton_part(clips[0], tmp, args.clients, args.requests, args.reps)
+        if not args.skip_triton and not args.skip_pool:
+            result["pool"] = pool_part(clips, args.duration, tmp, args.weights)
+            result["pool"]["weights"] = args.weights
     result["loadavg_at_end"] = os.getloadavg()
     print(json.dumps(result, indent=2))
     m = result.get("multi")
@@ -255,6 +297,12 @@ def main() -> None:
         print(f"triton: frames max |diff| {t['stream_frames_max_abs_diff']}, HR Y {t['hr_y_psnr_vs_local_db']} dB vs local, "
               f"model call p50 {t['model_call_p50_ms']} (overhead {t['triton_overhead_ms_per_frame']} ms); "
               f"{t['clients']['clients']} clients {t['clients']['aggregate_fps']} fps, batches {t['clients']['batches_formed']}")
+    p = result.get("pool")
+    if p:
+        half = p["two_servers_b_stopped_halfway"]
+        print(f"pool: one server {p['one_server']['fps_out_total']} fps out, two {p['two_servers']['fps_out_total']} "
+              f"(ratio {p['ratio_two_over_one']}); B stopped halfway: {half['fps_out_total']} fps out, "
+              f"{half['fallback_frames']} bicubic frames, servers {half['servers']}")
     if args.json:
         from srx.fsutil import atomic_write_text
 

@@ -174,5 +174,15 @@ def main() -> None:
     app()
 
 
+def one_server(servers: list[str] | None, command: str) -> str | None:
+    """The one --server of a command that checks a single Triton server (parity, bench): Typer would
+    keep the last of several silently."""
+    servers = list(servers or [])
+    if len(servers) > 1:
+        raise SrxError(f"srx {command} checks one Triton server at a time; got {len(servers)} --server "
+                       f"({', '.join(servers)}): run it once for each")
+    return servers[0] if servers else None
+
+
 def weights_option():
     return typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera; `srx models` lists them) or an srx checkpoint; default: camera for --scale.")

@@ -41,9 +41,10 @@ def stream_cmd(
     weights: Optional[Path] = weights_option(),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file instead of --weights: .onnx, .engine or .pt."),
     backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, torch, torch-cuda, tensorrt or triton (with --server)."),
-    server: Optional[str] = typer.Option(
+    server: Optional[list[str]] = typer.Option(
         None, "--server", help="Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` runs); implies --backend triton. "
-        "--model NAME then picks the model on it."),
+        "--model NAME then picks the model on it. Repeat for several servers serving the same model: frames go to "
+        "each in turn (with several sources, to all at once), and one that goes away is skipped until it is back."),
     threads: Optional[int] = threads_option("CPU threads for the model (default: physical cores)."),
     output: Optional[str] = typer.Option(
         None, "--output", "-o", help="Record: .mp4/.mov/.m4v (H.264, viewing), .mkv (lossless FFV1), .avi (MJPEG), or a folder/ for PNG frames; "
@@ -97,6 +98,7 @@ def stream_cmd(
 
     from srx.camera.multi import apply_rates, apply_regions, output_for, parse_sources
 
+    server = list(server or []) or None
     if weights is not None and model is not None and server is None:
         raise SrxError("pass either --weights (a checkpoint) or --model (a .onnx/.engine/.pt file), not both")
     scale = scale_of_models(scale, [weights], None if server is not None else model)  # with --server, --model names a served model

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, model_scale_option, scale_of_models, weights_option
+from srx.cli.app import app, model_scale_option, one_server, scale_of_models, weights_option
 from srx.errors import SrxError
 
 
@@ -128,11 +128,12 @@ def parity_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of HR images (default ../shared/datasets/Set5 when present, else synthetic photos)."),
     synthetic: bool = typer.Option(False, "--synthetic", help="Use srx's synthetic photos even where Set5 exists."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    server: Optional[str] = typer.Option(
-        None, "--server", help="Also check the srx model for --scale on this Triton server (gRPC HOST:PORT) under the FP32 gate."),
+    server: Optional[list[str]] = typer.Option(
+        None, "--server", help="Also check the srx model for --scale on this Triton server (gRPC HOST:PORT) under the FP32 gate; one at a time."),
     model: Optional[str] = typer.Option(None, "--model", help="With --server: the model's name on the server."),
 ) -> None:
     """PyTorch vs ONNX Runtime FP32/FP16 (and TensorRT) on Set5 and odd-sized frames; exit 1 on a failed gate."""
+    server = one_server(server, "parity")  # type: ignore[assignment]
     scale = scale_of_models(scale, [weights])
     _print_parity(weights, scale, graphs=None, engine=engine, data=data, synthetic=synthetic, as_json=as_json,
                   server=server, model=model)

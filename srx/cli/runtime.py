@@ -7,12 +7,13 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, threads_option, weights_option
+from srx.cli.app import app, one_server, threads_option, weights_option
 from srx.errors import SrxError
 
 _BACKEND_HELP = "auto (fastest that works here), torch, torch-cuda, onnxruntime, tensorrt or triton (with --server)."
 _SERVER_HELP = ("Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` runs); implies --backend triton. "
-                "--model NAME then picks the model on it.")
+                "--model NAME then picks the model on it. Repeat for several servers serving the same model: "
+                "frames go to each in turn, and one that goes away is skipped until it is back.")
 
 
 def _console():
@@ -40,7 +41,7 @@ def upscale(
     threads: Optional[int] = threads_option("CPU threads (default: one per physical core)."),
     tile: int = typer.Option(512, "--tile", help="Frames with a side above this many input pixels run in overlapping tiles."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar for folders and videos."),
-    server: Optional[str] = typer.Option(None, "--server", help=_SERVER_HELP),
+    server: Optional[list[str]] = typer.Option(None, "--server", help=_SERVER_HELP),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Folders' subfolders too (an NVR export by day and camera), their layout mirrored under --out; hidden folders and --out itself are left out."),
 ) -> None:
     """Upscale images, folders and videos (Y through the model, chroma bicubic)."""
@@ -55,7 +56,7 @@ def upscale(
     if weights is not None and model is None and weights.suffix.lower() in (".onnx", ".engine", ".plan"):
         model, weights = weights, None  # a model file passed as --weights: take it for what it is
     with create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads, tile=tile,
-                         server=server) as up:
+                         server=list(server or []) or None) as up:
         result = upscale_files(up, inputs, out, fmt=fmt, show_progress=progress, recursive=recursive)
     total = len(result.done) + len(result.failed)
     typer.echo(f"upscaled {len(result.done)} of {total} inputs x{up.scale} into {out}")
@@ -76,12 +77,13 @@ def bench(
     engine: Optional[Path] = typer.Option(None, "--engine", help="TensorRT engine for --backend tensorrt."),
     reps: Optional[int] = typer.Option(None, "--reps", help="Timed repetitions per case (default 15, quick 3)."),
     case: Optional[list[str]] = typer.Option(None, "--case", help="Only these cases (repeat): '480p x2', '720p-out x3', '1080p-out x3' (quick: 'quick x2', 'quick x3')."),
-    server: Optional[str] = typer.Option(None, "--server", help="Triton server gRPC HOST:PORT for --backend triton (the cases of its model's scale)."),
+    server: Optional[list[str]] = typer.Option(None, "--server", help="Triton server gRPC HOST:PORT for --backend triton (the cases of its model's scale); one at a time."),
     server_model: Optional[str] = typer.Option(None, "--model", help="With --server: the model's name on the server (what `srx serve` prints, e.g. srx_lobby_x3; default: the one srx finds for each case's scale)."),
 ) -> None:
     """Latency per model and backend (model-only and end to end, p50/p95) against this machine's GEMM floor."""
     from srx.runtime.bench import run_bench
 
+    server = one_server(server, "bench")  # type: ignore[assignment]
     if server_model is not None and server is None:
         raise SrxError("--model names a model on a Triton server; give the server with --server HOST:PORT")
     result = run_bench(backend, quick=quick, threads=threads, weights=weights, engine=engine, reps=reps, cases=case,

@@ -583,3 +583,102 @@ def test_a_scratch_folder_left_by_a_killed_server_goes_at_the_next_start(tmp_pat
         shm.write_bytes(b"\0" * 16)
     assert sweep_stale_scratch(tmp_path) == [dead]
     assert live.is_dir() and not dead.exists() and not shm.exists()
+
+
+def running(served, ckpt) -> Serve:
+    """The module's server, started again on its ports where a test before stopped it for good."""
+    if served["server"].proc.poll() is not None:
+        served["server"] = Serve(ckpt(3), served["server"].ports)
+    return served["server"]
+
+
+def test_several_servers_share_the_frames_and_one_that_goes_away_is_skipped(served, ckpt, tmp_path: Path, caplog) -> None:
+    """`--server A --server B`: a server that does not answer at the start is probed in the
+    background and takes frames once it is up; a tick of several cameras runs on both at once, each
+    frame as ONNX Runtime computes it locally; when one server stops the stream keeps the model's
+    frames from the other (no bicubic frame), and a server that comes back with another model under
+    the same name is not used again."""
+    import logging
+
+    from srx.camera.multi import NamedSource, stream_many
+    from srx.camera.sources import SourceSpec
+    from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
+    from srx.runtime.select import cached_onnx
+    from srx.runtime.upscaler import Upscaler, create_upscaler
+    from tests.camera.conftest import ThumbnailSink
+    from tests.conftest import synthetic_photo
+    from tests.runtime.conftest import _checkpoint
+
+    caplog.set_level(logging.WARNING, logger="srx")
+    a = running(served, ckpt)
+    ports = {"grpc": free_port(), "http": free_port(), "metrics": free_port()}
+    b_url = f"127.0.0.1:{ports['grpc']}"
+    upscaler = create_upscaler(None, server=[a.url, b_url], parallel=True)  # b is not up yet
+    pool = upscaler.runner
+    assert upscaler.workers == 2 and pool.describe().startswith("triton (srx_srcnn-9-1-5_x3 on 2 servers, 1 up: ")
+    assert any(f"no Triton server answers at {b_url}" in r.getMessage() for r in caplog.records)
+    imgs = [synthetic_photo(24, 32, seed=i) for i in range(4)]
+    with OnnxRuntimeRunner(cached_onnx(ckpt(3)), threads=1) as local:
+        want = Upscaler(local, 3).upscale_batch(imgs)
+    spec = {name: SourceSpec.from_frames(imgs, fps=20.0, loop=True) for name in ("c1", "c2", "c3", "c4")}
+    sinks = {name: [ThumbnailSink()] for name in spec}
+    stop = threading.Event()
+    thread, result = in_background(lambda: stream_many([NamedSource(n, s) for n, s in spec.items()], upscaler, sinks,
+                                                       stop_event=stop, quiet=True, reconnect_max_wait=1.0))
+    b = None
+    try:
+        wait_until(lambda: pool.servers[0].frames >= 8 or "error" in result, 60, "frames through the first server")
+        b = Serve(ckpt(3), ports)
+        wait_until(lambda: pool.servers[1].frames >= 8 or "error" in result, 60, "the second server to take frames once up")
+        got = upscaler.upscale_batch(imgs)  # beside the stream's ticks, on the same pool
+        assert all(np.abs(g.astype(int) - w).max() <= 1 for g, w in zip(got, want))
+        assert b.stop() == 0, "".join(b.lines)
+        before = pool.servers[0].frames
+        wait_until(lambda: pool.servers[0].frames >= before + 16 or "error" in result, 60, "frames while the second is away")
+        assert not pool.servers[1].up
+        other = _checkpoint(tmp_path, 3, [9, 1, 5], [8, 4])  # the same model name, other layers
+        b = Serve(other, ports)
+        wait_until(lambda: pool.servers[1].refused or "error" in result, 60, "the other model to be refused")
+    finally:
+        stop.set()
+        thread.join(60)
+        if b is not None:
+            b.stop()
+    assert "error" not in result, result.get("error")
+    summary = result["summary"]
+    assert summary.inference["fallback_frames"] == 0  # no frame went out bicubic: the other server took them
+    servers = {s["server"]: s for s in summary.inference["servers"]}
+    assert servers[a.url]["state"] == "up" and servers[a.url]["outages"] == 0
+    assert servers[b_url]["state"] == "refused" and servers[b_url]["outages"] == 2 and servers[b_url]["frames"] >= 8
+    assert "srx_model_config" in servers[b_url]["last_error"]
+    assert f"servers: {a.url} " in summary.format() and "calls at a time, one per server" in summary.backend
+    events = [(e["event"], e["server"]) for e in pool.events]
+    assert events == [("server-back", b_url), ("server-lost", b_url), ("server-refused", b_url)]
+
+
+def test_several_servers_bad_input_is_one_line(served, ckpt, tmp_path: Path) -> None:
+    import cv2
+
+    from tests.conftest import synthetic_photo
+
+    cli = CliRunner()
+    img = tmp_path / "in.png"
+    cv2.imwrite(str(img), synthetic_photo(20, 20))
+    url = running(served, ckpt).url
+    n1, n2 = free_port(), free_port()
+    for args, message in (
+        (["--server", url, "--server", url], f"--server {url} is given twice; expected each Triton server once"),
+        (["--server", f"127.0.0.1:{n1}", "--server", f":{n2}"], f"none of the 2 Triton servers answers: 127.0.0.1:{n1}: "),
+        (["--server", url, "--server", f"127.0.0.1:{n1}", "--scale", "2"], "has no srx model for x2"),
+    ):
+        res = cli.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "o.png"), *args])
+        assert res.exit_code == 1, res.output
+        assert_one_error_line(res.output, message)
+    for command in (["parity", "--synthetic"], ["bench", "--quick"]):  # these check one server at a time
+        res = cli.invoke(app, [*command, "--server", url, "--server", f"127.0.0.1:{n1}"])
+        assert res.exit_code == 1, res.output
+        assert_one_error_line(res.output, f"srx {command[0]} checks one Triton server at a time; got 2 --server")
+    res = cli.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "o.png"), "--server", url,
+                           "--server", f"127.0.0.1:{n1}"])  # one of two answers: that one does the work
+    assert res.exit_code == 0, res.output
+    assert cv2.imread(str(tmp_path / "o.png")).shape == (60, 60, 3)
