@@ -682,3 +682,65 @@ def test_several_servers_bad_input_is_one_line(served, ckpt, tmp_path: Path) -> 
                            "--server", f"127.0.0.1:{n1}"])  # one of two answers: that one does the work
     assert res.exit_code == 0, res.output
     assert cv2.imread(str(tmp_path / "o.png")).shape == (60, 60, 3)
+
+
+def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes(served, ckpt, caplog) -> None:
+    """A box that freezes (its srx serve and Triton processes stopped with SIGSTOP) answers nothing
+    and refuses nothing: the pool's deadline for it, which follows its recent calls, gives up on it
+    within seconds rather than the fixed 20 s, the frames go to the other server (none bicubic),
+    and when it wakes (SIGCONT) a probe brings it back."""
+    import logging
+
+    from srx.camera.sources import SourceSpec
+    from srx.camera.stats import StreamStats
+    from srx.camera.stream import stream
+    from srx.runtime.triton_pool import RECORD_CALLS
+    from srx.runtime.upscaler import create_upscaler
+    from tests.camera.conftest import ThumbnailSink
+    from tests.conftest import synthetic_photo
+
+    caplog.set_level(logging.WARNING, logger="srx")
+    a = running(served, ckpt)
+    b = Serve(ckpt(3), {"grpc": free_port(), "http": free_port(), "metrics": free_port()})
+    frozen: set[int] = set()
+
+    def signal_b(sig: int) -> None:
+        for pid in {b.proc.pid} | descendants(b.proc.pid) | frozen:
+            try:
+                os.kill(pid, sig)
+                frozen.add(pid)
+            except ProcessLookupError:
+                pass
+
+    upscaler = create_upscaler(None, server=[a.url, b.url])
+    pool = upscaler.runner
+    stats, stop = StreamStats(), threading.Event()
+    spec = SourceSpec.from_frames([synthetic_photo(24, 32, seed=i) for i in range(6)], fps=20.0, loop=True)
+    thread, result = in_background(lambda: stream(spec, upscaler, [ThumbnailSink()], stats=stats, stop_event=stop,
+                                                  reconnect_max_wait=1.0))
+    try:
+        wait_until(lambda: pool.servers[1].calls >= RECORD_CALLS + 2 or "error" in result, 60, "a record of calls on b")
+        signal_b(signal.SIGSTOP)
+        t0 = time.monotonic()
+        wait_until(lambda: pool.servers[1].outages == 1 or "error" in result, 30, "the pool to leave the frozen server")
+        left_after = time.monotonic() - t0
+        before = pool.servers[0].frames
+        wait_until(lambda: pool.servers[0].frames >= before + 40 or "error" in result, 30, "frames on a meanwhile")
+        assert not pool.servers[1].up, "a probe took the frozen server for a live one"
+        signal_b(signal.SIGCONT)
+        wait_until(lambda: pool.servers[1].up or "error" in result, 60, "the woken server to be probed back")
+        calls = pool.servers[1].calls
+        wait_until(lambda: pool.servers[1].calls > calls or "error" in result, 30, "frames on the woken server")
+    finally:
+        stop.set()
+        thread.join(60)
+        signal_b(signal.SIGCONT)
+        b.stop()
+    assert "error" not in result, result.get("error")
+    print(f"left the frozen server after {left_after:.1f} s")
+    assert left_after < 15.0, f"took {left_after:.1f} s to leave a frozen server (the fixed deadline is 20 s)"
+    summary = result["summary"]
+    assert summary.fallback_frames == 0
+    assert [e["event"] for e in summary.events if e["event"].startswith("server")] == ["server-lost", "server-back"]
+    assert "DEADLINE_EXCEEDED" in next(e["error"] for e in summary.events if e["event"] == "server-lost") or \
+        "Deadline" in next(e["error"] for e in summary.events if e["event"] == "server-lost")
