@@ -270,7 +270,8 @@ def _atomic_video(dst: Path) -> Iterator[Path]:
 
 
 def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) -> int:
-    """Every frame upscaled and re-encoded at the same fps, the source's sound carried over
+    """Every frame upscaled and re-encoded at the same fps (`upscaler.workers` frames at a time where
+    it has several workers: one per Triton server of a pool), the source's sound carried over
     (srx.media.mux_audio: copied, or re-encoded to AAC where the container needs it; a video whose
     sound cannot be carried over is still written, with a warning). Returns the number of frames
     written; SrxError for an unreadable or truncated video (the frames that could be decoded are
@@ -298,16 +299,22 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
         else:
             task = None
         n = 0
+        step = max(1, int(getattr(upscaler, "workers", 1)))  # several Triton servers: a frame for each at once
         with _atomic_video(dst) as tmp:
             writer = _video_writer(tmp, dst, fps, (w * s, h * s))
             try:
                 while ok:
-                    # the frame's own time (a variable-rate video keeps its pace and its sound in step)
-                    writer.write(upscaler.upscale(frame), cap.get(cv2.CAP_PROP_POS_MSEC))
-                    n += 1
-                    if task is not None:
-                        progress.advance(task)
-                    ok, frame = cap.read()
+                    chunk = []  # (frame, its own time: a variable-rate video keeps its pace and its sound in step)
+                    while ok and len(chunk) < step:
+                        chunk.append((frame, cap.get(cv2.CAP_PROP_POS_MSEC)))
+                        ok, frame = cap.read()
+                    outs = (upscaler.upscale_batch([f for f, _ in chunk]) if step > 1
+                            else [upscaler.upscale(chunk[0][0])])
+                    for img, (_, at_ms) in zip(outs, chunk):
+                        writer.write(img, at_ms)
+                        n += 1
+                        if task is not None:
+                            progress.advance(task)
             finally:
                 writer.close()
             if sound:

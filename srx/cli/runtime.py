@@ -56,7 +56,7 @@ def upscale(
     if weights is not None and model is None and weights.suffix.lower() in (".onnx", ".engine", ".plan"):
         model, weights = weights, None  # a model file passed as --weights: take it for what it is
     with create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads, tile=tile,
-                         server=list(server or []) or None) as up:
+                         server=list(server or []) or None, parallel=len(server or []) > 1) as up:
         result = upscale_files(up, inputs, out, fmt=fmt, show_progress=progress, recursive=recursive)
     total = len(result.done) + len(result.failed)
     typer.echo(f"upscaled {len(result.done)} of {total} inputs x{up.scale} into {out}")

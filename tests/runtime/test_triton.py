@@ -684,7 +684,8 @@ def test_several_servers_bad_input_is_one_line(served, ckpt, tmp_path: Path) -> 
     assert cv2.imread(str(tmp_path / "o.png")).shape == (60, 60, 3)
 
 
-def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes(served, ckpt, caplog) -> None:
+def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes(served, ckpt, tmp_path: Path,
+                                                                                 caplog) -> None:
     """A box that freezes (its srx serve and Triton processes stopped with SIGSTOP) answers nothing
     and refuses nothing: the pool's deadline for it, which follows its recent calls, gives up on it
     within seconds rather than the fixed 20 s, the frames go to the other server (none bicubic),
@@ -694,9 +695,13 @@ def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes
     from srx.camera.sources import SourceSpec
     from srx.camera.stats import StreamStats
     from srx.camera.stream import stream
+    from srx.runtime.batch import upscale_video_file
+    from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
+    from srx.runtime.select import cached_onnx
     from srx.runtime.triton_pool import RECORD_CALLS
-    from srx.runtime.upscaler import create_upscaler
+    from srx.runtime.upscaler import Upscaler, create_upscaler
     from tests.camera.conftest import ThumbnailSink
+    from tests.camera.test_stream import read_video, write_ffv1
     from tests.conftest import synthetic_photo
 
     caplog.set_level(logging.WARNING, logger="srx")
@@ -712,8 +717,18 @@ def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes
             except ProcessLookupError:
                 pass
 
-    upscaler = create_upscaler(None, server=[a.url, b.url])
+    upscaler = create_upscaler(None, server=[a.url, b.url], parallel=True)
     pool = upscaler.runner
+    # a video file first (srx upscale): two frames at a time, one on each server
+    clip = tmp_path / "clip.mkv"
+    write_ffv1(clip, [synthetic_photo(24, 32, seed=i) for i in range(6)])
+    with upscaler:
+        assert upscale_video_file(upscaler, clip, tmp_path / "up.mkv") == 6
+    assert [srv.frames for srv in pool.servers] == [3, 3] and [srv.calls for srv in pool.servers] == [3, 3]
+    with OnnxRuntimeRunner(cached_onnx(ckpt(3)), threads=1) as local:  # the same file, frame by frame here
+        assert upscale_video_file(Upscaler(local, 3), clip, tmp_path / "local.mkv") == 6
+    got, want = read_video(tmp_path / "up.mkv"), read_video(tmp_path / "local.mkv")
+    assert len(got) == 6 and all(np.abs(g.astype(int) - w).max() <= 2 for g, w in zip(got, want))
     stats, stop = StreamStats(), threading.Event()
     spec = SourceSpec.from_frames([synthetic_photo(24, 32, seed=i) for i in range(6)], fps=20.0, loop=True)
     thread, result = in_background(lambda: stream(spec, upscaler, [ThumbnailSink()], stats=stats, stop_event=stop,
