@@ -391,6 +391,9 @@ def stream_many(
     guard = InferenceGuard(scale, reconnect_max_wait)
     ready = threading.Event()
     lanes = [_Lane(s, list(outputs.get(s.name, ())), stats.setdefault(s.name, StreamStats())) for s in sources]
+    if hasattr(runner, "server_summary"):  # several Triton servers: /stats and /metrics say how each one does
+        for lane in lanes:
+            lane.stats.servers = runner.server_summary
     batches: dict[int, int] = {}
     latency_all = Samples()
     stopped_by = "end-of-input"

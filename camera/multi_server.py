@@ -174,7 +174,7 @@ class MultiMjpegServer:
                     self._send(200, "application/json", json.dumps(server.stats()).encode())
                     return
                 if path == "/metrics":
-                    self._send(200, PROMETHEUS_TYPE, prometheus_text(server.stats()["sources"]).encode())
+                    self._send(200, PROMETHEUS_TYPE, prometheus_text((snap := server.stats())["sources"], snap.get("servers")).encode())
                     return
                 parts = path.strip("/").split("/")
                 if len(parts) in (2, 3) and parts[0] == "cam" and parts[1] in server.channels:
@@ -229,7 +229,9 @@ def multi_stats(stats: dict[str, Any]) -> Callable[[], dict[str, Any]]:
 
     def snapshot() -> dict[str, Any]:
         sources = {name: st.snapshot() for name, st in stats.items()}
+        servers = [snap.pop("servers") for snap in sources.values() if "servers" in snap][:1]  # one run's, once
         return {
+            **({"servers": servers[0]} if servers else {}),
             "total": {
                 "sources": len(sources),
                 "frames_in": sum(s["frames_in"] for s in sources.values()),

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -176,6 +176,7 @@ class StreamStats:
         self._recent: deque[float] = deque(maxlen=256)  # output times, for the live fps
         self.capture: Any = None  # the running CaptureThread (set by stream()), for live counts
         self.published: dict[str, Any] | None = None  # the live numbers as last shown (see publish)
+        self.servers: Callable[[], list[dict[str, Any]]] | None = None  # several Triton servers: their summary
 
     def record(self, t_capture: float, t_done: float, timings: dict[str, float], in_shape: tuple, out_shape: tuple) -> None:
         for name, seconds in timings.items():
@@ -206,7 +207,8 @@ class StreamStats:
         return (self.frames_out - 1) / max(self.t_last_out - self.t_first_out, 1e-9)
 
     def snapshot(self) -> dict[str, Any]:
-        """Live numbers for the status line, the overlay and the web page's /stats."""
+        """Live numbers for the status line, the overlay and the web page's /stats (with `servers`
+        where the stream runs on several Triton servers: what each one ran, and whether it is up)."""
         cap = self.capture
         frames_in = cap.frames_read if cap is not None else 0
         dropped = cap.dropped if cap is not None else 0
@@ -230,6 +232,7 @@ class StreamStats:
             "infer_ms_mean": _round(self.stages["infer"].mean()),
             "input_size": self.input_size,
             "output_size": self.output_size,
+            **({"servers": self.servers()} if self.servers is not None else {}),
         }
 
     def publish(self) -> dict[str, Any]:
@@ -285,10 +288,21 @@ _METRICS = (
 )
 
 
-def prometheus_text(sources: dict[str, dict[str, Any]]) -> str:
+#: what /metrics serves for each Triton server of a run on several: (metric, type, help, summary key)
+_SERVER_METRICS = (
+    ("srx_triton_server_up", "gauge", "1 while the Triton server takes frames, 0 while it is away (probed) or refused.",
+     "state"),
+    ("srx_triton_server_frames_total", "counter", "Frames the Triton server upscaled for this run.", "frames"),
+    ("srx_triton_server_outages_total", "counter", "Times the Triton server went away (or hung) during this run.",
+     "outages"),
+)
+
+
+def prometheus_text(sources: dict[str, dict[str, Any]], servers: list[dict[str, Any]] | None = None) -> str:
     """Each source's live snapshot in Prometheus' text exposition format (version 0.0.4), labelled
     source="NAME": what `--serve`'s /metrics gives a Prometheus server to scrape, so the cameras of
-    many boxes land on one dashboard and one alert rule ("srx_source_up == 0 for 5m")."""
+    many boxes land on one dashboard and one alert rule ("srx_source_up == 0 for 5m"). `servers`
+    (a run on several Triton servers): one series per server, labelled server="HOST:PORT"."""
 
     def label(name: str) -> str:
         return name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -312,4 +326,9 @@ def prometheus_text(sources: dict[str, dict[str, Any]]) -> str:
         for q, key in (("0.5", "latency_ms_p50"), ("0.95", "latency_ms_p95")):
             if snap.get(key) is not None:
                 lines.append(f'{metric}{{source="{label(name)}",quantile="{q}"}} {number(float(snap[key]) / 1000.0)}')
+    for metric, kind, text, key in _SERVER_METRICS if servers else ():
+        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}"]
+        for srv in servers or ():
+            value = srv[key] == "up" if key == "state" else srv[key]
+            lines.append(f'{metric}{{server="{label(srv["server"])}"}} {number(value)}')
     return "\n".join(lines) + "\n"

@@ -163,6 +163,8 @@ def stream(
     note = "" if timed is not None else "the upscaler exposes no runner: infer is the whole upscale() (pre/post included)"
 
     stats = stats or StreamStats()
+    if hasattr(runner, "server_summary"):  # several Triton servers: /stats and /metrics say how each one does
+        stats.servers = runner.server_summary
     guard = InferenceGuard(scale, reconnect_max_wait)
     capture: CaptureThread | None = None
     stopped_by = "end-of-input"

@@ -601,6 +601,8 @@ def test_several_servers_share_the_frames_and_one_that_goes_away_is_skipped(serv
     import logging
 
     from srx.camera.multi import NamedSource, stream_many
+    from srx.camera.multi_server import multi_stats
+    from srx.camera.stats import prometheus_text
     from srx.camera.sources import SourceSpec
     from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
     from srx.runtime.select import cached_onnx
@@ -623,19 +625,26 @@ def test_several_servers_share_the_frames_and_one_that_goes_away_is_skipped(serv
     spec = {name: SourceSpec.from_frames(imgs, fps=20.0, loop=True) for name in ("c1", "c2", "c3", "c4")}
     sinks = {name: [ThumbnailSink()] for name in spec}
     stop = threading.Event()
+    live: dict = {}  # the StreamStats per source, as --serve's /stats and /metrics read them
     thread, result = in_background(lambda: stream_many([NamedSource(n, s) for n, s in spec.items()], upscaler, sinks,
-                                                       stop_event=stop, quiet=True, reconnect_max_wait=1.0))
+                                                       stop_event=stop, quiet=True, reconnect_max_wait=1.0, stats=live))
     b = None
     try:
         wait_until(lambda: pool.servers[0].frames >= 8 or "error" in result, 60, "frames through the first server")
         b = Serve(ckpt(3), ports)
         wait_until(lambda: pool.servers[1].frames >= 8 or "error" in result, 60, "the second server to take frames once up")
+        snap = multi_stats(live)()
+        metrics = prometheus_text(snap["sources"], snap["servers"])
+        assert f'srx_triton_server_up{{server="{b_url}"}} 1' in metrics and "servers" not in snap["sources"]["c1"]
         got = upscaler.upscale_batch(imgs)  # beside the stream's ticks, on the same pool
         assert all(np.abs(g.astype(int) - w).max() <= 1 for g, w in zip(got, want))
         assert b.stop() == 0, "".join(b.lines)
         before = pool.servers[0].frames
         wait_until(lambda: pool.servers[0].frames >= before + 16 or "error" in result, 60, "frames while the second is away")
         assert not pool.servers[1].up
+        metrics = prometheus_text(*(lambda snap: (snap["sources"], snap["servers"]))(multi_stats(live)()))
+        assert f'srx_triton_server_up{{server="{b_url}"}} 0' in metrics
+        assert f'srx_triton_server_outages_total{{server="{b_url}"}} 2.0' in metrics
         other = _checkpoint(tmp_path, 3, [9, 1, 5], [8, 4])  # the same model name, other layers
         b = Serve(other, ports)
         wait_until(lambda: pool.servers[1].refused or "error" in result, 60, "the other model to be refused")
