@@ -9,9 +9,8 @@ gives the Upscaler one worker per server).
 
 A server that stops answering is taken out: the call that found it away runs again on another
 server at once, so no frame is lost to it. One that hangs (a box that froze, a GPU that stopped)
-is found by its calls' deadline, which follows what the server has taken so far (ten times its
-slowest recent call for as many pixels, at least MIN_CALL_TIMEOUT s) rather than a fixed 20 s, so
-a hang costs a few seconds of one tick, and a background thread probes it with backoff (a short
+is found by its calls' deadline, which follows what the server has taken so far
+(TritonRunner.call_deadline), so a hang costs a few seconds of one tick, and a background thread probes it with backoff (a short
 connect timeout, never a frame's) until it answers live with the same model; then it takes frames
 again. Only when every server is away does `infer()` raise `RunnerUnavailable`, which a stream turns
 into labelled bicubic frames while it retries (srx.camera.fallback). At the start at least one
@@ -22,7 +21,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -38,12 +36,6 @@ log = logging.getLogger("srx")
 FIRST_PROBE_WAIT = 0.5
 #: seconds a probe waits for a server to answer (a box that is off would otherwise hold it for long)
 PROBE_TIMEOUT = 2.0
-#: the shortest deadline of a call once a server has a record (below it, a busy box could be taken for a hung one)
-MIN_CALL_TIMEOUT = 2.0
-#: a call may take this many times the server's slowest recent call (per pixel) before it counts as hung
-HANG_FACTOR = 10.0
-#: successful calls a server needs before its deadline follows them (the first ones warm it up)
-RECORD_CALLS = 5
 #: the srx_* parameters that must agree across the servers of a pool (precision may differ)
 SAME = ("srx_scale", "srx_model", "srx_model_config")
 
@@ -63,14 +55,6 @@ class _Server:
     failures: int = 0
     outages: int = 0
     last_error: str = ""
-    recent: deque = field(default_factory=lambda: deque(maxlen=20))  # (seconds, pixels) of its last calls
-
-    def deadline(self, pixels: int, longest: float) -> float:
-        """Seconds a call of `pixels` LR pixels may take on this server before it counts as hung."""
-        if len(self.recent) < RECORD_CALLS:
-            return longest
-        slowest = max(t * max(1.0, pixels / max(p, 1)) for t, p in self.recent)
-        return min(longest, max(MIN_CALL_TIMEOUT, HANG_FACTOR * slowest))
 
     @property
     def up(self) -> bool:
@@ -208,11 +192,7 @@ class TritonPool(Runner):
                         continue
                     if not runner.is_active:
                         runner.activate()
-                    pixels = int(np.prod(lr_y.shape))
-                    runner.timeout = srv.deadline(pixels, self.timeout)
-                    t0 = time.monotonic()
                     out = runner.infer(lr_y)
-                    srv.recent.append((time.monotonic() - t0, pixels))
             except (RunnerUnavailable, ServerAway) as exc:
                 srv.failures += 1
                 self._away(srv, exc)

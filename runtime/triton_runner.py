@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,13 @@ def unnamed_served_models(scale: int) -> list[str]:
     shipped = sorted(SHIPPED, key=lambda n: n != DEFAULT_SHIPPED)
     archs = dict.fromkeys(ModelConfig(**PRESETS[SHIPPED[n].preset], scale=scale).name for n in shipped)
     return [triton_model_name(n, scale) for n in (*(f"{n}-x{scale}" for n in shipped), *archs)]
+
+#: the shortest deadline of a call once a server has a record (below it, a busy box could be taken for a hung one)
+MIN_CALL_TIMEOUT = 2.0
+#: a call may take this many times the server's slowest recent call (per pixel) before it counts as hung
+HANG_FACTOR = 10.0
+#: successful calls a runner needs before its deadline follows them (the first ones warm the server up)
+RECORD_CALLS = 5
 
 #: gRPC status codes that mean "not now" rather than "wrong": the stream retries these
 TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED",
@@ -82,7 +91,9 @@ def _message(exc: Exception) -> str:
 
 class TritonRunner(Runner):
     """An srx model served by Triton. `model`: its name on the server (default: the server's srx
-    model for `scale`); `timeout`: seconds for any one call (a frame, a batch)."""
+    model for `scale`); `timeout`: seconds for any one call (a frame, a batch) until the runner has
+    a record of the server's calls, then the deadline that follows them (`call_deadline`), so a
+    server that hangs rather than refuses is given up on within seconds."""
 
     backend = "triton"
 
@@ -94,6 +105,7 @@ class TritonRunner(Runner):
         self.connect_timeout = float(connect_timeout)
         self.client: Any = None
         self.params: dict[str, str] = {}  # the model's srx_* config parameters
+        self.recent: deque[tuple[float, int]] = deque(maxlen=20)  # (seconds, LR pixels) of the last calls
         client = self._connect()
         try:
             self.model = str(model) if model else self._pick(client, scale)
@@ -201,6 +213,15 @@ class TritonRunner(Runner):
             lo, hi = ([int(v) for v in params[k].split("x")] for k in ("srx_min_hw", "srx_max_hw"))
             self.input_hw_range = ((lo[0], lo[1]), (hi[0], hi[1]))
 
+    def call_deadline(self, pixels: int) -> float:
+        """Seconds a call of `pixels` LR pixels may take before the server counts as hung: `timeout`
+        for the first RECORD_CALLS calls, then HANG_FACTOR times the slowest recent call scaled to
+        `pixels` (at least MIN_CALL_TIMEOUT, at most `timeout`)."""
+        if len(self.recent) < RECORD_CALLS:
+            return self.timeout
+        slowest = max(t * max(1.0, pixels / max(p, 1)) for t, p in self.recent)
+        return min(self.timeout, max(MIN_CALL_TIMEOUT, HANG_FACTOR * slowest))
+
     def describe(self) -> str:
         return f"triton ({self.model} at {self.url}, {self.precision.upper()}, batches up to {self.max_batch})"
 
@@ -226,9 +247,11 @@ class TritonRunner(Runner):
             self.client = grpcclient.InferenceServerClient(self.url)
         inp = grpcclient.InferInput("lr_y", list(lr_y.shape), "FP32")
         inp.set_data_from_numpy(lr_y)
+        pixels = int(np.prod(lr_y.shape))
+        t0 = time.monotonic()
         try:
             result = self.client.infer(self.model, [inp], outputs=[grpcclient.InferRequestedOutput("hr_y")],
-                                       client_timeout=self.timeout)
+                                       client_timeout=self.call_deadline(pixels))
         except InferenceServerException as exc:
             if _status(exc) in TRANSIENT or not _status(exc):
                 try:
@@ -237,6 +260,7 @@ class TritonRunner(Runner):
                     self.client = None
                 raise RunnerUnavailable(f"Triton server {self.url} is unavailable ({_message(exc)})") from None
             raise SrxError(f"Triton server {self.url} failed on {self.model}: {_message(exc)}") from None
+        self.recent.append((time.monotonic() - t0, pixels))
         out = result.as_numpy("hr_y")
         if out is None:
             raise SrxError(f"Triton server {self.url} returned no hr_y for {self.model}")

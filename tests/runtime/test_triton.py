@@ -696,18 +696,20 @@ def test_several_servers_bad_input_is_one_line(served, ckpt, tmp_path: Path) -> 
 def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes(served, ckpt, tmp_path: Path,
                                                                                  caplog) -> None:
     """A box that freezes (its srx serve and Triton processes stopped with SIGSTOP) answers nothing
-    and refuses nothing: the pool's deadline for it, which follows its recent calls, gives up on it
-    within seconds rather than the fixed 20 s, the frames go to the other server (none bicubic),
-    and when it wakes (SIGCONT) a probe brings it back."""
+    and refuses nothing: the deadline of its calls, which follows their record, gives up on it
+    within seconds rather than the fixed 20 s (a runner of that server alone as well as the pool),
+    the frames go to the other server (none bicubic), and when it wakes (SIGCONT) a probe brings it
+    back."""
     import logging
 
     from srx.camera.sources import SourceSpec
     from srx.camera.stats import StreamStats
     from srx.camera.stream import stream
+    from srx.runtime.base import RunnerUnavailable
     from srx.runtime.batch import upscale_video_file
     from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
     from srx.runtime.select import cached_onnx
-    from srx.runtime.triton_pool import RECORD_CALLS
+    from srx.runtime.triton_runner import RECORD_CALLS, TritonRunner
     from srx.runtime.upscaler import Upscaler, create_upscaler
     from tests.camera.conftest import ThumbnailSink
     from tests.camera.test_stream import read_video, write_ffv1
@@ -744,10 +746,17 @@ def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes
                                                   reconnect_max_wait=1.0))
     try:
         wait_until(lambda: pool.servers[1].calls >= RECORD_CALLS + 2 or "error" in result, 60, "a record of calls on b")
+        alone = TritonRunner(b.url).activate()  # one server on its own gives up on a hang as soon
+        x = np.random.default_rng(0).random((1, 1, 24, 32), dtype=np.float32)
+        for _ in range(RECORD_CALLS):
+            alone.infer(x)
         signal_b(signal.SIGSTOP)
-        t0 = time.monotonic()
+        t1 = time.monotonic()
+        with pytest.raises(RunnerUnavailable, match="is unavailable"):
+            alone.infer(x)
+        alone_after = time.monotonic() - t1
         wait_until(lambda: pool.servers[1].outages == 1 or "error" in result, 30, "the pool to leave the frozen server")
-        left_after = time.monotonic() - t0
+        left_after = time.monotonic() - t1  # since the freeze
         before = pool.servers[0].frames
         wait_until(lambda: pool.servers[0].frames >= before + 40 or "error" in result, 30, "frames on a meanwhile")
         assert not pool.servers[1].up, "a probe took the frozen server for a live one"
@@ -761,7 +770,8 @@ def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes
         signal_b(signal.SIGCONT)
         b.stop()
     assert "error" not in result, result.get("error")
-    print(f"left the frozen server after {left_after:.1f} s")
+    print(f"left the frozen server after {left_after:.1f} s (a runner of it alone: {alone_after:.1f} s)")
+    assert alone_after < 15.0, f"a runner of one server took {alone_after:.1f} s to give up on it"
     assert left_after < 15.0, f"took {left_after:.1f} s to leave a frozen server (the fixed deadline is 20 s)"
     summary = result["summary"]
     assert summary.fallback_frames == 0
