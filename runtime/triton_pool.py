@@ -10,9 +10,9 @@ gives the Upscaler one worker per server).
 A server that stops answering is taken out: the call that found it away runs again on another
 server at once, so no frame is lost to it. One that hangs (a box that froze, a GPU that stopped)
 is found by its calls' deadline, which follows what the server has taken so far
-(TritonRunner.call_deadline), so a hang costs a few seconds of one tick, and a background thread probes it with backoff (a short
-connect timeout, never a frame's) until it answers live with the same model; then it takes frames
-again. Only when every server is away does `infer()` raise `RunnerUnavailable`, which a stream turns
+(TritonRunner.call_deadline), so a hang costs a few seconds of one tick. A background thread then
+probes it with backoff (a short connect timeout, never a frame's) until it answers live with the
+same model, and it takes frames again. Only when every server is away does `infer()` raise `RunnerUnavailable`, which a stream turns
 into labelled bicubic frames while it retries (srx.camera.fallback). At the start at least one
 server must answer; the others are probed in the background the same way.
 """
@@ -44,7 +44,7 @@ SAME = ("srx_scale", "srx_model", "srx_model_config")
 class _Server:
     url: str
     runner: TritonRunner | None = None
-    busy: int = 0  # calls on it now (at most one: its lock)
+    busy: int = 0  # calls given to it now: one runs, any others wait on its lock
     lock: threading.Lock = field(default_factory=threading.Lock)
     down_since: float | None = None
     next_probe: float = 0.0
@@ -251,16 +251,17 @@ class TritonPool(Runner):
             self._check_same(runner)
             runner.activate()
         except ServerAway as exc:
-            with self._lock:
-                srv.last_error = str(exc)
-                srv.next_probe = time.monotonic() + srv.wait
-                srv.wait = min(srv.wait * 2, self.max_wait)
+            self._probe_failed(srv, str(exc))
             return
         except SrxError as exc:  # it answers, with another model (or none for this scale): not ours
             with self._lock:
                 srv.refused = str(exc)
             self._event("server-refused", server=srv.url, error=str(exc))
             log.error("Triton server %s is back but is not used again in this run: %s", srv.url, exc)
+            return
+        except Exception as exc:  # anything else a half-started server or the transport raises: probe again later
+            log.debug("probing Triton server %s failed", srv.url, exc_info=True)
+            self._probe_failed(srv, f"Triton server {srv.url} did not answer a probe ({type(exc).__name__}: {exc})")
             return
         with srv.lock:
             old, srv.runner = srv.runner, runner
@@ -272,6 +273,12 @@ class TritonPool(Runner):
             srv.down_since, srv.wait = None, FIRST_PROBE_WAIT
         self._event("server-back", server=srv.url, after_s=round(after, 3))
         log.warning("Triton server %s is back after %.1f s and takes frames again", srv.url, after)
+
+    def _probe_failed(self, srv: _Server, why: str) -> None:
+        with self._lock:
+            srv.last_error = why
+            srv.next_probe = time.monotonic() + srv.wait
+            srv.wait = min(srv.wait * 2, self.max_wait)
 
     def _event(self, kind: str, **info: Any) -> None:
         if len(self.events) < 1000:
