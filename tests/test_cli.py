@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,14 @@ def test_version_and_help_on_every_command():
         assert res.exit_code == 0, (name, res.output)
         assert "Usage" in res.output
         assert "<bool>" not in res.output, name  # plain flags read as flags, not `--check <bool>`
+        options = [ln for ln in res.output.splitlines() if re.match(r"│ +(-\w +)?--", ln)]
+        assert not [ln for ln in options if "<list[" in ln], name  # a repeatable option: `--server <str>…`
     root = runner.invoke(app, ["--help"])
     assert "--verbose" in root.output and "<bool>" not in root.output
     export = runner.invoke(app, ["export", "--help"])
     assert "<int>" in export.output  # options that take a value still show its type
+    stream = runner.invoke(app, ["stream", "--help"], env={"COLUMNS": "200"})
+    assert re.search(r"--server +<str>… ", stream.output), stream.output
 
 
 def test_help_paragraphs_fill_an_80_column_terminal():

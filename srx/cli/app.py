@@ -14,11 +14,26 @@ from srx.errors import SrxError
 
 
 def _flags_read_as_flags(command, ctx) -> None:  # type: ignore[no-untyped-def]
-    """Plain on/off flags take no value, so `--help` must not show them as `--check <bool>`.
-    Typer's rich help prints an option's metavar when it has one: an empty one prints nothing."""
+    """Plain on/off flags take no value, so `--help` must not show them as `--check <bool>`, and an
+    option given again for each value is one value, repeatable (`--server <str>…`), not a
+    `<list[str]>`. Typer's rich help prints an option's metavar when it has one: an empty one prints
+    nothing."""
     for param in command.get_params(ctx):
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+        elif getattr(param, "multiple", False) and param.metavar is None:  # not `<list[str]>`: one value, repeatable
+            param.metavar = f"<{_element_name(param)}>…"
+
+
+def _element_name(param) -> str:  # type: ignore[no-untyped-def]
+    """'str' or 'path': what one value of a repeatable option is (Typer versions keep it in different places)."""
+    name = str(getattr(getattr(param, "type", None), "name", "") or "")
+    if not name:
+        annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+        args = getattr(annotation, "__args__", ()) or ()
+        name = getattr(args[0], "__name__", "") if args else ""
+    name = name.lower()
+    return "path" if "path" in name else ("int" if name.startswith("int") else (name if name in ("str", "text") else "str"))
 
 
 def _reflowed(help_text: str | None) -> str | None:
