@@ -150,6 +150,13 @@ class TritonPool(Runner):
         return (f"triton ({self.model} on {len(self.servers)} servers, {up} up: "
                 f"{', '.join(s.url for s in self.servers)}; {'/'.join(precisions)}, batches up to {self.max_batch})")
 
+    @property
+    def lanes(self) -> int:
+        """How many calls can run at once now: the servers that are up (the Upscaler splits a tick's
+        frames into that many batches, so a pool with one server away sends one batch, not two that
+        wait for each other)."""
+        return max(1, sum(s.up for s in self.servers))
+
     def server_summary(self) -> list[dict[str, Any]]:
         """Per server: state (up, away, refused), calls and frames it ran, failed calls, outages."""
         return [s.summary() for s in self.servers]

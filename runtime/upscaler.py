@@ -256,7 +256,8 @@ class Upscaler:
                 jobs.append([i])
         for members in groups.values():
             n = len(members)
-            calls = max(math.ceil(n / int(self.runner.max_batch or n)), min(self.workers, n))
+            lanes = max(1, min(self.workers, int(getattr(self.runner, "lanes", self.workers))))  # a pool's servers up now
+            calls = max(math.ceil(n / int(self.runner.max_batch or n)), min(lanes, n))
             cuts = [round(k * n / calls) for k in range(calls + 1)]
             jobs.extend(members[a:b] for a, b in zip(cuts[:-1], cuts[1:]))
 

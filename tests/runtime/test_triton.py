@@ -661,6 +661,7 @@ def test_several_servers_share_the_frames_and_one_that_goes_away_is_skipped(serv
     assert servers[b_url]["state"] == "refused" and servers[b_url]["outages"] == 2 and servers[b_url]["frames"] >= 8
     assert "srx_model_config" in servers[b_url]["last_error"]
     assert f"servers: {a.url} " in summary.format() and "calls at a time, one per server" in summary.backend
+    assert {2, 4} <= set(summary.batches)  # a tick of four: two calls of two while both are up, else one of four
     events = [(e["event"], e["server"]) for e in pool.events]
     assert events == [("server-back", b_url), ("server-lost", b_url), ("server-refused", b_url)]
 
