@@ -174,7 +174,8 @@ class MultiMjpegServer:
                     self._send(200, "application/json", json.dumps(server.stats()).encode())
                     return
                 if path == "/metrics":
-                    self._send(200, PROMETHEUS_TYPE, prometheus_text((snap := server.stats())["sources"], snap.get("servers")).encode())
+                    snap = server.stats()
+                    self._send(200, PROMETHEUS_TYPE, prometheus_text(snap["sources"], snap.get("servers")).encode())
                     return
                 parts = path.strip("/").split("/")
                 if len(parts) in (2, 3) and parts[0] == "cam" and parts[1] in server.channels:

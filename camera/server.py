@@ -214,7 +214,8 @@ class MjpegServer(Output):
                 elif path == "/stats":
                     self._send(200, "application/json", json.dumps(server.stats()).encode())
                 elif path == "/metrics":
-                    self._send(200, PROMETHEUS_TYPE, prometheus_text({server.source: (snap := server.stats())}, snap.get("servers")).encode())
+                    snap = server.stats()
+                    self._send(200, PROMETHEUS_TYPE, prometheus_text({server.source: snap}, snap.get("servers")).encode())
                 elif path == "/frame.jpg":
                     _, jpeg = server.next_jpeg(-1, 0)
                     if jpeg is None:
