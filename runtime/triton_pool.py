@@ -12,9 +12,11 @@ server at once, so no frame is lost to it. One that hangs (a box that froze, a G
 is found by its calls' deadline, which follows what the server has taken so far
 (TritonRunner.call_deadline), so a hang costs a few seconds of one tick. A background thread then
 probes it with backoff (a short connect timeout, never a frame's) until it answers live with the
-same model, and it takes frames again. Only when every server is away does `infer()` raise `RunnerUnavailable`, which a stream turns
-into labelled bicubic frames while it retries (srx.camera.fallback). At the start at least one
-server must answer; the others are probed in the background the same way.
+same model, and it takes frames again; one that answers with another model is probed every
+`max_wait` seconds until ours is back there. Only when every server is away does `infer()` raise
+`RunnerUnavailable`, which a stream turns into labelled bicubic frames while it retries
+(srx.camera.fallback). At the start at least one server must answer; the others are probed in the
+background the same way.
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ class _Server:
     down_since: float | None = None
     next_probe: float = 0.0
     wait: float = FIRST_PROBE_WAIT
-    refused: str = ""  # it answers with another model: not used again
+    refused: str = ""  # it answers with another model: no frames until a probe finds ours there again
     calls: int = 0
     frames: int = 0
     failures: int = 0
@@ -247,7 +249,7 @@ class TritonPool(Runner):
             for srv in self.servers:
                 if self._stop.is_set():
                     return
-                if srv.down_since is not None and not srv.refused and now >= srv.next_probe:
+                if srv.down_since is not None and now >= srv.next_probe:
                     self._probe(srv)
 
     def _probe(self, srv: _Server) -> None:
@@ -262,9 +264,12 @@ class TritonPool(Runner):
             return
         except SrxError as exc:  # it answers, with another model (or none for this scale): not ours
             with self._lock:
-                srv.refused = str(exc)
-            self._event("server-refused", server=srv.url, error=str(exc))
-            log.error("Triton server %s is back but is not used again in this run: %s", srv.url, exc)
+                first, srv.refused = not srv.refused, str(exc)
+                srv.next_probe = time.monotonic() + self.max_wait  # someone may put the right model back
+            if first:
+                self._event("server-refused", server=srv.url, error=str(exc))
+                log.error("Triton server %s is back with another model and takes no frames (probed again every "
+                          "%.0f s): %s", srv.url, self.max_wait, exc)
             return
         except Exception as exc:  # anything else a half-started server or the transport raises: probe again later
             log.debug("probing Triton server %s failed", srv.url, exc_info=True)
@@ -277,7 +282,7 @@ class TritonPool(Runner):
         with self._lock:
             self._narrow_limits(runner)
             after = time.monotonic() - (srv.down_since or time.monotonic())
-            srv.down_since, srv.wait = None, FIRST_PROBE_WAIT
+            srv.down_since, srv.wait, srv.refused = None, FIRST_PROBE_WAIT, ""
         self._event("server-back", server=srv.url, after_s=round(after, 3))
         log.warning("Triton server %s is back after %.1f s and takes frames again", srv.url, after)
 

@@ -596,8 +596,8 @@ def test_several_servers_share_the_frames_and_one_that_goes_away_is_skipped(serv
     """`--server A --server B`: a server that does not answer at the start is probed in the
     background and takes frames once it is up; a tick of several cameras runs on both at once, each
     frame as ONNX Runtime computes it locally; when one server stops the stream keeps the model's
-    frames from the other (no bicubic frame), and a server that comes back with another model under
-    the same name is not used again."""
+    frames from the other (no bicubic frame); a server that comes back with another model under the
+    same name takes no frames, until ours is served there again."""
     import logging
 
     from srx.camera.multi import NamedSource, stream_many
@@ -645,9 +645,17 @@ def test_several_servers_share_the_frames_and_one_that_goes_away_is_skipped(serv
         metrics = prometheus_text(*(lambda snap: (snap["sources"], snap["servers"]))(multi_stats(live)()))
         assert f'srx_triton_server_up{{server="{b_url}"}} 0' in metrics
         assert f'srx_triton_server_outages_total{{server="{b_url}"}} 2.0' in metrics
+        pool.max_wait = 2.0  # probe a refused server every 2 s, not 30, for the test's sake
         other = _checkpoint(tmp_path, 3, [9, 1, 5], [8, 4])  # the same model name, other layers
         b = Serve(other, ports)
         wait_until(lambda: pool.servers[1].refused or "error" in result, 60, "the other model to be refused")
+        refused_at = pool.servers[1].frames
+        time.sleep(5)  # probed twice meanwhile, refused twice more, said once
+        assert pool.servers[1].frames == refused_at and not pool.servers[1].up
+        assert b.stop() == 0, "".join(b.lines)
+        b = Serve(ckpt(3), ports)  # the right model back on that box
+        wait_until(lambda: pool.servers[1].frames >= refused_at + 8 or "error" in result, 60,
+                   "the box to take frames again once it serves our model")
     finally:
         stop.set()
         thread.join(60)
@@ -658,12 +666,13 @@ def test_several_servers_share_the_frames_and_one_that_goes_away_is_skipped(serv
     assert summary.inference["fallback_frames"] == 0  # no frame went out bicubic: the other server took them
     servers = {s["server"]: s for s in summary.inference["servers"]}
     assert servers[a.url]["state"] == "up" and servers[a.url]["outages"] == 0
-    assert servers[b_url]["state"] == "refused" and servers[b_url]["outages"] == 2 and servers[b_url]["frames"] >= 8
-    assert "srx_model_config" in servers[b_url]["last_error"]
+    # one outage at the start, one from the stop; refused and then stopped again, it never took frames between
+    assert servers[b_url]["state"] == "up" and servers[b_url]["outages"] == 2 and servers[b_url]["frames"] >= 16
     assert f"servers: {a.url} " in summary.format() and "calls at a time, one per server" in summary.backend
     assert {2, 4} <= set(summary.batches)  # a tick of four: two calls of two while both are up, else one of four
     events = [(e["event"], e["server"]) for e in pool.events]
-    assert events == [("server-back", b_url), ("server-lost", b_url), ("server-refused", b_url)]
+    assert events == [("server-back", b_url), ("server-lost", b_url), ("server-refused", b_url), ("server-back", b_url)]
+    assert "srx_model_config" in next(e["error"] for e in pool.events if e["event"] == "server-refused")
 
 
 def test_several_servers_bad_input_is_one_line(served, ckpt, tmp_path: Path) -> None:
