@@ -383,17 +383,18 @@ def stream_many(
     runner = getattr(upscaler, "runner", None)
     was_active = bool(runner is not None and runner.is_active)
     backend = runner.describe() if runner is not None else type(upscaler).__name__
+    pool = runner if hasattr(runner, "server_summary") else None  # several Triton servers (a TritonPool)
     if int(getattr(upscaler, "workers", 1)) > 1:
-        backend += (f", {upscaler.workers} calls at a time, one per server" if hasattr(runner, "server_summary")
+        backend += (f", {upscaler.workers} calls at a time, one per server" if pool is not None
                     else f", {upscaler.workers} single-threaded calls at a time")
     model_label = (runner.config.name.split("-x")[0].upper().replace("-", " ")
                    if runner is not None and getattr(runner, "config", None) is not None else "SR")
     guard = InferenceGuard(scale, reconnect_max_wait)
     ready = threading.Event()
     lanes = [_Lane(s, list(outputs.get(s.name, ())), stats.setdefault(s.name, StreamStats())) for s in sources]
-    if hasattr(runner, "server_summary"):  # several Triton servers: /stats and /metrics say how each one does
+    if pool is not None:  # /stats and /metrics say how each server does
         for lane in lanes:
-            lane.stats.servers = runner.server_summary
+            lane.stats.servers = pool.server_summary
     batches: dict[int, int] = {}
     latency_all = Samples()
     stopped_by = "end-of-input"
@@ -565,8 +566,7 @@ def stream_many(
     }
     return MultiSummary(backend=backend, scale=scale, stopped_by=stopped_by, wall_s=round(wall, 3),
                         sources=summaries, total=total, batches=batches,
-                        inference={**guard.summary(), **({"servers": runner.server_summary()}
-                                                         if hasattr(runner, "server_summary") else {})})
+                        inference={**guard.summary(), **({"servers": pool.server_summary()} if pool is not None else {})})
 
 
 def _batch_sizes(images: Sequence[np.ndarray], max_batch: int | None) -> dict[int, int]:

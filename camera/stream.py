@@ -163,8 +163,9 @@ def stream(
     note = "" if timed is not None else "the upscaler exposes no runner: infer is the whole upscale() (pre/post included)"
 
     stats = stats or StreamStats()
-    if hasattr(runner, "server_summary"):  # several Triton servers: /stats and /metrics say how each one does
-        stats.servers = runner.server_summary
+    pool = runner if hasattr(runner, "server_summary") else None  # several Triton servers (a TritonPool)
+    if pool is not None:  # /stats and /metrics say how each server does
+        stats.servers = pool.server_summary
     guard = InferenceGuard(scale, reconnect_max_wait)
     capture: CaptureThread | None = None
     stopped_by = "end-of-input"
@@ -266,7 +267,6 @@ def stream(
     if capture is None:
         raise SrxError("interrupted before the stream started")
     wall = time.monotonic() - stats.t_start
-    pool = runner if hasattr(runner, "server_summary") else None
     return _summary(spec.describe(), backend, scale, stopped_by, wall, capture, stats, frames_at_reconnect,
                     note, outputs, capture.events + guard.events + list(getattr(pool, "events", [])),
                     fallback_frames=guard.fallback_frames, servers=pool.server_summary() if pool is not None else [])

@@ -117,13 +117,12 @@ def make_runner(
     if backend not in BACKENDS:
         raise SrxError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     servers = [server] if isinstance(server, str) else list(server or [])
-    server = servers[0] if len(servers) == 1 else (servers or None)  # type: ignore[assignment]
-    if server is not None and backend == "auto":
+    if servers and backend == "auto":
         backend = "triton"
-    if backend == "triton" or server is not None:
+    if backend == "triton" or servers:
         if backend != "triton":
             raise SrxError(f"--server is a Triton server: it runs on --backend triton, not {backend}")
-        if server is None:
+        if not servers:
             raise SrxError("--backend triton needs --server HOST:PORT (the Triton server's gRPC address)")
         if weights is not None:
             raise SrxError("--weights is a local checkpoint; with --server the model is on the server "
