@@ -30,7 +30,7 @@ import numpy as np
 from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
 from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_source
-from srx.camera.stats import Samples, StreamStats, StreamSummary, _round, servers_line
+from srx.camera.stats import Samples, StreamStats, StreamSummary, _round, servers_line, stopped_text
 from srx.errors import SrxError
 
 if TYPE_CHECKING:
@@ -264,7 +264,7 @@ class MultiSummary:
 
         t = self.total
         lines = [
-            f"stream summary: {len(self.sources)} sources x{self.scale} on {self.backend}, stopped by {self.stopped_by}",
+            f"stream summary: {len(self.sources)} sources x{self.scale} on {self.backend}, {stopped_text(self.stopped_by)}",
             f"  total: {t['frames_in']} in, {t['frames_out']} out, {t['dropped']} dropped"
             + "".join(f", {t[k]} {label}" for k, label in (("skipped", "skipped"), ("stale", "stale"),
                                                             ("queued_at_stop", "still queued at the stop")) if t.get(k))
@@ -366,12 +366,9 @@ def stream_many(
     web server). `stats[name]` may be passed in to share live numbers. `on_frame(name, frame,
     output, t_done)` is called after each upscaled frame is delivered."""
     from srx.camera.fallback import InferenceGuard
-    from srx.camera.stream import RecordingClock, _Signals, _write_all, every_frame
+    from srx.camera.stream import RecordingClock, _Signals, _write_all, check_bounds, every_frame
 
-    if max_frames is not None and max_frames < 1:
-        raise SrxError(f"--max-frames must be at least 1, got {max_frames}")
-    if duration is not None and duration <= 0:
-        raise SrxError(f"--duration must be positive, got {duration}")
+    check_bounds(max_frames, duration)
     check_buffer(buffer)
     names = [s.name for s in sources]
     if len(set(names)) != len(names):

@@ -117,7 +117,7 @@ class StreamSummary:
         size = (f"{self.input_size[0]}x{self.input_size[1]} -> {self.output_size[0]}x{self.output_size[1]}"
                 if self.input_size and self.output_size else "no frames")
         lines = [
-            f"stream summary: {self.source} x{self.scale} on {self.backend}, {size}, stopped by {self.stopped_by}",
+            f"stream summary: {self.source} x{self.scale} on {self.backend}, {size}, {stopped_text(self.stopped_by)}",
             f"  frames: {self.frames_in} in, {self.frames_out} out, {self.dropped} dropped"
             + (f" (newest {self.buffer} held)" if self.buffer else "")
             + (f", {self.skipped} skipped by --max-fps {self.max_fps:g}" if self.skipped and self.max_fps else "")
@@ -145,6 +145,16 @@ class StreamSummary:
         if keep_up:
             lines.append(f"  {keep_up}")
         return "\n".join(lines)
+
+
+#: how the summary line says why a stream stopped (`stopped_by` keeps the token, for JSON readers)
+STOPPED = {"end-of-input": "at the end of the input", "interrupted": "by an interrupt (Ctrl-C or SIGTERM)",
+           "duration": "after --duration", "max-frames": "after --max-frames", "window-closed": "when its window closed"}
+
+
+def stopped_text(token: str) -> str:
+    """'stopped at the end of the input' for 'end-of-input', and so on."""
+    return "stopped " + STOPPED.get(token, f"by {token}")
 
 
 def servers_line(servers: list[dict[str, Any]]) -> str:

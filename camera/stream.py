@@ -113,6 +113,14 @@ class _Signals:
             signal.signal(sig, handler)
 
 
+def check_bounds(max_frames: int | None, duration: float | None) -> None:
+    """--max-frames and --duration, checked before anything loads or opens."""
+    if max_frames is not None and max_frames < 1:
+        raise SrxError(f"--max-frames must be at least 1, got {max_frames}")
+    if duration is not None and duration <= 0:
+        raise SrxError(f"--duration must be positive, got {duration:g} s")
+
+
 def stream(
     source_spec: SourceSpec | str,
     upscaler: Any,
@@ -143,10 +151,7 @@ def stream(
     to share live numbers (e.g. with a server); `on_frame(frame, output_image, t_done)` is called
     after each upscaled frame is delivered."""
     spec = parse_source(source=source_spec) if isinstance(source_spec, str) else source_spec
-    if max_frames is not None and max_frames < 1:
-        raise SrxError(f"--max-frames must be at least 1, got {max_frames}")
-    if duration is not None and duration <= 0:
-        raise SrxError(f"--duration must be positive, got {duration}")
+    check_bounds(max_frames, duration)
     check_buffer(buffer)
     stop = stop_event or threading.Event()
     scale = int(getattr(upscaler, "scale", 0) or 0)

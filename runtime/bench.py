@@ -235,7 +235,11 @@ def _runner(backend: str, ckpt: Path, threads: int, engine: Path | None, server:
             raise SrxError("--backend triton needs --server HOST:PORT (a Triton server's gRPC address)")
         from srx.runtime.triton_runner import TritonRunner
 
-        return TritonRunner(server, model=server_model, scale=scale)
+        def advice(scales: str) -> str:
+            named = [c[0] for c in FULL_CASES + QUICK_CASES if scales == "N" or str(c[3]) in scales.split("|")]
+            return f"bench it with a case of that scale (--case {' | '.join(repr(n) for n in named)})"
+
+        return TritonRunner(server, model=server_model, scale=scale, scale_advice=advice)
     raise SrxError(f"unknown bench backend {backend!r}: expected one of {', '.join(BENCH_BACKENDS)}")
 
 
@@ -372,7 +376,7 @@ def run_bench(
     rows of one run compare models as well as backends; a JSON-able dict."""
     import torch
 
-    from srx.checkpoint import SHIPPED, load_checkpoint
+    from srx.checkpoint import SHIPPED, load_checkpoint, resolve_weights
     from srx.models import ModelConfig
     from srx.runtime.onnxruntime_runner import physical_cores
 
@@ -391,6 +395,9 @@ def run_bench(
         models: list[str | Path] = list(DEFAULT_MODELS)
     else:
         models = list(weights) if isinstance(weights, (list, tuple)) else [weights]
+    for weights_one in models:  # a missing or unreadable checkpoint is an error, not a row skipped among others
+        if str(weights_one) not in SHIPPED or Path(str(weights_one)).exists():
+            load_checkpoint(resolve_weights(weights_one, 0))
     if reps is not None and reps < 1:
         raise SrxError(f"--reps must be at least 1, got {reps}")
     if server is not None and "triton" in backends:  # a server that is not there is one error, not a local-only run

@@ -47,10 +47,14 @@ def _eval_images(set5: Path | None, synthetic: bool, seed: int) -> tuple[str, li
     from srx.imageio import list_images, read_image
     from srx.samples import sample_images
 
+    if synthetic and set5 is not None:
+        raise SrxError(f"--data {set5} and --synthetic both name the pictures to check; pass one of them")
     folder = None if synthetic else (Path(set5) if set5 is not None else default_set5())
     if folder is None:
         why = "asked for" if synthetic else "Set5 not found"
         return f"synthetic photos (srx.samples; {why})", sample_images(3, seed=seed)
+    if folder.exists() and not folder.is_dir():
+        raise SrxError(f"parity data {folder} is a file; expected a folder of images such as Set5")
     if not folder.is_dir():
         raise SrxError(f"parity data folder {folder} does not exist; expected a folder of images such as Set5")
     paths = list_images(folder)
@@ -61,6 +65,27 @@ def _eval_images(set5: Path | None, synthetic: bool, seed: int) -> tuple[str, li
         img = read_image(p)
         imgs.append((p.stem, img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2)))
     return f"{folder.name} ({folder})", imgs
+
+
+def check_served_model(served: Any, weights: Path | None, scale: int) -> None:
+    """Refuse a Triton server's model (a TritonRunner) that is not the model of `weights`: another
+    architecture, or, where the server records it, other weights. Parity against it would only
+    fail, without saying why."""
+    from srx.checkpoint import model_from_checkpoint, resolve_weights
+    from srx.fsutil import sha256_file
+
+    weights = resolve_weights(weights, scale)
+    _, config, _ = model_from_checkpoint(weights, scale)
+    where = f"model {served.model} on {served.url}"
+    if served.config is not None and served.config != config:
+        raise SrxError(f"{where} is {served.params.get('srx_model') or served.config.name} ({served.config.name}), "
+                       f"not the model of {weights.name} ({config.name}); check the server against the weights it "
+                       "serves (-w), or name the served model that matches with --model")
+    sha = served.params.get("srx_source_sha256")
+    if sha and sha != sha256_file(weights):
+        raise SrxError(f"{where} was made from other weights ({served.params.get('srx_source_name') or 'unnamed'}, "
+                       f"sha256 {sha[:12]}…) than {weights.name} (sha256 {sha256_file(weights)[:12]}…); check the "
+                       "server against the weights it serves (-w)")
 
 
 def _inputs(images: list[tuple[str, np.ndarray]], scale: int, seed: int,

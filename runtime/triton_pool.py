@@ -68,6 +68,14 @@ class _Server:
                 "failures": self.failures, "outages": self.outages, "last_error": self.refused or self.last_error}
 
 
+def _shown(key: str, params: dict[str, str]) -> str:
+    """A parameter as the refusal shows it: the weights' hash short, with the file it came from."""
+    value = params.get(key)
+    if key == "srx_source_sha256" and value:
+        return f"{value[:12]}… ({params.get('srx_source_name') or 'weights'})"
+    return repr(value)
+
+
 class TritonPool(Runner):
     """One srx model served by several Triton servers (`servers`: gRPC HOST:PORT each). `model`:
     its name on the servers (default: what the first server that answers has for `scale`);
@@ -130,7 +138,7 @@ class TritonPool(Runner):
         if a and b and a != b:
             differ.append("srx_source_sha256")
         if differ:
-            said = ", ".join(f"{k} {ref.params.get(k)!r} at {ref.url} but {runner.params.get(k)!r} at {runner.url}"
+            said = ", ".join(f"{k} {_shown(k, ref.params)} at {ref.url} but {_shown(k, runner.params)} at {runner.url}"
                              for k in differ)
             raise SrxError(f"the Triton servers of one run must serve the same srx model; {runner.model}: {said}")
 
@@ -148,8 +156,8 @@ class TritonPool(Runner):
 
     def describe(self) -> str:
         precisions = sorted({s.runner.precision.upper() for s in self.servers if s.runner is not None})
-        up = sum(s.up for s in self.servers)
-        return (f"triton ({self.model} on {len(self.servers)} servers, {up} up: "
+        # which are up changes while the run goes on: the summary's servers line says how each one ended
+        return (f"triton ({self.model} on {len(self.servers)} servers: "
                 f"{', '.join(s.url for s in self.servers)}; {'/'.join(precisions)}, batches up to {self.max_batch})")
 
     @property

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -98,8 +98,10 @@ class TritonRunner(Runner):
     backend = "triton"
 
     def __init__(self, server: str, model: str | None = None, scale: int | None = None, timeout: float = 20.0,
-                 connect_timeout: float = 5.0) -> None:
+                 connect_timeout: float = 5.0, scale_advice: Callable[[str], str] | None = None) -> None:
         super().__init__()
+        #: what a refusal for another scale tells the user to do, given the scales served ('2', '2|4')
+        self.scale_advice = scale_advice or (lambda scales: f"pass --scale {scales}")
         self.url = parse_server(server)
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
@@ -172,10 +174,10 @@ class TritonRunner(Runner):
         found = {s: names for s, names in other.items() if names}
         if found:
             served = ", ".join(n for names in found.values() for n in names)
-            return (f"it serves {served}: pass --scale {'|'.join(str(s) for s in found)}, or a model's name with "
-                    "--model NAME")
-        return ("pass --scale N if it serves another scale, or the model's name with --model NAME (the clients: line "
-                "`srx serve` prints says which a client needs)")
+            return (f"it serves {served}: {self.scale_advice('|'.join(str(s) for s in found))}, or a model's name "
+                    "with --model NAME")
+        return (f"{self.scale_advice('N')} if it serves another scale, or the model's name with --model NAME (the "
+                "clients: line `srx serve` prints says which a client needs)")
 
     def _read_config(self, client: Any, scale: int | None) -> None:
         from tritonclient.utils import InferenceServerException
@@ -185,7 +187,12 @@ class TritonRunner(Runner):
         try:
             cfg = client.get_model_config(self.model, as_json=True, client_timeout=min(self.timeout, 5.0))["config"]
         except InferenceServerException as exc:
-            raise ServerAway(f"the Triton server at {self.url} has no model {self.model!r} ready: {_message(exc)}") from None
+            hint = ""
+            if "/" in self.model or self.model.lower().endswith((".onnx", ".engine", ".plan", ".pt", ".pth")):
+                hint = ("; with --server, --model names a model the server serves (such as srx_camera_x3, as "
+                        "`srx serve` prints it), not a file")
+            raise ServerAway(f"the Triton server at {self.url} has no model {self.model!r} ready: {_message(exc)}"
+                             f"{hint}") from None
         params = {k: (v or {}).get("string_value", "") for k, v in (cfg.get("parameters") or {}).items()}
         self.params = params
         ins = [(t.get("name"), t.get("data_type")) for t in cfg.get("input", [])]
@@ -201,7 +208,7 @@ class TritonRunner(Runner):
             raise SrxError(f"model {self.model!r} on {self.url} has unreadable srx parameters ({exc})") from None
         if scale is not None and int(scale) != self.scale:
             raise SrxError(f"model {self.model} on {self.url} upscales x{self.scale} but x{scale} was asked for; "
-                           f"pass --scale {self.scale}")
+                           f"{self.scale_advice(str(self.scale))}")
         if int(cfg.get("max_batch_size") or 0) < 1:
             raise SrxError(f"model {self.model!r} on {self.url} has no batch dimension (max_batch_size 0); {contract}")
         self.max_batch = int(cfg["max_batch_size"])

@@ -118,18 +118,40 @@ def check_port_free(host: str, port: int, option: str) -> None:
             raise SrxError(f"cannot serve on {host}:{port}: {bind_failure(exc, host, option, '--host')}") from None
 
 
+def check_serve_options(host: str, http_port: int, grpc_port: int, metrics_port: int, max_batch: int,
+                        queue_delay_us: int) -> None:
+    """The server's options, each a clear line, before a model loads (and again at the start)."""
+    if max_batch < 1:
+        raise SrxError(f"--max-batch must be at least 1, got {max_batch}")
+    if queue_delay_us < 0:
+        raise SrxError(f"--queue-delay must be zero or more microseconds, got {queue_delay_us}")
+    ports = {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port}
+    if len(set(ports.values())) != len(ports):
+        raise SrxError(f"the HTTP, gRPC and metrics ports must differ, got {http_port}, {grpc_port} and {metrics_port}")
+    for option, port in ports.items():
+        check_port_free(host, port, option)
+
+
 def model_identity(runner: Runner) -> dict[str, Any]:
     """What the srx_* parameters need, from any srx runner."""
     info = getattr(runner, "info", None) or {}
     cfg = runner.config
-    return {
+    ident = {
         "name": info.get("name") or (cfg.name if cfg is not None else "model"),
         "scale": int(runner.scale or info.get("scale") or 0),
         "model_config": info.get("model_config") or (cfg.to_dict() if cfg is not None and hasattr(cfg, "to_dict") else {}),
         "precision": info.get("precision", "fp32"),
         "version": info.get("version") or info.get("srx_version") or _srx_version(),
         "profile": info.get("profile"),
+        "source_sha256": info.get("source_sha256"),
+        "source_name": info.get("source_name"),
     }
+    weights = getattr(runner, "weights", None)  # a checkpoint served as it is: the weights are the file itself
+    if not ident["source_sha256"] and weights is not None and Path(weights).is_file():
+        from srx.fsutil import sha256_file
+
+        ident.update(source_sha256=sha256_file(Path(weights)), source_name=Path(weights).name)
+    return ident
 
 
 def _srx_version() -> str:
@@ -413,15 +435,7 @@ def serve_model(
     ok, why = pytriton_status()
     if not ok:
         raise SrxError(why)
-    if max_batch < 1:
-        raise SrxError(f"--max-batch must be at least 1, got {max_batch}")
-    if queue_delay_us < 0:
-        raise SrxError(f"--queue-delay must be zero or more microseconds, got {queue_delay_us}")
-    ports = {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port}
-    if len(set(ports.values())) != len(ports):
-        raise SrxError(f"the HTTP, gRPC and metrics ports must differ, got {http_port}, {grpc_port} and {metrics_port}")
-    for option, port in ports.items():
-        check_port_free(host, port, option)
+    check_serve_options(host, http_port, grpc_port, metrics_port, max_batch, queue_delay_us)
     models = served_models(runners, names, max_batch)
 
     import numpy as np

@@ -103,8 +103,13 @@ OTHER_CASES = {
     "export": [(["export", "--opt-shape", "360by640"], "expected HEIGHTxWIDTH"),
                (["export", "--out", "{file}/sub"], "is a file, expected a folder"),
                (["export", "--timing-cache", "{tmp}", "--out", "{tmp}/exports"], "--timing-cache")],
-    "parity": [(["parity", "--synthetic", "--engine", "{tmp}/missing.engine"], "does not exist")],
-    "serve": [(["serve", "--scale", "7"], "unsupported scale")],
+    "parity": [(["parity", "--synthetic", "--engine", "{tmp}/missing.engine"], "does not exist"),
+               (["parity", "--data", "{image}"], "parity data {image} is a file; expected a folder of images"),
+               (["parity", "--data", "{images}", "--synthetic"], "--synthetic both name the pictures to check")],
+    "serve": [(["serve", "--scale", "7"], "unsupported scale"),
+              # the server's options before any model loads (the checkpoint named here does not exist)
+              (["serve", "--max-batch", "0", "-w", "{tmp}/missing.pt"], "--max-batch must be at least 1, got 0"),
+              (["serve", "--http-port", "70000", "-w", "{tmp}/missing.pt"], "--http-port 70000: expected a port 1-65535")],
     "upscale": [(["upscale", "{image}", "--out", "{file}/x.png"], "is a file, expected a folder"),
                 (["upscale", "{image}", "--out", "{image}"], "is the input itself, which would be overwritten"),
                 (["upscale", "{video}", "--out", "{video}"], "is the input itself, which would be overwritten"),
@@ -120,6 +125,7 @@ OTHER_CASES = {
     "bench": [(["bench", "--quick", "--backend", "warp-drive"], "unknown bench backend"),
               (["bench", "--quick", "--threads", "-2"], "--threads must be at least 1, got -2"),
               (["bench", "--quick", "--reps", "0"], "--reps must be at least 1, got 0"),
+              (["bench", "--quick", "-w", "fast", "-w", "{file}"], "afile is not a readable srx checkpoint"),
               (["bench", "--quick", "--backend", "tensorrt", "--engine", "{tmp}/fast-x3.onnx"],
                "--engine fast-x3.onnx is not a TensorRT engine")],
     "stream": [(["stream", "--demo", "--no-window", "--json-summary", "{file}/x.json"], "is a file, expected a folder"),
@@ -134,7 +140,12 @@ OTHER_CASES = {
                (["stream", "--demo", "--no-window", "--roi", "lobby=0,0,64,64"],
                 "--roi 'lobby=0,0,64,64': no source is named 'lobby'; the sources are demo"),
                (["stream", "--demo", "--no-window", "--roi", "0,0,64,64", "--roi", "8,8,64,64"],
-                "--roi given twice for every source")],
+                "--roi given twice for every source"),
+               # the run's bounds before the model loads (the checkpoint named here does not exist)
+               (["stream", "--demo", "--no-window", "--max-frames", "0", "-w", "{tmp}/missing.pt"],
+                "--max-frames must be at least 1, got 0"),
+               (["stream", "--demo", "--no-window", "--duration", "0s", "-w", "{tmp}/missing.pt"],
+                "--duration must be positive, got 0 s")],
     "doctor": [(["doctor", "--no-such-option"], "No such option")],
     "models": [(["models", "--no-such-option"], "No such option")],
 }
@@ -221,7 +232,7 @@ def test_other_bad_input_is_one_line(places, tmp_path, command, case):
     if command in ("doctor", "models"):  # options only: an unknown one is Click's own usage error (exit 2), still no traceback
         assert res.exit_code == 2 and match in res.output and "Traceback" not in res.output
         return
-    _check_one_error_line(res, match)
+    _check_one_error_line(res, _fill([match], places)[0])
     assert "stream summary" not in res.output  # output paths are checked before the run starts
     assert not (tmp_path / "o").exists() and not (tmp_path / "exports").exists()
 

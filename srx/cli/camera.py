@@ -93,7 +93,7 @@ def stream_cmd(
     from srx.camera.capture import check_buffer
     from srx.camera.sources import check_source, parse_source
     from srx.camera.stats import StreamStats
-    from srx.camera.stream import stream
+    from srx.camera.stream import check_bounds, stream
     from srx.runtime.upscaler import create_upscaler
 
     from srx.camera.multi import apply_rates, apply_regions, output_for, parse_sources
@@ -118,11 +118,14 @@ def stream_cmd(
         spec = named[0].spec
         if output is not None and "{name}" in str(output):
             output = output_for(str(output), named[0].name)
+        if json_summary is not None and "{name}" in str(json_summary):
+            json_summary = Path(output_for(str(json_summary), named[0].name))
     else:
         spec = parse_source(camera=None, source=None, demo=False, loop=loop)  # the "expected exactly one" error
     check_source(spec)
     check_buffer(buffer)
     seconds = _seconds(duration, "--duration")
+    check_bounds(max_frames, seconds)
     if reconnect_max_wait <= 0 or open_timeout <= 0:
         raise SrxError("--reconnect-max-wait and --open-timeout must be positive numbers of seconds")
     if json_summary is not None:  # checked now, not after the whole run
@@ -163,6 +166,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
                  duration, quiet, overlay, json_summary, no_drop, buffer, reconnect_max_wait, open_timeout) -> None:
     """Several sources in one process (srx.camera.multi)."""
     from srx.camera.capture import check_buffer
+    from srx.camera.stream import check_bounds
     from srx.camera.multi import check_pattern, output_for, stream_many
     from srx.camera.multi_server import MultiMjpegServer, multi_stats
     from srx.camera.outputs import WindowOutput, display_available, recording_output
@@ -174,6 +178,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
         check_source(item.spec)
     check_buffer(buffer)
     seconds = _seconds(duration, "--duration")
+    check_bounds(max_frames, seconds)
     if reconnect_max_wait <= 0 or open_timeout <= 0:
         raise SrxError("--reconnect-max-wait and --open-timeout must be positive numbers of seconds")
     if output is not None:

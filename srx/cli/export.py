@@ -148,7 +148,10 @@ def _print_parity(weights: Optional[Path], scale: int, *, graphs: Optional[tuple
     if server is not None:
         from srx.runtime.triton_runner import TritonRunner
 
+        from srx.runtime.parity import check_served_model
+
         probe = TritonRunner(server, model=model, scale=scale)  # a missing server is one clear error, now
+        check_served_model(probe, weights, scale)
         extra.append(("triton", probe.precision, lambda: TritonRunner(server, model=probe.model, scale=scale)))
     report = parity_report(weights, scale, graphs=graphs, engine=engine, set5=data, synthetic=synthetic,
                            log=None if as_json else typer.echo, extra=extra)

@@ -43,7 +43,7 @@ def serve_cmd(
     from srx.errors import SrxError
     from srx.protocol import check_scale
     from srx.runtime.select import make_runner
-    from srx.runtime.triton_server import pytriton_status, serve_model
+    from srx.runtime.triton_server import check_serve_options, pytriton_status, serve_model
 
     given = list(weights or [None])
     # without --scale: a checkpoint at its own scale, a shipped model at 3
@@ -52,8 +52,10 @@ def serve_cmd(
     for s in scales:
         check_scale(s)
     if model is not None and (len(scales) > 1 or weights):
-        raise SrxError("--model serves one model file at its own scale; drop --weights and the extra --scale, or "
-                       "serve the checkpoints with --weights")
+        drop = " and ".join(part for part, given_too in (("--weights", weights), ("the extra --scale", len(scales) > 1))
+                            if given_too)
+        raise SrxError(f"--model serves one model file at its own scale; drop {drop}, or serve the checkpoints with "
+                       "--weights")
     if name is not None:
         if len(scales) * len(given) > 1:
             raise SrxError("--name names one model; serving several, each keeps its own name (srx_camera_x2, ...)")
@@ -65,6 +67,7 @@ def serve_cmd(
         raise SrxError(why)
     if backend == "triton":
         raise SrxError("--backend triton would serve a model from another Triton server; pick onnxruntime, tensorrt or torch")
+    check_serve_options(host, http_port, grpc_port, metrics_port, max_batch, queue_delay_us)
     runners, names = [], []
     if model is not None:  # an explicit --scale must match the file's (one line, as upscale and stream say)
         runners.append(make_runner(backend, scale=scale[0] if scale else None, model_file=model, threads=threads))

@@ -267,8 +267,9 @@ def tune(
     check_output_dir(out, "--out")
     held = [n for n in ("last.pt", "best.pt", "tune.json") if (out / n).is_file()]
     if held:  # not `srx train --resume`'s folder rule: that would leave tune.json scoring older weights
+        go_on = f", go on from its weights with --init {out / 'last.pt'} (and another --out)" if "last.pt" in held else ""
         raise SrxError(f"{out} already holds a tuning run ({', '.join(held)}); pass another --out (or leave it out "
-                       f"for the next free runs/tune-N), or delete {out} to start over")
+                       f"for the next free runs/tune-N){go_on}, or delete {out} to start over")
     report = tune_on_footage(video, scale, out, init=init, degrade=degrade, every=every, holdout=holdout, batch_size=batch_size,
                              time_budget=parse_duration(time_budget) if max_steps is None else None,
                              max_steps=max_steps, threads=threads, show_progress=progress, device=device)

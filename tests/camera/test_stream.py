@@ -173,6 +173,12 @@ def test_cli_max_fps_for_one_source_or_all(tmp_path: Path, tiny_checkpoint) -> N
     assert summary["total"]["skipped"] == 15 and "15 skipped by --max-fps 2.5" in res.output
     one = CliRunner().invoke(app, ["stream", "--source", str(clip), "--max-fps", "5", *common])
     assert one.exit_code == 0 and "20 in, 10 out, 0 dropped" in one.output and "10 skipped by --max-fps 5" in one.output
+    # one named source: {name} in --json-summary becomes its name, as in --output
+    named = CliRunner().invoke(app, ["stream", "--source", f"lobby={clip}", "--max-frames", "2",
+                                     "--json-summary", str(tmp_path / "sum-{name}.json"), *common])
+    assert named.exit_code == 0, named.output
+    assert json.loads((tmp_path / "sum-lobby.json").read_text())["frames_out"] == 2
+    assert not (tmp_path / "sum-{name}.json").exists()
     for bad, match in ((["--max-fps", "0"], "--max-fps '0': expected a positive number"),
                        (["--max-fps", "fast"], "--max-fps 'fast': expected a positive number"),
                        (["--max-fps", "nobody=3"], "no source is named 'nobody'"),
@@ -452,7 +458,7 @@ def test_a_stop_signal_finalises_the_recording(tmp_path: Path, tiny_checkpoint, 
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, "".join(lines)
-    assert "stopped by interrupted" in stdout and "Traceback" not in "".join(lines)
+    assert "stopped by an interrupt (Ctrl-C or SIGTERM)" in stdout and "Traceback" not in "".join(lines)
     back = read_video(out)
     assert len(back) > 0 and back[0].shape == (360, 640, 3)
     assert not list(tmp_path.glob(".rec.partial*"))

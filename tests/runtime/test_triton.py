@@ -617,7 +617,7 @@ def test_several_servers_share_the_frames_and_one_that_goes_away_is_skipped(serv
     b_url = f"127.0.0.1:{ports['grpc']}"
     upscaler = create_upscaler(None, server=[a.url, b_url], parallel=True)  # b is not up yet
     pool = upscaler.runner
-    assert upscaler.workers == 2 and pool.describe().startswith("triton (srx_srcnn-9-1-5_x3 on 2 servers, 1 up: ")
+    assert upscaler.workers == 2 and pool.describe().startswith("triton (srx_srcnn-9-1-5_x3 on 2 servers: ") and pool.lanes == 1
     assert any(f"no Triton server answers at {b_url}" in r.getMessage() for r in caplog.records)
     imgs = [synthetic_photo(24, 32, seed=i) for i in range(4)]
     with OnnxRuntimeRunner(cached_onnx(ckpt(3)), threads=1) as local:
@@ -701,6 +701,34 @@ def test_several_servers_bad_input_is_one_line(served, ckpt, tmp_path: Path) -> 
                            "--server", f"127.0.0.1:{n1}"])  # one of two answers: that one does the work
     assert res.exit_code == 0, res.output
     assert cv2.imread(str(tmp_path / "o.png")).shape == (60, 60, 3)
+
+    # a box serving other weights of the same architecture under the same name (each box its own
+    # fine-tune, say): its frames would differ from the others', so the pool refuses it, and parity
+    # of our checkpoint against it says why instead of failing its gate
+    import torch
+
+    from srx.checkpoint import model_from_checkpoint, save_checkpoint
+
+    model, cfg, _ = model_from_checkpoint(ckpt(3))
+    with torch.no_grad():
+        model.conv3.bias.add_(0.02)
+    tuned = tmp_path / "tuned.pt"
+    save_checkpoint(tuned, model, cfg)
+    other = Serve(tuned, {"grpc": free_port(), "http": free_port(), "metrics": free_port()})
+    try:
+        res = cli.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "o.png"), "--server", url,
+                               "--server", other.url])
+        assert res.exit_code == 1, res.output
+        assert_one_error_line(res.output, "the Triton servers of one run must serve the same srx model; "
+                              "srx_srcnn-9-1-5_x3: srx_source_sha256 ")
+        assert f"({ckpt(3).name}) at {url} but " in res.output and f"(tuned.pt) at {other.url}" in res.output
+        res = cli.invoke(app, ["parity", "--synthetic", "-w", str(ckpt(3)), "--server", other.url])
+        assert res.exit_code == 1, res.output
+        assert_one_error_line(res.output, f"model srx_srcnn-9-1-5_x3 on {other.url} was made from other weights (tuned.pt")
+        res = cli.invoke(app, ["parity", "--synthetic", "-w", str(tuned), "--server", other.url, "--json"])
+        assert res.exit_code == 0, res.output
+    finally:
+        other.stop()
 
 
 def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes(served, ckpt, tmp_path: Path,
