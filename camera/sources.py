@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from srx.errors import SrxError
-from srx.imageio import follow_rotation
+from srx.imageio import IMAGE_EXTENSIONS, follow_rotation
 
 log = logging.getLogger("srx")
 
@@ -336,6 +336,12 @@ def _open_whole(spec: SourceSpec, timeout: float) -> FrameReader:
         return IterReader(_folder_frames(Path(spec.target)), spec.fps or 25.0, n)
     if spec.kind == "camera":
         return _open_camera(int(spec.target), timeout)
+    if spec.kind == "file" and Path(str(spec.target)).suffix.lower() in IMAGE_EXTENSIONS:
+        from srx.imageio import read_image
+
+        # one picture: read as upscale and a folder source read it (upright by its EXIF orientation),
+        # not through FFmpeg's image demuxer, which ignores the tag
+        return IterReader(iter([read_image(Path(str(spec.target)))]), spec.fps or 25.0, 1)
     return _open_cv(spec, timeout)
 
 

@@ -45,7 +45,7 @@ if missing:
     sys.exit(f"srx cannot be installed offline: these are missing here: {', '.join(missing)} "
              "(put their wheels in a folder and set PIP_FIND_LINKS to it)")
 PY
-    python -m pip install -q --no-index --no-deps --no-build-isolation -e .
+    PYTHONWARNINGS="ignore:Editable installation" python -m pip install -q --no-index --no-deps --no-build-isolation -e .
     echo "srx installed offline over the system's packages"
     exit 0
 fi
@@ -63,4 +63,5 @@ if ! python -c "import torch" 2>/dev/null; then
         python -m pip install -q "torch==2.13.0"
     fi
 fi
-python -m pip install -q -e ".[${SRX_EXTRAS:-test}]"
+# setuptools' notice about editable installs (a box of asterisks at every run) is not srx's concern
+PYTHONWARNINGS="ignore:Editable installation" python -m pip install -q -e ".[${SRX_EXTRAS:-test}]"

@@ -52,11 +52,12 @@ def _video_items(path: Path, scale: int, every: int, frames: FrameRange, option:
 
 
 def eval_items(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange(),
-               option: str = "--frames") -> Iterator[EvalImage]:
+               option: str = "--frames", skipped: list[dict[str, str]] | None = None) -> Iterator[EvalImage]:
     """The HR/LR Y pairs of a folder of images, one image, or a video file (every `every`-th frame
     within `frames`, which the user gave as `option`), made one at a time as they are scored, so an
     hour of 1080p footage costs the memory of one frame (`srx eval`); what a bad path or option is
-    raises at the first item."""
+    raises at the first item. A folder's images that cannot be scored (undecodable, too small) are
+    left out: listed in `skipped` ({name, reason}) where given, else logged."""
     path = check_data_path(path, "--data")
     if is_video(path):
         yield from _video_items(path, scale, every, frames, option)
@@ -76,12 +77,16 @@ def eval_items(path: Path, scale: int, every: int = 10, frames: FrameRange = Fra
         try:
             item = load_eval_image(image, scale)
         except SrxError as exc:
-            log.warning("skipping %s", exc)
+            if skipped is None:
+                log.warning("skipping %s", exc)
+            else:
+                skipped.append({"name": image.name, "reason": str(exc)})
             continue
         usable += 1
         yield item
     if not usable:
-        raise SrxError(f"no usable images in {path}")
+        why = f": {'; '.join(s['reason'] for s in skipped)}" if skipped else ""
+        raise SrxError(f"no usable images in {path}{why}")
 
 
 def eval_count(path: Path, every: int = 10, frames: FrameRange = FrameRange()) -> int | None:

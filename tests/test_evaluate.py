@@ -59,6 +59,34 @@ def test_a_folder_without_usable_images_and_an_empty_set_say_so(tmp_path, caplog
         robustness_rows(iter([]), 3, [parse_degradation("none")], {})
 
 
+@pytest.mark.parametrize("table", [False, True])
+def test_eval_scores_the_readable_images_and_fails_naming_the_others(tmp_path, image_folder, tiny_checkpoint, table):
+    """A folder where some images cannot be read: the readable ones are scored and shown, the
+    others named in one `error:` line after them (and under `skipped` in JSON), exit 1, as
+    `srx upscale` fails on inputs it could not do."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(image_folder, folder)
+    (folder / "zz_text.png").write_text("not a picture")
+    extra = ["-w", str(tiny_checkpoint(3)), *(["--degrade", "none", "--degrade", "jpeg50"] if table else [])]
+    res = CliRunner().invoke(app, ["eval", "--data", str(folder), *extra])
+    assert res.exit_code == 1, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: 1 of the 5 images in {folder} could not be scored and are not in the means: cannot "
+                      f"decode image {folder / 'zz_text.png'} (corrupt, truncated or not an image)"]
+    assert "mean" in res.output or "bicubic" in res.output  # the scores of the four came first
+    res = CliRunner().invoke(app, ["eval", "--data", str(folder), *extra, "--json"])
+    assert res.exit_code == 1
+    result = json.loads(res.output[:res.output.index("error:")])
+    assert result["count"] == 4 and [s["name"] for s in result["skipped"]] == ["zz_text.png"]
+
+
 def test_videos_in_a_data_folder_are_named_not_dropped_unsaid(tmp_path, image_folder, caplog):
     """A folder is read for its images: one of videos alone is refused with the way out, and the
     videos beside images are named as left out (they once vanished without a word)."""

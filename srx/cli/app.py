@@ -54,6 +54,9 @@ class _SrxGroup(TyperGroup):
         except SrxError as exc:
             typer.echo(f"error: {exc}", err=True)
             ctx.exit(1)
+        except KeyboardInterrupt:  # the commands that stop gracefully (stream, serve, train) catch it themselves
+            typer.echo("interrupted (Ctrl-C): what was finished is kept, a half-written file is not", err=True)
+            ctx.exit(130)
 
     def get_command(self, ctx, cmd_name):  # type: ignore[no-untyped-def]
         command = super().get_command(ctx, cmd_name)

@@ -24,6 +24,12 @@ def _seconds(text: Optional[str], option: str) -> Optional[float]:
         raise SrxError(f"{option} {text!r}: expected a duration like 30, 30s, 5m or 1.5h") from None
 
 
+def _positive_seconds(**given: float) -> None:
+    for key, value in given.items():
+        if value <= 0:
+            raise SrxError(f"--{key.replace('_', '-')} must be a positive number of seconds, got {value:g}")
+
+
 @app.command("stream")
 def stream_cmd(
     camera: Optional[list[str]] = typer.Option(
@@ -39,7 +45,7 @@ def stream_cmd(
         "newest alone (lowest latency); 2 (default) rides out a one-off slow inference at one frame of extra latency."),
     scale: Optional[int] = model_scale_option(),
     weights: Optional[Path] = weights_option(),
-    model: Optional[Path] = typer.Option(None, "--model", help="Model file instead of --weights: .onnx, .engine or .pt."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model file instead of --weights: .onnx, .engine or .pt."),
     backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, torch, torch-cuda, tensorrt or triton (with --server)."),
     server: Optional[list[str]] = typer.Option(
         None, "--server", help="Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` runs); implies --backend triton. "
@@ -126,8 +132,7 @@ def stream_cmd(
     check_buffer(buffer)
     seconds = _seconds(duration, "--duration")
     check_bounds(max_frames, seconds)
-    if reconnect_max_wait <= 0 or open_timeout <= 0:
-        raise SrxError("--reconnect-max-wait and --open-timeout must be positive numbers of seconds")
+    _positive_seconds(reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
     if json_summary is not None:  # checked now, not after the whole run
         from srx.fsutil import check_output_file
 
@@ -179,8 +184,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     check_buffer(buffer)
     seconds = _seconds(duration, "--duration")
     check_bounds(max_frames, seconds)
-    if reconnect_max_wait <= 0 or open_timeout <= 0:
-        raise SrxError("--reconnect-max-wait and --open-timeout must be positive numbers of seconds")
+    _positive_seconds(reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
     if output is not None:
         check_pattern(str(output), len(named))
     if json_summary is not None and "{name}" not in str(json_summary) and json_summary.is_dir():

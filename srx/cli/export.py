@@ -36,7 +36,7 @@ def _rebuild_command(weights: Optional[str], scale: int, out: Path, fp16: bool,
 def export_cmd(
     weights: Optional[Path] = weights_option(),
     scale: Optional[int] = model_scale_option("a checkpoint's"),
-    out: Path = typer.Option(Path("exports"), "--out", help="Output folder for the .onnx graphs and the engine."),
+    out: Path = typer.Option(Path("exports"), "--out", "-o", help="Output folder for the .onnx graphs and the engine."),
     fp16: bool = typer.Option(True, "--fp16/--no-fp16", help="Also write the FP16 graph (FP32 I/O) and build the engine from it."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (13..21)."),
     dynamic: bool = typer.Option(True, "--dynamic/--static", help="Free batch/height/width axes, or a fixed input size (--height/--width)."),

@@ -60,9 +60,9 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 def compare(
     source: Path = typer.Argument(..., help="An HR image, or a video (one frame of it is the HR image)."),
     scale: Optional[int] = model_scale_option("a checkpoint's"),
-    degrade: Optional[str] = typer.Option("jpeg50", "--degrade", help="LR degradation: a preset (none, camera, jpeg50) or a spec like jpeg=30,noise=5."),
+    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="LR degradation: a preset (none, camera, jpeg50) or a spec like jpeg=30,noise=5; one per picture.  [default: jpeg50]", show_default=False),
     weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="Models to show (repeat): shipped names or checkpoints, LABEL=CHECKPOINT to name a panel. Default: every shipped model at --scale."),
-    out: Path = typer.Option(Path("compare.png"), "--out", help="Where to write the picture (.png)."),
+    out: Path = typer.Option(Path("compare.png"), "--out", "-o", help="Where to write the picture (.png)."),
     frame: Optional[int] = typer.Option(None, "--frame", help="With a video: the frame to use (default: the middle one)."),
     crop: int = typer.Option(160, "--crop", help="Side of the HR crop shown, in pixels (the most detailed square)."),
     zoom: int = typer.Option(2, "--zoom", help="Nearest-neighbour zoom of each panel."),
@@ -72,14 +72,19 @@ def compare(
     from srx.compare import compare_image, labelled_weights, read_hr_frame
     from srx.degrade import parse_degradation
     from srx.errors import SrxError
+    from srx.fsutil import check_output_file
     from srx.imageio import write_image
 
     scale = scale_of_models(scale, [labelled_weights(str(w))[1] for w in weights or []])
     if out.suffix.lower() != ".png":
         raise SrxError(f"--out {out}: expected a .png file name")
+    check_output_file(out, "--out")  # now, not after every model has run
+    if degrade and len(degrade) > 1:
+        raise SrxError(f"--degrade given {len(degrade)} times ({', '.join(degrade)}); a picture shows one "
+                       "degradation: run srx compare once for each (srx eval scores several in one table)")
     if crop < 8 or zoom < 1:
         raise SrxError(f"--crop must be at least 8 and --zoom at least 1, got {crop} and {zoom}")
-    spec = parse_degradation(degrade)
+    spec = parse_degradation(degrade[0] if degrade else "jpeg50")
     names = weights or [n for n in SHIPPED if scale in shipped_scales(n)]
     labelled = [labelled_weights(str(n)) for n in names]
     repeated = sorted({lab for lab, _ in labelled if [x for x, _ in labelled].count(lab) > 1})

@@ -59,12 +59,11 @@ def upscale(
                          server=list(server or []) or None, parallel=len(server or []) > 1) as up:
         result = upscale_files(up, inputs, out, fmt=fmt, show_progress=progress, recursive=recursive)
     total = len(result.done) + len(result.failed)
-    typer.echo(f"upscaled {len(result.done)} of {total} inputs x{up.scale} into {out}")
-    if result.failed:
-        typer.echo(f"{len(result.failed)} failed:", err=True)
-        for path, why in result.failed:
-            typer.echo(f"  {why}" if path.name in why else f"  {path}: {why}", err=True)
-        raise typer.Exit(1)
+    if result.done:
+        typer.echo(f"upscaled {len(result.done)} of {total} inputs x{up.scale} into {out}")
+    if result.failed:  # the others are done; one line names each failure
+        whys = "; ".join(why if path.name in why else f"{path}: {why}" for path, why in result.failed)
+        raise SrxError(f"{len(result.failed)} of {total} inputs could not be upscaled: {whys}")
 
 
 @app.command()

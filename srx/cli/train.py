@@ -45,7 +45,7 @@ def train(
     every: int = typer.Option(10, "--every", help="Videos in --data and --val: every Nth frame is an image."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Videos in --data: only frames START:END (from 0, END excluded; e.g. :480), so later footage can be kept for --val."),
     val_frames: Optional[str] = typer.Option(None, "--val-frames", help="A video --val: only frames START:END (e.g. 520:)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder: best.pt, last.pt, metrics.csv, training.png (default runs/train, runs/train-2, ... whichever holds no run yet, or the folder of --resume). A folder holding another run is refused."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder: best.pt, last.pt, metrics.csv, training.png (default runs/train, runs/train-2, ... whichever holds no run yet, or the folder of --resume). A folder holding another run is refused."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a last.pt written by an earlier run; its recipe is kept, only --epochs, --time-budget or --max-steps may extend it."),
     threads: Optional[int] = threads_option("CPU threads for PyTorch (default: all cores)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
@@ -149,14 +149,17 @@ def eval_cmd(
     label, given = labelled_weights(weights[0]) if weights else (None, None)  # LABEL=CHECKPOINT names one too
     path = resolve_weights(given, scale)
     model, config, _ = model_from_checkpoint(path, scale)
+    skipped: list[dict[str, str]] = []
     with _scoring(data, every, frame_range, progress) as track:
-        pairs = degrade_each(track(eval_items(data, scale, every, frame_range)), spec, scale)  # one frame at a time
-        result = evaluate(pairs, scale, torch_predictor(model))
+        pairs = degrade_each(track(eval_items(data, scale, every, frame_range, skipped=skipped)), spec, scale)
+        result = evaluate(pairs, scale, torch_predictor(model))  # one frame at a time
     result["weights"] = str(path)
     result["model"] = config.name
     result["degrade"] = str(spec)
+    result["skipped"] = skipped
     if as_json:
         typer.echo(json.dumps(result, indent=2))
+        _fail_on_skipped(skipped, result["count"], data)
         return
     from rich.console import Console
     from rich.table import Table
@@ -173,6 +176,16 @@ def eval_cmd(
         table.add_row(r["name"], size, f"{r['bicubic_psnr']:.2f}", f"{r['model_psnr']:.2f}",
                       f"{r['model_psnr'] - r['bicubic_psnr']:+.2f}", f"{r['bicubic_ssim']:.4f}", f"{r['model_ssim']:.4f}")
     Console().print(table)
+    _fail_on_skipped(skipped, result["count"], data)
+
+
+def _fail_on_skipped(skipped: list[dict[str, str]], count: int, data: Path) -> None:
+    """After the scores of the images that could be read: the ones that could not, in one `error:`
+    line, and exit status 1 (the means above leave them out; `srx upscale` fails the same way)."""
+    if skipped:
+        names = "; ".join(s["reason"] for s in skipped)
+        raise SrxError(f"{len(skipped)} of the {len(skipped) + count} images in {data} could not be scored and are "
+                       f"not in the means: {names}")
 
 
 @contextlib.contextmanager
@@ -214,13 +227,16 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
             raise SrxError(f"two --weights are labelled {label!r}; name each with LABEL=CHECKPOINT, e.g. -w mine={given}")
         chosen[label] = resolve_weights(given, scale)
     models = {label: model_from_checkpoint(path, scale)[0] for label, path in chosen.items()}
+    skipped: list[dict[str, str]] = []
     with _scoring(data, every, frame_range, progress) as track:
-        rows = robustness_rows(track(eval_items(data, scale, every, frame_range)), scale, specs,
+        rows = robustness_rows(track(eval_items(data, scale, every, frame_range, skipped=skipped)), scale, specs,
                                {label: torch_predictor(m) for label, m in models.items()})
     count = rows[0]["count"]
     if as_json:
         typer.echo(json.dumps({"scale": scale, "data": str(data), "count": count,
-                               "weights": {label: str(p) for label, p in chosen.items()}, "rows": rows}, indent=2))
+                               "weights": {label: str(p) for label, p in chosen.items()}, "rows": rows,
+                               "skipped": skipped}, indent=2))
+        _fail_on_skipped(skipped, count, data)
         return
     from rich.console import Console
     from rich.table import Table
@@ -234,6 +250,7 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
         bic = r["bicubic_psnr"]
         table.add_row(r["degrade"], f"{bic:.2f}", *(f"{v:.2f} ({v - bic:+.2f})" for v in r["model_psnr"].values()))
     Console().print(table)
+    _fail_on_skipped(skipped, count, data)
 
 
 @app.command()
@@ -247,7 +264,7 @@ def tune(
     every: Optional[int] = typer.Option(None, "--every", help="Every Nth frame is an image (neighbouring frames are near copies; default: 8, or sparser for long or large footage, so the training patches fit in 1 GB of memory)."),
     holdout: float = typer.Option(0.3, "--holdout", help="Fraction of the footage, at its end, kept out of training and scored."),
     batch_size: int = typer.Option(32, "--batch-size", help="Patches per step."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/tune, runs/tune-2, ... whichever holds no run yet): last.pt (the tuned weights, which the report scores), best.pt (the epoch best on the held-out frames themselves, so its score there flatters it), metrics.csv, training.png, tune.json."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default runs/tune, runs/tune-2, ... whichever holds no run yet): last.pt (the tuned weights, which the report scores), best.pt (the epoch best on the held-out frames themselves, so its score there flatters it), metrics.csv, training.png, tune.json."),
     threads: Optional[int] = threads_option("CPU threads for PyTorch (default: all cores)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (without one, a progress line is logged now and then)."),

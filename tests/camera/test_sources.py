@@ -34,6 +34,23 @@ def test_a_phone_recording_streams_upright(tmp_path) -> None:
         np.testing.assert_array_equal(g, cv2.rotate(s, cv2.ROTATE_90_CLOCKWISE))
 
 
+def test_a_phone_photo_streams_upright(tmp_path) -> None:
+    """A single photo as the source is read as `srx upscale` reads it: turned by its EXIF
+    orientation (FFmpeg's image demuxer, which OpenCV would use, ignores the tag)."""
+    from srx.imageio import read_image
+    from tests.test_imageio import _asymmetric, _tagged
+
+    path = _tagged(tmp_path / "phone.png", _asymmetric(), 6)  # stored 40 wide, shown 24 wide
+    reader = open_reader(parse_source(source=str(path)), timeout=5)
+    try:
+        got = reader.read()
+        assert reader.read() is None
+    finally:
+        reader.release()
+    assert got.shape == (40, 24, 3)
+    np.testing.assert_array_equal(got, read_image(path))
+
+
 def test_a_region_reader_cuts_every_frame_and_ends_when_a_frame_no_longer_holds_it(caplog) -> None:
     big, small = frames(3, 30, 40), frames(1, 11, 40, seed=7)
     spec = SourceSpec.from_frames(big + small + big, roi=parse_roi(" 4, 2 ,16,10"))

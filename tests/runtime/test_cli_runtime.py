@@ -169,13 +169,19 @@ def test_bad_inputs_fail_alone_and_are_listed(ckpt, tmp_path):
     assert res.exit_code == 1, res.output
     assert "Traceback" not in res.output
     assert (out / "good.png").is_file() and _frames(out / good_video.name)[0] == 4  # the batch went on
-    listed = res.output.split("failed:")[-1]
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]  # one line names every failure
+    assert len(errors) == 1 and errors[0].startswith("error: 7 of 9 inputs could not be upscaled: "), res.output
+    listed = errors[0].split(": ", 2)[-1].split("; ")
     for name, why in [("corrupt.png", "cannot be decoded"), ("empty.jpg", "empty"), ("dot.png", "too small"),
                       ("cut.avi", "truncated"), ("junk.mp4", "cannot be opened"), ("missing.png", "does not exist"),
                       ("notes.txt", "not an image or video")]:
-        line = next((ln for ln in listed.splitlines() if name in ln), "")
+        line = next((ln for ln in listed if name in ln), "")
         assert why in line, (name, listed)
-    assert "7 failed" in res.output and "upscaled 2 of 9" in res.output
+    assert "upscaled 2 of 9" in res.output
+    one = runner.invoke(app, ["upscale", str(folder / "corrupt.png"), "--out", str(tmp_path / "x.png"),
+                              "--weights", str(ckpt(3)), "--no-progress"])
+    assert one.exit_code == 1 and "x.png" not in one.output  # it names no file it never wrote
+    assert_one_error_line(one.output, "1 of 1 inputs could not be upscaled: image corrupt.png cannot be decoded")
     assert res.output.count("cut.avi is truncated") == 1  # said once, in the list, not also as it happened
 
 
