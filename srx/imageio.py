@@ -268,11 +268,34 @@ def upright(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def without_png_profile(data: np.ndarray) -> np.ndarray:
+    """A PNG's bytes without its iCCP chunk (the embedded colour profile), else `data` as it is.
+    OpenCV decodes pixels and ignores the profile, but libpng checks it and prints a warning for a
+    common faulty one ("iCCP: known incorrect sRGB profile") straight to the process's stderr, past
+    any logging: photos saved by many tools carry one."""
+    raw = data.tobytes()
+    if not raw.startswith(PNG_SIGNATURE) or b"iCCP" not in raw:
+        return data
+    kept, pos = [raw[:8]], 8
+    while pos + 8 <= len(raw):
+        length = int.from_bytes(raw[pos:pos + 4], "big")
+        end = pos + 12 + length  # length, type, data, CRC
+        if raw[pos + 4:pos + 8] != b"iCCP":
+            kept.append(raw[pos:end])
+        pos = end
+    if pos != len(raw):  # damaged or truncated: leave it to the decoder to say so
+        return data
+    return np.frombuffer(b"".join(kept), np.uint8)
+
+
 def decode_image(data: np.ndarray) -> np.ndarray | None:
     """An encoded image's pixels as stored (8/16-bit, gray, BGR or BGRA), turned upright by its EXIF
     orientation as every viewer does; None when OpenCV cannot decode it."""
     cv2 = cv2_module()
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    img = cv2.imdecode(without_png_profile(data), cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None or img.size == 0:
         return img
     orientation = _exif_orientation(data)

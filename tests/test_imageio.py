@@ -148,3 +148,38 @@ def test_float_images_in_0_to_1_and_0_to_255_read_alike(tmp_path):
     Image.fromarray(photo.astype(np.float32) * 300, mode="F").save(tmp_path / "hdr.tif")
     with pytest.raises(SrxError, match="float image with values up to .*; expected 0..1 or 0..255"):
         read_image(tmp_path / "hdr.tif")
+
+
+def test_a_png_colour_profile_raises_no_libpng_warning(tmp_path):
+    """libpng prints its complaint about a faulty embedded colour profile (iCCP) straight to stderr;
+    srx reads the pixels without the profile, which OpenCV ignores anyway: the same pixels, and no
+    line of library chatter in a command's output. Checked in a subprocess (the warning is written
+    to the process's stderr, past pytest's capture), against OpenCV alone, which does warn."""
+    import struct
+    import subprocess
+    import sys
+    import zlib
+
+    import cv2
+
+    ok, buf = cv2.imencode(".png", _asymmetric())
+    raw = buf.tobytes()
+    body = b"ICC Profile\x00\x00" + zlib.compress(b"\x00" * 200)  # a profile libpng finds too short
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    after_header = 8 + 12 + 13  # the signature, then IHDR (13 bytes of data)
+    path = tmp_path / "profiled.png"
+    path.write_bytes(raw[:after_header] + chunk + raw[after_header:])
+    code = ("import sys, cv2, numpy as np; from srx.imageio import read_image; "
+            "img = read_image(sys.argv[1]) if sys.argv[2] == 'srx' else "
+            "cv2.imdecode(np.fromfile(sys.argv[1], np.uint8), cv2.IMREAD_UNCHANGED); "
+            "np.save(sys.argv[3], img)")
+    err = {}
+    for how in ("srx", "opencv"):
+        res = subprocess.run([sys.executable, "-c", code, str(path), how, str(tmp_path / f"{how}.npy")],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        err[how] = res.stderr
+    assert "libpng warning: iCCP" in err["opencv"] and err["srx"] == ""
+    np.testing.assert_array_equal(np.load(tmp_path / "srx.npy"), np.load(tmp_path / "opencv.npy"))
+    np.testing.assert_array_equal(np.load(tmp_path / "srx.npy"), _asymmetric())
+
