@@ -364,7 +364,8 @@ def format_parity_table(report: dict[str, Any]) -> Any:
             return "inf"
         return format(v, fmt)
 
-    table = Table(title=f"parity {report['model']} x{report['scale']} on {report['data']}")
+    weights = Path(report["weights"]).name  # camera-x3.pt: `fast` and `camera` share an architecture
+    table = Table(title=f"parity {weights} ({report['model']}) x{report['scale']} on {report['data']}")
     for col in ("backend", "precision", "PSNR vs torch (dB, worst)", "max |err| (8-bit)", "NaN/Inf",
                 "PSNR vs GT (dB, mean)", "ΔPSNR (dB)", "result"):
         table.add_column(col, justify="left" if col in ("backend", "precision", "result") else "right")
