@@ -48,9 +48,13 @@ REQUIRED_KEYS = ("format", "version", "scale", "model_config", "colour", "precis
 #: (3: SRCNNBandedExport, phase-space interior with edge bands stitched on, bands batched in pairs)
 GRAPH_REVISION = 3
 #: the only operators an srx SRCNN graph may contain after export (Cast only in the FP16 graph)
+#: the operators an exported srx graph may hold: what srx's models export to, plus the elementwise
+#: activations a new model may use (ONNX Runtime, its FP16 conversion and TensorRT run them all).
+#: Anything else is refused, so a graph that would surprise a backend fails at export, not on a Jetson.
 EXPECTED_OPS = {
     "Pad", "Conv", "DepthToSpace", "Relu", "Add", "ReduceSum", "Cast",
     "Slice", "Concat", "Shape", "Gather", "Unsqueeze", "Min", "Max", "Sub",  # edge bands (SRCNNBandedExport)
+    "Tanh", "Sigmoid", "PRelu", "LeakyRelu", "Clip", "Mul", "HardSigmoid", "HardSwish",  # other activations
 }
 
 
@@ -361,7 +365,9 @@ def _checked(model: Any, what: str) -> Any:
     ops = {n.op_type for n in inferred.graph.node}
     unexpected = ops - EXPECTED_OPS
     if unexpected:
-        raise SrxError(f"{what} contains unexpected operators {sorted(unexpected)}; expected only {sorted(EXPECTED_OPS)}")
+        raise SrxError(f"{what} contains unexpected operators {sorted(unexpected)}; expected only {sorted(EXPECTED_OPS)} "
+                       "(a new model's operator goes into srx.export.onnx.EXPECTED_OPS once ONNX Runtime, its FP16 "
+                       "conversion and TensorRT are known to run it)")
     return inferred
 
 

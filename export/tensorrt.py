@@ -140,7 +140,11 @@ def activation_bytes(model_config: dict[str, Any], scale: int, precision: str, h
     config = model_config or {}
     widths = [int(w) for w in config.get("widths") or [64, 32]]
     widest = sum(sorted(widths)[-2:])
-    values = widest + 2 * int(scale) ** 2 if config.get("arch") == "lrnet" else widest * int(scale) ** 2
+    from srx.models import MODELS
+
+    arch = MODELS.get(str(config.get("arch", "srcnn")))
+    lr_grid = bool(arch is not None and arch.lr_grid)  # an architecture this srx does not know: costed as SRCNN
+    values = widest + 2 * int(scale) ** 2 if lr_grid else widest * int(scale) ** 2
     return values * (2 if precision == "fp16" else 4) * int(hw[0]) * int(hw[1])
 
 

@@ -376,7 +376,7 @@ def run_bench(
     rows of one run compare models as well as backends; a JSON-able dict."""
     import torch
 
-    from srx.checkpoint import SHIPPED, load_checkpoint, resolve_weights
+    from srx.checkpoint import SHIPPED, load_checkpoint, resolve_weights, shipped_name
     from srx.models import ModelConfig
     from srx.runtime.onnxruntime_runner import physical_cores
 
@@ -396,8 +396,8 @@ def run_bench(
     else:
         models = list(weights) if isinstance(weights, (list, tuple)) else [weights]
     for weights_one in models:  # a missing or unreadable checkpoint is an error, not a row skipped among others
-        if str(weights_one) not in SHIPPED or Path(str(weights_one)).exists():
-            load_checkpoint(resolve_weights(weights_one, 0))
+        if shipped_name(weights_one) is None:  # a file (the scale is the file's own)
+            load_checkpoint(resolve_weights(weights_one, 3))
     if reps is not None and reps < 1:
         raise SrxError(f"--reps must be at least 1, got {reps}")
     if server is not None and "triton" in backends:  # a server that is not there is one error, not a local-only run

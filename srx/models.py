@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,20 +33,20 @@ class ModelConfig:
 
     @property
     def name(self) -> str:
-        if self.arch == "lrnet":  # lrnet-<width>x<spatial layers>, then -pw or -pwN for N pointwise (1x1) layers
-            pointwise = sum(1 for k in self.kernel_sizes if k == 1)
-            spatial = len(self.kernel_sizes) - pointwise
-            tag = "" if not pointwise else "-pw" if pointwise == 1 else f"-pw{pointwise}"
-            return f"lrnet-{self.widths[0]}x{spatial}{tag}-x{self.scale}"
-        return f"{self.arch}-{'-'.join(map(str, self.kernel_sizes))}-x{self.scale}"
+        """The architecture's name for this configuration, e.g. srcnn-9-1-5-x3, lrnet-32x4-pw3-x3."""
+        return model_class(self.arch).config_name(self)
 
     @property
     def lr_halo(self) -> int:
         """LR pixels of context one output pixel depends on (tiles overlap by at least this)."""
-        if self.arch == "lrnet":  # LR-grid convolutions, and the bicubic skip reaching 2 LR pixels
-            return max(2, sum(int(k) // 2 for k in self.kernel_sizes))
-        # SRCNN: the bicubic phase conv reaches 2 LR pixels, then the HR convs sum(k // 2) HR pixels
-        return 2 + -(-sum(int(k) // 2 for k in self.kernel_sizes) // self.scale)
+        return int(model_class(self.arch).halo(self))
+
+    @property
+    def lr_grid(self) -> bool:
+        """Whether the network's features lie on the LR grid with zero padding (lrnet), which sets
+        the training loss border (0: patch edges and frame edges look alike) and how much memory a
+        frame's activations take; SRCNN's lie on the HR grid, replicate-padded."""
+        return bool(model_class(self.arch).lr_grid)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -65,23 +65,7 @@ class ModelConfig:
         check_scale(self.scale)
         if self.arch not in MODELS:
             raise SrxError(f"unknown model {self.arch!r}: expected one of {', '.join(sorted(MODELS))}")
-        if self.arch == "srcnn":
-            if len(self.kernel_sizes) != 3 or len(self.widths) != 2:
-                raise SrxError(
-                    f"SRCNN needs 3 kernel sizes and 2 widths, got {self.kernel_sizes} and {self.widths}"
-                )
-            if any(k < 1 or k % 2 == 0 for k in self.kernel_sizes):
-                raise SrxError(f"SRCNN kernel sizes must be odd and positive, got {self.kernel_sizes}")
-        if self.arch == "lrnet":
-            if len(self.kernel_sizes) < 2 or len(self.widths) != len(self.kernel_sizes) - 1:
-                raise SrxError(
-                    f"lrnet needs at least 2 kernel sizes and one width per hidden layer (one fewer than "
-                    f"kernel sizes), got {self.kernel_sizes} and {self.widths}"
-                )
-            if any(k < 1 or k % 2 == 0 for k in self.kernel_sizes):
-                raise SrxError(f"lrnet kernel sizes must be odd and positive, got {self.kernel_sizes}")
-            if any(w < 1 for w in self.widths):
-                raise SrxError(f"lrnet widths must be positive, got {self.widths}")
+        model_class(self.arch).check_config(self)
 
 
 # Named presets for `--model`.
@@ -146,8 +130,76 @@ class BicubicUpsample(nn.Module):
         return F.pixel_shuffle(F.conv2d(x, self.weight), self.scale)
 
 
-class SRCNN(nn.Module):
+class SrxModel(nn.Module):
+    """What every registered architecture tells the stages about itself, from a ModelConfig, so
+    that train, export, runtime and camera need no case for it (a new model: a subclass in its
+    module and one MODELS entry). Subclasses build the network from the config in __init__ (a
+    `config` attribute, forward from LR Y (N,1,h,w) in [0,1] to HR Y) and override what differs."""
+
+    #: features on the LR grid with zero padding (see ModelConfig.lr_grid)
+    lr_grid: bool = False
+    #: the backward pass on CUDA replays exactly under a seed (replicate padding's does not)
+    deterministic_cuda: bool = True
+
+    @classmethod
+    def check_config(cls, config: "ModelConfig") -> None:
+        """Raise SrxError for kernel sizes and widths the architecture cannot take."""
+        if any(k < 1 or k % 2 == 0 for k in config.kernel_sizes):
+            raise SrxError(f"{config.arch} kernel sizes must be odd and positive, got {config.kernel_sizes}")
+        if any(w < 1 for w in config.widths):
+            raise SrxError(f"{config.arch} widths must be positive, got {config.widths}")
+
+    @classmethod
+    def config_name(cls, config: "ModelConfig") -> str:
+        return f"{config.arch}-{'-'.join(map(str, config.kernel_sizes))}-x{config.scale}"
+
+    @classmethod
+    def halo(cls, config: "ModelConfig") -> int:
+        """LR pixels of context one output pixel depends on."""
+        raise NotImplementedError(f"{cls.__name__} must say its halo (LR pixels of context)")
+
+    @classmethod
+    def macs_per_hr_pixel(cls, config: "ModelConfig") -> float:
+        raise SrxError(f"no FLOP model for {config.arch!r}")
+
+    @classmethod
+    def inference_params(cls, config: "ModelConfig") -> int:
+        raise SrxError(f"no parameter count for {config.arch!r}")
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """(hidden, last) parameters, for --optimizer sgd's smaller rate on the last layer: by default
+        the last two tensors registered (the last layer's weight and bias) are the last layer."""
+        params = list(self.parameters())
+        return [params[:-2], params[-2:]]
+
+
+class SRCNN(SrxModel):
     """Dong et al. 2014/2016: patch extraction, non-linear mapping, reconstruction."""
+
+    deterministic_cuda = False  # replicate padding: atomic adds in the CUDA backward
+
+    @classmethod
+    def check_config(cls, config: "ModelConfig") -> None:
+        if len(config.kernel_sizes) != 3 or len(config.widths) != 2:
+            raise SrxError(f"SRCNN needs 3 kernel sizes and 2 widths, got {config.kernel_sizes} and {config.widths}")
+        if any(k < 1 or k % 2 == 0 for k in config.kernel_sizes):
+            raise SrxError(f"SRCNN kernel sizes must be odd and positive, got {config.kernel_sizes}")
+
+    @classmethod
+    def halo(cls, config: "ModelConfig") -> int:
+        # the bicubic phase conv reaches 2 LR pixels, then the HR convs sum(k // 2) HR pixels
+        return 2 + -(-sum(int(k) // 2 for k in config.kernel_sizes) // config.scale)
+
+    @classmethod
+    def macs_per_hr_pixel(cls, config: "ModelConfig") -> float:
+        f1, f2, f3 = config.kernel_sizes
+        n1, n2 = config.widths
+        return f1 * f1 * n1 + f2 * f2 * n1 * n2 + f3 * f3 * n2 + 25  # + the bicubic phase conv
+
+    @classmethod
+    def inference_params(cls, config: "ModelConfig") -> int:
+        widths = [1, *config.widths, 1]
+        return sum(k * k * widths[i] * widths[i + 1] + widths[i + 1] for i, k in enumerate(config.kernel_sizes))
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -220,7 +272,7 @@ class RepConv(nn.Module):
         return conv
 
 
-class LRNet(nn.Module):
+class LRNet(SrxModel):
     """The `fast` architecture: a plain CNN on the LR grid (ESPCN's layout, deeper and narrower),
     ReLU after every hidden layer, a last layer with one output per output phase (scale^2), and a
     global skip over MATLAB bicubic computed on the LR grid too (the phase kernels of
@@ -246,6 +298,41 @@ class LRNet(nn.Module):
             nn.init.zeros_(conv.bias)
         self.register_buffer("bicubic", torch.from_numpy(bicubic_phase_kernels(s)).float(), persistent=False)
 
+    lr_grid = True
+
+    @classmethod
+    def check_config(cls, config: "ModelConfig") -> None:
+        if len(config.kernel_sizes) < 2 or len(config.widths) != len(config.kernel_sizes) - 1:
+            raise SrxError(f"lrnet needs at least 2 kernel sizes and one width per hidden layer (one fewer than "
+                           f"kernel sizes), got {config.kernel_sizes} and {config.widths}")
+        super().check_config(config)
+
+    @classmethod
+    def config_name(cls, config: "ModelConfig") -> str:
+        # lrnet-<width>x<spatial layers>, then -pw or -pwN for N pointwise (1x1) layers
+        pointwise = sum(1 for k in config.kernel_sizes if k == 1)
+        spatial = len(config.kernel_sizes) - pointwise
+        tag = "" if not pointwise else "-pw" if pointwise == 1 else f"-pw{pointwise}"
+        return f"lrnet-{config.widths[0]}x{spatial}{tag}-x{config.scale}"
+
+    @classmethod
+    def halo(cls, config: "ModelConfig") -> int:
+        # LR-grid convolutions, and the bicubic skip reaching 2 LR pixels
+        return max(2, sum(int(k) // 2 for k in config.kernel_sizes))
+
+    @classmethod
+    def macs_per_hr_pixel(cls, config: "ModelConfig") -> float:
+        # LR-grid layers: per LR pixel, shared by scale^2 output pixels
+        s = config.scale
+        widths = [1, *config.widths, s * s]
+        per_lr = sum(k * k * widths[i] * widths[i + 1] for i, k in enumerate(config.kernel_sizes))
+        return (per_lr + 25 * s * s) / (s * s)  # + the bicubic phase conv
+
+    @classmethod
+    def inference_params(cls, config: "ModelConfig") -> int:
+        widths = [1, *config.widths, config.scale**2]
+        return sum(k * k * widths[i] * widths[i + 1] + widths[i + 1] for i, k in enumerate(config.kernel_sizes))
+
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         h = lr
         for layer in self.layers[:-1]:
@@ -259,7 +346,14 @@ class LRNet(nn.Module):
         return [[p for layer in self.layers[:-1] for p in layer.parameters()], list(self.layers[-1].parameters())]
 
 
-MODELS: dict[str, Callable[[ModelConfig], nn.Module]] = {"srcnn": SRCNN, "lrnet": LRNet}
+#: the architectures: ModelConfig.arch -> its SrxModel subclass (a new model: one entry here)
+MODELS: dict[str, type[SrxModel]] = {"srcnn": SRCNN, "lrnet": LRNet}
+
+
+def model_class(arch: str) -> type[SrxModel]:
+    if arch not in MODELS:
+        raise SrxError(f"unknown model {arch!r}: expected one of {', '.join(sorted(MODELS))}")
+    return MODELS[arch]
 
 
 def build_model(config: ModelConfig) -> nn.Module:
@@ -299,22 +393,9 @@ def with_pointwise_layer(config: ModelConfig, state: dict[str, torch.Tensor],
 
 def macs_per_hr_pixel(config: ModelConfig) -> float:
     """Multiply-accumulates per output pixel (for FLOP floors in benchmarks)."""
-    if config.arch == "lrnet":  # LR-grid layers: per LR pixel, shared by scale^2 output pixels
-        s = config.scale
-        widths = [1, *config.widths, s * s]
-        per_lr = sum(k * k * widths[i] * widths[i + 1] for i, k in enumerate(config.kernel_sizes))
-        return (per_lr + 25 * s * s) / (s * s)  # + the bicubic phase conv
-    if config.arch != "srcnn":
-        raise SrxError(f"no FLOP model for {config.arch!r}")
-    f1, f2, f3 = config.kernel_sizes
-    n1, n2 = config.widths
-    return f1 * f1 * n1 + f2 * f2 * n1 * n2 + f3 * f3 * n2 + 25  # + the bicubic phase conv
+    return float(model_class(config.arch).macs_per_hr_pixel(config))
 
 
 def inference_params(config: ModelConfig) -> int:
     """Weights and biases of the network as it runs (re-parameterised branches collapsed)."""
-    if config.arch == "lrnet":
-        widths = [1, *config.widths, config.scale**2]
-    else:
-        widths = [1, *config.widths, 1]
-    return sum(k * k * widths[i] * widths[i + 1] + widths[i + 1] for i, k in enumerate(config.kernel_sizes))
+    return int(model_class(config.arch).inference_params(config))

@@ -32,7 +32,7 @@ from srx.errors import SrxError
 from srx.evaluate import EvalImage, degraded, evaluate, load_eval_data, torch_predictor
 from srx.fsutil import atomic_write_text, check_output_dir, ensure_dir
 from srx.imageio import FrameRange, check_data_path, is_video, parse_frame_range
-from srx.models import PRESETS, ModelConfig, build_model, config_from_preset
+from srx.models import PRESETS, ModelConfig, build_model, config_from_preset, model_class
 from srx.protocol import check_scale
 from srx.train.data import extract_patches
 
@@ -85,7 +85,7 @@ class TrainConfig:
         # see alike, so it must learn them: measured on Set5 x3, a border of 6 left the outer HR
         # pixels 0.2 dB worse than SRCNN's (PSNR shaving 9 px instead of 3 rose 0.27 vs 0.07 dB).
         arch = PRESETS.get(self.model, {}).get("arch", "srcnn")
-        return 0 if arch == "lrnet" else 2 * self.scale
+        return 0 if model_class(arch).lr_grid else 2 * self.scale
 
     def validate(self) -> None:
         check_scale(self.scale)
@@ -555,7 +555,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     progress = _Progress(ddp.is_main, show_progress, cfg, bicubic_psnr)
     # SRCNN's replicate-padded convolutions have no deterministic CUDA backward (atomic adds): said
     # once here instead of PyTorch's warning, which names use_deterministic_algorithms, not the model
-    replays = device == "cpu" or mcfg.arch != "srcnn"
+    replays = device == "cpu" or model_class(mcfg.arch).deterministic_cuda
     if not replays and ddp.is_main:
         log.info("%s on %s: its replicate padding has no deterministic CUDA backward, so a run with the same "
                  "--seed differs in the last bits there (the lrnet models, and --device cpu, replay exactly)",
