@@ -67,6 +67,20 @@ def _eval_images(set5: Path | None, synthetic: bool, seed: int) -> tuple[str, li
     return f"{folder.name} ({folder})", imgs
 
 
+def served_name(weights: Path | str | None, scale: int) -> str:
+    """The Triton name `srx serve -w WEIGHTS` gives the model of `weights` at `scale`: srx_camera_x3
+    for a shipped model, srx_<architecture>_x3 for a checkpoint (srx serve without --name)."""
+    from srx.checkpoint import model_from_checkpoint, resolve_weights, shipped_name
+    from srx.export.onnx import export_stem
+    from srx.export.triton_repo import triton_model_name
+
+    given = shipped_name(weights)
+    if given is not None:
+        return triton_model_name(export_stem("", scale, given), scale)
+    _, config, _ = model_from_checkpoint(resolve_weights(weights, scale), scale)
+    return triton_model_name(config.name, scale)
+
+
 def check_served_model(served: Any, weights: Path | None, scale: int) -> None:
     """Refuse a Triton server's model (a TritonRunner) that is not the model of `weights`: another
     architecture, or, where the server records it, other weights. Parity against it would only

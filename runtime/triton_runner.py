@@ -98,8 +98,12 @@ class TritonRunner(Runner):
     backend = "triton"
 
     def __init__(self, server: str, model: str | None = None, scale: int | None = None, timeout: float = 20.0,
-                 connect_timeout: float = 5.0, scale_advice: Callable[[str], str] | None = None) -> None:
+                 connect_timeout: float = 5.0, scale_advice: Callable[[str], str] | None = None,
+                 expect: str | None = None) -> None:
         super().__init__()
+        #: a model name to look for first when `model` is not given (what `srx serve` calls the model
+        #: of the checkpoint a command was given: parity's -w)
+        self.expect = expect
         #: what a refusal for another scale tells the user to do, given the scales served ('2', '2|4')
         self.scale_advice = scale_advice or (lambda scales: f"pass --scale {scales}")
         self.url = parse_server(server)
@@ -126,10 +130,17 @@ class TritonRunner(Runner):
         from tritonclient.utils import InferenceServerException
 
         want = f" for x{scale}" if scale else ""
+        if self.expect:
+            try:
+                if client.is_model_ready(self.expect, client_timeout=min(self.timeout, 5.0)):
+                    return self.expect
+            except InferenceServerException:
+                pass
+        listed = True
         try:
             index = client.get_model_repository_index(as_json=True, client_timeout=min(self.timeout, 5.0))
         except InferenceServerException:
-            index = {}  # restricted (srx serve keeps model control to itself)
+            index, listed = {}, False  # restricted (srx serve keeps model control to itself)
         models = [m for m in index.get("models", []) if m.get("state", "READY") == "READY"]
         srx = sorted({str(m["name"]) for m in models if str(m.get("name", "")).startswith("srx_")
                       and (not scale or str(m["name"]).endswith(f"_x{scale}"))})
@@ -138,7 +149,7 @@ class TritonRunner(Runner):
                            "pick one with --model NAME")
         if srx:
             return srx[0]
-        tried = unnamed_served_models(scale or 3)
+        tried = [*([self.expect] if self.expect else []), *unnamed_served_models(scale or 3)]
         ready = []
         for name in tried:
             try:
@@ -151,9 +162,10 @@ class TritonRunner(Runner):
         if ready:
             raise SrxError(f"the Triton server at {self.url} has several srx models{want} ({', '.join(ready)}); "
                            "pick one with --model NAME")
-        have = ", ".join(sorted({str(m.get("name")) for m in models})) or "none listed"
+        have = (f"models in its index: {', '.join(sorted({str(m.get('name')) for m in models})) or 'none'}" if listed
+                else "it does not list its models, as srx serve does not")
         raise SrxError(f"the Triton server at {self.url} has no srx model{want} that srx can find (none of "
-                       f"{', '.join(tried)}; models in its index: {have}); {self._hint(client, scale or 3)}")
+                       f"{', '.join(tried)}; {have}); {self._hint(client, scale or 3)}")
 
     def _hint(self, client: Any, scale: int) -> str:
         """How to find the model when the unnamed names of `scale` are not there: wait for a server

@@ -130,7 +130,7 @@ def parity_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     server: Optional[list[str]] = typer.Option(
         None, "--server", help="Also check the srx model for --scale on this Triton server (gRPC HOST:PORT) under the FP32 gate; one at a time."),
-    model: Optional[str] = typer.Option(None, "--model", help="With --server: the model's name on the server."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="With --server: the model's name on the server (default: the name `srx serve -w` gives these weights, else the one srx finds for --scale)."),
 ) -> None:
     """PyTorch vs ONNX Runtime FP32/FP16 (and TensorRT) on Set5 and odd-sized frames; exit 1 on a failed gate."""
     server = one_server(server, "parity")  # type: ignore[assignment]
@@ -148,9 +148,10 @@ def _print_parity(weights: Optional[Path], scale: int, *, graphs: Optional[tuple
     if server is not None:
         from srx.runtime.triton_runner import TritonRunner
 
-        from srx.runtime.parity import check_served_model
+        from srx.runtime.parity import check_served_model, served_name
 
-        probe = TritonRunner(server, model=model, scale=scale)  # a missing server is one clear error, now
+        probe = TritonRunner(server, model=model, scale=scale,  # a missing server is one clear error, now
+                             expect=served_name(weights, scale))
         check_served_model(probe, weights, scale)
         extra.append(("triton", probe.precision, lambda: TritonRunner(server, model=probe.model, scale=scale)))
     report = parity_report(weights, scale, graphs=graphs, engine=engine, set5=data, synthetic=synthetic,
