@@ -213,3 +213,22 @@ def test_train_then_resume_needs_only_the_checkpoint(tmp_path, image_folder, mon
     state = load_checkpoint(out / "last.pt")
     assert state["step"] == 5 and state["train_config"]["scale"] == 2
     assert state["train_config"]["data"] == [str(image_folder)]
+
+    # the data moved: --data beside --resume is its new place (taken, and said), and only then
+    moved = tmp_path / "moved"
+    image_folder.rename(moved)
+    caplog.clear()
+    lost = runner.invoke(app, ["train", "--resume", str(out / "last.pt"), "--max-steps", "6", "--no-progress"])
+    assert lost.exit_code == 1, lost.output
+    assert_one_error_line(lost.output, f"the run's training data ({image_folder}) is not there any more; if it has "
+                          "moved, give its new place with --data beside --resume")
+    two = runner.invoke(app, ["train", "--resume", str(out / "last.pt"), "--max-steps", "6", "--no-progress",
+                              "--data", str(moved), "--data", str(moved)])
+    assert two.exit_code == 1 and "one path for each of the 1 it had, got 2" in two.output, two.output
+    on = runner.invoke(app, ["train", "--resume", str(out / "last.pt"), "--max-steps", "6", "--no-progress",
+                             "--data", str(moved)])
+    assert on.exit_code == 0, on.output
+    assert f"the run's training data {image_folder} is not there; reading it from {moved}" in caplog.text
+    assert "ignored" not in caplog.text
+    state = load_checkpoint(out / "last.pt")
+    assert state["step"] == 6 and state["train_config"]["data"] == [str(moved)]

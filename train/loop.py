@@ -327,6 +327,33 @@ def _total_steps(epochs: int | None, max_steps: int | None, steps_per_epoch: int
     return total
 
 
+def data_moved(saved: TrainConfig) -> tuple[bool, bool]:
+    """Whether a run's training data and its validation data are gone from where it read them."""
+    return (bool(saved.data) and not all(Path(d).exists() for d in saved.data),
+            bool(saved.val) and not Path(str(saved.val)).exists())
+
+
+def _relocate_data(saved: TrainConfig, given: TrainConfig) -> None:
+    """On resume, --data (and --val) name the new place of a run's data that has moved (the run's
+    recipe is otherwise its own): taken only where the data is gone from the old place, one path
+    for each it had."""
+    data_gone, val_gone = data_moved(saved)
+    if data_gone and not given.data:
+        raise SrxError(f"the run's training data ({', '.join(saved.data)}) is not there any more; if it has moved, "
+                       "give its new place with --data beside --resume")
+    if data_gone and list(given.data) != list(saved.data):
+        if len(given.data) != len(saved.data):
+            raise SrxError(f"the run's training data ({', '.join(saved.data)}) is not there any more; with --resume, "
+                           f"--data gives its new place, one path for each of the {len(saved.data)} it had, got "
+                           f"{len(given.data)}")
+        log.warning("the run's training data %s is not there; reading it from %s (--data)", ", ".join(saved.data),
+                    ", ".join(given.data))
+        saved.data = list(given.data)
+    if val_gone and given.val and given.val != saved.val:
+        log.warning("the run's validation data %s is not there; reading it from %s (--val)", saved.val, given.val)
+        saved.val = given.val
+
+
 def _refuse_rewind(resume: Path, state: dict[str, Any]) -> None:
     """Resuming from a best.pt whose run went on (its last.pt is later) would train from that point
     again and write over last.pt and the metrics after it: SrxError saying what to do instead."""
@@ -376,6 +403,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         # Keep the run's recipe; only the stopping rules may be extended on resume. --epochs and
         # --max-steps are totals for the run; --time-budget is this invocation's time (below).
         old_limits = (saved.epochs, saved.max_steps)
+        _relocate_data(saved, cfg)
         saved.epochs = cfg.epochs if cfg.epochs is not None else saved.epochs
         saved.max_steps = cfg.max_steps if cfg.max_steps is not None else saved.max_steps
         if cfg.time_budget is not None and cfg.time_budget <= 0:

@@ -24,7 +24,7 @@ DEVICE_HELP = ("Where to train: auto (a CUDA GPU where PyTorch sees one, else th
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Optional[list[Path]] = typer.Option(None, "--data", help="Folder of HR training images, or a video whose every Nth frame is one (repeat for several, e.g. T91 and BSD200, or your camera's footage); not needed with --resume."),
+    data: Optional[list[Path]] = typer.Option(None, "--data", help="Folder of HR training images, or a video whose every Nth frame is one (repeat for several, e.g. T91 and BSD200, or your camera's footage); not needed with --resume, unless the run's data has moved: then its new place."),
     scale: Optional[int] = model_scale_option("--init's"),
     val: Optional[Path] = typer.Option(None, "--val", help="Folder of HR validation images (e.g. Set5) or a video; validated every epoch."),
     model: Optional[str] = typer.Option(None, "--model", help="Model preset (default: the architecture of --init, else srcnn-915): srcnn-915 (the reference), srcnn-955, lrnet-32x4-pw3 (the shipped `fast` and `camera`; grow it from lrnet-32x4-pw weights with scripts/add_pointwise.py --at 2 --at 1), lrnet-32x4-pw, lrnet-32x4-pw2, lrnet-32x4, lrnet-32x5, lrnet-24x5, lrnet-32x4-plain (no training-time branches)."),
@@ -107,7 +107,16 @@ def _say_ignored(ctx: typer.Context, resume: Path) -> None:
         source = ctx.get_parameter_source(name)
         return source is not None and source.name == "COMMANDLINE"
 
-    given = [p.opts[0] for p in ctx.command.params if p.name in _RECIPE and typed(p.name)]
+    taken: set[str] = set()  # --data / --val beside --resume give the new place of data that has moved
+    if typed("data") or typed("val"):
+        from srx.checkpoint import load_checkpoint
+        from srx.train.loop import TrainConfig, data_moved
+
+        state = load_checkpoint(resume)
+        if "train_config" in state:
+            data_gone, val_gone = data_moved(TrainConfig(**state["train_config"]))
+            taken = {name for name, gone in (("data", data_gone), ("val", val_gone)) if gone}
+    given = [p.opts[0] for p in ctx.command.params if p.name in _RECIPE and typed(p.name) and p.name not in taken]
     if given:
         log.warning("--resume continues the run with its own recipe; %s ignored (a new run from these weights "
                     "with other settings: srx train --init %s --out NEW ...)", ", ".join(given), resume)
