@@ -471,7 +471,7 @@ def run_bench(
             "note": "end-to-end = colour conversion + model + chroma bicubic + back to BGR uint8; "
                     "floor = the model's FLOPs / the best float32 GEMM rate measured on the same threads, "
                     "sampled between the blocks in which a case's rows take turns; the exported ONNX graph computes "
-                    "the same function with the FLOPs in the graph GFLOP column (bicubic folded into layer 1)",
+                    "the same function with the FLOPs in the graph GFLOP column (for SRCNN, bicubic folded into its first layer)",
         }
     finally:
         torch.set_num_threads(saved_threads)

@@ -56,6 +56,7 @@ OTHER_CASES = {
               (["train", "--data", "{images}", "--val", "{tmp}/typo.mp4", "--epochs", "1"], "typo.mp4 does not exist; expected a folder of images or a video"),
               (["train", "--data", "{images}", "--val", "{video}", "--val-frames", "9:", "--epochs", "1"],
                "has 3 frames: --val-frames 9: starts after its last"),
+              (["train", "--data", "{images}", "--val", "{tinyfolder}", "--epochs", "1"], "--val: no usable images in"),
               (["train", "--data", "{images}", "--stride", "0", "--epochs", "1"],
                "--stride must be a positive multiple of the scale 3 (HR pixels), got 0"),
               (["train", "--data", "{images}", "--stride", "-3", "--epochs", "1"], "--stride must be a positive multiple"),

@@ -486,7 +486,10 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     if ddp.is_main and cfg.val:
         val_range = parse_frame_range(cfg.val_frames, "--val-frames")
         _warn_if_validating_on_training_frames(cfg, val_range)
-        val_pairs = load_eval_data(Path(cfg.val), cfg.scale, cfg.every, val_range, "--val-frames")
+        try:
+            val_pairs = load_eval_data(Path(cfg.val), cfg.scale, cfg.every, val_range, "--val-frames")
+        except SrxError as exc:
+            raise SrxError(f"--val: {exc}") if not str(exc).startswith("--val") else exc from None
         val_pairs = degraded(val_pairs, degradation, cfg.scale)
     bicubic_psnr = evaluate(val_pairs, cfg.scale, None, with_ssim=False)["mean"]["bicubic_psnr"] if val_pairs else None
 
