@@ -210,6 +210,7 @@ def test_train_then_resume_needs_only_the_checkpoint(tmp_path, image_folder, mon
                                 "--scale", "4", "--lr", "5"])  # the run's recipe stands, and that is said
     assert again.exit_code == 0, again.output
     assert "--resume continues the run with its own recipe; --scale, --lr ignored" in caplog.text
+    assert f"resuming at step 3 (epoch 0) from {out / 'last.pt'}" in caplog.text
     state = load_checkpoint(out / "last.pt")
     assert state["step"] == 5 and state["train_config"]["scale"] == 2
     assert state["train_config"]["data"] == [str(image_folder)]

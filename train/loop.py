@@ -547,6 +547,8 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         anchor = {"elapsed_s": elapsed_before, "fraction": min(fraction(), 1.0)}
         cfg.time_budget = elapsed_before + more_time
         log.info("resuming at %.0f%% of the schedule; this run may train %.0f s more", 100 * anchor["fraction"], more_time)
+    elif state is not None:
+        log.info("resuming at step %d (epoch %d) from %s", step, epoch, resume)
 
     def checkpoint_extra() -> dict[str, Any]:
         return {
