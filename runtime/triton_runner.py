@@ -302,12 +302,30 @@ def live_client(url: str, timeout: float = 5.0) -> Any:
         live = client.is_server_live(client_timeout=timeout)
     except InferenceServerException as exc:
         client.close()
+        if _triton_http_at(url):
+            raise ServerAway(f"{url} is a Triton server's HTTP port; --server takes its gRPC port (8001 by default; "
+                             "`srx serve` prints it in its clients: line)") from None
         raise ServerAway(f"no Triton server answers at {url} (gRPC): {_message(exc)}; start one with "
                        "`srx serve` or check --server HOST:PORT (the gRPC port, 8001 by default)") from None
     if not live:
         client.close()
         raise ServerAway(f"the Triton server at {url} answers but is not live; try again when it has started")
     return client
+
+
+def _triton_http_at(url: str, timeout: float = 1.0) -> bool:
+    """Whether `url` answers Triton's HTTP health check (someone gave the HTTP port for the gRPC one)."""
+    import http.client
+
+    host, _, port = url.rpartition(":")
+    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+    try:
+        conn.request("GET", "/v2/health/live")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException, ValueError):
+        return False
+    finally:
+        conn.close()
 
 
 def check_server(server: str, timeout: float = 5.0) -> str:

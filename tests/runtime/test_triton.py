@@ -246,7 +246,10 @@ def test_bad_servers_are_one_line(served, tmp_path: Path) -> None:
         busy.close()
     wrong_scale = cli.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "o.png"), "--server",
                                    served["server"].url, "--scale", "2"])
+    http = f"127.0.0.1:{served['server'].ports['http']}"
+    http_port = cli.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "o.png"), "--server", http])
     for res, message in ((nobody, "no Triton server answers at 127.0.0.1:"),
+                         (http_port, f"{http} is a Triton server's HTTP port; --server takes its gRPC port"),
                          (in_use, "the port is already in use (another srx or server is on it); pick another port with --grpc-port"),
                          (wrong_scale, "(none of srx_camera_x2, srx_srcnn_x2, srx_fast_x2, srx_lrnet-32x4-pw3_x2, srx_srcnn-9-1-5_x2;")):
         assert res.exit_code == 1, res.output
