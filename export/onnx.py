@@ -47,10 +47,10 @@ REQUIRED_KEYS = ("format", "version", "scale", "model_config", "colour", "precis
 #: bumped whenever export writes a different graph for the same checkpoint, so caches re-export
 #: (3: SRCNNBandedExport, phase-space interior with edge bands stitched on, bands batched in pairs)
 GRAPH_REVISION = 3
-#: the only operators an srx SRCNN graph may contain after export (Cast only in the FP16 graph)
-#: the operators an exported srx graph may hold: what srx's models export to, plus the elementwise
-#: activations a new model may use (ONNX Runtime, its FP16 conversion and TensorRT run them all).
-#: Anything else is refused, so a graph that would surprise a backend fails at export, not on a Jetson.
+#: the operators an exported srx graph may hold: what srx's models export to (Cast only in the FP16
+#: graph), plus the elementwise activations a new model may use (ONNX Runtime, its FP16 conversion
+#: and TensorRT run them all). Anything else is refused, so a graph that would surprise a backend
+#: fails at export, not on a Jetson.
 EXPECTED_OPS = {
     "Pad", "Conv", "DepthToSpace", "Relu", "Add", "ReduceSum", "Cast",
     "Slice", "Concat", "Shape", "Gather", "Unsqueeze", "Min", "Max", "Sub",  # edge bands (SRCNNBandedExport)

@@ -96,10 +96,11 @@ def check_served_model(served: Any, weights: Path | None, scale: int) -> None:
                        f"not the model of {weights.name} ({config.name}); check the server against the weights it "
                        "serves (-w), or name the served model that matches with --model")
     sha = served.params.get("srx_source_sha256")
-    if sha and sha != sha256_file(weights):
+    ours = sha256_file(weights) if sha else None
+    if sha and sha != ours:
         raise SrxError(f"{where} was made from other weights ({served.params.get('srx_source_name') or 'unnamed'}, "
-                       f"sha256 {sha[:12]}…) than {weights.name} (sha256 {sha256_file(weights)[:12]}…); check the "
-                       "server against the weights it serves (-w)")
+                       f"sha256 {sha[:12]}…) than {weights.name} (sha256 {ours[:12]}…); check the server against "
+                       "the weights it serves (-w)")
 
 
 def _inputs(images: list[tuple[str, np.ndarray]], scale: int, seed: int,

@@ -1,8 +1,8 @@
 """Several Triton servers as one runner: the frames of one srx process spread over more than one box.
 
 `--server A --server B` (stream, upscale). Every server must serve the same srx model (the name,
-scale, architecture and, where the configs record it, the source checkpoint agree; the precision may
-differ, an FP16 engine on a GPU box beside an FP32 graph on a CPU one). Calls go to the servers in
+scale, architecture and the source checkpoint's sha256, which `srx serve` and exported repositories
+record, agree; the precision may differ, an FP16 engine on a GPU box beside an FP32 graph on a CPU one). Calls go to the servers in
 turn, an idle one first, and may overlap (one call per server at a time, each on its own gRPC
 client), so a tick of several cameras runs on every box at once (`create_upscaler(parallel=True)`
 gives the Upscaler one worker per server).

@@ -302,7 +302,9 @@ def live_client(url: str, timeout: float = 5.0) -> Any:
         live = client.is_server_live(client_timeout=timeout)
     except InferenceServerException as exc:
         client.close()
-        if _triton_http_at(url):
+        # a port that answers at once but not in gRPC may be Triton's HTTP one; a timeout (a box that
+        # hangs, which the pool's prober meets again and again) is not worth another second of waiting
+        if _status(exc) != "StatusCode.DEADLINE_EXCEEDED" and _triton_http_at(url):
             raise ServerAway(f"{url} is a Triton server's HTTP port; --server takes its gRPC port (8001 by default; "
                              "`srx serve` prints it in its clients: line)") from None
         raise ServerAway(f"no Triton server answers at {url} (gRPC): {_message(exc)}; start one with "

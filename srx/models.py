@@ -41,13 +41,6 @@ class ModelConfig:
         """LR pixels of context one output pixel depends on (tiles overlap by at least this)."""
         return int(model_class(self.arch).halo(self))
 
-    @property
-    def lr_grid(self) -> bool:
-        """Whether the network's features lie on the LR grid with zero padding (lrnet), which sets
-        the training loss border (0: patch edges and frame edges look alike) and how much memory a
-        frame's activations take; SRCNN's lie on the HR grid, replicate-padded."""
-        return bool(model_class(self.arch).lr_grid)
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -136,7 +129,8 @@ class SrxModel(nn.Module):
     module and one MODELS entry). Subclasses build the network from the config in __init__ (a
     `config` attribute, forward from LR Y (N,1,h,w) in [0,1] to HR Y) and override what differs."""
 
-    #: features on the LR grid with zero padding (see ModelConfig.lr_grid)
+    #: features on the LR grid with zero padding (lrnet): training's loss border is 0 (patch edges and
+    #: frame edges look alike) and a frame's activations are per LR pixel; SRCNN's are on the HR grid
     lr_grid: bool = False
     #: the backward pass on CUDA replays exactly under a seed (replicate padding's does not)
     deterministic_cuda: bool = True

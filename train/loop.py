@@ -489,7 +489,9 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         try:
             val_pairs = load_eval_data(Path(cfg.val), cfg.scale, cfg.every, val_range, "--val-frames")
         except SrxError as exc:
-            raise SrxError(f"--val: {exc}") if not str(exc).startswith("--val") else exc from None
+            if str(exc).startswith("--val"):
+                raise
+            raise SrxError(f"--val: {exc}") from None
         val_pairs = degraded(val_pairs, degradation, cfg.scale)
     bicubic_psnr = evaluate(val_pairs, cfg.scale, None, with_ssim=False)["mean"]["bicubic_psnr"] if val_pairs else None
 
