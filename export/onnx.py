@@ -181,6 +181,7 @@ def onnx_from_checkpoint(
             "dynamic": "true" if dynamic else "false",
             "graph_revision": str(GRAPH_REVISION),
             "layout": type(module).__name__,
+            "export_layout": layout,
         },
     )
     graph = _checked(graph, f"the ONNX graph exported from {weights}")
@@ -258,6 +259,29 @@ def fp16_onnx_from_onnx(src: Path, out: Path | None = None) -> Path:
     graph_model = _checked(graph_model, f"the FP16 graph converted from {src}")
     _save(graph_model, out)
     return out
+
+
+def export_options(meta: dict[str, Any]) -> list[str]:
+    """The `srx export` options, beyond --weights, --scale, --out and the precision, that write this
+    graph again: --name, --opset, --static with its size and --layout, each only where it is not the
+    default. `meta` is what check_srx_onnx returns (a graph from before srx recorded its --layout
+    keeps the default one)."""
+    from srx.models import ModelConfig
+
+    scale = int(meta["scale"])
+    options: list[str] = []
+    stem = str(meta.get("name") or "")
+    default = ModelConfig.from_dict(meta["model_config"]).name
+    if stem and stem != default and stem.endswith(f"-x{scale}"):
+        options += ["--name", stem[: -len(f"-x{scale}")]]
+    if str(meta.get("opset", "17")) != "17":
+        options += ["--opset", str(meta["opset"])]
+    shape = meta.get("input_shape") or []
+    if meta.get("dynamic") == "false" and len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape):
+        options += ["--static", "--height", str(shape[2]), "--width", str(shape[3])]
+    if meta.get("export_layout", "fast") != "fast":
+        options += ["--layout", str(meta["export_layout"])]
+    return options
 
 
 def read_srx_metadata(path: Path) -> dict[str, str]:

@@ -76,7 +76,8 @@ def trt_module() -> Any:
             "(on a Jetson use JetPack's python3-libnvinfer)"
         ) from None
     if int(str(trt.__version__).split(".")[0]) < 10:
-        raise SrxError(f"TensorRT {trt.__version__} is too old: srx needs TensorRT 10 or newer (named-tensor API)")
+        raise SrxError(f"TensorRT {trt.__version__} is too old: srx needs TensorRT 10 or newer (named-tensor API; "
+                       "on a Jetson, JetPack 6.1 or newer); run the ONNX graph with --backend onnxruntime instead")
     return trt
 
 
@@ -205,16 +206,32 @@ def sidecar_path(engine_path: Path) -> Path:
     return engine_path.with_name(engine_path.name + ".json")
 
 
+def rebuild_fields(graph_info: dict[str, Any], weights: Path | None) -> dict[str, Any]:
+    """What an engine's sidecar records so that export_command can write the same files again:
+    `weights`, a shipped model by its name (the path of its packaged file means nothing on the
+    machine that rebuilds) or a checkpoint by its path, and `export_options`, those that made the
+    graph (`graph_info`: check_srx_onnx of it)."""
+    from srx.checkpoint import shipped_model_of
+    from srx.export.onnx import export_options
+
+    named = None if weights is None else shipped_model_of(weights) or str(weights)
+    return {"weights": named, "export_options": export_options(graph_info)}
+
+
 def export_command(info: dict[str, Any], engine_path: Path) -> str:
-    """The `srx export` command that rebuilds this engine on the running machine."""
+    """The `srx export` command that rebuilds this engine on the running machine: the same weights,
+    file names, graph (name, opset, static size, layout: the sidecar's `export_options`) and profile,
+    so that it writes the very engine path that failed its check."""
     prof = info.get("profile") or {}
     parts = ["srx", "export", "--scale", str(info.get("scale", 3))]
     weights = info.get("weights")
     parts += ["--weights", str(weights) if weights else "<the checkpoint it came from>"]
     parts += ["--out", str(Path(engine_path).parent), "--fp16" if info.get("precision") == "fp16" else "--no-fp16"]
-    for key in ("min", "opt", "max"):
-        if key in prof:
-            parts += [f"--{key}-shape", fmt_hw(prof[key][2:])]
+    parts += [str(o) for o in info.get("export_options") or []]
+    if not info.get("static"):  # a static graph's engine takes the graph's own shape
+        for key in ("min", "opt", "max"):
+            if key in prof:
+                parts += [f"--{key}-shape", fmt_hw(prof[key][2:])]
     parts += ["--engine"]
     return " ".join(shlex.quote(p) if not p.startswith("<") else p for p in parts)
 
@@ -326,7 +343,8 @@ def engine_from_onnx(
         "onnx_sha256": sha256_file(onnx_path),
         "engine_sha256": sha256_file(engine_path),
         "source_sha256": info.get("source_sha256"),
-        "weights": str(weights) if weights is not None else None,
+        "source_name": info.get("source_name"),
+        **rebuild_fields(info, weights),
         "scale": info["scale"],
         "model_config": info["model_config"],
         "name": info["name"],

@@ -58,6 +58,9 @@ def srx_parameters(info: dict[str, Any]) -> dict[str, str]:
         "srx_precision": str(info.get("precision", "fp32")),
         "srx_version": str(info.get("version") or info.get("srx_version") or ""),
     }
+    if info.get("tensorrt_version"):  # a plan loads only in a Triton built with this very TensorRT
+        params["srx_tensorrt_version"] = str(info["tensorrt_version"])
+        params["srx_gpu"] = str(info.get("gpu_name") or "")
     prof = info.get("profile") or {}
     if prof.get("min") and prof.get("max"):
         params["srx_min_hw"] = "x".join(str(int(v)) for v in prof["min"][2:])

@@ -102,6 +102,8 @@ class OnnxRuntimeRunner(Runner):
         self.kernel_sizes = _kernel_sizes(self.info)
         shape = self.info.get("input_shape") or []
         self.fixed_hw = tuple(shape[2:]) if len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[2:]) else None
+        if self.fixed_hw is not None:  # a static graph: whole frames of its size, never tiles of it
+            self.input_hw_range = (self.fixed_hw, self.fixed_hw)
         self.session = None
         self._in_name = "lr_y"
         self._out_name = "hr_y"

@@ -257,8 +257,10 @@ class TensorRTRunner(Runner):
             g["in"], g["out"] = inputs[0], outputs[0]
             g["stream"] = cuda.Stream()
             g["bufs"] = {}
-            try:  # pycuda compiles with nvcc: JetPack has it, a pip-only desktop may not
-                module = SourceModule(_kernel_source())
+            try:  # pycuda compiles with nvcc: JetPack has it (off PATH), a pip-only desktop may not
+                from srx.doctor import nvcc_path
+
+                module = SourceModule(_kernel_source(), nvcc=nvcc_path() or "nvcc")
                 g["module"] = module
                 g["k_ycc"] = module.get_function("bgr_to_ycc")
                 g["k_bgr"] = module.get_function("ycc_to_bgr_up")
@@ -298,9 +300,11 @@ class TensorRTRunner(Runner):
         engine, context = g["engine"], g["context"]
         if not context.set_input_shape(g["in"], shape):
             lo, _, hi = engine.get_tensor_profile_shape(g["in"], 0)
+            larger = any(int(v) > int(top) for v, top in zip(shape, hi))
             raise SrxError(
                 f"input shape {shape} is outside the engine's optimisation profile "
-                f"({tuple(lo)} .. {tuple(hi)}); rebuild the engine with `srx export` for larger frames"
+                f"({tuple(lo)} .. {tuple(hi)}); rebuild the engine with `srx export` for "
+                + ("larger inputs (--max-shape)" if larger else "smaller inputs (--min-shape)")
             )
         return tuple(context.get_tensor_shape(g["out"]))
 

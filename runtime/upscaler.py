@@ -161,6 +161,10 @@ class Upscaler:
         limits = self.runner.input_hw_range
         if limits is not None:
             (min_h, min_w), (max_h, max_w) = limits
+            if (min_h, min_w) == (max_h, max_w) and (h, w) != (max_h, max_w):  # tiles would not fit it either
+                raise SrxError(f"frame is {w}x{h} but the model takes {max_w}x{max_h} LR frames only (a --static "
+                               f"graph, or an engine built from one); export a dynamic graph (srx export without "
+                               f"--static) for frames of other sizes, or a static one with --height {h} --width {w}")
             if h < min_h or w < min_w:
                 raise SrxError(f"frame is {w}x{h} but the engine accepts {min_w}x{min_h} .. {max_w}x{max_h}; "
                                "rebuild it with `srx export` for smaller inputs")

@@ -143,12 +143,21 @@ def _pycuda_rows() -> list[Row]:
     return [Row("pycuda", OK, detail)]
 
 
-def _nvcc_rows() -> list[Row]:
-    """nvcc compiles the CUDA colour kernels (pycuda's SourceModule) and is needed to build pycuda."""
+def nvcc_path() -> str | None:
+    """The nvcc that compiles srx's CUDA colour kernels: on PATH, else under $CUDA_ROOT, $CUDA_HOME or
+    /usr/local/cuda (where JetPack and NVIDIA's packages put it without adding it to PATH). The
+    TensorRT runner hands this path to pycuda, which would look on PATH alone."""
     import os
     import shutil
 
-    nvcc = shutil.which("nvcc") or next((p for p in ("/usr/local/cuda/bin/nvcc",) if os.path.exists(p)), None)
+    roots = [os.environ.get("CUDA_ROOT"), os.environ.get("CUDA_HOME"), "/usr/local/cuda"]
+    found = shutil.which("nvcc")
+    return found or next((p for p in (os.path.join(r, "bin", "nvcc") for r in roots if r) if os.access(p, os.X_OK)), None)
+
+
+def _nvcc_rows() -> list[Row]:
+    """nvcc compiles the CUDA colour kernels (pycuda's SourceModule) and is needed to build pycuda."""
+    nvcc = nvcc_path()
     if nvcc is None:
         return [Row("nvcc (CUDA toolkit)", INFO, "not found",
                     "only for GPU hosts: install the CUDA toolkit (JetPack has it) for the all-GPU colour path and to build pycuda")]

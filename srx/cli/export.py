@@ -20,13 +20,31 @@ def parse_hw(text: str, option: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def profile_shapes(min_shape: Optional[str], opt_shape: Optional[str],
+                   max_shape: Optional[str]) -> tuple[tuple[int, int], tuple[int, int], Optional[tuple[int, int]]]:
+    """The engine profile's min / opt / max LR shapes from the options; max None: the build picks it.
+    A shape not given defaults to 16x16 / 360x640, lowered to the next one given where that is
+    smaller (`--max-shape 240x426` alone tunes for 240x426), as srx lowers them to a max it picks."""
+    from srx.export.tensorrt import DEFAULT_MIN_HW, DEFAULT_OPT_HW
+
+    hi = parse_hw(max_shape, "--max-shape") if max_shape is not None else None
+    opt = parse_hw(opt_shape, "--opt-shape") if opt_shape is not None else DEFAULT_OPT_HW
+    if opt_shape is None and hi is not None:
+        opt = (min(opt[0], hi[0]), min(opt[1], hi[1]))
+    lo = parse_hw(min_shape, "--min-shape") if min_shape is not None else DEFAULT_MIN_HW
+    if min_shape is None:
+        lo = (min(lo[0], opt[0]), min(lo[1], opt[1]))
+    return lo, opt, hi
+
+
 def _rebuild_command(weights: Optional[str], scale: int, out: Path, fp16: bool,
-                     shapes: Optional[tuple[str, str, Optional[str]]], extra: list[str]) -> str:
+                     shapes: Optional[tuple[Optional[str], Optional[str], Optional[str]]], extra: list[str]) -> str:
     """The command that builds the engine on another machine: a shipped model by its name (its
     file's path here means nothing there), a checkpoint by the path given. `shapes`: the dynamic
-    graph's profile; None for a static graph, whose engine takes the graph's own shape."""
-    profile = [] if shapes is None else ["--min-shape", shapes[0], "--opt-shape", shapes[1],
-                                         *(["--max-shape", shapes[2]] if shapes[2] else [])]
+    graph's profile as given (a shape not given is left to the same defaults there); None for a static
+    graph, whose engine takes the graph's own shape."""
+    profile = [] if shapes is None else [part for option, shape in zip(("--min-shape", "--opt-shape", "--max-shape"), shapes)
+                                         if shape is not None for part in (option, shape)]
     parts = ["srx", "export", "--scale", str(scale), *(["--weights", weights] if weights else []), "--out", str(out),
              "--fp16" if fp16 else "--no-fp16", *extra, *profile, "--engine"]
     return " ".join(shlex.quote(p) for p in parts)
@@ -43,8 +61,8 @@ def export_cmd(
     height: Optional[int] = typer.Option(None, "--height", help="LR input height of a --static graph."),
     width: Optional[int] = typer.Option(None, "--width", help="LR input width of a --static graph."),
     engine: Optional[bool] = typer.Option(None, "--engine/--no-engine", help="Build a TensorRT engine (default: when TensorRT and a GPU are here)."),
-    min_shape: str = typer.Option("16x16", "--min-shape", help="Smallest LR input HxW of the engine profile."),
-    opt_shape: str = typer.Option("360x640", "--opt-shape", help="LR input HxW the engine is tuned for."),
+    min_shape: Optional[str] = typer.Option(None, "--min-shape", help="Smallest LR input HxW of the engine profile (default 16x16, or --opt-shape where that is smaller).", show_default=False),
+    opt_shape: Optional[str] = typer.Option(None, "--opt-shape", help="LR input HxW the engine is tuned for (default 360x640, or --max-shape where that is smaller).", show_default=False),
     max_shape: Optional[str] = typer.Option(
         None, "--max-shape", help="Largest LR input HxW of the engine profile (default: the largest of 1080x1920, "
         "720x1280, 540x960, ... whose activations fit a quarter of the GPU's memory; 720x1280 if unknown)."),
@@ -62,13 +80,12 @@ def export_cmd(
 ) -> None:
     """Export a checkpoint to ONNX (FP32, FP16) and, where TensorRT and a GPU are present, an engine."""
     from srx.checkpoint import resolve_weights, shipped_name
-    from srx.export.onnx import export_stem, fp16_onnx_from_onnx, onnx_from_checkpoint
+    from srx.export.onnx import check_srx_onnx, export_options, export_stem, fp16_onnx_from_onnx, onnx_from_checkpoint
     from srx.export.tensorrt import check_profile, engine_from_onnx, tensorrt_status
     from srx.fsutil import check_output_dir, check_output_file
 
     scale = scale_of_models(scale, [weights])
-    hw = (parse_hw(min_shape, "--min-shape"), parse_hw(opt_shape, "--opt-shape"),
-          parse_hw(max_shape, "--max-shape") if max_shape is not None else None)
+    hw = profile_shapes(min_shape, opt_shape, max_shape)
     check_output_dir(out, "--out")  # output paths are checked before any work
     if name is not None:
         export_stem("", scale, name)  # a bad --name fails before any work too
@@ -99,13 +116,7 @@ def export_cmd(
                 timing_cache=timing_cache, log=typer.echo, weights=path,
             )
         else:
-            extra = [] if opset == 17 else ["--opset", str(opset)]
-            if not dynamic:
-                extra += ["--static", "--height", str(height), "--width", str(width)]
-            if layout != "fast":
-                extra += ["--layout", layout]
-            if name is not None:
-                extra += ["--name", name]
+            extra = export_options(check_srx_onnx(fp32))  # what wrote these very files
             given = None if weights is None else str(weights)  # as typed: a shipped name stays a name
             shapes = (min_shape, opt_shape, max_shape) if dynamic else None  # a static graph's engine takes its shape
             cmd = _rebuild_command(given, scale, out, fp16, shapes, extra)
@@ -115,6 +126,12 @@ def export_cmd(
 
         folder = triton_repo_from_model(built or fp32, triton_repo)
         typer.echo(f"wrote Triton model {folder.name} into {triton_repo} ({folder / 'config.pbtxt'})")
+        if built is not None:
+            from srx.export.tensorrt import check_engine_sidecar
+
+            typer.echo(f"note: the plan loads only in a Triton server whose TensorRT is "
+                       f"{check_engine_sidecar(built).get('tensorrt_version')} (the tritonserver release that ships it), "
+                       f"on a GPU like this one; --no-engine writes an ONNX model that any Triton with ONNX Runtime loads")
     if check:
         _print_parity(path, scale, graphs=(fp32, graph if fp16 else None), engine=built, data=None, synthetic=False,
                       as_json=False)  # the very files written: their names, their layout, a static graph's size

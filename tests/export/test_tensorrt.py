@@ -243,3 +243,96 @@ def test_rebuild_hint_leaves_max_shape_to_the_target_unless_given(tiny_checkpoin
     assert res.exit_code == 0, res.output
     hint = next(ln for ln in res.output.splitlines() if ln.startswith("no TensorRT engine built"))
     assert "--max-shape" not in hint and hint.endswith("--engine")
+
+
+@pytest.mark.parametrize("options", [
+    [],
+    ["--name", "lobby", "--opset", "18"],
+    ["--static", "--height", "20", "--width", "28", "--layout", "plain"],
+])
+def test_rebuild_command_writes_the_files_it_rebuilds(tiny_checkpoint, tmp_path, options):
+    """The command a stale engine's error prints exports the very graph the engine came from: the same
+    file names and graph (the sidecar records the export options), so rebuilding replaces that engine."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+    from srx.export.onnx import check_srx_onnx, read_srx_metadata
+    from srx.export.tensorrt import export_command, rebuild_fields
+
+    weights = tiny_checkpoint(3)
+    first = tmp_path / "first"
+    res = CliRunner().invoke(app, ["export", "-w", str(weights), "--out", str(first), "--no-engine", *options])
+    assert res.exit_code == 0, res.output
+    graph = next(first.glob("*-fp16.onnx"))
+    info = {"scale": 3, "precision": "fp16", "static": "--static" in options,
+            "profile": {"min": [1, 1, 16, 16], "opt": [1, 1, 180, 320], "max": [1, 1, 540, 960]},
+            **rebuild_fields(check_srx_onnx(graph), weights)}
+    again = tmp_path / "again"
+    cmd = shlex.split(export_command(info, again / graph.with_suffix(".engine").name))
+    assert cmd[:2] == ["srx", "export"] and cmd[-1] == "--engine"
+    assert ("--max-shape" in cmd) != ("--static" in options)  # a static graph's engine takes the graph's shape
+    res = CliRunner().invoke(app, [*cmd[1:-1], "--no-engine"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in again.iterdir()) == sorted(p.name for p in first.iterdir())
+    for path in first.iterdir():
+        a, b = read_srx_metadata(path), read_srx_metadata(again / path.name)
+        assert {k: v for k, v in a.items() if k != "version"} == {k: v for k, v in b.items() if k != "version"}
+
+
+def test_rebuild_names_a_shipped_model_by_its_name(tmp_path):
+    """A shipped model's packaged file lives in the building machine's venv: the sidecar names it."""
+    from srx.checkpoint import resolve_weights
+    from srx.export.onnx import check_srx_onnx, onnx_from_checkpoint
+    from srx.export.tensorrt import rebuild_fields
+
+    path = resolve_weights("camera", 3)
+    graph = onnx_from_checkpoint(path, tmp_path, name="camera")
+    fields = rebuild_fields(check_srx_onnx(graph), path)
+    assert fields == {"weights": "camera", "export_options": ["--name", "camera"]}
+    copy = tmp_path / "mine.pt"
+    copy.write_bytes(path.read_bytes())
+    assert rebuild_fields(check_srx_onnx(graph), copy)["weights"] == str(copy)
+
+
+def test_a_max_shape_alone_tunes_the_profile_below_it(tiny_checkpoint, tmp_path):
+    """`--max-shape 240x426` (what the out-of-memory error suggests) lowers the default opt and min
+    shapes to fit, as srx does for a max it picks; an --opt-shape given above it is still refused."""
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+    from srx.cli.export import profile_shapes
+
+    assert profile_shapes(None, None, "240x426") == ((16, 16), (240, 426), (240, 426))
+    assert profile_shapes(None, None, "8x12") == ((8, 12), (8, 12), (8, 12))
+    assert profile_shapes(None, None, None) == ((16, 16), (360, 640), None)
+    assert profile_shapes("20x20", "100x100", "720x1280") == ((20, 20), (100, 100), (720, 1280))
+    runner = CliRunner()
+    res = runner.invoke(app, ["export", "-w", str(tiny_checkpoint(3)), "--out", str(tmp_path / "e"), "--max-shape", "240x426"])
+    assert res.exit_code == 0, res.output
+    if not tensorrt_status()[0]:
+        hint = next(ln for ln in res.output.splitlines() if ln.startswith("no TensorRT engine built"))
+        assert "--max-shape 240x426" in hint and "--opt-shape" not in hint
+    res = runner.invoke(app, ["export", "-w", str(tiny_checkpoint(3)), "--out", str(tmp_path / "f"),
+                              "--max-shape", "240x426", "--opt-shape", "360x640"])
+    assert res.exit_code == 1 and "min <= opt <= max" in res.output
+
+
+def test_nvcc_is_found_off_path_as_pycuda_is_given_it(tmp_path, monkeypatch):
+    """JetPack and NVIDIA's packages put nvcc under the toolkit folder, not on PATH; pycuda alone would
+    look on PATH, so the runner hands it the path srx doctor reports."""
+    from srx.doctor import nvcc_path
+
+    toolkit = tmp_path / "cuda"
+    (toolkit / "bin").mkdir(parents=True)
+    nvcc = toolkit / "bin" / "nvcc"
+    nvcc.write_text("#!/bin/sh\nexit 0\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("CUDA_HOME", raising=False)
+    monkeypatch.setenv("CUDA_ROOT", str(toolkit))
+    assert nvcc_path() is None or not nvcc_path().startswith(str(toolkit))  # not executable yet
+    nvcc.chmod(0o755)
+    assert nvcc_path() == str(nvcc)
+    monkeypatch.setenv("PATH", str(toolkit / "bin"))
+    assert nvcc_path() == str(nvcc)

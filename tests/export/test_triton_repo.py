@@ -65,7 +65,15 @@ def test_onnx_repository(tmp_path: Path, tiny_checkpoint) -> None:
 def test_engine_repository_uses_the_profile(tmp_path: Path) -> None:
     """An engine goes in as model.plan on the tensorrt_plan platform with the profile's limits (the
     plan's bytes are not read here; the sidecar describes them, as `srx export` writes it)."""
-    from srx.export.tensorrt import SIDECAR_FORMAT, gpu_identity, sidecar_path
+    from srx.export.tensorrt import SIDECAR_FORMAT, gpu_identity, sidecar_path, trt_module
+    from srx.errors import SrxError
+
+    def tensorrt_version_here() -> str | None:
+        try:
+            return str(trt_module().__version__)
+        except SrxError:
+            return None
+
     from srx.fsutil import sha256_file
 
     engine = tmp_path / "srcnn-9-1-5-x2-fp16.engine"
@@ -74,8 +82,10 @@ def test_engine_repository_uses_the_profile(tmp_path: Path) -> None:
     # against the one it runs on (a sidecar without them failed there, first seen on an H200)
     gpu = gpu_identity()
     here = {"gpu_name": gpu[0], "compute_capability": gpu[1]} if gpu else {}
+    trt_here = tensorrt_version_here() or "10.9.0.34"  # compared with the running one where there is one
     sidecar_path(engine).write_text(json.dumps({
         "format": SIDECAR_FORMAT, "srx_version": "0", "precision": "fp16", "scale": 2, "name": "srcnn-9-1-5-x2",
+        "tensorrt_version": trt_here,
         "model_config": {"scale": 2, "kernel_sizes": [9, 1, 5], "widths": [64, 32]}, "engine_sha256": sha256_file(engine),
         "profile": {"min": [1, 1, 16, 16], "opt": [1, 1, 360, 640], "max": [1, 1, 1080, 1920]}, **here}))
     folder = triton_repo_from_model(engine, tmp_path / "repo")
@@ -84,6 +94,8 @@ def test_engine_repository_uses_the_profile(tmp_path: Path) -> None:
     assert cfg.platform == "tensorrt_plan" and cfg.max_batch_size == 1 and not cfg.HasField("dynamic_batching")
     params = {k: v.string_value for k, v in cfg.parameters.items()}
     assert (params["srx_min_hw"], params["srx_max_hw"], params["srx_precision"]) == ("16x16", "1080x1920", "fp16")
+    # the TensorRT a Triton server must have to load the plan (each tritonserver release ships one)
+    assert params["srx_tensorrt_version"] == trt_here
 
 
 def test_bad_repository_targets(tmp_path: Path, tiny_checkpoint) -> None:

@@ -334,3 +334,20 @@ def test_wrong_model_files_get_a_clear_error(tmp_path, ckpt, onnx_graphs, case, 
 def test_model_kind_refuses_folders(tmp_path):
     with pytest.raises(SrxError, match="is a folder"):
         model_kind(tmp_path)
+
+
+def test_a_static_graph_takes_its_own_size_whole_and_says_so_for_others(ckpt, tmp_path):
+    """A --static graph (or an engine built from one) runs frames of its size only: another size gets
+    one message saying so, not a tile-by-tile failure with tiles it could never take."""
+    from srx.export.onnx import onnx_from_checkpoint
+    from srx.runtime.upscaler import Upscaler
+
+    graph = onnx_from_checkpoint(ckpt(3), tmp_path, dynamic=False, height=20, width=28)
+    runner = OnnxRuntimeRunner(graph, threads=1)
+    assert runner.input_hw_range == ((20, 28), (20, 28))
+    rng = np.random.default_rng(0)
+    with Upscaler(runner, 3, tile=16) as up:  # below the graph's size: it still runs whole
+        assert up.upscale(rng.integers(0, 256, (20, 28, 3), dtype=np.uint8)).shape == (60, 84, 3)
+        for h, w in ((40, 56), (10, 14)):
+            with pytest.raises(SrxError, match=f"frame is {w}x{h} but the model takes 28x20 LR frames only.*--height {h} --width {w}"):
+                up.upscale(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))

@@ -109,8 +109,10 @@ def test_a_failed_execution_context_names_max_shape(tmp_path):
 
 
 def _nvcc_reason() -> str | None:
-    if shutil.which("nvcc") is None:
-        return "nvcc is not on PATH (the CUDA toolkit is not installed here)"
+    from srx.doctor import nvcc_path
+
+    if nvcc_path() is None:
+        return "no nvcc on PATH, under $CUDA_ROOT, $CUDA_HOME or /usr/local/cuda (the CUDA toolkit is not installed here)"
     return None
 
 
@@ -123,7 +125,9 @@ def test_cuda_colour_kernels_compile_with_nvcc(tmp_path):
 
     src = tmp_path / "kernels.cu"
     src.write_text(_kernel_source())
-    proc = subprocess.run([shutil.which("nvcc"), "-ptx", "-o", str(tmp_path / "kernels.ptx"), str(src)],
+    from srx.doctor import nvcc_path
+
+    proc = subprocess.run([nvcc_path(), "-ptx", "-o", str(tmp_path / "kernels.ptx"), str(src)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ptx = (tmp_path / "kernels.ptx").read_text()
@@ -162,7 +166,9 @@ def test_cuda_colour_kernels_on_the_gpu_compute_what_the_cpu_path_does():
     hr_y = cv2.resize(ycc[..., 0], (w * s, h * s), interpolation=cv2.INTER_LINEAR)
     ctx = cuda.Device(0).make_context()
     try:
-        module = SourceModule(_kernel_source())
+        from srx.doctor import nvcc_path
+
+        module = SourceModule(_kernel_source(), nvcc=nvcc_path())  # as the runner compiles them
         to_ycc, to_bgr = module.get_function("bgr_to_ycc"), module.get_function("ycc_to_bgr_up")
         y, cb, cr = (np.empty((h, w), np.float32) for _ in range(3))
         out = np.empty((h * s, w * s, 3), np.uint8)
