@@ -3,6 +3,7 @@
 #   - an RTSP server: GStreamer's gst-rtsp-server through the system python3-gi
 #     (tests/camera/rtsp_server.py; x264enc from plugins-ugly, avidemux/jpegdec/rtph264pay from good)
 #   - a headless browser for the --serve page: chromium
+#   - a C++ compiler: the CUDA colour kernels' arithmetic is compiled for the CPU and checked there
 # Idempotent and quiet: installs only what is missing, runs `apt-get update` only when needed.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ PACKAGES=(
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   chromium fonts-dejavu-core
+  g++
 )
 
 missing=()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
@@ -250,13 +249,3 @@ class MjpegServer(Output):
                         server.clients -= 1
 
         return Handler
-
-
-def wait_for_client(server: MjpegServer, timeout: float) -> bool:
-    """True once a client watches /stream.mjpg (for tests and scripts that need a viewer first)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if server.clients > 0:
-            return True
-        time.sleep(0.05)
-    return False

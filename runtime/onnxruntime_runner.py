@@ -150,4 +150,6 @@ class OnnxRuntimeRunner(Runner):
 def _kernel_sizes(info: dict) -> list[int] | None:
     cfg = info.get("model_config") or info.get("config") or {}
     ks = cfg.get("kernel_sizes") if isinstance(cfg, dict) else None
-    return [int(k) for k in ks] if ks else None
+    if not isinstance(ks, list) or not all(isinstance(k, int) and k > 0 for k in ks):
+        return None  # missing or unreadable: the Upscaler then takes its widest overlap
+    return [int(k) for k in ks] or None

@@ -70,11 +70,12 @@ def bgr_from_planes(hr_y: np.ndarray, ycc_lr: np.ndarray, scale: int, *, sixteen
 _GRAY_GAIN = float(_T[0].sum()) / 255.0
 
 
-def halo_lr(scale: int, kernel_sizes: list[int] | None) -> int:
-    """LR pixels of context one output pixel depends on: the bicubic phase conv reaches 2 LR pixels,
-    then the HR convs reach sum(k // 2) HR pixels. Unknown architecture: a generous bound."""
-    hr_radius = sum(int(k) // 2 for k in kernel_sizes) if kernel_sizes else 16
-    return 2 + math.ceil(hr_radius / scale)
+def halo_lr(kernel_sizes: list[int] | None) -> int:
+    """LR pixels of context for a model whose architecture this srx does not know (its file names at
+    most its kernel sizes; a known one says its own, ModelConfig.lr_halo). Its convolutions may run on
+    the LR grid, as `fast`'s do, so each k x k one counts as reaching k // 2 LR pixels, plus 2 for a
+    bicubic step: never too little, at most a few pixels more than an HR-grid model needs."""
+    return 2 + (sum(int(k) // 2 for k in kernel_sizes) if kernel_sizes else 16)
 
 
 def check_tile(tile: int) -> None:
@@ -105,7 +106,7 @@ class Upscaler:
         self.runner = runner
         self.scale = int(scale)
         self.tile = int(tile)
-        need = runner.config.lr_halo if runner.config is not None else halo_lr(self.scale, runner.kernel_sizes)
+        need = runner.config.lr_halo if runner.config is not None else halo_lr(runner.kernel_sizes)
         if overlap is not None and overlap < need:
             raise SrxError(
                 f"tile overlap {overlap} is below the model's receptive-field radius ({need} LR pixels); "

@@ -184,10 +184,6 @@ def parse_degradation(text: str | None) -> Degradation:
     return Degradation(**fields)
 
 
-def degradation_from_dict(data: dict[str, Any] | None) -> Degradation:
-    return parse_degradation((data or {}).get("spec", ""))
-
-
 def jpeg_y(y: np.ndarray, quality: int) -> np.ndarray:
     """A uint8 Y plane through a JPEG encode/decode at `quality` (OpenCV's libjpeg)."""
     import cv2

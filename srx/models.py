@@ -65,7 +65,8 @@ class ModelConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "srcnn-915": {"arch": "srcnn", "kernel_sizes": [9, 1, 5], "widths": [64, 32]},
     "srcnn-955": {"arch": "srcnn", "kernel_sizes": [9, 5, 5], "widths": [64, 32]},
-    # The `fast` model: chosen by measured Set5 dB per ms under ONNX Runtime (README, Fast model).
+    # LR-grid nets, measured by Set5 dB per ms under ONNX Runtime (README, Fast model); `fast` and
+    # `camera` are lrnet-32x4-pw3, below, grown from lrnet-32x4
     "lrnet-32x4": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 3], "widths": [32, 32, 32]},
     "lrnet-32x5": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 3, 3], "widths": [32, 32, 32, 32]},
     "lrnet-24x5": {"arch": "lrnet", "kernel_sizes": [3, 3, 3, 3, 3], "widths": [24, 24, 24, 24]},

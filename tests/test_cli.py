@@ -54,11 +54,22 @@ def test_eval_json_has_the_documented_shape(image_folder, tiny_checkpoint):
                               str(tiny_checkpoint(3)), "--json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert data["scale"] == 3 and len(data["images"]) == 4
+    assert data["scale"] == 3 and len(data["images"]) == 4 and data["degrade"] == "none" and data["skipped"] == []
     assert set(data["mean"]) >= {"bicubic_psnr", "model_psnr", "bicubic_ssim", "model_ssim"}
+    for key in ("bicubic_psnr", "model_psnr", "bicubic_ssim", "model_ssim"):  # the mean of the images' own
+        assert data["mean"][key] == pytest.approx(sum(i[key] for i in data["images"]) / 4)
+    # each image's bicubic score is the standard protocol's, computed here from the picture itself
+    import cv2
+
+    from srx.protocol import bicubic_upscale_y, make_pair, psnr
+
+    first = data["images"][0]
+    hr_y, lr_y = make_pair(cv2.imread(str(next(image_folder.glob(first["name"] + ".*")))), 3)
+    assert first["bicubic_psnr"] == pytest.approx(psnr(hr_y, bicubic_upscale_y(lr_y, 3), 3), abs=1e-6)
     table = runner.invoke(app, ["eval", "--data", str(image_folder), "--scale", "3", "--weights",
                                 str(tiny_checkpoint(3))])
-    assert table.exit_code == 0 and "mean" in table.output
+    mean_row = next(ln for ln in table.output.splitlines() if "mean" in ln)
+    assert table.exit_code == 0 and f"{data['mean']['model_psnr']:.2f}" in mean_row
 
 
 def test_eval_with_several_degradations_and_models_is_one_table_of_the_single_runs(image_folder, tiny_checkpoint):

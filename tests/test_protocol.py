@@ -113,7 +113,6 @@ def test_check_scale_rejects_unsupported():
         check_scale(5)
 
 
-@pytest.mark.shared
 @pytest.mark.parametrize("scale,expected", [(2, 33.66), (3, 30.39), (4, 28.42)])
 def test_bicubic_on_set5_reproduces_the_published_baseline(scale, expected):
     need_shared(SET5)

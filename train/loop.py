@@ -15,7 +15,7 @@ import os
 import signal
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,22 @@ class TrainConfig:
     every: int = 10
     frames: str = ""
     val_frames: str = ""
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any], path: Path) -> "TrainConfig":
+        """The run's recipe as its checkpoint `state` stores it; SrxError when it is not one this srx
+        reads (fields of a newer srx, or not a mapping) rather than a TypeError."""
+        data = state.get("train_config")
+        if not isinstance(data, dict):
+            raise SrxError(f"{path} holds no readable training recipe (train_config is {type(data).__name__}); "
+                           "resume from a last.pt written by srx train")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SrxError(f"{path} was written by another srx version: its training recipe has fields this one "
+                           f"does not know ({', '.join(unknown)}); resume it with the srx that wrote it, or start a "
+                           f"new run from its weights: srx train --init {path} ...")
+        return cls(**data)
 
     @property
     def border(self) -> int:
@@ -398,7 +414,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         state = load_checkpoint(Path(resume))
         if "train_config" not in state or "optimizer" not in state:
             raise SrxError(f"{resume} holds weights only, not a training state; resume from a last.pt")
-        saved = TrainConfig(**state["train_config"])
+        saved = TrainConfig.from_checkpoint(state, Path(resume))
         _refuse_rewind(Path(resume), state)
         # Keep the run's recipe; only the stopping rules may be extended on resume. --epochs and
         # --max-steps are totals for the run; --time-budget is this invocation's time (below).

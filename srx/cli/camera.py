@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -26,7 +27,7 @@ def _seconds(text: Optional[str], option: str) -> Optional[float]:
 
 def _positive_seconds(**given: float) -> None:
     for key, value in given.items():
-        if value <= 0:
+        if not 0 < value < math.inf:  # nan and inf too: they would reach socket timeouts as they are
             raise SrxError(f"--{key.replace('_', '-')} must be a positive number of seconds, got {value:g}")
 
 

@@ -56,6 +56,10 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     console.print(f"default (a command without --weights): {DEFAULT_SHIPPED}", markup=False)
 
 
+#: the largest panel side `srx compare` draws (--crop x --zoom), in pixels
+MAX_PANEL_SIDE = 4096
+
+
 @app.command()
 def compare(
     source: Path = typer.Argument(..., help="An HR image, or a video (one frame of it is the HR image)."),
@@ -84,6 +88,9 @@ def compare(
                        "degradation: run srx compare once for each (srx eval scores several in one table)")
     if crop < 8 or zoom < 1:
         raise SrxError(f"--crop must be at least 8 and --zoom at least 1, got {crop} and {zoom}")
+    if crop * zoom > MAX_PANEL_SIDE:  # a picture to look at, not gigabytes of zoomed pixels
+        raise SrxError(f"--crop {crop} with --zoom {zoom} makes panels {crop * zoom} pixels wide; expected "
+                       f"--crop x --zoom at most {MAX_PANEL_SIDE}")
     spec = parse_degradation(degrade[0] if degrade else "jpeg50")
     names = weights or [n for n in SHIPPED if scale in shipped_scales(n)]
     labelled = [labelled_weights(str(n)) for n in names]

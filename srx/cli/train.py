@@ -114,7 +114,7 @@ def _say_ignored(ctx: typer.Context, resume: Path) -> None:
 
         state = load_checkpoint(resume)
         if "train_config" in state:
-            data_gone, val_gone = data_moved(TrainConfig(**state["train_config"]))
+            data_gone, val_gone = data_moved(TrainConfig.from_checkpoint(state, resume))
             taken = {name for name, gone in (("data", data_gone), ("val", val_gone)) if gone}
     given = [p.opts[0] for p in ctx.command.params if p.name in _RECIPE and typed(p.name) and p.name not in taken]
     if given:

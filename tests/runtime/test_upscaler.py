@@ -54,6 +54,30 @@ def test_upscale_equals_the_reference_pipeline(ckpt, onnx_graphs, source):
     assert psnr(expected, got) > 55
 
 
+def test_tiles_equal_the_whole_frame_for_an_architecture_srx_does_not_know(tmp_path):
+    """A graph whose model config this srx cannot read (a newer srx's architecture) names only its
+    kernel sizes; its tiles still carry enough context for an LR-grid model such as `fast`."""
+    import json
+
+    import onnx
+
+    from srx.checkpoint import resolve_weights
+    from srx.export.onnx import onnx_from_checkpoint
+
+    graph = onnx_from_checkpoint(resolve_weights("fast", 3), tmp_path)
+    model = onnx.load(str(graph))
+    for prop in model.metadata_props:
+        if prop.key == "srx.model_config":
+            prop.value = json.dumps({**json.loads(prop.value), "arch": "mystery"})
+    onnx.save(model, str(graph))
+    img = synthetic_photo(70, 90, seed=7)
+    with OnnxRuntimeRunner(graph, threads=1) as runner:
+        assert runner.config is None and runner.kernel_sizes == [5, 1, 3, 1, 3, 1, 3]
+        tiled_up = Upscaler(runner, 3, tile=24)
+        assert tiled_up.overlap == halo_lr(runner.kernel_sizes) == 7
+        _same_but_rounding(tiled_up.upscale(img).astype(int), Upscaler(runner, 3).upscale(img).astype(int))
+
+
 def test_tiles_equal_the_whole_frame(ckpt):
     img = synthetic_photo(70, 90, seed=6)
     with TorchRunner(ckpt(3)) as runner:
@@ -61,7 +85,7 @@ def test_tiles_equal_the_whole_frame(ckpt):
         y = np.ascontiguousarray(ycc[..., 0])
         whole = Upscaler(runner, 3, tile=512).upscale_y(y)
         tiled_up = Upscaler(runner, 3, tile=23)  # 4 x 4 tiles of uneven size
-        assert tiled_up.overlap == halo_lr(3, [9, 1, 5]) == 4
+        assert tiled_up.overlap == runner.config.lr_halo == 4
         tiled = tiled_up.upscale_y(y)
         assert tiled.shape == whole.shape
         assert np.abs(tiled - whole).max() < 1e-5  # float rounding only

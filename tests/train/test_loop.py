@@ -128,6 +128,29 @@ def test_resume_needs_a_training_state(image_folder, tmp_path, tiny_checkpoint):
         train(_cfg(image_folder, epochs=1), tmp_path / "r", resume=tiny_checkpoint(3), show_progress=False)
 
 
+def test_resume_of_a_recipe_from_another_srx_is_one_line(image_folder, tmp_path):
+    """A last.pt whose recipe has a field this srx does not know (a newer srx wrote it), or no recipe
+    mapping at all: one error line naming them, from the CLI as from train(), never a TypeError."""
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+
+    train(_cfg(image_folder, max_steps=2, val=None), tmp_path / "r", show_progress=False, cache_dir=tmp_path / "c")
+    state = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    state["train_config"]["warmup"] = 5
+    torch.save(state, tmp_path / "future.pt")
+    state["train_config"] = ["not", "a", "mapping"]
+    torch.save(state, tmp_path / "odd.pt")
+    with pytest.raises(SrxError, match=r"another srx version.*\(warmup\).*--init"):
+        train(_cfg(image_folder, max_steps=4), tmp_path / "r2", resume=tmp_path / "future.pt", show_progress=False)
+    for extra in ([], ["--data", str(image_folder)]):  # --data beside --resume reads the recipe in the CLI first
+        res = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "future.pt"), "--max-steps", "4",
+                                       "--no-progress", *extra])
+        assert res.exit_code == 1 and "warmup" in res.output and "Traceback" not in res.output, res.output
+    res = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "odd.pt"), "--max-steps", "4", "--no-progress"])
+    assert res.exit_code == 1 and "no readable training recipe (train_config is list)" in res.output, res.output
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_data_parallel(image_folder, tmp_path):
     """DDP over gloo with 2 processes on this CPU; both ranks step together, rank 0 writes."""
