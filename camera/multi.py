@@ -467,7 +467,8 @@ def stream_many(
                             img = nosignal_frame(size, f"{lane.src.name}: {lane.src.spec.describe()}", cap.outage_note())
                             lane.stats.nosignal += 1
                             lane.next_nosignal = now + 1.0 / nosignal_fps
-                            if not _write_all(lane.outputs, img, lane.clock.nosignal(now), lane.clock.time_now(now)):
+                            if not _write_all(lane.outputs, img, lane.clock.nosignal(now), lane.clock.time_now(now),
+                                              sized=lane.last_size is not None):
                                 window_closed = True
                         wait = min(wait, max(0.0, lane.next_nosignal - now))
                 if window_closed:

@@ -12,8 +12,8 @@ Recordings:
                         time, a live source's clock), so it plays in real time across dropped frames
   *.mkv                 FFV1 through PyAV, lossless, each upscaled frame once at its time: read back,
                         they equal the upscaled ones exactly (for measuring), and it plays in real time
-  *.avi                 Motion JPEG (OpenCV, a fixed rate), for viewing: a frame is repeated for the
-                        source frames dropped or skipped before it, or the time that passed
+  *.avi                 Motion JPEG (OpenCV, a fixed rate), for viewing: a frame is held on screen
+                        until the next one is due (source frames dropped or skipped, time that passed)
   folder/ or no suffix  a PNG sequence frame_000000.png, ... (lossless, any frame size)
 
 Publishing: rtsp://HOST:PORT/PATH sends H.264 to an RTSP server that takes published streams
@@ -42,17 +42,24 @@ VIDEO_FOURCC = {".mp4": "h264", ".mov": "h264", ".m4v": "h264", ".mkv": "FFV1", 
 class Output:
     """write(frame) for each output frame; close() once. write() returns False to ask to stop.
 
-    A `realtime` output (a recording for viewing) is given a frame again for each source frame the
-    latest-frames policy dropped before it, so it plays at the source's pace, not faster. A `timed`
+    A `realtime` output (a recording for viewing) holds the frame before (hold) for each source frame
+    the latest-frames policy dropped before the next, so it plays at the source's pace, not faster. A `timed`
     one (H.264 or FFV1 through PyAV, whose frames carry their own times) is instead given each frame once with its time,
     `write(frame, at_s)`: seconds from the stream's start, on the source's clock."""
 
     name = "output"
     realtime = False
     timed = False
+    #: keeps the size of its first frame (a video file, a published stream): it is not given the
+    #: no-signal placeholder of a source whose size is not known yet, only real frames open it
+    fixed_size = False
 
     def write(self, frame: np.ndarray) -> bool:
         raise NotImplementedError
+
+    def hold(self, times: int) -> None:
+        """A `realtime` output: show the frame written last `times` more slots (the gap before the
+        next one is due), so no frame is on screen before its time."""
 
     def close(self) -> None:
         pass
@@ -62,8 +69,9 @@ class Output:
 
 
 def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize to the recording's (width, height) when the stream changes size mid-way (a frame at
-    most one pixel larger is cropped instead)."""
+    """The frame in the recording's (width, height) when the stream changes size mid-way: scaled
+    to fit with its aspect ratio kept, centred on black (a frame at most one pixel larger is
+    cropped instead), so a camera that comes back in another resolution is not stretched."""
     import cv2
 
     if frame.ndim == 2:
@@ -71,13 +79,22 @@ def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     w, h = size
     if 0 <= frame.shape[1] - w <= 1 and 0 <= frame.shape[0] - h <= 1:
         frame = frame[:h, :w]
-    if (frame.shape[1], frame.shape[0]) != size:
-        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-    return frame
+    fh, fw = frame.shape[:2]
+    if (fw, fh) == size:
+        return frame
+    k = min(w / fw, h / fh)
+    nw, nh = max(1, min(w, round(fw * k))), max(1, min(h, round(fh * k)))
+    inner = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+    out = np.zeros((h, w, 3), dtype=frame.dtype)
+    top, left = (h - nh) // 2, (w - nw) // 2
+    out[top:top + nh, left:left + nw] = inner
+    return out
 
 
 class VideoFileOutput(Output):
-    """A video file via cv2.VideoWriter; fixed frame size (later sizes are resized to the first)."""
+    """A video file; fixed frame size (later sizes are fitted into the first, aspect ratio kept)."""
+
+    fixed_size = True
 
     def __init__(self, path: Path, fps: float = 10.0) -> None:
         self.path = Path(path)
@@ -101,6 +118,7 @@ class VideoFileOutput(Output):
         self.distinct = 0  # upscaled frames among them (the rest repeat one to keep the source's timing)
         self._last: np.ndarray | None = None
         self._warned = False
+        self._closed = False
 
     def _open(self, frame: np.ndarray) -> None:
         import cv2
@@ -136,7 +154,7 @@ class VideoFileOutput(Output):
             self._open(frame)
         assert self.size is not None
         if (abs(frame.shape[1] - self.size[0]) > 1 or abs(frame.shape[0] - self.size[1]) > 1) and not self._warned:
-            log.warning("frame size changed to %dx%d; %s keeps %dx%d (frames resized)",
+            log.warning("frame size changed to %dx%d; %s keeps %dx%d (frames fitted into it, aspect ratio kept)",
                         frame.shape[1], frame.shape[0], self.path.name, *self.size)
             self._warned = True
         if self.timed:  # H264Writer crops an odd side itself
@@ -151,8 +169,15 @@ class VideoFileOutput(Output):
             self._last = frame
         return True
 
+    def hold(self, times: int) -> None:
+        for _ in range(times if self._last is not None and self.writer is not None else 0):
+            self.write(self._last)
+
     def close(self) -> None:
         if self.writer is None:
+            if not self._closed:
+                log.warning("%s not written: no frame came from the source", self.path)
+                self._closed = True
             return
         if self.timed:
             self.writer.close()
@@ -272,6 +297,7 @@ class RtspOutput(Output):
     stream, its other outputs and its other cameras go on; the frames in between are not sent."""
 
     realtime = False
+    fixed_size = True
 
     def __init__(self, url: str, fps: float = 10.0, retry_max_wait: float = 30.0) -> None:
         from srx.camera.sources import redact_url

@@ -225,7 +225,7 @@ def stream(
                         img = nosignal_frame(size, spec.describe(), capture.outage_note())
                         stats.nosignal += 1
                         now = time.monotonic()
-                        if not _write_all(outputs, img, clock.nosignal(now), clock.time_now(now)):
+                        if not _write_all(outputs, img, clock.nosignal(now), clock.time_now(now), sized=last_size is not None):
                             stopped_by = "window-closed"
                             break
                     continue
@@ -326,13 +326,14 @@ def every_frame(spec: SourceSpec) -> str | None:
 class RecordingClock:
     """When each frame is in a recording, so it keeps the source's timing: its time for a timed
     recording (time_of: H.264, FFV1), and for one at a fixed rate without frame times (.avi) how
-    many times it is written. A recorded source goes by its frames' own times (by their numbers
-    where it has none): a frame fills the slots to the next one shown, standing in for the source
-    frames dropped or skipped and a variable-rate file's gaps; in a burst faster than the rate every
-    frame still goes in, a slot ahead, and the frames after it catch up. A live one goes by the
-    clock: a frame fills the frame slots (1/fps) that passed since the last one, so a stall, an
-    outage and dropped frames keep their length, and frames that come in a burst are not written
-    ahead of real time (0: a frame whose slot is taken already)."""
+    many slots reach through it: the frame before is held for all but the last (Output.hold), so no
+    frame shows before its time. A recorded source goes by its frames' own times (by their numbers
+    where it has none): the slots stand in for the source frames dropped or skipped and a
+    variable-rate file's gaps; in a burst faster than the rate every frame still goes in, a slot
+    ahead, and the frames after it catch up. A live one goes by the clock: the frame slots (1/fps)
+    that passed since the last frame, so a stall, an outage and dropped frames keep their length,
+    and frames that come in a burst are not written ahead of real time (0: a frame whose slot is
+    taken already)."""
 
     def __init__(self, fps: float | None, live: bool, nosignal_fps: float = 5.0) -> None:
         self.fps, self.live = float(fps or 10.0), live  # 10: what a recording without a source rate plays at
@@ -378,17 +379,22 @@ class RecordingClock:
         return max(repeat, 0)
 
 
-def _write_all(outputs: Sequence[Output], frame: np.ndarray, repeat: int = 1, at_s: float | None = None) -> bool:
+def _write_all(outputs: Sequence[Output], frame: np.ndarray, repeat: int = 1, at_s: float | None = None,
+               sized: bool = True) -> bool:
     """Every output gets the frame; real-time recordings get it `repeat` times (capped; 0: not at
-    all, its time is taken) as RecordingClock says, or, where they are timed, once at `at_s`."""
+    all, its time is taken) as RecordingClock says, or, where they are timed, once at `at_s`.
+    `sized` False: a placeholder in a made-up size (no real frame yet), which outputs of a fixed size
+    do not get, lest a recording open at that size for the whole run."""
     keep = True
     for o in outputs:
+        if not sized and o.fixed_size:
+            continue
         if o.timed and at_s is not None:
             keep = o.write(frame, at_s) and keep
             continue
         times = min(max(int(repeat), 0), 300) if o.realtime else 1
-        for _ in range(times - 1):
-            o.write(frame)
+        if times > 1:  # the frame before stays on screen through the slots before this one's
+            o.hold(times - 1)
         if times:
             keep = o.write(frame) and keep
     return keep

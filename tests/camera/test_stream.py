@@ -558,3 +558,49 @@ def test_a_signal_landing_inside_the_first_ones_stop_does_not_deadlock(second) -
     worker.join(5)
     assert not worker.is_alive(), "the handler deadlocked on the stop event's lock"
     assert stop.is_set() and getattr(stop, "interrupted", False) == (second == signal.SIGINT)
+
+
+def test_a_placeholder_before_the_first_frame_does_not_set_the_recordings_size(tmp_path: Path) -> None:
+    """A camera that is down when srx starts shows no-signal frames in a made-up size; recordings (whose
+    size is fixed by their first frame) open on the first real frame instead, and a later frame of
+    another shape is fitted in with its aspect ratio kept, not stretched."""
+    import av
+
+    from srx.camera.stream import _write_all
+
+    out = recording_output(tmp_path / "door.mkv")
+    thumbs = ThumbnailSink()
+    placeholder = np.full((360, 640, 3), 40, np.uint8)
+    assert _write_all([out, thumbs], placeholder, 1, 0.0, sized=False)
+    real = np.zeros((90, 120, 3), np.uint8)
+    real[:, :60] = 255  # left half white
+    assert _write_all([out, thumbs], real, 1, 0.5)
+    tall = np.full((120, 40, 3), 200, np.uint8)  # a camera back in portrait: 1:3, not 4:3
+    assert _write_all([out, thumbs], tall, 1, 1.0)
+    out.close()
+    assert thumbs.sizes == [(640, 360), (120, 90), (40, 120)]  # a viewer sees every frame as it is
+    with av.open(str(tmp_path / "door.mkv")) as box:
+        back = [f.to_ndarray(format="bgr24") for f in box.decode(video=0)]
+    assert len(back) == 2 and back[0].shape == (90, 120, 3)
+    assert np.array_equal(back[0], real)
+    # the portrait frame, 30 wide at 90 high, centred; black bars either side
+    assert back[1][:, :40].max() == 0 and back[1][:, 80:].max() == 0
+    assert abs(int(back[1][45, 60, 0]) - 200) <= 2
+
+
+def test_a_fixed_rate_recording_never_shows_a_frame_before_its_time(tmp_path: Path, tiny_checkpoint) -> None:
+    """An .avi (MJPEG at a fixed rate) fills the slots of frames skipped by --max-fps with the frame
+    before, so each upscaled frame first appears in the slot of its own source time, as in the .mkv."""
+    from tests.conftest import silent_video
+
+    clip = silent_video(tmp_path / "clip.avi", 20, (40, 32), fps=10)  # 20 distinct pictures, 100 ms apart
+    common = ["-w", str(tiny_checkpoint(2)), "--backend", "torch", "--threads", "1", "--no-window", "-q",
+              "--no-drop", "--max-fps", "2"]
+    for name in ("view.avi", "exact.mkv"):
+        res = CliRunner().invoke(app, ["stream", "--source", str(clip), "--output", str(tmp_path / name), *common])
+        assert res.exit_code == 0, res.output
+    shown = stored_frames(tmp_path / "view.avi")  # 10 fps: one slot per source frame
+    exact = stored_frames(tmp_path / "exact.mkv")  # the frames passed, once each: source frames 0, 5, 10, 15
+    assert len(exact) == 4 and len(shown) >= 16
+    first_slot = [next(i for i, f in enumerate(shown) if np.abs(f.astype(int) - e).mean() < 3) for e in exact]
+    assert first_slot == [0, 5, 10, 15]
