@@ -345,21 +345,26 @@ def _open_whole(spec: SourceSpec, timeout: float) -> FrameReader:
     return _open_cv(spec, timeout)
 
 
-def check_source(spec: SourceSpec) -> None:
+def check_source(spec: SourceSpec, *, absent_ok: bool = False) -> str | None:
     """The cheap checks, before a model is loaded: the camera device exists, this OpenCV can open
-    a GStreamer pipeline. Opening proper (with timeouts) is open_reader's."""
+    a GStreamer pipeline. Opening proper (with timeouts) is open_reader's. `absent_ok` (one of
+    several sources, retried in the background like a URL that does not answer): a camera device
+    that does not exist (yet: a USB camera plugged in later) is returned as a warning, not raised."""
     if spec.kind == "camera":
-        _check_camera_device(int(spec.target))
-    elif spec.kind == "gstreamer":
+        return _check_camera_device(int(spec.target), absent_ok)
+    if spec.kind == "gstreamer":
         _check_gstreamer()
+    return None
 
 
-def _check_camera_device(index: int) -> None:
+def _check_camera_device(index: int, absent_ok: bool = False) -> str | None:
     if sys.platform.startswith("linux"):
         dev = Path(f"/dev/video{index}")
         if not dev.exists():
             found = sorted(p.name for p in Path("/dev").glob("video*"))
             have = f"this machine has {', '.join(found)}" if found else "this machine has no V4L2 video devices"
+            if absent_ok:
+                return f"no camera at index {index}: {dev} does not exist ({have})"
             raise SrxError(f"no camera at index {index}: {dev} does not exist ({have}); "
                            "use --source FILE|URL or --demo")
         if not os.access(dev, os.R_OK | os.W_OK):

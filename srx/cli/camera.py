@@ -180,8 +180,8 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     from srx.camera.stats import StreamStats
     from srx.runtime.upscaler import create_upscaler
 
-    for item in named:
-        check_source(item.spec)
+    for item in named:  # a camera not plugged in (yet) is retried with the others running, as a URL is
+        check_source(item.spec, absent_ok=True)
     check_buffer(buffer)
     seconds = _seconds(duration, "--duration")
     check_bounds(max_frames, seconds)

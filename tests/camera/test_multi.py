@@ -267,3 +267,24 @@ def test_cli_two_sources_json_per_source(tmp_path: Path, tiny_checkpoint) -> Non
     sb = json.loads((tmp_path / "sum-second.json").read_text())
     assert (sa["frames_out"], sb["frames_out"], sa["output_size"], sb["output_size"]) == (3, 2, [48, 40], [40, 32])
     assert len(read_video(tmp_path / "rec" / "a.mkv")) == 3 and len(read_video(tmp_path / "rec" / "second.mkv")) == 2
+
+
+def test_a_camera_not_plugged_in_is_retried_while_the_others_run(tmp_path: Path, tiny_checkpoint, caplog) -> None:
+    """Among several sources, a camera device that does not exist (yet) is retried in the background,
+    as a URL that does not answer is; alone, it is one error line (tests/test_bad_input.py)."""
+    from tests.conftest import silent_video
+
+    if Path("/dev/video7").exists():
+        pytest.skip("this machine has a /dev/video7")
+    clip = silent_video(tmp_path / "gate.avi", 6, (48, 32))
+    summary = tmp_path / "summary.json"
+    res = CliRunner().invoke(app, ["stream", "--camera", "7", "--source", str(clip), "-w", str(tiny_checkpoint(3)),
+                                   "--backend", "torch", "--no-window", "-q", "--duration", "3s",
+                                   "--reconnect-max-wait", "1", "--output", str(tmp_path / "{name}.mkv"),
+                                   "--json-summary", str(summary)])
+    assert res.exit_code == 0, res.output
+    assert "source cam7 (camera 7) did not open: no camera at index 7: /dev/video7 does not exist" in caplog.text
+    assert "retrying in the background, the others start now" in caplog.text
+    got = json.loads(summary.read_text())["sources"]
+    assert got["gate"]["frames_out"] == 6 and got["cam7"]["frames_out"] == 0 and got["cam7"]["reconnect_attempts"] >= 1
+    assert (tmp_path / "gate.mkv").exists() and not (tmp_path / "cam7.mkv").exists()
