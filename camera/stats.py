@@ -71,6 +71,7 @@ class StreamSummary:
     max_fps: float | None = None  # --max-fps: at most this many frames a second went to the model
     stale: int = 0  # frames a live source held up at a (re)connect or stall: skipped as seconds old
     source_fps: float | None = None  # the rate the source says it runs at (None: it does not say)
+    live: bool = False  # a camera or network stream: judged by the rate it delivered, not the one it claims
     servers: list[dict[str, Any]] = field(default_factory=list)  # several Triton servers: what each one ran
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,7 +87,9 @@ class StreamSummary:
         then (then a larger buffer helps)."""
         if not self.alone or not self.dropped or self.buffer is None or not self.frames_out or self.fps_in <= 0:
             return ""
-        rate = self.source_fps or self.fps_in  # the camera's own rate: the measured one counts its outages too
+        # what the model had to keep up with: a live source's measured rate while it delivered (an MJPEG
+        # or RTSP stream may claim OpenCV's default 25 fps whatever it sends), a file's own rate
+        rate = self.fps_in if self.live else (self.source_fps or self.fps_in)
         interval = 1000.0 / min(rate, self.max_fps or rate)  # what the model was asked to keep up with
         means = {name: stage.get("mean") or 0.0 for name, stage in self.stage_ms.items() if name != "capture"}
         work = sum(means.values())
@@ -201,12 +204,20 @@ class StreamStats:
         self.output_size = [int(out_shape[1]), int(out_shape[0])]
 
     def live_fps(self, now: float | None = None, span: float = 2.0) -> float:
+        """Frames out a second lately: over the last `span` seconds, or the last three frames where a
+        slow stream had fewer in it (a frame every 2 s is 0.5 fps, not 0); it falls while no frame
+        comes (an outage), to 0 once none came for `span` and three of its intervals."""
         now = time.monotonic() if now is None else now
-        recent = [t for t in self._recent if now - t <= span]
-        if len(recent) < 2:
+        times = list(self._recent)
+        if len(times) < 2:
             return 0.0
+        recent = [t for t in times if now - t <= span]
+        if len(recent) < 3:
+            recent = times[-3:]
         took = max(recent[-1] - recent[0], 1e-9)
         interval = took / (len(recent) - 1)
+        if now - recent[-1] > max(span, 3 * interval):  # nothing for a long while: stopped
+            return 0.0
         if now - recent[-1] > 2 * interval:  # no frame for a while (an outage): the rate falls with it
             took = now - recent[0] - interval
         return (len(recent) - 1) / took

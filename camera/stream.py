@@ -294,6 +294,7 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         nosignal_frames=stats.nosignal,
         fps_in=round(capture.input_fps(), 3),
         source_fps=capture.reader.fps or capture.spec.fps,
+        live=capture.spec.live,
         fps_out=round(stats.fps_out(), 3),
         latency_ms=stats.latency_summary(),
         stage_ms=stats.stage_summary(),

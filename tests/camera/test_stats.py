@@ -33,6 +33,16 @@ def test_dropped_frames_are_explained(infer, post, start):
     assert note in summary.format().splitlines()[-1] and summary.to_dict()["keep_up"] == note
 
 
+def test_a_live_source_is_judged_by_the_rate_it_delivered():
+    """An MJPEG or RTSP stream may claim OpenCV's default 25 fps while it sends 7: the verdict goes by the
+    measured rate (here 10 fps, 100 ms between frames), so 64 ms of work is not "slower than the source"."""
+    summary = _summary(55.0, 8.0, 120)
+    summary.source_fps, summary.live = 25.0, True
+    assert "fits the 100 ms between the source's frames" in summary.keep_up()
+    summary.live = False  # a file: its own rate (40 ms a frame) is the one it is paced at
+    assert summary.keep_up().startswith("srx was slower than the source: 64 ms of work per frame")
+
+
 def test_nothing_to_explain_without_drops_or_without_dropping():
     assert _summary(104.0, 12.7, 0).keep_up() == ""
     assert _summary(104.0, 12.7, 120, buffer=None).keep_up() == ""  # --no-drop: no frame is dropped by policy
@@ -53,3 +63,9 @@ def test_the_live_output_rate_falls_while_no_frame_comes():
     assert st.live_fps(now=101.95) == pytest.approx(10.0)
     assert st.live_fps(now=102.9) < 6.0  # a second without a frame
     assert st.live_fps(now=104.0) == 0.0
+    # a slow stream (srcnn on 720p: a frame every 2 s) is 0.5 fps, not 0 for want of two frames in 2 s
+    slow = StreamStats()
+    for t in (0.0, 2.0, 4.0, 6.0):
+        slow._recent.append(t)
+    assert slow.live_fps(now=6.5) == pytest.approx(0.5)
+    assert 0 < slow.live_fps(now=11.0) < 0.5 and slow.live_fps(now=12.5) == 0.0
