@@ -244,3 +244,38 @@ def test_train_then_resume_needs_only_the_checkpoint(tmp_path, image_folder, mon
     assert "ignored" not in caplog.text
     state = load_checkpoint(out / "last.pt")
     assert state["step"] == 6 and state["train_config"]["data"] == [str(moved)]
+
+
+def test_a_signal_while_the_interpreter_tears_down_ends_srx_without_a_traceback():
+    """A second Ctrl-C or SIGTERM that lands after the command is over, during the interpreter's exit
+    cleanup (torch's takes a moment), ends the process at once: no SystemExit traceback from teardown."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import atexit, os, signal, sys, time\n"
+            "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(2), print('not reached')))\n"
+            "sys.argv = ['srx', '--version']\n"
+            "from srx.cli.app import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, proc.stderr)
+    assert __version__ in proc.stdout and "not reached" not in proc.stdout  # printed output is kept
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90), ("90s", 90), ("20m", 1200), ("1.5h", 5400), ("1h30m", 5400),
+                                          ("2m30s", 150), ("1h 5s", 3605)])
+def test_durations_may_combine_units(text, seconds):
+    from srx.cli.app import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "soon", "30s2m", "-1", "1h30"])
+def test_bad_durations_say_what_is_expected(text):
+    from srx.cli.app import parse_duration
+    from srx.errors import SrxError
+
+    with pytest.raises(SrxError, match="expected a duration like 90s, 20m, 1.5h or 1h30m"):
+        parse_duration(text)

@@ -118,13 +118,16 @@ def _root(
 
 
 def parse_duration(text: str | None) -> float | None:
-    """'90', '90s', '20m', '1.5h' -> seconds."""
+    """'90', '90s', '20m', '1.5h', '1h30m', '2m30s' -> seconds."""
     if text is None:
         return None
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text)
-    if not m:
-        raise SrxError(f"--time-budget {text!r}: expected a duration like 90s, 20m or 1.5h")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    plain = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*", text)
+    if plain:
+        return float(plain.group(1))
+    parts = re.fullmatch(r"\s*(?:([0-9]*\.?[0-9]+)\s*h)?\s*(?:([0-9]*\.?[0-9]+)\s*m)?\s*(?:([0-9]*\.?[0-9]+)\s*s)?\s*", text)
+    if not parts or not any(parts.groups()):
+        raise SrxError(f"--time-budget {text!r}: expected a duration like 90s, 20m, 1.5h or 1h30m")
+    return sum(float(v) * k for v, k in zip(parts.groups(), (3600, 60, 1)) if v)
 
 
 def _check_threads(value: int | None) -> int | None:
@@ -182,6 +185,20 @@ def _terminated(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _exit_now(signum: int, frame: object) -> None:
+    """A signal once the command is over (its outputs finalised), while the interpreter tears down
+    (torch's exit-time cleanup can take a while): exit at once, without a traceback from teardown."""
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(128 + signum)
+
+
 def main() -> None:
     """Console entry point."""
     import signal
@@ -189,7 +206,11 @@ def main() -> None:
     import srx.cli  # noqa: F401  (registers every command)
 
     signal.signal(signal.SIGTERM, _terminated)
-    app()
+    try:
+        app()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _exit_now)
 
 
 def one_server(servers: list[str] | None, command: str) -> str | None:

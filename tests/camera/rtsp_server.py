@@ -33,6 +33,9 @@ def record(folder: str, port: str, mounts: list[str]) -> GstRtspServer.RTSPServe
 
 
 def main() -> None:
+    if len(sys.argv) < 3 or sys.argv[1] in ("-h", "--help") or (sys.argv[1] == "--record" and len(sys.argv) < 5):
+        print(__doc__.strip())
+        sys.exit(0 if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help") else 2)
     Gst.init(None)
     if sys.argv[1] == "--record":
         server = record(sys.argv[2], sys.argv[3], sys.argv[4:])
