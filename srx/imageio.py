@@ -327,22 +327,43 @@ def write_image(path: Path, img: np.ndarray) -> None:
     atomic_write_bytes(path, buf.tobytes())
 
 
+def _is_image(path: Path) -> bool:
+    """An image file srx reads: by its extension, and not hidden (`.x.png`, macOS's `._x.png` copies)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and path.is_file()
+
+
+#: folders whose sub-folders' images were said to be left out (said once per folder, not per read)
+_TOLD_SUBFOLDERS: set[Path] = set()
+
+
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly in `folder`, sorted; a clear error for a missing or empty folder."""
+    """Image files directly in `folder`, sorted (hidden ones left out); a clear error for a missing or
+    empty folder. Images in its sub-folders are not read: a warning says how many, and a folder
+    holding only sub-folders of images is an error that names one."""
     folder = Path(folder)
     if not folder.exists():
         raise SrxError(f"data folder {folder} does not exist")
     if not folder.is_dir():
         raise SrxError(f"{folder} is a file; expected a folder of images")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(p for p in folder.iterdir() if _is_image(p))
+    nested = sorted(p for sub in folder.iterdir() if sub.is_dir() and not sub.name.startswith(".")
+                    for p in sub.rglob("*") if _is_image(p) and not any(q.startswith(".") for q in p.relative_to(sub).parts))
     if not files:
         videos = folder_videos(folder)
         if videos:
             raise SrxError(f"data folder {folder} holds no images but {counted(len(videos), 'video')}; a folder is read "
                            f"for its images: pass each video on its own (e.g. {videos[0]})")
+        if nested:
+            raise SrxError(f"data folder {folder} holds no images itself, but its sub-folders hold "
+                           f"{counted(len(nested), 'image')} (e.g. {nested[0]}); srx reads a folder's own images: pass "
+                           f"each sub-folder (e.g. {nested[0].parent}) as a folder of its own")
         raise SrxError(
             f"data folder {folder} holds no images; expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
         )
+    if nested and folder.resolve() not in _TOLD_SUBFOLDERS:
+        _TOLD_SUBFOLDERS.add(folder.resolve())
+        log.warning("%s: %s in its sub-folders left out (e.g. %s); srx reads a folder's own images, so pass a "
+                    "sub-folder as a folder of its own to use them", folder, counted(len(nested), "image"), nested[0])
     return files
 
 

@@ -48,6 +48,8 @@ OTHER_CASES = {
               (["train", "--data", "{images}", "--model", "fsrcnn", "--epochs", "1"], "unknown model 'fsrcnn'"),
               (["train", "--data", "{images}", "--degrade", "jpeg=120", "--epochs", "1"], "out of range"),
               (["train", "--data", "{images}", "--time-budget", "soon"], "expected a duration"),
+              (["train", "--data", "{images}", "--log-every", "0", "--out", "{tmp}/never"], "--log-every must be at least 1 step, got 0"),
+              (["train", "--data", "{images}", "--data", "{images}/", "--out", "{tmp}/never"], "given more than once"),
               (["train", "--data", "{video}", "--frames", "5:3", "--epochs", "1"], "--frames expects START:END"),
               (["train", "--data", "{images}", "--val", "{images}", "--val-frames", "0:2", "--epochs", "1"],
                "--val-frames 0:2 applies to a video --val"),

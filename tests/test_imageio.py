@@ -183,3 +183,31 @@ def test_a_png_colour_profile_raises_no_libpng_warning(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "srx.npy"), np.load(tmp_path / "opencv.npy"))
     np.testing.assert_array_equal(np.load(tmp_path / "srx.npy"), _asymmetric())
 
+
+
+def test_a_folder_lists_its_own_images_not_hidden_ones_and_says_what_sub_folders_hold(tmp_path, caplog):
+    """A folder's own images, sorted; hidden files (macOS's `._x.png` copies) left out; images in its
+    sub-folders are not read, and a warning says how many (a folder of sub-folders only: an error)."""
+    import logging
+
+    import cv2
+
+    from srx.errors import SrxError
+    from srx.imageio import list_images
+
+    picture = np.full((20, 20, 3), 128, np.uint8)
+    (tmp_path / "cam1" / "day1").mkdir(parents=True)
+    for name in ("cam1/day1/a.png", "cam1/day1/b.png"):
+        cv2.imwrite(str(tmp_path / name), picture)
+    with pytest.raises(SrxError, match=r"holds no images itself, but its sub-folders hold 2 images .*pass each "
+                                       r"sub-folder \(e.g. .*cam1/day1\) as a folder of its own"):
+        list_images(tmp_path)
+    for name in ("z.png", "a.jpg", ".hidden.png", "._z.png"):
+        cv2.imwrite(str(tmp_path / name), picture)
+    caplog.set_level(logging.WARNING, logger="srx")
+    assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "z.png"]
+    assert "2 images in its sub-folders left out" in caplog.text
+    caplog.clear()
+    list_images(tmp_path)
+    assert caplog.text == ""  # said once
+    assert [p.name for p in list_images(tmp_path / "cam1" / "day1")] == ["a.png", "b.png"]

@@ -272,9 +272,11 @@ def _write_plot(csv_path: Path, png_path: Path, bicubic: float | None) -> None:
         rows = list(csv.DictReader(fh))
     if not rows:
         return
-    # the training loss from the rows logged every few steps (each validation row repeats an epoch's
-    # mean); metrics.csv holds the run's whole history, resumes included
-    loss_rows = [r for r in rows if not r["val_psnr"]] or rows
+    # every row's training loss is the mean since the row before (one row a step; a validation row
+    # of a run before 2026-12-06 repeated its epoch's mean, and a second row at its step is left
+    # out); metrics.csv holds the run's whole history, resumes included
+    loss_rows = [r for k, r in enumerate(rows) if r["train_loss"] and r["train_loss"] != "nan"
+                 and not (r["val_psnr"] and k and rows[k - 1]["step"] == r["step"])]
     steps = [int(r["step"]) for r in loss_rows]
     loss = [float(r["train_loss"]) for r in loss_rows]
     val = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r["val_psnr"]]
@@ -577,14 +579,14 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
             "val_set": cfg.val, "time_anchor": dict(anchor), "step_anchor": dict(step_anchor),
         }
 
-    def validate_and_save(loss_value: float) -> None:
+    def validate_and_save(loss_value: float, validate: bool = True) -> None:
         nonlocal best_psnr, last_psnr
         row = {"epoch": f"{epoch + batch_in_epoch / steps_per_epoch:.3f}", "step": step,
                "elapsed_s": f"{elapsed():.1f}", "lr": f"{optimizer.param_groups[0]['lr']:.3e}",
                "train_loss": f"{loss_value:.6e}", "val_psnr": "", "val_ssim": "",
                "bicubic_psnr": f"{bicubic_psnr:.4f}" if bicubic_psnr else ""}
         improved = False
-        if val_pairs:
+        if val_pairs and validate:
             model.eval()
             res = evaluate(val_pairs, cfg.scale, torch_predictor(model))
             model.train()
@@ -596,7 +598,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
                 best_psnr = last_psnr
         _append_metrics(metrics_path, row)
         save_checkpoint(out_dir / "last.pt", model, mcfg, **checkpoint_extra())
-        if improved or not val_pairs:
+        if improved or (not val_pairs and validate):
             save_checkpoint(out_dir / "best.pt", model, mcfg, **checkpoint_extra())
         try:
             _write_plot(metrics_path, out_dir / "training.png", bicubic_psnr)
@@ -613,7 +615,8 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
                  mcfg.name, device)
     stopped_by = "epochs"
     running_loss, loss_count = 0.0, 0
-    window_loss, window_count = 0.0, 0
+    window_loss, window_count = 0.0, 0  # the training loss since the last metrics.csv row
+    logged_loss = float("nan")  # that row's
     if loss_every is not None and loss_every < 1:
         raise SrxError(f"--log-every must be at least 1 step, got {loss_every}")
     loss_every = loss_every or max(1, min(50, steps_per_epoch // 20))
@@ -672,13 +675,6 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
                     loss_count += 1
                     window_loss += loss.item()
                     window_count += 1
-                    if ddp.is_main and step % loss_every == 0:
-                        _append_metrics(metrics_path, {
-                            "epoch": f"{epoch + batch_in_epoch / steps_per_epoch:.3f}", "step": step,
-                            "elapsed_s": f"{elapsed():.1f}", "lr": f"{optimizer.param_groups[0]['lr']:.3e}",
-                            "train_loss": f"{window_loss / window_count:.6e}"})
-                        window_loss, window_count = 0.0, 0
-                    progress.update(fraction(), step, epoch, running_loss / loss_count, last_psnr, best_psnr)
                     reason = None
                     if cfg.max_steps is not None and step >= cfg.max_steps:
                         reason = "max_steps"
@@ -686,6 +682,14 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
                         reason = "time_budget"
                     elif stop.raised or (stop_after is not None and step - start_step >= stop_after):
                         reason = "interrupted"
+                    # a step that ends the epoch or the run gets its row from validate_and_save: one row a step
+                    if ddp.is_main and step % loss_every == 0 and reason is None and b < len(batches) - 1:
+                        _append_metrics(metrics_path, {
+                            "epoch": f"{epoch + batch_in_epoch / steps_per_epoch:.3f}", "step": step,
+                            "elapsed_s": f"{elapsed():.1f}", "lr": f"{optimizer.param_groups[0]['lr']:.3e}",
+                            "train_loss": f"{window_loss / window_count:.6e}"})
+                        logged_loss, window_loss, window_count = window_loss / window_count, 0.0, 0
+                    progress.update(fraction(), step, epoch, running_loss / loss_count, last_psnr, best_psnr)
                     if ddp.any_flag(reason is not None):
                         stopped_by = reason or "peer"
                         done = True
@@ -696,12 +700,17 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
                 else:
                     epoch += 1
                     batch_in_epoch = 0
-                if ddp.is_main:
-                    validate_and_save(running_loss / max(loss_count, 1))
+                if ddp.is_main:  # Ctrl-C: saved at once, not after a whole validation (BSD200: half a minute)
+                    # this row's loss: the steps since the last row's, as every row's (none since: that row's)
+                    row_loss = window_loss / window_count if window_count else logged_loss
+                    window_loss, window_count = 0.0, 0
+                    validate_and_save(row_loss, validate=stopped_by != "interrupted")
                     progress.update(fraction(), step, epoch, running_loss / max(loss_count, 1), last_psnr, best_psnr)
                     running_loss, loss_count = 0.0, 0
                     last_save = time.monotonic()
                 ddp.barrier()
+                if not done and ddp.any_flag(stop.raised):  # Ctrl-C during the epoch's validation: stop there
+                    stopped_by, done = "interrupted", True
     finally:
         # DDP's reducer holds the process group: release it while the group is alive, then destroy
         # the group. With the group destroyed first, a rank aborted at exit ("terminate called without
@@ -739,18 +748,18 @@ def new_run_dir(base: Path) -> Path:
 def _refuse_finished(resume: Path, cfg: TrainConfig, state: dict[str, Any], more_time: float | None) -> None:
     """Resuming a run that already met its stopping rule would take a step past it: say so instead."""
     step, epoch, elapsed = int(state.get("step", 0)), int(state.get("epoch", 0)), float(state.get("elapsed_s", 0.0))
-    why = None
+    why = fix = None  # the limit that ended it, and the one option that extends that limit
     if cfg.max_steps is not None and step >= cfg.max_steps:
-        why = f"it reached --max-steps {cfg.max_steps}"
+        why, fix = f"it reached --max-steps {cfg.max_steps}", f"a --max-steps above {cfg.max_steps} (a total for the run)"
     elif cfg.epochs is not None and epoch >= cfg.epochs:
-        why = f"it trained its {cfg.epochs} epoch(s)"
+        why, fix = f"it trained its {cfg.epochs} epoch(s)", f"an --epochs above {cfg.epochs} (a total for the run)"
     elif more_time is None and cfg.time_budget is not None and elapsed >= cfg.time_budget:
         why = f"it used its {cfg.time_budget:.0f} s time budget"
+        fix = "--time-budget (how long to train now; the rate goes on from where it ended)"
     if why:
         raise SrxError(
-            f"{resume} is a finished run ({why}, step {step}); nothing to resume. To train it further pass "
-            "--time-budget (how long to train now; the rate goes on from where it ended), or a larger --epochs "
-            "or --max-steps; to start a new schedule from its weights use --init"
+            f"{resume} is a finished run ({why}, step {step}); nothing to resume. To train it further pass {fix}; "
+            "to start a new schedule from its weights use --init"
         )
 
 

@@ -38,9 +38,9 @@ def train(
     patch_size: int = typer.Option(48, "--patch-size", help="HR patch size in pixels (multiple of the scale)."),
     stride: int = typer.Option(24, "--stride", help="HR stride between patches (multiple of the scale)."),
     loss_border: Optional[int] = typer.Option(None, "--loss-border", help="HR pixels left out of the loss at each patch edge (default: 2 x scale for srcnn, 0 for lrnet, whose zero padding must be learnt)."),
-    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="Train on camera-like LR: a preset (camera, jpeg50) or a spec, key=value items joined by commas: jpeg=30..95, noise=0..8, blur=0.2..1.5, shrink=aa|aliased, clean=0.1, h264=23..40, h265=23..40 (one spec; several codecs in it are mixed). Validation scores the same spec."),
+    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="Train on camera-like LR: a preset (camera, jpeg50) or a spec, key=value items joined by commas: jpeg=30..95, noise=0..8, blur=0.2..1.5, shrink=aa|aliased, clean=0.1, h264=20..40, h265=20..40 (one spec; several codecs in it are mixed). Validation scores the same spec."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Random flips and 90-degree rotations."),
-    seed: int = typer.Option(0, "--seed", help="Seed; a fixed seed gives identical results on one machine."),
+    seed: int = typer.Option(0, "--seed", help="Seed; a fixed seed gives identical results on one machine with --epochs or --max-steps (a --time-budget run sets its rate and stops by the clock)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights: a checkpoint or a shipped model by name (e.g. camera, to fine-tune it on your footage; or x2/x4 from x3 weights)."),
     every: int = typer.Option(10, "--every", help="Videos in --data and --val: every Nth frame is an image."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Videos in --data: only frames START:END (from 0, END excluded; e.g. :480), so later footage can be kept for --val."),
@@ -57,6 +57,12 @@ def train(
     from srx.degrade import parse_degradation
     from srx.train.loop import TrainConfig, new_run_dir, train as run_train
 
+    if log_every is not None and log_every < 1:  # before patches are cut and a folder is made
+        raise SrxError(f"--log-every must be at least 1 step, got {log_every}")
+    repeated = sorted({str(d) for d in data or [] if [Path(x).resolve() for x in data].count(Path(d).resolve()) > 1})
+    if repeated:
+        raise SrxError(f"--data {', '.join(repeated)} given more than once; expected each folder or video once "
+                       "(twice would train on its patches twice as often)")
     if resume is not None:
         _say_ignored(ctx, resume)
         scale = scale or 3  # the run's own, from its checkpoint

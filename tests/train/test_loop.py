@@ -40,6 +40,10 @@ def test_smoke_run_writes_checkpoints_metrics_and_plot(image_folder, tmp_path):
     losses = [r for r in rows if not r["val_psnr"]]
     assert len(losses) >= result.steps // 2 and all(float(r["train_loss"]) > 0 for r in losses)
     assert [int(r["step"]) for r in losses] == sorted(int(r["step"]) for r in losses)
+    # one row a step: the epoch's last step is its validation row, whose loss is the mean since the row
+    # before, like every other row's (not a second row with the epoch's mean)
+    steps = [int(r["step"]) for r in rows]
+    assert len(steps) == len(set(steps)) and all(float(r["train_loss"]) > 0 for r in rows)
     last = load_checkpoint(out / "last.pt")
     assert last["train_config"]["seed"] == 7 and last["step"] == result.steps
 
@@ -123,6 +127,37 @@ def test_divergence_stops_with_a_clear_message(image_folder, tmp_path):
               show_progress=False, cache_dir=tmp_path / "c")
 
 
+def test_ctrl_c_during_a_validation_stops_there(image_folder, tmp_path, monkeypatch):
+    """Ctrl-C while the epoch's validation runs: the run saves and stops after it, with no step more and
+    no second validation; Ctrl-C mid-epoch saves at once, without a validation first."""
+    import os
+    import signal
+
+    import srx.train.loop as loop
+
+    real, calls = loop.evaluate, []
+
+    def evaluate_then_ctrl_c(pairs, scale, predictor, **kwargs):  # the real evaluation, Ctrl-C arriving during it
+        if predictor is not None:  # a validation of the model, not the bicubic baseline before training
+            calls.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(pairs, scale, predictor, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate", evaluate_then_ctrl_c)
+    result = train(_cfg(image_folder, epochs=3), tmp_path / "r", show_progress=False, cache_dir=tmp_path / "c")
+    rows = list(csv.DictReader(open(tmp_path / "r" / "metrics.csv")))
+    per_epoch = int(rows[-1]["step"])
+    assert result.stopped_by == "interrupted" and len(calls) == 1 and result.epochs_done == 1
+    assert result.steps == per_epoch and load_checkpoint(tmp_path / "r" / "last.pt")["step"] == per_epoch
+    assert [r["epoch"] for r in rows if r["val_psnr"]] == ["1.000"]
+    calls.clear()
+    stopped = train(_cfg(image_folder, epochs=3), tmp_path / "s", show_progress=False, cache_dir=tmp_path / "c",
+                    stop_after=2)
+    assert stopped.stopped_by == "interrupted" and stopped.steps == 2 and calls == []
+    last = list(csv.DictReader(open(tmp_path / "s" / "metrics.csv")))[-1]
+    assert last["step"] == "2" and last["val_psnr"] == "" and float(last["train_loss"]) > 0
+
+
 def test_resume_needs_a_training_state(image_folder, tmp_path, tiny_checkpoint):
     with pytest.raises(SrxError, match="weights only"):
         train(_cfg(image_folder, epochs=1), tmp_path / "r", resume=tiny_checkpoint(3), show_progress=False)
@@ -182,8 +217,13 @@ def test_resuming_a_finished_run_says_so(image_folder, tmp_path):
     out = tmp_path / "done"
     train(_cfg(image_folder, max_steps=3, val=None), out, show_progress=False, cache_dir=tmp_path / "c")
     before = load_checkpoint(out / "last.pt")
-    with pytest.raises(SrxError, match=r"is a finished run \(it reached --max-steps 3, step 3\).*--time-budget"):
+    # the message names the one option that extends the limit that ended it (a --time-budget would not)
+    with pytest.raises(SrxError, match=r"is a finished run \(it reached --max-steps 3, step 3\).*pass a --max-steps "
+                                       r"above 3 \(a total for the run\); to start a new schedule.*--init"):
         train(_cfg(image_folder, val=None), out, resume=out / "last.pt", show_progress=False, cache_dir=tmp_path / "c")
+    with pytest.raises(SrxError, match=r"pass a --max-steps above 3"):
+        train(_cfg(image_folder, val=None, time_budget=5.0), out, resume=out / "last.pt", show_progress=False,
+              cache_dir=tmp_path / "c")
     assert torch.equal(load_checkpoint(out / "last.pt")["state_dict"]["conv3.weight"], before["state_dict"]["conv3.weight"])
 
 
@@ -228,7 +268,7 @@ def test_time_budget_on_resume_is_this_invocations_time(image_folder, tmp_path):
     assert first.stopped_by == "time_budget"
     state = load_checkpoint(out / "last.pt")
     floor = 1e-3 * 0.01
-    with pytest.raises(SrxError, match="finished run.*time budget"):
+    with pytest.raises(SrxError, match="finished run.*time budget.*pass --time-budget \\(how long to train now"):
         train(_cfg(image_folder, val=None), out, resume=out / "last.pt", show_progress=False, cache_dir=cache)
 
     more = train(_cfg(image_folder, time_budget=0.4, val=None), out, resume=out / "last.pt", show_progress=False,
