@@ -60,7 +60,7 @@ def train(
     if log_every is not None and log_every < 1:  # before patches are cut and a folder is made
         raise SrxError(f"--log-every must be at least 1 step, got {log_every}")
     repeated = sorted({str(d) for d in data or [] if [Path(x).resolve() for x in data].count(Path(d).resolve()) > 1})
-    if repeated:
+    if repeated and resume is None:  # beside --resume, --data names the run's moved data: its own check
         raise SrxError(f"--data {', '.join(repeated)} given more than once; expected each folder or video once "
                        "(twice would train on its patches twice as often)")
     if resume is not None:
