@@ -605,6 +605,19 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         except Exception as exc:  # a plot must never kill a training run
             log.warning("could not draw training.png: %s", exc)
 
+    if state is None and cfg.init and val_pairs and ddp.is_main:
+        # where a fine-tune starts: the --init weights on --val, a row at step 0 (no training loss yet),
+        # and best.pt until an epoch beats them (a fine-tune that only loses keeps the weights it began from)
+        model.eval()
+        res = evaluate(val_pairs, cfg.scale, torch_predictor(model))
+        model.train()
+        best_psnr = last_psnr = res["mean"]["model_psnr"]
+        _append_metrics(metrics_path, {"epoch": "0.000", "step": 0, "elapsed_s": "0.0",
+                                       "lr": f"{_lr_at(cfg, 0.0):.3e}", "train_loss": "", "val_psnr": f"{best_psnr:.4f}",
+                                       "val_ssim": f"{res['mean']['model_ssim']:.5f}", "bicubic_psnr": f"{bicubic_psnr:.4f}"})
+        save_checkpoint(out_dir / "best.pt", model, mcfg, **checkpoint_extra())
+        log.info("the --init weights score %.3f dB on --val (bicubic %.3f dB) before training", best_psnr, bicubic_psnr)
+        t0 = time.monotonic()  # the time budget is for training
     progress = _Progress(ddp.is_main, show_progress, cfg, bicubic_psnr)
     # SRCNN's replicate-padded convolutions have no deterministic CUDA backward (atomic adds): said
     # once here instead of PyTorch's warning, which names use_deterministic_algorithms, not the model

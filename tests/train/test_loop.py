@@ -328,6 +328,29 @@ def test_init_warm_starts_another_scale(image_folder, tmp_path):
               tmp_path / "wide", show_progress=False, cache_dir=cache)
 
 
+def test_a_fine_tune_scores_its_starting_weights_first(image_folder, tmp_path):
+    """With --init and --val, the starting weights' score is the first row (step 0, no training loss),
+    what `srx eval` says of them; best.pt holds them until an epoch does better (here a learning rate
+    that wrecks the weights: no epoch does, so best.pt stays the weights the run began from)."""
+    from srx.checkpoint import model_from_checkpoint
+    from srx.evaluate import evaluate, load_eval_set, torch_predictor
+
+    cache = tmp_path / "c"
+    train(_cfg(image_folder, max_steps=20), tmp_path / "start", show_progress=False, cache_dir=cache)
+    start = tmp_path / "start" / "last.pt"
+    wrecked = train(_cfg(image_folder, epochs=1, lr=5.0, init=str(start)), tmp_path / "ft", show_progress=False,
+                    cache_dir=cache)
+    rows = list(csv.DictReader(open(tmp_path / "ft" / "metrics.csv")))
+    first = rows[0]
+    assert (first["step"], first["epoch"], first["train_loss"]) == ("0", "0.000", "")
+    pairs = load_eval_set(image_folder, 3)
+    scored = evaluate(pairs, 3, torch_predictor(model_from_checkpoint(start, 3)[0]))["mean"]["model_psnr"]
+    assert float(first["val_psnr"]) == pytest.approx(scored, abs=1e-4)
+    assert wrecked.last_psnr < scored and wrecked.best_psnr == pytest.approx(scored, abs=1e-4)
+    best = load_checkpoint(tmp_path / "ft" / "best.pt")["state_dict"]
+    assert all(torch.equal(v, load_checkpoint(start)["state_dict"][k]) for k, v in best.items())
+
+
 def test_best_pt_is_the_best_validation_epoch(image_folder, tmp_path):
     from srx.evaluate import evaluate, load_eval_set, torch_predictor
     from srx.checkpoint import model_from_checkpoint
