@@ -58,7 +58,13 @@ if ! python -c "import torch" 2>/dev/null; then
     elif [ "$(uname -sm)" = "Linux x86_64" ] && ! command -v nvidia-smi >/dev/null 2>&1; then
         # PyPI's Linux x86_64 torch is the CUDA build (several GB of nvidia-* wheels); PyTorch's own
         # CPU index has the CPU one. A GPU host (nvidia-smi), aarch64 and macOS take PyPI's.
-        python -m pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+        python -m pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu || {
+            echo "setup: could not install torch==2.13.0 from PyTorch's CPU index (https://download.pytorch.org/whl/cpu)" \
+                 "for $(python -c 'import sys; print("Python %d.%d" % sys.version_info[:2])'): this machine may not" \
+                 "reach it, or it has no such wheel. Put a torch wheel in a folder and set PIP_FIND_LINKS to it, or set" \
+                 "up over a Python that has torch with SRX_OFFLINE=1 (README, Install)" >&2
+            exit 1
+        }
     else
         python -m pip install -q "torch==2.13.0"
     fi

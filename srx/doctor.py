@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import importlib
+import importlib.util
 import platform
 import threading
 from dataclasses import asdict, dataclass
@@ -44,8 +45,13 @@ def _package_rows() -> list[Row]:
         "av": "pip install av (x264 and x265, for the h264= and h265= degradations: srx eval --degrade h265=28)",
     }
     labels = {"cv2": "opencv", "av": "PyAV"}
+    pips = {"cv2": "opencv-python", "av": "av"}
     for module, fix in fixes.items():
         mod, version = _version(module)
+        if mod is None and importlib.util.find_spec(module) is not None:  # there, but it does not import
+            version = f"installed, but importing it fails ({version})"
+            fix = (f"pip install --force-reinstall {pips.get(module, module)} (or the package the error names: "
+                   "two packages of versions that do not fit each other)")
         rows.append(Row(labels.get(module, module), OK if mod else MISSING, version, "" if mod else fix))
     return rows
 

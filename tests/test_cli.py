@@ -279,3 +279,15 @@ def test_bad_durations_say_what_is_expected(text):
 
     with pytest.raises(SrxError, match="expected a duration like 90s, 20m, 1.5h or 1h30m"):
         parse_duration(text)
+
+
+def test_a_missing_dependency_is_one_error_line():
+    """A broken or partial install (torch gone): one `error:` line naming what to install, exit 1, no traceback."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['torch'] = None; sys.argv = ['srx', 'models']; from srx.cli.app import main; main()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stderr.startswith("error: srx needs PyTorch (torch), and it is not installed here")
+    assert "Traceback" not in proc.stderr and "srx doctor" in proc.stderr

@@ -119,3 +119,24 @@ def test_doctor_says_what_pyavs_ffmpeg_brings(monkeypatch):
     monkeypatch.setattr(av, "formats_available", set(av.formats_available) - {"rtsp"})
     row = {r.item: r for r in doctor_report()}["PyAV RTSP out"]
     assert row.status == "warn" and row.detail.startswith("no (") and "pip install --force-reinstall av" in row.fix
+
+
+def test_a_package_that_is_there_but_does_not_import_is_not_called_missing(tmp_path):
+    """onnx installed beside an ml-dtypes it does not fit (pip's pick on Python 3.13 with PyTriton's
+    NumPy < 2) fails on import: doctor says so and suggests a reinstall, not `pip install onnx`."""
+    import json
+    import os
+    import subprocess
+
+    broken = tmp_path / "onnx"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise AttributeError(\"module 'ml_dtypes' has no attribute 'float4_e2m1fn'\")\n")
+    code = ("import json; from srx.doctor import _package_rows; "
+            "print(json.dumps([[r.item, r.status, r.detail, r.fix] for r in _package_rows()]))")
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(tmp_path)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {name: (status, detail, fix) for name, status, detail, fix in json.loads(proc.stdout)}
+    status, detail, fix = rows["onnx"]
+    assert detail.startswith("installed, but importing it fails (AttributeError: module 'ml_dtypes'")
+    assert fix.startswith("pip install --force-reinstall onnx") and rows["torch"][0] == "ok"

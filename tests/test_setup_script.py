@@ -49,3 +49,35 @@ def test_offline_setup_names_what_is_missing(tmp_path):
     _, proc = _offline_setup(tmp_path, base)
     assert proc.returncode != 0
     assert "missing here: torch" in proc.stderr and "PIP_FIND_LINKS" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_built_wheel_holds_every_package_and_runs(tmp_path):
+    """`pip install .` (not -e), `pip install git+...` and a published wheel install what
+    pyproject lists: every package of the checkout must be there (srx.cli was not: `srx` could not
+    start), with the shipped weights, and the installed `srx` must run from it alone."""
+    import zipfile
+
+    repo = tmp_path / "checkout"
+    shutil.copytree(REPO, repo, ignore=SKIP)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                           "-w", str(tmp_path / "dist"), str(repo)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheel = next((tmp_path / "dist").glob("srx-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packages = {"srx": REPO / "srx", "srx/train": REPO / "train", "srx/export": REPO / "export",
+                "srx/runtime": REPO / "runtime", "srx/camera": REPO / "camera"}
+    for prefix, folder in packages.items():
+        for init in folder.rglob("__init__.py"):
+            inside = f"{prefix}/{init.parent.relative_to(folder).as_posix()}/__init__.py".replace("/./", "/")
+            assert inside in names, f"{inside} is not in {wheel.name}: add its package to pyproject.toml"
+    shipped = {p.name for p in (REPO / "srx" / "weights").glob("*.pt")}
+    assert shipped and {f"srx/weights/{n}" for n in shipped} <= names
+    unpacked = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(unpacked)
+    env = {**os.environ, "PYTHONPATH": str(unpacked)}
+    run = subprocess.run([sys.executable, "-c", "import srx, sys; from srx.cli.app import main; print(srx.__file__); "
+                          "sys.argv = ['srx', 'models']; main()"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines()[0].startswith(str(unpacked)) and "camera" in run.stdout

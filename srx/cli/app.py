@@ -45,6 +45,12 @@ def _reflowed(help_text: str | None) -> str | None:
     return "\n\n".join(p if p.startswith("\b") else p.replace("\n", " ") for p in paragraphs)
 
 
+#: srx's own dependencies (module: what to install), whose absence is one error line, not a traceback
+_NEEDED = {"torch": "PyTorch (torch)", "numpy": "NumPy", "cv2": "OpenCV (opencv-python)", "onnx": "onnx",
+           "onnxruntime": "ONNX Runtime (onnxruntime)", "av": "PyAV (av)", "rich": "rich", "PIL": "Pillow",
+           "matplotlib": "matplotlib"}
+
+
 class _SrxGroup(TyperGroup):
     """Turns SrxError into one line on stderr and exit status 1, also under CliRunner."""
 
@@ -57,6 +63,13 @@ class _SrxGroup(TyperGroup):
         except KeyboardInterrupt:  # the commands that stop gracefully (stream, serve, train) catch it themselves
             typer.echo("interrupted (Ctrl-C): what was finished is kept, a half-written file is not", err=True)
             ctx.exit(130)
+        except ModuleNotFoundError as exc:  # a dependency srx needs, gone (a broken or partial install)
+            if (exc.name or "").split(".")[0] not in _NEEDED:
+                raise
+            package = _NEEDED[exc.name.split(".")[0]]
+            typer.echo(f"error: srx needs {package}, and it is not installed here ({exc}); install srx's "
+                       f"dependencies (scripts/setup.sh, or pip install -e .) and see `srx doctor`", err=True)
+            ctx.exit(1)
 
     def get_command(self, ctx, cmd_name):  # type: ignore[no-untyped-def]
         command = super().get_command(ctx, cmd_name)
