@@ -1,6 +1,6 @@
 """The camera-robustness table of the README: shipped models vs bicubic on the same degraded LR.
 
-    python scripts/camera_table.py --scale 3            # Set5 and the CCTV clip from ../shared
+    python scripts/camera_table.py --scale 3 --every 40   # Set5 and the CCTV clip from ../shared (the README's table)
 
 For each degradation (clean, JPEG 30/50/75/95, H.264 intra at CRF 23/30 and H.265 at CRF 28/35 (PyAV), noise sigma 5, the
 aliased shrink, the `camera` preset) and each data set,

@@ -50,13 +50,14 @@ def shipped_catalog() -> list[dict[str, Any]]:
         if not scales:
             continue
         quality: dict[str, dict[str, float | None]] = {}
-        config = trained_on = None
+        config = None
+        recorded: dict[int, str] = {}  # each file's own record of the degradation its last run trained on
         for s in scales:
             payload = load_checkpoint(shipped_weights(s, name))
             config = ModelConfig.from_dict(dict(payload["model_config"]))
             quality[f"x{s}"] = _recorded_quality(payload.get("eval") or {})
-            if trained_on is None:  # every scale of a shipped model saw the same data: the first says it
-                trained_on = (((payload.get("training") or {}).get("train_config")) or {}).get("degrade") or "clean"
+            recorded[s] = (((payload.get("training") or {}).get("train_config")) or {}).get("degrade") or "clean"
+        trained_on = trained_on_text(entry.trained_on, recorded)
         ref = ModelConfig.from_dict({**config.to_dict(), "scale": REFERENCE_SCALE})
         params = inference_params(config)
         h, w = REFERENCE_LR_HW
@@ -83,3 +84,13 @@ def _recorded_quality(ev: dict[str, Any]) -> dict[str, float | None]:
         quality[key] = recorded.get("model_psnr")
         quality[f"{key}_bicubic"] = recorded.get("bicubic_psnr")
     return quality
+
+
+def trained_on_text(declared: str, recorded: dict[int, str]) -> str:
+    """What a shipped model was trained on: the entry's own words where it has them, else its files'
+    record: one degradation where every scale's says the same, else each scale's."""
+    if declared:
+        return declared
+    if len(set(recorded.values())) == 1:
+        return next(iter(recorded.values()))
+    return "; ".join(f"x{s}: {d}" for s, d in sorted(recorded.items()))

@@ -134,6 +134,9 @@ class ShippedModel:
     file: str  # srx/weights/<file.format(scale=...)>
     preset: str  # the model preset its weights were trained as (srx.models.PRESETS)
     summary: str
+    #: what `srx models` says it was trained on, where its files' own records do not say it alone (a
+    #: file that is a weighted mean of runs records the last run's recipe only); "" reads the files
+    trained_on: str = ""
 
 
 #: the weights packaged with srx, by the name every --weights option accepts
@@ -144,7 +147,8 @@ SHIPPED: dict[str, ShippedModel] = {
         ShippedModel("fast", "fast-x{scale}.pt", "lrnet-32x4-pw3",
                      "lrnet-32x4-pw3: LR-grid 5x5+1x1+3x3+1x1+3x3+1x1+3x3 convs, 32 channels, pixel shuffle, bicubic skip"),
         ShippedModel("camera", "camera-x{scale}.pt", "lrnet-32x4-pw3",
-                     "lrnet-32x4-pw3 (the fast architecture) trained on camera-like LR (JPEG compression, sensor noise)"),
+                     "lrnet-32x4-pw3 (the fast architecture) trained on camera-like LR (JPEG compression, sensor noise)",
+                     "jpeg=30..95,noise=0..2,clean=0.5 (x3 and x4: nine tenths; a tenth a jpeg=50 run)"),
     )
 }
 #: what a command runs without --weights: `camera` scores at least as well as `srcnn` on every row

@@ -36,6 +36,22 @@ def test_every_shipped_model_has_every_scale(name, scale):
         assert payload["training"]["train_config"]["degrade"]
 
 
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_srx_models_says_what_every_scale_was_trained_on(name):
+    """`srx models`' "trained on": where a model's files record different last recipes (a weighted mean
+    of runs records its last run's), the shipped entry says it in words that name every one of them."""
+    from srx.catalog import shipped_catalog, trained_on_text
+
+    recorded = {s: (load_checkpoint(shipped_weights(s, name)).get("training") or {}).get("train_config", {}).get("degrade")
+                or "clean" for s in shipped_scales(name)}
+    shown = next(r["degrade"] for r in shipped_catalog() if r["name"] == name)
+    assert shown == trained_on_text(SHIPPED[name].trained_on, recorded)
+    if len(set(recorded.values())) > 1:
+        assert SHIPPED[name].trained_on, f"{name}'s files record {recorded}: its entry must say what that means"
+        assert all(d in shown for d in recorded.values()), (shown, recorded)
+    assert trained_on_text("", {2: "a", 3: "b"}) == "x2: a; x3: b" and trained_on_text("", {2: "a", 3: "a"}) == "a"
+
+
 def test_bad_names_and_scales_are_one_line(monkeypatch, tmp_path):
     with pytest.raises(SrxError, match="neither a shipped model .srcnn, fast, camera. nor an existing file"):
         resolve_weights("fsat", 3)

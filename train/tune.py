@@ -156,8 +156,7 @@ def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera",
         scored = degraded(pairs, parse_degradation(name), scale)
         b = evaluate(scored, scale, before, with_ssim=False)["mean"]
         a = evaluate(scored, scale, after, with_ssim=False)["mean"]
-        held_out[name] = {"bicubic": round(b["bicubic_psnr"], 3), "before": round(b["model_psnr"], 3),
-                          "after": round(a["model_psnr"], 3)}
+        held_out[name] = {"bicubic": b["bicubic_psnr"], "before": b["model_psnr"], "after": a["model_psnr"]}  # rounded where printed
     better, verdict = judge(held_out, trained_on, len(pairs))
     report = TuneReport(video=str(video), scale=scale, init=str(init), split={**split_info, "held_out_images": len(pairs)},
                         train=trained, held_out=held_out, better=better, verdict=verdict)

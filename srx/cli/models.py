@@ -64,7 +64,7 @@ MAX_PANEL_SIDE = 4096
 def compare(
     source: Path = typer.Argument(..., help="An HR image, or a video (one frame of it is the HR image)."),
     scale: Optional[int] = model_scale_option("a checkpoint's"),
-    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="LR degradation: a preset (none, camera, jpeg50) or a spec like jpeg=30,noise=5; one per picture.  [default: jpeg50]", show_default=False),
+    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="LR degradation: a preset (none, camera, jpeg50) or a spec like jpeg=30,noise=5; one per picture.", show_default="jpeg50"),
     weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="Models to show (repeat): shipped names or checkpoints, LABEL=CHECKPOINT to name a panel. Default: every shipped model at --scale."),
     out: Path = typer.Option(Path("compare.png"), "--out", "-o", help="Where to write the picture (.png)."),
     frame: Optional[int] = typer.Option(None, "--frame", help="With a video: the frame to use (default: the middle one)."),

@@ -273,7 +273,7 @@ def tune(
     video: Path = typer.Argument(..., help="A recording of your camera (any video OpenCV decodes)."),
     scale: Optional[int] = model_scale_option("a checkpoint's"),
     init: str = typer.Option("camera", "--init", help="The weights to start from: a shipped model by name or a checkpoint."),
-    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="How the training LR is degraded: a preset (camera, jpeg50) or a spec such as jpeg=40..60,noise=0..2 (your camera's codec and noise); one spec.  [default: camera]", show_default=False),
+    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="How the training LR is degraded: a preset (camera, jpeg50) or a spec such as jpeg=40..60,noise=0..2 (your camera's codec and noise); one spec.", show_default="camera"),
     time_budget: Optional[str] = typer.Option("20m", "--time-budget", help="How long to train, e.g. 20m."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps instead."),
     every: Optional[int] = typer.Option(None, "--every", help="Every Nth frame is an image (neighbouring frames are near copies; default: 8, or sparser for long or large footage, so the training patches fit in 1 GB of memory)."),
