@@ -191,6 +191,14 @@ class TritonRunner(Runner):
         return (f"{self.scale_advice('N')} if it serves another scale, or the model's name with --model NAME (the "
                 "clients: line `srx serve` prints says which a client needs)")
 
+    def _has(self, client: Any, name: str) -> bool:
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            return bool(client.is_model_ready(name, client_timeout=min(self.timeout, 5.0)))
+        except InferenceServerException:
+            return False
+
     def _read_config(self, client: Any, scale: int | None) -> None:
         from tritonclient.utils import InferenceServerException
 
@@ -203,6 +211,13 @@ class TritonRunner(Runner):
             if "/" in self.model or self.model.lower().endswith((".onnx", ".engine", ".plan", ".pt", ".pth")):
                 hint = ("; with --server, --model names a model the server serves (such as srx_camera_x3, as "
                         "`srx serve` prints it), not a file")
+            # a server with another srx model ready is another server, not one still loading ours (a PyTriton
+            # server says it is ready before its model is, so readiness alone cannot tell them apart)
+            serves = [n for s in (2, 3, 4) for n in unnamed_served_models(s) if n != self.model and self._has(client, n)]
+            if serves:
+                raise SrxError(f"the Triton server at {self.url} has no model {self.model!r} but serves "
+                               f"{', '.join(serves)}{hint or '; every server of one run must serve the same srx model'}"
+                               ) from None
             raise ServerAway(f"the Triton server at {self.url} has no model {self.model!r} ready: {_message(exc)}"
                              f"{hint}") from None
         params = {k: (v or {}).get("string_value", "") for k, v in (cfg.get("parameters") or {}).items()}

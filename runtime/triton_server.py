@@ -74,6 +74,12 @@ def pytriton_status() -> tuple[bool, str]:
 
         return True, md.version("nvidia-pytriton")
     except Exception as exc:  # ImportError, or a broken install raising anything
+        import sys
+
+        if sys.version_info >= (3, 13):  # the serve extra leaves PyTriton out there (pyproject.toml)
+            return False, (f"PyTriton is not installed ({type(exc).__name__}: {exc}); srx serve needs Python 3.10-3.12, "
+                           "where the serve extra brings it (its NumPy < 2 has no wheels for this Python); "
+                           "--backend triton reaches a server run elsewhere")
         return False, (f"PyTriton is not installed ({type(exc).__name__}: {exc}); install the serve extra: "
                        "pip install 'srx[serve]'")
 

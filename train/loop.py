@@ -35,6 +35,7 @@ from srx.imageio import FrameRange, check_data_path, is_video, parse_frame_range
 from srx.models import PRESETS, ModelConfig, build_model, config_from_preset, model_class
 from srx.protocol import check_scale
 from srx.train.data import extract_patches
+from srx.words import counted
 
 log = logging.getLogger("srx")
 
@@ -608,6 +609,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     if state is None and cfg.init and val_pairs and ddp.is_main:
         # where a fine-tune starts: the --init weights on --val, a row at step 0 (no training loss yet),
         # and best.pt until an epoch beats them (a fine-tune that only loses keeps the weights it began from)
+        log.info("scoring the --init weights on --val (%s) before training", counted(len(val_pairs), "image"))
         model.eval()
         res = evaluate(val_pairs, cfg.scale, torch_predictor(model))
         model.train()
@@ -617,6 +619,8 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
                                        "val_ssim": f"{res['mean']['model_ssim']:.5f}", "bicubic_psnr": f"{bicubic_psnr:.4f}"})
         save_checkpoint(out_dir / "best.pt", model, mcfg, **checkpoint_extra())
         log.info("the --init weights score %.3f dB on --val (bicubic %.3f dB) before training", best_psnr, bicubic_psnr)
+    if state is None and cfg.init and val_pairs:
+        ddp.barrier()  # every process starts its clock together after that scoring: one schedule for all
         t0 = time.monotonic()  # the time budget is for training
     progress = _Progress(ddp.is_main, show_progress, cfg, bicubic_psnr)
     # SRCNN's replicate-padded convolutions have no deterministic CUDA backward (atomic adds): said

@@ -88,9 +88,6 @@ def compare(
                        "degradation: run srx compare once for each (srx eval scores several in one table)")
     if crop < 8 or zoom < 1:
         raise SrxError(f"--crop must be at least 8 and --zoom at least 1, got {crop} and {zoom}")
-    if crop * zoom > MAX_PANEL_SIDE:  # a picture to look at, not gigabytes of zoomed pixels
-        raise SrxError(f"--crop {crop} with --zoom {zoom} makes panels {crop * zoom} pixels wide; expected "
-                       f"--crop x --zoom at most {MAX_PANEL_SIDE}")
     spec = parse_degradation(degrade[0] if degrade else "jpeg50")
     names = weights or [n for n in SHIPPED if scale in shipped_scales(n)]
     labelled = [labelled_weights(str(n)) for n in names]
@@ -102,6 +99,11 @@ def compare(
         raise SrxError(f"--out {out} is the input itself, which would be overwritten; expected another .png name")
     chosen = [(label, resolve_weights(given, scale)) for label, given in labelled]
     hr, label = read_hr_frame(source, frame)
+    h, w = (n - n % scale for n in hr.shape[:2])  # cropped to a multiple of the scale, as the protocol does
+    side = min(crop, h - 2 * scale, w - 2 * scale)  # the crop a small picture leaves
+    if side * zoom > MAX_PANEL_SIDE:  # a picture to look at, not gigabytes of zoomed pixels
+        raise SrxError(f"--zoom {zoom} makes panels {side * zoom} pixels wide (a {side}-pixel crop); expected "
+                       f"crop x --zoom at most {MAX_PANEL_SIDE}")
     picture, panels = compare_image(hr, scale, chosen, spec, label, crop, zoom)
     write_image(out, picture)
     typer.echo(f"wrote {out} ({picture.shape[1]}x{picture.shape[0]}): " + ", ".join(

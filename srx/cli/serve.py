@@ -62,12 +62,12 @@ def serve_cmd(
         from srx.export.onnx import export_stem
 
         export_stem("", scales[0], name)  # a bad --name fails before any work
+    if backend == "triton":
+        raise SrxError("--backend triton would serve a model from another Triton server; pick onnxruntime, tensorrt or torch")
+    check_serve_options(host, http_port, grpc_port, metrics_port, max_batch, queue_delay_us)  # the user's own first
     ok, why = pytriton_status()
     if not ok:
         raise SrxError(why)
-    if backend == "triton":
-        raise SrxError("--backend triton would serve a model from another Triton server; pick onnxruntime, tensorrt or torch")
-    check_serve_options(host, http_port, grpc_port, metrics_port, max_batch, queue_delay_us)
     runners, names = [], []
     if model is not None:  # an explicit --scale must match the file's (one line, as upscale and stream say)
         runners.append(make_runner(backend, scale=scale[0] if scale else None, model_file=model, threads=threads))

@@ -746,6 +746,22 @@ def test_several_servers_bad_input_is_one_line(served, ckpt, tmp_path: Path) -> 
         assert "it does not list its models, as srx serve does not" in res.output
     finally:
         box.stop()
+    # in a pool, a box serving another model is refused, in either order, not taken for one still loading
+    from srx.checkpoint import resolve_weights
+
+    fast = Serve(resolve_weights("fast", 3), {"grpc": free_port(), "http": free_port(), "metrics": free_port()})
+    try:
+        for pair in ((url, fast.url), (fast.url, url)):
+            res = cli.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "o.png"), "--server", pair[0],
+                                   "--server", pair[1]])
+            assert res.exit_code == 1, res.output
+            assert "every server of one run must serve the same srx model" in res.output or \
+                "the Triton servers of one run must serve the same srx model" in res.output, res.output
+            assert_one_error_line(res.output, "serve")
+        assert f"the Triton server at {fast.url} has no model 'srx_srcnn-9-1-5_x3' but serves srx_fast_x3" in res.output \
+            or f"the Triton server at {url} has no model 'srx_fast_x3' but serves" in res.output, res.output
+    finally:
+        fast.stop()
 
 
 def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes(served, ckpt, tmp_path: Path,
