@@ -176,7 +176,7 @@ class VideoFileOutput(Output):
     def close(self) -> None:
         if self.writer is None:
             if not self._closed:
-                log.warning("%s not written: no frame came from the source", self.path)
+                log.warning("%s not written: no frame was upscaled for it", self.path)
                 self._closed = True
             return
         if self.timed:

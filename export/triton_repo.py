@@ -2,8 +2,8 @@
 
 The contract, shared by `srx export --triton-repo`, `srx serve` and the `triton` runner:
 
-- model name `srx_<name>_x<scale>` (`srx_srcnn-9-1-5_x3`; in an exported repository `-fp16` after the
-  name for the FP16 graph; `srx serve` serves an FP16 graph under the plain name clients look for);
+- model name `srx_<name>_x<scale>` (`srx_srcnn-9-1-5_x3`), an FP16 graph or engine too (its
+  `srx_precision` says which), so a client and a pool of boxes find it by the name they look for;
 - one input `lr_y` and one output `hr_y`, FP32, dims `[1, -1, -1]` after the batch dimension
   (`max_batch_size` > 0), the model contract of DEVELOPERS.md;
 - dynamic batching with a small queue delay, so requests from many cameras or hosts that arrive
@@ -40,11 +40,10 @@ DEFAULT_QUEUE_DELAY_US = 2000
 PARAM_SCALE = "srx_scale"
 
 
-def triton_model_name(name: str, scale: int, precision: str = "fp32") -> str:
-    """'srcnn-9-1-5-x3', 3 -> 'srx_srcnn-9-1-5_x3' (and 'srx_srcnn-9-1-5-fp16_x3' for FP16)."""
+def triton_model_name(name: str, scale: int) -> str:
+    """'srcnn-9-1-5-x3', 3 -> 'srx_srcnn-9-1-5_x3', for either precision (it is the srx_precision
+    parameter, so a client and a pool of boxes find an FP16 engine and an FP32 graph by one name)."""
     base = re.sub(r"-x\d+$", "", str(name)) or "model"
-    if precision and precision != "fp32":
-        base += f"-{precision}"
     return f"srx_{re.sub(r'[^A-Za-z0-9_.-]+', '-', base)}_x{int(scale)}"
 
 
@@ -157,7 +156,7 @@ def triton_repo_from_model(model_file: Path, repo: Path, *, max_batch: int = DEF
             max_batch = min(max_batch, int(prof["max"][0]))  # the engine's batch limit
     else:
         raise SrxError(f"--triton-repo needs an srx .onnx graph or TensorRT .engine, got {model_file.name}")
-    name = triton_model_name(info["name"], int(info["scale"]), str(info.get("precision", "fp32")))
+    name = triton_model_name(info["name"], int(info["scale"]))  # as srx serve names it, FP16 too
     repo = check_triton_repo(repo)
     final = repo / name
     if final.exists() and not (final / "config.pbtxt").is_file():

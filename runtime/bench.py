@@ -125,16 +125,18 @@ def _ort_matmul(n: int, threads: int):
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def frame_flops(ckpt: Path, lr_h: int, lr_w: int) -> tuple[float, float]:
-    """(model, exported graph) FLOPs for one LR frame, counted by torch on meta tensors: the
-    export arrangement may do fewer multiply-adds than the model it computes."""
+def frame_flops(model_of: Path | ModelConfig, lr_h: int, lr_w: int) -> tuple[float, float]:
+    """(model, exported graph) FLOPs for one LR frame of a checkpoint's model, or of a configuration's
+    (a served model's: the count does not depend on the weights), counted by torch on meta tensors:
+    the export arrangement may do fewer multiply-adds than the model it computes."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from srx.checkpoint import model_from_checkpoint
     from srx.export.layouts import export_module
+    from srx.models import ModelConfig, build_model
 
-    model, _, _ = model_from_checkpoint(ckpt)
+    model = build_model(model_of) if isinstance(model_of, ModelConfig) else model_from_checkpoint(model_of)[0]
     modules = [model.eval(), export_module(model.eval())]  # both built before anything moves
     counts = []
     for module in modules:
@@ -444,8 +446,12 @@ def run_bench(
                         except SrxError as exc:
                             skip(backend, label, case, exc)
                             continue
-                        shown = getattr(runner, "model", label) if backend == "triton" else label
-                        entries.append(BenchEntry(runner, shown, flops))
+                        shown, counted_flops = label, flops
+                        if backend == "triton":  # the server's own model: its name, and its FLOPs where it says its layers
+                            shown = runner.model
+                            if runner.config is not None:
+                                counted_flops = frame_flops(runner.config, case[2], case[1])
+                        entries.append(BenchEntry(runner, shown, counted_flops))
                 case_rows, failed = bench_case(entries, case, reps, warmup, probe)
                 rows += case_rows
                 for entry, exc in failed:

@@ -319,8 +319,9 @@ def live_client(url: str, timeout: float = 5.0) -> Any:
         client.close()
         # a port that answers at once but not in gRPC may be Triton's HTTP one; a timeout (a box that
         # hangs, which the pool's prober meets again and again) is not worth another second of waiting
-        if _status(exc) != "StatusCode.DEADLINE_EXCEEDED" and _triton_http_at(url):
-            raise ServerAway(f"{url} is a Triton server's HTTP port; --server takes its gRPC port (8001 by default; "
+        kind = _triton_port_at(url) if _status(exc) != "StatusCode.DEADLINE_EXCEEDED" else None
+        if kind:
+            raise ServerAway(f"{url} is a Triton server's {kind} port; --server takes its gRPC port (8001 by default; "
                              "`srx serve` prints it in its clients: line)") from None
         raise ServerAway(f"no Triton server answers at {url} (gRPC): {_message(exc)}; start one with "
                        "`srx serve` or check --server HOST:PORT (the gRPC port, 8001 by default)") from None
@@ -330,19 +331,30 @@ def live_client(url: str, timeout: float = 5.0) -> Any:
     return client
 
 
-def _triton_http_at(url: str, timeout: float = 1.0) -> bool:
-    """Whether `url` answers Triton's HTTP health check (someone gave the HTTP port for the gRPC one)."""
+def _triton_port_at(url: str, timeout: float = 1.0) -> str | None:
+    """Which of a Triton server's other ports `url` is, "HTTP" or "metrics" (someone gave it for the
+    gRPC one), or None: the metrics port serves Prometheus text at /metrics, the HTTP port the health
+    check at /v2/health/live."""
     import http.client
 
     host, _, port = url.rpartition(":")
-    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+
+    def get(path: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read(65536)
+        finally:
+            conn.close()
+
     try:
-        conn.request("GET", "/v2/health/live")
-        return conn.getresponse().status == 200
+        status, body = get("/metrics")
+        if status == 200 and b"nv_" in body:
+            return "metrics"
+        return "HTTP" if get("/v2/health/live")[0] == 200 else None
     except (OSError, http.client.HTTPException, ValueError):
-        return False
-    finally:
-        conn.close()
+        return None
 
 
 def check_server(server: str, timeout: float = 5.0) -> str:

@@ -403,12 +403,19 @@ def _guard_empty_inputs(triton: Any, name: str) -> None:
                    "srx serve needs nvidia-pytriton 0.7")
 
 
+#: error lines every Triton log on a CPU host has from its start: never why a server stopped
+_BENIGN_LOG = ("CudaDriverHelper has not been initialized", "Failed to set config modification time")
+
+
 def _log_tail(path: Path, lines: int = 8) -> str:
+    """What a Triton log says went wrong: its error lines (glog's E..., "error", a fatal signal or
+    exception), less the ones every CPU server logs at its start, else its last lines."""
     try:
         text = path.read_text(errors="replace").strip().splitlines()
     except OSError:
         return ""
-    errors = [line for line in text if line[:1] == "E" or "error" in line.lower()]
+    text = [line for line in text if not any(b in line for b in _BENIGN_LOG)]
+    errors = [line for line in text if line[:1] == "E" or any(w in line.lower() for w in ("error", "signal (", "exception"))]
     return " | ".join((errors or text)[-lines:])
 
 

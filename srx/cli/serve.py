@@ -38,7 +38,8 @@ def serve_cmd(
     Each model is named srx_<name>_x<scale> (input lr_y, output hr_y, dynamic batching); point
     `srx stream/upscale/parity/bench --server HOST:GRPC_PORT` or any Triton client at it. Repeat
     --scale (and --weights) to serve several models from one server. Runs until Ctrl-C or SIGTERM,
-    then stops the server it started and prints the batch sizes Triton formed for each model."""
+    then stops the server it started and prints for each model the frames it ran and the batch sizes
+    of its model runs."""
     from srx.checkpoint import shipped_name
     from srx.errors import SrxError
     from srx.protocol import check_scale
@@ -94,14 +95,15 @@ def serve_cmd(
 
 
 def stopped_line(model_name: str, st: Optional[dict]) -> str:
-    """What the stop prints for one model: Triton's request and batch counts, however few."""
+    """What the stop prints for one model: the frames Triton ran and in how many model runs of which
+    batch sizes (a client's own batches and those Triton's dynamic batching formed, together), however few."""
     from srx.words import counted
 
     if st is None:
         return f"stopped {model_name}: no statistics (the server stopped before they could be read)"
     sizes = ", ".join(f"{n} x {b}" for b, n in st["batches"].items()) or "none"
     who = f"; counted by {st['counted_by']}, as Triton had stopped" if st.get("counted_by") else ""
-    return (f"stopped {model_name}: {counted(st['inference_count'], 'request')} in "
+    return (f"stopped {model_name}: {counted(st['inference_count'], 'frame')} in "
             f"{counted(st['execution_count'], 'model run')} (executions x batch size: {sizes}{who})")
 
 

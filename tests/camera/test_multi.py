@@ -164,7 +164,7 @@ def test_three_files_and_a_dead_url(tmp_path: Path, make_upscaler, caplog) -> No
     door = summary.sources["door"]
     assert door.frames_out == 0 and door.nosignal_frames >= 2 and door.reconnect_attempts >= 1
     # no real frame ever came, so no recording opened at the placeholder's made-up size; the log says so
-    assert not (tmp_path / "out" / "door.mkv").exists() and "door.mkv not written: no frame came" in caplog.text
+    assert not (tmp_path / "out" / "door.mkv").exists() and "door.mkv not written: no frame was upscaled" in caplog.text
     assert summary.total["frames_out"] == sum(counts.values())
     assert sum(size * n for size, n in summary.batches.items()) == sum(counts.values())
     assert "door" in summary.format() and "model calls" in summary.format()

@@ -33,7 +33,7 @@ def parse_config(path: Path):
 
 def test_names() -> None:
     assert triton_model_name("srcnn-9-1-5-x3", 3) == "srx_srcnn-9-1-5_x3"
-    assert triton_model_name("srcnn-9-1-5-x2", 2, "fp16") == "srx_srcnn-9-1-5-fp16_x2"
+    assert triton_model_name("srcnn-9-1-5-x2", 2) == "srx_srcnn-9-1-5_x2"  # FP16 too: srx_precision says which
 
 
 def test_onnx_repository(tmp_path: Path, tiny_checkpoint) -> None:
@@ -89,7 +89,7 @@ def test_engine_repository_uses_the_profile(tmp_path: Path) -> None:
         "model_config": {"scale": 2, "kernel_sizes": [9, 1, 5], "widths": [64, 32]}, "engine_sha256": sha256_file(engine),
         "profile": {"min": [1, 1, 16, 16], "opt": [1, 1, 360, 640], "max": [1, 1, 1080, 1920]}, **here}))
     folder = triton_repo_from_model(engine, tmp_path / "repo")
-    assert folder.name == "srx_srcnn-9-1-5-fp16_x2" and (folder / "1" / "model.plan").read_bytes() == engine.read_bytes()
+    assert folder.name == "srx_srcnn-9-1-5_x2" and (folder / "1" / "model.plan").read_bytes() == engine.read_bytes()
     cfg = parse_config(folder / "config.pbtxt")
     assert cfg.platform == "tensorrt_plan" and cfg.max_batch_size == 1 and not cfg.HasField("dynamic_batching")
     params = {k: v.string_value for k, v in cfg.parameters.items()}

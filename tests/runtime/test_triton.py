@@ -248,8 +248,11 @@ def test_bad_servers_are_one_line(served, tmp_path: Path) -> None:
                                    served["server"].url, "--scale", "2"])
     http = f"127.0.0.1:{served['server'].ports['http']}"
     http_port = cli.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "o.png"), "--server", http])
+    metrics = f"127.0.0.1:{served['server'].ports['metrics']}"
+    metrics_port = cli.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "o.png"), "--server", metrics])
     for res, message in ((nobody, "no Triton server answers at 127.0.0.1:"),
                          (http_port, f"{http} is a Triton server's HTTP port; --server takes its gRPC port"),
+                         (metrics_port, f"{metrics} is a Triton server's metrics port; --server takes its gRPC port"),
                          (in_use, "the port is already in use (another srx or server is on it); pick another port with --grpc-port"),
                          (wrong_scale, "(none of srx_camera_x2, srx_srcnn_x2, srx_fast_x2, srx_lrnet-32x4-pw3_x2, srx_srcnn-9-1-5_x2;")):
         assert res.exit_code == 1, res.output
@@ -283,6 +286,12 @@ def test_serve_names_the_model_and_a_client_finds_it_by_that_name(ckpt, tmp_path
         rows = json.loads(bench.stdout)["rows"]
         assert [(r["model"], r["case"]) for r in rows] == [("srx_lobby_x3", "quick x3")], rows
         assert json.loads(bench.stdout)["models"] == ["srx_lobby_x3"]  # what was benchmarked, not srcnn and fast
+        # its FLOPs (and so its floor) are the served model's, not those of bench's first -w (srcnn 9-1-5, 64/32)
+        from srx.checkpoint import resolve_weights
+        from srx.runtime.bench import frame_flops
+
+        assert rows[0]["model_gflop"] == pytest.approx(frame_flops(ckpt(3), 32, 40)[0] / 1e9)
+        assert rows[0]["model_gflop"] < frame_flops(resolve_weights("srcnn", 3), 32, 40)[0] / 1e9 / 4
     finally:
         assert server.stop() == 0, "".join(server.lines)
 
@@ -313,7 +322,7 @@ def test_one_server_serves_every_scale_and_each_client_finds_its_own(tmp_path: P
     finally:
         assert server.stop() == 0, "".join(server.lines)
     for scale in (2, 3):
-        assert any(line.startswith(f"stopped srx_camera_x{scale}: 2 requests in 1 model run ") for line in server.lines), \
+        assert any(line.startswith(f"stopped srx_camera_x{scale}: 2 frames in 1 model run ") for line in server.lines), \
             "".join(server.lines)
     # everything of Triton's ended by itself: srx serve's own resource tracker is not mistaken for one of them
     assert not any("still running after the stop" in line for line in server.lines), "".join(server.lines)
@@ -462,7 +471,7 @@ def test_an_fp16_graph_is_served_under_the_name_clients_find(onnx_graphs, tmp_pa
     # Triton counts the refused empty requests too, where it still answers (else srx's own count says so)
     import re
 
-    assert any(re.match(r"stopped srx_srcnn-9-1-5_x2: \d+ requests? in \d+ model runs? \(executions x batch size: \d+ x 1",
+    assert any(re.match(r"stopped srx_srcnn-9-1-5_x2: \d+ frames? in \d+ model runs? \(executions x batch size: \d+ x 1",
                         ln) for ln in server.lines), "".join(server.lines)
     assert not any(ln.startswith("srx serve: ") for ln in server.lines), "".join(server.lines)  # not forced
     assert not server.scratch_left()
@@ -853,3 +862,23 @@ def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes
     assert [e["event"] for e in summary.events if e["event"].startswith("server")] == ["server-lost", "server-back"]
     assert "DEADLINE_EXCEEDED" in next(e["error"] for e in summary.events if e["event"] == "server-lost") or \
         "Deadline" in next(e["error"] for e in summary.events if e["event"] == "server-lost")
+
+
+def test_a_stopped_server_is_explained_by_its_own_error_not_the_start_up_noise(tmp_path: Path) -> None:
+    """Every CPU Triton log has two E lines from its start; a server that later dies (the Python
+    backend aborting) is explained by what it said then, not by those."""
+    from srx.runtime.triton_server import _log_tail
+
+    log = tmp_path / "triton.log"
+    log.write_text(
+        'E1206 16:42:34.060584 30635 server.cc:241] "CudaDriverHelper has not been initialized."\n'
+        'I1206 16:42:35.000000 30635 server.cc:600] started\n'
+        'E1206 16:42:35.070764 30635 model_repository_manager.cc:470] "Failed to set config modification time: '
+        'model_config_content_name_ is empty"\n'
+        "terminate called after throwing an instance of 'boost::interprocess::lock_exception'\n"
+        "Signal (6) received.\n")
+    said = _log_tail(log)
+    assert "lock_exception" in said and "Signal (6)" in said
+    assert "CudaDriverHelper" not in said and "modification time" not in said
+    log.write_text('E1206 16:42:34.060584 30635 server.cc:241] "CudaDriverHelper has not been initialized."\nI1 ok\n')
+    assert _log_tail(log) == "I1 ok"  # nothing but the noise: the log's last lines
