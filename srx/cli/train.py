@@ -12,10 +12,14 @@ import typer
 
 from srx.cli.app import app, model_scale_option, parse_duration, scale_of_models, threads_option
 from srx.errors import SrxError
+from srx.presets import PRESET_NOTES, PRESETS
 from srx.words import counted
 
 log = logging.getLogger("srx")
 
+
+MODEL_HELP = ("Model preset (default: the architecture of --init, else srcnn-915): "
+              + ", ".join(f"{name} ({PRESET_NOTES[name]})" if name in PRESET_NOTES else name for name in PRESETS) + ".")
 
 DEVICE_HELP = ("Where to train: auto (a CUDA GPU where PyTorch sees one, else the CPU), cpu, cuda or cuda:N. "
                "Several torchrun processes train on the CPU.")
@@ -27,7 +31,7 @@ def train(
     data: Optional[list[Path]] = typer.Option(None, "--data", help="Folder of HR training images, or a video whose every Nth frame is one (repeat for several, e.g. T91 and BSD200, or your camera's footage); not needed with --resume, unless the run's data has moved: then its new place."),
     scale: Optional[int] = model_scale_option("--init's"),
     val: Optional[Path] = typer.Option(None, "--val", help="Folder of HR validation images (e.g. Set5) or a video; validated every epoch."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model preset (default: the architecture of --init, else srcnn-915): srcnn-915 (the reference), srcnn-955, lrnet-32x4-pw3 (the shipped `fast` and `camera`; grow it from lrnet-32x4-pw weights with scripts/add_pointwise.py --at 2 --at 1), lrnet-32x4-pw, lrnet-32x4-pw2, lrnet-32x4, lrnet-32x5, lrnet-24x5, lrnet-32x4-plain (no training-time branches)."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (passes over all patches)."),
     time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this long, e.g. 25m; the learning rate decays over it. With --resume: how long this invocation may train (the rate goes on from where the run stopped and reaches its end then)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
