@@ -843,11 +843,16 @@ def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes
         signal_b(signal.SIGCONT)
         wait_until(lambda: pool.servers[1].up or "error" in result, 60, "the woken server to be probed back")
         calls = pool.servers[1].calls
-        try:  # on a loaded machine a woken server has taken more than 30 s to serve calls again (1 run in 3)
-            wait_until(lambda: pool.servers[1].calls > calls or "error" in result, 90, "frames on the woken server")
-        except BaseException:
-            print("the pool when the woken server took no frames:", pool.server_summary(), pool.events)
-            raise
+        # on a loaded machine a woken server has taken more than 30 s to serve calls again (1 run in 3);
+        # and Triton's Python backend may abort after a freeze of seconds (boost::interprocess
+        # lock_exception, Signal 6: seen in 2 of some 15 runs), leaving no server to come back
+        wait_until(lambda: pool.servers[1].calls > calls or "error" in result or b.proc.poll() is not None, 90,
+                   "frames on the woken server (or its end)")
+        died = b.proc.poll() is not None and pool.servers[1].calls == calls
+        if died:
+            print("the woken server ended:", "".join(b.lines)[-3000:], pool.server_summary(), pool.events)
+            before = pool.servers[0].frames  # the pool goes on without it
+            wait_until(lambda: pool.servers[0].frames >= before + 20 or "error" in result, 30, "frames on a after b ended")
     finally:
         stop.set()
         thread.join(60)
@@ -859,9 +864,11 @@ def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes
     assert left_after < 15.0, f"took {left_after:.1f} s to leave a frozen server (the fixed deadline is 20 s)"
     summary = result["summary"]
     assert summary.fallback_frames == 0
-    assert [e["event"] for e in summary.events if e["event"].startswith("server")] == ["server-lost", "server-back"]
     assert "DEADLINE_EXCEEDED" in next(e["error"] for e in summary.events if e["event"] == "server-lost") or \
         "Deadline" in next(e["error"] for e in summary.events if e["event"] == "server-lost")
+    if died:  # what srx does was checked; that this Triton survives a freeze is not srx's to promise
+        pytest.xfail("Triton's Python backend aborted after the freeze (the pool left it and went on)")
+    assert [e["event"] for e in summary.events if e["event"].startswith("server")] == ["server-lost", "server-back"]
 
 
 def test_a_stopped_server_is_explained_by_its_own_error_not_the_start_up_noise(tmp_path: Path) -> None:
