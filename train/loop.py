@@ -577,7 +577,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
             "optimizer": optimizer.state_dict(),
             "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "elapsed_s": elapsed(),
             "best_psnr": best_psnr, "last_psnr": last_psnr, "bicubic_psnr": bicubic_psnr,
-            "val_set": cfg.val, "time_anchor": dict(anchor), "step_anchor": dict(step_anchor),
+            "val_set": cfg.val, "time_anchor": dict(anchor), "step_anchor": dict(step_anchor), "log_every": loss_every,
         }
 
     def validate_and_save(loss_value: float, validate: bool = True) -> None:
@@ -636,6 +636,8 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     logged_loss = float("nan")  # that row's
     if loss_every is not None and loss_every < 1:
         raise SrxError(f"--log-every must be at least 1 step, got {loss_every}")
+    if loss_every is None and state and state.get("log_every"):  # a resumed run logs as it did
+        loss_every = int(state["log_every"])
     loss_every = loss_every or max(1, min(50, steps_per_epoch // 20))
     last_save = time.monotonic()
     model.train()

@@ -55,7 +55,7 @@ def train(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where extracted patches are cached (default $SRX_CACHE_DIR/patches, else ~/.cache/srx/patches)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (without one, a progress line is logged now and then)."),
-    log_every: Optional[int] = typer.Option(None, "--log-every", help="Write the mean training loss to metrics.csv every N steps (default: about 20 rows per epoch, at most 50 steps apart)."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="Write the mean training loss to metrics.csv every N steps (default: about 20 rows per epoch, at most 50 steps apart; a resumed run keeps its own)."),
 ) -> None:
     """Train a super-resolution model on a folder of HR images (standard SR protocol)."""
     from srx.degrade import parse_degradation
