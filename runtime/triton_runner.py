@@ -130,12 +130,8 @@ class TritonRunner(Runner):
         from tritonclient.utils import InferenceServerException
 
         want = f" for x{scale}" if scale else ""
-        if self.expect:
-            try:
-                if client.is_model_ready(self.expect, client_timeout=min(self.timeout, 5.0)):
-                    return self.expect
-            except InferenceServerException:
-                pass
+        if self.expect and self._has(client, self.expect):
+            return self.expect
         listed = True
         try:
             index = client.get_model_repository_index(as_json=True, client_timeout=min(self.timeout, 5.0))
@@ -150,13 +146,7 @@ class TritonRunner(Runner):
         if srx:
             return srx[0]
         tried = [*([self.expect] if self.expect else []), *unnamed_served_models(scale or 3)]
-        ready = []
-        for name in tried:
-            try:
-                if client.is_model_ready(name, client_timeout=min(self.timeout, 5.0)):
-                    ready.append(name)
-            except InferenceServerException:
-                pass
+        ready = [name for name in tried if self._has(client, name)]
         if len(ready) == 1:
             return ready[0]
         if ready:
@@ -181,8 +171,7 @@ class TritonRunner(Runner):
         if asked(client.is_server_ready) is False:  # Triton is not ready while a model loads
             return ("it answers but is not ready: its models may still be loading; try again in a few seconds "
                     "(or wait until `srx serve` prints its clients: line)")
-        other = {s: [n for n in unnamed_served_models(s) if asked(client.is_model_ready, n)]
-                 for s in (2, 3, 4) if s != scale}
+        other = {s: [n for n in unnamed_served_models(s) if self._has(client, n)] for s in (2, 3, 4) if s != scale}
         found = {s: names for s, names in other.items() if names}
         if found:
             served = ", ".join(n for names in found.values() for n in names)
@@ -192,6 +181,7 @@ class TritonRunner(Runner):
                 "clients: line `srx serve` prints says which a client needs)")
 
     def _has(self, client: Any, name: str) -> bool:
+        """Whether the server has model `name` ready (an error asking counts as no)."""
         from tritonclient.utils import InferenceServerException
 
         try:

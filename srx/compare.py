@@ -97,6 +97,10 @@ def check_comparable(h: int, w: int, scale: int) -> None:
         raise SrxError(f"image is {w}x{h}, too small for a comparison at x{scale}; expected at least {need}x{need}")
 
 
+#: the largest panel side `srx compare` draws (crop x --zoom), in pixels
+MAX_PANEL_SIDE = 4096
+
+
 def detail_crop(hr_y: np.ndarray, size: int, scale: int) -> tuple[int, int, int]:
     """(y, x, side) of the `size`-pixel square with the most high-frequency detail (where SR shows)."""
     import cv2
@@ -156,6 +160,9 @@ def compare_image(hr_bgr: np.ndarray, scale: int, models: list[tuple[str, Path]]
     check_comparable(hr_bgr.shape[0], hr_bgr.shape[1], scale)  # before the crop to a multiple of the scale
     hr_y, clean_lr = make_pair(hr_bgr, scale)
     crop = detail_crop(hr_y, crop_size, scale)  # first: it says when the frame is too small to compare
+    if crop[2] * zoom > MAX_PANEL_SIDE:  # a picture to look at, not gigabytes of zoomed pixels
+        raise SrxError(f"--zoom {zoom} makes panels {crop[2] * zoom} pixels wide (a {crop[2]}-pixel crop); expected "
+                       f"crop x --zoom at most {MAX_PANEL_SIDE}")
     lr = degrade_for_eval(spec, hr_y, clean_lr, scale)
     panels = [Panel("HR", hr_y, None)]
     bic = bicubic_upscale_y(lr, scale)

@@ -346,8 +346,10 @@ def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise SrxError(f"{folder} is a file; expected a folder of images")
     files = sorted(p for p in folder.iterdir() if _is_image(p))
-    nested = sorted(p for sub in folder.iterdir() if sub.is_dir() and not sub.name.startswith(".")
-                    for p in sub.rglob("*") if _is_image(p) and not any(q.startswith(".") for q in p.relative_to(sub).parts))
+    told = folder.resolve() in _TOLD_SUBFOLDERS
+    nested = [] if files and told else sorted(  # walked only while it may still be said
+        p for sub in folder.iterdir() if sub.is_dir() and not sub.name.startswith(".")
+        for p in sub.rglob("*") if _is_image(p) and not any(q.startswith(".") for q in p.relative_to(sub).parts))
     if not files:
         videos = folder_videos(folder)
         if videos:
@@ -360,7 +362,7 @@ def list_images(folder: Path) -> list[Path]:
         raise SrxError(
             f"data folder {folder} holds no images; expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
         )
-    if nested and folder.resolve() not in _TOLD_SUBFOLDERS:
+    if nested and not told:
         _TOLD_SUBFOLDERS.add(folder.resolve())
         log.warning("%s: %s in its sub-folders left out (e.g. %s); srx reads a folder's own images, so pass a "
                     "sub-folder as a folder of its own to use them", folder, counted(len(nested), "image"), nested[0])

@@ -410,6 +410,8 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     `loss_every`: a metrics.csv row with the mean training loss every that many steps (default:
     about 20 per epoch, at most 50 steps apart), besides the row of each validation.
     """
+    if loss_every is not None and loss_every < 1:  # before patches are cut and a folder is made
+        raise SrxError(f"--log-every must be at least 1 step, got {loss_every}")
     state: dict[str, Any] | None = None
     more_time: float | None = None  # on resume, --time-budget: how long this invocation may train
     old_limits: tuple[int | None, int | None] = (None, None)  # on resume, the run's --epochs and --max-steps before
@@ -580,11 +582,13 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
             "val_set": cfg.val, "time_anchor": dict(anchor), "step_anchor": dict(step_anchor), "log_every": loss_every,
         }
 
-    def validate_and_save(loss_value: float, validate: bool = True) -> None:
+    def validate_and_save(loss_value: float | None, validate: bool = True) -> None:
+        """A metrics.csv row (`loss_value` None: before any training step), a validation where there is
+        --val (unless `validate` is False: a Ctrl-C saves at once), last.pt, and best.pt when it improved."""
         nonlocal best_psnr, last_psnr
         row = {"epoch": f"{epoch + batch_in_epoch / steps_per_epoch:.3f}", "step": step,
                "elapsed_s": f"{elapsed():.1f}", "lr": f"{optimizer.param_groups[0]['lr']:.3e}",
-               "train_loss": f"{loss_value:.6e}", "val_psnr": "", "val_ssim": "",
+               "train_loss": "" if loss_value is None else f"{loss_value:.6e}", "val_psnr": "", "val_ssim": "",
                "bicubic_psnr": f"{bicubic_psnr:.4f}" if bicubic_psnr else ""}
         improved = False
         if val_pairs and validate:
@@ -606,18 +610,14 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         except Exception as exc:  # a plot must never kill a training run
             log.warning("could not draw training.png: %s", exc)
 
+    if loss_every is None and state and state.get("log_every"):  # a resumed run logs as it did
+        loss_every = int(state["log_every"])
+    loss_every = loss_every or max(1, min(50, steps_per_epoch // 20))
     if state is None and cfg.init and val_pairs and ddp.is_main:
         # where a fine-tune starts: the --init weights on --val, a row at step 0 (no training loss yet),
         # and best.pt until an epoch beats them (a fine-tune that only loses keeps the weights it began from)
         log.info("scoring the --init weights on --val (%s) before training", counted(len(val_pairs), "image"))
-        model.eval()
-        res = evaluate(val_pairs, cfg.scale, torch_predictor(model))
-        model.train()
-        best_psnr = last_psnr = res["mean"]["model_psnr"]
-        _append_metrics(metrics_path, {"epoch": "0.000", "step": 0, "elapsed_s": "0.0",
-                                       "lr": f"{_lr_at(cfg, 0.0):.3e}", "train_loss": "", "val_psnr": f"{best_psnr:.4f}",
-                                       "val_ssim": f"{res['mean']['model_ssim']:.5f}", "bicubic_psnr": f"{bicubic_psnr:.4f}"})
-        save_checkpoint(out_dir / "best.pt", model, mcfg, **checkpoint_extra())
+        validate_and_save(None)
         log.info("the --init weights score %.3f dB on --val (bicubic %.3f dB) before training", best_psnr, bicubic_psnr)
     if state is None and cfg.init and val_pairs:
         ddp.barrier()  # every process starts its clock together after that scoring: one schedule for all
@@ -634,11 +634,6 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     running_loss, loss_count = 0.0, 0
     window_loss, window_count = 0.0, 0  # the training loss since the last metrics.csv row
     logged_loss = float("nan")  # that row's
-    if loss_every is not None and loss_every < 1:
-        raise SrxError(f"--log-every must be at least 1 step, got {loss_every}")
-    if loss_every is None and state and state.get("log_every"):  # a resumed run logs as it did
-        loss_every = int(state["log_every"])
-    loss_every = loss_every or max(1, min(50, steps_per_epoch // 20))
     last_save = time.monotonic()
     model.train()
     try:

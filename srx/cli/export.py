@@ -127,10 +127,13 @@ def export_cmd(
         folder = triton_repo_from_model(built or fp32, triton_repo)
         typer.echo(f"wrote Triton model {folder.name} into {triton_repo} ({folder / 'config.pbtxt'})")
         if built is not None:
-            from srx.export.tensorrt import check_engine_sidecar
+            import json
 
+            from srx.export.tensorrt import sidecar_path
+
+            built_with = json.loads(sidecar_path(built).read_text()).get("tensorrt_version")  # written just now
             typer.echo(f"note: the plan loads only in a Triton server whose TensorRT is "
-                       f"{check_engine_sidecar(built).get('tensorrt_version')} (the tritonserver release that ships it), "
+                       f"{built_with} (the tritonserver release that ships it), "
                        f"on a GPU like this one; --no-engine writes an ONNX model that any Triton with ONNX Runtime loads")
     if check:
         _print_parity(path, scale, graphs=(fp32, graph if fp16 else None), engine=built, data=None, synthetic=False,

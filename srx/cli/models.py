@@ -56,10 +56,6 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     console.print(f"default (a command without --weights): {DEFAULT_SHIPPED}", markup=False)
 
 
-#: the largest panel side `srx compare` draws (--crop x --zoom), in pixels
-MAX_PANEL_SIDE = 4096
-
-
 @app.command()
 def compare(
     source: Path = typer.Argument(..., help="An HR image, or a video (one frame of it is the HR image)."),
@@ -99,11 +95,6 @@ def compare(
         raise SrxError(f"--out {out} is the input itself, which would be overwritten; expected another .png name")
     chosen = [(label, resolve_weights(given, scale)) for label, given in labelled]
     hr, label = read_hr_frame(source, frame)
-    h, w = (n - n % scale for n in hr.shape[:2])  # cropped to a multiple of the scale, as the protocol does
-    side = min(crop, h - 2 * scale, w - 2 * scale)  # the crop a small picture leaves
-    if side * zoom > MAX_PANEL_SIDE:  # a picture to look at, not gigabytes of zoomed pixels
-        raise SrxError(f"--zoom {zoom} makes panels {side * zoom} pixels wide (a {side}-pixel crop); expected "
-                       f"crop x --zoom at most {MAX_PANEL_SIDE}")
     picture, panels = compare_image(hr, scale, chosen, spec, label, crop, zoom)
     write_image(out, picture)
     typer.echo(f"wrote {out} ({picture.shape[1]}x{picture.shape[0]}): " + ", ".join(

@@ -61,8 +61,6 @@ def train(
     from srx.degrade import parse_degradation
     from srx.train.loop import TrainConfig, new_run_dir, train as run_train
 
-    if log_every is not None and log_every < 1:  # before patches are cut and a folder is made
-        raise SrxError(f"--log-every must be at least 1 step, got {log_every}")
     repeated = sorted({str(d) for d in data or [] if [Path(x).resolve() for x in data].count(Path(d).resolve()) > 1})
     if repeated and resume is None:  # beside --resume, --data names the run's moved data: its own check
         raise SrxError(f"--data {', '.join(repeated)} given more than once; expected each folder or video once "
