@@ -10,7 +10,7 @@ latency while it catches up. Reading never stops (OpenCV's own buffer is kept at
 backend allows it), so the held frames are always the camera's newest. Recorded sources (files, the
 demo scene) are paced at their fps, as if they were a camera. `drop=False` turns this into a small
 blocking queue: every frame is processed, none dropped, no pacing (for measuring, not for live
-viewing).
+viewing; `pace=True` keeps a recorded source's rate all the same, for a published stream).
 
 `SourceSpec.max_fps` (--max-fps) passes at most that many frames a second to the model, evenly
 spaced in the source's time (a file's frame times, a live source's clock), and counts the rest as

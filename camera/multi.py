@@ -366,7 +366,7 @@ def stream_many(
     web server). `stats[name]` may be passed in to share live numbers. `on_frame(name, frame,
     output, t_done)` is called after each upscaled frame is delivered."""
     from srx.camera.fallback import InferenceGuard
-    from srx.camera.stream import RecordingClock, _Signals, _write_all, check_bounds, every_frame
+    from srx.camera.stream import RecordingClock, _Signals, _write_all, check_bounds, every_frame, paced_for
 
     check_bounds(max_frames, duration)
     check_buffer(buffer)
@@ -408,7 +408,7 @@ def stream_many(
                 if drop and why:
                     log.info("%s: %s", lane.src.name, why)
                 lane.capture = SourceCapture(lane.src.spec, reader, ready, name=lane.src.name,
-                                             drop=drop and why is None, buffer=buffer,
+                                             drop=drop and why is None, pace=paced_for(lane.outputs, drop, why), buffer=buffer,
                                              reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
                 fps = (reader.fps if reader is not None else None) or lane.src.spec.fps
                 lane.clock = RecordingClock(fps, lane.src.spec.live, nosignal_fps)

@@ -32,7 +32,7 @@ import numpy as np
 
 from srx.errors import SrxError
 from srx.fsutil import check_nearest_folder
-from srx.words import counted
+from srx.words import counted, seconds_text
 
 log = logging.getLogger("srx")
 
@@ -53,6 +53,9 @@ class Output:
     #: keeps the size of its first frame (a video file, a published stream): it is not given the
     #: no-signal placeholder of a source whose size is not known yet, only real frames open it
     fixed_size = False
+    #: a live feed that must not run ahead of real time (a published stream: its receivers play and
+    #: record it by its arrival): a recorded source is read at its own rate even with --no-drop
+    paced = False
 
     def write(self, frame: np.ndarray) -> bool:
         raise NotImplementedError
@@ -189,9 +192,9 @@ class VideoFileOutput(Output):
             os.replace(self.tmp, self.path)
             if self._span is not None:  # each frame at its time: until the last one's is over
                 seconds = self._span[1] - self._span[0] + 1.0 / self.fps
-                length = f"{counted(self.frames, 'frame')}, {seconds:.1f} s, each at its time"
+                length = f"{counted(self.frames, 'frame')}, {seconds_text(seconds)}, each at its time"
             else:
-                length = f"{counted(self.frames, 'frame')}, {self.frames / self.fps:.1f} s at {self.fps:g} fps"
+                length = f"{counted(self.frames, 'frame')}, {seconds_text(self.frames / self.fps)} at {self.fps:g} fps"
             if self.distinct < self.frames:
                 log.info("recorded %s to %s: %d distinct, the rest repeats of the one before where the stream "
                          "showed no new frame (frames dropped or skipped, no signal), so the video keeps the "
@@ -289,7 +292,8 @@ class RtspOutput(Output):
 
     x264 as for a recording (preset ultrafast, one thread) with no B-frames or look-ahead and a
     keyframe every second, so a viewer that joins decodes within a second. Each frame carries its
-    wall-clock time, so the published stream keeps real time without repeating frames.
+    wall-clock time, so the published stream keeps real time without repeating frames; a file
+    source is read at its own rate for it even with --no-drop (`paced`), never faster.
 
     Nothing listening when the output is made is one clear error, before the model loads; a
     server that refuses the stream at first (a wrong path, a login) ends the run with its reason.
@@ -298,6 +302,10 @@ class RtspOutput(Output):
 
     realtime = False
     fixed_size = True
+    paced = True
+    #: seconds between the last frame and the end of the session: a receiver that holds what arrives
+    #: in a jitter buffer (GStreamer's rtpbin: 200 ms) drops what it still holds at the TEARDOWN
+    LINGER_S = 0.5
 
     def __init__(self, url: str, fps: float = 10.0, retry_max_wait: float = 30.0) -> None:
         from srx.camera.sources import redact_url
@@ -320,6 +328,7 @@ class RtspOutput(Output):
         self._started = False
         self._retry_at = 0.0
         self._wait = 1.0
+        self._sent_at = 0.0  # when the last frame went out
 
     def _open(self, frame: np.ndarray) -> None:
         from srx.media import H264Writer, LiveTarget
@@ -368,6 +377,7 @@ class RtspOutput(Output):
             self.writer.write(_fit(frame, self.size), (time.monotonic() - self._t0) * 1000)
         except SrxError as exc:
             return self._failed(exc)
+        self._sent_at = time.monotonic()
         if not self._started:
             self._started = True
             self.sessions += 1
@@ -387,6 +397,7 @@ class RtspOutput(Output):
 
     def close(self) -> None:
         if self.writer is not None:
+            time.sleep(max(0.0, self._sent_at + self.LINGER_S - time.monotonic()))  # the last frames reach the viewers
             try:
                 self.writer.close()
             except SrxError as exc:

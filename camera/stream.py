@@ -185,8 +185,8 @@ def stream(
             why = every_frame(spec)
             if drop and why:
                 log.info("%s (the images themselves, named as they are: srx upscale %s --out FOLDER)", why, spec.target)
-            capture = CaptureThread(spec, reader, drop=drop and why is None, buffer=buffer, reconnect_max_wait=reconnect_max_wait,
-                                    open_timeout=open_timeout)
+            capture = CaptureThread(spec, reader, drop=drop and why is None, pace=paced_for(outputs, drop, why),
+                                    buffer=buffer, reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
             for o in outputs:
                 if hasattr(o, "fps") and reader.fps:
                     o.fps = reader.fps  # recordings play at the source's rate
@@ -378,6 +378,16 @@ class RecordingClock:
         due = int((t - self.t0) * self.fps + 0.5) + 1  # slots from the recording's start through this frame
         repeat, self.slots = due - self.slots, max(self.slots, due)
         return max(repeat, 0)
+
+
+def paced_for(outputs: Sequence[Output], drop: bool, every_frame_why: str | None) -> bool | None:
+    """Whether the capture paces a recorded source at its own rate where it would not: with
+    `--no-drop` (which reads a file as fast as the model takes it) when an output is `paced` (a
+    published stream, which would otherwise play fast). None: the capture's own rule (paced unless
+    --no-drop); an image folder (`every_frame_why`) is never paced."""
+    if drop or every_frame_why is not None or not any(o.paced for o in outputs):
+        return None
+    return True
 
 
 def _write_all(outputs: Sequence[Output], frame: np.ndarray, repeat: int = 1, at_s: float | None = None,

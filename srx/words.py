@@ -5,3 +5,9 @@ from __future__ import annotations
 def counted(n: int, noun: str) -> str:
     """'1 frame', '3 frames': a count with its noun in the right number (nouns that take an s)."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def seconds_text(s: float) -> str:
+    """'12.3 s', '0.04 s': a length in seconds with a tenth's precision, and two significant digits
+    under a second, so a short recording (one frame at 25 fps) does not read as '0.0 s'."""
+    return f"{s:.1f} s" if s >= 0.95 or s <= 0 else f"{s:.2g} s"

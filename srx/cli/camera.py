@@ -40,7 +40,7 @@ def stream_cmd(
         "repeat for several sources, NAME=SPEC names one (default names: cam0, the file's stem, the URL's host)."),
     demo: bool = typer.Option(False, "--demo", help="Stream srx's built-in synthetic street clip (320x180, 100 frames at 10 fps)."),
     loop: bool = typer.Option(False, "--loop", help="Start a file (or the demo) again when it ends."),
-    no_drop: bool = typer.Option(False, "--no-drop", help="Process every frame (no pacing, nothing dropped) instead of always the newest."),
+    no_drop: bool = typer.Option(False, "--no-drop", help="Process every frame, nothing dropped, instead of always the newest: a file is read as fast as the model takes it (at its own rate where it is published to an rtsp:// output)."),
     buffer: int = typer.Option(
         2, "--buffer", help="Frames held for the model per source; when one more arrives the oldest is dropped. 1: always the "
         "newest alone (lowest latency); 2 (default) rides out a one-off slow inference at one frame of extra latency."),

@@ -604,3 +604,52 @@ def test_a_fixed_rate_recording_never_shows_a_frame_before_its_time(tmp_path: Pa
     assert len(exact) == 4 and len(shown) >= 16
     first_slot = [next(i for i, f in enumerate(shown) if np.abs(f.astype(int) - e).mean() < 3) for e in exact]
     assert first_slot == [0, 5, 10, 15]
+
+
+def test_a_one_frame_recording_says_how_long_it_plays(tmp_path: Path, caplog) -> None:
+    """One picture streamed into a recording plays for one frame's time (1/25 s); the log says
+    so, not '0.0 s'."""
+    import logging
+
+    import av
+
+    caplog.set_level(logging.INFO, logger="srx")
+    out = VideoFileOutput(tmp_path / "one.mp4", fps=25)
+    assert out.write(np.full((48, 64, 3), 90, np.uint8), 0.0)
+    out.close()
+    assert f"recorded 1 frame, 0.04 s, each at its time to {tmp_path / 'one.mp4'}" in caplog.text
+    with av.open(str(tmp_path / "one.mp4")) as box:
+        assert box.duration / av.time_base == pytest.approx(0.04, abs=1e-3)
+
+
+def test_no_drop_reads_a_file_at_its_own_rate_for_a_published_stream(tmp_path: Path, make_upscaler) -> None:
+    """--no-drop reads a file as fast as the model takes it (for measuring), but a published stream
+    (an output that is `paced`, as RTSP publishing is) is played and recorded by its receivers as it
+    arrives: the file is read at its own rate for it, so it does not play fast. Every frame still
+    goes out, none dropped."""
+    from srx.camera.outputs import Output
+    from srx.camera.stream import paced_for
+    from tests.conftest import silent_video
+
+    class Feed(Output):
+        paced = True
+
+        def __init__(self) -> None:
+            self.arrived: list[float] = []
+
+        def write(self, frame: np.ndarray) -> bool:
+            self.arrived.append(time.monotonic())
+            return True
+
+    clip = silent_video(tmp_path / "door.avi", 8, (64, 48), fps=10)
+    feed = Feed()
+    summary = stream(SourceSpec("file", str(clip)), make_upscaler(2), [feed], drop=False, quiet=True)
+    assert summary.frames_out == 8 == len(feed.arrived) and summary.dropped == 0
+    # frame k is due 100 ms after frame k-1: 7 intervals
+    assert feed.arrived[-1] - feed.arrived[0] >= 0.65
+    # the rule: only --no-drop with a paced output changes the capture's pacing; an image folder never
+    recording = VideoFileOutput(tmp_path / "r.mkv")
+    assert paced_for([recording], drop=False, every_frame_why=None) is None
+    assert paced_for([recording, feed], drop=False, every_frame_why=None) is True
+    assert paced_for([feed], drop=True, every_frame_why=None) is None
+    assert paced_for([feed], drop=False, every_frame_why="a folder of images") is None
