@@ -51,8 +51,9 @@ def _frame_at(cap: Any, index: int) -> tuple[np.ndarray | None, int]:
     return img, decoded
 
 
-def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str]:
-    """A BGR image from an image file, or frame `frame` (default: the middle one) of a video."""
+def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str, int | None]:
+    """A BGR image from an image file, or frame `frame` (default: the middle one) of a video; its
+    label, and its number in the video (None for an image)."""
     from srx.imageio import is_video, listed_frames, open_video, read_image
 
     path = Path(path)
@@ -63,7 +64,7 @@ def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str
     if not is_video(path):
         if frame is not None:
             raise SrxError(f"--frame applies to videos; {path} is an image")
-        return read_image(path), path.name
+        return read_image(path), path.name, None
     cap = open_video(path)
     try:
         count = listed_frames(cap)
@@ -86,7 +87,7 @@ def read_hr_frame(path: Path, frame: int | None = None) -> tuple[np.ndarray, str
             img, _ = _frame_at(cap, want)
         finally:
             cap.release()
-    return img, f"{path.name} frame {want}"
+    return img, f"{path.name} frame {want}", want
 
 
 def check_comparable(h: int, w: int, scale: int) -> None:
@@ -150,8 +151,9 @@ def compose(panels: list[Panel], crop: tuple[int, int, int], zoom: int, title: s
 
 
 def compare_image(hr_bgr: np.ndarray, scale: int, models: list[tuple[str, Path]], spec, source: str,
-                  crop_size: int = 160, zoom: int = 2) -> tuple[np.ndarray, list[Panel]]:
-    """The comparison picture and its panels (PSNR over the whole frame) for `models`: (label, weights)."""
+                  crop_size: int = 160, zoom: int = 2, frame: int | None = None) -> tuple[np.ndarray, list[Panel]]:
+    """The comparison picture and its panels (PSNR over the whole frame) for `models`: (label, weights).
+    `frame`: the picture's number in its video, which seeds a ranged degradation as `srx eval` does."""
     from srx.checkpoint import model_from_checkpoint
     from srx.degrade import degrade_for_eval
     from srx.evaluate import quantize, torch_predictor
@@ -163,7 +165,7 @@ def compare_image(hr_bgr: np.ndarray, scale: int, models: list[tuple[str, Path]]
     if crop[2] * zoom > MAX_PANEL_SIDE:  # a picture to look at, not gigabytes of zoomed pixels
         raise SrxError(f"--zoom {zoom} makes panels {crop[2] * zoom} pixels wide (a {crop[2]}-pixel crop); expected "
                        f"crop x --zoom at most {MAX_PANEL_SIDE}")
-    lr = degrade_for_eval(spec, hr_y, clean_lr, scale)
+    lr = degrade_for_eval(spec, hr_y, clean_lr, scale, frame)
     panels = [Panel("HR", hr_y, None)]
     bic = bicubic_upscale_y(lr, scale)
     panels.append(Panel("bicubic", bic, psnr(hr_y, bic, scale)))

@@ -12,18 +12,23 @@ without it, like a sensor's cheap decimation), round to 8 bits, add Gaussian noi
 Y levels) and round again, then code the Y plane: JPEG through OpenCV (libjpeg's luma table, as a
 camera's MJPEG or a JPEG snapshot) or a real video encoder at the given CRF, x264 for H.264
 (`h264=23..40`; about 2 ms per training patch) or x265 for H.265/HEVC (`h265=23..40`), what most IP
-cameras stream now; both from PyAV's bundled FFmpeg, one intra frame each.
+cameras stream now; both from PyAV's bundled FFmpeg, one intra frame each, coded as a frame of a
+25 fps stream (`fps=10` for another rate: their CRF spends more bits a frame at a lower rate, so a
+10 fps camera's CRF 30 is a milder coding than a 25 fps one's) and with x264 on two threads on every
+host (one thread codes a little differently).
 A spec that names several codes each sample with one of them, drawn at even odds. A
 range `a..b` is drawn uniformly per sample; a single value is fixed. `clean=p` leaves a fraction p
 of training samples as the standard protocol makes them, so the model keeps its clean skill.
 
 Training draws each sample's parameters from a generator seeded by (seed, step), so `--seed`
-reproduces a run; evaluation uses `degrade_for_eval`, seeded by the image's own pixels, so the same
-spec scores the same LR for a picture every time, whatever is scored beside it.
+reproduces a run; evaluation uses `degrade_for_eval`, seeded by the image's own pixels (a video
+frame: by its number), so the same spec scores the same LR for a picture every time, whatever is
+scored beside it.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, replace
@@ -41,7 +46,9 @@ PRESETS: dict[str, str] = {
 }
 
 _LIMITS: dict[str, tuple[float, float]] = {"jpeg": (1, 100), "h264": (0, 51), "h265": (0, 51), "noise": (0, 50),
-                                           "blur": (0, 5), "clean": (0, 1)}
+                                           "blur": (0, 5), "clean": (0, 1), "fps": (1, 240)}
+#: the frame rate the video codecs' CRF assumes where a spec names none
+DEFAULT_FPS = 25.0
 #: the codecs a spec may name, in the order a spec string lists them
 CODECS = ("jpeg", "h264", "h265")
 _LEVEL_NAMES = {"jpeg": "JPEG quality", "h264": "x264's CRF", "h265": "x265's CRF"}
@@ -59,6 +66,7 @@ class Degradation:
     blur: tuple[float, float] | None = None  # Gaussian sigma before the shrink, HR pixels
     shrink: tuple[str, ...] = ("aa",)
     clean: float = 0.0  # fraction of training samples left clean
+    fps: float = DEFAULT_FPS  # the stream's frame rate for h264/h265 (their CRF's rate control depends on it)
 
     @property
     def is_clean(self) -> bool:
@@ -74,6 +82,8 @@ class Degradation:
                 parts.append(f"{key}={_fmt(rng[0])}" if rng[0] == rng[1] else f"{key}={_fmt(rng[0])}..{_fmt(rng[1])}")
         if self.shrink != ("aa",):
             parts.append("shrink=" + "|".join(self.shrink))
+        if self.fps != DEFAULT_FPS:
+            parts.append(f"fps={_fmt(self.fps)}")
         if self.clean:
             parts.append(f"clean={_fmt(self.clean)}")
         return ",".join(parts)
@@ -124,6 +134,8 @@ class Degradation:
             codecs = [codecs[int(rng.integers(len(codecs)))]]
         if codecs:  # the grid: JPEG's 8x8 blocks, H.264's 16x16 macroblocks, x265's 64x64 coding tree units
             coder, block = {"jpeg": (jpeg_y, 8), "h264": (h264_y, 16), "h265": (h265_y, 64)}[codecs[0]]
+            if codecs[0] != "jpeg":
+                coder = functools.partial(coder, fps=self.fps)
             lr = _coded(coder, lr, int(round(_draw(getattr(self, codecs[0]), rng))), block, rng if grid_phase else None)
         return lr
 
@@ -165,7 +177,9 @@ def parse_degradation(text: str | None) -> Degradation:
             lo, hi = _LIMITS[key]
             m = re.fullmatch(rf"({_NUMBER})(?:\.\.({_NUMBER}))?", value)
             if not m or "..." in value:  # 30...95 would read as 30..0.95
-                raise SrxError(f"degradation {key}={value}: expected a number or a range a..b with a <= b")
+                apart = ("; keys are separated by commas, e.g. jpeg=30..95,noise=0..2"
+                         if any(c in value for c in ";= ") else "")
+                raise SrxError(f"degradation {key}={value}: expected a number or a range a..b with a <= b{apart}")
             a = float(m.group(1))
             b = float(m.group(2)) if m.group(2) is not None else a
             if a > b:
@@ -175,10 +189,15 @@ def parse_degradation(text: str | None) -> Degradation:
             if key in CODECS and not (a.is_integer() and b.is_integer()):
                 raise SrxError(f"degradation {key}={value}: {_LEVEL_NAMES[key]} is a whole number; "
                                f"expected whole numbers, e.g. {key}={_LEVEL_EXAMPLES[key]}")
-            fields[key] = b if key == "clean" else (a, b)
+            if key == "fps" and a != b:
+                raise SrxError(f"degradation fps={value}: expected one frame rate, e.g. fps=10 (the rate of the camera's stream)")
+            fields[key] = b if key in ("clean", "fps") else (a, b)
         else:
-            raise SrxError(f"unknown degradation key {key!r} in {text!r}: expected jpeg, h264, h265, noise, blur, shrink or clean "
-                           f"(or a preset: {', '.join(PRESETS)})")
+            raise SrxError(f"unknown degradation key {key!r} in {text!r}: expected jpeg, h264, h265, noise, blur, shrink, "
+                           f"fps or clean, separated by commas (or a preset: {', '.join(PRESETS)})")
+    if "fps" in fields and not ("h264" in fields or "h265" in fields):
+        raise SrxError(f"degradation {text!r}: fps= is the frame rate the h264/h265 coding assumes; "
+                       "expected it beside h264= or h265= (JPEG codes each frame alone)")
     if "h264" in fields or "h265" in fields:
         _pyav()
     return Degradation(**fields)
@@ -212,22 +231,25 @@ def _pyav():
     return pyav_module("the h264 and h265 degradations")
 
 
-def h264_y(y: np.ndarray, crf: int) -> np.ndarray:
-    """A uint8 Y plane through x264 (one intra frame, CRF `crf`, preset medium) and FFmpeg's decoder."""
-    return _video_coded_y(y, "libx264", "h264", {"crf": str(int(crf)), "preset": "medium"})
+def h264_y(y: np.ndarray, crf: int, fps: float = DEFAULT_FPS) -> np.ndarray:
+    """A uint8 Y plane through x264 (one intra frame of an `fps` stream, CRF `crf`, preset medium, two
+    threads: x264's output depends on its thread count, one codes differently from two or more, so a
+    fixed count codes alike on every host) and FFmpeg's decoder."""
+    return _video_coded_y(y, "libx264", "h264", {"crf": str(int(crf)), "preset": "medium", "threads": "2"}, fps)
 
 
-def h265_y(y: np.ndarray, crf: int) -> np.ndarray:
-    """A uint8 Y plane through x265 (one intra frame, CRF `crf`, preset medium, its log silenced)
-    and FFmpeg's HEVC decoder."""
+def h265_y(y: np.ndarray, crf: int, fps: float = DEFAULT_FPS) -> np.ndarray:
+    """A uint8 Y plane through x265 (one intra frame of an `fps` stream, CRF `crf`, preset medium, its
+    log silenced) and FFmpeg's HEVC decoder."""
     return _video_coded_y(y, "libx265", "hevc", {"crf": str(int(crf)), "preset": "medium",
-                                                  "x265-params": "log-level=none"})
+                                                  "x265-params": "log-level=none"}, fps)
 
 
 MIN_CODED_SIDE = 16  # the smallest frame side coded (x265 opens no encoder below it; x264 does)
 
 
-def _video_coded_y(y: np.ndarray, encoder: str, decoder: str, options: dict[str, str]) -> np.ndarray:
+def _video_coded_y(y: np.ndarray, encoder: str, decoder: str, options: dict[str, str],
+                   fps: float = DEFAULT_FPS) -> np.ndarray:
     """`y` coded as one frame by `encoder` and decoded by `decoder`. The plane goes in as the luma
     of a 4:2:0 frame (edge-padded to even sides of at least MIN_CODED_SIDE, neutral chroma), so no
     range conversion touches it."""
@@ -239,7 +261,8 @@ def _video_coded_y(y: np.ndarray, encoder: str, decoder: str, options: dict[str,
     padded = np.pad(y, ((0, H - h), (0, W - w)), mode="edge")
     frame = av.VideoFrame.from_ndarray(np.concatenate([padded, np.full((H // 2, W), 128, np.uint8)]), format="yuv420p")
     enc = av.CodecContext.create(encoder, "w")
-    enc.width, enc.height, enc.pix_fmt, enc.time_base = W, H, "yuv420p", Fraction(1, 25)
+    enc.width, enc.height, enc.pix_fmt = W, H, "yuv420p"
+    enc.time_base = 1 / Fraction(fps).limit_denominator(1001)  # 29.97 as 30000/1001
     enc.options = options
     packets = list(enc.encode(frame)) + list(enc.encode(None))
     dec = av.CodecContext.create(decoder, "r")
@@ -249,14 +272,18 @@ def _video_coded_y(y: np.ndarray, encoder: str, decoder: str, options: dict[str,
     return np.ascontiguousarray(frames[0].to_ndarray(format="yuv420p")[:h, :w])
 
 
-def degrade_for_eval(deg: Degradation, hr_y: np.ndarray, clean_lr: np.ndarray, scale: int) -> np.ndarray:
+def degrade_for_eval(deg: Degradation, hr_y: np.ndarray, clean_lr: np.ndarray, scale: int,
+                     frame: int | None = None) -> np.ndarray:
     """The evaluation LR of an image: deterministic for a given spec and image (and never left
     clean). Ranged draws (the `camera` preset's quality and noise) are seeded by the image's own
-    pixels, so a picture or a video frame gets the same LR whatever else is scored beside it (a
-    folder, another --every or --frames, `srx compare`)."""
+    pixels, or for a video's frame by its number (`frame`), so a picture or a frame gets the same LR
+    whatever else is scored beside it (a folder, another --every or --frames, `srx compare`). A
+    frame's pixels depend on the decoder (OpenCV 4 and 5 turn the CCTV clip's colours into RGB
+    about 1.8 levels apart), its number does not: its draw is the same on every install."""
     if deg.is_clean:
         return clean_lr
-    rng = np.random.default_rng([20261123, image_seed(hr_y)])
+    seed = image_seed(hr_y) if frame is None else frame_seed(frame, hr_y.shape)
+    rng = np.random.default_rng([20261123, seed])
     return dataclasses.replace(deg, clean=0.0).lr_from_hr(hr_y, scale, rng, clean_lr)
 
 
@@ -264,6 +291,12 @@ def image_seed(image: np.ndarray) -> int:
     """A 64-bit number from an image's size and pixels: the same image, the same number."""
     digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=8,
                              person=str(image.shape).encode()[:16])
+    return int.from_bytes(digest.digest(), "little")
+
+
+def frame_seed(frame: int, shape: tuple[int, ...]) -> int:
+    """A 64-bit number from a video frame's number and size (as image_seed, without the pixels)."""
+    digest = hashlib.blake2b(f"frame {int(frame)}".encode(), digest_size=8, person=str(tuple(shape)).encode()[:16])
     return int.from_bytes(digest.digest(), "little")
 
 

@@ -39,6 +39,7 @@ class EvalImage:
     name: str
     hr_y: np.ndarray  # uint8
     lr_y: np.ndarray  # uint8
+    frame: int | None = None  # its number in a video (what seeds its degradation), None for an image
 
 
 def _video_items(path: Path, scale: int, every: int, frames: FrameRange, option: str) -> Iterator[EvalImage]:
@@ -48,7 +49,7 @@ def _video_items(path: Path, scale: int, every: int, frames: FrameRange, option:
         if (why := too_small(frame.shape, scale)) is not None:
             raise SrxError(f"{path}: its frames are {why}")
         hr_y, lr_y = make_pair(frame, scale)
-        yield EvalImage(f"frame_{index:05d}", hr_y, lr_y)
+        yield EvalImage(f"frame_{index:05d}", hr_y, lr_y, index)
 
 
 def eval_items(path: Path, scale: int, every: int = 10, frames: FrameRange = FrameRange(),
@@ -130,11 +131,11 @@ def load_eval_image(path: Path, scale: int) -> EvalImage:
 
 def degrade_each(pairs: Iterable[EvalImage], spec: "Degradation", scale: int) -> Iterator[EvalImage]:
     """The same pairs with the LR side degraded by `spec`, deterministically per image (seeded by
-    its pixels), one at a time."""
+    its pixels, a video frame by its number), one at a time."""
     from srx.degrade import degrade_for_eval
 
     for p in pairs:
-        yield EvalImage(p.name, p.hr_y, degrade_for_eval(spec, p.hr_y, p.lr_y, scale))
+        yield EvalImage(p.name, p.hr_y, degrade_for_eval(spec, p.hr_y, p.lr_y, scale, p.frame), p.frame)
 
 
 def degraded(pairs: Iterable[EvalImage], spec: "Degradation", scale: int) -> list[EvalImage]:
@@ -204,13 +205,13 @@ def robustness_rows(pairs: Iterable[EvalImage], scale: int, specs: list["Degrada
     count = 0
     for item in pairs:
         for spec, total in zip(specs, sums):
-            lr_y = degrade_for_eval(spec, item.hr_y, item.lr_y, scale)
+            lr_y = degrade_for_eval(spec, item.hr_y, item.lr_y, scale, item.frame)
             total["bicubic"] += psnr(item.hr_y, bicubic_upscale_y(lr_y, scale), scale)
             for label, predict in predictors.items():
                 total[label] += psnr(item.hr_y, quantize(predict(lr_y)), scale)
         count += 1
     if not count:
         raise SrxError("no images to score")
-    return [{"degrade": str(spec), "count": count, "bicubic_psnr": total["bicubic"] / count,
+    return [{"degrade": str(spec.for_eval), "count": count, "bicubic_psnr": total["bicubic"] / count,
              "model_psnr": {label: total[label] / count for label in predictors}}
             for spec, total in zip(specs, sums)]

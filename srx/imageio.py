@@ -176,6 +176,9 @@ def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange(),
     decoding well short of the frames its container lists (`cut_short`)."""
     if every < 1:
         raise SrxError(f"--every must be at least 1, got {every}")
+    if frames.end is not None and every > 1 and frames.end - frames.start <= every:  # said before decoding
+        raise SrxError(f"{option} {frames} is {counted(max(frames.end - frames.start, 0), 'frame')}, not more than --every "
+                       f"{every}, so only its first would be used: lower --every (--every 1 takes each of them)")
     cap = open_video(path)
     listed = listed_frames(cap)
     index = 0

@@ -84,7 +84,7 @@ def compare(
                        "degradation: run srx compare once for each (srx eval scores several in one table)")
     if crop < 8 or zoom < 1:
         raise SrxError(f"--crop must be at least 8 and --zoom at least 1, got {crop} and {zoom}")
-    spec = parse_degradation(degrade[0] if degrade else "jpeg50")
+    spec = parse_degradation(degrade[0] if degrade else "jpeg50").for_eval
     names = weights or [n for n in SHIPPED if scale in shipped_scales(n)]
     labelled = [labelled_weights(str(n)) for n in names]
     repeated = sorted({lab for lab, _ in labelled if [x for x, _ in labelled].count(lab) > 1})
@@ -94,8 +94,8 @@ def compare(
     if source.exists() and out.exists() and out.resolve() == source.resolve():
         raise SrxError(f"--out {out} is the input itself, which would be overwritten; expected another .png name")
     chosen = [(label, resolve_weights(given, scale)) for label, given in labelled]
-    hr, label = read_hr_frame(source, frame)
-    picture, panels = compare_image(hr, scale, chosen, spec, label, crop, zoom)
+    hr, label, number = read_hr_frame(source, frame)
+    picture, panels = compare_image(hr, scale, chosen, spec, label, crop, zoom, number)
     write_image(out, picture)
     typer.echo(f"wrote {out} ({picture.shape[1]}x{picture.shape[0]}): " + ", ".join(
         f"{p.label} {p.psnr:.2f} dB" for p in panels if p.psnr is not None))

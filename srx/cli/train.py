@@ -262,7 +262,10 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
                         f"{'frame' if data.is_file() and count > 1 else 'image'}{'s' if count != 1 else ''} from {data}, x{scale}, dB "
                         "(in brackets: the gain over bicubic on the same LR)")
     for col in ("LR degradation", "bicubic", *chosen):
-        table.add_column(col, justify="left" if col == "LR degradation" else "right")
+        if col == "LR degradation":  # a long spec wraps rather than losing its end to an ellipsis
+            table.add_column(col, justify="left", overflow="fold")
+        else:
+            table.add_column(col, justify="right")
     for r in rows:
         bic = r["bicubic_psnr"]
         table.add_row(r["degrade"], f"{bic:.2f}", *(f"{v:.2f} ({v - bic:+.2f})" for v in r["model_psnr"].values()))
