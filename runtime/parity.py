@@ -139,7 +139,9 @@ def _inputs(images: list[tuple[str, np.ndarray]], scale: int, seed: int,
 def _psnr_gt(hr_y: np.ndarray, out: np.ndarray, scale: int) -> float:
     from srx.protocol import psnr
 
-    sr = np.clip(np.floor(out[0, 0].astype(np.float64) * 255.0 + 0.5), 0, 255).astype(np.uint8)
+    y = out[0, 0].astype(np.float64)
+    y = np.where(np.isfinite(y), y, 0.0)  # as _score does; the NaN/Inf count fails such a backend
+    sr = np.clip(np.floor(y * 255.0 + 0.5), 0, 255).astype(np.uint8)
     return psnr(hr_y, sr, border=scale)
 
 

@@ -82,7 +82,11 @@ def test_h264_writer_codes_what_it_is_given(tmp_path):
     assert (n, shape) == (6, (32, 50, 3)) and abs(cap.get(cv2.CAP_PROP_FPS) - 12.5) < 0.01
     cap.release()
     with av.open(str(tmp_path / "x.mp4")) as c:
-        assert c.streams.video[0].codec_context.name == "h264"
+        cc = c.streams.video[0].codec_context
+        assert cc.name == "h264"
+        # tagged as what it holds, BT.601 limited range, so a player that follows the tags shows
+        # the colours srx computed (tagged BT.709 full range they read 3-5 levels off)
+        assert (cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range) == (6, 6, 6, 1)
         planes = [f.to_ndarray(format="yuv420p")[:32] for f in c.decode(video=0)]  # the Y plane as coded
     for a, y in zip(frames, planes):
         want = y_channel(a[:32, :50]).astype(float)

@@ -123,3 +123,19 @@ def test_bicubic_on_set5_reproduces_the_published_baseline(scale, expected):
         hr_y, lr_y = make_pair(cv2.imread(str(path)), scale)
         scores.append(psnr(hr_y, bicubic_upscale_y(lr_y, scale), border=scale))
     assert abs(np.mean(scores) - expected) <= 0.02
+
+
+def test_psnr_shaves_exactly_border_pixels_from_each_side():
+    """The protocol's shave: `scale` pixels off every side, no more and no less (an error in the
+    outermost kept ring counts, one a ring further out does not)."""
+    from srx.protocol import psnr
+
+    ref = np.full((20, 24), 100.0)
+    for y, x in ((2, 10), (17, 10), (10, 2), (10, 21)):  # the third ring from each side
+        out = ref.copy()
+        out[y, x] += 10
+        assert psnr(ref, out, border=3) == float("inf")
+        assert psnr(ref, out, border=2) == pytest.approx(10 * np.log10(255**2 / (100 / (16 * 20))))
+    out = ref.copy()
+    out[3, 3] += 10  # the first pixel kept at border 3: 14 x 18 of them
+    assert psnr(ref, out, border=3) == pytest.approx(10 * np.log10(255**2 / (100 / (14 * 18))))

@@ -366,13 +366,23 @@ def test_a_variable_rate_file_keeps_its_frame_times_in_the_recording(tmp_path: P
     res = CliRunner().invoke(app, ["stream", "--source", str(src), "--output", str(tmp_path / "up.mp4"), *common])
     assert res.exit_code == 0, res.output
     assert frame_times_ms(tmp_path / "up.mp4") == pytest.approx(times, abs=1.0)
-    # at a fixed rate (.avi: the clip's mean, 4.6 fps) a burst cannot keep its times, but every
-    # upscaled frame still goes in, a slot ahead, and the frames after it catch up
+    # at a fixed rate (.avi: the clip's mean, 15 frames in 2.6 s, 5.769 fps; a slot is 173 ms) a burst
+    # cannot keep its times, but every upscaled frame still goes in, a slot ahead, and the frames after
+    # it catch up; none is shown before its own time (its slot: round(t x fps)), and the recording
+    # ends two slots after the last one's (a burst of two there), 3.3 s for a 3.03 s clip
     res = CliRunner().invoke(app, ["stream", "--source", str(src), "--output", str(tmp_path / "up.avi"), *common])
     assert res.exit_code == 0, res.output
+    import cv2
+
+    cap = cv2.VideoCapture(str(tmp_path / "up.avi"))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
     kept = stored_frames(tmp_path / "up.avi")
-    distinct = [i for i in range(len(kept)) if i == 0 or not np.array_equal(kept[i], kept[i - 1])]
-    assert len(distinct) == len(times)
+    first = [i for i in range(len(kept)) if i == 0 or not np.array_equal(kept[i], kept[i - 1])]
+    due = [round(t * fps / 1000) for t in times]
+    assert fps == pytest.approx(5.769, abs=1e-3) and due == [0, 0, 0, 1, 2, 4, 6, 6, 6, 6, 9, 12, 14, 17, 17]
+    assert first == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 17, 18]  # 700 and 1500 ms one slot late, after bursts
+    assert all(f >= d for f, d in zip(first, due)) and len(kept) == 19
     res = CliRunner().invoke(app, ["stream", "--source", str(src), "--output", str(tmp_path / "capped.mp4"),
                                    "--max-fps", "2", *common])
     assert res.exit_code == 0, res.output

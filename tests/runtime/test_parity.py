@@ -113,3 +113,28 @@ def test_sample_images_are_deterministic_and_textured():
     assert names == ["sample0", "sample1", "sample2"]
     with pytest.raises(SrxError):
         sample_image(0, 5)
+
+
+def test_each_gate_fails_a_backend_on_its_own():
+    """A graph that returns one NaN in a 512x512 frame (in the border the HR score shaves), or whose every pixel is 0.6 of a level off,
+    still scores over the FP16 gate against PyTorch (60 / 52.6 dB): the NaN/Inf count and the
+    |ΔPSNR| against the HR image are what fail it, each alone."""
+    from srx.runtime.parity import _psnr_gt, _score
+
+    rng = np.random.default_rng(0)
+    hr = rng.integers(30, 220, (512, 512)).astype(np.uint8)
+    ref = ((hr + rng.normal(0, 2, hr.shape)) / 255.0).astype(np.float32)[None, None]
+    inputs = [{"name": "frame", "hr_y": hr, "lr": None}]
+    ref_gt = _psnr_gt(hr, ref, 3)
+    assert _score("onnxruntime", "fp16", [ref.copy()], [ref], inputs, 3, ref_gt)["passed"] is True
+
+    one_nan = ref.copy()
+    one_nan[0, 0, 1, 1] = np.nan  # in the shaved border: the score against HR does not see it
+    row = _score("onnxruntime", "fp16", [one_nan], [ref], inputs, 3, ref_gt)
+    assert row["psnr_vs_torch_db"] > README_GATES["fp16"][0] and row["nonfinite"] == 1
+    assert row["passed"] is False and row["reason"] == "1 NaN/Inf values"
+
+    off = ref + np.float32(0.6 / 255)
+    row = _score("onnxruntime", "fp16", [off], [ref], inputs, 3, ref_gt)
+    assert row["psnr_vs_torch_db"] > README_GATES["fp16"][0] and abs(row["delta_psnr_db"]) > README_GATES["fp16"][1]
+    assert row["passed"] is False and row["reason"].startswith("|ΔPSNR|")

@@ -137,3 +137,49 @@ def test_video_patches_that_would_not_fit_in_memory_are_refused_before_decoding(
     caplog.set_level(logging.WARNING, logger="srx")
     data.check_video_patches(files, 3, 24, 12, 3, FrameRange(), available=1 << 40)
     assert "training patches will take" in caplog.text and "one frame in 3" in caplog.text
+
+
+def test_the_patch_cache_is_keyed_by_what_was_read(tmp_path):
+    """Stale patches must never train: the same video under another --every or --frames, and an
+    image rewritten with other pixels, are cache entries of their own."""
+    import os
+
+    from srx.imageio import FrameRange
+    from tests.conftest import silent_video
+
+    video = silent_video(tmp_path / "cam.avi", 12, (96, 72), fourcc="FFV1")
+    cache = tmp_path / "c"
+    base = extract_patches([video], 3, 24, 12, cache_dir=cache, every=3)
+    assert base.images_used == 4 and not base.from_cache
+    other_every = extract_patches([video], 3, 24, 12, cache_dir=cache, every=4)
+    assert other_every.images_used == 3 and not other_every.from_cache
+    other_range = extract_patches([video], 3, 24, 12, cache_dir=cache, every=3, frames=FrameRange(1, None))
+    assert not other_range.from_cache and not np.array_equal(other_range.lr[:4], base.lr[:4])
+    assert extract_patches([video], 3, 24, 12, cache_dir=cache, every=3).from_cache
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.bmp"), synthetic_photo(48, 48, seed=1))  # BMP: the same bytes long whatever the pixels
+    first = extract_patches([folder], 3, 24, 12, cache_dir=cache)
+    cv2.imwrite(str(folder / "a.bmp"), synthetic_photo(48, 48, seed=2))  # the same name and size, new pixels
+    st = (folder / "a.bmp").stat()
+    os.utime(folder / "a.bmp", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a later time, even on a coarse clock
+    second = extract_patches([folder], 3, 24, 12, cache_dir=cache)
+    assert not second.from_cache and not np.array_equal(first.hr, second.hr)
+
+
+def test_patches_reach_the_far_edges_of_every_image(tmp_path):
+    """The patch grid ends flush with the right and bottom edges even where the stride does not
+    land there, so no strip of an image goes untrained."""
+    from srx.train.data import patch_grid
+
+    assert patch_grid(11, 4, 3) == [0, 3, 6, 7] and patch_grid(10, 4, 3) == [0, 3, 6] and patch_grid(3, 4, 3) == []
+    folder = tmp_path / "one"
+    folder.mkdir()
+    photo = synthetic_photo(66, 87, seed=3)  # HR 66x87: cropped to 66x87 at x3, LR 22x29
+    cv2.imwrite(str(folder / "p.png"), photo)
+    patches = extract_patches([folder], 3, 24, 12, cache_dir=tmp_path / "c")
+    hr_y = y_channel(photo)
+    # LR grid: 8-pixel patches at stride 4 on 22 rows (0..12, then 14) and 29 columns (0..20, then 21)
+    assert len(patches.hr) == 5 * 7
+    assert np.array_equal(patches.hr[-1], hr_y[42:66, 63:87])
