@@ -135,7 +135,7 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: boo
         elif not item.exists():
             failed.append((item, f"{item} does not exist"))
         elif _kind(item) is None:
-            failed.append((item, f"{item.name} is not an image or video; expected one of "
+            failed.append((item, f"{item} is not an image or video; expected one of "
                                  f"{', '.join(IMAGE_EXTENSIONS + VIDEO_SUFFIXES)}"))
         else:
             sources.append((item, _kind(item), Path()))  # type: ignore[arg-type]
@@ -214,9 +214,9 @@ def read_frame(path: Path) -> np.ndarray:
     img = decode_image(data)
     if img is None:
         what = "is empty (0 bytes)" if data.size == 0 else "cannot be decoded (corrupt, truncated or not an image)"
-        raise SrxError(f"image {path.name} {what}")
+        raise SrxError(f"image {path} {what}")
     if img.size == 0:
-        raise SrxError(f"image {path.name} has 0 pixels")
+        raise SrxError(f"image {path} has 0 pixels")
     return img
 
 
@@ -286,7 +286,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
         expected = listed_frames(cap)
         ok, frame = cap.read()
         if not ok or frame is None:
-            raise SrxError(f"video {src.name} has no decodable frames (corrupt or truncated)")
+            raise SrxError(f"video {src} has no decodable frames (corrupt or truncated)")
         h, w = frame.shape[:2]
         s = upscaler.scale
         sound = audio_codec(src)
@@ -320,8 +320,8 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
             if sound:
                 _add_sound(tmp, src, dst)
         if cut_short(n, expected):
-            raise SrxError(f"video {src.name} is truncated: decoded {n} of {expected} frames "
-                           f"(those {n} are in {dst})")
+            raise SrxError(f"video {src} is truncated: decoded {n} of {expected} frames "
+                           f"({'that one is' if n == 1 else f'those {n} are'} in {dst})")
         return n
     finally:
         cap.release()
@@ -400,7 +400,7 @@ def upscale_files(
                 log.debug("failed: %s", exc)
                 result.failed.append((job.src, str(exc)))
             except MemoryError:
-                result.failed.append((job.src, f"{job.src.name} is too large to upscale in memory; use a smaller --tile"))
+                result.failed.append((job.src, f"{job.src} is too large to upscale in memory; use a smaller --tile"))
             if task is not None and job.kind == "image":
                 progress.advance(task)
     return result

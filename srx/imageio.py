@@ -207,8 +207,9 @@ def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange(),
     in_range = index - frames.start
     if in_range <= every and every > 1:
         where = "" if frames.whole else f" in {option} {frames}"
+        lower = "--every 1 takes it" if in_range == 1 else "lower --every to use more of it"
         raise SrxError(f"{path} has {counted(in_range, 'frame')}{where}, not more than --every {every}, so only its "
-                       f"first would be used: lower --every to use more of it")
+                       f"first would be used: {lower}")
 
 
 def count_frames(path: Path) -> int:
@@ -311,8 +312,11 @@ def read_image(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise SrxError(f"image {path} does not exist")
-    img = decode_image(np.fromfile(str(path), dtype=np.uint8))
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = decode_image(data)
     if img is None:
+        if data.size == 0:  # said as srx upscale says it
+            raise SrxError(f"image {path} is empty (0 bytes)")
         raise SrxError(f"cannot decode image {path} (corrupt, truncated or not an image)")
     if img.size == 0:
         raise SrxError(f"image {path} is empty (0 pixels)")

@@ -196,6 +196,8 @@ def audio_codec(path: Path) -> str | None:
         return None
 
 
+#: FFmpeg's AVFMT_TS_NEGATIVE: the container stores times before 0 (MP4 and MOV do, through an edit list)
+_AVFMT_TS_NEGATIVE = 0x40000
 #: sample rates the AAC encoder takes; others are resampled to 48 kHz
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 #: what an unnamed layout ("2 channels": PCM in AVI or MKV) becomes for the AAC encoder
@@ -248,24 +250,31 @@ def _mux(av: Any, video_path: Path, audio_source: Path, out_path: Path, reencode
             a_out = out.add_stream_from_template(a_in)
             what = f"{a_in.codec_context.name} copied"
         video = _packets(vid, v_in, v_out, 0.0)
-        sound = (_encoded(av, src, a_in, a_out, start) if reencode else _packets(src, a_in, a_out, start))
+        # a container that cannot store a time before 0 (AVI) would have FFmpeg move every stream later
+        # by the sound's lead-in (AAC's priming packet, -1024 samples): in AVI's frame-numbered video that
+        # put every frame after the first a slot late. Such a container gets no packet before 0.
+        negative_ok = bool(out.format.flags & _AVFMT_TS_NEGATIVE)
+        sound = (_encoded(av, src, a_in, a_out, start) if reencode
+                 else _packets(src, a_in, a_out, start, clip=not negative_ok))
         for _, _, packet in heapq.merge(video, sound, key=lambda item: (item[0], item[1])):
             out.mux(packet)
     return what
 
 
-def _packets(container: Any, stream_in: Any, stream_out: Any, start_s: float) -> Iterator[tuple[float, int, Any]]:
+def _packets(container: Any, stream_in: Any, stream_out: Any, start_s: float,
+             clip: bool = False) -> Iterator[tuple[float, int, Any]]:
     """(time in seconds, stream order, packet) of `stream_in`'s packets, retargeted at `stream_out`
     and moved `start_s` seconds earlier, in the order they are stored. Timestamps are on dts, or pts
     where the container keeps no dts (Matroska); the key never goes back, as the merge needs. A
-    packet that ends before the new 0 is dropped, one that straddles it starts at 0."""
+    packet that ends before the new 0 is dropped, one that straddles it starts at 0 (`clip`: so even
+    when nothing is moved)."""
     tb = stream_in.time_base
     shift = round(start_s / tb) if start_s else 0
     key = float("-inf")
     for packet in container.demux(stream_in):
         if packet.size == 0:  # the demuxer's end-of-stream marker
             continue
-        if shift:
+        if shift or clip:
             stamp = packet.pts if packet.pts is not None else packet.dts
             if stamp is not None and stamp - shift + (packet.duration or 0) <= 0:
                 continue

@@ -113,7 +113,10 @@ OTHER_CASES = {
                (["export", "--timing-cache", "{tmp}", "--out", "{tmp}/exports"], "--timing-cache")],
     "parity": [(["parity", "--synthetic", "--engine", "{tmp}/missing.engine"], "does not exist"),
                (["parity", "--data", "{image}"], "parity data {image} is a file; expected a folder of images"),
-               (["parity", "--data", "{images}", "--synthetic"], "--synthetic both name the pictures to check")],
+               (["parity", "--data", "{images}", "--synthetic"], "--synthetic both name the pictures to check"),
+               # a file named here was never checked: the default model passed in its place
+               (["parity", "--model", "{tmp}/fast-x2-fp16.onnx", "--synthetic"],
+                "names a model on a Triton server and applies with --server")],
     "serve": [(["serve", "--scale", "7"], "unsupported scale"),
               # the server's options before any model loads (the checkpoint named here does not exist)
               (["serve", "--max-batch", "0", "-w", "{tmp}/missing.pt"], "--max-batch must be at least 1, got 0"),
@@ -129,7 +132,7 @@ OTHER_CASES = {
                 (["upscale", "{images}", "--out", "{tmp}/o.png"], "names an image file, but 4 inputs need a folder"),
                 (["upscale", "{tmp}/missing", "--out", "{tmp}/o"], "missing does not exist"),
                 (["upscale", "{tmp}/gone.png", "{file}", "--out", "{tmp}/o"],
-                 "gone.png does not exist; afile is not an image or video")],
+                 "gone.png does not exist; {file} is not an image or video")],
     "bench": [(["bench", "--quick", "--backend", "warp-drive"], "unknown bench backend"),
               (["bench", "--quick", "--threads", "-2"], "--threads must be at least 1, got -2"),
               (["bench", "--quick", "--reps", "0"], "--reps must be at least 1, got 0"),

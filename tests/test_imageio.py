@@ -211,3 +211,16 @@ def test_a_folder_lists_its_own_images_not_hidden_ones_and_says_what_sub_folders
     list_images(tmp_path)
     assert caplog.text == ""  # said once
     assert [p.name for p in list_images(tmp_path / "cam1" / "day1")] == ["a.png", "b.png"]
+
+
+def test_an_empty_or_broken_file_is_said_the_same_way_by_every_reader(tmp_path):
+    """A zero-byte image is 'empty (0 bytes)' to eval, compare, parity and train as to upscale, and
+    a broken one 'cannot be decoded'; each message names the file."""
+    empty, broken = tmp_path / "zero.png", tmp_path / "broken.png"
+    empty.write_bytes(b"")
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    for reader in (read_image, read_frame):
+        with pytest.raises(SrxError, match=f"image {empty} is empty \\(0 bytes\\)"):
+            reader(empty)
+        with pytest.raises(SrxError, match=f"{broken}.*corrupt, truncated or not an image"):
+            reader(broken)

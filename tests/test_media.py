@@ -162,3 +162,19 @@ def test_sound_that_starts_late_stays_late(tmp_path, aac):
     out = tmp_path / "out.mkv"
     mux_audio(_video_only(tmp_path / "up.mp4"), src, out, aac=aac)
     assert abs(_first_sound_s(out) - 0.5) < 0.03
+
+
+def test_aac_into_avi_leaves_every_frame_in_its_slot(tmp_path):
+    """AAC's first packet (its priming) sits before 0; AVI cannot store that, and FFmpeg moved every
+    stream later to make room, which in AVI's frame-numbered video put frames 1, 2, ... a slot late
+    (pts 0, 2, 3, ...: 100 ms behind the sound). The lead-in is left out instead."""
+    src = video_with_sound(tmp_path / "cam.mp4", acodec="aac", frames=20)
+    with av.open(str(src)) as c:
+        assert next(p.pts for p in c.demux(audio=0) if p.size) < 0  # the priming this is about
+    video = silent_video(tmp_path / "up.avi", 20, (96, 64))
+    out = tmp_path / "out.avi"
+    assert mux_audio(video, src, out) == "aac copied"
+    with av.open(str(out)) as c:
+        assert [p.pts for p in c.demux(video=0) if p.size] == list(range(20))
+    info, frames, samples, rate = _streams(out)
+    assert frames == 20 and abs(samples / rate - 2.0) < 0.05

@@ -154,6 +154,10 @@ def parity_cmd(
 ) -> None:
     """PyTorch vs ONNX Runtime FP32/FP16 (and TensorRT) on Set5 and odd-sized frames; exit 1 on a failed gate."""
     server = one_server(server, "parity")  # type: ignore[assignment]
+    if model is not None and server is None:  # else another model's pass would read as this file's
+        raise SrxError(f"--model {model} names a model on a Triton server and applies with --server; to check "
+                       "exported graphs, export them with --check (srx export -w WEIGHTS --check), or give "
+                       "the checkpoint they came from as -w")
     scale = scale_of_models(scale, [weights])
     _print_parity(weights, scale, graphs=None, engine=engine, data=data, synthetic=synthetic, as_json=as_json,
                   server=server, model=model)

@@ -62,7 +62,7 @@ def upscale(
     if result.done:
         typer.echo(f"upscaled {len(result.done)} of {total} inputs x{up.scale} into {out}")
     if result.failed:  # the others are done; one line names each failure
-        whys = "; ".join(why if path.name in why else f"{path}: {why}" for path, why in result.failed)
+        whys = "; ".join(why if str(path) in why else f"{path}: {why}" for path, why in result.failed)
         raise SrxError(f"{len(result.failed)} of {total} inputs could not be upscaled: {whys}")
 
 

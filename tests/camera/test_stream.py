@@ -344,6 +344,7 @@ def test_a_folder_of_images_is_upscaled_whole_even_by_a_slow_model(tmp_path: Pat
     for i, img in enumerate(imgs):
         cv2.imwrite(str(folder / f"still{i}.png"), img)
     (folder / "still9.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # a broken one is skipped, with a warning
+    cv2.imwrite(str(folder / "still3a.png"), imgs[0][:2, :2])  # so is one too small to upscale, mid-way, by name
     upscaler = make_upscaler(2)
     upscaler.runner = SlowRunner(upscaler.runner, 0.08)  # far slower than the folder's 25 frames a second
     caplog.set_level(logging.INFO, logger="srx")
@@ -351,6 +352,7 @@ def test_a_folder_of_images_is_upscaled_whole_even_by_a_slow_model(tmp_path: Pat
     summary = stream(parse_source(source=str(folder)), upscaler, [sink], drop=True)
     assert (summary.frames_out, summary.dropped) == (6, 0)
     assert "skipping" in caplog.text and "still9.png" in caplog.text and "ended after" not in caplog.text
+    assert f"skipping {folder / 'still3a.png'}: image is 2x2 pixels, too small to upscale" in caplog.text
     assert "every image upscaled" in caplog.text and f"srx upscale {folder}" in caplog.text
 
 

@@ -76,6 +76,14 @@ def test_upscale_recursive_mirrors_an_nvr_export_and_skips_its_own_output(ckpt, 
     assert cv2.imread(str(out / "2026-12-01" / "door" / "a.png")).shape == (40, 48, 3)
     door, gate = (cv2.imread(str(out / "2026-12-01" / cam / "a.png")) for cam in ("door", "gate"))
     assert not np.array_equal(door, gate)  # the two a.png went each to its own place
+    # two broken files of one name in two cameras' folders: the error tells them apart
+    for cam in ("gate", "door"):
+        (export / "2026-12-03" / cam).mkdir(parents=True)
+        (export / "2026-12-03" / cam / "c.png").write_bytes(b"")
+    res = runner.invoke(app, ["upscale", str(export), "--out", str(out), "-r", "-w", str(ckpt(2)), "--no-progress"])
+    assert res.exit_code == 1 and "2 of 6 inputs could not be upscaled" in res.output
+    for cam in ("gate", "door"):
+        assert f"image {export / '2026-12-03' / cam / 'c.png'} is empty (0 bytes)" in res.output.replace("\n", "")
 
 
 def test_upscale_single_file_to_a_named_output(ckpt, onnx_graphs, tmp_path):
@@ -181,7 +189,7 @@ def test_bad_inputs_fail_alone_and_are_listed(ckpt, tmp_path):
     one = runner.invoke(app, ["upscale", str(folder / "corrupt.png"), "--out", str(tmp_path / "x.png"),
                               "--weights", str(ckpt(3)), "--no-progress"])
     assert one.exit_code == 1 and "x.png" not in one.output  # it names no file it never wrote
-    assert_one_error_line(one.output, "1 of 1 inputs could not be upscaled: image corrupt.png cannot be decoded")
+    assert_one_error_line(one.output, f"1 of 1 inputs could not be upscaled: image {folder / 'corrupt.png'} cannot be decoded")
     assert res.output.count("cut.avi is truncated") == 1  # said once, in the list, not also as it happened
 
 
