@@ -72,7 +72,16 @@ class StreamSummary:
     stale: int = 0  # frames a live source held up at a (re)connect or stall: skipped as seconds old
     source_fps: float | None = None  # the rate the source says it runs at (None: it does not say)
     live: bool = False  # a camera or network stream: judged by the rate it delivered, not the one it claims
+    paced: bool = True  # frames came at the source's rate (False: a file read as fast as the model took them, --no-drop)
     servers: list[dict[str, Any]] = field(default_factory=list)  # several Triton servers: what each one ran
+
+    def _unpaced(self) -> str:
+        """What `fps in` measured where it is not the source's rate: a file read as fast as the model
+        took its frames (--no-drop), beside the rate the file states."""
+        if self.paced or self.live:
+            return ""
+        own = f"; its own rate {self.source_fps:.2f}" if self.source_fps else ""
+        return f" (read as fast as the model took them{own})"
 
     def to_dict(self) -> dict[str, Any]:
         fields = asdict(self)
@@ -128,7 +137,7 @@ class StreamSummary:
             + (f", {self.queued_at_stop} still queued at the stop" if self.queued_at_stop else "")
             + (f", {self.nosignal_frames} no-signal" if self.nosignal_frames else "")
             + f" in {self.wall_s:.1f} s",
-            f"  fps: {self.fps_in:.2f} in, {self.fps_out:.2f} out",
+            f"  fps: {self.fps_in:.2f} in{self._unpaced()}, {self.fps_out:.2f} out",
             f"  latency capture->out ms: p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}, max {ms(lat['max'])}",
             "  stage ms (mean/p95): " + ", ".join(
                 f"{name} {ms(s['mean'])}/{ms(s['p95'])}" for name, s in self.stage_ms.items()),

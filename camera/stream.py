@@ -295,6 +295,7 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         fps_in=round(capture.input_fps(), 3),
         source_fps=capture.reader.fps or capture.spec.fps,
         live=capture.spec.live,
+        paced=capture.spec.live or bool(capture.pace_fps),
         fps_out=round(stats.fps_out(), 3),
         latency_ms=stats.latency_summary(),
         stage_ms=stats.stage_summary(),

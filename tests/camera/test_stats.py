@@ -69,3 +69,14 @@ def test_the_live_output_rate_falls_while_no_frame_comes():
         slow._recent.append(t)
     assert slow.live_fps(now=6.5) == pytest.approx(0.5)
     assert 0 < slow.live_fps(now=11.0) < 0.5 and slow.live_fps(now=12.5) == 0.0
+
+
+def test_the_input_rate_of_a_file_read_unpaced_says_so():
+    """With --no-drop a file is read as fast as the model takes it: `fps in` is then that rate, not
+    the file's, and the summary says which (44 fps in for a 10 fps file read a user as wrong)."""
+    summary = _summary(20.0, 2.0, 0, buffer=None)
+    summary.fps_in, summary.source_fps, summary.paced = 44.32, 10.0, False
+    assert "  fps: 44.32 in (read as fast as the model took them; its own rate 10.00), 9.90 out" in summary.format()
+    assert summary.to_dict()["paced"] is False
+    summary.paced = True  # paced (the default, or --no-drop publishing to rtsp://): the source's own rate
+    assert "  fps: 44.32 in, 9.90 out" in summary.format()
