@@ -224,6 +224,7 @@ class _Lane:
     frames_at_reconnect: int = 0
     seen_reconnects: int = 0
     fallback_frames: int = 0
+    output_errors: list[str] = field(default_factory=list)  # its outputs that failed ('OUTPUT: why')
 
 
 @dataclass
@@ -238,12 +239,19 @@ class MultiSummary:
     total: dict[str, Any]
     batches: dict[int, int] = field(default_factory=dict)  # frames per model call -> number of calls
     inference: dict[str, Any] = field(default_factory=dict)  # backend outages and fallback frames
+    shared_errors: list[str] = field(default_factory=list)  # a shared output (the web server) that failed
+
+    @property
+    def output_errors(self) -> list[str]:
+        """Every output of the run that failed: the sources' own and the shared ones."""
+        return [e for s in self.sources.values() for e in s.output_errors] + self.shared_errors
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "backend": self.backend, "scale": self.scale, "stopped_by": self.stopped_by, "wall_s": self.wall_s,
             "total": self.total, "batches": {str(k): v for k, v in sorted(self.batches.items())},
             "inference": self.inference, "sources": {k: v.to_dict() for k, v in self.sources.items()},
+            "output_errors": self.output_errors,
         }
 
     def write_json(self, path: Path) -> None:
@@ -299,6 +307,10 @@ class MultiSummary:
                          f"latency ms p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}")
             if s.timing_note:
                 lines.append(f"    note: {s.timing_note}")
+            for failed in s.output_errors:
+                lines.append(f"    output failed: {failed}")
+        for failed in self.shared_errors:
+            lines.append(f"  output failed: {failed}")
         return "\n".join(lines)
 
 
@@ -366,7 +378,8 @@ def stream_many(
     web server). `stats[name]` may be passed in to share live numbers. `on_frame(name, frame,
     output, t_done)` is called after each upscaled frame is delivered."""
     from srx.camera.fallback import InferenceGuard
-    from srx.camera.stream import RecordingClock, _Signals, _write_all, check_bounds, every_frame, paced_for
+    from srx.camera.stream import (RecordingClock, _Signals, _write_all, all_failed, check_bounds, close_outputs, every_frame,
+                                   paced_for)
 
     check_bounds(max_frames, duration)
     check_buffer(buffer)
@@ -512,6 +525,10 @@ def stream_many(
                     if max_frames is not None and lane.stats.frames_out >= max_frames and not lane.done:
                         lane.done = "max-frames"
                         lane.capture.stop()
+                    if all_failed(lane.outputs) and not lane.done:  # nothing left to write this camera to
+                        lane.done = "outputs-failed"
+                        log.error("source %s stopped: every output of it failed (the others go on)", lane.src.name)
+                        lane.capture.stop()
                 if window_closed:
                     stopped_by = "window-closed"
                     break
@@ -525,18 +542,16 @@ def stream_many(
             for reader in readers:
                 if reader is not None:
                     reader.release()
-        errors = []
-        for o in [o for lane in lanes for o in lane.outputs] + list(shared_outputs):
-            try:
-                o.close()
-            except Exception as exc:  # close every output even if one fails
-                errors.append(f"{o.describe()}: {exc}")
+        for lane in lanes:  # each camera's own; a shared server's channels close with it
+            lane.output_errors = close_outputs(lane.outputs)
+        shared_errors = close_outputs(list(shared_outputs))
         if runner is not None and not was_active:
             runner.deactivate()
         if not quiet and tty:
             sys.stderr.write("\n")
-        if errors and sys.exc_info()[0] is None:
-            raise SrxError("could not finalise " + "; ".join(errors))
+        failed = [e for lane in lanes for e in lane.output_errors] + shared_errors
+        if failed and sys.exc_info()[0] is not None:  # the error on its way out says the rest
+            log.error("outputs that failed: %s", "; ".join(failed))
 
     if not started:
         raise SrxError("interrupted before the stream started")
@@ -564,7 +579,8 @@ def stream_many(
     }
     return MultiSummary(backend=backend, scale=scale, stopped_by=stopped_by, wall_s=round(wall, 3),
                         sources=summaries, total=total, batches=batches,
-                        inference={**guard.summary(), **({"servers": pool.server_summary()} if pool is not None else {})})
+                        inference={**guard.summary(), **({"servers": pool.server_summary()} if pool is not None else {})},
+                        shared_errors=shared_errors)
 
 
 def _batch_sizes(images: Sequence[np.ndarray], max_batch: int | None) -> dict[int, int]:
@@ -593,7 +609,8 @@ def _lane_summary(lane: _Lane, backend: str, scale: int, stopped_by: str, wall: 
     # the model calls are shared (batched), so one source's stage times are not the loop's work per
     # frame: no keep-up verdict per source
     return _summary(lane.src.spec.describe(), backend, scale, lane.done or stopped_by, wall, cap, st,
-                    lane.frames_at_reconnect, note, lane.outputs, cap.events, alone=False)
+                    lane.frames_at_reconnect, note, lane.outputs, cap.events, alone=False,
+                    output_errors=lane.output_errors)
 
 
 def live_line(lanes: Sequence[_Lane], t_start: float) -> str:

@@ -4,7 +4,9 @@ Every output checks its destination when it is made (before the source opens), s
 path is one clear error up front, opens lazily on the first frame (when the size is known), and is
 finalised by close(): recordings are written under a temporary name beside the target and renamed
 into place on close, so Ctrl-C, SIGTERM or the end of input leave a complete file; a crash leaves
-the temporary one, never a truncated file under the real name.
+the temporary one, never a truncated file under the real name, and that one plays up to about its
+last second (an .mp4 is written a fragment a second; .mkv and .avi as they go). An output whose
+write fails mid-run (a full disk) is closed and left out (`Output.failed`); the stream goes on.
 
 Recordings:
   *.mp4 .mov .m4v       H.264 (x264 through PyAV, preset ultrafast, one thread), for viewing in any
@@ -53,6 +55,8 @@ class Output:
     #: keeps the size of its first frame (a video file, a published stream): it is not given the
     #: no-signal placeholder of a source whose size is not known yet, only real frames open it
     fixed_size = False
+    #: why the output stopped mid-run (a full disk, a folder gone): the stream goes on without it
+    failed: str | None = None
     #: a live feed that must not run ahead of real time (a published stream: its receivers play and
     #: record it by its arrival): a recorded source is read at its own rate even with --no-drop
     paced = False
@@ -95,9 +99,14 @@ def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 class VideoFileOutput(Output):
-    """A video file; fixed frame size (later sizes are fitted into the first, aspect ratio kept)."""
+    """A video file; fixed frame size (later sizes are fitted into the first, aspect ratio kept).
+    A recording whose file was deleted while it ran (a clean-up job, a user freeing space) starts
+    again under its name once a second's check sees it gone, rather than filling the disk with a
+    file no one can see."""
 
     fixed_size = True
+    #: how often a recording checks that its file is still there, in seconds
+    CHECK_S = 1.0
 
     def __init__(self, path: Path, fps: float = 10.0) -> None:
         self.path = Path(path)
@@ -122,6 +131,8 @@ class VideoFileOutput(Output):
         self._last: np.ndarray | None = None
         self._warned = False
         self._closed = False
+        self._check_at = 0.0
+        self._on_disk = False  # its file was seen: gone after that, it was deleted
 
     def _open(self, frame: np.ndarray) -> None:
         import cv2
@@ -133,7 +144,8 @@ class VideoFileOutput(Output):
 
             try:
                 if self.fourcc == "h264":
-                    self.writer = H264Writer(self.tmp, self.fps, (w, h), crf=20, preset="ultrafast", threads=1)
+                    self.writer = H264Writer(self.tmp, self.fps, (w, h), crf=20, preset="ultrafast", threads=1,
+                                             fragmented=True)
                 else:
                     self.writer = FFV1Writer(self.tmp, self.fps, (w, h))
             except SrxError:
@@ -153,6 +165,12 @@ class VideoFileOutput(Output):
                            f"for {self.path.suffix} at {self.size[0]}x{self.size[1]}; try .mkv, .avi or a folder")
 
     def write(self, frame: np.ndarray, at_s: float | None = None) -> bool:
+        if self.writer is not None and time.monotonic() >= self._check_at:
+            self._check_at = time.monotonic() + self.CHECK_S
+            there = self.tmp.exists()  # PyAV makes the file with the first packet coded, not at the open
+            if self._on_disk and not there:
+                self._start_again()
+            self._on_disk = there
         if self.writer is None:
             self._open(frame)
         assert self.size is not None
@@ -171,6 +189,21 @@ class VideoFileOutput(Output):
             self.distinct += 1
             self._last = frame
         return True
+
+    def _start_again(self) -> None:
+        """The file was deleted under the recording: let go of it (its space comes back) and open a
+        new one with the next frame."""
+        log.warning("%s was deleted while recording (the %s in it went with it); recording again from "
+                    "the next frame", self.path, counted(self.frames, "frame"))
+        try:
+            self.writer.close() if self.timed else self.writer.release()
+        except SrxError:
+            pass
+        self.writer, self.size, self._span, self._last = None, None, None, None
+        self.frames = self.distinct = 0
+        self._on_disk = False
+        self._warned = False
+        self.tmp.unlink(missing_ok=True)  # what closing it wrote again
 
     def hold(self, times: int) -> None:
         for _ in range(times if self._last is not None and self.writer is not None else 0):

@@ -74,6 +74,7 @@ class StreamSummary:
     live: bool = False  # a camera or network stream: judged by the rate it delivered, not the one it claims
     paced: bool = True  # frames came at the source's rate (False: a file read as fast as the model took them, --no-drop)
     servers: list[dict[str, Any]] = field(default_factory=list)  # several Triton servers: what each one ran
+    output_errors: list[str] = field(default_factory=list)  # outputs that failed ('OUTPUT: why'); the run exits 1
 
     def _unpaced(self) -> str:
         """What `fps in` measured where it is not the source's rate: a file read as fast as the model
@@ -153,6 +154,8 @@ class StreamSummary:
             lines.append(servers_line(self.servers))
         if self.timing_note:
             lines.append(f"  note: {self.timing_note}")
+        for failed in self.output_errors:
+            lines.append(f"  output failed: {failed}")
         keep_up = self.keep_up()
         if keep_up:
             lines.append(f"  {keep_up}")
@@ -161,7 +164,8 @@ class StreamSummary:
 
 #: how the summary line says why a stream stopped (`stopped_by` keeps the token, for JSON readers)
 STOPPED = {"end-of-input": "at the end of the input", "interrupted": "by an interrupt (Ctrl-C or SIGTERM)",
-           "duration": "after --duration", "max-frames": "after --max-frames", "window-closed": "when its window closed"}
+           "duration": "after --duration", "max-frames": "after --max-frames", "window-closed": "when its window closed",
+           "outputs-failed": "when every output had failed"}
 
 
 def stopped_text(token: str) -> str:

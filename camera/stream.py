@@ -6,12 +6,14 @@ a bound (`max_frames`, `duration`) was reached, the user pressed Ctrl-C or the p
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -111,6 +113,8 @@ class _Signals:
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self.saved.items():
             signal.signal(sig, handler)
+            if isinstance(handler, _WindDown):  # the loop is over: what is left is finishing up
+                handler.stopping = True
 
 
 def check_bounds(max_frames: int | None, duration: float | None) -> None:
@@ -247,6 +251,9 @@ def stream(
                 if not keep_going:
                     stopped_by = "window-closed"
                     break
+                if all_failed(outputs):
+                    stopped_by = "outputs-failed"
+                    break
     except KeyboardInterrupt:
         stopped_by = "interrupted"
     finally:
@@ -254,27 +261,23 @@ def stream(
             capture.stop()
         else:
             reader.release()
-        errors = []
-        for o in outputs:
-            try:
-                o.close()
-            except Exception as exc:  # close every output even if one fails
-                errors.append(f"{o.describe()}: {exc}")
+        output_errors = close_outputs(outputs)
         if timed is not None:
             upscaler.runner = runner
             if not was_active:
                 runner.deactivate()
         if not quiet and tty:
             sys.stderr.write("\n")
-        if errors and sys.exc_info()[0] is None:
-            raise SrxError("could not finalise " + "; ".join(errors))
+        if output_errors and sys.exc_info()[0] is not None:  # the error on its way out says the rest
+            log.error("outputs that failed: %s", "; ".join(output_errors))
 
     if capture is None:
         raise SrxError("interrupted before the stream started")
     wall = time.monotonic() - stats.t_start
     return _summary(spec.describe(), backend, scale, stopped_by, wall, capture, stats, frames_at_reconnect,
                     note, outputs, capture.events + guard.events + list(getattr(pool, "events", [])),
-                    fallback_frames=guard.fallback_frames, servers=pool.server_summary() if pool is not None else [])
+                    fallback_frames=guard.fallback_frames, servers=pool.server_summary() if pool is not None else [],
+                    output_errors=output_errors)
 
 
 def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float, capture: CaptureThread,
@@ -399,14 +402,90 @@ def _write_all(outputs: Sequence[Output], frame: np.ndarray, repeat: int = 1, at
     do not get, lest a recording open at that size for the whole run."""
     keep = True
     for o in outputs:
-        if not sized and o.fixed_size:
+        if getattr(o, "failed", None) is not None or (not sized and o.fixed_size):
             continue
-        if o.timed and at_s is not None:
-            keep = o.write(frame, at_s) and keep
-            continue
-        times = min(max(int(repeat), 0), 300) if o.realtime else 1
-        if times > 1:  # the frame before stays on screen through the slots before this one's
-            o.hold(times - 1)
-        if times:
-            keep = o.write(frame) and keep
+        try:
+            if o.timed and at_s is not None:
+                keep = o.write(frame, at_s) and keep
+                continue
+            times = min(max(int(repeat), 0), 300) if o.realtime else 1
+            if times > 1:  # the frame before stays on screen through the slots before this one's
+                o.hold(times - 1)
+            if times:
+                keep = o.write(frame) and keep
+        except SrxError as exc:  # one output's disk filled up: the cameras and the other outputs go on
+            _retire(o, exc)
     return keep
+
+
+def _retire(output: Output, exc: SrxError) -> None:
+    """An output that failed mid-run: closed (what it holds kept where it can be) and left out from
+    here on; the run says so at the end and exits 1 (StreamSummary.output_errors)."""
+    output.failed = str(exc)
+    log.error("%s failed: %s; the stream goes on without it", output.describe(), exc)
+    try:
+        output.close()
+    except Exception as again:  # noqa: BLE001  (a full disk may refuse the finish too)
+        log.warning("closing %s: %s", output.describe(), again)
+
+
+def all_failed(outputs: Sequence[Output]) -> bool:
+    """Every output of a run that had some has failed: nothing is left to upscale for."""
+    return bool(outputs) and all(getattr(o, "failed", None) is not None for o in outputs)
+
+
+def close_outputs(outputs: Sequence[Output]) -> list[str]:
+    """Close every output that is still open, even when one fails; what failed, in the run or now,
+    as 'OUTPUT: why' lines (said after the summary, which a failed output does not stop)."""
+    errors = []
+    for o in outputs:
+        if getattr(o, "failed", None) is not None:
+            errors.append(f"{o.describe()}: {o.failed}")
+            continue
+        try:
+            o.close()
+        except Exception as exc:  # noqa: BLE001  (close every output even if one fails)
+            errors.append(f"{o.describe()}: could not finalise it: {exc}")
+    return errors
+
+
+class _WindDown:
+    """The SIGINT/SIGTERM handler around a whole stream command (`stopping_signals`): until the stream
+    stops, the handler before it acts (SIGTERM before the loop starts ends srx as it always did);
+    once the loop has stopped (`_Signals` sets `stopping`), a further SIGTERM (a second `kill`, a
+    supervisor's repeat) is noted and ignored, so the outputs are finalised and the summary and
+    --json-summary written; a second Ctrl-C still interrupts at once."""
+
+    def __init__(self, before: Any) -> None:
+        self.before, self.stopping = before, False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.stopping:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            log.info("already stopping: finishing the outputs and the summary")
+            return
+        before = self.before.get(signum)
+        if callable(before):
+            before(signum, frame)
+        elif before != signal.SIG_IGN:  # the default action, as if srx had no handler
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+
+@contextlib.contextmanager
+def stopping_signals() -> Iterator[None]:
+    """Around a stream command, its summary included (_WindDown). Only in the main thread; the
+    handlers before are back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    handler = _WindDown({sig: signal.getsignal(sig) for sig in sigs})
+    for sig in sigs:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig in sigs:
+            signal.signal(sig, handler.before[sig])

@@ -5,6 +5,7 @@ import logging
 import re
 import sys
 from pathlib import Path
+from typing import Callable
 
 import typer
 from typer.core import TyperGroup
@@ -198,18 +199,24 @@ def _terminated(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _exit_now(signum: int, frame: object) -> None:
-    """A signal once the command is over (its outputs finalised), while the interpreter tears down
-    (torch's exit-time cleanup can take a while): exit at once, without a traceback from teardown."""
-    import os
-    import sys
+def _exit_now(status: int | None) -> Callable[[int, object], None]:
+    """The handler for a signal once the command is over (its outputs finalised, its status known),
+    while the interpreter tears down (torch's exit-time cleanup can take a while): exit at once,
+    without a traceback from teardown, with the command's own status (None: killed by the signal
+    before the command had one)."""
 
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(128 + signum)
+    def handler(signum: int, frame: object) -> None:
+        import os
+        import sys
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(128 + signum if status is None else status)
+
+    return handler
 
 
 def main() -> None:
@@ -219,11 +226,21 @@ def main() -> None:
     import srx.cli  # noqa: F401  (registers every command)
 
     signal.signal(signal.SIGTERM, _terminated)
+    status: int | None = None
     try:
         app()
+    except SystemExit as done:  # how Typer ends every command
+        code = done.code
+        status = code if isinstance(code, int) else (0 if code is None else 1)
+        raise
     finally:
+        import atexit
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, _exit_now)
+            signal.signal(sig, _exit_now(status))
+        # the interpreter's last step puts the default action back on every handled signal, so one
+        # landing then killed a finished command (status -15); ignored that late, it ends as it was
+        atexit.register(lambda: [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGTERM, signal.SIGINT)])
 
 
 def one_server(servers: list[str] | None, command: str) -> str | None:

@@ -100,7 +100,7 @@ def stream_cmd(
     from srx.camera.capture import check_buffer
     from srx.camera.sources import check_source, parse_source
     from srx.camera.stats import StreamStats
-    from srx.camera.stream import check_bounds, stream
+    from srx.camera.stream import check_bounds, stopping_signals, stream
     from srx.runtime.upscaler import create_upscaler
 
     from srx.camera.multi import apply_rates, apply_regions, output_for, parse_sources
@@ -159,20 +159,30 @@ def stream_cmd(
         for o in outputs:
             o.close()
         raise
-    summary = stream(spec, upscaler, outputs, max_frames=max_frames, duration=seconds, drop=not no_drop,
-                     buffer=buffer, compare=compare, overlay=overlay, quiet=quiet, reconnect_max_wait=reconnect_max_wait,
-                     open_timeout=open_timeout, stats=stats)
+    with stopping_signals():
+        summary = stream(spec, upscaler, outputs, max_frames=max_frames, duration=seconds, drop=not no_drop,
+                         buffer=buffer, compare=compare, overlay=overlay, quiet=quiet, reconnect_max_wait=reconnect_max_wait,
+                         open_timeout=open_timeout, stats=stats)
+        _report(summary, json_summary, named)
+
+
+def _report(summary, json_summary: Optional[Path], named) -> None:
+    """The summary, --json-summary, and then an error line (exit 1) for the outputs that failed on
+    the way: a full disk stops one recording, not the run or its account."""
     typer.echo(summary.format())
     if json_summary is not None:
         summary.write_json(json_summary)
         log.info("summary written to %s", _written(str(json_summary), named))
+    failed = summary.output_errors
+    if failed:
+        raise SrxError(f"{len(failed)} output{'s' if len(failed) > 1 else ''} failed: " + "; ".join(failed))
 
 
 def _stream_many(named, *, scale, weights, model, backend, server, threads, output, serve, compare, window, max_frames,
                  duration, quiet, overlay, json_summary, no_drop, buffer, reconnect_max_wait, open_timeout) -> None:
     """Several sources in one process (srx.camera.multi)."""
     from srx.camera.capture import check_buffer
-    from srx.camera.stream import check_bounds
+    from srx.camera.stream import check_bounds, stopping_signals
     from srx.camera.multi import check_pattern, output_for, stream_many
     from srx.camera.multi_server import MultiMjpegServer, multi_stats
     from srx.camera.outputs import WindowOutput, display_available, recording_output
@@ -217,13 +227,11 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
         for o in [o for outs in outputs.values() for o in outs] + shared:
             o.close()
         raise
-    summary = stream_many(named, upscaler, outputs, shared_outputs=shared, max_frames=max_frames, duration=seconds,
-                          drop=not no_drop, buffer=buffer, compare=compare, overlay=overlay, quiet=quiet,
-                          reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout, stats=stats)
-    typer.echo(summary.format())
-    if json_summary is not None:
-        summary.write_json(json_summary)
-        log.info("summary written to %s", _written(str(json_summary), named))
+    with stopping_signals():
+        summary = stream_many(named, upscaler, outputs, shared_outputs=shared, max_frames=max_frames, duration=seconds,
+                              drop=not no_drop, buffer=buffer, compare=compare, overlay=overlay, quiet=quiet,
+                              reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout, stats=stats)
+        _report(summary, json_summary, named)
 
 
 def _written(pattern: str, named) -> str:

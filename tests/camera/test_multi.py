@@ -288,3 +288,42 @@ def test_a_camera_not_plugged_in_is_retried_while_the_others_run(tmp_path: Path,
     got = json.loads(summary.read_text())["sources"]
     assert got["gate"]["frames_out"] == 6 and got["cam7"]["frames_out"] == 0 and got["cam7"]["reconnect_attempts"] >= 1
     assert (tmp_path / "gate.mkv").exists() and not (tmp_path / "cam7.mkv").exists()
+
+
+def test_a_recording_that_fills_its_disk_stops_alone(tmp_path: Path, tiny_checkpoint) -> None:
+    """One camera's recording hits the file-size limit of its disk (a real write error from the OS:
+    the process's RLIMIT_FSIZE, as a full disk gives ENOSPC): that recording is closed and named, the
+    other camera records to the end, the summary and --json-summary are written, and the run exits 1
+    with one line naming the failed output. Once the first write error ended every camera."""
+    import os
+    import resource
+    import signal
+    import sys
+
+    from tests.conftest import silent_video
+
+    big = silent_video(tmp_path / "yard.avi", 24, (320, 240))
+    small = silent_video(tmp_path / "door.avi", 24, (32, 24))
+    rec = tmp_path / "rec"
+    limit = 600_000  # bytes a file may have: the yard's lossless frames pass it in a few frames, the door's never
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
+    res = subprocess.run(
+        [sys.executable, "-m", "srx", "stream", "--source", f"yard={big}", "--source", f"door={small}", "--no-drop",
+         "-w", str(tiny_checkpoint(2)), "--scale", "2", "--backend", "torch", "--threads", "1", "--no-window", "-q",
+         "--output", str(rec / "{name}.mkv"), "--json-summary", str(tmp_path / "run.json")],
+        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=300,
+        preexec_fn=limited)
+    assert res.returncode == 1, res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: 1 output failed: recording {rec / 'yard.mkv'}: ")
+    assert "the stream goes on without it" in res.stderr and "Traceback" not in res.stderr
+    assert len(read_video(rec / "door.mkv")) == 24  # the other camera, whole
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert summary["sources"]["door"]["frames_out"] == 24 and summary["sources"]["yard"]["output_errors"]
+    assert summary["output_errors"] == summary["sources"]["yard"]["output_errors"]
+    assert "output failed: recording" in res.stdout and "stream summary: 2 sources" in res.stdout

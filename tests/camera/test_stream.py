@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -476,6 +477,66 @@ def test_a_stop_signal_finalises_the_recording(tmp_path: Path, tiny_checkpoint, 
     assert not list(tmp_path.glob(".rec.partial*"))
 
 
+def test_a_second_sigterm_while_stopping_still_finishes_the_run(tmp_path: Path, tiny_checkpoint) -> None:
+    """A supervisor or a user that sends SIGTERM twice: the second, while the recordings are being
+    finalised and the summary written (at any moment after the first), is noted and ignored, so the
+    run ends as the first asked (the summary, --json-summary, exit 0), not killed half-way (143)."""
+    import json
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
+    for gap in (0.0, 0.05, 0.3):
+        out, summary = tmp_path / f"rec{gap}.mkv", tmp_path / f"run{gap}.json"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "srx", "stream", "--demo", "--loop", "-w", str(tiny_checkpoint(2)), "--scale", "2",
+             "--backend", "torch", "--threads", "1", "--no-window", "--output", str(out), "--json-summary", str(summary)],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            lines: list[str] = []
+            reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+            reader.start()
+            wait_until(lambda: any("frames" in line and "fps" in line for line in lines) or proc.poll() is not None,
+                       120, "the first status line")
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(gap)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            stdout, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, (gap, "".join(lines))
+        assert "stopped by an interrupt" in stdout and json.loads(summary.read_text())["stopped_by"] == "interrupted"
+        assert len(read_video(out)) > 0 and "Traceback" not in "".join(lines)
+
+
+def test_a_recording_cut_off_by_a_kill_plays_up_to_its_last_second(tmp_path: Path, tiny_checkpoint) -> None:
+    """SIGKILL, a crash or a power cut never lets srx finish a recording: it stays under its
+    temporary name, and an .mp4 there is written a fragment a second, so it plays up to about its
+    last second (a plain MP4's index comes at the end, and without it nothing played)."""
+    out = tmp_path / "rec.mp4"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "srx", "stream", "--demo", "--loop", "-w", str(tiny_checkpoint(2)), "--scale", "2",
+         "--backend", "torch", "--threads", "1", "--no-window", "--output", str(out)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+        reader.start()
+        # the demo runs at 10 fps: past 35 frames, three one-second fragments are on disk
+        wait_until(lambda: any(int(m) >= 35 for m in re.findall(r"frames (\d+)", "".join(lines)))
+                   or proc.poll() is not None, 120, "35 frames recorded")
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not out.exists()  # never a cut-off file under the real name
+    partial = tmp_path / ".rec.partial.mp4"
+    frames_back = read_video(partial)
+    assert len(frames_back) >= 10 and frames_back[0].shape == (360, 640, 3)
+
+
 def _engine_like(checkpoint: Path):
     """The real PyTorch model behind the all-GPU frame path's interface, as TensorRTRunner offers it
     (infer_frame takes the whole BGR frame; input_hw_range is its profile), here on the CPU."""
@@ -665,3 +726,24 @@ def test_no_drop_reads_a_file_at_its_own_rate_for_a_published_stream(tmp_path: P
     assert paced_for([recording, feed], drop=False, every_frame_why=None) is True
     assert paced_for([feed], drop=True, every_frame_why=None) is None
     assert paced_for([feed], drop=False, every_frame_why="a folder of images") is None
+
+
+def test_a_recording_deleted_while_it_runs_starts_again(tmp_path: Path, caplog, monkeypatch) -> None:
+    """A clean-up job deletes the recording mid-run: srx let go of the deleted file (its space came
+    back only at exit, and ls could not see what filled the disk) and records again under its name,
+    the frames from then on; the log says so."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="srx")
+    monkeypatch.setattr(VideoFileOutput, "CHECK_S", 0.0)  # look at every frame, not once a second
+    out = VideoFileOutput(tmp_path / "cam.mkv", fps=10)
+    pictures = frames(6, 24, 32)
+    for i, f in enumerate(pictures[:3]):
+        assert out.write(f, i / 10)
+    out.tmp.unlink()  # rm .cam.partial.mkv
+    for i, f in enumerate(pictures[3:], start=3):
+        assert out.write(f, i / 10)
+    out.close()
+    assert f"{tmp_path / 'cam.mkv'} was deleted while recording (the 3 frames in it went with it)" in caplog.text
+    back = read_video(tmp_path / "cam.mkv")
+    assert len(back) == 3 and all(np.array_equal(b, f) for b, f in zip(back, pictures[3:]))
