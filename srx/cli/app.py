@@ -225,7 +225,13 @@ def main() -> None:
 
     import srx.cli  # noqa: F401  (registers every command)
 
+    import atexit
+
     signal.signal(signal.SIGTERM, _terminated)
+    # registered before any command's own (torch's), so it runs after them: the interpreter's last
+    # step puts the default action back on every handled signal, and one landing then killed a
+    # finished command (status -15); ignored that late, it ends as it was
+    atexit.register(lambda: [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGTERM, signal.SIGINT)])
     status: int | None = None
     try:
         app()
@@ -234,13 +240,8 @@ def main() -> None:
         status = code if isinstance(code, int) else (0 if code is None else 1)
         raise
     finally:
-        import atexit
-
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, _exit_now(status))
-        # the interpreter's last step puts the default action back on every handled signal, so one
-        # landing then killed a finished command (status -15); ignored that late, it ends as it was
-        atexit.register(lambda: [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGTERM, signal.SIGINT)])
 
 
 def one_server(servers: list[str] | None, command: str) -> str | None:
