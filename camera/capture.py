@@ -24,6 +24,11 @@ attempt, and resumes as soon as the source is back; the stream loop meanwhile sh
 server) counts as lost once `open_timeout` passes without a frame (`stalled`), long before
 OpenCV's own read gives up, and as back with its next frame.
 
+`state` says what the source is doing for /stats and /metrics (srx_source_up is 1 only while it is
+"up"): a source that failed (a looping file moved away mid-run, said to be gone) or ended is down
+for good. The events for --json-summary keep the run's first EVENTS_FIRST and its newest
+EVENTS_LAST, and count those between them (`events_left_out`).
+
 A live source opened (or reopened), or back from a stall, hands over at once the frames it queued
 meanwhile (an RTSP camera: a couple of seconds of them). They are seconds old, so they are read
 and skipped as stale until a read waits for the camera, and the first frame upscaled is live:
@@ -37,6 +42,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -51,6 +57,9 @@ RECONNECT_FIRST_WAIT = 0.5
 
 #: a read after a (re)connect that returns within this share of the frame interval was queued, not live
 STALE_READ_SHARE = 0.3
+
+#: events kept for the summary: the first ones of the run and the newest ones; those between are counted
+EVENTS_FIRST, EVENTS_LAST = 200, 800
 
 
 @dataclass
@@ -151,7 +160,13 @@ class CaptureThread:
         self.reconnects = 0
         self.attempt = 0  # attempts in the current outage
         self.next_retry_at: float | None = None
-        self.events: list[dict] = []
+        # what happened, for --json-summary: the first EVENTS_FIRST events and the EVENTS_LAST newest,
+        # with a count of those between them that were left out (memory stays bounded over a night of
+        # reconnect attempts, and the morning's "reconnected" is still there)
+        self._events_first: list[dict] = []
+        self._events_last: collections.deque[dict] = collections.deque(maxlen=EVENTS_LAST)
+        self._events_lock = threading.Lock()
+        self.events_left_out = 0
 
     # -- consumer side ---------------------------------------------------------------------------
     def start(self) -> "CaptureThread":
@@ -177,12 +192,40 @@ class CaptureThread:
 
     @property
     def connected(self) -> bool:
-        """The source delivers frames: not being reconnected, and not silent for `open_timeout`."""
+        """The source is not lost: not being reconnected, and not silent for `open_timeout` (the
+        stream loops show no-signal frames while it is). A source that failed or ended is not lost
+        but not up either: `state` says which, and is what /stats and /metrics report."""
         return self._connected and not self.stalled
 
     @connected.setter
     def connected(self, value: bool) -> None:
         self._connected = value
+
+    @property
+    def state(self) -> str:
+        """What the source is doing: "up" (it delivers frames; a file that ended still is while the
+        model takes the frames it left), "starting" (no frame read yet), "reconnecting" (lost, being
+        retried), "stalled" (connected but silent for `open_timeout`), "failed" (it stopped with an
+        error: a looping file moved away, a frame source that raised), "ended" (a file or scene that
+        ran out, not looping, every frame taken) or "stopped" (the run stopped reading it)."""
+        if self.error is not None:
+            return "failed"
+        if self.eof:
+            return "ended" if self.finished else "up"
+        if self._stop.is_set():
+            return "stopped"
+        if not self._connected:
+            return "reconnecting"
+        if self.stalled:
+            return "stalled"
+        return "up" if self.frames_read > 0 else "starting"
+
+    @property
+    def events(self) -> list[dict]:
+        """What happened (lost, attempt, reconnected, stalled, loop, end ...), oldest first: the first
+        EVENTS_FIRST of the run and the EVENTS_LAST newest; `events_left_out` counts those between."""
+        with self._events_lock:
+            return self._events_first + list(self._events_last)
 
     @property
     def stalled(self) -> bool:
@@ -233,8 +276,14 @@ class CaptureThread:
 
     # -- producer side ---------------------------------------------------------------------------
     def _event(self, kind: str, **info: object) -> None:
-        if len(self.events) < 1000:
-            self.events.append({"t": time.monotonic(), "event": kind, **info})
+        event = {"t": time.monotonic(), "event": kind, **info}
+        with self._events_lock:
+            if len(self._events_first) < EVENTS_FIRST:
+                self._events_first.append(event)
+                return
+            if len(self._events_last) == self._events_last.maxlen:
+                self.events_left_out += 1  # the oldest of the newest goes: counted, not silently lost
+            self._events_last.append(event)
 
     def _publish(self, frame: Frame) -> bool:
         if self.drop:
@@ -297,7 +346,7 @@ class CaptureThread:
                     continue
                 if self.spec.loop and n > 0:
                     self.reader.release()
-                    self.reader = open_reader(self.spec, self.open_timeout)
+                    self.reader = self._reopen_for_loop()
                     if clock is not None:
                         clock.restart()
                     self._event("loop")
@@ -362,6 +411,22 @@ class CaptureThread:
             index += 1
             if not self._publish(frame):
                 return
+
+    def _reopen_for_loop(self) -> FrameReader:
+        """The looping source opened again from its start; a file or folder that is no longer there
+        (moved or deleted while it played: its open handle read on to the end) is said to be gone,
+        not to be a video FFmpeg cannot decode."""
+        def gone() -> bool:
+            return self.spec.kind in ("file", "folder") and not Path(str(self.spec.target)).exists()
+
+        if not gone():
+            try:
+                return open_reader(self.spec, self.open_timeout)
+            except SrxError:
+                if not gone():  # there, but no longer opens (rewritten, truncated): its own message
+                    raise
+        raise SrxError(f"{self.spec.describe_whole()} was moved or deleted during the run; it cannot be looped "
+                       "again") from None
 
     def _over_rate(self, index: int, t_source: float | None = None) -> bool:
         """Whether frame `index` comes before the source's max_fps lets the next one through. Time

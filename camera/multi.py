@@ -30,7 +30,7 @@ import numpy as np
 from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
 from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_source
-from srx.camera.stats import Samples, StreamStats, StreamSummary, _round, servers_line, stopped_text
+from srx.camera.stats import Samples, StreamStats, StreamSummary, servers_line, stopped_text, window_words
 from srx.errors import SrxError
 
 if TYPE_CHECKING:
@@ -278,7 +278,7 @@ class MultiSummary:
                                                             ("queued_at_stop", "still queued at the stop")) if t.get(k))
             + f" in {self.wall_s:.1f} s; "
             f"fps {t['fps_in']:.2f} in, {t['fps_out']:.2f} out; latency ms p50 {ms(t['latency_ms']['p50'])}, "
-            f"p95 {ms(t['latency_ms']['p95'])}",
+            f"p95 {ms(t['latency_ms']['p95'])}" + window_words(t.get("latency_window")),
             "  model calls: " + (", ".join(f"{n} of {size} frame{'s' if size > 1 else ''}"
                                            for size, n in sorted(self.batches.items())) or "none"),
         ]
@@ -304,7 +304,7 @@ class MultiSummary:
                 extra += f", {s.reconnects} reconnects after {s.reconnect_attempts} attempts"
             lines.append(f"  {name}: {s.source}, {size}, {s.stopped_by}: {s.frames_in} in, {s.frames_out} out, "
                          f"{s.dropped} dropped{extra}; fps {s.fps_in:.2f} in, {s.fps_out:.2f} out; "
-                         f"latency ms p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}")
+                         f"latency ms p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}" + window_words(s.latency_window))
             if s.timing_note:
                 lines.append(f"    note: {s.timing_note}")
             for failed in s.output_errors:
@@ -572,9 +572,7 @@ def stream_many(
         "nosignal_frames": sum(s.nosignal_frames for s in summaries.values()),
         "fps_in": round(sum(s.fps_in for s in summaries.values()), 3),  # each source's own rate, added up
         "fps_out": round((frames_out - 1) / span, 3) if frames_out > 1 and span > 0 else 0.0,
-        "latency_ms": {"p50": _round(latency_all.percentile(50)), "p95": _round(latency_all.percentile(95)),
-                       "max": _round(max(latency_all.values)) if latency_all.values else None,
-                       "mean": _round(latency_all.mean())},
+        "latency_ms": latency_all.summary(), "latency_window": latency_all.window_used(),  # max: of the run
         "model_calls": sum(batches.values()),
     }
     return MultiSummary(backend=backend, scale=scale, stopped_by=stopped_by, wall_s=round(wall, 3),

@@ -4,7 +4,8 @@
                --compare frame labelled, and the live stats (the same snapshot as the status line)
   /stream.mjpg multipart/x-mixed-replace JPEG stream; every client gets the newest frame
   /frame.jpg   the newest frame as one JPEG
-  /stats       live numbers as JSON (polled by the page once a second)
+  /stats       live numbers as JSON (polled by the page once a second); `connected` and `state` say
+               whether the source is up (reconnecting, stalled, failed, ended ...)
   /metrics     the same numbers for Prometheus to scrape (text exposition format, source="NAME")
 
 stdlib only (ThreadingHTTPServer, daemon threads). Each frame is JPEG-encoded once, by the stream
@@ -49,7 +50,7 @@ async function poll() {{
     const lat = s.latency_ms_p50 === null ? '-' : s.latency_ms_p50.toFixed(0) + ' / ' + s.latency_ms_p95.toFixed(0) + ' ms';
     document.getElementById('stats').textContent =
       title + '\\nout ' + s.fps_out.toFixed(2) + ' fps   in ' + s.fps_in.toFixed(2) + ' fps   frames ' + s.frames_out +
-      '   dropped ' + s.dropped + '   latency p50/p95 ' + lat + (s.connected ? '' : '   NO SIGNAL');
+      '   dropped ' + s.dropped + '   latency p50/p95 ' + lat + (s.connected ? '' : '   ' + ({{failed: 'FAILED', ended: 'ended', stopped: 'stopped'}}[s.state] || 'NO SIGNAL'));
   }} catch (e) {{}}
   setTimeout(poll, 1000);
 }}

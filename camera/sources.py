@@ -343,6 +343,9 @@ def _open_whole(spec: SourceSpec, timeout: float) -> FrameReader:
         return IterReader(_folder_frames(Path(spec.target)), spec.fps or 25.0, n)
     if spec.kind == "camera":
         return _open_camera(int(spec.target), timeout)
+    if spec.kind == "file" and not Path(str(spec.target)).exists():
+        # gone since parse_source saw it (moved or deleted): not a video FFmpeg "cannot decode"
+        raise SrxError(f"source {spec.target} does not exist; expected a video file, an image folder or a URL")
     if spec.kind == "file" and Path(str(spec.target)).suffix.lower() in IMAGE_EXTENSIONS:
         from srx.imageio import read_image
 

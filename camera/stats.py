@@ -2,8 +2,9 @@
 
 Latency is measured from the moment the capture thread grabbed a frame (time.monotonic) to the
 moment the last output took the upscaled frame, so it includes waiting in the slot, the model and
-the outputs. Percentiles come from the last `window` frames (bounded memory for long runs);
-counts and means cover the whole run.
+the outputs. Percentiles (p50, p95) come from the last `window` frames (bounded memory for long
+runs), and the summary says so once more frames than that went out (`latency_window`); counts,
+means and the maximum cover the whole run.
 """
 from __future__ import annotations
 
@@ -20,16 +21,29 @@ STAGES = ("capture", "pre", "infer", "post", "output")
 
 
 class Samples:
-    """Count and total over the run, plus the last `window` values for percentiles."""
+    """Count, total and maximum over the run, plus the last `window` values for percentiles."""
 
     def __init__(self, window: int = 10_000) -> None:
         self.count, self.total = 0, 0.0
+        self.max: float | None = None  # over the whole run (a freeze at frame 11,000 stays in it)
         self.values: deque[float] = deque(maxlen=window)
 
     def add(self, value: float) -> None:
         self.count += 1
         self.total += value
+        if self.max is None or value > self.max:
+            self.max = value
         self.values.append(value)
+
+    def window_used(self) -> int | None:
+        """How many of the newest values the percentiles cover where that is not all of them (more
+        values came than the window holds); None while they cover every value."""
+        return len(self.values) if self.count > len(self.values) else None
+
+    def summary(self) -> dict[str, float | None]:
+        """p50 and p95 (of the window), max and mean (of the run), rounded: a summary's `latency_ms`."""
+        return {"p50": _round(self.percentile(50)), "p95": _round(self.percentile(95)),
+                "max": _round(self.max), "mean": _round(self.mean())}
 
     def mean(self) -> float | None:
         return self.total / self.count if self.count else None
@@ -53,7 +67,7 @@ class StreamSummary:
     nosignal_frames: int
     fps_in: float
     fps_out: float
-    latency_ms: dict[str, float | None]  # p50, p95, max, mean
+    latency_ms: dict[str, float | None]  # p50, p95 (of the last latency_window frames), max, mean (of the run)
     stage_ms: dict[str, dict[str, float | None]]  # per stage: mean, p50, p95
     input_size: list[int] | None  # [width, height] of the last input frame
     output_size: list[int] | None  # [width, height] of the last output frame
@@ -75,6 +89,8 @@ class StreamSummary:
     paced: bool = True  # frames came at the source's rate (False: a file read as fast as the model took them, --no-drop)
     servers: list[dict[str, Any]] = field(default_factory=list)  # several Triton servers: what each one ran
     output_errors: list[str] = field(default_factory=list)  # outputs that failed ('OUTPUT: why'); the run exits 1
+    latency_window: int | None = None  # p50/p95 are of the last this many frames out (None: of every frame)
+    events_left_out: int = 0  # the source's events between its first ones and its newest left out of `events`
 
     def _unpaced(self) -> str:
         """What `fps in` measured where it is not the source's rate: a file read as fast as the model
@@ -139,7 +155,8 @@ class StreamSummary:
             + (f", {self.nosignal_frames} no-signal" if self.nosignal_frames else "")
             + f" in {self.wall_s:.1f} s",
             f"  fps: {self.fps_in:.2f} in{self._unpaced()}, {self.fps_out:.2f} out",
-            f"  latency capture->out ms: p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}, max {ms(lat['max'])}",
+            f"  latency capture->out ms: p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}, max {ms(lat['max'])}"
+            + window_words(self.latency_window, with_max=True),
             "  stage ms (mean/p95): " + ", ".join(
                 f"{name} {ms(s['mean'])}/{ms(s['p95'])}" for name, s in self.stage_ms.items()),
         ]
@@ -148,6 +165,11 @@ class StreamSummary:
                          f"{self.frames_after_reconnect} frames since the last")
         elif self.reconnect_attempts:
             lines.append(f"  not reconnected: {self.reconnect_attempts} attempt(s) failed")
+        if self.events_left_out:
+            from srx.camera.capture import EVENTS_FIRST, EVENTS_LAST
+
+            lines.append(f"  events: {self.events_left_out:,} of the source's left out of the list (it keeps the "
+                         f"first {EVENTS_FIRST} and the newest {EVENTS_LAST}; events_left_out in --json-summary)")
         if self.fallback_frames:
             lines.append(f"  {self.fallback_frames} frames went out bicubic while the model backend was unavailable")
         if self.servers:
@@ -166,6 +188,14 @@ class StreamSummary:
 STOPPED = {"end-of-input": "at the end of the input", "interrupted": "by an interrupt (Ctrl-C or SIGTERM)",
            "duration": "after --duration", "max-frames": "after --max-frames", "window-closed": "when its window closed",
            "outputs-failed": "when every output had failed"}
+
+
+def window_words(window: int | None, with_max: bool = False) -> str:
+    """What a summary's latency line adds once more frames went out than the percentiles keep:
+    ' (p50/p95 of the last 10,000 frames)' (`with_max`: '; max over the whole run' too), else ''."""
+    if not window:
+        return ""
+    return f" (p50/p95 of the last {window:,} frames{'; max over the whole run' if with_max else ''})"
 
 
 def stopped_text(token: str) -> str:
@@ -242,13 +272,16 @@ class StreamStats:
 
     def snapshot(self) -> dict[str, Any]:
         """Live numbers for the status line, the overlay and the web page's /stats (with `servers`
-        where the stream runs on several Triton servers: what each one ran, and whether it is up)."""
+        where the stream runs on several Triton servers: what each one ran, and whether it is up).
+        `connected` (/metrics' srx_source_up) is true only while the source delivers frames: false
+        while it is lost, and for good once it failed (a looping file moved away), ended or was
+        stopped; `state` says which (CaptureThread.state)."""
         cap = self.capture
         frames_in = cap.frames_read if cap is not None else 0
         dropped = cap.dropped if cap is not None else 0
         skipped = cap.skipped if cap is not None else 0
         stale = cap.stale if cap is not None else 0
-        connected = cap.connected and cap.frames_read > 0 if cap is not None else False
+        state = cap.state if cap is not None else "starting"
         elapsed = time.monotonic() - self.t_start
         return {
             "elapsed_s": round(elapsed, 2),
@@ -258,7 +291,8 @@ class StreamStats:
             "skipped": skipped,
             "stale": stale,
             "nosignal_frames": self.nosignal,
-            "connected": connected,
+            "connected": state == "up",  # delivering frames: not lost, failed, ended or stopped
+            "state": state,  # up | starting | reconnecting | stalled | failed | ended | stopped
             "fps_in": round(cap.input_fps(), 2) if cap is not None else 0.0,
             "fps_out": round(self.live_fps(), 2),
             "latency_ms_p50": _round(self.latency.percentile(50)),
@@ -284,7 +318,8 @@ class StreamStats:
         s = self.live()
         dropped, connected = s["dropped"], s["connected"]
         lat = f"{s['latency_ms_p50']:.0f}/{s['latency_ms_p95']:.0f} ms" if s["latency_ms_p50"] is not None else "-"
-        state = "" if connected else "  NO SIGNAL, reconnecting"
+        state = "" if connected else {"failed": "  FAILED", "ended": "  ended", "stopped": ""}.get(
+            s.get("state", ""), "  NO SIGNAL, reconnecting")
         return (f"{s['elapsed_s']:7.1f}s  out {s['fps_out']:5.2f} fps  in {s['fps_in']:5.2f} fps  "
                 f"frames {s['frames_out']}  dropped {dropped}  latency p50/p95 {lat}{state}")
 
@@ -293,9 +328,12 @@ class StreamStats:
                 for name, s in self.stages.items()}
 
     def latency_summary(self) -> dict[str, float | None]:
-        vals = self.latency.values
-        return {"p50": _round(self.latency.percentile(50)), "p95": _round(self.latency.percentile(95)),
-                "max": _round(max(vals)) if vals else None, "mean": _round(self.latency.mean())}
+        """p50 and p95 of the last `window` frames, max and mean of every frame (see latency_window)."""
+        return self.latency.summary()
+
+    def latency_window(self) -> int | None:
+        """How many of the newest frames the latency p50/p95 cover, once that is not all of them."""
+        return self.latency.window_used()
 
 
 def _round(v: float | None, nd: int = 2) -> float | None:
@@ -314,8 +352,8 @@ _METRICS = (
      "stale"),
     ("srx_nosignal_frames_total", "counter", "Generated no-signal frames sent while the source was away.",
      "nosignal_frames"),
-    ("srx_source_up", "gauge", "1 while the source delivers frames, 0 while it is lost and being reconnected.",
-     "connected"),
+    ("srx_source_up", "gauge", "1 while the source delivers frames; 0 while it is lost (reconnecting, stalled), "
+     "and for good once it failed or ended.", "connected"),
     ("srx_output_fps", "gauge", "Upscaled frames per second over the last two seconds.", "fps_out"),
     ("srx_inference_seconds_mean", "gauge", "Mean time of a model call per frame.", "infer_ms_mean"),
     ("srx_uptime_seconds", "gauge", "Seconds since the stream started.", "elapsed_s"),

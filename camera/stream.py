@@ -315,6 +315,7 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         skipped=capture.skipped,
         stale=capture.stale,
         max_fps=capture.spec.max_fps,
+        latency_window=stats.latency_window(), events_left_out=capture.events_left_out,
         **extra,
     )
 

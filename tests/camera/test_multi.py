@@ -170,6 +170,46 @@ def test_three_files_and_a_dead_url(tmp_path: Path, make_upscaler, caplog) -> No
     assert "door" in summary.format() and "model calls" in summary.format()
 
 
+def test_a_looping_file_moved_away_is_down_in_stats_and_metrics(tmp_path: Path, make_upscaler, caplog) -> None:
+    """The soak trial's case: several --loop file sources served with --serve, and one file moved away
+    mid-run. That source stops (the others go on) saying its file is gone, and /stats and /metrics say
+    it is down for good: connected false, state "failed", srx_source_up 0 (they said 1 forever, with
+    frames_out stuck, so the README's alert `srx_source_up == 0` never fired)."""
+    for name, seed in (("a", 0), ("b", 7)):
+        write_ffv1(tmp_path / f"{name}.mkv", frames(4, 24, 32, seed=seed), fps=25.0)
+    named = parse_sources([], [str(tmp_path / "a.mkv"), str(tmp_path / "b.mkv")], loop=True)
+    stats = {n.name: StreamStats(window=3) for n in named}  # latency p50/p95 of each one's last 3 frames
+    web = MultiMjpegServer("127.0.0.1:0", [n.name for n in named], stats=multi_stats(stats))
+    outputs = {n.name: [web.channel(n.name)] for n in named}
+    stop = threading.Event()
+    thread, result = in_background(lambda: stream_many(named, make_upscaler(2), outputs, shared_outputs=[web],
+                                                       stats=stats, stop_event=stop))
+    try:
+        wait_until(lambda: all(st.frames_out >= 6 for st in stats.values()) or "error" in result, 60,
+                   "both files to loop")
+        live = json.loads(_get(web.url + "stats"))["sources"]
+        assert [live[n]["connected"] for n in "ab"] == [True, True]
+        (tmp_path / "a.mkv").rename(tmp_path / "moved.mkv")
+        wait_until(lambda: stats["a"].capture.error is not None or "error" in result, 30, "source a to fail")
+        out_b = stats["b"].frames_out
+        wait_until(lambda: stats["b"].frames_out >= out_b + 4 or "error" in result, 60, "source b to go on")
+        live = json.loads(_get(web.url + "stats"))["sources"]
+        metrics = _get(web.url + "metrics").decode()
+    finally:
+        stop.set()
+        thread.join(30)
+    assert "error" not in result, result.get("error")
+    assert live["a"]["connected"] is False and live["b"]["connected"] is True
+    assert 'srx_source_up{source="a"} 0' in metrics and 'srx_source_up{source="b"} 1' in metrics
+    assert (live["a"]["state"], live["b"]["state"]) == ("failed", "up")
+    gone = f"file {tmp_path / 'a.mkv'} was moved or deleted during the run; it cannot be looped again"
+    assert f"source a stopped: {gone} (the others go on)" in caplog.text and "decode" not in caplog.text
+    summary = result["summary"]
+    assert summary.sources["a"].stopped_by == "error" and gone in summary.sources["a"].timing_note
+    line_b = next(line for line in summary.format().splitlines() if line.startswith("  b: "))
+    assert summary.sources["b"].latency_window == 3 and line_b.endswith("(p50/p95 of the last 3 frames)"), line_b
+
+
 def test_batches_form_per_size_and_a_failing_source_does_not_stop_others(make_upscaler) -> None:
     calls: list[tuple[int, ...]] = []
 

@@ -106,6 +106,19 @@ def test_file_that_is_not_a_video(tmp_path: Path) -> None:
         open_reader(parse_source(source=str(empty)), timeout=5)
 
 
+def test_a_file_gone_since_it_was_named_is_said_not_to_exist(tmp_path: Path) -> None:
+    """A file source opened again after it was moved or deleted (a --loop run's reopen) is said to be
+    missing, as at the start, not to be a video OpenCV's FFmpeg "cannot decode (corrupt ...)"."""
+    clip = tmp_path / "a.avi"
+    write_ffv1(clip, frames(2))
+    spec = parse_source(source=str(clip), loop=True)
+    open_reader(spec, timeout=5).release()
+    clip.unlink()
+    with pytest.raises(SrxError) as err:
+        open_reader(spec, timeout=5)
+    assert str(err.value) == f"source {clip} does not exist; expected a video file, an image folder or a URL"
+
+
 def test_refused_url_is_one_error() -> None:
     port = free_port()  # nothing listens there
     with pytest.raises(SrxError, match=f"cannot open source rtsp://127.0.0.1:{port}/live"):

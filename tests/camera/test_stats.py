@@ -80,3 +80,51 @@ def test_the_input_rate_of_a_file_read_unpaced_says_so():
     assert summary.to_dict()["paced"] is False
     summary.paced = True  # paced (the default, or --no-drop publishing to rtsp://): the source's own rate
     assert "  fps: 44.32 in, 9.90 out" in summary.format()
+
+
+def test_latency_max_and_mean_cover_the_run_and_the_percentiles_say_their_window() -> None:
+    """p50/p95 come from the last `window` frames (bounded memory), but a 3 s freeze at frame 11,000
+    of a 25,000-frame run must stay the max (it read 47.9 ms), and the summary says what p50/p95
+    cover once more frames than the window went out."""
+    from srx.camera.stats import StreamStats
+
+    st = StreamStats(window=100)
+    for i in range(250):
+        lat = 3.0 if i == 110 else 0.04 + 0.001 * (i % 10)  # seconds from capture to output
+        st.record(100.0 + i, 100.0 + i + lat, {"infer": 0.01}, (36, 48, 3), (72, 96, 3))
+    got = st.latency_summary()
+    assert got["max"] == 3000.0  # the freeze, 140 frames before the window
+    assert got["mean"] == round((3000.0 + sum(40.0 + (i % 10) for i in range(250) if i != 110)) / 250, 2)
+    assert got["p95"] < 50 and st.latency_window() == 100
+    summary = _summary(55.0, 8.0, 0)
+    summary.frames_out, summary.latency_ms, summary.latency_window = 250, got, st.latency_window()
+    line = next(ln for ln in summary.format().splitlines() if "latency" in ln)
+    assert line.endswith(", max 3000.0 (p50/p95 of the last 100 frames; max over the whole run)"), line
+    assert summary.to_dict()["latency_window"] == 100
+    few = StreamStats(window=100)
+    few.record(0.0, 0.05, {}, (36, 48, 3), (72, 96, 3))
+    assert few.latency_window() is None and "last" not in _summary(55.0, 8.0, 0).format()
+
+
+def test_a_stream_summary_says_the_latency_window_and_keeps_the_max_of_the_run(make_upscaler) -> None:
+    """Through a real stream: its summary's max is the largest latency of every frame, also one that
+    left the percentiles' window, and `latency_window` says how many frames p50/p95 are of."""
+    import time
+
+    from srx.camera.sources import SourceSpec
+    from srx.camera.stats import StreamStats
+    from srx.camera.stream import stream
+    from tests.camera.conftest import frames
+
+    latencies: list[float] = []
+
+    def seen(frame, out, t_done) -> None:  # the latency the stats recorded for this frame
+        latencies.append((t_done - frame.t_capture) * 1000.0)
+        if frame.index == 0:
+            time.sleep(0.3)  # the frames queued meanwhile wait: the run's largest latencies, before the window
+
+    summary = stream(SourceSpec.from_frames(frames(20)), make_upscaler(2), [], drop=False, stats=StreamStats(window=5),
+                     on_frame=seen)
+    assert summary.frames_out == 20 and summary.latency_window == 5
+    assert summary.latency_ms["max"] == round(max(latencies), 2)  # of every frame, not only the last 5
+    assert "(p50/p95 of the last 5 frames; max over the whole run)" in summary.format()

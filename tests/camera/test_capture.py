@@ -1,0 +1,120 @@
+"""The capture thread with real sources: what it reports once a source failed or ended, the events it
+keeps for --json-summary over a long run, and a looping file that disappears mid-run."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from srx.camera import capture
+from srx.camera.capture import CaptureThread
+from srx.camera.sources import SourceSpec, open_reader, parse_source
+from srx.camera.stats import StreamStats, prometheus_text
+from srx.camera.stream import stream
+from tests.camera.conftest import frames, in_background, wait_until
+from tests.camera.test_stream import write_ffv1
+
+
+def _capture(spec: SourceSpec, **kwargs) -> tuple[CaptureThread, StreamStats]:
+    cap = CaptureThread(spec, open_reader(spec, 5.0), **kwargs)
+    stats = StreamStats()
+    stats.capture = cap
+    return cap.start(), stats
+
+
+def test_a_looping_file_moved_away_fails_and_is_no_longer_up(tmp_path: Path) -> None:
+    """The soak trial's case: a --loop file source whose file is moved away mid-run. Its open handle
+    reads on to the end; reopening it for the next loop fails, and it is said to be gone (not "not a
+    video ... corrupt"), and the source is reported down for good: /stats' connected false, state
+    "failed", srx_source_up 0 (it stayed 1 with frames_out stuck, so `srx_source_up == 0` never fired)."""
+    src = tmp_path / "run10" / "a.mkv"
+    src.parent.mkdir()
+    write_ffv1(src, frames(4), fps=25.0)
+    cap, stats = _capture(parse_source(source=str(src), loop=True))
+    try:
+        wait_until(lambda: cap.frames_read >= 6, 30, "the file to loop once")
+        assert stats.snapshot()["connected"] is True
+        src.rename(tmp_path / "elsewhere.mkv")
+        wait_until(lambda: cap.error is not None, 30, "the loop's reopen to fail")
+    finally:
+        cap.stop()
+    snap = stats.snapshot()
+    assert snap["connected"] is False and 'srx_source_up{source="a"} 0' in prometheus_text({"a": snap})
+    message = str(cap.error)
+    assert message == f"file {src} was moved or deleted during the run; it cannot be looped again"
+    assert "decode" not in message and "corrupt" not in message
+    assert snap["state"] == "failed"
+    assert "FAILED" in stats.live_line() and "reconnecting" not in stats.live_line()
+
+
+def test_a_file_that_ended_is_up_until_its_frames_are_taken_then_ended(tmp_path: Path) -> None:
+    """A file that ran out (no --loop) is not "up" once the model took its last frame, though it
+    never failed; until then it still delivers the frames it left."""
+    src = tmp_path / "short.mkv"
+    write_ffv1(src, frames(3))
+    cap, stats = _capture(parse_source(source=str(src)), drop=False)
+    try:
+        wait_until(lambda: cap.eof, 30, "the end of the file")
+        assert stats.snapshot()["connected"] is True  # 3 frames still queued
+        taken = [cap.get(timeout=5) for _ in range(3)]
+        assert all(f is not None for f in taken) and cap.finished
+        snap = stats.snapshot()
+        assert snap["connected"] is False and 'srx_source_up{source="short"} 0' in prometheus_text({"short": snap})
+        assert snap["state"] == "ended"
+        assert stats.live_line().endswith("  ended")
+    finally:
+        cap.stop()
+
+
+def test_the_summary_keeps_the_first_and_the_newest_events_and_counts_the_rest(make_upscaler) -> None:
+    """A night of reconnect attempts (each an event) must not push out the morning's events: the
+    summary keeps the run's first EVENTS_FIRST events and its newest EVENTS_LAST, and says how many
+    between them were left out (it kept the first 1000 and dropped the rest, silently). Here each
+    loop of a one-frame source is an event; after `loops` of them it stays on its last loop."""
+    EVENTS_FIRST, EVENTS_LAST = capture.EVENTS_FIRST, capture.EVENTS_LAST  # noqa: N806 (the module's names)
+    img = frames(1)[0]
+    loops = EVENTS_FIRST + EVENTS_LAST + 300
+    opened: list[float] = []
+
+    def one_frame():
+        opened.append(time.monotonic())
+        if len(opened) > loops:
+            while True:  # the last open: frames from here on, no more loops
+                yield img
+        yield img
+
+    stop, stats = threading.Event(), StreamStats()
+    spec = SourceSpec.from_frames(one_frame, fps=2000.0, loop=True)
+    thread, result = in_background(lambda: stream(spec, make_upscaler(2), [], stop_event=stop, stats=stats))
+    try:
+        wait_until(lambda: len(opened) > loops or "error" in result, 120, f"{loops} loops of the source")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert "error" not in result, result.get("error")
+    summary = result["summary"]
+    kept = [e for e in summary.events if e["event"] == "loop"]
+    # opened[0] is the stream's start; loop event j comes after opened[j] and before opened[j + 1]
+    assert len(kept) == EVENTS_FIRST + EVENTS_LAST and summary.events_left_out == loops - len(kept)
+    since = [t - stats.t_start for t in opened]  # the events' times are relative to the stream's start
+    ms = 0.001  # they are rounded to it
+    assert kept[EVENTS_FIRST - 1]["t"] <= since[EVENTS_FIRST + 1] + ms  # loop EVENTS_FIRST, the last of the first
+    assert kept[EVENTS_FIRST]["t"] >= since[loops - EVENTS_LAST + 1] - ms  # then the newest EVENTS_LAST ...
+    assert kept[-1]["t"] >= since[loops] - ms  # ... up to the last loop
+    assert all(a["t"] <= b["t"] for a, b in zip(kept, kept[1:]))
+    assert summary.to_dict()["events_left_out"] == loops - len(kept)
+    assert f"events: {loops - len(kept):,} of the source's left out" in summary.format()
+
+
+def test_events_stay_bounded_however_many_come() -> None:
+    """The bound itself, on a capture that is never started: first and newest kept, the rest counted."""
+    cap = CaptureThread(SourceSpec.from_frames([np.zeros((8, 8, 3), np.uint8)]), open_reader(
+        SourceSpec.from_frames([np.zeros((8, 8, 3), np.uint8)])))
+    for n in range(5000):
+        cap._event("attempt", n=n)
+    got = [e["n"] for e in cap.events]
+    first, last = capture.EVENTS_FIRST, capture.EVENTS_LAST
+    assert got == list(range(first)) + list(range(5000 - last, 5000))
+    assert cap.events_left_out == 5000 - first - last
