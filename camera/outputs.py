@@ -19,16 +19,20 @@ Recordings:
   folder/ or no suffix  a PNG sequence frame_000000.png, ... (lossless, any frame size)
 
 Publishing: rtsp://HOST:PORT/PATH sends H.264 to an RTSP server that takes published streams
-(RtspOutput), for NVRs and viewers to pull.
+(RtspOutput), for NVRs and viewers to pull; from a thread of its own, so a server that hangs holds
+up nothing else.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import threading
 import time
+from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -328,10 +332,17 @@ class RtspOutput(Output):
     wall-clock time, so the published stream keeps real time without repeating frames; a file
     source is read at its own rate for it even with --no-drop (`paced`), never faster.
 
+    A thread of its own sends: write() only hands the frame over (a queue of QUEUE frames, the
+    oldest given up when it is full), so a server that hangs (stopped, a frozen NVR: its connection
+    open, nothing read, FFmpeg's send blocked with no timeout) holds up neither the stream nor its
+    other outputs and cameras. A send stuck for STALL_S seconds is logged once, and the frames from
+    then on are not sent until it moves again (said once too).
+
     Nothing listening when the output is made is one clear error, before the model loads; a
-    server that refuses the stream at first (a wrong path, a login) ends the run with its reason.
-    A server lost later is retried with backoff (1 s doubling to `retry_max_wait`) while the
-    stream, its other outputs and its other cameras go on; the frames in between are not sent."""
+    server that refuses the stream at first (a wrong path, a login) ends the run with its reason,
+    raised by the next write() or by close(). A server lost later is retried with backoff (1 s
+    doubling to `retry_max_wait`) while the stream, its other outputs and its other cameras go on;
+    the frames in between are not sent. `unsent` counts every frame not published."""
 
     realtime = False
     fixed_size = True
@@ -339,6 +350,11 @@ class RtspOutput(Output):
     #: seconds between the last frame and the end of the session: a receiver that holds what arrives
     #: in a jitter buffer (GStreamer's rtpbin: 200 ms) drops what it still holds at the TEARDOWN
     LINGER_S = 0.5
+    #: frames waiting for the sender: enough for a session's start (FFmpeg's ANNOUNCE/SETUP/RECORD
+    #: with the first frame took 0.14 s on loopback) without holding many full-size frames
+    QUEUE = 8
+    #: seconds one send may take before the server counts as hung
+    STALL_S = 5.0
 
     def __init__(self, url: str, fps: float = 10.0, retry_max_wait: float = 30.0) -> None:
         from srx.camera.sources import redact_url
@@ -352,21 +368,122 @@ class RtspOutput(Output):
                            f"({why.strerror or why}); start the RTSP server first (e.g. MediaMTX), or check the address")
         self.fps = float(fps) if fps and fps > 0 else 10.0
         self.retry_max_wait = retry_max_wait
-        self.writer: Any = None
+        self.writer: Any = None  # the sender's
         self.size: tuple[int, int] | None = None
         self.frames = 0  # published
-        self.unsent = 0  # upscaled while the server was away
+        self.unsent = 0  # upscaled but not published: the server away or hung, or the sender behind
         self.sessions = 0
         self._t0 = 0.0
         self._started = False
         self._retry_at = 0.0
         self._wait = 1.0
         self._sent_at = 0.0  # when the last frame went out
+        # between the stream loop and the sender, under _cond: the frames handed over (each with
+        # the time it was), since when a send has been under way, whether that was reported
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[np.ndarray, float]] = deque()
+        self._busy_since: float | None = None
+        self._stalled = False
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._fatal: Exception | None = None  # why the sender ended the run, for the caller to raise
+        self._raised = False
 
-    def _open(self, frame: np.ndarray) -> None:
+    # -- the stream loop's side --------------------------------------------------------------------
+    def write(self, frame: np.ndarray) -> bool:
+        """Hand the frame to the sender and return at once (the loop gives each output a fresh
+        array, which it does not change afterwards, so it is queued as it is)."""
+        self._raise_fatal()
+        now, stalled = time.monotonic(), 0.0
+        with self._cond:
+            if self._closing:  # closed: nothing more goes out
+                self.unsent += 1
+                return True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=f"srx {self.name}", daemon=True)
+                self._thread.start()
+            if self._busy_since is not None and now - self._busy_since > self.STALL_S and not self._stalled:
+                self._stalled, stalled = True, now - self._busy_since
+                self.unsent += len(self._queue)  # stale by the time it moves
+                self._queue.clear()
+            if self._stalled:
+                self.unsent += 1
+            else:
+                if len(self._queue) >= self.QUEUE:  # the sender is behind: its oldest frame gives way
+                    self._queue.popleft()
+                    self.unsent += 1
+                self._queue.append((frame, now))
+                self._cond.notify()
+        if stalled:
+            log.warning("the RTSP server at %s has taken no data for %.0f s (hung?); frames are not sent until it does",
+                        self.label, stalled)
+        return True
+
+    def _raise_fatal(self) -> None:
+        if self._fatal is not None and not self._raised:
+            self._raised = True
+            raise self._fatal
+
+    def close(self) -> None:
+        with self._cond:
+            thread, self._closing = self._thread, True
+            self._cond.notify()
+        if thread is not None:
+            thread.join(self.LINGER_S + 2.0)  # the last frames and the linger; a hung server is not waited for
+            if thread.is_alive():
+                log.debug("%s: the sender is still stuck in a send; left behind", self.label)
+                with self._cond:
+                    self.unsent += len(self._queue)
+                    self._queue.clear()
+        self._raise_fatal()
+        if self.sessions:
+            more = (f" in {counted(self.sessions, 'session')}, {counted(self.unsent, 'frame')} unsent while the server "
+                    "was away or took no data" if self.sessions > 1 or self.unsent else "")
+            log.info("published %s to %s%s", counted(self.frames, "frame"), self.label, more)
+
+    # -- the sender's side -------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._closing:
+                        self._cond.wait()
+                    if self._closing and (not self._queue or (self.writer is None and self.sessions)):
+                        self.unsent += len(self._queue)  # no new session for the last frames of the run
+                        self._queue.clear()
+                        break
+                    frame, at = self._queue.popleft()
+                self._send(frame, at)
+            if self.writer is not None:
+                time.sleep(max(0.0, self._sent_at + self.LINGER_S - time.monotonic()))  # the last frames reach the viewers
+                try:
+                    with self._sending():
+                        self.writer.close()
+                except SrxError as exc:
+                    log.warning("closing %s: %s", self.label, exc)
+                self.writer = None
+        except Exception as exc:  # the first session refused (or a fault): the caller raises it
+            self._fatal = exc
+
+    @contextlib.contextmanager
+    def _sending(self) -> Iterator[None]:
+        """Around a call that may wait for the server: the loop watches how long it takes."""
+        with self._cond:
+            self._busy_since = time.monotonic()
+        try:
+            yield
+        finally:
+            with self._cond:
+                since, stalled = self._busy_since, self._stalled
+                self._busy_since, self._stalled = None, False
+        if stalled:  # and it went through
+            log.warning("the RTSP server at %s takes data again after %s; publishing goes on",
+                        self.label, seconds_text(time.monotonic() - (since or 0.0)))
+
+    def _open(self, frame: np.ndarray, at: float) -> None:
         from srx.media import H264Writer, LiveTarget
 
-        if self.sessions:  # a quick look first, so a server still away costs the loop no FFmpeg timeout
+        if self.sessions:  # a quick look first, so a server still away costs no FFmpeg timeout
             why = _listening(self.host, self.port, timeout=1.0)
             if why is not None:
                 raise SrxError(f"{self.label}: {why.strerror or why}")
@@ -374,7 +491,7 @@ class RtspOutput(Output):
         self.writer = H264Writer(self.url, self.fps, size, crf=23, preset="ultrafast", threads=1,
                                  live=LiveTarget("rtsp", self.label, (("rtsp_transport", "tcp"),)))
         self.size = self.writer.size  # even sides for 4:2:0
-        self._t0 = time.monotonic()
+        self._t0 = at  # the session's clock starts with its first frame
         self._started = False  # FFmpeg announces the stream with the first frame: a session begins once it is taken
 
     def _drop_writer(self) -> bool:
@@ -396,18 +513,20 @@ class RtspOutput(Output):
         self._retry_at = time.monotonic() + self._wait
         self._wait = min(self._wait * 2, self.retry_max_wait)
 
-    def write(self, frame: np.ndarray) -> bool:
+    def _send(self, frame: np.ndarray, at: float) -> None:
+        """One frame out, at the time it was handed over; a session opened first where none is."""
         if self.writer is None:
             if time.monotonic() < self._retry_at:
-                self.unsent += 1
-                return True
+                self._unsent()
+                return
             try:
-                self._open(frame)
+                self._open(frame, at)
             except SrxError as exc:
                 return self._failed(exc)
         assert self.size is not None
         try:
-            self.writer.write(_fit(frame, self.size), (time.monotonic() - self._t0) * 1000)
+            with self._sending():
+                self.writer.write(_fit(frame, self.size), (at - self._t0) * 1000)
         except SrxError as exc:
             return self._failed(exc)
         self._sent_at = time.monotonic()
@@ -417,29 +536,18 @@ class RtspOutput(Output):
             if self.sessions > 1:
                 log.warning("publishing to %s again (session %d)", self.label, self.sessions)
         self.frames += 1
-        return True
 
-    def _failed(self, exc: SrxError) -> bool:
+    def _unsent(self) -> None:
+        with self._cond:
+            self.unsent += 1
+
+    def _failed(self, exc: SrxError) -> None:
         if not self.sessions:  # never published: a wrong path or a refused login, not an outage
             self._drop_writer()
             raise SrxError(f"--output {self.label}: the RTSP server did not take the stream: "
                            f"{getattr(exc, 'reason', exc)}") from None
         self._lost(exc)
-        self.unsent += 1
-        return True
-
-    def close(self) -> None:
-        if self.writer is not None:
-            time.sleep(max(0.0, self._sent_at + self.LINGER_S - time.monotonic()))  # the last frames reach the viewers
-            try:
-                self.writer.close()
-            except SrxError as exc:
-                log.warning("closing %s: %s", self.label, exc)
-            self.writer = None
-        if self.sessions:
-            more = (f" in {self.sessions} sessions, {self.unsent} frames unsent while the server was away"
-                    if self.sessions > 1 or self.unsent else "")
-            log.info("published %d frames to %s%s", self.frames, self.label, more)
+        self._unsent()
 
 
 def display_available() -> bool:

@@ -34,8 +34,10 @@ H264_CRF = 18
 @dataclass(frozen=True)
 class LiveTarget:
     """Where H264Writer publishes instead of a file: an FFmpeg muxer (`format`, e.g. "rtsp") and its
-    options, a (open, read/write) timeout in seconds so a server that stops answering cannot hang
-    the caller, and the `label` errors name it by (a URL without its password)."""
+    options, a (open, read) timeout in seconds, and the `label` errors name it by (a URL without its
+    password). PyAV applies no timeout to a send: one to a server that hangs (its connection open,
+    nothing read) blocks until it reads again, so a caller that must not wait sends from a thread
+    of its own (camera/outputs.py RtspOutput)."""
 
     format: str
     label: str

@@ -2,10 +2,12 @@
 gst-rtsp-server on loopback in record mode, the way MediaMTX or an NVR takes a published stream,
 writing what arrives to a file. What the server received is decoded and compared, frame by
 frame, with a lossless recording of the same upscaled frames; the server is killed mid-stream and
-restarted, and publishing resumes."""
+restarted, and publishing resumes; the server hangs (stopped) and nothing else waits for it."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -21,7 +23,7 @@ from srx.camera.stream import stream
 from srx.cli import app
 from srx.errors import SrxError
 from srx.protocol import psnr
-from tests.camera.conftest import free_port, in_background, wait_until
+from tests.camera.conftest import ThumbnailSink, free_port, in_background, wait_until
 from tests.camera.test_rtsp import RtspServer, _gst_rtsp_available
 from tests.conftest import assert_one_error_line, silent_video, skip_or_fail, stored_frames
 
@@ -137,6 +139,44 @@ def test_publishing_resumes_after_the_server_restarts(tmp_path: Path, record_ser
     assert any(m.startswith(f"publishing to {url} again") for m in logged), logged
     assert any(m.startswith("published ") and "in 2 sessions" in m for m in logged), logged
     assert not any("secret" in m for m in logged), logged
+
+
+def test_a_hung_server_holds_up_nothing_else(tmp_path: Path, record_server, make_upscaler, caplog) -> None:
+    """The server hangs (SIGSTOP: a frozen NVR, its connection open and nothing read, so FFmpeg's
+    send blocks with no timeout): the stream and its other output go on, the stuck send is logged,
+    the frames meanwhile are unsent; once the server moves again publishing goes on, and the run
+    stops in good time."""
+    url = record_server(["up"], tmp_path / "got")
+    server = record_server.servers[0].proc
+    out, sink, stop = RtspOutput(f"{url}/up", fps=DEMO_FPS, retry_max_wait=1.0), ThumbnailSink(), threading.Event()
+    caplog.set_level(logging.INFO, logger="srx")
+    hung = f"the RTSP server at {url}/up has taken no data for"
+    logged = lambda start: any(r.getMessage().startswith(start) for r in caplog.records)  # noqa: E731
+    thread, result = in_background(lambda: stream(SourceSpec("demo", None, loop=True, fps=DEMO_FPS), make_upscaler(2),
+                                                  [out, sink], stop_event=stop, quiet=True))
+    try:
+        wait_until(lambda: out.frames >= 10 or "error" in result, 30, "frames published before the server hangs")
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            shown = len(sink.thumbs)
+            # the socket buffers fill first (a few seconds of this stream), then a send blocks for STALL_S
+            wait_until(lambda: logged(hung) or "error" in result, 60, "the warning that the server takes no data")
+            wait_until(lambda: len(sink.thumbs) >= shown + 20 or "error" in result, 30,
+                       "frames to the other output while the server hangs")
+            published, unsent = out.frames, out.unsent
+            time.sleep(1.0)
+            assert out.frames == published and out.unsent > unsent  # nothing goes out, every frame counted
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        wait_until(lambda: out.frames >= published + 10 or "error" in result, 30, "frames published once it moves again")
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive(), "the stream did not stop"
+    assert "error" not in result, result.get("error")
+    assert out.unsent >= 20
+    assert logged(f"the RTSP server at {url}/up takes data again after"), [r.getMessage() for r in caplog.records]
+    assert sum(r.getMessage().startswith(hung) for r in caplog.records) == 1
 
 
 def test_a_server_that_refuses_the_stream_is_one_error_line(tmp_path: Path, record_server) -> None:
