@@ -25,7 +25,8 @@ from urllib.parse import unquote
 import numpy as np
 
 from srx.camera.outputs import Output
-from srx.camera.server import BOUNDARY, PROMETHEUS_TYPE, _Handler, _bind, _serve_in_thread, _url, parse_hostport
+from srx.camera.server import (PROMETHEUS_TYPE, _Handler, _bind, _serve_in_thread, _url, parse_hostport,
+                               send_mjpeg_parts)
 from srx.camera.stats import prometheus_text
 
 log = logging.getLogger("srx")
@@ -203,21 +204,8 @@ class MultiMjpegServer:
                     return
                 with ch._cond:
                     ch.clients += 1
-                seq = 0
                 try:
-                    # Chromium shows a part only once the next one starts: a camera that sends no new
-                    # frame (it ended, or waits to reconnect) has its last frame sent again each second
-                    self.wfile.write(f"--{BOUNDARY}\r\n".encode())
-                    while not server.closed:
-                        new_seq, jpeg = ch.next_jpeg(seq)
-                        if jpeg is None or server.closed:
-                            continue
-                        seq = new_seq
-                        self.wfile.write(f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-                                         + jpeg + f"\r\n--{BOUNDARY}\r\n".encode())
-                        self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
-                    pass  # the client went away
+                    send_mjpeg_parts(self.wfile, ch.next_jpeg, lambda: server.closed)
                 finally:
                     with ch._cond:
                         ch.clients -= 1

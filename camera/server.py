@@ -28,6 +28,26 @@ from srx.errors import SrxError, bind_failure
 log = logging.getLogger("srx")
 
 BOUNDARY = "srxframe"
+
+
+def send_mjpeg_parts(wfile: Any, next_jpeg: Callable[[int], tuple[int, bytes | None]], closed: Callable[[], bool]) -> None:
+    """The parts of an MJPEG stream until `closed()` or the client goes away: each frame from
+    `next_jpeg(after_seq)` (which waits up to a second for a newer one) with the boundary after it,
+    not before: Chromium shows a part only once the next boundary comes, so a boundary sent with
+    the following frame kept every frame on screen one frame late. A source that sends no new frame
+    (it ended, or waits to reconnect) has its last one sent again each second, for the same reason."""
+    seq = 0
+    try:
+        wfile.write(f"--{BOUNDARY}\r\n".encode())
+        while not closed():
+            seq, jpeg = next_jpeg(seq)
+            if jpeg is None or closed():
+                continue
+            wfile.write(f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                        + jpeg + f"\r\n--{BOUNDARY}\r\n".encode())
+            wfile.flush()
+    except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
+        pass  # the client went away
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>srx stream</title>
 <style>
@@ -232,19 +252,8 @@ class MjpegServer(Output):
                     return
                 with server._cond:
                     server.clients += 1
-                seq = 0
                 try:
-                    while not server._closed:
-                        new_seq, jpeg = server.next_jpeg(seq)
-                        if jpeg is None or new_seq == seq:
-                            continue
-                        seq = new_seq
-                        self.wfile.write(
-                            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-                            + jpeg + b"\r\n")
-                        self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
-                    pass  # the client went away
+                    send_mjpeg_parts(self.wfile, server.next_jpeg, lambda: server._closed)
                 finally:
                     with server._cond:
                         server.clients -= 1

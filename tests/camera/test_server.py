@@ -284,3 +284,29 @@ def test_wide_compare_frame_fits_the_window_in_headless_chromium(make_upscaler, 
     assert 780 <= img_w <= 800  # scaled down to the window's width (1602 px at its natural size)
     image_rows = int((ink[:, :img_w].mean(axis=1) > 0.5).sum())  # the stats text below is sparse
     assert abs(image_rows - frame.shape[0] * img_w / frame.shape[1]) <= 3  # aspect kept
+
+
+def test_a_frame_is_complete_on_the_wire_without_waiting_for_the_next() -> None:
+    """Chromium shows a multipart part once the next boundary comes: the boundary follows each frame
+    at once (it used to come with the next frame, so every frame showed one frame late), and a
+    frame with none after it is sent again each second (a camera that ended or waits to reconnect)."""
+    server = MjpegServer("127.0.0.1:0", title="srx test")
+    try:
+        frame = synthetic_photo(48, 64, seed=1)
+        server.write(frame)
+        with urllib.request.urlopen(server.url + "stream.mjpg", timeout=5) as resp:
+            for _ in range(2):  # the frame, then the same frame again: no new one was written
+                assert resp.readline().strip() == f"--{BOUNDARY}".encode()
+                headers = {}
+                while (line := resp.readline().strip()):
+                    k, v = line.decode().split(":", 1)
+                    headers[k.lower()] = v.strip()
+                jpeg = resp.read(int(headers["content-length"]))
+                assert resp.readline() == b"\r\n"
+            # the boundary after the second part is on the wire already (a read would time out otherwise)
+            assert resp.readline().strip() == f"--{BOUNDARY}".encode()
+        import cv2
+
+        assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == frame.shape
+    finally:
+        server.close()
