@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -451,27 +452,43 @@ def test_stop_event_and_bounds(make_upscaler) -> None:
     assert not upscaler.runner.is_active  # stream() activated the runner, so it released it
 
 
+class _DemoRun:
+    """`srx stream --demo --loop` through a tiny model in a process of its own, recording to `out`
+    (more options in `extra`): its status lines gathered as they come, for tests that signal it."""
+
+    def __init__(self, tmp_path: Path, checkpoint: Path, out: Path, *extra: str) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "srx", "stream", "--demo", "--loop", "-w", str(checkpoint), "--scale", "2",
+             "--backend", "torch", "--threads", "1", "--no-window", "--output", str(out), *extra],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True).start()
+
+    def wait_for(self, seen: Callable[[str], bool], what: str) -> None:
+        wait_until(lambda: seen("".join(self.lines)) or self.proc.poll() is not None, 120, what)
+
+    def wait_for_frames(self) -> None:
+        self.wait_for(lambda text: "frames" in text and "fps" in text, "the first status line")
+
+    def __enter__(self) -> "_DemoRun":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT (Ctrl-C)"])
 def test_a_stop_signal_finalises_the_recording(tmp_path: Path, tiny_checkpoint, sig) -> None:
     out = tmp_path / "rec.mkv"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "srx", "stream", "--demo", "--loop", "-w", str(tiny_checkpoint(2)), "--scale", "2",
-         "--backend", "torch", "--threads", "1", "--no-window", "--output", str(out)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
-        reader.start()
-        wait_until(lambda: any("frames" in line and "fps" in line for line in lines) or proc.poll() is not None,
-                   120, "the first status line")
-        proc.send_signal(sig)
-        stdout, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, "".join(lines)
-    assert "stopped by an interrupt (Ctrl-C or SIGTERM)" in stdout and "Traceback" not in "".join(lines)
+    with _DemoRun(tmp_path, tiny_checkpoint(2), out) as run:
+        run.wait_for_frames()
+        run.proc.send_signal(sig)
+        stdout, _ = run.proc.communicate(timeout=30)
+    assert run.proc.returncode == 0, "".join(run.lines)
+    assert "stopped by an interrupt (Ctrl-C or SIGTERM)" in stdout and "Traceback" not in "".join(run.lines)
     back = read_video(out)
     assert len(back) > 0 and back[0].shape == (360, 640, 3)
     assert not list(tmp_path.glob(".rec.partial*"))
@@ -483,59 +500,32 @@ def test_a_second_sigterm_while_stopping_still_finishes_the_run(tmp_path: Path, 
     run ends as the first asked (the summary, --json-summary, exit 0), not killed half-way (143)."""
     import json
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
     for gap in (0.0, 0.05, 0.3):
         out, summary = tmp_path / f"rec{gap}.mkv", tmp_path / f"run{gap}.json"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "srx", "stream", "--demo", "--loop", "-w", str(tiny_checkpoint(2)), "--scale", "2",
-             "--backend", "torch", "--threads", "1", "--no-window", "--output", str(out), "--json-summary", str(summary)],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            lines: list[str] = []
-            reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
-            reader.start()
-            wait_until(lambda: any("frames" in line and "fps" in line for line in lines) or proc.poll() is not None,
-                       120, "the first status line")
-            proc.send_signal(signal.SIGTERM)
+        with _DemoRun(tmp_path, tiny_checkpoint(2), out, "--json-summary", str(summary)) as run:
+            run.wait_for_frames()
+            run.proc.send_signal(signal.SIGTERM)
             time.sleep(gap)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            stdout, _ = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 0, (gap, "".join(lines))
+            if run.proc.poll() is None:
+                run.proc.send_signal(signal.SIGTERM)
+            stdout, _ = run.proc.communicate(timeout=30)
+        assert run.proc.returncode == 0, (gap, "".join(run.lines))
         assert "stopped by an interrupt" in stdout and json.loads(summary.read_text())["stopped_by"] == "interrupted"
-        assert len(read_video(out)) > 0 and "Traceback" not in "".join(lines)
-
+        assert len(read_video(out)) > 0 and "Traceback" not in "".join(run.lines)
 
 def test_a_recording_cut_off_by_a_kill_plays_up_to_its_last_second(tmp_path: Path, tiny_checkpoint) -> None:
     """SIGKILL, a crash or a power cut never lets srx finish a recording: it stays under its
     temporary name, and an .mp4 there is written a fragment a second, so it plays up to about its
     last second (a plain MP4's index comes at the end, and without it nothing played)."""
     out = tmp_path / "rec.mp4"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "srx", "stream", "--demo", "--loop", "-w", str(tiny_checkpoint(2)), "--scale", "2",
-         "--backend", "torch", "--threads", "1", "--no-window", "--output", str(out)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
-        reader.start()
+    with _DemoRun(tmp_path, tiny_checkpoint(2), out) as run:
         # the demo runs at 10 fps: past 35 frames, three one-second fragments are on disk
-        wait_until(lambda: any(int(m) >= 35 for m in re.findall(r"frames (\d+)", "".join(lines)))
-                   or proc.poll() is not None, 120, "35 frames recorded")
-        proc.kill()
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        run.wait_for(lambda text: any(int(n) >= 35 for n in re.findall(r"frames (\d+)", text)), "35 frames recorded")
+        run.proc.kill()
+        run.proc.wait(10)
     assert not out.exists()  # never a cut-off file under the real name
-    partial = tmp_path / ".rec.partial.mp4"
-    frames_back = read_video(partial)
+    frames_back = read_video(tmp_path / ".rec.partial.mp4")
     assert len(frames_back) >= 10 and frames_back[0].shape == (360, 640, 3)
-
 
 def _engine_like(checkpoint: Path):
     """The real PyTorch model behind the all-GPU frame path's interface, as TensorRTRunner offers it
