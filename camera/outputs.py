@@ -339,8 +339,9 @@ class RtspOutput(Output):
     then on are not sent until it moves again (said once too).
 
     Nothing listening when the output is made is one clear error, before the model loads; a
-    server that refuses the stream at first (a wrong path, a login) ends the run with its reason,
-    raised by the next write() or by close(). A server lost later is retried with backoff (1 s
+    server that refuses the stream at first (a wrong path, a login) is an SrxError with its reason,
+    raised by the next write() or by close(): the stream leaves this output out (`Output.failed`),
+    goes on with its others, and exits 1 at the end. A server lost later is retried with backoff (1 s
     doubling to `retry_max_wait`) while the stream, its other outputs and its other cameras go on;
     the frames in between are not sent. `unsent` counts every frame not published."""
 

@@ -13,7 +13,7 @@ from srx.runtime.base import Runner
 
 log = logging.getLogger("srx")
 
-#: short names accepted for providers (`--providers cuda`), besides ORT's own names
+#: short names accepted for providers (OnnxRuntimeRunner(providers=["cuda"])), besides ORT's own names
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",

@@ -130,7 +130,7 @@ def check_serve_options(host: str, http_port: int, grpc_port: int, metrics_port:
     if max_batch < 1:
         raise SrxError(f"--max-batch must be at least 1, got {max_batch}")
     if queue_delay_us < 0:
-        raise SrxError(f"--queue-delay must be zero or more microseconds, got {queue_delay_us}")
+        raise SrxError(f"--queue-delay-us must be zero or more microseconds, got {queue_delay_us}")
     ports = {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port}
     if len(set(ports.values())) != len(ports):
         raise SrxError(f"the HTTP, gRPC and metrics ports must differ, got {http_port}, {grpc_port} and {metrics_port}")

@@ -42,7 +42,7 @@ def train(
     patch_size: int = typer.Option(48, "--patch-size", help="HR patch size in pixels (multiple of the scale)."),
     stride: int = typer.Option(24, "--stride", help="HR stride between patches (multiple of the scale)."),
     loss_border: Optional[int] = typer.Option(None, "--loss-border", help="HR pixels left out of the loss at each patch edge (default: 2 x scale for srcnn, 0 for lrnet, whose zero padding must be learnt)."),
-    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="Train on camera-like LR: a preset (camera, jpeg50) or a spec, key=value items joined by commas: jpeg=30..95, noise=0..8, blur=0.2..1.5, shrink=aa|aliased, clean=0.1, h264=20..40, h265=20..40 (one spec; several codecs in it are mixed). Validation scores the same spec."),
+    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="Train on camera-like LR: a preset (camera, jpeg50) or a spec, key=value items joined by commas: jpeg=30..95, noise=0..8, blur=0.2..1.5, shrink=aa|aliased, clean=0.1, h264=20..40, h265=20..40, fps=25 (the stream rate the h264/h265 CRF assumes) (one spec; several codecs in it are mixed). Validation scores the same spec."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Random flips and 90-degree rotations."),
     seed: int = typer.Option(0, "--seed", help="Seed; a fixed seed gives identical results on one machine with --epochs or --max-steps (a --time-budget run sets its rate and stops by the clock)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights: a checkpoint or a shipped model by name (e.g. camera, to fine-tune it on your footage; or x2/x4 from x3 weights)."),
@@ -57,7 +57,7 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (without one, a progress line is logged now and then)."),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Write the mean training loss to metrics.csv every N steps (default: about 20 rows per epoch, at most 50 steps apart; a resumed run keeps its own)."),
 ) -> None:
-    """Train a super-resolution model on a folder of HR images (standard SR protocol)."""
+    """Train a super-resolution model on folders of HR images or videos' frames (standard SR protocol)."""
     from srx.degrade import parse_degradation
     from srx.train.loop import TrainConfig, new_run_dir, train as run_train
 
