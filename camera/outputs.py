@@ -321,6 +321,27 @@ def _listening(host: str, port: int, timeout: float = 2.0) -> OSError | None:
         return exc
 
 
+def _answers(host: str, port: int, url: str, timeout: float = 3.0) -> str | None:
+    """None if the RTSP server at host:port answers an OPTIONS request within `timeout`, else why
+    not. FFmpeg's handshake (ANNOUNCE, SETUP, RECORD) has no timeout and holds Python's lock while it
+    waits, so a server that takes the connection and never answers (hung, or stopped) froze every
+    thread of srx, Ctrl-C included: this look comes first."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            conn.sendall(f"OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: srx\r\n\r\n".encode())
+            reply = conn.recv(64)
+    except socket.timeout:
+        return f"it takes connections but sent no answer in {timeout:g} s (hung?)"
+    except OSError as exc:
+        return str(exc.strerror or exc)
+    if not reply.startswith(b"RTSP/"):
+        return "what answers there is not an RTSP server" if reply else "it closed the connection without an answer"
+    return None
+
+
 class RtspOutput(Output):
     """Publish the upscaled frames as H.264 to an RTSP server that takes published streams (RTSP
     ANNOUNCE/RECORD over TCP, through PyAV's FFmpeg: MediaMTX, GStreamer's rtsp-server in record
@@ -367,6 +388,9 @@ class RtspOutput(Output):
         if why is not None:
             raise SrxError(f"--output {self.label}: nothing takes connections at {self.host}:{self.port} "
                            f"({why.strerror or why}); start the RTSP server first (e.g. MediaMTX), or check the address")
+        silent = _answers(self.host, self.port, self._bare_url())
+        if silent is not None:
+            raise SrxError(f"--output {self.label}: the RTSP server at {self.host}:{self.port} does not answer: {silent}")
         self.fps = float(fps) if fps and fps > 0 else 10.0
         self.retry_max_wait = retry_max_wait
         self.writer: Any = None  # the sender's
@@ -484,16 +508,23 @@ class RtspOutput(Output):
     def _open(self, frame: np.ndarray, at: float) -> None:
         from srx.media import H264Writer, LiveTarget
 
-        if self.sessions:  # a quick look first, so a server still away costs no FFmpeg timeout
-            why = _listening(self.host, self.port, timeout=1.0)
-            if why is not None:
-                raise SrxError(f"{self.label}: {why.strerror or why}")
+        why = _answers(self.host, self.port, self._bare_url())  # FFmpeg's handshake would wait for good
+        if why is not None:
+            raise SrxError(f"{self.label}: {why}")
         size = self.size or (int(frame.shape[1]), int(frame.shape[0]))
         self.writer = H264Writer(self.url, self.fps, size, crf=23, preset="ultrafast", threads=1,
                                  live=LiveTarget("rtsp", self.label, (("rtsp_transport", "tcp"),)))
         self.size = self.writer.size  # even sides for 4:2:0
         self._t0 = at  # the session's clock starts with its first frame
         self._started = False  # FFmpeg announces the stream with the first frame: a session begins once it is taken
+
+    def _bare_url(self) -> str:
+        """The URL without its user and password: what an OPTIONS request names."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.url)
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else parts.netloc
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
     def _drop_writer(self) -> bool:
         """Close a broken connection quietly; whether one was open."""

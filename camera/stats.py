@@ -89,6 +89,7 @@ class StreamSummary:
     paced: bool = True  # frames came at the source's rate (False: a file read as fast as the model took them, --no-drop)
     servers: list[dict[str, Any]] = field(default_factory=list)  # several Triton servers: what each one ran
     output_errors: list[str] = field(default_factory=list)  # outputs that failed ('OUTPUT: why'); the run exits 1
+    source_error: str | None = None  # why the source failed (a looping file moved away); the run exits 1
     latency_window: int | None = None  # p50/p95 are of the last this many frames out (None: of every frame)
     events_left_out: int = 0  # the source's events between its first ones and its newest left out of `events`
 
@@ -176,6 +177,8 @@ class StreamSummary:
             lines.append(servers_line(self.servers))
         if self.timing_note:
             lines.append(f"  note: {self.timing_note}")
+        if self.source_error:
+            lines.append(f"  source failed: {self.source_error}")
         for failed in self.output_errors:
             lines.append(f"  output failed: {failed}")
         keep_up = self.keep_up()
@@ -187,7 +190,7 @@ class StreamSummary:
 #: how the summary line says why a stream stopped (`stopped_by` keeps the token, for JSON readers)
 STOPPED = {"end-of-input": "at the end of the input", "interrupted": "by an interrupt (Ctrl-C or SIGTERM)",
            "duration": "after --duration", "max-frames": "after --max-frames", "window-closed": "when its window closed",
-           "outputs-failed": "when every output had failed"}
+           "outputs-failed": "when every output had failed", "source-failed": "when its source failed"}
 
 
 def window_words(window: int | None, with_max: bool = False) -> str:

@@ -169,6 +169,7 @@ def stream(
     backend = runner.describe() if isinstance(runner, Runner) else type(upscaler).__name__
     model_label = (runner.config.name.split("-x")[0].upper().replace("-", " ")
                    if isinstance(runner, Runner) and runner.config is not None else "SR")
+    source_error: str | None = None
     note = "" if timed is not None else "the upscaler exposes no runner: infer is the whole upscale() (pre/post included)"
 
     stats = stats or StreamStats()
@@ -220,8 +221,9 @@ def stream(
                 if capture.reconnects != seen_reconnects:
                     seen_reconnects, frames_at_reconnect = capture.reconnects, stats.frames_out
                 if frame is None:
-                    if capture.error is not None:
-                        raise capture.error
+                    if capture.error is not None:  # said after the summary, which it does not cost
+                        source_error, stopped_by = str(capture.error), "source-failed"
+                        break
                     if capture.finished:
                         break
                     if not capture.connected:
@@ -277,7 +279,7 @@ def stream(
     return _summary(spec.describe(), backend, scale, stopped_by, wall, capture, stats, frames_at_reconnect,
                     note, outputs, capture.events + guard.events + list(getattr(pool, "events", [])),
                     fallback_frames=guard.fallback_frames, servers=pool.server_summary() if pool is not None else [],
-                    output_errors=output_errors)
+                    output_errors=output_errors, source_error=source_error)
 
 
 def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float, capture: CaptureThread,

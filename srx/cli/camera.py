@@ -174,8 +174,11 @@ def _report(summary, json_summary: Optional[Path], named) -> None:
         summary.write_json(json_summary)
         log.info("summary written to %s", _written(str(json_summary), named))
     failed = summary.output_errors
+    whys = [summary.source_error] if getattr(summary, "source_error", None) else []  # one source's run
     if failed:
-        raise SrxError(f"{len(failed)} output{'s' if len(failed) > 1 else ''} failed: " + "; ".join(failed))
+        whys.append(f"{len(failed)} output{'s' if len(failed) > 1 else ''} failed: " + "; ".join(failed))
+    if whys:
+        raise SrxError("; ".join(whys))
 
 
 def _stream_many(named, *, scale, weights, model, backend, server, threads, output, serve, compare, window, max_frames,

@@ -199,3 +199,26 @@ def test_publishing_where_nothing_listens_or_to_another_scheme_is_one_error_line
         assert "backend:" not in res.output  # refused before the model loaded
     with pytest.raises(SrxError, match=r"rtsp://cam:\*\*\*@127.0.0.1"):  # a password never reaches the output
         recording_output(f"rtsp://cam:secret@127.0.0.1:{port}/up")
+
+
+def test_a_server_that_takes_the_connection_and_never_answers_is_refused_in_seconds(tmp_path: Path) -> None:
+    """A hung server (stopped, or wedged with its port open) accepts the TCP connection and never
+    answers. FFmpeg's handshake waits for it for good, holding Python's lock: srx froze whole, its
+    web page and Ctrl-C included. An OPTIONS request with a timeout comes first: at the start that is
+    one error line before the model loads; for a later session, an outage that is retried."""
+    import socket
+
+    from srx.camera.outputs import _answers
+
+    with socket.socket() as listener:  # accepts (the kernel's backlog) and never reads or writes
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+        started = time.monotonic()
+        res = runner.invoke(app, ["stream", "--demo", "--max-frames", "2", "--no-window",
+                                  "--output", f"rtsp://cam:secret@127.0.0.1:{port}/up"])
+        assert res.exit_code == 1 and time.monotonic() - started < 30
+        assert_one_error_line(res.output, f"the RTSP server at 127.0.0.1:{port} does not answer: it takes "
+                                          "connections but sent no answer in 3 s (hung?)")
+        assert "backend:" not in res.output and "secret" not in res.output
+        assert _answers("127.0.0.1", port, f"rtsp://127.0.0.1:{port}/up", timeout=0.5).startswith("it takes connections")

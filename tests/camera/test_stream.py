@@ -737,3 +737,27 @@ def test_a_recording_deleted_while_it_runs_starts_again(tmp_path: Path, caplog, 
     assert f"{tmp_path / 'cam.mkv'} was deleted while recording (the 3 frames in it went with it)" in caplog.text
     back = read_video(tmp_path / "cam.mkv")
     assert len(back) == 3 and all(np.array_equal(b, f) for b, f in zip(back, pictures[3:]))
+
+
+def test_a_source_that_fails_mid_run_still_gets_its_summary(tmp_path: Path, tiny_checkpoint) -> None:
+    """A looping file moved away mid-run ends a one-source stream: the recording is finalised, the
+    summary and --json-summary say what happened, and then one error line (exit 1) says why. The
+    error used to end the run before the summary, which was lost."""
+    from tests.conftest import silent_video
+
+    clip = silent_video(tmp_path / "door.avi", 10, (48, 36), fps=10)
+    summary_file = tmp_path / "run.json"
+    moved = threading.Timer(1.5, lambda: clip.rename(tmp_path / "away.avi"))
+    moved.start()
+    try:
+        res = CliRunner().invoke(app, ["stream", "--source", str(clip), "--loop", "-w", str(tiny_checkpoint(2)),
+                                       "--backend", "torch", "--threads", "1", "--no-window", "-q", "--duration", "60s",
+                                       "--output", str(tmp_path / "rec.mkv"), "--json-summary", str(summary_file)])
+    finally:
+        moved.cancel()
+    assert res.exit_code == 1
+    assert "stopped when its source failed" in res.output and "source failed: file" in res.output
+    assert_one_error_line(res.output, f"file {clip} was moved or deleted during the run")
+    data = json.loads(summary_file.read_text())
+    assert data["stopped_by"] == "source-failed" and "was moved or deleted" in data["source_error"]
+    assert data["frames_out"] >= 10 and len(read_video(tmp_path / "rec.mkv")) == data["frames_out"]
