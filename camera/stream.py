@@ -300,7 +300,7 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         fps_in=round(capture.input_fps(), 3),
         source_fps=capture.reader.fps or capture.spec.fps,
         live=capture.spec.live,
-        paced=capture.spec.live or bool(capture.pace_fps),
+        paced=capture.spec.live or bool(capture.pace_fps) or capture.spec.kind == "folder",  # pictures: no rate
         fps_out=round(stats.fps_out(), 3),
         latency_ms=stats.latency_summary(),
         stage_ms=stats.stage_summary(),
@@ -430,6 +430,9 @@ def _retire(output: Output, exc: SrxError) -> None:
         output.close()
     except Exception as again:  # noqa: BLE001  (a full disk may refuse the finish too)
         log.warning("closing %s: %s", output.describe(), again)
+        partial = getattr(output, "tmp", None)
+        if partial is not None and partial.exists():  # it plays up to where it stopped (fragmented, or as it went)
+            log.warning("what %s recorded until then is in %s", output.describe(), partial)
 
 
 def all_failed(outputs: Sequence[Output]) -> bool:

@@ -362,6 +362,8 @@ def test_a_recording_that_fills_its_disk_stops_alone(tmp_path: Path, tiny_checkp
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: 1 output failed: recording {rec / 'yard.mkv'}: ")
     assert "the stream goes on without it" in res.stderr and "Traceback" not in res.stderr
+    # the file could not be finished either (the same limit): where the frames up to then are is said
+    assert f"recorded until then is in {rec / '.yard.partial.mkv'}" in res.stderr
     assert len(read_video(rec / "door.mkv")) == 24  # the other camera, whole
     summary = json.loads((tmp_path / "run.json").read_text())
     assert summary["sources"]["door"]["frames_out"] == 24 and summary["sources"]["yard"]["output_errors"]
