@@ -53,11 +53,11 @@ def stream_cmd(
         "--model NAME then picks the model on it. Repeat for several servers serving the same model: frames go to "
         "each in turn (with several sources, to all at once), and one that goes away is skipped until it is back."),
     threads: Optional[int] = threads_option("CPU threads for the model (default: physical cores)."),
-    output: Optional[str] = typer.Option(
+    output: Optional[list[str]] = typer.Option(
         None, "--output", "-o", help="Record: .mp4/.mov/.m4v (H.264, viewing), .mkv (lossless FFV1), .avi (MJPEG), or a folder/ for PNG frames; "
         "or publish: rtsp://HOST:PORT/PATH (H.264 to an RTSP server that takes published streams, e.g. MediaMTX, for "
-        "NVRs and players to pull). With several sources a pattern with {name}, e.g. out/{name}.mkv or "
-        "rtsp://HOST:8554/{name}."),
+        "NVRs and players to pull). Repeat it to record and publish at once. With several sources a pattern with "
+        "{name}, e.g. out/{name}.mkv or rtsp://HOST:8554/{name}."),
     serve: Optional[str] = typer.Option(
         None, "--serve", help="Serve the stream and a stats page over HTTP at HOST:PORT (host defaults to 127.0.0.1)."),
     compare: bool = typer.Option(False, "--compare", help="Show bicubic | model side by side, labelled."),
@@ -123,13 +123,13 @@ def stream_cmd(
         return
     if named:  # one source: the single-source loop, as always ({name} in --output takes its name)
         spec = named[0].spec
-        if output is not None and "{name}" in str(output):
-            output = output_for(str(output), named[0].name)
+        output = [output_for(str(o), named[0].name) if "{name}" in str(o) else o for o in output or []]
         if json_summary is not None and "{name}" in str(json_summary):
             json_summary = Path(output_for(str(json_summary), named[0].name))
     else:
         spec = parse_source(camera=None, source=None, demo=False, loop=loop)  # the "expected exactly one" error
     check_source(spec)
+    _distinct_outputs(output)
     check_buffer(buffer)
     seconds = _seconds(duration, "--duration")
     check_bounds(max_frames, seconds)
@@ -142,9 +142,9 @@ def stream_cmd(
     stats = StreamStats()
     outputs = []
     try:  # outputs check their destinations now, before the model loads and the source opens
-        if output is not None:
-            _not_a_source(str(output), [spec])
-            outputs.append(recording_output(output, retry_max_wait=reconnect_max_wait))
+        for target in output or []:
+            _not_a_source(str(target), [spec])
+            outputs.append(recording_output(target, retry_max_wait=reconnect_max_wait))
         if serve is not None:
             halves = (f"left: bicubic x{scale}", f"right: super-resolution x{scale}") if compare else None
             outputs.append(MjpegServer(serve, stats=stats.live, title=f"srx stream x{scale}: {spec.describe()}",
@@ -199,8 +199,9 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     seconds = _seconds(duration, "--duration")
     check_bounds(max_frames, seconds)
     _positive_seconds(reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
-    if output is not None:
-        check_pattern(str(output), len(named))
+    _distinct_outputs(output)
+    for pattern in output or []:
+        check_pattern(str(pattern), len(named))
     if json_summary is not None and "{name}" not in str(json_summary) and json_summary.is_dir():
         raise SrxError(f"--json-summary {json_summary} is a folder; expected a file name")
     show = display_available() if window is None else window
@@ -208,10 +209,10 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     outputs: dict = {item.name: [] for item in named}
     shared: list = []
     try:  # outputs check their destinations now, before the model loads and the sources open
-        if output is not None:
+        for pattern in output or []:
             for item in named:
-                _not_a_source(output_for(str(output), item.name), [n.spec for n in named])
-                outputs[item.name].append(recording_output(output_for(str(output), item.name),
+                _not_a_source(output_for(str(pattern), item.name), [n.spec for n in named])
+                outputs[item.name].append(recording_output(output_for(str(pattern), item.name),
                                                            retry_max_wait=reconnect_max_wait))
         if serve is not None:
             web = MultiMjpegServer(serve, [item.name for item in named], stats=multi_stats(stats),
@@ -235,6 +236,14 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
                               drop=not no_drop, buffer=buffer, compare=compare, overlay=overlay, quiet=quiet,
                               reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout, stats=stats)
         _report(summary, json_summary, named)
+
+
+def _distinct_outputs(outputs: Optional[list[str]]) -> None:
+    """Several --output each go somewhere of their own (a recording and a publish, two recordings)."""
+    seen = [str(o).rstrip("/") for o in outputs or []]
+    twice = sorted({o for o in seen if seen.count(o) > 1})
+    if twice:
+        raise SrxError(f"--output {twice[0]} given more than once; expected each recording or publish address once")
 
 
 def _written(pattern: str, named) -> str:

@@ -761,3 +761,24 @@ def test_a_source_that_fails_mid_run_still_gets_its_summary(tmp_path: Path, tiny
     data = json.loads(summary_file.read_text())
     assert data["stopped_by"] == "source-failed" and "was moved or deleted" in data["source_error"]
     assert data["frames_out"] >= 10 and len(read_video(tmp_path / "rec.mkv")) == data["frames_out"]
+
+
+def test_two_outputs_record_the_same_frames_and_one_given_twice_is_refused(tmp_path: Path, tiny_checkpoint) -> None:
+    """--output repeated records (or publishes) to each: a lossless copy to measure and an .mp4 to
+    watch from one run. A second --output once kept only the last, silently; the same one twice is
+    one error line, before the model loads."""
+    src = tmp_path / "in.mkv"
+    write_ffv1(src, frames(6, 30, 40))
+    common = ["stream", "--source", str(src), "--no-drop", "-w", str(tiny_checkpoint(2)), "--backend", "torch",
+              "--threads", "1", "--no-window", "-q"]
+    res = CliRunner().invoke(app, [*common, "--output", str(tmp_path / "exact.mkv"), "-o", str(tmp_path / "view.mp4")])
+    assert res.exit_code == 0, res.output
+    exact, view = read_video(tmp_path / "exact.mkv"), read_video(tmp_path / "view.mp4")
+    from srx.protocol import psnr
+
+    # each .mp4 frame is x264's copy of the lossless one of the same moment, not of its neighbour
+    assert len(exact) == len(view) == 6
+    assert all(psnr(e, v) > psnr(exact[(i + 1) % 6], v) + 3 for i, (e, v) in enumerate(zip(exact, view)))
+    twice = CliRunner().invoke(app, [*common, "--output", str(tmp_path / "a.mkv"), "--output", str(tmp_path / "a.mkv")])
+    assert twice.exit_code == 1 and "backend:" not in twice.output
+    assert_one_error_line(twice.output, f"--output {tmp_path / 'a.mkv'} given more than once")
