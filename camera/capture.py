@@ -416,17 +416,13 @@ class CaptureThread:
         """The looping source opened again from its start; a file or folder that is no longer there
         (moved or deleted while it played: its open handle read on to the end) is said to be gone,
         not to be a video FFmpeg cannot decode."""
-        def gone() -> bool:
-            return self.spec.kind in ("file", "folder") and not Path(str(self.spec.target)).exists()
-
-        if not gone():
-            try:
-                return open_reader(self.spec, self.open_timeout)
-            except SrxError:
-                if not gone():  # there, but no longer opens (rewritten, truncated): its own message
-                    raise
+        try:
+            return open_reader(self.spec, self.open_timeout)
+        except SrxError:
+            if self.spec.kind not in ("file", "folder") or Path(str(self.spec.target)).exists():
+                raise  # there, but no longer opens (rewritten, truncated): its own message
         raise SrxError(f"{self.spec.describe_whole()} was moved or deleted during the run; it cannot be looped "
-                       "again") from None
+                       "again")
 
     def _over_rate(self, index: int, t_source: float | None = None) -> bool:
         """Whether frame `index` comes before the source's max_fps lets the next one through. Time

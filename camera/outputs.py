@@ -379,6 +379,8 @@ class RtspOutput(Output):
     STALL_S = 5.0
 
     def __init__(self, url: str, fps: float = 10.0, retry_max_wait: float = 30.0) -> None:
+        from urllib.parse import urlsplit
+
         from srx.camera.sources import redact_url
 
         self.url, self.label = url, redact_url(url)
@@ -388,7 +390,9 @@ class RtspOutput(Output):
         if why is not None:
             raise SrxError(f"--output {self.label}: nothing takes connections at {self.host}:{self.port} "
                            f"({why.strerror or why}); start the RTSP server first (e.g. MediaMTX), or check the address")
-        silent = _answers(self.host, self.port, self._bare_url())
+        netloc = urlsplit(url).netloc  # what an OPTIONS request names: the URL without its user and password
+        self._options_url = url.replace(netloc, netloc.rpartition("@")[2], 1)
+        silent = _answers(self.host, self.port, self._options_url)
         if silent is not None:
             raise SrxError(f"--output {self.label}: the RTSP server at {self.host}:{self.port} does not answer: {silent}")
         self.fps = float(fps) if fps and fps > 0 else 10.0
@@ -508,7 +512,7 @@ class RtspOutput(Output):
     def _open(self, frame: np.ndarray, at: float) -> None:
         from srx.media import H264Writer, LiveTarget
 
-        why = _answers(self.host, self.port, self._bare_url())  # FFmpeg's handshake would wait for good
+        why = _answers(self.host, self.port, self._options_url)  # FFmpeg's handshake would wait for good
         if why is not None:
             raise SrxError(f"{self.label}: {why}")
         size = self.size or (int(frame.shape[1]), int(frame.shape[0]))
@@ -517,14 +521,6 @@ class RtspOutput(Output):
         self.size = self.writer.size  # even sides for 4:2:0
         self._t0 = at  # the session's clock starts with its first frame
         self._started = False  # FFmpeg announces the stream with the first frame: a session begins once it is taken
-
-    def _bare_url(self) -> str:
-        """The URL without its user and password: what an OPTIONS request names."""
-        from urllib.parse import urlsplit, urlunsplit
-
-        parts = urlsplit(self.url)
-        netloc = parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else parts.netloc
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
     def _drop_writer(self) -> bool:
         """Close a broken connection quietly; whether one was open."""

@@ -48,6 +48,8 @@ def send_mjpeg_parts(wfile: Any, next_jpeg: Callable[[int], tuple[int, bytes | N
             wfile.flush()
     except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
         pass  # the client went away
+
+
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>srx stream</title>
 <style>

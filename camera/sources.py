@@ -303,7 +303,7 @@ def _folder_frames(folder: Path) -> Iterator[np.ndarray]:
     """The folder's images in name order; one that cannot be read, or is too small to upscale, is
     skipped with a warning that names it (not the end of the run at its turn)."""
     from srx.imageio import list_images, read_image
-    from srx.runtime.upscaler import MIN_SIDE
+    from srx.runtime.upscaler import too_small
 
     for path in list_images(folder):
         try:
@@ -311,10 +311,8 @@ def _folder_frames(folder: Path) -> Iterator[np.ndarray]:
         except SrxError as exc:
             log.warning("skipping %s", exc)
             continue
-        h, w = image.shape[:2]
-        if min(h, w) < MIN_SIDE:
-            log.warning("skipping %s: image is %dx%d pixels, too small to upscale; expected at least %dx%d",
-                        path, w, h, MIN_SIDE, MIN_SIDE)
+        if (why := too_small(*image.shape[:2])) is not None:
+            log.warning("skipping %s: %s", path, why)
             continue
         yield image
 

@@ -25,6 +25,13 @@ log = logging.getLogger("srx")
 MIN_SIDE = 4
 
 
+def too_small(h: int, w: int) -> str | None:
+    """Why an h x w frame cannot be upscaled, or None: the one wording for every caller."""
+    if h < MIN_SIDE or w < MIN_SIDE:
+        return f"image is {w}x{h} pixels, too small to upscale; expected at least {MIN_SIDE}x{MIN_SIDE}"
+    return None
+
+
 def _colour_matrices() -> tuple[np.ndarray, np.ndarray]:
     """3x4 affine maps for cv2.transform: BGR in [0, 255] -> (Y/255, Cb, Cr), and back to BGR.
 
@@ -192,8 +199,8 @@ class Upscaler:
         if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
             raise SrxError(f"expected an H x W grayscale, BGR or BGRA image, got an array of shape {frame.shape}")
         h, w = frame.shape[:2]
-        if h < MIN_SIDE or w < MIN_SIDE:
-            raise SrxError(f"image is {w}x{h} pixels, too small to upscale; expected at least {MIN_SIDE}x{MIN_SIDE}")
+        if (why := too_small(h, w)) is not None:
+            raise SrxError(why)
         sixteen = frame.dtype == np.uint16
         if frame.dtype not in (np.uint8, np.uint16):
             from srx.imageio import to_uint8
