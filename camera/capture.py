@@ -48,6 +48,7 @@ import numpy as np
 
 from srx.camera.sources import FrameReader, SourceSpec, open_reader
 from srx.errors import SrxError
+from srx.eventlog import EVENTS_FIRST, EVENTS_LAST, EventLog
 from srx.imageio import cut_short
 
 log = logging.getLogger("srx")
@@ -58,8 +59,6 @@ RECONNECT_FIRST_WAIT = 0.5
 #: a read after a (re)connect that returns within this share of the frame interval was queued, not live
 STALE_READ_SHARE = 0.3
 
-#: events kept for the summary: the first ones of the run and the newest ones; those between are counted
-EVENTS_FIRST, EVENTS_LAST = 200, 800
 
 
 @dataclass
@@ -160,13 +159,8 @@ class CaptureThread:
         self.reconnects = 0
         self.attempt = 0  # attempts in the current outage
         self.next_retry_at: float | None = None
-        # what happened, for --json-summary: the first EVENTS_FIRST events and the EVENTS_LAST newest,
-        # with a count of those between them that were left out (memory stays bounded over a night of
-        # reconnect attempts, and the morning's "reconnected" is still there)
-        self._events_first: list[dict] = []
-        self._events_last: collections.deque[dict] = collections.deque(maxlen=EVENTS_LAST)
-        self._events_lock = threading.Lock()
-        self.events_left_out = 0
+        # what happened, for --json-summary (bounded: the run's first events and its newest)
+        self.event_log = EventLog()
 
     # -- consumer side ---------------------------------------------------------------------------
     def start(self) -> "CaptureThread":
@@ -224,8 +218,11 @@ class CaptureThread:
     def events(self) -> list[dict]:
         """What happened (lost, attempt, reconnected, stalled, loop, end ...), oldest first: the first
         EVENTS_FIRST of the run and the EVENTS_LAST newest; `events_left_out` counts those between."""
-        with self._events_lock:
-            return self._events_first + list(self._events_last)
+        return self.event_log.items
+
+    @property
+    def events_left_out(self) -> int:
+        return self.event_log.left_out
 
     @property
     def stalled(self) -> bool:
@@ -276,14 +273,7 @@ class CaptureThread:
 
     # -- producer side ---------------------------------------------------------------------------
     def _event(self, kind: str, **info: object) -> None:
-        event = {"t": time.monotonic(), "event": kind, **info}
-        with self._events_lock:
-            if len(self._events_first) < EVENTS_FIRST:
-                self._events_first.append(event)
-                return
-            if len(self._events_last) == self._events_last.maxlen:
-                self.events_left_out += 1  # the oldest of the newest goes: counted, not silently lost
-            self._events_last.append(event)
+        self.event_log.add(kind, **info)
 
     def _publish(self, frame: Frame) -> bool:
         if self.drop:

@@ -14,6 +14,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
+from srx.eventlog import EventLog
 from srx.runtime.base import RunnerUnavailable
 
 log = logging.getLogger("srx")
@@ -34,7 +35,7 @@ class InferenceGuard:
         self.failed_attempts = 0
         self.fallback_frames = 0
         self.last_error = ""
-        self.events: list[dict[str, Any]] = []
+        self.log = EventLog()  # backend-lost / backend-back, for --json-summary
 
     @property
     def down(self) -> bool:
@@ -86,8 +87,7 @@ class InferenceGuard:
         return out
 
     def _event(self, kind: str, **info: Any) -> None:
-        if len(self.events) < 1000:
-            self.events.append({"t": time.monotonic(), "event": kind, **info})
+        self.log.add(kind, **info)
 
     def summary(self) -> dict[str, Any]:
         return {"outages": self.outages, "failed_attempts": self.failed_attempts,

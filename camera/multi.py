@@ -32,6 +32,7 @@ from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_te
 from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_source
 from srx.camera.stats import Samples, StreamStats, StreamSummary, servers_line, stopped_text, window_words
 from srx.errors import SrxError
+from srx.eventlog import merged
 
 if TYPE_CHECKING:
     from srx.camera.stream import RecordingClock
@@ -575,9 +576,13 @@ def stream_many(
         "latency_ms": latency_all.summary(), "latency_window": latency_all.window_used(),  # max: of the run
         "model_calls": sum(batches.values()),
     }
+    inference: dict[str, Any] = {**guard.summary(), **({"servers": pool.server_summary()} if pool is not None else {})}
+    events, left_out = merged(guard.log, *([pool.log] if pool is not None else []))
+    if events:  # the shared backend's own: lost and back, servers that left and returned
+        inference["events"] = [{**e, "t": round(e["t"] - t_start, 3)} for e in events]
+        inference["events_left_out"] = left_out
     return MultiSummary(backend=backend, scale=scale, stopped_by=stopped_by, wall_s=round(wall, 3),
-                        sources=summaries, total=total, batches=batches,
-                        inference={**guard.summary(), **({"servers": pool.server_summary()} if pool is not None else {})},
+                        sources=summaries, total=total, batches=batches, inference=inference,
                         shared_errors=shared_errors)
 
 
@@ -607,7 +612,7 @@ def _lane_summary(lane: _Lane, backend: str, scale: int, stopped_by: str, wall: 
     # the model calls are shared (batched), so one source's stage times are not the loop's work per
     # frame: no keep-up verdict per source
     return _summary(lane.src.spec.describe(), backend, scale, lane.done or stopped_by, wall, cap, st,
-                    lane.frames_at_reconnect, note, lane.outputs, cap.events, alone=False,
+                    lane.frames_at_reconnect, note, lane.outputs, cap.events, cap.events_left_out, alone=False,
                     output_errors=lane.output_errors)
 
 

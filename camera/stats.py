@@ -167,10 +167,11 @@ class StreamSummary:
         elif self.reconnect_attempts:
             lines.append(f"  not reconnected: {self.reconnect_attempts} attempt(s) failed")
         if self.events_left_out:
-            from srx.camera.capture import EVENTS_FIRST, EVENTS_LAST
+            from srx.eventlog import EVENTS_FIRST, EVENTS_LAST
 
-            lines.append(f"  events: {self.events_left_out:,} of the source's left out of the list (it keeps the "
-                         f"first {EVENTS_FIRST} and the newest {EVENTS_LAST}; events_left_out in --json-summary)")
+            lines.append(f"  events: {self.events_left_out:,} left out of the list (it keeps the first {EVENTS_FIRST} "
+                         f"and the newest {EVENTS_LAST} of the source's, and of the model backend's; "
+                         "events_left_out in --json-summary)")
         if self.fallback_frames:
             lines.append(f"  {self.fallback_frames} frames went out bicubic while the model backend was unavailable")
         if self.servers:

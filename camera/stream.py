@@ -23,6 +23,7 @@ from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_te
 from srx.camera.sources import SourceSpec, open_reader, parse_source
 from srx.camera.stats import StreamStats, StreamSummary
 from srx.errors import SrxError
+from srx.eventlog import merged
 from srx.runtime.base import Runner
 
 log = logging.getLogger("srx")
@@ -277,14 +278,14 @@ def stream(
         raise SrxError("interrupted before the stream started")
     wall = time.monotonic() - stats.t_start
     return _summary(spec.describe(), backend, scale, stopped_by, wall, capture, stats, frames_at_reconnect,
-                    note, outputs, capture.events + guard.events + list(getattr(pool, "events", [])),
+                    note, outputs, *merged(capture.event_log, guard.log, *([pool.log] if pool is not None else [])),
                     fallback_frames=guard.fallback_frames, servers=pool.server_summary() if pool is not None else [],
                     output_errors=output_errors, source_error=source_error)
 
 
 def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float, capture: CaptureThread,
              stats: StreamStats, frames_at_reconnect: int, note: str, outputs: Sequence[Output],
-             events: Sequence[dict[str, Any]], **extra: Any) -> StreamSummary:
+             events: Sequence[dict[str, Any]], events_left_out: int, **extra: Any) -> StreamSummary:
     """The StreamSummary of one source's capture and stats (shared by stream and multi-stream runs);
     event times are made relative to the stream's start."""
     return StreamSummary(
@@ -317,7 +318,7 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         skipped=capture.skipped,
         stale=capture.stale,
         max_fps=capture.spec.max_fps,
-        latency_window=stats.latency_window(), events_left_out=capture.events_left_out,
+        latency_window=stats.latency_window(), events_left_out=events_left_out,
         **extra,
     )
 

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from srx.errors import SrxError
+from srx.eventlog import EventLog
 from srx.runtime.base import Runner, RunnerUnavailable
 from srx.runtime.triton_runner import ServerAway, TritonRunner, parse_server
 
@@ -128,7 +129,7 @@ class TritonPool(Runner):
         self._turn = 0
         self._stop = threading.Event()
         self._prober: threading.Thread | None = None
-        self.events: list[dict[str, Any]] = []
+        self.log = EventLog()  # servers lost, back, refused ..., for --json-summary
 
     # -- the servers agree -----------------------------------------------------------------------
     def _check_same(self, runner: TritonRunner) -> None:
@@ -300,6 +301,9 @@ class TritonPool(Runner):
             srv.next_probe = time.monotonic() + srv.wait
             srv.wait = min(srv.wait * 2, self.max_wait)
 
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.log.items
+
     def _event(self, kind: str, **info: Any) -> None:
-        if len(self.events) < 1000:
-            self.events.append({"t": time.monotonic(), "event": kind, **info})
+        self.log.add(kind, **info)

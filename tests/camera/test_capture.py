@@ -105,7 +105,7 @@ def test_the_summary_keeps_the_first_and_the_newest_events_and_counts_the_rest(m
     assert kept[-1]["t"] >= since[loops] - ms  # ... up to the last loop
     assert all(a["t"] <= b["t"] for a, b in zip(kept, kept[1:]))
     assert summary.to_dict()["events_left_out"] == loops - len(kept)
-    assert f"events: {loops - len(kept):,} of the source's left out" in summary.format()
+    assert f"events: {loops - len(kept):,} left out of the list" in summary.format()
 
 
 def test_events_stay_bounded_however_many_come() -> None:

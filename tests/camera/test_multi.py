@@ -283,6 +283,10 @@ def test_backend_outage_gives_bicubic_frames_then_the_model_again(make_upscaler)
     inf = summary.inference
     assert inf["outages"] == 1 and inf["failed_attempts"] == 4 and inf["fallback_frames"] >= 4
     assert summary.sources["one"].frames_out == 40 and len(sink.thumbs) == 40  # outputs never stopped
+    # the shared backend's outage is in the JSON too, timed from the run's start (it was left out)
+    events = summary.to_dict()["inference"]["events"]
+    assert [e["event"] for e in events] == ["backend-lost", "backend-back"] and 0 <= events[0]["t"] <= events[1]["t"]
+    assert summary.inference["events_left_out"] == 0
     # the single-source loop does the same
     upscaler.runner.n = 0
     from srx.camera.stream import stream
