@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -425,8 +426,8 @@ def _write_all(outputs: Sequence[Output], frame: np.ndarray, repeat: int = 1, at
 def _retire(output: Output, exc: SrxError) -> None:
     """An output that failed mid-run: closed (what it holds kept where it can be) and left out from
     here on; the run says so at the end and exits 1 (StreamSummary.output_errors)."""
-    output.failed = str(exc)
-    log.error("%s failed: %s; the stream goes on without it", output.describe(), exc)
+    output.failed = _why(exc)
+    log.error("%s failed: %s; the stream goes on without it", output.describe(), output.failed)
     try:
         output.close()
     except Exception as again:  # noqa: BLE001  (a full disk may refuse the finish too)
@@ -452,8 +453,14 @@ def close_outputs(outputs: Sequence[Output]) -> list[str]:
         try:
             o.close()
         except Exception as exc:  # noqa: BLE001  (close every output even if one fails)
-            errors.append(f"{o.describe()}: could not finalise it: {exc}")
+            errors.append(f"{o.describe()}: could not finalise it: {_why(exc)}")
     return errors
+
+
+def _why(exc: BaseException) -> str:
+    """An output's error without its '--output NAME: ' (said for the command line), where it is
+    said after the output's own description."""
+    return re.sub(r"^--output \S+: ", "", str(exc), count=1)
 
 
 class _WindDown:

@@ -183,8 +183,10 @@ def test_a_server_that_refuses_the_stream_is_one_error_line(tmp_path: Path, reco
     url = record_server(["up"], tmp_path / "got")
     res = runner.invoke(app, ["stream", "--demo", "--max-frames", "5", "--no-window", "-q", "--output", f"{url}/nope"])
     assert res.exit_code == 1
-    assert_one_error_line(res.output, f"--output {url}/nope: the RTSP server did not take the stream: "
+    assert_one_error_line(res.output, f"RTSP publish {url}/nope: the RTSP server did not take the stream: "
                                       "Server returned 404 Not Found")
+    error = next(ln for ln in res.output.splitlines() if ln.startswith("error:"))
+    assert error.count(f"{url}/nope") == 1, error  # named once, not by the output and again by its error
 
 
 def test_publishing_where_nothing_listens_or_to_another_scheme_is_one_error_line(tmp_path: Path) -> None:
