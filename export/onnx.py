@@ -69,10 +69,12 @@ def export_stem(config_name: str, scale: int, name: str | None = None) -> str:
     (`camera-x3`), or the architecture's own name (`lrnet-32x4-pw3-x3`) when no name is given."""
     if name is None:
         return config_name
-    if not _EXPORT_NAME.fullmatch(name) or re.search(r"-x\d+$", name):
+    if not _EXPORT_NAME.fullmatch(name):
         raise SrxError(f"--name {name!r}: expected up to 64 letters, digits, '.', '_' or '-', starting with a "
-                       f"letter or digit and without a -x<scale> ending (srx adds the scale itself: {name}-x{scale}.onnx, "
-                       f"srx_{name}_x{scale} on Triton)")
+                       "letter or digit (it names the files and the Triton model)")
+    if re.search(r"-x\d+$", name):
+        raise SrxError(f"--name {name!r}: expected a name without a -x<scale> ending; srx adds the scale itself "
+                       f"({name}-x{scale}.onnx, srx_{name}_x{scale} on Triton)")
     return f"{name}-x{scale}"
 
 

@@ -75,13 +75,21 @@ def test_models_of_one_architecture_export_side_by_side(tiny_checkpoint, tmp_pat
     assert not [r for r in caplog.records if r.levelname == "WARNING"]  # the same weights again: nothing to say
 
 
-@pytest.mark.parametrize("bad", ["-lead", "has space", "cam-x3", "a/b", "x" * 65])
+@pytest.mark.parametrize("bad", ["-lead", "has space", "a/b", "../evil", "x" * 65])
 def test_a_bad_export_name_is_one_line_before_any_work(tmp_path, bad):
     out = tmp_path / "never"
     result = runner.invoke(app, ["export", "--name", bad, "--out", str(out)])
     assert result.exit_code == 1
     assert_one_error_line(result.output, f"--name {bad!r}: expected up to 64 letters")
+    assert "-x<scale>" not in result.output  # the scale hint is for a name that ends like one, not this
     assert not out.exists()
+
+
+def test_an_export_name_with_its_own_scale_says_srx_adds_it(tmp_path):
+    result = runner.invoke(app, ["export", "--name", "cam-x3", "--out", str(tmp_path / "never")])
+    assert result.exit_code == 1
+    assert_one_error_line(result.output, "--name 'cam-x3': expected a name without a -x<scale> ending; srx adds "
+                                         "the scale itself (cam-x3-x3.onnx")
 
 
 def test_export_static_no_fp16_and_check(tiny_checkpoint, tmp_path):
