@@ -43,7 +43,8 @@ def default_set5() -> Path | None:
     return None
 
 
-def _eval_images(set5: Path | None, synthetic: bool, seed: int) -> tuple[str, list[tuple[str, np.ndarray]]]:
+def _eval_images(set5: Path | None, synthetic: bool, seed: int,
+                 skipped: list[dict[str, str]] | None = None) -> tuple[str, list[tuple[str, np.ndarray]]]:
     from srx.imageio import list_images, read_image
     from srx.samples import sample_images
 
@@ -61,9 +62,18 @@ def _eval_images(set5: Path | None, synthetic: bool, seed: int) -> tuple[str, li
     if not paths:
         raise SrxError(f"parity data folder {folder} holds no images")
     imgs = []
-    for p in paths:
-        img = read_image(p)
+    for p in paths:  # an unreadable one is named in the report's `skipped`, the rest are checked
+        try:
+            img = read_image(p)
+        except SrxError as exc:
+            if skipped is None:
+                raise
+            skipped.append({"name": p.name, "reason": str(exc)})
+            continue
         imgs.append((p.stem, img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2)))
+    if not imgs:
+        raise SrxError(f"none of the {len(paths)} images in parity data folder {folder} could be read: "
+                       + "; ".join(s["reason"] for s in skipped or []))
     return f"{folder.name} ({folder})", imgs
 
 
@@ -263,7 +273,8 @@ def parity_report(
     check_scale(scale)
     weights = resolve_weights(weights, scale)
     model, config, _ = model_from_checkpoint(weights, scale)
-    data_name, images = _eval_images(set5, synthetic, seed)
+    skipped: list[dict[str, str]] = []
+    data_name, images = _eval_images(set5, synthetic, seed, skipped)
 
     with tempfile.TemporaryDirectory(prefix="srx-parity-") as tmp:
         folder = Path(onnx_dir) if onnx_dir is not None else Path(tmp)
@@ -298,6 +309,8 @@ def parity_report(
         "weights": str(weights),
         "data": data_name,
         "inputs": [{"name": i["name"], "lr_shape": list(i["lr"].shape)} for i in inputs],
+        "images": len(images),  # pictures read (the random inputs besides them are not counted)
+        "skipped": skipped,  # images of the folder that could not be read: not checked ({name, reason})
         "units": {
             "psnr_vs_torch_db": "worst input; whole HR Y plane in 8-bit units (0-255)",
             "max_abs_err_8bit": "largest |HR Y - PyTorch HR Y| in 8-bit units (model units x 255)",

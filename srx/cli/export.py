@@ -187,5 +187,9 @@ def _print_parity(weights: Optional[Path], scale: int, *, graphs: Optional[tuple
 
         Console(width=160).print(format_parity_table(report))
         typer.echo("parity: all gates passed" if report["passed"] else "parity: FAILED (see the table)")
+    if report["skipped"]:  # after the images that were checked: the ones that could not be, exit 1
+        skipped = report["skipped"]
+        raise SrxError(f"{len(skipped)} of the {len(skipped) + report['images']} images in {data} could not be "
+                       f"read and were not checked: " + "; ".join(s["reason"] for s in skipped))
     if not report["passed"]:
         raise typer.Exit(1)

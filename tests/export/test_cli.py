@@ -129,6 +129,29 @@ def test_export_errors_are_one_line(tiny_checkpoint, tmp_path):
         assert not out.exists()  # refused before writing anything
 
 
+def test_parity_checks_the_readable_images_and_names_the_others(tiny_checkpoint, image_folder):
+    """An unreadable picture in --data: the others are checked and shown, the unreadable one named in one
+    error line after them, exit 1 (it stopped at the first such file, before checking any)."""
+    (image_folder / "aaa-broken.png").write_bytes(b"xx")
+    (image_folder / "zzz-empty.png").write_bytes(b"")
+    weights = str(tiny_checkpoint(2))
+    result = runner.invoke(app, ["parity", "-w", weights, "-s", "2", "--data", str(image_folder)])
+    assert result.exit_code == 1, result.output
+    assert "parity: all gates passed" in result.output
+    assert_one_error_line(result.output, f"2 of the 6 images in {image_folder} could not be read and were not checked")
+    error = next(ln for ln in result.output.splitlines() if ln.startswith("error:"))
+    assert "aaa-broken.png" in error and "zzz-empty.png" in error and "empty (0 bytes)" in error
+    as_json = runner.invoke(app, ["parity", "-w", weights, "-s", "2", "--data", str(image_folder), "--json"])
+    assert as_json.exit_code == 1
+    report = json.loads(as_json.output[:as_json.output.rindex("}") + 1])
+    assert [s["name"] for s in report["skipped"]] == ["aaa-broken.png", "zzz-empty.png"]
+    assert [i["name"] for i in report["inputs"]][:4] == ["img0", "img1", "img2", "img3"] and report["images"] == 4
+    for p in image_folder.glob("img*"):
+        p.unlink()
+    result = runner.invoke(app, ["parity", "-w", weights, "-s", "2", "--data", str(image_folder)])
+    assert_one_error_line(result.output, "none of the 2 images in parity data folder")
+
+
 def test_parity_json(tiny_checkpoint):
     result = runner.invoke(app, ["parity", "-w", str(tiny_checkpoint(4)), "--scale", "4", "--synthetic", "--json"])
     assert result.exit_code == 0, result.output
