@@ -172,8 +172,14 @@ def extract_patches(
         try:
             with np.load(cache_file, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-                return PatchSet(z["lr"], z["hr"], meta["images_used"], meta["skipped_small"],
-                                meta["skipped_corrupt"], True)
+                cached = PatchSet(z["lr"], z["hr"], meta["images_used"], meta["skipped_small"],
+                                  meta["skipped_corrupt"], True)
+            if cached.skipped_corrupt:  # the same files as when the cache was made, said again each run
+                log.warning("skipping %d unreadable file(s), as when the patch cache was made: %s",
+                            len(cached.skipped_corrupt), ", ".join(cached.skipped_corrupt))
+            if cached.skipped_small:
+                log.warning("skipped %d image(s) smaller than the %d-pixel patch", cached.skipped_small, patch)
+            return cached
         except (OSError, ValueError, KeyError) as exc:
             log.warning("patch cache %s unreadable (%s); rebuilding", cache_file, exc)
 
