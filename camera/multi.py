@@ -77,10 +77,14 @@ def default_name(spec: SourceSpec, index: int) -> str:
     elif spec.kind == "folder":
         name = _sanitize(Path(spec.target).name)
     elif spec.kind == "url":
-        rest = str(spec.target).split("://", 1)[-1]
-        hostport, _, path = rest.partition("/")
-        host = hostport.rsplit("@", 1)[-1].split(":")[0].strip("[]")
-        last = [p for p in path.split("?")[0].split("/") if p]
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(str(spec.target))
+            host, path = parts.hostname or "", parts.path  # an IPv6 host without its brackets: ::1
+        except ValueError:  # not a URL urllib can split: no host part in the name
+            host, path = "", ""
+        last = [p for p in path.split("/") if p]
         name = _sanitize(host + ("-" + last[-1] if last else ""))
     elif spec.kind == "gstreamer":
         name = f"pipeline{index}"

@@ -626,7 +626,9 @@ def recording_output(path: Path | str, fps: float = 10.0, retry_max_wait: float 
     text = str(path)
     scheme, sep, _ = text.partition("://")
     if sep and scheme.lower() == "rtsp":
-        return RtspOutput(text, fps=fps, retry_max_wait=retry_max_wait)
+        from srx.camera.sources import expand_env
+
+        return RtspOutput(expand_env(text, "--output"), fps=fps, retry_max_wait=retry_max_wait)
     if sep and scheme.isalpha():
         from srx.camera.sources import redact_url
 

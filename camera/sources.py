@@ -70,6 +70,8 @@ class SourceSpec:
             return "frames (in-process)"
         if self.kind == "url":
             return redact_url(str(self.target))
+        if self.kind == "gstreamer":  # rtspsrc location=rtsp://user:pw@... user-pw=...
+            return f"{self.kind} {redact_text(str(self.target))}"
         return f"{self.kind} {self.target}"
 
     @classmethod
@@ -106,14 +108,68 @@ def parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
     return x, y, w, h
 
 
+#: query parameters whose values are secrets (`?user=admin&password=...`, `&token=...`)
+_SECRET_PARAM = re.compile(r"(?i)^(pass|passwd|password|pwd|pw|token|access_token|auth|key|apikey|api_key|secret|"
+                           r"signature|sig|credential|credentials)$")
+#: GStreamer element properties that hold a password (rtspsrc user-pw=..., souphttpsrc user-pw=...)
+_SECRET_PROPERTY = re.compile(r"""(?i)\b((?:user|proxy)-pw|password|passwd)(\s*=\s*)("[^"]*"|'[^']*'|[^\s!]+)""")
+_URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s"'!]+""")
+
+
 def redact_url(url: str) -> str:
-    """rtsp://user:secret@host/... -> rtsp://user:***@host/... for logs and summaries."""
+    """A URL with its secrets hidden, for logs, summaries and pages: rtsp://user:secret@host/... ->
+    rtsp://user:***@host/..., and the values of secret query parameters (password=, token= ...).
+    The login ends at the last '@' before the path, as FFmpeg reads it, so a password with an
+    unencoded '@' is hidden whole."""
     scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        cred, host = rest.split("@", 1)
-        user = cred.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
+    if not sep:
+        return url
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    user, colon, after = authority.partition(":")
+    if "@" not in authority and colon and not after.isdigit() and "@" in rest and not authority.startswith("["):
+        # a '/', '?' or '#' in the password (not a port after the ':'): the login ends at the last '@'
+        at = rest.rfind("@")
+        end = min((i for i in (rest.find(c, at) for c in "/?#") if i >= 0), default=len(rest))
+        authority, tail = rest[:end], rest[end:]
+    if "@" in authority:
+        login, host = authority.rsplit("@", 1)
+        user, colon, _ = login.partition(":")
+        authority = f"{user}:***@{host}" if colon else authority
+    path, qmark, query = tail.partition("?")
+    if qmark:
+        query, hash_, fragment = query.partition("#")
+        parts = []
+        for part in query.split("&"):
+            key, eq, value = part.partition("=")
+            parts.append(f"{key}=***" if eq and value and _SECRET_PARAM.match(key) else part)
+        tail = path + "?" + "&".join(parts) + hash_ + fragment
+    return f"{scheme}://{authority}{tail}"
+
+
+def redact_text(text: str) -> str:
+    """Every URL in `text` (a GStreamer pipeline's location=..., a message) redacted as redact_url
+    does, and password properties (user-pw=...) hidden."""
+    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), str(text))
+    return _SECRET_PROPERTY.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(text: str, option: str) -> str:
+    """`${NAME}` in a camera URL or pipeline replaced by the environment variable NAME, so a camera's
+    password need not be on the command line, where every user of the host sees it (`ps`), nor in
+    a systemd unit's ExecStart: rtsp://admin:${CAM1_PASSWORD}@10.0.0.5/live, with the variable
+    from an EnvironmentFile only root reads."""
+    def value(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise SrxError(f"{option} {redact_url(text)} names ${{{name}}}, which is not set; expected an environment "
+                           f"variable {name} holding it (e.g. from systemd's EnvironmentFile=)")
+        return os.environ[name]
+
+    return _ENV_REF.sub(value, text)
 
 
 def parse_source(camera: int | None = None, source: str | None = None, demo: bool = False,
@@ -136,8 +192,9 @@ def parse_source(camera: int | None = None, source: str | None = None, demo: boo
     if not text:
         raise SrxError("--source is empty; expected a video file, an rtsp:// or http(s):// URL, or a GStreamer pipeline")
     if "!" in text:
-        return SourceSpec("gstreamer", text)
+        return SourceSpec("gstreamer", expand_env(text, "--source"))
     if "://" in text:
+        text = expand_env(text, "--source")
         scheme = text.split("://", 1)[0].lower()
         if scheme == "file":
             text = text.split("://", 1)[1]
@@ -423,10 +480,29 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
 
     if spec.kind == "file" and Path(target).is_file() and Path(target).stat().st_size == 0:
         raise SrxError(f"{target} is an empty file; expected a video")
-    return _finish_open(make, name, timeout, live=spec.kind == "url", is_file=spec.kind == "file")
+    why_not = (lambda: _ffmpeg_refusal(target, timeout)) if spec.kind == "url" else None
+    return _finish_open(make, name, timeout, live=spec.kind == "url", is_file=spec.kind == "file", why_not=why_not)
 
 
-def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool, is_file: bool = False) -> FrameReader:
+def _ffmpeg_refusal(url: str, timeout: float) -> str | None:
+    """Why FFmpeg cannot open `url`, in its words ("Server returned 401 Unauthorized ..."), asked
+    again through PyAV where OpenCV's open failed without saying (a wrong camera password reads like
+    a wrong address there); None where PyAV is missing or opens it."""
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        av.open(url, timeout=min(max(timeout, 0.5), 5.0)).close()
+    except av.error.FFmpegError as exc:
+        return redact_text(str(getattr(exc, "strerror", None) or exc))
+    except Exception:  # noqa: BLE001  (only a better message is at stake)
+        return None
+    return None
+
+
+def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool, is_file: bool = False,
+                 why_not: Callable[[], str | None] | None = None) -> FrameReader:
     """Open and read the first frame in a helper thread; give up after `timeout` seconds."""
     from srx.imageio import listed_frames
 
@@ -463,6 +539,13 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
         if is_file:
             raise SrxError(f"cannot open {name} as a video: OpenCV's FFmpeg cannot decode it "
                            "(not a video, corrupt, or an unsupported codec)")
+        said = why_not() if why_not is not None else None
+        if said and re.search(r"\b(401|403)\b|[Uu]nauthori[sz]ed|[Ff]orbidden", said):
+            raise SrxError(f"cannot open source {name}: the camera refused the login ({said}); "
+                           "check the user and password in the URL")
+        if said:
+            raise SrxError(f"cannot open source {name}: {said}; check the address and that the camera or server "
+                           "is running")
         raise SrxError(f"cannot open source {name} (refused, not found or not a stream); "
                        "check the address and that the camera or server is running")
     frame = result.get("frame")

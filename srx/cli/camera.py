@@ -37,7 +37,8 @@ def stream_cmd(
         None, "--camera", help="V4L2 camera index (0 for /dev/video0); repeat for several cameras, NAME=N names one."),
     source: Optional[list[str]] = typer.Option(
         None, "--source", help="Video file, image folder, rtsp:// or http(s):// URL, or a GStreamer pipeline (contains '!'); "
-        "repeat for several sources, NAME=SPEC names one (default names: cam0, the file's stem, a URL's host and the last part of its path, e.g. 10.0.0.5-main)."),
+        "repeat for several sources, NAME=SPEC names one (default names: cam0, the file's stem, a URL's host and the last part of its path, e.g. 10.0.0.5-main). "
+        "${NAME} in a URL or pipeline is the environment variable NAME (a camera password off the command line; quote it in single quotes)."),
     demo: bool = typer.Option(False, "--demo", help="Stream srx's built-in synthetic street clip (320x180, 100 frames at 10 fps)."),
     loop: bool = typer.Option(False, "--loop", help="Start a file (or the demo) again when it ends."),
     no_drop: bool = typer.Option(False, "--no-drop", help="Process every frame, nothing dropped, instead of always the newest: a file is read as fast as the model takes it (at its own rate where it is published to an rtsp:// output)."),

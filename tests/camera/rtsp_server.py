@@ -2,14 +2,15 @@
 gir1.2-gst-rtsp-server-1.0, installed by .ci/system-packages.sh), run with the *system* python3
 because PyGObject comes from Debian, not from the virtual environment.
 
-    /usr/bin/python3 tests/camera/rtsp_server.py CLIP.avi PORT [MOUNT]
+    /usr/bin/python3 tests/camera/rtsp_server.py CLIP.avi PORT [MOUNT] [--auth USER:PASSWORD]
     /usr/bin/python3 tests/camera/rtsp_server.py --record FOLDER PORT MOUNT [MOUNT ...]
 
 Serves the MJPEG AVI clip as H.264 (x264, a keyframe every 10 frames so a client that joins or
 rejoins decodes within a second) at rtsp://127.0.0.1:PORT/MOUNT, in real time. With --record it
 takes published streams instead (RTSP ANNOUNCE/RECORD, as MediaMTX does) at each
 rtsp://127.0.0.1:PORT/MOUNT and writes what arrives, as it is (H.264 in MPEG-TS, readable even when
-the server is killed), to FOLDER/MOUNT.ts. Prints "ready" once it listens. Runs until killed.
+the server is killed), to FOLDER/MOUNT.ts. With --auth the clip needs that login (HTTP Basic, as
+many cameras take it). Prints "ready" once it listens. Runs until killed.
 """
 import sys
 
@@ -45,8 +46,14 @@ def main() -> None:
         print("ready", flush=True)
         GLib.MainLoop().run()
         return
-    clip, port = sys.argv[1], sys.argv[2]
-    mount = "/" + (sys.argv[3] if len(sys.argv) > 3 else "clip").lstrip("/")
+    args = sys.argv[1:]
+    login = None
+    if "--auth" in args:
+        at = args.index("--auth")
+        login = args[at + 1]
+        del args[at:at + 2]
+    clip, port = args[0], args[1]
+    mount = "/" + (args[2] if len(args) > 2 else "clip").lstrip("/")
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(port)
@@ -57,6 +64,16 @@ def main() -> None:
         "! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
     factory.set_shared(True)
+    if login is not None:  # the clip for the "viewer" role only, which the login gives
+        user, _, password = login.partition(":")
+        auth, token = GstRtspServer.RTSPAuth(), GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "viewer")
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+        server.set_auth(auth)
+        allowed = GstRtspServer.RTSPPermissions()
+        for action in ("media.factory.access", "media.factory.construct"):
+            allowed.add_permission_for_role("viewer", action, True)
+        factory.set_permissions(allowed)
     server.get_mount_points().add_factory(mount, factory)
     if server.attach(None) == 0:
         print(f"cannot listen on 127.0.0.1:{port}", flush=True)

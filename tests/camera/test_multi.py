@@ -40,6 +40,9 @@ def test_names_and_bad_input(tmp_path: Path) -> None:
     assert [n.name for n in named] == ["cam0", "gate", "lobby", "back", "10.0.0.5-main", "demo"]
     assert named[3].spec.target == clip
     assert default_name(SourceSpec("gstreamer", "a ! b"), 7) == "pipeline7"
+    # an IPv6 camera is named by its address too (it was only 'clip'); a password's '@' is not the host's
+    assert default_name(SourceSpec("url", "rtsp://[fe80::a1]:8554/clip"), 0) == "fe80-a1-clip"
+    assert default_name(SourceSpec("url", "rtsp://admin:Ab@S9@10.0.0.5/live/main"), 0) == "10.0.0.5-main"
     with pytest.raises(SrxError, match="two sources are named 'lobby'"):
         parse_sources([], [str(clip), str(clip)])
     with pytest.raises(SrxError, match="expected a device index"):

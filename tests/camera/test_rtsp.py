@@ -61,8 +61,10 @@ class RtspServer:
     """tests/camera/rtsp_server.py running: serving `clip` at /clip, or with `record=(FOLDER, MOUNTS)`
     taking published streams at each mount into FOLDER/MOUNT.ts."""
 
-    def __init__(self, clip: Path | None, port: int, record: tuple[Path, list[str]] | None = None) -> None:
+    def __init__(self, clip: Path | None, port: int, record: tuple[Path, list[str]] | None = None,
+                 login: str | None = None) -> None:
         args = [str(clip), str(port), "clip"] if record is None else ["--record", str(record[0]), str(port), *record[1]]
+        args += ["--auth", login] if login is not None else []
         self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
@@ -205,3 +207,47 @@ def test_a_frozen_camera_is_no_signal_within_the_open_timeout_and_its_queued_fra
     assert [e["event"] for e in summary.events if e["event"] == "stalled"] and summary.nosignal_frames >= 2
     assert summary.stale >= 1, summary  # what the RTSP source had queued while it was being opened
     assert summary.dropped <= 3, summary.format()
+
+
+def test_a_camera_login_is_used_and_its_password_is_said_nowhere(tmp_path: Path, tiny_checkpoint, monkeypatch) -> None:
+    """A camera that needs a login, its password with an unencoded '@' (FFmpeg takes the login up to
+    the last '@'): srx streams from it and hides the whole password in every line and file it writes
+    (it hid only up to the first '@'); a wrong password is one line that says the login was refused
+    (it read like a wrong address) and does not show it either."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+    from tests.conftest import assert_one_error_line
+
+    need_shared(CCTV)
+    why = _gst_rtsp_available()
+    if why:
+        skip_or_fail(why)
+    clip = tmp_path / "clip.avi"
+    make_clip(clip, frames=30)
+    port = free_port()
+    server = RtspServer(clip, port, login="admin:Ab@Secret9")
+    weights = str(tiny_checkpoint(2))
+    try:
+        url = f"rtsp://admin:Ab@Secret9@127.0.0.1:{port}/clip"
+        res = CliRunner().invoke(app, ["stream", "--source", url, "-w", weights, "--max-frames", "3", "--no-window",
+                                       "--json-summary", str(tmp_path / "run.json"), "--output", str(tmp_path / "r.mkv")])
+        assert res.exit_code == 0, res.output
+        written = res.output + (tmp_path / "run.json").read_text()
+        assert json.loads((tmp_path / "run.json").read_text())["frames_out"] == 3
+        assert f"admin:***@127.0.0.1:{port}/clip" in res.output and "Secret9" not in written, written
+        # the password from the environment, not the command line: ${NAME} in the URL
+        monkeypatch.setenv("SRX_TEST_CAM_PW", "Ab@Secret9")
+        from_env = CliRunner().invoke(app, ["stream", "--source", f"rtsp://admin:${{SRX_TEST_CAM_PW}}@127.0.0.1:{port}/clip",
+                                            "-w", weights, "--max-frames", "2", "--no-window"])
+        assert from_env.exit_code == 0 and "Secret9" not in from_env.output, from_env.output
+        wrong = CliRunner().invoke(app, ["stream", "--source", f"rtsp://admin:Wr0ng@127.0.0.1:{port}/clip", "-w",
+                                         weights, "--max-frames", "3", "--no-window", "--open-timeout", "5"])
+    finally:
+        server.kill()
+    assert wrong.exit_code == 1
+    assert_one_error_line(wrong.output, "the camera refused the login")
+    assert "401" in wrong.output and "check the user and password in the URL" in wrong.output
+    assert "Wr0ng" not in wrong.output

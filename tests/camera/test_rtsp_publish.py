@@ -194,7 +194,8 @@ def test_publishing_where_nothing_listens_or_to_another_scheme_is_one_error_line
     for output, match in ((f"rtsp://127.0.0.1:{port}/up", f"nothing takes connections at 127.0.0.1:{port}"),
                           ("rtsp://127.0.0.1:8554", "expected rtsp://HOST[:PORT]/PATH"),
                           ("rtsp://127.0.0.1:port/up", "expected rtsp://HOST[:PORT]/PATH"),
-                          ("udp://127.0.0.1:5000", "srx publishes to rtsp:// only")):
+                          ("udp://127.0.0.1:5000", "srx publishes to rtsp:// only"),
+                          ("rtsp://srx:${SRX_UNSET_TEST_PW}@127.0.0.1:8554/up", "names ${SRX_UNSET_TEST_PW}, which is not set")):
         res = runner.invoke(app, ["stream", "--demo", "--max-frames", "2", "--no-window", "--output", output])
         assert res.exit_code == 1
         assert_one_error_line(res.output, match)

@@ -79,6 +79,45 @@ def test_parse_source_kinds(tmp_path: Path) -> None:
     assert redact_url("rtsp://admin:hunter2@10.0.0.5/live") == "rtsp://admin:***@10.0.0.5/live"
 
 
+@pytest.mark.parametrize("url, shown", [
+    ("rtsp://admin:hunter2@10.0.0.5/live", "rtsp://admin:***@10.0.0.5/live"),
+    # FFmpeg takes the login up to the last '@' before the path: the whole password is hidden
+    ("rtsp://admin:Ab@Secret9@10.0.0.5:554/live", "rtsp://admin:***@10.0.0.5:554/live"),
+    ("rtsp://admin:pa/ss@10.0.0.5/live", "rtsp://admin:***@10.0.0.5/live"),
+    ("rtsp://admin:pa?ss@10.0.0.5/live", "rtsp://admin:***@10.0.0.5/live"),
+    ("rtsp://u:p@[fe80::1]:8554/c", "rtsp://u:***@[fe80::1]:8554/c"),
+    # a password in the query, as HTTP cameras take it; other parameters stay
+    ("http://cam/video.mjpg?user=admin&password=S3cr3t&fps=5", "http://cam/video.mjpg?user=admin&password=***&fps=5"),
+    ("rtsp://u:p@h/c?token=abc#f", "rtsp://u:***@h/c?token=***#f"),
+    # nothing secret: as given, '@' in a path or query included
+    ("rtsp://admin@h/live", "rtsp://admin@h/live"),
+    ("rtsp://h:554/a@b", "rtsp://h:554/a@b"),
+    ("rtsp://[::1]:8554/c?mail=a@b", "rtsp://[::1]:8554/c?mail=a@b"),
+    ("/videos/a@b.mp4", "/videos/a@b.mp4"),
+])
+def test_a_password_in_a_url_is_hidden_whole(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_a_password_can_come_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("SRX_TEST_PW", "S3cr3t")
+    spec = parse_source(source="rtsp://admin:${SRX_TEST_PW}@10.0.0.5/live")
+    assert spec.target == "rtsp://admin:S3cr3t@10.0.0.5/live" and "S3cr3t" not in spec.describe()
+    pipeline = parse_source(source="rtspsrc location=rtsp://10.0.0.5/live user-pw=${SRX_TEST_PW} ! appsink")
+    assert "user-pw=S3cr3t" in pipeline.target
+    monkeypatch.delenv("SRX_TEST_PW")
+    with pytest.raises(SrxError, match=r"names \$\{SRX_TEST_PW\}, which is not set; expected an environment variable"):
+        parse_source(source="rtsp://admin:${SRX_TEST_PW}@10.0.0.5/live")
+
+
+def test_a_pipeline_is_described_without_its_passwords() -> None:
+    pipeline = ('rtspsrc location="rtsp://admin:S3cr3t@10.0.0.5/live" user-id=admin user-pw=Pa55 latency=0 '
+                "! decodebin ! videoconvert ! appsink")
+    said = parse_source(source=pipeline).describe()
+    assert "S3cr3t" not in said and "Pa55" not in said
+    assert 'location="rtsp://admin:***@10.0.0.5/live" user-id=admin user-pw=***' in said
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
