@@ -3,10 +3,13 @@
 Every output checks its destination when it is made (before the source opens), so an unwritable
 path is one clear error up front, opens lazily on the first frame (when the size is known), and is
 finalised by close(): recordings are written under a temporary name beside the target and renamed
-into place on close, so Ctrl-C, SIGTERM or the end of input leave a complete file; a crash leaves
-the temporary one, never a truncated file under the real name, and that one plays up to about its
-last second (an .mp4 is written a fragment a second; .mkv and .avi as they go). An output whose
-write fails mid-run (a full disk) is closed and left out (`Output.failed`); the stream goes on.
+into place on close, so Ctrl-C, SIGTERM or the end of input leave a complete file with the mode of
+the one it replaces; a crash leaves the temporary one, never a truncated file under the real name,
+and that one plays up to about its last second (an .mp4 is written a fragment a second; .mkv and
+.avi as they go). The temporary name is new each run, `.NAME.partial.XXXXXXXX.mp4`, made by srx
+itself (never written through a link put there, never over what an earlier run left, which is
+kept and named in a warning at the start). An output whose write fails mid-run (a full disk) is
+closed and left out (`Output.failed`); the stream goes on.
 
 Recordings:
   *.mp4 .mov .m4v       H.264 (x264 through PyAV, preset ultrafast, one thread), for viewing in any
@@ -37,7 +40,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from srx.errors import SrxError
-from srx.fsutil import check_nearest_folder
+from srx.fsutil import check_nearest_folder, temporary_sibling
 from srx.words import counted, seconds_text
 
 log = logging.getLogger("srx")
@@ -77,6 +80,22 @@ class Output:
 
     def describe(self) -> str:
         return self.name
+
+
+def _warn_left_partials(target: Path, suffix: str, folder: bool, plays: str) -> None:
+    """Name, once, what earlier runs recording to `target` left (killed, a crash, a power cut):
+    their partial files are kept, never written over."""
+    start = f".{target.stem if not folder else target.name}.partial"
+    try:
+        left = sorted(str(p) for p in target.parent.iterdir()
+                      if p.name.startswith(start) and p.name.endswith(suffix) and p.is_dir() == folder
+                      and not p.is_symlink())  # srx makes none: a link there is not its file
+    except OSError:  # no folder yet: nothing left there
+        return
+    if left:
+        log.warning("%s%s: an earlier run stopped before finishing it; what that run recorded is kept in %s (%s up "
+                    "to where that run stopped), for you to move or delete", target, "/" if folder else "",
+                    ", ".join(left), plays)
 
 
 def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -127,7 +146,8 @@ class VideoFileOutput(Output):
         self.timed = self.fourcc != "MJPG"  # each frame at its own time: no repeats, a variable rate kept
         self._span: tuple[float, float] | None = None  # first and last frame time of a timed recording
         self.fps = float(fps) if fps and fps > 0 else 10.0
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        _warn_left_partials(self.path, self.path.suffix, folder=False, plays="it plays")
+        self.tmp: Path | None = None  # `.NAME.partial.XXXXXXXX.mp4`, made anew at each open
         self.writer: Any = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
@@ -142,6 +162,7 @@ class VideoFileOutput(Output):
         import cv2
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temporary_sibling(self.path, suffix=self.path.suffix, prefix=f".{self.path.stem}.partial.")
         w, h = int(frame.shape[1]), int(frame.shape[0])
         if self.timed:
             from srx.media import FFV1Writer, H264Writer
@@ -171,7 +192,7 @@ class VideoFileOutput(Output):
     def write(self, frame: np.ndarray, at_s: float | None = None) -> bool:
         if self.writer is not None and time.monotonic() >= self._check_at:
             self._check_at = time.monotonic() + self.CHECK_S
-            there = self.tmp.exists()  # PyAV makes the file with the first packet coded, not at the open
+            there = self.tmp is not None and self.tmp.exists()
             if self._on_disk and not there:
                 self._start_again()
             self._on_disk = there
@@ -208,6 +229,7 @@ class VideoFileOutput(Output):
         self._on_disk = False
         self._warned = False
         self.tmp.unlink(missing_ok=True)  # what closing it wrote again
+        self.tmp = None
 
     def hold(self, times: int) -> None:
         for _ in range(times if self._last is not None and self.writer is not None else 0):
@@ -243,8 +265,9 @@ class VideoFileOutput(Output):
 
 
 class PngSequenceOutput(Output):
-    """Lossless frames frame_000000.png ... in a folder, written into `<folder>.partial` and renamed
-    into place on close. An existing folder is replaced only if it holds nothing but such frames."""
+    """Lossless frames frame_000000.png ... in a folder, written into a new `.<folder>.partial.XXXXXXXX`
+    and renamed into place on close, with the mode of the folder it replaces. An existing folder is
+    replaced only if it holds nothing but such frames."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -257,7 +280,8 @@ class PngSequenceOutput(Output):
                 raise SrxError(f"--output {self.folder}/ already holds other files ({', '.join(sorted(strangers)[:3])}); "
                                "expected a new or empty folder, or one of earlier srx frames")
         check_nearest_folder(self.folder.parent, f"{self.folder}/", "--output", "write")
-        self.tmp = self.folder.with_name(f".{self.folder.name}.partial")
+        _warn_left_partials(self.folder, "", folder=True, plays="its frames")
+        self.tmp: Path | None = None
         self.frames = 0
         self._started = False
 
@@ -265,8 +289,8 @@ class PngSequenceOutput(Output):
         import cv2
 
         if not self._started:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            self.tmp.mkdir(parents=True)
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = temporary_sibling(self.folder, suffix="", prefix=f".{self.folder.name}.partial.", folder=True)
             self._started = True
         path = self.tmp / f"frame_{self.frames:06d}.png"
         if not cv2.imwrite(str(path), frame, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
@@ -280,8 +304,7 @@ class PngSequenceOutput(Output):
         self._started = False
         old = None
         if self.folder.exists():
-            old = self.folder.with_name(f".{self.folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            old = temporary_sibling(self.folder, suffix="", prefix=f".{self.folder.name}.old.", folder=True)
             os.replace(self.folder, old)
         os.replace(self.tmp, self.folder)
         if old is not None:

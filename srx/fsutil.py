@@ -66,14 +66,15 @@ def check_nearest_folder(start: Path, path: Path | str, option: str, verb: str) 
     _probe_writable(probe, f"cannot write {option} {path}: folder {probe}")
 
 
-def new_file_mode(path: Path) -> int:
-    """The permission bits a plain `open(path, "w")` would give: an existing file's own, else
-    0o666 less the process umask (mkstemp makes 0o600 files, which nothing else could read)."""
+def new_file_mode(path: Path, folder: bool = False) -> int:
+    """The permission bits a plain `open(path, "w")` (or `mkdir`, for a `folder`) would give: an
+    existing file's own, else 0o666 (0o777) less the process umask (mkstemp makes 0o600 files and
+    mkdtemp 0o700 folders, which nothing else could read)."""
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
         pass
-    return 0o666 & ~_umask()
+    return (0o777 if folder else 0o666) & ~_umask()
 
 
 def _umask() -> int:
@@ -95,16 +96,22 @@ def _umask() -> int:
 _UMASK_LOCK = threading.Lock()
 
 
-def temporary_sibling(path: Path, suffix: str = ".tmp", prefix: str | None = None) -> Path:
-    """An empty, new file beside `path` with the mode `path` will have (see new_file_mode); SrxError
-    when the folder does not take new files."""
+def temporary_sibling(path: Path, suffix: str = ".tmp", prefix: str | None = None, folder: bool = False) -> Path:
+    """An empty, new file (or `folder`) beside `path` with the mode `path` will have (see
+    new_file_mode), made by srx under a name no one else had (O_EXCL: never through a link planted
+    there, never over an earlier run's file); SrxError when the folder does not take new files."""
     path = Path(path)
+    prefix = prefix or f".{path.name}."
     try:
-        fd, tmp = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=suffix, dir=path.parent)
+        if folder:
+            tmp = tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=path.parent)
+            fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     except OSError as exc:
         raise SrxError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
-        os.fchmod(fd, new_file_mode(path))
+        os.fchmod(fd, new_file_mode(path, folder))
     except OSError:
         pass  # a file system without permissions (FAT, some mounts): the mode is theirs
     finally:

@@ -516,7 +516,9 @@ def test_a_second_sigterm_while_stopping_still_finishes_the_run(tmp_path: Path, 
 def test_a_recording_cut_off_by_a_kill_plays_up_to_its_last_second(tmp_path: Path, tiny_checkpoint) -> None:
     """SIGKILL, a crash or a power cut never lets srx finish a recording: it stays under its
     temporary name, and an .mp4 there is written a fragment a second, so it plays up to about its
-    last second (a plain MP4's index comes at the end, and without it nothing played)."""
+    last second (a plain MP4's index comes at the end, and without it nothing played). The run a
+    supervisor restarts with the same --output keeps it (it wrote over it, with no word) and says
+    where it is."""
     out = tmp_path / "rec.mp4"
     with _DemoRun(tmp_path, tiny_checkpoint(2), out) as run:
         # the demo runs at 10 fps: past 35 frames, three one-second fragments are on disk
@@ -524,8 +526,16 @@ def test_a_recording_cut_off_by_a_kill_plays_up_to_its_last_second(tmp_path: Pat
         run.proc.kill()
         run.proc.wait(10)
     assert not out.exists()  # never a cut-off file under the real name
-    frames_back = read_video(tmp_path / ".rec.partial.mp4")
+    [partial] = tmp_path.glob(".rec.partial*.mp4")
+    left = partial.read_bytes()
+    frames_back = read_video(partial)
     assert len(frames_back) >= 10 and frames_back[0].shape == (360, 640, 3)
+    with _DemoRun(tmp_path, tiny_checkpoint(2), out, "--max-frames", "3") as again:
+        again.proc.communicate(timeout=120)
+    log = "".join(again.lines)
+    assert again.proc.returncode == 0, log
+    assert log.count(str(partial)) == 1 and "up to where that run stopped" in log
+    assert partial.read_bytes() == left and len(read_video(out)) == 3
 
 def _engine_like(checkpoint: Path):
     """The real PyTorch model behind the all-GPU frame path's interface, as TensorRTRunner offers it

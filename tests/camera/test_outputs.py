@@ -1,0 +1,127 @@
+"""Recordings' files: the partial file is srx's own (a new name each run, never a link someone put
+there, never what an earlier run left), and the finished recording keeps the mode of the one it
+replaces, as `srx upscale` does."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from srx.camera.outputs import VideoFileOutput, recording_output
+from tests.camera.conftest import frames
+from tests.conftest import stored_frames
+
+
+@contextlib.contextmanager
+def umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def record(target: str, pictures: list[np.ndarray]):
+    """The real recorder for `target` (a video file, or a folder for a trailing '/'), given each picture."""
+    out = recording_output(target)
+    for i, f in enumerate(pictures):
+        assert out.write(f, i / 10) if isinstance(out, VideoFileOutput) else out.write(f)
+    return out
+
+
+def recorded(path: Path) -> list[np.ndarray]:
+    import cv2
+
+    if path.is_dir():
+        return [cv2.imread(str(p)) for p in sorted(path.glob("frame_*.png"))]
+    return stored_frames(path)
+
+
+KINDS = [".mp4", ".mkv", ".avi", "/"]
+
+
+def output_of(base: Path, kind: str) -> str:
+    """The --output for `base` as a recording of `kind`: a video suffix, or '/' for PNG frames."""
+    return f"{base}/" if kind == "/" else f"{base}{kind}"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_link_planted_at_the_partial_name_is_not_written_through(tmp_path: Path, kind: str) -> None:
+    """Whoever may write to the recording folder put a link where srx once wrote its partial file
+    (`.cam.partial.mp4`, `.cam.partial` for frames): srx followed it and overwrote the file it points
+    to (any file srx's user may write). The partial file is now srx's own, made new."""
+    victim = tmp_path / "secret" / ("victim" if kind == "/" else "victim.txt")
+    if kind == "/":
+        victim.mkdir(parents=True)
+        (victim / "keep.txt").write_text("ORIGINAL")
+        (tmp_path / ".cam.partial").symlink_to(victim)
+        (tmp_path / ".cam.old").symlink_to(victim)  # where the folder it replaces went
+        (tmp_path / "cam").mkdir()
+        (tmp_path / "cam" / "frame_000000.png").write_bytes(b"an earlier run's frame")
+    else:
+        victim.parent.mkdir()
+        victim.write_text("ORIGINAL")
+        (tmp_path / f".cam.partial{kind}").symlink_to(victim)
+    target = Path(output_of(tmp_path / "cam", kind))
+    record(output_of(tmp_path / "cam", kind), frames(3, 24, 32)).close()
+    if kind == "/":
+        assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]
+        assert (victim / "keep.txt").read_text() == "ORIGINAL"
+    else:
+        assert victim.read_bytes() == b"ORIGINAL"
+    assert not target.is_symlink() and len(recorded(target)) == 3
+
+
+@pytest.mark.parametrize("kind", [".mp4", "/"])
+def test_what_an_earlier_run_left_is_kept_and_named(tmp_path: Path, kind: str, caplog) -> None:
+    """A run killed mid-recording (SIGKILL, a crash, a power cut) leaves its partial file, which plays
+    up to where it stopped; the next run with the same --output wrote over it with no word. Now it is
+    kept and named once, at the start; the new recording is whole beside it."""
+    caplog.set_level(logging.INFO, logger="srx")
+    target = Path(output_of(tmp_path / "cam", kind))
+    killed = record(output_of(tmp_path / "cam", kind), frames(25, 240, 320))  # never closed: a kill
+    assert killed.tmp is not None and killed.tmp.name.startswith(".cam.partial")
+    left = sorted(p.name for p in killed.tmp.iterdir()) if kind == "/" else killed.tmp.read_bytes()
+    legacy = tmp_path / f".cam.partial{kind}"  # what srx before this change left, at its fixed name
+    if kind != "/":
+        legacy.write_bytes(b"an older srx's partial file")
+    again = record(output_of(tmp_path / "cam", kind), frames(3, 24, 32, seed=7))
+    again.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(killed.tmp) in warnings[0], warnings
+    assert "up to where that run stopped" in warnings[0]
+    assert kind == "/" or (str(legacy) in warnings[0] and legacy.read_bytes() == b"an older srx's partial file")
+    assert left == (sorted(p.name for p in killed.tmp.iterdir()) if kind == "/" else killed.tmp.read_bytes())
+    assert len(recorded(killed.tmp)) >= 10  # it plays up to its last whole second (25 frames at 10 fps)
+    assert len(recorded(target)) == 3
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_recording_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path, kind: str) -> None:
+    """An operator locked a recording down (0640 here, a frames folder 0750): the one that replaced it
+    got the umask's mode (0644, 0755), unlike `srx upscale`, `srx export` and --json-summary. A new
+    one still gets the umask's (not mkstemp's 0600, mkdtemp's 0700)."""
+    target = Path(output_of(tmp_path / "cam", kind))
+    if kind == "/":
+        target.mkdir()
+        target.chmod(0o750)
+    else:
+        target.write_bytes(b"")
+        target.chmod(0o640)
+    locked = mode(target)
+    with umask(0o022):
+        out = record(output_of(tmp_path / "cam", kind), frames(2, 24, 32))
+        assert mode(out.tmp) == locked  # also the partial file a kill would leave
+        out.close()
+        record(output_of(tmp_path / "new", kind), frames(2, 24, 32)).close()
+    assert mode(target) == locked and len(recorded(target)) == 2
+    assert mode(Path(output_of(tmp_path / "new", kind))) == (0o755 if kind == "/" else 0o644)
