@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from srx.errors import SrxError
+from srx.fsutil import temporary_sibling
 
 log = logging.getLogger("srx")
 
@@ -167,17 +168,21 @@ def triton_repo_from_model(model_file: Path, repo: Path, *, max_batch: int = DEF
             log.warning("replacing Triton model %s in %s, exported before from other weights (%s); give each model "
                         "its own --name to keep both", name, repo, old_name or "unknown")
     repo.mkdir(parents=True, exist_ok=True)
-    tmp = repo / f".{name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "1").mkdir(parents=True)
-    shutil.copyfile(model_file, tmp / "1" / target)
-    text = config_pbtxt(name, platform, srx_parameters(info), max_batch=max_batch, queue_delay_us=queue_delay_us)
-    (tmp / "config.pbtxt").write_text(text, encoding="utf-8")
+    # folders of srx's own under new names (O_EXCL): never a link planted at a fixed name, which
+    # would have had the model copied wherever it pointed
+    tmp = temporary_sibling(final, prefix=f".{name}.partial.", suffix="", folder=True)
+    try:
+        (tmp / "1").mkdir()
+        shutil.copyfile(model_file, tmp / "1" / target)
+        text = config_pbtxt(name, platform, srx_parameters(info), max_batch=max_batch, queue_delay_us=queue_delay_us)
+        (tmp / "config.pbtxt").write_text(text, encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     old = None
     if final.exists():
-        old = repo / f".{name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
+        old = temporary_sibling(final, prefix=f".{name}.old.", suffix="", folder=True)
+        final.rename(old)  # onto the new empty folder
     tmp.rename(final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

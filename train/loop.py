@@ -30,7 +30,7 @@ from srx.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
 from srx.degrade import degrade_batch, parse_degradation
 from srx.errors import SrxError
 from srx.evaluate import EvalImage, degraded, evaluate, load_eval_data, torch_predictor
-from srx.fsutil import atomic_write_text, check_output_dir, ensure_dir
+from srx.fsutil import atomic_path, atomic_write_text, check_output_dir, ensure_dir
 from srx.imageio import FrameRange, check_data_path, is_video, parse_frame_range
 from srx.models import PRESETS, ModelConfig, build_model, config_from_preset, model_class
 from srx.protocol import check_scale
@@ -295,10 +295,11 @@ def _write_plot(csv_path: Path, png_path: Path, bicubic: float | None) -> None:
         ax2.legend(loc="lower right")
     ax1.set_title(png_path.parent.name + ": training curve")
     fig.tight_layout()
-    tmp = png_path.with_name("." + png_path.name + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        with atomic_path(png_path) as tmp:  # a file of srx's own, never through a link at a fixed name
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
 
 
 class _StopSignal:

@@ -62,6 +62,24 @@ def test_onnx_repository(tmp_path: Path, tiny_checkpoint) -> None:
     assert sorted(p.name for p in repo.iterdir()) == models
 
 
+def test_a_link_planted_in_the_repository_is_not_written_through(tmp_path: Path, tiny_checkpoint) -> None:
+    """Links at the names the model folder's partial and old copies once had (fixed names): the
+    model was copied into whatever folder they pointed at. srx makes its own folders now."""
+    from srx.export.onnx import onnx_from_checkpoint
+
+    onnx = onnx_from_checkpoint(tiny_checkpoint(3), tmp_path / "x", scale=3)
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    repo.mkdir()
+    elsewhere.mkdir()
+    name = triton_repo_from_model(onnx, repo).name
+    for fixed in (f".{name}.partial", f".{name}.old"):
+        (repo / fixed).symlink_to(elsewhere, target_is_directory=True)
+    again = triton_repo_from_model(onnx, repo)
+    assert list(elsewhere.iterdir()) == []
+    assert (again / "1" / "model.onnx").read_bytes() == onnx.read_bytes()
+    assert sorted(p.name for p in repo.iterdir()) == sorted([name, f".{name}.partial", f".{name}.old"])
+
+
 def test_engine_repository_uses_the_profile(tmp_path: Path) -> None:
     """An engine goes in as model.plan on the tensorrt_plan platform with the profile's limits (the
     plan's bytes are not read here; the sidecar describes them, as `srx export` writes it)."""

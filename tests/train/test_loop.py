@@ -23,10 +23,15 @@ def _cfg(folder, **kw) -> TrainConfig:
 
 def test_smoke_run_writes_checkpoints_metrics_and_plot(image_folder, tmp_path):
     out = tmp_path / "run"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    (out / ".training.png.tmp.png").symlink_to(victim)  # the plot's temporary file had this fixed name
     result = train(_cfg(image_folder, epochs=2), out, show_progress=False, cache_dir=tmp_path / "c")
     assert result.steps > 0 and result.epochs_done == 2
     for name in ("best.pt", "last.pt", "metrics.csv", "training.png", "summary.txt"):
         assert (out / name).stat().st_size > 0, name
+    assert victim.read_text() == "mine" and not (out / "training.png").is_symlink()
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     val = [r for r in rows if r["val_psnr"]]
     assert [r["epoch"] for r in val] == ["1.000", "2.000"]
