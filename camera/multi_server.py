@@ -25,8 +25,8 @@ from urllib.parse import unquote
 import numpy as np
 
 from srx.camera.outputs import Output
-from srx.camera.server import (PROMETHEUS_TYPE, _Handler, _bind, _serve_in_thread, _url, parse_hostport,
-                               send_mjpeg_parts)
+from srx.camera.server import (EVERY_INTERFACE, PROMETHEUS_TYPE, _Handler, _bind, _serve_in_thread, _url, host_port,
+                               parse_hostport, send_mjpeg_parts, where)
 from srx.camera.stats import prometheus_text
 
 log = logging.getLogger("srx")
@@ -142,7 +142,7 @@ class MultiMjpegServer:
         self.port = int(self.httpd.server_address[1])
         self.channels = {name: Channel(self, name) for name in self.names}
         self._thread = _serve_in_thread(self.httpd)
-        log.info("serving %d cameras at %s", len(self.names), self.url)
+        log.info("serving %d cameras %s", len(self.names), where(self.httpd, self.host, self.port))
 
     @property
     def url(self) -> str:
@@ -152,7 +152,7 @@ class MultiMjpegServer:
         return self.channels[name]
 
     def describe(self) -> str:
-        return f"web {self.url}"
+        return f"web {self.url}" if self.host not in EVERY_INTERFACE else f"web {host_port(self.host, self.port)}"
 
     def close(self) -> None:
         self.closed = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -83,16 +84,27 @@ poll();
 
 
 def parse_hostport(text: str) -> tuple[str, int]:
-    """'HOST:PORT', ':PORT' or 'PORT' -> (host, port); the host defaults to 127.0.0.1 (local only)."""
+    """'HOST:PORT', ':PORT' or 'PORT' -> (host, port); the host defaults to 127.0.0.1 (local only). An
+    IPv6 address goes in brackets: '[::1]:8080', '[::]:8080' (every interface, IPv4 too)."""
     text = str(text).strip()
     host, sep, port = text.rpartition(":")
     if not sep:
         host, port = "", text
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise SrxError(f"--serve {text!r}: expected HOST:PORT, :PORT or PORT with a port 0-65535 "
-                       "(e.g. 127.0.0.1:8080, or 0.0.0.0:8080 to serve the network)")
-    return host, int(port)
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host[1:-1] if bracketed else host
+    if not port.isdigit() or not 0 <= int(port) <= 65535 or (":" in host and not bracketed) or "[" in host or "]" in host:
+        raise SrxError(f"--serve {text!r}: expected HOST:PORT, :PORT or PORT with a port 0-65535 and an IPv6 address "
+                       "in brackets (e.g. 127.0.0.1:8080 or [::1]:8080; 0.0.0.0:8080 or [::]:8080 to serve the network)")
+    return host or "127.0.0.1", int(port)
+
+
+#: the addresses that mean every interface of this machine
+EVERY_INTERFACE = ("0.0.0.0", "::")
+
+
+def host_port(host: str, port: int) -> str:
+    """host:port as written in a URL: an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _Server(ThreadingHTTPServer):
@@ -100,13 +112,27 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True  # a restart right after a stop must not hit TIME_WAIT
 
 
+class _Server6(_Server):
+    """The server on an IPv6 address; on '::' IPv4 clients too, whatever the system's default."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        if self.server_address[0] == "::" and hasattr(socket, "IPV6_V6ONLY"):
+            try:
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            except OSError:  # a system without dual-stack sockets: IPv6 only, said by where()
+                pass
+        super().server_bind()
+
+
 def _bind(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> _Server:
     """The HTTP server on host:port, or an SrxError that says why not (the port in use, most often)."""
     try:
-        return _Server((host, port), handler)
+        return (_Server6 if ":" in host else _Server)((host, port), handler)
     except OSError as exc:
-        raise SrxError(f"cannot serve on {host}:{port}: {bind_failure(exc, host, '--serve HOST:PORT', '--serve HOST:PORT')}") from None
-
+        raise SrxError(f"cannot serve on {host_port(host, port)}: "
+                       f"{bind_failure(exc, host, '--serve HOST:PORT', '--serve HOST:PORT')}") from None
 
 
 def _serve_in_thread(httpd: _Server) -> threading.Thread:
@@ -118,8 +144,28 @@ def _serve_in_thread(httpd: _Server) -> threading.Thread:
 
 
 def _url(host: str, port: int) -> str:
-    host = "127.0.0.1" if host in ("", "0.0.0.0") else host
-    return f"http://{host}:{port}/"
+    """A URL that reaches the server from this machine (for one on every interface, through loopback)."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://{host_port(host, port)}/"
+
+
+def where(httpd: _Server, host: str, port: int) -> str:
+    """Where a server listens, in words for its start-up line: its URL, or for one on every interface
+    that it does (so that no one checking what is exposed reads a loopback URL), with the URL that
+    works here and the one other hosts use."""
+    if host not in EVERY_INTERFACE:
+        return f"at {_url(host, port)}"
+    family = "IPv4"
+    if host == "::":
+        try:
+            v6only = httpd.socket.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+        except (OSError, AttributeError):
+            v6only = 1
+        family = "IPv6 only" if v6only else "IPv4 and IPv6"
+    name = socket.gethostname().strip()
+    name = name if name and name != "localhost" else "THIS_HOST"
+    return (f"on every interface of this machine ({host_port(host, port)}, {family}; no login: whoever reaches the "
+            f"port sees it), at {_url(host, port)} here and http://{host_port(name, port)}/ from other hosts")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -179,9 +225,9 @@ class MjpegServer(Output):
         self.clients = 0
         self.httpd = _bind(self.host, port, self._handler())
         self.port = int(self.httpd.server_address[1])
-        self.name = f"web {self.url}"
+        self.name = f"web {self.url}" if self.host not in EVERY_INTERFACE else f"web {host_port(self.host, self.port)}"
         self._thread = _serve_in_thread(self.httpd)
-        log.info("serving the stream at %s", self.url)
+        log.info("serving the stream %s", where(self.httpd, self.host, self.port))
 
     @property
     def url(self) -> str:

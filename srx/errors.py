@@ -6,10 +6,12 @@ class SrxError(Exception):
 
 
 def bind_failure(exc: OSError, host: str, port_option: str, host_option: str) -> str:
-    """Why a server could not bind host:port, and which option changes it: the port, or the address."""
+    """Why a server could not bind host:port, and which option changes it: the port, or the address
+    (one option for both, such as --serve HOST:PORT, is named once)."""
     if exc.errno in (98, 48, 10048):  # EADDRINUSE (Linux, macOS, Windows)
         return f"the port is already in use (another srx or server is on it); pick another port with {port_option}"
     if exc.errno in (99, 49, 10049):  # EADDRNOTAVAIL
         return (f"{host} is not an address of this machine; pick one of its own (0.0.0.0 for all of them, "
                 f"127.0.0.1 for this machine only) with {host_option}")
-    return f"{exc.strerror or exc}; pick another address or port with {host_option} or {port_option}"
+    options = host_option if host_option == port_option else f"{host_option} or {port_option}"
+    return f"{exc.strerror or exc}; pick another address or port with {options}"

@@ -162,7 +162,10 @@ OTHER_CASES = {
                (["stream", "--demo", "--no-window", "--open-timeout", "nan"],
                 "--open-timeout must be a positive number of seconds, got nan"),
                (["stream", "--demo", "--no-window", "--reconnect-max-wait", "inf"],
-                "--reconnect-max-wait must be a positive number of seconds, got inf")],
+                "--reconnect-max-wait must be a positive number of seconds, got inf"),
+               # --serve before the checkpoint (which does not exist) is read
+               (["stream", "--demo", "--no-window", "--serve", "::1:8080", "-w", "{tmp}/missing.pt"],
+                "an IPv6 address in brackets")],
     "doctor": [(["doctor", "--no-such-option"], "No such option")],
     "models": [(["models", "--no-such-option"], "No such option")],
 }

@@ -97,7 +97,7 @@ def stream_cmd(
     /cam/NAME/stream.mjpg each), numbers per source and in total. Name a source with
     --source NAME=SPEC; a source that fails or drops out does not stop the others."""
     from srx.camera.outputs import WindowOutput, display_available, recording_output
-    from srx.camera.server import MjpegServer
+    from srx.camera.server import MjpegServer, parse_hostport
     from srx.camera.capture import check_buffer
     from srx.camera.sources import check_source, parse_source
     from srx.camera.stats import StreamStats
@@ -106,6 +106,8 @@ def stream_cmd(
 
     from srx.camera.multi import apply_rates, apply_regions, output_for, parse_sources
 
+    if serve is not None:
+        parse_hostport(serve)  # a bad --serve is one line before anything is read or opened
     server = list(server or []) or None
     if weights is not None and model is not None and server is None:
         raise SrxError("pass either --weights (a checkpoint) or --model (a .onnx/.engine/.pt file), not both")
@@ -142,14 +144,17 @@ def stream_cmd(
     show = display_available() if window is None else window
     stats = StreamStats()
     outputs = []
+    web = None
     try:  # outputs check their destinations now, before the model loads and the source opens
+        if serve is not None:  # first: an address it cannot serve on stops the run before a recording opens
+            halves = (f"left: bicubic x{scale}", f"right: super-resolution x{scale}") if compare else None
+            web = MjpegServer(serve, stats=stats.live, title=f"srx stream x{scale}: {spec.describe()}",
+                              halves=halves, source=named[0].name if named else "stream")
         for target in output or []:
             _not_a_source(str(target), [spec])
             outputs.append(recording_output(target, retry_max_wait=reconnect_max_wait))
-        if serve is not None:
-            halves = (f"left: bicubic x{scale}", f"right: super-resolution x{scale}") if compare else None
-            outputs.append(MjpegServer(serve, stats=stats.live, title=f"srx stream x{scale}: {spec.describe()}",
-                                       halves=halves, source=named[0].name if named else "stream"))
+        if web is not None:
+            outputs.append(web)
         if show:
             outputs.append(WindowOutput())
         if not outputs:
@@ -157,7 +162,7 @@ def stream_cmd(
         upscaler = create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads,
                                    server=server)
     except BaseException:
-        for o in outputs:
+        for o in outputs if web is None or web in outputs else [web, *outputs]:
             o.close()
         raise
     with stopping_signals():
@@ -210,15 +215,16 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     outputs: dict = {item.name: [] for item in named}
     shared: list = []
     try:  # outputs check their destinations now, before the model loads and the sources open
+        if serve is not None:  # first: an address it cannot serve on stops the run before a recording opens
+            shared.append(MultiMjpegServer(serve, [item.name for item in named], stats=multi_stats(stats),
+                                           title=f"srx stream x{scale}: {len(named)} cameras"))
         for pattern in output or []:
             for item in named:
                 _not_a_source(output_for(str(pattern), item.name), [n.spec for n in named])
                 outputs[item.name].append(recording_output(output_for(str(pattern), item.name),
                                                            retry_max_wait=reconnect_max_wait))
         if serve is not None:
-            web = MultiMjpegServer(serve, [item.name for item in named], stats=multi_stats(stats),
-                                   title=f"srx stream x{scale}: {len(named)} cameras")
-            shared.append(web)
+            web = shared[0]
             for item in named:
                 outputs[item.name].append(web.channel(item.name))
         if show:

@@ -21,7 +21,7 @@ from srx.camera.stream import stream
 from srx.errors import SrxError
 from srx.protocol import psnr
 from tests.camera.conftest import wait_until
-from tests.conftest import skip_or_fail, synthetic_photo
+from tests.conftest import assert_one_error_line, skip_or_fail, synthetic_photo
 
 BACKGROUND = (30, 30, 30)  # the page's #1e1e1e, BGR
 BAR_DB = 33.0  # served frame vs the model's output: above for the model's frame, below for bicubic
@@ -31,8 +31,116 @@ def test_parse_hostport() -> None:
     assert parse_hostport("8080") == ("127.0.0.1", 8080)
     assert parse_hostport(":8080") == ("127.0.0.1", 8080)
     assert parse_hostport("0.0.0.0:9000") == ("0.0.0.0", 9000)
-    with pytest.raises(SrxError, match="expected HOST:PORT"):
-        parse_hostport("host:99999")
+    assert parse_hostport("[::1]:9000") == ("::1", 9000)
+    assert parse_hostport("[::]:9000") == ("::", 9000)
+    for bad in ("host:99999", "::1:9000", "[::1:9000", "::1]:9000"):  # an IPv6 host without its brackets is ambiguous
+        with pytest.raises(SrxError, match="expected HOST:PORT"):
+            parse_hostport(bad)
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def _get(url: str) -> dict:
+    return json.loads(urllib.request.urlopen(url, timeout=5).read())
+
+
+def _web(kind: str, address: str):
+    from srx.camera.multi_server import MultiMjpegServer
+
+    return MjpegServer(address, title="srx test") if kind == "one" else MultiMjpegServer(address, ["a", "b"])
+
+
+@pytest.mark.parametrize("kind", ["one", "several"])
+def test_ipv6_addresses_are_served(kind: str) -> None:
+    """--serve '[::1]:PORT' and '[::]:PORT' (every interface, IPv4 too) serve, as `srx serve --host ::`
+    does: the server was IPv4 only, and both failed with 'Address family for hostname not supported'."""
+    if not _ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback (::1)")
+    local = _web(kind, "[::1]:0")
+    try:
+        assert local.url == f"http://[::1]:{local.port}/"
+        assert _get(local.url + "stats") is not None
+    finally:
+        local.close()
+    anywhere = _web(kind, "[::]:0")
+    try:
+        for host in ("[::1]", "127.0.0.1"):
+            assert _get(f"http://{host}:{anywhere.port}/stats") is not None
+    finally:
+        anywhere.close()
+
+
+@pytest.mark.parametrize("kind", ["one", "several"])
+@pytest.mark.parametrize("anywhere", ["0.0.0.0", "::"])
+def test_a_server_on_every_interface_says_so(kind: str, anywhere: str, caplog) -> None:
+    """The start-up line of a server on 0.0.0.0 (or ::) says it listens on every interface, with a
+    URL that works here: it said 'serving the stream at http://127.0.0.1:PORT/', so whoever checked
+    the log for what is exposed read that the stream was local only."""
+    if anywhere == "::" and not _ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback (::1)")
+    with caplog.at_level("INFO", logger="srx"):
+        web = _web(kind, f"[{anywhere}]:0" if ":" in anywhere else f"{anywhere}:0")
+    try:
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("serving ")]
+        assert len(lines) == 1, lines
+        listen = f"[{anywhere}]:{web.port}" if ":" in anywhere else f"{anywhere}:{web.port}"
+        assert f"on every interface of this machine ({listen}, " in lines[0], lines[0]
+        assert f" at {web.url} here " in lines[0] and "from other hosts" in lines[0], lines[0]
+        assert _get(web.url + "stats") is not None  # the URL given for here works
+        assert listen in web.describe()  # the summary's outputs say it too
+    finally:
+        web.close()
+
+
+def test_an_address_that_is_not_one_names_the_option_once() -> None:
+    with pytest.raises(SrxError) as err:
+        MjpegServer("no-such-host.invalid:0")  # .invalid never resolves (RFC 6761)
+    assert str(err.value).startswith("cannot serve on no-such-host.invalid:0: ")
+    assert str(err.value).count("--serve HOST:PORT") == 1, err.value  # it said '--serve HOST:PORT or --serve HOST:PORT'
+
+
+@pytest.mark.parametrize("sources", [1, 2])
+@pytest.mark.parametrize("why", ["bad port", "port in use"])
+def test_a_serve_it_cannot_serve_on_is_refused_before_a_recording_opens(tmp_path: Path, tiny_checkpoint, caplog,
+                                                                       why: str, sources: int) -> None:
+    """A --serve that cannot be served is one error line, before the recordings open: the run first
+    said 'rec1.mp4 not written: no frame was upscaled for it' for each --output, then the --serve error."""
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        serve = "127.0.0.1:1800021" if why == "bad port" else f"127.0.0.1:{busy.getsockname()[1]}"
+        src = ["--demo"]
+        if sources > 1:  # the multi-source run, with its own web server
+            import cv2
+
+            clip = tmp_path / "clip.avi"
+            writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+            for i in range(3):
+                writer.write(synthetic_photo(48, 64, seed=i))
+            writer.release()
+            src += ["--source", f"b={clip}"]
+        out = tmp_path / "out"
+        out.mkdir()
+        pattern = "-{name}" if sources > 1 else ""
+        res = CliRunner().invoke(app, ["stream", *src, "-w", str(tiny_checkpoint(2)), "--backend", "torch",
+                                       "--threads", "1", "--no-window", "--max-frames", "2", "--serve", serve,
+                                       "-o", str(out / f"rec1{pattern}.mp4"), "-o", str(out / f"rec2{pattern}.mkv")])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, "expected HOST:PORT" if why == "bad port" else "the port is already in use")
+    said = res.output + "\n".join(r.getMessage() for r in caplog.records)
+    assert "not written" not in said and "WARNING" not in said, said
+    assert not list(out.iterdir())  # no recording was opened, partial files included
 
 
 def test_port_in_use_is_one_error() -> None:
