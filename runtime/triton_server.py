@@ -9,8 +9,9 @@ model follows srx's Triton contract (srx.export.triton_repo): name `srx_<name>_x
 
 The server binds 127.0.0.1 unless told otherwise, runs until Ctrl-C or SIGTERM and then stops the
 server processes it started. Model control, shared memory, trace and logging settings are
-closed to clients (PyTriton's access token, never shown); health, metadata, model config,
-inference and statistics are open.
+closed to clients (PyTriton's access token, never printed, but on tritonserver's command line,
+where local users read it: `_ReadyWatch` says when a served model stops being ready); health,
+metadata, model config, inference and statistics are open.
 
 The stop is bounded (`_StopGuard`). PyTriton's own stop waits without a limit in places (thread
 joins, asyncio waits, a 120 s wait for a server that is going away), and the signal handler that
@@ -62,6 +63,8 @@ STOP_DEADLINE_PER_MODEL_S = 5.0
 #: a signal this soon after the first is the same request delivered twice (`timeout` forwards a
 #: group's SIGTERM to its child and then signals the group again), not a second one
 REPEAT_WITHIN_S = 1.0
+#: how often srx serve asks the server whether each of its models is still ready (`_ReadyWatch`)
+READY_CHECK_S = 5.0
 SCRATCH_PREFIX = "srx-serve-"
 
 
@@ -403,6 +406,50 @@ def _guard_empty_inputs(triton: Any, name: str) -> None:
                    "srx serve needs nvidia-pytriton 0.7")
 
 
+class _ReadyWatch:
+    """Each served model's readiness, asked of the server every READY_CHECK_S: a model that stops being
+    ready is said in one warning, and again when it is back. PyTriton passes Triton's model-control
+    token on tritonserver's command line, which any local user can read from /proc/PID/cmdline (and
+    PyTriton 0.7 has no other way to hand it over), so anyone on the box can unload a served model;
+    srx serve went on saying it served it. A model loaded again from outside is ready but may fail
+    every request (PyTriton's proxy is not connected again), hence the advice in the line that says
+    it is back. A server that does not answer is left to the liveness check."""
+
+    def __init__(self, url: str, models: Sequence[str], every_s: float = READY_CHECK_S) -> None:
+        from srx.runtime.triton_runner import grpc_module
+
+        self.url, self.models, self.every_s = url, list(models), float(every_s)
+        self.client = grpc_module().InferenceServerClient(url)
+        self.down: set[str] = set()
+        self.next_at = time.monotonic() + self.every_s
+
+    def check(self) -> None:
+        if time.monotonic() < self.next_at:
+            return
+        from tritonclient.utils import InferenceServerException
+
+        for name in self.models:
+            try:
+                ready = bool(self.client.is_model_ready(name, client_timeout=2.0))
+            except InferenceServerException:
+                continue  # no answer: not a model that went, but a server that did (is_alive says so)
+            if not ready and name not in self.down:
+                self.down.add(name)
+                log.warning("%s is no longer ready on the Triton server at %s (unloaded through its model-control "
+                            "API?); its clients get errors until srx serve restarts", name, self.url)
+            elif ready and name in self.down:
+                self.down.discard(name)
+                log.warning("%s is ready again on the Triton server at %s (loaded through its model-control API, not "
+                            "by srx serve: restart srx serve if its clients get errors)", name, self.url)
+        self.next_at = time.monotonic() + self.every_s
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # closing a client of a server that went: nothing to say
+            pass
+
+
 #: error lines every Triton log on a CPU host has from its start: never why a server stopped
 _BENIGN_LOG = ("CudaDriverHelper has not been initialized", "Failed to set config modification time")
 
@@ -533,11 +580,16 @@ def serve_model(
                           backends={model_name: runner.describe() for model_name, (runner, _, _) in models.items()})
             if on_ready is not None and not stop.is_set():
                 on_ready(served)
-            while not stop.is_set():
-                if not triton.is_alive():
-                    tail = _log_tail(log_file)
-                    raise SrxError("the Triton server stopped unexpectedly" + (f": {tail}" if tail else ""))
-                stop.wait(0.5)
+            watch = _ReadyWatch(url, list(models))
+            try:
+                while not stop.is_set():
+                    if not triton.is_alive():
+                        tail = _log_tail(log_file)
+                        raise SrxError("the Triton server stopped unexpectedly" + (f": {tail}" if tail else ""))
+                    watch.check()
+                    stop.wait(0.5)
+            finally:
+                watch.close()
             guard.stopping()
             served["statistics"] = _read_statistics(url, models)
             with tally_lock:

@@ -423,6 +423,52 @@ def test_server_dies_mid_stream_comes_back_and_leaves_nothing(served, ckpt, tmp_
     assert not left_behind(server.children)
 
 
+def _cmdlines(pids: set[int]) -> list[list[str]]:
+    found = []
+    for pid in pids:
+        try:
+            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0"))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_model_unloaded_behind_srx_serves_back_is_said_and_when_it_is_back(ckpt) -> None:
+    """PyTriton passes Triton's model-control token on tritonserver's command line (it has no other
+    way), so any local user reads it from /proc/PID/cmdline and can unload the served model: srx serve
+    went on saying it served it, with no log line. Done here as such a user would, with tritonclient:
+    srx serve says within seconds that the model is no longer ready, and says it again when the model
+    is loaded back (from the files its backend stub runs, also named on a command line)."""
+    import re
+
+    import tritonclient.http as httpclient
+
+    ports = {"grpc": free_port(), "http": free_port(), "metrics": free_port()}
+    server = Serve(ckpt(3), ports)
+    name = "srx_srcnn-9-1-5_x3"
+    try:
+        args = [a for line in _cmdlines(descendants(server.proc.pid)) for a in line]
+        token = next(m.group(1) for a in args if (m := re.search(r"triton-access-token=(\S+)", a)))
+        folder = next(Path(a).parent for a in args if a.endswith("/model.py"))
+        files = {f"file:1/{f.name}": f.read_bytes() for f in folder.glob("*.py")}
+        client = httpclient.InferenceServerClient(f"127.0.0.1:{ports['http']}")
+        config = client.get_model_config(name)
+        client.unload_model(name, headers={"triton-access-token": token})
+        assert not client.is_model_ready(name)
+        wait_until(lambda: any(f"{name} is no longer ready on the Triton server" in line for line in server.lines),
+                   30, "srx serve to say its model is gone")
+        assert server.proc.poll() is None, "".join(server.lines)  # it says so and goes on serving what it can
+        client.load_model(name, headers={"triton-access-token": token}, config=json.dumps(config), files=files)
+        wait_until(lambda: any(f"{name} is ready again" in line for line in server.lines), 30,
+                   "srx serve to say its model is back")
+        gone = [line for line in server.lines if "no longer ready" in line]
+        assert len(gone) == 1, "".join(server.lines)  # one line for the outage, not one every check
+        client.close()
+    finally:
+        assert server.stop() == 0, "".join(server.lines)
+    assert not left_behind(server.children)
+
+
 def test_an_fp16_graph_is_served_under_the_name_clients_find(onnx_graphs, tmp_path: Path) -> None:
     """`srx serve --model x2-fp16.onnx`: served as srx_srcnn-9-1-5_x2 (not ..-fp16_x2, which no
     client looks for); the clients: line it prints (with --scale 2) finds it, a client left at x3
