@@ -25,9 +25,10 @@ from urllib.parse import unquote
 import numpy as np
 
 from srx.camera.outputs import Output
-from srx.camera.server import (EVERY_INTERFACE, PROMETHEUS_TYPE, _Handler, _bind, _serve_in_thread, _url, host_port,
+from srx.camera.server import (EVERY_INTERFACE, PROMETHEUS_TYPE, _Handler, _bind, _serve_in_thread, _url,
                                parse_hostport, send_mjpeg_parts, where)
 from srx.camera.stats import prometheus_text
+from srx.words import host_port
 
 log = logging.getLogger("srx")
 

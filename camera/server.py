@@ -25,6 +25,7 @@ import numpy as np
 from srx.camera.outputs import Output
 from srx.camera.stats import prometheus_text
 from srx.errors import SrxError, bind_failure
+from srx.words import host_port
 
 log = logging.getLogger("srx")
 
@@ -100,11 +101,6 @@ def parse_hostport(text: str) -> tuple[str, int]:
 
 #: the addresses that mean every interface of this machine
 EVERY_INTERFACE = ("0.0.0.0", "::")
-
-
-def host_port(host: str, port: int) -> str:
-    """host:port as written in a URL: an IPv6 address in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _Server(ThreadingHTTPServer):

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from srx.errors import SrxError, bind_failure
+from srx.words import host_port
 from srx.runtime.base import Runner
 
 log = logging.getLogger("srx")
@@ -124,7 +125,7 @@ def check_port_free(host: str, port: int, option: str) -> None:
         try:
             s.bind((host, int(port)))
         except OSError as exc:
-            raise SrxError(f"cannot serve on {host}:{port}: {bind_failure(exc, host, option, '--host')}") from None
+            raise SrxError(f"cannot serve on {host_port(host, port)}: {bind_failure(exc, host, option, '--host')}") from None
 
 
 def check_serve_options(host: str, http_port: int, grpc_port: int, metrics_port: int, max_batch: int,
@@ -543,7 +544,7 @@ def serve_model(
     served: dict[str, Any] = {"model": next(iter(models)), "models": list(models),
                               "scales": {model_name: int(params["srx_scale"]) for model_name, (_, params, _) in models.items()},
                               "host": host, "grpc_port": int(grpc_port)}
-    url = f"{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{grpc_port}"
+    url = host_port("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, grpc_port)
     deadline = STOP_DEADLINE_S + STOP_DEADLINE_PER_MODEL_S * (len(models) - 1)
     with _StopGuard(stop, scratch, deadline) as guard:
         try:
@@ -573,8 +574,8 @@ def serve_model(
                                + (f" (server log: {tail})" if tail else "")) from None
             from srx.runtime.triton_runner import server_version
 
-            served.update(version=server_version(url), grpc=f"{host}:{grpc_port}", http=f"{host}:{http_port}",
-                          metrics=f"{host}:{metrics_port}", max_batch=max(limit for _, _, limit in models.values()),
+            served.update(version=server_version(url), grpc=host_port(host, grpc_port), http=host_port(host, http_port),
+                          metrics=host_port(host, metrics_port), max_batch=max(limit for _, _, limit in models.values()),
                           queue_delay_us=int(queue_delay_us),
                           backend=" | ".join(runner.describe() for runner, _, _ in models.values()),
                           backends={model_name: runner.describe() for model_name, (runner, _, _) in models.items()})

@@ -11,3 +11,8 @@ def seconds_text(s: float) -> str:
     """'12.3 s', '0.04 s': a length in seconds with a tenth's precision, and two significant digits
     under a second, so a short recording (one frame at 25 fps) does not read as '0.0 s'."""
     return f"{s:.1f} s" if s >= 0.95 or s <= 0 else f"{s:.2g} s"
+
+
+def host_port(host: str, port: int) -> str:
+    """host:port as written in a URL: an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
