@@ -161,9 +161,11 @@ def model_scale_option(what: str = "the checkpoint's or model file's"):
                         show_default=False)
 
 
-def scale_of_models(scale: int | None, weights: list | tuple = (), model: Path | None = None) -> int:
+def scale_of_models(scale: int | None, weights: list | tuple = (), model: Path | None = None,
+                    default: int | None = 3) -> int | None:
     """--scale as given; else the scale of the checkpoints among --weights (shipped names have every
-    scale) and of a --model file, which must agree; else 3."""
+    scale) and of a --model file, which must agree; else `default` (3; None where a served model
+    will say its own)."""
     from srx.checkpoint import checkpoint_scale, shipped_name
     from srx.protocol import check_scale
 
@@ -189,7 +191,7 @@ def scale_of_models(scale: int | None, weights: list | tuple = (), model: Path |
     if len(found) > 1:
         raise SrxError("the models given are of different scales (" + ", ".join(f"{n}: x{s}" for s, n in found.items())
                        + "); expected models of one scale in one command")
-    return next(iter(found), 3)
+    return next(iter(found), default)
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -111,7 +111,9 @@ def stream_cmd(
     server = list(server or []) or None
     if weights is not None and model is not None and server is None:
         raise SrxError("pass either --weights (a checkpoint) or --model (a .onnx/.engine/.pt file), not both")
-    scale = scale_of_models(scale, [weights], None if server is not None else model)  # with --server, --model names a served model
+    # with --server, --model names a served model, whose scale the server says (known once it is asked)
+    scale = scale_of_models(scale, [weights], None if server is not None else model,
+                            default=None if server is not None else 3)
     cams, srcs = list(camera or []), list(source or [])
     named = parse_sources(cams, srcs, demo, loop) if cams or srcs or demo else []
     apply_regions(named, roi or [])
@@ -147,9 +149,7 @@ def stream_cmd(
     web = None
     try:  # outputs check their destinations now, before the model loads and the source opens
         if serve is not None:  # first: an address it cannot serve on stops the run before a recording opens
-            halves = (f"left: bicubic x{scale}", f"right: super-resolution x{scale}") if compare else None
-            web = MjpegServer(serve, stats=stats.live, title=f"srx stream x{scale}: {spec.describe()}",
-                              halves=halves, source=named[0].name if named else "stream")
+            web = MjpegServer(serve, stats=stats.live, source=named[0].name if named else "stream")
         for target in output or []:
             _not_a_source(str(target), [spec])
             outputs.append(recording_output(target, retry_max_wait=reconnect_max_wait))
@@ -161,6 +161,10 @@ def stream_cmd(
             log.info("no output asked for (headless, no --output/--serve): frames are upscaled and measured only")
         upscaler = create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads,
                                    server=server)
+        if web is not None:  # the page says the model's scale, which a served model gives
+            x = upscaler.scale
+            web.title = f"srx stream x{x}: {spec.describe()}"
+            web.halves = (f"left: bicubic x{x}", f"right: super-resolution x{x}") if compare else None
     except BaseException:
         for o in outputs if web is None or web in outputs else [web, *outputs]:
             o.close()
@@ -216,8 +220,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     shared: list = []
     try:  # outputs check their destinations now, before the model loads and the sources open
         if serve is not None:  # first: an address it cannot serve on stops the run before a recording opens
-            shared.append(MultiMjpegServer(serve, [item.name for item in named], stats=multi_stats(stats),
-                                           title=f"srx stream x{scale}: {len(named)} cameras"))
+            shared.append(MultiMjpegServer(serve, [item.name for item in named], stats=multi_stats(stats)))
         for pattern in output or []:
             for item in named:
                 _not_a_source(output_for(str(pattern), item.name), [n.spec for n in named])
@@ -234,6 +237,8 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
             log.info("no output asked for (headless, no --output/--serve): frames are upscaled and measured only")
         upscaler = create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads,
                                    server=server, parallel=True)
+        if shared:  # the page says the model's scale, which a served model gives
+            shared[0].title = f"srx stream x{upscaler.scale}: {len(named)} cameras"
     except BaseException:
         for o in [o for outs in outputs.values() for o in outs] + shared:
             o.close()

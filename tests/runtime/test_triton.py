@@ -329,11 +329,18 @@ def test_one_server_serves_every_scale_and_each_client_finds_its_own(tmp_path: P
                 got, want = remote.infer(x), local.infer(x)
             assert got.shape == want.shape == (2, 1, 23 * scale, 31 * scale)
             assert psnr(want * 255.0, got * 255.0, data_range=255.0) >= 60.0
+        # the client line srx serve prints, as given: a stream takes the named model's scale (it
+        # asked for x3 and was refused by a x2 model)
+        stream = CliRunner().invoke(app, ["stream", "--demo", "--server", server.url, "--model", "srx_camera_x2",
+                                          "--max-frames", "2", "--no-window", "-q"])
+        assert stream.exit_code == 0, stream.output
+        assert "x2 on triton" in stream.output and "stopped after --max-frames" in stream.output, stream.output
     finally:
         assert server.stop() == 0, "".join(server.lines)
     for scale in (2, 3):
-        assert any(line.startswith(f"stopped srx_camera_x{scale}: 2 frames in 1 model run ") for line in server.lines), \
-            "".join(server.lines)
+        runs = "1 model run " if scale == 3 else ""  # x2 also ran the stream's frames
+        assert any(line.startswith(f"stopped srx_camera_x{scale}: {'2 frames in ' if scale == 3 else ''}{runs}")
+                   for line in server.lines), "".join(server.lines)
     # everything of Triton's ended by itself: srx serve's own resource tracker is not mistaken for one of them
     assert not any("still running after the stop" in line for line in server.lines), "".join(server.lines)
 
