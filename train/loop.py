@@ -302,6 +302,29 @@ def _write_plot(csv_path: Path, png_path: Path, bicubic: float | None) -> None:
         plt.close(fig)
 
 
+def _comparable_best(best_path: Path, state: dict, bicubic_now: float, best: float, val_pairs: list[EvalImage],
+                     scale: int) -> float | None:
+    """A resumed run's best validation score, measured as its epochs will be. Where bicubic scores
+    the --val images differently from when the run was saved (an srx that draws the degraded
+    validation images another way, or --val's data changed), the kept best is of another measure:
+    one a new epoch could never reach, or one it beats at once. best.pt is then scored again on the
+    validation as it is now (None where there is no best.pt: the next epoch's becomes the best)."""
+    then = state.get("bicubic_psnr")
+    if then is None or abs(float(then) - bicubic_now) < 0.005:
+        return best
+    from srx.checkpoint import model_from_checkpoint
+
+    again = None
+    if best_path.is_file():
+        model, _, _ = model_from_checkpoint(best_path, scale)
+        again = evaluate(val_pairs, scale, torch_predictor(model), with_ssim=False)["mean"]["model_psnr"]
+    log.warning("--val scores differently from when this run was saved (bicubic %.3f dB then, %.3f now: another srx "
+                "or other --val data), so its best of %.3f dB is of another measure; %s", float(then), bicubic_now,
+                best, f"best.pt scores {again:.3f} dB now, which an epoch must beat" if again is not None
+                else "the next epoch's score is the best")
+    return again
+
+
 class _StopSignal:
     """Turn SIGINT/SIGTERM into a flag so the loop can save `last.pt` and exit cleanly."""
 
@@ -611,6 +634,8 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         except Exception as exc:  # a plot must never kill a training run
             log.warning("could not draw training.png: %s", exc)
 
+    if state and val_pairs and ddp.is_main and best_psnr is not None:
+        best_psnr = _comparable_best(out_dir / "best.pt", state, bicubic_psnr, best_psnr, val_pairs, cfg.scale)
     if loss_every is None and state and state.get("log_every"):  # a resumed run logs as it did
         loss_every = int(state["log_every"])
     loss_every = loss_every or max(1, min(50, steps_per_epoch // 20))

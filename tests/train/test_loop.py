@@ -163,6 +163,32 @@ def test_ctrl_c_during_a_validation_stops_there(image_folder, tmp_path, monkeypa
     assert last["step"] == "2" and last["val_psnr"] == "" and float(last["train_loss"]) > 0
 
 
+def test_a_resume_whose_validation_scores_differently_rescores_its_best(image_folder, tmp_path, caplog):
+    """A run saved by an srx that drew its degraded validation images another way (or whose --val
+    data changed): bicubic scores those images differently now, so the kept best is of another
+    measure. It was kept as it was: best.pt never replaced again (an unreachable best) or replaced
+    at once by a worse model. best.pt is scored again on the validation as it is now."""
+    import logging
+
+    run = tmp_path / "r"
+    train(_cfg(image_folder, max_steps=4), run, show_progress=False, cache_dir=tmp_path / "c")
+    state = torch.load(run / "last.pt", weights_only=True)
+    rescored = state["best_psnr"]
+    state["bicubic_psnr"] += 0.4  # the older measure: 0.4 dB easier, and a best no epoch reaches on this one
+    state["best_psnr"] += 5.0
+    torch.save(state, run / "last.pt")
+    caplog.set_level(logging.WARNING, logger="srx")
+    train(_cfg(image_folder, max_steps=6), run, resume=run / "last.pt", show_progress=False,
+          cache_dir=tmp_path / "c")
+    said = [r.getMessage() for r in caplog.records if "scores differently" in r.getMessage()]
+    assert len(said) == 1 and f"best.pt scores {rescored:.3f} dB now" in said[0], said
+    after = torch.load(run / "last.pt", weights_only=True)
+    assert after["best_psnr"] < rescored + 1.0  # the older best (+5 dB) is gone: best.pt can be replaced again
+    caplog.clear()  # the same measure: nothing to say
+    train(_cfg(image_folder, max_steps=8), run, resume=run / "last.pt", show_progress=False, cache_dir=tmp_path / "c")
+    assert not [r for r in caplog.records if "scores differently" in r.getMessage()]
+
+
 def test_resume_needs_a_training_state(image_folder, tmp_path, tiny_checkpoint):
     with pytest.raises(SrxError, match="weights only"):
         train(_cfg(image_folder, epochs=1), tmp_path / "r", resume=tiny_checkpoint(3), show_progress=False)
