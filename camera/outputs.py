@@ -237,8 +237,9 @@ class VideoFileOutput(Output):
 
     def close(self) -> None:
         if self.writer is None:
-            if not self._closed:
-                log.warning("%s not written: no frame was upscaled for it", self.path)
+            if not self._closed:  # frames came where it failed (Output.failed): its writer did not open
+                log.warning("%s not written: %s", self.path, f"its writer could not be opened: {self.failed}"
+                            if self.failed is not None else "no frame was upscaled for it")
                 self._closed = True
             return
         if self.timed:

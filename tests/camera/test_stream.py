@@ -695,6 +695,24 @@ def test_a_one_frame_recording_says_how_long_it_plays(tmp_path: Path, caplog) ->
         assert box.duration / av.time_base == pytest.approx(0.04, abs=1e-3)
 
 
+def test_a_recording_whose_writer_did_not_open_says_so_not_that_no_frame_came(tmp_path: Path, caplog) -> None:
+    """Frames were given to a recording but its writer could not be opened (here H.264 refuses a
+    frame one pixel high; on a small box PyAV that fails to load): the log says the writer could not
+    be opened and why, not 'no frame was upscaled for it', which the summary's frames out belie. A
+    recording that never got a frame still says that."""
+    from srx.camera.stream import _write_all
+
+    out = VideoFileOutput(tmp_path / "thin.mp4")
+    assert _write_all([out], np.zeros((1, 64, 3), np.uint8), 1, 0.0)  # the stream goes on without it
+    assert out.failed is not None and "too small for an H.264 video" in out.failed
+    said = [r.getMessage() for r in caplog.records if "not written" in r.getMessage()]
+    assert said == [f"{tmp_path / 'thin.mp4'} not written: its writer could not be opened: {out.failed}"], said
+    assert not (tmp_path / "thin.mp4").exists()
+    caplog.clear()
+    VideoFileOutput(tmp_path / "never.mp4").close()
+    assert f"{tmp_path / 'never.mp4'} not written: no frame was upscaled for it" in caplog.text
+
+
 def test_no_drop_reads_a_file_at_its_own_rate_for_a_published_stream(tmp_path: Path, make_upscaler) -> None:
     """--no-drop reads a file as fast as the model takes it (for measuring), but a published stream
     (an output that is `paced`, as RTSP publishing is) is played and recorded by its receivers as it
