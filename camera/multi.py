@@ -221,7 +221,7 @@ class _Lane:
     outputs: list[Output]
     stats: StreamStats
     capture: SourceCapture | None = None
-    done: str | None = None  # why this source stopped: end-of-input, max-frames, error
+    done: str | None = None  # why this source stopped: end-of-input, max-frames, error, outputs-failed
     error: str | None = None
     last_size: tuple[int, int] | None = None
     next_nosignal: float = 0.0
@@ -316,6 +316,8 @@ class MultiSummary:
                 lines.append(f"    output failed: {failed}")
         for failed in self.shared_errors:
             lines.append(f"  output failed: {failed}")
+        if self.total.get("keep_up"):
+            lines.append(f"  {self.total['keep_up']}")
         return "\n".join(lines)
 
 
@@ -412,6 +414,7 @@ def stream_many(
             lane.stats.servers = pool.server_summary
     batches: dict[int, int] = {}
     latency_all = Samples()
+    tick_ms, upscale_ms = Samples(), Samples()  # each tick's work (upscaling its frames, their outputs), and the first part
     stopped_by = "end-of-input"
     started = False
     tty = sys.stderr.isatty()
@@ -449,8 +452,7 @@ def stream_many(
                     stopped_by = "duration"
                     break
                 if all(lane.done for lane in lanes):
-                    stopped_by = ("max-frames" if max_frames is not None and all(l.done == "max-frames" for l in lanes)
-                                  else "end-of-input")
+                    stopped_by = run_end([lane.done for lane in lanes if lane.done])
                     break
                 if not quiet and now >= next_status:
                     line = live_line(lanes, t_start)
@@ -498,7 +500,9 @@ def stream_many(
                     continue
                 images = [f.image for _, f in taken]
                 timings: list[dict[str, float]] = []
+                t_tick = time.monotonic()
                 results = guard.run(lambda: upscaler.upscale_batch(images, timings))
+                upscale_ms.add((time.monotonic() - t_tick) * 1000.0)
                 if results is None:  # the backend is down: bicubic, labelled, while it is retried
                     results = [guard.fallback_frame(img) for img in images]
                     timings = [{} for _ in images]
@@ -534,6 +538,7 @@ def stream_many(
                         lane.done = "outputs-failed"
                         log.error("source %s stopped: every output of it failed (the others go on)", lane.src.name)
                         lane.capture.stop()
+                tick_ms.add((time.monotonic() - t_tick) * 1000.0)
                 if window_closed:
                     stopped_by = "window-closed"
                     break
@@ -564,9 +569,6 @@ def stream_many(
     summaries = {lane.src.name: _lane_summary(lane, backend, scale, stopped_by, wall) for lane in lanes}
     frames_in = sum(s.frames_in for s in summaries.values())
     frames_out = sum(s.frames_out for s in summaries.values())
-    firsts = [lane.stats.t_first_out for lane in lanes if lane.stats.t_first_out is not None]
-    lasts = [lane.stats.t_last_out for lane in lanes if lane.stats.t_last_out is not None]
-    span = (max(lasts) - min(firsts)) if firsts and lasts else 0.0
     total = {
         "frames_in": frames_in,
         "frames_out": frames_out,
@@ -576,10 +578,15 @@ def stream_many(
         "queued_at_stop": sum(s.queued_at_stop for s in summaries.values()),
         "nosignal_frames": sum(s.nosignal_frames for s in summaries.values()),
         "fps_in": round(sum(s.fps_in for s in summaries.values()), 3),  # each source's own rate, added up
-        "fps_out": round((frames_out - 1) / span, 3) if frames_out > 1 and span > 0 else 0.0,
+        # each source's own rate (its frames over its own span), added up, as fps_in and the status line's total;
+        # the frames of all sources pooled over one span overstated a short run (3 frames of one tick: 383 fps)
+        "fps_out": round(sum(s.fps_out for s in summaries.values()), 3),
         "latency_ms": latency_all.summary(), "latency_window": latency_all.window_used(),  # max: of the run
         "model_calls": sum(batches.values()),
+        "ticks": tick_ms.count,  # rounds of the loop that upscaled frames: one frame of each source that had one
+        "tick_ms": {**tick_ms.summary(), "upscale_mean": upscale_ms.summary()["mean"]},  # each tick's work
     }
+    total["keep_up"] = run_keep_up(summaries, tick_ms, upscale_ms)
     inference: dict[str, Any] = {**guard.summary(), **({"servers": pool.server_summary()} if pool is not None else {})}
     events, left_out = merged(guard.log, *([pool.log] if pool is not None else []))
     if events:  # the shared backend's own: lost and back, servers that left and returned
@@ -588,6 +595,56 @@ def stream_many(
     return MultiSummary(backend=backend, scale=scale, stopped_by=stopped_by, wall_s=round(wall, 3),
                         sources=summaries, total=total, batches=batches, inference=inference,
                         shared_errors=shared_errors)
+
+
+def run_end(done: Sequence[str]) -> str:
+    """Why a run stopped whose every source stopped, from each one's own reason (`_Lane.done`): the
+    reason they share (every output failed, every source failed: `sources-failed`, --max-frames),
+    `end-of-input` where each ended or reached --max-frames, `sources-stopped` for any other mix
+    (each source's line says its own)."""
+    kinds = set(done)
+    if len(kinds) == 1:
+        return {"error": "sources-failed"}.get(done[0], done[0])
+    return "end-of-input" if kinds <= {"end-of-input", "max-frames"} else "sources-stopped"
+
+
+def run_keep_up(sources: dict[str, StreamSummary], tick: Samples, upscale: Samples) -> str:
+    """Why the sources' frames were dropped, and what would help: one line, or "" when none were
+    (StreamSummary.keep_up's verdict for a run of several sources, whose own lines cannot say it: the
+    model calls are shared). Each tick takes one frame of every source that has one, so the loop's
+    mean work per tick against the time between the frames of the fastest source that dropped
+    frames says whether srx was slower than the sources, close to it, or slow only now and then."""
+    dropped = sum(s.dropped for s in sources.values())
+    if not dropped or not tick.count:
+        return ""
+    asked: dict[str, float] = {}  # frames a second each source asked the model for (as StreamSummary.keep_up reads it)
+    for name, s in sources.items():
+        if s.fps_in > 0 and s.frames_out:
+            rate = s.fps_in if s.live else (s.source_fps or s.fps_in)
+            asked[name] = min(rate, s.max_fps or rate)
+    dropping = [name for name in asked if sources[name].dropped and sources[name].buffer is not None]
+    if not dropping:
+        return ""
+    interval = 1000.0 / max(asked[name] for name in dropping)
+    work, up = tick.mean() or 0.0, upscale.mean() or 0.0
+    share = f"{dropped / max(sum(s.frames_in for s in sources.values()), 1):.0%} of the frames ({dropped})"
+    sizes = {tuple(sources[name].input_size or ()) for name in dropping}
+    lockstep = ("; the sources go in lock-step (each tick takes one frame of every source), so a small source drops "
+                "as much as a large one" if len(dropping) > 1 and len(sizes) > 1 else "")
+    if work >= 0.9 * interval:
+        verdict, cause = (("srx was slower than the sources", "") if work > interval else
+                          ("srx barely kept up with the sources", ", which leaves no room for slow spells"))
+        offered = sum(asked.values())
+        done = sum(s.fps_out for s in sources.values())
+        return (f"{verdict}: {work:.0f} ms of work per tick ({up:.0f} ms of it upscaling one frame of each source) "
+                f"against {interval:.0f} ms between a source's frames{cause}; they offered {offered:.1f} frames a second "
+                f"in all, {done:.1f} were upscaled, so {share} were dropped. To keep up: --max-fps per source "
+                f"(--max-fps NAME=N), fewer sources, a faster model or backend (srx models, srx bench), or a lower "
+                f"--scale{lockstep}")
+    p95 = tick.percentile(95)
+    return (f"{share} were dropped in slow spells (work per tick p95 {p95:.0f} ms): the mean work per tick "
+            f"({work:.0f} ms, one frame of each source) fits the {interval:.0f} ms between a source's frames. A larger "
+            f"--buffer rides such spells out, at the cost of latency{lockstep}")
 
 
 def _batch_sizes(images: Sequence[np.ndarray], max_batch: int | None) -> dict[int, int]:
@@ -628,7 +685,8 @@ def live_line(lanes: Sequence[_Lane], t_start: float) -> str:
     for lane in lanes:
         s = lane.stats.snapshot()
         total_fps += s["fps_out"]
-        state = {"end-of-input": " ended", "max-frames": " done", "error": " FAILED"}.get(lane.done or "", "")
+        state = {"end-of-input": " ended", "max-frames": " done", "error": " FAILED",
+                 "outputs-failed": " outputs FAILED"}.get(lane.done or "", "")
         if not state and not s["connected"]:
             state = " NO SIGNAL"
         p95 = f"{s['latency_ms_p95']:.0f}ms" if s["latency_ms_p95"] is not None else "-"

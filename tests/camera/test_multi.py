@@ -379,3 +379,143 @@ def test_a_recording_that_fills_its_disk_stops_alone(tmp_path: Path, tiny_checkp
     assert summary["sources"]["door"]["frames_out"] == 24 and summary["sources"]["yard"]["output_errors"]
     assert summary["output_errors"] == summary["sources"]["yard"]["output_errors"]
     assert "output failed: recording" in res.stdout and "stream summary: 2 sources" in res.stdout
+
+
+def _clips(tmp_path: Path, fps: float, n: int = 6) -> list[NamedSource]:
+    """Three real files of three sizes (a small camera beside two larger ones), `fps` each."""
+    named = []
+    for name, (h, w), seed in (("small", (24, 32), 0), ("mid", (48, 64), 10), ("large", (72, 96), 20)):
+        write_ffv1(tmp_path / f"{name}.mkv", frames(n, h, w, seed=seed), fps=fps)
+        named.append(NamedSource(name, SourceSpec("file", tmp_path / f"{name}.mkv")))
+    return named
+
+
+def test_the_total_fps_out_is_the_sources_own_rates_added_up(tmp_path: Path, make_upscaler) -> None:
+    """The total fps out is each source's own output rate, added up (as fps in and the status line's
+    total): the frames of every source pooled over one span made 3 sources of one frame each 383 fps."""
+    upscaler = make_upscaler(2)
+    named = _clips(tmp_path, 10.0)
+    one = stream_many(named, upscaler, {n.name: [ThumbnailSink()] for n in named}, max_frames=1)
+    assert one.total["frames_out"] == 3 and one.total["fps_out"] == 0.0  # one frame each: no rate, as one source says
+    assert one.stopped_by == "max-frames" and "stopped after --max-frames" in one.format()
+    three = stream_many(named, upscaler, {n.name: [ThumbnailSink()] for n in named}, max_frames=3)
+    own = [s.fps_out for s in three.sources.values()]
+    assert three.total["frames_out"] == 9 and all(r > 0 for r in own)
+    assert three.total["fps_out"] == pytest.approx(sum(own), abs=1e-3)
+    assert f"{sum(own):.2f} out" in three.format().splitlines()[1]
+
+
+def test_why_a_run_of_several_sources_stopped() -> None:
+    """The run's reason is the one its sources share; sources that ended or reached --max-frames
+    are the end of the input; any other mix says that each stopped (each source's line says why)."""
+    from srx.camera.multi import run_end
+    from srx.camera.stats import stopped_text
+
+    assert run_end(["outputs-failed"] * 3) == "outputs-failed"
+    assert run_end(["error", "error"]) == "sources-failed"
+    assert run_end(["max-frames", "max-frames"]) == "max-frames"
+    assert run_end(["end-of-input", "max-frames"]) == run_end(["end-of-input"]) == "end-of-input"
+    assert run_end(["end-of-input", "outputs-failed"]) == run_end(["error", "outputs-failed"]) == "sources-stopped"
+    assert stopped_text("sources-failed") == "stopped when every source had failed"
+    assert stopped_text("sources-stopped") == "stopped when every source had stopped (each source's line says why)"
+
+
+def test_looping_sources_whose_recordings_all_failed_stop_for_that(tmp_path: Path, tiny_checkpoint) -> None:
+    """Every camera's recording fails (the file-size limit of a full disk, as in the test above) while
+    the sources loop: the run stopped because every output had failed, as one source's run says,
+    not 'at the end of the input' (which looping sources never reach)."""
+    import os
+    import resource
+    import signal
+    import sys
+
+    from tests.conftest import silent_video
+
+    rec = tmp_path / "rec"
+    clips = [silent_video(tmp_path / f"{name}.avi", 4, (320, 240)) for name in ("yard", "gate")]
+    limit = 600_000  # bytes a file may have: each recording's lossless frames pass it in a few frames
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
+    res = subprocess.run(
+        [sys.executable, "-m", "srx", "stream", *(a for c in clips for a in ("--source", str(c))), "--loop", "--no-drop",
+         "-w", str(tiny_checkpoint(2)), "--scale", "2", "--backend", "torch", "--threads", "1", "--no-window", "-q",
+         "--output", str(rec / "{name}.mkv"), "--json-summary", str(tmp_path / "run.json")],
+        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=300,
+        preexec_fn=limited)
+    assert res.returncode == 1, res.stderr
+    assert "stream summary: 2 sources x2 on torch" in res.stdout and "stopped when every output had failed" in res.stdout
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert summary["stopped_by"] == "outputs-failed"
+    assert [s["stopped_by"] for s in summary["sources"].values()] == ["outputs-failed"] * 2
+    assert "Traceback" not in res.stderr
+
+
+def test_a_run_that_drops_frames_says_why_for_all_its_sources(tmp_path: Path, tiny_checkpoint) -> None:
+    """Sources offering more frames than srx upscales (files at 500 fps) drop frames; their own lines
+    cannot say why (the model calls are shared), so the run says it once, in the summary and as
+    total.keep_up in --json-summary, with what helps and the lock-step of the sources."""
+    _clips(tmp_path, 500.0, n=20)
+    res = CliRunner().invoke(app, [
+        "stream", *(a for name in ("small", "mid", "large") for a in ("--source", str(tmp_path / f"{name}.mkv"))),
+        "--loop", "--duration", "2s", "-w", str(tiny_checkpoint(2)), "--scale", "2", "--backend", "torch",
+        "--threads", "1", "--no-window", "-q", "--json-summary", str(tmp_path / "run.json")])
+    assert res.exit_code == 0, res.output
+    total = json.loads((tmp_path / "run.json").read_text())["total"]
+    assert total["dropped"] > 0 and total["ticks"] > 0 and total["tick_ms"]["mean"] > 0
+    keep_up = total["keep_up"]
+    # which verdict depends on this machine's speed: both name the work per tick and the sources' lock-step
+    assert ("srx was slower than the sources" in keep_up or "were dropped in slow spells" in keep_up), keep_up
+    assert "ms of work per tick" in keep_up or "the mean work per tick" in keep_up
+    assert keep_up.endswith("each tick takes one frame of every source), so a small source drops as much as a large one")
+    assert f"  {keep_up}" in res.stdout.splitlines()
+
+
+def _multi(dropped: tuple[int, ...], tick_ms: list[float], sizes: tuple[tuple[int, int], ...] | None = None,
+           fps: float = 10.0, max_fps: tuple[float | None, ...] | None = None):
+    """Per-source summaries of a run of len(dropped) 10 fps files, 100 frames read each, and its ticks."""
+    from srx.camera.stats import Samples, StreamSummary
+
+    sizes = sizes or tuple((480, 360) for _ in dropped)
+    sources = {}
+    for i, d in enumerate(dropped):
+        sources[f"s{i}"] = StreamSummary(
+            source=f"file s{i}.mp4", backend="onnxruntime", scale=3, stopped_by="interrupted", wall_s=10.0,
+            frames_in=100, frames_out=100 - d, dropped=d, nosignal_frames=0, fps_in=fps, fps_out=(100 - d) / 10.0,
+            latency_ms={}, stage_ms={}, input_size=list(sizes[i]), output_size=None, buffer=2, alone=False,
+            source_fps=fps, max_fps=(max_fps or (None,) * len(dropped))[i])
+    tick, upscale = Samples(), Samples()
+    for ms in tick_ms:
+        tick.add(ms)
+        upscale.add(ms - 5.0)
+    return sources, tick, upscale
+
+
+def test_the_runs_keep_up_verdict_from_its_own_numbers() -> None:
+    """Several sources: the mean work per tick against the time between a source's frames says
+    whether srx was slower than the sources, barely kept up, or dropped in slow spells; the lock-step
+    is said where sources of different sizes dropped frames; nothing where none was dropped."""
+    from srx.camera.multi import run_keep_up
+
+    slow = run_keep_up(*_multi((85, 85, 85), [300.0] * 10, sizes=((480, 360), (240, 180), (640, 480))))
+    assert slow == (
+        "srx was slower than the sources: 300 ms of work per tick (295 ms of it upscaling one frame of each source) "
+        "against 100 ms between a source's frames; they offered 30.0 frames a second in all, 4.5 were upscaled, so "
+        "85% of the frames (255) were dropped. To keep up: --max-fps per source (--max-fps NAME=N), fewer sources, a "
+        "faster model or backend (srx models, srx bench), or a lower --scale; the sources go in lock-step (each tick "
+        "takes one frame of every source), so a small source drops as much as a large one")
+    barely = run_keep_up(*_multi((10, 10), [95.0] * 10))
+    assert barely.startswith("srx barely kept up with the sources: 95 ms of work per tick (90 ms of it upscaling one "
+                             "frame of each source) against 100 ms between a source's frames, which leaves no room "
+                             "for slow spells; ") and "lock-step" not in barely  # one size: nothing to say on it
+    spells = run_keep_up(*_multi((3, 0), [40.0] * 18 + [400.0] * 2))
+    assert spells == ("2% of the frames (3) were dropped in slow spells (work per tick p95 400 ms): the mean work per "
+                      "tick (76 ms, one frame of each source) fits the 100 ms between a source's frames. A larger "
+                      "--buffer rides such spells out, at the cost of latency")
+    # --max-fps 2 on the source that dropped: 500 ms between the frames it was asked for
+    capped = run_keep_up(*_multi((0, 40), [300.0] * 10, max_fps=(None, 2.0)))
+    assert "in slow spells" in capped and "fits the 500 ms between a source's frames" in capped
+    assert run_keep_up(*_multi((0, 0, 0), [300.0] * 10)) == ""
