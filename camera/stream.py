@@ -477,7 +477,7 @@ class _WindDown:
         if self.stopping:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
-            log.info("already stopping: finishing the outputs and the summary")
+            log.warning("already stopping: finishing the outputs and the summary")
             return
         before = self.before.get(signum)
         if callable(before):

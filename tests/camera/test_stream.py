@@ -513,6 +513,21 @@ def test_a_second_sigterm_while_stopping_still_finishes_the_run(tmp_path: Path, 
         assert "stopped by an interrupt" in stdout and json.loads(summary.read_text())["stopped_by"] == "interrupted"
         assert len(read_video(out)) > 0 and "Traceback" not in "".join(run.lines)
 
+def test_a_second_sigterm_while_finishing_is_noted_without_v(caplog) -> None:
+    """The README says a second SIGTERM while a stream finishes is noted and ignored: noted as a
+    warning, which the CLI shows without -v (it was INFO, so nothing appeared)."""
+    import logging
+
+    from srx.camera.stream import _WindDown
+
+    handler = _WindDown({signal.SIGTERM: signal.SIG_DFL})
+    handler.stopping = True  # the loop is over: the outputs and the summary are being finished
+    with caplog.at_level(logging.WARNING, logger="srx"):
+        handler(signal.SIGTERM, None)  # ignored: SIG_DFL would have ended this process
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "already stopping: finishing the outputs and the summary")]
+
+
 def test_a_recording_cut_off_by_a_kill_plays_up_to_its_last_second(tmp_path: Path, tiny_checkpoint) -> None:
     """SIGKILL, a crash or a power cut never lets srx finish a recording: it stays under its
     temporary name, and an .mp4 there is written a fragment a second, so it plays up to about its
