@@ -190,9 +190,29 @@ def simd_level(flags: set[str], machine: str) -> str:
     return "SSE2 or less"
 
 
-def _cpu_rows() -> list[Row]:
+def usable_cpus() -> int:
+    """Logical CPUs this process may run on: its affinity mask (taskset, a container's cpuset) where
+    the platform has one, else all of them."""
     import os
 
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def cores_text() -> str:
+    """'8 logical cores', or '2 logical cores, 1 usable by this process (affinity)' where the
+    affinity mask allows fewer than the machine has (srx's threads follow the mask)."""
+    import os
+
+    from srx.words import counted
+
+    total, usable = os.cpu_count() or 1, usable_cpus()
+    return counted(total, "logical core") + (f", {usable} usable by this process (affinity)" if usable < total else "")
+
+
+def _cpu_rows() -> list[Row]:
     model, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
@@ -206,8 +226,8 @@ def _cpu_rows() -> list[Row]:
     except OSError:
         pass
     if not flags:
-        return [Row("cpu", INFO, f"{model}, {os.cpu_count()} logical cores; SIMD level unknown (no /proc/cpuinfo)")]
-    return [Row("cpu", INFO, f"{model}, {os.cpu_count()} logical cores; SIMD: {simd_level(flags, platform.machine())} "
+        return [Row("cpu", INFO, f"{model}, {cores_text()}; SIMD level unknown (no /proc/cpuinfo)")]
+    return [Row("cpu", INFO, f"{model}, {cores_text()}; SIMD: {simd_level(flags, platform.machine())} "
                              "(ONNX Runtime picks its CPU kernels from this)")]
 
 

@@ -297,3 +297,27 @@ def test_a_missing_dependency_is_one_error_line():
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert proc.stderr.startswith("error: srx needs PyTorch (torch), and it is not installed here")
     assert "Traceback" not in proc.stderr and "srx doctor" in proc.stderr
+
+
+def test_more_threads_than_the_usable_cores_are_taken_with_a_warning(photo, tiny_checkpoint, tmp_path, caplog):
+    """--threads larger than the cores the affinity mask leaves this process (`taskset -c 1`, a
+    container's cpuset) runs, with one line saying the threads only share the cores; it was taken
+    silently (4 ORT threads on one core, each model call slower). As many as there are: no line."""
+    import os
+
+    import cv2
+
+    usable = len(os.sched_getaffinity(0))
+    cv2.imwrite(str(tmp_path / "in.png"), photo)
+    args = ["upscale", str(tmp_path / "in.png"), "--weights", str(tiny_checkpoint(3)), "--backend", "torch"]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "many.png"), "--threads", str(usable + 2)])
+    assert res.exit_code == 0, res.output
+    cores = f"{usable} core{'s' if usable > 1 else ''}"
+    warned = [r.getMessage() for r in caplog.records if "--threads" in r.getMessage()]
+    assert warned == [f"--threads {usable + 2} is more than the {cores} this process may run on (its affinity mask): "
+                      f"the threads share {'it' if usable == 1 else 'them'} and run no faster; at most --threads "
+                      f"{usable}, or leave it out"], caplog.text
+    assert [r.levelname for r in caplog.records if "--threads" in r.getMessage()] == ["WARNING"]
+    caplog.clear()
+    fits = runner.invoke(app, [*args, "--out", str(tmp_path / "fits.png"), "--threads", str(usable)])
+    assert fits.exit_code == 0 and "--threads" not in caplog.text, caplog.text

@@ -100,6 +100,33 @@ def test_doctor_has_a_cpu_row_with_the_simd_level():
         assert f"SIMD: {simd_level(flags, platform.machine())} " in rows["cpu"].detail, rows["cpu"].detail
 
 
+def test_the_cpu_row_says_the_cores_this_process_may_use_where_fewer(tmp_path):
+    """`taskset -c N srx doctor` on a pinned or containerised box: the machine's logical cores and the
+    ones the affinity mask leaves this process (the ones srx's threads follow); it said the machine's
+    alone (2 logical cores where srx would use 1)."""
+    import json
+    import os
+    import subprocess
+
+    allowed = sorted(os.sched_getaffinity(0))
+    total = os.cpu_count()
+    if total < 2:
+        pytest.skip("one logical core: no narrower affinity mask to run under")
+    env = {**os.environ, "SRX_CACHE_DIR": str(tmp_path / "cache")}
+
+    def cpu_row(cpus: set[int]) -> str:
+        res = subprocess.run([sys.executable, "-m", "srx", "doctor", "--json"], capture_output=True, text=True,
+                             timeout=300, env=env, cwd=Path(__file__).resolve().parents[1],
+                             preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+        assert res.returncode == 0, res.stderr
+        return next(r["detail"] for r in json.loads(res.stdout) if r["item"] == "cpu")
+
+    assert f", {total} logical cores, 1 usable by this process (affinity); SIMD" in cpu_row({allowed[-1]})
+    if len(allowed) == total:  # all of them: the machine's count alone
+        everything = cpu_row(set(allowed))
+        assert f", {total} logical cores; SIMD" in everything and "usable" not in everything
+
+
 def test_doctor_lists_pyav_which_the_h264_degradation_needs(monkeypatch):
     rows = {r.item: r for r in doctor_report()}
     assert rows["PyAV"].status == "ok"  # a base dependency: `--degrade h264=...` codes with x264

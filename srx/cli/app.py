@@ -147,6 +147,15 @@ def parse_duration(text: str | None) -> float | None:
 def _check_threads(value: int | None) -> int | None:
     if value is not None and value < 1:
         raise SrxError(f"--threads must be at least 1, got {value}")
+    if value is not None:
+        from srx.doctor import usable_cpus
+        from srx.words import counted
+
+        usable = usable_cpus()
+        if value > usable:  # taken (a user may mean it), but more threads than cores only share them
+            log.warning("--threads %d is more than the %s this process may run on (its affinity mask): the threads "
+                        "share %s and run no faster; at most --threads %d, or leave it out",
+                        value, counted(usable, "core"), "it" if usable == 1 else "them", usable)
     return value
 
 
