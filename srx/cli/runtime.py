@@ -87,12 +87,20 @@ def bench(
         raise SrxError("--model names a model on a Triton server; give the server with --server HOST:PORT")
     result = run_bench(backend, quick=quick, threads=threads, weights=weights, engine=engine, reps=reps, cases=case,
                        server=server, server_model=server_model)
+    if quick:  # a smoke test: say so where its numbers are read
+        result["note"] = QUICK_NOTE + " " + result["note"]
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
     console = _console()
     console.print(bench_table(result))
     console.print(result["note"], markup=False)  # what was skipped was said once, as it happened
+
+
+#: what `srx bench --quick` says of its numbers (first in its note: under the table, and in --json)
+QUICK_NOTE = ("--quick: tiny frames, few repetitions, a smoke test: its times are rough (on a busy or shared core "
+              "the end-to-end p50 can even come out below the model's, which it includes); run srx bench without "
+              "--quick for figures to compare.")
 
 
 def bench_table(result: dict):
@@ -102,13 +110,14 @@ def bench_table(result: dict):
     from rich.table import Table
 
     from srx.runtime.bench import GPU_BACKENDS
+    from srx.words import counted
 
     backends = ", ".join(dict.fromkeys(r["backend"] for r in result["rows"]))
     # each row's floor comes from the GEMM sampled beside its case (the GPU's for a GPU row): the title
     # gives the best of the run, CPU and GPU apart, not one figure that no GPU row used
     gpu = [r["gemm_gflops"] for r in result["rows"] if r["backend"] in GPU_BACKENDS]
     best = f"CPU {result['gemm_gflops']:.0f} GFLOP/s ({result['gemm_library']})" + (f", GPU {max(gpu):.0f}" if gpu else "")
-    table = Table(title=f"srx bench: {', '.join(result['models'])} on {backends}, {result['threads']} threads; "
+    table = Table(title=f"srx bench: {', '.join(result['models'])} on {backends}, {counted(result['threads'], 'thread')}; "
                         f"floors from the float32 GEMM measured beside each case, best {best}")
     cols = ("model", "backend", "case", "in -> out", "model p50/p95 ms", "e2e p50/p95 ms", "fps", "GFLOP model (graph)",
             "GEMM GFLOP/s", "floor ms", "model/floor", "e2e/model")

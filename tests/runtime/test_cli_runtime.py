@@ -322,6 +322,23 @@ def test_bench_table_keeps_the_backend_whole_and_names_what_ran(ckpt, monkeypatc
     assert "srx bench: fast on onnxruntime-fp16, onnxruntime," in " ".join(res.stdout.split())
 
 
+def test_bench_quick_says_its_figures_are_rough_and_counts_its_threads_rightly(ckpt):
+    """`srx bench --quick` (3 repetitions of tiny frames: an end-to-end p50 below the model's p50 was
+    seen on a shared core) says in its note, under the table and in --json, that its times are rough;
+    the title counts one thread as '1 thread' (it said '1 threads'). A full run's note does not."""
+    rough = "--quick: tiny frames, few repetitions, a smoke test: its times are rough"
+    args = ["bench", "--backend", "onnxruntime", "-w", "fast", "--reps", "1", "--threads", "1"]
+    table = runner.invoke(app, [*args, "--quick", "--case", "quick x3"])
+    assert table.exit_code == 0, table.output
+    flat = " ".join(table.stdout.split())
+    assert "srx bench: fast on onnxruntime, 1 thread; floors" in flat and "1 threads" not in flat
+    assert rough in flat
+    quick = json.loads(runner.invoke(app, [*args, "--quick", "--case", "quick x3", "--json"]).stdout)
+    assert quick["note"].startswith(rough)
+    full = json.loads(runner.invoke(app, [*args, "--case", "480p x2", "--json"]).stdout)
+    assert "--quick" not in full["note"]
+
+
 def test_bench_unknown_backend_is_one_line(ckpt):
     res = runner.invoke(app, ["bench", "--quick", "--backend", "warp-drive"])
     assert res.exit_code == 1 and "unknown bench backend" in res.output
