@@ -1,6 +1,6 @@
 """Write an lrnet checkpoint with a pointwise (1x1) layer inserted before its last layer (or before
 each layer `--at` names, in the order given), computing exactly what the input computes: the warm
-start for training `lrnet-32x4-pw` from `lrnet-32x4` weights, and `lrnet-32x4-pw3` from those (README, Fast model).
+start for training `lrnet-32x4-pw` from `lrnet-32x4` weights, and `lrnet-32x4-pw3` from those (README, Shipped weights: `fast` and `camera`).
 
     python scripts/add_pointwise.py runs/f3/best.pt runs/init-pw-x3.pt   # lrnet-32x4 -> lrnet-32x4-pw
     srx train ... --model lrnet-32x4-pw --init runs/init-pw-x3.pt ...
@@ -19,7 +19,7 @@ from srx.models import build_model, with_pointwise_layer
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint", type=Path, help="an lrnet checkpoint (a shipped fast-x*.pt or a run's best.pt)")
     ap.add_argument("out", type=Path)
     ap.add_argument("--at", type=int, action="append", metavar="LAYER",

@@ -55,7 +55,7 @@ def average_checkpoints(paths: list[Path], out: Path, shares: list[float] | None
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoints", type=Path, nargs="+", help="two or more checkpoints of one model")
     ap.add_argument("--shares", type=float, nargs="+", default=None,
                     help="how much of the mean each checkpoint gets, in their order (default: equal)")

@@ -22,7 +22,7 @@ SPECS = ["none", "jpeg=30", "jpeg=50", "jpeg=75", "jpeg=95", "h264=23", "h264=30
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", type=int, default=3)
     ap.add_argument("--models", nargs="+", default=["srcnn", "fast", "camera"])
     ap.add_argument("--data", nargs="+", type=Path,

@@ -44,7 +44,7 @@ def downscaled_copies(src: Path, out: Path, factors: list[float], min_side: int)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("src", type=Path, help="folder of HR images")
     parser.add_argument("out", type=Path, help="folder for the copies (created)")
     parser.add_argument("--factors", type=float, nargs="+", default=[0.9, 0.8, 0.7, 0.6])

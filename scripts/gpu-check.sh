@@ -16,6 +16,11 @@
 # CPU path; the shipped models on PyTorch CUDA against the CPU; a short training run on CUDA; the TensorRT tests when tensorrt
 # imports; `srx bench` on the GPU backends; `srx doctor`; with GPU_CHECK_SUITE=1 the whole suite.
 # Exit status 1 when any step FAILED, else 0.
+case "${1:-}" in  # the comment above is the help; the script takes no arguments
+    -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    "") ;;
+    *) echo "usage: bash $0 (no arguments; settings come from the environment, see --help)" >&2; exit 2 ;;
+esac
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${GPU_CHECK_OUT:-out/gpu-check}

@@ -7,6 +7,11 @@
 # the data tests run there too. Then, on the GPU box:
 #   SRX_OFFLINE=1 PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/.whl GPU_CHECK_SUITE=1 bash scripts/gpu-check.sh
 # PY_VERSION (default 3.12) is the GPU box's Python.
+case "${1:-}" in  # the comment above is the help; the script takes no arguments
+    -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    "") ;;
+    *) echo "usage: bash $0 (no arguments; settings come from the environment, see --help)" >&2; exit 2 ;;
+esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYV=${PY_VERSION:-3.12}

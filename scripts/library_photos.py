@@ -15,7 +15,7 @@ from srx.samples import write_library_photos
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder for the photos (created)")
     args = parser.parse_args()
     try:

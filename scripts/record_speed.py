@@ -37,7 +37,7 @@ def cpu_name() -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--from-json", type=Path, help="use the rows of a saved `srx bench --json` run instead of benching")

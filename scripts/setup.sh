@@ -7,6 +7,11 @@
 # (a JetPack image, an air-gapped GPU host): the venv sees the system's packages, srx installs
 # without fetching anything, the wheels in $PIP_FIND_LINKS (if set) fill the gaps, and what is
 # still missing is named.
+case "${1:-}" in  # the comment above is the help; the script takes no arguments
+    -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    "") ;;
+    *) echo "usage: bash $0 (no arguments; settings come from the environment, see --help)" >&2; exit 2 ;;
+esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -24,7 +24,7 @@ from srx.evaluate import degraded, evaluate, load_eval_set, torch_predictor
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--scale", type=int, required=True)
     ap.add_argument("--name", choices=sorted(SHIPPED), default="srcnn", help="the shipped model these weights are")

@@ -181,7 +181,7 @@ def draw(rows: list[tuple[Candidate, float]], png: Path, stamp: str, runs: int) 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=24, help="timed calls per graph and run")
     ap.add_argument("--runs", type=int, default=3, help="runs; each graph's time is SRCNN's median time x the "
                     "median over the runs of its time / SRCNN's in that run")
