@@ -307,7 +307,7 @@ class MultiSummary:
                 extra += f", {s.nosignal_frames} no-signal"
             if s.reconnect_attempts:
                 extra += f", {s.reconnects} reconnects after {s.reconnect_attempts} attempts"
-            lines.append(f"  {name}: {s.source}, {size}, {s.stopped_by}: {s.frames_in} in, {s.frames_out} out, "
+            lines.append(f"  {name}: {s.source}, {size}, {stopped_text(s.stopped_by)}: {s.frames_in} in, {s.frames_out} out, "
                          f"{s.dropped} dropped{extra}; fps {s.fps_in:.2f} in, {s.fps_out:.2f} out; "
                          f"latency ms p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}" + window_words(s.latency_window))
             if s.timing_note:

@@ -311,6 +311,8 @@ def test_cli_two_sources_json_per_source(tmp_path: Path, tiny_checkpoint) -> Non
         "--json-summary", str(tmp_path / "sum-{name}.json"), "--no-window", "-q"])
     assert res.exit_code == 0, res.output
     assert "2 sources x2" in res.output and "  a: " in res.output and "  second: " in res.output
+    # each source's line says why it stopped in words, as a one-source summary does (not 'end-of-input')
+    assert ", stopped at the end of the input: 3 in, 3 out" in res.output and "end-of-input" not in res.output, res.output
     sa = json.loads((tmp_path / "sum-a.json").read_text())
     sb = json.loads((tmp_path / "sum-second.json").read_text())
     assert (sa["frames_out"], sb["frames_out"], sa["output_size"], sb["output_size"]) == (3, 2, [48, 40], [40, 32])
