@@ -258,7 +258,7 @@ class LRNet(SrxModel):
     BicubicUpsample), added before the single pixel shuffle. Zero padding throughout, so every
     layer is one ONNX Conv and the export is the model layer by layer.
 
-    Chosen for ONNX Runtime's CPU kernels (README, Fast model): 3x3 convolutions over 32 channels
+    Chosen for ONNX Runtime's CPU kernels (README, Shipped weights: `fast` and `camera`): 3x3 convolutions over 32 channels
     run near their FLOP floor there, where FSRCNN's 12-channel, PReLU and transposed layers do not."""
 
     def __init__(self, config: ModelConfig) -> None:

@@ -7,15 +7,15 @@ from typing import Any
 PRESETS: dict[str, dict[str, Any]] = {
     "srcnn-915": {"arch": "srcnn", "kernel_sizes": [9, 1, 5], "widths": [64, 32]},
     "srcnn-955": {"arch": "srcnn", "kernel_sizes": [9, 5, 5], "widths": [64, 32]},
-    # LR-grid nets, measured by Set5 dB per ms under ONNX Runtime (README, Fast model); `fast` and
+    # LR-grid nets, measured by Set5 dB per ms under ONNX Runtime (README, Shipped weights: `fast` and `camera`); `fast` and
     # `camera` are lrnet-32x4-pw3, below, grown from lrnet-32x4
     "lrnet-32x4": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 3], "widths": [32, 32, 32]},
     "lrnet-32x5": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 3, 3], "widths": [32, 32, 32, 32]},
     "lrnet-24x5": {"arch": "lrnet", "kernel_sizes": [3, 3, 3, 3, 3], "widths": [24, 24, 24, 24]},
     # lrnet-32x4 with a pointwise (1x1) 32->32 layer before the last, `fast` and `camera` before pw3: 7 % more time
-    # (README, Fast model); a zero-initialised one is the identity, so it warm-starts from lrnet-32x4
+    # (README, Shipped weights: `fast` and `camera`); a zero-initialised one is the identity, so it warm-starts from lrnet-32x4
     "lrnet-32x4-pw": {"arch": "lrnet", "kernel_sizes": [5, 3, 3, 1, 3], "widths": [32, 32, 32, 32]},
-    # more pointwise layers (README, Fast model): one after the first layer too, or one before each 3x3 layer
+    # more pointwise layers (README, Shipped weights: `fast` and `camera`): one after the first layer too, or one before each 3x3 layer
     # (pw3, the shipped `fast` and `camera`: 6 % more time than pw), grown from pw weights the same way
     "lrnet-32x4-pw2": {"arch": "lrnet", "kernel_sizes": [5, 1, 3, 3, 1, 3], "widths": [32] * 5},
     "lrnet-32x4-pw3": {"arch": "lrnet", "kernel_sizes": [5, 1, 3, 1, 3, 1, 3], "widths": [32] * 6},

@@ -770,6 +770,9 @@ def _refuse_overwrite(out_dir: Path, resume: Path | None) -> None:
     held = [name for name in ("last.pt", "best.pt") if (out_dir / name).is_file()]
     if not held or (resume is not None and Path(resume).resolve().parent == out_dir.resolve()):
         return
+    if (out_dir / "tune.json").is_file():  # srx tune's: its report scores these weights, so no resume here either
+        raise SrxError(f"{out_dir} already holds a tuning run (tune.json, {', '.join(held)}); expected a new folder "
+                       f"for a new run: pass another --out (or delete {out_dir} to start over)")
     raise SrxError(f"{out_dir} already holds a training run ({', '.join(held)}); expected a new folder for a new run: "
                    f"continue that run with srx train --resume {out_dir / 'last.pt'}, or pass another --out "
                    f"(or delete {out_dir} to start over)")

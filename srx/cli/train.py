@@ -315,7 +315,8 @@ def tune(
         typer.echo(f"interrupted after {counted(report.train['steps'], 'step')}; the weights so far are in "
                    f"{report.train['weights']}, not scored (score them on the held-out frames: srx eval --data {video} "
                    f"--frames {split['held_out_frames']} --every {split['every']} -w {init} -w {report.train['weights']} "
-                   f"--degrade none --degrade {report.train['degrade']})")
+                   + " ".join(f"--degrade {d}" for d in dict.fromkeys(["none", report.train["degrade"], "jpeg50"]))
+                   + ", the rows of its report)")
         raise typer.Exit(130)
     typer.echo(f"tuned {init} x{scale} on {split['train_images']} frames of {video} (one in {split['every']} of frames "
                f"{split['train_frames']}) in {report.train['steps']} steps; scored on {split['held_out_images']} held-out "

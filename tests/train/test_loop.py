@@ -276,6 +276,10 @@ def test_a_new_run_never_overwrites_an_earlier_one(image_folder, tmp_path, monke
         train(_cfg(image_folder, max_steps=3, val=None), out, resume=other / "last.pt", show_progress=False,
               cache_dir=tmp_path / "c")
     assert (out / "last.pt").read_bytes() == before
+    (other / "tune.json").write_text("{}")  # srx tune's folder: called what it is, and not resumed by train
+    with pytest.raises(SrxError, match=r"other already holds a tuning run \(tune.json, last.pt, best.pt\); expected a new "
+                                       r"folder for a new run: pass another --out"):
+        train(_cfg(image_folder, max_steps=1, val=None), other, show_progress=False, cache_dir=tmp_path / "c")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "c"))
     args = ["train", "--data", str(image_folder), "--patch-size", "24", "--stride", "12", "--max-steps", "1",

@@ -64,6 +64,7 @@ def test_an_interrupted_tune_is_not_scored_and_exits_130(tmp_path, monkeypatch):
                               "--batch-size", "4", "--no-progress", "--threads", "1"])
     assert res.exit_code == 130, res.output
     assert f"interrupted after 1 step; the weights so far are in {out / 'last.pt'}, not scored" in res.output
+    assert "--degrade none --degrade jpeg=30..95," in res.output and "--degrade jpeg50, the rows of its report)" in res.output
     assert "use it" not in res.output and not (out / "tune.json").exists() and (out / "last.pt").exists()
 
 
