@@ -351,7 +351,7 @@ def _video_writer(path: Path, dst: Path, fps: float, size: tuple[int, int]):
         return _OpenCVWriter(path, dst, fps, size)
     from srx.media import H264Writer
 
-    return H264Writer(path, fps, size)
+    return H264Writer(path, fps, size, label=str(dst))  # errors name the user's file, not the hidden one
 
 
 def _add_sound(video: Path, src: Path, dst: Path) -> None:

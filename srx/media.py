@@ -65,6 +65,7 @@ class _TimedWriter:
         """Open the container (`av.open(path, "w", **open_args)`) with one `codec` stream of
         `self.size` and `pix_fmt` on the PTS_RATE clock; `setup(stream)` sets the codec's own options.
         The container is closed again where the stream cannot be made."""
+        self.codec = codec
         with self._errors("open"):
             self.container = self._av.open(str(self.path), "w", **open_args)
             try:
@@ -94,12 +95,20 @@ class _TimedWriter:
 
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
-        """FFmpeg's failures (a full disk, a folder gone) as one SrxError naming the file."""
+        """FFmpeg's failures (a full disk, a folder gone) as one SrxError naming the file (`label`:
+        the user's, where srx writes a temporary file first). x264 fails every allocation as a
+        "Generic error in an external library" (its own "malloc ... failed" goes to stderr only),
+        which is said as what it most likely is."""
         try:
             yield
         except (self._av.error.FFmpegError, OSError, ValueError) as exc:
             why = getattr(exc, "strerror", None) or str(exc)  # FFmpeg's own words, without "[Errno N]" and the name
             why = str(why).replace(str(self.path), self.label)  # a URL's password never reaches a message
+            if isinstance(exc, self._av.error.MemoryError):
+                why = f"out of memory ({why}); free some memory or use a machine with more"
+            elif isinstance(exc, self._av.error.ExternalError) and getattr(self, "codec", "") == "libx264":
+                why = (f"the H.264 encoder (x264) failed: {why}; it fails so when it runs out of memory (then its "
+                       "own 'malloc ... failed' line is above): free some memory or use a machine with more")
             err = SrxError(f"cannot {doing} the video {self.label}: {why}")
             err.reason = why  # for a caller that names the target itself (the RTSP output)
             raise err from None
@@ -134,11 +143,12 @@ class H264Writer(_TimedWriter):
 
     def __init__(self, path: Path | str, fps: float, size: tuple[int, int], *, crf: int = H264_CRF,
                  preset: str = "medium", threads: int = 0, live: LiveTarget | None = None,
-                 fragmented: bool = False) -> None:
+                 fragmented: bool = False, label: str | None = None) -> None:
         av = pyav_module()
         w, h = size
         self.path = path if live is not None else Path(path)
-        self.label = live.label if live is not None else str(path)  # a URL without its password
+        # what errors name: a URL without its password, or `label` (the user's file, where `path` is a temporary one)
+        self.label = live.label if live is not None else str(label or path)
         self.size = (w - w % 2, h - h % 2)
         if min(self.size) < 2:
             raise SrxError(f"a {w}x{h} frame is too small for an H.264 video")
@@ -188,9 +198,13 @@ def pyav_module(purpose: str = "writing videos (H.264, their sound)"):
     """Import PyAV lazily, with a fix-it message naming what needed it instead of an ImportError."""
     try:
         import av
-    except ImportError:
+    except ModuleNotFoundError:
         raise SrxError(f"{purpose} needs PyAV, an srx dependency whose wheels bundle FFmpeg with x264; "
                        "it is missing: pip install av") from None
+    except ImportError as exc:  # there, but its libraries do not load (short of memory, a broken install)
+        why = (str(exc).strip().splitlines() or ["ImportError"])[0]
+        short = " (most likely too little memory)" if "failed to map segment" in why or "cannot allocate memory" in why.lower() else ""
+        raise SrxError(f"{purpose} needs PyAV, which is installed but failed to load: {why}{short}") from None
     return av
 
 

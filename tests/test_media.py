@@ -178,3 +178,33 @@ def test_aac_into_avi_leaves_every_frame_in_its_slot(tmp_path):
         assert [p.pts for p in c.demux(video=0) if p.size] == list(range(20))
     info, frames, samples, rate = _streams(out)
     assert frames == 20 and abs(samples / rate - 2.0) < 0.05
+
+
+def test_pyav_installed_but_not_loading_is_not_called_missing(monkeypatch):
+    """A PyAV whose FFmpeg libraries cannot be mapped (a small box's memory limit: 'failed to map
+    segment from shared object') is said as installed but failing to load, with the loader's
+    reason, not as missing with `pip install av` (which would change nothing); absent, it is missing."""
+    import subprocess
+    import sys
+
+    code = """
+import resource, sys
+import numpy, cv2  # noqa: F401
+from srx.errors import SrxError
+from srx.media import pyav_module
+size = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (size + (8 << 20), resource.RLIM_INFINITY))
+try:
+    pyav_module()
+except SrxError as exc:
+    print(exc)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "needs PyAV, which is installed but failed to load: " in res.stdout, res.stdout + res.stderr
+    assert "failed to map segment from shared object (most likely too little memory)" in res.stdout
+    assert "pip install av" not in res.stdout
+    monkeypatch.setitem(sys.modules, "av", None)  # Python's own way of an absent module: ModuleNotFoundError
+    from srx.media import pyav_module
+
+    with pytest.raises(SrxError, match="it is missing: pip install av"):
+        pyav_module()
