@@ -23,7 +23,7 @@ from srx.camera.fallback import InferenceGuard
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
 from srx.camera.sources import SourceSpec, open_reader, parse_source
 from srx.camera.stats import StreamStats, StreamSummary
-from srx.errors import SrxError
+from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
 from srx.runtime.base import Runner
 
@@ -172,6 +172,7 @@ def stream(
     model_label = (runner.config.name.split("-x")[0].upper().replace("-", " ")
                    if isinstance(runner, Runner) and runner.config is not None else "SR")
     source_error: str | None = None
+    run_error: str | None = None  # the upscale ran out of memory (StreamSummary.error, said after it)
     note = "" if timed is not None else "the upscaler exposes no runner: infer is the whole upscale() (pre/post included)"
 
     stats = stats or StreamStats()
@@ -237,7 +238,11 @@ def stream(
                             stopped_by = "window-closed"
                             break
                     continue
-                done = guard.run(lambda: _upscale_timed(upscaler, timed, frame.image))
+                try:
+                    done = guard.run(lambda: _upscale_timed(upscaler, timed, frame.image))
+                except OutOfMemory as exc:  # said after the summary, as a failed source is
+                    run_error, stopped_by = str(exc), "out-of-memory"
+                    break
                 # the backend is away (a Triton server restarting): bicubic, labelled, while it is retried
                 sr, timings = done if done is not None else (guard.fallback_frame(frame.image), {})
                 t_out = time.monotonic()
@@ -278,10 +283,12 @@ def stream(
     if capture is None:
         raise SrxError("interrupted before the stream started")
     wall = time.monotonic() - stats.t_start
-    return _summary(spec.describe(), backend, scale, stopped_by, wall, capture, stats, frames_at_reconnect,
-                    note, outputs, *merged(capture.event_log, guard.log, *([pool.log] if pool is not None else [])),
-                    fallback_frames=guard.fallback_frames, servers=pool.server_summary() if pool is not None else [],
-                    output_errors=output_errors, source_error=source_error)
+    summary = _summary(spec.describe(), backend, scale, stopped_by, wall, capture, stats, frames_at_reconnect,
+                       note, outputs, *merged(capture.event_log, guard.log, *([pool.log] if pool is not None else [])),
+                       fallback_frames=guard.fallback_frames, servers=pool.server_summary() if pool is not None else [],
+                       output_errors=output_errors, source_error=source_error)
+    summary.error = run_error  # type: ignore[attr-defined]  # not a summary field: the error line after it
+    return summary
 
 
 def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float, capture: CaptureThread,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from srx.errors import SrxError
+from srx.errors import OutOfMemory, SrxError
 
 if TYPE_CHECKING:  # srx.models imports torch; runners that do not need it must not pay for it
     from srx.models import ModelConfig
@@ -74,7 +74,20 @@ class Runner(ABC):
             raise SrxError(f"runner {self.name} is not active; call activate() or use it as a context manager")
         if lr_y.ndim != 4 or lr_y.shape[1] != 1:
             raise SrxError(f"runner {self.name} expects an (N, 1, H, W) Y batch, got shape {lr_y.shape}")
-        return self.infer_impl(np.ascontiguousarray(lr_y, dtype=np.float32))
+        try:
+            return self.infer_impl(np.ascontiguousarray(lr_y, dtype=np.float32))
+        except SrxError:
+            raise
+        except Exception as exc:  # an allocation that failed (ONNX Runtime's arena, numpy): one SrxError
+            from srx.memory import is_out_of_memory
+
+            if not is_out_of_memory(exc):
+                raise
+        # raised here, not in the handler, so the failed call's buffers go with its traceback
+        n, _, h, w = lr_y.shape
+        batch = f"{n} inputs" if n > 1 else "an input"
+        raise OutOfMemory(f"out of memory running the model ({self.describe()}) on {batch} of {w}x{h}",
+                          subject=f"{batch} of {w}x{h}", in_model=True)
 
     @abstractmethod
     def activate_impl(self) -> None: ...

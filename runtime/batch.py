@@ -14,9 +14,10 @@ from typing import Iterator
 
 import numpy as np
 
-from srx.errors import SrxError
+from srx.errors import OutOfMemory, SrxError
 from srx.fsutil import check_output_dir, check_output_file, ensure_dir, temporary_sibling
 from srx.imageio import IMAGE_EXTENSIONS, VIDEO_SUFFIXES, cut_short, cv2_module, decode_image, listed_frames, open_video
+from srx.memory import is_out_of_memory
 from srx.runtime.upscaler import Upscaler
 
 log = logging.getLogger("srx")
@@ -396,11 +397,16 @@ def upscale_files(
                 else:
                     upscale_video_file(upscaler, job.src, job.dst, progress)
                 result.done.append(job)
+            except OutOfMemory as exc:  # the Upscaler's, saying what the frame needs: of this file
+                result.failed.append((job.src, str(exc.naming(str(job.src)))))
             except SrxError as exc:  # said once, in the list of failures at the end
                 log.debug("failed: %s", exc)
                 result.failed.append((job.src, str(exc)))
-            except MemoryError:
-                result.failed.append((job.src, f"{job.src} is too large to upscale in memory; use a smaller --tile"))
+            except Exception as exc:  # reading or writing it ran out of memory (a decoder's, an encoder's buffers)
+                if not is_out_of_memory(exc):
+                    raise
+                result.failed.append((job.src, f"out of memory reading or writing {job.src}; free some memory or use "
+                                               "a machine with more"))
             if task is not None and job.kind == "image":
                 progress.advance(task)
     return result

@@ -79,7 +79,7 @@ def session_options(threads: int | None = None):
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.intra_op_num_threads = int(threads or physical_cores())
     opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # fatal only: an error is in the exception srx words (a failed run's own line besides it was noise)
     return opts
 
 

@@ -32,6 +32,42 @@ def too_small(h: int, w: int) -> str | None:
     return None
 
 
+def frame_bytes(h: int, w: int, scale: int, *, channels: int = 3, sixteen_bit: bool = False) -> int:
+    """Bytes the whole-frame planes of one h x w frame take at their peak in `Upscaler.upscale`: what
+    tiling does not bound (it bounds the model's activations only). The HR Y plane (float32), one
+    channel's enlarged chroma (float32) and the output planes (`bgr_from_planes`), then the merged
+    output, or for grayscale the Y plane, its gray plane and the output; and the LR frame in float32
+    twice (the frame, its Y, Cb, Cr). About 14 bytes per output pixel of an 8-bit colour frame x3
+    (measured: 12.7 at 4K in, besides ONNX Runtime's arena for the tiles)."""
+    px = h * w * scale * scale
+    d = 2 if sixteen_bit else 1
+    if channels == 1:
+        return px * (4 + 4 + d) + h * w * 8
+    colour = max(px * (4 + 4 + 3 * d), px * (4 + 3 * d + 3 * d))  # the third channel; the merge
+    if channels == 4:  # the alpha enlarged, then merged with the colour
+        colour = max(colour, px * (3 * d + d + 4 * d))
+    return colour + h * w * 24
+
+
+def out_of_memory(h: int, w: int, scale: int, *, channels: int = 3, sixteen_bit: bool = False,
+                  in_model: str | None = None) -> "OutOfMemory":
+    """The OutOfMemory of upscaling an h x w frame: what its output needs here (this process's own
+    memory now plus `frame_bytes`) and what helps. `in_model`: the model's own message (its call
+    failed: a smaller --tile lowers what it takes at once)."""
+    from srx.errors import OutOfMemory
+    from srx.memory import gb, limit_words, resident_bytes
+
+    here = resident_bytes() or 0
+    need = gb(here + frame_bytes(h, w, scale, channels=channels, sixteen_bit=sixteen_bit))
+    lower = gb(here + frame_bytes(h, w, 2, channels=channels, sixteen_bit=sixteen_bit))
+    fewer = f", or a lower --scale (x2: about {lower})" if scale > 2 and lower != need else ""
+    subject = f"a {w}x{h} image"
+    where = "; the model's call failed, so a smaller --tile also helps" if in_model else ""
+    return OutOfMemory(f"out of memory upscaling {subject} x{scale} (its {w * scale}x{h * scale} output needs about "
+                       f"{need} here, {gb(here)} of it srx's own{where}{limit_words()}); free some memory or use a "
+                       f"machine with more{fewer}", subject=subject, in_model=bool(in_model))
+
+
 def _colour_matrices() -> tuple[np.ndarray, np.ndarray]:
     """3x4 affine maps for cv2.transform: BGR in [0, 255] -> (Y/255, Cb, Cr), and back to BGR.
 
@@ -193,9 +229,24 @@ class Upscaler:
         """uint8 BGR (H, W, 3) -> uint8 BGR (sH, sW, 3). Grayscale stays grayscale, BGRA keeps its
         (bicubic-enlarged) alpha, 16-bit input gives 16-bit output (the same arithmetic on values
         / 257, written back x 257, so nothing is rounded to 8 bits on the way), float input is
-        first converted to 8 bits."""
-        cv2 = _cv2()
+        first converted to 8 bits. A failed allocation (numpy, OpenCV, the model's) is one
+        OutOfMemory saying what the frame needs (`out_of_memory`)."""
         frame = np.asarray(frame)
+        try:
+            return self._upscale(frame)
+        except Exception as exc:
+            from srx.memory import is_out_of_memory
+
+            if not is_out_of_memory(exc):
+                raise
+            in_model = str(exc) if getattr(exc, "in_model", False) else None
+        # raised here, not in the handler: the planes the traceback holds are freed first
+        channels = frame.shape[2] if frame.ndim == 3 else 1
+        raise out_of_memory(*frame.shape[:2], self.scale, channels=channels, sixteen_bit=frame.dtype == np.uint16,
+                            in_model=in_model)
+
+    def _upscale(self, frame: np.ndarray) -> np.ndarray:
+        cv2 = _cv2()
         if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
             raise SrxError(f"expected an H x W grayscale, BGR or BGRA image, got an array of shape {frame.shape}")
         h, w = frame.shape[:2]
@@ -248,11 +299,27 @@ class Upscaler:
         of its batch's colour work, seconds), `infer` (its batch's model call), `batch` (frames in
         that call) and `call` (which call of this batch it was); or only `infer` (the whole
         upscale), `batch` 1 and `call` for a frame that ran on its own."""
+        frames = [np.asarray(f) for f in frames]
+        try:
+            return self._upscale_batch(frames, timings)
+        except Exception as exc:
+            from srx.memory import is_out_of_memory
+
+            if not is_out_of_memory(exc):
+                raise
+            in_model = str(exc) if getattr(exc, "in_model", False) else None
+        big = max(frames, key=lambda f: f.shape[0] * f.shape[1])
+        err = out_of_memory(*big.shape[:2], self.scale, channels=big.shape[2] if big.ndim == 3 else 1,
+                            sixteen_bit=big.dtype == np.uint16, in_model=in_model)
+        if len(frames) > 1:
+            err = err.naming(f"{len(frames)} frames at once, the largest {big.shape[1]}x{big.shape[0]},")
+        raise err
+
+    def _upscale_batch(self, frames: list[np.ndarray], timings: list[dict[str, float]] | None) -> list[np.ndarray]:
         import time
 
         if not self.runner.is_active:
             self.runner.activate()
-        frames = [np.asarray(f) for f in frames]
         outs: list[np.ndarray | None] = [None] * len(frames)
         times: list[dict[str, float]] = [{} for _ in frames]
         on_device = hasattr(self.runner, "infer_frame") and bool(getattr(self.runner, "frames_on_device", False))

@@ -252,3 +252,32 @@ def tiny_checkpoint(tmp_path: Path):
         return path
 
     return make
+
+
+#: the child of `run_srx_with_room`: the libraries srx loads are mapped first, then the address space
+#: is limited to what they take plus `room` bytes, and the real CLI runs under that limit (a small
+#: box's memory, the same on any host whatever its libraries reserve)
+_ROOM_CHILD = """
+import importlib, resource, sys
+import numpy, cv2, onnxruntime, torch, av, rich, typer  # noqa: F401
+importlib.import_module("srx.cli")
+def vm_size():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm_size() + int(sys.argv[1]), resource.RLIM_INFINITY))
+sys.argv = ["srx", *sys.argv[2:]]
+importlib.import_module("srx.cli.app").main()
+"""
+
+
+def run_srx_with_room(args: list[str], room: int, cwd: Path, timeout: float = 120):
+    """`srx ARGS` in a subprocess whose address space is limited to what srx's libraries take plus
+    `room` bytes (RLIMIT_AS, as `prlimit --as` sets it), on one thread, with the cache in `cwd`:
+    the CompletedProcess (text)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SRX_CACHE_DIR": str(cwd / "cache"), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", _ROOM_CHILD, str(int(room)), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srx.errors import SrxError
+from srx.errors import OutOfMemory, SrxError
 from srx.fsutil import atomic_path, ensure_dir
 from srx.imageio import (VIDEO_SUFFIXES, FrameRange, check_data_path, is_video, list_images, read_image, video_frames,
                          warn_videos_left_out)
@@ -92,15 +92,25 @@ def patch_bytes_per_frame(width: int, height: int, scale: int, patch: int, strid
 
 
 def _available_memory() -> int | None:
-    """Bytes of memory this machine can still give (Linux's MemAvailable), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    """Bytes this process can still take (srx.memory.available_memory: the machine's MemAvailable,
+    or less under an address-space limit), or None where unknown."""
+    from srx.memory import available_memory
+
+    return available_memory()
+
+
+def patch_budget(available: int | None = None) -> tuple[int, str]:
+    """What `srx tune` lets its training patches take when it picks --every itself, and how that was
+    decided, in words: PATCH_BUDGET_BYTES, or a third of the memory this process can still take
+    where that is less (a small box, a memory limit): gathering holds the patches and their frames,
+    then training its model and batches besides them."""
+    from srx.memory import gb
+
+    available = _available_memory() if available is None else available
+    if available is None or available // 3 >= PATCH_BUDGET_BYTES:
+        return PATCH_BUDGET_BYTES, f"{gb(PATCH_BUDGET_BYTES)}"
+    budget = max(1, available // 3)
+    return budget, f"{gb(budget)}, a third of the {gb(available)} of memory free here"
 
 
 def check_video_patches(files: list[Path], scale: int, patch: int, stride: int, every: int, frames: FrameRange,
@@ -124,11 +134,9 @@ def check_video_patches(files: list[Path], scale: int, patch: int, stride: int, 
         per_frame = patch_bytes_per_frame(*size, scale, patch, stride)
         total += taken * per_frame
         per_video.append((path, end - frames.start, per_frame))
-    if total <= PATCH_BUDGET_BYTES:
-        return
     gb = total / 2**30
     available = _available_memory() if available is None else available
-    if available is not None and 2 * total > available:
+    if available is not None and 2 * total > available:  # also under the budget: a small box
         # the --every at which the patches take at most a third of what is available
         spans = sum(max(0, span) * per for _, span, per in per_video)
         fits = max(every + 1, -(-spans // max(1, available // 3)))
@@ -136,8 +144,9 @@ def check_video_patches(files: list[Path], scale: int, patch: int, stride: int, 
         raise SrxError(f"--data {names}: one frame in {every} makes {gb:.1f} GB of training patches, more than the "
                        f"{available / 2**30:.1f} GB of memory free here can hold while they are gathered; expected "
                        f"--every {fits} or more (or --frames START:END for a stretch of the footage)")
-    log.warning("the videos' training patches will take %.1f GB of memory (one frame in %d); --every higher takes "
-                "less", gb, every)
+    if total > PATCH_BUDGET_BYTES:
+        log.warning("the videos' training patches will take %.1f GB of memory (one frame in %d); --every higher takes "
+                    "less", gb, every)
 
 
 def _images(files: list[Path], every: int, frames: FrameRange):
@@ -184,7 +193,37 @@ def extract_patches(
             log.warning("patch cache %s unreadable (%s); rebuilding", cache_file, exc)
 
     check_video_patches(files, scale, patch, stride, every, frames)
-    lr_list, hr_list = [], []
+    lr_list: list[np.ndarray] = []
+    hr_list: list[np.ndarray] = []
+    counts = [0]  # images used so far
+    try:
+        lr, hr, skipped_small, corrupt, used = _gather(files, scale, patch, stride, every, frames, lr_list, hr_list,
+                                                       counts)
+    except Exception as exc:
+        from srx.memory import is_out_of_memory
+
+        if not is_out_of_memory(exc):
+            raise
+    else:
+        meta = {"images_used": used, "skipped_small": skipped_small, "skipped_corrupt": corrupt}
+        _write_cache(cache_dir, cache_file, lr, hr, meta)
+        return PatchSet(lr, hr, used, skipped_small, corrupt, False)
+    # raised here, not in the handler: what was gathered is let go first
+    n, held = len(hr_list), sum(a.nbytes for a in hr_list) + sum(a.nbytes for a in lr_list)
+    lr_list.clear()
+    hr_list.clear()
+    from srx.memory import gb
+
+    videos = any(is_video(f) for f in files)
+    raise OutOfMemory(f"out of memory cutting training patches: {n} patches ({gb(held)}) of {counts[0]} images so far; "
+                      f"free some memory or use a machine with more, or train on less (fewer --data images"
+                      f"{', a higher --every or a --frames START:END stretch of the videos' if videos else ''})")
+
+
+def _gather(files: list[Path], scale: int, patch: int, stride: int, every: int, frames: FrameRange,
+            lr_list: list[np.ndarray], hr_list: list[np.ndarray], counts: list[int]):
+    """The patches of every image into `lr_list` / `hr_list`, then stacked: (lr, hr, skipped as too
+    small, unreadable names, images used). `counts[0]` follows the images used as it goes."""
     skipped_small, corrupt, used = 0, [], 0
     p_lr, st_lr = patch // scale, stride // scale
     for name, img in _images(files, every, frames):
@@ -201,6 +240,7 @@ def extract_patches(
                 lr_list.append(lr_y[y : y + p_lr, x : x + p_lr])
                 hr_list.append(hr_y[y * scale : (y + p_lr) * scale, x * scale : (x + p_lr) * scale])
         used += 1
+        counts[0] = used
     if skipped_small:
         log.warning("skipped %d image(s) smaller than the %d-pixel patch", skipped_small, patch)
     if not lr_list:
@@ -210,7 +250,10 @@ def extract_patches(
         )
     lr = np.stack(lr_list)
     hr = np.stack(hr_list)
-    meta = {"images_used": used, "skipped_small": skipped_small, "skipped_corrupt": corrupt}
+    return lr, hr, skipped_small, corrupt, used
+
+
+def _write_cache(cache_dir: Path, cache_file: Path, lr: np.ndarray, hr: np.ndarray, meta: dict) -> None:
     try:
         ensure_dir(cache_dir)
         with atomic_path(cache_file) as tmp:
@@ -218,4 +261,3 @@ def extract_patches(
                 np.savez(fh, lr=lr, hr=hr, meta=np.array(json.dumps(meta)))
     except (SrxError, OSError) as exc:
         log.warning("could not write patch cache %s: %s", cache_file, exc)
-    return PatchSet(lr, hr, used, skipped_small, corrupt, False)

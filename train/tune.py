@@ -17,7 +17,7 @@ from srx.errors import SrxError
 from srx.evaluate import degraded, evaluate, load_eval_data, torch_predictor
 from srx.fsutil import atomic_write_text
 from srx.imageio import FrameRange, count_frames, is_video
-from srx.train.data import PATCH_BUDGET_BYTES, patch_bytes_per_frame
+from srx.train.data import PATCH_BUDGET_BYTES, patch_budget, patch_bytes_per_frame
 from srx.train.loop import TrainConfig, train, training_device
 
 log = logging.getLogger("srx")
@@ -113,7 +113,8 @@ def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera",
     """Fine-tune `init` (a shipped name or a checkpoint) on `video`'s earlier frames with the recipe
     srx's own camera weights were trained with, then score it and `init` on the held-out frames:
     clean, under `degrade`, and at JPEG 50. Writes `out/tune.json` besides the training outputs.
-    `every` None: chosen by `choose_every`, so the training patches fit in PATCH_BUDGET_BYTES."""
+    `every` None: chosen by `choose_every`, so the training patches fit in `patch_budget()`
+    (PATCH_BUDGET_BYTES, or a third of the memory free here where that is less)."""
     video = Path(video)
     if not video.exists():
         raise SrxError(f"{video} does not exist; srx tune expects a recording of your camera")
@@ -130,10 +131,12 @@ def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera",
     if every is None:
         check_holdout(holdout)
         size, frames = _frame_size(video), count_frames(video)
-        every = choose_every(frames, size, scale, holdout, patch, stride)
+        budget, words = patch_budget()
+        every = choose_every(frames, size, scale, holdout, patch, stride, budget)
         if every > MIN_EVERY:
-            log.info("%s: %d frames of %dx%d; training on one frame in %d, so the patches fit in %.1f GB of memory "
-                     "(--every sets it)", video.name, frames, size[0], size[1], every, PATCH_BUDGET_BYTES / 2**30)
+            say = log.warning if budget < PATCH_BUDGET_BYTES else log.info  # a small box: worth knowing without -v
+            say("%s: %d frames of %dx%d; training on one frame in %d, so the patches fit in %s of memory "
+                "(--every sets it)", video.name, frames, size[0], size[1], every, words)
     split = split_footage(video, holdout, every, frames)
     cfg = TrainConfig(
         data=[str(video)], val=str(video), scale=scale, init=str(init), time_budget=time_budget, max_steps=max_steps,

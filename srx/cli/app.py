@@ -52,6 +52,14 @@ _NEEDED = {"torch": "PyTorch (torch)", "numpy": "NumPy", "cv2": "OpenCV (opencv-
            "matplotlib": "matplotlib"}
 
 
+def _out_of_memory(exc: BaseException) -> str:
+    """One line for an allocation that failed outside the stages' own wording: what failed, in the
+    library's first line (numpy's says the size), and what helps."""
+    from srx.memory import library_words
+
+    return f"out of memory ({library_words(exc)}); free some memory or use a machine with more"
+
+
 class _SrxGroup(TyperGroup):
     """Turns SrxError into one line on stderr and exit status 1, also under CliRunner."""
 
@@ -70,6 +78,13 @@ class _SrxGroup(TyperGroup):
             package = _NEEDED[exc.name.split(".")[0]]
             typer.echo(f"error: srx needs {package}, and it is not installed here ({exc}); install srx's "
                        f"dependencies (scripts/setup.sh, or pip install -e .) and see `srx doctor`", err=True)
+            ctx.exit(1)
+        except Exception as exc:  # the last resort for an allocation that failed where no stage words it
+            from srx.memory import is_out_of_memory
+
+            if not is_out_of_memory(exc):
+                raise
+            typer.echo(f"error: {_out_of_memory(exc)}", err=True)
             ctx.exit(1)
 
     def get_command(self, ctx, cmd_name):  # type: ignore[no-untyped-def]

@@ -79,8 +79,11 @@ def train(
         init=str(init) if init else None, degrade=parse_degradation(one_degradation(degrade)).spec if degrade else "",
         every=every, frames=frames or "", val_frames=val_frames or "",
     )
-    result = run_train(cfg, out, resume=resume, threads=threads, show_progress=progress, cache_dir=cache_dir,
-                       loss_every=log_every, device=device)
+    from srx.memory import memory_errors
+
+    with memory_errors("training", "ask for less at once (a smaller --batch-size, fewer --data or --val images)"):
+        result = run_train(cfg, out, resume=resume, threads=threads, show_progress=progress, cache_dir=cache_dir,
+                           loss_every=log_every, device=device)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun the first process reports for all
     if (out / "summary.txt").exists():
@@ -307,9 +310,12 @@ def tune(
         go_on = f", go on from its weights with --init {out / 'last.pt'} (and another --out)" if "last.pt" in held else ""
         raise SrxError(f"{out} already holds a tuning run ({', '.join(held)}); pass another --out (or leave it out "
                        f"for the next free runs/tune-N){go_on}, or delete {out} to start over")
-    report = tune_on_footage(video, scale, out, init=init, degrade=degrade, every=every, holdout=holdout, batch_size=batch_size,
-                             time_budget=parse_duration(time_budget) if max_steps is None else None,
-                             max_steps=max_steps, threads=threads, show_progress=progress, device=device)
+    from srx.memory import memory_errors
+
+    with memory_errors(f"tuning on {video.name}", "ask for less at once (a higher --every, a smaller --batch-size)"):
+        report = tune_on_footage(video, scale, out, init=init, degrade=degrade, every=every, holdout=holdout,
+                                 batch_size=batch_size, time_budget=parse_duration(time_budget) if max_steps is None else None,
+                                 max_steps=max_steps, threads=threads, show_progress=progress, device=device)
     split = report.split
     if report.interrupted:
         typer.echo(f"interrupted after {counted(report.train['steps'], 'step')}; the weights so far are in "

@@ -825,3 +825,20 @@ def test_two_outputs_record_the_same_frames_and_one_given_twice_is_refused(tmp_p
     twice = CliRunner().invoke(app, [*common, "--output", str(tmp_path / "a.mkv"), "--output", str(tmp_path / "a.mkv")])
     assert twice.exit_code == 1 and "backend:" not in twice.output
     assert_one_error_line(twice.output, f"--output {tmp_path / 'a.mkv'} given more than once")
+
+
+def test_a_stream_out_of_memory_prints_its_summary_then_one_error_line(tmp_path: Path, tiny_checkpoint) -> None:
+    """Under a real address-space limit (tests.conftest.run_srx_with_room) a frame too large for
+    the memory left ends the stream as a failed source does: the summary and --json-summary
+    (stopped_by out-of-memory), then one `error:` line saying what the frame needs; it was a
+    cv2.error traceback with neither."""
+    from tests.conftest import run_srx_with_room, silent_video
+
+    weights = tiny_checkpoint()
+    silent_video(tmp_path / "big.avi", 3, (2000, 2000))
+    res = run_srx_with_room(["stream", "--source", "big.avi", "-w", str(weights), "--threads", "1", "--no-window",
+                             "-q", "--no-drop", "--json-summary", "s.json"], 300 << 20, tmp_path)
+    assert res.returncode == 1, res.stderr
+    assert "stream summary:" in res.stdout and "stopped by out-of-memory" in res.stdout
+    assert_one_error_line(res.stderr, "out of memory upscaling a 2000x2000 image x3 (its 6000x6000 output needs about")
+    assert json.loads((tmp_path / "s.json").read_text())["stopped_by"] == "out-of-memory"

@@ -187,3 +187,39 @@ def test_patches_reach_the_far_edges_of_every_image(tmp_path):
     # LR grid: 8-pixel patches at stride 4 on 22 rows (0..12, then 14) and 29 columns (0..20, then 21)
     assert len(patches.hr) == 5 * 7
     assert np.array_equal(patches.hr[-1], hr_y[42:66, 63:87])
+
+
+def test_patches_too_many_for_the_memory_are_one_error_line(tmp_path):
+    """`srx train` under a real address-space limit (tests.conftest.run_srx_with_room: 300 MB beyond
+    the libraries) on two 1000x1000 images cut every 3 pixels (96,000 patches of 48 + 16 pixels
+    squared each, some 0.5 GB): one `error:` line saying how far the patch extraction got and what
+    helps, where it was numpy's _ArrayMemoryError traceback."""
+    from tests.conftest import assert_one_error_line, run_srx_with_room
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(data / f"{i}.png"), cv2.resize(synthetic_photo(100, 100, seed=i), (1000, 1000)))
+    res = run_srx_with_room(["train", "--data", "data", "--scale", "3", "--stride", "3", "--max-steps", "1",
+                             "--out", "run", "--no-progress", "--threads", "1"], 300 << 20, tmp_path)
+    assert res.returncode == 1, res.stderr
+    assert_one_error_line(res.stderr, "out of memory cutting training patches: ")
+    assert "free some memory or use a machine with more, or train on less (fewer --data images)" in res.stderr
+
+
+def test_video_patches_are_checked_against_the_memory_free_also_under_the_budget(tmp_path):
+    """A small box: patches well under PATCH_BUDGET_BYTES that still do not fit what is free here are
+    refused before decoding (the check once started past the budget only, and a 1 GB box crashed);
+    `patch_budget` is a third of what is free where that is under the budget, and says so."""
+    import srx.train.data as data
+    from srx.imageio import FrameRange
+    from tests.conftest import silent_video
+
+    video = silent_video(tmp_path / "cam.avi", 12, (96, 72), fourcc="FFV1")
+    per = data.patch_bytes_per_frame(96, 72, 3, 24, 12)
+    assert 4 * per < data.PATCH_BUDGET_BYTES
+    with pytest.raises(SrxError, match=r"one frame in 3 makes .* more than the .* GB of memory free here"):
+        data.check_video_patches([video], 3, 24, 12, 3, FrameRange(), available=4 * per)
+    data.check_video_patches([video], 3, 24, 12, 3, FrameRange(), available=8 * per)
+    assert data.patch_budget(available=3 << 30) == (data.PATCH_BUDGET_BYTES, "1.0 GB")
+    assert data.patch_budget(available=900 << 20) == (300 << 20, "0.3 GB, a third of the 0.9 GB of memory free here")

@@ -121,3 +121,14 @@ def test_bad_tune_input_is_one_line(tmp_path, image_folder, args, match):
     res = runner.invoke(app, ["tune", *args, "--max-steps", "1", "--out", str(tmp_path / "o"), "--no-progress"])
     assert res.exit_code == 1 and res.output.startswith("error:") and match in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_a_small_box_trains_on_sparser_frames():
+    """`srx tune` picks --every for the memory free here where that is under the 1 GB budget: a third
+    of 600 MB for an hour of 1080p is some five times sparser than the budget's."""
+    from srx.train.data import patch_budget
+
+    budget, words = patch_budget(available=600 << 20)
+    assert budget == 200 << 20 and "a third of the 0.6 GB of memory free here" in words
+    small_box = choose_every(90_000, (1920, 1080), 3, 0.3, 72, 36, budget)
+    assert 4.5 < small_box / choose_every(90_000, (1920, 1080), 3, 0.3, 72, 36) < 5.5
