@@ -34,8 +34,8 @@ def test_a_folder_goes_on_past_an_image_too_large_for_the_memory(tmp_path, tiny_
     assert res.returncode == 1, res.stderr
     assert_one_error_line(res.stderr, "1 of 2 inputs could not be upscaled: out of memory upscaling in/a_big.png x3 "
                                       "(its 6000x6000 output needs about")
-    assert "free some memory or use a machine with more" in res.stderr and "--tile" not in res.stderr.split(
-        "model's call failed")[0].split("error:")[-1]
+    assert "free some memory or use a machine with more" in res.stderr
+    assert "use a smaller --tile" not in res.stderr  # the advice it had, which does not help with the planes
     assert "address-space limit" in res.stderr  # why a box with more free memory than that still failed
     assert cv2.imread(str(tmp_path / "out" / "b_small.png")).shape == (192, 192, 3)
     assert not (tmp_path / "out" / "a_big.png").exists()
