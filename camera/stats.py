@@ -90,6 +90,7 @@ class StreamSummary:
     servers: list[dict[str, Any]] = field(default_factory=list)  # several Triton servers: what each one ran
     output_errors: list[str] = field(default_factory=list)  # outputs that failed ('OUTPUT: why'); the run exits 1
     source_error: str | None = None  # why the source failed (a looping file moved away); the run exits 1
+    run_error: str | None = None  # why the upscale stopped the run (out of memory); said after the summary, exit 1
     latency_window: int | None = None  # p50/p95 are of the last this many frames out (None: of every frame)
     events_left_out: int = 0  # the source's events between its first ones and its newest left out of `events`
 
@@ -193,7 +194,7 @@ STOPPED = {"end-of-input": "at the end of the input", "interrupted": "by an inte
            "duration": "after --duration", "max-frames": "after --max-frames", "window-closed": "when its window closed",
            "outputs-failed": "when every output had failed", "source-failed": "when its source failed",
            # several sources (camera.multi.run_end): every one failed, or each stopped for its own reason
-           "sources-failed": "when every source had failed",
+           "sources-failed": "when every source had failed", "out-of-memory": "when the upscale ran out of memory",
            "sources-stopped": "when every source had stopped (each source's line says why)"}
 
 

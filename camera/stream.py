@@ -172,7 +172,7 @@ def stream(
     model_label = (runner.config.name.split("-x")[0].upper().replace("-", " ")
                    if isinstance(runner, Runner) and runner.config is not None else "SR")
     source_error: str | None = None
-    run_error: str | None = None  # the upscale ran out of memory (StreamSummary.error, said after it)
+    run_error: str | None = None  # the upscale ran out of memory (StreamSummary.run_error, said after it)
     note = "" if timed is not None else "the upscaler exposes no runner: infer is the whole upscale() (pre/post included)"
 
     stats = stats or StreamStats()
@@ -283,12 +283,10 @@ def stream(
     if capture is None:
         raise SrxError("interrupted before the stream started")
     wall = time.monotonic() - stats.t_start
-    summary = _summary(spec.describe(), backend, scale, stopped_by, wall, capture, stats, frames_at_reconnect,
-                       note, outputs, *merged(capture.event_log, guard.log, *([pool.log] if pool is not None else [])),
-                       fallback_frames=guard.fallback_frames, servers=pool.server_summary() if pool is not None else [],
-                       output_errors=output_errors, source_error=source_error)
-    summary.error = run_error  # type: ignore[attr-defined]  # not a summary field: the error line after it
-    return summary
+    return _summary(spec.describe(), backend, scale, stopped_by, wall, capture, stats, frames_at_reconnect,
+                    note, outputs, *merged(capture.event_log, guard.log, *([pool.log] if pool is not None else [])),
+                    fallback_frames=guard.fallback_frames, servers=pool.server_summary() if pool is not None else [],
+                    output_errors=output_errors, source_error=source_error, run_error=run_error)
 
 
 def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float, capture: CaptureThread,
