@@ -463,7 +463,19 @@ class _DemoRun:
              "--backend", "torch", "--threads", "1", "--no-window", "--output", str(out), *extra],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
-        threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True).start()
+        self._out: list[str] = []
+        self._readers = [threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True),
+                         threading.Thread(target=lambda: self._out.extend(self.proc.stdout), daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    def finish(self, timeout: float) -> str:
+        """Its stdout once it has ended, with every stderr line in `lines` (communicate() read stderr
+        too, racing the thread that gathers it, so lines went missing)."""
+        self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return "".join(self._out)
 
     def wait_for(self, seen: Callable[[str], bool], what: str) -> None:
         wait_until(lambda: seen("".join(self.lines)) or self.proc.poll() is not None, 120, what)
@@ -486,7 +498,7 @@ def test_a_stop_signal_finalises_the_recording(tmp_path: Path, tiny_checkpoint, 
     with _DemoRun(tmp_path, tiny_checkpoint(2), out) as run:
         run.wait_for_frames()
         run.proc.send_signal(sig)
-        stdout, _ = run.proc.communicate(timeout=30)
+        stdout = run.finish(timeout=30)
     assert run.proc.returncode == 0, "".join(run.lines)
     assert "stopped by an interrupt (Ctrl-C or SIGTERM)" in stdout and "Traceback" not in "".join(run.lines)
     back = read_video(out)
@@ -508,7 +520,7 @@ def test_a_second_sigterm_while_stopping_still_finishes_the_run(tmp_path: Path, 
             time.sleep(gap)
             if run.proc.poll() is None:
                 run.proc.send_signal(signal.SIGTERM)
-            stdout, _ = run.proc.communicate(timeout=30)
+            stdout = run.finish(timeout=30)
         assert run.proc.returncode == 0, (gap, "".join(run.lines))
         assert "stopped by an interrupt" in stdout and json.loads(summary.read_text())["stopped_by"] == "interrupted"
         assert len(read_video(out)) > 0 and "Traceback" not in "".join(run.lines)
@@ -546,11 +558,12 @@ def test_a_recording_cut_off_by_a_kill_plays_up_to_its_last_second(tmp_path: Pat
     frames_back = read_video(partial)
     assert len(frames_back) >= 10 and frames_back[0].shape == (360, 640, 3)
     with _DemoRun(tmp_path, tiny_checkpoint(2), out, "--max-frames", "3") as again:
-        again.proc.communicate(timeout=120)
+        again.finish(timeout=120)
     log = "".join(again.lines)
     assert again.proc.returncode == 0, log
     assert log.count(str(partial)) == 1 and "up to where that run stopped" in log
     assert partial.read_bytes() == left and len(read_video(out)) == 3
+
 
 def _engine_like(checkpoint: Path):
     """The real PyTorch model behind the all-GPU frame path's interface, as TensorRTRunner offers it
