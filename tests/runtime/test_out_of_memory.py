@@ -41,19 +41,16 @@ def test_a_folder_goes_on_past_an_image_too_large_for_the_memory(tmp_path, tiny_
     assert not (tmp_path / "out" / "a_big.png").exists()
 
 
-def test_the_model_running_out_of_memory_is_one_srx_error(tmp_path, tiny_checkpoint):
+def test_the_model_running_out_of_memory_is_one_srx_error(tmp_path, tiny_checkpoint, monkeypatch):
     """ONNX Runtime's arena failing an allocation (its Fail exception) comes out of Runner.infer as
     OutOfMemory, marked as the model's (a smaller tile helps there)."""
     from srx.runtime.select import cached_onnx
 
     import os
 
-    env = {**os.environ, "SRX_CACHE_DIR": str(tmp_path / "cache")}
-    os.environ["SRX_CACHE_DIR"] = env["SRX_CACHE_DIR"]
-    try:
-        onnx = cached_onnx(tiny_checkpoint(), 3)
-    finally:
-        del os.environ["SRX_CACHE_DIR"]
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))  # undone after the test (a del left none)
+    env = dict(os.environ)
+    onnx = cached_onnx(tiny_checkpoint(), 3)
     code = f"""
 import resource, numpy as np
 from srx.runtime.onnxruntime_runner import OnnxRuntimeRunner
