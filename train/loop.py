@@ -635,7 +635,9 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
             log.warning("could not draw training.png: %s", exc)
 
     if state and val_pairs and ddp.is_main and best_psnr is not None:
-        best_psnr = _comparable_best(out_dir / "best.pt", state, bicubic_psnr, best_psnr, val_pairs, cfg.scale)
+        rescored = _comparable_best(out_dir / "best.pt", state, bicubic_psnr, best_psnr, val_pairs, cfg.scale)
+        if rescored != best_psnr:  # of another measure: the last score too, until this run's first validation
+            best_psnr, last_psnr = rescored, None
     if loss_every is None and state and state.get("log_every"):  # a resumed run logs as it did
         loss_every = int(state["log_every"])
     loss_every = loss_every or max(1, min(50, steps_per_epoch // 20))
@@ -871,7 +873,7 @@ class _Progress:
                best: float | None) -> None:
         if not self.enabled:
             return
-        val_s = f"{val:.2f} dB (best {best:.2f})" if val is not None else "-"
+        val_s = (f"{val:.2f} dB" + (f" (best {best:.2f})" if best is not None else "")) if val is not None else "-"
         fraction = min(fraction, 1.0)  # the last step of a time budget ends a little past it
         if self._bar is not None:
             self._bar.update(self._task, completed=fraction * 1000, step=step, epoch=epoch,

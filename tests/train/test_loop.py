@@ -187,6 +187,18 @@ def test_a_resume_whose_validation_scores_differently_rescores_its_best(image_fo
     caplog.clear()  # the same measure: nothing to say
     train(_cfg(image_folder, max_steps=8), run, resume=run / "last.pt", show_progress=False, cache_dir=tmp_path / "c")
     assert not [r for r in caplog.records if "scores differently" in r.getMessage()]
+    # without a best.pt to score again, the next epoch's score is the best (it was a TypeError traceback)
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+
+    state = torch.load(run / "last.pt", weights_only=True)
+    state["bicubic_psnr"] += 0.4
+    torch.save(state, run / "last.pt")
+    (run / "best.pt").unlink()
+    res = CliRunner().invoke(app, ["train", "--resume", str(run / "last.pt"), "--max-steps", "10", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert (run / "best.pt").is_file()
 
 
 def test_resume_needs_a_training_state(image_folder, tmp_path, tiny_checkpoint):
