@@ -131,6 +131,9 @@ def check_port_free(host: str, port: int, option: str) -> None:
 def check_serve_options(host: str, http_port: int, grpc_port: int, metrics_port: int, max_batch: int,
                         queue_delay_us: int) -> None:
     """The server's options, each a clear line, before a model loads (and again at the start)."""
+    if ":" in host:  # PyTriton writes its own client's address as http://HOST:PORT, which no IPv6 host fits
+        raise SrxError(f"--host {host}: expected an IPv4 address (127.0.0.1, or 0.0.0.0 for every interface); srx serve "
+                       "runs Triton through PyTriton, which cannot address its server at an IPv6 one")
     if max_batch < 1:
         raise SrxError(f"--max-batch must be at least 1, got {max_batch}")
     if queue_delay_us < 0:

@@ -23,7 +23,7 @@ def serve_cmd(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file instead of --weights: srx .onnx, TensorRT .engine or .pt checkpoint."),
     backend: str = typer.Option("auto", "--backend", "-b", help="What runs the model inside the server: auto, onnxruntime, torch, torch-cuda or tensorrt."),
     threads: Optional[int] = threads_option("CPU threads for the model (default: physical cores)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface, for other hosts)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="IPv4 address to listen on (0.0.0.0: every interface, for other hosts)."),
     http_port: int = typer.Option(8000, "--http-port", help="Triton's HTTP/REST port."),
     grpc_port: int = typer.Option(8001, "--grpc-port", help="Triton's gRPC port (what --server HOST:PORT points at)."),
     metrics_port: int = typer.Option(8002, "--metrics-port", help="Triton's Prometheus metrics port."),
