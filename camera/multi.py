@@ -84,7 +84,7 @@ def default_name(spec: SourceSpec, index: int) -> str:
             host, path = parts.hostname or "", parts.path  # an IPv6 host without its brackets: ::1
         except ValueError:  # not a URL urllib can split: no host part in the name
             host, path = "", ""
-        last = [p for p in path.split("/") if p]
+        last = [p for p in path.split("/") if p and "=" not in p]  # no parameters (a DVR's user=...&password=...)
         name = _sanitize(host + ("-" + last[-1] if last else ""))
     elif spec.kind == "gstreamer":
         name = f"pipeline{index}"

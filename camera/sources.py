@@ -108,12 +108,15 @@ def parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
     return x, y, w, h
 
 
-#: query parameters whose values are secrets (`?user=admin&password=...`, `&token=...`)
-_SECRET_PARAM = re.compile(r"(?i)^(pass|passwd|password|pwd|pw|token|access_token|auth|key|apikey|api_key|secret|"
-                           r"signature|sig|credential|credentials)$")
+#: parameters whose values are secrets, in a query or in a path (`?user=admin&password=...`, `&token=...`,
+#: `/user=admin&password=...&channel=1.sdp` as some DVRs take it; `loginpas=`, SRT's `passphrase=`)
+_SECRET_PARAM = re.compile(r"(?i)^(.*(pas|pwd|token|secret|cred).*|pw|auth|authorization|key|apikey|api_key|"
+                           r"signature|sig)$")
+_PARAM = re.compile(r"(^|[/?&;])([^/?&;=#]+)=([^/?&;#]*)")
 #: GStreamer element properties that hold a password (rtspsrc user-pw=..., souphttpsrc user-pw=...)
 _SECRET_PROPERTY = re.compile(r"""(?i)\b((?:user|proxy)-pw|password|passwd)(\s*=\s*)("[^"]*"|'[^']*'|[^\s!]+)""")
-_URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s"'!]+""")
+_URL_IN_TEXT = re.compile(r"""(?<=")[A-Za-z][A-Za-z0-9+.-]*://[^"]+(?=")|(?<=')[A-Za-z][A-Za-z0-9+.-]*://[^']+(?=')|"""
+                          r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s"'!]+""")
 
 
 def redact_url(url: str) -> str:
@@ -136,14 +139,8 @@ def redact_url(url: str) -> str:
         login, host = authority.rsplit("@", 1)
         user, colon, _ = login.partition(":")
         authority = f"{user}:***@{host}" if colon else authority
-    path, qmark, query = tail.partition("?")
-    if qmark:
-        query, hash_, fragment = query.partition("#")
-        parts = []
-        for part in query.split("&"):
-            key, eq, value = part.partition("=")
-            parts.append(f"{key}=***" if eq and value and _SECRET_PARAM.match(key) else part)
-        tail = path + "?" + "&".join(parts) + hash_ + fragment
+    tail = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}=***" if m.group(3) and _SECRET_PARAM.match(m.group(2))
+                      else m.group(0), tail)
     return f"{scheme}://{authority}{tail}"
 
 
@@ -165,7 +162,7 @@ def expand_env(text: str, option: str) -> str:
     def value(m: re.Match) -> str:
         name = m.group(1)
         if name not in os.environ:
-            raise SrxError(f"{option} {redact_url(text)} names ${{{name}}}, which is not set; expected an environment "
+            raise SrxError(f"{option} {redact_text(text)} names ${{{name}}}, which is not set; expected an environment "
                            f"variable {name} holding it (e.g. from systemd's EnvironmentFile=)")
         return os.environ[name]
 

@@ -44,6 +44,8 @@ def test_names_and_bad_input(tmp_path: Path) -> None:
     # an IPv6 camera is named by its address too (it was only 'clip'); a password's '@' is not the host's
     assert default_name(SourceSpec("url", "rtsp://[fe80::a1]:8554/clip"), 0) == "fe80-a1-clip"
     assert default_name(SourceSpec("url", "rtsp://admin:Ab@S9@10.0.0.5/live/main"), 0) == "10.0.0.5-main"
+    # a DVR's login in the path never names the source (nor the recordings named after it)
+    assert default_name(SourceSpec("url", "rtsp://10.0.0.5:554/user=admin&password=S3cr3t&channel=1.sdp"), 0) == "10.0.0.5"
     with pytest.raises(SrxError, match="two sources are named 'lobby'"):
         parse_sources([], [str(clip), str(clip)])
     with pytest.raises(SrxError, match="expected a device index"):

@@ -89,6 +89,11 @@ def test_parse_source_kinds(tmp_path: Path) -> None:
     # a password in the query, as HTTP cameras take it; other parameters stay
     ("http://cam/video.mjpg?user=admin&password=S3cr3t&fps=5", "http://cam/video.mjpg?user=admin&password=***&fps=5"),
     ("rtsp://u:p@h/c?token=abc#f", "rtsp://u:***@h/c?token=***#f"),
+    ("http://cam/v.cgi?loginuse=admin&loginpas=S3cr3t", "http://cam/v.cgi?loginuse=admin&loginpas=***"),
+    ("srt://10.0.0.5:9000?passphrase=S3cr3tS3cr3t&latency=200", "srt://10.0.0.5:9000?passphrase=***&latency=200"),
+    # a login in the path, as some DVRs take it
+    ("rtsp://10.0.0.5:554/user=admin&password=S3cr3t&channel=1&stream=0.sdp?",
+     "rtsp://10.0.0.5:554/user=admin&password=***&channel=1&stream=0.sdp?"),
     # nothing secret: as given, '@' in a path or query included
     ("rtsp://admin@h/live", "rtsp://admin@h/live"),
     ("rtsp://h:554/a@b", "rtsp://h:554/a@b"),
@@ -108,6 +113,9 @@ def test_a_password_can_come_from_the_environment(monkeypatch) -> None:
     monkeypatch.delenv("SRX_TEST_PW")
     with pytest.raises(SrxError, match=r"names \$\{SRX_TEST_PW\}, which is not set; expected an environment variable"):
         parse_source(source="rtsp://admin:${SRX_TEST_PW}@10.0.0.5/live")
+    with pytest.raises(SrxError) as err:  # the rest of the pipeline is said as any pipeline is: without passwords
+        parse_source(source="rtspsrc location=rtsp://10.0.0.5/live user-id=admin user-pw=Pa55 ! fakesink name=${SRX_TEST_PW}")
+    assert "Pa55" not in str(err.value) and "user-pw=***" in str(err.value)
 
 
 def test_a_pipeline_is_described_without_its_passwords() -> None:
@@ -116,6 +124,8 @@ def test_a_pipeline_is_described_without_its_passwords() -> None:
     said = parse_source(source=pipeline).describe()
     assert "S3cr3t" not in said and "Pa55" not in said
     assert 'location="rtsp://admin:***@10.0.0.5/live" user-id=admin user-pw=***' in said
+    spaced = parse_source(source='rtspsrc location="rtsp://admin:pa ss@10.0.0.5/live" ! appsink').describe()
+    assert 'location="rtsp://admin:***@10.0.0.5/live"' in spaced and "pa ss" not in spaced
 
 
 @pytest.mark.parametrize(
