@@ -273,6 +273,8 @@ class PngSequenceOutput(Output):
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.name = f"PNG frames {self.folder}/"
+        if self.folder.is_symlink() and self.folder.is_dir():  # a link to a folder elsewhere (a larger disk):
+            self.folder = self.folder.resolve()  # the frames go there, the link stays
         if self.folder.exists():
             if not self.folder.is_dir():
                 raise SrxError(f"--output {self.folder}/ exists as a file; expected a folder for PNG frames")

@@ -125,3 +125,20 @@ def test_a_recording_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path, kind
         record(output_of(tmp_path / "new", kind), frames(2, 24, 32)).close()
     assert mode(target) == locked and len(recorded(target)) == 2
     assert mode(Path(output_of(tmp_path / "new", kind))) == (0o755 if kind == "/" else 0o644)
+
+
+def test_frames_for_a_linked_folder_go_where_the_link_points(tmp_path: Path) -> None:
+    """--output frames/ where frames is a link to a folder on a larger disk: the frames land there and
+    the link stays (it failed: the old folder's new name was made as a folder, and a link cannot be
+    renamed onto one)."""
+    elsewhere = tmp_path / "disk" / "frames"
+    elsewhere.mkdir(parents=True)
+    (tmp_path / "frames").symlink_to(elsewhere, target_is_directory=True)
+    pictures = frames(3, 16, 20)
+    record(f"{tmp_path / 'frames'}/", pictures).close()
+    assert (tmp_path / "frames").is_symlink()
+    assert [p.name for p in sorted(elsewhere.iterdir())] == ["frame_000000.png", "frame_000001.png", "frame_000002.png"]
+    assert all(np.array_equal(a, b) for a, b in zip(recorded(elsewhere), pictures))
+    record(f"{tmp_path / 'frames'}/", pictures[:2]).close()  # again: the earlier frames replaced, the link kept
+    assert len(list(elsewhere.iterdir())) == 2 and (tmp_path / "frames").is_symlink()
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["frames"]  # nothing left beside it
