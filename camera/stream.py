@@ -108,6 +108,7 @@ class _Signals:
         if self.raised or self.stop.is_set():  # is_set() takes no lock
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
+            log.warning("already stopping: finishing the outputs and the summary")  # as _WindDown says it later
             return
         self.raised = True
         self.stop.set()

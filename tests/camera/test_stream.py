@@ -538,6 +538,17 @@ def test_a_second_sigterm_while_finishing_is_noted_without_v(caplog) -> None:
         handler(signal.SIGTERM, None)  # ignored: SIG_DFL would have ended this process
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("WARNING", "already stopping: finishing the outputs and the summary")]
+    # and while the loop itself is still stopping (before the summary), the same word (it said nothing)
+    from srx.camera.stream import _Signals
+
+    caplog.clear()
+    stop = threading.Event()
+    with caplog.at_level(logging.WARNING, logger="srx"):
+        signals = _Signals(stop)
+        signals._handle(signal.SIGTERM, None)  # the first: the stream stops
+        signals._handle(signal.SIGTERM, None)  # a second while it stops
+    assert stop.is_set() and [r.getMessage() for r in caplog.records] == [
+        "already stopping: finishing the outputs and the summary"]
 
 
 def test_a_recording_cut_off_by_a_kill_plays_up_to_its_last_second(tmp_path: Path, tiny_checkpoint) -> None:
