@@ -31,7 +31,7 @@ from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
 from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_source
 from srx.camera.stats import Samples, StreamStats, StreamSummary, servers_line, stopped_text, window_words
-from srx.errors import SrxError
+from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
 
 if TYPE_CHECKING:
@@ -245,6 +245,7 @@ class MultiSummary:
     batches: dict[int, int] = field(default_factory=dict)  # frames per model call -> number of calls
     inference: dict[str, Any] = field(default_factory=dict)  # backend outages and fallback frames
     shared_errors: list[str] = field(default_factory=list)  # a shared output (the web server) that failed
+    run_error: str | None = None  # why the upscale stopped the run (out of memory); said after the summary, exit 1
 
     @property
     def output_errors(self) -> list[str]:
@@ -256,7 +257,7 @@ class MultiSummary:
             "backend": self.backend, "scale": self.scale, "stopped_by": self.stopped_by, "wall_s": self.wall_s,
             "total": self.total, "batches": {str(k): v for k, v in sorted(self.batches.items())},
             "inference": self.inference, "sources": {k: v.to_dict() for k, v in self.sources.items()},
-            "output_errors": self.output_errors,
+            "output_errors": self.output_errors, "run_error": self.run_error,
         }
 
     def write_json(self, path: Path) -> None:
@@ -416,6 +417,7 @@ def stream_many(
     latency_all = Samples()
     tick_ms, upscale_ms = Samples(), Samples()  # each tick's work (upscaling its frames, their outputs), and the first part
     stopped_by = "end-of-input"
+    run_error: str | None = None
     started = False
     tty = sys.stderr.isatty()
     readers: list[FrameReader | None] = []
@@ -501,7 +503,11 @@ def stream_many(
                 images = [f.image for _, f in taken]
                 timings: list[dict[str, float]] = []
                 t_tick = time.monotonic()
-                results = guard.run(lambda: upscaler.upscale_batch(images, timings))
+                try:
+                    results = guard.run(lambda: upscaler.upscale_batch(images, timings))
+                except OutOfMemory as exc:  # said after the summary, as one source's stream says it
+                    run_error, stopped_by = str(exc), "out-of-memory"
+                    break
                 upscale_ms.add((time.monotonic() - t_tick) * 1000.0)
                 if results is None:  # the backend is down: bicubic, labelled, while it is retried
                     results = [guard.fallback_frame(img) for img in images]
@@ -594,7 +600,7 @@ def stream_many(
         inference["events_left_out"] = left_out
     return MultiSummary(backend=backend, scale=scale, stopped_by=stopped_by, wall_s=round(wall, 3),
                         sources=summaries, total=total, batches=batches, inference=inference,
-                        shared_errors=shared_errors)
+                        shared_errors=shared_errors, run_error=run_error)
 
 
 def run_end(done: Sequence[str]) -> str:

@@ -185,7 +185,7 @@ def _report(summary, json_summary: Optional[Path], named) -> None:
         log.info("summary written to %s", _written(str(json_summary), named))
     failed = summary.output_errors
     whys = [summary.source_error] if getattr(summary, "source_error", None) else []  # one source's run
-    if getattr(summary, "run_error", None):  # one source's upscale ran out of memory (stopped_by out-of-memory)
+    if getattr(summary, "run_error", None):  # the upscale ran out of memory (stopped_by out-of-memory)
         whys.append(summary.run_error)
     if failed:
         whys.append(f"{len(failed)} output{'s' if len(failed) > 1 else ''} failed: " + "; ".join(failed))

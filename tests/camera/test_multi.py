@@ -523,3 +523,23 @@ def test_the_runs_keep_up_verdict_from_its_own_numbers() -> None:
     capped = run_keep_up(*_multi((0, 40), [300.0] * 10, max_fps=(None, 2.0)))
     assert "in slow spells" in capped and "fits the 500 ms between a source's frames" in capped
     assert run_keep_up(*_multi((0, 0, 0), [300.0] * 10)) == ""
+
+
+def test_several_sources_out_of_memory_print_the_summary_then_one_error_line(tmp_path: Path, tiny_checkpoint) -> None:
+    """As one source's stream: under a real address-space limit, frames too large for the memory left
+    end the run with its summary and --json-summary (stopped_by out-of-memory), then one error line
+    (several sources gave the error line alone)."""
+    import json
+
+    from tests.conftest import assert_one_error_line, run_srx_with_room, silent_video
+
+    weights = tiny_checkpoint()
+    silent_video(tmp_path / "a.avi", 3, (2000, 2000))
+    silent_video(tmp_path / "b.avi", 3, (2000, 2000))
+    res = run_srx_with_room(["stream", "--source", "a.avi", "--source", "b.avi", "-w", str(weights), "--threads", "1",
+                             "--no-window", "-q", "--no-drop", "--json-summary", "s.json"], 600 << 20, tmp_path)
+    assert res.returncode == 1, res.stderr  # room for the threads of two captures, not for two 6000x6000 outputs
+    assert "stream summary: 2 sources" in res.stdout and "stopped when the upscale ran out of memory" in res.stdout
+    assert_one_error_line(res.stderr, "out of memory upscaling")
+    written = json.loads((tmp_path / "s.json").read_text())
+    assert written["stopped_by"] == "out-of-memory" and written["run_error"].startswith("out of memory upscaling")
