@@ -112,8 +112,9 @@ def temporary_sibling(path: Path, suffix: str = ".tmp", prefix: str | None = Non
         raise SrxError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         os.fchmod(fd, new_file_mode(path, folder))
+        os.fchown(fd, -1, os.stat(path).st_gid)  # the replaced one's group too (a 0640 file for a group)
     except OSError:
-        pass  # a file system without permissions (FAT, some mounts): the mode is theirs
+        pass  # a new file, a group srx's user is not in, or no permissions (FAT): the defaults stand
     finally:
         os.close(fd)
     return Path(tmp)
