@@ -1,7 +1,9 @@
 """Shared fixtures: tiny images and models made on the spot, and the ../shared data when present."""
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -281,3 +283,18 @@ def run_srx_with_room(args: list[str], room: int, cwd: Path, timeout: float = 12
     env = {**os.environ, "SRX_CACHE_DIR": str(cwd / "cache"), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-c", _ROOM_CHILD, str(int(room)), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def umask(mask: int):
+    """The process umask set to `mask` for the block (the files srx makes in it get the mode it gives)."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    """A file's permission bits."""
+    return stat.S_IMODE(path.stat().st_mode)

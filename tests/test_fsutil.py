@@ -2,28 +2,15 @@
 paths that cannot be written are named before any work starts."""
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
 from pathlib import Path
 
 import pytest
 
 from srx.errors import SrxError
 from srx.fsutil import atomic_path, atomic_write_text, check_output_dir, check_output_file, ensure_dir, new_file_mode
+from tests.conftest import mode, umask
 
-
-@contextlib.contextmanager
-def umask(mask: int):
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 @pytest.mark.parametrize("mask,expected", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])

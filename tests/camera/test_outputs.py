@@ -3,10 +3,8 @@ there, never what an earlier run left), and the finished recording keeps the mod
 replaces, as `srx upscale` does."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import stat
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +12,8 @@ import pytest
 
 from srx.camera.outputs import VideoFileOutput, recording_output
 from tests.camera.conftest import frames
-from tests.conftest import stored_frames
+from tests.conftest import mode, stored_frames, umask
 
-
-@contextlib.contextmanager
-def umask(mask: int):
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 def record(target: str, pictures: list[np.ndarray]):
