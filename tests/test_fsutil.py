@@ -2,7 +2,6 @@
 paths that cannot be written are named before any work starts."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

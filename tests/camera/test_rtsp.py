@@ -86,6 +86,20 @@ class RtspServer:
         self.proc.wait(10)
 
 
+def serving_clip(tmp_path: Path, frames: int = 60, login: str | None = None) -> tuple["RtspServer", Path, int]:
+    """The first `frames` frames of the CCTV clip served at rtsp://127.0.0.1:PORT/clip (with `login`
+    required, where given): (server, clip, port); skips with the reason where the data or GStreamer's
+    RTSP server is missing."""
+    need_shared(CCTV)
+    why = _gst_rtsp_available()
+    if why:
+        skip_or_fail(why)
+    clip = tmp_path / "clip.avi"
+    make_clip(clip, frames)
+    port = free_port()
+    return RtspServer(clip, port, login=login), clip, port
+
+
 def looks_like_nosignal(thumb: np.ndarray) -> bool:
     """The generated frame's colour bars, compared on a thumbnail row between the captions."""
     ref = nosignal_frame((480 * 2, 360 * 2), "x", "y")
@@ -97,14 +111,7 @@ def looks_like_nosignal(thumb: np.ndarray) -> bool:
 
 
 def test_rtsp_reconnects_after_server_restart(tmp_path: Path, make_upscaler, caplog) -> None:
-    need_shared(CCTV)
-    why = _gst_rtsp_available()
-    if why:
-        skip_or_fail(why)
-    clip = tmp_path / "clip.avi"
-    make_clip(clip)
-    port = free_port()
-    server = RtspServer(clip, port)
+    server, clip, port = serving_clip(tmp_path)
     sink, stats, stop = ThumbnailSink(), StreamStats(), threading.Event()
     # real-time recordings must keep the wall clock: MJPEG by repeating frames, H.264 by frame times
     recording, timed = VideoFileOutput(tmp_path / "watch.avi"), VideoFileOutput(tmp_path / "watch.mp4")
@@ -171,14 +178,7 @@ def test_a_frozen_camera_is_no_signal_within_the_open_timeout_and_its_queued_fra
     import signal
     import time
 
-    need_shared(CCTV)
-    why = _gst_rtsp_available()
-    if why:
-        skip_or_fail(why)
-    clip = tmp_path / "clip.avi"
-    make_clip(clip, frames=300)
-    port = free_port()
-    server = RtspServer(clip, port)
+    server, clip, port = serving_clip(tmp_path, 300)
     sink, stats, stop = ThumbnailSink(), StreamStats(), threading.Event()
     spec = parse_source(source=f"rtsp://127.0.0.1:{port}/clip")
     thread, result = in_background(lambda: stream(spec, make_upscaler(2), [sink], stats=stats, stop_event=stop,
@@ -221,14 +221,7 @@ def test_a_camera_login_is_used_and_its_password_is_said_nowhere(tmp_path: Path,
     from srx.cli import app
     from tests.conftest import assert_one_error_line
 
-    need_shared(CCTV)
-    why = _gst_rtsp_available()
-    if why:
-        skip_or_fail(why)
-    clip = tmp_path / "clip.avi"
-    make_clip(clip, frames=30)
-    port = free_port()
-    server = RtspServer(clip, port, login="admin:Ab@Secret9")
+    server, clip, port = serving_clip(tmp_path, 30, login="admin:Ab@Secret9")
     weights = str(tiny_checkpoint(2))
     try:
         url = f"rtsp://admin:Ab@Secret9@127.0.0.1:{port}/clip"
