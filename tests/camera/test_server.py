@@ -283,6 +283,11 @@ def test_metrics_text_names_each_source_and_leaves_out_what_is_unknown() -> None
     assert got["srx_inference_seconds_mean", north] == 0.0125 and got["srx_frames_dropped_total", north] == 1
     assert got["srx_frames_stale_total", north] == 3  # read = upscaled + dropped + stale (+ skipped, queued)
     assert not any(metric == "srx_latency_seconds" for metric, _ in got)  # no frame out yet: no latency to report
+    # each quantile is the snapshot's own (a p95 series that repeated the p50 passed `p50 <= p95`)
+    got = _metrics(prometheus_text({"door": {**snap, "latency_ms_p50": 120.0, "latency_ms_p95": 480.0}}))
+    door = 'source="door"'
+    assert got["srx_latency_seconds", door + ',quantile="0.5"'] == 0.12
+    assert got["srx_latency_seconds", door + ',quantile="0.95"'] == 0.48
 
 
 def test_page_in_headless_chromium(served: Served, tmp_path: Path) -> None:

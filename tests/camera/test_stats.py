@@ -43,6 +43,18 @@ def test_a_live_source_is_judged_by_the_rate_it_delivered():
     assert summary.keep_up().startswith("srx was slower than the source: 64 ms of work per frame")
 
 
+def test_a_source_capped_by_max_fps_is_judged_by_the_capped_rate():
+    """--max-fps 2 on a 10 fps camera: the model is asked for a frame every 500 ms, not every 100 ms,
+    so 117 ms of work fits it (the drops came in slow spells), and a faster model is not the advice."""
+    summary = _summary(104.0, 12.7, 120)
+    summary.max_fps = 2.0
+    note = summary.keep_up()
+    assert "fits the 500 ms between the source's frames" in note and "a faster model" not in note, note
+    summary.max_fps = 20.0  # a cap above the source's rate changes nothing
+    assert summary.keep_up().startswith("srx was slower than the source: 118 ms of work per frame (104 ms in the "
+                                        "model) against 100 ms between its frames")
+
+
 def test_nothing_to_explain_without_drops_or_without_dropping():
     assert _summary(104.0, 12.7, 0).keep_up() == ""
     assert _summary(104.0, 12.7, 120, buffer=None).keep_up() == ""  # --no-drop: no frame is dropped by policy
