@@ -19,12 +19,13 @@ from srx.camera.multi import NamedSource, default_name, parse_sources, split_nam
 from srx.camera.multi_server import MultiMjpegServer, multi_stats
 from srx.camera.outputs import recording_output
 from srx.camera.server import BOUNDARY
-from srx.camera.sources import SourceSpec
+from srx.camera.sources import SourceSpec, parse_source
 from srx.camera.stats import StreamStats
 from srx.cli import app
 from srx.errors import SrxError
 from srx.runtime.base import Runner, RunnerUnavailable
 from tests.camera.conftest import ThumbnailSink, frames, free_port, in_background, wait_until
+from tests.camera.test_rtsp import _gst_rtsp_available
 from tests.camera.test_stream import read_video, write_ffv1
 from tests.conftest import skip_or_fail
 
@@ -407,6 +408,38 @@ def test_the_total_fps_out_is_the_sources_own_rates_added_up(tmp_path: Path, mak
     assert three.total["frames_out"] == 9 and all(r > 0 for r in own)
     assert three.total["fps_out"] == pytest.approx(sum(own), abs=1e-3)
     assert f"{sum(own):.2f} out" in three.format().splitlines()[1]
+
+
+def test_the_total_counts_every_frame_the_sources_read(tmp_path: Path, make_upscaler) -> None:
+    """The total line and --json-summary's total add up every count of the sources, so the run's
+    frames in are its frames out + dropped + skipped + stale + still queued, as each source's are
+    (stale and queued were left at 0 and the total did not add up): an RTSP camera hands over stale
+    frames at its connect, and --no-drop files read ahead of the model are still queued at the stop."""
+    from tests.camera.test_rtsp import RtspServer, make_clip
+    from tests.conftest import CCTV, need_shared
+
+    need_shared(CCTV)
+    why = _gst_rtsp_available()
+    if why:
+        skip_or_fail(why)
+    clip = tmp_path / "clip.avi"
+    make_clip(clip, frames=100)
+    port = free_port()
+    server = RtspServer(clip, port)
+    try:
+        named = [NamedSource("cam", parse_source(source=f"rtsp://127.0.0.1:{port}/clip")),
+                 *_clips(tmp_path, 10.0, n=40)]
+        run = stream_many(named, make_upscaler(2), {n.name: [ThumbnailSink()] for n in named}, max_frames=6,
+                          drop=False, open_timeout=5.0)
+    finally:
+        server.kill()
+    sources, total = run.sources.values(), run.total
+    for key in ("frames_in", "frames_out", "dropped", "skipped", "stale", "queued_at_stop", "nosignal_frames"):
+        assert total[key] == sum(getattr(s, key) for s in sources), (key, total)
+    for counts in [*(vars(s) for s in sources), total]:
+        assert counts["frames_in"] == (counts["frames_out"] + counts["dropped"] + counts["skipped"] + counts["stale"]
+                                       + counts["queued_at_stop"]), counts
+    assert run.sources["cam"].stale >= 1 and total["queued_at_stop"] >= 1, run.format()
 
 
 def test_why_a_run_of_several_sources_stopped() -> None:
