@@ -423,3 +423,56 @@ def test_a_frame_is_complete_on_the_wire_without_waiting_for_the_next() -> None:
         assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == frame.shape
     finally:
         server.close()
+
+
+def _read_part(resp) -> bytes:
+    """One part of an MJPEG stream, its boundary line first: the JPEG."""
+    assert resp.readline().strip() == f"--{BOUNDARY}".encode()
+    headers = {}
+    while (line := resp.readline().strip()):
+        k, v = line.decode().split(":", 1)
+        headers[k.lower()] = v.strip()
+    jpeg = resp.read(int(headers["content-length"]))
+    assert resp.readline() == b"\r\n"
+    return jpeg
+
+
+def test_a_still_frame_is_sent_again_once_a_second_not_as_fast_as_the_socket_takes_it() -> None:
+    """A source with no new frame (a still scene, an ended file, a camera reconnecting) has its last
+    frame sent again each second: over a few seconds a viewer gets about one part a second, not the
+    thousands a wait that returned at once sent (each viewer a busy loop on a core and the network)."""
+    import time
+
+    server = MjpegServer("127.0.0.1:0", title="srx test")
+    try:
+        server.write(synthetic_photo(48, 64, seed=1))
+        with urllib.request.urlopen(server.url + "stream.mjpg", timeout=5) as resp:
+            t0, parts = time.monotonic(), 0
+            while time.monotonic() - t0 < 2.0:
+                _read_part(resp)
+                parts += 1
+            elapsed = time.monotonic() - t0
+        # the part waiting when the viewer came, then one a second at most (a slow machine sends fewer, never more)
+        assert 1 <= parts <= elapsed + 2, (parts, elapsed)
+    finally:
+        server.close()
+
+
+def test_a_viewer_who_connects_before_the_first_frame_gets_the_frames_once_they_come() -> None:
+    """The page opened while the model loads or the camera connects: the stream waits for the first
+    frame (it must not end, which left a broken image that never recovered), then shows it."""
+    import cv2
+    import time
+
+    server = MjpegServer("127.0.0.1:0", title="srx test")
+    try:
+        with urllib.request.urlopen(server.url + "stream.mjpg", timeout=5) as resp:
+            wait_until(lambda: server.clients == 1, 5, "the viewer to be served")
+            time.sleep(1.3)  # longer than the stream's one-second wait for a frame: it found none at least once
+            frame = synthetic_photo(48, 64, seed=1)
+            server.write(frame)
+            for _ in range(2):  # the frame, then the same frame again
+                jpeg = _read_part(resp)
+                assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == frame.shape
+    finally:
+        server.close()
