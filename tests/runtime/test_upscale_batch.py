@@ -104,12 +104,16 @@ def test_parallel_upscaler_runs_single_threaded_calls_on_every_thread(onnx_graph
     """create_upscaler(parallel=True) (several cameras) turns ONNX Runtime's CPU threads into that
     many overlapping one-thread calls; without it (one camera, one frame at a time) the model keeps
     its threads inside each call."""
+    from srx.runtime.onnxruntime_runner import physical_cores
     from srx.runtime.upscaler import create_upscaler
 
-    many = create_upscaler(2, model_file=onnx_graphs(2)[0], backend="onnxruntime", threads=2, parallel=True)
-    one = create_upscaler(2, model_file=onnx_graphs(2)[0], backend="onnxruntime", threads=2)
+    # --threads other than the core count, so a --threads the parallel path ignored for the core
+    # count fails on any host (2 passed on a 2-core one)
+    threads = physical_cores() + 1
+    many = create_upscaler(2, model_file=onnx_graphs(2)[0], backend="onnxruntime", threads=threads, parallel=True)
+    one = create_upscaler(2, model_file=onnx_graphs(2)[0], backend="onnxruntime", threads=threads)
     with many, one:
-        assert (many.workers, many.runner.threads) == (2, 1)
-        assert (one.workers, one.runner.threads) == (1, 2)
+        assert (many.workers, many.runner.threads) == (threads, 1)
+        assert (one.workers, one.runner.threads) == (1, threads)
         frames = [synthetic_photo(20, 24, seed=i) for i in range(4)]
         assert all(np.array_equal(a, b) for a, b in zip(many.upscale_batch(frames), one.upscale_batch(frames)))
