@@ -118,3 +118,27 @@ def test_events_stay_bounded_however_many_come() -> None:
     first, last = capture.EVENTS_FIRST, capture.EVENTS_LAST
     assert got == list(range(first)) + list(range(5000 - last, 5000))
     assert cap.events_left_out == 5000 - first - last
+
+
+def test_reconnect_attempts_wait_at_most_reconnect_max_wait(caplog) -> None:
+    """A camera that went away and does not come back is retried with a backoff that doubles up to
+    --reconnect-max-wait and stays there (0.5, 1, 1, ... s here), not past it. The camera sent one
+    frame, then its address stopped taking connections (nothing listens on the port)."""
+    import logging
+    import re
+
+    from tests.camera.conftest import free_port
+
+    spec = parse_source(source=f"rtsp://127.0.0.1:{free_port()}/cam")
+    one = SourceSpec.from_frames([frames(1)[0]])
+    cap = CaptureThread(spec, open_reader(one), reconnect_max_wait=1.0, open_timeout=2.0)
+    caplog.set_level(logging.WARNING, logger="srx")
+    waits = lambda: [float(m) for r in caplog.records  # noqa: E731
+                     for m in re.findall(r"^reconnect attempt \d+ to .* failed .*; next in ([\d.]+) s$", r.getMessage())]
+    cap.start()
+    try:
+        wait_until(lambda: len(waits()) >= 4, 30, "four failed reconnect attempts")
+    finally:
+        cap.stop()
+    assert waits()[:4] == [capture.RECONNECT_FIRST_WAIT, 1.0, 1.0, 1.0], waits()
+    assert cap.reconnects == 0 and cap.reconnect_attempts >= 4

@@ -191,6 +191,7 @@ def test_a_frozen_camera_is_no_signal_within_the_open_timeout_and_its_queued_fra
         frozen_at = time.monotonic()
         wait_until(lambda: not stats.snapshot()["connected"], 20, "the frozen camera to count as lost")
         noticed = time.monotonic() - frozen_at
+        silent = time.monotonic() - stats.capture.last_frame_at  # since the last frame, when it was noticed
         wait_until(lambda: stats.nosignal >= 2, 10, "no-signal frames while the camera is frozen")
         before = stats.frames_out
         os.kill(server.proc.pid, signal.SIGCONT)
@@ -203,6 +204,9 @@ def test_a_frozen_camera_is_no_signal_within_the_open_timeout_and_its_queued_fra
     assert "error" not in result, result.get("error")
     # 2 s of silence, then the next frame interval (slack for a busy machine): not OpenCV's 30 s read timeout
     assert noticed < 2.0 + 6.0, noticed
+    # counted from the last frame (what the frozen server still had on its way came after the freeze):
+    # lost once the 2 s pass, seen by the next poll; not at 3x the timeout (a frozen camera live for 30 s)
+    assert 2.0 <= silent < 2 * 2.0, silent
     summary = result["summary"]
     assert [e["event"] for e in summary.events if e["event"] == "stalled"] and summary.nosignal_frames >= 2
     assert summary.stale >= 1, summary  # what the RTSP source had queued while it was being opened
