@@ -124,6 +124,13 @@ def test_publishing_resumes_after_the_server_restarts(tmp_path: Path, record_ser
         wait_until(lambda: out.frames >= 10 or "error" in result, 30, "frames published to the first server")
         record_server.servers[0].kill()
         wait_until(lambda: out.unsent >= 5 or "error" in result, 30, "frames upscaled while the server is away")
+        # away for several retries: the next attempt is never further off than retry_max_wait (1 s; the
+        # backoff doubled without a cap: 2, 4, 8 s ... after a long outage, minutes)
+        away, retry_in = time.monotonic(), []
+        while time.monotonic() - away < 3.5:
+            retry_in.append(out._retry_at - time.monotonic())
+            time.sleep(0.05)
+        assert max(retry_in) <= out.retry_max_wait, max(retry_in)
         before = out.frames
         record_server(["up"], tmp_path / "second", port)
         wait_until(lambda: out.frames >= before + 10 or "error" in result, 40, "frames published after the restart")
@@ -159,8 +166,18 @@ def test_a_hung_server_holds_up_nothing_else(tmp_path: Path, record_server, make
         os.kill(server.pid, signal.SIGSTOP)
         try:
             shown = len(sink.thumbs)
-            # the socket buffers fill first (a few seconds of this stream), then a send blocks for STALL_S
-            wait_until(lambda: logged(hung) or "error" in result, 60, "the warning that the server takes no data")
+            # the socket buffers fill first (a few seconds of this stream), then a send blocks for STALL_S;
+            # meanwhile the frames handed over and not yet sent or counted unsent stay within the queue's
+            # bound (+ the one in the stuck send): the oldest gives way, they do not pile up
+            held: list[int] = []
+
+            def hung_yet() -> bool:
+                shown_now = len(sink.thumbs)  # first: each frame reaches `out` before the sink
+                held.append(shown_now - out.frames - out.unsent)
+                return logged(hung) or "error" in result
+
+            wait_until(hung_yet, 60, "the warning that the server takes no data")
+            assert max(held) <= RtspOutput.QUEUE + 1, max(held)
             wait_until(lambda: len(sink.thumbs) >= shown + 20 or "error" in result, 30,
                        "frames to the other output while the server hangs")
             published, unsent = out.frames, out.unsent
