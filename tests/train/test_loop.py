@@ -1,4 +1,5 @@
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -338,6 +339,55 @@ def test_time_budget_on_resume_is_this_invocations_time(image_folder, tmp_path):
     assert resumed.stopped_by == "time_budget"  # 0.4 s, not the 600 s the run started with
     assert 0.0 < end["time_anchor"]["fraction"] < 0.01  # it resumed near the schedule's start...
     assert floor <= end["optimizer"]["param_groups"][0]["lr"] < lr_then  # ...and decayed from there, not jumped
+
+
+def _cosine(fraction: float, lr: float = 1e-3, floor_ratio: float = 0.01) -> float:
+    """The documented schedule, written out here: lr decays along half a cosine to lr * floor_ratio."""
+    floor = lr * floor_ratio
+    fraction = min(max(fraction, 0.0), 1.0)
+    return floor + 0.5 * (lr - floor) * (1 + math.cos(math.pi * fraction))
+
+
+def test_the_rate_is_a_cosine_over_the_steps_when_the_steps_are_further_along_than_the_time(image_folder, tmp_path):
+    """--max-steps 8 with a --time-budget of 10 minutes: the schedule follows whichever limit is
+    further along (the steps here), so step k trains at the cosine's value at (k-1)/8 (metrics.csv
+    logs each step's rate; .3e rounding), not at a straight line's (0.75 of the way down at 1/4, not
+    0.86), and not held near --lr by the time budget barely begun."""
+    out = tmp_path / "steps"
+    result = train(_cfg(image_folder, max_steps=8, time_budget=600, val=None), out, show_progress=False,
+                   cache_dir=tmp_path / "c", loss_every=1, device="cpu")
+    assert result.stopped_by == "max_steps" and result.steps == 8
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == list(range(1, 9))
+    for r in rows:
+        k = int(r["step"])
+        assert float(r["lr"]) == pytest.approx(_cosine((k - 1) / 8), rel=1e-3), (k, r["lr"])
+    assert float(rows[4]["lr"]) == pytest.approx(0.505e-3, rel=1e-3)  # the middle: halfway to the floor
+
+
+def test_a_time_budget_ends_the_run_at_the_step_that_crosses_it_on_a_cosine_of_the_time(image_folder, tmp_path):
+    """--time-budget 1.5 s (with a --max-steps no run reaches): every step but the last ends within the
+    budget, so the run stops at most one step past it, that step's time as this run measured it (a
+    bound from the run itself, not from this machine's speed); and the rate follows the cosine of
+    elapsed / budget, the time being further along than the steps. Each
+    step's rate was set when the step began, between the previous row's time and its own (.1f)."""
+    budget = 1.5  # several steps, even where the first one is slow (on the CPU: a GPU's first step can take seconds)
+    out = tmp_path / "timed"
+    result = train(_cfg(image_folder, time_budget=budget, max_steps=10**6, val=None), out, show_progress=False,
+                   cache_dir=tmp_path / "c", loss_every=1, device="cpu")
+    assert result.stopped_by == "time_budget"
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == list(range(1, result.steps + 1)) and len(rows) >= 2
+    times = [float(r["elapsed_s"]) for r in rows]
+    assert times[-2] <= budget + 0.05 and times[-1] >= budget - 0.05  # the last step is the one that crossed it
+    last_step = times[-1] - times[-2] + 0.1  # with the rounding of both rows
+    stopped_at = load_checkpoint(out / "last.pt")["elapsed_s"]
+    # (0.2 s more: the last row and the checkpoint are written between its stamp and the stamp checked)
+    assert budget <= stopped_at <= budget + last_step + 0.2, (stopped_at, last_step)
+    for k, r in enumerate(rows):
+        began_after, ended = (times[k - 1] - 0.05 if k else 0.0), times[k] + 0.05
+        lr = float(r["lr"])
+        assert _cosine(ended / budget) * (1 - 1e-3) <= lr <= _cosine(began_after / budget) * (1 + 1e-3), (k, r)
 
 
 def test_metrics_keep_the_whole_history_across_resumes(image_folder, tmp_path):
