@@ -31,6 +31,24 @@ def test_gemm_probe_reports_every_library_it_timed():
     assert probe.count() == 3 and probe.rates(since=3) == {}
 
 
+def test_gemm_rates_count_two_flops_per_multiply_add():
+    """An n x n by n x n matmul is n^3 multiply-adds, 2 n^3 FLOPs: the rate is that over the median
+    sample, counted here from the probe's own timings and from timings set by hand (a rate half as
+    high would make every floor twice as slow and every model look twice as close to it)."""
+    import statistics
+
+    probe = GemmProbe(threads=1, quick=True)
+    for _ in range(3):
+        probe.sample()
+    assert set(probe.sizes.values()) == {384}
+    for name, rate in probe.rates().items():
+        assert rate == pytest.approx(2 * 384**3 / statistics.median(probe.times[name]) / 1e9, rel=1e-12), name
+    probe.times = {"torch": [9.0, 0.5, 0.25, 1.0], "numpy": [9.0, 0.125, 0.125, 4.0]}
+    assert probe.rates(since=1) == {"torch": pytest.approx(2 * 384**3 / 0.5 / 1e9, rel=1e-12),
+                                    "numpy": pytest.approx(2 * 384**3 / 0.125 / 1e9, rel=1e-12)}
+    assert probe.best(since=1) == ("numpy", pytest.approx(0.905969664, rel=1e-9))  # GFLOP/s: 2 * 384**3 in 0.125 s
+
+
 def _cuda_reason() -> str | None:
     import torch
 
@@ -95,6 +113,8 @@ def test_rows_of_a_case_take_turns_and_a_failing_runner_leaves(ckpt):
     assert runs == ["a", "b", "a"]  # block 1: a then b; block 2: b then a (b's two turns meet)
     assert [r.model for r in rows] == ["a", "b"] and failed == [] and probe.count() == 3
     assert all(r.reps == 2 * BLOCK and r.model_p50_ms > 0 for r in rows)
+    # frames per second end to end, colour work included: from the end-to-end p50, not the model's
+    assert all(r.fps == pytest.approx(1e3 / r.e2e_p50_ms, rel=1e-9) and r.e2e_p50_ms != r.model_p50_ms for r in rows)
 
     calls.clear()
     with Logged("ok", weights=ckpt(3)) as ok, Logged("dies", fail_after=BLOCK, weights=ckpt(3)) as dies:

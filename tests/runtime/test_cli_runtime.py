@@ -304,6 +304,7 @@ def test_bench_quick_json(ckpt):
         assert r["model_over_floor"] == pytest.approx(r["model_p50_ms"] / r["floor_ms"], rel=1e-6)
         assert r["floor_ms"] == pytest.approx(r["model_gflop"] / r["gemm_gflops"] * 1e3, rel=1e-6)
         assert r["graph_gflop"] > 0 and r["model_gflop"] > 0
+        assert r["fps"] == pytest.approx(1e3 / r["e2e_p50_ms"], rel=1e-6)  # end to end, colour work included
     table = runner.invoke(app, ["bench", "--quick", "--backend", "onnxruntime"])
     assert table.exit_code == 0 and "GEMM" in table.output
 
