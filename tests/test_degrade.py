@@ -223,6 +223,36 @@ def test_compare_writes_the_expected_picture(tmp_path, tiny_checkpoint):
     assert bad.exit_code == 1 and "expected a .png" in bad.output
 
 
+def test_compare_labels_each_panel_with_the_psnr_srx_eval_gives(tmp_path, tiny_checkpoint):
+    """Each panel's dB is the standard protocol's (Y, `scale` pixels shaved) between the HR panel and
+    that panel, computed here with srx.protocol.psnr, and it is what srx eval scores for the same
+    image, degradation and weights: the bicubic column is scored on the same border as the models'."""
+    import cv2
+
+    from srx.checkpoint import model_from_checkpoint
+    from srx.compare import compare_image
+    from srx.evaluate import degraded, evaluate, load_eval_set, torch_predictor
+
+    folder = tmp_path / "one"
+    folder.mkdir()
+    hr = synthetic_photo(100, 130, 5)
+    cv2.imwrite(str(folder / "hr.png"), hr)
+    ckpt = tiny_checkpoint(3, "a.pt")
+    spec = parse_degradation("jpeg=40").for_eval
+    _, panels = compare_image(hr, 3, [("a", ckpt)], spec, "hr.png", crop_size=48)
+    assert [p.label for p in panels] == ["HR", "bicubic", "a"] and panels[0].psnr is None
+    hr_y = panels[0].y
+    assert hr_y.shape == (99, 129)  # the frame cut to a multiple of the scale, as srx eval cuts it
+    for p in panels[1:]:
+        assert p.psnr == pytest.approx(psnr(hr_y, p.y, 3), abs=1e-9), p.label
+    # the shave tells on this frame: bicubic's edge rows score apart from its inside
+    assert abs(psnr(hr_y, panels[1].y, 0) - panels[1].psnr) > 0.02  # measured: 0.047 dB
+    scored = evaluate(degraded(load_eval_set(folder, 3), spec, 3), 3,
+                      torch_predictor(model_from_checkpoint(ckpt, 3)[0]), with_ssim=False)["mean"]
+    assert panels[1].psnr == pytest.approx(scored["bicubic_psnr"], abs=1e-6)
+    assert panels[2].psnr == pytest.approx(scored["model_psnr"], abs=1e-6)
+
+
 def test_compare_of_a_cut_off_video_takes_the_middle_of_the_frames_that_decode(tmp_path, tiny_checkpoint, caplog):
     """A Matroska file cut in half still lists 20 frames; without --frame, compare takes the middle of
     the 9 that decode (it once refused with a '--frame 10 is past its end' the user never gave)."""
