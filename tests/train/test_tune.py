@@ -79,6 +79,27 @@ def test_tuned_weights_are_recommended_only_for_a_gain_that_counts_and_costs_les
     assert not costly and why == f"they gain +0.10 dB under {spec} but lose 0.30 dB on clean frames on 8 held-out frames"
 
 
+def test_the_judge_refuses_any_loss_elsewhere_beyond_the_gain_and_accepts_one_equal_to_it():
+    """The rule's edges, in values exact in binary: a loss elsewhere equal to the gain is allowed
+    ("no more than that gain"); one a hair more, one and a half times, or twice the gain is refused,
+    under either other row, and the worst row is the one named."""
+    row = lambda before, after: {"bicubic": 25.0, "before": before, "after": after}  # noqa: E731
+    spec = "jpeg=30..95,noise=0..2"
+    gained = row(27.0, 27.25)  # +0.25 dB under the trained degradation
+
+    def verdict(clean_after: float, jpeg_after: float) -> tuple[bool, str]:
+        return judge({"none": row(30.0, clean_after), spec: gained, "jpeg=50": row(26.0, jpeg_after)}, spec, 8)
+
+    assert verdict(29.75, 26.0) == (True, f"they gain +0.25 dB under {spec} on 8 held-out frames")  # loses 0.25
+    assert verdict(30.0, 25.75)[0] and verdict(29.75, 25.75)[0]
+    for clean_after, jpeg_after, worst, lost in [(29.74, 26.0, "on clean frames", "0.26"),
+                                                 (29.625, 26.0, "on clean frames", "0.38"),  # 1.5 x the gain
+                                                 (30.0, 25.625, "under jpeg=50", "0.38"),
+                                                 (29.8, 25.5, "under jpeg=50", "0.50")]:  # 2 x the gain
+        assert verdict(clean_after, jpeg_after) == (
+            False, f"they gain +0.25 dB under {spec} but lose {lost} dB {worst} on 8 held-out frames"), (clean_after, jpeg_after)
+
+
 @pytest.mark.parametrize("size,scale", [((96, 72), 3), ((101, 67), 2), ((200, 120), 4)])
 def test_the_patch_memory_estimate_is_what_extraction_takes(tmp_path, size, scale):
     import cv2
