@@ -146,11 +146,72 @@ def test_batches_and_runner_contract(ckpt, onnx_graphs):
     assert r.scale == 3 and r.kernel_sizes == [9, 1, 5] and not r.is_active
 
 
+def _cores_from_cpuinfo() -> int | None:
+    """The physical cores among the CPUs this process may use, counted from /proc/cpuinfo's
+    (physical id, core id) pairs, else from `lscpu -p`'s (socket, core); None where neither says."""
+    import os
+    import re
+    import shutil
+    import subprocess
+
+    allowed = os.sched_getaffinity(0)
+    pairs: dict[int, tuple[str, str]] = {}
+    try:
+        for block in open("/proc/cpuinfo").read().split("\n\n"):
+            fields = dict(re.findall(r"^(processor|physical id|core id)\s*:\s*(\S+)", block, re.M))
+            if "processor" in fields and "core id" in fields:
+                pairs[int(fields["processor"])] = (fields.get("physical id", "0"), fields["core id"])
+    except OSError:
+        pass
+    if not pairs and shutil.which("lscpu"):
+        for line in subprocess.run(["lscpu", "-p=CPU,CORE,SOCKET"], capture_output=True, text=True).stdout.splitlines():
+            if line and not line.startswith("#"):
+                cpu, core, socket = line.split(",")
+                pairs[int(cpu)] = (socket, core)
+    if not allowed <= set(pairs):
+        return None
+    return len({pairs[cpu] for cpu in allowed})
+
+
 def test_session_uses_one_thread_per_physical_core(onnx_graphs):
+    counted = _cores_from_cpuinfo()
+    if counted is None:
+        pytest.skip("neither /proc/cpuinfo nor lscpu gives core ids here")
+    assert physical_cores() == counted >= 1
     runner = OnnxRuntimeRunner(onnx_graphs(3)[0])
-    opts = runner.session_options()
-    assert opts.intra_op_num_threads == physical_cores() >= 1
+    assert runner.session_options().intra_op_num_threads == counted
     assert OnnxRuntimeRunner(onnx_graphs(3)[0], threads=1).session_options().intra_op_num_threads == 1
+
+
+def test_physical_cores_counts_smt_siblings_once(tmp_path, monkeypatch):
+    """On an SMT host (two logical CPUs a core) the model gets one thread a core, not one a logical CPU."""
+    import os
+    from pathlib import Path
+
+    from srx.runtime import onnxruntime_runner
+
+    for cpu, siblings in {0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3"}.items():
+        (tmp_path / f"cpu{cpu}" / "topology").mkdir(parents=True)
+        (tmp_path / f"cpu{cpu}" / "topology" / "core_cpus_list").write_text(siblings + "\n")
+    sys_cpu = "/sys/devices/system/cpu"
+    monkeypatch.setattr(onnxruntime_runner, "Path", lambda p: Path(str(p).replace(sys_cpu, str(tmp_path))))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert physical_cores() == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 2})  # taskset to one core's two threads
+    assert physical_cores() == 1
+
+
+@pytest.mark.parametrize("model", ["checkpoint", "onnx"])
+def test_threads_reach_the_onnxruntime_session_that_auto_picks(ckpt, onnx_graphs, model):
+    """`--threads N` under the default `--backend auto` is the session's intra-op thread count
+    (N = one more than the physical cores, so the default could not pass for it on any host)."""
+    threads = physical_cores() + 1
+    source = {"weights": ckpt(3)} if model == "checkpoint" else {"model_file": onnx_graphs(3)[0]}
+    runner = make_runner("auto", scale=3, threads=threads, **source)
+    if not isinstance(runner, OnnxRuntimeRunner):
+        pytest.skip(f"auto picked {runner.describe()} here, not ONNX Runtime")
+    with runner:
+        assert runner.session.get_session_options().intra_op_num_threads == threads
 
 
 def test_missing_provider_names_the_available_ones(onnx_graphs):
