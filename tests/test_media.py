@@ -93,6 +93,21 @@ def test_h264_writer_codes_what_it_is_given(tmp_path):
         assert psnr(want, y.astype(float), 0) > 38 and abs(np.mean(want - y)) < 0.3
 
 
+@pytest.mark.parametrize("times", [[0.0] * 6, [0.0, 100.0, 100.0, 50.0, 400.0, None]], ids=["all-zero", "repeated"])
+def test_frames_without_times_of_their_own_come_one_interval_on(tmp_path, times):
+    """A frame whose time does not advance past the last one's (OpenCV says 0.0 ms for every frame of
+    a raw .h264 stream) comes 1/fps after the one before it, not at the same time: six such frames at
+    10 fps play 0.5 s, not 0; a later own time (400 ms) is kept."""
+    from srx.media import H264Writer
+    from tests.conftest import frame_times_ms
+
+    writer = H264Writer(tmp_path / "x.mp4", 10, (48, 32))
+    for i, at_ms in enumerate(times):
+        writer.write(synthetic_photo(32, 48, seed=i), at_ms=at_ms)
+    writer.close()
+    assert frame_times_ms(tmp_path / "x.mp4") == pytest.approx([0.0, 100.0, 200.0, 300.0, 400.0, 500.0], abs=1)
+
+
 def _first_sound_s(path):
     with av.open(str(path)) as c:
         a = c.streams.audio[0]

@@ -267,6 +267,11 @@ def test_upscale_reads_a_raw_h264_stream_as_eval_and_train_do(ckpt, tmp_path):
                               "--backend", "torch", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert len(stored_frames(tmp_path / "up.mkv")) == 6
+    # OpenCV gives every frame of a raw stream 0.0 ms: they come out 1/fps apart, not all at time 0
+    res = runner.invoke(app, ["upscale", str(raw), "--out", str(tmp_path / "up.mp4"), "--weights", str(ckpt(3)),
+                              "--backend", "torch", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert frame_times_ms(tmp_path / "up.mp4") == pytest.approx([0.0, 100.0, 200.0, 300.0, 400.0, 500.0], abs=1)
 
 
 def test_notes_on_the_inputs_come_once_and_a_bad_tile_before_the_model(ckpt, image_folder, tmp_path, caplog):
