@@ -104,16 +104,48 @@ def _same_but_rounding(a: np.ndarray, b: np.ndarray) -> None:
     assert diff.max() <= 1 and np.count_nonzero(diff) <= diff.size // 1000
 
 
+class _Profiled(OnnxRuntimeRunner):
+    """The ONNX Runtime runner with a TensorRT engine's profile, enforced as an engine does: an input
+    outside `input_hw_range` is refused. It notes the (h, w) of every input it is given."""
+
+    def __init__(self, path, hw_range=None):
+        super().__init__(path)
+        self.input_hw_range = hw_range
+        self.inputs: list[tuple[int, int]] = []
+
+    def infer_impl(self, lr_y):
+        h, w = lr_y.shape[2:]
+        self.inputs.append((h, w))
+        if self.input_hw_range is not None:
+            (min_h, min_w), (max_h, max_w) = self.input_hw_range
+            assert min_h <= h <= max_h and min_w <= w <= max_w, f"{w}x{h} is outside the profile"
+        return super().infer_impl(lr_y)
+
+
 def test_a_backend_with_a_size_limit_gets_tiles_that_fit(onnx_graphs):
     img = synthetic_photo(70, 90, seed=8)
-    with OnnxRuntimeRunner(onnx_graphs(3)[0]) as runner:
-        whole = Upscaler(runner, 3).upscale(img)
-        runner.input_hw_range = ((8, 8), (30, 30))  # as a TensorRT profile declares it
+    with Upscaler(OnnxRuntimeRunner(onnx_graphs(3)[0]), 3) as up:
+        whole = up.upscale(img)
+    with _Profiled(onnx_graphs(3)[0], ((8, 8), (30, 30))) as runner:  # as a TensorRT profile declares it
         limited = Upscaler(runner, 3, tile=512)
         assert limited._tile_size() == 30 - 2 * limited.overlap
         _same_but_rounding(limited.upscale(img), whole)
+        limited.upscale(synthetic_photo(100, 100, seed=9))
+        assert max(h for h, _ in runner.inputs) <= 30 and max(w for _, w in runner.inputs) <= 30
         with pytest.raises(SrxError, match="engine accepts 8x8"):
             limited.upscale(synthetic_photo(6, 40))
+
+
+@pytest.mark.parametrize("tile", [23, 30])
+def test_no_tile_is_larger_than_tile(onnx_graphs, tile):
+    """--tile bounds the model's input: each tile is at most `tile` LR pixels a side, plus its context
+    (the overlap on each inner side), however the frame's sides divide by it."""
+    with _Profiled(onnx_graphs(3)[0]) as runner:
+        up = Upscaler(runner, 3, tile=tile)
+        up.upscale(synthetic_photo(70, 90, seed=8))
+        bound = tile + 2 * up.overlap
+        assert max(h for h, _ in runner.inputs) <= bound and max(w for _, w in runner.inputs) <= bound
+        assert len(runner.inputs) == (70 + tile - 1) // tile * ((90 + tile - 1) // tile)  # as few as that allows
 
 
 def test_overlap_below_the_receptive_field_is_refused(ckpt):
@@ -150,6 +182,13 @@ def test_grayscale_bgra_and_16_bit_frames(ckpt):
                                                             interpolation=cv2.INTER_CUBIC))
         deep_gray = up.upscale(gray.astype(np.uint16) * 257)
         assert deep_gray.dtype == np.uint16 and np.abs(deep_gray.astype(int) - 257 * g.astype(int)).max() <= 129
+
+        # a float image (a float TIFF, read as it is stored): upscaled as its 8-bit copy, each value
+        # rounded to the nearest level (these lie 0.45 of a level below it), alpha kept
+        flt = (np.dstack([colour, alpha]).astype(np.float32) - np.float32(0.45)) / np.float32(255)
+        flt_out = up.upscale(flt)
+        assert flt_out.dtype == np.uint8 and flt_out.shape == (60, 80, 4)
+        assert np.array_equal(flt_out, bgra)
 
 
 @pytest.mark.parametrize("shape,match", [((1, 1, 3), "too small"), ((0, 5, 3), "too small"),
