@@ -2,6 +2,7 @@
 into Triton's own ModelConfig protobuf (shipped with tritonclient)."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -39,8 +40,8 @@ def test_names() -> None:
 def test_onnx_repository(tmp_path: Path, tiny_checkpoint) -> None:
     pb = _model_config_pb2()
 
-    repo = tmp_path / "repo"
-    res = CliRunner().invoke(app, ["export", "-w", str(tiny_checkpoint(3)), "--scale", "3", "--out", str(tmp_path / "x"),
+    repo, weights = tmp_path / "repo", tiny_checkpoint(3)
+    res = CliRunner().invoke(app, ["export", "-w", str(weights), "--scale", "3", "--out", str(tmp_path / "x"),
                                    "--no-fp16", "--no-engine", "--triton-repo", str(repo)])
     assert res.exit_code == 0, res.output
     models = sorted(p.name for p in repo.iterdir())
@@ -56,6 +57,9 @@ def test_onnx_repository(tmp_path: Path, tiny_checkpoint) -> None:
     params = {k: v.string_value for k, v in cfg.parameters.items()}
     assert params["srx_scale"] == "3" and params["srx_precision"] == "fp32"
     assert json.loads(params["srx_model_config"])["kernel_sizes"] == [5, 1, 3]
+    # the weights it came from: a pool of servers is one model only where these agree
+    assert params["srx_source_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert params["srx_source_name"] == weights.name
     # exporting again replaces the model folder whole
     again = triton_repo_from_model(onnx, repo, max_batch=4)
     assert again == folder and parse_config(folder / "config.pbtxt").max_batch_size == 4
@@ -105,6 +109,7 @@ def test_engine_repository_uses_the_profile(tmp_path: Path) -> None:
         "format": SIDECAR_FORMAT, "srx_version": "0", "precision": "fp16", "scale": 2, "name": "srcnn-9-1-5-x2",
         "tensorrt_version": trt_here,
         "model_config": {"scale": 2, "kernel_sizes": [9, 1, 5], "widths": [64, 32]}, "engine_sha256": sha256_file(engine),
+        "source_sha256": "ab" * 32, "source_name": "my-camera.pt",
         "profile": {"min": [1, 1, 16, 16], "opt": [1, 1, 360, 640], "max": [1, 1, 1080, 1920]}, **here}))
     folder = triton_repo_from_model(engine, tmp_path / "repo")
     assert folder.name == "srx_srcnn-9-1-5_x2" and (folder / "1" / "model.plan").read_bytes() == engine.read_bytes()
@@ -114,6 +119,8 @@ def test_engine_repository_uses_the_profile(tmp_path: Path) -> None:
     assert (params["srx_min_hw"], params["srx_max_hw"], params["srx_precision"]) == ("16x16", "1080x1920", "fp16")
     # the TensorRT a Triton server must have to load the plan (each tritonserver release ships one)
     assert params["srx_tensorrt_version"] == trt_here
+    # the weights the engine was built from, as its sidecar says them
+    assert (params["srx_source_sha256"], params["srx_source_name"]) == ("ab" * 32, "my-camera.pt")
 
 
 def test_bad_repository_targets(tmp_path: Path, tiny_checkpoint) -> None:
