@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from srx.errors import SrxError
-from srx.imageio import FrameRange, parse_frame_range, read_image, video_frames
+from srx.imageio import FrameRange, cut_short, parse_frame_range, read_image, to_uint8, video_frames
 from srx.runtime.batch import read_frame
 from tests.conftest import portrait_phone_video, silent_video, stored_frames, synthetic_photo
 
@@ -54,6 +54,34 @@ def test_video_frames_says_when_a_video_was_cut_off(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="srx"):  # a range that ends before the cut is whole
         assert len(list(video_frames(cut, 1, FrameRange(0, decoded)))) == decoded
     assert not caplog.records
+
+
+def test_a_video_missing_a_few_percent_is_cut_off_and_a_frame_or_two_short_is_not(tmp_path, caplog):
+    """The rule: more than 2 frames or 2 % of those listed missing (whichever is more) is a cut-off
+    video; a container's count may be an estimate a frame or two off."""
+    assert not cut_short(98, 100) and cut_short(97, 100)
+    assert not cut_short(490, 500) and cut_short(489, 500)
+    assert not cut_short(8, 10) and cut_short(7, 10) and not cut_short(0, 0)
+    whole = silent_video(tmp_path / "whole.avi", 100, (48, 32))
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) * 9 // 10])  # about a tenth of its frames lost
+    with caplog.at_level("WARNING", logger="srx"):
+        decoded = len(list(video_frames(cut)))
+    assert 80 < decoded < 98
+    assert f"stopped decoding after {decoded} of the 100 frames its container lists" in caplog.text
+
+
+def test_16_bit_pixels_round_to_the_nearest_8_bit_level(tmp_path):
+    """A 16-bit value v reads as round(v / 257): 257 k + 128 is k, 257 k + 129 and 257 k + 200 are
+    k + 1 (cutting the low byte off would give k, half a level dark on average)."""
+    k = np.arange(255, dtype=np.uint16)
+    for extra, up in ((0, 0), (128, 0), (129, 1), (200, 1)):
+        deep = np.tile(257 * k + extra, (4, 1))
+        np.testing.assert_array_equal(to_uint8(deep), np.tile(k + up, (4, 1)).astype(np.uint8))
+    deep = np.dstack([np.tile(257 * k + 200, (4, 1))] * 3)
+    assert cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    np.testing.assert_array_equal(read_image(tmp_path / "deep.png"), np.dstack([np.tile(k + 1, (4, 1))] * 3))
 
 
 def _tagged(path, pixels: np.ndarray, orientation: int):
