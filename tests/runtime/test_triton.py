@@ -867,16 +867,27 @@ def test_a_server_that_hangs_is_left_within_seconds_and_used_again_when_it_wakes
 
     upscaler = create_upscaler(None, server=[a.url, b.url], parallel=True)
     pool = upscaler.runner
-    # a video file first (srx upscale): two frames at a time, one on each server
-    clip = tmp_path / "clip.mkv"
-    write_ffv1(clip, [synthetic_photo(24, 32, seed=i) for i in range(6)])
-    with upscaler:
-        assert upscale_video_file(upscaler, clip, tmp_path / "up.mkv") == 6
-    assert [srv.frames for srv in pool.servers] == [3, 3] and [srv.calls for srv in pool.servers] == [3, 3]
-    with OnnxRuntimeRunner(cached_onnx(ckpt(3)), threads=1) as local:  # the same file, frame by frame here
-        assert upscale_video_file(Upscaler(local, 3), clip, tmp_path / "local.mkv") == 6
-    got, want = read_video(tmp_path / "up.mkv"), read_video(tmp_path / "local.mkv")
-    assert len(got) == 6 and all(np.abs(g.astype(int) - w).max() <= 2 for g, w in zip(got, want))
+    try:  # a video file first (srx upscale): two frames at a time, one on each server
+        clip = tmp_path / "clip.mkv"
+        write_ffv1(clip, [synthetic_photo(24, 32, seed=i) for i in range(6)])
+        batches: list[int] = []  # frames per upscale_batch (one frame a call would give the counts below too)
+        upscale_batch = upscaler.upscale_batch
+        upscaler.upscale_batch = lambda frames, *args, **kw: (batches.append(len(frames)),
+                                                             upscale_batch(frames, *args, **kw))[1]
+        try:
+            with upscaler:
+                assert upscale_video_file(upscaler, clip, tmp_path / "up.mkv") == 6
+        finally:
+            del upscaler.upscale_batch
+        assert batches == [2, 2, 2]
+        assert [srv.frames for srv in pool.servers] == [3, 3] and [srv.calls for srv in pool.servers] == [3, 3]
+        with OnnxRuntimeRunner(cached_onnx(ckpt(3)), threads=1) as local:  # the same file, frame by frame here
+            assert upscale_video_file(Upscaler(local, 3), clip, tmp_path / "local.mkv") == 6
+        got, want = read_video(tmp_path / "up.mkv"), read_video(tmp_path / "local.mkv")
+        assert len(got) == 6 and all(np.abs(g.astype(int) - w).max() <= 2 for g, w in zip(got, want))
+    except BaseException:
+        b.stop()  # a failure before the stream's `finally` leaves no srx serve behind (one was found orphaned)
+        raise
     stats, stop = StreamStats(), threading.Event()
     spec = SourceSpec.from_frames([synthetic_photo(24, 32, seed=i) for i in range(6)], fps=20.0, loop=True)
     thread, result = in_background(lambda: stream(spec, upscaler, [ThumbnailSink()], stats=stats, stop_event=stop,
