@@ -14,8 +14,7 @@ from typing import Iterator
 #: smaller tile is the answer, and those errors keep their own words)
 _HOST_ALLOCATION_FAILED = (
     "Insufficient memory",  # OpenCV's StsNoMem (-4)
-    "Failed to allocate memory",  # ONNX Runtime's BFCArena and CPU allocator
-    "failed to allocate memory",
+    "Failed to allocate memory",  # ONNX Runtime's BFCArena and CPU allocator (compared in any case)
     "DefaultCPUAllocator: can't allocate memory",  # PyTorch
     "std::bad_alloc",
 )
@@ -33,7 +32,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     text = str(exc)
     if "CUDA" in text or "cuda" in type(exc).__module__:
         return False
-    return any(words in text for words in _HOST_ALLOCATION_FAILED)
+    return any(words.lower() in text.lower() for words in _HOST_ALLOCATION_FAILED)
 
 
 def _status_kb(field: str) -> int | None:
@@ -57,7 +56,7 @@ def available_memory() -> int | None:
     an address-space limit (RLIMIT_AS, `prlimit --as`, `ulimit -v`) with less room left under it.
     None where neither is known."""
     room: list[int] = []
-    free = _status_meminfo()
+    free = _meminfo_available()
     if free is not None:
         room.append(free)
     limit = address_space_limit()
@@ -66,7 +65,7 @@ def available_memory() -> int | None:
     return min(room) if room else None
 
 
-def _status_meminfo() -> int | None:
+def _meminfo_available() -> int | None:
     """Linux's MemAvailable, else free pages (os.sysconf), or None."""
     try:
         with open("/proc/meminfo") as fh:
