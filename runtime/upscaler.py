@@ -68,6 +68,16 @@ def out_of_memory(h: int, w: int, scale: int, *, channels: int = 3, sixteen_bit:
                        f"machine with more{fewer}", subject=subject, in_model=bool(in_model))
 
 
+def _model_words_of_failed_allocation(exc: Exception) -> str | None:
+    """In an `except` of the upscale: `exc` again where it is not a failed allocation; else the
+    model's own message where its call failed (a smaller --tile helps there), None otherwise."""
+    from srx.memory import is_out_of_memory
+
+    if not is_out_of_memory(exc):
+        raise exc
+    return str(exc) if getattr(exc, "in_model", False) else None
+
+
 def _colour_matrices() -> tuple[np.ndarray, np.ndarray]:
     """3x4 affine maps for cv2.transform: BGR in [0, 255] -> (Y/255, Cb, Cr), and back to BGR.
 
@@ -235,11 +245,7 @@ class Upscaler:
         try:
             return self._upscale(frame)
         except Exception as exc:
-            from srx.memory import is_out_of_memory
-
-            if not is_out_of_memory(exc):
-                raise
-            in_model = str(exc) if getattr(exc, "in_model", False) else None
+            in_model = _model_words_of_failed_allocation(exc)
         # raised here, not in the handler: the planes the traceback holds are freed first
         channels = frame.shape[2] if frame.ndim == 3 else 1
         raise out_of_memory(*frame.shape[:2], self.scale, channels=channels, sixteen_bit=frame.dtype == np.uint16,
@@ -303,11 +309,7 @@ class Upscaler:
         try:
             return self._upscale_batch(frames, timings)
         except Exception as exc:
-            from srx.memory import is_out_of_memory
-
-            if not is_out_of_memory(exc):
-                raise
-            in_model = str(exc) if getattr(exc, "in_model", False) else None
+            in_model = _model_words_of_failed_allocation(exc)
         big = max(frames, key=lambda f: f.shape[0] * f.shape[1])
         err = out_of_memory(*big.shape[:2], self.scale, channels=big.shape[2] if big.ndim == 3 else 1,
                             sixteen_bit=big.dtype == np.uint16, in_model=in_model)
