@@ -3,7 +3,6 @@ execution providers when they are asked for and installed."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +23,10 @@ PROVIDER_ALIASES = {
 
 def physical_cores() -> int:
     """Physical cores this process may run on: extra SMT threads only slow a conv down."""
-    try:
-        allowed = os.sched_getaffinity(0)
-    except AttributeError:  # not Linux
-        allowed = set(range(os.cpu_count() or 1))
+    from srx.doctor import allowed_cpus
+
     cores = set()
-    for cpu in allowed:
+    for cpu in allowed_cpus():
         sib = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/core_cpus_list")
         if not sib.exists():
             sib = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")

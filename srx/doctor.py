@@ -190,15 +190,20 @@ def simd_level(flags: set[str], machine: str) -> str:
     return "SSE2 or less"
 
 
-def usable_cpus() -> int:
-    """Logical CPUs this process may run on: its affinity mask (taskset, a container's cpuset) where
-    the platform has one, else all of them."""
+def allowed_cpus() -> set[int]:
+    """The logical CPUs this process may run on: its affinity mask (taskset, a container's cpuset)
+    where the platform has one, else all of them."""
     import os
 
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        return set(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        return set(range(os.cpu_count() or 1))
+
+
+def usable_cpus() -> int:
+    """How many logical CPUs this process may run on (allowed_cpus)."""
+    return max(1, len(allowed_cpus()))
 
 
 def cores_text() -> str:
