@@ -21,6 +21,13 @@ Recordings:
                         until the next one is due (source frames dropped or skipped, time that passed)
   folder/ or no suffix  a PNG sequence frame_000000.png, ... (lossless, any frame size)
 
+Segments (`--segment 1h`): a video-file recording is cut where the clock passes a multiple of the
+segment's length in local time (on the hour, for 1h), each piece a file of its own named by the
+local time of its first frame, `cam-20261206-140000.mp4`, finished (renamed into place) as the next
+begins, so a box that records for weeks has files to copy, play and delete, and at most one segment
+is partial at any time. `--keep 7d` deletes the recording's own segments older than that (only
+files named exactly as srx names them), so a small disk does not fill.
+
 Publishing: rtsp://HOST:PORT/PATH sends H.264 to an RTSP server that takes published streams
 (RtspOutput), for NVRs and viewers to pull; from a thread of its own, so a server that hangs holds
 up nothing else.
@@ -29,7 +36,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
+import re
 import shutil
 import threading
 import time
@@ -41,7 +50,7 @@ import numpy as np
 
 from srx.errors import SrxError
 from srx.fsutil import check_nearest_folder, temporary_sibling
-from srx.words import counted, seconds_text
+from srx.words import counted, duration_text, seconds_text
 
 log = logging.getLogger("srx")
 
@@ -121,17 +130,89 @@ def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+#: a segment's start in its file name: local time to the second (`cam-20261206-140000.mp4`)
+SEGMENT_TIME = "%Y%m%d-%H%M%S"
+#: the shortest `--segment`, seconds
+MIN_SEGMENT_S = 1.0
+
+
+def segment_key(wall: float, length: float) -> int:
+    """The segment a frame at `wall` (seconds since the epoch) is in: segments are `length` long and
+    begin where local time is a multiple of it (a length that divides a day: on the hour for 1h, at
+    midnight for 1d, at :00, :10, ... for 10m)."""
+    return math.floor((wall + time.localtime(wall).tm_gmtoff) / length)
+
+
+class SegmentClock:
+    """Where a source's recordings are on the wall clock: the first frame written to any of them sets
+    it, so all of one source's recordings (an .mp4 and an .mkv, say) are cut at the same frames."""
+
+    def __init__(self, clock: Any = time.time) -> None:
+        self.clock = clock
+        self.wall0: float | None = None  # the clock at the recordings' time 0
+
+    def wall(self, t: float) -> float:
+        """The wall-clock time of recording time `t`."""
+        if self.wall0 is None:
+            self.wall0 = self.clock() - t
+        return self.wall0 + t
+
+
+def _segment_pattern(base: Path) -> re.Pattern[str]:
+    return re.compile(re.escape(base.stem) + r"-(\d{8}-\d{6})(?:-(\d+))?" + re.escape(base.suffix) + "$")
+
+
+def segment_path(base: Path, wall: float) -> Path:
+    """Where the segment of the recording `base` whose first frame is at `wall` goes: the local time in
+    its name, and `-1`, `-2`, ... after it where that file exists (a run started again within the
+    second, a clock set back), so a finished segment is never written over."""
+    stamp = time.strftime(SEGMENT_TIME, time.localtime(wall))
+    path = base.with_name(f"{base.stem}-{stamp}{base.suffix}")
+    n = 0
+    while path.exists() or path.is_symlink():
+        n += 1
+        path = base.with_name(f"{base.stem}-{stamp}-{n}{base.suffix}")
+    return path
+
+
+def recorded_segments(base: Path) -> list[tuple[float, Path]]:
+    """The finished segments of the recording `base` in its folder, oldest first, each with the time its
+    name gives: only plain files named exactly as srx names them (`STEM-YYYYmmdd-HHMMSS[-N]SUFFIX`)."""
+    pattern = _segment_pattern(base)
+    try:
+        entries = list(base.parent.iterdir())
+    except OSError:
+        return []
+    found = []
+    for p in entries:
+        m = pattern.match(p.name)
+        if m is None or p.is_symlink() or not p.is_file():
+            continue
+        try:
+            found.append((time.mktime(time.strptime(m.group(1), SEGMENT_TIME)), int(m.group(2) or 0), p))
+        except (ValueError, OverflowError):  # 8 and 6 digits that are no time: not srx's
+            continue
+    return [(start, p) for start, _, p in sorted(found)]
+
+
 class VideoFileOutput(Output):
     """A video file; fixed frame size (later sizes are fitted into the first, aspect ratio kept).
     A recording whose file was deleted while it ran (a clean-up job, a user freeing space) starts
     again under its name once a second's check sees it gone, rather than filling the disk with a
-    file no one can see."""
+    file no one can see.
+
+    `segment` (seconds): one file per segment (`segment_key`, `segment_path`), each finished when a
+    frame of the next comes and opened at that frame's size; a frame is at the run's start on the
+    clock plus its time in the recording (a live source's clock, a file's own times, an .avi's slots),
+    `clock` (a SegmentClock, shared by one source's recordings), and each segment's video starts at 0. `keep` (seconds): after each segment, the recording's own
+    segments that began longer ago than that are deleted (`recorded_segments`)."""
 
     fixed_size = True
     #: how often a recording checks that its file is still there, in seconds
     CHECK_S = 1.0
 
-    def __init__(self, path: Path, fps: float = 10.0) -> None:
+    def __init__(self, path: Path, fps: float = 10.0, segment: float | None = None, keep: float | None = None,
+                 clock: SegmentClock | None = None) -> None:
         self.path = Path(path)
         self.name = f"recording {self.path}"
         suffix = self.path.suffix.lower()
@@ -150,13 +231,22 @@ class VideoFileOutput(Output):
         self.tmp: Path | None = None  # `.NAME.partial.XXXXXXXX.mp4`, made anew at each open
         self.writer: Any = None
         self.size: tuple[int, int] | None = None
-        self.frames = 0
+        self.frames = 0  # in the recording (all its segments)
         self.distinct = 0  # upscaled frames among them (the rest repeat one to keep the source's timing)
+        self._file = [0, 0]  # frames and distinct ones in the file open now
         self._last: np.ndarray | None = None
         self._warned = False
         self._closed = False
         self._check_at = 0.0
         self._on_disk = False  # its file was seen: gone after that, it was deleted
+        self.segment, self.keep = segment, keep
+        self.clock = clock or SegmentClock()  # shared by a source's recordings: cut at the same frames
+        self.target = self.path  # where the open recording goes on close: the path, or its segment's file
+        self.segments: list[Path] = []  # finished segments, in order
+        self._key: int | None = None  # the open segment's
+        self._t0 = 0.0  # the recording time its first frame is at: its video starts there
+        self._t_last: float | None = None
+        self._slots = 0  # frames written through the run (an .avi's clock)
 
     def _open(self, frame: np.ndarray) -> None:
         import cv2
@@ -189,7 +279,34 @@ class VideoFileOutput(Output):
             raise SrxError(f"cannot record to {self.path}: OpenCV's FFmpeg has no {self.fourcc} encoder "
                            f"for {self.path.suffix} at {self.size[0]}x{self.size[1]}; try .mkv, .avi or a folder")
 
+    def describe(self) -> str:
+        if self.segment is None:
+            return self.name
+        done = (f": {counted(len(self.segments), 'file')}, {self.segments[0].name}"
+                + (f" to {self.segments[-1].name}" if len(self.segments) > 1 else "")) if self.segments else ""
+        return f"{self.name} in {duration_text(self.segment)} segments{done}"
+
+    def _segment_for(self, at_s: float | None) -> float:
+        """The frame's time in the recording; with segments, the one before is finished where this
+        frame begins the next, and the next one's file is chosen."""
+        if self.timed:
+            t = at_s if at_s is not None else (self._t_last + 1.0 / self.fps if self._t_last is not None else 0.0)
+        else:
+            t = self._slots / self.fps
+        self._t_last = t
+        if self.segment is None:
+            return t
+        wall = self.clock.wall(t)
+        key = segment_key(wall, self.segment)
+        if self.writer is not None and key != self._key:
+            self._finish()
+        if self.writer is None:
+            self._key, self._t0 = key, t
+            self.target = segment_path(self.path, wall)
+        return t
+
     def write(self, frame: np.ndarray, at_s: float | None = None) -> bool:
+        t = self._segment_for(at_s)
         if self.writer is not None and time.monotonic() >= self._check_at:
             self._check_at = time.monotonic() + self.CHECK_S
             there = self.tmp is not None and self.tmp.exists()
@@ -204,14 +321,17 @@ class VideoFileOutput(Output):
                         frame.shape[1], frame.shape[0], self.path.name, *self.size)
             self._warned = True
         if self.timed:  # H264Writer crops an odd side itself
-            self.writer.write(_fit(frame, self.size), None if at_s is None else 1000.0 * at_s)
+            self.writer.write(_fit(frame, self.size), None if at_s is None else 1000.0 * (t - self._t0))
             if at_s is not None:
                 self._span = (self._span[0] if self._span else at_s, at_s)
         else:
             self.writer.write(_fit(frame, self.size))
+        self._slots += 1
         self.frames += 1
+        self._file[0] += 1
         if frame is not self._last:
             self.distinct += 1
+            self._file[1] += 1
             self._last = frame
         return True
 
@@ -219,13 +339,14 @@ class VideoFileOutput(Output):
         """The file was deleted under the recording: let go of it (its space comes back) and open a
         new one with the next frame."""
         log.warning("%s was deleted while recording (the %s in it went with it); recording again from "
-                    "the next frame", self.path, counted(self.frames, "frame"))
+                    "the next frame", self.target, counted(self._file[0], "frame"))
         try:
             self.writer.close() if self.timed else self.writer.release()
         except SrxError:
             pass
         self.writer, self.size, self._span, self._last = None, None, None, None
-        self.frames = self.distinct = 0
+        self.frames, self.distinct = self.frames - self._file[0], self.distinct - self._file[1]
+        self._file = [0, 0]
         self._on_disk = False
         self._warned = False
         self.tmp.unlink(missing_ok=True)  # what closing it wrote again
@@ -237,32 +358,65 @@ class VideoFileOutput(Output):
 
     def close(self) -> None:
         if self.writer is None:
-            if not self._closed:  # frames came where it failed (Output.failed): its writer did not open
+            if not self._closed and not self.segments:  # frames came where it failed (Output.failed): its writer did not open
                 log.warning("%s not written: %s", self.path, f"its writer could not be opened: {self.failed}"
                             if self.failed is not None else "no frame was upscaled for it")
-                self._closed = True
+            self._closed = True
             return
+        self._finish()
+        self._closed = True
+        self._last = None
+        if len(self.segments) > 1:
+            log.info("%s: %s, %s to %s", self.path, counted(len(self.segments), "segment"),
+                     self.segments[0].name, self.segments[-1].name)
+
+    def _finish(self) -> None:
+        """Finish the open recording (a segment, or the whole of it): its file renamed into place."""
         if self.timed:
             self.writer.close()
         else:
             self.writer.release()
-        self.writer = None
-        self._last = None
-        if self.frames:
-            os.replace(self.tmp, self.path)
+        self.writer = None  # the frame written last stays: an .avi's next segment holds it until the next is due
+        frames, distinct = self._file
+        if frames:
+            os.replace(self.tmp, self.target)
+            if self.segment is not None:
+                self.segments.append(self.target)
             if self._span is not None:  # each frame at its time: until the last one's is over
                 seconds = self._span[1] - self._span[0] + 1.0 / self.fps
-                length = f"{counted(self.frames, 'frame')}, {seconds_text(seconds)}, each at its time"
+                length = f"{counted(frames, 'frame')}, {seconds_text(seconds)}, each at its time"
             else:
-                length = f"{counted(self.frames, 'frame')}, {seconds_text(self.frames / self.fps)} at {self.fps:g} fps"
-            if self.distinct < self.frames:
+                length = f"{counted(frames, 'frame')}, {seconds_text(frames / self.fps)} at {self.fps:g} fps"
+            if distinct < frames:
                 log.info("recorded %s to %s: %d distinct, the rest repeats of the one before where the stream "
                          "showed no new frame (frames dropped or skipped, no signal), so the video keeps the "
-                         "source's timing", length, self.path, self.distinct)
+                         "source's timing", length, self.target, distinct)
             else:
-                log.info("recorded %s to %s", length, self.path)
+                log.info("recorded %s to %s", length, self.target)
         else:
             self.tmp.unlink(missing_ok=True)
+        self.size, self._span, self.tmp = None, None, None
+        self._file = [0, 0]
+        self._on_disk = self._warned = False
+        if self.keep is not None:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Delete the recording's own segments that began more than `keep` seconds ago."""
+        cutoff = self.clock.clock() - self.keep
+        old = [p for start, p in recorded_segments(self.path) if start < cutoff]
+        gone = []
+        for p in old:
+            try:
+                p.unlink()
+                gone.append(p.name)
+            except FileNotFoundError:  # deleted by someone else meanwhile
+                continue
+            except OSError as exc:
+                log.warning("--keep: cannot delete %s: %s", p, exc.strerror or exc)
+        if gone:
+            log.info("--keep %s: deleted %s of %s (%s)", duration_text(self.keep), counted(len(gone), "segment"),
+                     self.path, ", ".join(gone) if len(gone) <= 3 else f"{gone[0]} ... {gone[-1]}")
 
 
 class PngSequenceOutput(Output):
@@ -646,9 +800,18 @@ class WindowOutput(Output):
             cv2.waitKey(1)
 
 
-def recording_output(path: Path | str, fps: float = 10.0, retry_max_wait: float = 30.0) -> Output:
+def is_video_file_output(path: Path | str) -> bool:
+    """Whether an --output is a video file (what `--segment` cuts), not rtsp:// or a folder of frames."""
+    text = str(path)
+    p = Path(text)
+    return "://" not in text and not text.endswith(("/", os.sep)) and bool(p.suffix) and not p.is_dir()
+
+
+def recording_output(path: Path | str, fps: float = 10.0, retry_max_wait: float = 30.0,
+                     segment: float | None = None, keep: float | None = None, clock: SegmentClock | None = None) -> Output:
     """An rtsp:// URL is published to (RtspOutput); a folder-like path (no suffix or a trailing '/')
-    gets a PNG sequence, any other path a video file."""
+    gets a PNG sequence, any other path a video file (cut into `segment`-second files where given,
+    those older than `keep` seconds deleted; `clock`: the source's, shared by its recordings)."""
     text = str(path)
     scheme, sep, _ = text.partition("://")
     if sep and scheme.lower() == "rtsp":
@@ -663,7 +826,7 @@ def recording_output(path: Path | str, fps: float = 10.0, retry_max_wait: float 
     p = Path(path)
     if text.endswith(("/", os.sep)) or not p.suffix or p.is_dir():
         return PngSequenceOutput(p)
-    return VideoFileOutput(p, fps=fps)
+    return VideoFileOutput(p, fps=fps, segment=segment, keep=keep, clock=clock)
 
 
 # -- frame decoration ------------------------------------------------------------------------------

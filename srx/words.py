@@ -13,6 +13,15 @@ def seconds_text(s: float) -> str:
     return f"{s:.1f} s" if s >= 0.95 or s <= 0 else f"{s:.2g} s"
 
 
+def duration_text(s: float) -> str:
+    """'7d', '1h', '90m', '45s': a length as a user writes it, in the largest unit it is a whole number of
+    (seconds_text where it is none)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if s >= size and s % size == 0:
+            return f"{int(s // size)}{unit}"
+    return seconds_text(s)
+
+
 def host_port(host: str, port: int) -> str:
     """host:port as written in a URL: an IPv6 address in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

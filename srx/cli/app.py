@@ -147,16 +147,17 @@ def _root(
 
 
 def parse_duration(text: str | None) -> float | None:
-    """'90', '90s', '20m', '1.5h', '1h30m', '2m30s' -> seconds."""
+    """'90', '90s', '20m', '1.5h', '1h30m', '2m30s', '7d' -> seconds."""
     if text is None:
         return None
     plain = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*", text)
     if plain:
         return float(plain.group(1))
-    parts = re.fullmatch(r"\s*(?:([0-9]*\.?[0-9]+)\s*h)?\s*(?:([0-9]*\.?[0-9]+)\s*m)?\s*(?:([0-9]*\.?[0-9]+)\s*s)?\s*", text)
+    parts = re.fullmatch(r"\s*(?:([0-9]*\.?[0-9]+)\s*d)?\s*(?:([0-9]*\.?[0-9]+)\s*h)?\s*(?:([0-9]*\.?[0-9]+)\s*m)?"
+                         r"\s*(?:([0-9]*\.?[0-9]+)\s*s)?\s*", text)
     if not parts or not any(parts.groups()):
         raise SrxError(f"--time-budget {text!r}: expected a duration like 90s, 20m, 1.5h or 1h30m")
-    return sum(float(v) * k for v, k in zip(parts.groups(), (3600, 60, 1)) if v)
+    return sum(float(v) * k for v, k in zip(parts.groups(), (86400, 3600, 60, 1)) if v)
 
 
 def _check_threads(value: int | None) -> int | None:

@@ -74,6 +74,13 @@ def stream_cmd(
     reconnect_max_wait: float = typer.Option(
         30.0, "--reconnect-max-wait", help="Longest wait between reconnect attempts to a lost live source (or to the RTSP "
         "server an --output rtsp:// publishes to), seconds."),
+    segment: Optional[str] = typer.Option(
+        None, "--segment", help="Cut each video-file recording into files of this length, e.g. 10m or 1h, cut where local "
+        "time passes a multiple of it (on the hour for 1h) and named by the local time of their first frame: "
+        "out/cam1.mp4 becomes out/cam1-20261206-140000.mp4, out/cam1-20261206-150000.mp4, ..."),
+    keep: Optional[str] = typer.Option(
+        None, "--keep", help="With --segment: delete the recording's own segments (files named as --segment names them) "
+        "that began longer ago than this, e.g. 7d, so a small disk does not fill."),
     open_timeout: float = typer.Option(10.0, "--open-timeout", help="Give up opening (or reading) a source after this many seconds."),
     roi: Optional[list[str]] = typer.Option(
         None, "--roi", help="Upscale only this region of the frames: LEFT,TOP,WIDTH,HEIGHT in source pixels, e.g. "
@@ -124,7 +131,8 @@ def stream_cmd(
         _stream_many(named, scale=scale, weights=weights, model=model, backend=backend, server=server, threads=threads,
                      output=output, serve=serve, compare=compare, window=window, max_frames=max_frames,
                      duration=duration, quiet=quiet, overlay=overlay, json_summary=json_summary, no_drop=no_drop,
-                     buffer=buffer, reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
+                     buffer=buffer, reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout,
+                     segment=segment, keep=keep)
         return
     if named:  # one source: the single-source loop, as always ({name} in --output takes its name)
         spec = named[0].spec
@@ -139,6 +147,7 @@ def stream_cmd(
     seconds = _seconds(duration, "--duration")
     check_bounds(max_frames, seconds)
     _positive_seconds(reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
+    cut = _segments(segment, keep, output)
     if json_summary is not None:  # checked now, not after the whole run
         from srx.fsutil import check_output_file
 
@@ -152,7 +161,7 @@ def stream_cmd(
             web = MjpegServer(serve, stats=stats.live, source=named[0].name if named else "stream")
         for target in output or []:
             _not_a_source(str(target), [spec])
-            outputs.append(recording_output(target, retry_max_wait=reconnect_max_wait))
+            outputs.append(recording_output(target, retry_max_wait=reconnect_max_wait, **cut))
         if web is not None:
             outputs.append(web)
         if show:
@@ -194,7 +203,8 @@ def _report(summary, json_summary: Optional[Path], named) -> None:
 
 
 def _stream_many(named, *, scale, weights, model, backend, server, threads, output, serve, compare, window, max_frames,
-                 duration, quiet, overlay, json_summary, no_drop, buffer, reconnect_max_wait, open_timeout) -> None:
+                 duration, quiet, overlay, json_summary, no_drop, buffer, reconnect_max_wait, open_timeout, segment=None,
+                 keep=None) -> None:
     """Several sources in one process (srx.camera.multi)."""
     from srx.camera.capture import check_buffer
     from srx.camera.stream import check_bounds, stopping_signals
@@ -212,6 +222,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     check_bounds(max_frames, seconds)
     _positive_seconds(reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
     _distinct_outputs(output)
+    cuts = {item.name: _segments(segment, keep, output) for item in named}  # a clock for each source's recordings
     for pattern in output or []:
         check_pattern(str(pattern), len(named))
     if json_summary is not None and "{name}" not in str(json_summary) and json_summary.is_dir():
@@ -227,7 +238,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
             for item in named:
                 _not_a_source(output_for(str(pattern), item.name), [n.spec for n in named])
                 outputs[item.name].append(recording_output(output_for(str(pattern), item.name),
-                                                           retry_max_wait=reconnect_max_wait))
+                                                           retry_max_wait=reconnect_max_wait, **cuts[item.name]))
         if serve is not None:
             web = shared[0]
             for item in named:
@@ -250,6 +261,28 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
                               drop=not no_drop, buffer=buffer, compare=compare, overlay=overlay, quiet=quiet,
                               reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout, stats=stats)
         _report(summary, json_summary, named)
+
+
+def _segments(segment: Optional[str], keep: Optional[str], outputs: Optional[list[str]]) -> dict:
+    """--segment and --keep, checked: the recording_output arguments they make for one source's recordings
+    (a SegmentClock of their own, shared by them)."""
+    from srx.camera.outputs import MIN_SEGMENT_S, SegmentClock, is_video_file_output
+
+    length, older = _seconds(segment, "--segment"), _seconds(keep, "--keep")
+    if older is not None and length is None:
+        raise SrxError(f"--keep {keep} deletes old segments of a recording; it needs --segment (e.g. --segment 1h "
+                       f"--keep {keep})")
+    if length is None:
+        return {}
+    if not MIN_SEGMENT_S <= length < math.inf:
+        raise SrxError(f"--segment {segment}: expected at least {MIN_SEGMENT_S:g} second, e.g. 10m or 1h")
+    if not any(is_video_file_output(o) for o in outputs or []):
+        raise SrxError(f"--segment {segment} cuts video-file recordings (--output NAME.mp4, .mkv, .avi); "
+                       + ("none was given" if not outputs else "none among --output (rtsp:// and folders of frames are not cut)"))
+    if older is not None and not length <= older < math.inf:
+        raise SrxError(f"--keep {keep} is shorter than --segment {segment}: it would delete each segment as it is "
+                       "finished; expected at least the segment's length")
+    return {"segment": length, "keep": older, "clock": SegmentClock()}
 
 
 def _distinct_outputs(outputs: Optional[list[str]]) -> None:

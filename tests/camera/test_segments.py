@@ -1,0 +1,208 @@
+"""Segmented recordings (`srx stream --segment`, `--keep`): a recording cut into files where the
+clock passes each multiple of the segment's length, named by their first frame's local time, every
+frame in exactly one of them, and old segments deleted, never any other file."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from srx.camera.outputs import SegmentClock, VideoFileOutput, recorded_segments, segment_key
+from srx.cli import app
+from tests.camera.conftest import frames
+from tests.camera.test_stream import write_ffv1
+from tests.conftest import assert_one_error_line, stored_frames
+
+#: 2023-11-14 22:13:21 UTC: one second past a multiple of 2 s
+T0 = 1_700_000_001.0
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch):
+    """Local time is UTC for the test, so the names it expects hold on any host."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def video_times(path: Path) -> list[float]:
+    """Each frame's time in a video, in seconds, as PyAV reads it."""
+    import av
+
+    with av.open(str(path)) as c:
+        return [round(float(f.time), 3) for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4", ".avi"])
+def test_a_recording_is_cut_where_the_clock_passes_each_multiple(tmp_path: Path, utc, suffix: str) -> None:
+    """Frames 0.1 s apart from 22:13:21.0 in 2 s segments: cuts at :22 and :24, so 10, 20 and 20
+    frames; each file named by its first frame, each video starting at 0, none left partial, and
+    (lossless) each frame exactly once, in order."""
+    pictures = frames(50, 24, 32)
+    out = VideoFileOutput(tmp_path / f"rec{suffix}", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
+    for i, f in enumerate(pictures):
+        assert out.write(f, i / 10) if out.timed else out.write(f)
+    out.close()
+    names = [f"rec-20231114-2213{s}{suffix}" for s in ("21", "22", "24")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    assert [p.name for p in out.segments] == names
+    got = [stored_frames(tmp_path / n) for n in names]
+    assert [len(g) for g in got] == [10, 20, 20]
+    if suffix == ".mkv":
+        assert all(np.array_equal(a, b) for a, b in zip([f for g in got for f in g], pictures))
+    if suffix != ".avi":
+        assert [video_times(tmp_path / n)[:2] for n in names] == [[0.0, 0.1]] * 3
+
+
+def test_a_segment_opens_at_the_size_of_its_first_frame(tmp_path: Path, utc) -> None:
+    """A camera that comes back in another resolution: the segment open then keeps its size (the
+    frames fitted in), the next one is made at the new size."""
+    out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
+    for i, f in enumerate(frames(5, 24, 32) + frames(15, 36, 48)):
+        out.write(f, i / 10)
+    out.close()
+    shapes = [stored_frames(p)[0].shape for p in out.segments]
+    assert shapes == [(24, 32, 3), (36, 48, 3)]
+
+
+def test_the_recordings_of_one_source_are_cut_at_the_same_frames(tmp_path: Path, utc) -> None:
+    """An .mkv and an .avi of one source share its clock: the .avi's writer opened later (the first
+    frame took the .mkv a while) cut it elsewhere before."""
+    now = [T0]
+    clock = SegmentClock(lambda: now[0])
+    mkv = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, clock=clock)
+    avi = VideoFileOutput(tmp_path / "rec.avi", fps=10, segment=2.0, clock=clock)
+    for i, f in enumerate(frames(30, 24, 32)):
+        mkv.write(f, i / 10)
+        now[0] += 0.45  # the wall clock runs on while the first recording takes its frame
+        avi.write(f)
+    mkv.close()
+    avi.close()
+    assert [len(stored_frames(p)) for p in mkv.segments] == [len(stored_frames(p)) for p in avi.segments] == [10, 20]
+
+
+def test_a_segment_name_never_replaces_a_file(tmp_path: Path, utc) -> None:
+    """A run started again within the second (or a clock set back) finds its segment's name taken:
+    the new segment gets -1 after it, the file there is left as it was."""
+    earlier = tmp_path / "rec-20231114-221321.mkv"
+    earlier.write_bytes(b"an earlier run's segment")
+    out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
+    for i, f in enumerate(frames(3, 24, 32)):
+        out.write(f, i / 10)
+    out.close()
+    assert earlier.read_bytes() == b"an earlier run's segment"
+    assert [p.name for p in out.segments] == ["rec-20231114-221321-1.mkv"]
+    assert [p.name for _, p in recorded_segments(tmp_path / "rec.mkv")] == [earlier.name, "rec-20231114-221321-1.mkv"]
+
+
+def test_keep_deletes_the_recordings_own_old_segments_and_nothing_else(tmp_path: Path, utc, caplog) -> None:
+    """--keep 1h: segments of this recording that began over an hour ago go; one 59 minutes old, the
+    run's own, another recording's, other files, a link and a name that is no time stay."""
+    caplog.set_level(logging.INFO, logger="srx")
+    target = tmp_path / "outside.mkv"
+    target.write_bytes(b"not srx's")
+    old = ["rec-20231101-000000.mkv", "rec-20231114-211320-1.mkv"]
+    kept = ["rec-20231114-211421.mkv",  # 59 minutes before the run
+            "rec-20231101-000000.mp4", "cam2-20231101-000000.mkv", "rec-notes.mkv", "rec-20231101-000000.mkv.txt",
+            "rec-20231399-000000.mkv", "xrec-20231101-000000.mkv"]
+    for name in old + kept:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "rec-20231102-000000.mkv").symlink_to(target)
+    out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, keep=3600.0, clock=SegmentClock(lambda: T0))
+    for i, f in enumerate(frames(25, 24, 32)):
+        out.write(f, i / 10)
+    out.close()
+    left = {p.name for p in tmp_path.iterdir()}
+    assert not left & set(old)
+    assert left == set(kept) | {"outside.mkv", "rec-20231102-000000.mkv"} | {p.name for p in out.segments}
+    assert len(out.segments) == 2 and target.read_bytes() == b"not srx's"
+    assert "--keep 1h: deleted 2 segments of" in caplog.text
+
+
+def test_segment_key_follows_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1h segments begin on the local hour, also where local time is not a whole hour off UTC."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+5:30
+    time.tzset()
+    try:
+        on_the_hour = time.mktime((2026, 12, 6, 14, 0, 0, 0, 0, -1))
+        assert segment_key(on_the_hour - 0.001, 3600) + 1 == segment_key(on_the_hour, 3600) == segment_key(on_the_hour + 3599.9, 3600)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def _segments_of(folder: Path, stem: str, suffix: str) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if re.fullmatch(rf"{stem}-\d{{8}}-\d{{6}}(-\d+)?{suffix}", p.name))
+
+
+def test_cli_segments_each_sources_recordings(tmp_path: Path, tiny_checkpoint) -> None:
+    """`srx stream --segment 1s` on a 3 s clip, one source with two recordings and two sources with
+    {name}: every frame is in exactly one segment, and the .mkv and .mp4 of a source are cut alike."""
+    clip = tmp_path / "clip.mkv"
+    write_ffv1(clip, frames(30, 24, 32), fps=10)
+    w = str(tiny_checkpoint(2))
+    common = ["-w", w, "--backend", "torch", "--threads", "1", "--no-drop", "--no-window", "-q", "--segment", "1s"]
+    one = CliRunner().invoke(app, ["stream", "--source", str(clip), "--output", str(tmp_path / "one" / "rec.mkv"),
+                                   "--output", str(tmp_path / "one" / "rec.mp4"), *common,
+                                   "--json-summary", str(tmp_path / "one.json")])
+    assert one.exit_code == 0, one.output
+    mkv, mp4 = _segments_of(tmp_path / "one", "rec", ".mkv"), _segments_of(tmp_path / "one", "rec", ".mp4")
+    listed = json.loads((tmp_path / "one.json").read_text())["outputs"]
+    assert listed[0] == f"recording {tmp_path / 'one' / 'rec.mkv'} in 1s segments: {len(mkv)} files, {mkv[0].name} to {mkv[-1].name}"
+    assert len(mkv) >= 3 and [p.stem for p in mkv] == [p.stem for p in mp4]
+    counts = [len(stored_frames(p)) for p in mkv]
+    assert sum(counts) == 30 and max(counts) <= 10 and counts == [len(stored_frames(p)) for p in mp4]
+    many = CliRunner().invoke(app, ["stream", "--source", f"a={clip}", "--source", f"b={clip}",
+                                    "--output", str(tmp_path / "many" / "{name}.mkv"), *common])
+    assert many.exit_code == 0, many.output
+    for name in ("a", "b"):
+        got = _segments_of(tmp_path / "many", name, ".mkv")
+        assert len(got) >= 3 and sum(len(stored_frames(p)) for p in got) == 30
+    assert not list(tmp_path.rglob(".*partial*"))
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--keep", "1h"], "--keep 1h deletes old segments of a recording; it needs --segment"),
+    (["--segment", "0.5s"], "--segment 0.5s: expected at least 1 second"),
+    (["--segment", "soon"], "--segment 'soon': expected a duration"),
+    (["--segment", "1h", "--keep", "30m"], "--keep 30m is shorter than --segment 1h"),
+    (["--segment", "1h", "--output", "FOLDER/"], "none among --output (rtsp:// and folders of frames are not cut)"),
+    (["--segment", "1h"], "--segment 1h cuts video-file recordings (--output NAME.mp4, .mkv, .avi); none was given"),
+])
+def test_bad_segment_options_are_one_line_before_the_run(tmp_path: Path, args: list[str], match: str) -> None:
+    args = [a.replace("FOLDER", str(tmp_path / "frames")) for a in args]
+    if "--output" not in args and "--keep" in args:
+        args += ["--output", str(tmp_path / "rec.mkv")]
+    result = CliRunner().invoke(app, ["stream", "--demo", "--no-window", *args])
+    assert result.exit_code == 1
+    assert_one_error_line(result.output, match)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_live_source_is_cut_on_the_clocks_seconds(tmp_path: Path, tiny_checkpoint) -> None:
+    """A real RTSP camera (GStreamer's server) recorded in 1 s segments: after the first, each segment
+    begins on a whole second of the clock, one second after the one before; none is longer than 1 s."""
+    from tests.camera.test_rtsp import serving_clip
+
+    server, _, port = serving_clip(tmp_path, 100)
+    out = tmp_path / "cam.mp4"
+    try:
+        result = CliRunner().invoke(app, [
+            "stream", "--source", f"rtsp://127.0.0.1:{port}/clip", "-w", str(tiny_checkpoint(2)), "--backend", "torch",
+            "--threads", "1", "--output", str(out), "--segment", "1s", "--duration", "4s", "--no-window", "-q"])
+    finally:
+        server.kill()
+    assert result.exit_code == 0, result.output
+    got = _segments_of(tmp_path, "cam", ".mp4")
+    assert len(got) >= 3, result.output
+    starts = [time.mktime(time.strptime(p.stem[4:19], "%Y%m%d-%H%M%S")) for p in got]
+    assert all(b - a == 1 for a, b in zip(starts[1:], starts[2:])), [p.name for p in got]
+    assert all(video_times(p)[-1] < 1.0 for p in got)
