@@ -93,11 +93,13 @@ class Output:
 
 def _warn_left_partials(target: Path, suffix: str, folder: bool, plays: str) -> None:
     """Name, once, what earlier runs recording to `target` left (killed, a crash, a power cut):
-    their partial files are kept, never written over."""
-    start = f".{target.stem if not folder else target.name}.partial"
+    their partial files are kept, never written over. A segment's is named for it
+    (`.cam-20261206-140000.partial.XXXXXXXX.mp4`)."""
+    stem = re.escape(target.stem if not folder else target.name)
+    start = re.compile(rf"\.{stem}(-\d{{8}}-\d{{6}}(-\d+)?)?\.partial")
     try:
         left = sorted(str(p) for p in target.parent.iterdir()
-                      if p.name.startswith(start) and p.name.endswith(suffix) and p.is_dir() == folder
+                      if start.match(p.name) and p.name.endswith(suffix) and p.is_dir() == folder
                       and not p.is_symlink())  # srx makes none: a link there is not its file
     except OSError:  # no folder yet: nothing left there
         return
@@ -252,7 +254,7 @@ class VideoFileOutput(Output):
         import cv2
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = temporary_sibling(self.path, suffix=self.path.suffix, prefix=f".{self.path.stem}.partial.")
+        self.tmp = temporary_sibling(self.target, suffix=self.path.suffix, prefix=f".{self.target.stem}.partial.")
         w, h = int(frame.shape[1]), int(frame.shape[0])
         if self.timed:
             from srx.media import FFV1Writer, H264Writer

@@ -206,3 +206,19 @@ def test_a_live_source_is_cut_on_the_clocks_seconds(tmp_path: Path, tiny_checkpo
     starts = [time.mktime(time.strptime(p.stem[4:19], "%Y%m%d-%H%M%S")) for p in got]
     assert all(b - a == 1 for a, b in zip(starts[1:], starts[2:])), [p.name for p in got]
     assert all(video_times(p)[-1] < 1.0 for p in got)
+
+
+def test_a_killed_segments_partial_file_is_named_for_it_and_named_at_the_next_start(tmp_path: Path, utc, caplog) -> None:
+    """A power cut mid-segment leaves its partial file under the segment's own name (that it plays up
+    to its last second is test_stream's kill test), the finished segments before it whole; the next
+    run names it in a warning and writes beside it."""
+    caplog.set_level(logging.WARNING, logger="srx")
+    killed = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
+    for i, f in enumerate(frames(15, 24, 32)):
+        killed.write(f, i / 10)  # never closed: the process died
+    assert [p.name for p in killed.segments] == ["rec-20231114-221321.mkv"]
+    left = killed.tmp
+    assert left is not None and left.name.startswith(".rec-20231114-221322.partial.") and left.suffix == ".mkv"
+    assert left.exists() and len(stored_frames(tmp_path / "rec-20231114-221321.mkv")) == 10
+    VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0).close()
+    assert f"what that run recorded is kept in {left}" in caplog.text
