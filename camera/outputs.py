@@ -204,10 +204,11 @@ class VideoFileOutput(Output):
     file no one can see.
 
     `segment` (seconds): one file per segment (`segment_key`, `segment_path`), each finished when a
-    frame of the next comes and opened at that frame's size; a frame is at the run's start on the
-    clock plus its time in the recording (a live source's clock, a file's own times, an .avi's slots),
-    `clock` (a SegmentClock, shared by one source's recordings), and each segment's video starts at 0. `keep` (seconds): after each segment, the recording's own
-    segments that began longer ago than that are deleted (`recorded_segments`)."""
+    frame of the next comes and opened at that frame's size; a frame is at the run's start on
+    `clock` (a SegmentClock, shared by one source's recordings) plus its time in the recording (a
+    live source's clock, a file's own times, an .avi's slots), and each segment's video starts at 0.
+    `keep` (seconds): after each segment, the recording's own segments that began longer ago than
+    that are deleted (`recorded_segments`)."""
 
     fixed_size = True
     #: how often a recording checks that its file is still there, in seconds
