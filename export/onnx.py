@@ -30,6 +30,7 @@ import json
 import logging
 import re
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ EXPECTED_OPS = {
 log = logging.getLogger("srx")
 
 #: what --name may hold: it becomes a file stem and a Triton model name
+#: one torch export at a time in a process (see onnx_from_checkpoint)
+_EXPORT_LOCK = threading.Lock()
 _EXPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -144,7 +147,9 @@ def onnx_from_checkpoint(
             axes[OUTPUT_NAME] = {0: "n", 2: f"{s}*h", 3: f"{s}*w"}
     with tempfile.TemporaryDirectory(prefix="srx-export-") as tmp:
         raw = Path(tmp) / "raw.onnx"
-        with warnings.catch_warnings():
+        # torch's exporter keeps its state in globals, and warnings' filters are the process's: one
+        # export at a time (threads that each make an upscaler of a checkpoint export at once)
+        with _EXPORT_LOCK, warnings.catch_warnings():
             # The TorchScript exporter is deprecated in favour of dynamo (see the module docstring);
             # its constant-folding notes are about the pad sub-graphs we fold ourselves below.
             warnings.simplefilter("ignore")

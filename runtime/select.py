@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -51,9 +52,19 @@ def model_kind(path: Path) -> str:
     )
 
 
+#: threads that make upscalers of one checkpoint at once export it once, the others find it in the cache
+_CACHE_LOCK = threading.Lock()
+
+
 def cached_onnx(checkpoint: Path, scale: int | None = None) -> Path:
     """The FP32 ONNX graph of `checkpoint`, exported once into <cache>/onnx/<sha256>/ and reused
-    while it comes from this graph revision (a newer srx re-exports rather than run an old graph)."""
+    while it comes from this graph revision (a newer srx re-exports rather than run an old graph).
+    Thread-safe: one thread exports, the others wait for it and take its graph."""
+    with _CACHE_LOCK:
+        return _cached_onnx(checkpoint, scale)
+
+
+def _cached_onnx(checkpoint: Path, scale: int | None) -> Path:
     from srx.checkpoint import shipped_model_of
     from srx.export.onnx import GRAPH_REVISION, check_srx_onnx, onnx_from_checkpoint
     from srx.fsutil import ensure_dir, sha256_file

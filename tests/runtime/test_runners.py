@@ -249,6 +249,38 @@ def test_checkpoint_is_exported_once_into_the_cache(ckpt, srx_cache_dir):
     check_srx_onnx(fixed)  # a whole srx graph again (it raises on anything else)
 
 
+def test_threads_that_make_upscalers_at_once_share_one_export(ckpt, tmp_path, monkeypatch, recwarn):
+    """A host application that makes an upscaler in each of its camera threads while the cache is
+    empty: torch's exporter keeps its state in globals, so three of four threads failed ("torch
+    could not export ... GLOBALS.in_onnx_export must be True") and its warnings reached the host.
+    One export now, which every thread gets, also for two checkpoints at once."""
+    import threading
+
+    from srx.runtime.upscaler import create_upscaler
+
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))  # empty: every thread wants an export
+    weights = {2: ckpt(2), 3: ckpt(3)}
+    results: dict[int, object] = {}
+    start = threading.Barrier(4)
+
+    def make(i: int) -> None:
+        start.wait()
+        try:
+            up = create_upscaler(3 if i % 2 else 2, weights=weights[3 if i % 2 else 2], threads=1)
+            results[i] = up.upscale(np.full((12, 16, 3), 90, np.uint8)).shape
+        except Exception as exc:  # noqa: BLE001  (reported by the test's thread)
+            results[i] = exc
+
+    threads = [threading.Thread(target=make, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert results == {0: (24, 32, 3), 1: (36, 48, 3), 2: (24, 32, 3), 3: (36, 48, 3)}
+    assert len(list((tmp_path / "cache" / "onnx").glob("*/*/*.onnx"))) == 2
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
 def test_a_cache_that_cannot_be_written_still_runs_the_checkpoint(ckpt, tmp_path, monkeypatch, caplog):
     """A read-only home (a locked-down box, a container) costs the cache, not the run: the graph
     is exported to a temporary folder for this process, with one warning naming SRX_CACHE_DIR."""
