@@ -20,7 +20,8 @@ group's SIGTERM forwarded twice, say) arrived while the first was still inside `
 handlers only note the signal (`signal.set_wakeup_fd`), and a watcher thread does the rest: the
 first SIGINT/SIGTERM asks for the stop, a second one, or `STOP_DEADLINE_S` after the first,
 ends the server processes, removes the scratch folder and exits (status 128 + signal, or 1).
-Scratch folders are named for the process (`srx-serve-<pid>-*`), so one that a SIGKILL left
+That is `srx serve`'s stop (`owns_process`); an application that calls `serve_model` keeps its own
+signal handlers, stops the server with its `stop_event` and is never exited. Scratch folders are named for the process (`srx-serve-<pid>-*`), so one that a SIGKILL left
 behind is removed by the next `srx serve` once that process is gone.
 
 PyTriton's proxy cannot carry an empty tensor (its shared-memory transport fails on a zero in
@@ -180,12 +181,14 @@ class _StopGuard:
     the stop at the first signal and forces it at a second one (REPEAT_WITHIN_S or more later), or
     `deadline_s` after the stop began (`stopping()`, or the first signal). Forcing ends this
     process's children (the Triton server and its stubs), removes `scratch` and exits this process
-    at once. Outside the main thread no signal is taken and an overdue stop is only reported, with
-    the scratch folder removed."""
+    at once. Only where the process is srx's own (`owns_process`: `srx serve`, in its main thread);
+    in an application that calls serve_model, or outside the main thread, no signal is taken and an
+    overdue stop is only reported, with the scratch folder removed."""
 
-    def __init__(self, stop: threading.Event, scratch: Path, deadline_s: float = STOP_DEADLINE_S) -> None:
+    def __init__(self, stop: threading.Event, scratch: Path, deadline_s: float = STOP_DEADLINE_S,
+                 owns_process: bool = True) -> None:
         self.stop, self.scratch, self.deadline_s = stop, Path(scratch), float(deadline_s)
-        self.owns_process = threading.current_thread() is threading.main_thread()
+        self.owns_process = owns_process and threading.current_thread() is threading.main_thread()
         self.done = threading.Event()
         self.saved: dict[int, Any] = {}
         self.old_wakeup = -1
@@ -483,6 +486,7 @@ def serve_model(
     on_ready: Callable[[dict[str, Any]], None] | None = None,
     verbose: bool = False,
     name: str | None | Sequence[str | None] = None,
+    owns_process: bool = False,
 ) -> dict[str, Any]:
     """Serve each runner's model through one Triton server until `stop_event` (or Ctrl-C /
     SIGTERM); returns what was served: the model names (`models`; `model`: the first), the server
@@ -490,7 +494,13 @@ def serve_model(
     answer (info: models, version, grpc, http, metrics). A model is srx_<name>_x<scale>; without a
     `name` (one per runner, or one for a single runner), the name its file carries (the
     architecture's for a checkpoint). Several models (x2, x3 and x4, say) let clients of each scale
-    share one server."""
+    share one server.
+
+    `owns_process` (what `srx serve` passes): the process is srx's, so SIGINT and SIGTERM stop the
+    server, and a stop that hangs (a second signal, or the deadline) ends the server's processes and
+    exits the process at once (`os._exit`). An application that serves through this function keeps
+    its own signal handlers and is never exited: it stops the server with `stop_event`, and a stop
+    past the deadline is reported in a warning."""
     runners = [runners] if isinstance(runners, Runner) else list(runners)
     names = list(name) if isinstance(name, (list, tuple)) else [name] * len(runners)
     if not runners or len(names) != len(runners):
@@ -549,7 +559,7 @@ def serve_model(
                               "host": host, "grpc_port": int(grpc_port)}
     url = host_port("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, grpc_port)
     deadline = STOP_DEADLINE_S + STOP_DEADLINE_PER_MODEL_S * (len(models) - 1)
-    with _StopGuard(stop, scratch, deadline) as guard:
+    with _StopGuard(stop, scratch, deadline, owns_process=owns_process) as guard:
         try:
             for runner, _, _ in models.values():
                 runner.activate()  # load the models before the server announces them

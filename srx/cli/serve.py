@@ -88,7 +88,7 @@ def serve_cmd(
 
     served = serve_model(runners, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
                          max_batch=max_batch, queue_delay_us=queue_delay_us, on_ready=ready,
-                         verbose=logging.getLogger("srx").isEnabledFor(logging.DEBUG), name=names)
+                         verbose=logging.getLogger("srx").isEnabledFor(logging.DEBUG), name=names, owns_process=True)
     stats = served.get("statistics") or {}
     for model_name in served["models"]:
         typer.echo(stopped_line(model_name, stats.get(model_name)))

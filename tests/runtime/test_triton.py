@@ -637,6 +637,37 @@ def test_the_stop_of_srx_serve_is_bounded(case: str, tmp_path: Path) -> None:
     assert not left_behind({child}, grace=2.0)
 
 
+def test_an_application_that_serves_keeps_its_signals_and_is_never_exited(tmp_path: Path, caplog) -> None:
+    """serve_model called by an application (not `srx serve`) from its main thread took SIGINT and
+    SIGTERM from it and, when a stop hung past the deadline, exited the whole process (os._exit).
+    Now only srx serve's own process is handled so: here the handlers stay the application's and an
+    overdue stop is a warning, the scratch folder removed."""
+    import threading
+
+    from srx.runtime.triton_server import _StopGuard
+
+    scratch = tmp_path / "srx-serve-scratch"
+    (scratch / "workspace").mkdir(parents=True)
+    stop = threading.Event()
+
+    def mine(signum, frame) -> None:
+        pass
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        with caplog.at_level("WARNING", logger="srx"), _StopGuard(stop, scratch, 1.0, owns_process=False) as guard:
+            assert not guard.owns_process and signal.getsignal(signal.SIGTERM) is mine
+            stop.set()
+            deadline = time.monotonic() + 10
+            while scratch.exists() and time.monotonic() < deadline:  # a stop that hangs past 1 s
+                time.sleep(0.1)
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert "the Triton server has not stopped (the stop took more than 1 s)" in caplog.text
+    assert not scratch.exists()
+
+
 def test_a_scratch_folder_left_by_a_killed_server_goes_at_the_next_start(tmp_path: Path) -> None:
     """SIGKILL leaves srx serve no moment to clean up; the next srx serve removes the folders of
     servers that are gone, and leaves those of servers still running."""
