@@ -146,22 +146,33 @@ def segment_key(wall: float, length: float) -> int:
 
 
 class SegmentClock:
-    """Where a source's recordings are on the wall clock: the first frame written to any of them sets
-    it, so all of one source's recordings (an .mp4 and an .mkv, say) are cut at the same frames."""
+    """Where a source's recordings are on the wall clock, shared by them so all of one source's
+    recordings (an .mp4 and an .mkv, say) are cut at the same frames: the first frame written to any
+    of them is now, each later one its recording time after it (each recording counts from its own
+    first frame). A `live` source's frames come in real time, so where that reckoning and the clock
+    part by more than JUMP_S the clock was set (NTP after a boot without a clock): the reckoning
+    starts again from now, and later segments are named by the right time."""
 
-    def __init__(self, clock: Any = time.time) -> None:
-        self.clock = clock
+    #: a gap between a live source's reckoned time and the clock that only a clock being set explains
+    JUMP_S = 5.0
+
+    def __init__(self, clock: Any = time.time, live: bool = False) -> None:
+        self.clock, self.live = clock, live
         self.wall0: float | None = None  # the clock at the recordings' time 0
 
     def wall(self, t: float) -> float:
-        """The wall-clock time of recording time `t`."""
-        if self.wall0 is None:
-            self.wall0 = self.clock() - t
+        """The wall-clock time of recording time `t` (seconds from the recording's first frame)."""
+        now = self.clock() if self.wall0 is None or self.live else None
+        if self.wall0 is None or (now is not None and abs(now - (self.wall0 + t)) > self.JUMP_S):
+            if self.wall0 is not None:
+                log.info("the clock moved by %s; recording segments are named by the new time",
+                         seconds_text(abs(now - (self.wall0 + t))))
+            self.wall0 = now - t
         return self.wall0 + t
 
 
 def _segment_pattern(base: Path) -> re.Pattern[str]:
-    return re.compile(re.escape(base.stem) + r"-(\d{8}-\d{6})(?:-(\d+))?" + re.escape(base.suffix) + "$")
+    return re.compile(re.escape(base.stem) + r"-(\d{8}-\d{6})(?:-([1-9]\d*))?" + re.escape(base.suffix))
 
 
 def segment_path(base: Path, wall: float) -> Path:
@@ -187,7 +198,7 @@ def recorded_segments(base: Path) -> list[tuple[float, Path]]:
         return []
     found = []
     for p in entries:
-        m = pattern.match(p.name)
+        m = pattern.fullmatch(p.name)
         if m is None or p.is_symlink() or not p.is_file():
             continue
         try:
@@ -249,7 +260,10 @@ class VideoFileOutput(Output):
         self._key: int | None = None  # the open segment's
         self._t0 = 0.0  # the recording time its first frame is at: its video starts there
         self._t_last: float | None = None
+        self._t_first: float | None = None  # the recording time of its first frame: the segment clock counts from it
         self._slots = 0  # frames written through the run (an .avi's clock)
+        self._began: dict[Path, float] = {}  # this run's segments: when each began, on the monotonic clock
+        self.pruned = 0  # this run's segments that --keep deleted
 
     def _open(self, frame: np.ndarray) -> None:
         import cv2
@@ -287,7 +301,8 @@ class VideoFileOutput(Output):
             return self.name
         done = (f": {counted(len(self.segments), 'file')}, {self.segments[0].name}"
                 + (f" to {self.segments[-1].name}" if len(self.segments) > 1 else "")) if self.segments else ""
-        return f"{self.name} in {duration_text(self.segment)} segments{done}"
+        pruned = f" ({self.pruned} of them deleted by --keep)" if self.pruned else ""
+        return f"{self.name} in {duration_text(self.segment)} segments{done}{pruned}"
 
     def _segment_for(self, at_s: float | None) -> float:
         """The frame's time in the recording; with segments, the one before is finished where this
@@ -299,23 +314,26 @@ class VideoFileOutput(Output):
         self._t_last = t
         if self.segment is None:
             return t
-        wall = self.clock.wall(t)
+        if self._t_first is None:
+            self._t_first = t
+        wall = self.clock.wall(t - self._t_first)
         key = segment_key(wall, self.segment)
         if self.writer is not None and key != self._key:
             self._finish()
         if self.writer is None:
             self._key, self._t0 = key, t
             self.target = segment_path(self.path, wall)
+            self._began[self.target] = time.monotonic()
         return t
 
     def write(self, frame: np.ndarray, at_s: float | None = None) -> bool:
-        t = self._segment_for(at_s)
-        if self.writer is not None and time.monotonic() >= self._check_at:
+        if self.writer is not None and time.monotonic() >= self._check_at:  # first: a new file takes a new name
             self._check_at = time.monotonic() + self.CHECK_S
             there = self.tmp is not None and self.tmp.exists()
             if self._on_disk and not there:
                 self._start_again()
             self._on_disk = there
+        t = self._segment_for(at_s)
         if self.writer is None:
             self._open(frame)
         assert self.size is not None
@@ -375,13 +393,20 @@ class VideoFileOutput(Output):
 
     def _finish(self) -> None:
         """Finish the open recording (a segment, or the whole of it): its file renamed into place."""
+        writer, self.writer = self.writer, None  # a writer whose finish failed is not finished again
         if self.timed:
-            self.writer.close()
+            writer.close()
         else:
-            self.writer.release()
-        self.writer = None  # the frame written last stays: an .avi's next segment holds it until the next is due
+            writer.release()
+        # the frame written last stays: an .avi's next segment holds it until the next is due
         frames, distinct = self._file
-        if frames:
+        if frames and not self.tmp.exists():  # deleted since the last check
+            log.warning("%s was deleted while recording (the %s in it went with it)", self.target,
+                        counted(frames, "frame"))
+            self.frames, self.distinct = self.frames - frames, self.distinct - distinct
+            self._began.pop(self.target, None)
+            frames = 0
+        elif frames:
             os.replace(self.tmp, self.target)
             if self.segment is not None:
                 self.segments.append(self.target)
@@ -398,6 +423,7 @@ class VideoFileOutput(Output):
                 log.info("recorded %s to %s", length, self.target)
         else:
             self.tmp.unlink(missing_ok=True)
+            self._began.pop(self.target, None)
         self.size, self._span, self.tmp = None, None, None
         self._file = [0, 0]
         self._on_disk = self._warned = False
@@ -405,14 +431,30 @@ class VideoFileOutput(Output):
             self._prune()
 
     def _prune(self) -> None:
-        """Delete the recording's own segments that began more than `keep` seconds ago."""
-        cutoff = self.clock.clock() - self.keep
-        old = [p for start, p in recorded_segments(self.path) if start < cutoff]
+        """Delete the recording's own segments that began more than `keep` seconds ago: this run's by
+        the monotonic clock, an earlier run's where both its name and its modification time say so
+        (a clock that was set after they were named, say from 1970 by NTP, does not make this run's
+        segments old, nor an earlier run's from minutes ago)."""
+        now, cutoff = time.monotonic(), self.clock.clock() - self.keep
+        old = []
+        for start, p in recorded_segments(self.path):
+            if p in self._began:
+                if now - self._began[p] > self.keep:
+                    old.append(p)
+                continue
+            try:
+                if start < cutoff and p.stat().st_mtime < cutoff:
+                    old.append(p)
+            except OSError:
+                continue
         gone = []
         for p in old:
             try:
                 p.unlink()
                 gone.append(p.name)
+                if p in self._began:
+                    self.pruned += 1
+                    del self._began[p]
             except FileNotFoundError:  # deleted by someone else meanwhile
                 continue
             except OSError as exc:

@@ -22,7 +22,7 @@ def _seconds(text: Optional[str], option: str) -> Optional[float]:
     try:
         return parse_duration(text)
     except SrxError:
-        raise SrxError(f"{option} {text!r}: expected a duration like 30, 30s, 5m or 1.5h") from None
+        raise SrxError(f"{option} {text!r}: expected a duration like 30, 30s, 5m, 1.5h or 7d") from None
 
 
 def _positive_seconds(**given: float) -> None:
@@ -147,7 +147,7 @@ def stream_cmd(
     seconds = _seconds(duration, "--duration")
     check_bounds(max_frames, seconds)
     _positive_seconds(reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
-    cut = _segments(segment, keep, output)
+    cut = _segments(segment, keep, output, live=spec.live)
     if json_summary is not None:  # checked now, not after the whole run
         from srx.fsutil import check_output_file
 
@@ -222,7 +222,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     check_bounds(max_frames, seconds)
     _positive_seconds(reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
     _distinct_outputs(output)
-    cuts = {item.name: _segments(segment, keep, output) for item in named}  # a clock for each source's recordings
+    cuts = {item.name: _segments(segment, keep, output, live=item.spec.live) for item in named}  # a clock for each source's recordings
     for pattern in output or []:
         check_pattern(str(pattern), len(named))
     if json_summary is not None and "{name}" not in str(json_summary) and json_summary.is_dir():
@@ -263,7 +263,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
         _report(summary, json_summary, named)
 
 
-def _segments(segment: Optional[str], keep: Optional[str], outputs: Optional[list[str]]) -> dict:
+def _segments(segment: Optional[str], keep: Optional[str], outputs: Optional[list[str]], live: bool = False) -> dict:
     """--segment and --keep, checked: the recording_output arguments they make for one source's recordings
     (a SegmentClock of their own, shared by them)."""
     from srx.camera.outputs import MIN_SEGMENT_S, SegmentClock, is_video_file_output
@@ -279,10 +279,11 @@ def _segments(segment: Optional[str], keep: Optional[str], outputs: Optional[lis
     if not any(is_video_file_output(o) for o in outputs or []):
         raise SrxError(f"--segment {segment} cuts video-file recordings (--output NAME.mp4, .mkv, .avi); "
                        + ("none was given" if not outputs else "none among --output (rtsp:// and folders of frames are not cut)"))
-    if older is not None and not length <= older < math.inf:
-        raise SrxError(f"--keep {keep} is shorter than --segment {segment}: it would delete each segment as it is "
-                       "finished; expected at least the segment's length")
-    return {"segment": length, "keep": older, "clock": SegmentClock()}
+    if older is not None and not length < older < math.inf:
+        raise SrxError(f"--keep {keep} is not longer than --segment {segment}: a segment is finished a segment's "
+                       "length after it began, so it would be deleted as it is finished; expected more than the "
+                       "segment's length, e.g. --keep 7d")
+    return {"segment": length, "keep": older, "clock": SegmentClock(live=live)}
 
 
 def _distinct_outputs(outputs: Optional[list[str]]) -> None:

@@ -104,25 +104,33 @@ def test_a_segment_name_never_replaces_a_file(tmp_path: Path, utc) -> None:
 
 
 def test_keep_deletes_the_recordings_own_old_segments_and_nothing_else(tmp_path: Path, utc, caplog) -> None:
-    """--keep 1h: segments of this recording that began over an hour ago go; one 59 minutes old, the
-    run's own, another recording's, other files, a link and a name that is no time stay."""
+    """--keep 1h: segments of this recording that began over an hour ago go; one 59 minutes old, one
+    named old but written since (a clock set after it was named), the run's own, another recording's,
+    other files, a link, names srx never gives (-0, -01, a newline at the end) and a name that is no
+    time stay."""
+    import os
+
     caplog.set_level(logging.INFO, logger="srx")
     target = tmp_path / "outside.mkv"
     target.write_bytes(b"not srx's")
     old = ["rec-20231101-000000.mkv", "rec-20231114-211320-1.mkv"]
     kept = ["rec-20231114-211421.mkv",  # 59 minutes before the run
             "rec-20231101-000000.mp4", "cam2-20231101-000000.mkv", "rec-notes.mkv", "rec-20231101-000000.mkv.txt",
-            "rec-20231399-000000.mkv", "xrec-20231101-000000.mkv"]
+            "rec-20231399-000000.mkv", "xrec-20231101-000000.mkv", "rec-20231101-000000-0.mkv",
+            "rec-20231101-000000-01.mkv", "rec-20231101-000000.mkv\n"]
     for name in old + kept:
         (tmp_path / name).write_bytes(b"x")
-    (tmp_path / "rec-20231102-000000.mkv").symlink_to(target)
+        os.utime(tmp_path / name, (T0 - 30 * 86400, T0 - 30 * 86400))  # written a month before the run
+    (tmp_path / "rec-20231102-000000.mkv").write_bytes(b"x")  # named old, written now: a clock set since
+    kept.append("rec-20231102-000000.mkv")
+    (tmp_path / "rec-20231103-000000.mkv").symlink_to(target)
     out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, keep=3600.0, clock=SegmentClock(lambda: T0))
     for i, f in enumerate(frames(25, 24, 32)):
         out.write(f, i / 10)
     out.close()
     left = {p.name for p in tmp_path.iterdir()}
     assert not left & set(old)
-    assert left == set(kept) | {"outside.mkv", "rec-20231102-000000.mkv"} | {p.name for p in out.segments}
+    assert left == set(kept) | {"outside.mkv", "rec-20231103-000000.mkv"} | {p.name for p in out.segments}
     assert len(out.segments) == 2 and target.read_bytes() == b"not srx's"
     assert "--keep 1h: deleted 2 segments of" in caplog.text
 
@@ -173,7 +181,9 @@ def test_cli_segments_each_sources_recordings(tmp_path: Path, tiny_checkpoint) -
     (["--keep", "1h"], "--keep 1h deletes old segments of a recording; it needs --segment"),
     (["--segment", "0.5s"], "--segment 0.5s: expected at least 1 second"),
     (["--segment", "soon"], "--segment 'soon': expected a duration"),
-    (["--segment", "1h", "--keep", "30m"], "--keep 30m is shorter than --segment 1h"),
+    (["--segment", "1h", "--keep", "30m"], "--keep 30m is not longer than --segment 1h"),
+    (["--segment", "1h", "--keep", "1h"], "--keep 1h is not longer than --segment 1h"),
+    (["--segment", "1h", "--keep", "a week"], "--keep 'a week': expected a duration like 30, 30s, 5m, 1.5h or 7d"),
     (["--segment", "1h", "--output", "FOLDER/"], "none among --output (rtsp:// and folders of frames are not cut)"),
     (["--segment", "1h"], "--segment 1h cuts video-file recordings (--output NAME.mp4, .mkv, .avi); none was given"),
 ])
@@ -222,3 +232,65 @@ def test_a_killed_segments_partial_file_is_named_for_it_and_named_at_the_next_st
     assert left.exists() and len(stored_frames(tmp_path / "rec-20231114-221321.mkv")) == 10
     VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0).close()
     assert f"what that run recorded is kept in {left}" in caplog.text
+
+
+def test_a_recording_that_opens_later_is_cut_as_the_others_of_its_source(tmp_path: Path, utc) -> None:
+    """A camera down at the start: the timed recordings' first frame is at 7 s of the stream (after its
+    no-signal frames, which recordings are not given), the .avi's at its slot 0; both are cut at the
+    same frames and named alike (they were 7 s apart)."""
+    clock = SegmentClock(lambda: T0)
+    mkv = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, clock=clock)
+    avi = VideoFileOutput(tmp_path / "rec.avi", fps=10, segment=2.0, clock=clock)
+    for i, f in enumerate(frames(30, 24, 32)):
+        mkv.write(f, 7.0 + i / 10)
+        avi.write(f)
+    mkv.close()
+    avi.close()
+    assert [p.stem for p in mkv.segments] == [p.stem for p in avi.segments] == ["rec-20231114-221321", "rec-20231114-221322"]
+    assert [len(stored_frames(p)) for p in mkv.segments] == [len(stored_frames(p)) for p in avi.segments] == [10, 20]
+
+
+def test_a_live_sources_segments_follow_a_clock_that_is_set_mid_run(tmp_path: Path, utc) -> None:
+    """A box that booted without a clock (2020) and is set by NTP mid-run: later segments are named by
+    the right time, and --keep 1d does not take this run's earlier segments, named years ago, for old."""
+    now = [T0 - 3 * 365 * 86400.0]
+    clock = SegmentClock(lambda: now[0], live=True)
+    out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, keep=86400.0, clock=clock)
+    for i, f in enumerate(frames(40, 24, 32)):
+        if i == 25:
+            now[0] = T0 + 0.05  # NTP
+        out.write(f, i / 10)
+        now[0] += 0.1
+    out.close()
+    names = [p.name for p in out.segments]
+    assert all(p.exists() for p in out.segments) and out.pruned == 0
+    assert names[0].startswith("rec-2020") and names[-1] == "rec-20231114-221322.mkv"
+    assert sum(len(stored_frames(p)) for p in out.segments) == 40
+
+
+def test_a_segment_deleted_before_it_is_finished_is_said_and_the_next_is_new(tmp_path: Path, utc, caplog,
+                                                                           monkeypatch) -> None:
+    """The partial file (or the folder) deleted just before a cut: a warning, no traceback (the rename
+    failed); deleted mid-segment and seen by the check: the file started again is named by its own
+    first frame, and its video starts at 0 (it began at the deleted one's time)."""
+    caplog.set_level(logging.WARNING, logger="srx")
+    monkeypatch.setattr(VideoFileOutput, "CHECK_S", 3600.0)  # no check before the cut
+    out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
+    pictures = frames(30, 24, 32)
+    for i, f in enumerate(pictures[:5]):
+        out.write(f, i / 10)
+    out.tmp.unlink()
+    for i, f in enumerate(pictures[5:], 5):
+        out.write(f, i / 10)
+    out.close()
+    assert "rec-20231114-221321.mkv was deleted while recording (the 10 frames in it went with it)" in caplog.text
+    assert [p.name for p in out.segments] == ["rec-20231114-221322.mkv"] and out.frames == 20
+    monkeypatch.setattr(VideoFileOutput, "CHECK_S", 0.0)  # a check at every frame
+    again = VideoFileOutput(tmp_path / "again.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0 + 10))
+    for i, f in enumerate(pictures[:15]):
+        if i == 5:
+            again.tmp.unlink()
+        again.write(f, i / 10)
+    again.close()
+    assert [p.name for p in again.segments] == ["again-20231114-221331.mkv", "again-20231114-221332.mkv"]
+    assert [video_times(p) for p in again.segments] == [[0.0, 0.1, 0.2, 0.3, 0.4]] * 2  # started again at 0
