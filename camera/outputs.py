@@ -469,6 +469,10 @@ class PngSequenceOutput(Output):
     and renamed into place on close, with the mode of the folder it replaces. An existing folder is
     replaced only if it holds nothing but such frames."""
 
+    #: a recording: it starts at a source's first real frame, never with the no-signal placeholders of a
+    #: source whose size is not known yet (each frame keeps its own size)
+    fixed_size = True
+
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.name = f"PNG frames {self.folder}/"

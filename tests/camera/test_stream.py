@@ -672,25 +672,35 @@ def test_a_signal_landing_inside_the_first_ones_stop_does_not_deadlock(second) -
     assert stop.is_set() and getattr(stop, "interrupted", False) == (second == signal.SIGINT)
 
 
+def recorded_frames(folder: Path) -> list[np.ndarray]:
+    import cv2
+
+    return [cv2.imread(str(p)) for p in sorted(folder.glob("frame_*.png"))]
+
+
 def test_a_placeholder_before_the_first_frame_does_not_set_the_recordings_size(tmp_path: Path) -> None:
     """A camera that is down when srx starts shows no-signal frames in a made-up size; recordings (whose
     size is fixed by their first frame) open on the first real frame instead, and a later frame of
-    another shape is fitted in with its aspect ratio kept, not stretched."""
+    another shape is fitted in with its aspect ratio kept, not stretched. PNG frames, which keep each
+    frame's size, start at the first real frame too (the README says so of every recording)."""
     import av
 
     from srx.camera.stream import _write_all
 
-    out = recording_output(tmp_path / "door.mkv")
+    out, pngs = recording_output(tmp_path / "door.mkv"), recording_output(f"{tmp_path / 'door'}/")
     thumbs = ThumbnailSink()
     placeholder = np.full((360, 640, 3), 40, np.uint8)
-    assert _write_all([out, thumbs], placeholder, 1, 0.0, sized=False)
+    assert _write_all([out, pngs, thumbs], placeholder, 1, 0.0, sized=False)
     real = np.zeros((90, 120, 3), np.uint8)
     real[:, :60] = 255  # left half white
-    assert _write_all([out, thumbs], real, 1, 0.5)
+    assert _write_all([out, pngs, thumbs], real, 1, 0.5)
     tall = np.full((120, 40, 3), 200, np.uint8)  # a camera back in portrait: 1:3, not 4:3
-    assert _write_all([out, thumbs], tall, 1, 1.0)
+    assert _write_all([out, pngs, thumbs], tall, 1, 1.0)
     out.close()
+    pngs.close()
     assert thumbs.sizes == [(640, 360), (120, 90), (40, 120)]  # a viewer sees every frame as it is
+    # PNG frames, a recording too, start at the first real frame, each frame in its own size
+    assert [f.shape for f in recorded_frames(tmp_path / "door")] == [(90, 120, 3), (120, 40, 3)]
     with av.open(str(tmp_path / "door.mkv")) as box:
         back = [f.to_ndarray(format="bgr24") for f in box.decode(video=0)]
     assert len(back) == 2 and back[0].shape == (90, 120, 3)
