@@ -434,7 +434,8 @@ class VideoFileOutput(Output):
         """Delete the recording's own segments that began more than `keep` seconds ago: this run's by
         the monotonic clock, an earlier run's where both its name and its modification time say so
         (a clock that was set after they were named, say from 1970 by NTP, does not make this run's
-        segments old, nor an earlier run's from minutes ago)."""
+        segments old, nor an earlier run's from minutes ago); and the partial files killed runs left
+        of it, unchanged for longer than that."""
         now, cutoff = time.monotonic(), self.clock.clock() - self.keep
         old = []
         for start, p in recorded_segments(self.path):
@@ -447,6 +448,15 @@ class VideoFileOutput(Output):
                     old.append(p)
             except OSError:
                 continue
+        partial = re.compile(rf"\.{re.escape(self.path.stem)}(-\d{{8}}-\d{{6}}(-[1-9]\d*)?)?\.partial\..+"
+                             + re.escape(self.path.suffix))
+        try:  # what runs that were killed left, unchanged for longer than --keep (a live run's changes each second)
+            for p in self.path.parent.iterdir():
+                if (partial.fullmatch(p.name) and p != self.tmp and not p.is_symlink() and p.is_file()
+                        and p.stat().st_mtime < cutoff):
+                    old.append(p)
+        except OSError:
+            pass
         gone = []
         for p in old:
             try:
@@ -460,7 +470,7 @@ class VideoFileOutput(Output):
             except OSError as exc:
                 log.warning("--keep: cannot delete %s: %s", p, exc.strerror or exc)
         if gone:
-            log.info("--keep %s: deleted %s of %s (%s)", duration_text(self.keep), counted(len(gone), "segment"),
+            log.info("--keep %s: deleted %s of %s (%s)", duration_text(self.keep), counted(len(gone), "old file"),
                      self.path, ", ".join(gone) if len(gone) <= 3 else f"{gone[0]} ... {gone[-1]}")
 
 

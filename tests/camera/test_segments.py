@@ -104,7 +104,8 @@ def test_a_segment_name_never_replaces_a_file(tmp_path: Path, utc) -> None:
 
 
 def test_keep_deletes_the_recordings_own_old_segments_and_nothing_else(tmp_path: Path, utc, caplog) -> None:
-    """--keep 1h: segments of this recording that began over an hour ago go; one 59 minutes old, one
+    """--keep 1h: segments of this recording that began over an hour ago go, and the partial files of it
+    that killed runs left, untouched for longer; one 59 minutes old, one
     named old but written since (a clock set after it was named), the run's own, another recording's,
     other files, a link, names srx never gives (-0, -01, a newline at the end) and a name that is no
     time stay."""
@@ -113,11 +114,13 @@ def test_keep_deletes_the_recordings_own_old_segments_and_nothing_else(tmp_path:
     caplog.set_level(logging.INFO, logger="srx")
     target = tmp_path / "outside.mkv"
     target.write_bytes(b"not srx's")
-    old = ["rec-20231101-000000.mkv", "rec-20231114-211320-1.mkv"]
+    old = ["rec-20231101-000000.mkv", "rec-20231114-211320-1.mkv", ".rec-20231101-000000.partial.k2j4h5g6.mkv",
+           ".rec.partial.a1b2c3d4.mkv"]  # and what killed runs left
     kept = ["rec-20231114-211421.mkv",  # 59 minutes before the run
             "rec-20231101-000000.mp4", "cam2-20231101-000000.mkv", "rec-notes.mkv", "rec-20231101-000000.mkv.txt",
             "rec-20231399-000000.mkv", "xrec-20231101-000000.mkv", "rec-20231101-000000-0.mkv",
-            "rec-20231101-000000-01.mkv", "rec-20231101-000000.mkv\n"]
+            "rec-20231101-000000-01.mkv", "rec-20231101-000000.mkv\n", ".rec-20231101-000000.partial.k2j4h5g6.mp4",
+            ".cam.partial.a1b2c3d4.mkv"]
     for name in old + kept:
         (tmp_path / name).write_bytes(b"x")
         os.utime(tmp_path / name, (T0 - 30 * 86400, T0 - 30 * 86400))  # written a month before the run
@@ -132,7 +135,7 @@ def test_keep_deletes_the_recordings_own_old_segments_and_nothing_else(tmp_path:
     assert not left & set(old)
     assert left == set(kept) | {"outside.mkv", "rec-20231103-000000.mkv"} | {p.name for p in out.segments}
     assert len(out.segments) == 2 and target.read_bytes() == b"not srx's"
-    assert "--keep 1h: deleted 2 segments of" in caplog.text
+    assert "--keep 1h: deleted 4 old files of" in caplog.text
 
 
 def test_segment_key_follows_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
