@@ -209,7 +209,10 @@ def _free_name(folder: Path, stem: str, suffix: str, taken: dict[Path, Path]) ->
 def read_frame(path: Path) -> np.ndarray:
     """An image as stored (8/16-bit, gray, BGR or BGRA), upright by its EXIF orientation (the
     output carries no such tag): the Upscaler keeps alpha and bit depth handling in one place.
-    SrxError naming the file when it cannot be decoded."""
+    A float image (a float TIFF, EXR) is 0..1 or 0..255 as the whole image's values say
+    (`srx.imageio.float_range`, said in the log) and comes back as 8 bits, alpha kept: the
+    Upscaler itself takes float frames as 0..1 only. SrxError naming the file when it cannot be
+    decoded."""
     path = Path(path)
     data = np.fromfile(str(path), dtype=np.uint8)
     img = decode_image(data)
@@ -218,6 +221,10 @@ def read_frame(path: Path) -> np.ndarray:
         raise SrxError(f"image {path} {what}")
     if img.size == 0:
         raise SrxError(f"image {path} has 0 pixels")
+    if img.dtype in (np.float32, np.float64):
+        from srx.imageio import float_range, float_to_uint8
+
+        img = float_to_uint8(img, float_range(img, f"float image {path.name}"))
     return img
 
 

@@ -146,6 +146,14 @@ def _tiles(length: int, tile: int) -> list[tuple[int, int]]:
 class Upscaler:
     """Upscale BGR / BGRA / grayscale uint8 (or 16-bit) frames with `runner` (activated on first use).
 
+    Float frames (float32 or float64) are 0..1 by contract, whatever a frame holds: each value x 255
+    rounded to the nearest 8-bit level, values a little below 0 or above 1 (a float pipeline's
+    overshoot) clipped, so every frame of a stream is read alike. A float frame well beyond 0..1
+    (below -0.5 or above 1.5: 0..255 data, say) or with NaN or infinity is refused with an SrxError;
+    divide 0..255 floats by 255 first. Image files stored as floats are `srx upscale`'s to guess
+    (0..1 or 0..255 from the whole image, `srx.imageio.float_range`): `runtime.batch.read_frame`
+    hands them over as 8 bits.
+
     Frames with a side longer than `tile` LR pixels run as overlapping tiles: each tile carries
     `overlap` pixels of real context on its inner sides (at least the model's receptive-field radius),
     so the stitched result equals the untiled one up to float rounding, and the model's replicate
@@ -238,10 +246,11 @@ class Upscaler:
     def upscale(self, frame: np.ndarray) -> np.ndarray:
         """uint8 BGR (H, W, 3) -> uint8 BGR (sH, sW, 3). Grayscale stays grayscale, BGRA keeps its
         (bicubic-enlarged) alpha, 16-bit input gives 16-bit output (the same arithmetic on values
-        / 257, written back x 257, so nothing is rounded to 8 bits on the way), float input is
-        first converted to 8 bits. A failed allocation (numpy, OpenCV, the model's) is one
-        OutOfMemory saying what the frame needs (`out_of_memory`)."""
-        frame = np.asarray(frame)
+        / 257, written back x 257, so nothing is rounded to 8 bits on the way), float input (0..1,
+        the class docstring says how) is first converted to 8 bits and gives 8-bit output; a
+        big-endian array is read in native order. A failed allocation (numpy, OpenCV, the
+        model's) is one OutOfMemory saying what the frame needs (`out_of_memory`)."""
+        frame = _native(frame)
         try:
             return self._upscale(frame)
         except Exception as exc:
@@ -260,12 +269,12 @@ class Upscaler:
             raise SrxError(why)
         sixteen = frame.dtype == np.uint16
         if frame.dtype not in (np.uint8, np.uint16):
-            from srx.imageio import to_uint8
+            if frame.dtype not in (np.float32, np.float64):
+                raise SrxError(f"unsupported pixel type {frame.dtype}; expected uint8 or uint16 frames, or float32/"
+                               "float64 frames in 0..1")
+            from srx.imageio import unit_float_to_uint8
 
-            alpha = to_uint8(frame[..., 3]) if frame.ndim == 3 and frame.shape[2] == 4 else None
-            frame = to_uint8(frame)
-            if alpha is not None:
-                frame = np.dstack([frame, alpha])
+            frame = unit_float_to_uint8(frame)  # 0..1 by contract, never guessed per frame; alpha too
         if frame.ndim == 3 and frame.shape[2] == 1:
             frame = frame[..., 0]
         s = self.scale
@@ -305,7 +314,7 @@ class Upscaler:
         of its batch's colour work, seconds), `infer` (its batch's model call), `batch` (frames in
         that call) and `call` (which call of this batch it was); or only `infer` (the whole
         upscale), `batch` 1 and `call` for a frame that ran on its own."""
-        frames = [np.asarray(f) for f in frames]
+        frames = [_native(f) for f in frames]
         try:
             return self._upscale_batch(frames, timings)
         except Exception as exc:
@@ -381,6 +390,13 @@ def _cv2():
     from srx.imageio import cv2_module
 
     return cv2_module()
+
+
+def _native(frame) -> np.ndarray:
+    """A frame as an array in this machine's byte order (a big-endian 16-bit array is a 16-bit frame)."""
+    from srx.imageio import native_order
+
+    return native_order(np.asarray(frame))
 
 
 #: glibc mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD

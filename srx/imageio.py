@@ -69,24 +69,70 @@ def cv2_module():
     return cv2
 
 
-def float_range(img: np.ndarray) -> float:
-    """The white of a float image: 1.0 for 0..1 data (the usual), 255.0 for 0..255 data (what a
-    tool that saved 8-bit values as floats writes). SrxError for values beyond both."""
-    top = float(np.nanmax(img)) if img.size else 0.0
+def float_range(img: np.ndarray, name: str = "float image") -> float:
+    """The white of a float image *file*, guessed from the whole image: 1.0 for 0..1 data (the
+    usual), 255.0 for 0..255 data (what a tool that saved 8-bit values as floats writes), said in
+    the log as `name`. SrxError for values beyond both, and for an image with no finite value.
+    Only for an image read whole from a file: a frame handed to `Upscaler.upscale` is 0..1 by
+    contract (`unit_float_to_uint8`), never guessed, so frames of one stream cannot differ."""
+    finite = np.isfinite(img)
+    if not finite.all():  # NaN alone is read as 0 (`float_to_uint8`), if the image has other values
+        if np.isinf(img).any():
+            raise SrxError(f"{name} holds infinite values; expected 0..1 or 0..255 (HDR images are not supported)")
+        if not finite.any():  # said before np.max, which would warn about an all-NaN slice
+            raise SrxError(f"{name} holds NaN only; expected 0..1 or 0..255")
+    top = float(np.max(img, where=finite, initial=0.0))
     if top <= 1.0 + 1e-3:
+        log.info("%s with values up to %.4g: read as 0..1", name, top)
         return 1.0
     if top <= 255.0 + 1e-3:
-        log.info("float image with values up to %.4g: read as 0..255", top)
+        log.info("%s with values up to %.4g: read as 0..255", name, top)
         return 255.0
-    raise SrxError(f"float image with values up to {top:.4g}; expected 0..1 or 0..255 (HDR images are not supported)")
+    raise SrxError(f"{name} with values up to {top:.4g}; expected 0..1 or 0..255 (HDR images are not supported)")
+
+
+#: how far a float frame may stray beyond 0..1 and still be read as 0..1 (clipped): a float
+#: pipeline's sharpening or colour conversion overshoots a little; 0..255 data goes far beyond
+UNIT_FLOAT_SLACK = 0.5
+
+
+def unit_float_to_uint8(img: np.ndarray, what: str = "float frame") -> np.ndarray:
+    """A float frame in 0..1 (the library contract of `Upscaler.upscale`) to 8 bits, channels kept:
+    each value x 255 rounded to the nearest level, values a little below 0 or above 1 clipped.
+    SrxError for NaN or infinity, and for values well beyond 0..1 (more than `UNIT_FLOAT_SLACK`:
+    0..255 data, which the caller divides by 255 first), saying what was found."""
+    if not np.isfinite(img).all():
+        bad = "NaN" if np.isnan(img).any() else "infinite values"
+        raise SrxError(f"{what} holds {bad}; expected finite 0..1 floats, or uint8/uint16 frames")
+    if img.size:
+        low, top = float(img.min()), float(img.max())
+        if low < -UNIT_FLOAT_SLACK or top > 1.0 + UNIT_FLOAT_SLACK:
+            hint = " (0..255 data: divide it by 255 first)" if top <= 255.0 + 1e-3 and low >= -UNIT_FLOAT_SLACK else ""
+            raise SrxError(f"{what} with values from {low:.4g} to {top:.4g}; expected 0..1 floats (a little beyond "
+                           f"is clipped), or uint8/uint16 frames{hint}")
+    return float_to_uint8(img, 1.0)
+
+
+def float_to_uint8(img: np.ndarray, white: float) -> np.ndarray:
+    """Float pixels in 0..`white` to uint8, rounded to the nearest level and clipped; NaN read as 0;
+    channels kept (alpha too)."""
+    return np.clip(np.floor(np.nan_to_num(img) * (255.0 / white) + 0.5), 0, 255).astype(np.uint8)
+
+
+def native_order(img: np.ndarray) -> np.ndarray:
+    """`img` in this machine's byte order: a big-endian 16-bit array (FITS, some TIFF readers) is
+    still a 16-bit image."""
+    return img if img.dtype.isnative else img.astype(img.dtype.newbyteorder("="))
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
-    """16-bit and float images to 8 bits; alpha dropped (SR works on colour, not coverage)."""
+    """16-bit and float images to 8 bits; alpha dropped (SR works on colour, not coverage). A float
+    image is a file's: its range is guessed from the whole image (`float_range`)."""
+    img = native_order(img)
     if img.dtype == np.uint16:
         img = np.floor(img.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
     elif img.dtype in (np.float32, np.float64):
-        img = np.clip(np.floor(np.nan_to_num(img) * (255.0 / float_range(img)) + 0.5), 0, 255).astype(np.uint8)
+        img = float_to_uint8(img, float_range(img))
     elif img.dtype != np.uint8:
         raise SrxError(f"unsupported pixel type {img.dtype}; expected 8- or 16-bit images")
     if img.ndim == 3 and img.shape[2] == 4:

@@ -252,3 +252,34 @@ def test_an_empty_or_broken_file_is_said_the_same_way_by_every_reader(tmp_path):
             reader(empty)
         with pytest.raises(SrxError, match=f"{broken}.*corrupt, truncated or not an image"):
             reader(broken)
+
+
+def test_a_float_image_file_is_guessed_whole_and_said(tmp_path, caplog):
+    """A float image file's range (0..1 or 0..255) is guessed from the whole image and said in the
+    log; `read_frame` (srx upscale) hands it over as 8 bits, alpha kept, since the Upscaler takes
+    floats as 0..1 only. NaN alone or infinity is one SrxError, with no numpy warning first."""
+    import warnings
+
+    colour = synthetic_photo(12, 16, seed=1)
+    alpha = np.tile(np.arange(16, dtype=np.uint8) * 17, (12, 1))
+    bgra = np.dstack([colour, alpha])
+    for name, scale, said in (("unit.tiff", 1 / 255, "read as 0..1"), ("bytes.tiff", 1.0, "read as 0..255")):
+        path = tmp_path / name
+        assert cv2.imwrite(str(path), bgra.astype(np.float32) * np.float32(scale))
+        caplog.clear()
+        with caplog.at_level("INFO", logger="srx"):
+            got = read_frame(path)
+        assert got.dtype == np.uint8 and np.array_equal(got, bgra)
+        assert f"float image {name} with values up to" in caplog.text and said in caplog.text
+        np.testing.assert_array_equal(read_image(path), colour)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # np.nanmax's "All-NaN slice encountered" would fail here
+        with pytest.raises(SrxError, match="float image holds NaN only; expected 0..1 or 0..255"):
+            to_uint8(np.full((4, 4), np.nan, np.float32))
+        with pytest.raises(SrxError, match="float image holds infinite values"):
+            to_uint8(np.where(np.eye(4) > 0, -np.inf, 0.5).astype(np.float32))
+
+
+def test_big_endian_16_bit_pixels_are_16_bit_pixels():
+    deep = synthetic_photo(6, 8).astype(np.uint16) * 257 + 128
+    np.testing.assert_array_equal(to_uint8(deep.astype(">u2")), to_uint8(deep))

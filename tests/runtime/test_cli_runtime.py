@@ -482,3 +482,24 @@ def test_sigterm_during_a_video_upscale_leaves_no_partial_file(ckpt, tmp_path):
     assert proc.returncode == 143, text
     assert list(out.iterdir()) == [], (list(out.iterdir()), text)
     assert "Traceback" not in text
+
+
+def test_upscale_reads_float_tiffs_in_0_to_1_and_0_to_255(ckpt, tmp_path):
+    """srx upscale of float32 TIFFs: a file's range is guessed from the whole image (0..1 or
+    0..255, one image at a time), then it is upscaled as its 8-bit copy. The Upscaler itself takes
+    float frames as 0..1 only, so a 0..255 file reaches it as 8 bits (else it would be refused)."""
+    photo = synthetic_photo(20, 24, seed=6)
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "bytes.png"), photo)
+    assert cv2.imwrite(str(src / "unit.tiff"), photo.astype(np.float32) / np.float32(255))
+    assert cv2.imwrite(str(src / "wide.tiff"), photo.astype(np.float32))
+    assert cv2.imread(str(src / "wide.tiff"), cv2.IMREAD_UNCHANGED).dtype == np.float32  # stored as floats
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["upscale", str(src), "--out", str(out), "--weights", str(ckpt(3)), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    want = cv2.imread(str(out / "bytes.png"))
+    assert want.shape == (60, 72, 3)
+    for name in ("unit.png", "wide.png"):  # a folder's outputs are written as .png
+        got = cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED)
+        assert got.dtype == np.uint8 and np.array_equal(got, want), name

@@ -226,3 +226,52 @@ def test_create_upscaler_sets_up_the_process_for_frames(ckpt, monkeypatch):
     monkeypatch.undo()
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert mod.keep_frame_buffers() is True
+
+
+def test_float_frames_are_0_to_1_whatever_each_one_holds(ckpt):
+    """The library contract: a float frame is 0..1, never guessed from its own maximum, so one pixel
+    of a float pipeline's overshoot (1.002) cannot darken the frame 255 times, and frames of one
+    stream are all read alike. A little beyond 0..1 is clipped; well beyond (0..255 data, a max of
+    1.6) and NaN or infinity are one SrxError, with no numpy warning printed before it."""
+    import warnings
+
+    colour = synthetic_photo(24, 28, seed=3)
+    unit = colour.astype(np.float32) / np.float32(255)
+    over = unit.copy()
+    over[0, 0, 0], over[5, 7, 1], over[9, 9, 2] = 1.002, -0.003, 1.2  # clipped to 255, 0 and 255
+    clipped = colour.copy()
+    clipped[0, 0, 0], clipped[5, 7, 1], clipped[9, 9, 2] = 255, 0, 255
+    with Upscaler(TorchRunner(ckpt(3)), 3) as up:
+        base = up.upscale(colour)
+        assert np.array_equal(up.upscale(unit), base)
+        assert np.array_equal(up.upscale(over), up.upscale(clipped))
+        assert np.array_equal(up.upscale(over.astype(np.float64)), up.upscale(clipped))
+        gray = unit[..., 1]
+        assert np.array_equal(up.upscale(gray), up.upscale(colour[..., 1]))
+        assert [o.tobytes() for o in up.upscale_batch([unit, over, colour])] == \
+            [o.tobytes() for o in (base, up.upscale(clipped), base)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy's RuntimeWarnings would fail here
+            for bad, match in [(unit * 255, r"values from 61 to 214; expected 0\.\.1 floats.*divide it by 255"),
+                               (np.where(np.arange(28) == 3, 1.6, unit[..., 0]).astype(np.float32),
+                                r"values from 0\.2\d* to 1\.6; expected 0\.\.1 floats"),
+                               (unit - 0.8, r"values from -0\.56\d* to 0\.039\d*; expected 0\.\.1 floats"),
+                               (np.full((8, 8, 3), np.nan, np.float32), "holds NaN; expected finite 0..1 floats"),
+                               (np.where(unit > 0.5, np.inf, unit), "holds infinite values")]:
+                with pytest.raises(SrxError, match=match):
+                    up.upscale(bad)
+                with pytest.raises(SrxError, match=match):
+                    up.upscale_batch([colour, bad])
+            with pytest.raises(SrxError, match="unsupported pixel type float16; expected uint8 or uint16"):
+                up.upscale(unit.astype(np.float16))
+
+
+def test_big_endian_16_bit_frames_are_16_bit_frames(ckpt):
+    """A byte-swapped uint16 array (as FITS and some TIFF readers return) is the same picture."""
+    deep = synthetic_photo(20, 24, seed=2).astype(np.uint16) * 257 + 100
+    with Upscaler(TorchRunner(ckpt(2)), 2) as up:
+        want = up.upscale(deep)
+        got = up.upscale(deep.astype(">u2"))
+        assert got.dtype == np.uint16 and np.array_equal(got, want)
+        assert np.array_equal(up.upscale_batch([deep.astype(">u2")])[0], want)
+
