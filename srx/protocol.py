@@ -33,6 +33,8 @@ def check_scale(scale: int) -> int:
 
 def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
     """Crop so both sides are multiples of `scale` (bottom/right), as MATLAB's modcrop does."""
+    if scale < 1:
+        raise SrxError(f"modcrop crops to multiples of a scale of at least 1, got {scale}")
     h, w = img.shape[:2]
     return img[: h - h % scale, : w - w % scale]
 
@@ -135,7 +137,16 @@ def ycbcr2bgr(ycc: np.ndarray) -> np.ndarray:
 
 
 def y_channel(img: np.ndarray) -> np.ndarray:
-    """uint8 Y in [16, 235] from a uint8 BGR (OpenCV order) or grayscale image."""
+    """uint8 Y in [16, 235] from a uint8 BGR (OpenCV order), BGRA or grayscale (H x W or H x W x 1)
+    image; a float one in [0, 1] gives float Y in [0, 255] units. 16-bit images: 8 bits first
+    (`srx.imageio.to_uint8`)."""
+    if img.dtype != np.uint8 and img.dtype.kind != "f":
+        raise SrxError(f"y_channel expects an 8-bit image (or floats in 0..1), got {img.dtype} pixels"
+                       + (" (8 bits first: srx.imageio.to_uint8)" if img.dtype == np.uint16 else ""))
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
+        raise SrxError(f"y_channel expects an H x W grayscale, BGR or BGRA image, got an array of shape {img.shape}")
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     return bgr2ycbcr(img[..., :3])[..., 0]
@@ -153,6 +164,10 @@ def psnr(reference: np.ndarray, test: np.ndarray, border: int = 0, data_range: f
         raise SrxError(f"PSNR needs equal shapes, got {reference.shape} and {test.shape}")
     a = shave(reference.astype(np.float64), border)
     b = shave(test.astype(np.float64), border)
+    if a.size == 0:
+        side = 2 * max(border, 0) + 1
+        raise SrxError(f"PSNR of an image of shape {reference.shape} with {border} pixels shaved from each side "
+                       f"leaves nothing to score; expected at least {side}x{side} pixels")
     mse = float(np.mean((a - b) ** 2))
     if mse == 0:
         return float("inf")
@@ -170,9 +185,19 @@ def min_eval_side(scale: int) -> int:
 
 
 def ssim(reference: np.ndarray, test: np.ndarray, border: int = 0, data_range: float = 255.0) -> float:
-    """SSIM as the SR literature computes it (Wang et al.: 11x11 Gaussian window, sigma 1.5)."""
+    """SSIM as the SR literature computes it (Wang et al.: 11x11 Gaussian window, sigma 1.5), on
+    one plane (H x W), which must hold the window after `border` pixels are shaved from each side."""
     from skimage.metrics import structural_similarity
 
+    if reference.shape != test.shape:
+        raise SrxError(f"SSIM needs equal shapes, got {reference.shape} and {test.shape}")
+    if reference.ndim != 2:
+        raise SrxError(f"SSIM is scored on one plane (H x W, the Y of srx's protocol), got shape {reference.shape}")
+    kept = [n - 2 * max(border, 0) for n in reference.shape]
+    if min(kept) < SSIM_WINDOW:
+        side = SSIM_WINDOW + 2 * max(border, 0)
+        raise SrxError(f"SSIM needs {SSIM_WINDOW}x{SSIM_WINDOW} pixels after {border} are shaved from each side, "
+                       f"an image of at least {side}x{side}; got {reference.shape[1]}x{reference.shape[0]}")
     a = shave(reference.astype(np.float64), border)
     b = shave(test.astype(np.float64), border)
     return float(
@@ -186,6 +211,10 @@ def ssim(reference: np.ndarray, test: np.ndarray, border: int = 0, data_range: f
 def make_pair(hr_bgr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """(hr_y, lr_y) as uint8 under the standard protocol: Y of the modcropped HR, then MATLAB
     bicubic shrink of that Y plane (rounded to 8 bits, as a real LR image is)."""
+    h, w = hr_bgr.shape[:2] if hr_bgr.ndim >= 2 else (0, 0)
+    if scale >= 1 and (h < scale or w < scale):
+        raise SrxError(f"make_pair needs an image of at least {scale}x{scale} pixels for x{scale} (one LR pixel), "
+                       f"got {w}x{h}")
     hr_y = y_channel(modcrop(hr_bgr, scale))
     return hr_y, imresize(hr_y, 1.0 / scale)
 

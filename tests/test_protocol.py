@@ -3,7 +3,8 @@ import pytest
 
 from srx.errors import SrxError
 from srx.protocol import (
-    _cubic, bicubic_upscale_y, check_scale, imresize, make_pair, modcrop, psnr, rgb2ycbcr, ssim, ycbcr2rgb,
+    _cubic, bicubic_upscale_y, check_scale, imresize, make_pair, min_eval_side, modcrop, psnr, rgb2ycbcr, ssim,
+    y_channel, ycbcr2rgb,
 )
 from tests.conftest import SET5, need_shared, synthetic_photo
 
@@ -139,3 +140,45 @@ def test_psnr_shaves_exactly_border_pixels_from_each_side():
     out = ref.copy()
     out[3, 3] += 10  # the first pixel kept at border 3: 14 x 18 of them
     assert psnr(ref, out, border=3) == pytest.approx(10 * np.log10(255**2 / (100 / (14 * 18))))
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda a: ssim(a, a[:19]), r"SSIM needs equal shapes, got \(20, 20\) and \(19, 20\)"),
+    (lambda a: ssim(a, a, 5), r"SSIM needs 11x11 pixels after 5 are shaved from each side, an image of at least "
+                              r"21x21; got 20x20"),
+    (lambda a: ssim(a[:10], a[:10]), r"an image of at least 11x11; got 20x10"),
+    (lambda a: ssim(np.dstack([a] * 3), np.dstack([a] * 3)), r"SSIM is scored on one plane .*got shape \(20, 20, 3\)"),
+    (lambda a: psnr(a, a + 1, 10), r"PSNR of an image of shape \(20, 20\) with 10 pixels shaved from each side "
+                                   r"leaves nothing to score; expected at least 21x21 pixels"),
+    (lambda a: y_channel(np.full((8, 8, 3), 65535, np.uint16)),
+     r"y_channel expects an 8-bit image \(or floats in 0\.\.1\), got uint16 pixels \(8 bits first"),
+    (lambda a: y_channel(np.zeros((8, 8, 2), np.uint8)), r"grayscale, BGR or BGRA image, got .* shape \(8, 8, 2\)"),
+    (lambda a: modcrop(a, 0), "modcrop crops to multiples of a scale of at least 1, got 0"),
+    (lambda a: make_pair(np.zeros((2, 2, 3), np.uint8), 3),
+     r"make_pair needs an image of at least 3x3 pixels for x3 \(one LR pixel\), got 2x2"),
+])
+def test_bad_input_to_the_protocol_is_one_srx_error(call, match):
+    """What the protocol's helpers are given wrong is said as one SrxError, expected against found,
+    with no numpy warning first: not scikit-image's "at least 7x7" (srx's window is 11), a nan PSNR,
+    an IndexError, a ZeroDivisionError or a shape the caller never passed."""
+    import warnings
+
+    a = np.zeros((20, 20), np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SrxError, match=match):
+            call(a)
+
+
+def test_protocol_edges_that_still_score():
+    """The smallest images the checks let through still score, and a gray image may come as
+    H x W x 1 (as OpenCV returns one): its Y is the 2-D image's."""
+    photo = synthetic_photo(30, 40)
+    gray = photo[..., 1]
+    assert np.array_equal(y_channel(gray[..., None]), y_channel(gray))
+    assert np.array_equal(y_channel(np.dstack([photo, gray])), y_channel(photo))  # BGRA: the alpha left out
+    side = min_eval_side(3)
+    img = gray[:side, :side]
+    assert np.isfinite(ssim(img, 255 - img, 3)) and np.isfinite(psnr(img, 255 - img, 3))
+    hr_y, lr_y = make_pair(photo[:3, :3], 3)
+    assert hr_y.shape == (3, 3) and lr_y.shape == (1, 1)
