@@ -1,7 +1,8 @@
 """The one interface every inference backend implements (after Polygraphy's BaseRunner).
 
-A runner maps an LR Y batch (N, 1, h, w) float32 in [0, 1] to the HR Y batch (N, 1, s*h, s*w)
-float32, numpy in and numpy out, whatever runs underneath. Use it as a context manager, or call
+A runner maps an LR Y batch (N, 1, h, w) float32 in [0, 1] (Y/255; float64 is converted, any
+other dtype or shape, or an empty batch, is one SrxError: `Runner.checked_batch`) to the HR Y
+batch (N, 1, s*h, s*w) float32, numpy in and numpy out, whatever runs underneath. Use it as a context manager, or call
 activate()/deactivate() around infer() yourself.
 """
 from __future__ import annotations
@@ -72,10 +73,9 @@ class Runner(ABC):
     def infer(self, lr_y: np.ndarray) -> np.ndarray:
         if not self.is_active:
             raise SrxError(f"runner {self.name} is not active; call activate() or use it as a context manager")
-        if lr_y.ndim != 4 or lr_y.shape[1] != 1:
-            raise SrxError(f"runner {self.name} expects an (N, 1, H, W) Y batch, got shape {lr_y.shape}")
+        batch = self.checked_batch(lr_y)
         try:
-            return self.infer_impl(np.ascontiguousarray(lr_y, dtype=np.float32))
+            return self.infer_impl(batch)
         except SrxError:
             raise
         except Exception as exc:  # an allocation that failed (ONNX Runtime's arena, numpy): one SrxError
@@ -88,6 +88,23 @@ class Runner(ABC):
         batch = f"{n} inputs" if n > 1 else "an input"
         raise OutOfMemory(f"out of memory running the model ({self.describe()}) on {batch} of {w}x{h}",
                           subject=f"{batch} of {w}x{h}", in_model=True)
+
+    def checked_batch(self, lr_y: Any) -> np.ndarray:
+        """`lr_y` as infer_impl takes it (C-contiguous float32, native byte order), or one SrxError
+        saying what the model contract expects and what was found: a float array (float64 is
+        converted; an integer one would run 0..255 values through a 0..1 model), four axes with one
+        channel, and at least one frame of at least 1x1."""
+        expected = f"runner {self.name} expects an (N, 1, H, W) float32 Y batch in model units (Y/255)"
+        if not isinstance(lr_y, np.ndarray):
+            raise SrxError(f"{expected}, got a {type(lr_y).__name__}, not a numpy array")
+        if lr_y.dtype.kind != "f" or lr_y.dtype.itemsize not in (4, 8):
+            hint = " (8-bit Y: divide it by 255 first)" if lr_y.dtype == np.uint8 else ""
+            raise SrxError(f"{expected}, got {lr_y.dtype} values{hint}")
+        if lr_y.ndim != 4 or lr_y.shape[1] != 1:
+            raise SrxError(f"{expected}, got shape {lr_y.shape}")
+        if lr_y.size == 0:
+            raise SrxError(f"{expected} with N, H and W at least 1, got shape {lr_y.shape}")
+        return np.ascontiguousarray(lr_y, dtype=np.float32)
 
     @abstractmethod
     def activate_impl(self) -> None: ...

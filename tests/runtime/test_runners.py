@@ -444,3 +444,28 @@ def test_a_static_graph_takes_its_own_size_whole_and_says_so_for_others(ckpt, tm
         for h, w in ((40, 56), (10, 14)):
             with pytest.raises(SrxError, match=f"frame is {w}x{h} but the model takes 28x20 LR frames only.*--height {h} --width {w}"):
                 up.upscale(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_infer_takes_the_model_contract_only(ckpt, onnx_graphs, backend):
+    """Runner.infer takes what the model contract says, (N, 1, H, W) Y/255 in floats, on every
+    backend (checked in the base class): uint8 would run 0..255 values through a 0..1 model (it
+    gave outputs up to 144), and a list, a wrong rank or an empty plane reached the backend's own
+    exceptions. float64 is converted, as before."""
+    x = _lr_batch(12, 15)
+    runner = TorchRunner(ckpt(3)) if backend == "torch" else OnnxRuntimeRunner(onnx_graphs(3)[0])
+    expected = r"expects an \(N, 1, H, W\) float32 Y batch in model units \(Y/255\)"
+    with runner:
+        want = runner.infer(x)
+        assert np.array_equal(runner.infer(x.astype(np.float64)), want)
+        assert np.array_equal(runner.infer(x.astype(">f4")), want)
+        for bad, found in [((x * 255).astype(np.uint8), r", got uint8 values \(8-bit Y: divide it by 255 first\)"),
+                           (x.astype(np.float16), ", got float16 values"),
+                           (x.astype(np.int32), ", got int32 values"),
+                           (x.tolist(), ", got a list, not a numpy array"),
+                           (x[0], r", got shape \(1, 12, 15\)"),
+                           (np.zeros((1, 1, 0, 5), np.float32), r" with N, H and W at least 1, got shape \(1, 1, 0,"),
+                           (np.zeros((0, 1, 4, 4), np.float32), r" with N, H and W at least 1, got shape \(0, 1, 4,")]:
+            with pytest.raises(SrxError, match=expected + found):
+                runner.infer(bad)
+
