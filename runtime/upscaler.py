@@ -198,9 +198,15 @@ class Upscaler:
     def upscale_y(self, lr_y: np.ndarray) -> np.ndarray:
         """LR Y plane (h, w) -> HR Y plane (s*h, s*w) float32 in model units (Y/255), tiled if large.
         Float input is in model units already; uint8 input is BT.601 Y in [16, 235]."""
+        lr_y = np.asarray(lr_y)
+        if lr_y.ndim != 2:
+            raise SrxError(f"upscale_y expects one Y plane, an H x W array, got an array of shape {lr_y.shape} "
+                           "(a colour frame goes to upscale())")
+        if lr_y.dtype != np.uint8 and lr_y.dtype.kind != "f":
+            raise SrxError(f"upscale_y expects a uint8 Y plane (BT.601 Y in [16, 235]) or a float one in model units "
+                           f"(Y/255), got {lr_y.dtype}")
         if not self.runner.is_active:
             self.runner.activate()
-        lr_y = np.asarray(lr_y)
         lr_y = lr_y * np.float32(1 / 255) if lr_y.dtype == np.uint8 else lr_y.astype(np.float32, copy=False)
         h, w = lr_y.shape
         s, m = self.scale, self.overlap

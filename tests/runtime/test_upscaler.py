@@ -275,3 +275,12 @@ def test_big_endian_16_bit_frames_are_16_bit_frames(ckpt):
         assert got.dtype == np.uint16 and np.array_equal(got, want)
         assert np.array_equal(up.upscale_batch([deep.astype(">u2")])[0], want)
 
+
+def test_upscale_y_takes_one_plane(ckpt):
+    with Upscaler(TorchRunner(ckpt(3)), 3) as up:
+        with pytest.raises(SrxError, match=r"expects one Y plane, an H x W array, got an array of shape \(20, 20, 3\)"):
+            up.upscale_y(np.zeros((20, 20, 3), np.uint8))
+        with pytest.raises(SrxError, match="uint8 Y plane .* or a float one in model units .*got uint16"):
+            up.upscale_y(np.zeros((20, 20), np.uint16))
+        assert up.upscale_y(np.full((8, 8), 16, np.uint8)).shape == (24, 24)
+
