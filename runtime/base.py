@@ -7,6 +7,7 @@ activate()/deactivate() around infer() yourself.
 """
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,8 @@ class Runner(ABC):
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.backend
         self.is_active = False
+        # threads sharing a runner (an Upscaler activates it on first use) activate it once
+        self._activation = threading.RLock()
 
     @staticmethod
     def config_from_dict(data: Any) -> "ModelConfig | None":
@@ -59,8 +62,10 @@ class Runner(ABC):
 
     def activate(self) -> "Runner":
         if not self.is_active:
-            self.activate_impl()
-            self.is_active = True
+            with self._activation:
+                if not self.is_active:
+                    self.activate_impl()
+                    self.is_active = True
         return self
 
     def deactivate(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -154,6 +155,16 @@ class Upscaler:
     (0..1 or 0..255 from the whole image, `srx.imageio.float_range`): `runtime.batch.read_frame`
     hands them over as 8 bits.
 
+    One Upscaler may be shared by several threads (on ONNX Runtime and PyTorch, checked in
+    tests/runtime/test_upscaler.py; TensorRT runs the calls one at a time in its owning thread):
+    `upscale`, `upscale_batch` and `upscale_y` keep no state between calls, and the runner is
+    activated once however many threads ask for it first (`Runner.activate` holds a lock). The
+    output is the same, bit for bit, shared, one per thread or single-threaded. ONNX Runtime's
+    calls then overlap; so do PyTorch's (the model only reads its weights), but each spreads over
+    all of torch's threads, so overlapping ones share the cores and gain no speed: that is what
+    `TorchRunner.concurrent_infer = False` says (`workers` > 1 is refused for it), not that sharing
+    is unsafe.
+
     Frames with a side longer than `tile` LR pixels run as overlapping tiles: each tile carries
     `overlap` pixels of real context on its inner sides (at least the model's receptive-field radius),
     so the stitched result equals the untiled one up to float rounding, and the model's replicate
@@ -179,6 +190,7 @@ class Upscaler:
                            f"expected workers=1, got {workers}")
         self.workers = max(1, int(workers))
         self._pool = None  # concurrent.futures.ThreadPoolExecutor, made on the first batch that uses it
+        self._pool_lock = threading.Lock()  # one pool, however many threads share the upscaler
 
     # -- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> "Upscaler":
@@ -378,10 +390,11 @@ class Upscaler:
                 times[i] = {"pre": (t1 - t0) / n, "infer": t2 - t1, "post": (t3 - t2) / n, "batch": n, "call": call}
 
         if self.workers > 1 and len(jobs) > 1:
-            if self._pool is None:
-                from concurrent.futures import ThreadPoolExecutor
+            with self._pool_lock:
+                if self._pool is None:
+                    from concurrent.futures import ThreadPoolExecutor
 
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="srx-upscale")
+                    self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="srx-upscale")
             for fut in [self._pool.submit(run, k, chunk) for k, chunk in enumerate(jobs)]:
                 fut.result()  # re-raises a call's error here
         else:
@@ -457,9 +470,12 @@ def create_upscaler(
     parallel: bool = False,
 ) -> Upscaler:
     """An Upscaler on the best backend for the model asked for (see make_runner). `scale=None` takes
-    the model's own scale; a scale the model does not have is an SrxError. Sets OpenCV to one
-    thread and lets glibc keep frame buffers for the process (see single_threaded_opencv,
-    keep_frame_buffers).
+    the model's own scale; a scale the model does not have is an SrxError. `threads`: the model's
+    threads (None: one per physical core), at least 1. Sets OpenCV to one thread and lets glibc
+    keep frame buffers for the process (see single_threaded_opencv, keep_frame_buffers); where the
+    model runs on PyTorch (`torch`, `torch-cuda`, or `auto` picking it), `threads` also sets
+    PyTorch's thread count for the whole process (`torch.set_num_threads`, when the runner
+    activates). None of these is undone by `close()`.
 
     `parallel`: the caller upscales several frames at a time (`upscale_batch`, many cameras). On
     ONNX Runtime's CPU provider the model then runs as `threads` (default: the physical cores)
@@ -469,6 +485,8 @@ def create_upscaler(
     backends are unchanged."""
     from srx.runtime.select import make_runner
 
+    if threads is not None and threads < 1:  # as the CLI's --threads check says it
+        raise SrxError(f"threads must be at least 1 (or None: one per physical core), got {threads}")
     single_threaded_opencv()
     keep_frame_buffers()
     runner = make_runner(backend, scale=scale, weights=weights, model_file=model_file, threads=threads, server=server)

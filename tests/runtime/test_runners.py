@@ -469,3 +469,31 @@ def test_infer_takes_the_model_contract_only(ckpt, onnx_graphs, backend):
             with pytest.raises(SrxError, match=expected + found):
                 runner.infer(bad)
 
+
+def test_threads_that_share_a_runner_activate_it_once(ckpt):
+    """An Upscaler activates its runner on first use, so threads sharing one reach activate() at
+    once: the runner is activated once, not once per thread (a second ONNX Runtime session or
+    TensorRT context, a model moved to the GPU twice)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Slow(TorchRunner):  # a real runner whose activation takes long enough for the threads to meet there
+        activations = 0
+
+        def activate_impl(self) -> None:
+            Slow.activations += 1
+            time.sleep(0.2)
+            super().activate_impl()
+
+    runner = Slow(ckpt(3))
+    start = threading.Barrier(6)
+
+    def use(_: int) -> tuple[int, ...]:
+        start.wait()
+        return runner.activate().infer(_lr_batch(8, 8)).shape
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(use, range(6))) == [(1, 1, 24, 24)] * 6
+    assert Slow.activations == 1 and runner.is_active
+    runner.deactivate()

@@ -284,3 +284,40 @@ def test_upscale_y_takes_one_plane(ckpt):
             up.upscale_y(np.zeros((20, 20), np.uint16))
         assert up.upscale_y(np.full((8, 8), 16, np.uint8)).shape == (24, 24)
 
+
+@pytest.mark.parametrize("threads", [0, -1])
+def test_create_upscaler_refuses_threads_below_1(ckpt, threads):
+    """As the CLI's --threads: 0 is not "all cores" (None is) and -1 never reaches ONNX Runtime."""
+    said = rf"threads must be at least 1 \(or None: one per physical core\), got {threads}$"
+    with pytest.raises(SrxError, match=said):
+        create_upscaler(3, weights=ckpt(3), backend="onnxruntime", threads=threads)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_one_upscaler_shared_by_threads_gives_what_one_thread_does(ckpt, onnx_graphs, backend):
+    """What the Upscaler's docstring says of threads: one upscaler, activated lazily by whichever
+    thread comes first, shared by four threads running upscale and upscale_batch (tiled too),
+    gives every frame bit for bit as a single thread does, on PyTorch (concurrent_infer False) as
+    on ONNX Runtime."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = [synthetic_photo(30 + 3 * i, 34, seed=i) for i in range(6)]
+    make = (lambda: TorchRunner(ckpt(3))) if backend == "torch" else (lambda: OnnxRuntimeRunner(onnx_graphs(3)[0]))
+    with Upscaler(make(), 3, tile=16) as alone:
+        want = [alone.upscale(f).tobytes() for f in frames]
+    shared = Upscaler(make(), 3, tile=16)
+    assert not shared.runner.is_active
+
+    def work(k: int) -> list[bytes]:  # each thread starts at another frame
+        order = [(k + i) % len(frames) for i in range(len(frames))]
+        single = {i: shared.upscale(frames[i]).tobytes() for i in order}
+        batch = dict(zip(order, (o.tobytes() for o in shared.upscale_batch([frames[i] for i in order]))))
+        return [single[i] for i in range(len(frames))] + [batch[i] for i in range(len(frames))]
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(work, range(4)))
+    finally:
+        shared.close()
+    for got in results:
+        assert got == want + want
