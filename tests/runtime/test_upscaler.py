@@ -321,3 +321,25 @@ def test_one_upscaler_shared_by_threads_gives_what_one_thread_does(ckpt, onnx_gr
         shared.close()
     for got in results:
         assert got == want + want
+
+
+def test_the_readmes_python_example_runs_and_gives_srx_upscales_pixels(tmp_path, monkeypatch, srx_cache_dir) -> None:
+    """The README's "Use srx from Python" block, run as it is printed on a picture the test makes:
+    what it writes equals `srx upscale in.png -w camera`, as it says."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text()
+    section = text.split("### Use srx from Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite("in.png", synthetic_photo(40, 56, seed=3))
+    exec(compile(code, "README.md", "exec"), {})
+    result = CliRunner().invoke(app, ["upscale", "in.png", "-w", "camera", "--out", "cli.png"])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(cv2.imread("out.png"), cv2.imread("cli.png"))
+    assert cv2.imread("out.png").shape == (120, 168, 3)
