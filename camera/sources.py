@@ -478,7 +478,8 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
     if spec.kind == "file" and Path(target).is_file() and Path(target).stat().st_size == 0:
         raise SrxError(f"{target} is an empty file; expected a video")
     why_not = (lambda: _ffmpeg_refusal(target, timeout)) if spec.kind == "url" else None
-    return _finish_open(make, name, timeout, live=spec.kind == "url", is_file=spec.kind == "file", why_not=why_not)
+    return _finish_open(make, name, timeout, live=spec.kind == "url", is_file=spec.kind == "file", why_not=why_not,
+                        path=str(spec.target) if spec.kind == "file" else None)
 
 
 def _ffmpeg_refusal(url: str, timeout: float) -> str | None:
@@ -499,9 +500,10 @@ def _ffmpeg_refusal(url: str, timeout: float) -> str | None:
 
 
 def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool, is_file: bool = False,
-                 why_not: Callable[[], str | None] | None = None) -> FrameReader:
-    """Open and read the first frame in a helper thread; give up after `timeout` seconds."""
-    from srx.imageio import listed_frames
+                 why_not: Callable[[], str | None] | None = None, path: str | None = None) -> FrameReader:
+    """Open and read the first frame in a helper thread; give up after `timeout` seconds. `path`: a
+    file's, for its frame rate (srx.imageio.video_rate)."""
+    from srx.imageio import listed_frames, video_rate
 
     cv2 = _cv2()
     result: dict[str, Any] = {}
@@ -550,7 +552,7 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
         cap.release()
         what = "is not a video or holds no frames" if is_file else "opened but sent no frame"
         raise SrxError(f"source {name} {what}")
-    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = video_rate(path, cap) if path is not None else cap.get(cv2.CAP_PROP_FPS)
     fps = float(fps) if fps and 0.5 <= fps <= 1000 else None
     count = listed_frames(cap) if is_file else 0
     log.debug("opened %s: %dx%d at %s fps", name, frame.shape[1], frame.shape[0], f"{fps:g}" if fps else "?")

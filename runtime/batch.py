@@ -16,7 +16,8 @@ import numpy as np
 
 from srx.errors import OutOfMemory, SrxError
 from srx.fsutil import check_output_dir, check_output_file, ensure_dir, temporary_sibling
-from srx.imageio import IMAGE_EXTENSIONS, VIDEO_SUFFIXES, cut_short, cv2_module, decode_image, listed_frames, open_video
+from srx.imageio import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, cut_short, cv2_module, decode_image, listed_frames, open_video,
+                         video_rate)
 from srx.memory import is_out_of_memory
 from srx.runtime.upscaler import Upscaler
 
@@ -289,8 +290,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
     cv2 = cv2_module()
     cap = open_video(src)
     try:
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        fps = fps if fps and np.isfinite(fps) and fps > 0 else 25.0
+        fps = video_rate(src, cap) or 25.0
         expected = listed_frames(cap)
         ok, frame = cap.read()
         if not ok or frame is None:

@@ -165,6 +165,30 @@ def follow_rotation(cap) -> None:
         cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
 
 
+#: elementary streams without a container: their frame rate is in the stream itself (H.264's SPS timing)
+RAW_STREAM_SUFFIXES = (".h264", ".264")
+
+
+def video_rate(path: Path | str, cap) -> float | None:
+    """The frame rate of an opened video: its container's, as OpenCV reads it; for a raw H.264 stream
+    (an NVR's .h264 export) the rate its own timing information gives, through PyAV, which OpenCV 5
+    reads as FFmpeg's default 25 where OpenCV 4 read the stream's (a 10 fps camera played at 25).
+    None where neither says."""
+    fps = cap.get(cv2_module().CAP_PROP_FPS)
+    fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else None
+    if Path(str(path)).suffix.lower() in RAW_STREAM_SUFFIXES:
+        try:
+            from srx.media import pyav_module
+
+            with pyav_module().open(str(path)) as box:
+                own = box.streams.video[0].codec_context.framerate
+            if own and 0 < float(own) <= 1000:
+                return float(own)
+        except Exception:  # noqa: BLE001  (no PyAV, or a stream it cannot read: OpenCV's rate stands)
+            pass
+    return fps
+
+
 def listed_frames(cap) -> int:
     """The frame count an opened video's container states (0 where it states none)."""
     count = cap.get(cv2_module().CAP_PROP_FRAME_COUNT)
