@@ -266,9 +266,15 @@ class MultiSummary:
 
         from srx.fsutil import atomic_write_text
 
-        if "{name}" in str(path):
+        if "{name}" in str(path):  # each written that can be (a full disk under one of them); then one error
+            failed = []
             for name, summary in self.sources.items():
-                summary.write_json(output_for(str(path), name))
+                try:
+                    summary.write_json(output_for(str(path), name))
+                except SrxError as exc:
+                    failed.append(str(exc))
+            if failed:
+                raise SrxError("; ".join(failed))
         else:
             atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 

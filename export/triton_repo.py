@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from srx.errors import SrxError
-from srx.fsutil import temporary_sibling
+from srx.fsutil import WriteError, temporary_sibling
 
 log = logging.getLogger("srx")
 
@@ -171,19 +171,32 @@ def triton_repo_from_model(model_file: Path, repo: Path, *, max_batch: int = DEF
     # folders of srx's own under new names (O_EXCL): never a link planted at a fixed name, which
     # would have had the model copied wherever it pointed
     tmp = temporary_sibling(final, prefix=f".{name}.partial.", suffix="", folder=True)
+    writing = final / "1" / target  # what a failed write names (a full disk): the file the user will look for
     try:
         (tmp / "1").mkdir()
         shutil.copyfile(model_file, tmp / "1" / target)
+        writing = final / "config.pbtxt"
         text = config_pbtxt(name, platform, srx_parameters(info), max_batch=max_batch, queue_delay_us=queue_delay_us)
         (tmp / "config.pbtxt").write_text(text, encoding="utf-8")
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise WriteError(writing, exc, tmp / writing.relative_to(final)) from None
         raise
     old = None
-    if final.exists():
-        old = temporary_sibling(final, prefix=f".{name}.old.", suffix="", folder=True)
-        final.rename(old)  # onto the new empty folder
-    tmp.rename(final)
+    try:
+        if final.exists():
+            old = temporary_sibling(final, prefix=f".{name}.old.", suffix="", folder=True)
+            final.rename(old)  # onto the new empty folder
+        tmp.rename(final)
+    except (OSError, WriteError) as exc:  # a rename that needs room the directory has not got
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            if final.exists():
+                old.rmdir()  # the empty folder made for the model that was there, which stays
+            else:
+                old.rename(final)  # that model, back
+        raise exc if isinstance(exc, WriteError) else WriteError(final, exc) from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -5,6 +5,7 @@ travel inside the file, so a checkpoint alone rebuilds its model.
 """
 from __future__ import annotations
 
+import io
 import pickle
 from dataclasses import dataclass
 import zipfile
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from srx.errors import SrxError
-from srx.fsutil import atomic_path
+from srx.fsutil import atomic_write_bytes
 from srx.models import ModelConfig, build_model
 from srx.protocol import check_scale
 
@@ -25,7 +26,9 @@ FORMAT_VERSION = 1
 
 
 def save_checkpoint(path: Path, model: nn.Module, config: ModelConfig, **extra: Any) -> None:
-    """Write atomically: a kill mid-save leaves the previous file intact."""
+    """Write atomically: a kill mid-save leaves the previous file intact. Serialised in memory first
+    (a checkpoint is a few MB at most), so a full disk is the OSError of writing it, said as such by
+    atomic_path (torch.save to a file said it as "[enforce fail at inline_container.cc] unexpected pos")."""
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -33,8 +36,9 @@ def save_checkpoint(path: Path, model: nn.Module, config: ModelConfig, **extra: 
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
-    with atomic_path(Path(path)) as tmp:
-        torch.save(payload, tmp)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(Path(path), buffer.getbuffer())
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

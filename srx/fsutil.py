@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import stat
@@ -11,6 +12,37 @@ from pathlib import Path
 from typing import Iterator
 
 from srx.errors import SrxError
+
+
+class WriteError(SrxError):
+    """A file srx could not write (`path`, the name the user knows, never the temporary one): the
+    OSError's reason in words, the disk being full said as such (`disk_full`)."""
+
+    def __init__(self, path: Path, exc: OSError, written: Path | None = None) -> None:
+        self.path, self.errno = Path(path), exc.errno
+        # the file an OSError names where that is not the one written (a copy's source), except for a full
+        # disk, which is the written file's (shutil's copies name their source first)
+        names = {str(name) for name in (exc.filename, exc.filename2) if name is not None}
+        other = exc.filename if names and not names & {str(written), str(path)} and exc.errno not in _FULL else None
+        super().__init__(f"cannot write {path}: " + (f"{other}: " if other else "") + write_failure(exc))
+
+    @property
+    def disk_full(self) -> bool:
+        return self.errno in _FULL
+
+
+#: a write that failed for want of room: ENOSPC, or a quota (EDQUOT)
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def write_failure(exc: OSError) -> str:
+    """Why a write failed, in words: a full disk says so (strerror's "No space left on device" alone
+    is read past in a long line)."""
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device (the disk is full)"
+    if exc.errno == errno.EDQUOT:
+        return "disk quota exceeded (the disk is full for this user)"
+    return exc.strerror or str(exc)
 
 
 def ensure_dir(path: Path) -> Path:
@@ -109,7 +141,7 @@ def temporary_sibling(path: Path, suffix: str = ".tmp", prefix: str | None = Non
         else:
             fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     except OSError as exc:
-        raise SrxError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise WriteError(path, exc) from None
     try:
         os.fchmod(fd, new_file_mode(path, folder))
         os.fchown(fd, -1, os.stat(path).st_gid)  # the replaced one's group too (a 0640 file for a group)
@@ -124,18 +156,20 @@ def temporary_sibling(path: Path, suffix: str = ".tmp", prefix: str | None = Non
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; on success it replaces `path` in one rename, so a
     crash at any moment leaves either the old file or the new one, never half of one. The file
-    gets the mode a plain write would give (the umask, or the replaced file's own mode)."""
+    gets the mode a plain write would give (the umask, or the replaced file's own mode). An OSError
+    while writing it (a full disk: ENOSPC) is a WriteError naming `path`; the temporary file is
+    removed and the old file left as it was."""
     path = Path(path)
     ensure_dir(path.parent)
     tmp_path = temporary_sibling(path)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
         try:
+            yield tmp_path
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
             os.replace(tmp_path, path)
         except OSError as exc:
-            raise SrxError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise WriteError(path, exc, tmp_path) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

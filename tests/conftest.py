@@ -298,3 +298,48 @@ def umask(mask: int):
 def mode(path: Path) -> int:
     """A file's permission bits."""
     return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """small_disk(kib, name="disk") -> a folder under tmp_path that is a real file system of that size
+    (a tmpfs: needs root and `mount`; the test skips with the reason elsewhere), unmounted when the
+    test ends. `fill_disk(folder)` makes it full."""
+    import shutil
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def make(kib: int = 256, name: str = "disk") -> Path:
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            pytest.skip("a small disk here is a tmpfs mount: needs root and mount")
+        folder = tmp_path / name
+        folder.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    try:
+        yield make
+    finally:
+        for folder in reversed(mounted):
+            if subprocess.run(["umount", str(folder)], capture_output=True).returncode:
+                subprocess.run(["umount", "-l", str(folder)], capture_output=True)  # a file still open there
+
+
+def fill_disk(folder: Path, leave_kib: int = 0) -> Path:
+    """Fill `folder`'s file system with a file of zeros, less `leave_kib` KiB (a disk full already,
+    or one with that much room)."""
+    filler = Path(folder) / "filler"
+    with open(filler, "wb", buffering=0) as fh:
+        block = bytes(4096)
+        try:
+            while True:
+                fh.write(block)
+        except OSError:
+            pass
+        fh.truncate(max(0, fh.tell() - leave_kib * 1024))
+    return filler

@@ -24,20 +24,34 @@ def test_save_is_atomic_when_interrupted(tmp_path, monkeypatch):
     cfg = ModelConfig(scale=3, kernel_sizes=[3, 1, 3], widths=[4, 4])
     path = tmp_path / "last.pt"
     save_checkpoint(path, build_model(cfg), cfg, step=1)
-    real_save = torch.save
+    real_write = Path.write_bytes
 
-    def dying_save(obj, f, *a, **k):
-        real_save(obj, f, *a, **k)
-        with open(f, "r+b") as fh:  # half-written file, then the "kill"
-            fh.truncate(100)
+    def dying_write(self, data):
+        real_write(self, bytes(data)[:100])  # half-written file, then the "kill"
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(torch, "save", dying_save)
+    monkeypatch.setattr(Path, "write_bytes", dying_write)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, build_model(cfg), cfg, step=2)
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
     assert os.listdir(tmp_path) == ["last.pt"]  # no temporary left behind
+
+
+def test_a_save_onto_a_full_disk_says_so_and_keeps_the_earlier_checkpoint(small_disk):
+    """torch.save into a file on a full disk raised "[enforce fail at inline_container.cc:672] unexpected
+    pos" (a traceback that never said "disk"); the write is now the file's own, its ENOSPC said as such."""
+    from tests.conftest import fill_disk
+
+    cfg = ModelConfig(scale=3, kernel_sizes=[9, 1, 5], widths=[64, 32])  # 80 KB
+    disk = small_disk(256)
+    path = disk / "run" / "last.pt"
+    save_checkpoint(path, build_model(cfg), cfg, step=1)
+    before = path.read_bytes()
+    fill_disk(disk, leave_kib=24)
+    with pytest.raises(SrxError, match=rf"^cannot write {path}: no space left on device \(the disk is full\)$"):
+        save_checkpoint(path, build_model(cfg), cfg, step=2)
+    assert path.read_bytes() == before and os.listdir(path.parent) == ["last.pt"]
 
 
 def test_corrupt_foreign_and_mismatched_checkpoints_fail_clearly(tmp_path, tiny_checkpoint):

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from srx.errors import SrxError
-from srx.fsutil import atomic_path, atomic_write_text, check_output_dir, check_output_file, ensure_dir, new_file_mode
-from tests.conftest import mode, umask
+from srx.fsutil import (WriteError, atomic_path, atomic_write_bytes, atomic_write_text, check_output_dir, check_output_file,
+                        ensure_dir, new_file_mode)
+from tests.conftest import fill_disk, mode, umask
 
 
 
@@ -78,3 +79,17 @@ def test_output_checks_name_the_problem_and_create_nothing(tmp_path):
         with pytest.raises(SrxError, match="/proc is not writable"):
             with atomic_path(Path("/proc/x.png")) as tmp:
                 tmp.write_bytes(b"never")
+
+
+def test_a_write_onto_a_full_disk_is_one_error_naming_the_file(small_disk):
+    """ENOSPC while the temporary file is written (it was a raw OSError, a traceback): a WriteError
+    naming the file and saying the disk is full; the earlier file intact, the temporary removed."""
+    disk = small_disk(64)
+    target = disk / "sum.json"
+    atomic_write_text(target, "earlier")
+    fill_disk(disk, leave_kib=8)
+    with pytest.raises(WriteError, match=rf"^cannot write {target}: no space left on device \(the disk is full\)$") as got:
+        atomic_write_bytes(target, bytes(64 * 1024))
+    assert got.value.disk_full and got.value.path == target
+    assert target.read_text() == "earlier" and sorted(p.name for p in disk.iterdir()) == ["filler", "sum.json"]
+

@@ -37,6 +37,7 @@ class PatchSet:
     skipped_small: int
     skipped_corrupt: list[str]
     from_cache: bool
+    cache_written: bool = False  # extracted now and kept in the cache (False: the cache could not be written)
 
 
 def default_cache_dir() -> Path:
@@ -206,8 +207,8 @@ def extract_patches(
             raise
     else:
         meta = {"images_used": used, "skipped_small": skipped_small, "skipped_corrupt": corrupt}
-        _write_cache(cache_dir, cache_file, lr, hr, meta)
-        return PatchSet(lr, hr, used, skipped_small, corrupt, False)
+        written = _write_cache(cache_dir, cache_file, lr, hr, meta)
+        return PatchSet(lr, hr, used, skipped_small, corrupt, False, written)
     # raised here, not in the handler: what was gathered is let go first
     n, held = len(hr_list), sum(a.nbytes for a in hr_list) + sum(a.nbytes for a in lr_list)
     lr_list.clear()
@@ -253,11 +254,14 @@ def _gather(files: list[Path], scale: int, patch: int, stride: int, every: int, 
     return lr, hr, skipped_small, corrupt, used
 
 
-def _write_cache(cache_dir: Path, cache_file: Path, lr: np.ndarray, hr: np.ndarray, meta: dict) -> None:
+def _write_cache(cache_dir: Path, cache_file: Path, lr: np.ndarray, hr: np.ndarray, meta: dict) -> bool:
+    """Whether the patches went into the cache: a full or read-only cache is a warning, not the run's end."""
     try:
         ensure_dir(cache_dir)
         with atomic_path(cache_file) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, lr=lr, hr=hr, meta=np.array(json.dumps(meta)))
     except (SrxError, OSError) as exc:
-        log.warning("could not write patch cache %s: %s", cache_file, exc)
+        log.warning("patch cache not kept (%s); training goes on, the patches are cut again next time", exc)
+        return False
+    return True

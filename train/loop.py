@@ -30,7 +30,7 @@ from srx.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
 from srx.degrade import degrade_batch, parse_degradation
 from srx.errors import SrxError
 from srx.evaluate import EvalImage, degraded, evaluate, load_eval_data, torch_predictor
-from srx.fsutil import atomic_path, atomic_write_text, check_output_dir, ensure_dir
+from srx.fsutil import WriteError, atomic_path, atomic_write_text, check_output_dir, ensure_dir
 from srx.imageio import FrameRange, check_data_path, is_video, parse_frame_range
 from srx.models import PRESETS, ModelConfig, build_model, config_from_preset, model_class
 from srx.protocol import check_scale
@@ -570,7 +570,7 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         _prepare_metrics(metrics_path, step if state else 0,
                          Path(resume).parent / "metrics.csv" if resume is not None else None)
         log.info("%d patches (%d images, cache %s); %d steps/epoch, batch %d over %d process(es), on %s",
-                 n, patches.images_used, "hit" if patches.from_cache else "written", steps_per_epoch,
+                 n, patches.images_used, "hit" if patches.from_cache else "written" if patches.cache_written else "not written", steps_per_epoch,
                  cfg.batch_size, ddp.world,
                  f"{device} ({torch.cuda.get_device_name(device)})" if device != "cpu" else "the CPU")
 
@@ -825,15 +825,21 @@ def _prepare_metrics(path: Path, keep_until_step: int, history: Path | None = No
         with open(source, newline="") as fh:
             rows = [{k: r.get(k, "") for k in METRIC_FIELDS} for r in csv.DictReader(fh)
                     if r.get("step", "").isdigit() and int(r["step"]) <= keep_until_step]
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, METRIC_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    try:
+        with open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, METRIC_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+    except OSError as exc:  # a full disk: one line naming the file
+        raise WriteError(path, exc) from None
 
 
 def _append_metrics(path: Path, row: dict[str, Any]) -> None:
-    with open(path, "a", newline="") as fh:
-        csv.DictWriter(fh, METRIC_FIELDS, restval="").writerow(row)
+    try:
+        with open(path, "a", newline="") as fh:
+            csv.DictWriter(fh, METRIC_FIELDS, restval="").writerow(row)
+    except OSError as exc:
+        raise WriteError(path, exc) from None
 
 
 class _Progress:

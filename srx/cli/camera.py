@@ -187,17 +187,24 @@ def stream_cmd(
 
 def _report(summary, json_summary: Optional[Path], named) -> None:
     """The summary, --json-summary, and then an error line (exit 1) for the outputs that failed on
-    the way: a full disk stops one recording, not the run or its account."""
+    the way: a full disk stops one recording, not the run or its account. A --json-summary that
+    cannot be written (a full disk) is an error line of its own, before that one."""
     typer.echo(summary.format())
-    if json_summary is not None:
-        summary.write_json(json_summary)
-        log.info("summary written to %s", _written(str(json_summary), named))
     failed = summary.output_errors
     whys = [summary.source_error] if getattr(summary, "source_error", None) else []  # one source's run
     if getattr(summary, "run_error", None):  # the upscale ran out of memory (stopped_by out-of-memory)
         whys.append(summary.run_error)
     if failed:
         whys.append(f"{len(failed)} output{'s' if len(failed) > 1 else ''} failed: " + "; ".join(failed))
+    if json_summary is not None:
+        try:
+            summary.write_json(json_summary)
+        except SrxError as exc:  # a full disk: said in its own line, and the run's other errors still are
+            if not whys:
+                raise
+            typer.echo(f"error: {exc}", err=True)
+        else:
+            log.info("summary written to %s", _written(str(json_summary), named))
     if whys:
         raise SrxError("; ".join(whys))
 

@@ -322,6 +322,31 @@ def test_cli_two_sources_json_per_source(tmp_path: Path, tiny_checkpoint) -> Non
     assert len(read_video(tmp_path / "rec" / "a.mkv")) == 3 and len(read_video(tmp_path / "rec" / "second.mkv")) == 2
 
 
+def test_json_summaries_onto_a_full_disk_are_one_error_line_and_the_failed_recordings_another(
+        tmp_path: Path, small_disk, tiny_checkpoint) -> None:
+    """Several sources' --json-summary on a full disk: a traceback after the summary (camera/multi.py
+    write_json), the run's error line lost. Now every source's file that can be is written, those that
+    cannot are named in one error line, and the failed recordings in the next."""
+    from tests.conftest import fill_disk
+
+    a, b = tmp_path / "a.mkv", tmp_path / "b.mkv"
+    write_ffv1(a, frames(3, 60, 80))  # PNG frames over stdio's buffer: OpenCV reports no failure for a smaller one
+    write_ffv1(b, frames(2, 48, 64, seed=4))
+    disk = small_disk(64)
+    fill_disk(disk)
+    res = CliRunner().invoke(app, [
+        "stream", "--source", str(a), "--source", str(b), "--no-drop", "-w", str(tiny_checkpoint(2)), "--scale", "2",
+        "--backend", "torch", "--threads", "1", "--output", str(disk / "{name}") + "/",
+        "--json-summary", str(disk / "sum-{name}.json"), "--no-window", "-q"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2, res.output
+    full = "no space left on device (the disk is full)"
+    assert errors[0] == f"error: cannot write {disk / 'sum-a.json'}: {full}; cannot write {disk / 'sum-b.json'}: {full}"
+    assert errors[1].startswith("error: 2 outputs failed: ")
+    assert res.output.index("stream summary: 2 sources") < res.output.index("error:")
+
+
 def test_a_camera_not_plugged_in_is_retried_while_the_others_run(tmp_path: Path, tiny_checkpoint, caplog) -> None:
     """Among several sources, a camera device that does not exist (yet) is retried in the background,
     as a URL that does not answer is; alone, it is one error line (tests/test_bad_input.py)."""

@@ -140,3 +140,28 @@ def test_a_stream_summary_says_the_latency_window_and_keeps_the_max_of_the_run(m
     assert summary.frames_out == 20 and summary.latency_window == 5
     assert summary.latency_ms["max"] == round(max(latencies), 2)  # of every frame, not only the last 5
     assert "(p50/p95 of the last 5 frames; max over the whole run)" in summary.format()
+
+
+def test_a_json_summary_onto_a_full_disk_is_one_error_line_after_the_summary(tmp_path, small_disk, tiny_checkpoint):
+    """It was a traceback (OSError from write_json) after the summary, and a failed recording's error
+    line was lost behind it: now the summary, then the JSON's error line, then the run's own."""
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+    from tests.conftest import assert_one_error_line, fill_disk
+
+    disk = small_disk(64)
+    fill_disk(disk)
+    args = ["stream", "--demo", "--max-frames", "3", "--no-drop", "--no-window", "-q", "-w", str(tiny_checkpoint(2)),
+            "--scale", "2", "--backend", "torch", "--threads", "1", "--json-summary", str(disk / "sum.json")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, f"cannot write {disk / 'sum.json'}: no space left on device (the disk is full)")
+    assert res.output.index("stream summary") < res.output.index("error:")
+    res = CliRunner().invoke(app, args + ["--output", str(disk / "frames") + "/"])  # a recording on that disk too
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2, res.output
+    assert errors[0] == f"error: cannot write {disk / 'sum.json'}: no space left on device (the disk is full)"
+    assert errors[1].startswith("error: 1 output failed: ")
+    assert not (disk / "sum.json").exists()

@@ -66,6 +66,26 @@ def test_onnx_repository(tmp_path: Path, tiny_checkpoint) -> None:
     assert sorted(p.name for p in repo.iterdir()) == models
 
 
+def test_a_repository_on_a_full_disk_is_one_error_line_and_keeps_the_model_there(tmp_path: Path, small_disk,
+                                                                                 tiny_checkpoint) -> None:
+    """Copying the graph into a repository on a full disk was a traceback (OSError from shutil); now
+    one line naming the file and the full disk, the model folder that was there kept, no partial left."""
+    from tests.conftest import assert_one_error_line, fill_disk
+
+    repo = small_disk(256)
+    args = ["export", "-w", str(tiny_checkpoint(3)), "--scale", "3", "--out", str(tmp_path / "x"), "--no-fp16",
+            "--no-engine", "--triton-repo", str(repo)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    (folder,) = [p for p in repo.iterdir()]
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    fill_disk(repo)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, f"cannot write {folder / '1' / 'model.onnx'}: no space left on device (the disk is full)")
+    assert sorted(p.name for p in repo.iterdir()) == sorted([folder.name, "filler"])
+    assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
 def test_a_link_planted_in_the_repository_is_not_written_through(tmp_path: Path, tiny_checkpoint) -> None:
     """Links at the names the model folder's partial and old copies once had (fixed names): the
     model was copied into whatever folder they pointed at. srx makes its own folders now."""

@@ -51,6 +51,29 @@ def test_upscale_folder_keeps_stems_and_writes_png(image_folder, ckpt, tmp_path)
     assert (tmp_path / "jpgs" / "img1.jpg").is_file()
 
 
+def test_upscale_folder_onto_a_disk_that_fills_goes_on_and_names_each_image_not_written(image_folder, ckpt, tmp_path,
+                                                                                       small_disk):
+    """write_image's OSError on a full disk was a traceback that stopped the folder at its first failed
+    image; now each image is tried, those that fit are written, and one line names the others."""
+    from tests.conftest import fill_disk
+
+    args = ["--weights", str(ckpt(3)), "--no-progress"]
+    assert runner.invoke(app, ["upscale", str(image_folder / "img0.png"), "--out", str(tmp_path / "one")] + args).exit_code == 0
+    first = (tmp_path / "one" / "img0.png").stat().st_size
+    disk = small_disk(1024)
+    fill_disk(disk, leave_kib=-(-first // 4096) * 4)  # room for img0's pages; the others are larger
+    res = runner.invoke(app, ["upscale", str(image_folder), "--out", str(disk / "up")] + args)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    written = sorted(p.name for p in (disk / "up").iterdir())
+    assert written and all(not n.startswith(".") for n in written)  # no temporary file left
+    failed = [f"img{i}.png" for i in range(4) if f"img{i}.png" not in written]
+    assert failed, written
+    error = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and error[0].startswith(f"error: {len(failed)} of 4 inputs could not be upscaled: ")
+    for name in failed:  # each one tried, after the first that failed too
+        assert f"cannot write {disk / 'up' / name}: no space left on device (the disk is full)" in error[0]
+
+
 def test_upscale_recursive_mirrors_an_nvr_export_and_skips_its_own_output(ckpt, tmp_path):
     """An export by day and camera: --recursive finds every image and video below the folder and
     writes each at the same place under --out; a hidden folder and --out itself (inside the input

@@ -223,3 +223,14 @@ def test_video_patches_are_checked_against_the_memory_free_also_under_the_budget
     data.check_video_patches([video], 3, 24, 12, 3, FrameRange(), available=8 * per)
     assert data.patch_budget(available=3 << 30) == (data.PATCH_BUDGET_BYTES, "1.0 GB")
     assert data.patch_budget(available=900 << 20) == (300 << 20, "0.3 GB, a third of the 0.9 GB of memory free here")
+
+
+def test_a_patch_cache_on_a_full_disk_is_a_warning_and_said_not_written(image_folder, small_disk, caplog):
+    from tests.conftest import fill_disk
+
+    disk = small_disk(64)
+    fill_disk(disk)
+    patches = extract_patches([image_folder], 3, 24, 12, cache_dir=disk / "cache")
+    assert len(patches.lr) > 10 and not patches.from_cache and not patches.cache_written
+    assert "patch cache not kept (cannot write" in caplog.text and "no space left on device (the disk is full)" in caplog.text
+    assert [p.name for p in (disk / "cache").iterdir()] == []

@@ -306,6 +306,31 @@ def test_a_new_run_never_overwrites_an_earlier_one(image_folder, tmp_path, monke
     assert res.exit_code == 1 and res.output.startswith("error: runs/train already holds a training run")
 
 
+def test_a_disk_that_fills_during_training_is_one_error_line_naming_the_file(image_folder, tmp_path, small_disk, caplog):
+    """torch.save onto a full disk gave a double traceback ("[enforce fail at inline_container.cc:672]
+    unexpected pos") that never said "disk"; and a patch cache that could not be written was then
+    logged as "cache written"."""
+    import logging
+
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+    from tests.conftest import assert_one_error_line, fill_disk
+
+    disk = small_disk(512)
+    fill_disk(disk, leave_kib=48)  # room for metrics.csv, not for the patches or a checkpoint (105 KB)
+    out = disk / "run"
+    with caplog.at_level(logging.INFO, logger="srx"):
+        res = CliRunner().invoke(app, ["train", "--data", str(image_folder), "--patch-size", "24", "--stride", "12",
+                                       "--batch-size", "8", "--max-steps", "200", "--out", str(out), "--no-progress",
+                                       "--cache-dir", str(disk / "cache")])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, f"error: cannot write {out / 'last.pt'}: no space left on device (the disk is full)")
+    assert f"patch cache not kept (cannot write {disk / 'cache'}" in caplog.text and "the disk is full" in caplog.text
+    assert "cache not written)" in caplog.text and "cache written)" not in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.csv"]  # no temporary file left, nor the lock
+
+
 def test_time_budget_on_resume_is_this_invocations_time(image_folder, tmp_path):
     """A run stopped by its time budget is finished; `--resume --time-budget T` then trains T more
     seconds (not T minus what the run already used) and keeps the rate where it ended (no re-decay);
