@@ -67,7 +67,7 @@ def cached_onnx(checkpoint: Path, scale: int | None = None) -> Path:
 def _cached_onnx(checkpoint: Path, scale: int | None) -> Path:
     from srx.checkpoint import shipped_model_of
     from srx.export.onnx import GRAPH_REVISION, check_srx_onnx, onnx_from_checkpoint
-    from srx.fsutil import ensure_dir, sha256_file
+    from srx.fsutil import WriteError, ensure_dir, sha256_file
 
     checkpoint = Path(checkpoint)
     shipped = shipped_model_of(checkpoint)
@@ -83,15 +83,30 @@ def _cached_onnx(checkpoint: Path, scale: int | None) -> Path:
             return found
         except SrxError as exc:  # a stale or damaged cache entry: export again
             log.debug("ignoring cached %s: %s", found, exc)
+    made = [p for p in (folder.parent.parent, folder.parent, folder) if not p.exists()]  # removed if it cannot be kept
     try:
         ensure_dir(folder)
-        log.info("exporting %s to ONNX once (cached in %s)", checkpoint.name, folder)
     except SrxError as exc:  # a read-only home or cache: export for this run only
-        folder = _scratch_folder()
-        log.warning("cannot keep the ONNX graph of %s in the cache (%s); exporting it for this run only "
-                    "(set SRX_CACHE_DIR to a writable folder to keep it)", checkpoint.name, exc)
-    # a shipped model's graph is named for it (camera-x3.onnx), as `srx export` names it
-    return onnx_from_checkpoint(checkpoint, folder, scale=scale, name=shipped)
+        return _export_for_this_run(checkpoint, scale, shipped, exc)
+    log.info("exporting %s to ONNX once (cached in %s)", checkpoint.name, folder)
+    try:
+        # a shipped model's graph is named for it (camera-x3.onnx), as `srx export` names it
+        return onnx_from_checkpoint(checkpoint, folder, scale=scale, name=shipped)
+    except WriteError as exc:  # a full cache disk: the same, and the empty folders made for it go
+        for made_folder in reversed(made):
+            try:
+                made_folder.rmdir()
+            except OSError:
+                break  # not empty: another process's export is there
+        return _export_for_this_run(checkpoint, scale, shipped, exc)
+
+
+def _export_for_this_run(checkpoint: Path, scale: int | None, shipped: str | None, why: SrxError) -> Path:
+    from srx.export.onnx import onnx_from_checkpoint
+
+    log.warning("cannot keep the ONNX graph of %s in the cache (%s); exporting it for this run only "
+                "(set SRX_CACHE_DIR to a writable folder with room to keep it)", checkpoint.name, why)
+    return onnx_from_checkpoint(checkpoint, _scratch_folder(), scale=scale, name=shipped)
 
 
 def _scratch_folder() -> Path:

@@ -295,6 +295,25 @@ def test_a_cache_that_cannot_be_written_still_runs_the_checkpoint(ckpt, tmp_path
     assert "exporting it for this run only (set SRX_CACHE_DIR to a writable folder" in caplog.text
 
 
+def test_a_cache_on_a_full_disk_still_runs_the_checkpoint(ckpt, small_disk, monkeypatch, caplog):
+    """A full cache disk failed every upscale and stream of a checkpoint not cached yet ("cannot write
+    .../onnx/<sha>/checkpoint/x.onnx: No space left on device"), where a read-only one falls back:
+    the same fallback, and the empty cache folders the failed export made are removed."""
+    from tests.conftest import fill_disk
+
+    disk = small_disk(64)
+    fill_disk(disk)
+    monkeypatch.setenv("SRX_CACHE_DIR", str(disk))
+    with caplog.at_level("WARNING", logger="srx"):
+        graph = cached_onnx(ckpt(3))
+        check_srx_onnx(graph)
+        with make_runner("auto", scale=3, weights=ckpt(3)) as runner:
+            assert runner.infer(np.zeros((1, 1, 8, 8), np.float32)).shape == (1, 1, 24, 24)
+    assert not str(graph).startswith(str(disk))
+    assert "no space left on device (the disk is full)); exporting it for this run only" in caplog.text
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # no empty onnx/<sha>/checkpoint/ left
+
+
 def test_a_shipped_model_is_cached_under_its_own_name(ckpt, srx_cache_dir):
     """So the backend line a command logs names the weights it runs (`camera-x3.onnx`), as `srx
     export` names them; any other checkpoint's graph keeps its architecture's name."""
