@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import stat
 import tempfile
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Iterator
 
 from srx.errors import SrxError
+
+log = logging.getLogger("srx")
 
 
 class WriteError(SrxError):
@@ -182,6 +185,102 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class FolderInUse(SrxError):
+    """A folder another live process has claimed (`claim_folder`); `pid` is that process's, where its
+    lock file says it."""
+
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+class FolderClaim:
+    """What `claim_folder` holds: an exclusive flock on a lock file in `path`, until `release()` (or
+    the process's end, whatever ends it: the OS lets go of the lock of a killed process)."""
+
+    def __init__(self, path: Path, lock: Path, fd: int | None, created: list[Path]) -> None:
+        self.path, self.lock, self._fd, self._created = path, lock, fd, created
+
+    def release(self) -> None:
+        """Let go of the folder: the lock file is removed (while still held, so no one can lock the
+        file that is being removed; see claim_folder), and so are the folders the claim made if
+        nothing else was written into them (a run refused before its work leaves no empty folder)."""
+        if self._fd is None:
+            return
+        try:
+            self.lock.unlink(missing_ok=True)
+            for folder in self._created:  # deepest first
+                folder.rmdir()  # OSError (not empty) ends it: the run wrote there
+        except OSError:
+            pass
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "FolderClaim":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def claim_folder(folder: Path, lock_name: str, owner: str, busy: str) -> FolderClaim:
+    """Make `folder` (and its parents) and claim it for this process: an exclusive, non-blocking
+    flock on `folder/lock_name`, which holds this process's pid and `owner` (a command, "srx train").
+    FolderInUse when another live process holds it: "FOLDER is in use by OWNER (pid N), still
+    running; " and `busy` (what to do). The lock is the OS's, so a killed run's folder is free again
+    at once; the lock file it leaves is taken over. A file system without locks (some network ones)
+    gets a warning and no claim."""
+    import fcntl
+
+    folder = Path(folder)
+    created, probe = [], folder
+    while not probe.exists() and probe != probe.parent:
+        created.append(probe)
+        probe = probe.parent
+    ensure_dir(folder)
+    lock = folder / lock_name
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, new_file_mode(lock))
+        except OSError as exc:
+            raise WriteError(lock, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid, holder = _lock_holder(fd)
+            os.close(fd)
+            raise FolderInUse(f"{folder} is in use by {holder or 'another process'} "
+                              f"({f'pid {pid}' if pid else 'its pid unknown'}), still running; {busy}", pid) from None
+        except OSError as exc:  # ENOLCK, EOPNOTSUPP: no locks on this file system
+            os.close(fd)
+            log.warning("cannot lock %s (%s): another run into this folder at the same time would go unnoticed",
+                        folder, exc.strerror or exc)
+            return FolderClaim(folder, lock, None, [])
+        try:  # the holder before removed the file as it let go: lock the one now at that name
+            same = os.path.samestat(os.fstat(fd), os.stat(lock, follow_symlinks=False))
+        except OSError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {owner}\n".encode())
+    except OSError:
+        pass  # a full disk: the lock holds without the pid, which a refused run then cannot name
+    return FolderClaim(folder, lock, fd, created)
+
+
+def _lock_holder(fd: int) -> tuple[int | None, str]:
+    """The pid and owner a lock file holds ("1234 srx train")."""
+    try:
+        pid, _, owner = os.pread(fd, 256, 0).decode("utf-8", "replace").strip().partition(" ")
+        return int(pid), owner
+    except (OSError, ValueError):
+        return None, ""
 
 
 def sha256_file(path: Path) -> str:

@@ -2,13 +2,17 @@
 paths that cannot be written are named before any work starts."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from srx.errors import SrxError
-from srx.fsutil import (WriteError, atomic_path, atomic_write_bytes, atomic_write_text, check_output_dir, check_output_file,
-                        ensure_dir, new_file_mode)
+from srx.fsutil import (FolderInUse, WriteError, atomic_path, atomic_write_bytes, atomic_write_text, check_output_dir,
+                        check_output_file, claim_folder, ensure_dir, new_file_mode)
 from tests.conftest import fill_disk, mode, umask
 
 
@@ -93,3 +97,41 @@ def test_a_write_onto_a_full_disk_is_one_error_naming_the_file(small_disk):
     assert got.value.disk_full and got.value.path == target
     assert target.read_text() == "earlier" and sorted(p.name for p in disk.iterdir()) == ["filler", "sum.json"]
 
+
+_HOLDER = """
+import sys, time
+from srx.fsutil import claim_folder
+claim = claim_folder(sys.argv[1], ".lock", "srx train", "wait")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_claimed_folder_is_refused_to_another_process_until_the_holder_dies(tmp_path):
+    """The claim is an flock: a second claim (from another process, or this one) is refused naming the
+    holder's pid and command; the OS lets go of a killed holder's, and the lock file it left is taken
+    over; release removes the lock file, and the folders the claim made when nothing was written."""
+    folder = tmp_path / "runs" / "train"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderInUse, match=rf"^{folder} is in use by srx train \(pid {holder.pid}\), still running; "
+                                              r"pass another --out$") as got:
+            claim_folder(folder, ".lock", "srx tune", "pass another --out")
+        assert got.value.pid == holder.pid
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    assert (folder / ".lock").exists()  # a killed holder's file, taken over
+    claim = claim_folder(folder, ".lock", "srx tune", "wait")
+    with pytest.raises(FolderInUse, match=rf"in use by srx tune \(pid {os.getpid()}\)"):
+        claim_folder(folder, ".lock", "srx train", "wait")
+    claim.release()
+    assert sorted(p.name for p in folder.iterdir()) == []  # the lock file goes; the folder was there before
+    fresh = tmp_path / "new" / "deeper"
+    with claim_folder(fresh, ".lock", "srx train", "wait"):
+        assert fresh.is_dir()
+    assert not (tmp_path / "new").exists()  # made for the claim, nothing written: removed
+    with claim_folder(fresh, ".lock", "srx train", "wait"):
+        (fresh / "metrics.csv").write_text("step\n")
+    assert sorted(p.name for p in fresh.iterdir()) == ["metrics.csv"]

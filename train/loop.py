@@ -30,7 +30,8 @@ from srx.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
 from srx.degrade import degrade_batch, parse_degradation
 from srx.errors import SrxError
 from srx.evaluate import EvalImage, degraded, evaluate, load_eval_data, torch_predictor
-from srx.fsutil import WriteError, atomic_path, atomic_write_text, check_output_dir, ensure_dir
+from srx.fsutil import (FolderClaim, FolderInUse, WriteError, atomic_path, atomic_write_text, check_output_dir,
+                        claim_folder, ensure_dir)
 from srx.imageio import FrameRange, check_data_path, is_video, parse_frame_range
 from srx.models import PRESETS, ModelConfig, build_model, config_from_preset, model_class
 from srx.protocol import check_scale
@@ -181,6 +182,14 @@ class _Dist:
         t = torch.tensor([1.0 if flag else 0.0])
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
+
+    def first_process_path(self, path: Path) -> Path:
+        """`path` as the first process has it: every process trains into the folder it claimed."""
+        if not self.enabled:
+            return path
+        held = [str(path)]
+        dist.broadcast_object_list(held, src=0)
+        return Path(held[0])
 
     def close(self) -> None:
         if self.enabled and dist.is_initialized():
@@ -421,10 +430,59 @@ def _preset_of(config: ModelConfig) -> str | None:
     return None
 
 
+#: the lock file a run holds in its folder (claim_run_dir)
+RUN_LOCK = ".srx-train.lock"
+
+
+def claim_run_dir(out_dir: Path, owner: str = "srx train", resume: Path | None = None) -> FolderClaim:
+    """Claim `out_dir` for this run (made if need be): an exclusive lock on its RUN_LOCK, held until
+    the run ends (the OS lets go of a killed one's). A folder another live run holds is refused,
+    naming its pid: two runs in one folder would interleave their metrics.csv and replace each
+    other's checkpoints."""
+    check_output_dir(Path(out_dir), "--out")
+    busy = (f"wait for it to end before resuming {resume}" if resume is not None else
+            "wait for it to end, or pass another --out")
+    return claim_folder(Path(out_dir), RUN_LOCK, owner, busy + " (two runs in one folder would mix their "
+                        "metrics.csv and replace each other's checkpoints)")
+
+
+def holds_run(folder: Path) -> bool:
+    return (Path(folder) / "last.pt").exists() or (Path(folder) / "best.pt").exists()
+
+
+def claim_new_run_dir(base: Path, owner: str = "srx train") -> FolderClaim:
+    """The default --out, claimed: `base` if it holds no run and no live run holds it, else the first
+    of base-2, base-3, ... of which that is true (a run started at the same moment takes the next)."""
+    n = 1
+    while True:
+        candidate = Path(base) if n == 1 else Path(base).with_name(f"{Path(base).name}-{n}")
+        n += 1
+        if holds_run(candidate):
+            continue
+        try:
+            claim = claim_run_dir(candidate, owner)
+        except FolderInUse:
+            continue
+        if not holds_run(candidate):  # a run that ended between the look and the claim
+            return claim
+        claim.release()
+
+
+def _rank() -> int:
+    """This process's rank under torchrun (0 without it), known before the process group starts."""
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+
+
 def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: int | None = None,
           show_progress: bool = True, cache_dir: Path | None = None,
-          stop_after: int | None = None, loss_every: int | None = None, device: str = "auto") -> TrainResult:
+          stop_after: int | None = None, loss_every: int | None = None, device: str = "auto",
+          claim: FolderClaim | None = None) -> TrainResult:
     """Train a model; writes best.pt, last.pt, metrics.csv and training.png into `out_dir`.
+
+    The run holds `out_dir` (`claim_run_dir`) from before any work until it ends: `claim`, one the
+    caller took (the default --out, or `srx tune`, whose claim spans its report too), else one taken
+    here. Under torchrun the first process claims it (the only one that writes) and the others take
+    its folder.
 
     `device` (`training_device`): where the model and each batch live; patches are cut, degraded and
     augmented on the CPU either way, and checkpoints hold CPU tensors, so a run resumes on either.
@@ -434,6 +492,16 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     `loss_every`: a metrics.csv row with the mean training loss every that many steps (default:
     about 20 per epoch, at most 50 steps apart), besides the row of each validation.
     """
+    own = claim_run_dir(Path(out_dir), resume=resume) if claim is None and _rank() == 0 else None
+    try:
+        return _train(cfg, Path(out_dir), resume, threads, show_progress, cache_dir, stop_after, loss_every, device)
+    finally:
+        if own is not None:
+            own.release()
+
+
+def _train(cfg: TrainConfig, out_dir: Path, resume: Path | None, threads: int | None, show_progress: bool,
+           cache_dir: Path | None, stop_after: int | None, loss_every: int | None, device: str) -> TrainResult:
     if loss_every is not None and loss_every < 1:  # before patches are cut and a folder is made
         raise SrxError(f"--log-every must be at least 1 step, got {loss_every}")
     state: dict[str, Any] | None = None
@@ -467,9 +535,11 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
         cfg = dataclasses.replace(cfg, model=init_preset or "srcnn-915")
     cfg.validate()
     _refuse_overwrite(Path(out_dir), resume)
-    out_dir = check_output_dir(Path(out_dir), "--out")  # made once the data is ready: a run refused over its data leaves no empty folder
+    # made by the claim; one released with nothing written is removed: a run refused over its data leaves no empty folder
+    out_dir = check_output_dir(Path(out_dir), "--out")
     device = training_device(device, int(os.environ.get("WORLD_SIZE", "1")))
     ddp = _Dist()
+    out_dir = ddp.first_process_path(out_dir)  # the folder the first process claimed (a default --out may differ)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)
@@ -781,10 +851,11 @@ def _refuse_overwrite(out_dir: Path, resume: Path | None) -> None:
 
 
 def new_run_dir(base: Path) -> Path:
-    """`base` if it holds no run yet, else the first of base-2, base-3, ... that does not: the
-    default --out, so a second `srx train` keeps the first run."""
+    """`base` if it holds no run yet, else the first of base-2, base-3, ... that does not (what
+    claim_new_run_dir claims, but for folders live runs hold: torchrun's other processes, which
+    train into the folder the first one claimed)."""
     candidate, n = Path(base), 1
-    while (candidate / "last.pt").exists() or (candidate / "best.pt").exists():
+    while holds_run(candidate):
         n += 1
         candidate = Path(base).with_name(f"{Path(base).name}-{n}")
     return candidate

@@ -15,10 +15,10 @@ from srx.checkpoint import model_from_checkpoint, resolve_weights
 from srx.degrade import parse_degradation
 from srx.errors import SrxError
 from srx.evaluate import degraded, evaluate, load_eval_data, torch_predictor
-from srx.fsutil import atomic_write_text
+from srx.fsutil import FolderClaim, atomic_write_text
 from srx.imageio import FrameRange, count_frames, is_video
 from srx.train.data import PATCH_BUDGET_BYTES, patch_budget, patch_bytes_per_frame
-from srx.train.loop import TrainConfig, train, training_device
+from srx.train.loop import TrainConfig, claim_run_dir, train, training_device
 
 log = logging.getLogger("srx")
 
@@ -109,12 +109,20 @@ def _frame_size(video: Path) -> tuple[int, int]:
 def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera", degrade: str = "camera",
                     every: int | None = None, holdout: float = 0.3, time_budget: float | None = None,
                     max_steps: int | None = None, threads: int | None = None, show_progress: bool = True,
-                    cache_dir: Path | None = None, seed: int = 0, batch_size: int = 32, device: str = "auto") -> TuneReport:
+                    cache_dir: Path | None = None, seed: int = 0, batch_size: int = 32, device: str = "auto",
+                    claim: FolderClaim | None = None) -> TuneReport:
     """Fine-tune `init` (a shipped name or a checkpoint) on `video`'s earlier frames with the recipe
     srx's own camera weights were trained with, then score it and `init` on the held-out frames:
     clean, under `degrade`, and at JPEG 50. Writes `out/tune.json` besides the training outputs.
     `every` None: chosen by `choose_every`, so the training patches fit in `patch_budget()`
-    (PATCH_BUDGET_BYTES, or a third of the memory free here where that is less)."""
+    (PATCH_BUDGET_BYTES, or a third of the memory free here where that is less). `out` is held
+    (`claim`, else one taken here: `claim_run_dir`) until tune.json is written."""
+    if claim is None:
+        with claim_run_dir(Path(out), "srx tune") as claim:
+            return tune_on_footage(video, scale, out, init=init, degrade=degrade, every=every, holdout=holdout,
+                                   time_budget=time_budget, max_steps=max_steps, threads=threads,
+                                   show_progress=show_progress, cache_dir=cache_dir, seed=seed,
+                                   batch_size=batch_size, device=device, claim=claim)
     video = Path(video)
     if not video.exists():
         raise SrxError(f"{video} does not exist; srx tune expects a recording of your camera")
@@ -143,7 +151,8 @@ def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera",
         batch_size=batch_size, lr=2e-4, loss="l1", patch_size=patch, stride=stride, degrade=spec.spec, seed=seed,
         every=every, frames=str(split.train), val_frames=str(split.held_out),
     )
-    result = train(cfg, out, threads=threads, show_progress=show_progress, cache_dir=cache_dir, device=device)
+    result = train(cfg, out, threads=threads, show_progress=show_progress, cache_dir=cache_dir, device=device,
+                   claim=claim)
     split_info = {"frames": split.frames, "every": every, "train_frames": str(split.train),
                   "held_out_frames": str(split.held_out), "train_images": len(range(0, split.train.end, every))}
     trained = {"steps": result.steps, "elapsed_s": round(result.elapsed_s, 1), "stopped_by": result.stopped_by,

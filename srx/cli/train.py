@@ -59,7 +59,7 @@ def train(
 ) -> None:
     """Train a super-resolution model on folders of HR images or videos' frames (standard SR protocol)."""
     from srx.degrade import parse_degradation
-    from srx.train.loop import TrainConfig, new_run_dir, train as run_train
+    from srx.train.loop import TrainConfig, claim_new_run_dir, new_run_dir, train as run_train
 
     repeated = sorted({str(d) for d in data or [] if [Path(x).resolve() for x in data].count(Path(d).resolve()) > 1})
     if repeated and resume is None:  # beside --resume, --data names the run's moved data: its own check
@@ -70,8 +70,6 @@ def train(
         scale = scale or 3  # the run's own, from its checkpoint
     else:
         scale = scale_of_models(scale, [init] if init is not None else [])
-    if out is None:  # a new run never lands on an earlier one: runs/train, runs/train-2, ...
-        out = resume.parent if resume is not None else new_run_dir(Path("runs/train"))
     cfg = TrainConfig(
         data=[str(d) for d in data or []], val=str(val) if val else None, scale=scale, model=model, epochs=epochs,
         time_budget=parse_duration(time_budget), max_steps=max_steps, batch_size=batch_size, lr=lr,
@@ -81,9 +79,19 @@ def train(
     )
     from srx.memory import memory_errors
 
-    with memory_errors("training", "ask for less at once (a smaller --batch-size, fewer --data or --val images)"):
-        result = run_train(cfg, out, resume=resume, threads=threads, show_progress=progress, cache_dir=cache_dir,
-                           loss_every=log_every, device=device)
+    claim = None
+    if out is None and resume is not None:
+        out = resume.parent
+    elif out is None:  # a new run never lands on an earlier one, nor on a live one: runs/train, runs/train-2, ...
+        if os.environ.get("RANK", "0") == "0":
+            claim = claim_new_run_dir(Path("runs/train"))
+            out = claim.path
+        else:  # torchrun's other processes train into the folder the first one claimed (train() says which)
+            out = new_run_dir(Path("runs/train"))
+    with claim or contextlib.nullcontext():
+        with memory_errors("training", "ask for less at once (a smaller --batch-size, fewer --data or --val images)"):
+            result = run_train(cfg, out, resume=resume, threads=threads, show_progress=progress, cache_dir=cache_dir,
+                               loss_every=log_every, device=device, claim=claim)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun the first process reports for all
     if (out / "summary.txt").exists():
@@ -96,6 +104,14 @@ def train(
 
 #: what a run leaves in its folder, in the order the closing line names them
 _OUTPUTS = ("best.pt", "last.pt", "metrics.csv", "training.png", "summary.txt")
+
+
+def _refuse_tuning_run(out: Path) -> None:
+    held = [n for n in ("last.pt", "best.pt", "tune.json") if (out / n).is_file()]
+    if held:  # not `srx train --resume`'s folder rule: that would leave tune.json scoring older weights
+        go_on = f", go on from its weights with --init {out / 'last.pt'} (and another --out)" if "last.pt" in held else ""
+        raise SrxError(f"{out} already holds a tuning run ({', '.join(held)}); pass another --out (or leave it out "
+                       f"for the next free runs/tune-N){go_on}, or delete {out} to start over")
 
 
 def one_degradation(given: list[str]) -> str:
@@ -298,24 +314,25 @@ def tune(
     from srx.fsutil import check_output_dir
     from srx.train.tune import tune_on_footage
 
-    from srx.train.loop import new_run_dir
+    from srx.train.loop import claim_new_run_dir, claim_run_dir
 
     scale = scale_of_models(scale, [init])
     degrade = one_degradation(degrade) if degrade else "camera"
-    if out is None:  # a new tuning never lands on an earlier one: runs/tune, runs/tune-2, ...
-        out = new_run_dir(Path("runs/tune"))
-    check_output_dir(out, "--out")
-    held = [n for n in ("last.pt", "best.pt", "tune.json") if (out / n).is_file()]
-    if held:  # not `srx train --resume`'s folder rule: that would leave tune.json scoring older weights
-        go_on = f", go on from its weights with --init {out / 'last.pt'} (and another --out)" if "last.pt" in held else ""
-        raise SrxError(f"{out} already holds a tuning run ({', '.join(held)}); pass another --out (or leave it out "
-                       f"for the next free runs/tune-N){go_on}, or delete {out} to start over")
+    budget = parse_duration(time_budget) if max_steps is None else None
+    if out is not None:
+        check_output_dir(out, "--out")
+        _refuse_tuning_run(out)
     from srx.memory import memory_errors
 
-    with memory_errors(f"tuning on {video.name}", "ask for less at once (a higher --every, a smaller --batch-size)"):
-        report = tune_on_footage(video, scale, out, init=init, degrade=degrade, every=every, holdout=holdout,
-                                 batch_size=batch_size, time_budget=parse_duration(time_budget) if max_steps is None else None,
-                                 max_steps=max_steps, threads=threads, show_progress=progress, device=device)
+    # held until tune.json is written: a second srx tune or train into the folder is refused meanwhile
+    claim = claim_new_run_dir(Path("runs/tune"), "srx tune") if out is None else claim_run_dir(out, "srx tune")
+    with claim:
+        out = claim.path  # a new tuning never lands on an earlier one: runs/tune, runs/tune-2, ...
+        _refuse_tuning_run(out)  # one that ended while this one looked
+        with memory_errors(f"tuning on {video.name}", "ask for less at once (a higher --every, a smaller --batch-size)"):
+            report = tune_on_footage(video, scale, out, init=init, degrade=degrade, every=every, holdout=holdout,
+                                     batch_size=batch_size, time_budget=budget, max_steps=max_steps, threads=threads,
+                                     show_progress=progress, device=device, claim=claim)
     split = report.split
     if report.interrupted:
         typer.echo(f"interrupted after {counted(report.train['steps'], 'step')}; the weights so far are in "

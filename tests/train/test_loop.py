@@ -306,6 +306,85 @@ def test_a_new_run_never_overwrites_an_earlier_one(image_folder, tmp_path, monke
     assert res.exit_code == 1 and res.output.startswith("error: runs/train already holds a training run")
 
 
+def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 180) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.1)
+
+
+def test_a_folder_a_live_run_trains_into_is_refused_to_a_second_run_and_a_resume(image_folder, tmp_path):
+    """Two `srx train --out X` (or two --resume X/last.pt, a cron job firing while the last one runs)
+    both ran for a whole epoch before either saved, then mixed their metrics.csv rows and replaced
+    each other's checkpoints. The folder is the run's from its start (an flock, held until it ends):
+    another run is refused before any work, naming the live one's pid; its rows and files stay its own."""
+    import signal
+
+    out = tmp_path / "cc"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
+    live = subprocess.Popen([sys.executable, "-m", "srx", "train", "--data", str(image_folder), "--patch-size", "24",
+                             "--stride", "12", "--batch-size", "4", "--max-steps", "1000000", "--threads", "1",
+                             "--out", str(out), "--no-progress"], env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(out / "last.pt", live)
+        busy = rf"^{out} is in use by srx train \(pid {live.pid}\), still running; "
+        with pytest.raises(SrxError, match=busy + r"wait for it to end, or pass another --out \(two runs in one "
+                                                  r"folder would mix their metrics.csv and replace each other's checkpoints\)$"):
+            train(_cfg(image_folder, max_steps=2, val=None), out, show_progress=False, cache_dir=tmp_path / "c")
+        with pytest.raises(SrxError, match=busy + rf"wait for it to end before resuming {out / 'last.pt'}"):
+            train(_cfg(image_folder, max_steps=10 ** 7, val=None), out, resume=out / "last.pt", show_progress=False,
+                  cache_dir=tmp_path / "c")
+        assert not (tmp_path / "c").exists()  # refused before any work: no patches cut
+    finally:
+        live.send_signal(signal.SIGKILL)  # the OS lets go of a killed run's folder
+        live.wait()
+    steps = [int(r["step"]) for r in csv.DictReader(open(out / "metrics.csv"))]
+    assert steps and steps == sorted(set(steps))  # one run's rows, in order
+    step = load_checkpoint(out / "last.pt")["step"]
+    res = train(_cfg(image_folder, max_steps=step + 2, val=None), out, resume=out / "last.pt", show_progress=False,
+                cache_dir=tmp_path / "c")
+    assert res.steps == step + 2 and not (out / ".srx-train.lock").exists()
+
+
+_HOLD_RUN_DIR = """
+import sys, time
+from srx.train.loop import claim_run_dir
+claim = claim_run_dir(sys.argv[1])
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_default_out_passes_a_folder_a_live_run_holds_before_its_first_save(image_folder, tmp_path, monkeypatch):
+    """Both runs without --out chose runs/train (the folder held no last.pt yet: that comes at the
+    first save). The default takes the next folder no live run holds; --out that folder is refused."""
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "c"))
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_RUN_DIR, "runs/train"], cwd=tmp_path, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        args = ["train", "--data", str(image_folder), "--patch-size", "24", "--stride", "12", "--max-steps", "1",
+                "--no-progress", "--batch-size", "4"]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert "outputs in runs/train-2:" in res.output and (tmp_path / "runs" / "train-2" / "last.pt").is_file()
+        assert sorted(p.name for p in (tmp_path / "runs" / "train").iterdir()) == [".srx-train.lock"]
+        res = CliRunner().invoke(app, args + ["--out", "runs/train"])
+        assert res.exit_code == 1
+        assert res.output.startswith(f"error: runs/train is in use by srx train (pid {holder.pid}), still running;")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_disk_that_fills_during_training_is_one_error_line_naming_the_file(image_folder, tmp_path, small_disk, caplog):
     """torch.save onto a full disk gave a double traceback ("[enforce fail at inline_container.cc:672]
     unexpected pos") that never said "disk"; and a patch cache that could not be written was then

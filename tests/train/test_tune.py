@@ -153,3 +153,27 @@ def test_a_small_box_trains_on_sparser_frames():
     assert budget == 200 << 20 and "a third of the 0.6 GB of memory free here" in words
     small_box = choose_every(90_000, (1920, 1080), 3, 0.3, 72, 36, budget)
     assert 4.5 < small_box / choose_every(90_000, (1920, 1080), 3, 0.3, 72, 36) < 5.5
+
+
+def test_tune_into_a_folder_a_live_run_holds_is_refused_naming_it(tmp_path, monkeypatch):
+    """srx tune trains into its --out and then writes tune.json there: it holds the folder as srx train
+    does, and a folder another live run holds is refused before any work."""
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))
+    video = silent_video(tmp_path / "cam.avi", 40, (96, 72))
+    out = tmp_path / "tuned"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom srx.train.loop import claim_run_dir\n"
+                               "claim = claim_run_dir(sys.argv[1], 'srx tune')\nprint('held', flush=True)\ntime.sleep(600)",
+                               str(out)], stdout=subprocess.PIPE, text=True, env=os.environ)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        res = runner.invoke(app, ["tune", str(video), "--scale", "3", "--max-steps", "1", "--every", "4", "--out", str(out)])
+        assert_one_error_line(res.output, f"{out} is in use by srx tune (pid {holder.pid}), still running; wait for it "
+                                          "to end, or pass another --out")
+        assert not (tmp_path / "cache").exists()
+    finally:
+        holder.kill()
+        holder.wait()
