@@ -264,7 +264,7 @@ class MultiSummary:
         """One file for all sources, or one per source when the path holds {name}."""
         import json
 
-        from srx.fsutil import atomic_write_text
+        from srx.fsutil import write_report
 
         if "{name}" in str(path):  # each written that can be (a full disk under one of them); then one error
             failed = []
@@ -276,7 +276,7 @@ class MultiSummary:
             if failed:
                 raise SrxError("; ".join(failed))
         else:
-            atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+            write_report(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
     def format(self) -> str:
         def ms(v: float | None) -> str:

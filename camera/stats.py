@@ -135,9 +135,9 @@ class StreamSummary:
                 f"of latency")
 
     def write_json(self, path: Path) -> None:
-        from srx.fsutil import atomic_write_text
+        from srx.fsutil import write_report
 
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+        write_report(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
     def format(self) -> str:
         """A few lines for the terminal."""

@@ -187,6 +187,28 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def write_report(path: Path | str, text: str) -> Path:
+    """A report the user named (`--json-summary`) written where the name leads: a file is replaced
+    whole (atomic_write_text), a link's target is written and the link stays, and a device, FIFO or
+    socket (/dev/stdout, a named pipe a monitor reads) is written to as it is, never replaced by a
+    file. Returns what was written."""
+    path = Path(path)
+    try:
+        special = not stat.S_ISREG(path.stat().st_mode)  # through links: /dev/stdout -> /proc/self/fd/1
+    except OSError:  # not there yet (or a link to nowhere yet)
+        special = False
+    if special:
+        try:
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:
+            raise WriteError(path, exc) from None
+        return path
+    target = path.resolve() if path.is_symlink() else path
+    atomic_write_text(target, text)
+    return target
+
+
 class FolderInUse(SrxError):
     """A folder another live process has claimed (`claim_folder`); `pid` is that process's, where its
     lock file says it."""

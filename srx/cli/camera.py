@@ -70,7 +70,8 @@ def stream_cmd(
     overlay: bool = typer.Option(False, "--overlay", help="Draw the live numbers onto the frames."),
     json_summary: Optional[Path] = typer.Option(
         None, "--json-summary", help="Also write the summary to this JSON file (several sources: one file with each source "
-        "and the totals, or one file per source when the name holds {name})."),
+        "and the totals, or one file per source when the name holds {name}); - for stdout (the text summary then goes "
+        "to stderr); a named pipe or device is written to, a link's target replaced."),
     reconnect_max_wait: float = typer.Option(
         30.0, "--reconnect-max-wait", help="Longest wait between reconnect attempts to a lost live source (or to the RTSP "
         "server an --output rtsp:// publishes to), seconds."),
@@ -148,7 +149,7 @@ def stream_cmd(
     check_bounds(max_frames, seconds)
     _positive_seconds(reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
     cut = _segments(segment, keep, output, live=spec.live)
-    if json_summary is not None:  # checked now, not after the whole run
+    if json_summary is not None and str(json_summary) != "-":  # checked now, not after the whole run
         from srx.fsutil import check_output_file
 
         check_output_file(json_summary, "--json-summary")
@@ -189,14 +190,19 @@ def _report(summary, json_summary: Optional[Path], named) -> None:
     """The summary, --json-summary, and then an error line (exit 1) for the outputs that failed on
     the way: a full disk stops one recording, not the run or its account. A --json-summary that
     cannot be written (a full disk) is an error line of its own, before that one."""
-    typer.echo(summary.format())
+    to_stdout = json_summary is not None and str(json_summary) == "-"  # the JSON is what stdout carries then
+    typer.echo(summary.format(), err=to_stdout)
     failed = summary.output_errors
     whys = [summary.source_error] if getattr(summary, "source_error", None) else []  # one source's run
     if getattr(summary, "run_error", None):  # the upscale ran out of memory (stopped_by out-of-memory)
         whys.append(summary.run_error)
     if failed:
         whys.append(f"{len(failed)} output{'s' if len(failed) > 1 else ''} failed: " + "; ".join(failed))
-    if json_summary is not None:
+    if to_stdout:
+        import json
+
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+    elif json_summary is not None:
         try:
             summary.write_json(json_summary)
         except SrxError as exc:  # a full disk: said in its own line, and the run's other errors still are

@@ -90,6 +90,38 @@ def test_cli_records_and_writes_json_summary(tmp_path: Path, tiny_checkpoint, su
     assert len(back) == 5 and back[0].shape == (60, 162, 3)
 
 
+def test_json_summary_goes_where_its_name_leads_and_never_replaces_a_link_pipe_or_device(tmp_path: Path,
+                                                                                        tiny_checkpoint) -> None:
+    """--json-summary replaced what was at its path with a file: /dev/stdout's link (the JSON never
+    reached stdout), a named pipe a monitor read (it got 0 bytes), a link (its target kept the old
+    summary); `-` made a file named '-'. Now a link's target is written and the link stays, a pipe is
+    written to, and `-` puts the JSON on stdout with the text summary on stderr."""
+    import os
+
+    src = tmp_path / "in.mkv"
+    write_ffv1(src, frames(3, 24, 32))
+    args = ["stream", "--source", str(src), "--no-drop", "-w", str(tiny_checkpoint(2)), "--backend", "torch",
+            "--threads", "1", "--no-window", "-q", "--json-summary"]
+    real = tmp_path / "reports" / "cam.json"
+    real.parent.mkdir()
+    real.write_text("{}")
+    link = tmp_path / "latest.json"
+    link.symlink_to(real)
+    assert CliRunner().invoke(app, [*args, str(link)]).exit_code == 0
+    assert link.is_symlink() and json.loads(real.read_text())["frames_out"] == 3
+    fifo = tmp_path / "monitor.pipe"
+    os.mkfifo(fifo)
+    got: dict = {}
+    reader = threading.Thread(target=lambda: got.update(text=fifo.read_text()), daemon=True)
+    reader.start()
+    assert CliRunner().invoke(app, [*args, str(fifo)]).exit_code == 0
+    reader.join(30)
+    assert json.loads(got["text"])["frames_out"] == 3 and fifo.is_fifo()
+    out = CliRunner().invoke(app, [*args, "-"])  # Typer's runner keeps stderr apart
+    assert out.exit_code == 0 and not (Path.cwd() / "-").exists()
+    assert json.loads(out.stdout)["frames_out"] == 3 and "stream summary" in out.stderr
+
+
 def test_a_region_streams_as_if_the_frames_had_been_cut_to_it(tmp_path: Path, tiny_checkpoint) -> None:
     """--roi LEFT,TOP,WIDTH,HEIGHT: the recording equals, frame for frame, that of a clip cut to the
     region beforehand; the summary names the region and its sizes."""
