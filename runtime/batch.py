@@ -24,7 +24,7 @@ from srx.runtime.upscaler import Upscaler
 log = logging.getLogger("srx")
 
 IMAGE_FORMATS = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
-#: containers `srx upscale` writes: H.264 through PyAV, but MJPEG through OpenCV for .avi (VIDEO_FOURCC)
+#: containers `srx upscale` writes: H.264 through PyAV, but MJPEG for .avi (VIDEO_FOURCC)
 VIDEO_OUT = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
 VIDEO_FOURCC = {".avi": "MJPG"}
 _NO_ALPHA = (".jpg", ".jpeg", ".bmp")
@@ -335,30 +335,17 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
         cap.release()
 
 
-class _OpenCVWriter:
-    def __init__(self, path: Path, dst: Path, fps: float, size: tuple[int, int]) -> None:
-        cv2 = cv2_module()
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_FOURCC[dst.suffix.lower()]), fps, size)
-        if not self.writer.isOpened():
-            raise SrxError(f"OpenCV cannot write {dst.suffix} video here; try an --out ending in .mp4")
-
-    def write(self, frame: np.ndarray, at_ms: float | None = None) -> None:
-        self.writer.write(frame)  # MJPEG in AVI: one frame every 1/fps, whatever the source's times
-
-    def close(self) -> None:
-        self.writer.release()
-
-
 def _video_writer(path: Path, dst: Path, fps: float, size: tuple[int, int]):
     """H.264 through PyAV (srx.media.H264Writer) for every container but .avi, which gets MJPEG
-    through OpenCV (AVI and H.264 do not go well together)."""
-    if size[0] % 2 or size[1] % 2:  # OpenCV's MJPEG is 4:2:0 too, and crops as silently
+    (srx.media.MJPEGWriter: AVI and H.264 do not go well together); both say a failed write (a full
+    disk) as an SrxError."""
+    if size[0] % 2 or size[1] % 2:  # MJPEG is 4:2:0 too, and crops as H.264 does
         log.info("%s: %s (4:2:0) needs even sides; the last column/row of %dx%d is left out",
                  dst.name, "MJPEG" if dst.suffix.lower() in VIDEO_FOURCC else "H.264", *size)
-    if dst.suffix.lower() in VIDEO_FOURCC:
-        return _OpenCVWriter(path, dst, fps, size)
-    from srx.media import H264Writer
+    from srx.media import H264Writer, MJPEGWriter
 
+    if dst.suffix.lower() in VIDEO_FOURCC:  # one frame every 1/fps, whatever the source's times
+        return MJPEGWriter(path, fps, size, label=str(dst))
     return H264Writer(path, fps, size, label=str(dst))  # errors name the user's file, not the hidden one
 
 

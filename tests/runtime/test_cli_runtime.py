@@ -526,3 +526,28 @@ def test_upscale_reads_float_tiffs_in_0_to_1_and_0_to_255(ckpt, tmp_path):
     for name in ("unit.png", "wide.png"):  # a folder's outputs are written as .png
         got = cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED)
         assert got.dtype == np.uint8 and np.array_equal(got, want), name
+
+
+@pytest.mark.parametrize("name,room", [("v.avi", 64), ("v.mp4", 0), ("v.mov", 0)])
+def test_upscaling_a_video_onto_a_full_disk_is_one_error(ckpt, tmp_path, small_disk, name, room):
+    """A video upscaled onto a disk that fills: an .avi (MJPEG through OpenCV, which says nothing of a
+    failed write) was cut short, 5 of 40 frames, and reported as 'upscaled 1 of 1 inputs', exit 0; an
+    .mp4 or .mov onto a disk full from the start crashed the process (the H.264 writer's close after a
+    failed header). Now each is one error line naming the disk's reason, exit 1, nothing left behind."""
+    import os
+    import subprocess
+    import sys
+
+    src = silent_video(tmp_path / "clip.avi", 80, (120, 90), fps=10)  # past x264's look-ahead: packets before the end
+    from tests.conftest import fill_disk
+
+    card = small_disk(3072, "card")
+    fill_disk(card, leave_kib=room)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
+    res = subprocess.run([sys.executable, "-m", "srx", "upscale", str(src), "--out", str(card / name),
+                          "-w", str(ckpt(3)), "--backend", "torch", "--threads", "1", "--no-progress"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, (res.returncode, res.stdout, res.stderr)  # -11: the crash; 0: the silent cut
+    assert_one_error_line(res.stdout + res.stderr, "No space left on device")
+    assert str(card / name) in res.stdout + res.stderr
+    assert sorted(p.name for p in card.iterdir()) == ["filler"]
