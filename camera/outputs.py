@@ -9,7 +9,9 @@ and that one plays up to about its last second (an .mp4 is written a fragment a 
 .avi as they go). The temporary name is new each run, `.NAME.partial.XXXXXXXX.mp4`, made by srx
 itself (never written through a link put there, never over what an earlier run left, which is
 kept and named in a warning at the start). An output whose write fails mid-run (a full disk) is
-closed and left out (`Output.failed`); the stream goes on.
+closed and left out (`Output.failed`); the stream goes on. A failed recording never replaces the
+file or folder it was to replace: what it holds stays under its partial name, named in a warning
+(removed where it holds nothing).
 
 Recordings:
   *.mp4 .mov .m4v       H.264 (x264 through PyAV, preset ultrafast, one thread), for viewing in any
@@ -17,8 +19,9 @@ Recordings:
                         time, a live source's clock), so it plays in real time across dropped frames
   *.mkv                 FFV1 through PyAV, lossless, each upscaled frame once at its time: read back,
                         they equal the upscaled ones exactly (for measuring), and it plays in real time
-  *.avi                 Motion JPEG (OpenCV, a fixed rate), for viewing: a frame is held on screen
-                        until the next one is due (source frames dropped or skipped, time that passed)
+  *.avi                 Motion JPEG through PyAV (srx.media.MJPEGWriter) at a fixed rate, for viewing:
+                        a frame is held on screen until the next one is due (source frames dropped or
+                        skipped, time that passed)
   folder/ or no suffix  a PNG sequence frame_000000.png, ... (lossless, any frame size)
 
 Segments (`--segment 1h`): a video-file recording is cut where the clock passes a multiple of the
@@ -35,6 +38,7 @@ up nothing else.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -54,7 +58,7 @@ from srx.words import counted, duration_text, seconds_text
 
 log = logging.getLogger("srx")
 
-VIDEO_FOURCC = {".mp4": "h264", ".mov": "h264", ".m4v": "h264", ".mkv": "FFV1", ".avi": "MJPG"}  # PyAV (srx.media) but MJPG, OpenCV
+VIDEO_FOURCC = {".mp4": "h264", ".mov": "h264", ".m4v": "h264", ".mkv": "FFV1", ".avi": "MJPG"}  # all through PyAV (srx.media)
 
 
 class Output:
@@ -266,35 +270,27 @@ class VideoFileOutput(Output):
         self.pruned = 0  # this run's segments that --keep deleted
 
     def _open(self, frame: np.ndarray) -> None:
-        import cv2
+        from srx.media import FFV1Writer, H264Writer, MJPEGWriter
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = temporary_sibling(self.target, suffix=self.path.suffix, prefix=f".{self.target.stem}.partial.")
         w, h = int(frame.shape[1]), int(frame.shape[0])
-        if self.timed:
-            from srx.media import FFV1Writer, H264Writer
-
-            try:
-                if self.fourcc == "h264":
-                    self.writer = H264Writer(self.tmp, self.fps, (w, h), crf=20, preset="ultrafast", threads=1,
-                                             fragmented=True)
-                else:
-                    self.writer = FFV1Writer(self.tmp, self.fps, (w, h))
-            except SrxError:
-                self.tmp.unlink(missing_ok=True)
-                raise
-            self.size = self.writer.size  # 4:2:0 needs even sides: a 1-pixel crop of an odd-sized H.264 output
-            if self.size != (w, h):
-                log.info("%s: H.264 (4:2:0) needs even sides; the last column/row of %dx%d is left out",
-                         self.path.name, w, h)
-            return
-        self.size = (w, h)
-        self.writer = cv2.VideoWriter(str(self.tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*self.fourcc),
-                                      self.fps, self.size, [cv2.VIDEOWRITER_PROP_IS_COLOR, 1])
-        if not self.writer.isOpened():
+        try:
+            if self.fourcc == "h264":
+                self.writer = H264Writer(self.tmp, self.fps, (w, h), crf=20, preset="ultrafast", threads=1,
+                                         fragmented=True)
+            elif self.fourcc == "FFV1":
+                self.writer = FFV1Writer(self.tmp, self.fps, (w, h))
+            else:
+                self.writer = MJPEGWriter(self.tmp, self.fps, (w, h))
+        except SrxError:
             self.tmp.unlink(missing_ok=True)
-            raise SrxError(f"cannot record to {self.path}: OpenCV's FFmpeg has no {self.fourcc} encoder "
-                           f"for {self.path.suffix} at {self.size[0]}x{self.size[1]}; try .mkv, .avi or a folder")
+            self.tmp = None
+            raise
+        self.size = self.writer.size  # 4:2:0 needs even sides: a 1-pixel crop of an odd-sized H.264 or MJPEG output
+        if self.size != (w, h):
+            log.info("%s: %s (4:2:0) needs even sides; the last column/row of %dx%d is left out",
+                     self.path.name, "MJPEG" if self.fourcc == "MJPG" else "H.264", w, h)
 
     def describe(self) -> str:
         if self.segment is None:
@@ -362,7 +358,7 @@ class VideoFileOutput(Output):
         log.warning("%s was deleted while recording (the %s in it went with it); recording again from "
                     "the next frame", self.target, counted(self._file[0], "frame"))
         try:
-            self.writer.close() if self.timed else self.writer.release()
+            self.writer.close()
         except SrxError:
             pass
         self.writer, self.size, self._span, self._last = None, None, None, None
@@ -378,27 +374,59 @@ class VideoFileOutput(Output):
             self.write(self._last)
 
     def close(self) -> None:
-        if self.writer is None:
-            if not self._closed and not self.segments:  # frames came where it failed (Output.failed): its writer did not open
-                log.warning("%s not written: %s", self.path, f"its writer could not be opened: {self.failed}"
-                            if self.failed is not None else "no frame was upscaled for it")
+        try:
+            if self.failed is not None and self.tmp is not None:
+                self._abandon()
+            elif self.writer is None:
+                if not self._closed and not self.segments:  # frames came where it failed (Output.failed): its writer did not open
+                    log.warning("%s not written: %s", self.path, f"its writer could not be opened: {self.failed}"
+                                if self.failed is not None else "no frame was upscaled for it")
+            else:
+                self._finish()
+                if len(self.segments) > 1:
+                    log.info("%s: %s, %s to %s", self.path, counted(len(self.segments), "segment"),
+                             self.segments[0].name, self.segments[-1].name)
+        finally:
             self._closed = True
-            return
-        self._finish()
-        self._closed = True
-        self._last = None
-        if len(self.segments) > 1:
-            log.info("%s: %s, %s to %s", self.path, counted(len(self.segments), "segment"),
-                     self.segments[0].name, self.segments[-1].name)
+            self._last = None
+
+    def _abandon(self) -> None:
+        """Close the recording that failed (Output.failed) without finishing it: the file it was to
+        replace stays as it was, and what it holds stays under its partial name, named in a warning
+        (it plays up to where the disk took no more), or is removed where it holds nothing."""
+        writer, self.writer = self.writer, None
+        frames = self._file[0]
+        if writer is not None:  # else it failed being finished (_finish), or opened (_open: nothing there)
+            try:
+                writer.close()  # after a failed write: no packet more, the trailer only where the header went out
+            except SrxError as exc:
+                log.debug("closing %s: %s", self.tmp, exc)
+            frames = min(frames, writer.muxed)  # x264 holds a few back
+        try:
+            empty = self.tmp.stat().st_size == 0
+        except OSError:  # never made, or deleted meanwhile
+            empty = True
+        if frames == 0 or empty:
+            self.tmp.unlink(missing_ok=True)
+        else:
+            log.warning("what %s recorded until then is in %s (%s went to it; it plays up to the last that "
+                        "reached the disk), for you to move or delete%s", self.describe(), self.tmp,
+                        counted(frames, "frame"), f"; {self.target} is as it was" if self.target.exists() else "")
+        self.size, self._span, self.tmp = None, None, None
+        self._file = [0, 0]
 
     def _finish(self) -> None:
         """Finish the open recording (a segment, or the whole of it): its file renamed into place."""
-        writer, self.writer = self.writer, None  # a writer whose finish failed is not finished again
-        if self.timed:
+        writer, self.writer = self.writer, None  # the frame written last stays: an .avi's next segment holds it until the next is due
+        try:
             writer.close()
-        else:
-            writer.release()
-        # the frame written last stays: an .avi's next segment holds it until the next is due
+        except SrxError:
+            if self.tmp.exists() and self.tmp.stat().st_size == 0:
+                self.tmp.unlink()  # it plays nothing (the disk was full before a byte went out)
+            elif self.tmp.exists():
+                log.warning("what %s recorded is in %s (it plays up to where it could not be finished), for you "
+                            "to move or delete", self.describe(), self.tmp)
+            raise
         frames, distinct = self._file
         if frames and not self.tmp.exists():  # deleted since the last check
             log.warning("%s was deleted while recording (the %s in it went with it)", self.target,
@@ -477,7 +505,10 @@ class VideoFileOutput(Output):
 class PngSequenceOutput(Output):
     """Lossless frames frame_000000.png ... in a folder, written into a new `.<folder>.partial.XXXXXXXX`
     and renamed into place on close, with the mode of the folder it replaces. An existing folder is
-    replaced only if it holds nothing but such frames."""
+    replaced only if it holds nothing but such frames, and never by a run whose writing failed
+    (Output.failed): its frames stay in the partial folder, named in a warning (the folder is
+    removed where it holds none). Each frame is coded in memory and written by srx, so a failed write
+    is said with the system's own reason (libpng's "Write Error" never reaches stderr)."""
 
     #: a recording: it starts at a source's first real frame, never with the no-signal placeholders of a
     #: source whose size is not known yet (each frame keeps its own size)
@@ -509,15 +540,35 @@ class PngSequenceOutput(Output):
             self.tmp = temporary_sibling(self.folder, suffix="", prefix=f".{self.folder.name}.partial.", folder=True)
             self._started = True
         path = self.tmp / f"frame_{self.frames:06d}.png"
-        if not cv2.imwrite(str(path), frame, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-            raise SrxError(f"cannot write {path} (disk full or folder removed?)")
+        ok, png = cv2.imencode(".png", frame, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise SrxError(f"cannot code frame {self.frames} of {self.name} as PNG")
+        try:
+            with open(path, "xb") as fh:  # x: never through a link or over a file put there meanwhile
+                fh.write(png.data)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                with contextlib.suppress(OSError):
+                    path.unlink()  # a cut-off frame is no frame
+            raise SrxError(f"cannot write {path}: {exc.strerror or exc}") from None
         self.frames += 1
         return True
 
     def close(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
         if not self._started:
             return
         self._started = False
+        if self.failed is not None:  # the folder it was to replace stays as it was
+            if self.frames == 0:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            else:
+                log.warning("what %s recorded until then is in %s/ (%s went to it), for you to move or delete%s",
+                            self.name, self.tmp, counted(self.frames, "frame"),
+                            f"; {self.folder}/ is as it was" if self.folder.exists() else "")
+            return
         old = None
         if self.folder.exists():
             old = temporary_sibling(self.folder, suffix="", prefix=f".{self.folder.name}.old.", folder=True)

@@ -400,8 +400,8 @@ def test_a_recording_that_fills_its_disk_stops_alone(tmp_path: Path, tiny_checkp
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: 1 output failed: recording {rec / 'yard.mkv'}: ")
     assert "the stream goes on without it" in res.stderr and "Traceback" not in res.stderr
-    # the file could not be finished either (the same limit): where the frames up to then are is said
-    kept = re.search(r"recorded until then is in (\S+)\n", res.stderr)
+    # where the frames up to then are is said (kept under the partial name: a failed recording replaces nothing)
+    kept = re.search(r"recorded until then is in (\S+) \(\d+ frames? went to it", res.stderr)
     assert kept and Path(kept[1]).parent == rec and Path(kept[1]).exists()
     assert re.fullmatch(r"\.yard\.partial\.\w{8}\.mkv", Path(kept[1]).name)  # hidden, new each run
     assert len(read_video(rec / "door.mkv")) == 24  # the other camera, whole

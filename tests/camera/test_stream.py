@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -909,3 +910,80 @@ def test_a_stream_out_of_memory_prints_its_summary_then_one_error_line(tmp_path:
     assert_one_error_line(res.stderr, "out of memory upscaling a 2000x2000 image x3 (its 6000x6000 output needs about")
     written = json.loads((tmp_path / "s.json").read_text())
     assert written["stopped_by"] == "out-of-memory" and written["run_error"].startswith("out of memory upscaling")
+
+
+def _stream_child(tmp_path: Path, checkpoint: Path, *args: str) -> subprocess.CompletedProcess:
+    """`srx stream --demo --no-drop` through a tiny model in a process of its own (a crash there is a
+    failed test, not the end of pytest): the CompletedProcess."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, "-m", "srx", "stream", "--demo", "--no-drop", "-w", str(checkpoint),
+                           "--scale", "2", "--backend", "torch", "--threads", "1", "--no-window", "-q", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_recordings_onto_a_full_disk_fail_alone_and_keep_what_was_there(tmp_path: Path, tiny_checkpoint,
+                                                                          small_disk) -> None:
+    """A box whose card is full when srx starts (a service restarted): the .mp4 recording's first write
+    fails, and closing it crashed the process (exit 139: no summary, the healthy .mkv on another disk
+    left unfinished); the PNG output's failed empty folder replaced the complete frames of the run
+    before. Now both fail alone, named after the summary (exit 1); the other recording is whole; the
+    earlier recording and frames stay as they were; and the failed outputs leave nothing behind (an
+    empty partial file plays nothing), not even a 'wrote 0 frames'."""
+    card = small_disk.path
+    earlier = PngSequenceOutput(card / "frames")  # the run before: two complete frames
+    for f in frames(2, 24, 32):
+        earlier.write(f)
+    earlier.close()
+    (card / "rec.mp4").write_bytes(b"the recording of the run before")
+    small_disk.fill()
+    res = _stream_child(tmp_path, tiny_checkpoint(2), "--max-frames", "10", "--output", str(card / "rec.mp4"),
+                        "--output", f"{card / 'frames'}/", "--output", str(tmp_path / "ok.mkv"),
+                        "--json-summary", str(tmp_path / "run.json"))
+    assert res.returncode == 1, (res.returncode, res.stderr)  # 139 (-11): the crash
+    assert "stream summary" in res.stdout and "Traceback" not in res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: 2 outputs failed: ") and "No space left on device" in errors[0]
+    assert len(read_video(tmp_path / "ok.mkv")) == 10
+    assert json.loads((tmp_path / "run.json").read_text())["frames_out"] == 10
+    assert (card / "rec.mp4").read_bytes() == b"the recording of the run before"
+    assert [np.array_equal(a, b) for a, b in zip(recorded_frames(card / "frames"), frames(2, 24, 32))] == [True, True]
+    assert sorted(p.name for p in card.iterdir()) == ["filler", "frames", "rec.mp4"], res.stderr  # no partial, no lock
+    assert "wrote 0 frames" not in res.stderr and "libpng" not in res.stderr
+
+
+def recorded_frames(folder: Path) -> list[np.ndarray]:
+    import cv2
+
+    return [cv2.imread(str(p)) for p in sorted(folder.glob("frame_*.png"))]
+
+
+def test_a_recording_that_fills_the_disk_is_kept_under_its_partial_name(tmp_path: Path, tiny_checkpoint,
+                                                                        small_disk) -> None:
+    """The disk fills mid-run. An .avi (MJPEG, written through OpenCV, which says nothing of a failed
+    write) came out cut short under the real name, 'recorded 100 frames' and exit 0; a PNG sequence
+    swapped its part-filled folder in over the complete one of the run before. Now each fails (exit
+    1, named after the summary), the file or folder it was to replace stays as it was, and what it
+    wrote is kept under its partial name, named with how many frames went to it."""
+    card = small_disk.path
+    earlier = PngSequenceOutput(card / "frames")
+    for f in frames(2, 24, 32):
+        earlier.write(f)
+    earlier.close()
+    (card / "rec.avi").write_bytes(b"the recording of the run before")
+    for output in ("rec.avi", "frames/"):
+        res = _stream_child(tmp_path, tiny_checkpoint(2), "--max-frames", "100", "--output", f"{card}/{output}")
+        assert res.returncode == 1, (output, res.returncode, res.stderr)
+        errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "1 output failed" in errors[0] and "No space left on device" in errors[0], errors
+        kept = re.search(r"recorded until then is in (\S+?)/? \((\d+) frames? went to it", res.stderr)
+        assert kept, res.stderr
+        partial, count = Path(kept[1]), int(kept[2])
+        assert 0 < count < 100 and partial.parent == card and partial.name.startswith("." + output.strip("/").split(".")[0])
+        assert partial.exists() and "libpng" not in res.stderr
+        if output == "rec.avi":
+            assert 0 < len(read_video(partial)) <= count  # it plays up to where the disk took no more
+        else:
+            assert len(list(partial.glob("frame_*.png"))) == count
+        assert (card / "rec.avi").read_bytes() == b"the recording of the run before"
+        assert [np.array_equal(a, b) for a, b in zip(recorded_frames(card / "frames"), frames(2, 24, 32))] == [True, True]
+        (shutil.rmtree if partial.is_dir() else Path.unlink)(partial)
