@@ -13,6 +13,12 @@ closed and left out (`Output.failed`); the stream goes on. A failed recording ne
 file or folder it was to replace: what it holds stays under its partial name, named in a warning
 (removed where it holds nothing).
 
+A recording claims its target for the run when it is made (`RecordingClaim`: an exclusive lock on
+a hidden `.NAME.lock` beside it, holding the process id, removed at close; a segmented recording
+claims its base name, `.cam.mp4.lock`), so a second srx process recording to the same place is
+refused at its start rather than one recording silently renaming over the other's; the partial
+files a live run is writing are never taken for what an earlier run left.
+
 Recordings:
   *.mp4 .mov .m4v       H.264 (x264 through PyAV, preset ultrafast, one thread), for viewing in any
                         player or browser: each upscaled frame once, at its time (a file's own frame
@@ -44,6 +50,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import threading
 import time
 from collections import deque
@@ -95,10 +102,103 @@ class Output:
         return self.name
 
 
+class RecordingClaim:
+    """A recording's hold on its target for the run: an exclusive `flock` on `.NAME.lock` beside it
+    (NAME: the file's or the folder's name; a segmented recording's base name), taken when the output
+    is made, before the source opens. Another srx process that records to the target (or another
+    output of this run given the same place under another spelling) is refused in one line naming
+    it, with the process id the lock file holds. The lock goes with the process (a kill, a crash:
+    the file stays, unlocked, and the next run takes it); `release` at close removes the file.
+    Opened without following a link; the process id is written only into a plain file of this user
+    with one name."""
+
+    def __init__(self, target: Path, shown: str) -> None:
+        import fcntl
+
+        self.path = target.parent / f".{target.name}.lock"
+        self.fd: int | None = None
+        self.made: list[Path] = []  # folders made for the lock file: removed again where nothing came into them
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:
+            self.made.append(folder)
+            folder = folder.parent
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SrxError(f"cannot write --output {shown}: cannot make its folder: {exc.strerror or exc}") from None
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        for _ in range(20):  # its holder may remove it between our open and our lock: then again
+            try:
+                fd = os.open(self.path, flags, 0o644)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a disk too full for an empty file takes no frame
+                    log.debug("%s: no room for its lock file %s; its first write fails as the disk is", shown, self.path)
+                    return  # either: the recording fails then, alone, as the README says of a full disk
+                why = "a link is there" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+                self._unmake()
+                raise SrxError(f"cannot write --output {shown}: cannot make its lock file {self.path}: {why}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                pid = self._pid(fd)
+                os.close(fd)
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise SrxError(f"cannot write --output {shown}: cannot lock {self.path}: {exc.strerror or exc}") from None
+                if pid == os.getpid():
+                    raise SrxError(f"--output {shown}: another --output of this run records there too; expected "
+                                   "each recording once") from None
+                raise SrxError(f"--output {shown}: another srx process{f' (pid {pid})' if pid else ''} records to "
+                               f"it ({self.path} is locked); stop that one first, or record to another name") from None
+            try:
+                held = os.fstat(fd)
+                same = os.path.samestat(held, os.stat(self.path, follow_symlinks=False))
+            except OSError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        else:
+            raise SrxError(f"cannot write --output {shown}: its lock file {self.path} keeps being replaced")
+        self.fd = fd
+        if stat.S_ISREG(held.st_mode) and held.st_nlink == 1 and held.st_uid == os.geteuid():
+            with contextlib.suppress(OSError):  # a full disk: the lock holds without it, the refusal names no pid
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+    @staticmethod
+    def _pid(fd: int) -> int | None:
+        try:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    def release(self, remove: bool = True) -> None:
+        """Let go of the target; `remove` (a close): the lock file goes too, and the folders made for
+        it where they stayed empty. Without (what a kill does), the file stays, unlocked."""
+        if self.fd is None:
+            return
+        if remove:
+            with contextlib.suppress(OSError):
+                self.path.unlink()  # while locked: whoever opened it before sees it gone (samestat) and retries
+        os.close(self.fd)
+        self.fd = None
+        if remove:
+            self._unmake()
+
+    def _unmake(self) -> None:
+        for folder in self.made:  # innermost first
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (the recording is there), or not ours to remove
+                break
+
+
 def _warn_left_partials(target: Path, suffix: str, folder: bool, plays: str) -> None:
     """Name, once, what earlier runs recording to `target` left (killed, a crash, a power cut):
     their partial files are kept, never written over. A segment's is named for it
-    (`.cam-20261206-140000.partial.XXXXXXXX.mp4`)."""
+    (`.cam-20261206-140000.partial.XXXXXXXX.mp4`). Called with the target claimed (RecordingClaim):
+    no live run records there, so every partial file of it is a run's that stopped."""
     stem = re.escape(target.stem if not folder else target.name)
     start = re.compile(rf"\.{stem}(-\d{{8}}-\d{{6}}(-\d+)?)?\.partial")
     try:
@@ -245,6 +345,7 @@ class VideoFileOutput(Output):
         self.timed = self.fourcc != "MJPG"  # each frame at its own time: no repeats, a variable rate kept
         self._span: tuple[float, float] | None = None  # first and last frame time of a timed recording
         self.fps = float(fps) if fps and fps > 0 else 10.0
+        self.claim = RecordingClaim(self.path, str(self.path))  # a segmented one's base name: all its segments
         _warn_left_partials(self.path, self.path.suffix, folder=False, plays="it plays")
         self.tmp: Path | None = None  # `.NAME.partial.XXXXXXXX.mp4`, made anew at each open
         self.writer: Any = None
@@ -389,6 +490,7 @@ class VideoFileOutput(Output):
         finally:
             self._closed = True
             self._last = None
+            self.claim.release()
 
     def _abandon(self) -> None:
         """Close the recording that failed (Output.failed) without finishing it: the file it was to
@@ -527,6 +629,7 @@ class PngSequenceOutput(Output):
                 raise SrxError(f"--output {self.folder}/ already holds other files ({', '.join(sorted(strangers)[:3])}); "
                                "expected a new or empty folder, or one of earlier srx frames")
         check_nearest_folder(self.folder.parent, f"{self.folder}/", "--output", "write")
+        self.claim = RecordingClaim(self.folder, f"{self.folder}/")
         _warn_left_partials(self.folder, "", folder=True, plays="its frames")
         self.tmp: Path | None = None
         self.frames = 0
@@ -555,7 +658,10 @@ class PngSequenceOutput(Output):
         return True
 
     def close(self) -> None:
-        self._close()
+        try:
+            self._close()
+        finally:
+            self.claim.release()
 
     def _close(self) -> None:
         if not self._started:

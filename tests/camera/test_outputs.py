@@ -74,7 +74,8 @@ def test_what_an_earlier_run_left_is_kept_and_named(tmp_path: Path, kind: str, c
     kept and named once, at the start; the new recording is whole beside it."""
     caplog.set_level(logging.INFO, logger="srx")
     target = Path(output_of(tmp_path / "cam", kind))
-    killed = record(output_of(tmp_path / "cam", kind), frames(25, 240, 320))  # never closed: a kill
+    killed = record(output_of(tmp_path / "cam", kind), frames(25, 240, 320))  # never closed: a kill,
+    killed.claim.release(remove=False)  # which lets go of its claim on the target (the kernel's) and leaves the rest
     assert killed.tmp is not None and killed.tmp.name.startswith(".cam.partial")
     left = sorted(p.name for p in killed.tmp.iterdir()) if kind == "/" else killed.tmp.read_bytes()
     legacy = tmp_path / f".cam.partial{kind}"  # what srx before this change left, at its fixed name
@@ -131,3 +132,34 @@ def test_frames_for_a_linked_folder_go_where_the_link_points(tmp_path: Path) -> 
     record(f"{tmp_path / 'frames'}/", pictures[:2]).close()  # again: the earlier frames replaced, the link kept
     assert len(list(elsewhere.iterdir())) == 2 and (tmp_path / "frames").is_symlink()
     assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["frames"]  # nothing left beside it
+
+
+@pytest.mark.parametrize("kind", [".mp4", "/"])
+def test_a_recording_claims_its_target_while_it_runs(tmp_path: Path, kind: str) -> None:
+    """A recording holds a lock beside its target (`.cam.mp4.lock`, `.cam.lock` for frames) from when it
+    is made to its close: a second recorder to the same place is refused in one line (in this process:
+    another output of the run; another process's is test_stream's), the lock file goes at close, one
+    a kill left (unlocked) is taken over, and a link planted at its name is not followed."""
+    from srx.errors import SrxError
+
+    target = output_of(tmp_path / "cam", kind)
+    lock = tmp_path / (".cam.lock" if kind == "/" else f".cam{kind}.lock")
+    first = recording_output(target)
+    assert lock.read_text() == f"{os.getpid()}\n"
+    with pytest.raises(SrxError, match=r"another --output of this run records there too"):
+        recording_output(f"{tmp_path}/./cam{'/' if kind == '/' else kind}")
+    for f in frames(2, 24, 32):
+        assert first.write(f, 0.1) if isinstance(first, VideoFileOutput) else first.write(f)
+    first.close()
+    assert not lock.exists() and len(recorded(Path(target))) == 2
+    killed = recording_output(target)
+    killed.claim.release(remove=False)  # a kill: the file stays, unlocked
+    assert lock.exists()
+    recording_output(target).close()
+    assert not lock.exists()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("ORIGINAL")
+    lock.symlink_to(victim)
+    with pytest.raises(SrxError, match="cannot make its lock file .*: a link is there"):
+        recording_output(target)
+    assert victim.read_text() == "ORIGINAL"

@@ -228,7 +228,8 @@ def test_a_killed_segments_partial_file_is_named_for_it_and_named_at_the_next_st
     caplog.set_level(logging.WARNING, logger="srx")
     killed = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
     for i, f in enumerate(frames(15, 24, 32)):
-        killed.write(f, i / 10)  # never closed: the process died
+        killed.write(f, i / 10)  # never closed: the process died,
+    killed.claim.release(remove=False)  # and the kernel let go of its claim on rec.mkv
     assert [p.name for p in killed.segments] == ["rec-20231114-221321.mkv"]
     left = killed.tmp
     assert left is not None and left.name.startswith(".rec-20231114-221322.partial.") and left.suffix == ".mkv"

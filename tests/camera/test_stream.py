@@ -987,3 +987,28 @@ def test_a_recording_that_fills_the_disk_is_kept_under_its_partial_name(tmp_path
         assert (card / "rec.avi").read_bytes() == b"the recording of the run before"
         assert [np.array_equal(a, b) for a, b in zip(recorded_frames(card / "frames"), frames(2, 24, 32))] == [True, True]
         (shutil.rmtree if partial.is_dir() else Path.unlink)(partial)
+
+
+def test_a_second_run_recording_to_the_same_place_is_refused(tmp_path: Path, tiny_checkpoint) -> None:
+    """Two runs recording to one --output at once (a second service, a cron job while the first runs):
+    both renamed onto the same name and one recording vanished without a word, and the second run
+    named the first's live partial file as what 'an earlier run' left. Now a recording claims its
+    target while it runs (a lock beside it): a second run is refused at its start, naming the target
+    and the process that records there; a segmented recording is claimed by its base name, a PNG
+    folder as a file is; the claim is gone with the run."""
+    cam, folder = tmp_path / "cam.mp4", tmp_path / "frames"
+    with _DemoRun(tmp_path, tiny_checkpoint(2), cam, "--output", f"{folder}/", "--segment", "1h") as first:
+        first.wait_for_frames()
+        assert list(tmp_path.glob(".cam-*.partial.*.mp4")) and list(tmp_path.glob(".frames.partial.*"))
+        for args in (["--output", str(cam), "--segment", "1h"], ["--output", str(cam)],
+                     ["--output", str(tmp_path / "new.mkv"), "--output", f"{folder}/"]):
+            res = CliRunner().invoke(app, ["stream", "--demo", "--no-window", "--max-frames", "1", *args])
+            target = str(cam) if str(cam) in args else f"{folder}/"
+            assert_one_error_line(res.output, f"--output {target}: another srx process (pid {first.proc.pid}) records to it")
+            assert "earlier run" not in res.output
+        assert not (tmp_path / "new.mkv").exists() and not (tmp_path / ".new.mkv.lock").exists()
+        first.proc.send_signal(signal.SIGTERM)
+        first.finish(timeout=60)
+    assert first.proc.returncode == 0, "".join(first.lines)
+    assert [p.name for p in tmp_path.glob(".*.lock")] == []  # gone with the run
+    assert len(list(tmp_path.glob("cam-*.mp4"))) == 1 and list(folder.glob("frame_*.png"))
