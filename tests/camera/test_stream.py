@@ -25,7 +25,7 @@ from srx.camera.stream import stream
 from srx.runtime.base import Runner
 from srx.cli import app
 from tests.camera.conftest import ThumbnailSink, frames, wait_until
-from tests.conftest import assert_one_error_line, frame_times_ms, stored_frames
+from tests.conftest import assert_one_error_line, fill_disk, frame_times_ms, stored_frames
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -929,13 +929,13 @@ def test_recordings_onto_a_full_disk_fail_alone_and_keep_what_was_there(tmp_path
     before. Now both fail alone, named after the summary (exit 1); the other recording is whole; the
     earlier recording and frames stay as they were; and the failed outputs leave nothing behind (an
     empty partial file plays nothing), not even a 'wrote 0 frames'."""
-    card = small_disk.path
+    card = small_disk(3072, "card")
     earlier = PngSequenceOutput(card / "frames")  # the run before: two complete frames
     for f in frames(2, 24, 32):
         earlier.write(f)
     earlier.close()
     (card / "rec.mp4").write_bytes(b"the recording of the run before")
-    small_disk.fill()
+    fill_disk(card)
     res = _stream_child(tmp_path, tiny_checkpoint(2), "--max-frames", "10", "--output", str(card / "rec.mp4"),
                         "--output", f"{card / 'frames'}/", "--output", str(tmp_path / "ok.mkv"),
                         "--json-summary", str(tmp_path / "run.json"))
@@ -964,7 +964,7 @@ def test_a_recording_that_fills_the_disk_is_kept_under_its_partial_name(tmp_path
     swapped its part-filled folder in over the complete one of the run before. Now each fails (exit
     1, named after the summary), the file or folder it was to replace stays as it was, and what it
     wrote is kept under its partial name, named with how many frames went to it."""
-    card = small_disk.path
+    card = small_disk(3072, "card")
     earlier = PngSequenceOutput(card / "frames")
     for f in frames(2, 24, 32):
         earlier.write(f)
