@@ -515,8 +515,9 @@ def test_upscale_reads_float_tiffs_in_0_to_1_and_0_to_255(ckpt, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     cv2.imwrite(str(src / "bytes.png"), photo)
-    assert cv2.imwrite(str(src / "unit.tiff"), photo.astype(np.float32) / np.float32(255))
-    assert cv2.imwrite(str(src / "wide.tiff"), photo.astype(np.float32))
+    lossless = [cv2.IMWRITE_TIFF_COMPRESSION, 1]  # OpenCV 4 codes float TIFFs as lossy LogLuv by default
+    assert cv2.imwrite(str(src / "unit.tiff"), photo.astype(np.float32) / np.float32(255), lossless)
+    assert cv2.imwrite(str(src / "wide.tiff"), photo.astype(np.float32), lossless)
     assert cv2.imread(str(src / "wide.tiff"), cv2.IMREAD_UNCHANGED).dtype == np.float32  # stored as floats
     out = tmp_path / "out"
     res = runner.invoke(app, ["upscale", str(src), "--out", str(out), "--weights", str(ckpt(3)), "--no-progress"])
