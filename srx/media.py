@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -71,6 +72,8 @@ class _TimedWriter:
     _failed: str | None = None
     #: the frames the muxer took, for what a failed recording's partial file holds at most
     muxed = 0
+    #: the bytes of coded video the muxer took: a file that holds fewer lost some (`_check_landed`)
+    coded_bytes = 0
     #: the clock frames are stamped on: PTS_RATE ticks, or one tick a frame for a fixed rate
     _time_base = Fraction(1, PTS_RATE)
 
@@ -137,6 +140,7 @@ class _TimedWriter:
         try:
             with self._errors("write"):
                 for packet in self.stream.encode(image):
+                    self.coded_bytes += packet.size
                     self.container.mux(packet)
                     self.muxed += 1
         except SrxError as exc:
@@ -150,6 +154,7 @@ class _TimedWriter:
             try:
                 if self._failed is None:
                     for packet in self.stream.encode(None):
+                        self.coded_bytes += packet.size
                         self.container.mux(packet)
                         self.muxed += 1
             except BaseException:
@@ -157,6 +162,31 @@ class _TimedWriter:
                 raise
             finally:
                 self.container.close()
+        if self._failed is None:
+            self._check_landed()
+
+    def _check_landed(self) -> None:
+        """FFmpeg's file writes are buffered, and a buffer that a full disk refused is not always said
+        by the mux call that filled it: a fragmented .mp4 cut off so was called finished (10 frames
+        recorded, none in the file). A file that holds fewer bytes than the video coded into it
+        lost some; SrxError then, with the disk's state. (A stream to a URL is not checked.)"""
+        try:
+            size = os.stat(self.path).st_size
+        except (OSError, TypeError, ValueError):  # not a file (a URL, a LiveTarget)
+            return
+        if size >= self.coded_bytes:
+            return
+        try:
+            room = os.statvfs(os.path.dirname(os.path.abspath(self.path)) or ".")
+            full = room.f_bavail * room.f_frsize < 1 << 20
+        except OSError:
+            full = False
+        why = "No space left on device" if full else "a write to it failed"
+        self._failed = why
+        err = SrxError(f"cannot finish the video {self.label}: {why} (the file holds {size} of the "
+                       f"{self.coded_bytes} bytes of video coded)")
+        err.reason = why
+        raise err
 
 
 class H264Writer(_TimedWriter):

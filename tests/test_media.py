@@ -310,3 +310,26 @@ def test_mjpeg_avi_is_a_fixed_rate_mjpeg_video_that_opencv_reads(tmp_path):
         stream = c.streams.video[0]
         assert stream.codec_context.name == "mjpeg" and stream.average_rate == Fraction(75, 13)
         assert [p.pts for p in c.demux(stream) if p.size] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("fragmented", [True, False])
+def test_a_video_the_disk_cut_short_is_never_called_finished(small_disk, fragmented):
+    """The disk fills while a recording is written: FFmpeg's buffered writes fail without the mux call
+    saying so, and a fragmented .mp4 segment was called finished ('recorded 10 frames') holding none.
+    A writer whose file holds fewer bytes than it coded now fails: at a write or at close, never a
+    quiet close over a short file."""
+    from srx.errors import SrxError
+    from srx.media import H264Writer
+
+    card = small_disk(1024, "card")
+    fill_disk(card, leave_kib=16)  # the header and a little: the rest stays in FFmpeg's buffers until close
+    path = card / "rec.mp4"
+    writer = H264Writer(path, 10, (320, 240), preset="ultrafast", threads=1, fragmented=fragmented)
+    failed = None
+    try:
+        for i in range(9):
+            writer.write(synthetic_photo(240, 320, seed=i), i * 100.0)
+        writer.close()
+    except SrxError as exc:
+        failed = str(exc)
+    assert failed is not None and "No space left on device" in failed, (failed, writer.coded_bytes)

@@ -298,3 +298,25 @@ def test_a_segment_deleted_before_it_is_finished_is_said_and_the_next_is_new(tmp
     again.close()
     assert [p.name for p in again.segments] == ["again-20231114-221331.mkv", "again-20231114-221332.mkv"]
     assert [video_times(p) for p in again.segments] == [[0.0, 0.1, 0.2, 0.3, 0.4]] * 2  # started again at 0
+
+
+@pytest.mark.parametrize("suffix,room", [(".mp4", 500), (".mkv", 6000), (".avi", 900)])  # about 25 frames each
+def test_a_segmented_recording_that_fills_the_disk_fails_alone(tmp_path: Path, tiny_checkpoint, small_disk,
+                                                               suffix: str, room: int) -> None:
+    """The card fills mid-run while segments are being cut: the finished segments stay whole, the one
+    that failed is said after the summary (exit 1), the run ends normally. It was a segmentation fault
+    (exit 139, no summary): the writer whose finish failed at a cut was closed a second time."""
+    from tests.camera.test_stream import _stream_child
+    from tests.conftest import fill_disk
+
+    card = small_disk(8192, "card")
+    fill_disk(card, leave_kib=room)
+    res = _stream_child(tmp_path, tiny_checkpoint(2), "--max-frames", "100", "--output", str(card / f"rec{suffix}"),
+                        "--output", str(tmp_path / "whole.mkv"), "--segment", "1s")
+    assert res.returncode == 1, (res.returncode, res.stderr[-3000:])
+    assert "stream summary" in res.stdout and "Traceback" not in res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0], res.stderr[-3000:]
+    done = _segments_of(card, "rec", suffix)
+    assert done and all(stored_frames(p) for p in done)  # each finished segment plays
+    assert sum(len(stored_frames(p)) for p in _segments_of(tmp_path, "whole", ".mkv")) == 100
