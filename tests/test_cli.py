@@ -321,3 +321,27 @@ def test_more_threads_than_the_usable_cores_are_taken_with_a_warning(photo, tiny
     caplog.clear()
     fits = runner.invoke(app, [*args, "--out", str(tmp_path / "fits.png"), "--threads", str(usable)])
     assert fits.exit_code == 0 and "--threads" not in caplog.text, caplog.text
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_models_shows_every_name_and_number_whole_in_a_narrow_terminal(columns):
+    """At 80 columns the name column (what --weights takes) came out blank and `100 / 105` as `100 / 1`:
+    every column was no-wrap, so Rich cut them all. Each name and number must appear whole, within the width."""
+    from srx.catalog import EVALUATIONS
+
+    rows = json.loads(runner.invoke(app, ["models", "--json"]).stdout)["models"]
+    res = runner.invoke(app, ["models"], env={"COLUMNS": str(columns)})
+    assert res.exit_code == 0, res.output
+    assert max(len(ln) for ln in res.output.splitlines()) <= columns, res.output
+    tokens = set(re.split(r"[\s│┃]+", res.output))
+    for r in rows:
+        assert re.search(rf"[│┃] {re.escape(r['name'])} +[│┃]", res.output), (r["name"], res.output)
+        assert r["architecture"] in tokens, res.output
+        for s in (2, 3, 4):
+            for key in EVALUATIONS:
+                assert f"{r['quality'][f'x{s}'][key]:.2f}" in tokens, (r["name"], s, key, res.output)
+        assert f"{r['params']:,}" in tokens and f"{r['gmac_720p_x3']:.2f}" in tokens, res.output
+        speed = r["speed_720p_x3"]
+        assert f"{speed['model_ms']:.0f} / {speed['e2e_ms']:.0f}" in res.output, res.output
+    for _, title in EVALUATIONS.values():
+        assert title in res.output

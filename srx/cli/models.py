@@ -25,25 +25,11 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
         typer.echo(json.dumps({"models": rows, "default": DEFAULT_SHIPPED, "speed_measured_on": read_speeds().get("machine")},
                               indent=2))
         return
-    from rich.table import Table
-
     from srx.cli.runtime import _console
 
-    table = Table(title="srx shipped models (--weights NAME): Set5 PSNR on Y in dB, x2 / x3 / x4, standard "
-                  "protocol; cost per 720p-out x3 frame")
-    quality_cols = [title for _, title in EVALUATIONS.values()]
-    for col in ("name", "architecture", "trained on", *quality_cols, "params", "GMAC", "ms model / e2e"):
-        table.add_column(col, justify="left" if col in ("name", "architecture", "trained on") else "right",
-                         overflow="fold", no_wrap=col != "trained on")
-    for r in rows:
-        q = r["quality"]
-        scores = [" / ".join(_db(q.get(f"x{s}", {}).get(key)) for s in (2, 3, 4)) for key in EVALUATIONS]
-        sp = r["speed_720p_x3"]
-        speed = f"{sp['model_ms']:.0f} / {sp['e2e_ms']:.0f}" if sp else "not measured"
-        table.add_row(r["name"], r["architecture"], r["degrade"].replace(",", ", "), *scores, f"{r['params']:,}",
-                      f"{r['gmac_720p_x3']:.2f}", speed)
     console = _console()
-    console.print(table)
+    for table in _model_tables(rows, console):
+        console.print(table)
     speeds = read_speeds()
     if speeds.get("machine"):
         console.print(f"speed: one `srx bench` run, ONNX Runtime CPU, {speeds['machine']}, float32 GEMM "
@@ -54,6 +40,90 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     console.print(f"bicubic on Set5: {bicubic}" + " dB. Bicubic and the model see the same LR (`srx eval --degrade jpeg50` / `camera`; the camera "
                   "preset draws each image's JPEG quality and noise from its ranges, seeded by the image).", markup=False)
     console.print(f"default (a command without --weights): {DEFAULT_SHIPPED}", markup=False)
+
+
+def _cell_width(text: str) -> int:
+    return max((len(line) for line in str(text).splitlines()), default=0)
+
+
+def _column(table, title: str, cells: list[str], *, left: bool = False, wrap: bool = False) -> None:
+    """A column of `srx models`: whole (never cut: a name is what --weights takes, a number is read),
+    or with `wrap` one whose long text wraps at spaces (its words stay whole)."""
+    widest = max([_cell_width(c) for c in cells] or [1])
+    table.add_column(title, justify="left" if left else "right", no_wrap=not wrap, overflow="fold",
+                     min_width=None if wrap else max(widest, *(len(w) for w in title.split())))
+
+
+def _fits(table, console) -> bool:
+    """Whether `table` fits the console's width with every whole column whole (Rich would cut them, last)."""
+    unbounded = console.options.update_width(10_000)  # measured within the width, it would always fit
+    return console.measure(table, options=unbounded).minimum <= console.width
+
+
+def _model_tables(rows: list[dict], console) -> list:
+    """What `srx models` prints: one table where it fits (about 140 columns; a log or pipe is 160 wide),
+    else the Set5 scores one scale a row and the model's cost in a second table, with what it was
+    trained on in that table or, narrower still, in lines below it. Names and numbers are never cut."""
+    from rich.table import Table
+
+    from srx.catalog import EVALUATIONS
+
+    titles = [title for _, title in EVALUATIONS.values()]
+    names = [r["name"] for r in rows]
+    trained = [r["degrade"].replace(",", ", ") for r in rows]
+    scores = [[" / ".join(_db(r["quality"].get(f"x{s}", {}).get(key)) for s in (2, 3, 4)) for key in EVALUATIONS]
+              for r in rows]
+    params = [f"{r['params']:,}" for r in rows]
+    gmac = [f"{r['gmac_720p_x3']:.2f}" for r in rows]
+    speeds = [f"{sp['model_ms']:.0f} / {sp['e2e_ms']:.0f}" if (sp := r["speed_720p_x3"]) else "not measured" for r in rows]
+    archs = [r["architecture"] for r in rows]
+
+    wide = Table(title="srx shipped models (--weights NAME): Set5 PSNR on Y in dB, x2 / x3 / x4, standard "
+                 "protocol; cost per 720p-out x3 frame")
+    _column(wide, "name", names, left=True)
+    _column(wide, "architecture", archs, left=True)
+    _column(wide, "trained on", trained, left=True, wrap=True)
+    for i, title in enumerate(titles):
+        _column(wide, title, [sc[i] for sc in scores])
+    _column(wide, "params", params)
+    _column(wide, "GMAC", gmac)
+    _column(wide, "ms model / e2e", speeds)
+    for i in range(len(rows)):
+        wide.add_row(names[i], archs[i], trained[i], *scores[i], params[i], gmac[i], speeds[i])
+    if _fits(wide, console):
+        return [wide]
+
+    quality = Table(title="srx shipped models (--weights NAME): Set5 PSNR on Y in dB, standard protocol")
+    per_scale = [[(f"x{s}", [_db(r["quality"].get(f"x{s}", {}).get(key)) for key in EVALUATIONS]) for s in (2, 3, 4)]
+                 for r in rows]
+    _column(quality, "name", names, left=True)
+    _column(quality, "scale", ["x2"])
+    for i, title in enumerate(titles):
+        _column(quality, title, [v[i] for model in per_scale for _, v in model])
+    for name, model in zip(names, per_scale):
+        for j, (x, values) in enumerate(model):
+            quality.add_row(name if j == 0 else "", x, *values, end_section=j == len(model) - 1)
+
+    def cost_table(with_training: bool):
+        cost = Table(title="cost per 720p-out x3 frame" + (", and what each was trained on" if with_training else ""))
+        _column(cost, "name", names, left=True)
+        _column(cost, "architecture", archs, left=True)
+        if with_training:
+            _column(cost, "trained on", trained, left=True, wrap=True)
+        _column(cost, "params", params)
+        _column(cost, "GMAC", gmac)
+        _column(cost, "ms model\n/ e2e", speeds)
+        for i in range(len(rows)):
+            cost.add_row(names[i], archs[i], *([trained[i]] if with_training else []), params[i], gmac[i], speeds[i])
+        return cost
+
+    cost = cost_table(with_training=True)
+    if _fits(cost, console):
+        return [quality, cost]
+    from rich.text import Text
+
+    return [quality, cost_table(with_training=False),
+            Text("trained on: " + "; ".join(f"{n}: {t}" for n, t in zip(names, trained)))]
 
 
 @app.command()
