@@ -37,16 +37,24 @@ def profile_shapes(min_shape: Optional[str], opt_shape: Optional[str],
     return lo, opt, hi
 
 
+#: --workspace's default, MiB (a rebuild command leaves it out where it is this)
+DEFAULT_WORKSPACE_MIB = 1024
+
+
 def _rebuild_command(weights: Optional[str], scale: int, out: Path, fp16: bool,
-                     shapes: Optional[tuple[Optional[str], Optional[str], Optional[str]]], extra: list[str]) -> str:
+                     shapes: Optional[tuple[Optional[str], Optional[str], Optional[str]]], extra: list[str],
+                     workspace: int = DEFAULT_WORKSPACE_MIB, timing_cache: Optional[Path] = None) -> str:
     """The command that builds the engine on another machine: a shipped model by its name (its
     file's path here means nothing there), a checkpoint by the path given. `shapes`: the dynamic
     graph's profile as given (a shape not given is left to the same defaults there); None for a static
-    graph, whose engine takes the graph's own shape."""
+    graph, whose engine takes the graph's own shape. Every option that shapes the engine is carried:
+    the graph's (`extra`), the profile, --workspace and --timing-cache."""
     profile = [] if shapes is None else [part for option, shape in zip(("--min-shape", "--opt-shape", "--max-shape"), shapes)
                                          if shape is not None for part in (option, shape)]
+    builder = [*(["--workspace", str(workspace)] if workspace != DEFAULT_WORKSPACE_MIB else []),
+               *(["--timing-cache", str(timing_cache)] if timing_cache is not None else [])]
     parts = ["srx", "export", "--scale", str(scale), *(["--weights", weights] if weights else []), "--out", str(out),
-             "--fp16" if fp16 else "--no-fp16", *extra, *profile, "--engine"]
+             "--fp16" if fp16 else "--no-fp16", *extra, *profile, *builder, "--engine"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -66,7 +74,7 @@ def export_cmd(
     max_shape: Optional[str] = typer.Option(
         None, "--max-shape", help="Largest LR input HxW of the engine profile (default: the largest of 1080x1920, "
         "720x1280, 540x960, ... whose activations fit a quarter of the GPU's memory; 720x1280 if unknown)."),
-    workspace: int = typer.Option(1024, "--workspace", help="TensorRT builder workspace in MiB."),
+    workspace: int = typer.Option(DEFAULT_WORKSPACE_MIB, "--workspace", help="TensorRT builder workspace in MiB."),
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="TensorRT timing cache file (read if present, written after the build)."),
     check: bool = typer.Option(False, "--check", help="Run the parity check on the exported files; exit 1 on a failed gate."),
     layout: str = typer.Option("fast", "--layout", help="fast: the model regrouped for fast CPU kernels (default); plain: layer by layer, no shape arithmetic."),
@@ -119,7 +127,7 @@ def export_cmd(
             extra = export_options(check_srx_onnx(fp32))  # what wrote these very files
             given = None if weights is None else str(weights)  # as typed: a shipped name stays a name
             shapes = (min_shape, opt_shape, max_shape) if dynamic else None  # a static graph's engine takes its shape
-            cmd = _rebuild_command(given, scale, out, fp16, shapes, extra)
+            cmd = _rebuild_command(given, scale, out, fp16, shapes, extra, workspace, timing_cache)
             typer.echo(f"no TensorRT engine built: {why.rstrip('.')}; on the target GPU run: {cmd}")
     if triton_repo is not None:
         from srx.export.triton_repo import triton_repo_from_model

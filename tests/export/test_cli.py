@@ -45,6 +45,27 @@ def test_the_engine_hint_names_a_shipped_model_by_name(tmp_path):
     assert "srx export --scale 2 --weights camera --out" in hint and ".pt" not in hint
 
 
+def test_the_engine_hint_carries_the_builder_options(tmp_path):
+    """--workspace and --timing-cache shape the engine too: the printed command left them out, so on
+    the GPU host it built with 1024 MiB and no cache. The default workspace needs no option."""
+    from pathlib import Path
+
+    from srx.cli.export import _rebuild_command
+
+    cache = tmp_path / "tc.bin"
+    cmd = _rebuild_command("fast", 2, Path("ex"), True, (None, None, "720x1280"), ["--opset", "13"], 4096, cache)
+    assert cmd == (f"srx export --scale 2 --weights fast --out ex --fp16 --opset 13 --max-shape 720x1280 "
+                   f"--workspace 4096 --timing-cache {cache} --engine")
+    assert _rebuild_command("fast", 2, Path("ex"), True, None, []) == "srx export --scale 2 --weights fast --out ex --fp16 --engine"
+    if tensorrt_status()[0]:
+        return  # the engine is built here: no hint is printed
+    result = runner.invoke(app, ["export", "-w", "fast", "-s", "2", "--out", str(tmp_path / "e"), "--no-fp16",
+                                 "--workspace", "4096", "--timing-cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    hint = next(ln for ln in result.output.splitlines() if ln.startswith("no TensorRT engine built"))
+    assert hint.endswith(f" --workspace 4096 --timing-cache {cache} --engine"), hint
+
+
 def test_models_of_one_architecture_export_side_by_side(tiny_checkpoint, tmp_path, caplog):
     """`fast` and `camera` share an architecture: each exports under its own name, and so does a
     checkpoint given --name; a file of other weights in the way is replaced, and the user is told."""
