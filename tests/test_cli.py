@@ -345,3 +345,11 @@ def test_models_shows_every_name_and_number_whole_in_a_narrow_terminal(columns):
         assert f"{speed['model_ms']:.0f} / {speed['e2e_ms']:.0f}" in res.output, res.output
     for _, title in EVALUATIONS.values():
         assert title in res.output
+
+
+def test_upscale_shows_no_progress_bar_in_a_log(tmp_path, image_folder, tiny_checkpoint):
+    """Off a terminal (a log, a pipe, CliRunner) a bar left its last state behind as a line of box drawing."""
+    res = runner.invoke(app, ["upscale", str(image_folder), "-o", str(tmp_path / "up"), "-w", str(tiny_checkpoint(3)),
+                              "-b", "torch"])
+    assert res.exit_code == 0, res.output
+    assert "━" not in res.output and not re.search(r"^images ", res.output, re.M), res.output

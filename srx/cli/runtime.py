@@ -29,6 +29,14 @@ def _console():
     return Console(width=160)
 
 
+def _on_terminal() -> bool:
+    """Whether stderr, where progress bars go, is a terminal: in a log or a pipe a bar would leave its
+    last state behind as a line of box drawing (`srx eval` shows its bar on a terminal only too)."""
+    from rich.console import Console
+
+    return Console(stderr=True).is_terminal
+
+
 @app.command()
 def upscale(
     inputs: list[Path] = typer.Argument(..., readable=False, help="Images (png/jpg/bmp/tiff; 16-bit stays 16-bit in png/tiff), folders of them, or videos (.mp4/.avi/.mkv/...)."),
@@ -40,7 +48,7 @@ def upscale(
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="Image output format for folders: png (default), jpg, bmp, tiff, webp."),
     threads: Optional[int] = threads_option("CPU threads (default: one per physical core)."),
     tile: int = typer.Option(512, "--tile", help="Frames with a side above this many input pixels run in overlapping tiles."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar for folders and videos."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar for folders and videos on a terminal (none in a log or pipe)."),
     server: Optional[list[str]] = typer.Option(None, "--server", help=_SERVER_HELP),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Folders' subfolders too (an NVR export by day and camera), their layout mirrored under --out; hidden folders and --out itself are left out."),
 ) -> None:
@@ -57,7 +65,7 @@ def upscale(
         model, weights = weights, None  # a model file passed as --weights: take it for what it is
     with create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads, tile=tile,
                          server=list(server or []) or None, parallel=len(server or []) > 1) as up:
-        result = upscale_files(up, inputs, out, fmt=fmt, show_progress=progress, recursive=recursive)
+        result = upscale_files(up, inputs, out, fmt=fmt, show_progress=progress and _on_terminal(), recursive=recursive)
     total = len(result.done) + len(result.failed)
     if result.done:
         typer.echo(f"upscaled {len(result.done)} of {total} inputs x{up.scale} into {out}")
