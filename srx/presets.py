@@ -28,3 +28,15 @@ PRESET_NOTES: dict[str, str] = {
     "lrnet-32x4-pw3": "the shipped `fast` and `camera`; grow it from lrnet-32x4-pw weights with scripts/add_pointwise.py --at 2 --at 1",
     "lrnet-32x4-plain": "no training-time branches",
 }
+
+#: other names of a preset: the architecture's name as `srx models`, export file names and the training
+#: summary print it (`srcnn-9-1-5-x3` for srcnn-915 at x3), without the scale
+PRESET_ALIASES: dict[str, str] = {
+    "srcnn-9-1-5": "srcnn-915",
+    "srcnn-9-5-5": "srcnn-955",
+}
+
+
+def preset_name(name: str | None) -> str | None:
+    """The preset a `--model` value names: itself, or the preset it is another name of (None stays None)."""
+    return PRESET_ALIASES.get(name, name) if name is not None else None

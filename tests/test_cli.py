@@ -22,14 +22,21 @@ def test_version_and_help_on_every_command():
         assert res.exit_code == 0, (name, res.output)
         assert "Usage" in res.output
         assert "<bool>" not in res.output, name  # plain flags read as flags, not `--check <bool>`
-        options = [ln for ln in res.output.splitlines() if re.match(r"│ +(-\w +)?--", ln)]
-        assert not [ln for ln in options if "<list[" in ln], name  # a repeatable option: `--server <str>…`
+        assert "<list[" not in res.output, name  # a repeatable option: `--server <str>…`; upscale's inputs `<path>…`
+        assert "[default: (" not in res.output, name  # a default reads as a value, not as a tuple `(camera)`
     root = runner.invoke(app, ["--help"])
     assert "--verbose" in root.output and "<bool>" not in root.output
     export = runner.invoke(app, ["export", "--help"])
     assert "<int>" in export.output  # options that take a value still show its type
     stream = runner.invoke(app, ["stream", "--help"], env={"COLUMNS": "200"})
     assert re.search(r"--server +<str>… ", stream.output), stream.output
+    upscale = runner.invoke(app, ["upscale", "--help"], env={"COLUMNS": "200"})
+    assert re.search(r"inputs\.\.\. +<path>… ", upscale.output), upscale.output
+    train = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "400"})
+    out_help = next(ln for ln in train.output.splitlines() if "--out" in ln)
+    from srx.cli.train import _OUTPUTS
+
+    assert all(name in out_help for name in _OUTPUTS), out_help  # what the run's closing line names
 
 
 def test_help_paragraphs_fill_an_80_column_terminal():
@@ -156,7 +163,7 @@ def test_commands_that_take_a_checkpoint_take_its_scale(tmp_path, image_folder, 
     (["train", "--data", "{empty}", "--epochs", "1"], "holds no images"),
     (["train", "--data", "{images}", "--epochs", "1", "--scale", "5"], "unsupported scale"),
     (["train", "--epochs", "1"], "--data is required"),
-    (["train", "--data", "{images}"], "say how long to train"),
+    (["train", "--data", "{images}"], "say how long to train: --epochs N, --time-budget (e.g. 20m) and/or --max-steps N"),
     (["train", "--data", "{images}", "--time-budget", "soon"], "expected a duration"),
     (["train", "--data", "{images}", "--epochs", "1", "--out", "{file}/sub"], "is a file, expected a folder"),
     (["eval", "--data", "{images}", "--weights", "{file}"], "not a readable srx checkpoint"),
@@ -283,7 +290,8 @@ def test_bad_durations_say_what_is_expected(text):
     from srx.cli.app import parse_duration
     from srx.errors import SrxError
 
-    with pytest.raises(SrxError, match="expected a duration like 90s, 20m, 1.5h or 1h30m"):
+    with pytest.raises(SrxError, match=re.escape(f"--time-budget {text!r}: expected a duration like 90, 30s, 20m, 1.5h, "
+                                                 "1h30m or 7d (seconds, or units d, h, m, s in that order)")):
         parse_duration(text)
 
 
@@ -321,6 +329,173 @@ def test_more_threads_than_the_usable_cores_are_taken_with_a_warning(photo, tiny
     caplog.clear()
     fits = runner.invoke(app, [*args, "--out", str(tmp_path / "fits.png"), "--threads", str(usable)])
     assert fits.exit_code == 0 and "--threads" not in caplog.text, caplog.text
+
+
+def _option(command: str, name: str):
+    """The click parameter of `srx COMMAND NAME`."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    return next(p for p in group.commands[command].params if name in p.opts)
+
+
+#: every option that takes a length of time
+DURATION_OPTIONS = [("train", "--time-budget"), ("tune", "--time-budget"), ("stream", "--duration"),
+                    ("stream", "--segment"), ("stream", "--keep"), ("stream", "--open-timeout"),
+                    ("stream", "--reconnect-max-wait")]
+
+
+def test_every_duration_option_takes_the_same_forms_and_says_them():
+    """One grammar (srx.cli.app.parse_duration) for every length of time a command takes: stream's
+    --open-timeout and --reconnect-max-wait took bare floats only (`30s` was Click's "Input should be a
+    valid number", exit 2) while --duration beside them took 30s, 5m, 1h30m."""
+    import typer.main
+
+    from srx.cli.app import DURATION_FORMS
+
+    group = typer.main.get_command(app)
+    said = sorted((name, p.opts[0]) for name, command in group.commands.items() for p in command.params
+                  if DURATION_FORMS in (p.help or ""))
+    assert said == sorted(DURATION_OPTIONS)
+
+
+def test_stream_timeouts_take_durations(monkeypatch):
+    """--open-timeout 1m and --reconnect-max-wait 1h30m reach the stream as seconds; a bare number still works."""
+    import srx.camera.stream
+    import srx.runtime.upscaler
+    from srx.errors import SrxError
+
+    class Up:
+        scale = 3
+
+    def stream(spec, upscaler, outputs, **kwargs):
+        raise SrxError(f"reached with open_timeout={kwargs['open_timeout']!r} "
+                       f"reconnect_max_wait={kwargs['reconnect_max_wait']!r}")
+
+    monkeypatch.setattr(srx.runtime.upscaler, "create_upscaler", lambda *a, **k: Up())
+    monkeypatch.setattr(srx.camera.stream, "stream", stream)
+    for given, said in ((["--open-timeout", "1m", "--reconnect-max-wait", "1h30m"], "open_timeout=60.0 reconnect_max_wait=5400.0"),
+                        (["--open-timeout", "2.5", "--reconnect-max-wait", "45"], "open_timeout=2.5 reconnect_max_wait=45.0"),
+                        ([], "open_timeout=10.0 reconnect_max_wait=30.0")):
+        res = runner.invoke(app, ["stream", "--demo", "--no-window", "-q", *given])
+        assert res.exit_code == 1, res.output
+        assert_one_error_line(res.output, f"reached with {said}")
+    bad = runner.invoke(app, ["stream", "--demo", "--no-window", "--open-timeout", "30sec"])
+    assert bad.exit_code == 1
+    assert_one_error_line(bad.output, "--open-timeout '30sec': expected a duration like 90, 30s, 20m, 1.5h, 1h30m or 7d")
+
+
+@pytest.mark.parametrize("args,option,values", [
+    (["export", "-w", "fast", "-w", "srcnn", "-s", "2", "--no-engine", "-o", "{tmp}/e"], "--weights", "fast, srcnn"),
+    (["export", "-w", "fast", "-s", "2", "-s", "3", "--no-engine", "-o", "{tmp}/e"], "--scale", "2, 3"),
+    (["upscale", "{image}", "-w", "fast", "--weights", "srcnn", "-o", "{tmp}/e.png"], "--weights", "fast, srcnn"),
+    (["upscale", "{image}", "-s", "2", "--scale", "4", "-o", "{tmp}/e.png"], "--scale", "2, 4"),
+    (["parity", "-w", "fast", "-w", "srcnn", "-s", "2", "--synthetic"], "--weights", "fast, srcnn"),
+    (["parity", "-w", "fast", "-s", "2", "-s", "4", "--synthetic"], "--scale", "2, 4"),
+    (["stream", "--demo", "--no-window", "-w", "fast", "-w", "srcnn"], "--weights", "fast, srcnn"),
+    (["stream", "--demo", "--no-window", "-s", "2", "-s", "3"], "--scale", "2, 3"),
+    (["eval", "--data", "{images}", "-s", "2", "-s", "3"], "--scale", "2, 3"),
+    (["compare", "{image}", "-s", "2", "-s", "3", "-o", "{tmp}/e.png"], "--scale", "2, 3"),
+    (["train", "--data", "{images}", "--max-steps", "1", "-s", "2", "-s", "3", "-o", "{tmp}/e"], "--scale", "2, 3"),
+    (["tune", "{tmp}/v.avi", "--max-steps", "1", "-s", "2", "-s", "3", "-o", "{tmp}/e"], "--scale", "2, 3"),
+])
+def test_a_single_valued_option_given_twice_is_refused(tmp_path, image_folder, args, option, values):
+    """A second -w or -s replaced the first without a word (`srx export -w fast -w srcnn` exported
+    srcnn alone; `srx upscale -s 2 -s 4` ran x4), though -w is repeatable in eval, bench, compare and
+    serve: refused in one line, as a second --server, --degrade or --data is, before any work."""
+    subs = {"{tmp}": str(tmp_path), "{images}": str(image_folder), "{image}": str(image_folder / "img0.png")}
+    for key, value in subs.items():
+        args = [a.replace(key, value) for a in args]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1, res.output
+    assert_one_error_line(res.output, f"srx {args[0]} takes one {option}; got 2 ({values}): run it once for each")
+    assert not (tmp_path / "e").exists() and not (tmp_path / "e.png").exists()
+
+
+def test_repeatable_weights_stay_repeatable(image_folder, tiny_checkpoint):
+    """eval, bench, compare and serve take several -w by design; serve several -s."""
+    for command in ("eval", "bench", "compare", "serve"):
+        assert _option(command, "--weights").multiple, command
+    assert _option("serve", "--scale").multiple
+    res = runner.invoke(app, ["eval", "--data", str(image_folder), "-w", "fast", "-w", "srcnn", "-s", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    assert set(json.loads(res.stdout)["weights"]) == {"fast", "srcnn"}
+
+
+def test_tune_checks_time_budget_beside_max_steps(tmp_path, monkeypatch):
+    """--max-steps dropped an explicit --time-budget unread (`--time-budget bogus` trained); now it is
+    always checked, and both given stop at whichever comes first, as in srx train. --max-steps alone
+    has no time limit, neither alone the default 20 minutes."""
+    import srx.train.tune
+    from srx.errors import SrxError
+
+    def tune_on_footage(video, scale, out, **kwargs):
+        raise SrxError(f"reached with time_budget={kwargs['time_budget']!r} max_steps={kwargs['max_steps']!r}")
+
+    monkeypatch.setattr(srx.train.tune, "tune_on_footage", tune_on_footage)
+    common = ["tune", str(tmp_path / "v.avi"), "--out", str(tmp_path / "t")]
+    bogus = runner.invoke(app, [*common, "--max-steps", "2", "--time-budget", "bogus"])
+    assert bogus.exit_code == 1
+    assert_one_error_line(bogus.output, "--time-budget 'bogus': expected a duration")
+    for given, said in ((["--max-steps", "2"], "time_budget=None max_steps=2"),
+                        ([], "time_budget=1200 max_steps=None"),
+                        (["--time-budget", "1h"], "time_budget=3600.0 max_steps=None"),
+                        (["--max-steps", "2", "--time-budget", "90s"], "time_budget=90.0 max_steps=2")):
+        res = runner.invoke(app, [*common, *given])
+        assert res.exit_code == 1, res.output
+        assert_one_error_line(res.output, f"reached with {said}")
+
+
+def test_train_every_applies_to_videos(tmp_path, image_folder, monkeypatch):
+    """--every picks video frames: with images only it was taken and ignored (`srx eval --every` and
+    train's --frames / --val-frames are refused there); with a video among --data or --val it is taken."""
+    import srx.train.loop
+    from srx.errors import SrxError
+    from tests.conftest import silent_video
+
+    images = ["--data", str(image_folder), "--max-steps", "1", "--out", str(tmp_path / "run")]
+    for extra in ([], ["--val", str(image_folder)]):
+        res = runner.invoke(app, ["train", *images, *extra, "--every", "3"])
+        assert res.exit_code == 1, res.output
+        assert_one_error_line(res.output, "--every 3 applies to videos, and no --data or --val is one")
+        assert not (tmp_path / "run").exists()
+
+    def train(cfg, out, **kwargs):
+        raise SrxError(f"reached with every={cfg.every}")
+
+    monkeypatch.setattr(srx.train.loop, "train", train)
+    video = str(silent_video(tmp_path / "v.avi", 3, (24, 20)))
+    for extra, every in ((["--every", "3", "--val", video], 3), (["--data", video, "--every", "2"], 2), ([], 10)):
+        res = runner.invoke(app, ["train", *images, *extra])
+        assert_one_error_line(res.output, f"reached with every={every}")
+
+
+def test_train_takes_the_architecture_name_srx_prints_for_a_preset(tmp_path, image_folder, monkeypatch):
+    """`srx models`, export file names and the training summary say srcnn-9-1-5; --model took only srcnn-915."""
+    from srx.checkpoint import load_checkpoint
+    from srx.models import ModelConfig, config_from_preset
+    from srx.presets import PRESET_ALIASES, PRESETS
+
+    for alias, name in PRESET_ALIASES.items():  # each the printed name of its preset, at every scale
+        assert config_from_preset(name, 2).name == f"{alias}-x2"
+    for name in PRESETS:  # and each preset's printed name is taken: a preset, or an alias of this one
+        printed = config_from_preset(name, 3).name.removesuffix("-x3")
+        assert printed in PRESETS or PRESET_ALIASES.get(printed) == name, (name, printed)
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))
+    res = runner.invoke(app, ["train", "--data", str(image_folder), "--model", "srcnn-9-1-5", "--scale", "2",
+                              "--patch-size", "24", "--stride", "12", "--batch-size", "4", "--max-steps", "1",
+                              "--out", str(tmp_path / "run"), "--no-progress", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["train_config"]["model"] == "srcnn-915"
+    assert ModelConfig.from_dict(dict(state["model_config"])).name == "srcnn-9-1-5-x2"
+
+
+def test_stream_without_a_source_says_what_it_takes():
+    res = runner.invoke(app, ["stream", "--no-window"])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, "no source given; expected --camera N, --source FILE|URL|PIPELINE or --demo "
+                                      "(repeat --camera and --source for several sources)")
 
 
 @pytest.mark.parametrize("columns", [80, 60])

@@ -18,12 +18,17 @@ def _flags_read_as_flags(command, ctx) -> None:  # type: ignore[no-untyped-def]
     """Plain on/off flags take no value, so `--help` must not show them as `--check <bool>`, and an
     option given again for each value is one value, repeatable (`--server <str>…`), not a
     `<list[str]>`. Typer's rich help prints an option's metavar when it has one: an empty one prints
-    nothing."""
+    nothing. An argument of several values reads the same way (`inputs... <path>…`)."""
     for param in command.get_params(ctx):
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
         elif getattr(param, "multiple", False) and param.metavar is None:  # not `<list[str]>`: one value, repeatable
             param.metavar = f"<{_element_name(param)}>…"
+        elif getattr(param, "param_type_name", "") == "argument" and getattr(param, "nargs", 1) == -1:
+            # an argument of several values (upscale's inputs): Typer labels its type from the annotation
+            # whatever its metavar, `<list[Path]>`
+            label = f"<{_element_name(param)}>…"
+            param.display_type_rich = lambda ctx, label=label: label
 
 
 def _element_name(param) -> str:  # type: ignore[no-untyped-def]
@@ -146,8 +151,13 @@ def _root(
         quiet_opencv_logs()
 
 
-def parse_duration(text: str | None) -> float | None:
-    """'90', '90s', '20m', '1.5h', '1h30m', '2m30s', '7d' -> seconds."""
+#: what every duration option takes (--time-budget, --duration, --open-timeout, ...), said in its help
+DURATION_FORMS = "seconds (90, 2.5) or with units d, h, m, s, combinable (30s, 5m, 1.5h, 1h30m, 7d)"
+
+
+def parse_duration(text: str | None, option: str = "--time-budget") -> float | None:
+    """'90', '90s', '20m', '1.5h', '1h30m', '2m30s', '7d' -> seconds: the one grammar of every duration
+    option (`option` names it in the error)."""
     if text is None:
         return None
     plain = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*", text)
@@ -156,7 +166,8 @@ def parse_duration(text: str | None) -> float | None:
     parts = re.fullmatch(r"\s*(?:([0-9]*\.?[0-9]+)\s*d)?\s*(?:([0-9]*\.?[0-9]+)\s*h)?\s*(?:([0-9]*\.?[0-9]+)\s*m)?"
                          r"\s*(?:([0-9]*\.?[0-9]+)\s*s)?\s*", text)
     if not parts or not any(parts.groups()):
-        raise SrxError(f"--time-budget {text!r}: expected a duration like 90s, 20m, 1.5h or 1h30m")
+        raise SrxError(f"{option} {text!r}: expected a duration like 90, 30s, 20m, 1.5h, 1h30m or 7d (seconds, or "
+                       "units d, h, m, s in that order)")
     return sum(float(v) * k for v, k in zip(parts.groups(), (86400, 3600, 60, 1)) if v)
 
 
@@ -181,9 +192,11 @@ def threads_option(help: str):  # noqa: A002 - Typer's own name for it
 
 
 def model_scale_option(what: str = "the checkpoint's or model file's"):
-    """--scale for commands that take a model: None until resolved by `scale_of_models`."""
+    """--scale for commands that take a model: None until resolved by `scale_of_models`. Declared as
+    `Optional[list[int]]` so that a repeat is seen, and taken with `one_value` (Typer would keep the
+    last of several silently)."""
     return typer.Option(None, "--scale", "-s", help=f"Upscaling factor: 2, 3 or 4 (default: {what} own, else 3).",
-                        show_default=False)
+                        show_default=False, metavar="<int>")
 
 
 def scale_of_models(scale: int | None, weights: list | tuple = (), model: Path | None = None,
@@ -281,5 +294,18 @@ def one_server(servers: list[str] | None, command: str) -> str | None:
     return servers[0] if servers else None
 
 
+def one_value(values: list | None, option: str, command: str, more: str = ""):
+    """The one value of a single-valued option that is declared as a list so that a repeat is seen
+    (-w and -s of the commands that run one model): Typer would keep the last of several silently.
+    `more`: where several are taken instead."""
+    values = list(values or [])
+    if len(values) > 1:
+        raise SrxError(f"srx {command} takes one {option}; got {len(values)} ({', '.join(map(str, values))}): run it "
+                       f"once for each{more}")
+    return values[0] if values else None
+
+
 def weights_option():
-    return typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera; `srx models` lists them) or an srx checkpoint; default: camera for --scale.")
+    """-w of the commands that run one model: declared as a list, taken with `one_value`."""
+    return typer.Option(None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera; `srx models` lists them) or an srx checkpoint; default: camera for --scale.",
+                        metavar="<path>")

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, model_scale_option, scale_of_models, threads_option, weights_option
+from srx.cli.app import DURATION_FORMS, app, model_scale_option, one_value, scale_of_models, threads_option, weights_option
 from srx.errors import SrxError
 
 log = logging.getLogger("srx")
@@ -17,12 +17,7 @@ log = logging.getLogger("srx")
 def _seconds(text: Optional[str], option: str) -> Optional[float]:
     from srx.cli.app import parse_duration
 
-    if text is None:
-        return None
-    try:
-        return parse_duration(text)
-    except SrxError:
-        raise SrxError(f"{option} {text!r}: expected a duration like 30, 30s, 5m, 1.5h or 7d") from None
+    return parse_duration(text, option)
 
 
 def _positive_seconds(**given: float) -> None:
@@ -45,8 +40,8 @@ def stream_cmd(
     buffer: int = typer.Option(
         2, "--buffer", help="Frames held for the model per source; when one more arrives the oldest is dropped. 1: always the "
         "newest alone (lowest latency); 2 (default) rides out a one-off slow inference at one frame of extra latency."),
-    scale: Optional[int] = model_scale_option(),
-    weights: Optional[Path] = weights_option(),
+    scale: Optional[list[int]] = model_scale_option(),
+    weights: Optional[list[Path]] = weights_option(),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model file instead of --weights: .onnx, .engine or .pt."),
     backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, torch, torch-cuda, tensorrt or triton (with --server)."),
     server: Optional[list[str]] = typer.Option(
@@ -65,24 +60,25 @@ def stream_cmd(
     window: Optional[bool] = typer.Option(
         None, "--window/--no-window", help="Show a window (default: when a display is available)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many upscaled frames (per source)."),
-    duration: Optional[str] = typer.Option(None, "--duration", help="Stop after this long, e.g. 30s or 5m."),
+    duration: Optional[str] = typer.Option(None, "--duration", help=f"Stop after this long: {DURATION_FORMS}.", show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line on stderr."),
     overlay: bool = typer.Option(False, "--overlay", help="Draw the live numbers onto the frames."),
     json_summary: Optional[Path] = typer.Option(
         None, "--json-summary", help="Also write the summary to this JSON file (several sources: one file with each source "
         "and the totals, or one file per source when the name holds {name}); - for stdout (the text summary then goes "
         "to stderr); a named pipe or device is written to, a link's target replaced."),
-    reconnect_max_wait: float = typer.Option(
-        30.0, "--reconnect-max-wait", help="Longest wait between reconnect attempts to a lost live source (or to the RTSP "
-        "server an --output rtsp:// publishes to), seconds."),
+    reconnect_max_wait: str = typer.Option(
+        "30s", "--reconnect-max-wait", help="Longest wait between reconnect attempts to a lost live source (or to the RTSP "
+        f"server an --output rtsp:// publishes to): {DURATION_FORMS}."),
     segment: Optional[str] = typer.Option(
         None, "--segment", help="Cut each video-file recording into files of this length, e.g. 10m or 1h, cut where local "
         "time passes a multiple of it (on the hour for 1h) and named by the local time of their first frame: "
-        "out/cam1.mp4 becomes out/cam1-20261206-140000.mp4, out/cam1-20261206-150000.mp4, ..."),
+        "out/cam1.mp4 becomes out/cam1-20261206-140000.mp4, out/cam1-20261206-150000.mp4, ... "
+        f"A duration: {DURATION_FORMS}."),
     keep: Optional[str] = typer.Option(
         None, "--keep", help="With --segment: delete the recording's own segments (files named as --segment names them) "
-        "that began longer ago than this, e.g. 7d, so a small disk does not fill."),
-    open_timeout: float = typer.Option(10.0, "--open-timeout", help="Give up opening (or reading) a source after this many seconds."),
+        f"that began longer ago than this, e.g. 7d, so a small disk does not fill: {DURATION_FORMS}."),
+    open_timeout: str = typer.Option("10s", "--open-timeout", help=f"Give up opening (or reading) a source after this long: {DURATION_FORMS}."),
     roi: Optional[list[str]] = typer.Option(
         None, "--roi", help="Upscale only this region of the frames: LEFT,TOP,WIDTH,HEIGHT in source pixels, e.g. "
         "640,360,640,360 (a digital zoom; an HD camera then costs what its region costs). With several sources "
@@ -107,13 +103,18 @@ def stream_cmd(
     from srx.camera.outputs import WindowOutput, display_available, recording_output
     from srx.camera.server import MjpegServer, parse_hostport
     from srx.camera.capture import check_buffer
-    from srx.camera.sources import check_source, parse_source
+    from srx.camera.sources import check_source
     from srx.camera.stats import StreamStats
     from srx.camera.stream import check_bounds, stopping_signals, stream
     from srx.runtime.upscaler import create_upscaler
 
     from srx.camera.multi import apply_rates, apply_regions, output_for, parse_sources
 
+    weights, scale = one_value(weights, "--weights", "stream"), one_value(scale, "--scale", "stream")
+    waits = {"open_timeout": _seconds(open_timeout, "--open-timeout"),
+             "reconnect_max_wait": _seconds(reconnect_max_wait, "--reconnect-max-wait")}
+    _positive_seconds(**waits)
+    reconnect_max_wait, open_timeout = waits["reconnect_max_wait"], waits["open_timeout"]
     if serve is not None:
         parse_hostport(serve)  # a bad --serve is one line before anything is read or opened
     server = list(server or []) or None
@@ -140,14 +141,14 @@ def stream_cmd(
         output = [output_for(str(o), named[0].name) if "{name}" in str(o) else o for o in output or []]
         if json_summary is not None and "{name}" in str(json_summary):
             json_summary = Path(output_for(str(json_summary), named[0].name))
-    else:
-        spec = parse_source(camera=None, source=None, demo=False, loop=loop)  # the "expected exactly one" error
+    else:  # several of each may be given; none is the mistake
+        raise SrxError("no source given; expected --camera N, --source FILE|URL|PIPELINE or --demo (repeat --camera "
+                       "and --source for several sources)")
     check_source(spec)
     _distinct_outputs(output)
     check_buffer(buffer)
     seconds = _seconds(duration, "--duration")
     check_bounds(max_frames, seconds)
-    _positive_seconds(reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
     cut = _segments(segment, keep, output, live=spec.live)
     if json_summary is not None and str(json_summary) != "-":  # checked now, not after the whole run
         from srx.fsutil import check_output_file
@@ -233,7 +234,6 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     check_buffer(buffer)
     seconds = _seconds(duration, "--duration")
     check_bounds(max_frames, seconds)
-    _positive_seconds(reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
     _distinct_outputs(output)
     cuts = {item.name: _segments(segment, keep, output, live=item.spec.live) for item in named}  # a clock for each source's recordings
     for pattern in output or []:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, model_scale_option, one_server, scale_of_models, weights_option
+from srx.cli.app import app, model_scale_option, one_server, one_value, scale_of_models, weights_option
 from srx.errors import SrxError
 
 
@@ -60,8 +60,8 @@ def _rebuild_command(weights: Optional[str], scale: int, out: Path, fp16: bool,
 
 @app.command("export")
 def export_cmd(
-    weights: Optional[Path] = weights_option(),
-    scale: Optional[int] = model_scale_option("a checkpoint's"),
+    weights: Optional[list[Path]] = weights_option(),
+    scale: Optional[list[int]] = model_scale_option("a checkpoint's"),
     out: Path = typer.Option(Path("exports"), "--out", "-o", help="Output folder for the .onnx graphs and the engine."),
     fp16: bool = typer.Option(True, "--fp16/--no-fp16", help="Also write the FP16 graph (FP32 I/O) and build the engine from it."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (13..21)."),
@@ -92,7 +92,8 @@ def export_cmd(
     from srx.export.tensorrt import check_profile, engine_from_onnx, tensorrt_status
     from srx.fsutil import check_output_dir, check_output_file
 
-    scale = scale_of_models(scale, [weights])
+    weights = one_value(weights, "--weights", "export")
+    scale = scale_of_models(one_value(scale, "--scale", "export"), [weights])
     hw = profile_shapes(min_shape, opt_shape, max_shape)
     check_output_dir(out, "--out")  # output paths are checked before any work
     if name is not None:
@@ -150,8 +151,8 @@ def export_cmd(
 
 @app.command("parity")
 def parity_cmd(
-    scale: Optional[int] = model_scale_option("a checkpoint's"),
-    weights: Optional[Path] = weights_option(),
+    scale: Optional[list[int]] = model_scale_option("a checkpoint's"),
+    weights: Optional[list[Path]] = weights_option(),
     engine: Optional[Path] = typer.Option(None, "--engine", help="A TensorRT engine to check too (default: build one when TensorRT and a GPU are here)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of HR images (default ../shared/datasets/Set5 when present, else synthetic photos)."),
     synthetic: bool = typer.Option(False, "--synthetic", help="Use srx's synthetic photos even where Set5 exists."),
@@ -162,6 +163,8 @@ def parity_cmd(
 ) -> None:
     """PyTorch vs ONNX Runtime FP32/FP16 (and TensorRT) on Set5 and odd-sized frames; exit 1 on a failed gate."""
     server = one_server(server, "parity")  # type: ignore[assignment]
+    weights = one_value(weights, "--weights", "parity")
+    scale = one_value(scale, "--scale", "parity")
     if model is not None and server is None:  # else another model's pass would read as this file's
         raise SrxError(f"--model {model} names a model on a Triton server and applies with --server; to check "
                        "exported graphs, export them with --check (srx export -w WEIGHTS --check), or give "

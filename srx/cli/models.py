@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, model_scale_option, scale_of_models
+from srx.cli.app import app, model_scale_option, one_value, scale_of_models
 
 
 def _db(v: float | None) -> str:
@@ -129,8 +129,8 @@ def _model_tables(rows: list[dict], console) -> list:
 @app.command()
 def compare(
     source: Path = typer.Argument(..., help="An HR image, or a video (one frame of it is the HR image)."),
-    scale: Optional[int] = model_scale_option("a checkpoint's"),
-    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="LR degradation: a preset (none, camera, jpeg50) or a spec like jpeg=30,noise=5; one per picture.", show_default="jpeg50"),
+    scale: Optional[list[int]] = model_scale_option("a checkpoint's"),
+    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="LR degradation: a preset (none, camera, jpeg50) or a spec like jpeg=30,noise=5; one per picture (default: jpeg50).", show_default=False),
     weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="Models to show (repeat): shipped names or checkpoints, LABEL=CHECKPOINT to name a panel. Default: every shipped model at --scale."),
     out: Path = typer.Option(Path("compare.png"), "--out", "-o", help="Where to write the picture (.png)."),
     frame: Optional[int] = typer.Option(None, "--frame", help="With a video: the frame to use (default: the middle one)."),
@@ -145,7 +145,7 @@ def compare(
     from srx.fsutil import check_output_file
     from srx.imageio import write_image
 
-    scale = scale_of_models(scale, [labelled_weights(str(w))[1] for w in weights or []])
+    scale = scale_of_models(one_value(scale, "--scale", "compare"), [labelled_weights(str(w))[1] for w in weights or []])
     if out.suffix.lower() != ".png":
         raise SrxError(f"--out {out}: expected a .png file name")
     check_output_file(out, "--out")  # now, not after every model has run

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, one_server, threads_option, weights_option
+from srx.cli.app import app, one_server, one_value, threads_option, weights_option
 from srx.errors import SrxError
 
 _BACKEND_HELP = "auto (fastest that works here), torch, torch-cuda, onnxruntime, tensorrt or triton (with --server)."
@@ -41,8 +41,9 @@ def _on_terminal() -> bool:
 def upscale(
     inputs: list[Path] = typer.Argument(..., readable=False, help="Images (png/jpg/bmp/tiff; 16-bit stays 16-bit in png/tiff), folders of them, or videos (.mp4/.avi/.mkv/...)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (an existing one, or a name without an extension), or the output file for a single input (an image name for an image, .mp4/.mkv/.mov/.m4v/.avi for a video)."),
-    scale: Optional[int] = typer.Option(None, "--scale", "-s", help="Upscaling factor 2, 3 or 4 (default: the model's, else 3)."),
-    weights: Optional[Path] = weights_option(),
+    scale: Optional[list[int]] = typer.Option(None, "--scale", "-s", help="Upscaling factor 2, 3 or 4 (default: the model's, else 3).",
+                                              metavar="<int>"),
+    weights: Optional[list[Path]] = weights_option(),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file instead of --weights: srx .onnx, TensorRT .engine or .pt checkpoint."),
     backend: str = typer.Option("auto", "--backend", "-b", help=_BACKEND_HELP),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="Image output format for folders: png (default), jpg, bmp, tiff, webp."),
@@ -57,6 +58,7 @@ def upscale(
     from srx.runtime.batch import plan_jobs, upscale_files
     from srx.runtime.upscaler import check_tile, create_upscaler
 
+    weights, scale = one_value(weights, "--weights", "upscale"), one_value(scale, "--scale", "upscale")
     if scale is not None:
         check_scale(scale)
     plan_jobs(inputs, out, fmt, create=False, recursive=recursive, warn=False)  # a bad --out fails now, before the model loads

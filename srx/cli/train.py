@@ -10,16 +10,18 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, model_scale_option, parse_duration, scale_of_models, threads_option
+from srx.cli.app import DURATION_FORMS, app, model_scale_option, one_value, parse_duration, scale_of_models, threads_option
 from srx.errors import SrxError
-from srx.presets import PRESET_NOTES, PRESETS
+from srx.presets import PRESET_ALIASES, PRESET_NOTES, PRESETS, preset_name
 from srx.words import counted
 
 log = logging.getLogger("srx")
 
 
 MODEL_HELP = ("Model preset (default: the architecture of --init, else srcnn-915): "
-              + ", ".join(f"{name} ({PRESET_NOTES[name]})" if name in PRESET_NOTES else name for name in PRESETS) + ".")
+              + ", ".join(f"{name} ({PRESET_NOTES[name]})" if name in PRESET_NOTES else name for name in PRESETS)
+              + ". Also taken as `srx models` and export file names print them: "
+              + ", ".join(f"{alias} ({name})" for alias, name in PRESET_ALIASES.items()) + ".")
 
 DEVICE_HELP = ("Where to train: auto (a CUDA GPU where PyTorch sees one, else the CPU), cpu, cuda or cuda:N. "
                "Several torchrun processes train on the CPU.")
@@ -29,11 +31,11 @@ DEVICE_HELP = ("Where to train: auto (a CUDA GPU where PyTorch sees one, else th
 def train(
     ctx: typer.Context,
     data: Optional[list[Path]] = typer.Option(None, "--data", help="Folder of HR training images, or a video whose every Nth frame is one (repeat for several, e.g. T91 and BSD200, or your camera's footage); not needed with --resume, unless the run's data has moved: then its new place."),
-    scale: Optional[int] = model_scale_option("--init's"),
+    scale: Optional[list[int]] = model_scale_option("--init's"),
     val: Optional[Path] = typer.Option(None, "--val", help="Folder of HR validation images (e.g. Set5) or a video; validated every epoch."),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (passes over all patches)."),
-    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after this long, e.g. 25m; the learning rate decays over it. With --resume: how long this invocation may train (the rate goes on from where the run stopped and reaches its end then)."),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget", help=f"Stop after this long, e.g. 25m ({DURATION_FORMS}); the learning rate decays over it. With --max-steps or --epochs too, whichever limit comes first. With --resume: how long this invocation may train (the rate goes on from where the run stopped and reaches its end then)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
     batch_size: int = typer.Option(16, "--batch-size", help="Patches per step (split over torchrun processes); small batches, more steps: faster on a CPU."),
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (cosine-decayed to 1% of it)."),
@@ -46,10 +48,10 @@ def train(
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Random flips and 90-degree rotations."),
     seed: int = typer.Option(0, "--seed", help="Seed; a fixed seed gives identical results on one machine with --epochs or --max-steps (a --time-budget run sets its rate and stops by the clock)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights: a checkpoint or a shipped model by name (e.g. camera, to fine-tune it on your footage; or x2/x4 from x3 weights)."),
-    every: int = typer.Option(10, "--every", help="Videos in --data and --val: every Nth frame is an image."),
+    every: Optional[int] = typer.Option(None, "--every", help="Videos in --data and --val: every Nth frame is an image (default 10).", show_default=False),
     frames: Optional[str] = typer.Option(None, "--frames", help="Videos in --data: only frames START:END (from 0, END excluded; e.g. :480), so later footage can be kept for --val."),
     val_frames: Optional[str] = typer.Option(None, "--val-frames", help="A video --val: only frames START:END (e.g. 520:)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder: best.pt, last.pt, metrics.csv, training.png (default runs/train, runs/train-2, ... whichever holds no run yet, or the folder of --resume). A folder holding another run is refused."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder: best.pt, last.pt, metrics.csv, training.png, summary.txt (default runs/train, runs/train-2, ... whichever holds no run yet, or the folder of --resume). A folder holding another run is refused."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a last.pt written by an earlier run; its recipe is kept, only --epochs, --time-budget or --max-steps may extend it."),
     threads: Optional[int] = threads_option("CPU threads for PyTorch (default: all cores)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
@@ -61,6 +63,7 @@ def train(
     from srx.degrade import parse_degradation
     from srx.train.loop import TrainConfig, claim_new_run_dir, new_run_dir, train as run_train
 
+    scale = one_value(scale, "--scale", "train")
     repeated = sorted({str(d) for d in data or [] if [Path(x).resolve() for x in data].count(Path(d).resolve()) > 1})
     if repeated and resume is None:  # beside --resume, --data names the run's moved data: its own check
         raise SrxError(f"--data {', '.join(repeated)} given more than once; expected each folder or video once "
@@ -70,12 +73,16 @@ def train(
         scale = scale or 3  # the run's own, from its checkpoint
     else:
         scale = scale_of_models(scale, [init] if init is not None else [])
+        if epochs is None and time_budget is None and max_steps is None:  # the stage says it without --max-steps
+            raise SrxError("say how long to train: --epochs N, --time-budget (e.g. 20m) and/or --max-steps N")
+        if every is not None and every >= 1:  # a bad count is the stage's own error
+            _every_needs_a_video(every, [*(data or []), *([val] if val else [])])
     cfg = TrainConfig(
-        data=[str(d) for d in data or []], val=str(val) if val else None, scale=scale, model=model, epochs=epochs,
+        data=[str(d) for d in data or []], val=str(val) if val else None, scale=scale, model=preset_name(model), epochs=epochs,
         time_budget=parse_duration(time_budget), max_steps=max_steps, batch_size=batch_size, lr=lr,
         optimizer=optimizer, loss=loss, patch_size=patch_size, stride=stride, augment=augment, seed=seed, loss_border=loss_border,
         init=str(init) if init else None, degrade=parse_degradation(one_degradation(degrade)).spec if degrade else "",
-        every=every, frames=frames or "", val_frames=val_frames or "",
+        every=10 if every is None else every, frames=frames or "", val_frames=val_frames or "",
     )
     from srx.memory import memory_errors
 
@@ -112,6 +119,17 @@ def _refuse_tuning_run(out: Path) -> None:
         go_on = f", go on from its weights with --init {out / 'last.pt'} (and another --out)" if "last.pt" in held else ""
         raise SrxError(f"{out} already holds a tuning run ({', '.join(held)}); pass another --out (or leave it out "
                        f"for the next free runs/tune-N){go_on}, or delete {out} to start over")
+
+
+def _every_needs_a_video(every: int, paths: list[Path]) -> None:
+    """--every picks frames of videos: with no video among --data and --val it would be ignored unsaid
+    (refused as --frames and --val-frames are, and as `srx eval --every` is). A path that does not
+    exist is left to the data's own check, which says so."""
+    from srx.imageio import is_video
+
+    if paths and all(Path(p).exists() for p in paths) and not any(is_video(Path(p)) for p in paths):
+        raise SrxError(f"--every {every} applies to videos, and no --data or --val is one (images are used whole, "
+                       "each of them)")
 
 
 def one_degradation(given: list[str]) -> str:
@@ -152,7 +170,7 @@ def _say_ignored(ctx: typer.Context, resume: Path) -> None:
 @app.command("eval")
 def eval_cmd(
     data: Path = typer.Option(..., "--data", help="Folder of HR images (e.g. Set5), one image, or a video file (every Nth frame is an HR image)."),
-    scale: Optional[int] = model_scale_option("a checkpoint's"),
+    scale: Optional[list[int]] = model_scale_option("a checkpoint's"),
     degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="Degrade the LR the same way for bicubic and the model: a preset (camera, jpeg50) or a spec like jpeg=50,noise=5 (deterministic). Repeat for a table, one row each (none: clean)."),
     every: Optional[int] = typer.Option(None, "--every", help="With a video: score every Nth frame (default 10).", show_default=False),
     frames: Optional[str] = typer.Option(None, "--frames", help="With a video: only frames START:END (from 0, END excluded; e.g. 520: for footage kept out of training)."),
@@ -171,6 +189,7 @@ def eval_cmd(
     from srx.evaluate import degrade_each, eval_items, evaluate, torch_predictor
     from srx.imageio import is_video, parse_frame_range
 
+    scale = one_value(scale, "--scale", "eval")
     if every is not None and data.exists() and not is_video(data):
         raise SrxError(f"--every {every} applies to a video; {data} is not one (images are scored whole, each of them)")
     every = 10 if every is None else every
@@ -292,14 +311,20 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
     _fail_on_skipped(skipped, count, data)
 
 
+#: srx tune's --time-budget where neither it nor --max-steps is given
+TUNE_TIME_BUDGET_S = 20 * 60
+
+
 @app.command()
 def tune(
     video: Path = typer.Argument(..., help="A recording of your camera (any video OpenCV decodes)."),
-    scale: Optional[int] = model_scale_option("a checkpoint's"),
+    scale: Optional[list[int]] = model_scale_option("a checkpoint's"),
     init: str = typer.Option("camera", "--init", help="The weights to start from: a shipped model by name or a checkpoint."),
-    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="How the training LR is degraded: a preset (camera, jpeg50) or a spec such as jpeg=40..60,noise=0..2 (your camera's codec and noise); one spec.", show_default="camera"),
-    time_budget: Optional[str] = typer.Option("20m", "--time-budget", help="How long to train, e.g. 20m."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps instead."),
+    degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="How the training LR is degraded: a preset (camera, jpeg50) or a spec such as jpeg=40..60,noise=0..2 (your camera's codec and noise); one spec (default: camera).", show_default=False),
+    time_budget: Optional[str] = typer.Option(
+        None, "--time-budget", help=f"How long to train, e.g. 20m ({DURATION_FORMS}; default 20m, none with --max-steps).",
+        show_default=False),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps instead of 20 minutes (with --time-budget too: whichever limit comes first)."),
     every: Optional[int] = typer.Option(None, "--every", help="Every Nth frame is an image (neighbouring frames are near copies; default: 8, or sparser for long or large footage, so the training patches fit in 1 GB of memory)."),
     holdout: float = typer.Option(0.3, "--holdout", help="Fraction of the footage, at its end, kept out of training and scored."),
     batch_size: int = typer.Option(32, "--batch-size", help="Patches per step."),
@@ -316,9 +341,11 @@ def tune(
 
     from srx.train.loop import claim_new_run_dir, claim_run_dir
 
-    scale = scale_of_models(scale, [init])
+    scale = scale_of_models(one_value(scale, "--scale", "tune"), [init])
+    budget = parse_duration(time_budget)  # checked whether or not --max-steps is given; both: the first limit stops
+    if budget is None and max_steps is None:
+        budget = TUNE_TIME_BUDGET_S
     degrade = one_degradation(degrade) if degrade else "camera"
-    budget = parse_duration(time_budget) if max_steps is None else None
     if out is not None:
         check_output_dir(out, "--out")
         _refuse_tuning_run(out)

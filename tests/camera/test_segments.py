@@ -186,7 +186,7 @@ def test_cli_segments_each_sources_recordings(tmp_path: Path, tiny_checkpoint) -
     (["--segment", "soon"], "--segment 'soon': expected a duration"),
     (["--segment", "1h", "--keep", "30m"], "--keep 30m is not longer than --segment 1h"),
     (["--segment", "1h", "--keep", "1h"], "--keep 1h is not longer than --segment 1h"),
-    (["--segment", "1h", "--keep", "a week"], "--keep 'a week': expected a duration like 30, 30s, 5m, 1.5h or 7d"),
+    (["--segment", "1h", "--keep", "a week"], "--keep 'a week': expected a duration like 90, 30s, 20m, 1.5h, 1h30m or 7d"),
     (["--segment", "1h", "--output", "FOLDER/"], "none among --output (rtsp:// and folders of frames are not cut)"),
     (["--segment", "1h"], "--segment 1h cuts video-file recordings (--output NAME.mp4, .mkv, .avi); none was given"),
 ])
