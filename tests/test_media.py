@@ -10,7 +10,7 @@ import pytest
 
 from srx.errors import SrxError
 from srx.media import audio_codec, mux_audio
-from tests.conftest import fill_disk, silent_video, synthetic_photo, video_with_sound
+from tests.conftest import fill_disk, silent_video, stored_frames, synthetic_photo, video_with_sound
 
 
 def _video_only(path, frames=20, fps=10, size=(96, 64)):
@@ -294,13 +294,8 @@ def test_mjpeg_avi_is_a_fixed_rate_mjpeg_video_that_opencv_reads(tmp_path):
     writer.close()
     cap = cv2.VideoCapture(str(path))
     fps, fourcc = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little")
-    got = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        got.append(f)
     cap.release()
+    got = stored_frames(path)
     assert fourcc == b"MJPG" and fps == pytest.approx(5.769, abs=1e-3) and len(got) == 4
     assert np.array_equal(got[0], got[1]) and got[0].shape == (62, 74, 3)
     for shown, given in zip(got[1:], pictures):

@@ -281,37 +281,34 @@ def test_threads_that_make_upscalers_at_once_share_one_export(ckpt, tmp_path, mo
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
 
 
-def test_a_cache_that_cannot_be_written_still_runs_the_checkpoint(ckpt, tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("where", ["under a file", "a full disk"])
+def test_a_cache_that_cannot_be_written_still_runs_the_checkpoint(ckpt, tmp_path, small_disk, monkeypatch, caplog,
+                                                                  where):
     """A read-only home (a locked-down box, a container) costs the cache, not the run: the graph
-    is exported to a temporary folder for this process, with one warning naming SRX_CACHE_DIR."""
-    (tmp_path / "afile").write_text("x")
-    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "afile" / "cache"))  # under a file: never writable
+    is exported to a temporary folder for this process, with one warning naming SRX_CACHE_DIR. A
+    full cache disk failed every upscale and stream of a checkpoint not cached yet ("cannot write
+    .../onnx/<sha>/checkpoint/x.onnx: No space left on device"): the same fallback, and the empty
+    cache folders the failed export made are removed."""
+    from tests.conftest import fill_disk
+
+    if where == "a full disk":
+        cache = small_disk(64)
+        fill_disk(cache)
+        said = "no space left on device (the disk is full)); exporting it for this run only"
+    else:
+        (tmp_path / "afile").write_text("x")
+        cache = tmp_path / "afile" / "cache"  # under a file: never writable
+        said = "exporting it for this run only (set SRX_CACHE_DIR to a writable folder"
+    monkeypatch.setenv("SRX_CACHE_DIR", str(cache))
     with caplog.at_level("WARNING", logger="srx"):
         graph = cached_onnx(ckpt(3))
         check_srx_onnx(graph)
         with make_runner("auto", scale=3, weights=ckpt(3)) as runner:
             assert runner.infer(np.zeros((1, 1, 8, 8), np.float32)).shape == (1, 1, 24, 24)
     assert not str(graph).startswith(str(tmp_path))
-    assert "exporting it for this run only (set SRX_CACHE_DIR to a writable folder" in caplog.text
-
-
-def test_a_cache_on_a_full_disk_still_runs_the_checkpoint(ckpt, small_disk, monkeypatch, caplog):
-    """A full cache disk failed every upscale and stream of a checkpoint not cached yet ("cannot write
-    .../onnx/<sha>/checkpoint/x.onnx: No space left on device"), where a read-only one falls back:
-    the same fallback, and the empty cache folders the failed export made are removed."""
-    from tests.conftest import fill_disk
-
-    disk = small_disk(64)
-    fill_disk(disk)
-    monkeypatch.setenv("SRX_CACHE_DIR", str(disk))
-    with caplog.at_level("WARNING", logger="srx"):
-        graph = cached_onnx(ckpt(3))
-        check_srx_onnx(graph)
-        with make_runner("auto", scale=3, weights=ckpt(3)) as runner:
-            assert runner.infer(np.zeros((1, 1, 8, 8), np.float32)).shape == (1, 1, 24, 24)
-    assert not str(graph).startswith(str(disk))
-    assert "no space left on device (the disk is full)); exporting it for this run only" in caplog.text
-    assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # no empty onnx/<sha>/checkpoint/ left
+    assert said in caplog.text
+    if where == "a full disk":
+        assert sorted(p.name for p in cache.iterdir()) == ["filler"]  # no empty onnx/<sha>/checkpoint/ left
 
 
 def test_a_shipped_model_is_cached_under_its_own_name(ckpt, srx_cache_dir):
