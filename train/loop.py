@@ -108,7 +108,7 @@ class TrainConfig:
     def validate(self) -> None:
         check_scale(self.scale)
         if self.epochs is None and self.time_budget is None and self.max_steps is None:
-            raise SrxError("say how long to train: --epochs N and/or --time-budget (e.g. 20m)")
+            raise SrxError("say how long to train: --epochs N, --time-budget (e.g. 20m) and/or --max-steps N")
         for name in ("epochs", "max_steps", "batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -73,8 +73,6 @@ def train(
         scale = scale or 3  # the run's own, from its checkpoint
     else:
         scale = scale_of_models(scale, [init] if init is not None else [])
-        if epochs is None and time_budget is None and max_steps is None:  # the stage says it without --max-steps
-            raise SrxError("say how long to train: --epochs N, --time-budget (e.g. 20m) and/or --max-steps N")
         if every is not None and every >= 1:  # a bad count is the stage's own error
             _every_needs_a_video(every, [*(data or []), *([val] if val else [])])
     cfg = TrainConfig(
