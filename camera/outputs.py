@@ -108,14 +108,17 @@ class RecordingClaim:
     is made, before the source opens. Another srx process that records to the target (or another
     output of this run given the same place under another spelling) is refused in one line naming
     it, with the process id the lock file holds. The lock goes with the process (a kill, a crash:
-    the file stays, unlocked, and the next run takes it); `release` at close removes the file.
-    Opened without following a link; the process id is written only into a plain file of this user
-    with one name."""
+    the file stays, unlocked, and the next run takes it); `release` at close removes the file where
+    it is still this run's. Opened without following a link; the process id is written only into a
+    plain file of this user with one name. `keep`, once a second while the recording runs: a lock
+    file that went (the folder deleted, an age-based clean-up) is taken again, and its time is
+    renewed every TOUCH_S so such a clean-up passes it by."""
+
+    #: how often a held lock file's modification time is renewed, seconds
+    TOUCH_S = 3600.0
 
     def __init__(self, target: Path, shown: str) -> None:
-        import fcntl
-
-        self.path = target.parent / f".{target.name}.lock"
+        self.path, self.shown = target.parent / f".{target.name}.lock", shown
         self.fd: int | None = None
         self.made: list[Path] = []  # folders made for the lock file: removed again where nothing came into them
         folder = target.parent
@@ -126,6 +129,13 @@ class RecordingClaim:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SrxError(f"cannot write --output {shown}: cannot make its folder: {exc.strerror or exc}") from None
+        self._take()
+        self._touched = time.monotonic()
+
+    def _take(self) -> None:
+        import fcntl
+
+        shown = self.shown
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         for _ in range(20):  # its holder may remove it between our open and our lock: then again
             try:
@@ -173,12 +183,45 @@ class RecordingClaim:
             return None
         return int(text) if text.isdigit() else None
 
+    def _mine(self) -> bool:
+        """Whether the lock file at its name is still the one this run holds."""
+        try:
+            return self.fd is not None and os.path.samestat(os.fstat(self.fd), os.stat(self.path, follow_symlinks=False))
+        except OSError:
+            return False
+
+    def keep(self) -> None:
+        """The lock file still this run's: where it went, taken again (a warning says so, and names
+        the process that took it meanwhile, if one did); renewed every TOUCH_S."""
+        if self._mine():
+            if time.monotonic() - self._touched > self.TOUCH_S:
+                self._touched = time.monotonic()
+                with contextlib.suppress(OSError):
+                    os.utime(self.fd)
+            return
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._take()
+        except (SrxError, OSError) as exc:
+            log.warning("%s: its lock file %s was removed while it recorded, and it cannot hold it again: %s",
+                        self.shown, self.path, exc)
+            return
+        if self.fd is None:  # no room for it on a full disk: the recording's own write says the rest
+            return
+        self._touched = time.monotonic()
+        log.warning("%s: its lock file %s was removed while it recorded (a clean-up, the folder deleted); it holds "
+                    "it again", self.shown, self.path)
+
     def release(self, remove: bool = True) -> None:
-        """Let go of the target; `remove` (a close): the lock file goes too, and the folders made for
-        it where they stayed empty. Without (what a kill does), the file stays, unlocked."""
+        """Let go of the target; `remove` (a close): the lock file goes too, where it is still this
+        run's, and the folders made for it where they stayed empty. Without (what a kill does), the
+        file stays, unlocked."""
         if self.fd is None:
             return
-        if remove:
+        if remove and self._mine():
             with contextlib.suppress(OSError):
                 self.path.unlink()  # while locked: whoever opened it before sees it gone (samestat) and retries
         os.close(self.fd)
@@ -194,6 +237,26 @@ class RecordingClaim:
                 break
 
 
+def _plays_nothing(path: Path) -> bool:
+    """A partial video that holds no frame: empty, gone, or (small enough to look) one whose first
+    frame does not decode (a header that reached the disk and nothing after it)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return True
+    if size == 0:
+        return True
+    if size > 1 << 16:  # a frame's worth at least: not read through (an hour's recording would be)
+        return False
+    try:
+        from srx.media import pyav_module
+
+        with pyav_module().open(str(path)) as box:
+            return next(box.decode(video=0), None) is None
+    except Exception:  # noqa: BLE001  (PyAV's errors for a file cut off before its first frame)
+        return True
+
+
 def _warn_left_partials(target: Path, suffix: str, folder: bool, plays: str) -> None:
     """Name, once, what earlier runs recording to `target` left (killed, a crash, a power cut):
     their partial files are kept, never written over. A segment's is named for it
@@ -207,6 +270,12 @@ def _warn_left_partials(target: Path, suffix: str, folder: bool, plays: str) -> 
                       and not p.is_symlink())  # srx makes none: a link there is not its file
     except OSError:  # no folder yet: nothing left there
         return
+    if not folder:  # one stopped before a byte reached the disk holds nothing to keep
+        for empty in [p for p in left if Path(p).stat().st_size == 0]:
+            with contextlib.suppress(OSError):
+                Path(empty).unlink()
+                log.info("%s: removed %s, which an earlier run left empty", target, empty)
+                left.remove(empty)
     if left:
         log.warning("%s%s: an earlier run stopped before finishing it; what that run recorded is kept in %s (%s up "
                     "to where that run stopped), for you to move or delete", target, "/" if folder else "",
@@ -374,6 +443,7 @@ class VideoFileOutput(Output):
         from srx.media import FFV1Writer, H264Writer, MJPEGWriter
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.claim.keep()  # the folder may have gone with its lock file
         self.tmp = temporary_sibling(self.target, suffix=self.path.suffix, prefix=f".{self.target.stem}.partial.")
         w, h = int(frame.shape[1]), int(frame.shape[0])
         try:
@@ -430,6 +500,7 @@ class VideoFileOutput(Output):
             if self._on_disk and not there:
                 self._start_again()
             self._on_disk = there
+            self.claim.keep()
         t = self._segment_for(at_s)
         if self.writer is None:
             self._open(frame)
@@ -483,7 +554,11 @@ class VideoFileOutput(Output):
                     log.warning("%s not written: %s", self.path, f"its writer could not be opened: {self.failed}"
                                 if self.failed is not None else "no frame was upscaled for it")
             else:
-                self._finish()
+                try:
+                    self._finish()
+                except SrxError:
+                    self._abandon()  # what its partial file holds, said (or it is removed where it holds nothing)
+                    raise
                 if len(self.segments) > 1:
                     log.info("%s: %s, %s to %s", self.path, counted(len(self.segments), "segment"),
                              self.segments[0].name, self.segments[-1].name)
@@ -504,15 +579,11 @@ class VideoFileOutput(Output):
             except SrxError as exc:
                 log.debug("closing %s: %s", self.tmp, exc)
             frames = min(frames, writer.muxed)  # x264 holds a few back
-        try:
-            empty = self.tmp.stat().st_size == 0
-        except OSError:  # never made, or deleted meanwhile
-            empty = True
-        if frames == 0 or empty:
+        if frames == 0 or _plays_nothing(self.tmp):
             self.tmp.unlink(missing_ok=True)
         else:
             log.warning("what %s recorded until then is in %s (%s went to it; it plays up to the last that "
-                        "reached the disk), for you to move or delete%s", self.describe(), self.tmp,
+                        "reached the disk), for you to move or delete%s", self.name, self.tmp,
                         counted(frames, "frame"), f"; {self.target} is as it was" if self.target.exists() else "")
         self.size, self._span, self.tmp = None, None, None
         self._file = [0, 0]
@@ -522,12 +593,8 @@ class VideoFileOutput(Output):
         writer, self.writer = self.writer, None  # the frame written last stays: an .avi's next segment holds it until the next is due
         try:
             writer.close()
-        except SrxError:
-            if self.tmp.exists() and self.tmp.stat().st_size == 0:
-                self.tmp.unlink()  # it plays nothing (the disk was full before a byte went out)
-            elif self.tmp.exists():
-                log.warning("what %s recorded is in %s (it plays up to where it could not be finished), for you "
-                            "to move or delete", self.describe(), self.tmp)
+        except SrxError:  # what its partial file holds is said once, by _abandon (close, or _retire's close)
+            self._file[0] = min(self._file[0], writer.muxed)
             raise
         frames, distinct = self._file
         if frames and not self.tmp.exists():  # deleted since the last check
@@ -634,6 +701,7 @@ class PngSequenceOutput(Output):
         self.tmp: Path | None = None
         self.frames = 0
         self._started = False
+        self._check_at = 0.0  # when the lock file is looked at next (RecordingClaim.keep)
 
     def write(self, frame: np.ndarray) -> bool:
         import cv2
@@ -642,6 +710,9 @@ class PngSequenceOutput(Output):
             self.folder.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = temporary_sibling(self.folder, suffix="", prefix=f".{self.folder.name}.partial.", folder=True)
             self._started = True
+        if time.monotonic() >= self._check_at:
+            self._check_at = time.monotonic() + VideoFileOutput.CHECK_S
+            self.claim.keep()
         path = self.tmp / f"frame_{self.frames:06d}.png"
         ok, png = cv2.imencode(".png", frame, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:

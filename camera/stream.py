@@ -157,12 +157,16 @@ def stream(
     latency, dropped frames counted); `drop=False` processes every frame. `stats` may be passed in
     to share live numbers (e.g. with a server); `on_frame(frame, output_image, t_done)` is called
     after each upscaled frame is delivered."""
-    spec = parse_source(source=source_spec) if isinstance(source_spec, str) else source_spec
-    check_bounds(max_frames, duration)
-    check_buffer(buffer)
+    try:
+        spec = parse_source(source=source_spec) if isinstance(source_spec, str) else source_spec
+        check_bounds(max_frames, duration)
+        check_buffer(buffer)
+        reader = open_reader(spec, open_timeout)
+    except BaseException:  # no run: the outputs let go of what they claimed (a lock, folders made for it)
+        close_outputs(outputs)
+        raise
     stop = stop_event or threading.Event()
     scale = int(getattr(upscaler, "scale", 0) or 0)
-    reader = open_reader(spec, open_timeout)
 
     runner = getattr(upscaler, "runner", None)
     timed = TimedRunner(runner) if isinstance(runner, Runner) else None

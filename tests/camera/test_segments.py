@@ -226,16 +226,19 @@ def test_a_killed_segments_partial_file_is_named_for_it_and_named_at_the_next_st
     to its last second is test_stream's kill test), the finished segments before it whole; the next
     run names it in a warning and writes beside it."""
     caplog.set_level(logging.WARNING, logger="srx")
-    killed = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
-    for i, f in enumerate(frames(15, 24, 32)):
+    killed = VideoFileOutput(tmp_path / "rec.mp4", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
+    for i, f in enumerate(frames(15, 240, 320)):  # an .mp4 goes out a fragment a second
         killed.write(f, i / 10)  # never closed: the process died,
-    killed.claim.release(remove=False)  # and the kernel let go of its claim on rec.mkv
-    assert [p.name for p in killed.segments] == ["rec-20231114-221321.mkv"]
+    killed.claim.release(remove=False)  # and the kernel let go of its claim on rec.mp4
+    assert [p.name for p in killed.segments] == ["rec-20231114-221321.mp4"]
     left = killed.tmp
-    assert left is not None and left.name.startswith(".rec-20231114-221322.partial.") and left.suffix == ".mkv"
-    assert left.exists() and len(stored_frames(tmp_path / "rec-20231114-221321.mkv")) == 10
-    VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0).close()
+    assert left is not None and left.name.startswith(".rec-20231114-221322.partial.") and left.suffix == ".mp4"
+    assert left.stat().st_size and len(stored_frames(tmp_path / "rec-20231114-221321.mp4")) == 10
+    empty = tmp_path / ".rec-20231114-221320.partial.abcdefgh.mp4"  # one killed before a byte reached the disk
+    empty.write_bytes(b"")
+    VideoFileOutput(tmp_path / "rec.mp4", fps=10, segment=2.0).close()
     assert f"what that run recorded is kept in {left}" in caplog.text
+    assert not empty.exists() and str(empty) not in caplog.text  # it held nothing: removed, not announced
 
 
 def test_a_recording_that_opens_later_is_cut_as_the_others_of_its_source(tmp_path: Path, utc) -> None:
@@ -320,3 +323,8 @@ def test_a_segmented_recording_that_fills_the_disk_fails_alone(tmp_path: Path, t
     done = _segments_of(card, "rec", suffix)
     assert done and all(stored_frames(p) for p in done)  # each finished segment plays
     assert sum(len(stored_frames(p)) for p in _segments_of(tmp_path, "whole", ".mkv")) == 100
+    # what the failed segment holds is said once, in a plain sentence, and kept only where it plays
+    said = [line for line in res.stderr.splitlines() if "recorded until then is in" in line or "recorded is in" in line]
+    assert len(said) <= 1 and not any("segments:" in line.split(" is in ")[0] for line in said), said
+    kept = list(card.glob(".rec-*.partial.*"))
+    assert len(kept) == len(said) and all(stored_frames(p) for p in kept), (kept, said)

@@ -1012,3 +1012,37 @@ def test_a_second_run_recording_to_the_same_place_is_refused(tmp_path: Path, tin
     assert first.proc.returncode == 0, "".join(first.lines)
     assert [p.name for p in tmp_path.glob(".*.lock")] == []  # gone with the run
     assert len(list(tmp_path.glob("cam-*.mp4"))) == 1 and list(folder.glob("frame_*.png"))
+
+
+def test_a_recordings_lock_that_is_removed_while_it_runs_is_taken_again(tmp_path: Path, tiny_checkpoint) -> None:
+    """The lock file went while the run recorded (an age-based clean-up, `find -mtime +7 -delete`, or the
+    folder deleted, which the recording survives): a second run was then let in, and the two renamed
+    over each other's files. The run now takes its lock again within a second, says so, and a second
+    run is refused; its end removes only its own lock file."""
+    cam = tmp_path / "rec" / "cam.mkv"
+    with _DemoRun(tmp_path, tiny_checkpoint(2), cam, "--segment", "1h") as first:
+        first.wait_for_frames()
+        lock = cam.parent / ".cam.mkv.lock"
+        for gone in ("the lock file", "the folder"):
+            shutil.rmtree(cam.parent) if gone == "the folder" else lock.unlink()
+            wait_until(lock.exists, 30, f"the lock taken again after {gone} went")
+            res = CliRunner().invoke(app, ["stream", "--demo", "--no-window", "--max-frames", "1", "--output", str(cam)])
+            assert_one_error_line(res.output, f"--output {cam}: another srx process (pid {first.proc.pid}) records to it")
+        first.proc.send_signal(signal.SIGTERM)
+        first.finish(timeout=60)
+    assert "its lock file" in "".join(first.lines) and "it holds it again" in "".join(first.lines)
+    assert not lock.exists()
+
+
+def test_a_source_that_cannot_be_opened_leaves_its_outputs_unclaimed(tmp_path: Path, make_upscaler) -> None:
+    """A camera that is down when a stream starts: the recording's lock file and the folders made for
+    it stayed (a service restarting against it left them behind), and a library caller that tried
+    again in the same process was refused by its own earlier attempt."""
+    from srx.errors import SrxError
+
+    upscaler = make_upscaler(2)
+    target = tmp_path / "new" / "d1" / "cam.mkv"
+    for attempt in range(2):
+        with pytest.raises(SrxError, match="cannot open source|does not exist"):
+            stream(str(tmp_path / "missing.avi"), upscaler, [VideoFileOutput(target)], max_frames=3, open_timeout=1)
+    assert not (tmp_path / "new").exists()
