@@ -88,10 +88,10 @@ def _cached_onnx(checkpoint: Path, scale: int | None) -> Path:
         ensure_dir(folder)
     except SrxError as exc:  # a read-only home or cache: export for this run only
         return _export_for_this_run(checkpoint, scale, shipped, exc)
-    log.info("exporting %s to ONNX once (cached in %s)", checkpoint.name, folder)
+    log.debug("exporting %s to ONNX for the cache in %s", checkpoint.name, folder)
     try:
         # a shipped model's graph is named for it (camera-x3.onnx), as `srx export` names it
-        return onnx_from_checkpoint(checkpoint, folder, scale=scale, name=shipped)
+        graph = onnx_from_checkpoint(checkpoint, folder, scale=scale, name=shipped)
     except WriteError as exc:  # a full cache disk: the same, and the empty folders made for it go
         for made_folder in reversed(made):
             try:
@@ -99,6 +99,8 @@ def _cached_onnx(checkpoint: Path, scale: int | None) -> Path:
             except OSError:
                 break  # not empty: another process's export is there
         return _export_for_this_run(checkpoint, scale, shipped, exc)
+    log.info("exported %s to ONNX once (cached in %s)", checkpoint.name, folder)  # said once it is true
+    return graph
 
 
 def _export_for_this_run(checkpoint: Path, scale: int | None, shipped: str | None, why: SrxError) -> Path:

@@ -300,24 +300,28 @@ def test_a_cache_that_cannot_be_written_still_runs_the_checkpoint(ckpt, tmp_path
         cache = tmp_path / "afile" / "cache"  # under a file: never writable
         said = "exporting it for this run only (set SRX_CACHE_DIR to a writable folder"
     monkeypatch.setenv("SRX_CACHE_DIR", str(cache))
-    with caplog.at_level("WARNING", logger="srx"):
+    with caplog.at_level("INFO", logger="srx"):
         graph = cached_onnx(ckpt(3))
         check_srx_onnx(graph)
         with make_runner("auto", scale=3, weights=ckpt(3)) as runner:
             assert runner.infer(np.zeros((1, 1, 8, 8), np.float32)).shape == (1, 1, 24, 24)
     assert not str(graph).startswith(str(tmp_path))
     assert said in caplog.text
+    assert "ONNX once (cached in" not in caplog.text  # it was said before the export failed to keep it
     if where == "a full disk":
         assert sorted(p.name for p in cache.iterdir()) == ["filler"]  # no empty onnx/<sha>/checkpoint/ left
 
 
-def test_a_shipped_model_is_cached_under_its_own_name(ckpt, srx_cache_dir):
+def test_a_shipped_model_is_cached_under_its_own_name(ckpt, srx_cache_dir, caplog):
     """So the backend line a command logs names the weights it runs (`camera-x3.onnx`), as `srx
     export` names them; any other checkpoint's graph keeps its architecture's name."""
     from srx.checkpoint import shipped_weights
 
     assert cached_onnx(shipped_weights(3, "camera")).name == "camera-x3.onnx"
-    assert cached_onnx(ckpt(3)).name == f"{model_from_checkpoint(ckpt(3))[1].name}.onnx"
+    with caplog.at_level("INFO", logger="srx"):
+        graph = cached_onnx(ckpt(3))
+    assert graph.name == f"{model_from_checkpoint(ckpt(3))[1].name}.onnx"
+    assert f"exported {ckpt(3).name} to ONNX once (cached in {graph.parent})" in caplog.text  # once it is
 
 
 def test_a_copy_of_a_shipped_file_is_named_as_export_names_it(tmp_path, srx_cache_dir):
