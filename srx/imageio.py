@@ -71,10 +71,12 @@ def cv2_module():
 
 def float_range(img: np.ndarray, name: str = "float image") -> float:
     """The white of a float image *file*, guessed from the whole image: 1.0 for 0..1 data (the
-    usual), 255.0 for 0..255 data (what a tool that saved 8-bit values as floats writes), said in
-    the log as `name`. SrxError for values beyond both, and for an image with no finite value.
-    Only for an image read whole from a file: a frame handed to `Upscaler.upscale` is 0..1 by
-    contract (`unit_float_to_uint8`), never guessed, so frames of one stream cannot differ."""
+    usual), up to the same overshoot a library frame may have (`UNIT_FLOAT_SLACK`, clipped), 255.0
+    for 0..255 data (what a tool that saved 8-bit values as floats writes), said in the log as
+    `name`. SrxError for values beyond both, and for an image with no finite value. Only for an
+    image read whole from a file: a frame handed to `Upscaler.upscale` is 0..1 by contract
+    (`unit_float_to_uint8`), never guessed, so frames of one stream cannot differ; a file the
+    library would read as 0..1 is read so here too."""
     finite = np.isfinite(img)
     if not finite.all():  # NaN alone is read as 0 (`float_to_uint8`), if the image has other values
         if np.isinf(img).any():
@@ -82,13 +84,33 @@ def float_range(img: np.ndarray, name: str = "float image") -> float:
         if not finite.any():  # said before np.max, which would warn about an all-NaN slice
             raise SrxError(f"{name} holds NaN only; expected 0..1 or 0..255")
     top = float(np.max(img, where=finite, initial=0.0))
-    if top <= 1.0 + 1e-3:
-        log.info("%s with values up to %.4g: read as 0..1", name, top)
+    if top <= 1.0 + UNIT_FLOAT_SLACK:  # a 0..1 image that overshoots a little (sharpening) is still 0..1
+        log.info("%s with values up to %.4g: read as 0..1%s", name, top, " (clipped)" if top > 1.0 else "")
         return 1.0
-    if top <= 255.0 + 1e-3:
+    if top <= _TOP_255:
         log.info("%s with values up to %.4g: read as 0..255", name, top)
         return 255.0
-    raise SrxError(f"{name} with values up to {top:.4g}; expected 0..1 or 0..255 (HDR images are not supported)")
+    raise SrxError(f"{name} with values up to {beyond(top, _TOP_255)}; expected 0..1 or 0..255 (HDR images are not "
+                   "supported)")
+
+
+#: the most a 0..255 float image may hold: 255 and a hair of float rounding
+_TOP_255 = 255.0 + 1e-3
+
+
+def beyond(value: float, bound: float) -> str:
+    """`value`, which lies beyond `bound`, written with the digits it takes to show that it does
+    (%.4g alone rounds 1.5001 to 1.5, the bound it broke)."""
+    return f"{value:.{_digits(value, bound)}g}"
+
+
+def _digits(value: float, bound: float) -> int:
+    """The significant digits (4 at least) that write `value` on its own side of `bound`."""
+    for digits in range(4, 18):
+        shown = float(f"{value:.{digits}g}")
+        if shown != bound and (shown > bound) == (value > bound):
+            return digits
+    return 17
 
 
 #: how far a float frame may stray beyond 0..1 and still be read as 0..1 (clipped): a float
@@ -107,8 +129,10 @@ def unit_float_to_uint8(img: np.ndarray, what: str = "float frame") -> np.ndarra
     if img.size:
         low, top = float(img.min()), float(img.max())
         if low < -UNIT_FLOAT_SLACK or top > 1.0 + UNIT_FLOAT_SLACK:
-            hint = " (0..255 data: divide it by 255 first)" if top <= 255.0 + 1e-3 and low >= -UNIT_FLOAT_SLACK else ""
-            raise SrxError(f"{what} with values from {low:.4g} to {top:.4g}; expected 0..1 floats (a little beyond "
+            hint = " (0..255 data: divide it by 255 first)" if top <= _TOP_255 and low >= -UNIT_FLOAT_SLACK else ""
+            digits = max(_digits(low, -UNIT_FLOAT_SLACK) if low < -UNIT_FLOAT_SLACK else 4,
+                         _digits(top, 1.0 + UNIT_FLOAT_SLACK) if top > 1.0 + UNIT_FLOAT_SLACK else 4)  # as many as it takes
+            raise SrxError(f"{what} with values from {low:.{digits}g} to {top:.{digits}g}; expected 0..1 floats (a little beyond "
                            f"is clipped), or uint8/uint16 frames{hint}")
     return float_to_uint8(img, 1.0)
 

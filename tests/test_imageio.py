@@ -283,3 +283,54 @@ def test_a_float_image_file_is_guessed_whole_and_said(tmp_path, caplog):
 def test_big_endian_16_bit_pixels_are_16_bit_pixels():
     deep = synthetic_photo(6, 8).astype(np.uint16) * 257 + 128
     np.testing.assert_array_equal(to_uint8(deep.astype(">u2")), to_uint8(deep))
+
+
+def test_a_0_to_1_float_file_that_overshoots_a_little_upscales_as_the_library_reads_it(tmp_path, tiny_checkpoint):
+    """A 0..1 float TIFF with one pixel at 1.002 (a sharpening overshoot) was read as 0..255 and came
+    out of `srx upscale` black, exit 0, while `Upscaler.upscale` takes the same pixels as 0..1
+    (clipped, up to UNIT_FLOAT_SLACK). Through the real CLI: the same picture as the file with that
+    pixel at 1.0; 0..255 data is still read as such, and beyond 255 is one error line. Written
+    losslessly: OpenCV 4 codes float TIFFs as lossy LogLuv by default."""
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+    from srx.imageio import UNIT_FLOAT_SLACK
+    from tests.conftest import assert_one_error_line
+
+    ckpt = tiny_checkpoint(2)
+    unit = synthetic_photo(20, 24).astype(np.float32) / 255
+    cases = {"unit": unit, "white": unit.copy(), "over": unit.copy(), "slack": unit.copy(), "bytes": unit * 255}
+    cases["white"][0, 0, 0] = 1.0
+    cases["over"][0, 0, 0] = 1.002
+    cases["slack"][0, 0, 0] = 1.0 + UNIT_FLOAT_SLACK  # the library's own limit: still 0..1
+    runner, got = CliRunner(), {}
+    for name, img in cases.items():
+        src, out = tmp_path / f"{name}.tif", tmp_path / f"{name}.png"
+        assert cv2.imwrite(str(src), img, [cv2.IMWRITE_TIFF_COMPRESSION, 1])
+        res = runner.invoke(app, ["upscale", str(src), "--out", str(out), "-w", str(ckpt), "--backend", "torch",
+                                  "--scale", "2"])
+        assert res.exit_code == 0, res.output
+        got[name] = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert got["unit"].mean() > 60  # a picture, not black (the 1.002 file's mean was 0.5)
+    for name, same_as in (("over", "white"), ("slack", "white"), ("bytes", "unit")):  # clipped to 1.0
+        np.testing.assert_array_equal(got[name], got[same_as], err_msg=name)
+    hdr = tmp_path / "hdr.tif"
+    assert cv2.imwrite(str(hdr), unit * 300, [cv2.IMWRITE_TIFF_COMPRESSION, 1])
+    res = runner.invoke(app, ["upscale", str(hdr), "--out", str(tmp_path / "hdr.png"), "-w", str(ckpt), "--backend",
+                              "torch", "--scale", "2"])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, "with values up to")
+
+
+def test_a_float_beyond_its_limit_is_said_with_the_digits_that_show_it():
+    """1.5001 was refused as "values from 1.5 to 1.5" (%.4g rounds it to the accepted 1.5)."""
+    from srx.imageio import unit_float_to_uint8
+
+    with pytest.raises(SrxError, match=r"values from 0\.2 to 1\.5001; expected 0\.\.1 floats"):
+        unit_float_to_uint8(np.array([[0.2, 1.5001]], np.float64))
+    with pytest.raises(SrxError, match=r"values from -0\.50001 to 0\.3; expected 0\.\.1 floats"):
+        unit_float_to_uint8(np.array([[-0.50001, 0.3]], np.float64))
+    with pytest.raises(SrxError, match=r"values from 1\.5001 to 1\.5001;"):  # both ends as precise
+        unit_float_to_uint8(np.full((2, 2), 1.5001, np.float32))
+    with pytest.raises(SrxError, match=r"float image with values up to 255\.002; expected 0\.\.1 or 0\.\.255"):
+        to_uint8(np.full((2, 2), 255.002, np.float32))
