@@ -71,12 +71,28 @@ def _probe_writable(folder: Path, what: str) -> None:
         raise SrxError(f"{what} is not writable: creating a file there fails ({exc.strerror or exc})") from None
 
 
-def check_output_file(path: Path, option: str) -> Path:
+def check_output_file(path: Path, option: str, *, in_place: bool = False) -> Path:
     """Fail now, before any work, if `path` cannot be written as a file later: it must not be a
-    folder, and its nearest existing ancestor must be a folder where a file can be created."""
+    folder, and its nearest existing ancestor must be a folder where a file can be created.
+    `in_place`: `path` is written as `write_report` writes it, so an existing device, FIFO or socket
+    (after links) need only open for writing, and a link's target is replaced, in the target's
+    folder, not the link's own."""
     path = Path(path)
     if path.is_dir():
         raise SrxError(f"{option} {path} is a folder; expected a file name")
+    if in_place:
+        try:
+            special = not stat.S_ISREG(path.stat().st_mode)  # through links: /dev/stdout -> /proc/self/fd/1
+        except OSError:  # not there (yet), or a link to nowhere yet
+            special = False
+        if special:  # written to as it is: no file is created beside it
+            if not os.access(path, os.W_OK):
+                raise SrxError(f"cannot write {option} {path}: it cannot be opened for writing (permission denied)")
+            return path
+        if path.is_symlink():  # the target is replaced where it lies (write_report)
+            target = path.resolve()
+            check_nearest_folder(target.parent, path, option, "write")
+            return path
     check_nearest_folder(path.parent, path, option, "write")
     return path
 
@@ -199,14 +215,31 @@ def write_report(path: Path | str, text: str) -> Path:
         special = False
     if special:
         try:
-            with open(path, "w", encoding="utf-8") as out:
-                out.write(text)
+            _write_in_place(path, text)
         except OSError as exc:
             raise WriteError(path, exc) from None
         return path
     target = path.resolve() if path.is_symlink() else path
     atomic_write_text(target, text)
     return target
+
+
+def _write_in_place(path: Path, text: str) -> None:
+    """`text` written to an existing device, FIFO or socket as it is. A FIFO is opened without
+    blocking, so one that no process reads is an error now (ENXIO), not a wait for a reader that may
+    never come (a signal could not end it); once open it is written blocking, so a slow reader still
+    gets all of it."""
+    flags = os.O_WRONLY | os.O_NONBLOCK if stat.S_ISFIFO(path.stat().st_mode) else os.O_WRONLY
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO and flags & os.O_NONBLOCK:
+            raise OSError(errno.ENXIO, "nothing reads the pipe (start its reader before the run ends, or name a "
+                                       "file)") from None
+        raise
+    os.set_blocking(fd, True)
+    with open(fd, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 class FolderInUse(SrxError):

@@ -528,3 +528,88 @@ def test_upscale_shows_no_progress_bar_in_a_log(tmp_path, image_folder, tiny_che
                               "-b", "torch"])
     assert res.exit_code == 0, res.output
     assert "━" not in res.output and not re.search(r"^images ", res.output, re.M), res.output
+
+
+@pytest.fixture
+def read_only_folder(tmp_path, small_disk):
+    """read_only_folder(fill) -> a folder srx may not create files in, holding what `fill(folder)`
+    made there: a read-only tmpfs for root (permission bits do not stop root), else a 0555 folder."""
+    import os
+    import subprocess
+
+    made: list[Path] = []
+
+    def make(fill) -> Path:
+        if os.geteuid() == 0:
+            folder = small_disk(64, "ro")
+            fill(folder)
+            proc = subprocess.run(["mount", "-o", "remount,ro", str(folder)], capture_output=True, text=True)
+            if proc.returncode:
+                pytest.skip(f"cannot make the tmpfs read-only: {proc.stderr.strip()}")
+        else:
+            folder = tmp_path / "ro"
+            folder.mkdir()
+            fill(folder)
+            folder.chmod(0o555)
+            made.append(folder)
+        return folder
+
+    try:
+        yield make
+    finally:
+        for folder in made:
+            folder.chmod(0o755)
+
+
+def test_json_summary_to_a_pipe_or_link_in_a_read_only_folder_is_taken(tmp_path, tiny_checkpoint, read_only_folder):
+    """The up-front check of --json-summary created a test file beside the path, so a named pipe a
+    monitor reads, or a link whose target's folder is writable, in a folder srx may not write (/dev
+    for /dev/stdout) was refused before the run: now checked as it is written."""
+    import os
+    import threading
+
+    from tests.conftest import silent_video
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+
+    def fill(folder: Path) -> None:
+        os.mkfifo(folder / "mon.fifo")
+        (folder / "latest.json").symlink_to(reports / "cam.json")
+
+    ro = read_only_folder(fill)
+    video = silent_video(tmp_path / "in.avi", 3, (32, 24))
+    args = ["stream", "--source", str(video), "--no-drop", "-w", str(tiny_checkpoint(2)), "--backend", "torch",
+            "--threads", "1", "--no-window", "-q", "--json-summary"]
+    res = runner.invoke(app, [*args, str(ro / "latest.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((reports / "cam.json").read_text())["frames_out"] == 3
+    got: dict = {}
+    reader = threading.Thread(target=lambda: got.update(text=(ro / "mon.fifo").read_text()), daemon=True)
+    reader.start()
+    res = runner.invoke(app, [*args, str(ro / "mon.fifo")])
+    assert res.exit_code == 0, res.output
+    reader.join(60)
+    assert json.loads(got["text"])["frames_out"] == 3
+    res = runner.invoke(app, [*args, str(ro / "new.json")])  # a new file there still cannot be
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, f"cannot write --json-summary {ro / 'new.json'}: folder {ro} is not writable")
+
+
+def test_json_summary_dash_alone_is_stdout_and_dot_slash_dash_is_a_file(tmp_path, tiny_checkpoint, monkeypatch):
+    """`--json-summary ./-` was taken as stdout (Path("./-") prints as "-"), so a file named - could
+    not be named at all: only the argument - itself is stdout."""
+    from tests.conftest import silent_video
+
+    monkeypatch.chdir(tmp_path)
+    video = silent_video(tmp_path / "in.avi", 3, (32, 24))
+    args = ["stream", "--source", str(video), "--no-drop", "-w", str(tiny_checkpoint(2)), "--backend", "torch",
+            "--threads", "1", "--no-window", "-q", "--json-summary"]
+    res = runner.invoke(app, [*args, "./-"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "-").read_text())["frames_out"] == 3
+    assert "stream summary" in res.stdout and '"frames_out"' not in res.stdout
+    (tmp_path / "-").unlink()
+    res = runner.invoke(app, [*args, "-"])
+    assert res.exit_code == 0 and not (tmp_path / "-").exists()
+    assert json.loads(res.stdout)["frames_out"] == 3 and "stream summary" in res.stderr

@@ -2,6 +2,7 @@
 paths that cannot be written are named before any work starts."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -135,3 +136,134 @@ def test_a_claimed_folder_is_refused_to_another_process_until_the_holder_dies(tm
     with claim_folder(fresh, ".lock", "srx train", "wait"):
         (fresh / "metrics.csv").write_text("step\n")
     assert sorted(p.name for p in fresh.iterdir()) == ["metrics.csv"]
+
+
+_CHECK_AS_NOBODY = """
+import json, os, sys
+from pathlib import Path
+from srx.errors import SrxError
+from srx.fsutil import check_output_file  # imported first: the interpreter may be in root's home
+if os.geteuid() == 0:  # a user the folder's permissions apply to (root passes every one of them)
+    os.setgroups([])
+    os.setgid(int(sys.argv[2]))
+    os.setuid(int(sys.argv[1]))
+said = {}
+for name in sys.argv[3:]:
+    try:
+        check_output_file(Path(name), "--json-summary", in_place=True)
+        said[name] = "ok"
+    except SrxError as exc:
+        said[name] = str(exc)
+print(json.dumps(said))
+"""
+
+
+@pytest.fixture
+def shared_tmp(tmp_path):
+    """A folder another user may look into (pytest's tmp_path under /tmp/pytest-of-root is 0700)."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    folder = Path(tempfile.mkdtemp(prefix="srx-test-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_pipe_or_link_in_a_folder_srx_may_not_write_is_checked_as_it_is_written(shared_tmp):
+    """--json-summary's up-front check created a test file in the folder that holds the path, so a
+    FIFO or device (/dev/stdout: /dev is root's, 0755) or a link in a folder a user may not write was
+    refused before the run, though write_report writes to the FIFO itself and a link's target where
+    it lies. Checked as a user the permissions apply to: nobody when root, else the user, with a
+    0555 folder. A new file there is still refused, and so is a pipe that user may not open."""
+    import pwd
+
+    try:
+        user = pwd.getpwnam("nobody") if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
+    except KeyError:
+        pytest.skip("no user nobody to check as (root passes every permission)")
+    locked, open_to_all = shared_tmp / "locked", shared_tmp / "open"
+    locked.mkdir()
+    open_to_all.mkdir()
+    open_to_all.chmod(0o777)
+    os.mkfifo(locked / "mon.fifo", 0o666)
+    (locked / "mon.fifo").chmod(0o666)  # past the umask
+    os.mkfifo(locked / "private.fifo", 0o600 if os.geteuid() == 0 else 0o400)  # root's; or not writable
+    (locked / "link.json").symlink_to(open_to_all / "target.json")  # not there yet: write_report makes it
+    (locked / "to-fifo").symlink_to(locked / "mon.fifo")
+    (shared_tmp / "link-into-locked.json").symlink_to(locked / "new.json")
+    locked.chmod(0o555)
+    names = ["mon.fifo", "link.json", "to-fifo", "new.json", "private.fifo"]
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHECK_AS_NOBODY, str(user.pw_uid), str(user.pw_gid),
+                               *[str(locked / n) for n in names], str(shared_tmp / "link-into-locked.json")],
+                              capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    finally:
+        locked.chmod(0o755)
+    assert proc.returncode == 0, proc.stderr
+    said = json.loads(proc.stdout)
+    assert [said[str(locked / n)] for n in names[:3]] == ["ok"] * 3, said
+    assert said[str(locked / "new.json")].startswith(f"cannot write --json-summary {locked / 'new.json'}: folder "
+                                                    f"{locked} is not writable"), said
+    assert said[str(locked / "private.fifo")] == (f"cannot write --json-summary {locked / 'private.fifo'}: it cannot "
+                                                  "be opened for writing (permission denied)"), said
+    # a link is checked where its target lies, not in its own folder
+    assert said[str(shared_tmp / "link-into-locked.json")].startswith(
+        f"cannot write --json-summary {shared_tmp / 'link-into-locked.json'}: folder {locked} is not writable"), said
+
+
+def test_a_pipe_no_one_reads_is_one_error_and_a_slow_reader_gets_all_of_it(tmp_path):
+    """write_report opened a FIFO with no reader and waited for one for ever (the end of `srx stream`
+    hung, and SIGTERM only said "already stopping"): now one WriteError at once. Once open it writes
+    blocking: 1 MiB through a 64 KiB pipe reaches a reader that drains it as it comes."""
+    import select
+    import threading
+
+    from srx.fsutil import write_report
+
+    fifo = tmp_path / "mon.fifo"
+    os.mkfifo(fifo)
+    done: dict = {}
+
+    def write(text: str) -> None:
+        try:
+            done["path"] = write_report(fifo, text)
+        except Exception as exc:  # noqa: BLE001  (looked at by the test)
+            done["error"] = exc
+
+    lone = threading.Thread(target=write, args=("{}",), daemon=True)
+    lone.start()
+    lone.join(60)
+    if lone.is_alive():  # the old open, waiting for a reader: give it one so the thread ends
+        with open(fifo, "rb") as unblock:
+            unblock.read()
+        pytest.fail("write_report waited for a reader of a FIFO no one reads")
+    assert isinstance(done.get("error"), WriteError), done
+    assert str(done["error"]) == (f"cannot write {fifo}: nothing reads the pipe (start its reader before the run "
+                                  "ends, or name a file)")
+    assert fifo.is_fifo()
+    done.clear()
+    text = "x" * (1 << 20) + "\n"
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader there before the write starts
+    writer = threading.Thread(target=write, args=(text,), daemon=True)
+    writer.start()
+    got = bytearray()
+    try:
+        while True:
+            select.select([reader], [], [], 1.0)
+            try:
+                chunk = os.read(reader, 1 << 16)
+            except BlockingIOError:  # the writer is there, nothing in the pipe this moment
+                continue
+            got += chunk
+            if not chunk and not writer.is_alive():  # no writer, and it ended
+                break
+    finally:
+        os.close(reader)
+    writer.join()
+    assert done == {"path": fifo} and got.decode() == text

@@ -63,10 +63,10 @@ def stream_cmd(
     duration: Optional[str] = typer.Option(None, "--duration", help=f"Stop after this long: {DURATION_FORMS}.", show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line on stderr."),
     overlay: bool = typer.Option(False, "--overlay", help="Draw the live numbers onto the frames."),
-    json_summary: Optional[Path] = typer.Option(
-        None, "--json-summary", help="Also write the summary to this JSON file (several sources: one file with each source "
+    json_summary: Optional[str] = typer.Option(  # a str: only "-" itself is stdout, not ./- (a Path prints as -)
+        None, "--json-summary", metavar="<path>", help="Also write the summary to this JSON file (several sources: one file with each source "
         "and the totals, or one file per source when the name holds {name}); - for stdout (the text summary then goes "
-        "to stderr); a named pipe or device is written to, a link's target replaced."),
+        "to stderr; ./- for a file named -); a named pipe or device is written to, a link's target replaced."),
     reconnect_max_wait: str = typer.Option(
         "30s", "--reconnect-max-wait", help="Longest wait between reconnect attempts to a lost live source (or to the RTSP "
         f"server an --output rtsp:// publishes to): {DURATION_FORMS}."),
@@ -111,6 +111,7 @@ def stream_cmd(
     from srx.camera.multi import apply_rates, apply_regions, output_for, parse_sources
 
     weights, scale = one_value(weights, "--weights", "stream"), one_value(scale, "--scale", "stream")
+    json_summary = _summary_target(json_summary)
     waits = {"open_timeout": _seconds(open_timeout, "--open-timeout"),
              "reconnect_max_wait": _seconds(reconnect_max_wait, "--reconnect-max-wait")}
     _positive_seconds(**waits)
@@ -150,10 +151,10 @@ def stream_cmd(
     seconds = _seconds(duration, "--duration")
     check_bounds(max_frames, seconds)
     cut = _segments(segment, keep, output, live=spec.live)
-    if json_summary is not None and str(json_summary) != "-":  # checked now, not after the whole run
+    if json_summary is not None and json_summary != STDOUT:  # checked now, not after the whole run
         from srx.fsutil import check_output_file
 
-        check_output_file(json_summary, "--json-summary")
+        check_output_file(json_summary, "--json-summary", in_place=True)  # written as write_report writes it
     show = display_available() if window is None else window
     stats = StreamStats()
     outputs = []
@@ -187,11 +188,20 @@ def stream_cmd(
         _report(summary, json_summary, named)
 
 
-def _report(summary, json_summary: Optional[Path], named) -> None:
+#: --json-summary's stdout: the argument "-" itself, kept as this string (a Path never equals it)
+STDOUT = "-"
+
+
+def _summary_target(given: Optional[str]):
+    """--json-summary as given: STDOUT for the argument "-" alone, else a Path (./- is a file named -)."""
+    return None if given is None else STDOUT if given == STDOUT else Path(given)
+
+
+def _report(summary, json_summary, named) -> None:
     """The summary, --json-summary, and then an error line (exit 1) for the outputs that failed on
     the way: a full disk stops one recording, not the run or its account. A --json-summary that
     cannot be written (a full disk) is an error line of its own, before that one."""
-    to_stdout = json_summary is not None and str(json_summary) == "-"  # the JSON is what stdout carries then
+    to_stdout = json_summary == STDOUT  # the JSON is what stdout carries then
     typer.echo(summary.format(), err=to_stdout)
     failed = summary.output_errors
     whys = [summary.source_error] if getattr(summary, "source_error", None) else []  # one source's run
@@ -238,7 +248,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     cuts = {item.name: _segments(segment, keep, output, live=item.spec.live) for item in named}  # a clock for each source's recordings
     for pattern in output or []:
         check_pattern(str(pattern), len(named))
-    if json_summary is not None and "{name}" not in str(json_summary) and json_summary.is_dir():
+    if json_summary not in (None, STDOUT) and "{name}" not in str(json_summary) and json_summary.is_dir():
         raise SrxError(f"--json-summary {json_summary} is a folder; expected a file name")
     show = display_available() if window is None else window
     stats = {item.name: StreamStats() for item in named}
