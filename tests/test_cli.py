@@ -613,3 +613,29 @@ def test_json_summary_dash_alone_is_stdout_and_dot_slash_dash_is_a_file(tmp_path
     res = runner.invoke(app, [*args, "-"])
     assert res.exit_code == 0 and not (tmp_path / "-").exists()
     assert json.loads(res.stdout)["frames_out"] == 3 and "stream summary" in res.stderr
+
+
+def test_the_same_value_given_twice_is_that_one_value(tmp_path, image_folder, tiny_checkpoint):
+    """`--scale 2 -s 2` was refused as "takes one --scale; got 2 (2, 2)": the same value twice is one."""
+    import cv2
+
+    ckpt = str(tiny_checkpoint(2))
+    res = runner.invoke(app, ["upscale", str(image_folder / "img0.png"), "-s", "2", "--scale", "2", "-w", ckpt,
+                              "--weights", ckpt, "--backend", "torch", "-o", str(tmp_path / "up.png")])
+    assert res.exit_code == 0, res.output
+    h, w = cv2.imread(str(image_folder / "img0.png")).shape[:2]
+    assert cv2.imread(str(tmp_path / "up.png")).shape[:2] == (2 * h, 2 * w)
+
+
+def test_tune_names_what_a_folder_it_will_not_write_into_holds(tmp_path):
+    """`srx tune --out` on an `srx train` run said it "already holds a tuning run"."""
+    trained, tuned = tmp_path / "trained", tmp_path / "tuned"
+    for folder, names in ((trained, ("last.pt", "best.pt", "metrics.csv")), (tuned, ("last.pt", "best.pt", "tune.json"))):
+        folder.mkdir()
+        for name in names:
+            (folder / name).write_text("x")
+    res = runner.invoke(app, ["tune", str(tmp_path / "v.avi"), "--max-steps", "1", "--out", str(trained)])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, f"{trained} already holds a training run (last.pt, best.pt); pass another --out")
+    res = runner.invoke(app, ["tune", str(tmp_path / "v.avi"), "--max-steps", "1", "--out", str(tuned)])
+    assert_one_error_line(res.output, f"{tuned} already holds a tuning run (last.pt, best.pt, tune.json); pass another --out")

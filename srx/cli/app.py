@@ -297,8 +297,9 @@ def one_server(servers: list[str] | None, command: str) -> str | None:
 def one_value(values: list | None, option: str, command: str, more: str = ""):
     """The one value of a single-valued option that is declared as a list so that a repeat is seen
     (-w and -s of the commands that run one model): Typer would keep the last of several silently.
-    `more`: where several are taken instead."""
-    values = list(values or [])
+    `more`: where several are taken instead. The same value given twice is that one value.
+    """
+    values = list(dict.fromkeys(values or []))
     if len(values) > 1:
         raise SrxError(f"srx {command} takes one {option}; got {len(values)} ({', '.join(map(str, values))}): run it "
                        f"once for each{more}")

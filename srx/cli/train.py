@@ -115,7 +115,8 @@ def _refuse_tuning_run(out: Path) -> None:
     held = [n for n in ("last.pt", "best.pt", "tune.json") if (out / n).is_file()]
     if held:  # not `srx train --resume`'s folder rule: that would leave tune.json scoring older weights
         go_on = f", go on from its weights with --init {out / 'last.pt'} (and another --out)" if "last.pt" in held else ""
-        raise SrxError(f"{out} already holds a tuning run ({', '.join(held)}); pass another --out (or leave it out "
+        what = "a tuning run" if "tune.json" in held else "a training run"  # srx train's, or a tuning cut short
+        raise SrxError(f"{out} already holds {what} ({', '.join(held)}); pass another --out (or leave it out "
                        f"for the next free runs/tune-N){go_on}, or delete {out} to start over")
 
 
