@@ -430,7 +430,9 @@ class VideoFileOutput(Output):
         self.segment, self.keep = segment, keep
         self.clock = clock or SegmentClock()  # shared by a source's recordings: cut at the same frames
         self.target = self.path  # where the open recording goes on close: the path, or its segment's file
-        self.segments: list[Path] = []  # finished segments, in order
+        self.segments: deque[Path] = deque(maxlen=1000)  # the newest finished segments, in order (a run of months: bounded)
+        self.segment_count = 0  # segments finished in this run
+        self.first_segment: Path | None = None
         self._key: int | None = None  # the open segment's
         self._t0 = 0.0  # the recording time its first frame is at: its video starts there
         self._t_last: float | None = None
@@ -466,8 +468,11 @@ class VideoFileOutput(Output):
     def describe(self) -> str:
         if self.segment is None:
             return self.name
-        done = (f": {counted(len(self.segments), 'file')}, {self.segments[0].name}"
-                + (f" to {self.segments[-1].name}" if len(self.segments) > 1 else "")) if self.segments else ""
+        first = self.first_segment
+        if self.pruned and self.segments:  # the first went to --keep: name the oldest still there
+            first = next((p for p in self.segments if p.exists()), self.segments[-1])
+        done = (f": {counted(self.segment_count, 'file')}, {first.name}"
+                + (f" to {self.segments[-1].name}" if self.segments[-1] != first else "")) if self.segments else ""
         pruned = f" ({self.pruned} of them deleted by --keep)" if self.pruned else ""
         return f"{self.name} in {duration_text(self.segment)} segments{done}{pruned}"
 
@@ -490,7 +495,8 @@ class VideoFileOutput(Output):
         if self.writer is None:
             self._key, self._t0 = key, t
             self.target = segment_path(self.path, wall)
-            self._began[self.target] = time.monotonic()
+            if self.keep is not None:  # for --keep's judging of this run's own (pruned as they go)
+                self._began[self.target] = time.monotonic()
         return t
 
     def write(self, frame: np.ndarray, at_s: float | None = None) -> bool:
@@ -559,9 +565,9 @@ class VideoFileOutput(Output):
                 except SrxError:
                     self._abandon()  # what its partial file holds, said (or it is removed where it holds nothing)
                     raise
-                if len(self.segments) > 1:
-                    log.info("%s: %s, %s to %s", self.path, counted(len(self.segments), "segment"),
-                             self.segments[0].name, self.segments[-1].name)
+                if self.segment_count > 1:
+                    log.info("%s: %s, %s to %s", self.path, counted(self.segment_count, "segment"),
+                             self.first_segment.name, self.segments[-1].name)
         finally:
             self._closed = True
             self._last = None
@@ -604,9 +610,14 @@ class VideoFileOutput(Output):
             self._began.pop(self.target, None)
             frames = 0
         elif frames:
-            os.replace(self.tmp, self.target)
+            try:
+                os.replace(self.tmp, self.target)
+            except OSError as exc:  # the folder made read-only, a file system gone read-only: this output fails alone
+                raise SrxError(f"cannot finish {self.target}: {exc.strerror or exc}") from None
             if self.segment is not None:
                 self.segments.append(self.target)
+                self.segment_count += 1
+                self.first_segment = self.first_segment or self.target
             if self._span is not None:  # each frame at its time: until the last one's is over
                 seconds = self._span[1] - self._span[0] + 1.0 / self.fps
                 length = f"{counted(frames, 'frame')}, {seconds_text(seconds)}, each at its time"

@@ -328,3 +328,29 @@ def test_a_segmented_recording_that_fills_the_disk_fails_alone(tmp_path: Path, t
     assert len(said) <= 1 and not any("segments:" in line.split(" is in ")[0] for line in said), said
     kept = list(card.glob(".rec-*.partial.*"))
     assert len(kept) == len(said) and all(stored_frames(p) for p in kept), (kept, said)
+
+
+def test_a_cut_the_folder_refuses_fails_that_recording_alone(tmp_path: Path, utc) -> None:
+    """The recording folder refuses the rename at a cut (made immutable, a file system gone read-only):
+    the plain OSError passed every handler and ended the process with a traceback, both cameras and
+    the summary with it. It is the recording's SrxError now, which the stream retires that output for."""
+    import shutil
+    import subprocess
+
+    from srx.errors import SrxError
+
+    if shutil.which("chattr") is None:
+        pytest.skip("an immutable folder needs chattr (e2fsprogs)")
+    folder = tmp_path / "rec"
+    out = VideoFileOutput(folder / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
+    pictures = frames(12, 24, 32)
+    for i, f in enumerate(pictures[:9]):
+        out.write(f, i / 10)
+    made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"chattr +i refused here: {made.stderr.strip()}")
+    try:
+        with pytest.raises(SrxError, match="cannot finish .*rec-20231114-221321.mkv"):
+            out.write(pictures[10], 1.0)  # the cut
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
