@@ -312,10 +312,12 @@ def test_a_cache_that_cannot_be_written_still_runs_the_checkpoint(ckpt, tmp_path
         assert sorted(p.name for p in cache.iterdir()) == ["filler"]  # no empty onnx/<sha>/checkpoint/ left
 
 
-def test_a_shipped_model_is_cached_under_its_own_name(ckpt, srx_cache_dir, caplog):
+def test_a_shipped_model_is_cached_under_its_own_name(ckpt, tmp_path, monkeypatch, caplog):
     """So the backend line a command logs names the weights it runs (`camera-x3.onnx`), as `srx
     export` names them; any other checkpoint's graph keeps its architecture's name."""
     from srx.checkpoint import shipped_weights
+
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))  # empty: the export happens here, and is said
 
     assert cached_onnx(shipped_weights(3, "camera")).name == "camera-x3.onnx"
     with caplog.at_level("INFO", logger="srx"):
