@@ -133,55 +133,32 @@ class RecordingClaim:
         self._touched = time.monotonic()
 
     def _take(self) -> None:
-        import fcntl
+        from srx.fsutil import LockHeld, lock_file
 
         shown = self.shown
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-        for _ in range(20):  # its holder may remove it between our open and our lock: then again
-            try:
-                fd = os.open(self.path, flags, 0o644)
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a disk too full for an empty file takes no frame
-                    log.debug("%s: no room for its lock file %s; its first write fails as the disk is", shown, self.path)
-                    return  # either: the recording fails then, alone, as the README says of a full disk
-                why = "a link is there" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
-                self._unmake()
-                raise SrxError(f"cannot write --output {shown}: cannot make its lock file {self.path}: {why}") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                pid = self._pid(fd)
-                os.close(fd)
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise SrxError(f"cannot write --output {shown}: cannot lock {self.path}: {exc.strerror or exc}") from None
-                if pid == os.getpid():
-                    raise SrxError(f"--output {shown}: another --output of this run records there too; expected "
-                                   "each recording once") from None
-                raise SrxError(f"--output {shown}: another srx process{f' (pid {pid})' if pid else ''} records to "
-                               f"it ({self.path} is locked); stop that one first, or record to another name") from None
-            try:
-                held = os.fstat(fd)
-                same = os.path.samestat(held, os.stat(self.path, follow_symlinks=False))
-            except OSError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        else:
-            raise SrxError(f"cannot write --output {shown}: its lock file {self.path} keeps being replaced")
+        try:
+            fd = lock_file(self.path)
+        except LockHeld as held:
+            first = held.text.split()[0] if held.text.split() else ""
+            pid = int(first) if first.isdigit() else None
+            if pid == os.getpid():
+                raise SrxError(f"--output {shown}: another --output of this run records there too; expected "
+                               "each recording once") from None
+            raise SrxError(f"--output {shown}: another srx process{f' (pid {pid})' if pid else ''} records to "
+                           f"it ({self.path} is locked); stop that one first, or record to another name") from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a disk too full for an empty file takes no frame
+                log.debug("%s: no room for its lock file %s; its first write fails as the disk is", shown, self.path)
+                return  # either: the recording fails then, alone, as the README says of a full disk
+            why = "a link is there" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+            self._unmake()
+            raise SrxError(f"cannot write --output {shown}: cannot make its lock file {self.path}: {why}") from None
         self.fd = fd
+        held = os.fstat(fd)
         if stat.S_ISREG(held.st_mode) and held.st_nlink == 1 and held.st_uid == os.geteuid():
             with contextlib.suppress(OSError):  # a full disk: the lock holds without it, the refusal names no pid
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-
-    @staticmethod
-    def _pid(fd: int) -> int | None:
-        try:
-            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        except OSError:
-            return None
-        return int(text) if text.isdigit() else None
 
     def _mine(self) -> bool:
         """Whether the lock file at its name is still the one this run holds."""

@@ -281,6 +281,46 @@ class FolderClaim:
         self.release()
 
 
+class LockHeld(OSError):
+    """`lock_file`: another live process holds the lock; `text` is what its lock file says (its pid)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(errno.EWOULDBLOCK, "locked by another process")
+        self.text = text
+
+
+def lock_file(path: Path, mode: int = 0o644) -> int:
+    """An open file descriptor of `path` (made if missing, never through a link) holding an exclusive,
+    non-blocking flock on it: the lock the OS lets go of when the process ends. Its holder before may
+    have removed the file as it let go: the lock is then taken on the file now at that name. LockHeld
+    when a live process holds it; any other OSError as it is (no room, no locks on this file system)."""
+    import fcntl
+
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(20):
+        fd = os.open(path, flags, mode)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                text = os.pread(fd, 256, 0).decode("utf-8", "replace").strip()
+            except OSError:
+                text = ""
+            os.close(fd)
+            raise LockHeld(text) from None
+        except OSError:
+            os.close(fd)
+            raise
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
+        except OSError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+    raise OSError(errno.EAGAIN, f"its lock file {path} keeps being replaced")
+
+
 def claim_folder(folder: Path, lock_name: str, owner: str, busy: str) -> FolderClaim:
     """Make `folder` (and its parents) and claim it for this process: an exclusive, non-blocking
     flock on `folder/lock_name`, which holds this process's pid and `owner` (a command, "srx train").
@@ -288,8 +328,6 @@ def claim_folder(folder: Path, lock_name: str, owner: str, busy: str) -> FolderC
     running; " and `busy` (what to do). The lock is the OS's, so a killed run's folder is free again
     at once; the lock file it leaves is taken over. A file system without locks (some network ones)
     gets a warning and no claim."""
-    import fcntl
-
     folder = Path(folder)
     created, probe = [], folder
     while not probe.exists() and probe != probe.parent:
@@ -297,30 +335,18 @@ def claim_folder(folder: Path, lock_name: str, owner: str, busy: str) -> FolderC
         probe = probe.parent
     ensure_dir(folder)
     lock = folder / lock_name
-    while True:
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, new_file_mode(lock))
-        except OSError as exc:
-            raise WriteError(lock, exc) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid, holder = _lock_holder(fd)
-            os.close(fd)
-            raise FolderInUse(f"{folder} is in use by {holder or 'another process'} "
-                              f"({f'pid {pid}' if pid else 'its pid unknown'}), still running; {busy}", pid) from None
-        except OSError as exc:  # ENOLCK, EOPNOTSUPP: no locks on this file system
-            os.close(fd)
+    try:
+        fd = lock_file(lock, new_file_mode(lock))
+    except LockHeld as held:
+        pid, holder = _lock_holder(held.text)
+        raise FolderInUse(f"{folder} is in use by {holder or 'another process'} "
+                          f"({f'pid {pid}' if pid else 'its pid unknown'}), still running; {busy}", pid) from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):  # no locks on this file system
             log.warning("cannot lock %s (%s): another run into this folder at the same time would go unnoticed",
                         folder, exc.strerror or exc)
             return FolderClaim(folder, lock, None, [])
-        try:  # the holder before removed the file as it let go: lock the one now at that name
-            same = os.path.samestat(os.fstat(fd), os.stat(lock, follow_symlinks=False))
-        except OSError:
-            same = False
-        if same:
-            break
-        os.close(fd)
+        raise WriteError(lock, exc) from None
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {owner}\n".encode())
@@ -329,13 +355,10 @@ def claim_folder(folder: Path, lock_name: str, owner: str, busy: str) -> FolderC
     return FolderClaim(folder, lock, fd, created)
 
 
-def _lock_holder(fd: int) -> tuple[int | None, str]:
+def _lock_holder(text: str) -> tuple[int | None, str]:
     """The pid and owner a lock file holds ("1234 srx train")."""
-    try:
-        pid, _, owner = os.pread(fd, 256, 0).decode("utf-8", "replace").strip().partition(" ")
-        return int(pid), owner
-    except (OSError, ValueError):
-        return None, ""
+    pid, _, owner = text.partition(" ")
+    return (int(pid), owner) if pid.isdigit() else (None, "")
 
 
 def sha256_file(path: Path) -> str:
