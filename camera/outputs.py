@@ -215,17 +215,15 @@ class RecordingClaim:
 
 
 def _plays_nothing(path: Path) -> bool:
-    """A partial video that holds no frame: empty, gone, or (small enough to look) one whose first
-    frame does not decode (a header that reached the disk and nothing after it)."""
+    """A partial video that holds no frame: empty, gone, or one whose first frame does not decode (a
+    header that reached the disk, and a cut-off first cluster or fragment after it)."""
     try:
         size = path.stat().st_size
     except OSError:
         return True
     if size == 0:
         return True
-    if size > 1 << 16:  # a frame's worth at least: not read through (an hour's recording would be)
-        return False
-    try:
+    try:  # the first frame only: the start of the file is read, however long it is
         from srx.media import pyav_module
 
         with pyav_module().open(str(path)) as box:
