@@ -11,7 +11,8 @@ itself (never written through a link put there, never over what an earlier run l
 kept and named in a warning at the start). An output whose write fails mid-run (a full disk) is
 closed and left out (`Output.failed`); the stream goes on. A failed recording never replaces the
 file or folder it was to replace: what it holds stays under its partial name, named in a warning
-(removed where it holds nothing).
+(removed where it holds nothing). A segmented recording loses only the segment that failed and
+tries again at the next (VideoFileOutput).
 
 A recording claims its target for the run when it is made (`RecordingClaim`: an exclusive lock on
 a hidden `.NAME.lock` beside it, holding the process id, removed at close; a segmented recording
@@ -367,7 +368,14 @@ class VideoFileOutput(Output):
     `clock` (a SegmentClock, shared by one source's recordings) plus its time in the recording (a
     live source's clock, a file's own times, an .avi's slots), and each segment's video starts at 0.
     `keep` (seconds): after each segment, the recording's own segments that began longer ago than
-    that are deleted (`recorded_segments`)."""
+    that are deleted (`recorded_segments`).
+
+    A segmented recording outlives a failure: a segment that cannot be written or finished (a full
+    disk, a folder that takes no new name) is lost alone, what it holds kept as when a recording fails
+    (`_abandon`), and the recording starts again with the first frame of the next segment, trying
+    once per segment until a file opens and takes frames; what was lost is said when it records
+    again and at the end (`lost`: the run exits 1). Unsegmented, a failure ends the recording
+    (`Output.failed`): there is no next file to go on in."""
 
     fixed_size = True
     #: how often a recording checks that its file is still there, in seconds
@@ -415,11 +423,20 @@ class VideoFileOutput(Output):
         self._slots = 0  # frames written through the run (an .avi's clock)
         self._began: dict[Path, float] = {}  # this run's segments: when each began, on the monotonic clock
         self.pruned = 0  # this run's segments that --keep deleted
+        self._frame_key: int | None = None  # the segment the frame being written is in
+        self._paused: int | None = None  # the segment that failed: the next frame of a later one tries again
+        self.lost_segments = 0  # segments that failed and went unfinished
+        self._lost_now = 0  # of them, since the recording last took a frame
+        self.lost: str | None = None  # why segments were lost, for the end of the run (it exits 1)
+        self._why = ""
 
     def _open(self, frame: np.ndarray) -> None:
         from srx.media import FFV1Writer, H264Writer, MJPEGWriter
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # deleted while the run went on
+        except OSError as exc:
+            raise SrxError(f"cannot write {self.target}: cannot make its folder: {exc.strerror or exc}") from None
         self.claim.keep()  # the folder may have gone with its lock file
         self.tmp = temporary_sibling(self.target, suffix=self.path.suffix, prefix=f".{self.target.stem}.partial.")
         w, h = int(frame.shape[1]), int(frame.shape[0])
@@ -464,10 +481,14 @@ class VideoFileOutput(Output):
         if self._t_first is None:
             self._t_first = t
         wall = self.clock.wall(t - self._t_first)
-        key = segment_key(wall, self.segment)
+        key = self._frame_key = segment_key(wall, self.segment)
         if self.writer is not None and key != self._key:
-            self._finish()
-        if self.writer is None:
+            try:
+                self._finish()
+            except SrxError as exc:  # that segment is lost; this frame's opens the next all the same
+                self._lose(exc)
+                self._paused = None
+        if self.writer is None and key != self._paused:
             self._key, self._t0 = key, t
             self.target = segment_path(self.path, wall)
             if self.keep is not None:  # for --keep's judging of this run's own (pruned as they go)
@@ -475,6 +496,15 @@ class VideoFileOutput(Output):
         return t
 
     def write(self, frame: np.ndarray, at_s: float | None = None) -> bool:
+        if self.segment is None:
+            return self._write(frame, at_s)
+        try:
+            return self._write(frame, at_s)
+        except SrxError as exc:  # this segment is lost; the next one tries again
+            self._lose(exc)
+            return True
+
+    def _write(self, frame: np.ndarray, at_s: float | None) -> bool:
         if self.writer is not None and time.monotonic() >= self._check_at:  # first: a new file takes a new name
             self._check_at = time.monotonic() + self.CHECK_S
             there = self.tmp is not None and self.tmp.exists()
@@ -483,6 +513,8 @@ class VideoFileOutput(Output):
             self._on_disk = there
             self.claim.keep()
         t = self._segment_for(at_s)
+        if self.segment is not None and self._frame_key == self._paused:
+            return True  # in the segment that failed: the recording starts again with the next
         if self.writer is None:
             self._open(frame)
         assert self.size is not None
@@ -522,6 +554,31 @@ class VideoFileOutput(Output):
         self.tmp.unlink(missing_ok=True)  # what closing it wrote again
         self.tmp = None
 
+    def _lose(self, exc: SrxError) -> None:
+        """The open segment failed (its write, its open or its finish): given up as a failed
+        recording is (`_abandon`: what it holds kept under its partial name where it plays), and no
+        file more until the next segment begins. The first failure since the recording last took a
+        frame is an error line; the ones after it, while the cause lasts, are said when it records
+        again."""
+        self.frames, self.distinct = self.frames - self._file[0], self.distinct - self._file[1]
+        if self.tmp is not None:
+            self._abandon()
+        else:  # its writer did not open: nothing of it is on disk
+            self.writer, self.size, self._span = None, None, None
+            self._file = [0, 0]
+        self._began.pop(self.target, None)
+        self._on_disk = self._warned = False
+        self._paused = self._frame_key
+        self.lost_segments += 1
+        self._lost_now += 1
+        why = self._why = str(exc)
+        if self._lost_now == 1:
+            log.error("%s: segment %s lost: %s; recording again from the next segment", self.name,
+                      self.target.name, why)
+        else:
+            log.debug("%s: segment %s lost too: %s", self.name, self.target.name, why)
+        self.lost = f"{counted(self.lost_segments, 'segment')} lost (the last: {why})"
+
     def hold(self, times: int) -> None:
         for _ in range(times if self._last is not None and self.writer is not None else 0):
             self.write(self._last)
@@ -531,7 +588,7 @@ class VideoFileOutput(Output):
             if self.failed is not None and self.tmp is not None:
                 self._abandon()
             elif self.writer is None:
-                if not self._closed and not self.segments:  # frames came where it failed (Output.failed): its writer did not open
+                if not self._closed and not self.segments and self.lost is None:  # frames came where it failed (Output.failed): its writer did not open
                     log.warning("%s not written: %s", self.path, f"its writer could not be opened: {self.failed}"
                                 if self.failed is not None else "no frame was upscaled for it")
             else:
@@ -593,6 +650,10 @@ class VideoFileOutput(Output):
                 self.segments.append(self.target)
                 self.segment_count += 1
                 self.first_segment = self.first_segment or self.target
+                if self._lost_now:  # the first finished since segments were lost (a write may only fail at the finish)
+                    log.warning("%s records again: %s is finished (%s lost before it; the last: %s)", self.name,
+                                self.target.name, counted(self._lost_now, "segment"), self._why)
+                    self._lost_now = 0
             if self._span is not None:  # each frame at its time: until the last one's is over
                 seconds = self._span[1] - self._span[0] + 1.0 / self.fps
                 length = f"{counted(frames, 'frame')}, {seconds_text(seconds)}, each at its time"

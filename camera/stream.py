@@ -464,6 +464,8 @@ def close_outputs(outputs: Sequence[Output]) -> list[str]:
             o.close()
         except Exception as exc:  # noqa: BLE001  (close every output even if one fails)
             errors.append(f"{o.describe()}: could not finalise it: {_why(exc)}")
+        if getattr(o, "lost", None) is not None:  # a segmented recording went on after losing some
+            errors.append(f"{o.describe()}: {o.lost}")
     return errors
 
 
