@@ -62,7 +62,7 @@ import numpy as np
 
 from srx.errors import SrxError
 from srx.fsutil import check_nearest_folder, temporary_sibling
-from srx.words import counted, duration_text, seconds_text
+from srx.words import bytes_text, counted, duration_text, seconds_text
 
 log = logging.getLogger("srx")
 
@@ -357,6 +357,21 @@ def recorded_segments(base: Path) -> list[tuple[float, Path]]:
     return [(start, p) for start, _, p in sorted(found)]
 
 
+class FreeSpace:
+    """`--keep-free`: the room a segmented recording keeps on its disk, `size` bytes or `share` of the
+    disk (0..1); `text` as the user gave it."""
+
+    def __init__(self, text: str, size: int = 0, share: float = 0.0) -> None:
+        self.text, self.size, self.share = text, int(size), float(share)
+
+    def short_by(self, folder: Path) -> tuple[int, int]:
+        """(bytes the disk of `folder` lacks, 0 where it has the room; bytes free there)."""
+        st = os.statvfs(folder)
+        free = st.f_bavail * st.f_frsize
+        want = self.size or int(self.share * st.f_blocks * st.f_frsize)
+        return max(0, want - free), free
+
+
 class VideoFileOutput(Output):
     """A video file; fixed frame size (later sizes are fitted into the first, aspect ratio kept).
     A recording whose file was deleted while it ran (a clean-up job, a user freeing space) starts
@@ -368,7 +383,9 @@ class VideoFileOutput(Output):
     `clock` (a SegmentClock, shared by one source's recordings) plus its time in the recording (a
     live source's clock, a file's own times, an .avi's slots), and each segment's video starts at 0.
     `keep` (seconds): after each segment, the recording's own segments that began longer ago than
-    that are deleted (`recorded_segments`).
+    that are deleted (`recorded_segments`). `keep_free` (FreeSpace): after each segment and at each
+    second's check, while its disk has less room than that, the recording's own oldest segments are
+    deleted, never the newest this run finished (`_make_room`).
 
     A segmented recording outlives a failure: a segment that cannot be written or finished (a full
     disk, a folder that takes no new name) is lost alone, what it holds kept as when a recording fails
@@ -382,7 +399,7 @@ class VideoFileOutput(Output):
     CHECK_S = 1.0
 
     def __init__(self, path: Path, fps: float = 10.0, segment: float | None = None, keep: float | None = None,
-                 clock: SegmentClock | None = None) -> None:
+                 clock: SegmentClock | None = None, keep_free: FreeSpace | None = None) -> None:
         self.path = Path(path)
         self.name = f"recording {self.path}"
         suffix = self.path.suffix.lower()
@@ -410,7 +427,8 @@ class VideoFileOutput(Output):
         self._closed = False
         self._check_at = 0.0
         self._on_disk = False  # its file was seen: gone after that, it was deleted
-        self.segment, self.keep = segment, keep
+        self.segment, self.keep, self.keep_free = segment, keep, keep_free
+        self._short_said = False  # --keep-free: a disk other files fill, said once until it has room again
         self.clock = clock or SegmentClock()  # shared by a source's recordings: cut at the same frames
         self.target = self.path  # where the open recording goes on close: the path, or its segment's file
         self.segments: deque[Path] = deque(maxlen=1000)  # the newest finished segments, in order (a run of months: bounded)
@@ -422,7 +440,7 @@ class VideoFileOutput(Output):
         self._t_first: float | None = None  # the recording time of its first frame: the segment clock counts from it
         self._slots = 0  # frames written through the run (an .avi's clock)
         self._began: dict[Path, float] = {}  # this run's segments: when each began, on the monotonic clock
-        self.pruned = 0  # this run's segments that --keep deleted
+        self.pruned = 0  # this run's segments that --keep or --keep-free deleted
         self._frame_key: int | None = None  # the segment the frame being written is in
         self._paused: int | None = None  # the segment that failed: the next frame of a later one tries again
         self.lost_segments = 0  # segments that failed and went unfinished
@@ -465,7 +483,7 @@ class VideoFileOutput(Output):
             first = next((p for p in self.segments if p.exists()), self.segments[-1])
         done = (f": {counted(self.segment_count, 'file')}, {first.name}"
                 + (f" to {self.segments[-1].name}" if self.segments[-1] != first else "")) if self.segments else ""
-        pruned = f" ({self.pruned} of them deleted by --keep)" if self.pruned else ""
+        pruned = f" ({self.pruned} of them deleted since, to keep the disk)" if self.pruned else ""
         return f"{self.name} in {duration_text(self.segment)} segments{done}{pruned}"
 
     def _segment_for(self, at_s: float | None) -> float:
@@ -512,6 +530,8 @@ class VideoFileOutput(Output):
                 self._start_again()
             self._on_disk = there
             self.claim.keep()
+            if self.keep_free is not None:  # a disk that fills mid-segment, from this recording or others
+                self._make_room()
         t = self._segment_for(at_s)
         if self.segment is not None and self._frame_key == self._paused:
             return True  # in the segment that failed: the recording starts again with the next
@@ -578,6 +598,8 @@ class VideoFileOutput(Output):
         else:
             log.debug("%s: segment %s lost too: %s", self.name, self.target.name, why)
         self.lost = f"{counted(self.lost_segments, 'segment')} lost (the last: {why})"
+        if self.keep_free is not None:  # room for the next one, where the disk was full
+            self._make_room()
 
     def hold(self, times: int) -> None:
         for _ in range(times if self._last is not None and self.writer is not None else 0):
@@ -673,6 +695,8 @@ class VideoFileOutput(Output):
         self._on_disk = self._warned = False
         if self.keep is not None:
             self._prune()
+        if self.keep_free is not None:
+            self._make_room()
 
     def _prune(self) -> None:
         """Delete the recording's own segments that began more than `keep` seconds ago: this run's by
@@ -701,21 +725,67 @@ class VideoFileOutput(Output):
                     old.append(p)
         except OSError:
             pass
-        gone = []
-        for p in old:
-            try:
-                p.unlink()
-                gone.append(p.name)
-                if p in self._began:
-                    self.pruned += 1
-                    del self._began[p]
-            except FileNotFoundError:  # deleted by someone else meanwhile
-                continue
-            except OSError as exc:
-                log.warning("--keep: cannot delete %s: %s", p, exc.strerror or exc)
+        gone = [p.name for p in old if self._delete(p, "--keep")]
         if gone:
             log.info("--keep %s: deleted %s of %s (%s)", duration_text(self.keep), counted(len(gone), "old file"),
-                     self.path, ", ".join(gone) if len(gone) <= 3 else f"{gone[0]} ... {gone[-1]}")
+                     self.path, _names(gone))
+
+    def _delete(self, p: Path, option: str) -> bool:
+        """Delete one of the recording's own files for `option`; whether it went."""
+        try:
+            p.unlink()
+        except FileNotFoundError:  # deleted by someone else meanwhile
+            return False
+        except OSError as exc:
+            log.warning("%s: cannot delete %s: %s", option, p, exc.strerror or exc)
+            return False
+        if p in self._began:
+            self.pruned += 1
+            del self._began[p]
+        elif self.keep is None and p in self.segments:  # --keep-free alone keeps no _began
+            self.pruned += 1
+        return True
+
+    def _make_room(self) -> None:
+        """--keep-free: while the recording's disk has less room than that, delete its own oldest
+        segments (an earlier run's too: files named as srx names them), never the one this run
+        finished last. A disk that stays short (other files fill it) is said once, until it has room."""
+        assert self.keep_free is not None
+        try:
+            short, free = self.keep_free.short_by(self.path.parent)
+        except OSError:  # the folder deleted meanwhile: the next open makes it again
+            return
+        if not short:
+            self._short_said = False
+            return
+        newest = self.segments[-1] if self.segments else None
+        gone = []
+        for _, p in recorded_segments(self.path):
+            if p == newest:
+                continue
+            if self._delete(p, "--keep-free"):
+                gone.append(p.name)
+                try:
+                    short, free = self.keep_free.short_by(self.path.parent)
+                except OSError:
+                    break
+                if not short:
+                    break
+        if gone:
+            log.info("--keep-free %s: deleted the %s of %s (%s); %s free", self.keep_free.text,
+                     counted(len(gone), "oldest file") if len(gone) > 1 else "oldest file", self.path, _names(gone),
+                     bytes_text(free))
+        if short and not self._short_said:
+            self._short_said = True
+            log.warning("--keep-free %s: the disk of %s has %s free and none of its segments is left to delete but "
+                        "%s (other files take the space); it records on while the disk has room",
+                        self.keep_free.text, self.path, bytes_text(free),
+                        f"its newest, {newest.name}" if newest is not None else "the one being recorded")
+
+
+def _names(names: list[str]) -> str:
+    """A few file names, or the first and the last of many."""
+    return ", ".join(names) if len(names) <= 3 else f"{names[0]} ... {names[-1]}"
 
 
 class PngSequenceOutput(Output):
@@ -1142,10 +1212,12 @@ def is_video_file_output(path: Path | str) -> bool:
 
 
 def recording_output(path: Path | str, fps: float = 10.0, retry_max_wait: float = 30.0,
-                     segment: float | None = None, keep: float | None = None, clock: SegmentClock | None = None) -> Output:
+                     segment: float | None = None, keep: float | None = None, clock: SegmentClock | None = None,
+                     keep_free: FreeSpace | None = None) -> Output:
     """An rtsp:// URL is published to (RtspOutput); a folder-like path (no suffix or a trailing '/')
     gets a PNG sequence, any other path a video file (cut into `segment`-second files where given,
-    those older than `keep` seconds deleted; `clock`: the source's, shared by its recordings)."""
+    those older than `keep` seconds deleted, the oldest deleted while the disk has less room than
+    `keep_free`; `clock`: the source's, shared by its recordings)."""
     text = str(path)
     scheme, sep, _ = text.partition("://")
     if sep and scheme.lower() == "rtsp":
@@ -1160,7 +1232,7 @@ def recording_output(path: Path | str, fps: float = 10.0, retry_max_wait: float 
     p = Path(path)
     if text.endswith(("/", os.sep)) or not p.suffix or p.is_dir():
         return PngSequenceOutput(p)
-    return VideoFileOutput(p, fps=fps, segment=segment, keep=keep, clock=clock)
+    return VideoFileOutput(p, fps=fps, segment=segment, keep=keep, clock=clock, keep_free=keep_free)
 
 
 # -- frame decoration ------------------------------------------------------------------------------

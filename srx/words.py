@@ -25,3 +25,11 @@ def duration_text(s: float) -> str:
 def host_port(host: str, port: int) -> str:
     """host:port as written in a URL: an IPv6 address in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def bytes_text(n: float) -> str:
+    """'512 KiB', '1.2 GiB': a size as `df -h` shows it, in powers of 1024."""
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{int(n)} bytes"

@@ -171,6 +171,27 @@ def parse_duration(text: str | None, option: str = "--time-budget") -> float | N
     return sum(float(v) * k for v, k in zip(parts.groups(), (86400, 3600, 60, 1)) if v)
 
 
+#: what --keep-free takes, said in its help and its error
+SIZE_FORMS = "a size with K, M, G or T (powers of 1024, as df -h shows them: 500M, 2G, 1.5T) or a share of the disk (10%)"
+
+
+def parse_size(text: str, option: str) -> tuple[int, float]:
+    """'500M', '2G', '2GiB', '1.5T', '10%' -> (bytes, 0.0) or (0, share of the disk): `option` names it
+    in the error."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(?:([KMGT])(?:i?B)?|(%))\s*", text, re.IGNORECASE)
+    if not m:
+        raise SrxError(f"{option} {text!r}: expected {SIZE_FORMS}")
+    value = float(m.group(1))
+    if m.group(3):
+        if not 0 < value < 100:
+            raise SrxError(f"{option} {text!r}: expected a share of the disk above 0% and under 100%")
+        return 0, value / 100
+    size = int(value * 1024 ** ("KMGT".index(m.group(2).upper()) + 1))
+    if size <= 0:
+        raise SrxError(f"{option} {text!r}: expected a size above 0, e.g. 2G")
+    return size, 0.0
+
+
 def _check_threads(value: int | None) -> int | None:
     if value is not None and value < 1:
         raise SrxError(f"--threads must be at least 1, got {value}")

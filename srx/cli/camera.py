@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import DURATION_FORMS, app, model_scale_option, one_value, scale_of_models, threads_option, weights_option
+from srx.cli.app import (DURATION_FORMS, SIZE_FORMS, app, model_scale_option, one_value, parse_size, scale_of_models,
+                         threads_option, weights_option)
 from srx.errors import SrxError
 
 log = logging.getLogger("srx")
@@ -78,6 +79,10 @@ def stream_cmd(
     keep: Optional[str] = typer.Option(
         None, "--keep", help="With --segment: delete the recording's own segments (files named as --segment names them) "
         f"that began longer ago than this, e.g. 7d, so a small disk does not fill: {DURATION_FORMS}."),
+    keep_free: Optional[str] = typer.Option(
+        None, "--keep-free", help="With --segment: while the disk of a recording has less free space than this, "
+        "delete its own oldest segments (never the newest), so a card that other recordings share does not fill: "
+        f"{SIZE_FORMS}. Make it more than one segment takes."),
     open_timeout: str = typer.Option("10s", "--open-timeout", help=f"Give up opening (or reading) a source after this long: {DURATION_FORMS}."),
     roi: Optional[list[str]] = typer.Option(
         None, "--roi", help="Upscale only this region of the frames: LEFT,TOP,WIDTH,HEIGHT in source pixels, e.g. "
@@ -135,7 +140,7 @@ def stream_cmd(
                      output=output, serve=serve, compare=compare, window=window, max_frames=max_frames,
                      duration=duration, quiet=quiet, overlay=overlay, json_summary=json_summary, no_drop=no_drop,
                      buffer=buffer, reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout,
-                     segment=segment, keep=keep)
+                     segment=segment, keep=keep, keep_free=keep_free)
         return
     if named:  # one source: the single-source loop, as always ({name} in --output takes its name)
         spec = named[0].spec
@@ -150,7 +155,7 @@ def stream_cmd(
     check_buffer(buffer)
     seconds = _seconds(duration, "--duration")
     check_bounds(max_frames, seconds)
-    cut = _segments(segment, keep, output, live=spec.live)
+    cut = _segments(segment, keep, keep_free, output, live=spec.live)
     if json_summary is not None and json_summary != STDOUT:  # checked now, not after the whole run
         from srx.fsutil import check_output_file
 
@@ -228,7 +233,7 @@ def _report(summary, json_summary, named) -> None:
 
 def _stream_many(named, *, scale, weights, model, backend, server, threads, output, serve, compare, window, max_frames,
                  duration, quiet, overlay, json_summary, no_drop, buffer, reconnect_max_wait, open_timeout, segment=None,
-                 keep=None) -> None:
+                 keep=None, keep_free=None) -> None:
     """Several sources in one process (srx.camera.multi)."""
     from srx.camera.capture import check_buffer
     from srx.camera.stream import check_bounds, stopping_signals
@@ -245,7 +250,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     seconds = _seconds(duration, "--duration")
     check_bounds(max_frames, seconds)
     _distinct_outputs(output)
-    cuts = {item.name: _segments(segment, keep, output, live=item.spec.live) for item in named}  # a clock for each source's recordings
+    cuts = {item.name: _segments(segment, keep, keep_free, output, live=item.spec.live) for item in named}  # a clock for each source's recordings
     for pattern in output or []:
         check_pattern(str(pattern), len(named))
     if json_summary not in (None, STDOUT) and "{name}" not in str(json_summary) and json_summary.is_dir():
@@ -286,15 +291,18 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
         _report(summary, json_summary, named)
 
 
-def _segments(segment: Optional[str], keep: Optional[str], outputs: Optional[list[str]], live: bool = False) -> dict:
-    """--segment and --keep, checked: the recording_output arguments they make for one source's recordings
-    (a SegmentClock of their own, shared by them)."""
-    from srx.camera.outputs import MIN_SEGMENT_S, SegmentClock, is_video_file_output
+def _segments(segment: Optional[str], keep: Optional[str], keep_free: Optional[str], outputs: Optional[list[str]],
+              live: bool = False) -> dict:
+    """--segment, --keep and --keep-free, checked: the recording_output arguments they make for one
+    source's recordings (a SegmentClock of their own, shared by them)."""
+    from srx.camera.outputs import MIN_SEGMENT_S, FreeSpace, SegmentClock, is_video_file_output
 
     length, older = _seconds(segment, "--segment"), _seconds(keep, "--keep")
-    if older is not None and length is None:
-        raise SrxError(f"--keep {keep} deletes old segments of a recording; it needs --segment (e.g. --segment 1h "
-                       f"--keep {keep})")
+    room = FreeSpace(keep_free, *parse_size(keep_free, "--keep-free")) if keep_free is not None else None
+    for option, value in (("--keep", keep), ("--keep-free", keep_free)):
+        if value is not None and length is None:
+            raise SrxError(f"{option} {value} deletes old segments of a recording; it needs --segment (e.g. "
+                           f"--segment 1h {option} {value})")
     if length is None:
         return {}
     if not MIN_SEGMENT_S <= length < math.inf:
@@ -306,7 +314,7 @@ def _segments(segment: Optional[str], keep: Optional[str], outputs: Optional[lis
         raise SrxError(f"--keep {keep} is not longer than --segment {segment}: a segment is finished a segment's "
                        "length after it began, so it would be deleted as it is finished; expected more than the "
                        "segment's length, e.g. --keep 7d")
-    return {"segment": length, "keep": older, "clock": SegmentClock(live=live)}
+    return {"segment": length, "keep": older, "keep_free": room, "clock": SegmentClock(live=live)}
 
 
 def _distinct_outputs(outputs: Optional[list[str]]) -> None:

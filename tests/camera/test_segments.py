@@ -189,10 +189,14 @@ def test_cli_segments_each_sources_recordings(tmp_path: Path, tiny_checkpoint) -
     (["--segment", "1h", "--keep", "a week"], "--keep 'a week': expected a duration like 90, 30s, 20m, 1.5h, 1h30m or 7d"),
     (["--segment", "1h", "--output", "FOLDER/"], "none among --output (rtsp:// and folders of frames are not cut)"),
     (["--segment", "1h"], "--segment 1h cuts video-file recordings (--output NAME.mp4, .mkv, .avi); none was given"),
+    (["--keep-free", "2G"], "--keep-free 2G deletes old segments of a recording; it needs --segment"),
+    (["--segment", "1h", "--keep-free", "2 gigs"], "--keep-free '2 gigs': expected a size with K, M, G or T"),
+    (["--segment", "1h", "--keep-free", "0G"], "--keep-free '0G': expected a size above 0"),
+    (["--segment", "1h", "--keep-free", "100%"], "--keep-free '100%': expected a share of the disk above 0% and under 100%"),
 ])
 def test_bad_segment_options_are_one_line_before_the_run(tmp_path: Path, args: list[str], match: str) -> None:
     args = [a.replace("FOLDER", str(tmp_path / "frames")) for a in args]
-    if "--output" not in args and "--keep" in args:
+    if "--output" not in args and ("--keep" in args or "--keep-free" in args):
         args += ["--output", str(tmp_path / "rec.mkv")]
     result = CliRunner().invoke(app, ["stream", "--demo", "--no-window", *args])
     assert result.exit_code == 1
@@ -437,3 +441,44 @@ def test_a_recording_folder_deleted_where_no_new_one_can_be_made_loses_segments_
     out.close()
     assert [p.name for p in out.segments] == ["rec-20231114-221324.mkv"]  # :21 and :22 lost
     assert len(stored_frames(out.segments[0])) == 20 and out.lost_segments == 2 and "cannot make its folder" in out.lost
+
+
+def test_keep_free_deletes_the_recordings_own_oldest_segments_while_its_disk_is_short(tmp_path: Path, utc, small_disk,
+                                                                                      caplog, monkeypatch) -> None:
+    """--keep-free 2M on a real 4 MiB disk: the oldest segment (an earlier run's) goes as soon as the disk
+    has less than 2 MiB free, and only as many as make the room (the next oldest stays); another
+    recording's file and other files never go. Another program's file then fills the disk: the
+    recording deletes its own segments down to the newest it finished, says once that the rest is
+    other files, and records on."""
+    import os
+
+    from srx.camera.outputs import FreeSpace
+    from tests.conftest import fill_disk
+
+    caplog.set_level(logging.INFO, logger="srx")
+    monkeypatch.setattr(VideoFileOutput, "CHECK_S", 0.0)  # the disk looked at each frame
+    card = small_disk(4096, "card")
+    assert FreeSpace("40%", share=0.4).short_by(card)[0] == 0 and FreeSpace("99%", share=0.99).short_by(card)[0] > 0
+    first, second = card / "rec-20231114-210000.mkv", card / "rec-20231114-211000.mkv"
+    first.write_bytes(os.urandom(800 << 10))
+    second.write_bytes(os.urandom(800 << 10))
+    others = [card / "other-20231114-200000.mkv", card / "notes.txt"]
+    others[0].write_bytes(os.urandom(1200 << 10))
+    others[1].write_text("not srx's")
+    out = VideoFileOutput(card / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0),
+                          keep_free=FreeSpace("2M", 2 << 20))
+    pictures = frames(60, 24, 32)
+    for i, f in enumerate(pictures[:30]):
+        out.write(f, i / 10)
+    assert not first.exists() and second.exists() and all(p.exists() for p in others)
+    assert "--keep-free 2M: deleted the oldest file of" in caplog.text and "rec-20231114-210000.mkv" in caplog.text
+    fill_disk(card, leave_kib=256)  # another program's file: 256 KiB free
+    for i, f in enumerate(pictures[30:], 30):
+        out.write(f, i / 10)
+    out.close()
+    assert not second.exists() and all(p.exists() for p in others)
+    kept = [p.name for _, p in recorded_segments(card / "rec.mkv")]
+    assert kept == ["rec-20231114-221326.mkv"], kept  # each finished one, once a newer is: the disk stays short
+    warned = [r.getMessage() for r in caplog.records if "none of its segments is left to delete" in r.getMessage()]
+    assert len(warned) == 1 and "(other files take the space)" in warned[0], warned
+    assert out.lost is None and out.pruned >= 1
