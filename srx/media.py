@@ -44,7 +44,7 @@ class LiveTarget:
     options, a (open, read) timeout in seconds, and the `label` errors name it by (a URL without its
     password). PyAV applies no timeout to a send: one to a server that hangs (its connection open,
     nothing read) blocks until it reads again, so a caller that must not wait sends from a thread
-    of its own (camera/outputs.py RtspOutput)."""
+    of its own (camera/publish.py RtspOutput)."""
 
     format: str
     label: str

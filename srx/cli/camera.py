@@ -295,7 +295,8 @@ def _segments(segment: Optional[str], keep: Optional[str], keep_free: Optional[s
               live: bool = False) -> dict:
     """--segment, --keep and --keep-free, checked: the recording_output arguments they make for one
     source's recordings (a SegmentClock of their own, shared by them)."""
-    from srx.camera.outputs import MIN_SEGMENT_S, FreeSpace, SegmentClock, is_video_file_output
+    from srx.camera.outputs import is_video_file_output
+    from srx.camera.segments import MIN_SEGMENT_S, FreeSpace, SegmentClock
 
     length, older = _seconds(segment, "--segment"), _seconds(keep, "--keep")
     room = FreeSpace(keep_free, *parse_size(keep_free, "--keep-free")) if keep_free is not None else None

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from srx.camera.outputs import VideoFileOutput, nosignal_frame
+from srx.camera.outputs import nosignal_frame
+from srx.camera.recording import VideoFileOutput
 from srx.camera.sources import parse_source
 from srx.camera.stats import StreamStats
 from srx.camera.stream import stream

@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from srx.camera.demo import DEMO_FPS
-from srx.camera.outputs import RtspOutput, recording_output
+from srx.camera.outputs import recording_output
+from srx.camera.publish import RtspOutput
 from srx.camera.sources import SourceSpec
 from srx.camera.stream import stream
 from srx.cli import app
@@ -228,7 +229,7 @@ def test_a_server_that_takes_the_connection_and_never_answers_is_refused_in_seco
     one error line before the model loads; for a later session, an outage that is retried."""
     import socket
 
-    from srx.camera.outputs import _answers
+    from srx.camera.publish import _answers
 
     with socket.socket() as listener:  # accepts (the kernel's backlog) and never reads or writes
         listener.bind(("127.0.0.1", 0))

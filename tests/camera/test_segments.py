@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from srx.camera.outputs import SegmentClock, VideoFileOutput, recorded_segments, segment_key
+from srx.camera.recording import VideoFileOutput
+from srx.camera.segments import SegmentClock, recorded_segments, segment_key
 from srx.cli import app
 from tests.camera.conftest import frames
 from tests.camera.test_stream import write_ffv1
@@ -452,7 +453,7 @@ def test_keep_free_deletes_the_recordings_own_oldest_segments_while_its_disk_is_
     other files, and records on."""
     import os
 
-    from srx.camera.outputs import FreeSpace
+    from srx.camera.segments import FreeSpace
     from tests.conftest import fill_disk
 
     caplog.set_level(logging.INFO, logger="srx")

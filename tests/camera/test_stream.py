@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from srx.camera.outputs import PngSequenceOutput, VideoFileOutput, recording_output
+from srx.camera.outputs import recording_output
+from srx.camera.recording import PngSequenceOutput, VideoFileOutput
 from srx.camera.sources import SourceSpec
 from srx.camera.stream import stream
 from srx.runtime.base import Runner

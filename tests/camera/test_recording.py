@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from srx.camera.outputs import VideoFileOutput, recording_output
+from srx.camera.outputs import recording_output
+from srx.camera.recording import VideoFileOutput
 from tests.camera.conftest import frames
 from tests.conftest import mode, stored_frames, umask
 

@@ -1,0 +1,114 @@
+"""Segments (`--segment 1h`): a video-file recording is cut where the clock passes a multiple of the
+segment's length in local time (on the hour, for 1h), each piece a file of its own named by the
+local time of its first frame, `cam-20261206-140000.mp4`, finished (renamed into place) as the next
+begins, so a box that records for weeks has files to copy, play and delete, and at most one segment
+is partial at any time. `--keep 7d` deletes the recording's own segments older than that, and
+`--keep-free 2G` its oldest while the disk has less room (`FreeSpace`); both only files named
+exactly as srx names them (`recorded_segments`). The deleting itself is VideoFileOutput's
+(camera/recording.py).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from srx.words import seconds_text
+
+log = logging.getLogger("srx")
+
+#: a segment's start in its file name: local time to the second (`cam-20261206-140000.mp4`)
+SEGMENT_TIME = "%Y%m%d-%H%M%S"
+#: the shortest `--segment`, seconds
+MIN_SEGMENT_S = 1.0
+
+
+def segment_key(wall: float, length: float) -> int:
+    """The segment a frame at `wall` (seconds since the epoch) is in: segments are `length` long and
+    begin where local time is a multiple of it (a length that divides a day: on the hour for 1h, at
+    midnight for 1d, at :00, :10, ... for 10m)."""
+    return math.floor((wall + time.localtime(wall).tm_gmtoff) / length)
+
+
+class SegmentClock:
+    """Where a source's recordings are on the wall clock, shared by them so all of one source's
+    recordings (an .mp4 and an .mkv, say) are cut at the same frames: the first frame written to any
+    of them is now, each later one its recording time after it (each recording counts from its own
+    first frame). A `live` source's frames come in real time, so where that reckoning and the clock
+    part by more than JUMP_S the clock was set (NTP after a boot without a clock): the reckoning
+    starts again from now, and later segments are named by the right time."""
+
+    #: a gap between a live source's reckoned time and the clock that only a clock being set explains
+    JUMP_S = 5.0
+
+    def __init__(self, clock: Any = time.time, live: bool = False) -> None:
+        self.clock, self.live = clock, live
+        self.wall0: float | None = None  # the clock at the recordings' time 0
+
+    def wall(self, t: float) -> float:
+        """The wall-clock time of recording time `t` (seconds from the recording's first frame)."""
+        now = self.clock() if self.wall0 is None or self.live else None
+        if self.wall0 is None or (now is not None and abs(now - (self.wall0 + t)) > self.JUMP_S):
+            if self.wall0 is not None:
+                log.info("the clock moved by %s; recording segments are named by the new time",
+                         seconds_text(abs(now - (self.wall0 + t))))
+            self.wall0 = now - t
+        return self.wall0 + t
+
+
+def _segment_pattern(base: Path) -> re.Pattern[str]:
+    return re.compile(re.escape(base.stem) + r"-(\d{8}-\d{6})(?:-([1-9]\d*))?" + re.escape(base.suffix))
+
+
+def segment_path(base: Path, wall: float) -> Path:
+    """Where the segment of the recording `base` whose first frame is at `wall` goes: the local time in
+    its name, and `-1`, `-2`, ... after it where that file exists (a run started again within the
+    second, a clock set back), so a finished segment is never written over."""
+    stamp = time.strftime(SEGMENT_TIME, time.localtime(wall))
+    path = base.with_name(f"{base.stem}-{stamp}{base.suffix}")
+    n = 0
+    while path.exists() or path.is_symlink():
+        n += 1
+        path = base.with_name(f"{base.stem}-{stamp}-{n}{base.suffix}")
+    return path
+
+
+def recorded_segments(base: Path) -> list[tuple[float, Path]]:
+    """The finished segments of the recording `base` in its folder, oldest first, each with the time its
+    name gives: only plain files named exactly as srx names them (`STEM-YYYYmmdd-HHMMSS[-N]SUFFIX`)."""
+    pattern = _segment_pattern(base)
+    try:
+        entries = list(base.parent.iterdir())
+    except OSError:
+        return []
+    found = []
+    for p in entries:
+        m = pattern.fullmatch(p.name)
+        if m is None or p.is_symlink() or not p.is_file():
+            continue
+        try:
+            found.append((time.mktime(time.strptime(m.group(1), SEGMENT_TIME)), int(m.group(2) or 0), p))
+        except (ValueError, OverflowError):  # 8 and 6 digits that are no time: not srx's
+            continue
+    return [(start, p) for start, _, p in sorted(found)]
+
+
+class FreeSpace:
+    """`--keep-free`: the room a segmented recording keeps on its disk, `size` bytes or `share` of the
+    disk (0..1); `text` as the user gave it."""
+
+    def __init__(self, text: str, size: int = 0, share: float = 0.0) -> None:
+        self.text, self.size, self.share = text, int(size), float(share)
+
+    def short_by(self, folder: Path) -> tuple[int, int]:
+        """(bytes the disk of `folder` lacks, 0 where it has the room; bytes free there)."""
+        st = os.statvfs(folder)
+        free = st.f_bavail * st.f_frsize
+        want = self.size or int(self.share * st.f_blocks * st.f_frsize)
+        return max(0, want - free), free
+
+
