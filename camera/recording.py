@@ -265,6 +265,8 @@ class VideoFileOutput(Output):
         self._check_at = 0.0
         self._on_disk = False  # its file was seen: gone after that, it was deleted
         self.segment, self.keep, self.keep_free = segment, keep, keep_free
+        if keep_free is not None:
+            keep_free.join(self)
         self._short_said = False  # --keep-free: a disk other files fill, said once until it has room again
         self.clock = clock or SegmentClock()  # shared by a source's recordings: cut at the same frames
         self.target = self.path  # where the open recording goes on close: the path, or its segment's file
@@ -584,23 +586,27 @@ class VideoFileOutput(Output):
         return True
 
     def _make_room(self) -> None:
-        """--keep-free: while the recording's disk has less room than that, delete its own oldest
-        segments (an earlier run's too: files named as srx names them), never the one this run
-        finished last. A disk that stays short (other files fill it) is said once, until it has room."""
+        """--keep-free: while the recording's disk has less room than that, delete the oldest
+        segments of the recordings that share the setting on that disk (this run's recordings of
+        every source: so one camera's footage does not eat another's history; an earlier run's
+        segments of them too, files named as srx names them), never the one a recording finished
+        last. A disk that stays short (other files fill it) is said once, until it has room."""
         assert self.keep_free is not None
         try:
             short, free = self.keep_free.short_by(self.path.parent)
+            disk = os.stat(self.path.parent).st_dev
         except OSError:  # the folder deleted meanwhile: the next open makes it again
             return
         if not short:
             self._short_said = False
             return
-        newest = self.segments[-1] if self.segments else None
+        candidates = []
+        for rec in self.keep_free.recordings(disk):
+            newest = rec.segments[-1] if rec.segments else None
+            candidates += [(start, str(p), p, rec) for start, p in recorded_segments(rec.path) if p != newest]
         gone = []
-        for _, p in recorded_segments(self.path):
-            if p == newest:
-                continue
-            if self._delete(p, "--keep-free"):
+        for _, _, p, rec in sorted(candidates, key=lambda c: c[:2]):
+            if rec._delete(p, "--keep-free"):
                 gone.append(p.name)
                 try:
                     short, free = self.keep_free.short_by(self.path.parent)
@@ -609,15 +615,14 @@ class VideoFileOutput(Output):
                 if not short:
                     break
         if gone:
-            log.info("--keep-free %s: deleted the %s of %s (%s); %s free", self.keep_free.text,
-                     counted(len(gone), "oldest file") if len(gone) > 1 else "oldest file", self.path, _names(gone),
+            log.info("--keep-free %s: deleted the %s on the disk of %s (%s); %s free", self.keep_free.text,
+                     f"{len(gone)} oldest segments" if len(gone) > 1 else "oldest segment", self.path, _names(gone),
                      bytes_text(free))
         if short and not self._short_said:
             self._short_said = True
-            log.warning("--keep-free %s: the disk of %s has %s free and none of its segments is left to delete but "
-                        "%s (other files take the space); it records on while the disk has room",
-                        self.keep_free.text, self.path, bytes_text(free),
-                        f"its newest, {newest.name}" if newest is not None else "the one being recorded")
+            log.warning("--keep-free %s: the disk of %s has %s free and no segment is left to delete but the newest "
+                        "of each recording (other files take the space); it records on while the disk has room",
+                        self.keep_free.text, self.path, bytes_text(free))
 
 
 def _names(names: list[str]) -> str:

@@ -14,6 +14,7 @@ import math
 import os
 import re
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,28 @@ def recorded_segments(base: Path) -> list[tuple[float, Path]]:
 
 
 class FreeSpace:
-    """`--keep-free`: the room a segmented recording keeps on its disk, `size` bytes or `share` of the
-    disk (0..1); `text` as the user gave it."""
+    """`--keep-free`: the room segmented recordings keep on their disk, `size` bytes or `share` of the
+    disk (0..1); `text` as the user gave it. One for a run: the recordings that `join` it make room
+    together, the oldest segment of any of them on the disk going first."""
 
     def __init__(self, text: str, size: int = 0, share: float = 0.0) -> None:
         self.text, self.size, self.share = text, int(size), float(share)
+        self._members: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def join(self, recording: Any) -> None:
+        """A recording (VideoFileOutput) that keeps this room."""
+        self._members.add(recording)
+
+    def recordings(self, disk: int) -> list[Any]:
+        """The recordings that keep this room on the file system `disk` (st_dev), open or closed."""
+        found = []
+        for rec in list(self._members):
+            try:
+                if os.stat(rec.path.parent).st_dev == disk:
+                    found.append(rec)
+            except OSError:  # its folder gone for now
+                continue
+        return found
 
     def short_by(self, folder: Path) -> tuple[int, int]:
         """(bytes the disk of `folder` lacks, 0 where it has the room; bytes free there)."""

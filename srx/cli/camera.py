@@ -80,9 +80,9 @@ def stream_cmd(
         None, "--keep", help="With --segment: delete the recording's own segments (files named as --segment names them) "
         f"that began longer ago than this, e.g. 7d, so a small disk does not fill: {DURATION_FORMS}."),
     keep_free: Optional[str] = typer.Option(
-        None, "--keep-free", help="With --segment: while the disk of a recording has less free space than this, "
-        "delete its own oldest segments (never the newest), so a card that other recordings share does not fill: "
-        f"{SIZE_FORMS}. Make it more than one segment takes."),
+        None, "--keep-free", help="With --segment: while the disk of the recordings has less free space than this, "
+        "delete the oldest of their segments, whichever camera's (never one's newest), so the disk never fills: "
+        f"{SIZE_FORMS}. Make it more than one segment of every camera takes."),
     open_timeout: str = typer.Option("10s", "--open-timeout", help=f"Give up opening (or reading) a source after this long: {DURATION_FORMS}."),
     roi: Optional[list[str]] = typer.Option(
         None, "--roi", help="Upscale only this region of the frames: LEFT,TOP,WIDTH,HEIGHT in source pixels, e.g. "
@@ -250,7 +250,8 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
     seconds = _seconds(duration, "--duration")
     check_bounds(max_frames, seconds)
     _distinct_outputs(output)
-    cuts = {item.name: _segments(segment, keep, keep_free, output, live=item.spec.live) for item in named}  # a clock for each source's recordings
+    room = _free_space(keep_free)  # one for the run: its cameras make room together
+    cuts = {item.name: _segments(segment, keep, keep_free, output, live=item.spec.live, room=room) for item in named}  # a clock for each source's recordings
     for pattern in output or []:
         check_pattern(str(pattern), len(named))
     if json_summary not in (None, STDOUT) and "{name}" not in str(json_summary) and json_summary.is_dir():
@@ -292,14 +293,15 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
 
 
 def _segments(segment: Optional[str], keep: Optional[str], keep_free: Optional[str], outputs: Optional[list[str]],
-              live: bool = False) -> dict:
+              live: bool = False, room=None) -> dict:
     """--segment, --keep and --keep-free, checked: the recording_output arguments they make for one
-    source's recordings (a SegmentClock of their own, shared by them)."""
+    source's recordings (a SegmentClock of their own, shared by them; `room`: the run's FreeSpace,
+    shared by every source's recordings, made here where not given)."""
     from srx.camera.outputs import is_video_file_output
-    from srx.camera.segments import MIN_SEGMENT_S, FreeSpace, SegmentClock
+    from srx.camera.segments import MIN_SEGMENT_S, SegmentClock
 
     length, older = _seconds(segment, "--segment"), _seconds(keep, "--keep")
-    room = FreeSpace(keep_free, *parse_size(keep_free, "--keep-free")) if keep_free is not None else None
+    room = room or _free_space(keep_free)
     for option, value in (("--keep", keep), ("--keep-free", keep_free)):
         if value is not None and length is None:
             raise SrxError(f"{option} {value} deletes old segments of a recording; it needs --segment (e.g. "
@@ -316,6 +318,13 @@ def _segments(segment: Optional[str], keep: Optional[str], keep_free: Optional[s
                        "length after it began, so it would be deleted as it is finished; expected more than the "
                        "segment's length, e.g. --keep 7d")
     return {"segment": length, "keep": older, "keep_free": room, "clock": SegmentClock(live=live)}
+
+
+def _free_space(keep_free: Optional[str]):
+    """--keep-free as a FreeSpace (None without it)."""
+    from srx.camera.segments import FreeSpace
+
+    return None if keep_free is None else FreeSpace(keep_free, *parse_size(keep_free, "--keep-free"))
 
 
 def _distinct_outputs(outputs: Optional[list[str]]) -> None:

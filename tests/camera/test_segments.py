@@ -472,7 +472,7 @@ def test_keep_free_deletes_the_recordings_own_oldest_segments_while_its_disk_is_
     for i, f in enumerate(pictures[:30]):
         out.write(f, i / 10)
     assert not first.exists() and second.exists() and all(p.exists() for p in others)
-    assert "--keep-free 2M: deleted the oldest file of" in caplog.text and "rec-20231114-210000.mkv" in caplog.text
+    assert "--keep-free 2M: deleted the oldest segment on the disk of" in caplog.text and "rec-20231114-210000.mkv" in caplog.text
     fill_disk(card, leave_kib=256)  # another program's file: 256 KiB free
     for i, f in enumerate(pictures[30:], 30):
         out.write(f, i / 10)
@@ -480,6 +480,33 @@ def test_keep_free_deletes_the_recordings_own_oldest_segments_while_its_disk_is_
     assert not second.exists() and all(p.exists() for p in others)
     kept = [p.name for _, p in recorded_segments(card / "rec.mkv")]
     assert kept == ["rec-20231114-221326.mkv"], kept  # each finished one, once a newer is: the disk stays short
-    warned = [r.getMessage() for r in caplog.records if "none of its segments is left to delete" in r.getMessage()]
+    warned = [r.getMessage() for r in caplog.records if "no segment is left to delete but the newest" in r.getMessage()]
     assert len(warned) == 1 and "(other files take the space)" in warned[0], warned
     assert out.lost is None and out.pruned >= 1
+
+
+def test_keep_free_makes_room_from_the_oldest_segments_of_every_camera_on_the_disk(tmp_path: Path, utc,
+                                                                                  small_disk) -> None:
+    """Two cameras of one run on one card under one --keep-free: the oldest segments on the card go
+    first, whichever camera's they are, so a busy camera does not eat the other's history alone (each
+    deleted only its own: the one that looked first lost all of its). Each camera's newest stays."""
+    import os
+
+    from srx.camera.segments import FreeSpace
+
+    card = small_disk(4096, "card")
+    old = {name: [card / f"{name}-20231114-{hhmm}00.mkv" for hhmm in hhmms]
+           for name, hhmms in (("a", ("2000", "2040")), ("b", ("2020", "2100")))}
+    for path in [p for paths in old.values() for p in paths]:
+        path.write_bytes(os.urandom(700 << 10))  # 2.8 MiB of 4: 1.2 MiB free
+    room = FreeSpace("2.3M", int(2.3 * (1 << 20)))
+    a = VideoFileOutput(card / "a.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0), keep_free=room)
+    b = VideoFileOutput(card / "b.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0), keep_free=room)
+    for i, f in enumerate(frames(15, 24, 32)):
+        a.write(f, i / 10)  # a looks first: the card's two oldest go, a's 20:00 and b's 20:20
+        b.write(f, i / 10)
+    a.close()
+    b.close()
+    left = sorted(p.name for paths in old.values() for p in paths if p.exists())
+    assert left == ["a-20231114-204000.mkv", "b-20231114-210000.mkv"], left
+    assert a.segments and b.segments and all(p.exists() for p in [*a.segments, *b.segments])
