@@ -375,6 +375,8 @@ class VideoFileOutput(Output):
         if self.segment is not None and self._frame_key == self._paused:
             return True  # in the segment that failed: the recording starts again with the next
         if self.writer is None:
+            if self.keep_free is not None:  # room first (a disk that filled while no file was open)
+                self._make_room()
             self._open(frame)
         assert self.size is not None
         if (abs(frame.shape[1] - self.size[0]) > 1 or abs(frame.shape[0] - self.size[1]) > 1) and not self._warned:
@@ -416,9 +418,9 @@ class VideoFileOutput(Output):
     def _lose(self, exc: SrxError) -> None:
         """The open segment failed (its write, its open or its finish): given up as a failed
         recording is (`_abandon`: what it holds kept under its partial name where it plays), and no
-        file more until the next segment begins. The first failure since the recording last took a
-        frame is an error line; the ones after it, while the cause lasts, are said when it records
-        again."""
+        file more until the next segment begins. The first failure since a segment was last finished
+        is an error line; the ones after it, while the cause lasts, are counted in the warning that
+        the next finished segment gives (`_finish`)."""
         self.frames, self.distinct = self.frames - self._file[0], self.distinct - self._file[1]
         if self.tmp is not None:
             self._abandon()
