@@ -302,9 +302,9 @@ class VideoFileOutput(Output):
                 self.writer = H264Writer(self.tmp, self.fps, (w, h), crf=20, preset="ultrafast", threads=1,
                                          fragmented=True)
             elif self.fourcc == "FFV1":
-                self.writer = FFV1Writer(self.tmp, self.fps, (w, h))
+                self.writer = FFV1Writer(self.tmp, self.fps, (w, h), fragmented=True)
             else:
-                self.writer = MJPEGWriter(self.tmp, self.fps, (w, h))
+                self.writer = MJPEGWriter(self.tmp, self.fps, (w, h), fragmented=True)
         except SrxError:
             self.tmp.unlink(missing_ok=True)
             self.tmp = None

@@ -189,6 +189,12 @@ class _TimedWriter:
         raise err
 
 
+#: a recording's muxer options, so what a kill or a power cut leaves holds what was muxed: FFmpeg's
+#: output buffer (256 KiB) flushed after each packet the muxer writes (a fragment, a cluster, an AVI
+#: chunk); without it, at a camera's bitrate, a partial file held nothing for its first seconds
+ON_DISK_AS_IT_GOES = {"flush_packets": "1"}
+
+
 class H264Writer(_TimedWriter):
     """BGR uint8 frames of one size into an H.264 video at `fps` (.mp4, .mov, .mkv, ...), each at its
     time (_TimedWriter). Defaults for files (`srx upscale`); a live recording takes preset
@@ -196,7 +202,8 @@ class H264Writer(_TimedWriter):
     5 ms a 960x540 frame on this CPU). `fragmented` (a recording that runs for hours): an MP4/MOV
     written as a fragment a second, each with its own index, so a file cut off by a crash, a kill
     or a power cut plays up to its last second (a plain MP4's index is written at the end: without
-    it nothing plays); players and OpenCV read it as any MP4, frame count and rate included."""
+    it nothing plays), each fragment on disk as it is made (`ON_DISK_AS_IT_GOES`); players and
+    OpenCV read it as any MP4, frame count and rate included."""
 
     def __init__(self, path: Path | str, fps: float, size: tuple[int, int], *, crf: int = H264_CRF,
                  preset: str = "medium", threads: int = 0, live: LiveTarget | None = None,
@@ -222,8 +229,10 @@ class H264Writer(_TimedWriter):
             cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1  # smpte170m, limited
 
         target = {} if live is None else {"format": live.format, "options": dict(live.options), "timeout": live.timeout}
-        if fragmented and live is None and Path(path).suffix.lower() in (".mp4", ".mov", ".m4v"):
-            target["options"] = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "1000000"}
+        if fragmented and live is None:
+            target["options"] = dict(ON_DISK_AS_IT_GOES)
+            if Path(path).suffix.lower() in (".mp4", ".mov", ".m4v"):
+                target["options"].update(movflags="frag_keyframe+empty_moov+default_base_moof", frag_duration="1000000")
         self._open(fps, "libx264", "yuv420p", setup, **target)
 
     def _picture(self, frame: np.ndarray) -> Any:
@@ -245,7 +254,8 @@ class MJPEGWriter(_TimedWriter):
 
     _time_base = Fraction(1, 1)
 
-    def __init__(self, path: Path | str, fps: float, size: tuple[int, int], *, label: str | None = None) -> None:
+    def __init__(self, path: Path | str, fps: float, size: tuple[int, int], *, label: str | None = None,
+                 fragmented: bool = False) -> None:
         av = pyav_module("writing MJPEG videos (.avi)")
         w, h = size
         self.path, self.label, self.size = Path(path), str(label or path), (w - w % 2, h - h % 2)
@@ -258,7 +268,7 @@ class MJPEGWriter(_TimedWriter):
             stream.options = {"qmin": "3", "qmax": "3"}  # a fixed quantiser: the same quality every frame
             stream.codec_context.color_range = 2  # JPEG's full range, as the yuvj pixel format says
 
-        self._open(float(rate), "mjpeg", "yuvj420p", setup)
+        self._open(float(rate), "mjpeg", "yuvj420p", setup, **({"options": dict(ON_DISK_AS_IT_GOES)} if fragmented else {}))
 
     def _pts(self, at_ms: float | None) -> int:
         self._slot += 1
@@ -272,13 +282,15 @@ class MJPEGWriter(_TimedWriter):
 
 class FFV1Writer(_TimedWriter):
     """BGR uint8 frames of one size into a lossless FFV1 video (.mkv), each at its time
-    (_TimedWriter): every pixel as written, for measuring, and a variable rate kept, for watching."""
+    (_TimedWriter): every pixel as written, for measuring, and a variable rate kept, for watching.
+    `fragmented` (a recording): a Matroska cluster a second, on disk as it is made."""
 
-    def __init__(self, path: Path | str, fps: float, size: tuple[int, int]) -> None:
+    def __init__(self, path: Path | str, fps: float, size: tuple[int, int], *, fragmented: bool = False) -> None:
         av = pyav_module("writing lossless FFV1 videos")
         self.path, self.label, self.size = Path(path), str(path), (int(size[0]), int(size[1]))
         self._av = av
-        self._open(fps, "ffv1", "bgr0")  # bgr0: the BGR bytes as they are (what OpenCV's FFV1 writer stores)
+        options = {"options": {**ON_DISK_AS_IT_GOES, "cluster_time_limit": "1000"}} if fragmented else {}
+        self._open(fps, "ffv1", "bgr0", **options)  # bgr0: the BGR bytes as they are (what OpenCV's FFV1 writer stores)
 
     def _picture(self, frame: np.ndarray) -> Any:
         w, h = self.size
