@@ -359,6 +359,8 @@ class VideoFileOutput(Output):
             return self._write(frame, at_s)
         except SrxError as exc:  # this segment is lost; the next one tries again
             self._lose(exc)
+            if not self.timed:
+                self._slots += 1  # the frame's slot passed all the same (an .avi's clock)
             return True
 
     def _write(self, frame: np.ndarray, at_s: float | None) -> bool:
@@ -373,6 +375,7 @@ class VideoFileOutput(Output):
                 self._make_room()
         t = self._segment_for(at_s)
         if self.segment is not None and self._frame_key == self._paused:
+            self._slots += 1  # an .avi's clock goes on, or it never reached the next segment
             return True  # in the segment that failed: the recording starts again with the next
         if self.writer is None:
             if self.keep_free is not None:  # room first (a disk that filled while no file was open)
@@ -443,6 +446,9 @@ class VideoFileOutput(Output):
             self._make_room()
 
     def hold(self, times: int) -> None:
+        if self.writer is None and self._paused is not None and not self.timed:
+            self._slots += times  # the slots pass in the segment that failed, as they would on screen
+            return
         for _ in range(times if self._last is not None and self.writer is not None else 0):
             self.write(self._last)
 
