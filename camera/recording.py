@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from srx.camera.outputs import Output, _fit
-from srx.camera.segments import FreeSpace, SegmentClock, recorded_segments, segment_key, segment_path
+from srx.camera.segments import FreeSpace, SegmentClock, recorded_segments, segment_key, segment_path, untaken
 from srx.errors import SrxError
 from srx.fsutil import check_nearest_folder, temporary_sibling
 from srx.words import bytes_text, counted, duration_text, seconds_text
@@ -197,16 +197,27 @@ def _warn_left_partials(target: Path, suffix: str, folder: bool, plays: str) -> 
                       and not p.is_symlink())  # srx makes none: a link there is not its file
     except OSError:  # no folder yet: nothing left there
         return
-    if not folder:  # one stopped before a byte reached the disk holds nothing to keep
-        for empty in [p for p in left if Path(p).stat().st_size == 0]:
+    if not folder:  # one stopped before its first frame reached the disk holds nothing to keep
+        for dud in [p for p in left if _plays_nothing(Path(p))]:
+            size = Path(dud).stat().st_size if Path(dud).exists() else 0
+            if size > NOTHING_TO_KEEP:  # the start cut off or damaged, more after it: not for srx to delete
+                continue
             with contextlib.suppress(OSError):
-                Path(empty).unlink()
-                log.info("%s: removed %s, which an earlier run left empty", target, empty)
-                left.remove(empty)
+                Path(dud).unlink()
+                log.info("%s: removed %s, which an earlier run left %s", target, dud,
+                         "empty" if size == 0 else f"holding no frame ({counted(size, 'byte')})")
+                left.remove(dud)
+    plays_not = [p for p in left if not folder and _plays_nothing(Path(p))]
     if left:
-        log.warning("%s%s: an earlier run stopped before finishing it; what that run recorded is kept in %s (%s up "
-                    "to where that run stopped), for you to move or delete", target, "/" if folder else "",
-                    ", ".join(left), plays)
+        log.warning("%s%s: an earlier run did not finish it; what that run recorded is kept in %s (%s up "
+                    "to where that run stopped%s), for you to move or delete", target, "/" if folder else "",
+                    ", ".join(left), plays, f"; {', '.join(Path(p).name for p in plays_not)} does not play"
+                    if plays_not else "")
+
+
+#: an earlier run's partial file that plays nothing and is at most this long (bytes) is removed: a
+#: header cut off before its first frame, nothing to keep
+NOTHING_TO_KEEP = 64 * 1024
 
 
 class VideoFileOutput(Output):
@@ -246,6 +257,8 @@ class VideoFileOutput(Output):
         if self.path.is_dir():
             raise SrxError(f"--output {self.path} is a folder; expected a video file name")
         check_nearest_folder(self.path.parent, self.path, "--output", "write")
+        if keep_free is not None:  # before the claim: a refusal leaves nothing behind
+            keep_free.check(self.path)
         self.fourcc = VIDEO_FOURCC[suffix]
         self.realtime = self.fourcc != "FFV1"  # without frame times: .avi repeats; lossless .mkv never repeats
         self.timed = self.fourcc != "MJPG"  # each frame at its own time: no repeats, a variable rate kept
@@ -267,6 +280,8 @@ class VideoFileOutput(Output):
         self.segment, self.keep, self.keep_free = segment, keep, keep_free
         if keep_free is not None:
             keep_free.join(self)
+        self._left: list[tuple[Path, Path]] = []  # whole segments the folder refused to rename: (partial, name)
+        self._delete_said = False  # a file --keep or --keep-free cannot delete: said once, until one goes
         self._short_said = False  # --keep-free: a disk other files fill, said once until it has room again
         self.clock = clock or SegmentClock()  # shared by a source's recordings: cut at the same frames
         self.target = self.path  # where the open recording goes on close: the path, or its segment's file
@@ -317,13 +332,19 @@ class VideoFileOutput(Output):
     def describe(self) -> str:
         if self.segment is None:
             return self.name
-        first = self.first_segment
-        if self.pruned and self.segments:  # the first went to --keep: name the oldest still there
-            first = next((p for p in self.segments if p.exists()), self.segments[-1])
-        done = (f": {counted(self.segment_count, 'file')}, {first.name}"
-                + (f" to {self.segments[-1].name}" if self.segments[-1] != first else "")) if self.segments else ""
-        pruned = f" ({self.pruned} of them deleted since, to keep the disk)" if self.pruned else ""
+        done = f": {counted(self.segment_count, 'file')}{self._files_text()}" if self.segments else ""
+        why = " or ".join(o for o, v in (("--keep", self.keep), ("--keep-free", self.keep_free)) if v is not None)
+        pruned = f" ({self.pruned} of them deleted since by {why})" if self.pruned else ""
         return f"{self.name} in {duration_text(self.segment)} segments{done}{pruned}"
+
+    def _files_text(self) -> str:
+        """', FIRST to LAST': the oldest of the run's finished segments still on disk (the first may have
+        gone to --keep, --keep-free or a user) and the newest."""
+        if not self.segments:
+            return ""
+        first = self.first_segment if self.first_segment is not None and self.first_segment.exists() else \
+            next((p for p in self.segments if p.exists()), self.segments[-1])
+        return f", {first.name}" + (f" to {self.segments[-1].name}" if self.segments[-1] != first else "")
 
     def _segment_for(self, at_s: float | None) -> float:
         """The frame's time in the recording; with segments, the one before is finished where this
@@ -463,12 +484,15 @@ class VideoFileOutput(Output):
             else:
                 try:
                     self._finish()
-                except SrxError:
-                    self._abandon()  # what its partial file holds, said (or it is removed where it holds nothing)
-                    raise
+                except SrxError as exc:
+                    if self.segment is None:
+                        self._abandon()  # what its partial file holds, said (or it is removed where it holds nothing)
+                        raise
+                    self._lose(exc)  # the segment open at the stop: counted with the others the run lost
+            if self.segment is not None:
+                self._place_left(last=True)
                 if self.segment_count > 1:
-                    log.info("%s: %s, %s to %s", self.path, counted(self.segment_count, "segment"),
-                             self.first_segment.name, self.segments[-1].name)
+                    log.info("%s: %s%s", self.path, counted(self.segment_count, "segment"), self._files_text())
         finally:
             self._closed = True
             self._last = None
@@ -513,8 +537,18 @@ class VideoFileOutput(Output):
         elif frames:
             try:
                 os.replace(self.tmp, self.target)
-            except OSError as exc:  # the folder made read-only, a file system gone read-only: this output fails alone
-                raise SrxError(f"cannot finish {self.target}: {exc.strerror or exc}") from None
+            except OSError as exc:  # the folder made read-only, a file system gone read-only
+                if self.segment is None:  # this output fails alone
+                    raise SrxError(f"cannot finish {self.target}: {exc.strerror or exc}") from None
+                self._left.append((self.tmp, self.target))  # whole: put in place once the folder takes it
+                log.warning("%s: cannot put %s in place (%s); it stays whole in %s (%s) and is put in place "
+                            "once the folder takes it", self.name, self.target.name, exc.strerror or exc,
+                            self.tmp.name, counted(frames, "frame"))
+                self.size, self._span, self.tmp = None, None, None
+                self._file = [0, 0]
+                self._on_disk = self._warned = False
+                return
+            self._place_left()
             if self.segment is not None:
                 self.segments.append(self.target)
                 self.segment_count += 1
@@ -545,6 +579,33 @@ class VideoFileOutput(Output):
         if self.keep_free is not None:
             self._make_room()
 
+    def _place_left(self, last: bool = False) -> None:
+        """Whole segments the folder refused to rename at their cut (`_left`): put in place now that a
+        segment was (a free name where theirs was taken since). `last` (the end of the run): those that
+        still cannot be are named for the user to move, and said at the end (`lost`)."""
+        still, why = [], ""
+        for tmp, target in self._left:
+            if not tmp.exists():  # deleted meanwhile (a user, a clean-up)
+                continue
+            place = untaken(target)
+            try:
+                os.replace(tmp, place)
+            except OSError as exc:
+                still.append((tmp, target))
+                why = str(exc.strerror or exc)
+                continue
+            self.segments.append(place)
+            self.segment_count += 1
+            self.first_segment = self.first_segment or place
+            log.info("%s: put %s in place, which the folder had refused", self.name, place.name)
+        self._left = still
+        if last and still:
+            for tmp, target in still:
+                log.warning("%s: %s is whole in %s, which the folder would not rename (%s), for you to move",
+                            self.name, target.name, tmp, why)
+            note = f"{counted(len(still), 'segment')} left under a partial name (the folder refused the rename: {why})"
+            self.lost = f"{self.lost}; {note}" if self.lost else note
+
     def _prune(self) -> None:
         """Delete the recording's own segments that began more than `keep` seconds ago: this run's by
         the monotonic clock, an earlier run's where both its name and its modification time say so
@@ -567,31 +628,38 @@ class VideoFileOutput(Output):
                              + re.escape(self.path.suffix))
         try:  # what runs that were killed left, unchanged for longer than --keep (a live run's changes each second)
             for p in self.path.parent.iterdir():
-                if (partial.fullmatch(p.name) and p != self.tmp and not p.is_symlink() and p.is_file()
+                if (partial.fullmatch(p.name) and p != self.tmp and all(p != t for t, _ in self._left)
+                        and not p.is_symlink() and p.is_file()
                         and p.stat().st_mtime < cutoff):
                     old.append(p)
         except OSError:
             pass
-        gone = [p.name for p in old if self._delete(p, "--keep")]
+        gone = [p.name for p in old if self._delete(p, "--keep") is None]
         if gone:
             log.info("--keep %s: deleted %s of %s (%s)", duration_text(self.keep), counted(len(gone), "old file"),
                      self.path, _names(gone))
 
-    def _delete(self, p: Path, option: str) -> bool:
-        """Delete one of the recording's own files for `option`; whether it went."""
+    def _delete(self, p: Path, option: str) -> str | None:
+        """Delete one of the recording's own files for `option`: None where it went, else why not
+        ("" where it had gone already). A file that cannot be deleted (a folder made read-only) is
+        said once, until one is deleted again: at each segment it would say so for every file."""
         try:
             p.unlink()
         except FileNotFoundError:  # deleted by someone else meanwhile
-            return False
+            return ""
         except OSError as exc:
-            log.warning("%s: cannot delete %s: %s", option, p, exc.strerror or exc)
-            return False
+            why = str(exc.strerror or exc)
+            if not self._delete_said:
+                self._delete_said = True
+                log.warning("%s: cannot delete %s: %s (said once; tried again at each segment)", option, p, why)
+            return why
+        self._delete_said = False
         if p in self._began:
             self.pruned += 1
             del self._began[p]
         elif self.keep is None and p in self.segments:  # --keep-free alone keeps no _began
             self.pruned += 1
-        return True
+        return None
 
     def _make_room(self) -> None:
         """--keep-free: while the recording's disk has less room than that, delete the oldest
@@ -611,10 +679,19 @@ class VideoFileOutput(Output):
         candidates = []
         for rec in self.keep_free.recordings(disk):
             newest = rec.segments[-1] if rec.segments else None
-            candidates += [(start, str(p), p, rec) for start, p in recorded_segments(rec.path) if p != newest]
-        gone = []
+            for _, p in recorded_segments(rec.path):
+                if p != newest:
+                    try:  # by when it was written: a name's time moves with the time zone
+                        candidates.append((p.stat().st_mtime, str(p), p, rec))
+                    except OSError:
+                        continue
+        gone, refused = [], None
         for _, _, p, rec in sorted(candidates, key=lambda c: c[:2]):
-            if rec._delete(p, "--keep-free"):
+            why = rec._delete(p, "--keep-free")
+            if why:  # the folder takes no deletion now: the others would fail the same way
+                refused = why
+                break
+            if why is None:
                 gone.append(p.name)
                 try:
                     short, free = self.keep_free.short_by(self.path.parent)
@@ -626,11 +703,12 @@ class VideoFileOutput(Output):
             log.info("--keep-free %s: deleted the %s on the disk of %s (%s); %s free", self.keep_free.text,
                      f"{len(gone)} oldest segments" if len(gone) > 1 else "oldest segment", self.path, _names(gone),
                      bytes_text(free))
-        if short and not self._short_said:
+        if short and not self._short_said and not refused:
             self._short_said = True
             log.warning("--keep-free %s: the disk of %s has %s free and no segment is left to delete but the newest "
-                        "of each recording (other files take the space); it records on while the disk has room",
-                        self.keep_free.text, self.path, bytes_text(free))
+                        "of each recording (other files take the rest, or the setting asks for more room than the "
+                        "disk has beside them); it records on while the disk has room", self.keep_free.text,
+                        self.path, bytes_text(free))
 
 
 def _names(names: list[str]) -> str:

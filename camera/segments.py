@@ -18,7 +18,8 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from srx.words import seconds_text
+from srx.errors import SrxError
+from srx.words import bytes_text, seconds_text
 
 log = logging.getLogger("srx")
 
@@ -70,12 +71,17 @@ def segment_path(base: Path, wall: float) -> Path:
     its name, and `-1`, `-2`, ... after it where that file exists (a run started again within the
     second, a clock set back), so a finished segment is never written over."""
     stamp = time.strftime(SEGMENT_TIME, time.localtime(wall))
-    path = base.with_name(f"{base.stem}-{stamp}{base.suffix}")
-    n = 0
-    while path.exists() or path.is_symlink():
+    return untaken(base.with_name(f"{base.stem}-{stamp}{base.suffix}"))
+
+
+def untaken(path: Path) -> Path:
+    """`path`, or where a file (or a link) is there, the first of `STEM-1SUFFIX`, `STEM-2SUFFIX`, ...
+    that is free: a segment never replaces a file."""
+    n, free = 0, path
+    while free.exists() or free.is_symlink():
         n += 1
-        path = base.with_name(f"{base.stem}-{stamp}-{n}{base.suffix}")
-    return path
+        free = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return free
 
 
 def recorded_segments(base: Path) -> list[tuple[float, Path]]:
@@ -121,6 +127,20 @@ class FreeSpace:
             except OSError:  # its folder gone for now
                 continue
         return found
+
+    def check(self, target: Path) -> None:
+        """SrxError where the room asked for is the whole disk of `target` (its nearest folder there)."""
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            return
+        total = st.f_blocks * st.f_frsize
+        if self.size and self.size >= total:
+            raise SrxError(f"--keep-free {self.text}: the disk of {target} holds {bytes_text(total)} in all; "
+                           "expected less than that, room for the recordings beside it (e.g. 10%)")
 
     def short_by(self, folder: Path) -> tuple[int, int]:
         """(bytes the disk of `folder` lacks, 0 where it has the room; bytes free there)."""

@@ -460,12 +460,14 @@ def close_outputs(outputs: Sequence[Output]) -> list[str]:
         if getattr(o, "failed", None) is not None:
             errors.append(f"{o.describe()}: {o.failed}")
             continue
+        why = None
         try:
             o.close()
         except Exception as exc:  # noqa: BLE001  (close every output even if one fails)
-            errors.append(f"{o.describe()}: could not finalise it: {_why(exc)}")
-        if getattr(o, "lost", None) is not None:  # a segmented recording went on after losing some
-            errors.append(f"{o.describe()}: {o.lost}")
+            why = f"could not finalise it: {_why(exc)}"
+        lost = getattr(o, "lost", None)  # a segmented recording that went on after losing some
+        if why is not None or lost is not None:  # one line for one output
+            errors.append(f"{o.describe()}: " + "; ".join(w for w in (why, lost) if w is not None))
     return errors
 
 

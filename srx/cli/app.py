@@ -172,13 +172,13 @@ def parse_duration(text: str | None, option: str = "--time-budget") -> float | N
 
 
 #: what --keep-free takes, said in its help and its error
-SIZE_FORMS = "a size with K, M, G or T (powers of 1024, as df -h shows them: 500M, 2G, 1.5T) or a share of the disk (10%)"
+SIZE_FORMS = "a size with K, M, G or T, capitals (powers of 1024, as df -h shows them: 500M, 2G, 1.5T), or a share of the disk (10%)"
 
 
 def parse_size(text: str, option: str) -> tuple[int, float]:
     """'500M', '2G', '2GiB', '1.5T', '10%' -> (bytes, 0.0) or (0, share of the disk): `option` names it
-    in the error."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(?:([KMGT])(?:i?B)?|(%))\s*", text, re.IGNORECASE)
+    in the error. Units in capitals only: `5m` is five minutes to every duration option."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(?:([KMGT])(?:i?B)?|(%))\s*", text)  # capitals: 5m is 5 minutes elsewhere
     if not m:
         raise SrxError(f"{option} {text!r}: expected {SIZE_FORMS}")
     value = float(m.group(1))

@@ -81,13 +81,13 @@ def test_what_an_earlier_run_left_is_kept_and_named(tmp_path: Path, kind: str, c
     left = sorted(p.name for p in killed.tmp.iterdir()) if kind == "/" else killed.tmp.read_bytes()
     legacy = tmp_path / f".cam.partial{kind}"  # what srx before this change left, at its fixed name
     if kind != "/":
-        legacy.write_bytes(b"an older srx's partial file")
+        legacy.write_bytes(killed.tmp.read_bytes())
     again = record(output_of(tmp_path / "cam", kind), frames(3, 24, 32, seed=7))
     again.close()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and str(killed.tmp) in warnings[0], warnings
     assert "up to where that run stopped" in warnings[0]
-    assert kind == "/" or (str(legacy) in warnings[0] and legacy.read_bytes() == b"an older srx's partial file")
+    assert kind == "/" or (str(legacy) in warnings[0] and legacy.read_bytes() == killed.tmp.read_bytes())
     assert left == (sorted(p.name for p in killed.tmp.iterdir()) if kind == "/" else killed.tmp.read_bytes())
     assert len(recorded(killed.tmp)) >= 10  # it plays up to its last whole second (25 frames at 10 fps)
     assert len(recorded(target)) == 3

@@ -122,8 +122,8 @@ def test_keep_deletes_the_recordings_own_old_segments_and_nothing_else(tmp_path:
             "rec-20231399-000000.mkv", "xrec-20231101-000000.mkv", "rec-20231101-000000-0.mkv",
             "rec-20231101-000000-01.mkv", "rec-20231101-000000.mkv\n", ".rec-20231101-000000.partial.k2j4h5g6.mp4",
             ".cam.partial.a1b2c3d4.mkv"]
-    for name in old + kept:
-        (tmp_path / name).write_bytes(b"x")
+    for name in old + kept:  # a killed run's partial as long as one that holds frames (a short one plays nothing:
+        (tmp_path / name).write_bytes(os.urandom(70_000) if ".partial." in name else b"x")  # removed at the start)
         os.utime(tmp_path / name, (T0 - 30 * 86400, T0 - 30 * 86400))  # written a month before the run
     (tmp_path / "rec-20231102-000000.mkv").write_bytes(b"x")  # named old, written now: a clock set since
     kept.append("rec-20231102-000000.mkv")
@@ -194,6 +194,8 @@ def test_cli_segments_each_sources_recordings(tmp_path: Path, tiny_checkpoint) -
     (["--segment", "1h", "--keep-free", "2 gigs"], "--keep-free '2 gigs': expected a size with K, M, G or T"),
     (["--segment", "1h", "--keep-free", "0G"], "--keep-free '0G': expected a size above 0"),
     (["--segment", "1h", "--keep-free", "100%"], "--keep-free '100%': expected a share of the disk above 0% and under 100%"),
+    (["--segment", "1h", "--keep-free", "5m"], "--keep-free '5m': expected a size with K, M, G or T, capitals"),
+    (["--segment", "1h", "--keep-free", "900T"], "in all; expected less than that, room for the recordings beside it"),
 ])
 def test_bad_segment_options_are_one_line_before_the_run(tmp_path: Path, args: list[str], match: str) -> None:
     args = [a.replace("FOLDER", str(tmp_path / "frames")) for a in args]
@@ -232,7 +234,7 @@ def test_a_killed_segments_partial_file_is_named_for_it_and_named_at_the_next_st
     run names it in a warning and writes beside it."""
     caplog.set_level(logging.WARNING, logger="srx")
     killed = VideoFileOutput(tmp_path / "rec.mp4", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
-    for i, f in enumerate(frames(15, 240, 320)):  # an .mp4 goes out a fragment a second
+    for i, f in enumerate(frames(25, 240, 320)):  # an .mp4 goes out a fragment a second: one of :22's is out
         killed.write(f, i / 10)  # never closed: the process died,
     killed.claim.release(remove=False)  # and the kernel let go of its claim on rec.mp4
     assert [p.name for p in killed.segments] == ["rec-20231114-221321.mp4"]
@@ -241,9 +243,15 @@ def test_a_killed_segments_partial_file_is_named_for_it_and_named_at_the_next_st
     assert left.stat().st_size and len(stored_frames(tmp_path / "rec-20231114-221321.mp4")) == 10
     empty = tmp_path / ".rec-20231114-221320.partial.abcdefgh.mp4"  # one killed before a byte reached the disk
     empty.write_bytes(b"")
+    header = tmp_path / ".rec-20231114-221318.partial.abcdefgh.mp4"  # one killed before its first fragment:
+    header.write_bytes(left.read_bytes()[:600])  # the header alone, which does not play (it was said to)
+    caplog.set_level(logging.INFO, logger="srx")
     VideoFileOutput(tmp_path / "rec.mp4", fps=10, segment=2.0).close()
-    assert f"what that run recorded is kept in {left}" in caplog.text
-    assert not empty.exists() and str(empty) not in caplog.text  # it held nothing: removed, not announced
+    assert f"what that run recorded is kept in {left} (it plays up to where that run stopped)" in caplog.text
+    assert not empty.exists() and not header.exists()  # they held nothing: removed, said in an info line
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+    assert str(empty) not in warned and str(header) not in warned
+    assert f"removed {header}, which an earlier run left holding no frame (600 bytes)" in caplog.text
 
 
 def test_a_recording_that_opens_later_is_cut_as_the_others_of_its_source(tmp_path: Path, utc) -> None:
@@ -370,14 +378,15 @@ def test_a_segmented_recording_records_again_once_the_disk_has_room(tmp_path: Pa
     assert out.lost_segments >= 2 and out.lost is not None
 
 
-def test_a_folder_that_refuses_a_cut_loses_that_segment_and_the_recording_goes_on(tmp_path: Path, utc,
-                                                                                  caplog) -> None:
+def test_a_folder_that_refuses_a_cut_keeps_that_segment_whole_and_the_recording_goes_on(tmp_path: Path, utc,
+                                                                                     caplog) -> None:
     """The recording folder refuses the rename at a cut (made immutable for 2.5 s, a file system
-    remounted read-only): the segment being finished is lost (its frames kept in its partial file, named
-    in a warning), the segments that begin while the folder refuses are lost too (each tried once, at
-    its first frame), and the first one after it is recorded, whole: a 20 s hiccup no longer ends a months-long recording. One error line when it
-    fails, one warning when it records again; `lost` says it for the end of the run (exit 1). Before,
-    the plain OSError ended the process with a traceback, and then the output was retired for good."""
+    remounted read-only): the segment being finished stays whole under its partial name (a warning)
+    and is put in place at the next cut that works; the segments that begin while the folder refuses
+    are lost (each tried once, at its first frame: one error line), and the first one after it is
+    recorded, whole: a 20 s hiccup no longer ends a months-long recording. `lost` says it for the end
+    of the run (exit 1). Before, the plain OSError ended the process with a traceback, and then the
+    output was retired for good; then the whole segment was left hidden, "for you to move"."""
     import shutil
     import subprocess
 
@@ -401,15 +410,16 @@ def test_a_folder_that_refuses_a_cut_loses_that_segment_and_the_recording_goes_o
         assert out.write(f, i / 10)
     out.close()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and "segment rec-20231114-221321.mkv lost: cannot finish" in errors[0], errors
-    assert "records again: rec-20231114-221326.mkv is finished (3 segments lost before it; the last: " in caplog.text
-    assert [p.name for p in out.segments] == ["rec-20231114-221326.mkv", "rec-20231114-221328.mkv"]
-    assert [len(stored_frames(p)) for p in out.segments] == [20, 10]
-    assert all(np.array_equal(a, b) for a, b in zip(stored_frames(out.segments[0]), pictures[50:70]))
-    assert out.frames == 30 and out.lost_segments == 3 and out.lost.startswith("3 segments lost (the last: ")
-    kept = list(folder.glob(".rec-20231114-221321.partial.*.mkv"))  # the one the cut failed to finish plays
-    assert len(kept) == 1 and len(stored_frames(kept[0])) == 10
-    assert not list(folder.glob(".rec-20231114-22132[24].partial.*"))  # the ones that never opened left nothing
+    assert len(errors) == 1 and "segment rec-20231114-221322.mkv lost: cannot write" in errors[0], errors
+    assert "cannot put rec-20231114-221321.mkv in place (Operation not permitted)" in caplog.text
+    assert "put rec-20231114-221321.mkv in place, which the folder had refused" in caplog.text
+    assert "records again: rec-20231114-221326.mkv is finished (2 segments lost before it; the last: " in caplog.text
+    names = ["rec-20231114-221321.mkv", "rec-20231114-221326.mkv", "rec-20231114-221328.mkv"]
+    assert [p.name for p in out.segments] == names
+    assert [len(stored_frames(folder / n)) for n in names] == [10, 20, 10]
+    assert all(np.array_equal(a, b) for a, b in zip(stored_frames(folder / names[0]), pictures[:10]))
+    assert out.frames == 40 and out.lost_segments == 2 and out.lost.startswith("2 segments lost (the last: ")
+    assert not list(folder.glob(".rec-*.partial.*"))  # nothing left hidden
 
 
 def test_a_recording_folder_deleted_where_no_new_one_can_be_made_loses_segments_not_the_run(tmp_path: Path, utc,
@@ -481,7 +491,7 @@ def test_keep_free_deletes_the_recordings_own_oldest_segments_while_its_disk_is_
     kept = [p.name for _, p in recorded_segments(card / "rec.mkv")]
     assert kept == ["rec-20231114-221326.mkv"], kept  # each finished one, once a newer is: the disk stays short
     warned = [r.getMessage() for r in caplog.records if "no segment is left to delete but the newest" in r.getMessage()]
-    assert len(warned) == 1 and "(other files take the space)" in warned[0], warned
+    assert len(warned) == 1 and "(other files take the rest" in warned[0], warned
     assert out.lost is None and out.pruned >= 1
 
 
@@ -499,14 +509,72 @@ def test_keep_free_makes_room_from_the_oldest_segments_of_every_camera_on_the_di
            for name, hhmms in (("a", ("2000", "2040")), ("b", ("2020", "2100")))}
     for path in [p for paths in old.values() for p in paths]:
         path.write_bytes(os.urandom(700 << 10))  # 2.8 MiB of 4: 1.2 MiB free
+        at = time.mktime(time.strptime(path.stem.split("-", 1)[1], "%Y%m%d-%H%M%S"))
+        os.utime(path, (at, at))  # written when its name says
+    # b's last was named 21:00 by an earlier run in a time zone an hour ahead, and written at 20:00 this
+    # zone's time: it goes first, where the name alone would keep it longest
+    at = time.mktime(time.strptime("20231114-195000", "%Y%m%d-%H%M%S"))
+    os.utime(old["b"][1], (at, at))
     room = FreeSpace("2.3M", int(2.3 * (1 << 20)))
     a = VideoFileOutput(card / "a.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0), keep_free=room)
     b = VideoFileOutput(card / "b.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0), keep_free=room)
     for i, f in enumerate(frames(15, 24, 32)):
-        a.write(f, i / 10)  # a looks first: the card's two oldest go, a's 20:00 and b's 20:20
+        a.write(f, i / 10)  # a looks first: the card's two oldest go, b's written at 19:50 and a's 20:00
         b.write(f, i / 10)
     a.close()
     b.close()
     left = sorted(p.name for paths in old.values() for p in paths if p.exists())
-    assert left == ["a-20231114-204000.mkv", "b-20231114-210000.mkv"], left
+    assert left == ["a-20231114-204000.mkv", "b-20231114-202000.mkv"], left
     assert a.segments and b.segments and all(p.exists() for p in [*a.segments, *b.segments])
+
+
+def test_keep_free_where_nothing_can_be_deleted_says_so_once(tmp_path: Path, utc, caplog, monkeypatch) -> None:
+    """--keep-free on a disk that stays short while the folder takes no deletion (made immutable, a
+    file system remounted read-only): one warning, not one for every file at every check (a trial
+    counted 118 lines in 35 s), and not the "other files take the rest" one, which is not why."""
+    import shutil
+    import subprocess
+
+    from srx.camera.segments import FreeSpace
+
+    if shutil.which("chattr") is None:
+        pytest.skip("an immutable folder needs chattr (e2fsprogs)")
+    caplog.set_level(logging.INFO, logger="srx")
+    monkeypatch.setattr(VideoFileOutput, "CHECK_S", 0.0)  # the disk looked at each frame
+    folder = tmp_path / "rec"
+    out = VideoFileOutput(folder / "rec.mkv", fps=10, segment=60.0, clock=SegmentClock(lambda: T0),
+                          keep_free=FreeSpace("99.9%", share=0.999))  # never met here
+    out.write(frames(1, 24, 32)[0], 0.0)
+    for hh in ("19", "20", "21"):
+        (folder / f"rec-20231114-{hh}0000.mkv").write_bytes(b"an earlier run's segment")
+    caplog.clear()
+    made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"chattr +i refused here: {made.stderr.strip()}")
+    try:
+        for i, f in enumerate(frames(20, 24, 32), 1):
+            out.write(f, i / 10)
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    out.close()
+    said = [r.getMessage() for r in caplog.records if "cannot delete" in r.getMessage()]
+    assert len(said) == 1 and "rec-20231114-190000.mkv: Operation not permitted (said once" in said[0], said
+    assert "other files take the rest" not in caplog.text
+
+
+def test_a_segment_that_cannot_be_finished_at_the_stop_is_counted_once(tmp_path: Path, utc, small_disk) -> None:
+    """The stop (SIGTERM) comes while the disk is full: the open segment, which cannot be finished, is
+    one more lost segment, said in the recording's one line at the end, not a second line of its own
+    (a trial counted "5 outputs failed" of 3)."""
+    from srx.camera.stream import close_outputs
+    from tests.conftest import fill_disk
+
+    card = small_disk(2048, "card")
+    out = VideoFileOutput(card / "rec.mp4", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
+    pictures = [np.random.default_rng(i).integers(0, 256, (96, 128, 3), dtype=np.uint8) for i in range(15)]
+    for i, f in enumerate(pictures):  # :21 finished, :22 open half a second: in memory, no fragment yet
+        out.write(f, i / 10)
+    fill_disk(card)
+    errors = close_outputs([out])
+    assert len(errors) == 1 and errors[0].endswith(f"{out.lost}") and out.lost_segments == 1, errors
+    assert [p.name for p in out.segments] == ["rec-20231114-221321.mp4"]

@@ -982,7 +982,8 @@ def test_a_recording_that_fills_the_disk_is_kept_under_its_partial_name(tmp_path
         assert 0 < count < 100 and partial.parent == card and partial.name.startswith("." + output.strip("/").split(".")[0])
         assert partial.exists() and "libpng" not in res.stderr
         if output == "rec.avi":
-            assert 0 < len(read_video(partial)) <= count  # it plays up to where the disk took no more
+            # it plays up to where the disk took no more (the frame it cut off, flushed in part, may decode too)
+            assert 0 < len(read_video(partial)) <= count + 1
         else:
             assert len(list(partial.glob("frame_*.png"))) == count
         assert (card / "rec.avi").read_bytes() == b"the recording of the run before"
