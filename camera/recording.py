@@ -136,7 +136,7 @@ class RecordingClaim:
             self._take()
         except (SrxError, OSError) as exc:
             log.warning("%s: its lock file %s was removed while it recorded, and it cannot hold it again: %s",
-                        self.shown, self.path, exc)
+                        self.shown, self.path, getattr(exc, "strerror", None) or exc)
             return
         if self.fd is None:  # no room for it on a full disk: the recording's own write says the rest
             return
