@@ -398,18 +398,30 @@ def test_stream_timeouts_take_durations(monkeypatch):
     (["compare", "{image}", "-s", "2", "-s", "3", "-o", "{tmp}/e.png"], "--scale", "2, 3"),
     (["train", "--data", "{images}", "--max-steps", "1", "-s", "2", "-s", "3", "-o", "{tmp}/e"], "--scale", "2, 3"),
     (["tune", "{tmp}/v.avi", "--max-steps", "1", "-s", "2", "-s", "3", "-o", "{tmp}/e"], "--scale", "2, 3"),
+    (["export", "-w", "fast", "--no-engine", "-o", "{tmp}/e", "--out", "{tmp}/f"], "--out", "{tmp}/e, {tmp}/f"),
+    (["upscale", "{image}", "-w", "fast", "-o", "{tmp}/e.png", "-o", "{tmp}/f.png"], "--out", "{tmp}/e.png, {tmp}/f.png"),
+    (["upscale", "{image}", "-m", "{tmp}/a.onnx", "-m", "{tmp}/b.onnx", "-o", "{tmp}/e.png"], "--model",
+     "{tmp}/a.onnx, {tmp}/b.onnx"),
+    (["compare", "{image}", "-o", "{tmp}/e.png", "-o", "{tmp}/f.png"], "--out", "{tmp}/e.png, {tmp}/f.png"),
+    (["train", "--data", "{images}", "--max-steps", "1", "-o", "{tmp}/e", "-o", "{tmp}/f"], "--out", "{tmp}/e, {tmp}/f"),
+    (["tune", "{tmp}/v.avi", "--max-steps", "1", "-o", "{tmp}/e", "-o", "{tmp}/f"], "--out", "{tmp}/e, {tmp}/f"),
+    (["stream", "--demo", "--no-window", "-m", "{tmp}/a.onnx", "-m", "{tmp}/b.onnx"], "--model", "{tmp}/a.onnx, {tmp}/b.onnx"),
+    (["serve", "-m", "{tmp}/a.onnx", "-m", "{tmp}/b.onnx"], "--model", "{tmp}/a.onnx, {tmp}/b.onnx"),
+    (["parity", "--server", "127.0.0.1:1", "-m", "a", "-m", "b"], "--model", "a, b"),
 ])
 def test_a_single_valued_option_given_twice_is_refused(tmp_path, image_folder, args, option, values):
-    """A second -w or -s replaced the first without a word (`srx export -w fast -w srcnn` exported
-    srcnn alone; `srx upscale -s 2 -s 4` ran x4), though -w is repeatable in eval, bench, compare and
-    serve: refused in one line, as a second --server, --degrade or --data is, before any work."""
+    """A second -w, -s, -o or -m replaced the first without a word (`srx export -w fast -w srcnn`
+    exported srcnn alone; `srx upscale -s 2 -s 4` ran x4; `-o a -o b` wrote b alone), though -w is
+    repeatable in eval, bench, compare and serve: refused in one line, as a second --server, --degrade
+    or --data is, before any work."""
     subs = {"{tmp}": str(tmp_path), "{images}": str(image_folder), "{image}": str(image_folder / "img0.png")}
     for key, value in subs.items():
         args = [a.replace(key, value) for a in args]
+        values = values.replace(key, value)
     res = runner.invoke(app, args)
     assert res.exit_code == 1, res.output
     assert_one_error_line(res.output, f"srx {args[0]} takes one {option}; got 2 ({values}): run it once for each")
-    assert not (tmp_path / "e").exists() and not (tmp_path / "e.png").exists()
+    assert not any((tmp_path / n).exists() for n in ("e", "e.png", "f", "f.png"))
 
 
 def test_repeatable_weights_stay_repeatable(image_folder, tiny_checkpoint):

@@ -317,7 +317,8 @@ def one_server(servers: list[str] | None, command: str) -> str | None:
 
 def one_value(values: list | None, option: str, command: str, more: str = ""):
     """The one value of a single-valued option that is declared as a list so that a repeat is seen
-    (-w and -s of the commands that run one model): Typer would keep the last of several silently.
+    (-w and -s of the commands that run one model, -o/--out, -m/--model): Typer would keep the last of
+    several silently.
     `more`: where several are taken instead. The same value given twice is that one value.
     """
     values = list(dict.fromkeys(values or []))

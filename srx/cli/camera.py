@@ -43,7 +43,7 @@ def stream_cmd(
         "newest alone (lowest latency); 2 (default) rides out a one-off slow inference at one frame of extra latency."),
     scale: Optional[list[int]] = model_scale_option(),
     weights: Optional[list[Path]] = weights_option(),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model file instead of --weights: .onnx, .engine or .pt."),
+    model_: Optional[list[Path]] = typer.Option(None, "--model", "-m", help="Model file instead of --weights: .onnx, .engine or .pt.", show_default=False),
     backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, torch, torch-cuda, tensorrt or triton (with --server)."),
     server: Optional[list[str]] = typer.Option(
         None, "--server", help="Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` runs); implies --backend triton. "
@@ -116,6 +116,7 @@ def stream_cmd(
     from srx.camera.multi import apply_rates, apply_regions, output_for, parse_sources
 
     weights, scale = one_value(weights, "--weights", "stream"), one_value(scale, "--scale", "stream")
+    model = one_value(model_, "--model", "stream")
     json_summary = _summary_target(json_summary)
     waits = {"open_timeout": _seconds(open_timeout, "--open-timeout"),
              "reconnect_max_wait": _seconds(reconnect_max_wait, "--reconnect-max-wait")}

@@ -62,7 +62,7 @@ def _rebuild_command(weights: Optional[str], scale: int, out: Path, fp16: bool,
 def export_cmd(
     weights: Optional[list[Path]] = weights_option(),
     scale: Optional[list[int]] = model_scale_option("a checkpoint's"),
-    out: Path = typer.Option(Path("exports"), "--out", "-o", help="Output folder for the .onnx graphs and the engine."),
+    out_: Optional[list[Path]] = typer.Option(None, "--out", "-o", help="Output folder for the .onnx graphs and the engine (default: exports).", show_default=False),
     fp16: bool = typer.Option(True, "--fp16/--no-fp16", help="Also write the FP16 graph (FP32 I/O) and build the engine from it."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (13..21)."),
     dynamic: bool = typer.Option(True, "--dynamic/--static", help="Free batch/height/width axes, or a fixed input size (--height/--width)."),
@@ -92,7 +92,7 @@ def export_cmd(
     from srx.export.tensorrt import check_profile, engine_from_onnx, tensorrt_status
     from srx.fsutil import check_output_dir, check_output_file
 
-    weights = one_value(weights, "--weights", "export")
+    weights, out = one_value(weights, "--weights", "export"), one_value(out_, "--out", "export") or Path("exports")
     scale = scale_of_models(one_value(scale, "--scale", "export"), [weights])
     hw = profile_shapes(min_shape, opt_shape, max_shape)
     check_output_dir(out, "--out")  # output paths are checked before any work
@@ -159,11 +159,11 @@ def parity_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     server: Optional[list[str]] = typer.Option(
         None, "--server", help="Also check the srx model for --scale on this Triton server (gRPC HOST:PORT) under the FP32 gate; one at a time."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="With --server: the model's name on the server (default: the name `srx serve -w` gives these weights, else the one srx finds for --scale)."),
+    model_: Optional[list[str]] = typer.Option(None, "--model", "-m", help="With --server: the model's name on the server (default: the name `srx serve -w` gives these weights, else the one srx finds for --scale).", show_default=False),
 ) -> None:
     """PyTorch vs ONNX Runtime FP32/FP16 (and TensorRT) on Set5 and odd-sized frames; exit 1 on a failed gate."""
     server = one_server(server, "parity")  # type: ignore[assignment]
-    weights = one_value(weights, "--weights", "parity")
+    weights, model = one_value(weights, "--weights", "parity"), one_value(model_, "--model", "parity")
     scale = one_value(scale, "--scale", "parity")
     if model is not None and server is None:  # else another model's pass would read as this file's
         raise SrxError(f"--model {model} names a model on a Triton server and applies with --server; to check "

@@ -132,7 +132,7 @@ def compare(
     scale: Optional[list[int]] = model_scale_option("a checkpoint's"),
     degrade: Optional[list[str]] = typer.Option(None, "--degrade", help="LR degradation: a preset (none, camera, jpeg50) or a spec like jpeg=30,noise=5; one per picture (default: jpeg50).", show_default=False),
     weights: Optional[list[str]] = typer.Option(None, "--weights", "-w", help="Models to show (repeat): shipped names or checkpoints, LABEL=CHECKPOINT to name a panel. Default: every shipped model at --scale."),
-    out: Path = typer.Option(Path("compare.png"), "--out", "-o", help="Where to write the picture (.png)."),
+    out_: Optional[list[Path]] = typer.Option(None, "--out", "-o", help="Where to write the picture (.png; default: compare.png).", show_default=False),
     frame: Optional[int] = typer.Option(None, "--frame", help="With a video: the frame to use (default: the middle one)."),
     crop: int = typer.Option(160, "--crop", help="Side of the HR crop shown, in pixels (the most detailed square)."),
     zoom: int = typer.Option(2, "--zoom", help="Nearest-neighbour zoom of each panel."),
@@ -145,6 +145,7 @@ def compare(
     from srx.fsutil import check_output_file
     from srx.imageio import write_image
 
+    out = one_value(out_, "--out", "compare") or Path("compare.png")
     scale = scale_of_models(one_value(scale, "--scale", "compare"), [labelled_weights(str(w))[1] for w in weights or []])
     if out.suffix.lower() != ".png":
         raise SrxError(f"--out {out}: expected a .png file name")

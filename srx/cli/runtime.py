@@ -40,11 +40,11 @@ def _on_terminal() -> bool:
 @app.command()
 def upscale(
     inputs: list[Path] = typer.Argument(..., readable=False, help="Images (png/jpg/bmp/tiff; 16-bit stays 16-bit in png/tiff), folders of them, or videos (.mp4/.avi/.mkv/...)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (an existing one, or a name without an extension), or the output file for a single input (an image name for an image, .mp4/.mkv/.mov/.m4v/.avi for a video)."),
+    out_: list[Path] = typer.Option(..., "--out", "-o", help="Output folder (an existing one, or a name without an extension), or the output file for a single input (an image name for an image, .mp4/.mkv/.mov/.m4v/.avi for a video)."),
     scale: Optional[list[int]] = typer.Option(None, "--scale", "-s", help="Upscaling factor 2, 3 or 4 (default: the model's, else 3).",
                                               metavar="<int>"),
     weights: Optional[list[Path]] = weights_option(),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file instead of --weights: srx .onnx, TensorRT .engine or .pt checkpoint."),
+    model_: Optional[list[Path]] = typer.Option(None, "--model", "-m", help="A model file instead of --weights: srx .onnx, TensorRT .engine or .pt checkpoint.", show_default=False),
     backend: str = typer.Option("auto", "--backend", "-b", help=_BACKEND_HELP),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="Image output format for folders: png (default), jpg, bmp, tiff, webp."),
     threads: Optional[int] = threads_option("CPU threads (default: one per physical core)."),
@@ -59,6 +59,7 @@ def upscale(
     from srx.runtime.upscaler import check_tile, create_upscaler
 
     weights, scale = one_value(weights, "--weights", "upscale"), one_value(scale, "--scale", "upscale")
+    out, model = one_value(out_, "--out", "upscale"), one_value(model_, "--model", "upscale")
     if scale is not None:
         check_scale(scale)
     plan_jobs(inputs, out, fmt, create=False, recursive=recursive, warn=False)  # a bad --out fails now, before the model loads

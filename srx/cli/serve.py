@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.app import app, scale_of_models, threads_option
+from srx.cli.app import app, one_value, scale_of_models, threads_option
 
 log = logging.getLogger("srx")
 
@@ -20,7 +20,7 @@ def serve_cmd(
     weights: Optional[list[str]] = typer.Option(
         None, "--weights", "-w", help="A shipped model by name (srcnn, fast, camera; `srx models` lists them) or an srx "
         "checkpoint; default: camera. Repeat to serve several (each at every --scale a shipped model has)."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A model file instead of --weights: srx .onnx, TensorRT .engine or .pt checkpoint."),
+    model_: Optional[list[Path]] = typer.Option(None, "--model", "-m", help="A model file instead of --weights: srx .onnx, TensorRT .engine or .pt checkpoint.", show_default=False),
     backend: str = typer.Option("auto", "--backend", "-b", help="What runs the model inside the server: auto, onnxruntime, torch, torch-cuda or tensorrt."),
     threads: Optional[int] = threads_option("CPU threads for the model (default: physical cores)."),
     host: str = typer.Option("127.0.0.1", "--host", help="IPv4 address to listen on (0.0.0.0: every interface, for other hosts)."),
@@ -46,6 +46,7 @@ def serve_cmd(
     from srx.runtime.select import make_runner
     from srx.runtime.triton_server import check_serve_options, pytriton_status, serve_model
 
+    model = one_value(model_, "--model", "serve", more=" (--weights serves several)")
     given = list(weights or [None])
     # without --scale: a checkpoint at its own scale, a shipped model at 3
     own = {str(w): scale_of_models(None, [w]) for w in given if w is not None} if not scale else {}

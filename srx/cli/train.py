@@ -51,7 +51,7 @@ def train(
     every: Optional[int] = typer.Option(None, "--every", help="Videos in --data and --val: every Nth frame is an image (default 10).", show_default=False),
     frames: Optional[str] = typer.Option(None, "--frames", help="Videos in --data: only frames START:END (from 0, END excluded; e.g. :480), so later footage can be kept for --val."),
     val_frames: Optional[str] = typer.Option(None, "--val-frames", help="A video --val: only frames START:END (e.g. 520:)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder: best.pt, last.pt, metrics.csv, training.png, summary.txt (default runs/train, runs/train-2, ... whichever holds no run yet, or the folder of --resume). A folder holding another run is refused."),
+    out_: Optional[list[Path]] = typer.Option(None, "--out", "-o", show_default=False, help="Output folder: best.pt, last.pt, metrics.csv, training.png, summary.txt (default runs/train, runs/train-2, ... whichever holds no run yet, or the folder of --resume). A folder holding another run is refused."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a last.pt written by an earlier run; its recipe is kept, only --epochs, --time-budget or --max-steps may extend it."),
     threads: Optional[int] = threads_option("CPU threads for PyTorch (default: all cores)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
@@ -63,7 +63,7 @@ def train(
     from srx.degrade import parse_degradation
     from srx.train.loop import TrainConfig, claim_new_run_dir, new_run_dir, train as run_train
 
-    scale = one_value(scale, "--scale", "train")
+    scale, out = one_value(scale, "--scale", "train"), one_value(out_, "--out", "train")
     repeated = sorted({str(d) for d in data or [] if [Path(x).resolve() for x in data].count(Path(d).resolve()) > 1})
     if repeated and resume is None:  # beside --resume, --data names the run's moved data: its own check
         raise SrxError(f"--data {', '.join(repeated)} given more than once; expected each folder or video once "
@@ -327,7 +327,7 @@ def tune(
     every: Optional[int] = typer.Option(None, "--every", help="Every Nth frame is an image (neighbouring frames are near copies; default: 8, or sparser for long or large footage, so the training patches fit in 1 GB of memory)."),
     holdout: float = typer.Option(0.3, "--holdout", help="Fraction of the footage, at its end, kept out of training and scored."),
     batch_size: int = typer.Option(32, "--batch-size", help="Patches per step."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default runs/tune, runs/tune-2, ... whichever holds no run yet): last.pt (the tuned weights, which the report scores), best.pt (the epoch best on the held-out frames themselves, so its score there flatters it), metrics.csv, training.png, tune.json."),
+    out_: Optional[list[Path]] = typer.Option(None, "--out", "-o", show_default=False, help="Output folder (default runs/tune, runs/tune-2, ... whichever holds no run yet): last.pt (the tuned weights, which the report scores), best.pt (the epoch best on the held-out frames themselves, so its score there flatters it), metrics.csv, training.png, tune.json."),
     threads: Optional[int] = threads_option("CPU threads for PyTorch (default: all cores)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (without one, a progress line is logged now and then)."),
@@ -340,6 +340,7 @@ def tune(
 
     from srx.train.loop import claim_new_run_dir, claim_run_dir
 
+    out = one_value(out_, "--out", "tune")
     scale = scale_of_models(one_value(scale, "--scale", "tune"), [init])
     budget = parse_duration(time_budget)  # checked whether or not --max-steps is given; both: the first limit stops
     if budget is None and max_steps is None:
