@@ -255,8 +255,41 @@ class FolderClaim:
     """What `claim_folder` holds: an exclusive flock on a lock file in `path`, until `release()` (or
     the process's end, whatever ends it: the OS lets go of the lock of a killed process)."""
 
-    def __init__(self, path: Path, lock: Path, fd: int | None, created: list[Path]) -> None:
-        self.path, self.lock, self._fd, self._created = path, lock, fd, created
+    def __init__(self, path: Path, lock: Path, fd: int | None, created: list[Path], owner: str = "") -> None:
+        self.path, self.lock, self._fd, self._created, self.owner = path, lock, fd, created, owner
+
+    def keep(self) -> None:
+        """The lock file at its name still this claim's: where it went (a clean-up, the folder deleted
+        and made again), taken again, with a warning; where another process took the folder meanwhile,
+        a warning naming it (this run goes on; the two now mix their files, as the warning says)."""
+        if self._fd is None:
+            return
+        try:
+            if os.path.samestat(os.fstat(self._fd), os.stat(self.lock, follow_symlinks=False)):
+                return
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+        try:
+            ensure_dir(self.path)
+            fd = lock_file(self.lock, new_file_mode(self.lock))
+        except LockHeld as held:
+            pid, holder = _lock_holder(held.text)
+            log.warning("%s: its lock file %s was removed while this run used the folder, and %s%s holds it now: "
+                        "the two runs write into one folder", self.path, self.lock.name,
+                        holder or "another process", f" (pid {pid})" if pid else "")
+            return
+        except (OSError, SrxError) as exc:
+            log.warning("%s: its lock file %s was removed while this run used the folder, and it cannot be made "
+                        "again: %s", self.path, self.lock.name, getattr(exc, "strerror", None) or exc)
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {self.owner}\n".encode())
+        self._fd = fd
+        log.warning("%s: its lock file %s was removed while this run used the folder; it holds it again",
+                    self.path, self.lock.name)
 
     def release(self) -> None:
         """Let go of the folder: the lock file is removed (while still held, so no one can lock the
@@ -352,7 +385,7 @@ def claim_folder(folder: Path, lock_name: str, owner: str, busy: str) -> FolderC
         os.write(fd, f"{os.getpid()} {owner}\n".encode())
     except OSError:
         pass  # a full disk: the lock holds without the pid, which a refused run then cannot name
-    return FolderClaim(folder, lock, fd, created)
+    return FolderClaim(folder, lock, fd, created, owner)
 
 
 def _lock_holder(text: str) -> tuple[int | None, str]:

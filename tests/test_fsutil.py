@@ -267,3 +267,32 @@ def test_a_pipe_no_one_reads_is_one_error_and_a_slow_reader_gets_all_of_it(tmp_p
         os.close(reader)
     writer.join()
     assert done == {"path": fifo} and got.decode() == text
+
+
+def test_a_claim_whose_lock_file_was_removed_takes_it_again(tmp_path, caplog):
+    """A clean-up (or a user) removed a training folder's lock file mid-run: a second run could claim
+    the folder and the two mixed their checkpoints and metrics.csv. `keep` (at each checkpoint) takes
+    it again, with a warning, so the second run is refused; where another run already took it, the
+    warning names it."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="srx")
+    folder = tmp_path / "run"
+    claim = claim_folder(folder, ".lock", "srx train", "wait")
+    claim.keep()  # its own: nothing to do, nothing said
+    assert not caplog.records
+    (folder / ".lock").unlink()
+    claim.keep()
+    assert "its lock file .lock was removed while this run used the folder; it holds it again" in caplog.text
+    with pytest.raises(FolderInUse, match=rf"in use by srx train \(pid {os.getpid()}\)"):
+        claim_folder(folder, ".lock", "srx tune", "wait")
+    (folder / ".lock").unlink()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"  # another run took the folder meanwhile
+        claim.keep()
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    assert f"and srx train (pid {holder.pid}) holds it now: the two runs write into one folder" in caplog.text
+    claim.release()

@@ -494,14 +494,16 @@ def train(cfg: TrainConfig, out_dir: Path, resume: Path | None = None, threads: 
     """
     own = claim_run_dir(Path(out_dir), resume=resume) if claim is None and _rank() == 0 else None
     try:
-        return _train(cfg, Path(out_dir), resume, threads, show_progress, cache_dir, stop_after, loss_every, device)
+        return _train(cfg, Path(out_dir), resume, threads, show_progress, cache_dir, stop_after, loss_every, device,
+                      own or claim)
     finally:
         if own is not None:
             own.release()
 
 
 def _train(cfg: TrainConfig, out_dir: Path, resume: Path | None, threads: int | None, show_progress: bool,
-           cache_dir: Path | None, stop_after: int | None, loss_every: int | None, device: str) -> TrainResult:
+           cache_dir: Path | None, stop_after: int | None, loss_every: int | None, device: str,
+           claim: FolderClaim | None = None) -> TrainResult:
     if loss_every is not None and loss_every < 1:  # before patches are cut and a folder is made
         raise SrxError(f"--log-every must be at least 1 step, got {loss_every}")
     state: dict[str, Any] | None = None
@@ -696,6 +698,8 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: Path | None, threads: int | 
             if improved:
                 best_psnr = last_psnr
         _append_metrics(metrics_path, row)
+        if claim is not None:  # a clean-up that removed the lock file would let a second run in
+            claim.keep()
         save_checkpoint(out_dir / "last.pt", model, mcfg, **checkpoint_extra())
         if improved or (not val_pairs and validate):
             save_checkpoint(out_dir / "best.pt", model, mcfg, **checkpoint_extra())
@@ -807,6 +811,8 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: Path | None, threads: int | 
                         done = True
                         break
                     if ddp.is_main and time.monotonic() - last_save > cfg.save_every:
+                        if claim is not None:
+                            claim.keep()
                         save_checkpoint(out_dir / "last.pt", model, mcfg, **checkpoint_extra())
                         last_save = time.monotonic()
                 else:

@@ -674,3 +674,27 @@ def test_extending_a_finished_run_goes_on_from_its_schedule_and_its_epoch(image_
     shutil.copy(tmp_path / "epoch1.pt", early)
     with pytest.raises(SrxError, match=rf"is step {per_epoch} of a run that went on to step {2 * per_epoch}"):
         train(_cfg(image_folder, epochs=3), out, resume=early, show_progress=False, cache_dir=cache)
+
+
+def test_the_run_keeps_its_folder_claim_at_each_checkpoint(image_folder, tmp_path, monkeypatch):
+    """A clean-up that removed the lock file mid-run let a second run into the folder: each checkpoint
+    the run saves first takes its lock file again where it went (FolderClaim.keep, tested in
+    test_fsutil), so here: the run asks before its checkpoints, and one removed before the end of the
+    first epoch is back by the run's end, then removed with the claim."""
+    from srx.fsutil import FolderClaim
+    from srx.train.loop import RUN_LOCK
+
+    kept = []
+    real_keep = FolderClaim.keep
+
+    def keep(self):
+        if not kept:
+            (self.path / RUN_LOCK).unlink()  # a clean-up, just before the first checkpoint
+        kept.append(self.lock.exists())
+        real_keep(self)
+        kept.append(self.lock.exists())
+
+    monkeypatch.setattr(FolderClaim, "keep", keep)
+    out = tmp_path / "run"
+    train(_cfg(image_folder, max_steps=3, val=None), out, show_progress=False, cache_dir=tmp_path / "c")
+    assert kept[:2] == [False, True] and (out / "last.pt").exists() and not (out / RUN_LOCK).exists()
