@@ -392,8 +392,8 @@ def stream_many(
     web server). `stats[name]` may be passed in to share live numbers. `on_frame(name, frame,
     output, t_done)` is called after each upscaled frame is delivered."""
     from srx.camera.fallback import InferenceGuard
-    from srx.camera.stream import (RecordingClock, _Signals, _write_all, all_failed, check_bounds, close_outputs, every_frame,
-                                   paced_for)
+    from srx.camera.stream import (RecordingClock, _Signals, _write_all, all_failed, check_bounds, close_each, close_outputs,
+                                   every_frame, failure_lines, paced_for)
 
     check_bounds(max_frames, duration)
     check_buffer(buffer)
@@ -564,8 +564,9 @@ def stream_many(
             for reader in readers:
                 if reader is not None:
                     reader.release()
-        for lane in lanes:  # each camera's own; a shared server's channels close with it
-            lane.output_errors = close_outputs(lane.outputs)
+        closed = {lane.src.name: close_each(lane.outputs) for lane in lanes}  # each camera's own; a shared
+        for lane in lanes:  # server's channels close with it; the lines once all are closed (--keep-free)
+            lane.output_errors = failure_lines(lane.outputs, closed[lane.src.name])
         shared_errors = close_outputs(list(shared_outputs))
         if runner is not None and not was_active:
             runner.deactivate()

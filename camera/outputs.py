@@ -57,6 +57,11 @@ class Output:
     def close(self) -> None:
         pass
 
+    def discard(self) -> None:
+        """Close an output the run never used (its start was refused): what it holds let go of, and
+        nothing said of frames it did not get."""
+        self.close()
+
     def describe(self) -> str:
         return self.name
 

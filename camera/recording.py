@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import os
 import re
 import shutil
@@ -83,6 +84,7 @@ class RecordingClaim:
             raise SrxError(f"cannot write --output {shown}: cannot make its folder: {exc.strerror or exc}") from None
         self._take()
         self._touched = time.monotonic()
+        self._lost_said = False  # a lock file that cannot be taken again: said once
 
     def _take(self) -> None:
         from srx.fsutil import LockHeld, lock_file
@@ -135,12 +137,15 @@ class RecordingClaim:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._take()
         except (SrxError, OSError) as exc:
-            log.warning("%s: its lock file %s was removed while it recorded, and it cannot hold it again: %s",
-                        self.shown, self.path, getattr(exc, "strerror", None) or exc)
+            if not self._lost_said:  # once, not at each second's look while the folder refuses
+                self._lost_said = True
+                log.warning("%s: its lock file %s was removed while it recorded, and it cannot hold it again: %s "
+                            "(tried again each second)", self.shown, self.path, getattr(exc, "strerror", None) or exc)
             return
         if self.fd is None:  # no room for it on a full disk: the recording's own write says the rest
             return
         self._touched = time.monotonic()
+        self._lost_said = False
         log.warning("%s: its lock file %s was removed while it recorded (a clean-up, the folder deleted); it holds "
                     "it again", self.shown, self.path)
 
@@ -190,10 +195,11 @@ def _warn_left_partials(target: Path, suffix: str, folder: bool, plays: str) -> 
     (`.cam-20261206-140000.partial.XXXXXXXX.mp4`). Called with the target claimed (RecordingClaim):
     no live run records there, so every partial file of it is a run's that stopped."""
     stem = re.escape(target.stem if not folder else target.name)
-    start = re.compile(rf"\.{stem}(-\d{{8}}-\d{{6}}(-\d+)?)?\.partial")
+    # srx's own names only: `.NAME[-SEGMENT].partial.XXXXXXXX.mp4` (mkstemp's 8), `.NAME.partial.mp4` (before it)
+    name = re.compile(rf"\.{stem}(-\d{{8}}-\d{{6}}(-\d+)?)?\.partial(\.[a-z0-9_]{{8}})?{re.escape(suffix)}")
     try:
         left = sorted(str(p) for p in target.parent.iterdir()
-                      if start.match(p.name) and p.name.endswith(suffix) and p.is_dir() == folder
+                      if name.fullmatch(p.name) and p.is_dir() == folder
                       and not p.is_symlink())  # srx makes none: a link there is not its file
     except OSError:  # no folder yet: nothing left there
         return
@@ -282,7 +288,6 @@ class VideoFileOutput(Output):
             keep_free.join(self)
         self._left: list[tuple[Path, Path]] = []  # whole segments the folder refused to rename: (partial, name)
         self._delete_said = False  # a file --keep or --keep-free cannot delete: said once, until one goes
-        self._short_said = False  # --keep-free: a disk other files fill, said once until it has room again
         self.clock = clock or SegmentClock()  # shared by a source's recordings: cut at the same frames
         self.target = self.path  # where the open recording goes on close: the path, or its segment's file
         self.segments: deque[Path] = deque(maxlen=1000)  # the newest finished segments, in order (a run of months: bounded)
@@ -498,6 +503,11 @@ class VideoFileOutput(Output):
             self._last = None
             self.claim.release()
 
+    def discard(self) -> None:
+        """The run did not start (another output was refused): let go of the target, say nothing."""
+        self._closed = True
+        self.close()
+
     def _abandon(self) -> None:
         """Close the recording that failed (Output.failed) without finishing it: the file it was to
         replace stays as it was, and what it holds stays under its partial name, named in a warning
@@ -536,6 +546,7 @@ class VideoFileOutput(Output):
             frames = 0
         elif frames:
             try:
+                _sync(self.tmp)  # on the card before its name is: a power cut after the rename loses none of it
                 os.replace(self.tmp, self.target)
             except OSError as exc:  # the folder made read-only, a file system gone read-only
                 if self.segment is None:  # this output fails alone
@@ -548,6 +559,8 @@ class VideoFileOutput(Output):
                 self._file = [0, 0]
                 self._on_disk = self._warned = False
                 return
+            with contextlib.suppress(OSError):  # the new name on the card too
+                _sync(self.target.parent)
             self._place_left()
             if self.segment is not None:
                 self.segments.append(self.target)
@@ -674,17 +687,19 @@ class VideoFileOutput(Output):
         except OSError:  # the folder deleted meanwhile: the next open makes it again
             return
         if not short:
-            self._short_said = False
+            self.keep_free.short_said.discard(disk)
             return
-        candidates = []
+        candidates, now = [], self.clock.clock()  # the wall clock (a test's own)
         for rec in self.keep_free.recordings(disk):
             newest = rec.segments[-1] if rec.segments else None
-            for _, p in recorded_segments(rec.path):
+            for start, p in recorded_segments(rec.path):
                 if p != newest:
-                    try:  # by when it was written: a name's time moves with the time zone
-                        candidates.append((p.stat().st_mtime, str(p), p, rec))
+                    try:  # the earlier of its name's time (which a time zone moves) and its write's
+                        age = min(start, p.stat().st_mtime)
                     except OSError:
                         continue
+                    # from the future: written by a clock that ran ahead, its age unknown: first to go
+                    candidates.append((age if age <= now + 60 else -math.inf, str(p), p, rec))
         gone, refused = [], None
         for _, _, p, rec in sorted(candidates, key=lambda c: c[:2]):
             why = rec._delete(p, "--keep-free")
@@ -703,12 +718,25 @@ class VideoFileOutput(Output):
             log.info("--keep-free %s: deleted the %s on the disk of %s (%s); %s free", self.keep_free.text,
                      f"{len(gone)} oldest segments" if len(gone) > 1 else "oldest segment", self.path, _names(gone),
                      bytes_text(free))
-        if short and not self._short_said and not refused:
-            self._short_said = True
+        if short and disk not in self.keep_free.short_said and not refused:
+            self.keep_free.short_said.add(disk)  # once for the disk, not for each recording on it
             log.warning("--keep-free %s: the disk of %s has %s free and no segment is left to delete but the newest "
                         "of each recording (other files take the rest, or the setting asks for more room than the "
                         "disk has beside them); it records on while the disk has room", self.keep_free.text,
                         self.path, bytes_text(free))
+
+
+def _sync(path: Path) -> None:
+    """fsync a file or a folder (the OS writes back within about 30 s otherwise: what a power cut
+    takes). A file system that cannot sync a folder says EINVAL, which is no loss."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EROFS):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _names(names: list[str]) -> str:

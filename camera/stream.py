@@ -455,19 +455,33 @@ def all_failed(outputs: Sequence[Output]) -> bool:
 def close_outputs(outputs: Sequence[Output]) -> list[str]:
     """Close every output that is still open, even when one fails; what failed, in the run or now,
     as 'OUTPUT: why' lines (said after the summary, which a failed output does not stop)."""
-    errors = []
+    return failure_lines(outputs, close_each(outputs))
+
+
+def close_each(outputs: Sequence[Output]) -> dict[int, str | None]:
+    """Close every output not failed already, even when one fails: why each could not be, by id."""
+    whys: dict[int, str | None] = {}
     for o in outputs:
         if getattr(o, "failed", None) is not None:
-            errors.append(f"{o.describe()}: {o.failed}")
+            whys[id(o)] = o.failed
             continue
-        why = None
+        whys[id(o)] = None
         try:
             o.close()
         except Exception as exc:  # noqa: BLE001  (close every output even if one fails)
-            why = f"could not finalise it: {_why(exc)}"
-        lost = getattr(o, "lost", None)  # a segmented recording that went on after losing some
-        if why is not None or lost is not None:  # one line for one output
-            errors.append(f"{o.describe()}: " + "; ".join(w for w in (why, lost) if w is not None))
+            whys[id(o)] = f"could not finalise it: {_why(exc)}"
+    return whys
+
+
+def failure_lines(outputs: Sequence[Output], whys: dict[int, str | None]) -> list[str]:
+    """One 'OUTPUT: why' line for each output that failed or lost segments (`lost`), made once every
+    output is closed: one's close may delete another's files (--keep-free), which its line names."""
+    errors = []
+    for o in outputs:
+        lost = getattr(o, "lost", None) if getattr(o, "failed", None) is None else None
+        parts = [w for w in (whys.get(id(o)), lost) if w is not None]
+        if parts:
+            errors.append(f"{o.describe()}: " + "; ".join(parts))
     return errors
 
 

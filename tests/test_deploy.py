@@ -42,6 +42,7 @@ def test_the_service_units_command_runs_as_systemd_gives_it(tmp_path: Path, monk
     argv = exec_start(UNIT.read_text())
     assert argv[:2] == ["/opt/srx/.venv/bin/srx", "stream"]
     assert "--quiet" in argv and "--segment" in argv and any("${DOOR_PASSWORD}" in w for w in argv)
+    assert "127.0.0.1:8080" in argv  # the page has no login: not on every interface by default
     (tmp_path / "door").mkdir()
     (tmp_path / "gate").mkdir()
     # 10 s clips: a 2 s one can end, on a busy machine, before its first frame reaches srx
@@ -52,7 +53,7 @@ def test_the_service_units_command_runs_as_systemd_gives_it(tmp_path: Path, monk
     rec = tmp_path / "rec"
     args = [w.replace("10.0.0.5:554/stream1", f"127.0.0.1:{door_port}/clip")
             .replace("10.0.0.6:554/stream1", f"127.0.0.1:{gate_port}/clip")
-            .replace("/var/lib/srx/rec", str(rec)).replace("0.0.0.0:8080", f"127.0.0.1:{free_port()}")
+            .replace("/var/lib/srx/rec", str(rec)).replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
             for w in argv[2:]]
     try:
         res = CliRunner().invoke(app, ["stream", *args, "--max-frames", "3", "--duration", "90s"])

@@ -185,7 +185,7 @@ def stream_cmd(
             web.halves = (f"left: bicubic x{x}", f"right: super-resolution x{x}") if compare else None
     except BaseException:
         for o in outputs if web is None or web in outputs else [web, *outputs]:
-            o.close()
+            o.discard()
         raise
     with stopping_signals():
         summary = stream(spec, upscaler, outputs, max_frames=max_frames, duration=seconds, drop=not no_drop,
@@ -284,7 +284,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
             shared[0].title = f"srx stream x{upscaler.scale}: {len(named)} cameras"
     except BaseException:
         for o in [o for outs in outputs.values() for o in outs] + shared:
-            o.close()
+            o.discard()
         raise
     with stopping_signals():
         summary = stream_many(named, upscaler, outputs, shared_outputs=shared, max_frames=max_frames, duration=seconds,

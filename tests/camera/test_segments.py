@@ -245,8 +245,11 @@ def test_a_killed_segments_partial_file_is_named_for_it_and_named_at_the_next_st
     empty.write_bytes(b"")
     header = tmp_path / ".rec-20231114-221318.partial.abcdefgh.mp4"  # one killed before its first fragment:
     header.write_bytes(left.read_bytes()[:600])  # the header alone, which does not play (it was said to)
+    alike = tmp_path / ".rec-20231114-221316.partialXmmmmmmmm.mp4"  # not a name srx gives: not its to remove
+    alike.write_bytes(b"")
     caplog.set_level(logging.INFO, logger="srx")
     VideoFileOutput(tmp_path / "rec.mp4", fps=10, segment=2.0).close()
+    assert alike.exists() and str(alike) not in caplog.text
     assert f"what that run recorded is kept in {left} (it plays up to where that run stopped)" in caplog.text
     assert not empty.exists() and not header.exists()  # they held nothing: removed, said in an info line
     warned = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
@@ -578,3 +581,39 @@ def test_a_segment_that_cannot_be_finished_at_the_stop_is_counted_once(tmp_path:
     errors = close_outputs([out])
     assert len(errors) == 1 and errors[0].endswith(f"{out.lost}") and out.lost_segments == 1, errors
     assert [p.name for p in out.segments] == ["rec-20231114-221321.mp4"]
+
+
+def test_keep_free_takes_a_segment_from_the_future_first_and_a_touched_one_by_its_name(tmp_path: Path, utc,
+                                                                                       small_disk) -> None:
+    """Ages for --keep-free: the earlier of the name's time and the write's. A segment touched a day
+    ahead (copied, a `touch`) is as old as its name says: it took every segment this run recorded
+    first. One named and written a day ahead (a box whose clock ran ahead then) has no age to trust:
+    it goes first."""
+    import os
+
+    from srx.camera.segments import FreeSpace
+
+    card = small_disk(4096, "card")
+    touched, ahead, older = (card / f"rec-20231114-{t}.mkv" for t in ("220000", "221300", "210000"))
+    ahead = card / "rec-20231115-221300.mkv"
+    for path, when in ((touched, T0 + 86400), (ahead, T0 + 86400), (older, T0 - 3600)):
+        path.write_bytes(os.urandom(900 << 10))  # 2.7 MiB of 4
+        os.utime(path, (when, when))
+    out = VideoFileOutput(card / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0),
+                          keep_free=FreeSpace("2.1M", int(2.1 * (1 << 20))))
+    for i, f in enumerate(frames(25, 24, 32)):
+        out.write(f, i / 10)
+    out.close()
+    assert not ahead.exists() and touched.exists() and older.exists()  # 1.3 MiB free + 0.9: room after one
+    assert [p.name for p in out.segments] == ["rec-20231114-221321.mkv", "rec-20231114-221322.mkv"]
+
+
+def test_a_refused_keep_free_is_one_line_with_nothing_said_of_the_other_outputs(tmp_path: Path, small_disk) -> None:
+    """--keep-free 2M with a second recording on a 1 MiB card: the refusal was preceded by 'a.mkv not
+    written: no frame was upscaled for it' of the first, which the run never started for."""
+    card = small_disk(1024, "card")
+    result = CliRunner().invoke(app, ["stream", "--demo", "--no-window", "--output", str(tmp_path / "a.mkv"),
+                                      "--output", str(card / "b.mkv"), "--segment", "1h", "--keep-free", "2M"])
+    assert result.exit_code == 1
+    assert_one_error_line(result.output, f"--keep-free 2M: the disk of {card / 'b.mkv'} holds 1 MiB in all")
+    assert "not written" not in result.output and not list(tmp_path.glob("*.mkv")) and not list(card.iterdir())
