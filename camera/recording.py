@@ -192,8 +192,11 @@ def _plays_nothing(path: Path) -> bool:
 def _warn_left_partials(target: Path, suffix: str, folder: bool, plays: str) -> None:
     """Name, once, what earlier runs recording to `target` left (killed, a crash, a power cut):
     their partial files are kept, never written over. A segment's is named for it
-    (`.cam-20261206-140000.partial.XXXXXXXX.mp4`). Called with the target claimed (RecordingClaim):
-    no live run records there, so every partial file of it is a run's that stopped."""
+    (`.cam-20261206-140000.partial.XXXXXXXX.mp4`) and, where it plays, put in place as that segment
+    (`cam-20261206-140000.mp4`, `-1` where the name is taken), up to where its run stopped; a whole
+    recording's stays for the user (its target may hold the run before's). Called with the target
+    claimed (RecordingClaim): no live run records there, so every partial file of it is a run's that
+    stopped."""
     stem = re.escape(target.stem if not folder else target.name)
     # srx's own names only: `.NAME[-SEGMENT].partial.XXXXXXXX.mp4` (mkstemp's 8), `.NAME.partial.mp4` (before it)
     name = re.compile(rf"\.{stem}(-\d{{8}}-\d{{6}}(-\d+)?)?\.partial(\.[a-z0-9_]{{8}})?{re.escape(suffix)}")
@@ -214,6 +217,19 @@ def _warn_left_partials(target: Path, suffix: str, folder: bool, plays: str) -> 
                          "empty" if size == 0 else f"holding no frame ({counted(size, 'byte')})")
                 left.remove(dud)
     plays_not = [p for p in left if not folder and _plays_nothing(Path(p))]
+    for part in [p for p in left if p not in plays_not and not folder]:  # a segment's: put in the series
+        m = name.fullmatch(Path(part).name)
+        if m is None or m.group(1) is None:  # a whole recording's: its target may be the run before's file
+            continue
+        place = untaken(target.with_name(f"{target.stem}{m.group(1)}{suffix}"))
+        try:
+            _sync(Path(part))
+            os.replace(part, place)
+        except OSError:
+            continue
+        left.remove(part)
+        log.warning("%s: an earlier run did not finish its segment %s; what it recorded (it plays up to where that "
+                    "run stopped) is put in place as %s", target, Path(part).name, place.name)
     if left:
         log.warning("%s%s: an earlier run did not finish it; what that run recorded is kept in %s (%s up "
                     "to where that run stopped%s), for you to move or delete", target, "/" if folder else "",

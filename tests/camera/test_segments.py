@@ -228,10 +228,11 @@ def test_a_live_source_is_cut_on_the_clocks_seconds(tmp_path: Path, tiny_checkpo
     assert all(video_times(p)[-1] < 1.0 for p in got)
 
 
-def test_a_killed_segments_partial_file_is_named_for_it_and_named_at_the_next_start(tmp_path: Path, utc, caplog) -> None:
+def test_a_killed_segments_partial_file_is_put_in_place_at_the_next_start(tmp_path: Path, utc, caplog) -> None:
     """A power cut mid-segment leaves its partial file under the segment's own name (that it plays up
-    to its last second is test_stream's kill test), the finished segments before it whole; the next
-    run names it in a warning and writes beside it."""
+    to its last second is test_recording's kill test), the finished segments before it whole; the
+    next run puts it in place as that segment, up to where it stopped, and says so (it was left
+    hidden, "for you to move or delete", a gap in the recorder's series until someone did)."""
     caplog.set_level(logging.WARNING, logger="srx")
     killed = VideoFileOutput(tmp_path / "rec.mp4", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
     for i, f in enumerate(frames(25, 240, 320)):  # an .mp4 goes out a fragment a second: one of :22's is out
@@ -250,7 +251,10 @@ def test_a_killed_segments_partial_file_is_named_for_it_and_named_at_the_next_st
     caplog.set_level(logging.INFO, logger="srx")
     VideoFileOutput(tmp_path / "rec.mp4", fps=10, segment=2.0).close()
     assert alike.exists() and str(alike) not in caplog.text
-    assert f"what that run recorded is kept in {left} (it plays up to where that run stopped)" in caplog.text
+    placed = tmp_path / "rec-20231114-221322.mp4"
+    assert not left.exists() and 10 <= len(stored_frames(placed)) <= 15
+    assert (f"an earlier run did not finish its segment {left.name}; what it recorded (it plays up to where that "
+            "run stopped) is put in place as rec-20231114-221322.mp4") in caplog.text
     assert not empty.exists() and not header.exists()  # they held nothing: removed, said in an info line
     warned = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     assert str(empty) not in warned and str(header) not in warned
