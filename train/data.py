@@ -254,14 +254,25 @@ def _gather(files: list[Path], scale: int, patch: int, stride: int, every: int, 
     return lr, hr, skipped_small, corrupt, used
 
 
+def _savez(path: Path, **arrays: np.ndarray) -> None:
+    """What np.savez writes (an uncompressed zip of .npy files, np.load reads it), with the archive
+    closed even where a write fails: NumPy 1.x's savez leaves it open on a full disk, and the garbage
+    collector later tried to finish it on a closed file (an 'Exception ignored' in another test)."""
+    import zipfile
+
+    with open(path, "wb") as fh, zipfile.ZipFile(fh, "w") as archive:
+        for key, value in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+
 def _write_cache(cache_dir: Path, cache_file: Path, lr: np.ndarray, hr: np.ndarray, meta: dict) -> bool:
     """Whether the patches went into the cache: a full or read-only cache is a warning, not the run's end."""
     try:
         ensure_dir(cache_dir)
         with atomic_path(cache_file) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, lr=lr, hr=hr, meta=np.array(json.dumps(meta)))
+            _savez(tmp, lr=lr, hr=hr, meta=np.array(json.dumps(meta)))
     except (SrxError, OSError) as exc:
-        log.warning("patch cache not kept (%s); training goes on, the patches are cut again next time", exc)
+        log.warning("patch cache not kept (%s); training goes on, the patches are cut again next time", str(exc))
         return False
     return True
