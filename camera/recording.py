@@ -47,7 +47,7 @@ import numpy as np
 from srx.camera.outputs import Output, _fit
 from srx.camera.segments import FreeSpace, SegmentClock, recorded_segments, segment_key, segment_path, untaken
 from srx.errors import SrxError
-from srx.fsutil import check_nearest_folder, temporary_sibling
+from srx.fsutil import check_nearest_folder, holds_lock, temporary_sibling
 from srx.words import bytes_text, counted, duration_text, seconds_text
 
 log = logging.getLogger("srx")
@@ -116,10 +116,7 @@ class RecordingClaim:
 
     def _mine(self) -> bool:
         """Whether the lock file at its name is still the one this run holds."""
-        try:
-            return self.fd is not None and os.path.samestat(os.fstat(self.fd), os.stat(self.path, follow_symlinks=False))
-        except OSError:
-            return False
+        return self.fd is not None and holds_lock(self.fd, self.path)
 
     def keep(self) -> None:
         """The lock file still this run's: where it went, taken again (a warning says so, and names
@@ -171,6 +168,14 @@ class RecordingClaim:
                 break
 
 
+def partial_pattern(name: str, suffix: str) -> re.Pattern[str]:
+    """The partial files srx names for the recording NAME (a file's stem, a folder's name), and only
+    those: `.NAME[-SEGMENT].partial.XXXXXXXX.mp4` (`temporary_sibling`: mkstemp's 8), and
+    `.NAME.partial.mp4` (what srx wrote before it)."""
+    return re.compile(rf"\.{re.escape(name)}(-\d{{8}}-\d{{6}}(-[1-9]\d*)?)?\.partial(\.[a-z0-9_]{{8}})?"
+                      + re.escape(suffix))
+
+
 def _plays_nothing(path: Path) -> bool:
     """A partial video that holds no frame: empty, gone, or one whose first frame does not decode (a
     header that reached the disk, and a cut-off first cluster or fragment after it)."""
@@ -197,26 +202,24 @@ def _warn_left_partials(target: Path, suffix: str, folder: bool, plays: str) -> 
     recording's stays for the user (its target may hold the run before's). Called with the target
     claimed (RecordingClaim): no live run records there, so every partial file of it is a run's that
     stopped."""
-    stem = re.escape(target.stem if not folder else target.name)
-    # srx's own names only: `.NAME[-SEGMENT].partial.XXXXXXXX.mp4` (mkstemp's 8), `.NAME.partial.mp4` (before it)
-    name = re.compile(rf"\.{stem}(-\d{{8}}-\d{{6}}(-\d+)?)?\.partial(\.[a-z0-9_]{{8}})?{re.escape(suffix)}")
+    name = partial_pattern(target.stem if not folder else target.name, suffix)
     try:
         left = sorted(str(p) for p in target.parent.iterdir()
                       if name.fullmatch(p.name) and p.is_dir() == folder
                       and not p.is_symlink())  # srx makes none: a link there is not its file
     except OSError:  # no folder yet: nothing left there
         return
-    if not folder:  # one stopped before its first frame reached the disk holds nothing to keep
-        for dud in [p for p in left if _plays_nothing(Path(p))]:
-            size = Path(dud).stat().st_size if Path(dud).exists() else 0
-            if size > NOTHING_TO_KEEP:  # the start cut off or damaged, more after it: not for srx to delete
-                continue
-            with contextlib.suppress(OSError):
-                Path(dud).unlink()
-                log.info("%s: removed %s, which an earlier run left %s", target, dud,
-                         "empty" if size == 0 else f"holding no frame ({counted(size, 'byte')})")
-                left.remove(dud)
-    plays_not = [p for p in left if not folder and _plays_nothing(Path(p))]
+    plays_not = [p for p in left if _plays_nothing(Path(p))] if not folder else []  # each looked at once
+    for dud in list(plays_not):  # one stopped before its first frame reached the disk holds nothing to keep
+        size = Path(dud).stat().st_size if Path(dud).exists() else 0
+        if size > NOTHING_TO_KEEP:  # the start cut off or damaged, more after it: not for srx to delete
+            continue
+        with contextlib.suppress(OSError):
+            Path(dud).unlink()
+            log.info("%s: removed %s, which an earlier run left %s", target, dud,
+                     "empty" if size == 0 else f"holding no frame ({counted(size, 'byte')})")
+            left.remove(dud)
+            plays_not.remove(dud)
     for part in [p for p in left if p not in plays_not and not folder]:  # a segment's: put in the series
         m = name.fullmatch(Path(part).name)
         if m is None or m.group(1) is None:  # a whole recording's: its target may be the run before's file
@@ -653,8 +656,7 @@ class VideoFileOutput(Output):
                     old.append(p)
             except OSError:
                 continue
-        partial = re.compile(rf"\.{re.escape(self.path.stem)}(-\d{{8}}-\d{{6}}(-[1-9]\d*)?)?\.partial\..+"
-                             + re.escape(self.path.suffix))
+        partial = partial_pattern(self.path.stem, self.path.suffix)
         try:  # what runs that were killed left, unchanged for longer than --keep (a live run's changes each second)
             for p in self.path.parent.iterdir():
                 if (partial.fullmatch(p.name) and p != self.tmp and all(p != t for t, _ in self._left)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from srx.errors import SrxError
+from srx.fsutil import nearest_existing
 from srx.words import bytes_text, seconds_text
 
 log = logging.getLogger("srx")
@@ -131,11 +132,8 @@ class FreeSpace:
 
     def check(self, target: Path) -> None:
         """SrxError where the room asked for is the whole disk of `target` (its nearest folder there)."""
-        folder = target.parent
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
         try:
-            st = os.statvfs(folder)
+            st = os.statvfs(nearest_existing(target.parent))
         except OSError:
             return
         total = st.f_blocks * st.f_frsize

@@ -106,12 +106,18 @@ def check_output_dir(path: Path, option: str) -> Path:
     return path
 
 
+def nearest_existing(path: Path) -> Path:
+    """`path` itself where it exists, else its nearest ancestor that does."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
 def check_nearest_folder(start: Path, path: Path | str, option: str, verb: str) -> None:
     """The nearest existing ancestor of `start` (itself included) must be a folder where a file can
     be created; `verb` ("write" or "create") words the error about `path` when it is a file."""
-    probe = start
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = nearest_existing(start)
     if not probe.is_dir():
         raise SrxError(f"cannot {verb} {option} {path}: {probe} is a file, expected a folder")
     _probe_writable(probe, f"cannot write {option} {path}: folder {probe}")
@@ -262,13 +268,8 @@ class FolderClaim:
         """The lock file at its name still this claim's: where it went (a clean-up, the folder deleted
         and made again), taken again, with a warning; where another process took the folder meanwhile,
         a warning naming it (this run goes on; the two now mix their files, as the warning says)."""
-        if self._fd is None:
+        if self._fd is None or holds_lock(self._fd, self.lock):
             return
-        try:
-            if os.path.samestat(os.fstat(self._fd), os.stat(self.lock, follow_symlinks=False)):
-                return
-        except OSError:
-            pass
         os.close(self._fd)
         self._fd = None
         try:
@@ -284,9 +285,7 @@ class FolderClaim:
             log.warning("%s: its lock file %s was removed while this run used the folder, and it cannot be made "
                         "again: %s", self.path, self.lock.name, getattr(exc, "strerror", None) or exc)
             return
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()} {self.owner}\n".encode())
+        _write_holder(fd, self.owner)
         self._fd = fd
         log.warning("%s: its lock file %s was removed while this run used the folder; it holds it again",
                     self.path, self.lock.name)
@@ -344,14 +343,27 @@ def lock_file(path: Path, mode: int = 0o644) -> int:
         except OSError:
             os.close(fd)
             raise
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
-        except OSError:
-            same = False
-        if same:
+        if holds_lock(fd, path):
             return fd
         os.close(fd)
     raise OSError(errno.EAGAIN, f"its lock file {path} keeps being replaced")
+
+
+def holds_lock(fd: int, path: Path) -> bool:
+    """Whether the file at `path` (not followed) is still the one open as `fd`: a lock file removed
+    or replaced since (a clean-up, its holder letting go) is no longer what `fd` locks."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
+    except OSError:
+        return False
+
+
+def _write_holder(fd: int, owner: str) -> None:
+    """The lock file says who holds it, "PID OWNER"; a full disk leaves it empty (the lock holds
+    without it, and a refused run cannot name the holder)."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {owner}\n".encode())
 
 
 def claim_folder(folder: Path, lock_name: str, owner: str, busy: str) -> FolderClaim:
@@ -380,11 +392,7 @@ def claim_folder(folder: Path, lock_name: str, owner: str, busy: str) -> FolderC
                         folder, exc.strerror or exc)
             return FolderClaim(folder, lock, None, [])
         raise WriteError(lock, exc) from None
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {owner}\n".encode())
-    except OSError:
-        pass  # a full disk: the lock holds without the pid, which a refused run then cannot name
+    _write_holder(fd, owner)
     return FolderClaim(folder, lock, fd, created, owner)
 
 
