@@ -4,6 +4,7 @@
 #     (tests/camera/rtsp_server.py; x264enc from plugins-ugly, avidemux/jpegdec/rtph264pay from good)
 #   - a headless browser for the --serve page: chromium
 #   - a C++ compiler: the CUDA colour kernels' arithmetic is compiled for the CPU and checked there
+#   - Prometheus and promtool: /metrics scraped by a real server, deploy/srx-alerts.yml checked and unit-tested
 # Idempotent and quiet: installs only what is missing, runs `apt-get update` only when needed.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ PACKAGES=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   chromium fonts-dejavu-core
   g++
+  prometheus
 )
 
 missing=()

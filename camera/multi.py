@@ -66,8 +66,8 @@ def _sanitize(text: str) -> str:
 
 
 def default_name(spec: SourceSpec, index: int) -> str:
-    """cam0 for camera 0, a file's stem, a folder's name, host[-last path part] for a URL,
-    pipelineN for a GStreamer pipeline, demo for the built-in clip, srcN otherwise."""
+    """cam0 for camera 0, a file's stem, a folder's name, host[-last path part] for a URL (an IPv6
+    host as ip6-fe80-1), pipelineN for a GStreamer pipeline, demo for the built-in clip, srcN otherwise."""
     if spec.kind == "camera":
         return f"cam{spec.target}"
     if spec.kind == "demo":
@@ -85,6 +85,8 @@ def default_name(spec: SourceSpec, index: int) -> str:
         except ValueError:  # not a URL urllib can split: no host part in the name
             host, path = "", ""
         last = [p for p in path.split("/") if p and "=" not in p]  # no parameters (a DVR's user=...&password=...)
+        if ":" in host:  # an IPv6 address, said as one: ::1 would read "1", fe80::1 "fe80-1"
+            host = "ip6-" + re.sub(":+", "-", host.strip(":"))
         name = _sanitize(host + ("-" + last[-1] if last else ""))
     elif spec.kind == "gstreamer":
         name = f"pipeline{index}"
@@ -228,8 +230,8 @@ class _Lane:
     clock: RecordingClock | None = None  # how often real-time recordings take each frame
     frames_at_reconnect: int = 0
     seen_reconnects: int = 0
-    fallback_frames: int = 0
     output_errors: list[str] = field(default_factory=list)  # its outputs that failed ('OUTPUT: why')
+    closed: dict[int, str | None] | None = None  # its outputs closed once it stopped (close_each), the run going on
 
 
 @dataclass
@@ -393,7 +395,7 @@ def stream_many(
     output, t_done)` is called after each upscaled frame is delivered."""
     from srx.camera.fallback import InferenceGuard
     from srx.camera.stream import (RecordingClock, _Signals, _write_all, all_failed, check_bounds, close_each, close_outputs,
-                                   every_frame, failure_lines, paced_for)
+                                   discard_outputs, every_frame, failure_lines, paced_for, watch)
 
     check_bounds(max_frames, duration)
     check_buffer(buffer)
@@ -416,8 +418,9 @@ def stream_many(
     guard = InferenceGuard(scale, reconnect_max_wait)
     ready = threading.Event()
     lanes = [_Lane(s, list(outputs.get(s.name, ())), stats.setdefault(s.name, StreamStats())) for s in sources]
-    if pool is not None:  # /stats and /metrics say how each server does
-        for lane in lanes:
+    for lane in lanes:
+        watch(lane.stats, guard, lane.outputs, backend, runner, scale)
+        if pool is not None:  # /stats and /metrics say how each server does
             lane.stats.servers = pool.server_summary
     batches: dict[int, int] = {}
     latency_all = Samples()
@@ -459,6 +462,9 @@ def stream_many(
                 if duration is not None and now - t_start >= duration:
                     stopped_by = "duration"
                     break
+                for lane in lanes:  # a source that stopped: its recordings finished now, not at the run's end
+                    if lane.done and lane.closed is None:
+                        lane.closed = close_each(lane.outputs)
                 if all(lane.done for lane in lanes):
                     stopped_by = run_end([lane.done for lane in lanes if lane.done])
                     break
@@ -519,7 +525,7 @@ def stream_many(
                     results = [guard.fallback_frame(img) for img in images]
                     timings = [{} for _ in images]
                     for lane, _ in taken:
-                        lane.fallback_frames += 1
+                        lane.stats.fallback_frames += 1
                 else:
                     calls = {t["call"]: int(t["batch"]) for t in timings if "call" in t}
                     made = (Counter(calls.values()) if len(calls) and len(timings) == len(images)
@@ -564,7 +570,10 @@ def stream_many(
             for reader in readers:
                 if reader is not None:
                     reader.release()
-        closed = {lane.src.name: close_each(lane.outputs) for lane in lanes}  # each camera's own; a shared
+            for lane in lanes:  # no run: the error on its way out says why, not each output
+                discard_outputs(lane.outputs)
+        closed = {lane.src.name: lane.closed if lane.closed is not None else close_each(lane.outputs) if started else {}
+                  for lane in lanes}  # each camera's own; a shared
         for lane in lanes:  # server's channels close with it; the lines once all are closed (--keep-free)
             lane.output_errors = failure_lines(lane.outputs, closed[lane.src.name])
         shared_errors = close_outputs(list(shared_outputs))
@@ -678,8 +687,8 @@ def _batch_sizes(images: Sequence[np.ndarray], max_batch: int | None) -> dict[in
 def _lane_summary(lane: _Lane, backend: str, scale: int, stopped_by: str, wall: float) -> StreamSummary:
     cap, st = lane.capture, lane.stats
     note = f"source failed: {lane.error}" if lane.error else ""
-    if lane.fallback_frames:
-        note = (note + "; " if note else "") + f"{lane.fallback_frames} frames went out bicubic while the backend was down"
+    if lane.stats.fallback_frames:
+        note = (note + "; " if note else "") + f"{lane.stats.fallback_frames} frames went out bicubic while the backend was down"
     from srx.camera.stream import _summary
 
     # this source's own end (end-of-input, max-frames, error) or the run's

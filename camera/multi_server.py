@@ -27,7 +27,7 @@ import numpy as np
 from srx.camera.outputs import Output
 from srx.camera.server import (EVERY_INTERFACE, PROMETHEUS_TYPE, _Handler, _bind, _serve_in_thread, _url,
                                parse_hostport, send_mjpeg_parts, where)
-from srx.camera.stats import prometheus_text
+from srx.camera.stats import prometheus_text, sources_stats
 from srx.words import host_port
 
 log = logging.getLogger("srx")
@@ -176,8 +176,7 @@ class MultiMjpegServer:
                     self._send(200, "application/json", json.dumps(server.stats()).encode())
                     return
                 if path == "/metrics":
-                    snap = server.stats()
-                    self._send(200, PROMETHEUS_TYPE, prometheus_text(snap["sources"], snap.get("servers")).encode())
+                    self._send(200, PROMETHEUS_TYPE, prometheus_text(server.stats()).encode())
                     return
                 parts = path.strip("/").split("/")
                 if len(parts) in (2, 3) and parts[0] == "cam" and parts[1] in server.channels:
@@ -218,22 +217,6 @@ def multi_stats(stats: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     """/stats for `stats` ({name: StreamStats}): each source's snapshot and the totals."""
 
     def snapshot() -> dict[str, Any]:
-        sources = {name: st.snapshot() for name, st in stats.items()}
-        servers = [snap.pop("servers") for snap in sources.values() if "servers" in snap][:1]  # one run's, once
-        return {
-            **({"servers": servers[0]} if servers else {}),
-            "total": {
-                "sources": len(sources),
-                "frames_in": sum(s["frames_in"] for s in sources.values()),
-                "frames_out": sum(s["frames_out"] for s in sources.values()),
-                "dropped": sum(s["dropped"] for s in sources.values()),
-                "skipped": sum(s["skipped"] for s in sources.values()),
-                "stale": sum(s["stale"] for s in sources.values()),
-                "nosignal_frames": sum(s["nosignal_frames"] for s in sources.values()),
-                "fps_out": round(sum(s["fps_out"] for s in sources.values()), 2),
-                "fps_in": round(sum(s["fps_in"] for s in sources.values()), 2),
-            },
-            "sources": sources,
-        }
+        return sources_stats({name: st.snapshot() for name, st in stats.items()})
 
     return snapshot

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,6 +64,10 @@ class Output:
 
     def describe(self) -> str:
         return self.name
+
+    def status(self) -> dict[str, Any] | None:
+        """What /stats and /metrics say of this output while the run goes on (a recording's), or None."""
+        return None
 
 
 def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -47,7 +47,7 @@ import numpy as np
 from srx.camera.outputs import Output, _fit
 from srx.camera.segments import FreeSpace, SegmentClock, recorded_segments, segment_key, segment_path, untaken
 from srx.errors import SrxError
-from srx.fsutil import check_nearest_folder, holds_lock, temporary_sibling
+from srx.fsutil import check_nearest_folder, holds_lock, nearest_existing, temporary_sibling
 from srx.words import bytes_text, counted, duration_text, seconds_text
 
 log = logging.getLogger("srx")
@@ -360,6 +360,29 @@ class VideoFileOutput(Output):
         why = " or ".join(o for o, v in (("--keep", self.keep), ("--keep-free", self.keep_free)) if v is not None)
         pruned = f" ({self.pruned} of them deleted since by {why})" if self.pruned else ""
         return f"{self.name} in {duration_text(self.segment)} segments{done}{pruned}"
+
+    def status(self) -> dict[str, Any]:
+        """/stats' and /metrics' view of it: `state` recording (a file open), waiting (for its first
+        frame, or a segmented one's next after a finished file), lost (a segment failed: it tries again
+        at the next segment's first frame), failed (for good: an unsegmented recording), closed; `up`
+        is false while lost or failed. Segment counts are this run's; the free space is its disk's."""
+        if self._closed:
+            state = "closed"
+        elif self.failed is not None:
+            state = "failed"
+        elif self._paused is not None and self._paused == self._frame_key:  # still in the segment that failed
+            state = "lost"
+        else:
+            state = "recording" if self.writer is not None else "waiting"
+        try:
+            free: int | None = shutil.disk_usage(nearest_existing(self.path.parent)).free
+        except OSError:
+            free = None
+        out: dict[str, Any] = {"output": str(self.path), "state": state, "up": state not in ("lost", "failed"),
+                               "disk_free_bytes": free}
+        if self.segment is not None:
+            out.update(segments=self.segment_count, segments_lost=self.lost_segments, segments_deleted=self.pruned)
+        return out
 
     def _files_text(self) -> str:
         """', FIRST to LAST': the oldest of the run's finished segments still on disk (the first may have

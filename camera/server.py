@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from srx.camera.outputs import Output
-from srx.camera.stats import prometheus_text
+from srx.camera.stats import prometheus_text, sources_stats
 from srx.errors import SrxError, bind_failure
 from srx.words import host_port
 
@@ -254,6 +254,12 @@ class MjpegServer(Output):
         self._thread.join(2.0)
 
     # -- HTTP ----------------------------------------------------------------------------------
+    def run_stats(self) -> dict[str, Any]:
+        """/stats: the source's numbers at the top (as the page reads them), and in the shape of a run
+        of several sources (`total`, `sources` by name, `run`), so one collector reads both."""
+        snap = self.stats()
+        return {**snap, **sources_stats({self.source: dict(snap)})} if snap else {}
+
     def page(self) -> str:
         import html
 
@@ -276,10 +282,9 @@ class MjpegServer(Output):
                 if path in ("/", "/index.html"):
                     self._send(200, "text/html; charset=utf-8", server.page().encode())
                 elif path == "/stats":
-                    self._send(200, "application/json", json.dumps(server.stats()).encode())
+                    self._send(200, "application/json", json.dumps(server.run_stats()).encode())
                 elif path == "/metrics":
-                    snap = server.stats()
-                    self._send(200, PROMETHEUS_TYPE, prometheus_text({server.source: snap}, snap.get("servers")).encode())
+                    self._send(200, PROMETHEUS_TYPE, prometheus_text(server.run_stats()).encode())
                 elif path == "/frame.jpg":
                     _, jpeg = server.next_jpeg(-1, 0)
                     if jpeg is None:

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -241,6 +241,11 @@ class StreamStats:
         self.capture: Any = None  # the running CaptureThread (set by stream()), for live counts
         self.published: dict[str, Any] | None = None  # the live numbers as last shown (see publish)
         self.servers: Callable[[], list[dict[str, Any]]] | None = None  # several Triton servers: their summary
+        self.started_at = time.time()  # the wall clock at the start: /metrics' srx_start_time_seconds
+        self.guard: Any = None  # the run's InferenceGuard: whether the model backend is up
+        self.fallback_frames = 0  # this source's frames that went out bicubic while the backend was away
+        self.outputs: Sequence[Any] = ()  # this source's outputs: a recording's status()
+        self.run: dict[str, str] = {}  # version, backend, model and scale: /metrics' srx_build_info
 
     def record(self, t_capture: float, t_done: float, timings: dict[str, float], in_shape: tuple, out_shape: tuple) -> None:
         for name, seconds in timings.items():
@@ -285,6 +290,7 @@ class StreamStats:
         while it is lost, and for good once it failed (a looping file moved away), ended or was
         stopped; `state` says which (CaptureThread.state)."""
         cap = self.capture
+        guard = self.guard
         frames_in = cap.frames_read if cap is not None else 0
         dropped = cap.dropped if cap is not None else 0
         skipped = cap.skipped if cap is not None else 0
@@ -301,13 +307,24 @@ class StreamStats:
             "nosignal_frames": self.nosignal,
             "connected": state == "up",  # delivering frames: not lost, failed, ended or stopped
             "state": state,  # up | starting | reconnecting | stalled | failed | ended | stopped
-            "fps_in": round(cap.input_fps(), 2) if cap is not None else 0.0,
+            "reconnects": cap.reconnects if cap is not None else 0,
+            "fps_in": round(cap.input_fps(), 2) if cap is not None and state == "up" else 0.0,  # not the rate before it went
             "fps_out": round(self.live_fps(), 2),
             "latency_ms_p50": _round(self.latency.percentile(50)),
             "latency_ms_p95": _round(self.latency.percentile(95)),
+            "latency_count": self.latency.count,  # and its sum: a mean over any span (Prometheus' rate)
+            "latency_sum_s": round(self.latency.total / 1000.0, 6),
             "infer_ms_mean": _round(self.stages["infer"].mean()),
+            "infer_count": self.stages["infer"].count,
+            "infer_sum_s": round(self.stages["infer"].total / 1000.0, 6),
+            "backend_up": guard is None or not guard.down,  # false while frames go out bicubic
+            "fallback_frames": self.fallback_frames,
+            "started_at": round(self.started_at, 3),
             "input_size": self.input_size,
             "output_size": self.output_size,
+            **({"recordings": recordings} if (recordings := [r for r in (o.status() for o in self.outputs)
+                                                              if r is not None]) else {}),
+            **({"run": dict(self.run)} if self.run else {}),
             **({"servers": self.servers()} if self.servers is not None else {}),
         }
 
@@ -344,14 +361,40 @@ class StreamStats:
         return self.latency.window_used()
 
 
+def sources_stats(sources: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """/stats of a run: the run's own (`run`, `servers`: taken out of the sources' snapshots, which
+    each carry them), the totals and each source's snapshot by name. One source's /stats is this too,
+    with that source's keys also at the top, where they were before there was a `sources`."""
+    shared = {}
+    for key in ("run", "servers"):
+        found = [snap.pop(key) for snap in sources.values() if key in snap][:1]  # one run's, once
+        if found:
+            shared[key] = found[0]
+    added = ("frames_in", "frames_out", "dropped", "skipped", "stale", "nosignal_frames", "fallback_frames", "reconnects")
+    return {
+        **shared,
+        "total": {"sources": len(sources),
+                  **{key: sum(s.get(key, 0) for s in sources.values()) for key in added},
+                  "fps_out": round(sum(s["fps_out"] for s in sources.values()), 2),
+                  "fps_in": round(sum(s["fps_in"] for s in sources.values()), 2)},
+        "sources": sources,
+    }
+
+
 def _round(v: float | None, nd: int = 2) -> float | None:
     return round(float(v), nd) if v is not None else None
 
 
+#: a source's states (CaptureThread.state), each a series of /metrics' srx_source_state
+SOURCE_STATES = ("up", "starting", "reconnecting", "stalled", "failed", "ended", "stopped")
+
 #: what /metrics serves for each source, from its snapshot: (metric, type, help, snapshot key)
 _METRICS = (
     ("srx_frames_read_total", "counter", "Frames read from the source.", "frames_in"),
-    ("srx_frames_upscaled_total", "counter", "Frames upscaled and sent to the outputs.", "frames_out"),
+    ("srx_frames_upscaled_total", "counter", "Frames sent to the outputs (those that went out bicubic included).",
+     "frames_out"),
+    ("srx_frames_bicubic_total", "counter", "Frames that went out bicubic (labelled) while the model backend was away.",
+     "fallback_frames"),
     ("srx_frames_dropped_total", "counter", "Source frames dropped to keep to the newest (the model was busy).",
      "dropped"),
     ("srx_frames_skipped_total", "counter", "Source frames left out by --max-fps (by design, unlike the dropped).",
@@ -360,13 +403,25 @@ _METRICS = (
      "stale"),
     ("srx_nosignal_frames_total", "counter", "Generated no-signal frames sent while the source was away.",
      "nosignal_frames"),
+    ("srx_source_reconnects_total", "counter", "Times the source came back after it was lost.", "reconnects"),
     ("srx_source_up", "gauge", "1 while the source delivers frames; 0 while it is lost (reconnecting, stalled), "
-     "and for good once it failed or ended.", "connected"),
-    ("srx_output_fps", "gauge", "Upscaled frames per second over the last two seconds.", "fps_out"),
-    ("srx_inference_seconds_mean", "gauge", "Mean time of a model call per frame.", "infer_ms_mean"),
-    ("srx_uptime_seconds", "gauge", "Seconds since the stream started.", "elapsed_s"),
+     "and for good once it failed or ended (srx_source_state says which).", "connected"),
+    ("srx_backend_up", "gauge", "1 while the model backend upscales; 0 while it is away and frames go out bicubic.",
+     "backend_up"),
+    ("srx_output_fps", "gauge", "Frames sent to the outputs per second over the last two seconds.", "fps_out"),
 )
 
+#: the recordings' series, labelled source and output: (metric, type, help, status key)
+_RECORDING_METRICS = (
+    ("srx_recording_up", "gauge", "0 while the recording cannot write: its segment was lost (it tries again at the "
+     "next), or it failed for good; 1 otherwise.", "up"),
+    ("srx_recording_segments_total", "counter", "Segments the recording finished (--segment).", "segments"),
+    ("srx_recording_segments_lost_total", "counter", "Segments lost to a failed write, open or finish (--segment).",
+     "segments_lost"),
+    ("srx_recording_segments_deleted_total", "counter", "This run's segments that --keep or --keep-free deleted.",
+     "segments_deleted"),
+    ("srx_recording_disk_free_bytes", "gauge", "Free bytes on the recording's disk.", "disk_free_bytes"),
+)
 
 #: what /metrics serves for each Triton server of a run on several: (metric, type, help, summary key)
 _SERVER_METRICS = (
@@ -378,36 +433,65 @@ _SERVER_METRICS = (
 )
 
 
-def prometheus_text(sources: dict[str, dict[str, Any]], servers: list[dict[str, Any]] | None = None) -> str:
-    """Each source's live snapshot in Prometheus' text exposition format (version 0.0.4), labelled
-    source="NAME": what `--serve`'s /metrics gives a Prometheus server to scrape, so the cameras of
-    many boxes land on one dashboard and one alert rule ("srx_source_up == 0 for 5m"). `servers`
-    (a run on several Triton servers): one series per server, labelled server="HOST:PORT"."""
+def prometheus_text(stats: dict[str, Any]) -> str:
+    """A run's /stats (`sources_stats`) in Prometheus' text exposition format (version 0.0.4): what
+    `--serve`'s /metrics gives a Prometheus server to scrape, so the cameras of many boxes land on
+    one dashboard and one set of alert rules (deploy/srx-alerts.yml). Each source's series are
+    labelled source="NAME", its recordings' also output="PATH"; a run on several Triton servers has
+    one series per server, labelled server="HOST:PORT"; srx_build_info says what runs."""
 
-    def label(name: str) -> str:
-        return name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    def label(name: Any) -> str:
+        return str(name).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
     def number(value: Any) -> str:
         return repr(float(value)) if not isinstance(value, bool) else ("1" if value else "0")
 
-    lines = []
+    def family(metric: str, kind: str, text: str) -> None:
+        lines.extend([f"# HELP {metric} {text}", f"# TYPE {metric} {kind}"])
+
+    sources: dict[str, dict[str, Any]] = stats.get("sources", {})
+    lines: list[str] = []
+    run = stats.get("run")
+    if run:
+        family("srx_build_info", "gauge", "What runs: srx's version, the model backend, the model and the scale (1).")
+        labels = ",".join(f'{k}="{label(run[k])}"' for k in ("version", "backend", "model", "scale") if k in run)
+        lines.append(f"srx_build_info{{{labels}}} 1")
+    started = [snap["started_at"] for snap in sources.values() if snap.get("started_at") is not None]
+    if started:
+        family("srx_start_time_seconds", "gauge", "When the run started, in seconds since the Unix epoch.")
+        lines.append(f"srx_start_time_seconds {number(min(started))}")
     for metric, kind, text, key in _METRICS:
-        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}"]
+        family(metric, kind, text)
         for name, snap in sources.items():
-            value = snap.get(key)
-            if value is None:
-                continue
-            if key.endswith("_ms_mean"):
-                value = float(value) / 1000.0
-            lines.append(f'{metric}{{source="{label(name)}"}} {number(value)}')
-    metric = "srx_latency_seconds"
-    lines += [f"# HELP {metric} Capture-to-output latency of the recent frames, by quantile.", f"# TYPE {metric} gauge"]
-    for name, snap in sources.items():
-        for q, key in (("0.5", "latency_ms_p50"), ("0.95", "latency_ms_p95")):
             if snap.get(key) is not None:
-                lines.append(f'{metric}{{source="{label(name)}",quantile="{q}"}} {number(float(snap[key]) / 1000.0)}')
+                lines.append(f'{metric}{{source="{label(name)}"}} {number(snap[key])}')
+    family("srx_source_state", "gauge", "1 for the state the source is in (up, starting, reconnecting, stalled, "
+           "failed, ended, stopped), 0 for the others.")
+    for name, snap in sources.items():
+        if snap.get("state") is not None:
+            lines += [f'srx_source_state{{source="{label(name)}",state="{st}"}} {number(snap["state"] == st)}'
+                      for st in SOURCE_STATES]
+    for metric, text, prefix, quantiles in (
+            ("srx_latency_seconds", "Capture-to-output latency; quantiles of the newest 10,000 frames, sum and count "
+             "of the run.", "latency", (("0.5", "latency_ms_p50"), ("0.95", "latency_ms_p95"))),
+            ("srx_inference_seconds", "Time of the model call per frame; sum and count of the run.", "infer", ())):
+        family(metric, "summary", text)
+        for name, snap in sources.items():
+            src = f'source="{label(name)}"'
+            lines += [f'{metric}{{{src},quantile="{q}"}} {number(float(snap[key]) / 1000.0)}'
+                      for q, key in quantiles if snap.get(key) is not None]
+            if snap.get(f"{prefix}_count") is not None:
+                lines += [f"{metric}_sum{{{src}}} {number(snap.get(f'{prefix}_sum_s') or 0.0)}",
+                          f"{metric}_count{{{src}}} {number(snap[f'{prefix}_count'])}"]
+    recordings = [(name, rec) for name, snap in sources.items() for rec in snap.get("recordings", ())]
+    if recordings:
+        for metric, kind, text, key in _RECORDING_METRICS:
+            family(metric, kind, text)
+            lines += [f'{metric}{{source="{label(name)}",output="{label(rec["output"])}"}} {number(rec[key])}'
+                      for name, rec in recordings if rec.get(key) is not None]
+    servers = stats.get("servers")
     for metric, kind, text, key in _SERVER_METRICS if servers else ():
-        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}"]
+        family(metric, kind, text)
         for srv in servers or ():
             value = srv[key] == "up" if key == "state" else srv[key]
             lines.append(f'{metric}{{server="{label(srv["server"])}"}} {number(value)}')

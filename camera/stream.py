@@ -162,8 +162,8 @@ def stream(
         check_bounds(max_frames, duration)
         check_buffer(buffer)
         reader = open_reader(spec, open_timeout)
-    except BaseException:  # no run: the outputs let go of what they claimed (a lock, folders made for it)
-        close_outputs(outputs)
+    except BaseException:  # no run: the outputs let go of what they claimed (a lock, folders made for it),
+        discard_outputs(outputs)  # and say nothing of frames they never got: the error says why
         raise
     stop = stop_event or threading.Event()
     scale = int(getattr(upscaler, "scale", 0) or 0)
@@ -185,6 +185,7 @@ def stream(
     if pool is not None:  # /stats and /metrics say how each server does
         stats.servers = pool.server_summary
     guard = InferenceGuard(scale, reconnect_max_wait)
+    watch(stats, guard, outputs, backend, runner, scale)
     capture: CaptureThread | None = None
     stopped_by = "end-of-input"
     last_size: tuple[int, int] | None = None
@@ -250,6 +251,7 @@ def stream(
                     break
                 # the backend is away (a Triton server restarting): bicubic, labelled, while it is retried
                 sr, timings = done if done is not None else (guard.fallback_frame(frame.image), {})
+                stats.fallback_frames += done is None
                 t_out = time.monotonic()
                 out = compare_frame(frame.image, sr, scale, model_label) if compare else sr
                 if overlay:
@@ -456,6 +458,28 @@ def close_outputs(outputs: Sequence[Output]) -> list[str]:
     """Close every output that is still open, even when one fails; what failed, in the run or now,
     as 'OUTPUT: why' lines (said after the summary, which a failed output does not stop)."""
     return failure_lines(outputs, close_each(outputs))
+
+
+def watch(stats: StreamStats, guard: InferenceGuard, outputs: Sequence[Output], backend: str, runner: Any,
+          scale: int) -> None:
+    """What /stats and /metrics read beside the frame counts: whether the model backend is up, the
+    source's outputs (a recording's state), and what runs (srx_build_info)."""
+    from srx import __version__
+
+    config = getattr(runner, "config", None)
+    stats.guard, stats.outputs = guard, list(outputs)
+    stats.run = {"version": __version__, "backend": backend, "scale": str(scale),
+                 "model": str(getattr(config, "name", "") or "")}
+
+
+def discard_outputs(outputs: Sequence[Output]) -> None:
+    """Let go of every output of a run that never started (its source did not open, the model did
+    not load): no 'not written' line for each beside the error that says why."""
+    for o in outputs:
+        try:
+            o.discard()
+        except Exception as exc:  # noqa: BLE001  (each output lets go, even if one fails)
+            log.debug("%s: %s", o.describe(), exc)
 
 
 def close_each(outputs: Sequence[Output]) -> dict[int, str | None]:

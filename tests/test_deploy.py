@@ -64,3 +64,118 @@ def test_the_service_units_command_runs_as_systemd_gives_it(tmp_path: Path, monk
     for name in ("door", "gate"):
         assert len(list(rec.glob(f"{name}-*.mp4"))) == 1, sorted(p.name for p in rec.iterdir())
     assert "s3cret" not in res.output and "gate-pw" not in res.output
+
+
+ALERTS = UNIT.with_name("srx-alerts.yml")
+
+#: promtool's unit test of deploy/srx-alerts.yml: series as srx's /metrics gives them, scraped once a
+#: minute, and the alerts each rule must raise (and only those: a file that ended is no lost camera)
+ALERT_TESTS = """
+rule_files: [{rules}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'srx_source_state{{{box},source="door",state="reconnecting"}}'
+        values: '0 0 1 1 1 1 1'
+      - series: 'srx_source_state{{{box},source="clip",state="ended"}}'
+        values: '1x6'
+      - series: 'srx_source_state{{{box},source="clip",state="reconnecting"}}'
+        values: '0x6'
+      - series: 'srx_source_up{{{box},source="clip"}}'
+        values: '0x6'
+      - series: 'srx_source_state{{{box},source="yard",state="failed"}}'
+        values: '0 0 0 0 0 0 1'
+      - series: 'srx_backend_up{{{box},source="door"}}'
+        values: '1 1 1 0 0 0 0'
+      - series: 'srx_backend_up{{{box},source="clip"}}'
+        values: '1x6'
+      - series: 'srx_recording_up{{{box},source="door",output="/rec/door.mp4"}}'
+        values: '1x6'
+      - series: 'srx_recording_segments_lost_total{{{box},source="door",output="/rec/door.mp4"}}'
+        values: '0 0 0 0 0 1 1'
+      - series: 'srx_recording_up{{{box},source="clip",output="/rec/clip.mp4"}}'
+        values: '1 1 1 1 1 0 0'
+      - series: 'up{{{box}}}'
+        values: '1 1 1 1 0 0 0'
+    alert_rule_test:
+      - eval_time: 6m
+        alertname: SrxCameraLost
+        exp_alerts:
+          - exp_labels: {{severity: warning, {labels}, source: door, state: reconnecting}}
+            exp_annotations: {{summary: "camera door on box1:8080 has sent no frame for 2 minutes"}}
+      - eval_time: 6m
+        alertname: SrxSourceFailed
+        exp_alerts:
+          - exp_labels: {{severity: critical, {labels}, source: yard, state: failed}}
+            exp_annotations: {{summary: "source yard on box1:8080 failed for good"}}
+      - eval_time: 6m
+        alertname: SrxBicubicFallback
+        exp_alerts:
+          - exp_labels: {{severity: critical, {labels}, source: door}}
+            exp_annotations: {{summary: "box1:8080: door goes out bicubic, the model backend is away"}}
+      - eval_time: 6m
+        alertname: SrxRecordingFailing
+        exp_alerts:
+          - exp_labels: {{severity: critical, {labels}, source: clip, output: /rec/clip.mp4}}
+            exp_annotations: {{summary: "recording /rec/clip.mp4 on box1:8080 is losing footage"}}
+          - exp_labels: {{severity: critical, {labels}, source: door, output: /rec/door.mp4}}
+            exp_annotations: {{summary: "recording /rec/door.mp4 on box1:8080 is losing footage"}}
+      - eval_time: 6m
+        alertname: SrxDown
+        exp_alerts:
+          - exp_labels: {{severity: critical, {labels}}}
+            exp_annotations: {{summary: "srx on box1:8080 does not answer /metrics"}}
+  - interval: 1m
+    input_series:
+      - series: 'srx_frames_read_total{{{box},source="door"}}'
+        values: '0+600x20'
+      - series: 'srx_frames_dropped_total{{{box},source="door"}}'
+        values: '0+180x20'
+      - series: 'srx_frames_read_total{{{box},source="gate"}}'
+        values: '0+600x20'
+      - series: 'srx_frames_dropped_total{{{box},source="gate"}}'
+        values: '0+6x20'
+      - series: 'srx_latency_seconds_sum{{{box},source="door"}}'
+        values: '0+840x20'
+      - series: 'srx_latency_seconds_count{{{box},source="door"}}'
+        values: '0+420x20'
+      - series: 'srx_latency_seconds_sum{{{box},source="gate"}}'
+        values: '0+90x20'
+      - series: 'srx_latency_seconds_count{{{box},source="gate"}}'
+        values: '0+600x20'
+    alert_rule_test:
+      - eval_time: 20m
+        alertname: SrxDroppingFrames
+        exp_alerts:
+          - exp_labels: {{severity: warning, {labels}, source: door}}
+            exp_annotations: {{summary: "door on box1:8080 drops 30% of its frames"}}
+      - eval_time: 20m
+        alertname: SrxLatencyHigh
+        exp_alerts:
+          - exp_labels: {{severity: warning, {labels}, source: door}}
+            exp_annotations: {{summary: "door on box1:8080 is 2s behind the camera"}}
+"""
+
+
+def promtool() -> str:
+    from tests.conftest import skip_or_fail
+
+    found = shutil.which("promtool")
+    if found is None:
+        skip_or_fail("promtool is not installed here (Debian's prometheus package; CI installs it via .ci/system-packages.sh)")
+    return str(found)
+
+
+def test_the_alert_rules_load_and_raise_what_they_say(tmp_path: Path) -> None:
+    """deploy/srx-alerts.yml loads in Prometheus' own checker, and on series shaped as srx's /metrics
+    gives them each rule raises its alert, with its labels and words, and nothing else: a camera
+    reconnecting is lost, a file that ended is not (srx_source_up is 0 for both)."""
+    tool = promtool()
+    res = subprocess.run([tool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "SUCCESS: 7 rules found" in res.stdout, res.stdout + res.stderr
+    tests = tmp_path / "srx-alerts-test.yml"
+    tests.write_text(ALERT_TESTS.format(rules=ALERTS, box='instance="box1:8080",job="srx"',
+                                        labels='instance: "box1:8080", job: srx'))
+    res = subprocess.run([tool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr

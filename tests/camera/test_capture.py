@@ -41,7 +41,7 @@ def test_a_looping_file_moved_away_fails_and_is_no_longer_up(tmp_path: Path) -> 
     finally:
         cap.stop()
     snap = stats.snapshot()
-    assert snap["connected"] is False and 'srx_source_up{source="a"} 0' in prometheus_text({"a": snap})
+    assert snap["connected"] is False and 'srx_source_up{source="a"} 0' in prometheus_text({"sources": {"a": snap}})
     message = str(cap.error)
     assert message == f"file {src} was moved or deleted during the run; it cannot be looped again"
     assert "decode" not in message and "corrupt" not in message
@@ -61,7 +61,7 @@ def test_a_file_that_ended_is_up_until_its_frames_are_taken_then_ended(tmp_path:
         taken = [cap.get(timeout=5) for _ in range(3)]
         assert all(f is not None for f in taken) and cap.finished
         snap = stats.snapshot()
-        assert snap["connected"] is False and 'srx_source_up{source="short"} 0' in prometheus_text({"short": snap})
+        assert snap["connected"] is False and 'srx_source_up{source="short"} 0' in prometheus_text({"sources": {"short": snap}})
         assert snap["state"] == "ended"
         assert stats.live_line().endswith("  ended")
     finally:

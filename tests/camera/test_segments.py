@@ -408,14 +408,21 @@ def test_a_folder_that_refuses_a_cut_keeps_that_segment_whole_and_the_recording_
     made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
     if made.returncode:
         pytest.skip(f"chattr +i refused here: {made.stderr.strip()}")
+    assert out.status()["state"] == "recording" and out.status()["up"]
     try:
         for i, f in enumerate(pictures[9:35], 9):  # the cut at :22, the start of :24
             assert out.write(f, i / 10)
+        status = out.status()  # what /stats and /metrics say while it waits for the next segment
+        assert (status["state"], status["up"], status["segments_lost"]) == ("lost", False, 2), status
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
     for i, f in enumerate(pictures[35:], 35):  # the rest of :24 is skipped; :26 records again
         assert out.write(f, i / 10)
+    status = out.status()
+    assert (status["state"], status["up"], status["segments_lost"], status["segments"]) == ("recording", True, 2, 2)
+    assert status["output"] == str(folder / "rec.mkv") and status["disk_free_bytes"] > 0
     out.close()
+    assert out.status()["state"] == "closed"
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "segment rec-20231114-221322.mkv lost: cannot write" in errors[0], errors
     assert "cannot put rec-20231114-221321.mkv in place (Operation not permitted)" in caplog.text

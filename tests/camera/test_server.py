@@ -8,12 +8,14 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from srx import __version__
 from srx.camera.server import BOUNDARY, MjpegServer, parse_hostport
 from srx.camera.sources import SourceSpec
 from srx.camera.stats import StreamStats
@@ -237,7 +239,8 @@ def test_head_requests_get_the_headers_of_each_endpoint(served: Served) -> None:
 
 
 def _metrics(text: str) -> dict[tuple[str, str], float]:
-    """Prometheus' text format, checked line by line: {(metric, labels): value}."""
+    """Prometheus' text format, checked line by line: {(metric, labels): value}; every sample's family
+    (a summary's _sum and _count: its name) typed before it."""
     import re
 
     got, typed = {}, set()
@@ -247,11 +250,11 @@ def _metrics(text: str) -> dict[tuple[str, str], float]:
             continue
         if line.startswith("# HELP ") or not line:
             continue
-        m = re.fullmatch(r'([a-z_]+)\{(source="(?:[^"\\]|\\.)*"(?:,quantile="0\.\d+")?)\} (-?\d+(?:\.\d+)?(?:e[-+]\d+)?)',
-                         line)
+        m = re.fullmatch(r'([a-z_]+)(?:\{((?:[a-z]+="(?:[^"\\]|\\.)*",?)+)\})? (-?\d+(?:\.\d+)?(?:e[-+]\d+)?)', line)
         assert m is not None, line
-        assert m.group(1) in typed, f"{m.group(1)} has no # TYPE line before it"
-        got[m.group(1), m.group(2)] = float(m.group(3))
+        family = re.sub(r"_(sum|count)$", "", m.group(1)) if m.group(1) not in typed else m.group(1)
+        assert family in typed, f"{m.group(1)} has no # TYPE line before it"
+        got[m.group(1), m.group(2) or ""] = float(m.group(3))
     return got
 
 
@@ -265,26 +268,40 @@ def test_metrics_for_prometheus_match_the_stats(served: Served) -> None:
     src = 'source="stream"'
     assert before["frames_out"] <= got["srx_frames_upscaled_total", src] <= after["frames_out"]
     assert before["frames_in"] <= got["srx_frames_read_total", src] <= after["frames_in"]
-    assert got["srx_source_up", src] == 1
+    assert got["srx_source_up", src] == 1 and got["srx_backend_up", src] == 1
+    assert got["srx_source_state", src + ',state="up"'] == 1 and got["srx_source_state", src + ',state="ended"'] == 0
     assert before["dropped"] <= got["srx_frames_dropped_total", src] <= after["dropped"]
     assert got["srx_frames_stale_total", src] == after["stale"] == 0  # a file source has no stale frames
+    assert got["srx_frames_bicubic_total", src] == 0 and got["srx_source_reconnects_total", src] == 0
     assert 0 < got["srx_latency_seconds", src + ',quantile="0.5"'] <= got["srx_latency_seconds", src + ',quantile="0.95"']
-    assert 0 < got["srx_inference_seconds_mean", src] < 10
+    count, total = got["srx_inference_seconds_count", src], got["srx_inference_seconds_sum", src]
+    assert before["infer_count"] <= count <= after["infer_count"] and 0 < total / count < 10
+    assert got["srx_latency_seconds_count", src] >= count
+    # one camera's /stats reads as a run of several does, under the name its /metrics labels it with
+    assert after["sources"]["stream"]["frames_out"] == after["frames_out"] and after["total"]["sources"] == 1
+    assert 0 < time.time() - got["srx_start_time_seconds", ""] < 600
+    version = [labels for metric, labels in got if metric == "srx_build_info"]
+    assert len(version) == 1 and f'version="{__version__}"' in version[0] and 'scale="2"' in version[0], version
 
 
 def test_metrics_text_names_each_source_and_leaves_out_what_is_unknown() -> None:
     from srx.camera.stats import prometheus_text
 
     snap = {"frames_in": 8, "frames_out": 4, "dropped": 1, "stale": 3, "nosignal_frames": 0, "connected": False,
-            "fps_out": 2.5, "infer_ms_mean": 12.5, "elapsed_s": 3.0, "latency_ms_p50": None, "latency_ms_p95": None}
-    got = _metrics(prometheus_text({'gate "north"\\2': snap, "door": {**snap, "connected": True}}))
+            "fps_out": 2.5, "infer_count": 4, "infer_sum_s": 0.05, "elapsed_s": 3.0, "latency_ms_p50": None,
+            "latency_ms_p95": None, "state": "reconnecting"}
+    got = _metrics(prometheus_text({"sources": {'gate "north"\\2': snap, "door": {**snap, "connected": True}}}))
     north = 'source="gate \\"north\\"\\\\2"'
     assert got["srx_source_up", north] == 0 and got["srx_source_up", 'source="door"'] == 1
-    assert got["srx_inference_seconds_mean", north] == 0.0125 and got["srx_frames_dropped_total", north] == 1
+    assert got["srx_inference_seconds_sum", north] == 0.05 and got["srx_inference_seconds_count", north] == 4
+    assert got["srx_frames_dropped_total", north] == 1
     assert got["srx_frames_stale_total", north] == 3  # read = upscaled + dropped + stale (+ skipped, queued)
-    assert not any(metric == "srx_latency_seconds" for metric, _ in got)  # no frame out yet: no latency to report
+    assert not any(metric.startswith("srx_latency_seconds") for metric, _ in got)  # no frame out yet: no latency
+    assert [labels for (metric, labels), v in got.items() if metric == "srx_source_state" and v == 1] == [
+        north + ',state="reconnecting"', 'source="door",state="reconnecting"']
+    assert not any(metric.startswith("srx_recording") or metric == "srx_build_info" for metric, _ in got)
     # each quantile is the snapshot's own (a p95 series that repeated the p50 passed `p50 <= p95`)
-    got = _metrics(prometheus_text({"door": {**snap, "latency_ms_p50": 120.0, "latency_ms_p95": 480.0}}))
+    got = _metrics(prometheus_text({"sources": {"door": {**snap, "latency_ms_p50": 120.0, "latency_ms_p95": 480.0}}}))
     door = 'source="door"'
     assert got["srx_latency_seconds", door + ',quantile="0.5"'] == 0.12
     assert got["srx_latency_seconds", door + ',quantile="0.95"'] == 0.48
@@ -337,7 +354,8 @@ def test_status_line_overlay_and_page_show_one_snapshot() -> None:
         served = json.loads(urllib.request.urlopen(server.url + "stats", timeout=5).read())
     finally:
         server.close()
-    assert served == json.loads(json.dumps(published))
+    assert {k: v for k, v in served.items() if k not in ("total", "sources")} == json.loads(json.dumps(published))
+    assert served["sources"]["stream"] == {k: v for k, v in served.items() if k not in ("total", "sources")}
     assert stats.publish()["frames_out"] == 30  # the next tick shows the new frames everywhere at once
 
 

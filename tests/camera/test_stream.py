@@ -1036,10 +1036,11 @@ def test_a_recordings_lock_that_is_removed_while_it_runs_is_taken_again(tmp_path
     assert not lock.exists()
 
 
-def test_a_source_that_cannot_be_opened_leaves_its_outputs_unclaimed(tmp_path: Path, make_upscaler) -> None:
+def test_a_source_that_cannot_be_opened_leaves_its_outputs_unclaimed(tmp_path: Path, make_upscaler, caplog) -> None:
     """A camera that is down when a stream starts: the recording's lock file and the folders made for
     it stayed (a service restarting against it left them behind), and a library caller that tried
-    again in the same process was refused by its own earlier attempt."""
+    again in the same process was refused by its own earlier attempt. Nor is each output said to be
+    'not written: no frame was upscaled for it' before the error that says why (it was)."""
     from srx.errors import SrxError
 
     upscaler = make_upscaler(2)
@@ -1048,3 +1049,4 @@ def test_a_source_that_cannot_be_opened_leaves_its_outputs_unclaimed(tmp_path: P
         with pytest.raises(SrxError, match="cannot open source|does not exist"):
             stream(str(tmp_path / "missing.avi"), upscaler, [VideoFileOutput(target)], max_frames=3, open_timeout=1)
     assert not (tmp_path / "new").exists()
+    assert "not written" not in caplog.text, caplog.text

@@ -734,7 +734,7 @@ def test_several_servers_share_the_frames_and_one_that_goes_away_is_skipped(serv
         b = Serve(ckpt(3), ports)
         wait_until(lambda: pool.servers[1].frames >= 8 or "error" in result, 60, "the second server to take frames once up")
         snap = multi_stats(live)()
-        metrics = prometheus_text(snap["sources"], snap["servers"])
+        metrics = prometheus_text(snap)
         assert f'srx_triton_server_up{{server="{b_url}"}} 1' in metrics and "servers" not in snap["sources"]["c1"]
         got = upscaler.upscale_batch(imgs)  # beside the stream's ticks, on the same pool
         assert all(np.abs(g.astype(int) - w).max() <= 1 for g, w in zip(got, want))
@@ -742,7 +742,7 @@ def test_several_servers_share_the_frames_and_one_that_goes_away_is_skipped(serv
         before = pool.servers[0].frames
         wait_until(lambda: pool.servers[0].frames >= before + 16 or "error" in result, 60, "frames while the second is away")
         assert not pool.servers[1].up
-        metrics = prometheus_text(*(lambda snap: (snap["sources"], snap["servers"]))(multi_stats(live)()))
+        metrics = prometheus_text(multi_stats(live)())
         assert f'srx_triton_server_up{{server="{b_url}"}} 0' in metrics
         assert f'srx_triton_server_outages_total{{server="{b_url}"}} 2.0' in metrics
         pool.max_wait = 2.0  # probe a refused server every 2 s, not 30, for the test's sake
