@@ -395,7 +395,8 @@ def stream_many(
     output, t_done)` is called after each upscaled frame is delivered."""
     from srx.camera.fallback import InferenceGuard
     from srx.camera.stream import (RecordingClock, _Signals, _write_all, all_failed, check_bounds, close_each, close_outputs,
-                                   discard_outputs, every_frame, failure_lines, paced_for, watch)
+                                   discard_outputs, every_frame, failure_lines, note_clock_jumps, paced_for,
+                                   watch)
 
     check_bounds(max_frames, duration)
     check_buffer(buffer)
@@ -444,6 +445,7 @@ def stream_many(
                                              reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
                 fps = (reader.fps if reader is not None else None) or lane.src.spec.fps
                 lane.clock = RecordingClock(fps, lane.src.spec.live, nosignal_fps)
+                note_clock_jumps(lane.outputs, lane.capture.event_log)
                 for o in lane.outputs:
                     if hasattr(o, "fps") and fps:
                         o.fps = fps  # recordings play at their source's rate

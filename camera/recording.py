@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 
 from srx.camera.outputs import Output, _fit
-from srx.camera.segments import FreeSpace, SegmentClock, recorded_segments, segment_key, segment_path, untaken
+from srx.camera.segments import (CLOCK_SET_AFTER, FreeSpace, SegmentClock, recorded_segments, segment_key,
+                                 segment_path, untaken)
 from srx.errors import SrxError
 from srx.fsutil import check_nearest_folder, holds_lock, nearest_existing, temporary_sibling
 from srx.words import bytes_text, counted, duration_text, seconds_text
@@ -307,6 +308,7 @@ class VideoFileOutput(Output):
             keep_free.join(self)
         self._left: list[tuple[Path, Path]] = []  # whole segments the folder refused to rename: (partial, name)
         self._delete_said = False  # a file --keep or --keep-free cannot delete: said once, until one goes
+        self._unknown_said = False  # earlier files whose age --keep cannot tell: said once
         self.clock = clock or SegmentClock()  # shared by a source's recordings: cut at the same frames
         self.target = self.path  # where the open recording goes on close: the path, or its segment's file
         self.segments: deque[Path] = deque(maxlen=1000)  # the newest finished segments, in order (a run of months: bounded)
@@ -357,9 +359,12 @@ class VideoFileOutput(Output):
         if self.segment is None:
             return self.name
         done = f": {counted(self.segment_count, 'file')}{self._files_text()}" if self.segments else ""
+        return f"{self.name} in {duration_text(self.segment)} segments{done}{self._pruned_text()}"
+
+    def _pruned_text(self) -> str:
+        """' (7 of them deleted since by --keep)' where --keep or --keep-free deleted this run's segments."""
         why = " or ".join(o for o, v in (("--keep", self.keep), ("--keep-free", self.keep_free)) if v is not None)
-        pruned = f" ({self.pruned} of them deleted since by {why})" if self.pruned else ""
-        return f"{self.name} in {duration_text(self.segment)} segments{done}{pruned}"
+        return f" ({self.pruned} of them deleted since by {why})" if self.pruned else ""
 
     def status(self) -> dict[str, Any]:
         """/stats' and /metrics' view of it: `state` recording (a file open), waiting (for its first
@@ -416,7 +421,7 @@ class VideoFileOutput(Output):
         if self.writer is None and key != self._paused:
             self._key, self._t0 = key, t
             self.target = segment_path(self.path, wall)
-            if self.keep is not None:  # for --keep's judging of this run's own (pruned as they go)
+            if self.keep is not None or self.keep_free is not None:  # this run's own judged by the monotonic clock
                 self._began[self.target] = time.monotonic()
         return t
 
@@ -539,7 +544,8 @@ class VideoFileOutput(Output):
             if self.segment is not None:
                 self._place_left(last=True)
                 if self.segment_count > 1:
-                    log.info("%s: %s%s", self.path, counted(self.segment_count, "segment"), self._files_text())
+                    log.info("%s: %s%s%s", self.path, counted(self.segment_count, "segment"), self._files_text(),
+                             self._pruned_text())
         finally:
             self._closed = True
             self._last = None
@@ -667,18 +673,27 @@ class VideoFileOutput(Output):
         (a clock that was set after they were named, say from 1970 by NTP, does not make this run's
         segments old, nor an earlier run's from minutes ago); and the partial files killed runs left
         of it, unchanged for longer than that."""
-        now, cutoff = time.monotonic(), self.clock.clock() - self.keep
-        old = []
+        now, wall = time.monotonic(), self.clock.clock()
+        cutoff = wall - self.keep
+        old, unknown = [], []
         for start, p in recorded_segments(self.path):
             if p in self._began:
                 if now - self._began[p] > self.keep:
                     old.append(p)
                 continue
             try:
-                if start < cutoff and p.stat().st_mtime < cutoff:
-                    old.append(p)
+                times = _times_of(start, p.stat().st_mtime, wall)
             except OSError:
                 continue
+            if not times:
+                unknown.append(p.name)
+            elif max(times) < cutoff:
+                old.append(p)
+        if unknown and not self._unknown_said:
+            self._unknown_said = True
+            log.warning("--keep %s: %s of %s cannot be judged and stay%s (%s): %s", duration_text(self.keep),
+                        counted(len(unknown), "earlier file"), self.path, "" if len(unknown) > 1 else "s",
+                        _names(unknown), UNKNOWN_AGE)
         partial = partial_pattern(self.path.stem, self.path.suffix)
         try:  # what runs that were killed left, unchanged for longer than --keep (a live run's changes each second)
             for p in self.path.parent.iterdir():
@@ -730,19 +745,28 @@ class VideoFileOutput(Output):
         if not short:
             self.keep_free.short_said.discard(disk)
             return
-        candidates, now = [], self.clock.clock()  # the wall clock (a test's own)
+        candidates, now, mono = [], self.clock.clock(), time.monotonic()  # the wall clock (a test's own)
         for rec in self.keep_free.recordings(disk):
             newest = rec.segments[-1] if rec.segments else None
             for start, p in recorded_segments(rec.path):
-                if p != newest:
-                    try:  # the earlier of its name's time (which a time zone moves) and its write's
-                        age = min(start, p.stat().st_mtime)
-                    except OSError:
-                        continue
-                    # from the future: written by a clock that ran ahead, its age unknown: first to go
-                    candidates.append((age if age <= now + 60 else -math.inf, str(p), p, rec))
+                if p == newest:
+                    continue
+                if p in rec._began:  # this run's: when it began by the monotonic clock, whatever the clock said
+                    candidates.append((0, now - (mono - rec._began[p]), str(p), p, rec))
+                    continue
+                try:
+                    mtime = p.stat().st_mtime
+                except OSError:
+                    continue
+                times = _times_of(start, mtime, now)
+                if times:
+                    candidates.append((0, min(times), str(p), p, rec))
+                elif max(start, mtime) > now + 60:  # from the future: a clock that ran ahead, long since set: first
+                    candidates.append((-1, 0.0, str(p), p, rec))
+                else:  # written while the clock was not set, maybe minutes ago: last
+                    candidates.append((1, 0.0, str(p), p, rec))
         gone, refused = [], None
-        for _, _, p, rec in sorted(candidates, key=lambda c: c[:2]):
+        for *_, p, rec in sorted(candidates, key=lambda c: c[:3]):
             why = rec._delete(p, "--keep-free")
             if why:  # the folder takes no deletion now: the others would fail the same way
                 refused = why
@@ -765,6 +789,20 @@ class VideoFileOutput(Output):
                         "of each recording (other files take the rest, or the setting asks for more room than the "
                         "disk has beside them); it records on while the disk has room", self.keep_free.text,
                         self.path, bytes_text(free))
+
+
+#: what --keep says of an earlier run's file whose age cannot be told
+UNKNOWN_AGE = ("named and written while the clock was not set (before 2026) or ahead of it (in the future), so "
+               "how old they are is not known; --keep-free deletes them when the disk needs room (those written "
+               "ahead first, those before 2026 last), or delete them yourself")
+
+
+def _times_of(start: float, mtime: float, now: float) -> list[float]:
+    """Of an earlier run's segment, its name's time and its modification time where each can be right:
+    neither before 2026 (a box without a clock, before NTP set it) nor in the future. --keep deletes
+    where all of them are old (a clock set after a file was named does not make it old), --keep-free
+    goes by the earlier (a time zone moves the name, a copy the modification time); none: age unknown."""
+    return [t for t in (start, mtime) if CLOCK_SET_AFTER <= t <= now + 60]
 
 
 def _sync(path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from srx.errors import SrxError
 from srx.fsutil import nearest_existing
-from srx.words import bytes_text, seconds_text
+from srx.words import bytes_text, span_text
 
 log = logging.getLogger("srx")
 
@@ -30,11 +30,19 @@ SEGMENT_TIME = "%Y%m%d-%H%M%S"
 MIN_SEGMENT_S = 1.0
 
 
-def segment_key(wall: float, length: float) -> int:
+#: a recording named and written before this (2026-01-01 UTC, before srx's first release) was made
+#: while the clock was not set (a box without a clock, before NTP): how old it is, nobody knows
+CLOCK_SET_AFTER = 1767225600.0
+
+
+def segment_key(wall: float, length: float) -> tuple[int, int]:
     """The segment a frame at `wall` (seconds since the epoch) is in: segments are `length` long and
     begin where local time is a multiple of it (a length that divides a day: on the hour for 1h, at
-    midnight for 1d, at :00, :10, ... for 10m)."""
-    return math.floor((wall + time.localtime(wall).tm_gmtoff) / length)
+    midnight for 1d, at :00, :10, ... for 10m), and a change of the UTC offset (daylight saving time)
+    begins one too: at the autumn change local time repeats an hour, which would otherwise have made
+    one 1h segment two hours long."""
+    offset = time.localtime(wall).tm_gmtoff
+    return math.floor((wall + offset) / length), offset
 
 
 class SegmentClock:
@@ -51,14 +59,19 @@ class SegmentClock:
     def __init__(self, clock: Any = time.time, live: bool = False) -> None:
         self.clock, self.live = clock, live
         self.wall0: float | None = None  # the clock at the recordings' time 0
+        self.on_jump: Any = None  # called with the seconds the clock moved (the source's events)
 
     def wall(self, t: float) -> float:
         """The wall-clock time of recording time `t` (seconds from the recording's first frame)."""
         now = self.clock() if self.wall0 is None or self.live else None
         if self.wall0 is None or (now is not None and abs(now - (self.wall0 + t)) > self.JUMP_S):
             if self.wall0 is not None:
-                log.info("the clock moved by %s; recording segments are named by the new time",
-                         seconds_text(abs(now - (self.wall0 + t))))
+                moved = now - (self.wall0 + t)
+                log.warning("the clock was set %s by %s, to %s; recording segments are named by the new time",
+                            "forward" if moved > 0 else "back", span_text(abs(moved)),
+                            time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(now)))
+                if self.on_jump is not None:
+                    self.on_jump(round(moved, 3))
             self.wall0 = now - t
         return self.wall0 + t
 

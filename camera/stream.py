@@ -201,6 +201,7 @@ def stream(
                 log.info("%s (the images themselves, named as they are: srx upscale %s --out FOLDER)", why, spec.target)
             capture = CaptureThread(spec, reader, drop=drop and why is None, pace=paced_for(outputs, drop, why),
                                     buffer=buffer, reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
+            note_clock_jumps(outputs, capture.event_log)
             for o in outputs:
                 if hasattr(o, "fps") and reader.fps:
                     o.fps = reader.fps  # recordings play at the source's rate
@@ -470,6 +471,15 @@ def watch(stats: StreamStats, guard: InferenceGuard, outputs: Sequence[Output], 
     stats.guard, stats.outputs = guard, list(outputs)
     stats.run = {"version": __version__, "backend": backend, "scale": str(scale),
                  "model": str(getattr(config, "name", "") or "")}
+
+
+def note_clock_jumps(outputs: Sequence[Output], events: Any) -> None:
+    """A clock set while the source's recordings are cut by it (NTP after a boot without a clock)
+    goes into the source's events (--json-summary) as `clock-set`, with the seconds it moved."""
+    for o in outputs:
+        clock = getattr(o, "clock", None)
+        if clock is not None and hasattr(clock, "on_jump"):
+            clock.on_jump = lambda moved: events.add("clock-set", moved_s=moved)
 
 
 def discard_outputs(outputs: Sequence[Output]) -> None:

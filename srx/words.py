@@ -22,6 +22,16 @@ def duration_text(s: float) -> str:
     return seconds_text(s)
 
 
+def span_text(s: float) -> str:
+    """'26.9 years', '3.2 days', '1.5 h', '12 min', '6.5 s': how far apart two times are, in the unit
+    a reader takes in at once (a clock set by NTP after a boot in 2000 moved 849,938,009 s)."""
+    year, day = 365.25 * 86400, 86400
+    for unit, size, least in ((" years", year, 2 * year), (" days", day, 2 * day), (" h", 3600, 3600), (" min", 60, 60)):
+        if s >= least:
+            return f"{s / size:.1f}{unit}"
+    return seconds_text(s)
+
+
 def host_port(host: str, port: int) -> str:
     """host:port as written in a URL: an IPv6 address in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -20,8 +20,8 @@ from tests.camera.conftest import frames
 from tests.camera.test_stream import write_ffv1
 from tests.conftest import assert_one_error_line, stored_frames
 
-#: 2023-11-14 22:13:21 UTC: one second past a multiple of 2 s
-T0 = 1_700_000_001.0
+#: 2026-11-14 22:13:21 UTC: one second past a multiple of 2 s
+T0 = 1_794_694_401.0  # 2026-11-14 22:13:21 UTC: after CLOCK_SET_AFTER, so names and times are ones a set clock gives
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_a_recording_is_cut_where_the_clock_passes_each_multiple(tmp_path: Path,
     for i, f in enumerate(pictures):
         assert out.write(f, i / 10) if out.timed else out.write(f)
     out.close()
-    names = [f"rec-20231114-2213{s}{suffix}" for s in ("21", "22", "24")]
+    names = [f"rec-20261114-2213{s}{suffix}" for s in ("21", "22", "24")]
     assert sorted(p.name for p in tmp_path.iterdir()) == names
     assert [p.name for p in out.segments] == names
     got = [stored_frames(tmp_path / n) for n in names]
@@ -93,15 +93,15 @@ def test_the_recordings_of_one_source_are_cut_at_the_same_frames(tmp_path: Path,
 def test_a_segment_name_never_replaces_a_file(tmp_path: Path, utc) -> None:
     """A run started again within the second (or a clock set back) finds its segment's name taken:
     the new segment gets -1 after it, the file there is left as it was."""
-    earlier = tmp_path / "rec-20231114-221321.mkv"
+    earlier = tmp_path / "rec-20261114-221321.mkv"
     earlier.write_bytes(b"an earlier run's segment")
     out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
     for i, f in enumerate(frames(3, 24, 32)):
         out.write(f, i / 10)
     out.close()
     assert earlier.read_bytes() == b"an earlier run's segment"
-    assert [p.name for p in out.segments] == ["rec-20231114-221321-1.mkv"]
-    assert [p.name for _, p in recorded_segments(tmp_path / "rec.mkv")] == [earlier.name, "rec-20231114-221321-1.mkv"]
+    assert [p.name for p in out.segments] == ["rec-20261114-221321-1.mkv"]
+    assert [p.name for _, p in recorded_segments(tmp_path / "rec.mkv")] == [earlier.name, "rec-20261114-221321-1.mkv"]
 
 
 def test_keep_deletes_the_recordings_own_old_segments_and_nothing_else(tmp_path: Path, utc, caplog) -> None:
@@ -115,26 +115,27 @@ def test_keep_deletes_the_recordings_own_old_segments_and_nothing_else(tmp_path:
     caplog.set_level(logging.INFO, logger="srx")
     target = tmp_path / "outside.mkv"
     target.write_bytes(b"not srx's")
-    old = ["rec-20231101-000000.mkv", "rec-20231114-211320-1.mkv", ".rec-20231101-000000.partial.k2j4h5g6.mkv",
+    old = ["rec-20261101-000000.mkv", "rec-20261114-211320-1.mkv", ".rec-20261101-000000.partial.k2j4h5g6.mkv",
            ".rec.partial.a1b2c3d4.mkv"]  # and what killed runs left
-    kept = ["rec-20231114-211421.mkv",  # 59 minutes before the run
-            "rec-20231101-000000.mp4", "cam2-20231101-000000.mkv", "rec-notes.mkv", "rec-20231101-000000.mkv.txt",
-            "rec-20231399-000000.mkv", "xrec-20231101-000000.mkv", "rec-20231101-000000-0.mkv",
-            "rec-20231101-000000-01.mkv", "rec-20231101-000000.mkv\n", ".rec-20231101-000000.partial.k2j4h5g6.mp4",
+    kept = ["rec-20261114-211421.mkv",  # 59 minutes before the run
+            "rec-20261101-000000.mp4", "cam2-20261101-000000.mkv", "rec-notes.mkv", "rec-20261101-000000.mkv.txt",
+            "rec-20261399-000000.mkv", "xrec-20261101-000000.mkv", "rec-20261101-000000-0.mkv",
+            "rec-20261101-000000-01.mkv", "rec-20261101-000000.mkv\n", ".rec-20261101-000000.partial.k2j4h5g6.mp4",
             ".cam.partial.a1b2c3d4.mkv"]
     for name in old + kept:  # a killed run's partial as long as one that holds frames (a short one plays nothing:
         (tmp_path / name).write_bytes(os.urandom(70_000) if ".partial." in name else b"x")  # removed at the start)
         os.utime(tmp_path / name, (T0 - 30 * 86400, T0 - 30 * 86400))  # written a month before the run
-    (tmp_path / "rec-20231102-000000.mkv").write_bytes(b"x")  # named old, written now: a clock set since
-    kept.append("rec-20231102-000000.mkv")
-    (tmp_path / "rec-20231103-000000.mkv").symlink_to(target)
+    (tmp_path / "rec-20261102-000000.mkv").write_bytes(b"x")  # named old, written now: a clock set since
+    os.utime(tmp_path / "rec-20261102-000000.mkv", (T0, T0))
+    kept.append("rec-20261102-000000.mkv")
+    (tmp_path / "rec-20261103-000000.mkv").symlink_to(target)
     out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, keep=3600.0, clock=SegmentClock(lambda: T0))
     for i, f in enumerate(frames(25, 24, 32)):
         out.write(f, i / 10)
     out.close()
     left = {p.name for p in tmp_path.iterdir()}
     assert not left & set(old)
-    assert left == set(kept) | {"outside.mkv", "rec-20231103-000000.mkv"} | {p.name for p in out.segments}
+    assert left == set(kept) | {"outside.mkv", "rec-20261103-000000.mkv"} | {p.name for p in out.segments}
     assert len(out.segments) == 2 and target.read_bytes() == b"not srx's"
     assert "--keep 1h: deleted 4 old files of" in caplog.text
 
@@ -145,7 +146,35 @@ def test_segment_key_follows_local_time(monkeypatch: pytest.MonkeyPatch) -> None
     time.tzset()
     try:
         on_the_hour = time.mktime((2026, 12, 6, 14, 0, 0, 0, 0, -1))
-        assert segment_key(on_the_hour - 0.001, 3600) + 1 == segment_key(on_the_hour, 3600) == segment_key(on_the_hour + 3599.9, 3600)
+        assert segment_key(on_the_hour - 0.001, 3600)[0] + 1 == segment_key(on_the_hour, 3600)[0]
+        assert segment_key(on_the_hour, 3600) == segment_key(on_the_hour + 3599.9, 3600)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_an_hourly_recording_is_cut_where_daylight_saving_time_ends(tmp_path: Path, monkeypatch) -> None:
+    """At the autumn change local time goes from 02:59:59 CEST back to 02:00:00 CET: the 1h segment
+    begun at 02:00 CEST went on to 03:00 CET, two hours in one file (a clock trial), since the local
+    hour was the same. Now the change of offset cuts it, and the new segment's name, which the earlier
+    hour may have taken, gets -1 rather than replacing it; spring's change cuts as it did."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        change = 1_792_890_000.0  # 2026-10-25 01:00:00 UTC: 03:00 CEST becomes 02:00 CET
+        (tmp_path / "rec-20261025-020000.mkv").write_bytes(b"the hour from 02:00 CEST")
+        now = [change - 2.0]
+        out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=3600.0, clock=SegmentClock(lambda: now[0], live=True))
+        for i, f in enumerate(frames(40, 24, 32)):
+            out.write(f, i / 10)
+            now[0] += 0.1
+        out.close()
+        assert [p.name for p in out.segments] == ["rec-20261025-025958.mkv", "rec-20261025-020000-1.mkv"]
+        assert [len(stored_frames(p)) for p in out.segments] == [20, 20]
+        assert (tmp_path / "rec-20261025-020000.mkv").read_bytes() == b"the hour from 02:00 CEST"
+        spring = 1_774_746_000.0  # 2026-03-29 01:00:00 UTC: 02:00 CET becomes 03:00 CEST
+        assert segment_key(spring - 0.1, 3600) != segment_key(spring, 3600)
+        assert time.strftime("%H%M", time.localtime(spring)) == "0300"
     finally:
         monkeypatch.undo()
         time.tzset()
@@ -238,23 +267,23 @@ def test_a_killed_segments_partial_file_is_put_in_place_at_the_next_start(tmp_pa
     for i, f in enumerate(frames(25, 240, 320)):  # an .mp4 goes out a fragment a second: one of :22's is out
         killed.write(f, i / 10)  # never closed: the process died,
     killed.claim.release(remove=False)  # and the kernel let go of its claim on rec.mp4
-    assert [p.name for p in killed.segments] == ["rec-20231114-221321.mp4"]
+    assert [p.name for p in killed.segments] == ["rec-20261114-221321.mp4"]
     left = killed.tmp
-    assert left is not None and left.name.startswith(".rec-20231114-221322.partial.") and left.suffix == ".mp4"
-    assert left.stat().st_size and len(stored_frames(tmp_path / "rec-20231114-221321.mp4")) == 10
-    empty = tmp_path / ".rec-20231114-221320.partial.abcdefgh.mp4"  # one killed before a byte reached the disk
+    assert left is not None and left.name.startswith(".rec-20261114-221322.partial.") and left.suffix == ".mp4"
+    assert left.stat().st_size and len(stored_frames(tmp_path / "rec-20261114-221321.mp4")) == 10
+    empty = tmp_path / ".rec-20261114-221320.partial.abcdefgh.mp4"  # one killed before a byte reached the disk
     empty.write_bytes(b"")
-    header = tmp_path / ".rec-20231114-221318.partial.abcdefgh.mp4"  # one killed before its first fragment:
+    header = tmp_path / ".rec-20261114-221318.partial.abcdefgh.mp4"  # one killed before its first fragment:
     header.write_bytes(left.read_bytes()[:600])  # the header alone, which does not play (it was said to)
-    alike = tmp_path / ".rec-20231114-221316.partialXmmmmmmmm.mp4"  # not a name srx gives: not its to remove
+    alike = tmp_path / ".rec-20261114-221316.partialXmmmmmmmm.mp4"  # not a name srx gives: not its to remove
     alike.write_bytes(b"")
     caplog.set_level(logging.INFO, logger="srx")
     VideoFileOutput(tmp_path / "rec.mp4", fps=10, segment=2.0).close()
     assert alike.exists() and str(alike) not in caplog.text
-    placed = tmp_path / "rec-20231114-221322.mp4"
+    placed = tmp_path / "rec-20261114-221322.mp4"
     assert not left.exists() and 10 <= len(stored_frames(placed)) <= 15
     assert (f"an earlier run did not finish its segment {left.name}; what it recorded (it plays up to where that "
-            "run stopped) is put in place as rec-20231114-221322.mp4") in caplog.text
+            "run stopped) is put in place as rec-20261114-221322.mp4") in caplog.text
     assert not empty.exists() and not header.exists()  # they held nothing: removed, said in an info line
     warned = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     assert str(empty) not in warned and str(header) not in warned
@@ -273,14 +302,14 @@ def test_a_recording_that_opens_later_is_cut_as_the_others_of_its_source(tmp_pat
         avi.write(f)
     mkv.close()
     avi.close()
-    assert [p.stem for p in mkv.segments] == [p.stem for p in avi.segments] == ["rec-20231114-221321", "rec-20231114-221322"]
+    assert [p.stem for p in mkv.segments] == [p.stem for p in avi.segments] == ["rec-20261114-221321", "rec-20261114-221322"]
     assert [len(stored_frames(p)) for p in mkv.segments] == [len(stored_frames(p)) for p in avi.segments] == [10, 20]
 
 
 def test_a_live_sources_segments_follow_a_clock_that_is_set_mid_run(tmp_path: Path, utc) -> None:
     """A box that booted without a clock (2020) and is set by NTP mid-run: later segments are named by
     the right time, and --keep 1d does not take this run's earlier segments, named years ago, for old."""
-    now = [T0 - 3 * 365 * 86400.0]
+    now = [T0 - 6 * 365 * 86400.0]
     clock = SegmentClock(lambda: now[0], live=True)
     out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, keep=86400.0, clock=clock)
     for i, f in enumerate(frames(40, 24, 32)):
@@ -291,7 +320,7 @@ def test_a_live_sources_segments_follow_a_clock_that_is_set_mid_run(tmp_path: Pa
     out.close()
     names = [p.name for p in out.segments]
     assert all(p.exists() for p in out.segments) and out.pruned == 0
-    assert names[0].startswith("rec-2020") and names[-1] == "rec-20231114-221322.mkv"
+    assert names[0].startswith("rec-2020") and names[-1] == "rec-20261114-221322.mkv"
     assert sum(len(stored_frames(p)) for p in out.segments) == 40
 
 
@@ -310,8 +339,8 @@ def test_a_segment_deleted_before_it_is_finished_is_said_and_the_next_is_new(tmp
     for i, f in enumerate(pictures[5:], 5):
         out.write(f, i / 10)
     out.close()
-    assert "rec-20231114-221321.mkv was deleted while recording (the 10 frames in it went with it)" in caplog.text
-    assert [p.name for p in out.segments] == ["rec-20231114-221322.mkv"] and out.frames == 20
+    assert "rec-20261114-221321.mkv was deleted while recording (the 10 frames in it went with it)" in caplog.text
+    assert [p.name for p in out.segments] == ["rec-20261114-221322.mkv"] and out.frames == 20
     monkeypatch.setattr(VideoFileOutput, "CHECK_S", 0.0)  # a check at every frame
     again = VideoFileOutput(tmp_path / "again.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0 + 10))
     for i, f in enumerate(pictures[:15]):
@@ -319,7 +348,7 @@ def test_a_segment_deleted_before_it_is_finished_is_said_and_the_next_is_new(tmp
             again.tmp.unlink()
         again.write(f, i / 10)
     again.close()
-    assert [p.name for p in again.segments] == ["again-20231114-221331.mkv", "again-20231114-221332.mkv"]
+    assert [p.name for p in again.segments] == ["again-20261114-221331.mkv", "again-20261114-221332.mkv"]
     assert [video_times(p) for p in again.segments] == [[0.0, 0.1, 0.2, 0.3, 0.4]] * 2  # started again at 0
 
 
@@ -377,10 +406,10 @@ def test_a_segmented_recording_records_again_once_the_disk_has_room(tmp_path: Pa
     out.close()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "lost: " in errors[0] and "no space left on device" in errors[0].lower(), errors
-    assert re.search(r"records again: rec-20231114-2213(26|28)\S* is finished \(\d segments? lost before it", caplog.text)
+    assert re.search(r"records again: rec-20261114-2213(26|28)\S* is finished \(\d segments? lost before it", caplog.text)
     names = [p.name for p in out.segments]
-    assert names[0] == f"rec-20231114-221321{suffix}" and names[-1] == f"rec-20231114-221328{suffix}", names
-    assert not {f"rec-20231114-22132{s}{suffix}" for s in (2, 4)} & set(names), names
+    assert names[0] == f"rec-20261114-221321{suffix}" and names[-1] == f"rec-20261114-221328{suffix}", names
+    assert not {f"rec-20261114-22132{s}{suffix}" for s in (2, 4)} & set(names), names
     assert len(stored_frames(out.segments[-1])) == 20 and len(stored_frames(out.segments[0])) == 10
     assert out.lost_segments >= 2 and out.lost is not None
 
@@ -424,11 +453,11 @@ def test_a_folder_that_refuses_a_cut_keeps_that_segment_whole_and_the_recording_
     out.close()
     assert out.status()["state"] == "closed"
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and "segment rec-20231114-221322.mkv lost: cannot write" in errors[0], errors
-    assert "cannot put rec-20231114-221321.mkv in place (Operation not permitted)" in caplog.text
-    assert "put rec-20231114-221321.mkv in place, which the folder had refused" in caplog.text
-    assert "records again: rec-20231114-221326.mkv is finished (2 segments lost before it; the last: " in caplog.text
-    names = ["rec-20231114-221321.mkv", "rec-20231114-221326.mkv", "rec-20231114-221328.mkv"]
+    assert len(errors) == 1 and "segment rec-20261114-221322.mkv lost: cannot write" in errors[0], errors
+    assert "cannot put rec-20261114-221321.mkv in place (Operation not permitted)" in caplog.text
+    assert "put rec-20261114-221321.mkv in place, which the folder had refused" in caplog.text
+    assert "records again: rec-20261114-221326.mkv is finished (2 segments lost before it; the last: " in caplog.text
+    names = ["rec-20261114-221321.mkv", "rec-20261114-221326.mkv", "rec-20261114-221328.mkv"]
     assert [p.name for p in out.segments] == names
     assert [len(stored_frames(folder / n)) for n in names] == [10, 20, 10]
     assert all(np.array_equal(a, b) for a, b in zip(stored_frames(folder / names[0]), pictures[:10]))
@@ -464,7 +493,7 @@ def test_a_recording_folder_deleted_where_no_new_one_can_be_made_loses_segments_
     for i, f in enumerate(pictures[20:], 20):
         assert out.write(f, i / 10)
     out.close()
-    assert [p.name for p in out.segments] == ["rec-20231114-221324.mkv"]  # :21 and :22 lost
+    assert [p.name for p in out.segments] == ["rec-20261114-221324.mkv"]  # :21 and :22 lost
     assert len(stored_frames(out.segments[0])) == 20 and out.lost_segments == 2 and "cannot make its folder" in out.lost
 
 
@@ -483,10 +512,10 @@ def test_keep_free_deletes_the_recordings_own_oldest_segments_while_its_disk_is_
     caplog.set_level(logging.INFO, logger="srx")
     monkeypatch.setattr(VideoFileOutput, "CHECK_S", 0.0)  # the disk looked at each frame
     card = small_disk(4096, "card")
-    first, second = card / "rec-20231114-210000.mkv", card / "rec-20231114-211000.mkv"
+    first, second = card / "rec-20261114-210000.mkv", card / "rec-20261114-211000.mkv"
     first.write_bytes(os.urandom(800 << 10))
     second.write_bytes(os.urandom(800 << 10))
-    others = [card / "other-20231114-200000.mkv", card / "notes.txt"]
+    others = [card / "other-20261114-200000.mkv", card / "notes.txt"]
     others[0].write_bytes(os.urandom(1200 << 10))
     others[1].write_text("not srx's")
     assert FreeSpace("30%", share=0.3).short_by(card)[0] == 0 < FreeSpace("40%", share=0.4).short_by(card)[0]  # 31.5 % free
@@ -496,14 +525,14 @@ def test_keep_free_deletes_the_recordings_own_oldest_segments_while_its_disk_is_
     for i, f in enumerate(pictures[:30]):
         out.write(f, i / 10)
     assert not first.exists() and second.exists() and all(p.exists() for p in others)
-    assert "--keep-free 2M: deleted the oldest segment on the disk of" in caplog.text and "rec-20231114-210000.mkv" in caplog.text
+    assert "--keep-free 2M: deleted the oldest segment on the disk of" in caplog.text and "rec-20261114-210000.mkv" in caplog.text
     fill_disk(card, leave_kib=256)  # another program's file: 256 KiB free
     for i, f in enumerate(pictures[30:], 30):
         out.write(f, i / 10)
     out.close()
     assert not second.exists() and all(p.exists() for p in others)
     kept = [p.name for _, p in recorded_segments(card / "rec.mkv")]
-    assert kept == ["rec-20231114-221326.mkv"], kept  # each finished one, once a newer is: the disk stays short
+    assert kept == ["rec-20261114-221326.mkv"], kept  # each finished one, once a newer is: the disk stays short
     warned = [r.getMessage() for r in caplog.records if "no segment is left to delete but the newest" in r.getMessage()]
     assert len(warned) == 1 and "(other files take the rest" in warned[0], warned
     assert out.lost is None and out.pruned >= 1
@@ -519,7 +548,7 @@ def test_keep_free_makes_room_from_the_oldest_segments_of_every_camera_on_the_di
     from srx.camera.segments import FreeSpace
 
     card = small_disk(4096, "card")
-    old = {name: [card / f"{name}-20231114-{hhmm}00.mkv" for hhmm in hhmms]
+    old = {name: [card / f"{name}-20261114-{hhmm}00.mkv" for hhmm in hhmms]
            for name, hhmms in (("a", ("2000", "2040")), ("b", ("2020", "2100")))}
     for path in [p for paths in old.values() for p in paths]:
         path.write_bytes(os.urandom(700 << 10))  # 2.8 MiB of 4: 1.2 MiB free
@@ -527,7 +556,7 @@ def test_keep_free_makes_room_from_the_oldest_segments_of_every_camera_on_the_di
         os.utime(path, (at, at))  # written when its name says
     # b's last was named 21:00 by an earlier run in a time zone an hour ahead, and written at 20:00 this
     # zone's time: it goes first, where the name alone would keep it longest
-    at = time.mktime(time.strptime("20231114-195000", "%Y%m%d-%H%M%S"))
+    at = time.mktime(time.strptime("20261114-195000", "%Y%m%d-%H%M%S"))
     os.utime(old["b"][1], (at, at))
     room = FreeSpace("2.3M", int(2.3 * (1 << 20)))
     a = VideoFileOutput(card / "a.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0), keep_free=room)
@@ -538,7 +567,7 @@ def test_keep_free_makes_room_from_the_oldest_segments_of_every_camera_on_the_di
     a.close()
     b.close()
     left = sorted(p.name for paths in old.values() for p in paths if p.exists())
-    assert left == ["a-20231114-204000.mkv", "b-20231114-202000.mkv"], left
+    assert left == ["a-20261114-204000.mkv", "b-20261114-202000.mkv"], left
     assert a.segments and b.segments and all(p.exists() for p in [*a.segments, *b.segments])
 
 
@@ -560,7 +589,7 @@ def test_keep_free_where_nothing_can_be_deleted_says_so_once(tmp_path: Path, utc
                           keep_free=FreeSpace("99.9%", share=0.999))  # never met here
     out.write(frames(1, 24, 32)[0], 0.0)
     for hh in ("19", "20", "21"):
-        (folder / f"rec-20231114-{hh}0000.mkv").write_bytes(b"an earlier run's segment")
+        (folder / f"rec-20261114-{hh}0000.mkv").write_bytes(b"an earlier run's segment")
     caplog.clear()
     made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
     if made.returncode:
@@ -572,7 +601,7 @@ def test_keep_free_where_nothing_can_be_deleted_says_so_once(tmp_path: Path, utc
         subprocess.run(["chattr", "-i", str(folder)], check=True)
     out.close()
     said = [r.getMessage() for r in caplog.records if "cannot delete" in r.getMessage()]
-    assert len(said) == 1 and "rec-20231114-190000.mkv: Operation not permitted (said once" in said[0], said
+    assert len(said) == 1 and "rec-20261114-190000.mkv: Operation not permitted (said once" in said[0], said
     assert "other files take the rest" not in caplog.text
 
 
@@ -591,7 +620,7 @@ def test_a_segment_that_cannot_be_finished_at_the_stop_is_counted_once(tmp_path:
     fill_disk(card)
     errors = close_outputs([out])
     assert len(errors) == 1 and errors[0].endswith(f"{out.lost}") and out.lost_segments == 1, errors
-    assert [p.name for p in out.segments] == ["rec-20231114-221321.mp4"]
+    assert [p.name for p in out.segments] == ["rec-20261114-221321.mp4"]
 
 
 def test_keep_free_takes_a_segment_from_the_future_first_and_a_touched_one_by_its_name(tmp_path: Path, utc,
@@ -605,8 +634,8 @@ def test_keep_free_takes_a_segment_from_the_future_first_and_a_touched_one_by_it
     from srx.camera.segments import FreeSpace
 
     card = small_disk(4096, "card")
-    touched, ahead, older = (card / f"rec-20231114-{t}.mkv" for t in ("220000", "221300", "210000"))
-    ahead = card / "rec-20231115-221300.mkv"
+    touched, ahead, older = (card / f"rec-20261114-{t}.mkv" for t in ("220000", "221300", "210000"))
+    ahead = card / "rec-20261115-221300.mkv"
     for path, when in ((touched, T0 + 86400), (ahead, T0 + 86400), (older, T0 - 3600)):
         path.write_bytes(os.urandom(900 << 10))  # 2.7 MiB of 4
         os.utime(path, (when, when))
@@ -616,7 +645,7 @@ def test_keep_free_takes_a_segment_from_the_future_first_and_a_touched_one_by_it
         out.write(f, i / 10)
     out.close()
     assert not ahead.exists() and touched.exists() and older.exists()  # 1.3 MiB free + 0.9: room after one
-    assert [p.name for p in out.segments] == ["rec-20231114-221321.mkv", "rec-20231114-221322.mkv"]
+    assert [p.name for p in out.segments] == ["rec-20261114-221321.mkv", "rec-20261114-221322.mkv"]
 
 
 def test_a_refused_keep_free_is_one_line_with_nothing_said_of_the_other_outputs(tmp_path: Path, small_disk) -> None:
@@ -628,3 +657,103 @@ def test_a_refused_keep_free_is_one_line_with_nothing_said_of_the_other_outputs(
     assert result.exit_code == 1
     assert_one_error_line(result.output, f"--keep-free 2M: the disk of {card / 'b.mkv'} holds 1 MiB in all")
     assert "not written" not in result.output and not list(tmp_path.glob("*.mkv")) and not list(card.iterdir())
+
+
+def test_keep_free_goes_by_when_this_run_recorded_and_leaves_a_run_without_a_clock_for_last(
+        tmp_path: Path, utc, small_disk, caplog) -> None:
+    """A box that booted in 2000 records, NTP sets the clock, the disk runs short: --keep-free deleted
+    this run's segments of a minute ago first (named 2000) and then an earlier run's, also from before
+    NTP, ahead of week-old footage (a clock trial). Now this run's are as old as the monotonic clock
+    says, and an earlier run's named and written before 2026 goes last: the week-old file goes."""
+    import os
+    import shutil
+
+    from srx.camera.segments import FreeSpace
+
+    caplog.set_level(logging.INFO, logger="srx")
+    card = small_disk(4096, "card")
+    week_old, clockless = card / "rec-20261107-221321.mkv", card / "rec-20000101-000000.mkv"
+    for path, when in ((week_old, T0 - 7 * 86400), (clockless, 946_684_800.0)):
+        path.write_bytes(os.urandom(900 << 10))
+        os.utime(path, (when, when))
+    now = [946_685_400.0]  # 2000-01-01 00:10:00 UTC
+    out = VideoFileOutput(card / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: now[0], live=True),
+                          keep_free=FreeSpace("1M", 1 << 20))
+    for i, f in enumerate(frames(40, 24, 32)):
+        if i == 25:  # NTP, and then the disk runs short
+            now[0] = T0
+            room = shutil.disk_usage(card).free
+            (card / "other").write_bytes(b"\0" * (room - (600 << 10)))
+        out.write(f, i / 10)
+        now[0] += 0.1
+    out.close()
+    assert not week_old.exists() and clockless.exists(), sorted(p.name for p in card.iterdir())
+    assert all(p.exists() for p in out.segments) and out.segments[0].name.startswith("rec-20000101-0010")
+    assert "the clock was set forward by 26.9 years, to 2026-11-14 22:13:21 UTC" in caplog.text
+    assert f"deleted the oldest segment on the disk of {card / 'rec.mkv'} ({week_old.name})" in caplog.text
+
+
+def test_keep_leaves_an_earlier_runs_files_it_cannot_date_and_says_so_once(tmp_path: Path, utc, caplog) -> None:
+    """--keep 1h after a restart: an earlier run's segments named and written before NTP (2000), minutes
+    ago for all anyone knows, were deleted at the first cut, and one named and written in 2038 was kept
+    for good without a word (a clock trial). Now both stay, named in one warning; a month-old one goes."""
+    import os
+
+    caplog.set_level(logging.INFO, logger="srx")
+    clockless, ahead, old = (tmp_path / f"rec-{t}.mkv" for t in ("20000101-000010", "20380101-000000", "20261014-221321"))
+    for path, when in ((clockless, 946_684_810.0), (ahead, 2_145_916_800.0), (old, T0 - 31 * 86400)):
+        path.write_bytes(b"x")
+        os.utime(path, (when, when))
+    out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, keep=3600.0, clock=SegmentClock(lambda: T0))
+    for i, f in enumerate(frames(45, 24, 32)):
+        out.write(f, i / 10)
+    out.close()
+    assert clockless.exists() and ahead.exists() and not old.exists()
+    said = [r.getMessage() for r in caplog.records if "cannot be judged" in r.getMessage()]
+    assert len(said) == 1 and f"2 earlier files of {tmp_path / 'rec.mkv'} cannot be judged and stay" in said[0], said
+    assert clockless.name in said[0] and ahead.name in said[0] and "before 2026" in said[0]
+
+
+def test_the_closing_line_says_how_many_of_the_runs_segments_keep_deleted(tmp_path: Path, utc, caplog,
+                                                                         monkeypatch) -> None:
+    """'rec.mkv: 4 segments, A to B' when --keep had deleted two of them (the JSON's outputs said it)."""
+    import srx.camera.recording as recording
+
+    caplog.set_level(logging.INFO, logger="srx")
+    mono = [1000.0]
+
+    class Clock:  # the recording's monotonic clock, a tenth of a second a frame
+        def __getattr__(self, name: str):
+            return getattr(time, name)
+
+        def monotonic(self) -> float:
+            return mono[0]
+
+    monkeypatch.setattr(recording, "time", Clock())
+    out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, keep=3.0, clock=SegmentClock(lambda: T0 + mono[0]))
+    for i, f in enumerate(frames(80, 24, 32)):
+        out.write(f, i / 10)
+        mono[0] += 0.1
+    out.close()
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{tmp_path / 'rec.mkv'}: ")]
+    assert out.pruned >= 1 and len(said) == 1, said
+    assert said[0].endswith(f"({out.pruned} of them deleted since by --keep)") and out.describe().endswith(said[0][-30:])
+
+
+def test_a_clock_set_mid_run_is_an_event_of_its_source(tmp_path: Path, utc, make_upscaler) -> None:
+    """The clock set mid-run was one log line ('the clock moved by 849938009.5 s'), and --json-summary's
+    events said nothing of it: now a `clock-set` event of the source, with the seconds it moved."""
+    from srx.camera.sources import SourceSpec
+    from srx.camera.stream import stream
+
+    calls = [0]
+
+    def wall() -> float:  # 2000 until NTP sets the clock, after the first ten looks at it
+        calls[0] += 1
+        return (T0 if calls[0] > 10 else 946_684_800.0) + calls[0] * 0.05
+
+    out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=60.0, clock=SegmentClock(wall, live=True))
+    summary = stream(SourceSpec.from_frames(frames(20, 24, 32), fps=10.0), make_upscaler(2), [out])
+    moved = [e for e in summary.events if e["event"] == "clock-set"]
+    assert len(moved) == 1 and abs(moved[0]["moved_s"] - (T0 - 946_684_800.0)) < 5, summary.events
+    assert [p.name[:13] for p in out.segments] == ["rec-20000101-", "rec-20261114-"]
