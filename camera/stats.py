@@ -428,7 +428,7 @@ _SERVER_METRICS = (
     ("srx_triton_server_up", "gauge", "1 while the Triton server takes frames, 0 while it is away (probed) or refused.",
      "state"),
     ("srx_triton_server_frames_total", "counter", "Frames the Triton server upscaled for this run.", "frames"),
-    ("srx_triton_server_outages_total", "counter", "Times the Triton server went away (or hung) during this run.",
+    ("srx_triton_server_outages_total", "counter", "Times the Triton server was away (at the start too) or hung during this run.",
      "outages"),
 )
 
