@@ -29,7 +29,7 @@ import numpy as np
 
 from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
-from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_source
+from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_source, redact_url
 from srx.camera.stats import Samples, StreamStats, StreamSummary, servers_line, stopped_text, window_words
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
@@ -56,6 +56,10 @@ def split_name(text: str) -> tuple[str | None, str]:
     pipelines cannot match (':' or a space comes before their first '=')."""
     m = _NAMED.match(str(text).strip())
     if m is None or Path(str(text)).expanduser().exists():
+        loose = re.match(r"^([^=/:]+)=([A-Za-z][A-Za-z0-9+.-]*://.+)$", str(text).strip(), re.S)
+        if m is None and loose is not None and not Path(str(text)).expanduser().exists():  # a name srx cannot take
+            raise SrxError(f"source name {loose.group(1)!r} (in {loose.group(1)}={redact_url(loose.group(2))}): expected "
+                           "letters, digits, _ . - (at most 40, a letter or digit first), e.g. door_east=URL")
         return None, str(text)
     return m.group(1), m.group(2)
 

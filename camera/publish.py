@@ -179,6 +179,22 @@ class RtspOutput(Output):
                         self.label, stalled)
         return True
 
+    def status(self) -> dict[str, Any]:
+        """/stats' and /metrics' view of it: `state` publishing (a session open), waiting (for its first
+        frame), away (the server went: published again once it answers), stalled (the server takes no
+        data), closed; `up` is false while away or stalled; frames published and not sent."""
+        with self._cond:
+            if self._closing:
+                state = "closed"
+            elif self._stalled:
+                state = "stalled"
+            elif self.writer is not None:
+                state = "publishing"
+            else:
+                state = "away" if self.sessions else "waiting"
+            return {"kind": "publish", "output": self.label, "state": state, "up": state not in ("away", "stalled"),
+                    "frames": self.frames, "frames_unsent": self.unsent}
+
     def _raise_fatal(self) -> None:
         if self._fatal is not None and not self._raised:
             self._raised = True

@@ -367,14 +367,15 @@ class VideoFileOutput(Output):
 
     def status(self) -> dict[str, Any]:
         """/stats' and /metrics' view of it: `state` recording (a file open), waiting (for its first
-        frame, or a segmented one's next after a finished file), lost (a segment failed: it tries again
-        at the next segment's first frame), failed (for good: an unsegmented recording), closed; `up`
-        is false while lost or failed. Segment counts are this run's; the free space is its disk's."""
-        if self._closed:
-            state = "closed"
-        elif self.failed is not None:
+        frame, or a segmented one's next after a finished file), lost (segments failed, and none has been
+        finished since: an H.264 segment opened on a full disk only fails at its fragment), failed (for
+        good: an unsegmented recording, closed when it failed), closed; `up` is false while lost or
+        failed. Segment counts are this run's; the free space is its disk's."""
+        if self.failed is not None:
             state = "failed"
-        elif self._paused is not None and self._paused == self._frame_key:  # still in the segment that failed
+        elif self._closed:
+            state = "closed"
+        elif self._lost_now:
             state = "lost"
         else:
             state = "recording" if self.writer is not None else "waiting"
@@ -382,8 +383,8 @@ class VideoFileOutput(Output):
             free: int | None = shutil.disk_usage(nearest_existing(self.path.parent)).free
         except OSError:
             free = None
-        out: dict[str, Any] = {"output": str(self.path), "state": state, "up": state not in ("lost", "failed"),
-                               "disk_free_bytes": free}
+        out: dict[str, Any] = {"kind": "recording", "output": str(self.path), "state": state,
+                               "up": state not in ("lost", "failed"), "disk_free_bytes": free}
         if self.segment is not None:
             out.update(segments=self.segment_count, segments_lost=self.lost_segments, segments_deleted=self.pruned)
         return out

@@ -322,8 +322,8 @@ class StreamStats:
             "started_at": round(self.started_at, 3),
             "input_size": self.input_size,
             "output_size": self.output_size,
-            **({"recordings": recordings} if (recordings := [r for r in (o.status() for o in self.outputs)
-                                                              if r is not None]) else {}),
+            **({"outputs": outputs} if (outputs := [r for r in (o.status() for o in self.outputs) if r is not None])
+               else {}),  # recordings and published streams: Output.status()
             **({"run": dict(self.run)} if self.run else {}),
             **({"servers": self.servers()} if self.servers is not None else {}),
         }
@@ -403,7 +403,8 @@ _METRICS = (
      "stale"),
     ("srx_nosignal_frames_total", "counter", "Generated no-signal frames sent while the source was away.",
      "nosignal_frames"),
-    ("srx_source_reconnects_total", "counter", "Times the source came back after it was lost.", "reconnects"),
+    ("srx_source_reconnects_total", "counter", "Times the source came back after it was lost, or opened late after "
+     "it did not at the start.", "reconnects"),
     ("srx_source_up", "gauge", "1 while the source delivers frames; 0 while it is lost (reconnecting, stalled), "
      "and for good once it failed or ended (srx_source_state says which).", "connected"),
     ("srx_backend_up", "gauge", "1 while the model backend upscales; 0 while it is away and frames go out bicubic.",
@@ -423,6 +424,15 @@ _RECORDING_METRICS = (
     ("srx_recording_disk_free_bytes", "gauge", "Free bytes on the recording's disk.", "disk_free_bytes"),
 )
 
+#: the published streams' series (--output rtsp://), labelled source and output: (metric, type, help, status key)
+_PUBLISH_METRICS = (
+    ("srx_publish_up", "gauge", "0 while the RTSP server is away or takes no data (frames are not sent); 1 otherwise.",
+     "up"),
+    ("srx_publish_frames_total", "counter", "Frames published to the RTSP server.", "frames"),
+    ("srx_publish_frames_unsent_total", "counter", "Frames not published: the server away or hung, or the sender "
+     "behind.", "frames_unsent"),
+)
+
 #: what /metrics serves for each Triton server of a run on several: (metric, type, help, summary key)
 _SERVER_METRICS = (
     ("srx_triton_server_up", "gauge", "1 while the Triton server takes frames, 0 while it is away (probed) or refused.",
@@ -437,7 +447,7 @@ def prometheus_text(stats: dict[str, Any]) -> str:
     """A run's /stats (`sources_stats`) in Prometheus' text exposition format (version 0.0.4): what
     `--serve`'s /metrics gives a Prometheus server to scrape, so the cameras of many boxes land on
     one dashboard and one set of alert rules (deploy/srx-alerts.yml). Each source's series are
-    labelled source="NAME", its recordings' also output="PATH"; a run on several Triton servers has
+    labelled source="NAME", its recordings' and published streams' also output="PATH" (or URL); a run on several Triton servers has
     one series per server, labelled server="HOST:PORT"; srx_build_info says what runs."""
 
     def label(name: Any) -> str:
@@ -453,7 +463,8 @@ def prometheus_text(stats: dict[str, Any]) -> str:
     lines: list[str] = []
     run = stats.get("run")
     if run:
-        family("srx_build_info", "gauge", "What runs: srx's version, the model backend, the model and the scale (1).")
+        family("srx_build_info", "gauge", "What runs: srx's version, the model backend (torch, onnxruntime, tensorrt, "
+               "triton), the model and the scale (1).")
         labels = ",".join(f'{k}="{label(run[k])}"' for k in ("version", "backend", "model", "scale") if k in run)
         lines.append(f"srx_build_info{{{labels}}} 1")
     started = [snap["started_at"] for snap in sources.values() if snap.get("started_at") is not None]
@@ -483,12 +494,13 @@ def prometheus_text(stats: dict[str, Any]) -> str:
             if snap.get(f"{prefix}_count") is not None:
                 lines += [f"{metric}_sum{{{src}}} {number(snap.get(f'{prefix}_sum_s') or 0.0)}",
                           f"{metric}_count{{{src}}} {number(snap[f'{prefix}_count'])}"]
-    recordings = [(name, rec) for name, snap in sources.items() for rec in snap.get("recordings", ())]
-    if recordings:
-        for metric, kind, text, key in _RECORDING_METRICS:
+    for what, metrics in (("recording", _RECORDING_METRICS), ("publish", _PUBLISH_METRICS)):
+        outputs = [(name, out) for name, snap in sources.items() for out in snap.get("outputs", ())
+                   if out.get("kind") == what]
+        for metric, kind, text, key in metrics if outputs else ():
             family(metric, kind, text)
-            lines += [f'{metric}{{source="{label(name)}",output="{label(rec["output"])}"}} {number(rec[key])}'
-                      for name, rec in recordings if rec.get(key) is not None]
+            lines += [f'{metric}{{source="{label(name)}",output="{label(out["output"])}"}} {number(out[key])}'
+                      for name, out in outputs if out.get(key) is not None]
     servers = stats.get("servers")
     for metric, kind, text, key in _SERVER_METRICS if servers else ():
         family(metric, kind, text)

@@ -469,8 +469,8 @@ def watch(stats: StreamStats, guard: InferenceGuard, outputs: Sequence[Output], 
 
     config = getattr(runner, "config", None)
     stats.guard, stats.outputs = guard, list(outputs)
-    stats.run = {"version": __version__, "backend": backend, "scale": str(scale),
-                 "model": str(getattr(config, "name", "") or "")}
+    stats.run = {"version": __version__, "backend": str(getattr(runner, "backend", "") or "other"),
+                 "detail": backend, "scale": str(scale), "model": str(getattr(config, "name", "") or "")}
 
 
 def note_clock_jumps(outputs: Sequence[Output], events: Any) -> None:

@@ -98,6 +98,8 @@ tests:
         values: '1 1 1 1 1 0 0'
       - series: 'up{{{box}}}'
         values: '1 1 1 1 0 0 0'
+      - series: 'srx_publish_up{{{box},source="door",output="rtsp://nvr:8554/door"}}'
+        values: '1 1 0 0 0 0 1'
     alert_rule_test:
       - eval_time: 6m
         alertname: SrxCameraLost
@@ -118,9 +120,16 @@ tests:
         alertname: SrxRecordingFailing
         exp_alerts:
           - exp_labels: {{severity: critical, {labels}, source: clip, output: /rec/clip.mp4}}
-            exp_annotations: {{summary: "recording /rec/clip.mp4 on box1:8080 is losing footage"}}
+            exp_annotations: {{summary: "recording /rec/clip.mp4 on box1:8080 lost footage in the last 15 minutes"}}
           - exp_labels: {{severity: critical, {labels}, source: door, output: /rec/door.mp4}}
-            exp_annotations: {{summary: "recording /rec/door.mp4 on box1:8080 is losing footage"}}
+            exp_annotations: {{summary: "recording /rec/door.mp4 on box1:8080 lost footage in the last 15 minutes"}}
+      - eval_time: 5m
+        alertname: SrxPublishingLost
+        exp_alerts:
+          - exp_labels: {{severity: warning, {labels}, source: door, output: "rtsp://nvr:8554/door"}}
+            exp_annotations: {{summary: "door on box1:8080 does not reach rtsp://nvr:8554/door"}}
+      - eval_time: 6m
+        alertname: SrxPublishingLost
       - eval_time: 6m
         alertname: SrxDown
         exp_alerts:
@@ -173,7 +182,7 @@ def test_the_alert_rules_load_and_raise_what_they_say(tmp_path: Path) -> None:
     reconnecting is lost, a file that ended is not (srx_source_up is 0 for both)."""
     tool = promtool()
     res = subprocess.run([tool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0 and "SUCCESS: 7 rules found" in res.stdout, res.stdout + res.stderr
+    assert res.returncode == 0 and "SUCCESS: 8 rules found" in res.stdout, res.stdout + res.stderr
     tests = tmp_path / "srx-alerts-test.yml"
     tests.write_text(ALERT_TESTS.format(rules=ALERTS, box='instance="box1:8080",job="srx"',
                                         labels='instance: "box1:8080", job: srx'))

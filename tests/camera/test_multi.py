@@ -45,6 +45,9 @@ def test_names_and_bad_input(tmp_path: Path) -> None:
     # an IPv6 camera is named by its address too (it was only 'clip'); a password's '@' is not the host's
     assert default_name(SourceSpec("url", "rtsp://[fe80::a1]:8554/clip"), 0) == "ip6-fe80-a1-clip"
     assert default_name(SourceSpec("url", "rtsp://[::1]:8554/clip"), 0) == "ip6-1-clip"  # was "1-clip"
+    # a name srx cannot take is said to be the name (it was "unsupported URL scheme 'tür ost=rtsp'")
+    with pytest.raises(SrxError, match=r"source name 'Tür Ost' \(in Tür Ost=rtsp://admin:\*\*\*@h/x\): expected letters"):
+        parse_sources(sources=["Tür Ost=rtsp://admin:pw@h/x"])
     assert default_name(SourceSpec("url", "rtsp://admin:Ab@S9@10.0.0.5/live/main"), 0) == "10.0.0.5-main"
     # a DVR's login in the path never names the source (nor the recordings named after it)
     assert default_name(SourceSpec("url", "rtsp://10.0.0.5:554/user=admin&password=S3cr3t&channel=1.sdp"), 0) == "10.0.0.5"
@@ -648,8 +651,8 @@ def test_a_source_that_ends_has_its_recording_finished_while_the_others_run(tmp_
         assert not list(tmp_path.glob(".short*")), sorted(p.name for p in tmp_path.iterdir())  # no partial, no lock
         assert len(read_video(tmp_path / "short.mkv")) == 4
         status = multi_stats(live)()["sources"]
-        assert status["short"]["recordings"][0]["state"] == "closed" and status["short"]["state"] == "ended"
-        assert status["live"]["recordings"][0]["state"] == "recording" and thread.is_alive()
+        assert status["short"]["outputs"][0]["state"] == "closed" and status["short"]["state"] == "ended"
+        assert status["live"]["outputs"][0]["state"] == "recording" and thread.is_alive()
     finally:
         stop.set()
         thread.join(60)

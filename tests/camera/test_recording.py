@@ -193,3 +193,22 @@ def test_a_recording_killed_mid_way_holds_all_but_about_its_last_second(tmp_path
     subprocess.run([sys.executable, "-c", _KILLED_AT_45, str(tmp_path / f"rec{suffix}")], check=True, timeout=120)
     [partial] = tmp_path.glob(f".rec.partial.*{suffix}")
     assert len(stored_frames(partial)) >= 45 - 11, partial.stat().st_size
+
+
+def test_a_recording_that_failed_for_good_says_so_to_stats_and_metrics(tmp_path: Path, small_disk, make_upscaler) -> None:
+    """An unsegmented recording that fills its disk is closed when it fails: /stats said `closed, up:
+    true` and srx_recording_up stayed 1, so the recording alert never fired (a monitoring re-check)."""
+    from srx.camera.sources import SourceSpec
+    from srx.camera.stats import StreamStats, prometheus_text
+    from srx.camera.stream import stream
+    from tests.conftest import fill_disk, synthetic_photo
+
+    card = small_disk(1024, "card")
+    fill_disk(card, leave_kib=200)
+    out = VideoFileOutput(card / "rec.mkv")
+    live = StreamStats()
+    pictures = [synthetic_photo(120, 160, seed=i) for i in range(60)]  # lossless 240x320: far over 200 KiB
+    stream(SourceSpec.from_frames(pictures, fps=10.0), make_upscaler(2), [out], drop=False, stats=live)
+    assert out.failed is not None and out.status()["state"] == "failed" and out.status()["up"] is False
+    assert f'srx_recording_up{{source="cam",output="{card / "rec.mkv"}"}} 0' in prometheus_text(
+        {"sources": {"cam": live.snapshot()}})

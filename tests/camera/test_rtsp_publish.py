@@ -123,8 +123,11 @@ def test_publishing_resumes_after_the_server_restarts(tmp_path: Path, record_ser
                                                   [out], stop_event=stop, quiet=True))
     try:
         wait_until(lambda: out.frames >= 10 or "error" in result, 30, "frames published to the first server")
+        assert out.status()["state"] == "publishing" and out.status()["up"] and out.status()["output"] == url
         record_server.servers[0].kill()
         wait_until(lambda: out.unsent >= 5 or "error" in result, 30, "frames upscaled while the server is away")
+        status = out.status()  # what /stats and /metrics (srx_publish_up) say of it meanwhile
+        assert (status["state"], status["up"]) == ("away", False) and status["frames_unsent"] >= 5, status
         # away for several retries: the next attempt is never further off than retry_max_wait (1 s; the
         # backoff doubled without a cap: 2, 4, 8 s ... after a long outage, minutes)
         away, retry_in = time.monotonic(), []
@@ -139,7 +142,7 @@ def test_publishing_resumes_after_the_server_restarts(tmp_path: Path, record_ser
         stop.set()
         thread.join(15)
     assert "error" not in result, result.get("error")
-    assert out.sessions == 2 and out.unsent >= 5
+    assert out.sessions == 2 and out.unsent >= 5 and out.status()["state"] == "closed"
     assert len(received(tmp_path / "first" / "up.ts")) >= 1  # killed: what sat in its write buffer is lost
     assert len(received(tmp_path / "second" / "up.ts")) >= 10
     logged = [r.getMessage() for r in caplog.records]
@@ -184,6 +187,7 @@ def test_a_hung_server_holds_up_nothing_else(tmp_path: Path, record_server, make
             published, unsent = out.frames, out.unsent
             time.sleep(1.0)
             assert out.frames == published and out.unsent > unsent  # nothing goes out, every frame counted
+            assert (out.status()["state"], out.status()["up"]) == ("stalled", False)
         finally:
             os.kill(server.pid, signal.SIGCONT)
         wait_until(lambda: out.frames >= published + 10 or "error" in result, 30, "frames published once it moves again")

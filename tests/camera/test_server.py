@@ -282,6 +282,7 @@ def test_metrics_for_prometheus_match_the_stats(served: Served) -> None:
     assert 0 < time.time() - got["srx_start_time_seconds", ""] < 600
     version = [labels for metric, labels in got if metric == "srx_build_info"]
     assert len(version) == 1 and f'version="{__version__}"' in version[0] and 'scale="2"' in version[0], version
+    assert 'backend="torch"' in version[0] and after["run"]["detail"].startswith("torch")  # a label to group a fleet by
 
 
 def test_metrics_text_names_each_source_and_leaves_out_what_is_unknown() -> None:
@@ -299,7 +300,16 @@ def test_metrics_text_names_each_source_and_leaves_out_what_is_unknown() -> None
     assert not any(metric.startswith("srx_latency_seconds") for metric, _ in got)  # no frame out yet: no latency
     assert [labels for (metric, labels), v in got.items() if metric == "srx_source_state" and v == 1] == [
         north + ',state="reconnecting"', 'source="door",state="reconnecting"']
-    assert not any(metric.startswith("srx_recording") or metric == "srx_build_info" for metric, _ in got)
+    assert not any(metric.startswith(("srx_recording", "srx_publish")) or metric == "srx_build_info" for metric, _ in got)
+    outputs = [{"kind": "recording", "output": "/rec/door.mkv", "state": "lost", "up": False, "disk_free_bytes": 0,
+                "segments": 3, "segments_lost": 2, "segments_deleted": 0},
+               {"kind": "publish", "output": "rtsp://cam:***@nvr/door", "state": "away", "up": False, "frames": 40,
+                "frames_unsent": 7}]
+    got = _metrics(prometheus_text({"sources": {"door": {**snap, "outputs": outputs}}}))
+    rec, pub = 'source="door",output="/rec/door.mkv"', 'source="door",output="rtsp://cam:***@nvr/door"'
+    assert got["srx_recording_up", rec] == 0 and got["srx_recording_segments_lost_total", rec] == 2
+    assert got["srx_publish_up", pub] == 0 and got["srx_publish_frames_unsent_total", pub] == 7
+    assert ("srx_publish_up", rec) not in got and ("srx_recording_up", pub) not in got
     # each quantile is the snapshot's own (a p95 series that repeated the p50 passed `p50 <= p95`)
     got = _metrics(prometheus_text({"sources": {"door": {**snap, "latency_ms_p50": 120.0, "latency_ms_p95": 480.0}}}))
     door = 'source="door"'
