@@ -449,7 +449,7 @@ def stream_many(
                                              reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
                 fps = (reader.fps if reader is not None else None) or lane.src.spec.fps
                 lane.clock = RecordingClock(fps, lane.src.spec.live, nosignal_fps)
-                note_clock_jumps(lane.outputs, lane.capture.event_log)
+                note_clock_jumps(lane.outputs, lane.capture.event_log, lane.src.name)
                 for o in lane.outputs:
                     if hasattr(o, "fps") and fps:
                         o.fps = fps  # recordings play at their source's rate

@@ -308,6 +308,7 @@ class VideoFileOutput(Output):
         self._left: list[tuple[Path, Path]] = []  # whole segments the folder refused to rename: (partial, name)
         self._delete_said = False  # a file --keep or --keep-free cannot delete: said once, until one goes
         self._unknown_said = False  # earlier files whose age --keep cannot tell: said once
+        self._undated: list[str] = []  # their names, at the last --keep: said again where the disk fills
         self.clock = clock or SegmentClock()  # shared by a source's recordings: cut at the same frames
         self.target = self.path  # where the open recording goes on close: the path, or its segment's file
         self.segments: deque[Path] = deque(maxlen=1000)  # the newest finished segments, in order (a run of months: bounded)
@@ -510,8 +511,15 @@ class VideoFileOutput(Output):
         self._lost_now += 1
         why = self._why = str(exc)
         if self._lost_now == 1:
-            log.error("%s: segment %s lost: %s; recording again from the next segment", self.name,
-                      self.target.name, why)
+            undated = ""
+            if self.keep is not None and self.keep_free is None:
+                self._prune()  # what is old goes now; what it cannot date is said (a box that never got NTP)
+            if self._undated and self.keep_free is None:
+                undated = (f" ({counted(len(self._undated), 'earlier file')} of it that --keep cannot date "
+                           f"stay{'' if len(self._undated) > 1 else 's'} on the disk, {_names(self._undated)}: "
+                           "--keep-free SIZE deletes the oldest when the disk needs room)")
+            log.error("%s: segment %s lost: %s; recording again from the next segment%s", self.name,
+                      self.target.name, why, undated)
         else:
             log.debug("%s: segment %s lost too: %s", self.name, self.target.name, why)
         self.lost = f"{counted(self.lost_segments, 'segment')} lost (the last: {why})"
@@ -689,6 +697,7 @@ class VideoFileOutput(Output):
                 unknown.append(p.name)
             elif max(times) < cutoff:
                 old.append(p)
+        self._undated = unknown
         if unknown and not self._unknown_said:
             self._unknown_said = True
             log.warning("--keep %s: %s of %s cannot be judged and stay%s (%s): %s", duration_text(self.keep),
@@ -735,7 +744,10 @@ class VideoFileOutput(Output):
         segments of the recordings that share the setting on that disk (this run's recordings of
         every source: so one camera's footage does not eat another's history; an earlier run's
         segments of them too, files named as srx names them), never the one a recording finished
-        last. A disk that stays short (other files fill it) is said once, until it has room."""
+        last. An earlier run's go before this run's, which came after them: first those dated ahead
+        (a clock that ran ahead), then by their time (`_times_of`), then those dated before 2026 (no
+        clock yet) by modification time; this run's by the monotonic clock. A disk that stays short
+        (other files fill it) is said once, until it has room."""
         assert self.keep_free is not None
         try:
             short, free = self.keep_free.short_by(self.path.parent)
@@ -751,8 +763,8 @@ class VideoFileOutput(Output):
             for start, p in recorded_segments(rec.path):
                 if p == newest:
                     continue
-                if p in rec._began:  # this run's: when it began by the monotonic clock, whatever the clock said
-                    candidates.append((0, now - (mono - rec._began[p]), str(p), p, rec))
+                if p in rec._began:  # this run's: after every earlier run's, by the monotonic clock among them
+                    candidates.append((2, now - (mono - rec._began[p]), str(p), p, rec))
                     continue
                 try:
                     mtime = p.stat().st_mtime
@@ -763,8 +775,8 @@ class VideoFileOutput(Output):
                     candidates.append((0, min(times), str(p), p, rec))
                 elif max(start, mtime) > now + 60:  # from the future: a clock that ran ahead, long since set: first
                     candidates.append((-1, 0.0, str(p), p, rec))
-                else:  # written while the clock was not set, maybe minutes ago: last
-                    candidates.append((1, 0.0, str(p), p, rec))
+                else:  # written while the clock was not set, maybe just before this run: after those with a date
+                    candidates.append((1, mtime, str(p), p, rec))
         gone, refused = [], None
         for *_, p, rec in sorted(candidates, key=lambda c: c[:3]):
             why = rec._delete(p, "--keep-free")
@@ -781,7 +793,7 @@ class VideoFileOutput(Output):
                     break
         if gone:
             log.info("--keep-free %s: deleted the %s on the disk of %s (%s); %s free", self.keep_free.text,
-                     f"{len(gone)} oldest segments" if len(gone) > 1 else "oldest segment", self.path, _names(gone),
+                     f"{len(gone)} oldest segments" if len(gone) > 1 else "oldest segment", self.path.parent, _names(gone),
                      bytes_text(free))
         if short and disk not in self.keep_free.short_said and not refused:
             self.keep_free.short_said.add(disk)  # once for the disk, not for each recording on it
@@ -819,8 +831,9 @@ def _sync(path: Path) -> None:
 
 
 def _names(names: list[str]) -> str:
-    """A few file names, or the first and the last of many."""
-    return ", ".join(names) if len(names) <= 3 else f"{names[0]} ... {names[-1]}"
+    """A few file names, or the first three of many and how many more ('A ... B' read as a range that
+    took in files a line before had said were kept)."""
+    return ", ".join(names) if len(names) <= 4 else f"{', '.join(names[:3])} and {len(names) - 3} more"
 
 
 class PngSequenceOutput(Output):

@@ -39,10 +39,11 @@ def segment_key(wall: float, length: float) -> tuple[int, int]:
     """The segment a frame at `wall` (seconds since the epoch) is in: segments are `length` long and
     begin where local time is a multiple of it (a length that divides a day: on the hour for 1h, at
     midnight for 1d, at :00, :10, ... for 10m), and a change of the UTC offset (daylight saving time)
-    begins one too: at the autumn change local time repeats an hour, which would otherwise have made
-    one 1h segment two hours long."""
+    begins one too where segments are shorter than a day: at the autumn change local time repeats an
+    hour, which would otherwise have made one 1h segment two hours long (a day's file keeps the day,
+    of 25 hours then, or 23 in spring)."""
     offset = time.localtime(wall).tm_gmtoff
-    return math.floor((wall + offset) / length), offset
+    return math.floor((wall + offset) / length), offset if length < 86400 else 0
 
 
 class SegmentClock:
@@ -60,6 +61,7 @@ class SegmentClock:
         self.clock, self.live = clock, live
         self.wall0: float | None = None  # the clock at the recordings' time 0
         self.on_jump: Any = None  # called with the seconds the clock moved (the source's events)
+        self.source = ""  # the source's name among several, for the warning
 
     def wall(self, t: float) -> float:
         """The wall-clock time of recording time `t` (seconds from the recording's first frame)."""
@@ -67,9 +69,10 @@ class SegmentClock:
         if self.wall0 is None or (now is not None and abs(now - (self.wall0 + t)) > self.JUMP_S):
             if self.wall0 is not None:
                 moved = now - (self.wall0 + t)
-                log.warning("the clock was set %s by %s, to %s; recording segments are named by the new time",
+                log.warning("the clock was set %s by %s, to %s; %srecording segments are named by the new time",
                             "forward" if moved > 0 else "back", span_text(abs(moved)),
-                            time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(now)))
+                            time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(now)),
+                            f"{self.source}'s " if self.source else "")
                 if self.on_jump is not None:
                     self.on_jump(round(moved, 3))
             self.wall0 = now - t

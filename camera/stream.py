@@ -473,13 +473,15 @@ def watch(stats: StreamStats, guard: InferenceGuard, outputs: Sequence[Output], 
                  "detail": backend, "scale": str(scale), "model": str(getattr(config, "name", "") or "")}
 
 
-def note_clock_jumps(outputs: Sequence[Output], events: Any) -> None:
+def note_clock_jumps(outputs: Sequence[Output], events: Any, source: str = "") -> None:
     """A clock set while the source's recordings are cut by it (NTP after a boot without a clock)
-    goes into the source's events (--json-summary) as `clock-set`, with the seconds it moved."""
+    goes into the source's events (--json-summary) as `clock-set`, with the seconds it moved; its
+    warning names the source among several."""
     for o in outputs:
         clock = getattr(o, "clock", None)
         if clock is not None and hasattr(clock, "on_jump"):
             clock.on_jump = lambda moved: events.add("clock-set", moved_s=moved)
+            clock.source = source
 
 
 def discard_outputs(outputs: Sequence[Output]) -> None:

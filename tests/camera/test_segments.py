@@ -175,6 +175,7 @@ def test_an_hourly_recording_is_cut_where_daylight_saving_time_ends(tmp_path: Pa
         spring = 1_774_746_000.0  # 2026-03-29 01:00:00 UTC: 02:00 CET becomes 03:00 CEST
         assert segment_key(spring - 0.1, 3600) != segment_key(spring, 3600)
         assert time.strftime("%H%M", time.localtime(spring)) == "0300"
+        assert segment_key(change - 0.1, 86400) == segment_key(change, 86400)  # a day's file keeps its day (25 h)
     finally:
         monkeypatch.undo()
         time.tzset()
@@ -659,12 +660,12 @@ def test_a_refused_keep_free_is_one_line_with_nothing_said_of_the_other_outputs(
     assert "not written" not in result.output and not list(tmp_path.glob("*.mkv")) and not list(card.iterdir())
 
 
-def test_keep_free_goes_by_when_this_run_recorded_and_leaves_a_run_without_a_clock_for_last(
+def test_keep_free_takes_earlier_runs_first_the_dated_before_the_undated_and_this_runs_last(
         tmp_path: Path, utc, small_disk, caplog) -> None:
     """A box that booted in 2000 records, NTP sets the clock, the disk runs short: --keep-free deleted
     this run's segments of a minute ago first (named 2000) and then an earlier run's, also from before
-    NTP, ahead of week-old footage (a clock trial). Now this run's are as old as the monotonic clock
-    says, and an earlier run's named and written before 2026 goes last: the week-old file goes."""
+    NTP, ahead of week-old footage (a clock trial). Now an earlier run's go first, those with a date
+    before one named and written before 2026, and this run's, which came after them all, last."""
     import os
     import shutil
 
@@ -683,14 +684,15 @@ def test_keep_free_goes_by_when_this_run_recorded_and_leaves_a_run_without_a_clo
         if i == 25:  # NTP, and then the disk runs short
             now[0] = T0
             room = shutil.disk_usage(card).free
-            (card / "other").write_bytes(b"\0" * (room - (600 << 10)))
+            (card / "other").write_bytes(b"\0" * (room - (100 << 10)))  # room after two earlier files go
         out.write(f, i / 10)
         now[0] += 0.1
     out.close()
-    assert not week_old.exists() and clockless.exists(), sorted(p.name for p in card.iterdir())
+    assert not week_old.exists() and not clockless.exists(), sorted(p.name for p in card.iterdir())
     assert all(p.exists() for p in out.segments) and out.segments[0].name.startswith("rec-20000101-0010")
     assert "the clock was set forward by 26.9 years, to 2026-11-14 22:13:21 UTC" in caplog.text
-    assert f"deleted the oldest segment on the disk of {card / 'rec.mkv'} ({week_old.name})" in caplog.text
+    assert (f"deleted the 2 oldest segments on the disk of {card} ({week_old.name}, {clockless.name})"
+            in caplog.text), caplog.text
 
 
 def test_keep_leaves_an_earlier_runs_files_it_cannot_date_and_says_so_once(tmp_path: Path, utc, caplog) -> None:
@@ -757,3 +759,27 @@ def test_a_clock_set_mid_run_is_an_event_of_its_source(tmp_path: Path, utc, make
     moved = [e for e in summary.events if e["event"] == "clock-set"]
     assert len(moved) == 1 and abs(moved[0]["moved_s"] - (T0 - 946_684_800.0)) < 5, summary.events
     assert [p.name[:13] for p in out.segments] == ["rec-20000101-", "rec-20261114-"]
+
+
+def test_a_disk_filled_by_files_keep_cannot_date_says_so_where_segments_are_lost(tmp_path: Path, utc, small_disk,
+                                                                                 caplog) -> None:
+    """A box that never gets NTP, with --keep alone: each run's files are dated 2000, --keep leaves them
+    (it cannot tell their age), and the disk fills; the lost segments said only 'No space left on
+    device' (a clock re-check). Now the first loss names the files --keep left and what deletes them."""
+    import os
+
+    card = small_disk(1024, "card")
+    undated = card / "rec-20000101-000010.mkv"
+    undated.write_bytes(os.urandom(1000 << 10))
+    os.utime(undated, (946_684_810.0, 946_684_810.0))
+    from tests.conftest import fill_disk
+
+    fill_disk(card)
+    out = VideoFileOutput(card / "rec.mkv", fps=10, segment=2.0, keep=3600.0, clock=SegmentClock(lambda: T0))
+    for i, f in enumerate(frames(25, 120, 160)):
+        out.write(f, i / 10)
+    out.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert out.lost_segments >= 1 and errors, errors
+    assert (f"(1 earlier file of it that --keep cannot date stays on the disk, {undated.name}: --keep-free SIZE "
+            "deletes the oldest when the disk needs room)") in errors[0], errors
