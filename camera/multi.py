@@ -59,7 +59,7 @@ def split_name(text: str) -> tuple[str | None, str]:
         loose = re.match(r"^([^=/:]+)=([A-Za-z][A-Za-z0-9+.-]*://.+)$", str(text).strip(), re.S)
         if m is None and loose is not None and not Path(str(text)).expanduser().exists():  # a name srx cannot take
             raise SrxError(f"source name {loose.group(1)!r} (in {loose.group(1)}={redact_url(loose.group(2))}): expected "
-                           "letters, digits, _ . - (at most 40, a letter or digit first), e.g. door_east=URL")
+                           "ASCII letters, digits, _ . - (at most 40, a letter or digit first), e.g. door_east=URL")
         return None, str(text)
     return m.group(1), m.group(2)
 

@@ -755,7 +755,6 @@ class VideoFileOutput(Output):
         except OSError:  # the folder deleted meanwhile: the next open makes it again
             return
         if not short:
-            self.keep_free.short_said.discard(disk)
             return
         candidates, now, mono = [], self.clock.clock(), time.monotonic()  # the wall clock (a test's own)
         for rec in self.keep_free.recordings(disk):
@@ -774,7 +773,7 @@ class VideoFileOutput(Output):
                 if times:
                     candidates.append((0, min(times), str(p), p, rec))
                 elif max(start, mtime) > now + 60:  # from the future: a clock that ran ahead, long since set: first
-                    candidates.append((-1, 0.0, str(p), p, rec))
+                    candidates.append((-1, min(start, mtime), str(p), p, rec))
                 else:  # written while the clock was not set, maybe just before this run: after those with a date
                     candidates.append((1, mtime, str(p), p, rec))
         gone, refused = [], None

@@ -129,7 +129,7 @@ class FreeSpace:
     def __init__(self, text: str, size: int = 0, share: float = 0.0) -> None:
         self.text, self.size, self.share = text, int(size), float(share)
         self._members: weakref.WeakSet[Any] = weakref.WeakSet()
-        self.short_said: set[int] = set()  # disks (st_dev) said to stay short: once each, until they have room
+        self.short_said: set[int] = set()  # disks (st_dev) said to stay short: once each in the run
 
     def join(self, recording: Any) -> None:
         """A recording (VideoFileOutput) that keeps this room."""

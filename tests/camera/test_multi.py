@@ -46,7 +46,7 @@ def test_names_and_bad_input(tmp_path: Path) -> None:
     assert default_name(SourceSpec("url", "rtsp://[fe80::a1]:8554/clip"), 0) == "ip6-fe80-a1-clip"
     assert default_name(SourceSpec("url", "rtsp://[::1]:8554/clip"), 0) == "ip6-1-clip"  # was "1-clip"
     # a name srx cannot take is said to be the name (it was "unsupported URL scheme 'tür ost=rtsp'")
-    with pytest.raises(SrxError, match=r"source name 'Tür Ost' \(in Tür Ost=rtsp://admin:\*\*\*@h/x\): expected letters"):
+    with pytest.raises(SrxError, match=r"source name 'Tür Ost' \(in Tür Ost=rtsp://admin:\*\*\*@h/x\): expected ASCII letters"):
         parse_sources(sources=["Tür Ost=rtsp://admin:pw@h/x"])
     assert default_name(SourceSpec("url", "rtsp://admin:Ab@S9@10.0.0.5/live/main"), 0) == "10.0.0.5-main"
     # a DVR's login in the path never names the source (nor the recordings named after it)

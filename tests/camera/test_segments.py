@@ -783,3 +783,23 @@ def test_a_disk_filled_by_files_keep_cannot_date_says_so_where_segments_are_lost
     assert out.lost_segments >= 1 and errors, errors
     assert (f"(1 earlier file of it that --keep cannot date stays on the disk, {undated.name}: --keep-free SIZE "
             "deletes the oldest when the disk needs room)") in errors[0], errors
+
+
+def test_keep_free_takes_files_dated_ahead_by_their_dates_not_their_names(tmp_path: Path, utc, small_disk) -> None:
+    """Two files dated ahead of the clock: the one dated earlier goes first (they went in name order,
+    across cameras too, while the line called them the oldest)."""
+    import os
+
+    from srx.camera.segments import FreeSpace
+
+    card = small_disk(4096, "card")
+    a, b, older = (card / f"rec-{t}.mkv" for t in ("20261116-120000", "20261115-230000", "20261114-210000"))
+    for path, when in ((a, T0 + 86400), (b, T0 + 1.5 * 86400), (older, T0 - 3600)):
+        path.write_bytes(os.urandom(900 << 10))
+        os.utime(path, (when, when))
+    out = VideoFileOutput(card / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0),
+                          keep_free=FreeSpace("2.1M", int(2.1 * (1 << 20))))
+    for i, f in enumerate(frames(25, 24, 32)):
+        out.write(f, i / 10)
+    out.close()
+    assert not a.exists() and b.exists() and older.exists()  # a's modification time is the earlier of the two
