@@ -624,27 +624,34 @@ def test_a_segment_that_cannot_be_finished_at_the_stop_is_counted_once(tmp_path:
     assert [p.name for p in out.segments] == ["rec-20261114-221321.mp4"]
 
 
-def test_keep_free_takes_a_segment_from_the_future_first_and_a_touched_one_by_its_name(tmp_path: Path, utc,
-                                                                                       small_disk) -> None:
-    """Ages for --keep-free: the earlier of the name's time and the write's. A segment touched a day
-    ahead (copied, a `touch`) is as old as its name says: it took every segment this run recorded
-    first. One named and written a day ahead (a box whose clock ran ahead then) has no age to trust:
-    it goes first."""
+def _record_beside(card: Path, dated: dict[Path, float]) -> VideoFileOutput:
+    """Files of 900 KiB each with those modification times on a 4 MiB card (2.7 MiB of it for three),
+    then 2.5 s of 2 s segments recorded there under --keep-free 2.1M (room after one of them goes)."""
     import os
 
     from srx.camera.segments import FreeSpace
 
-    card = small_disk(4096, "card")
-    touched, ahead, older = (card / f"rec-20261114-{t}.mkv" for t in ("220000", "221300", "210000"))
-    ahead = card / "rec-20261115-221300.mkv"
-    for path, when in ((touched, T0 + 86400), (ahead, T0 + 86400), (older, T0 - 3600)):
-        path.write_bytes(os.urandom(900 << 10))  # 2.7 MiB of 4
+    for path, when in dated.items():
+        path.write_bytes(os.urandom(900 << 10))
         os.utime(path, (when, when))
     out = VideoFileOutput(card / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0),
                           keep_free=FreeSpace("2.1M", int(2.1 * (1 << 20))))
     for i, f in enumerate(frames(25, 24, 32)):
         out.write(f, i / 10)
     out.close()
+    return out
+
+
+def test_keep_free_takes_a_segment_from_the_future_first_and_a_touched_one_by_its_name(tmp_path: Path, utc,
+                                                                                       small_disk) -> None:
+    """Ages for --keep-free: the earlier of the name's time and the write's. A segment touched a day
+    ahead (copied, a `touch`) is as old as its name says: it took every segment this run recorded
+    first. One named and written a day ahead (a box whose clock ran ahead then) has no age to trust:
+    it goes first."""
+    card = small_disk(4096, "card")
+    touched, ahead, older = (card / f"rec-20261114-{t}.mkv" for t in ("220000", "221300", "210000"))
+    ahead = card / "rec-20261115-221300.mkv"
+    out = _record_beside(card, {touched: T0 + 86400, ahead: T0 + 86400, older: T0 - 3600})
     assert not ahead.exists() and touched.exists() and older.exists()  # 1.3 MiB free + 0.9: room after one
     assert [p.name for p in out.segments] == ["rec-20261114-221321.mkv", "rec-20261114-221322.mkv"]
 
@@ -788,18 +795,7 @@ def test_a_disk_filled_by_files_keep_cannot_date_says_so_where_segments_are_lost
 def test_keep_free_takes_files_dated_ahead_by_their_dates_not_their_names(tmp_path: Path, utc, small_disk) -> None:
     """Two files dated ahead of the clock: the one dated earlier goes first (they went in name order,
     across cameras too, while the line called them the oldest)."""
-    import os
-
-    from srx.camera.segments import FreeSpace
-
     card = small_disk(4096, "card")
     a, b, older = (card / f"rec-{t}.mkv" for t in ("20261116-120000", "20261115-230000", "20261114-210000"))
-    for path, when in ((a, T0 + 86400), (b, T0 + 1.5 * 86400), (older, T0 - 3600)):
-        path.write_bytes(os.urandom(900 << 10))
-        os.utime(path, (when, when))
-    out = VideoFileOutput(card / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0),
-                          keep_free=FreeSpace("2.1M", int(2.1 * (1 << 20))))
-    for i, f in enumerate(frames(25, 24, 32)):
-        out.write(f, i / 10)
-    out.close()
+    _record_beside(card, {a: T0 + 86400, b: T0 + 1.5 * 86400, older: T0 - 3600})
     assert not a.exists() and b.exists() and older.exists()  # a's modification time is the earlier of the two
