@@ -77,7 +77,9 @@ tests:
   - interval: 1m
     input_series:
       - series: 'srx_source_state{{{box},source="door",state="reconnecting"}}'
-        values: '0 0 1 1 1 1 1'
+        values: '0 0 1 0 1 1 1'
+      - series: 'srx_source_state{{{box},source="door",state="stalled"}}'
+        values: '0 0 0 1 0 0 0'
       - series: 'srx_source_state{{{box},source="clip",state="ended"}}'
         values: '1x6'
       - series: 'srx_source_state{{{box},source="clip",state="reconnecting"}}'
@@ -101,10 +103,17 @@ tests:
       - series: 'srx_publish_up{{{box},source="door",output="rtsp://nvr:8554/door"}}'
         values: '1 1 0 0 0 0 1'
     alert_rule_test:
+      - eval_time: 3m
+        alertname: SrxCameraLost
+      - eval_time: 4m
+        alertname: SrxCameraLost
+        exp_alerts:
+          - exp_labels: {{severity: warning, {labels}, source: door}}
+            exp_annotations: {{summary: "camera door on box1:8080 has sent no frame for 2 minutes"}}
       - eval_time: 6m
         alertname: SrxCameraLost
         exp_alerts:
-          - exp_labels: {{severity: warning, {labels}, source: door, state: reconnecting}}
+          - exp_labels: {{severity: warning, {labels}, source: door}}
             exp_annotations: {{summary: "camera door on box1:8080 has sent no frame for 2 minutes"}}
       - eval_time: 6m
         alertname: SrxSourceFailed
