@@ -424,9 +424,7 @@ def stream_many(
     ready = threading.Event()
     lanes = [_Lane(s, list(outputs.get(s.name, ())), stats.setdefault(s.name, StreamStats())) for s in sources]
     for lane in lanes:
-        watch(lane.stats, guard, lane.outputs, backend, runner, scale)
-        if pool is not None:  # /stats and /metrics say how each server does
-            lane.stats.servers = pool.server_summary
+        watch(lane.stats, guard, lane.outputs, backend, runner, scale, pool)
     batches: dict[int, int] = {}
     latency_all = Samples()
     tick_ms, upscale_ms = Samples(), Samples()  # each tick's work (upscaling its frames, their outputs), and the first part
@@ -578,7 +576,8 @@ def stream_many(
                     reader.release()
             for lane in lanes:  # no run: the error on its way out says why, not each output
                 discard_outputs(lane.outputs)
-        closed = {lane.src.name: lane.closed if lane.closed is not None else close_each(lane.outputs) if started else {}
+                lane.closed = {}
+        closed = {lane.src.name: lane.closed if lane.closed is not None else close_each(lane.outputs)
                   for lane in lanes}  # each camera's own; a shared
         for lane in lanes:  # server's channels close with it; the lines once all are closed (--keep-free)
             lane.output_errors = failure_lines(lane.outputs, closed[lane.src.name])

@@ -182,10 +182,8 @@ def stream(
 
     stats = stats or StreamStats()
     pool = runner if hasattr(runner, "server_summary") else None  # several Triton servers (a TritonPool)
-    if pool is not None:  # /stats and /metrics say how each server does
-        stats.servers = pool.server_summary
     guard = InferenceGuard(scale, reconnect_max_wait)
-    watch(stats, guard, outputs, backend, runner, scale)
+    watch(stats, guard, outputs, backend, runner, scale, pool)
     capture: CaptureThread | None = None
     stopped_by = "end-of-input"
     last_size: tuple[int, int] | None = None
@@ -462,13 +460,16 @@ def close_outputs(outputs: Sequence[Output]) -> list[str]:
 
 
 def watch(stats: StreamStats, guard: InferenceGuard, outputs: Sequence[Output], backend: str, runner: Any,
-          scale: int) -> None:
+          scale: int, pool: Any = None) -> None:
     """What /stats and /metrics read beside the frame counts: whether the model backend is up, the
-    source's outputs (a recording's state), and what runs (srx_build_info)."""
+    source's outputs (a recording's state), what runs (srx_build_info) and, on several Triton servers
+    (a TritonPool), how each one does."""
     from srx import __version__
 
     config = getattr(runner, "config", None)
     stats.guard, stats.outputs = guard, list(outputs)
+    if pool is not None:
+        stats.servers = pool.server_summary
     stats.run = {"version": __version__, "backend": str(getattr(runner, "backend", "") or "other"),
                  "detail": backend, "scale": str(scale), "model": str(getattr(config, "name", "") or "")}
 
