@@ -115,10 +115,24 @@ def recorded_segments(base: Path) -> list[tuple[float, Path]]:
         if m is None or p.is_symlink() or not p.is_file():
             continue
         try:
-            found.append((time.mktime(time.strptime(m.group(1), SEGMENT_TIME)), int(m.group(2) or 0), p))
-        except (ValueError, OverflowError):  # 8 and 6 digits that are no time: not srx's
+            found.append((name_time(m.group(1), later=m.group(2) is not None), int(m.group(2) or 0), p))
+        except (ValueError, OverflowError, OSError):  # 8 and 6 digits that are no time: not srx's
             continue
     return [(start, p) for start, _, p in sorted(found)]
+
+
+def name_time(stamp: str, later: bool = False) -> float:
+    """The time (seconds since the epoch) of a segment name's local `YYYYmmdd-HHMMSS`. Where local time
+    names two moments (the hour repeated when daylight saving time ends), the first; `later` (a name
+    with `-1`, `-2`, ...: the repeated hour's second segment took the first one's name with a number),
+    the second."""
+    from datetime import datetime
+
+    local = datetime.strptime(stamp, SEGMENT_TIME)
+    first, second = (local.replace(fold=f).timestamp() for f in (0, 1))
+    if datetime.fromtimestamp(second) != local:  # in the spring gap no moment has that name
+        return first
+    return max(first, second) if later else min(first, second)
 
 
 class FreeSpace:

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from srx.camera.recording import VideoFileOutput
-from srx.camera.segments import SegmentClock, recorded_segments, segment_key
+from srx.camera.segments import SegmentClock, name_time, recorded_segments, segment_key
 from srx.cli import app
 from tests.camera.conftest import frames
 from tests.camera.test_stream import write_ffv1
@@ -176,6 +176,30 @@ def test_an_hourly_recording_is_cut_where_daylight_saving_time_ends(tmp_path: Pa
         assert segment_key(spring - 0.1, 3600) != segment_key(spring, 3600)
         assert time.strftime("%H%M", time.localtime(spring)) == "0300"
         assert segment_key(change - 0.1, 86400) == segment_key(change, 86400)  # a day's file keeps its day (25 h)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_the_repeated_autumn_hours_second_file_is_dated_by_the_hour_it_holds(tmp_path: Path, monkeypatch) -> None:
+    """The two files of the hour that repeats when daylight saving time ends, `-020000` (CEST) and
+    `-020000-1` (CET, an hour later): --keep and --keep-free date the second an hour after the first,
+    not at the same moment (it was the older of the two by its name, and went first); a name in the
+    spring gap, which no moment has, and an unambiguous one, as before."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        change = 1_792_890_000.0  # 2026-10-25 01:00:00 UTC: 03:00 CEST becomes 02:00 CET
+        for name in ("rec-20261025-020000-1.mkv", "rec-20261025-020000.mkv", "rec-20261025-025958.mkv",
+                     "rec-20261025-010000.mkv"):
+            (tmp_path / name).write_bytes(b"x")
+        got = recorded_segments(tmp_path / "rec.mkv")
+        assert [(t, p.name) for t, p in got] == [
+            (change - 7200, "rec-20261025-010000.mkv"), (change - 3600, "rec-20261025-020000.mkv"),
+            (change - 2, "rec-20261025-025958.mkv"), (change, "rec-20261025-020000-1.mkv")]
+        assert name_time("20261025-020000") == change - 3600
+        assert name_time("20260329-023000", later=True) == 1_774_747_800.0  # in the gap: read with CET's offset
+        assert name_time("20261206-140000", later=True) == 1_796_562_000.0  # 13:00 UTC, one moment
     finally:
         monkeypatch.undo()
         time.tzset()
