@@ -451,6 +451,9 @@ def stream_many(
                 for o in lane.outputs:
                     if hasattr(o, "fps") and fps:
                         o.fps = fps  # recordings play at their source's rate
+            for lane in lanes:
+                for o in lane.outputs:
+                    o.started()
             t_start = time.monotonic()
             for lane in lanes:
                 lane.stats.t_start = t_start

@@ -120,6 +120,9 @@ class Channel(Output):
         with self._cond:
             self._cond.notify_all()
 
+    def started(self) -> None:
+        self.server.started()
+
     def next_jpeg(self, after: int, timeout: float = 1.0) -> tuple[int, bytes | None]:
         with self._cond:
             if self._seq <= after and not self.server.closed:
@@ -143,7 +146,13 @@ class MultiMjpegServer:
         self.port = int(self.httpd.server_address[1])
         self.channels = {name: Channel(self, name) for name in self.names}
         self._thread = _serve_in_thread(self.httpd)
-        log.info("serving %d cameras %s", len(self.names), where(self.httpd, self.host, self.port))
+        self._said = False
+
+    def started(self) -> None:
+        """The start-up line, once the run has begun (its first camera's channel says so)."""
+        if not self._said:
+            self._said = True
+            log.info("serving %d cameras %s", len(self.names), where(self.httpd, self.host, self.port))
 
     @property
     def url(self) -> str:
@@ -154,6 +163,10 @@ class MultiMjpegServer:
 
     def describe(self) -> str:
         return f"web {self.url}" if self.host not in EVERY_INTERFACE else f"web {host_port(self.host, self.port)}"
+
+    def discard(self) -> None:
+        """The run did not start (a backend or an output was refused after the bind): the port let go of."""
+        self.close()
 
     def close(self) -> None:
         self.closed = True

@@ -57,6 +57,10 @@ class Output:
     def close(self) -> None:
         pass
 
+    def started(self) -> None:
+        """The run has begun (its source opened, its model loaded): what the output has to tell the
+        user now, not before (a web server's address: a run refused at its start serves nothing)."""
+
     def discard(self) -> None:
         """Close an output the run never used (its start was refused): what it holds let go of, and
         nothing said of frames it did not get."""

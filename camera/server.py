@@ -223,7 +223,13 @@ class MjpegServer(Output):
         self.port = int(self.httpd.server_address[1])
         self.name = f"web {self.url}" if self.host not in EVERY_INTERFACE else f"web {host_port(self.host, self.port)}"
         self._thread = _serve_in_thread(self.httpd)
-        log.info("serving the stream %s", where(self.httpd, self.host, self.port))
+        self._said = False
+
+    def started(self) -> None:
+        """The start-up line, once the run has begun (bound before: a port taken refuses the run first)."""
+        if not self._said:
+            self._said = True
+            log.info("serving the stream %s", where(self.httpd, self.host, self.port))
 
     @property
     def url(self) -> str:

@@ -203,6 +203,8 @@ def stream(
             for o in outputs:
                 if hasattr(o, "fps") and reader.fps:
                     o.fps = reader.fps  # recordings play at the source's rate
+            for o in outputs:
+                o.started()
             stats.t_start = time.monotonic()
             stats.capture = capture
             capture.start()

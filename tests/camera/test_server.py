@@ -89,6 +89,9 @@ def test_a_server_on_every_interface_says_so(kind: str, anywhere: str, caplog) -
         pytest.skip("this machine has no IPv6 loopback (::1)")
     with caplog.at_level("INFO", logger="srx"):
         web = _web(kind, f"[{anywhere}]:0" if ":" in anywhere else f"{anywhere}:0")
+        assert "serving" not in caplog.text  # said once the run begins, not where it is refused after the bind
+        for _ in range(2):
+            web.started()
     try:
         lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("serving ")]
         assert len(lines) == 1, lines
@@ -143,6 +146,48 @@ def test_a_serve_it_cannot_serve_on_is_refused_before_a_recording_opens(tmp_path
     said = res.output + "\n".join(r.getMessage() for r in caplog.records)
     assert "not written" not in said and "WARNING" not in said, said
     assert not list(out.iterdir())  # no recording was opened, partial files included
+
+
+@pytest.mark.parametrize("kind", ["one", "several"])
+def test_the_serving_line_comes_only_with_a_run_that_begins(kind: str, tmp_path: Path, tiny_checkpoint,
+                                                            caplog) -> None:
+    """A run refused once the server was bound (a source that does not open; a Triton server that is
+    down) said 'serving the stream at http://...' before its error, an address that served nothing
+    a moment later (a monitoring trial), and with several sources ended in a traceback (the web
+    server had no `discard`); a run that begins says it once."""
+    import cv2
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there once the socket is closed
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(3):
+        writer.write(synthetic_photo(48, 64, seed=i))
+    writer.release()
+    src = ["--source", str(clip)] + (["--source", f"b={clip}"] if kind == "several" else [])
+    common = ["--threads", "1", "--no-window", "--max-frames", "2", "--serve", "127.0.0.1:0", "-q"]
+    if kind == "one":
+        refused = ["--source", f"rtsp://127.0.0.1:{port}/live", "--open-timeout", "1", "-w", str(tiny_checkpoint(2)),
+                   "--backend", "torch"]
+    else:
+        pytest.importorskip("tritonclient", reason="the serve extra (tritonclient) is not installed")
+        refused = [*src, "--server", f"127.0.0.1:{port}"]
+    with caplog.at_level("INFO", logger="srx"):
+        res = CliRunner().invoke(app, ["stream", *refused, *common])
+    assert_one_error_line(res.output, "cannot open source rtsp://" if kind == "one" else "no Triton server answers")
+    said = res.output + "\n".join(r.getMessage() for r in caplog.records)
+    assert "serving" not in said, said
+    caplog.clear()
+    with caplog.at_level("INFO", logger="srx"):
+        res = CliRunner().invoke(app, ["stream", *src, "-w", str(tiny_checkpoint(2)), "--backend", "torch", *common])
+    assert res.exit_code == 0, res.output
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("serving ")]
+    assert len(lines) == 1 and lines[0].startswith("serving the stream at http://127.0.0.1:" if kind == "one"
+                                                   else "serving 2 cameras at http://127.0.0.1:"), lines
 
 
 def test_port_in_use_is_one_error() -> None:
