@@ -59,6 +59,18 @@ def _web(kind: str, address: str):
     return MjpegServer(address, title="srx test") if kind == "one" else MultiMjpegServer(address, ["a", "b"])
 
 
+def _clip(tmp_path: Path, frames: int = 3) -> Path:
+    """A short MJPEG .avi of photos, 64x48 at 10 fps."""
+    import cv2
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(frames):
+        writer.write(synthetic_photo(48, 64, seed=i))
+    writer.release()
+    return clip
+
+
 @pytest.mark.parametrize("kind", ["one", "several"])
 def test_ipv6_addresses_are_served(kind: str) -> None:
     """--serve '[::1]:PORT' and '[::]:PORT' (every interface, IPv4 too) serve, as `srx serve --host ::`
@@ -127,14 +139,7 @@ def test_a_serve_it_cannot_serve_on_is_refused_before_a_recording_opens(tmp_path
         serve = "127.0.0.1:1800021" if why == "bad port" else f"127.0.0.1:{busy.getsockname()[1]}"
         src = ["--demo"]
         if sources > 1:  # the multi-source run, with its own web server
-            import cv2
-
-            clip = tmp_path / "clip.avi"
-            writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
-            for i in range(3):
-                writer.write(synthetic_photo(48, 64, seed=i))
-            writer.release()
-            src += ["--source", f"b={clip}"]
+            src += ["--source", f"b={_clip(tmp_path)}"]
         out = tmp_path / "out"
         out.mkdir()
         pattern = "-{name}" if sources > 1 else ""
@@ -155,7 +160,6 @@ def test_the_serving_line_comes_only_with_a_run_that_begins(kind: str, tmp_path:
     down) said 'serving the stream at http://...' before its error, an address that served nothing
     a moment later (a monitoring trial), and with several sources ended in a traceback (the web
     server had no `discard`); a run that begins says it once."""
-    import cv2
     from typer.testing import CliRunner
 
     from srx.cli import app
@@ -163,11 +167,7 @@ def test_the_serving_line_comes_only_with_a_run_that_begins(kind: str, tmp_path:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]  # nothing listens there once the socket is closed
-    clip = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
-    for i in range(3):
-        writer.write(synthetic_photo(48, 64, seed=i))
-    writer.release()
+    clip = _clip(tmp_path)
     src = ["--source", str(clip)] + (["--source", f"b={clip}"] if kind == "several" else [])
     common = ["--threads", "1", "--no-window", "--max-frames", "2", "--serve", "127.0.0.1:0", "-q"]
     if kind == "one":
@@ -188,6 +188,20 @@ def test_the_serving_line_comes_only_with_a_run_that_begins(kind: str, tmp_path:
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("serving ")]
     assert len(lines) == 1 and lines[0].startswith("serving the stream at http://127.0.0.1:" if kind == "one"
                                                    else "serving 2 cameras at http://127.0.0.1:"), lines
+
+
+def test_several_cameras_served_with_a_recording_it_cannot_write_is_one_error_line(tmp_path: Path) -> None:
+    """`--serve` beside an `--output` refused at the start, with several sources: the refusal let go of
+    the bound server through `discard`, which the multi-camera server did not have (a traceback)."""
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+
+    clip = _clip(tmp_path, 1)
+    (tmp_path / "taken").write_text("a file where the recordings' folder would be")
+    res = CliRunner().invoke(app, ["stream", "--source", str(clip), "--source", f"b={clip}", "--no-window",
+                                   "--serve", "127.0.0.1:0", "-o", str(tmp_path / "taken" / "{name}.mp4")])
+    assert_one_error_line(res.output, "cannot write --output")
 
 
 def test_port_in_use_is_one_error() -> None:
