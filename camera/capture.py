@@ -33,6 +33,13 @@ A live source opened (or reopened), or back from a stall, hands over at once the
 meanwhile (an RTSP camera: a couple of seconds of them). They are seconds old, so they are read
 and skipped as stale until a read waits for the camera, and the first frame upscaled is live:
 not counted as dropped, not a burst that would make a recording run ahead of the clock.
+
+An RTSP source's frames carry the camera's own times (RTP), so a link slower than the stream (a
+Wi-Fi bridge, a 4G router) shows as frames that trail the camera's clock more and more (`LinkLag`):
+once they are LATE_S behind, a warning says so and `lag_s` (/stats, /metrics) says by how much; the
+newest frame that came is upscaled all the same, but late frames that come at once, queued behind
+newer ones (the backlog a link hands over when it recovers), are skipped as stale, so the picture
+is live again as soon as the link lets it be, and no slow model is blamed for them.
 """
 from __future__ import annotations
 
@@ -47,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from srx.camera.sources import FrameReader, SourceSpec, open_reader
+from srx.camera.stats import LATE_S, recent_rate
 from srx.errors import SrxError
 from srx.eventlog import EVENTS_FIRST, EVENTS_LAST, EventLog
 from srx.imageio import cut_short
@@ -58,6 +66,48 @@ RECONNECT_FIRST_WAIT = 0.5
 
 #: a read after a (re)connect that returns within this share of the frame interval was queued, not live
 STALE_READ_SHARE = 0.3
+
+#: how fast the least lag may rise, seconds a second: a camera's clock and the box's part by far less
+#: (crystals: 0.01 %), a link slower than the stream by far more (a link at 90 % of the bitrate: 10 %)
+LAG_DRIFT = 0.001
+
+
+class LinkLag:
+    """How far a live source's newest frame trails the camera's own clock: its arrival against its
+    stream time (the RTP times FFmpeg gives), less the least that difference has been since the
+    source connected (the link at its best; it may rise by LAG_DRIFT a second, for a camera clock a
+    little slower than the box's). A time that stands still or goes back (a camera that restarted its
+    clock) is taken as on time; one that jumps ahead (frames the camera left out) lowers the lag."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0  # the most a frame trailed, over the run
+        self.reset()
+
+    def reset(self) -> None:
+        """A new connection: its times start afresh."""
+        self.lag = 0.0
+        self._least: float | None = None
+        self._last: tuple[float, float] | None = None  # (arrival, stream time) of the frame before
+        self._shift = 0.0
+
+    def update(self, arrived: float, stream_s: float | None) -> float:
+        """The lag of a frame that `arrived` (monotonic seconds) with stream time `stream_s` (None:
+        the source gives none, no lag)."""
+        if stream_s is None:
+            return self.lag
+        t = stream_s + self._shift
+        if self._last is not None and t <= self._last[1]:
+            self._shift += (arrived - self._last[0]) - (stream_s + self._shift - self._last[1])
+            t = stream_s + self._shift  # as far ahead of the frame before as it came after it
+        behind = arrived - t
+        if self._least is None:
+            self._least = behind
+        else:
+            self._least = min(self._least + LAG_DRIFT * (arrived - self._last[0]), behind)
+        self._last = (arrived, t)
+        self.lag = behind - self._least
+        self.worst = max(self.worst, self.lag)
+        return self.lag
 
 
 
@@ -147,6 +197,9 @@ class CaptureThread:
         self.skipped = 0  # left out by the source's max_fps before the model saw them
         self._next_due: float | None = None  # when (source time, s) the next frame may pass max_fps
         self.stale = 0  # frames a live source held up at a (re)connect or stall, skipped unread by the model
+        self.lag = LinkLag() if spec.rtsp else None  # how late an RTSP source's frames come (its RTP times)
+        self._late_said = False  # the source's frames are late (said once, until they are in time again)
+        self._arrivals: collections.deque[float] = collections.deque(maxlen=512)  # when frames came: the rate now
         self.eof = False
         self._connected = True
         self.last_frame_at = time.monotonic()  # when the source last delivered a frame
@@ -254,6 +307,17 @@ class CaptureThread:
         if self._active_n < 1:
             return 0.0
         return self._active_n / max(self._active_s, 1e-9)
+
+    def recent_fps(self, span: float = 5.0) -> float:
+        """Frames a second the source delivers now: those read over the last `span` seconds, stale
+        and late ones too (a link slower than the stream shows here, the run's rate hides it)."""
+        return recent_rate(list(self._arrivals), time.monotonic(), span)
+
+    @property
+    def lag_s(self) -> float:
+        """How far the newest frame trailed the camera's own clock (LinkLag; 0 for a source without
+        such times: not RTSP)."""
+        return self.lag.lag if self.lag is not None else 0.0
 
     @property
     def finished(self) -> bool:
@@ -364,6 +428,7 @@ class CaptureThread:
             else:
                 n += 1
             self.frames_read += 1
+            self._arrivals.append(t_got)
             # a read that waited out OpenCV's read timeout returns what the decoder still held, not a
             # frame the camera sent: the source is still silent
             resumed = False
@@ -387,6 +452,9 @@ class CaptureThread:
                     self.stale += 1
                     continue
                 catch_up = 0  # this read waited for the camera: live from here
+            if self.lag is not None and self._late(t_got, t_got - t_read):
+                self.stale += 1  # late and queued behind newer frames: the backlog of a slow link
+                continue
             t_in = t_got if self.spec.live else time.monotonic()  # a paced file's frame comes in when it is due
             if self.last_read_at is not None and not fresh:  # the source's own rate: its outages left out
                 self._active_s += t_in - self.last_read_at
@@ -401,6 +469,24 @@ class CaptureThread:
             index += 1
             if not self._publish(frame):
                 return
+
+    def _late(self, t_got: float, waited: float) -> bool:
+        """Whether an RTSP frame is late and came at once (a newer one is right behind it): skipped.
+        Says when the frames start coming late and when they come in time again."""
+        assert self.lag is not None
+        lag = self.lag.update(t_got, self.reader.time_s)
+        if lag > LATE_S and not self._late_said:
+            self._late_said = True
+            self._event("late", lag_s=round(lag, 1))
+            log.warning("source %s: its frames come %.1f s behind the camera's own clock (a link slower than the "
+                        "stream?); the newest that comes is upscaled, late ones queued behind it are skipped",
+                        self.label, lag)
+        elif lag < LATE_S / 2 and self._late_said:
+            self._late_said = False
+            self._event("in time", worst_lag_s=round(self.lag.worst, 1))
+            log.warning("source %s: its frames come in time again", self.label)
+        interval = 1.0 / self.reader.fps if self.reader.fps else 0.04
+        return lag > LATE_S and waited < STALE_READ_SHARE * interval
 
     def _reopen_for_loop(self) -> FrameReader:
         """The looping source opened again from its start; a file or folder that is no longer there
@@ -458,14 +544,17 @@ class CaptureThread:
                 reader = open_reader(self.spec, self.open_timeout)
             except SrxError as exc:
                 self.next_retry_at = time.monotonic() + wait
+                said = str(exc).split("; check the address")[0] if self.frames_read else str(exc)  # it worked: no advice
                 log.warning("reconnect attempt %d to %s failed (%s); next in %.1f s",
-                            self.attempt, self.label, exc, wait)
+                            self.attempt, self.label, said, wait)
                 if self._stop.wait(wait):
                     return
                 wait = min(wait * 2, self.reconnect_max_wait)
                 continue
             self.reader = reader
             self._next_due = None
+            if self.lag is not None:
+                self.lag.reset()  # a new session's times
             self.reconnects += 1
             self.last_frame_at = time.monotonic()
             self.connected = True

@@ -29,8 +29,10 @@ import numpy as np
 
 from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
-from srx.camera.sources import FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_source, redact_url
-from srx.camera.stats import Samples, StreamStats, StreamSummary, servers_line, stopped_text, window_words
+from srx.camera.sources import (FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_rtsp_transport,
+                                parse_source, redact_url)
+from srx.camera.stats import (LATE_S, Samples, StreamStats, StreamSummary, late_text, servers_line, stopped_text,
+                              window_words)
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
 
@@ -164,6 +166,14 @@ def apply_rates(items: Sequence[NamedSource], rates: Sequence[str]) -> None:
     chosen = per_source(items, rates, "--max-fps", "N", parse_max_fps)
     for item in items:
         item.spec.max_fps = chosen.get(item.name)
+
+
+def apply_transports(items: Sequence[NamedSource], transports: Sequence[str]) -> None:
+    """--rtsp-transport [NAME=]tcp|udp (repeatable): how that rtsp:// source's (or, bare, every other
+    one's) video comes; tcp where none is given. Sets each source's `spec.rtsp_transport`."""
+    chosen = per_source(items, transports, "--rtsp-transport", "tcp|udp", parse_rtsp_transport)
+    for item in items:
+        item.spec.rtsp_transport = chosen.get(item.name) or "tcp"
 
 
 def output_for(pattern: str, name: str) -> str:
@@ -313,7 +323,7 @@ class MultiSummary:
             if s.skipped and s.max_fps:
                 extra += f", {s.skipped} skipped by --max-fps {s.max_fps:g}"
             if s.stale:
-                extra += f", {s.stale} stale (held by the source at a connect or stall)"
+                extra += f", {s.stale} stale (held up at a connect, a stall or a slow link)"
             if s.queued_at_stop:
                 extra += f", {s.queued_at_stop} still queued at the stop"
             if s.nosignal_frames:
@@ -323,6 +333,8 @@ class MultiSummary:
             lines.append(f"  {name}: {s.source}, {size}, {stopped_text(s.stopped_by)}: {s.frames_in} in, {s.frames_out} out, "
                          f"{s.dropped} dropped{extra}; fps {s.fps_in:.2f} in, {s.fps_out:.2f} out; "
                          f"latency ms p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}" + window_words(s.latency_window))
+            if s.worst_lag_s is not None and s.worst_lag_s > LATE_S:
+                lines.append(f"    {late_text(s.worst_lag_s)}")
             if s.timing_note:
                 lines.append(f"    note: {s.timing_note}")
             for failed in s.output_errors:

@@ -9,6 +9,7 @@ or a lost connection, is the capture thread's business.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -40,10 +41,17 @@ class SourceSpec:
     fps: float | None = None  # frames/demo sources: their nominal rate (None: as fast as read)
     roi: tuple[int, int, int, int] | None = None  # (left, top, width, height): upscale only this region
     max_fps: float | None = None  # at most this many frames a second go to the model (--max-fps); the rest are skipped
+    rtsp_transport: str = "tcp"  # how an rtsp:// source's video comes (--rtsp-transport): tcp or udp
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise SrxError(f"unknown source kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        parse_rtsp_transport(self.rtsp_transport)
+
+    @property
+    def rtsp(self) -> bool:
+        """An rtsp:// or rtsps:// URL: its video comes over `rtsp_transport`."""
+        return self.kind == "url" and str(self.target).lower().startswith(("rtsp://", "rtsps://"))
 
     @property
     def live(self) -> bool:
@@ -94,6 +102,20 @@ def parse_max_fps(text: str) -> float:
 
 #: the smallest region --roi takes, in source pixels
 MIN_ROI = 8
+
+
+#: --rtsp-transport's values: the video interleaved in the RTSP connection, or RTP over UDP
+RTSP_TRANSPORTS = ("tcp", "udp")
+
+
+def parse_rtsp_transport(text: str) -> str:
+    """--rtsp-transport tcp|udp."""
+    value = str(text).strip().lower()
+    if value not in RTSP_TRANSPORTS:
+        raise SrxError(f"--rtsp-transport {text!r}: expected tcp (the video inside the RTSP connection: through NAT, "
+                       "firewalls and 4G routers, and no frame damaged by a lost packet) or udp (RTP packets apart: "
+                       "a little less delay on a clean local network)")
+    return value
 
 
 def parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
@@ -251,7 +273,7 @@ class FrameReader:
 
     fps: float | None = None
     frame_count: int | None = None
-    time_s: float | None = None  # the container's time of the frame read() last gave (a file's), None if unknown
+    time_s: float | None = None  # the container's (a file's) or stream's time of the frame read() last gave, None if unknown
 
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -266,7 +288,7 @@ class CvReader(FrameReader):
     def __init__(self, cap: Any, first: np.ndarray, fps: float | None, frame_count: int | None,
                  timed: bool = False) -> None:
         self.cap, self._pending, self.fps, self.frame_count = cap, first, fps, frame_count
-        self.timed = timed  # a file: each frame's time from the container (CAP_PROP_POS_MSEC)
+        self.timed = timed  # each frame's time from the container or stream (CAP_PROP_POS_MSEC)
         self._first_time = self._pos() if timed else None
 
     def _pos(self) -> float | None:
@@ -457,6 +479,14 @@ def _open_camera(index: int, timeout: float) -> FrameReader:
     return _finish_open(make, f"camera {index}", timeout, live=True)
 
 
+#: seconds an RTSP source over TCP is given to open on top of --open-timeout: FFmpeg reads up to
+#: about 3 s of the stream first (to learn its frame rate) before the first frame comes, and an open
+#: interrupted inside that read leaves the session's interleaved stream cut mid-packet (over UDP a
+#: lost datagram): the frames it had come, then nothing, again at every reconnect (measured with
+#: gst-rtsp-server and --open-timeout 2s)
+RTSP_PROBE_S = 5.0
+
+
 def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
     cv2 = _cv2()
     name = spec.describe()
@@ -464,11 +494,16 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
         _check_gstreamer()
         return _finish_open(lambda: cv2.VideoCapture(str(spec.target), cv2.CAP_GSTREAMER), name, timeout, live=True)
     ms = int(max(timeout, 0.1) * 1000)
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    within = f"{timeout:g} s"
+    if spec.rtsp and spec.rtsp_transport == "tcp":  # an open cut short inside the stream breaks a TCP session
+        within += f" and {RTSP_PROBE_S:g} s more for the start of its stream (RTSP over TCP)"
+        timeout += RTSP_PROBE_S
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(max(timeout, 0.1) * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
     target = str(spec.target)
 
     def make() -> Any:
-        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+        with ffmpeg_rtsp_transport(spec.rtsp_transport if spec.rtsp else None):
+            cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
         if cap.isOpened():
             follow_rotation(cap)  # a phone's recording, or a phone streaming as a camera
             if spec.kind == "url":
@@ -477,12 +512,57 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
 
     if spec.kind == "file" and Path(target).is_file() and Path(target).stat().st_size == 0:
         raise SrxError(f"{target} is an empty file; expected a video")
-    why_not = (lambda: _ffmpeg_refusal(target, timeout)) if spec.kind == "url" else None
+    why_not = (lambda: _ffmpeg_refusal(target, timeout, spec.rtsp_transport if spec.rtsp else None)) \
+        if spec.kind == "url" else None
+    silent = (f"; over --rtsp-transport udp a camera that answers but whose video a firewall, NAT or 4G router "
+              f"drops looks the same: try --rtsp-transport tcp" if spec.rtsp and spec.rtsp_transport == "udp" else "")
     return _finish_open(make, name, timeout, live=spec.kind == "url", is_file=spec.kind == "file", why_not=why_not,
-                        path=str(spec.target) if spec.kind == "file" else None)
+                        path=str(spec.target) if spec.kind == "file" else None, silent=silent, within=within)
 
 
-def _ffmpeg_refusal(url: str, timeout: float) -> str | None:
+#: OpenCV's FFmpeg backend reads its demuxer options from this variable when it opens a capture
+CAPTURE_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_transport_cond = threading.Condition()
+#: the transport the variable is set for, the opens under way with it, and what the user had set there
+_transport_now: list[Any] = [None, 0, None]
+
+
+@contextlib.contextmanager
+def ffmpeg_rtsp_transport(transport: str | None) -> Iterator[None]:
+    """OpenCV's FFmpeg backend opens RTSP over this transport while the capture opens. OpenCV takes
+    it only from OPENCV_FFMPEG_CAPTURE_OPTIONS, and (4.11, measured against gst-rtsp-server) asks
+    for TCP whenever that variable holds anything and for UDP only where it is unset: tcp sets
+    `rtsp_transport;tcp` there beside the user's own options, udp unsets it (the user's options are
+    then not applied). The variable is the process's, so opens with one transport run together and
+    one with the other waits until they have read it; None (not RTSP): as it is."""
+    if transport is None:
+        yield
+        return
+    with _transport_cond:
+        while _transport_now[1] and _transport_now[0] != transport:
+            _transport_cond.wait()
+        if _transport_now[0] is None:
+            _transport_now[2] = os.environ.get(CAPTURE_OPTIONS, "")
+        if _transport_now[0] != transport:
+            kept = [kv for kv in str(_transport_now[2]).split("|") if kv and kv.split(";", 1)[0] != "rtsp_transport"]
+            if transport == "tcp":
+                os.environ[CAPTURE_OPTIONS] = "|".join([*kept, "rtsp_transport;tcp"])
+            else:
+                os.environ.pop(CAPTURE_OPTIONS, None)
+                if kept:
+                    log.info("--rtsp-transport udp: %s=%s is left out (OpenCV asks for TCP while it is set)",
+                             CAPTURE_OPTIONS, "|".join(kept))
+            _transport_now[0] = transport
+        _transport_now[1] += 1
+    try:
+        yield
+    finally:
+        with _transport_cond:
+            _transport_now[1] -= 1
+            _transport_cond.notify_all()
+
+
+def _ffmpeg_refusal(url: str, timeout: float, transport: str | None = None) -> str | None:
     """Why FFmpeg cannot open `url`, in its words ("Server returned 401 Unauthorized ..."), asked
     again through PyAV where OpenCV's open failed without saying (a wrong camera password reads like
     a wrong address there); None where PyAV is missing or opens it."""
@@ -491,7 +571,8 @@ def _ffmpeg_refusal(url: str, timeout: float) -> str | None:
     except ImportError:
         return None
     try:
-        av.open(url, timeout=min(max(timeout, 0.5), 5.0)).close()
+        av.open(url, timeout=min(max(timeout, 0.5), 5.0),
+                options={"rtsp_transport": transport} if transport else None).close()
     except av.error.FFmpegError as exc:
         return redact_text(str(getattr(exc, "strerror", None) or exc))
     except Exception:  # noqa: BLE001  (only a better message is at stake)
@@ -500,9 +581,11 @@ def _ffmpeg_refusal(url: str, timeout: float) -> str | None:
 
 
 def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool, is_file: bool = False,
-                 why_not: Callable[[], str | None] | None = None, path: str | None = None) -> FrameReader:
+                 why_not: Callable[[], str | None] | None = None, path: str | None = None,
+                 silent: str = "", within: str = "") -> FrameReader:
     """Open and read the first frame in a helper thread; give up after `timeout` seconds. `path`: a
-    file's, for its frame rate (srx.imageio.video_rate)."""
+    file's, for its frame rate (srx.imageio.video_rate); `silent`: said where no answer came;
+    `within`: how the wait is said (the timeout's seconds)."""
     from srx.imageio import listed_frames, video_rate
 
     cv2 = _cv2()
@@ -528,8 +611,8 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
                              and not ("cap" in result and result["cap"].isOpened() and result.get("frame") is not None)):
         if not worker.is_alive() and result.get("cap") is not None:
             result["cap"].release()
-        raise SrxError(f"source {name} did not open within {timeout:g} s (no answer); "
-                       "check the address and that the camera or server is running")
+        raise SrxError(f"source {name} did not open within {within or f'{timeout:g} s'} (no answer); "
+                       f"check the address and that the camera or server is running{silent}")
     if "error" in result:
         first = str(result["error"]).strip().splitlines()[-1] if str(result["error"]).strip() else type(result["error"]).__name__
         raise SrxError(f"cannot open source {name}: {first}")
@@ -556,4 +639,4 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
     fps = float(fps) if fps and 0.5 <= fps <= 1000 else None
     count = listed_frames(cap) if is_file else 0
     log.debug("opened %s: %dx%d at %s fps", name, frame.shape[1], frame.shape[0], f"{fps:g}" if fps else "?")
-    return CvReader(cap, frame, fps, count or None, timed=is_file)
+    return CvReader(cap, frame, fps, count or None, timed=is_file or live)  # live: an RTSP camera's own times (LinkLag)

@@ -83,7 +83,8 @@ class StreamSummary:
     alone: bool = True  # the only source on its loop, so its stage times are the loop's whole work per frame
     skipped: int = 0  # frames --max-fps left out before the model (by design, unlike the dropped ones)
     max_fps: float | None = None  # --max-fps: at most this many frames a second went to the model
-    stale: int = 0  # frames a live source held up at a (re)connect or stall: skipped as seconds old
+    stale: int = 0  # frames a live source held up at a (re)connect, a stall or a slow link: skipped as seconds old
+    worst_lag_s: float | None = None  # an RTSP source: the most its frames trailed the camera's clock (LinkLag)
     source_fps: float | None = None  # the rate the source says it runs at (None: it does not say)
     live: bool = False  # a camera or network stream: judged by the rate it delivered, not the one it claims
     paced: bool = True  # frames came at the source's rate (False: a file read as fast as the model took them, --no-drop)
@@ -152,7 +153,7 @@ class StreamSummary:
             f"  frames: {self.frames_in} in, {self.frames_out} out, {self.dropped} dropped"
             + (f" (newest {self.buffer} held)" if self.buffer else "")
             + (f", {self.skipped} skipped by --max-fps {self.max_fps:g}" if self.skipped and self.max_fps else "")
-            + (f", {self.stale} stale (held by the source at a connect or stall)" if self.stale else "")
+            + (f", {self.stale} stale (held up at a connect, a stall or a slow link)" if self.stale else "")
             + (f", {self.queued_at_stop} still queued at the stop" if self.queued_at_stop else "")
             + (f", {self.nosignal_frames} no-signal" if self.nosignal_frames else "")
             + f" in {self.wall_s:.1f} s",
@@ -162,6 +163,8 @@ class StreamSummary:
             "  stage ms (mean/p95): " + ", ".join(
                 f"{name} {ms(s['mean'])}/{ms(s['p95'])}" for name, s in self.stage_ms.items()),
         ]
+        if self.worst_lag_s is not None and self.worst_lag_s > LATE_S:
+            lines.append(f"  {late_text(self.worst_lag_s)}")
         if self.reconnect_attempts and self.reconnects:
             lines.append(f"  reconnects: {self.reconnects} after {self.reconnect_attempts} attempt(s); "
                          f"{self.frames_after_reconnect} frames since the last")
@@ -198,6 +201,17 @@ STOPPED = {"end-of-input": "at the end of the input", "interrupted": "by an inte
            "sources-stopped": "when every source had stopped (each source's line says why)"}
 
 
+#: an RTSP frame that trails the camera's clock by more than this (beyond the least it has) is late
+#: (camera/capture.py, LinkLag)
+LATE_S = 2.0
+
+
+def late_text(worst_s: float) -> str:
+    """The summary's line for a source whose frames came late."""
+    return (f"frames came up to {worst_s:.1f} s behind the camera's own clock (a link slower than the stream); "
+            "the late ones that came at once were skipped as stale")
+
+
 def window_words(window: int | None, with_max: bool = False) -> str:
     """What a summary's latency line adds once more frames went out than the percentiles keep:
     ' (p50/p95 of the last 10,000 frames)' (`with_max`: '; max over the whole run' too), else ''."""
@@ -222,6 +236,24 @@ def servers_line(servers: list[dict[str, Any]]) -> str:
             part += f", {srv.get('state')} at the end"
         parts.append(part)
     return "  servers: " + "; ".join(parts)
+
+
+def recent_rate(times: list[float], now: float, span: float) -> float:
+    """Events a second lately, from their times (oldest first): over the last `span` seconds, or the
+    last three where a slow stream had fewer in it (a frame every 2 s is 0.5 fps, not 0); it falls
+    while none comes (an outage), to 0 once none came for `span` and three of their intervals."""
+    if len(times) < 2:
+        return 0.0
+    recent = [t for t in times if now - t <= span]
+    if len(recent) < 3:
+        recent = times[-3:]
+    took = max(recent[-1] - recent[0], 1e-9)
+    interval = took / (len(recent) - 1)
+    if now - recent[-1] > max(span, 3 * interval):  # nothing for a long while: stopped
+        return 0.0
+    if now - recent[-1] > 2 * interval:  # no frame for a while (an outage): the rate falls with it
+        took = now - recent[0] - interval
+    return (len(recent) - 1) / took
 
 
 class StreamStats:
@@ -260,23 +292,8 @@ class StreamStats:
         self.output_size = [int(out_shape[1]), int(out_shape[0])]
 
     def live_fps(self, now: float | None = None, span: float = 2.0) -> float:
-        """Frames out a second lately: over the last `span` seconds, or the last three frames where a
-        slow stream had fewer in it (a frame every 2 s is 0.5 fps, not 0); it falls while no frame
-        comes (an outage), to 0 once none came for `span` and three of its intervals."""
-        now = time.monotonic() if now is None else now
-        times = list(self._recent)
-        if len(times) < 2:
-            return 0.0
-        recent = [t for t in times if now - t <= span]
-        if len(recent) < 3:
-            recent = times[-3:]
-        took = max(recent[-1] - recent[0], 1e-9)
-        interval = took / (len(recent) - 1)
-        if now - recent[-1] > max(span, 3 * interval):  # nothing for a long while: stopped
-            return 0.0
-        if now - recent[-1] > 2 * interval:  # no frame for a while (an outage): the rate falls with it
-            took = now - recent[0] - interval
-        return (len(recent) - 1) / took
+        """Frames out a second lately (`recent_rate` of their times)."""
+        return recent_rate(list(self._recent), time.monotonic() if now is None else now, span)
 
     def fps_out(self) -> float:
         if self.frames_out < 2 or self.t_first_out is None or self.t_last_out is None:
@@ -308,7 +325,8 @@ class StreamStats:
             "connected": state == "up",  # delivering frames: not lost, failed, ended or stopped
             "state": state,  # up | starting | reconnecting | stalled | failed | ended | stopped
             "reconnects": cap.reconnects if cap is not None else 0,
-            "fps_in": round(cap.input_fps(), 2) if cap is not None and state == "up" else 0.0,  # not the rate before it went
+            "fps_in": round(cap.recent_fps(), 2) if cap is not None and state == "up" else 0.0,  # now, not the run's
+            **({"lag_s": round(cap.lag_s, 2)} if getattr(cap, "lag", None) is not None else {}),  # an RTSP source's
             "fps_out": round(self.live_fps(), 2),
             "latency_ms_p50": _round(self.latency.percentile(50)),
             "latency_ms_p95": _round(self.latency.percentile(95)),
@@ -410,6 +428,9 @@ _METRICS = (
     ("srx_backend_up", "gauge", "1 while the model backend upscales; 0 while it is away and frames go out bicubic.",
      "backend_up"),
     ("srx_output_fps", "gauge", "Frames sent to the outputs per second over the last two seconds.", "fps_out"),
+    ("srx_input_fps", "gauge", "Frames the source delivered per second over the last five seconds.", "fps_in"),
+    ("srx_source_lag_seconds", "gauge", "How far the newest frame of an RTSP source trailed the camera's own clock, "
+     "beyond the least since it connected: a link slower than the stream, or the backlog it hands over.", "lag_s"),
 )
 
 #: the recordings' series, labelled source and output: (metric, type, help, status key)

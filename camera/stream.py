@@ -331,6 +331,7 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         queued_at_stop=max(0, capture.frames_read - stats.frames_out - capture.dropped - capture.skipped - capture.stale),
         skipped=capture.skipped,
         stale=capture.stale,
+        worst_lag_s=round(capture.lag.worst, 2) if capture.lag is not None else None,
         max_fps=capture.spec.max_fps,
         latency_window=stats.latency_window(), events_left_out=events_left_out,
         **extra,

@@ -162,6 +162,10 @@ tests:
         values: '0+90x20'
       - series: 'srx_latency_seconds_count{{{box},source="gate"}}'
         values: '0+600x20'
+      - series: 'srx_source_lag_seconds{{{box},source="door"}}'
+        values: '0x5 12x15'
+      - series: 'srx_source_lag_seconds{{{box},source="gate"}}'
+        values: '0x5 12 0 12 0 12 0 12 0 12 0x10'
     alert_rule_test:
       - eval_time: 20m
         alertname: SrxDroppingFrames
@@ -172,7 +176,14 @@ tests:
         alertname: SrxLatencyHigh
         exp_alerts:
           - exp_labels: {{severity: warning, {labels}, source: door}}
-            exp_annotations: {{summary: "door on box1:8080 is 2s behind the camera"}}
+            exp_annotations: {{summary: "door on box1:8080 takes 2s from capture to output"}}
+      - eval_time: 7m
+        alertname: SrxCameraLate
+      - eval_time: 8m
+        alertname: SrxCameraLate
+        exp_alerts:
+          - exp_labels: {{severity: warning, {labels}, source: door}}
+            exp_annotations: {{summary: "door on box1:8080: frames come 12s late (a slow link)"}}
 """
 
 
@@ -191,7 +202,7 @@ def test_the_alert_rules_load_and_raise_what_they_say(tmp_path: Path) -> None:
     reconnecting is lost, a file that ended is not (srx_source_up is 0 for both)."""
     tool = promtool()
     res = subprocess.run([tool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0 and "SUCCESS: 8 rules found" in res.stdout, res.stdout + res.stderr
+    assert res.returncode == 0 and "SUCCESS: 9 rules found" in res.stdout, res.stdout + res.stderr
     tests = tmp_path / "srx-alerts-test.yml"
     tests.write_text(ALERT_TESTS.format(rules=ALERTS, box='instance="box1:8080",job="srx"',
                                         labels='instance: "box1:8080", job: srx'))

@@ -83,7 +83,8 @@ def stream_cmd(
         None, "--keep-free", help="With --segment: while the disk of the recordings has less free space than this, "
         "delete the oldest of their segments, whichever camera's (never one's newest), so the disk never fills: "
         f"{SIZE_FORMS}. Make it more than one segment of every camera takes."),
-    open_timeout: str = typer.Option("10s", "--open-timeout", help=f"Give up opening (or reading) a source after this long: {DURATION_FORMS}."),
+    open_timeout: str = typer.Option("10s", "--open-timeout", help=f"Give up opening (or reading) a source after this long (an rtsp:// source over TCP gets 5 s more to "
+        f"open: FFmpeg reads the start of its stream first): {DURATION_FORMS}."),
     roi: Optional[list[str]] = typer.Option(
         None, "--roi", help="Upscale only this region of the frames: LEFT,TOP,WIDTH,HEIGHT in source pixels, e.g. "
         "640,360,640,360 (a digital zoom; an HD camera then costs what its region costs). With several sources "
@@ -92,6 +93,12 @@ def stream_cmd(
         None, "--max-fps", help="At most this many frames a second go to the model, evenly spaced; the others are "
         "skipped (counted apart from dropped ones), so many cameras share a host's cores by design. With several "
         "sources NAME=N sets one source's (repeat); one without a name applies to the others."),
+    rtsp_transport: Optional[list[str]] = typer.Option(
+        None, "--rtsp-transport", help="How an rtsp:// source's video comes: tcp (default: inside the RTSP connection, "
+        "through NAT, firewalls and 4G routers; a lossy link delays frames rather than damaging them) or udp (RTP "
+        "packets apart: a little less delay on a clean local network; a lost packet damages a frame, and a network "
+        "that drops UDP leaves the camera silent). With several sources NAME=tcp|udp sets one source's (repeat); one "
+        "without a name applies to the others."),
 ) -> None:
     """Upscale a live stream frame by frame, keeping to the newest frames, and report fps and latency.
 
@@ -113,7 +120,7 @@ def stream_cmd(
     from srx.camera.stream import check_bounds, stopping_signals, stream
     from srx.runtime.upscaler import create_upscaler
 
-    from srx.camera.multi import apply_rates, apply_regions, output_for, parse_sources
+    from srx.camera.multi import apply_rates, apply_regions, apply_transports, output_for, parse_sources
 
     weights, scale = one_value(weights, "--weights", "stream"), one_value(scale, "--scale", "stream")
     model = one_value(model_, "--model", "stream")
@@ -134,6 +141,7 @@ def stream_cmd(
     named = parse_sources(cams, srcs, demo, loop) if cams or srcs or demo else []
     apply_regions(named, roi or [])
     apply_rates(named, max_fps or [])
+    apply_transports(named, rtsp_transport or [])
     if server is not None and backend == "auto":
         backend = "triton"
     if len(named) > 1:

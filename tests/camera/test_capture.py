@@ -142,3 +142,32 @@ def test_reconnect_attempts_wait_at_most_reconnect_max_wait(caplog) -> None:
         cap.stop()
     assert waits()[:4] == [capture.RECONNECT_FIRST_WAIT, 1.0, 1.0, 1.0], waits()
     assert cap.reconnects == 0 and cap.reconnect_attempts >= 4
+
+
+def test_link_lag_follows_a_slow_link_and_forgives_a_slow_camera_clock() -> None:
+    """LinkLag, frame by frame: frames in step with the camera's clock are on time; frames a link
+    delivers slower than the stream trail it by what they lost; the backlog handed over at once
+    brings it back; a camera clock 0.05 % slower than the box's (crystals differ) is no lag even over
+    hours; a clock that goes back, or no times at all, change nothing."""
+    from srx.camera.capture import LinkLag
+
+    lag, t, pos = LinkLag(), 100.0, 5.0
+    for _ in range(50):  # in step: 10 fps
+        t, pos = t + 0.1, pos + 0.1
+        assert lag.update(t, pos) < 1e-6
+    for _ in range(20):  # a link at a third of the stream's rate: each frame 0.2 s later than the one before
+        t, pos = t + 0.3, pos + 0.1
+        lag.update(t, pos)
+    assert 3.9 < lag.lag < 4.1, lag.lag
+    for _ in range(40):  # the link recovers and hands over its backlog (4 s of the stream) at once
+        t, pos = t + 0.001, pos + 0.1
+        lag.update(t, pos)
+    assert lag.lag < 0.1 and 3.9 < lag.worst < 4.1, (lag.lag, lag.worst)
+    before = lag.lag
+    assert abs(lag.update(t + 0.1, pos - 30.0) - before) < 1e-3  # the camera restarted its clock: as on time
+    assert lag.update(t + 0.2, None) == lag.lag  # no time: as it was
+    slow, t, pos = LinkLag(), 0.0, 0.0
+    for _ in range(36_000):  # an hour at 10 fps of a camera whose clock runs 0.05 % slow
+        t, pos = t + 0.1, pos + 0.1 * 0.9995
+        slow.update(t, pos)
+    assert slow.worst < 0.01, slow.worst

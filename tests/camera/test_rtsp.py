@@ -147,6 +147,8 @@ def test_rtsp_reconnects_after_server_restart(tmp_path: Path, make_upscaler, cap
     assert events.index("lost") < events.index("reconnected")
     logged = [r.getMessage() for r in caplog.records]
     assert any("reconnect" in m and "attempt" in m for m in logged), logged
+    failed = [m for m in logged if m.startswith("reconnect attempt") and "failed" in m]
+    assert failed and not any("check the address" in m for m in failed), failed  # it worked a moment ago
     assert any(m.startswith("reconnected to rtsp://127.0.0.1") for m in logged), logged
     # what a viewer saw: real frames, then the generated no-signal frames (not frozen, not black), then real again
     kinds = [looks_like_nosignal(t) for t in sink.thumbs]
@@ -249,3 +251,84 @@ def test_a_camera_login_is_used_and_its_password_is_said_nowhere(tmp_path: Path,
     assert_one_error_line(wrong.output, "the camera refused the login")
     assert "401" in wrong.output and "check the user and password in the URL" in wrong.output
     assert "Wr0ng" not in wrong.output
+
+
+def test_rtsp_sources_pull_their_video_over_tcp_unless_told_udp(tmp_path: Path, tiny_checkpoint) -> None:
+    """srx pulled RTSP the way OpenCV's FFmpeg does by default, RTP over UDP, and said nothing of it: a
+    camera behind NAT or a 4G router, whose RTSP connection gets through but not the UDP video, never
+    opened, with "check the address" for a camera that had answered (a bad-link trial). Now the video
+    comes inside the RTSP connection unless --rtsp-transport udp asks otherwise, and that failing so
+    says what to try. Checked at the SETUP each asks for, through a link that drops UDP."""
+    from typer.testing import CliRunner
+
+    from srx.camera.sources import open_reader
+    from srx.cli import app
+    from srx.errors import SrxError
+    from tests.camera.link import Link
+
+    server, _, port = serving_clip(tmp_path, 100)
+    blocked, clear = Link(port, drop_udp=True), Link(port)
+    try:
+        reader = open_reader(parse_source(source=blocked.url()), timeout=3.0)
+        assert all(reader.read() is not None for _ in range(5))
+        reader.release()
+        assert blocked.transports[-1].startswith("RTP/AVP/TCP"), blocked.transports
+        udp = parse_source(source=blocked.url())
+        udp.rtsp_transport = "udp"
+        with pytest.raises(SrxError, match="did not open within 2 s .*try --rtsp-transport tcp"):
+            open_reader(udp, timeout=2.0)
+        assert "UDP" in blocked.transports[-1], blocked.transports
+        common = ["-w", str(tiny_checkpoint(2)), "--backend", "torch", "--threads", "1", "--no-window", "-q",
+                  "--max-frames", "3", "--open-timeout", "3"]
+        res = CliRunner().invoke(app, ["stream", "--source", clear.url(), "--rtsp-transport", "udp", *common])
+        assert res.exit_code == 0, res.output
+        assert "UDP" in clear.transports[-1], clear.transports
+        res = CliRunner().invoke(app, ["stream", "--source", f"door={clear.url()}", "--source", f"gate={blocked.url()}",
+                                       "--rtsp-transport", "door=udp", *common])
+        assert res.exit_code == 0, res.output
+        assert {t.split(";")[0] for t in clear.transports[-1:] + blocked.transports[-1:]} == \
+            {"RTP/AVP/UDP", "RTP/AVP/TCP"}, (clear.transports, blocked.transports)
+    finally:
+        blocked.close()
+        clear.close()
+        server.kill()
+
+
+def test_a_link_slower_than_the_stream_is_said_and_its_backlog_skipped(tmp_path: Path, make_upscaler, caplog) -> None:
+    """A link slower than the camera's stream (a Wi-Fi bridge, a 4G router) delivered frames ever later
+    while srx said "up" with a latency of 100 ms, and when the link recovered the backlog it handed
+    over went to the model as live frames, or was counted as dropped by a slow model (a bad-link
+    trial). Now the frames' lag behind the camera's own clock (RTP times) is /stats' lag_s, a warning
+    says when they come late, and the late ones that come at once are skipped as stale until the
+    picture is live again."""
+    from tests.camera.link import Link
+
+    server, _, port = serving_clip(tmp_path, 400)
+    link = Link(port)
+    sink, stats, stop = ThumbnailSink(), StreamStats(), threading.Event()
+    caplog.set_level(logging.WARNING, logger="srx")
+    thread, result = in_background(lambda: stream(parse_source(source=link.url()), make_upscaler(2), [sink], stats=stats,
+                                                  stop_event=stop, open_timeout=4.0))
+    try:
+        wait_until(lambda: stats.frames_out >= 10 or "error" in result, 30, "the first upscaled RTSP frames")
+        assert "error" not in result, result.get("error")
+        assert stats.snapshot()["lag_s"] < 1.0
+        stale_before = stats.capture.stale
+        link.rate = 150_000  # bytes a second: about half the stream's 2 Mbit/s, frames still coming
+        wait_until(lambda: stats.snapshot()["lag_s"] > 4.0, 30, "the frames to come 4 s late")
+        assert "behind the camera's own clock" in caplog.text
+        assert stats.snapshot()["state"] == "up"
+        link.rate = None  # the link recovers, and hands over what it held
+        wait_until(lambda: stats.snapshot()["lag_s"] < 1.0, 30, "the frames to come in time again")
+        assert "its frames come in time again" in caplog.text
+        skipped = stats.capture.stale - stale_before
+        assert skipped >= 8, skipped  # the backlog (above 2 s late: 20 frames), not sent through the model
+        kinds = [e["event"] for e in stats.capture.events]
+        assert "late" in kinds and "in time" in kinds, kinds
+    finally:
+        stop.set()
+        thread.join(15)
+        link.close()
+        server.kill()
+    summary = result["summary"]
+    assert summary.worst_lag_s > 4.0 and "frames came up to" in summary.format(), summary.format()

@@ -360,6 +360,9 @@ def test_metrics_text_names_each_source_and_leaves_out_what_is_unknown() -> None
     assert [labels for (metric, labels), v in got.items() if metric == "srx_source_state" and v == 1] == [
         north + ',state="reconnecting"', 'source="door",state="reconnecting"']
     assert not any(metric.startswith(("srx_recording", "srx_publish")) or metric == "srx_build_info" for metric, _ in got)
+    assert not any(metric == "srx_source_lag_seconds" for metric, _ in got)  # a camera's lag: RTSP sources only
+    got = _metrics(prometheus_text({"sources": {"door": {**snap, "lag_s": 12.5, "fps_in": 3.3}}}))
+    assert got["srx_source_lag_seconds", 'source="door"'] == 12.5 and got["srx_input_fps", 'source="door"'] == 3.3
     outputs = [{"kind": "recording", "output": "/rec/door.mkv", "state": "lost", "up": False, "disk_free_bytes": 0,
                 "segments": 3, "segments_lost": 2, "segments_deleted": 0},
                {"kind": "publish", "output": "rtsp://cam:***@nvr/door", "state": "away", "up": False, "frames": 40,
