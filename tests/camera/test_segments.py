@@ -823,3 +823,118 @@ def test_keep_free_takes_files_dated_ahead_by_their_dates_not_their_names(tmp_pa
     a, b, older = (card / f"rec-{t}.mkv" for t in ("20261116-120000", "20261115-230000", "20261114-210000"))
     _record_beside(card, {a: T0 + 86400, b: T0 + 1.5 * 86400, older: T0 - 3600})
     assert not a.exists() and b.exists() and older.exists()  # a's modification time is the earlier of the two
+
+
+def test_cli_keep_deletes_an_earlier_runs_old_segments_and_not_a_fresh_partial(tmp_path: Path, tiny_checkpoint,
+                                                                              caplog) -> None:
+    """`srx stream --segment 1s --keep 1h` end to end: an earlier run's segment of a month ago goes, the
+    partial file a run killed a moment ago leaves stays (the start-up warning says it is kept for the
+    user). Every other --keep test built its VideoFileOutput itself, so the option could have reached
+    no recording (a mutation audit)."""
+    import os
+
+    clip = tmp_path / "clip.mkv"
+    write_ffv1(clip, frames(25, 24, 32), fps=10)
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    month_ago = time.time() - 30 * 86400
+    old = rec / f"rec-{time.strftime('%Y%m%d-%H%M%S', time.localtime(month_ago))}.mkv"
+    old.write_bytes(b"x")
+    os.utime(old, (month_ago, month_ago))
+    fresh = rec / ".rec.partial.a1b2c3d4.mkv"  # as long as one that holds frames: not removed at the start
+    fresh.write_bytes(os.urandom(70_000))
+    caplog.set_level(logging.INFO, logger="srx")
+    res = CliRunner().invoke(app, ["stream", "--source", str(clip), "--output", str(rec / "rec.mkv"), "--segment", "1s",
+                                   "--keep", "1h", "-w", str(tiny_checkpoint(2)), "--backend", "torch", "--threads", "1",
+                                   "--no-drop", "--no-window", "-q"])
+    assert res.exit_code == 0, res.output
+    assert not old.exists() and fresh.exists()
+    assert "--keep 1h: deleted 1 old file of" in caplog.text, caplog.text
+
+
+def test_the_cli_gives_a_sources_recordings_one_clock_that_follows_a_live_source() -> None:
+    """What `srx stream --segment` hands each recording of a source: one SegmentClock, shared (its .mp4
+    and .mkv cut at the same frames), that reads the clock again for a live source (NTP setting it mid-run
+    names later segments by the right time). A recording given none makes its own, which does neither."""
+    from srx.camera.outputs import recording_output
+    from srx.cli.camera import _segments
+
+    for live in (True, False):
+        cut = _segments("1h", None, None, ["a.mkv", "b.mp4"], live=live)
+        a, b = (recording_output(f"/tmp/srx-never-written/{n}", **cut) for n in ("a.mkv", "b.mp4"))
+        try:
+            assert a.clock is b.clock and a.clock.live is live
+        finally:
+            a.discard()
+            b.discard()
+
+
+def test_keep_free_counts_only_the_room_this_user_may_fill(monkeypatch) -> None:
+    """The blocks a file system keeps for root (5 % of an ext4 disk) are not room for srx, which the
+    shipped unit runs as its own user: counting them, --keep-free 2G deleted nothing until the disk
+    said ENOSPC."""
+    import os
+
+    from srx.camera.segments import FreeSpace
+
+    class Disk:  # 1000 blocks of 1 MiB, 100 free of which 50 are root's
+        f_frsize, f_blocks, f_bfree, f_bavail = 1 << 20, 1000, 100, 50
+
+    monkeypatch.setattr(os, "statvfs", lambda _: Disk())
+    assert FreeSpace("80M", size=80 << 20).short_by(Path("/rec")) == (30 << 20, 50 << 20)
+    assert FreeSpace("10%", share=0.1).short_by(Path("/rec")) == (50 << 20, 50 << 20)
+
+
+@pytest.mark.parametrize("moved, jump", [(2.0, False), (-2.0, False), (10.0, True), (-10.0, True), (-86400.0, True)])
+def test_a_live_clock_is_followed_when_it_is_set_either_way(moved: float, jump: bool, caplog) -> None:
+    """A live source's segment clock follows the wall clock when it is set by more than JUMP_S (5 s),
+    back as well as forward (a clock that ran ahead, set right by NTP), and not for a second or two of
+    jitter; the warning says which way."""
+    caplog.set_level(logging.WARNING, logger="srx")
+    now, seen = [T0], []
+    clock = SegmentClock(lambda: now[0], live=True)
+    clock.on_jump = seen.append
+    assert clock.wall(0.0) == T0
+    now[0] = T0 + 1.0 + moved
+    assert clock.wall(1.0) == (T0 + 1.0 + moved if jump else T0 + 1.0)
+    assert bool(seen) is jump and (not jump or abs(seen[0] - moved) < 1e-6), seen
+    assert ("the clock was set back" in caplog.text) is (jump and moved < 0), caplog.text
+    assert ("the clock was set forward" in caplog.text) is (jump and moved > 0), caplog.text
+
+
+def test_keep_leaves_this_runs_segments_when_the_clock_is_set_forward_by_days(tmp_path: Path, utc) -> None:
+    """A box whose clock ran three days slow (after 2026, so names and times look real) is set right
+    mid-run: --keep 1d must not delete the segments this run recorded a moment ago, though their
+    names and modification times are three days old; an earlier run's file of then goes."""
+    import os
+
+    now = [T0 - 3 * 86400.0]
+    earlier = tmp_path / f"rec-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now[0] - 3600))}.mkv"
+    earlier.write_bytes(b"x")
+    os.utime(earlier, (now[0] - 3600, now[0] - 3600))
+    out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, keep=86400.0,
+                          clock=SegmentClock(lambda: now[0], live=True))
+    pictures = frames(50, 24, 32)
+    for i, f in enumerate(pictures[:25]):
+        out.write(f, i / 10)
+        now[0] += 0.1
+    for p in out.segments:  # finished then: named and written three days before the clock is set
+        os.utime(p, (T0 - 3 * 86400.0, T0 - 3 * 86400.0))
+    now[0] = T0
+    for i, f in enumerate(pictures[25:], start=25):
+        out.write(f, i / 10)
+        now[0] += 0.1
+    out.close()
+    assert all(p.exists() for p in out.segments) and out.pruned == 0, [p.name for p in out.segments]
+    assert out.segments[0].name.startswith("rec-20261111-") and out.segments[-1].name.startswith("rec-20261114-")
+    assert not earlier.exists()
+
+
+def test_a_segment_name_never_replaces_a_link_that_points_nowhere(tmp_path: Path, utc) -> None:
+    (tmp_path / "rec-20261114-221321.mkv").symlink_to(tmp_path / "gone")
+    out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
+    for i, f in enumerate(frames(3, 24, 32)):
+        out.write(f, i / 10)
+    out.close()
+    assert (tmp_path / "rec-20261114-221321.mkv").is_symlink()
+    assert [p.name for p in out.segments] == ["rec-20261114-221321-1.mkv"]
