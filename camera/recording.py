@@ -732,11 +732,9 @@ class VideoFileOutput(Output):
                 log.warning("%s: cannot delete %s: %s (said once; tried again at each segment)", option, p, why)
             return why
         self._delete_said = False
-        if p in self._began:
+        if p in self._began:  # this run's (each segment's beginning is kept where --keep or --keep-free is set)
             self.pruned += 1
             del self._began[p]
-        elif self.keep is None and p in self.segments:  # --keep-free alone keeps no _began
-            self.pruned += 1
         return None
 
     def _make_room(self) -> None:

@@ -417,7 +417,7 @@ def test_a_segmented_recording_records_again_once_the_disk_has_room(tmp_path: Pa
     caplog.set_level(logging.INFO, logger="srx")
     card = small_disk(4096, "card")
     out = VideoFileOutput(card / f"rec{suffix}", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
-    pictures = [np.random.default_rng(i).integers(0, 256, (96, 128, 3), dtype=np.uint8) for i in range(90)]
+    pictures = [np.random.default_rng(i).integers(0, 256, (96, 128, 3), dtype=np.uint8) for i in range(150)]
 
     def write(first: int, last: int) -> None:
         for i in range(first, last):
@@ -427,16 +427,23 @@ def test_a_segmented_recording_records_again_once_the_disk_has_room(tmp_path: Pa
     filler = fill_disk(card)  # full: :22 and :24 are lost (and :26, unless a writer still held it all at its cut)
     write(11, 70)
     filler.unlink()  # room again: :28 (frames 70-89) is recorded
-    write(70, 90)
-    out.close()
+    write(70, 91)  # frame 90 finishes :28 ("records again") and begins :30
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "lost: " in errors[0] and "no space left on device" in errors[0].lower(), errors
+    filler = fill_disk(card)  # full again: the first segment lost this time is an error line of its own
+    write(91, 130)
+    filler.unlink()
+    write(130, 150)  # :34 is recorded
+    out.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 2 and all("no space left on device" in e.lower() for e in errors), errors
     assert re.search(r"records again: rec-20261114-2213(26|28)\S* is finished \(\d segments? lost before it", caplog.text)
     names = [p.name for p in out.segments]
-    assert names[0] == f"rec-20261114-221321{suffix}" and names[-1] == f"rec-20261114-221328{suffix}", names
+    assert names[0] == f"rec-20261114-221321{suffix}" and f"rec-20261114-221328{suffix}" in names, names
+    assert names[-1] == f"rec-20261114-221334{suffix}", names
     assert not {f"rec-20261114-22132{s}{suffix}" for s in (2, 4)} & set(names), names
     assert len(stored_frames(out.segments[-1])) == 20 and len(stored_frames(out.segments[0])) == 10
-    assert out.lost_segments >= 2 and out.lost is not None
+    assert out.lost_segments >= 4 and out.lost is not None
 
 
 def test_a_folder_that_refuses_a_cut_keeps_that_segment_whole_and_the_recording_goes_on(tmp_path: Path, utc,
@@ -560,7 +567,8 @@ def test_keep_free_deletes_the_recordings_own_oldest_segments_while_its_disk_is_
     assert kept == ["rec-20261114-221326.mkv"], kept  # each finished one, once a newer is: the disk stays short
     warned = [r.getMessage() for r in caplog.records if "no segment is left to delete but the newest" in r.getMessage()]
     assert len(warned) == 1 and "(other files take the rest" in warned[0], warned
-    assert out.lost is None and out.pruned >= 1
+    assert out.lost is None and out.pruned >= 1 and out.status()["segments_deleted"] == out.pruned
+    assert f"({out.pruned} of them deleted since by --keep-free)" in caplog.text
 
 
 def test_keep_free_makes_room_from_the_oldest_segments_of_every_camera_on_the_disk(tmp_path: Path, utc,
@@ -771,6 +779,14 @@ def test_the_closing_line_says_how_many_of_the_runs_segments_keep_deleted(tmp_pa
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{tmp_path / 'rec.mkv'}: ")]
     assert out.pruned >= 1 and len(said) == 1, said
     assert said[0].endswith(f"({out.pruned} of them deleted since by --keep)") and out.describe().endswith(said[0][-30:])
+    first = re.search(r"segments, (\S+)", said[0]).group(1)  # the oldest still there (here also the newest)
+    assert (tmp_path / first).exists() and not out.first_segment.exists(), said  # not the first, which --keep took
+    caplog.clear()
+    two = VideoFileOutput(tmp_path / "two.mkv", fps=10, segment=2.0, clock=SegmentClock(lambda: T0))
+    for i, f in enumerate(frames(20, 24, 32)):  # :21 and :22
+        two.write(f, i / 10)
+    two.close()
+    assert f"{tmp_path / 'two.mkv'}: 2 segments, two-20261114-221321.mkv to two-20261114-221322.mkv" in caplog.text
 
 
 def test_a_clock_set_mid_run_is_an_event_of_its_source(tmp_path: Path, utc, make_upscaler) -> None:
