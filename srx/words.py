@@ -23,7 +23,7 @@ def duration_text(s: float) -> str:
 
 
 def span_text(s: float) -> str:
-    """'26.9 years', '3.2 days', '1.5 h', '12 min', '6.5 s': how far apart two times are, in the unit
+    """'26.9 years', '3.2 days', '1.5 h', '12.0 min', '6.5 s': how far apart two times are, in the unit
     a reader takes in at once (a clock set by NTP after a boot in 2000 moved 849,938,009 s)."""
     year, day = 365.25 * 86400, 86400
     for unit, size, least in ((" years", year, 2 * year), (" days", day, 2 * day), (" h", 3600, 3600), (" min", 60, 60)):

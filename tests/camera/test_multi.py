@@ -213,6 +213,7 @@ def test_a_looping_file_moved_away_is_down_in_stats_and_metrics(tmp_path: Path, 
     assert live["a"]["connected"] is False and live["b"]["connected"] is True
     assert 'srx_source_up{source="a"} 0' in metrics and 'srx_source_up{source="b"} 1' in metrics
     assert (live["a"]["state"], live["b"]["state"]) == ("failed", "up")
+    assert live["a"]["fps_in"] == 0.0 and live["b"]["fps_in"] > 0  # a source that is gone delivers nothing now
     gone = f"file {tmp_path / 'a.mkv'} was moved or deleted during the run; it cannot be looped again"
     assert f"source a stopped: {gone} (the others go on)" in caplog.text and "decode" not in caplog.text
     summary = result["summary"]
@@ -545,13 +546,16 @@ def test_a_run_that_drops_frames_says_why_for_all_its_sources(tmp_path: Path, ti
 
 
 def _multi(dropped: tuple[int, ...], tick_ms: list[float], sizes: tuple[tuple[int, int], ...] | None = None,
-           fps: float = 10.0, max_fps: tuple[float | None, ...] | None = None):
-    """Per-source summaries of a run of len(dropped) 10 fps files, 100 frames read each, and its ticks."""
+           fps: float | tuple[float, ...] = 10.0, max_fps: tuple[float | None, ...] | None = None):
+    """Per-source summaries of a run of len(dropped) files (10 fps, or each its own `fps`), 100 frames read
+    each, and its ticks."""
     from srx.camera.stats import Samples, StreamSummary
 
     sizes = sizes or tuple((480, 360) for _ in dropped)
     sources = {}
+    rates = fps if isinstance(fps, tuple) else (fps,) * len(dropped)
     for i, d in enumerate(dropped):
+        fps = rates[i]
         sources[f"s{i}"] = StreamSummary(
             source=f"file s{i}.mp4", backend="onnxruntime", scale=3, stopped_by="interrupted", wall_s=10.0,
             frames_in=100, frames_out=100 - d, dropped=d, nosignal_frames=0, fps_in=fps, fps_out=(100 - d) / 10.0,
@@ -589,6 +593,26 @@ def test_the_runs_keep_up_verdict_from_its_own_numbers() -> None:
     capped = run_keep_up(*_multi((0, 40), [300.0] * 10, max_fps=(None, 2.0)))
     assert "in slow spells" in capped and "fits the 500 ms between a source's frames" in capped
     assert run_keep_up(*_multi((0, 0, 0), [300.0] * 10)) == ""
+    # a 25 fps and a 5 fps camera both dropping: judged against the faster one's 40 ms, not 200 ms
+    mixed = run_keep_up(*_multi((60, 20), [100.0] * 10, fps=(25.0, 5.0)))
+    assert mixed.startswith("srx was slower than the sources: 100 ms of work per tick") and "against 40 ms" in mixed, mixed
+
+
+def test_the_live_line_says_which_camera_has_no_signal() -> None:
+    from srx.camera.multi import NamedSource, _Lane, live_line
+    from srx.camera.sources import SourceSpec
+    from srx.camera.stats import StreamStats
+
+    class Up:  # a capture that delivers
+        frames_read, dropped, skipped, stale, reconnects, state, lag = 10, 0, 0, 0, 0, "up", None
+
+        def recent_fps(self) -> float:
+            return 10.0
+
+    lanes = [_Lane(NamedSource(name, SourceSpec("url", f"rtsp://{name}/live")), [], StreamStats()) for name in ("door", "gate")]
+    lanes[0].stats.capture = Up()
+    line = live_line(lanes, 0.0)
+    assert "door 0.0fps d0 p95 - |" in line + " |" and "gate 0.0fps d0 p95 - NO SIGNAL" in line, line
 
 
 def test_several_sources_out_of_memory_print_the_summary_then_one_error_line(tmp_path: Path, tiny_checkpoint) -> None:

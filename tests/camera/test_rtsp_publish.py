@@ -247,3 +247,18 @@ def test_a_server_that_takes_the_connection_and_never_answers_is_refused_in_seco
                                           "connections but sent no answer in 3 s (hung?)")
         assert "backend:" not in res.output and "secret" not in res.output
         assert _answers("127.0.0.1", port, f"rtsp://127.0.0.1:{port}/up", timeout=0.5).startswith("it takes connections")
+
+
+def test_an_rtsp_output_is_one_whatever_the_case_of_its_scheme() -> None:
+    """`RTSP://HOST/PATH` (as a camera's manual may write it) is published to like rtsp://, not refused
+    as a scheme srx does not publish to: here, told that nothing takes connections there."""
+    import socket
+
+    from srx.camera.outputs import recording_output
+    from srx.errors import SrxError
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(SrxError, match=f"nothing takes connections at 127.0.0.1:{port}"):
+        recording_output(f"RTSP://127.0.0.1:{port}/door")

@@ -808,6 +808,28 @@ def test_a_clock_set_mid_run_is_an_event_of_its_source(tmp_path: Path, utc, make
     assert [p.name[:13] for p in out.segments] == ["rec-20000101-", "rec-20261114-"]
 
 
+def test_a_clock_set_mid_run_is_an_event_of_its_source_among_several(tmp_path: Path, utc, make_upscaler,
+                                                                      caplog) -> None:
+    """The same with several sources: the `clock-set` event is the recording source's, and the warning
+    names it."""
+    from srx.camera.multi import NamedSource, stream_many
+    from srx.camera.sources import SourceSpec
+
+    caplog.set_level(logging.WARNING, logger="srx")
+    calls = [0]
+
+    def wall() -> float:
+        calls[0] += 1
+        return (T0 if calls[0] > 10 else 946_684_800.0) + calls[0] * 0.05
+
+    out = VideoFileOutput(tmp_path / "rec.mkv", fps=10, segment=60.0, clock=SegmentClock(wall, live=True))
+    sources = [NamedSource(n, SourceSpec.from_frames(frames(20, 24, 32), fps=10.0)) for n in ("door", "gate")]
+    summary = stream_many(sources, make_upscaler(2), {"door": [out]})
+    moved = [e for e in summary.sources["door"].events if e["event"] == "clock-set"]
+    assert len(moved) == 1 and not [e for e in summary.sources["gate"].events if e["event"] == "clock-set"]
+    assert "door's recording segments are named by the new time" in caplog.text, caplog.text
+
+
 def test_a_disk_filled_by_files_keep_cannot_date_says_so_where_segments_are_lost(tmp_path: Path, utc, small_disk,
                                                                                  caplog) -> None:
     """A box that never gets NTP, with --keep alone: each run's files are dated 2000, --keep leaves them

@@ -344,6 +344,20 @@ def test_metrics_for_prometheus_match_the_stats(served: Served) -> None:
     assert 'backend="torch"' in version[0] and after["run"]["detail"].startswith("torch")  # a label to group a fleet by
 
 
+def test_a_runs_stats_add_up_the_sources_and_say_the_run_once() -> None:
+    """/stats of several sources: every count added up in `total` (a dashboard reads total.reconnects),
+    the run's own keys once at the top, not again in each source."""
+    from srx.camera.stats import sources_stats
+
+    counts = ("frames_in", "frames_out", "dropped", "skipped", "stale", "nosignal_frames", "fallback_frames", "reconnects")
+    snap = {**{key: i + 1 for i, key in enumerate(counts)}, "fps_in": 2.5, "fps_out": 2.0}
+    run = {"version": "0.1.0", "backend": "onnxruntime", "model": "fast-x3", "scale": "3"}
+    got = sources_stats({"door": {**snap, "run": run}, "gate": {**snap, "run": run}})
+    assert got["total"] == {"sources": 2, **{key: 2 * (i + 1) for i, key in enumerate(counts)}, "fps_out": 4.0,
+                            "fps_in": 5.0}
+    assert got["run"] == run and not any("run" in source for source in got["sources"].values())
+
+
 def test_metrics_text_names_each_source_and_leaves_out_what_is_unknown() -> None:
     from srx.camera.stats import prometheus_text
 
