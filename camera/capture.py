@@ -557,6 +557,7 @@ class CaptureThread:
                 self.lag.reset()  # a new session's times
             self.reconnects += 1
             self.last_frame_at = time.monotonic()
+            self._stall_said = False  # "reconnected" says it: no "sends frames again" after it
             self.connected = True
             self.next_retry_at = None
             self._event("reconnected", attempts=self.attempt)

@@ -171,3 +171,47 @@ def test_link_lag_follows_a_slow_link_and_forgives_a_slow_camera_clock() -> None
         t, pos = t + 0.1, pos + 0.1 * 0.9995
         slow.update(t, pos)
     assert slow.worst < 0.01, slow.worst
+
+
+def test_a_stalled_source_that_is_reconnected_is_said_back_once(monkeypatch, caplog) -> None:
+    """A live source silent past --open-timeout (stalled, said) whose read then gives up and which is
+    reconnected: "reconnected to ..." says it is back; "sends frames again" after it said it twice (a
+    bad-link trial)."""
+    import logging
+
+    from srx.camera.sources import FrameReader
+
+    class Silent(FrameReader):  # two frames, then a read that waits past the timeout and fails
+        fps = 10.0
+
+        def __init__(self) -> None:
+            self.n = 0
+
+        def read(self):
+            self.n += 1
+            if self.n <= 2:
+                return np.zeros((8, 8, 3), np.uint8)
+            time.sleep(0.6)
+            return None
+
+    class Back(FrameReader):
+        fps = 10.0
+
+        def read(self):
+            time.sleep(0.1)
+            return np.zeros((8, 8, 3), np.uint8)
+
+    monkeypatch.setattr(capture, "open_reader", lambda spec, timeout: Back())
+    caplog.set_level(logging.WARNING, logger="srx")
+    cap = CaptureThread(SourceSpec("url", "rtsp://cam/live"), Silent(), open_timeout=0.3).start()
+    try:
+        deadline = time.monotonic() + 10
+        while cap.reconnects == 0 or cap.frames_read < 6:
+            assert time.monotonic() < deadline, caplog.text
+            cap.get(0.05)
+            _ = cap.connected  # what the stream loop asks: says the stall
+    finally:
+        cap.stop()
+    said = [r.getMessage() for r in caplog.records]
+    assert any("sent no frame for" in m for m in said) and any(m.startswith("reconnected to") for m in said), said
+    assert not any("sends frames again" in m for m in said), said
