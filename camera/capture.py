@@ -71,6 +71,9 @@ STALE_READ_SHARE = 0.3
 #: (crystals: 0.01 %), a link slower than the stream by far more (a link at 90 % of the bitrate: 10 %)
 LAG_DRIFT = 0.001
 
+#: how long frames must come late before it is said (not the one frame after a stall)
+LATE_HOLD_S = 1.0
+
 
 class LinkLag:
     """How far a live source's newest frame trails the camera's own clock: its arrival against its
@@ -104,8 +107,11 @@ class LinkLag:
             self._least = behind
         else:
             self._least = min(self._least + LAG_DRIFT * (arrived - self._last[0]), behind)
+        step = t - self._last[1] if self._last is not None else 0.0
         self._last = (arrived, t)
-        self.lag = behind - self._least
+        # less one interval of the stream: the frame the decoder holds until the next one comes (seconds
+        # at a low rate; srx decodes an RTSP source on one thread, FFmpeg's frame threads hold one each)
+        self.lag = max(0.0, behind - self._least - step)
         self.worst = max(self.worst, self.lag)
         return self.lag
 
@@ -199,6 +205,9 @@ class CaptureThread:
         self.stale = 0  # frames a live source held up at a (re)connect or stall, skipped unread by the model
         self.lag = LinkLag() if spec.rtsp else None  # how late an RTSP source's frames come (its RTP times)
         self._late_said = False  # the source's frames are late (said once, until they are in time again)
+        self._late_since: float | None = None  # when its frames began to come more than LATE_S late
+        self._spell_worst = 0.0  # the most they trailed in this spell
+        self._burst_from: float | None = None  # the stream time where the frames read at once began
         self._arrivals: collections.deque[float] = collections.deque(maxlen=512)  # when frames came: the rate now
         self.eof = False
         self._connected = True
@@ -309,8 +318,9 @@ class CaptureThread:
         return self._active_n / max(self._active_s, 1e-9)
 
     def recent_fps(self, span: float = 5.0) -> float:
-        """Frames a second the source delivers now: those read over the last `span` seconds, stale
-        and late ones too (a link slower than the stream shows here, the run's rate hides it)."""
+        """Frames a second the source delivers now: those read over the last `span` seconds, but the
+        stale ones (a link slower than the stream shows here, the run's rate hides it; the backlog it
+        hands over when it recovers is no rate of the camera's)."""
         return recent_rate(list(self._arrivals), time.monotonic(), span)
 
     @property
@@ -428,7 +438,6 @@ class CaptureThread:
             else:
                 n += 1
             self.frames_read += 1
-            self._arrivals.append(t_got)
             # a read that waited out OpenCV's read timeout returns what the decoder still held, not a
             # frame the camera sent: the source is still silent
             resumed = False
@@ -456,6 +465,7 @@ class CaptureThread:
                 self.stale += 1  # late and queued behind newer frames: the backlog of a slow link
                 continue
             t_in = t_got if self.spec.live else time.monotonic()  # a paced file's frame comes in when it is due
+            self._arrivals.append(t_in)  # the rate it delivers now: stale ones left out (a backlog is not a rate)
             if self.last_read_at is not None and not fresh:  # the source's own rate: its outages left out
                 self._active_s += t_in - self.last_read_at
                 self._active_n += 1
@@ -471,22 +481,38 @@ class CaptureThread:
                 return
 
     def _late(self, t_got: float, waited: float) -> bool:
-        """Whether an RTSP frame is late and came at once (a newer one is right behind it): skipped.
-        Says when the frames start coming late and when they come in time again."""
+        """Whether an RTSP frame is late and part of a backlog: it came at once (a newer one right
+        behind it) in a run of such frames longer than LATE_S of the stream (what a link hands over
+        when it recovers; a clump that jitter makes on a link that keeps up is not one). Says when the
+        frames have come late for LATE_HOLD_S (not for one frame after a stall), and when they come in
+        time again, with that spell's worst."""
         assert self.lag is not None
-        lag = self.lag.update(t_got, self.reader.time_s)
-        if lag > LATE_S and not self._late_said:
+        lag, stream_s = self.lag.update(t_got, self.reader.time_s), self.reader.time_s
+        interval = 1.0 / self.reader.fps if self.reader.fps else 0.04
+        at_once = waited < STALE_READ_SHARE * interval
+        if not at_once or stream_s is None:
+            self._burst_from = None
+        elif self._burst_from is None:
+            self._burst_from = stream_s
+        if lag <= LATE_S:
+            self._late_since = None
+        elif self._late_since is None:
+            self._late_since = t_got
+        self._spell_worst = max(self._spell_worst, lag)
+        if self._late_since is not None and t_got - self._late_since >= LATE_HOLD_S and not self._late_said:
             self._late_said = True
             self._event("late", lag_s=round(lag, 1))
             log.warning("source %s: its frames come %.1f s behind the camera's own clock (a link slower than the "
-                        "stream?); the newest that comes is upscaled, late ones queued behind it are skipped",
+                        "stream?); the newest that comes is upscaled, a backlog of late ones is skipped",
                         self.label, lag)
         elif lag < LATE_S / 2 and self._late_said:
             self._late_said = False
-            self._event("in time", worst_lag_s=round(self.lag.worst, 1))
-            log.warning("source %s: its frames come in time again", self.label)
-        interval = 1.0 / self.reader.fps if self.reader.fps else 0.04
-        return lag > LATE_S and waited < STALE_READ_SHARE * interval
+            self._event("in time", worst_lag_s=round(self._spell_worst, 1))
+            log.warning("source %s: its frames come in time again (at worst %.1f s late)", self.label, self._spell_worst)
+        if not self._late_said and lag < LATE_S / 2:
+            self._spell_worst = 0.0
+        return (lag > LATE_S and at_once and self._burst_from is not None and stream_s is not None
+                and stream_s - self._burst_from > LATE_S)
 
     def _reopen_for_loop(self) -> FrameReader:
         """The looping source opened again from its start; a file or folder that is no longer there

@@ -52,25 +52,15 @@ def _listening(host: str, port: int, timeout: float = 2.0) -> OSError | None:
         return exc
 
 
-def _answers(host: str, port: int, url: str, timeout: float = 3.0) -> str | None:
-    """None if the RTSP server at host:port answers an OPTIONS request within `timeout`, else why
-    not. FFmpeg's handshake (ANNOUNCE, SETUP, RECORD) has no timeout and holds Python's lock while it
-    waits, so a server that takes the connection and never answers (hung, or stopped) froze every
-    thread of srx, Ctrl-C included: this look comes first."""
-    import socket
+def _answers(url: str, timeout: float = 3.0) -> str | None:
+    """None if the RTSP server of `url` answers an OPTIONS request within `timeout`, else why not
+    (srx.camera.sources.rtsp_answers). FFmpeg's handshake (ANNOUNCE, SETUP, RECORD) has no timeout and
+    holds Python's lock while it waits, so a server that takes the connection and never answers (hung,
+    or stopped) froze every thread of srx, Ctrl-C included: this look comes first."""
+    from srx.camera.sources import NO_ANSWER, rtsp_answers
 
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as conn:
-            conn.settimeout(timeout)
-            conn.sendall(f"OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: srx\r\n\r\n".encode())
-            reply = conn.recv(64)
-    except socket.timeout:
-        return f"it takes connections but sent no answer in {timeout:g} s (hung?)"
-    except OSError as exc:
-        return str(exc.strerror or exc)
-    if not reply.startswith(b"RTSP/"):
-        return "what answers there is not an RTSP server" if reply else "it closed the connection without an answer"
-    return None
+    why = rtsp_answers(url, timeout)
+    return f"it takes connections but sent no answer in {timeout:g} s (hung?)" if why == NO_ANSWER else why
 
 
 class RtspOutput(Output):
@@ -123,7 +113,7 @@ class RtspOutput(Output):
                            f"({why.strerror or why}); start the RTSP server first (e.g. MediaMTX), or check the address")
         netloc = urlsplit(url).netloc  # what an OPTIONS request names: the URL without its user and password
         self._options_url = url.replace(netloc, netloc.rpartition("@")[2], 1)
-        silent = _answers(self.host, self.port, self._options_url)
+        silent = _answers(self._options_url)
         if silent is not None:
             raise SrxError(f"--output {self.label}: the RTSP server at {self.host}:{self.port} does not answer: {silent}")
         self.fps = float(fps) if fps and fps > 0 else 10.0
@@ -259,7 +249,7 @@ class RtspOutput(Output):
     def _open(self, frame: np.ndarray, at: float) -> None:
         from srx.media import H264Writer, LiveTarget
 
-        why = _answers(self.host, self.port, self._options_url)  # FFmpeg's handshake would wait for good
+        why = _answers(self._options_url)  # FFmpeg's handshake would wait for good
         if why is not None:
             raise SrxError(f"{self.label}: {why}")
         size = self.size or (int(frame.shape[1]), int(frame.shape[0]))

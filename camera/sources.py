@@ -494,12 +494,22 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
         _check_gstreamer()
         return _finish_open(lambda: cv2.VideoCapture(str(spec.target), cv2.CAP_GSTREAMER), name, timeout, live=True)
     ms = int(max(timeout, 0.1) * 1000)
-    within = f"{timeout:g} s"
-    if spec.rtsp and spec.rtsp_transport == "tcp":  # an open cut short inside the stream breaks a TCP session
-        within += f" and {RTSP_PROBE_S:g} s more for the start of its stream (RTSP over TCP)"
+    within, silent_what = f"{timeout:g} s", "no answer"
+    target = str(spec.target)
+    if spec.rtsp and spec.rtsp_transport == "tcp":  # an open cut short inside the stream breaks a TCP session:
+        why = rtsp_answers(target, timeout)  # so the camera is asked first, within --open-timeout,
+        if why == NO_ANSWER:
+            raise SrxError(f"source {name} did not open within {timeout:g} s (no answer); check the address and that "
+                           "the camera or server is running")
+        if why:
+            raise SrxError(f"cannot open source {name}: {why}; check the address and that the camera or server is "
+                           "running")
+        within += f", and {RTSP_PROBE_S:g} s more for the start of its stream"  # and its stream given the time
+        silent_what = "it answered, but sent no frame"
         timeout += RTSP_PROBE_S
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(max(timeout, 0.1) * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-    target = str(spec.target)
+    if spec.kind == "url":  # one decoding thread: FFmpeg's frame threads hold a frame each, seconds at a low rate
+        params += [cv2.CAP_PROP_N_THREADS, 1]
 
     def make() -> Any:
         with ffmpeg_rtsp_transport(spec.rtsp_transport if spec.rtsp else None):
@@ -517,7 +527,37 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
     silent = (f"; over --rtsp-transport udp a camera that answers but whose video a firewall, NAT or 4G router "
               f"drops looks the same: try --rtsp-transport tcp" if spec.rtsp and spec.rtsp_transport == "udp" else "")
     return _finish_open(make, name, timeout, live=spec.kind == "url", is_file=spec.kind == "file", why_not=why_not,
-                        path=str(spec.target) if spec.kind == "file" else None, silent=silent, within=within)
+                        path=str(spec.target) if spec.kind == "file" else None, silent=silent, within=within,
+                        silent_what=silent_what)
+
+
+#: what `rtsp_answers` says of a server that takes the connection and sends nothing back in time
+NO_ANSWER = "no answer"
+
+
+def rtsp_answers(url: str, timeout: float, request_url: str | None = None) -> str | None:
+    """None if the RTSP server of `url` (rtsp://, not rtsps://) answers an OPTIONS request within
+    `timeout` (any RTSP reply: a camera that wants a login answers 401), else why not (NO_ANSWER where
+    it took the connection and said nothing). The login in the URL is not sent."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "rtsp" or not parts.hostname:
+        return None
+    bare = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 554), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            conn.sendall(f"OPTIONS {request_url or bare} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: srx\r\n\r\n".encode())
+            reply = conn.recv(64)
+    except socket.timeout:
+        return NO_ANSWER
+    except (OSError, ValueError) as exc:
+        return str(getattr(exc, "strerror", None) or exc)
+    if not reply.startswith(b"RTSP/"):
+        return "what answers there is not an RTSP server" if reply else "it closed the connection without an answer"
+    return None
 
 
 #: OpenCV's FFmpeg backend reads its demuxer options from this variable when it opens a capture
@@ -582,7 +622,7 @@ def _ffmpeg_refusal(url: str, timeout: float, transport: str | None = None) -> s
 
 def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool, is_file: bool = False,
                  why_not: Callable[[], str | None] | None = None, path: str | None = None,
-                 silent: str = "", within: str = "") -> FrameReader:
+                 silent: str = "", within: str = "", silent_what: str = "no answer") -> FrameReader:
     """Open and read the first frame in a helper thread; give up after `timeout` seconds. `path`: a
     file's, for its frame rate (srx.imageio.video_rate); `silent`: said where no answer came;
     `within`: how the wait is said (the timeout's seconds)."""
@@ -611,7 +651,7 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
                              and not ("cap" in result and result["cap"].isOpened() and result.get("frame") is not None)):
         if not worker.is_alive() and result.get("cap") is not None:
             result["cap"].release()
-        raise SrxError(f"source {name} did not open within {within or f'{timeout:g} s'} (no answer); "
+        raise SrxError(f"source {name} did not open within {within or f'{timeout:g} s'} ({silent_what}); "
                        f"check the address and that the camera or server is running{silent}")
     if "error" in result:
         first = str(result["error"]).strip().splitlines()[-1] if str(result["error"]).strip() else type(result["error"]).__name__

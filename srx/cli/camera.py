@@ -83,8 +83,8 @@ def stream_cmd(
         None, "--keep-free", help="With --segment: while the disk of the recordings has less free space than this, "
         "delete the oldest of their segments, whichever camera's (never one's newest), so the disk never fills: "
         f"{SIZE_FORMS}. Make it more than one segment of every camera takes."),
-    open_timeout: str = typer.Option("10s", "--open-timeout", help=f"Give up opening (or reading) a source after this long (an rtsp:// source over TCP gets 5 s more to "
-        f"open: FFmpeg reads the start of its stream first): {DURATION_FORMS}."),
+    open_timeout: str = typer.Option("10s", "--open-timeout", help=f"Give up opening (or reading) a source after this long (an rtsp:// source over TCP that has answered "
+        f"gets 5 s more to open: FFmpeg reads the start of its stream first): {DURATION_FORMS}."),
     roi: Optional[list[str]] = typer.Option(
         None, "--roi", help="Upscale only this region of the frames: LEFT,TOP,WIDTH,HEIGHT in source pixels, e.g. "
         "640,360,640,360 (a digital zoom; an HD camera then costs what its region costs). With several sources "

@@ -1,13 +1,15 @@
 """A network link between srx and an RTSP server, for the tests: a TCP proxy on loopback that
 passes the RTSP connection (and the video interleaved in it, over TCP) both ways, notes the
 `Transport:` each SETUP asks for, and can make the link poor: `rate` caps what goes to the client
-(bytes a second; None: as fast as it comes; what waits is queued in the link, none lost),
+(bytes a second; None: as fast as it comes; what waits is queued in the link, none lost), `delay`
+and `jitter` hold what the server sends that many seconds (plus up to `jitter` more, in order),
 `drop_udp` points the server's RTP packets of a UDP
 session at a port where nothing listens (a NAT or firewall that lets the RTSP connection through
 but not the video)."""
 from __future__ import annotations
 
 import collections
+import random
 import re
 import socket
 import threading
@@ -18,6 +20,7 @@ class Link:
     def __init__(self, server_port: int, drop_udp: bool = False) -> None:
         self.server_port, self.drop_udp = server_port, drop_udp
         self.rate: float | None = None
+        self.delay, self.jitter = 0.0, 0.0
         self.transports: list[str] = []  # each SETUP's Transport header, as the client sent it
         self._listen = socket.socket()
         self._listen.bind(("127.0.0.1", 0))
@@ -73,15 +76,17 @@ class Link:
     def _down(self, server: socket.socket, client: socket.socket) -> None:
         """Server to client: what the server sends is taken at once (the server never waits, as a
         camera would not for a Wi-Fi bridge's queue) and passed on at most `rate` bytes a second."""
-        queue: collections.deque[bytes] = collections.deque()
+        queue: collections.deque[tuple[float, bytes]] = collections.deque()
         ready = threading.Condition()
+        due = [0.0]
 
         def send() -> None:
             while True:
                 with ready:
                     while not queue:
                         ready.wait()
-                    data = queue.popleft()
+                    at, data = queue.popleft()
+                time.sleep(max(0.0, at - time.monotonic()))
                 if not data:
                     break
                 for i in range(0, len(data), 4096):
@@ -103,8 +108,9 @@ class Link:
                 data = server.recv(65536)
             except OSError:
                 data = b""
+            due[0] = max(due[0], time.monotonic() + self.delay + random.uniform(0.0, self.jitter))
             with ready:
-                queue.append(data)
+                queue.append((due[0], data))
                 ready.notify()
             if not data:
                 break
