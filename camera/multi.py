@@ -731,6 +731,8 @@ def live_line(lanes: Sequence[_Lane], t_start: float) -> str:
                  "outputs-failed": " outputs FAILED"}.get(lane.done or "", "")
         if not state and not s["connected"]:
             state = " NO SIGNAL"
+        elif not state and s.get("lag_s", 0.0) > LATE_S:
+            state = f" LATE {s['lag_s']:.1f}s"
         p95 = f"{s['latency_ms_p95']:.0f}ms" if s["latency_ms_p95"] is not None else "-"
         parts.append(f"{lane.src.name} {s['fps_out']:.1f}fps d{s['dropped']} p95 {p95}{state}")
     return f"{now - t_start:7.1f}s  total out {total_fps:5.2f} fps | " + " | ".join(parts)

@@ -363,8 +363,9 @@ class StreamStats:
         lat = f"{s['latency_ms_p50']:.0f}/{s['latency_ms_p95']:.0f} ms" if s["latency_ms_p50"] is not None else "-"
         state = "" if connected else {"failed": "  FAILED", "ended": "  ended", "stopped": ""}.get(
             s.get("state", ""), "  NO SIGNAL, reconnecting")
+        late = f"  LATE {s['lag_s']:.1f} s" if s.get("lag_s", 0.0) > LATE_S else ""
         return (f"{s['elapsed_s']:7.1f}s  out {s['fps_out']:5.2f} fps  in {s['fps_in']:5.2f} fps  "
-                f"frames {s['frames_out']}  dropped {dropped}  latency p50/p95 {lat}{state}")
+                f"frames {s['frames_out']}  dropped {dropped}  latency p50/p95 {lat}{late}{state}")
 
     def stage_summary(self) -> dict[str, dict[str, float | None]]:
         return {name: {"mean": _round(s.mean()), "p50": _round(s.percentile(50)), "p95": _round(s.percentile(95))}

@@ -225,3 +225,18 @@ def test_a_stalled_source_that_is_reconnected_is_said_back_once(monkeypatch, cap
     said = [r.getMessage() for r in caplog.records]
     assert any("sent no frame for" in m for m in said) and any(m.startswith("reconnected to") for m in said), said
     assert not any("sends frames again" in m for m in said), said
+
+
+def test_the_status_line_says_when_a_cameras_frames_come_late() -> None:
+    class Late:  # an RTSP capture whose frames come 12.3 s behind the camera's clock
+        frames_read, dropped, skipped, stale, reconnects, state, lag, lag_s = 10, 0, 0, 0, 0, "up", object(), 12.34
+
+        def recent_fps(self) -> float:
+            return 3.3
+
+    stats = StreamStats()
+    stats.capture = Late()
+    assert stats.live_line().endswith("latency p50/p95 -  LATE 12.3 s"), stats.live_line()
+    Late.lag_s = 1.0
+    stats.published = None
+    assert "LATE" not in stats.live_line()

@@ -613,6 +613,9 @@ def test_the_live_line_says_which_camera_has_no_signal() -> None:
     lanes[0].stats.capture = Up()
     line = live_line(lanes, 0.0)
     assert "door 0.0fps d0 p95 - |" in line + " |" and "gate 0.0fps d0 p95 - NO SIGNAL" in line, line
+    Up.lag, Up.lag_s = object(), 12.34  # an RTSP source whose frames come late
+    lanes[0].stats.capture = Up()
+    assert "door 0.0fps d0 p95 - LATE 12.3s" in live_line(lanes, 0.0)
 
 
 def test_several_sources_out_of_memory_print_the_summary_then_one_error_line(tmp_path: Path, tiny_checkpoint) -> None:
