@@ -201,6 +201,8 @@ class CaptureThread:
         self.frames_read = 0
         self.dropped = 0
         self.skipped = 0  # left out by the source's max_fps before the model saw them
+        self.dropped_in_bursts = 0  # of the dropped, those a live source handed over at once (a stall's, a link's)
+        self.late_spells = 0  # times its frames came late (RTSP: LinkLag), said in a warning
         self._next_due: float | None = None  # when (source time, s) the next frame may pass max_fps
         self.stale = 0  # frames a live source held up at a (re)connect or stall, skipped unread by the model
         self.lag = LinkLag() if spec.rtsp else None  # how late an RTSP source's frames come (its RTP times)
@@ -355,6 +357,8 @@ class CaptureThread:
                 while len(self._held) >= self.buffer:
                     self._held.popleft()
                     self.dropped += 1
+                    if self.spec.live and frame.capture_s < STALE_READ_SHARE / max(self.reader.fps or 25.0, 1.0):
+                        self.dropped_in_bursts += 1  # the source handed frames over at once: not srx's speed
                 self._held.append(frame)
                 self._cond.notify_all()
             return True
@@ -501,6 +505,7 @@ class CaptureThread:
         self._spell_worst = max(self._spell_worst, lag)
         if self._late_since is not None and t_got - self._late_since >= LATE_HOLD_S and not self._late_said:
             self._late_said = True
+            self.late_spells += 1
             self._event("late", lag_s=round(lag, 1))
             log.warning("source %s: its frames come %.1f s behind the camera's own clock (a link slower than the "
                         "stream?); the newest that comes is upscaled, a backlog of late ones is skipped",

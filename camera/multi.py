@@ -31,8 +31,8 @@ from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
 from srx.camera.sources import (FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_rtsp_transport,
                                 parse_source, redact_url)
-from srx.camera.stats import (LATE_S, Samples, StreamStats, StreamSummary, late_text, servers_line, stopped_text,
-                              window_words)
+from srx.camera.stats import (LATE_S, Samples, StreamStats, StreamSummary, bursts_text, late_text, servers_line,
+                              stopped_text, window_words)
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
 
@@ -333,8 +333,8 @@ class MultiSummary:
             lines.append(f"  {name}: {s.source}, {size}, {stopped_text(s.stopped_by)}: {s.frames_in} in, {s.frames_out} out, "
                          f"{s.dropped} dropped{extra}; fps {s.fps_in:.2f} in, {s.fps_out:.2f} out; "
                          f"latency ms p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}" + window_words(s.latency_window))
-            if s.worst_lag_s is not None and s.worst_lag_s > LATE_S:
-                lines.append(f"    {late_text(s.worst_lag_s)}")
+            if s.late_spells and s.worst_lag_s is not None:
+                lines.append(f"    {late_text(s.worst_lag_s, s.late_spells)}")
             if s.timing_note:
                 lines.append(f"    note: {s.timing_note}")
             for failed in s.output_errors:
@@ -683,6 +683,9 @@ def run_keep_up(sources: dict[str, StreamSummary], tick: Samples, upscale: Sampl
                 f"in all, {done:.1f} were upscaled, so {share} were dropped. To keep up: --max-fps per source "
                 f"(--max-fps NAME=N), fewer sources, a faster model or backend (srx models, srx bench), or a lower "
                 f"--scale{lockstep}")
+    bursts = sum(s.dropped_in_bursts for s in sources.values())
+    if 2 * bursts >= dropped:
+        return bursts_text(dropped, bursts)
     p95 = tick.percentile(95)
     return (f"{share} were dropped in slow spells (work per tick p95 {p95:.0f} ms): the mean work per tick "
             f"({work:.0f} ms, one frame of each source) fits the {interval:.0f} ms between a source's frames. A larger "

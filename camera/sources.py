@@ -651,8 +651,10 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
                              and not ("cap" in result and result["cap"].isOpened() and result.get("frame") is not None)):
         if not worker.is_alive() and result.get("cap") is not None:
             result["cap"].release()
-        raise SrxError(f"source {name} did not open within {within or f'{timeout:g} s'} ({silent_what}); "
-                       f"check the address and that the camera or server is running{silent}")
+        advice = ("check the address and that the camera or server is running" if silent_what == "no answer" else
+                  "check that it sends video (a camera that sends a keyframe seldom, at a low rate, needs a longer "
+                  "--open-timeout)")
+        raise SrxError(f"source {name} did not open within {within or f'{timeout:g} s'} ({silent_what}); {advice}{silent}")
     if "error" in result:
         first = str(result["error"]).strip().splitlines()[-1] if str(result["error"]).strip() else type(result["error"]).__name__
         raise SrxError(f"cannot open source {name}: {first}")

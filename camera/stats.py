@@ -85,6 +85,8 @@ class StreamSummary:
     max_fps: float | None = None  # --max-fps: at most this many frames a second went to the model
     stale: int = 0  # frames a live source held up at a (re)connect, a stall or a slow link: skipped as seconds old
     worst_lag_s: float | None = None  # an RTSP source: the most its frames trailed the camera's clock (LinkLag)
+    late_spells: int = 0  # times its frames came late, said in a warning
+    dropped_in_bursts: int = 0  # of the dropped, those a live source handed over at once (after a stall, a slow link)
     source_fps: float | None = None  # the rate the source says it runs at (None: it does not say)
     live: bool = False  # a camera or network stream: judged by the rate it delivered, not the one it claims
     paced: bool = True  # frames came at the source's rate (False: a file read as fast as the model took them, --no-drop)
@@ -129,6 +131,8 @@ class StreamSummary:
             return (f"{verdict}: {work:.0f} ms of work per frame ({means.get('infer', 0.0):.0f} ms in the model) against "
                     f"{interval:.0f} ms between its frames{cause}, so {share} were dropped. To keep up: a faster model "
                     f"or backend (srx models, srx bench), a lower --scale, or fewer streams on this host")
+        if 2 * self.dropped_in_bursts >= self.dropped:
+            return bursts_text(self.dropped, self.dropped_in_bursts)
         p95 = self.stage_ms.get("infer", {}).get("p95")
         slow = f" (model p95 {p95:.0f} ms)" if p95 is not None else ""
         return (f"{share} were dropped in slow spells{slow}: the mean work per frame ({work:.0f} ms) fits the "
@@ -163,8 +167,8 @@ class StreamSummary:
             "  stage ms (mean/p95): " + ", ".join(
                 f"{name} {ms(s['mean'])}/{ms(s['p95'])}" for name, s in self.stage_ms.items()),
         ]
-        if self.worst_lag_s is not None and self.worst_lag_s > LATE_S:
-            lines.append(f"  {late_text(self.worst_lag_s)}")
+        if self.late_spells and self.worst_lag_s is not None:
+            lines.append(f"  {late_text(self.worst_lag_s, self.late_spells)}")
         if self.reconnect_attempts and self.reconnects:
             lines.append(f"  reconnects: {self.reconnects} after {self.reconnect_attempts} attempt(s); "
                          f"{self.frames_after_reconnect} frames since the last")
@@ -206,10 +210,17 @@ STOPPED = {"end-of-input": "at the end of the input", "interrupted": "by an inte
 LATE_S = 2.0
 
 
-def late_text(worst_s: float) -> str:
+def late_text(worst_s: float, spells: int) -> str:
     """The summary's line for a source whose frames came late."""
-    return (f"frames came up to {worst_s:.1f} s behind the camera's own clock (a link slower than the stream); "
-            "the late ones that came at once were skipped as stale")
+    return (f"frames came late {'once' if spells == 1 else f'{spells} times'}, at worst {worst_s:.1f} s behind the "
+            "camera's own clock (a link slower than the stream?)")
+
+
+def bursts_text(dropped: int, bursts: int) -> str:
+    """What keep_up says where most drops were frames a live source handed over at once."""
+    return (f"{bursts} of the {dropped} dropped came in bursts the source handed over at once (the frames it "
+            "queued in a stall or on a slow link), not in slow spells of srx's: a larger --buffer would only keep "
+            "older frames")
 
 
 def window_words(window: int | None, with_max: bool = False) -> str:

@@ -332,6 +332,7 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         skipped=capture.skipped,
         stale=capture.stale,
         worst_lag_s=round(capture.lag.worst, 2) if capture.lag is not None else None,
+        late_spells=capture.late_spells, dropped_in_bursts=capture.dropped_in_bursts,
         max_fps=capture.spec.max_fps,
         latency_window=stats.latency_window(), events_left_out=events_left_out,
         **extra,

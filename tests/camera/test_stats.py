@@ -165,3 +165,28 @@ def test_a_json_summary_onto_a_full_disk_is_one_error_line_after_the_summary(tmp
     assert errors[0] == f"error: cannot write {disk / 'sum.json'}: no space left on device (the disk is full)"
     assert errors[1].startswith("error: 1 output failed: ")
     assert not (disk / "sum.json").exists()
+
+
+def test_drops_in_bursts_a_source_handed_over_are_not_blamed_on_srx():
+    """A camera behind a poor link hands over at once the frames it queued in a stall or a slow spell:
+    with most drops in such bursts the verdict says so, where it said "dropped in slow spells ... a
+    larger --buffer" (a bad-link trial: 56 of 69 drops came at link events)."""
+    summary = _summary(55.0, 8.0, 120)
+    summary.live, summary.dropped_in_bursts = True, 100
+    assert summary.keep_up() == ("100 of the 120 dropped came in bursts the source handed over at once (the frames it "
+                                 "queued in a stall or on a slow link), not in slow spells of srx's: a larger --buffer "
+                                 "would only keep older frames")
+    summary.dropped_in_bursts = 20  # a few: the slow spells are srx's
+    assert "A larger --buffer rides such spells out" in summary.keep_up()
+    summary.dropped_in_bursts = 100
+    slow = _summary(104.0, 12.7, 120)  # slower than the source on average: that, whatever the bursts
+    slow.dropped_in_bursts = 100
+    assert slow.keep_up().startswith("srx was slower than the source")
+
+
+def test_late_frames_are_in_the_summary_only_where_they_were_said():
+    summary = _summary(55.0, 8.0, 0)
+    summary.worst_lag_s = 2.4  # one frame at a rate change: no spell said
+    assert "came late" not in summary.format()
+    summary.worst_lag_s, summary.late_spells = 36.8, 2
+    assert "  frames came late 2 times, at worst 36.8 s behind the camera's own clock" in summary.format()
