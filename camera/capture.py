@@ -36,10 +36,12 @@ not counted as dropped, not a burst that would make a recording run ahead of the
 
 An RTSP source's frames carry the camera's own times (RTP), so a link slower than the stream (a
 Wi-Fi bridge, a 4G router) shows as frames that trail the camera's clock more and more (`LinkLag`):
-once they are LATE_S behind, a warning says so and `lag_s` (/stats, /metrics) says by how much; the
-newest frame that came is upscaled all the same, but late frames that come at once, queued behind
-newer ones (the backlog a link hands over when it recovers), are skipped as stale, so the picture
-is live again as soon as the link lets it be, and no slow model is blamed for them.
+once they have been LATE_S behind for LATE_HOLD_S, a warning says so and `lag_s` (/stats, /metrics)
+says by how much; the newest frame that came is upscaled all the same, and every frame of a link that
+keeps up however late, but a backlog read at once (more than LATE_S of the stream queued behind newer
+frames: what a link hands over when it recovers) is skipped past its first LATE_S as stale, so the
+picture is live again as soon as the link lets it be. Frames dropped from such a burst are counted
+apart (`dropped_in_bursts`): no slow model is blamed for them.
 """
 from __future__ import annotations
 
@@ -114,7 +116,6 @@ class LinkLag:
         self.lag = max(0.0, behind - self._least - step)
         self.worst = max(self.worst, self.lag)
         return self.lag
-
 
 
 @dataclass
