@@ -535,7 +535,7 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
 NO_ANSWER = "no answer"
 
 
-def rtsp_answers(url: str, timeout: float, request_url: str | None = None) -> str | None:
+def rtsp_answers(url: str, timeout: float) -> str | None:
     """None if the RTSP server of `url` (rtsp://, not rtsps://) answers an OPTIONS request within
     `timeout` (any RTSP reply: a camera that wants a login answers 401), else why not (NO_ANSWER where
     it took the connection and said nothing). The login in the URL is not sent."""
@@ -549,7 +549,7 @@ def rtsp_answers(url: str, timeout: float, request_url: str | None = None) -> st
     try:
         with socket.create_connection((parts.hostname, parts.port or 554), timeout=timeout) as conn:
             conn.settimeout(timeout)
-            conn.sendall(f"OPTIONS {request_url or bare} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: srx\r\n\r\n".encode())
+            conn.sendall(f"OPTIONS {bare} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: srx\r\n\r\n".encode())
             reply = conn.recv(64)
     except socket.timeout:
         return NO_ANSWER
