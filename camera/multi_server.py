@@ -27,7 +27,7 @@ import numpy as np
 from srx.camera.outputs import Output
 from srx.camera.server import (EVERY_INTERFACE, PROMETHEUS_TYPE, _Handler, _bind, _serve_in_thread, _url,
                                parse_hostport, send_mjpeg_parts, where)
-from srx.camera.stats import prometheus_text, sources_stats
+from srx.camera.stats import LATE_S, prometheus_text, sources_stats
 from srx.words import host_port
 
 log = logging.getLogger("srx")
@@ -51,7 +51,7 @@ function line(s) {
   if (!s) return '';
   const lat = s.latency_ms_p50 === null ? '-' : s.latency_ms_p50.toFixed(0) + ' / ' + s.latency_ms_p95.toFixed(0) + ' ms';
   return 'out ' + s.fps_out.toFixed(2) + ' fps   in ' + s.fps_in.toFixed(2) + ' fps   frames ' + s.frames_out +
-    '   dropped ' + s.dropped + '   latency p50/p95 ' + lat + (s.lag_s > 2 ? '   LATE ' + s.lag_s.toFixed(1) + ' s' : '') + (s.connected ? '' : '   ' + ({failed: 'FAILED', ended: 'ended', stopped: 'stopped'}[s.state] || 'NO SIGNAL'));
+    '   dropped ' + s.dropped + '   latency p50/p95 ' + lat + (s.lag_s > %(late)s ? '   LATE ' + s.lag_s.toFixed(1) + ' s' : '') + (s.connected ? '' : '   ' + ({failed: 'FAILED', ended: 'ended', stopped: 'stopped'}[s.state] || 'NO SIGNAL'));
 }
 async function poll() {
   try {
@@ -88,7 +88,7 @@ def _page(title: str, names: Sequence[str], single: bool) -> str:
                else f'<img src="/cam/{q}/frame.jpg" data-frame="/cam/{q}/frame.jpg" alt="{q}">')
         link = "" if single else f'<a href="/cam/{q}/">{q}</a> <a href="/cam/{q}/stream.mjpg">mjpeg</a>'
         tiles.append(f'<figure class="cam">{img}<figcaption><div id="stats-{q}">{q}</div>{link}</figcaption></figure>')
-    script = _SCRIPT % {"refresh": "false" if live else "true", "title": json.dumps(title)}
+    script = _SCRIPT % {"refresh": "false" if live else "true", "title": json.dumps(title), "late": LATE_S}
     return (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{_STYLE}</style></head>\n<body>\n<h1 id=\"total\">{html.escape(title)}</h1>\n"
             f'<div class="grid">{"".join(tiles)}</div>\n<script>{script}</script>\n</body></html>\n')

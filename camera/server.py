@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from srx.camera.outputs import Output
-from srx.camera.stats import prometheus_text, sources_stats
+from srx.camera.stats import LATE_S, prometheus_text, sources_stats
 from srx.errors import SrxError, bind_failure
 from srx.words import host_port
 
@@ -74,7 +74,7 @@ async function poll() {{
     const lat = s.latency_ms_p50 === null ? '-' : s.latency_ms_p50.toFixed(0) + ' / ' + s.latency_ms_p95.toFixed(0) + ' ms';
     document.getElementById('stats').textContent =
       title + '\\nout ' + s.fps_out.toFixed(2) + ' fps   in ' + s.fps_in.toFixed(2) + ' fps   frames ' + s.frames_out +
-      '   dropped ' + s.dropped + '   latency p50/p95 ' + lat + (s.lag_s > 2 ? '   LATE ' + s.lag_s.toFixed(1) + ' s' : '') + (s.connected ? '' : '   ' + ({{failed: 'FAILED', ended: 'ended', stopped: 'stopped'}}[s.state] || 'NO SIGNAL'));
+      '   dropped ' + s.dropped + '   latency p50/p95 ' + lat + (s.lag_s > {late} ? '   LATE ' + s.lag_s.toFixed(1) + ' s' : '') + (s.connected ? '' : '   ' + ({{failed: 'FAILED', ended: 'ended', stopped: 'stopped'}}[s.state] || 'NO SIGNAL'));
   }} catch (e) {{}}
   setTimeout(poll, 1000);
 }}
@@ -271,7 +271,7 @@ class MjpegServer(Output):
 
         halves = "".join(f'<div class="half" style="left: {left}"><span>{html.escape(text)}</span></div>'
                          for left, text in zip(("0", "50%"), self.halves or ()))
-        return PAGE.format(title=html.escape(self.title), halves=halves)
+        return PAGE.format(title=html.escape(self.title), halves=halves, late=LATE_S)
 
     def next_jpeg(self, after: int, timeout: float = 1.0) -> tuple[int, bytes | None]:
         with self._cond:

@@ -104,6 +104,9 @@ def parse_max_fps(text: str) -> float:
 MIN_ROI = 8
 
 
+#: what a source that cannot be opened is told to check (left out of a reconnect's lines: it worked before)
+CHECK_ADDRESS = "check the address and that the camera or server is running"
+
 #: --rtsp-transport's values: the video interleaved in the RTSP connection, or RTP over UDP
 RTSP_TRANSPORTS = ("tcp", "udp")
 
@@ -499,11 +502,9 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
     if spec.rtsp and spec.rtsp_transport == "tcp":  # an open cut short inside the stream breaks a TCP session:
         why = rtsp_answers(target, timeout)  # so the camera is asked first, within --open-timeout,
         if why == NO_ANSWER:
-            raise SrxError(f"source {name} did not open within {timeout:g} s (no answer); check the address and that "
-                           "the camera or server is running")
+            raise SrxError(f"source {name} did not open within {timeout:g} s (no answer); {CHECK_ADDRESS}")
         if why:
-            raise SrxError(f"cannot open source {name}: {why}; check the address and that the camera or server is "
-                           "running")
+            raise SrxError(f"cannot open source {name}: {why}; {CHECK_ADDRESS}")
         within += f", and {RTSP_PROBE_S:g} s more for the start of its stream"  # and its stream given the time
         silent_what = "it answered, but sent no frame"
         timeout += RTSP_PROBE_S
@@ -651,7 +652,7 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
                              and not ("cap" in result and result["cap"].isOpened() and result.get("frame") is not None)):
         if not worker.is_alive() and result.get("cap") is not None:
             result["cap"].release()
-        advice = ("check the address and that the camera or server is running" if silent_what == "no answer" else
+        advice = (CHECK_ADDRESS if silent_what == "no answer" else
                   "check that it sends video (a camera that sends a keyframe seldom, at a low rate, needs a longer "
                   "--open-timeout)")
         raise SrxError(f"source {name} did not open within {within or f'{timeout:g} s'} ({silent_what}); {advice}{silent}")
@@ -668,10 +669,8 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
             raise SrxError(f"cannot open source {name}: the camera refused the login ({said}); "
                            "check the user and password in the URL")
         if said:
-            raise SrxError(f"cannot open source {name}: {said}; check the address and that the camera or server "
-                           "is running")
-        raise SrxError(f"cannot open source {name} (refused, not found or not a stream); "
-                       "check the address and that the camera or server is running")
+            raise SrxError(f"cannot open source {name}: {said}; {CHECK_ADDRESS}")
+        raise SrxError(f"cannot open source {name} (refused, not found or not a stream); {CHECK_ADDRESS}")
     frame = result.get("frame")
     if frame is None:
         cap.release()
