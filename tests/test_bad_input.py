@@ -172,6 +172,9 @@ OTHER_CASES = {
                (["stream", "--demo", "--no-window", "--reconnect-max-wait", "9" * 400],
                 "--reconnect-max-wait must be a positive number of seconds, got inf"),
                (["stream", "--no-window"], "no source given; expected --camera N, --source FILE|URL|PIPELINE or --demo"),
+               # --config's file (tests/test_cli_config.py has the rest)
+               (["stream", "--config", "{tmp}/cams.toml"], "cams.toml: no such file; expected a TOML file"),
+               (["stream", "--config", "{file}"], "is not valid TOML"),
                # --serve before the checkpoint (which does not exist) is read
                (["stream", "--demo", "--no-window", "--serve", "::1:8080", "-w", "{tmp}/missing.pt"],
                 "an IPv6 address in brackets")],

@@ -1,6 +1,7 @@
 """deploy/: the systemd unit the README offers for a 24/7 recorder is one systemd reads without a
-complaint, and its command, as systemd hands it to srx, runs: two password-protected RTSP cameras
-(a real GStreamer server), the passwords from the environment, recorded in segments."""
+complaint, and its command, as systemd hands it to srx, runs with the stream.toml beside it: two
+password-protected RTSP cameras (a real GStreamer server), the passwords from the environment,
+recorded in segments."""
 from __future__ import annotations
 
 import re
@@ -14,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 UNIT = Path(__file__).resolve().parents[1] / "deploy" / "srx-stream.service"
+STREAM_TOML = UNIT.with_name("stream.toml")
 
 
 def exec_start(unit: str) -> list[str]:
@@ -35,14 +37,17 @@ def test_the_service_unit_is_one_systemd_reads_without_a_complaint(tmp_path: Pat
 
 
 def test_the_service_units_command_runs_as_systemd_gives_it(tmp_path: Path, monkeypatch) -> None:
+    """The unit's command with deploy/stream.toml as its --config, the addresses and folders moved
+    to this test's: both cameras recorded in segments, no password in the output."""
     from srx.cli import app
     from tests.camera.conftest import free_port
     from tests.camera.test_rtsp import serving_clip
 
     argv = exec_start(UNIT.read_text())
-    assert argv[:2] == ["/opt/srx/.venv/bin/srx", "stream"]
-    assert "--quiet" in argv and "--segment" in argv and any("${DOOR_PASSWORD}" in w for w in argv)
-    assert "127.0.0.1:8080" in argv  # the page has no login: not on every interface by default
+    assert argv == ["/opt/srx/.venv/bin/srx", "stream", "--config", "/etc/srx/stream.toml"]
+    config = STREAM_TOML.read_text()
+    assert "quiet = true" in config and 'segment = "1h"' in config and "${DOOR_PASSWORD}" in config
+    assert 'serve = "127.0.0.1:8080"' in config  # the page has no login: not on every interface by default
     (tmp_path / "door").mkdir()
     (tmp_path / "gate").mkdir()
     # 10 s clips: a 2 s one can end, on a busy machine, before its first frame reaches srx
@@ -51,12 +56,13 @@ def test_the_service_units_command_runs_as_systemd_gives_it(tmp_path: Path, monk
     monkeypatch.setenv("DOOR_PASSWORD", "s3cret@door")
     monkeypatch.setenv("GATE_PASSWORD", "gate-pw")
     rec = tmp_path / "rec"
-    args = [w.replace("10.0.0.5:554/stream1", f"127.0.0.1:{door_port}/clip")
-            .replace("10.0.0.6:554/stream1", f"127.0.0.1:{gate_port}/clip")
-            .replace("/var/lib/srx/rec", str(rec)).replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
-            for w in argv[2:]]
+    mine = tmp_path / "stream.toml"
+    mine.write_text(config.replace("10.0.0.5:554/stream1", f"127.0.0.1:{door_port}/clip")
+                    .replace("10.0.0.6:554/stream1", f"127.0.0.1:{gate_port}/clip")
+                    .replace("/var/lib/srx/rec", str(rec)).replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}"))
     try:
-        res = CliRunner().invoke(app, ["stream", *args, "--max-frames", "3", "--duration", "90s"])
+        res = CliRunner().invoke(app, ["stream", "--config", str(mine), "--max-frames", "3", "--duration", "90s",
+                                       "--json-summary", str(tmp_path / "summary.json")])
     finally:
         door.kill()
         gate.kill()
@@ -64,6 +70,10 @@ def test_the_service_units_command_runs_as_systemd_gives_it(tmp_path: Path, monk
     for name in ("door", "gate"):
         assert len(list(rec.glob(f"{name}-*.mp4"))) == 1, sorted(p.name for p in rec.iterdir())
     assert "s3cret" not in res.output and "gate-pw" not in res.output
+    import json
+
+    sources = json.loads((tmp_path / "summary.json").read_text())["sources"]
+    assert {name: s["max_fps"] for name, s in sources.items()} == {"door": 10, "gate": 5}  # the file's, and gate's own
 
 
 ALERTS = UNIT.with_name("srx-alerts.yml")

@@ -8,11 +8,16 @@ from typing import Optional
 
 import typer
 
+from srx.cli.config import Tables, config_option
 from srx.cli.app import (DURATION_FORMS, SIZE_FORMS, app, model_scale_option, one_value, parse_size, scale_of_models,
                          threads_option, weights_option)
 from srx.errors import SrxError
 
 log = logging.getLogger("srx")
+
+
+#: stream's [[source]] tables in a --config file: one camera each, with its own --roi, --max-fps, --rtsp-transport
+SOURCE_TABLES = Tables("source", ("source", "camera"), ("roi", "max-fps", "rtsp-transport"))
 
 
 def _seconds(text: Optional[str], option: str) -> Optional[float]:
@@ -36,6 +41,7 @@ def stream_cmd(
         "repeat for several sources, NAME=SPEC names one (default names: cam0, the file's stem, a URL's host and the last part of its path, e.g. 10.0.0.5-main). "
         "${NAME} in a URL or pipeline is the environment variable NAME (a camera password off the command line; quote it in single quotes)."),
     demo: bool = typer.Option(False, "--demo", help="Stream srx's built-in synthetic street clip (320x180, 100 frames at 10 fps)."),
+    config: Optional[Path] = config_option("stream", SOURCE_TABLES),
     loop: bool = typer.Option(False, "--loop", help="Start a file (or the demo) again when it ends."),
     no_drop: bool = typer.Option(False, "--no-drop", help="Process every frame, nothing dropped, instead of always the newest: a file is read as fast as the model takes it (at its own rate where it is published to an rtsp:// output)."),
     buffer: int = typer.Option(
@@ -111,7 +117,8 @@ def stream_cmd(
     each, one model call per tick over the frames that are ready (batched by frame size), outputs
     per source (--output out/{name}.mkv; --serve shows every camera on one page and serves
     /cam/NAME/stream.mjpg each), numbers per source and in total. Name a source with
-    --source NAME=SPEC; a source that fails or drops out does not stop the others."""
+    --source NAME=SPEC; a source that fails or drops out does not stop the others. --config FILE
+    takes the options from a TOML file, with a table of its own for each camera."""
     from srx.camera.outputs import WindowOutput, display_available, recording_output
     from srx.camera.server import MjpegServer, parse_hostport
     from srx.camera.capture import check_buffer

@@ -1,0 +1,206 @@
+"""`--config FILE`: a command's options written down in a TOML file.
+
+A key is an option's long name without its dashes (`weights`, `max-fps`, `keep-free`; `max_fps`
+reads the same), its value what the option takes on the command line: a string or a number, true or
+false for a flag (`quiet = true`, `window = false`), an array for an option that may be given several
+times. The command line wins: an option given there replaces the file's value of it, every value of a
+repeatable one. Relative paths are relative to the folder srx runs in, as on the command line.
+
+A command may also take arrays of tables (`tables=`): `srx stream`'s `[[source]]`, one camera each,
+holding `source = "URL"` (or `camera = N`), its `name` and its own values of the options that are set
+per source (`max-fps = 5` in the table is `--max-fps NAME=5`).
+
+The file is read by the option's callback, which runs before any other option is taken (it is
+eager), and becomes the command's `default_map`: each option then takes its value from the command
+line, else from the file, else its default, and converts it as it would the command line's text.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from srx.errors import SrxError
+
+log = logging.getLogger("srx")
+
+
+@dataclass(frozen=True)
+class Tables:
+    """An array of tables a command's file may hold: `key` (`source`), the keys one of which names
+    what each table is and the option that takes it (`{"source": "source", "camera": "camera"}`), and
+    the options each table may set for itself, given to the option as NAME=VALUE."""
+
+    key: str
+    kinds: tuple[str, ...]
+    per_item: tuple[str, ...]
+
+
+#: a user:password@ in a URL whose password is written out (not ${NAME}, which srx reads from the environment)
+_PASSWORD = re.compile(r"://[^/@\s:]+:(?!\$\{)[^@/\s]+@")
+
+
+def config_option(command: str, tables: Optional[Tables] = None):
+    """--config FILE for `command`: its options from a TOML file (module docstring)."""
+    extra = (f" An array of {tables.key} tables holds one {tables.key} each: {' = or '.join(tables.kinds)} =, name = "
+             f"and its own {', '.join(tables.per_item)}." if tables else "")
+    return typer.Option(
+        None, "--config", metavar="<path>", is_eager=True, show_default=False,
+        callback=lambda ctx, param, value: _load(ctx, value, command, tables),
+        help=f"Take options from this TOML file: a key per option, named as the option without its dashes "
+             f"(keep-free = \"10%\", quiet = true, an array for a repeatable one).{extra} An option on the command "
+             f"line replaces the file's value of it.")
+
+
+def _load(ctx: Any, value: Optional[Path], command: str, tables: Optional[Tables]) -> Optional[Path]:
+    if value is None or ctx.resilient_parsing:
+        return value
+    path = Path(value)
+    ctx.default_map = {**(ctx.default_map or {}), **options_from_file(path, ctx, command, tables)}
+    return path
+
+
+def options_from_file(path: Path, ctx: Any, command: str, tables: Optional[Tables] = None) -> dict[str, Any]:
+    """The file's options as a click `default_map` ({parameter name: value or list of values}),
+    each value checked as the option would check its command-line text. Every mistake is an
+    SrxError naming the file and the key."""
+    where = f"--config {path}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SrxError(f"{where}: no such file; expected a TOML file of `srx {command}` options") from None
+    except IsADirectoryError:
+        raise SrxError(f"{where} is a folder; expected a TOML file of `srx {command}` options") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SrxError(f"{where}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SrxError(f"{where} is not valid TOML: {exc}") from None
+    options = _options(ctx)
+    given: dict[str, list[Any]] = {}
+    scalars: dict[str, Any] = {}
+    items = data.pop(tables.key, None) if tables else None
+    if tables and items is not None:
+        plain = [i for i in (items if isinstance(items, list) else [items]) if not isinstance(i, dict)]
+        if plain:  # source = ["rtsp://...", ...]: the option's own values, beside any tables
+            data[tables.key] = plain
+        _read_tables([i for i in (items if isinstance(items, list) else [items]) if isinstance(i, dict)], tables,
+                     where, given)
+    seen: set[str] = set()
+    for raw_key, val in data.items():
+        key = raw_key.replace("_", "-")
+        param = options.get(key)
+        if param is None:
+            raise SrxError(f"{where}: unknown key {raw_key!r}{_close(key, options, tables)}; expected an option of "
+                           f"`srx {command}` without its dashes (srx {command} --help lists them)")
+        if key in seen:
+            raise SrxError(f"{where}: {key} is given twice (as {key} and {key.replace('-', '_')}); expected it once")
+        seen.add(key)
+        if getattr(param, "is_flag", False) and not getattr(param, "multiple", False):
+            if not isinstance(val, bool):
+                raise SrxError(f"{where}: {raw_key} = {_shown(val)}: expected true or false")
+            scalars[key] = val
+            continue
+        values = val if isinstance(val, list) else [val]
+        if isinstance(val, list) and not param.multiple:
+            raise SrxError(f"{where}: {raw_key} = {_shown(val)}: expected one value, not an array (--{key} is "
+                           "given once)")
+        given.setdefault(key, [])[:0] = [_text(v, raw_key, where) for v in values]  # before the tables' own
+    result: dict[str, Any] = {}
+    for key, vals in given.items():
+        param = options[key]
+        for v in vals:
+            _check(param, key, v, where, ctx)
+        result[param.name] = vals if param.multiple else vals[0]
+    for key, val in scalars.items():
+        result[options[key].name] = val
+    if _PASSWORD.search(text) and _readable_by_all(path):
+        log.warning("%s holds a camera password and every user of this machine can read it: chmod 600 it, or "
+                    "write ${NAME} in the URL for the password and give srx NAME in its environment", path)
+    return result
+
+
+def _options(ctx: Any) -> dict[str, Any]:
+    """{long option name without dashes: click parameter} of the command, --config itself left out."""
+    found: dict[str, Any] = {}
+    for param in ctx.command.params:
+        if getattr(param, "param_type_name", "") != "option" or param.name == "config":
+            continue
+        for opt in param.opts:
+            if opt.startswith("--"):
+                found[opt[2:]] = param
+    return found
+
+
+def _read_tables(entries: list[dict], tables: Tables, where: str, given: dict[str, list[Any]]) -> None:
+    """Each [[KEY]] table: its one kind (source = or camera =) with its name, NAME=VALUE for its own options."""
+    allowed = ("name", *tables.kinds, *tables.per_item)
+    for n, entry in enumerate(entries, 1):
+        entry = {k.replace("_", "-"): v for k, v in entry.items()}
+        name = entry.get("name")
+        label = f"{where}: [[{tables.key}]] {n}" + (f" ({name})" if isinstance(name, str) and name else "")
+        for key in entry:
+            if key not in allowed:
+                near = difflib.get_close_matches(key, allowed, n=1)
+                raise SrxError(f"{label}: unknown key {key!r}" + (f" (did you mean {near[0]}?)" if near else "")
+                               + f"; expected {', '.join(allowed)}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise SrxError(f"{label}: name = {_shown(name)}: expected a name in quotes, e.g. name = \"door\"")
+        kinds = [k for k in tables.kinds if k in entry]
+        if len(kinds) != 1:
+            raise SrxError(f"{label}: expected one of {' or '.join(k + ' =' for k in tables.kinds)}, found "
+                           + (" and ".join(kinds) if kinds else "neither"))
+        spec = _text(entry[kinds[0]], kinds[0], label)
+        given.setdefault(kinds[0], []).append(f"{name}={spec}" if name else spec)
+        for key in tables.per_item:
+            if key in entry:
+                if not name:
+                    raise SrxError(f"{label}: {key} = ... is this {tables.key}'s own, so the {tables.key} needs a "
+                                   f"name = \"...\" (or set {key} for every {tables.key} at the top of the file)")
+                given.setdefault(key, []).append(f"{name}={_text(entry[key], key, label)}")
+
+
+def _text(value: Any, key: str, where: str) -> str:
+    """A TOML value as the command line's text: strings as they are, numbers written out."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise SrxError(f"{where}: {key} = {_shown(value)}: expected a string or a number")
+    return value if isinstance(value, str) else str(value)
+
+
+def _check(param: Any, key: str, text: str, where: str, ctx: Any) -> None:
+    try:
+        if hasattr(param, "get_runtime_param"):  # Typer 0.2x converts through its own types
+            param.get_runtime_param().coerce([text] if param.multiple else text, param=param, ctx=ctx)
+        else:  # Typer on click
+            param.type.convert(text, param, ctx)
+    except typer.BadParameter as exc:
+        raise SrxError(f"{where}: {key} = {text!r}: {exc.message}") from None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return "a table" if isinstance(value, dict) else "an array"
+    return repr(value)
+
+
+def _close(key: str, options: dict[str, Any], tables: Optional[Tables]) -> str:
+    names = list(options) + ([tables.key] if tables else [])
+    near = difflib.get_close_matches(key, names, n=1)
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
+def _readable_by_all(path: Path) -> bool:
+    try:
+        return bool(os.stat(path).st_mode & 0o004)
+    except OSError:
+        return False

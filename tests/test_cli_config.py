@@ -1,0 +1,141 @@
+"""srx/cli/config.py: `srx stream --config FILE` runs what the same options on the command line run
+(a real stream of the demo and a video file, checked in its JSON summary), the command line wins
+over the file, and every mistake in a file is one line naming the file and the key."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from srx.cli import app
+from tests.conftest import assert_one_error_line, silent_video
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def summary_of(args: list[str], tmp_path: Path, name: str) -> dict:
+    out = tmp_path / f"{name}.json"
+    res = runner.invoke(app, ["stream", *args, "--json-summary", str(out)])
+    assert res.exit_code == 0, res.output
+    return json.loads(out.read_text())
+
+
+def shape(summary: dict) -> dict:
+    """What a run was asked to do, as its summary says it: per source its spec, region, rate and frames out."""
+    return {"scale": summary["scale"], "backend": summary["backend"],
+            "sources": {name: {k: s[k] for k in ("source", "max_fps", "input_size", "frames_out")}
+                        for name, s in summary["sources"].items()}}
+
+
+def test_a_file_runs_what_the_same_options_on_the_command_line_run(tmp_path: Path) -> None:
+    clip = silent_video(tmp_path / "yard.avi", 12, (96, 64))
+    (tmp_path / "cams.toml").write_text(f"""
+weights = "fast"
+scale = 2
+max_frames = 3          # an underscore reads as the dash
+window = false
+quiet = true
+no-drop = true
+max-fps = 20            # every source's but the one whose table says its own
+demo = true
+
+[[source]]
+name = "yard"
+source = "{clip}"
+roi = "8,8,64,48"
+max-fps = 30
+""")
+    from_file = summary_of(["--config", str(tmp_path / "cams.toml")], tmp_path, "file")
+    from_line = summary_of(["-w", "fast", "-s", "2", "--max-frames", "3", "--no-window", "-q", "--no-drop",
+                            "--max-fps", "20", "--demo", "--source", f"yard={clip}", "--roi", "yard=8,8,64,48",
+                            "--max-fps", "yard=30"], tmp_path, "line")
+    assert shape(from_file) == shape(from_line)
+    assert shape(from_file)["sources"]["yard"]["input_size"] == [64, 48]  # the table's region was taken
+    assert {n: s["max_fps"] for n, s in from_file["sources"].items()} == {"demo": 20, "yard": 30}
+    assert from_file["scale"] == 2 and "fast-x2" in from_file["backend"]
+
+
+def test_the_command_line_replaces_the_files_value(tmp_path: Path) -> None:
+    (tmp_path / "one.toml").write_text('demo = true\nmax-frames = 40\nwindow = false\nquiet = true\nmax-fps = ["9"]\n')
+    summary = summary_of(["--config", str(tmp_path / "one.toml"), "--max-frames", "2", "--max-fps", "50"],
+                         tmp_path, "s")
+    assert summary["frames_out"] == 2 and summary["max_fps"] == 50  # neither the file's 40 nor its 9
+
+
+def test_sources_as_a_plain_array_and_cameras_by_index(tmp_path: Path) -> None:
+    clip = silent_video(tmp_path / "a.avi", 6, (48, 32))
+    (tmp_path / "c.toml").write_text(f'source = ["{clip}"]\nmax-frames = 2\nwindow = false\nquiet = true\n'
+                                     'weights = "fast"\n')
+    summary = summary_of(["--config", str(tmp_path / "c.toml")], tmp_path, "s")
+    assert summary["frames_out"] == 2 and summary["source"] == f"file {clip}"
+
+
+#: (file text, what its one error line must say)
+BAD_FILES = [
+    ("demo = true\nmax_fsp = 3\n", "unknown key 'max_fsp' (did you mean max-fps?); expected an option of `srx stream`"),
+    ("demo = true\nbananas = 3\n", "unknown key 'bananas'; expected an option of `srx stream` without its dashes"),
+    ("demo = yes\n", "is not valid TOML"),
+    ("demo = \"yes\"\n", "demo = 'yes': expected true or false"),
+    ("demo = true\nduration = [\"1s\", \"2s\"]\n", "duration = an array: expected one value, not an array"),
+    ("demo = true\nweights = [\"fast\", \"srcnn\"]\n", "srx stream takes one --weights; got 2 (fast, srcnn)"),
+    ("demo = true\nmax-fps = 5\nmax_fps = 6\n", "max-fps is given twice (as max-fps and max_fps)"),
+    ("demo = true\nthreads = \"two\"\n", "threads = 'two':"),
+    ("demo = true\nmax-fps = true\n", "max-fps = true: expected a string or a number"),
+    ("demo = true\nduration = {s = 3}\n", "duration = a table: expected a string or a number"),
+    ("[[source]]\nname = \"door\"\n", "[[source]] 1 (door): expected one of source = or camera =, found neither"),
+    ("[[source]]\nname = \"door\"\nsource = \"a.mp4\"\ncamera = 0\n", "found source and camera"),
+    ("[[source]]\nsource = \"rtsp://10.0.0.5/live\"\nmax-fps = 5\n",
+     "[[source]] 1: max-fps = ... is this source's own, so the source needs a name"),
+    ("[[source]]\nname = \"door\"\nsource = \"rtsp://10.0.0.5/live\"\nmaxfps = 5\n",
+     "[[source]] 1 (door): unknown key 'maxfps' (did you mean max-fps?); expected name, source, camera, roi"),
+    ("[[source]]\nname = 3\nsource = \"a.mp4\"\n", "name = 3: expected a name in quotes"),
+    ("[[source]]\nname = \"door\"\nsource = \"rtsp://10.0.0.5/live\"\nrtsp-transport = \"sctp\"\n",
+     "--rtsp-transport 'sctp': expected tcp"),
+]
+
+
+@pytest.mark.parametrize("text,match", BAD_FILES, ids=[m[:30] for _, m in BAD_FILES])
+def test_a_bad_file_is_one_line_naming_the_file_and_key(tmp_path: Path, text: str, match: str) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    res = runner.invoke(app, ["stream", "--config", str(bad), "--no-window", "-q", "--max-frames", "1"])
+    assert res.exit_code == 1, res.output
+    assert_one_error_line(res.output, match)
+    if not match.startswith(("--rtsp-transport", "srx stream takes one")):  # the options' own checks, after the file
+        assert f"--config {bad}" in res.output
+
+
+def test_a_file_that_is_not_there_or_a_folder(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["stream", "--config", str(tmp_path / "nope.toml")])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, "nope.toml: no such file; expected a TOML file of `srx stream` options")
+    res = runner.invoke(app, ["stream", "--config", str(tmp_path)])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, "is a folder; expected a TOML file")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX's")
+def test_a_password_in_a_file_every_user_can_read_is_warned_of(tmp_path: Path, caplog) -> None:
+    from tests.camera.conftest import free_port
+
+    port = free_port()  # nothing listens there: the source fails to open at once, after the file was read
+    cases = {"open": ("admin:hunter2@", 0o644, True), "private": ("admin:hunter2@", 0o600, False),
+             "environment": ("admin:${CAM_PASSWORD}@", 0o644, False), "no password": ("", 0o644, False)}
+    for name, (login, mode, warned) in cases.items():
+        path = tmp_path / f"{name}.toml"
+        path.write_text(f'source = "rtsp://{login}127.0.0.1:{port}/live"\nwindow = false\nopen-timeout = "2s"\n')
+        path.chmod(mode)
+        caplog.clear()
+        res = runner.invoke(app, ["stream", "--config", str(path)], env={"CAM_PASSWORD": "pw"})
+        assert res.exit_code == 1, res.output  # the camera is not there
+        said = [r.getMessage() for r in caplog.records if "every user of this machine can read it" in r.getMessage()]
+        assert bool(said) == warned, (name, said)
+        assert "hunter2" not in res.output + "".join(said)
