@@ -87,6 +87,7 @@ BAD_FILES = [
     ("demo = true\nduration = [\"1s\", \"2s\"]\n", "duration = an array: expected one value, not an array"),
     ("demo = true\nweights = [\"fast\", \"srcnn\"]\n", "srx stream takes one --weights; got 2 (fast, srcnn)"),
     ("demo = true\nmax-fps = 5\nmax_fps = 6\n", "max-fps is given twice (as max-fps and max_fps)"),
+    ("demo = true\nwindow = false\nno-window = true\n", "no-window is given twice (as window and no-window)"),
     ("demo = true\nthreads = \"two\"\n", "threads = 'two':"),
     ("demo = true\nmax-fps = true\n", "max-fps = true: expected a string or a number"),
     ("demo = true\nduration = {s = 3}\n", "duration = a table: expected a string or a number"),
@@ -139,3 +140,32 @@ def test_a_password_in_a_file_every_user_can_read_is_warned_of(tmp_path: Path, c
         said = [r.getMessage() for r in caplog.records if "every user of this machine can read it" in r.getMessage()]
         assert bool(said) == warned, (name, said)
         assert "hunter2" not in res.output + "".join(said)
+
+
+def test_what_a_file_hands_each_option(tmp_path: Path) -> None:
+    """The default_map a file becomes: a flag's other name negated, an underscore read as a dash, the
+    top level's value of a per-source option first and each table's own as NAME=VALUE after it."""
+    from types import SimpleNamespace
+
+    from typer.main import get_command
+
+    from srx.cli.camera import SOURCE_TABLES
+    from srx.cli.config import options_from_file
+
+    (tmp_path / "f.toml").write_text("""
+no-window = true
+no_drop = true
+max-fps = 7
+scale = 2
+[[source]]
+name = "a"
+source = "rtsp://10.0.0.5/live"
+rtsp_transport = "udp"
+max-fps = 3
+[[source]]
+camera = 1
+""")
+    ctx = SimpleNamespace(command=get_command(app).commands["stream"])
+    assert options_from_file(tmp_path / "f.toml", ctx, "stream", SOURCE_TABLES) == {
+        "window": False, "no_drop": True, "scale": ["2"], "max_fps": ["7", "a=3"], "source": ["a=rtsp://10.0.0.5/live"],
+        "camera": ["1"], "rtsp_transport": ["a=udp"]}

@@ -94,20 +94,21 @@ def options_from_file(path: Path, ctx: Any, command: str, tables: Optional[Table
             data[tables.key] = plain
         _read_tables([i for i in (items if isinstance(items, list) else [items]) if isinstance(i, dict)], tables,
                      where, given)
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # parameter name -> the key that gave it
     for raw_key, val in data.items():
         key = raw_key.replace("_", "-")
         param = options.get(key)
         if param is None:
             raise SrxError(f"{where}: unknown key {raw_key!r}{_close(key, options, tables)}; expected an option of "
                            f"`srx {command}` without its dashes (srx {command} --help lists them)")
-        if key in seen:
-            raise SrxError(f"{where}: {key} is given twice (as {key} and {key.replace('-', '_')}); expected it once")
-        seen.add(key)
+        if param.name in seen:
+            raise SrxError(f"{where}: {key} is given twice (as {seen[param.name]} and {raw_key}); expected it once")
+        seen[param.name] = raw_key
         if getattr(param, "is_flag", False) and not getattr(param, "multiple", False):
             if not isinstance(val, bool):
                 raise SrxError(f"{where}: {raw_key} = {_shown(val)}: expected true or false")
-            scalars[key] = val
+            negated = f"--{key}" in getattr(param, "secondary_opts", ())  # no-window = true: window = false
+            scalars[param.opts[0][2:] if negated else key] = (not val) if negated else val
             continue
         values = val if isinstance(val, list) else [val]
         if isinstance(val, list) and not param.multiple:
@@ -129,12 +130,13 @@ def options_from_file(path: Path, ctx: Any, command: str, tables: Optional[Table
 
 
 def _options(ctx: Any) -> dict[str, Any]:
-    """{long option name without dashes: click parameter} of the command, --config itself left out."""
+    """{long option name without dashes: click parameter} of the command, --config itself left out
+    (a flag's other name too: no-window of --window/--no-window)."""
     found: dict[str, Any] = {}
     for param in ctx.command.params:
         if getattr(param, "param_type_name", "") != "option" or param.name == "config":
             continue
-        for opt in param.opts:
+        for opt in [*param.opts, *getattr(param, "secondary_opts", ())]:
             if opt.startswith("--"):
                 found[opt[2:]] = param
     return found
