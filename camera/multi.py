@@ -412,7 +412,7 @@ def stream_many(
     from srx.camera.fallback import InferenceGuard
     from srx.camera.stream import (RecordingClock, _Signals, _write_all, all_failed, check_bounds, close_each, close_outputs,
                                    discard_outputs, every_frame, failure_lines, note_clock_jumps, paced_for,
-                                   watch)
+                                   status_write, watch)
 
     check_bounds(max_frames, duration)
     check_buffer(buffer)
@@ -489,8 +489,7 @@ def stream_many(
                     break
                 if not quiet and now >= next_status:
                     line = live_line(lanes, t_start)
-                    sys.stderr.write(("\r" + line + "\x1b[K") if tty else line + "\n")
-                    sys.stderr.flush()
+                    quiet = not status_write(("\r" + line + "\x1b[K") if tty else line + "\n")
                     next_status = now + status_interval
                 ready.clear()
                 taken: list[tuple[_Lane, Frame]] = []
@@ -600,7 +599,7 @@ def stream_many(
         if runner is not None and not was_active:
             runner.deactivate()
         if not quiet and tty:
-            sys.stderr.write("\n")
+            status_write("\n")
         failed = [e for lane in lanes for e in lane.output_errors] + shared_errors
         if failed and sys.exc_info()[0] is not None:  # the error on its way out says the rest
             log.error("outputs that failed: %s", "; ".join(failed))

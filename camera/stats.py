@@ -197,7 +197,7 @@ class StreamSummary:
 
 
 #: how the summary line says why a stream stopped (`stopped_by` keeps the token, for JSON readers)
-STOPPED = {"end-of-input": "at the end of the input", "interrupted": "by an interrupt (Ctrl-C or SIGTERM)",
+STOPPED = {"end-of-input": "at the end of the input", "interrupted": "by an interrupt (Ctrl-C, SIGTERM or SIGHUP)",
            "duration": "after --duration", "max-frames": "after --max-frames", "window-closed": "when its window closed",
            "outputs-failed": "when every output had failed", "source-failed": "when its source failed",
            # several sources (camera.multi.run_end): every one failed, or each stopped for its own reason

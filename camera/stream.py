@@ -25,6 +25,7 @@ from srx.camera.sources import SourceSpec, open_reader, parse_source
 from srx.camera.stats import StreamStats, StreamSummary
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
+from srx.signals import STOP_SIGNALS
 from srx.runtime.base import Runner
 
 log = logging.getLogger("srx")
@@ -100,7 +101,7 @@ class _Signals:
 
     def __enter__(self) -> "_Signals":
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self.saved[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -118,6 +119,18 @@ class _Signals:
             signal.signal(sig, handler)
             if isinstance(handler, _WindDown):  # the loop is over: what is left is finishing up
                 handler.stopping = True
+
+
+def status_write(text: str) -> bool:
+    """The live status line on stderr; False once stderr is gone (the terminal hung up: a write
+    fails with EIO), and the loop then stops writing it. The run goes on to its clean stop
+    (SIGHUP comes with a hangup)."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        return True
+    except (OSError, ValueError):  # EIO, EPIPE; ValueError: a closed file
+        return False
 
 
 def check_bounds(max_frames: int | None, duration: float | None) -> None:
@@ -224,8 +237,7 @@ def stream(
                     stats.publish()  # one snapshot for the status line, the overlay and --serve's page
                     if not quiet:
                         line = stats.live_line()
-                        sys.stderr.write(("\r" + line + "\x1b[K") if tty else line + "\n")
-                        sys.stderr.flush()
+                        quiet = not status_write(("\r" + line + "\x1b[K") if tty else line + "\n")
                     next_status = now + status_interval
                 frame = capture.get(timeout=1.0 / nosignal_fps)
                 if capture.reconnects != seen_reconnects:
@@ -284,7 +296,7 @@ def stream(
             if not was_active:
                 runner.deactivate()
         if not quiet and tty:
-            sys.stderr.write("\n")
+            status_write("\n")
         if output_errors and sys.exc_info()[0] is not None:  # the error on its way out says the rest
             log.error("outputs that failed: %s", "; ".join(output_errors))
 
@@ -563,7 +575,7 @@ def stopping_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    sigs = (signal.SIGINT, signal.SIGTERM)
+    sigs = STOP_SIGNALS
     handler = _WindDown({sig: signal.getsignal(sig) for sig in sigs})
     for sig in sigs:
         signal.signal(sig, handler)

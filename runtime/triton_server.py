@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from srx.errors import SrxError, bind_failure
+from srx.signals import STOP_SIGNALS
 from srx.words import host_port
 from srx.runtime.base import Runner
 
@@ -204,7 +205,7 @@ class _StopGuard:
             os.set_blocking(read, False)
             os.set_blocking(write, False)
             self.pipe = (read, write)
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self.saved[sig] = signal.signal(sig, _note_signal)
             self.old_wakeup = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         self.watcher = threading.Thread(target=self._watch, name="srx-serve-stop", daemon=True)
@@ -238,7 +239,7 @@ class _StopGuard:
                         data = os.read(self.pipe[0], 64)
                     except OSError:
                         data = b""
-                    for sig in (b for b in data if b in (signal.SIGINT, signal.SIGTERM)):
+                    for sig in (b for b in data if b in STOP_SIGNALS):
                         if not self.signals or time.monotonic() - self.first_at >= REPEAT_WITHIN_S:
                             self.signals.append(sig)
                             self.first_at = self.first_at or time.monotonic()

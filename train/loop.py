@@ -29,6 +29,7 @@ from torch.utils.data import BatchSampler, DistributedSampler, RandomSampler
 from srx.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
 from srx.degrade import degrade_batch, parse_degradation
 from srx.errors import SrxError
+from srx.signals import STOP_SIGNALS
 from srx.evaluate import EvalImage, degraded, evaluate, load_eval_data, torch_predictor
 from srx.fsutil import (FolderClaim, FolderInUse, WriteError, atomic_path, atomic_write_text, check_output_dir,
                         claim_folder, ensure_dir)
@@ -335,14 +336,15 @@ def _comparable_best(best_path: Path, state: dict, bicubic_now: float, best: flo
 
 
 class _StopSignal:
-    """Turn SIGINT/SIGTERM into a flag so the loop can save `last.pt` and exit cleanly."""
+    """Turn SIGINT/SIGTERM/SIGHUP (`srx.signals.STOP_SIGNALS`) into a flag so the loop can save
+    `last.pt` and exit cleanly."""
 
     def __init__(self) -> None:
         self.raised = False
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> "_StopSignal":
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread

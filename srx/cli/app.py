@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 
 from srx._version import __version__
 from srx.errors import SrxError
+from srx.signals import STOP_SIGNALS, TERMINATING
 
 
 def _flags_read_as_flags(command, ctx) -> None:  # type: ignore[no-untyped-def]
@@ -288,11 +289,12 @@ def main() -> None:
 
     import atexit
 
-    signal.signal(signal.SIGTERM, _terminated)
+    for sig in TERMINATING:  # SIGTERM, SIGHUP
+        signal.signal(sig, _terminated)
     # registered before any command's own (torch's), so it runs after them: the interpreter's last
     # step puts the default action back on every handled signal, and one landing then killed a
     # finished command (status -15); ignored that late, it ends as it was
-    atexit.register(lambda: [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGTERM, signal.SIGINT)])
+    atexit.register(lambda: [signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS])
     status: int | None = None
     try:
         app()
@@ -301,7 +303,7 @@ def main() -> None:
         status = code if isinstance(code, int) else (0 if code is None else 1)
         raise
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, _exit_now(status))
 
 

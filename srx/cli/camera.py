@@ -110,7 +110,7 @@ def stream_cmd(
 
     The source is --camera N, --source FILE|URL|PIPELINE or --demo; the results go to a window,
     --output (a recording, or rtsp://... to publish to an RTSP server) and/or --serve, all at once
-    if asked. Ctrl-C or SIGTERM stop cleanly (recordings are
+    if asked. Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stop cleanly (recordings are
     finalised) and print the summary.
 
     Several sources (--source and --camera repeated, --demo) run in one process: one capture thread
@@ -223,7 +223,10 @@ def _report(summary, json_summary, named) -> None:
     the way: a full disk stops one recording, not the run or its account. A --json-summary that
     cannot be written (a full disk) is an error line of its own, before that one."""
     to_stdout = json_summary == STDOUT  # the JSON is what stdout carries then
-    typer.echo(summary.format(), err=to_stdout)
+    try:
+        typer.echo(summary.format(), err=to_stdout)
+    except OSError:  # the terminal hung up (SIGHUP stopped the run): --json-summary still gets written
+        log.debug("the summary could not be printed: the terminal is gone")
     failed = summary.output_errors
     whys = [summary.source_error] if getattr(summary, "source_error", None) else []  # one source's run
     if getattr(summary, "run_error", None):  # the upscale ran out of memory (stopped_by out-of-memory)

@@ -526,7 +526,8 @@ class _DemoRun:
             self.proc.wait(10)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT (Ctrl-C)"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
+                         ids=["SIGTERM", "SIGINT (Ctrl-C)", "SIGHUP"])
 def test_a_stop_signal_finalises_the_recording(tmp_path: Path, tiny_checkpoint, sig) -> None:
     out = tmp_path / "rec.mkv"
     with _DemoRun(tmp_path, tiny_checkpoint(2), out) as run:
@@ -534,7 +535,46 @@ def test_a_stop_signal_finalises_the_recording(tmp_path: Path, tiny_checkpoint, 
         run.proc.send_signal(sig)
         stdout = run.finish(timeout=30)
     assert run.proc.returncode == 0, "".join(run.lines)
-    assert "stopped by an interrupt (Ctrl-C or SIGTERM)" in stdout and "Traceback" not in "".join(run.lines)
+    assert "stopped by an interrupt (Ctrl-C, SIGTERM or SIGHUP)" in stdout and "Traceback" not in "".join(run.lines)
+    back = read_video(out)
+    assert len(back) > 0 and back[0].shape == (360, 640, 3)
+    assert not list(tmp_path.glob(".rec.partial*"))
+
+
+def test_a_terminal_that_hangs_up_stops_the_run_cleanly(tmp_path: Path, tiny_checkpoint) -> None:
+    """The SSH session srx was started from closes: its terminal hangs up (the kernel sends SIGHUP to
+    the session, and writes to the terminal fail with EIO). A real pseudo-terminal whose other end is
+    closed: the recording is finalised and --json-summary written, though nothing can be printed."""
+    import pty
+
+    out, summary = tmp_path / "rec.mkv", tmp_path / "summary.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
+    argv = [sys.executable, "-m", "srx", "stream", "--demo", "--loop", "-w", str(tiny_checkpoint(2)), "--scale", "2",
+            "--backend", "torch", "--threads", "1", "--no-window", "--output", str(out), "--json-summary", str(summary)]
+    pid, terminal = pty.fork()  # the child in a session of its own, the pty its controlling terminal
+    if pid == 0:
+        os.chdir(REPO)
+        os.execve(sys.executable, argv, env)
+    seen = b""
+    deadline = time.monotonic() + 120
+    while b"fps" not in seen and time.monotonic() < deadline:  # its first status lines, on the terminal
+        try:
+            seen += os.read(terminal, 4096)
+        except OSError:
+            break
+    os.close(terminal)  # the hangup
+    status = None
+    while time.monotonic() < deadline + 60 and status is None:
+        done, code = os.waitpid(pid, os.WNOHANG)
+        status = code if done else None
+        time.sleep(0.1)
+    if status is None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail(f"srx went on after its terminal hung up; it printed {seen[-400:]!r}")
+    assert b"fps" in seen, seen
+    assert not os.WIFSIGNALED(status), f"killed by signal {os.WTERMSIG(status)}: SIGHUP's default action"
+    assert json.loads(summary.read_text())["stopped_by"] == "interrupted"
     back = read_video(out)
     assert len(back) > 0 and back[0].shape == (360, 640, 3)
     assert not list(tmp_path.glob(".rec.partial*"))

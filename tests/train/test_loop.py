@@ -164,6 +164,26 @@ def test_ctrl_c_during_a_validation_stops_there(image_folder, tmp_path, monkeypa
     assert last["step"] == "2" and last["val_psnr"] == "" and float(last["train_loss"]) > 0
 
 
+def test_a_hangup_saves_and_stops_as_ctrl_c_does(image_folder, tmp_path, monkeypatch):
+    """SIGHUP (the terminal `srx train` ran in closed) during a validation: saved after it, stopped."""
+    import os
+    import signal
+
+    import srx.train.loop as loop
+
+    real = loop.evaluate
+
+    def evaluate_then_hangup(pairs, scale, predictor, **kwargs):
+        if predictor is not None:
+            os.kill(os.getpid(), signal.SIGHUP)
+        return real(pairs, scale, predictor, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate", evaluate_then_hangup)
+    result = train(_cfg(image_folder, epochs=3), tmp_path / "r", show_progress=False, cache_dir=tmp_path / "c")
+    assert result.stopped_by == "interrupted" and result.epochs_done == 1
+    assert load_checkpoint(tmp_path / "r" / "last.pt")["step"] == result.steps
+
+
 def test_a_resume_whose_validation_scores_differently_rescores_its_best(image_folder, tmp_path, caplog):
     """A run saved by an srx that drew its degraded validation images another way (or whose --val
     data changed): bicubic scores those images differently now, so the kept best is of another
