@@ -20,7 +20,6 @@ import difflib
 import logging
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -80,9 +79,10 @@ def options_from_file(path: Path, ctx: Any, command: str, tables: Optional[Table
         raise SrxError(f"{where} is a folder; expected a TOML file of `srx {command}` options") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SrxError(f"{where}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    toml = toml_module()
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = toml.loads(text)
+    except toml.TOMLDecodeError as exc:
         raise SrxError(f"{where} is not valid TOML: {exc}") from None
     options = _options(ctx)
     given: dict[str, list[Any]] = {}
@@ -127,6 +127,22 @@ def options_from_file(path: Path, ctx: Any, command: str, tables: Optional[Table
         log.warning("%s holds a camera password and every user of this machine can read it: chmod 600 it, or "
                     "write ${NAME} in the URL for the password and give srx NAME in its environment", path)
     return result
+
+
+def toml_module() -> Any:
+    """Python's tomllib (3.11+), else the tomli package it came from (a dependency of srx on 3.10)."""
+    try:
+        import tomllib
+
+        return tomllib
+    except ModuleNotFoundError:
+        try:
+            import tomli
+
+            return tomli
+        except ModuleNotFoundError:
+            raise SrxError("--config needs a TOML reader: Python 3.11's tomllib or, on Python 3.10, the tomli "
+                           "package (pip install tomli)") from None
 
 
 def _options(ctx: Any) -> dict[str, Any]:
