@@ -52,6 +52,14 @@ class NamedSource:
     spec: SourceSpec
 
 
+def check_name(name: str) -> str:
+    """A source's name as srx takes it (NAME_PATTERN), else an SrxError saying what is expected."""
+    if not re.fullmatch(NAME_PATTERN, str(name)):
+        raise SrxError(f"source name {name!r}: expected ASCII letters, digits, _ . - (at most 40, a letter or digit "
+                       "first), e.g. door_east")
+    return name
+
+
 def split_name(text: str) -> tuple[str | None, str]:
     """'lobby=rtsp://...' -> ('lobby', 'rtsp://...'); anything else -> (None, text). A path that
     exists as written is never split (a file may have '=' in its name); URLs and GStreamer
@@ -128,7 +136,8 @@ def parse_sources(cameras: Sequence[str] = (), sources: Sequence[str] = (), demo
         if item.name in seen:
             raise SrxError(
                 f"two sources are named {item.name!r} ({seen[item.name].spec.describe()} and {item.spec.describe()}); "
-                f"give them different names with --source NAME=SPEC (or --camera NAME=N), e.g. --source {item.name}_2=...")
+                f"give them different names with --source NAME=SPEC (or --camera NAME=N; in a --config file, name = in each "
+                f"[[source]] table), e.g. --source {item.name}_2=...")
         seen[item.name] = item
     return items
 

@@ -42,6 +42,7 @@ class SourceSpec:
     roi: tuple[int, int, int, int] | None = None  # (left, top, width, height): upscale only this region
     max_fps: float | None = None  # at most this many frames a second go to the model (--max-fps); the rest are skipped
     rtsp_transport: str = "tcp"  # how an rtsp:// source's video comes (--rtsp-transport): tcp or udp
+    env_names: tuple[str, ...] = ()  # the environment variables its ${NAME} took (a password): said if a login fails
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -189,6 +190,8 @@ def expand_env(text: str, option: str) -> str:
         if name not in os.environ:
             raise SrxError(f"{option} {redact_text(text)} names ${{{name}}}, which is not set; expected an environment "
                            f"variable {name} holding it (e.g. from systemd's EnvironmentFile=)")
+        if not os.environ[name]:
+            log.warning("%s %s names ${%s}, which is set but empty", option, redact_text(text), name)
         return os.environ[name]
 
     return _ENV_REF.sub(value, text)
@@ -213,8 +216,9 @@ def parse_source(camera: int | None = None, source: str | None = None, demo: boo
     text = str(source).strip()
     if not text:
         raise SrxError("--source is empty; expected a video file, an rtsp:// or http(s):// URL, or a GStreamer pipeline")
+    names = tuple(dict.fromkeys(_ENV_REF.findall(text)))
     if "!" in text:
-        return SourceSpec("gstreamer", expand_env(text, "--source"))
+        return SourceSpec("gstreamer", expand_env(text, "--source"), env_names=names)
     if "://" in text:
         text = expand_env(text, "--source")
         scheme = text.split("://", 1)[0].lower()
@@ -226,7 +230,7 @@ def parse_source(camera: int | None = None, source: str | None = None, demo: boo
                 f"{', '.join(s + '://' for s in URL_SCHEMES)}, a file path or a GStreamer pipeline"
             )
         else:
-            return SourceSpec("url", text)
+            return SourceSpec("url", text, env_names=names)
     if text.isdigit():
         raise SrxError(f"--source {text} looks like a camera index; use --camera {text}")
     path = Path(text).expanduser()
@@ -529,7 +533,7 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
               f"drops looks the same: try --rtsp-transport tcp" if spec.rtsp and spec.rtsp_transport == "udp" else "")
     return _finish_open(make, name, timeout, live=spec.kind == "url", is_file=spec.kind == "file", why_not=why_not,
                         path=str(spec.target) if spec.kind == "file" else None, silent=silent, within=within,
-                        silent_what=silent_what)
+                        silent_what=silent_what, env_names=spec.env_names)
 
 
 #: what `rtsp_answers` says of a server that takes the connection and sends nothing back in time
@@ -623,7 +627,8 @@ def _ffmpeg_refusal(url: str, timeout: float, transport: str | None = None) -> s
 
 def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool, is_file: bool = False,
                  why_not: Callable[[], str | None] | None = None, path: str | None = None,
-                 silent: str = "", within: str = "", silent_what: str = "no answer") -> FrameReader:
+                 silent: str = "", within: str = "", silent_what: str = "no answer",
+                 env_names: tuple[str, ...] = ()) -> FrameReader:
     """Open and read the first frame in a helper thread; give up after `timeout` seconds. `path`: a
     file's, for its frame rate (srx.imageio.video_rate); `silent`: said where no answer came;
     `within`: how the wait is said (the timeout's seconds)."""
@@ -666,8 +671,10 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
                            "(not a video, corrupt, or an unsupported codec)")
         said = why_not() if why_not is not None else None
         if said and re.search(r"\b(401|403)\b|[Uu]nauthori[sz]ed|[Ff]orbidden", said):
-            raise SrxError(f"cannot open source {name}: the camera refused the login ({said}); "
-                           "check the user and password in the URL")
+            where = (f"the user in the URL and the password in the environment variable{'s' if len(env_names) > 1 else ''} "
+                     f"{', '.join(env_names)} (e.g. systemd's EnvironmentFile=)" if env_names
+                     else "the user and password in the URL")
+            raise SrxError(f"cannot open source {name}: the camera refused the login ({said}); check {where}")
         if said:
             raise SrxError(f"cannot open source {name}: {said}; {CHECK_ADDRESS}")
         raise SrxError(f"cannot open source {name} (refused, not found or not a stream); {CHECK_ADDRESS}")

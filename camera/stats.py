@@ -83,6 +83,8 @@ class StreamSummary:
     alone: bool = True  # the only source on its loop, so its stage times are the loop's whole work per frame
     skipped: int = 0  # frames --max-fps left out before the model (by design, unlike the dropped ones)
     max_fps: float | None = None  # --max-fps: at most this many frames a second went to the model
+    roi: list[int] | None = None  # --roi: [left, top, width, height] of the source's frames upscaled (None: all)
+    rtsp_transport: str | None = None  # an rtsp:// source: how its video came (--rtsp-transport tcp or udp)
     stale: int = 0  # frames a live source held up at a (re)connect, a stall or a slow link: skipped as seconds old
     worst_lag_s: float | None = None  # an RTSP source: the most its frames trailed the camera's clock (LinkLag)
     late_spells: int = 0  # times its frames came late, said in a warning
@@ -231,6 +233,15 @@ def window_words(window: int | None, with_max: bool = False) -> str:
     return f" (p50/p95 of the last {window:,} frames{'; max over the whole run' if with_max else ''})"
 
 
+def source_settings(spec: Any) -> dict[str, Any]:
+    """What a source was set to (/stats, --json-summary): its description, passwords hidden, and
+    its own --max-fps, --roi and, over RTSP, --rtsp-transport (a --config file's tables too)."""
+    roi = getattr(spec, "roi", None)
+    return {"source": spec.describe(), "max_fps": getattr(spec, "max_fps", None),
+            "roi": list(roi) if roi is not None else None,
+            **({"rtsp_transport": spec.rtsp_transport} if getattr(spec, "rtsp", False) else {})}
+
+
 def stopped_text(token: str) -> str:
     """'stopped at the end of the input' for 'end-of-input', and so on."""
     return "stopped " + STOPPED.get(token, f"by {token}")
@@ -327,6 +338,7 @@ class StreamStats:
         elapsed = time.monotonic() - self.t_start
         return {
             "elapsed_s": round(elapsed, 2),
+            **(source_settings(cap.spec) if cap is not None and getattr(cap, "spec", None) is not None else {}),
             "frames_in": frames_in,
             "frames_out": self.frames_out,
             "dropped": dropped,

@@ -346,6 +346,8 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         worst_lag_s=round(capture.lag.worst, 2) if capture.lag is not None else None,
         late_spells=capture.late_spells, dropped_in_bursts=capture.dropped_in_bursts,
         max_fps=capture.spec.max_fps,
+        roi=list(capture.spec.roi) if capture.spec.roi is not None else None,
+        rtsp_transport=capture.spec.rtsp_transport if capture.spec.rtsp else None,
         latency_window=stats.latency_window(), events_left_out=events_left_out,
         **extra,
     )

@@ -99,7 +99,18 @@ BAD_FILES = [
      "[[source]] 1 (door): unknown key 'maxfps' (did you mean max-fps?); expected name, source, camera, roi"),
     ("[[source]]\nname = 3\nsource = \"a.mp4\"\n", "name = 3: expected a name in quotes"),
     ("[[source]]\nname = \"door\"\nsource = \"rtsp://10.0.0.5/live\"\nrtsp-transport = \"sctp\"\n",
-     "--rtsp-transport 'sctp': expected tcp"),
+     "[[source]] 1 (door): rtsp-transport = 'sctp': expected tcp"),
+    ("[[source]]\nname = \"a\"\nsource = \"a.mp4\"\n[[source]]\nname = \"b\"\nsource = \"b.mp4\"\nmax-fps = \"fast\"\n",
+     "[[source]] 2 (b): max-fps = 'fast': expected a positive number of frames a second"),
+    ("demo = true\nroi = \"1,2,3\"\n", "roi = '1,2,3': expected LEFT,TOP,WIDTH,HEIGHT"),
+    ("[[source]]\nname = \"a\"\nsource = \"a.mp4\"\n[[source]]\nname = \"a\"\nsource = \"b.mp4\"\n",
+     "[[source]] 2 (a): name = 'a' is [[source]] 1's name too"),
+    ("[[source]]\nname = \"front door\"\nsource = \"a.mp4\"\n",
+     "[[source]] 1 (front door): name = 'front door': expected ASCII letters, digits, _ . -"),
+    ("name = \"door\"\nsource = \"a.mp4\"\n", "a name belongs in a [[source]] table"),
+    ("[[source]]\nname = \"a\"\nsource = \"a.mp4\"\noutput = \"rec/{name}.mp4\"\n",
+     "[[source]] 1 (a): output is an option for every source, not one source's own: put it above the first"),
+    ("# nothing yet\n", "no source given: --config "),
 ]
 
 
@@ -110,7 +121,7 @@ def test_a_bad_file_is_one_line_naming_the_file_and_key(tmp_path: Path, text: st
     res = runner.invoke(app, ["stream", "--config", str(bad), "--no-window", "-q", "--max-frames", "1"])
     assert res.exit_code == 1, res.output
     assert_one_error_line(res.output, match)
-    if not match.startswith(("--rtsp-transport", "srx stream takes one")):  # the options' own checks, after the file
+    if not match.startswith("srx stream takes one"):  # the option's own check, after the file
         assert f"--config {bad}" in res.output
 
 
@@ -169,3 +180,71 @@ camera = 1
     assert options_from_file(tmp_path / "f.toml", ctx, "stream", SOURCE_TABLES) == {
         "window": False, "no_drop": True, "scale": ["2"], "max_fps": ["7", "a=3"], "source": ["a=rtsp://10.0.0.5/live"],
         "camera": ["1"], "rtsp_transport": ["a=udp"]}
+
+
+def test_a_file_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    """Windows Notepad's UTF-8 begins with a byte-order mark, and its lines end in CR LF."""
+    (tmp_path / "bom.toml").write_bytes(b"\xef\xbb\xbfdemo = true\r\nmax-frames = 1\r\nwindow = false\r\nquiet = true\r\n")
+    assert summary_of(["--config", str(tmp_path / "bom.toml")], tmp_path, "s")["frames_out"] == 1
+
+
+def test_a_file_srx_may_not_read_says_which_user(tmp_path: Path, monkeypatch) -> None:
+    """(Root reads any file, so the refusal is the OS error a user other than root gets, raised here.)"""
+    (tmp_path / "cams.toml").write_text("demo = true\n")
+    real = Path.read_text
+
+    def refused(self, *args, **kwargs):
+        if self.name == "cams.toml":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", refused)
+    monkeypatch.setattr("getpass.getuser", lambda: "srx")
+    res = runner.invoke(app, ["stream", "--config", str(tmp_path / "cams.toml")])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, "cams.toml: user srx may not read it; make it readable by the user srx runs as")
+
+
+CAMERAS = """
+max-fps = 20
+no-drop = true
+window = false
+quiet = true
+max-frames = 2
+weights = "fast"
+[[source]]
+name = "a"
+source = "{clip}"
+max-fps = 30
+roi = "0,0,32,32"
+[[source]]
+name = "b"
+source = "{clip}"
+"""
+
+
+def test_a_sources_own_value_on_the_command_line_replaces_that_sources_alone(tmp_path: Path) -> None:
+    clip = silent_video(tmp_path / "c.avi", 6, (48, 32))
+    (tmp_path / "c.toml").write_text(CAMERAS.format(clip=clip))
+    summary = summary_of(["--config", str(tmp_path / "c.toml"), "--max-fps", "b=7"], tmp_path, "one")
+    assert {n: s["max_fps"] for n, s in summary["sources"].items()} == {"a": 30, "b": 7}
+    summary = summary_of(["--config", str(tmp_path / "c.toml"), "--max-fps", "9"], tmp_path, "bare")
+    assert {n: s["max_fps"] for n, s in summary["sources"].items()} == {"a": 30, "b": 9}  # a keeps its own
+    summary = summary_of(["--config", str(tmp_path / "c.toml"), "--roi", "b=8,8,16,16"], tmp_path, "roi")
+    assert {n: s["input_size"] for n, s in summary["sources"].items()} == {"a": [32, 32], "b": [16, 16]}
+
+
+def test_sources_on_the_command_line_replace_all_of_the_files(tmp_path: Path) -> None:
+    """--source (or --camera, or --demo) stands for every source of the file: its tables go, their own
+    values with them (no error about a source that is not there), and the file's bare values stay."""
+    clip = silent_video(tmp_path / "c.avi", 6, (48, 32))
+    (tmp_path / "c.toml").write_text(CAMERAS.format(clip=clip) + "[[source]]\nname = \"desk\"\ncamera = 7\n")
+    summary = summary_of(["--config", str(tmp_path / "c.toml"), "--source", f"new={clip}", "--demo"], tmp_path, "s")
+    assert {n: s["max_fps"] for n, s in summary["sources"].items()} == {"new": 20, "demo": 20}
+
+
+def test_the_files_quiet_can_be_undone_on_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "q.toml").write_text("demo = true\nmax-frames = 25\nwindow = false\nquiet = true\nweights = \"fast\"\n")
+    res = runner.invoke(app, ["stream", "--config", str(tmp_path / "q.toml"), "--no-quiet"])
+    assert res.exit_code == 0, res.output
+    assert "fps" in res.output.split("stream summary")[0], res.output  # a status line before the summary

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.config import Tables, config_option
+from srx.cli.config import Tables, config_option, per_item_values, replaced_together
 from srx.cli.app import (DURATION_FORMS, SIZE_FORMS, app, model_scale_option, one_value, parse_size, scale_of_models,
                          threads_option, weights_option)
 from srx.errors import SrxError
@@ -16,8 +16,16 @@ from srx.errors import SrxError
 log = logging.getLogger("srx")
 
 
+def _check_table_value(key: str, text: str) -> None:
+    """A [[source]] table's name, or its own roi, max-fps or rtsp-transport, as the options check them."""
+    from srx.camera.multi import check_name
+    from srx.camera.sources import parse_max_fps, parse_roi, parse_rtsp_transport
+
+    {"name": check_name, "roi": parse_roi, "max-fps": parse_max_fps, "rtsp-transport": parse_rtsp_transport}[key](text)
+
+
 #: stream's [[source]] tables in a --config file: one camera each, with its own --roi, --max-fps, --rtsp-transport
-SOURCE_TABLES = Tables("source", ("source", "camera"), ("roi", "max-fps", "rtsp-transport"))
+SOURCE_TABLES = Tables("source", ("source", "camera"), ("roi", "max-fps", "rtsp-transport"), check=_check_table_value)
 
 
 def _seconds(text: Optional[str], option: str) -> Optional[float]:
@@ -34,6 +42,7 @@ def _positive_seconds(**given: float) -> None:
 
 @app.command("stream")
 def stream_cmd(
+    ctx: typer.Context,
     camera: Optional[list[str]] = typer.Option(
         None, "--camera", help="V4L2 camera index (0 for /dev/video0); repeat for several cameras, NAME=N names one."),
     source: Optional[list[str]] = typer.Option(
@@ -41,7 +50,7 @@ def stream_cmd(
         "repeat for several sources, NAME=SPEC names one (default names: cam0, the file's stem, a URL's host and the last part of its path, e.g. 10.0.0.5-main). "
         "${NAME} in a URL or pipeline is the environment variable NAME (a camera password off the command line; quote it in single quotes)."),
     demo: bool = typer.Option(False, "--demo", help="Stream srx's built-in synthetic street clip (320x180, 100 frames at 10 fps)."),
-    config: Optional[Path] = config_option("stream", SOURCE_TABLES),
+    config: Optional[str] = config_option("stream", SOURCE_TABLES),
     loop: bool = typer.Option(False, "--loop", help="Start a file (or the demo) again when it ends."),
     no_drop: bool = typer.Option(False, "--no-drop", help="Process every frame, nothing dropped, instead of always the newest: a file is read as fast as the model takes it (at its own rate where it is published to an rtsp:// output)."),
     buffer: int = typer.Option(
@@ -68,7 +77,7 @@ def stream_cmd(
         None, "--window/--no-window", help="Show a window (default: when a display is available)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many upscaled frames (per source)."),
     duration: Optional[str] = typer.Option(None, "--duration", help=f"Stop after this long: {DURATION_FORMS}.", show_default=False),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line on stderr."),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No live status line on stderr."),
     overlay: bool = typer.Option(False, "--overlay", help="Draw the live numbers onto the frames."),
     json_summary: Optional[str] = typer.Option(  # a str: only "-" itself is stdout, not ./- (a Path prints as -)
         None, "--json-summary", metavar="<path>", help="Also write the summary to this JSON file (several sources: one file with each source "
@@ -144,11 +153,15 @@ def stream_cmd(
     # with --server, --model names a served model, whose scale the server says (known once it is asked)
     scale = scale_of_models(scale, [weights], None if server is not None else model,
                             default=None if server is not None else 3)
-    cams, srcs = list(camera or []), list(source or [])
+    # the command line's sources stand for all of a --config file's; each source's own values merge by name
+    given = replaced_together(ctx, {"camera": camera, "source": source, "demo": demo},
+                              empty={"camera": None, "source": None, "demo": False})
+    cams, srcs, demo = list(given["camera"] or []), list(given["source"] or []), given["demo"]
     named = parse_sources(cams, srcs, demo, loop) if cams or srcs or demo else []
-    apply_regions(named, roi or [])
-    apply_rates(named, max_fps or [])
-    apply_transports(named, rtsp_transport or [])
+    present = {item.name for item in named}
+    apply_regions(named, per_item_values(ctx, "roi", roi, present))
+    apply_rates(named, per_item_values(ctx, "max_fps", max_fps, present))
+    apply_transports(named, per_item_values(ctx, "rtsp_transport", rtsp_transport, present))
     if server is not None and backend == "auto":
         backend = "triton"
     if len(named) > 1:
@@ -163,6 +176,9 @@ def stream_cmd(
         output = [output_for(str(o), named[0].name) if "{name}" in str(o) else o for o in output or []]
         if json_summary is not None and "{name}" in str(json_summary):
             json_summary = Path(output_for(str(json_summary), named[0].name))
+    elif config is not None:
+        raise SrxError(f"no source given: --config {config} has no [[source]] table (nor source =, camera = or "
+                       "demo = true), and the command line names none (--camera N, --source FILE|URL|PIPELINE, --demo)")
     else:  # several of each may be given; none is the mistake
         raise SrxError("no source given; expected --camera N, --source FILE|URL|PIPELINE or --demo (repeat --camera "
                        "and --source for several sources)")

@@ -8,7 +8,11 @@ repeatable one. Relative paths are relative to the folder srx runs in, as on the
 
 A command may also take arrays of tables (`tables=`): `srx stream`'s `[[source]]`, one camera each,
 holding `source = "URL"` (or `camera = N`), its `name` and its own values of the options that are set
-per source (`max-fps = 5` in the table is `--max-fps NAME=5`).
+per source (`max-fps = 5` in the table is `--max-fps NAME=5`). Those options merge by name instead
+(`per_item_values`): `--max-fps gate=3` on the command line replaces gate's value alone, a bare
+`--max-fps 3` the file's bare one; and the options that name the items (`--source`, `--camera`,
+`--demo`) are replaced together (`replaced_together`): sources on the command line stand for all of
+the file's, whose own values then go with them.
 
 The file is read by the option's callback, which runs before any other option is taken (it is
 eager), and becomes the command's `default_map`: each option then takes its value from the command
@@ -22,7 +26,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -40,6 +44,13 @@ class Tables:
     key: str
     kinds: tuple[str, ...]
     per_item: tuple[str, ...]
+    #: check(key, text) of a table's name and of the per-item values (raises SrxError), so that a bad
+    #: one is said with its file and table; None: checked by the command alone
+    check: Optional[Callable[[str, str], Any]] = None
+
+
+#: ctx.meta key: the per-item values the file gave ({parameter name: ["NAME=VALUE" or "VALUE", ...]})
+FILE_VALUES = "srx.config.per_item"
 
 
 #: a user:password@ in a URL whose password is written out (not ${NAME}, which srx reads from the environment)
@@ -50,33 +61,76 @@ def config_option(command: str, tables: Optional[Tables] = None):
     """--config FILE for `command`: its options from a TOML file (module docstring)."""
     extra = (f" An array of {tables.key} tables holds one {tables.key} each: {' = or '.join(tables.kinds)} =, name = "
              f"and its own {', '.join(tables.per_item)}." if tables else "")
+    merge = (f" ({', '.join('--' + k for k in tables.kinds)} replace all of the file's {tables.key}s; "
+             f"--{tables.per_item[0]} NAME=VALUE and the like replace that {tables.key}'s own alone)" if tables else "")
     return typer.Option(
         None, "--config", metavar="<path>", is_eager=True, show_default=False,
         callback=lambda ctx, param, value: _load(ctx, value, command, tables),
         help=f"Take options from this TOML file: a key per option, named as the option without its dashes "
              f"(keep-free = \"10%\", quiet = true, an array for a repeatable one).{extra} An option on the command "
-             f"line replaces the file's value of it.")
+             f"line replaces the file's value of it{merge}.")
 
 
 def _load(ctx: Any, value: Optional[Path], command: str, tables: Optional[Tables]) -> Optional[Path]:
     if value is None or ctx.resilient_parsing:
         return value
     path = Path(value)
-    ctx.default_map = {**(ctx.default_map or {}), **options_from_file(path, ctx, command, tables)}
+    defaults, per_item = _read(path, ctx, command, tables)
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    ctx.meta[FILE_VALUES] = per_item
     return path
+
+
+def from_command_line(ctx: Any, name: str) -> bool:
+    """Whether the parameter `name` (its Python name) was given on the command line."""
+    return getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
+
+
+def replaced_together(ctx: Any, values: dict[str, Any], empty: dict[str, Any]) -> dict[str, Any]:
+    """Options that together say one thing (stream's sources: source, camera, demo): where the
+    command line gives any of them, the file's values of the others are left out too, so the
+    command line's sources replace the file's rather than join some of them."""
+    if not any(from_command_line(ctx, name) for name in values):
+        return values
+    return {name: value if from_command_line(ctx, name) else empty[name] for name, value in values.items()}
+
+
+def per_item_values(ctx: Any, name: str, given: Optional[list[str]], present: set[str]) -> list[str]:
+    """A [NAME=]VALUE option's values: the command line's, then the file's for each item the command
+    line does not set (a bare value stands for every item without its own). The file's values for
+    items that are not in the run (replaced by the command line's sources) are left out."""
+    if FILE_VALUES not in ctx.meta:  # no --config
+        return list(given or [])
+    line = list(given or []) if from_command_line(ctx, name) else []
+    taken = {_item_key(v) for v in line}
+    kept = [v for v in ctx.meta[FILE_VALUES].get(name, [])
+            if _item_key(v) not in taken and (_item_key(v) == "" or _item_key(v) in present)]
+    return kept + line
+
+
+def _item_key(text: str) -> str:
+    return text.split("=", 1)[0] if "=" in text else ""
 
 
 def options_from_file(path: Path, ctx: Any, command: str, tables: Optional[Tables] = None) -> dict[str, Any]:
     """The file's options as a click `default_map` ({parameter name: value or list of values}),
     each value checked as the option would check its command-line text. Every mistake is an
     SrxError naming the file and the key."""
+    return _read(path, ctx, command, tables)[0]
+
+
+def _read(path: Path, ctx: Any, command: str, tables: Optional[Tables]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """options_from_file, and the per-item options' values apart (FILE_VALUES)."""
     where = f"--config {path}"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows Notepad) is no TOML error
     except FileNotFoundError:
         raise SrxError(f"{where}: no such file; expected a TOML file of `srx {command}` options") from None
     except IsADirectoryError:
         raise SrxError(f"{where} is a folder; expected a TOML file of `srx {command}` options") from None
+    except PermissionError:
+        raise SrxError(f"{where}: user {_user()} may not read it; make it readable by the user srx runs as (e.g. "
+                       f"chgrp {_user()} {path} && chmod 640 {path})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SrxError(f"{where}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
     toml = toml_module()
@@ -93,11 +147,14 @@ def options_from_file(path: Path, ctx: Any, command: str, tables: Optional[Table
         if plain:  # source = ["rtsp://...", ...]: the option's own values, beside any tables
             data[tables.key] = plain
         _read_tables([i for i in (items if isinstance(items, list) else [items]) if isinstance(i, dict)], tables,
-                     where, given)
+                     where, given, options)
     seen: dict[str, str] = {}  # parameter name -> the key that gave it
     for raw_key, val in data.items():
         key = raw_key.replace("_", "-")
         param = options.get(key)
+        if param is None and tables is not None and key == "name":  # a table's key, above its [[KEY]] line
+            raise SrxError(f"{where}: name = ... at the top of the file; a name belongs in a [[{tables.key}]] table: "
+                           f"a line [[{tables.key}]] above it, then name = and {' = or '.join(tables.kinds)} =")
         if param is None:
             raise SrxError(f"{where}: unknown key {raw_key!r}{_close(key, options, tables)}; expected an option of "
                            f"`srx {command}` without its dashes (srx {command} --help lists them)")
@@ -114,7 +171,11 @@ def options_from_file(path: Path, ctx: Any, command: str, tables: Optional[Table
         if isinstance(val, list) and not param.multiple:
             raise SrxError(f"{where}: {raw_key} = {_shown(val)}: expected one value, not an array (--{key} is "
                            "given once)")
-        given.setdefault(key, [])[:0] = [_text(v, raw_key, where) for v in values]  # before the tables' own
+        texts = [_text(v, raw_key, where) for v in values]
+        if tables is not None and tables.check is not None and key in tables.per_item:
+            for v in texts:
+                _check_item(tables, key, v, where)
+        given.setdefault(key, [])[:0] = texts  # before the tables' own
     result: dict[str, Any] = {}
     for key, vals in given.items():
         param = options[key]
@@ -124,9 +185,11 @@ def options_from_file(path: Path, ctx: Any, command: str, tables: Optional[Table
     for key, val in scalars.items():
         result[options[key].name] = val
     if _PASSWORD.search(text) and _readable_by_all(path):
-        log.warning("%s holds a camera password and every user of this machine can read it: chmod 600 it, or "
-                    "write ${NAME} in the URL for the password and give srx NAME in its environment", path)
-    return result
+        log.warning("%s holds a camera password and every user of this machine can read it: write ${NAME} in the "
+                    "URL for the password and give srx NAME in its environment, or make the file readable by the "
+                    "user srx runs as alone (chgrp that user's group, chmod 640)", path)
+    per_item = {options[k].name: list(v) for k, v in given.items() if tables is not None and k in tables.per_item}
+    return result, per_item
 
 
 def toml_module() -> Any:
@@ -158,20 +221,34 @@ def _options(ctx: Any) -> dict[str, Any]:
     return found
 
 
-def _read_tables(entries: list[dict], tables: Tables, where: str, given: dict[str, list[Any]]) -> None:
+def _read_tables(entries: list[dict], tables: Tables, where: str, given: dict[str, list[Any]],
+                 options: dict[str, Any]) -> None:
     """Each [[KEY]] table: its one kind (source = or camera =) with its name, NAME=VALUE for its own options."""
     allowed = ("name", *tables.kinds, *tables.per_item)
+    named: dict[str, int] = {}
     for n, entry in enumerate(entries, 1):
         entry = {k.replace("_", "-"): v for k, v in entry.items()}
         name = entry.get("name")
         label = f"{where}: [[{tables.key}]] {n}" + (f" ({name})" if isinstance(name, str) and name else "")
         for key in entry:
-            if key not in allowed:
-                near = difflib.get_close_matches(key, allowed, n=1)
-                raise SrxError(f"{label}: unknown key {key!r}" + (f" (did you mean {near[0]}?)" if near else "")
-                               + f"; expected {', '.join(allowed)}")
+            if key in allowed:
+                continue
+            if key in options:  # an option for all of them, written below a [[KEY]] line
+                raise SrxError(f"{label}: {key} is an option for every {tables.key}, not one {tables.key}'s own: put it "
+                               f"above the first [[{tables.key}]] line (in TOML a key below a [[{tables.key}]] line "
+                               f"belongs to that table); a table takes {', '.join(allowed)}")
+            near = difflib.get_close_matches(key, allowed, n=1)
+            raise SrxError(f"{label}: unknown key {key!r}" + (f" (did you mean {near[0]}?)" if near else "")
+                           + f"; expected {', '.join(allowed)}")
         if name is not None and (not isinstance(name, str) or not name):
             raise SrxError(f"{label}: name = {_shown(name)}: expected a name in quotes, e.g. name = \"door\"")
+        if name is not None:
+            if name in named:
+                raise SrxError(f"{label}: name = {name!r} is [[{tables.key}]] {named[name]}'s name too; expected a "
+                               f"name of its own for each {tables.key}")
+            named[name] = n
+            if tables.check is not None:
+                _check_item(tables, "name", name, label)
         kinds = [k for k in tables.kinds if k in entry]
         if len(kinds) != 1:
             raise SrxError(f"{label}: expected one of {' or '.join(k + ' =' for k in tables.kinds)}, found "
@@ -183,7 +260,20 @@ def _read_tables(entries: list[dict], tables: Tables, where: str, given: dict[st
                 if not name:
                     raise SrxError(f"{label}: {key} = ... is this {tables.key}'s own, so the {tables.key} needs a "
                                    f"name = \"...\" (or set {key} for every {tables.key} at the top of the file)")
-                given.setdefault(key, []).append(f"{name}={_text(entry[key], key, label)}")
+                value = _text(entry[key], key, label)
+                if tables.check is not None:
+                    _check_item(tables, key, value, label)
+                given.setdefault(key, []).append(f"{name}={value}")
+
+
+def _check_item(tables: Tables, key: str, text: str, label: str) -> None:
+    """A table's name or per-item value, checked by the command's own check; its message (which
+    says the option, --max-fps 'fast': ...) said as the file's key."""
+    try:
+        tables.check(key, text)  # type: ignore[misc]
+    except SrxError as exc:
+        why = re.sub(r"^(--[a-z-]+ |source name )'[^']*'(:| \(in [^)]*\):) ", "", str(exc), count=1)
+        raise SrxError(f"{label}: {key} = {text!r}: {why}") from None
 
 
 def _text(value: Any, key: str, where: str) -> str:
@@ -215,6 +305,15 @@ def _close(key: str, options: dict[str, Any], tables: Optional[Tables]) -> str:
     names = list(options) + ([tables.key] if tables else [])
     near = difflib.get_close_matches(key, names, n=1)
     return f" (did you mean {near[0]}?)" if near else ""
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001  (no name for this uid)
+        return str(os.getuid())
 
 
 def _readable_by_all(path: Path) -> bool:

@@ -41,6 +41,7 @@ def test_prometheus_scrapes_a_run_and_its_alert_rules_tell_a_lost_camera_from_an
     srx = subprocess.Popen(
         [sys.executable, "-m", "srx", "stream", "--camera", "7", "--source", str(clip), "-w", str(tiny_checkpoint(3)),
          "--backend", "torch", "--no-window", "-q", "--reconnect-max-wait", "1", "--duration", "120s",
+         "--max-fps", "short=50",
          "--output", str(tmp_path / "rec" / "{name}.mkv"), "--segment", "1s", "--serve", f"127.0.0.1:{port}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     config = tmp_path / "prometheus.yml"
@@ -59,6 +60,10 @@ def test_prometheus_scrapes_a_run_and_its_alert_rules_tell_a_lost_camera_from_an
                 return False
 
         wait_until(ended, 90, "the file source to end")
+        settings = {name: {k: v.get(k) for k in ("source", "max_fps", "roi")}
+                    for name, v in json.loads(_get(base + "/stats"))["sources"].items()}
+        assert settings == {"cam7": {"source": "camera 7", "max_fps": None, "roi": None},  # what each was set to
+                            "short": {"source": f"file {clip}", "max_fps": 50, "roi": None}}, settings
         metrics = _get(base + "/metrics")
         lint = subprocess.run([promtool, "check", "metrics"], input=metrics, capture_output=True, text=True, timeout=60)
         assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), lint.stdout + lint.stderr

@@ -4,6 +4,8 @@ the stream keeps going with "no signal" frames, logs its reconnect attempts, and
 frames come again afterwards."""
 from __future__ import annotations
 
+import json
+
 import logging
 import subprocess
 import threading
@@ -216,7 +218,8 @@ def test_a_frozen_camera_is_no_signal_within_the_open_timeout_and_its_queued_fra
     assert summary.dropped <= 3, summary.format()
 
 
-def test_a_camera_login_is_used_and_its_password_is_said_nowhere(tmp_path: Path, tiny_checkpoint, monkeypatch) -> None:
+def test_a_camera_login_is_used_and_its_password_is_said_nowhere(tmp_path: Path, tiny_checkpoint, monkeypatch,
+                                                                caplog) -> None:
     """A camera that needs a login, its password with an unencoded '@' (FFmpeg takes the login up to
     the last '@'): srx streams from it and hides the whole password in every line and file it writes
     (it hid only up to the first '@'); a wrong password is one line that says the login was refused
@@ -245,12 +248,20 @@ def test_a_camera_login_is_used_and_its_password_is_said_nowhere(tmp_path: Path,
         assert from_env.exit_code == 0 and "Secret9" not in from_env.output, from_env.output
         wrong = CliRunner().invoke(app, ["stream", "--source", f"rtsp://admin:Wr0ng@127.0.0.1:{port}/clip", "-w",
                                          weights, "--max-frames", "3", "--no-window", "--open-timeout", "5"])
+        # a wrong (here: empty) password from the environment: the advice names the variable, not the URL
+        monkeypatch.setenv("SRX_TEST_CAM_PW", "")
+        empty = CliRunner().invoke(app, ["stream", "--source", f"rtsp://admin:${{SRX_TEST_CAM_PW}}@127.0.0.1:{port}/clip",
+                                         "-w", weights, "--max-frames", "2", "--no-window", "--open-timeout", "5"])
     finally:
         server.kill()
     assert wrong.exit_code == 1
     assert_one_error_line(wrong.output, "the camera refused the login")
     assert "401" in wrong.output and "check the user and password in the URL" in wrong.output
     assert "Wr0ng" not in wrong.output
+    assert empty.exit_code == 1
+    assert_one_error_line(empty.output, "check the user in the URL and the password in the environment variable "
+                                        "SRX_TEST_CAM_PW")
+    assert "names ${SRX_TEST_CAM_PW}, which is set but empty" in caplog.text
 
 
 def test_rtsp_sources_pull_their_video_over_tcp_unless_told_udp(tmp_path: Path, tiny_checkpoint) -> None:
@@ -284,10 +295,12 @@ def test_rtsp_sources_pull_their_video_over_tcp_unless_told_udp(tmp_path: Path, 
         assert res.exit_code == 0, res.output
         assert "UDP" in clear.transports[-1], clear.transports
         res = CliRunner().invoke(app, ["stream", "--source", f"door={clear.url()}", "--source", f"gate={blocked.url()}",
-                                       "--rtsp-transport", "door=udp", *common])
+                                       "--rtsp-transport", "door=udp", *common, "--json-summary", str(tmp_path / "s.json")])
         assert res.exit_code == 0, res.output
         assert {t.split(";")[0] for t in clear.transports[-1:] + blocked.transports[-1:]} == \
             {"RTP/AVP/UDP", "RTP/AVP/TCP"}, (clear.transports, blocked.transports)
+        summary = json.loads((tmp_path / "s.json").read_text())  # and the summary says which each one used
+        assert {n: s["rtsp_transport"] for n, s in summary["sources"].items()} == {"door": "udp", "gate": "tcp"}
     finally:
         blocked.close()
         clear.close()
