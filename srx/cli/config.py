@@ -37,9 +37,9 @@ log = logging.getLogger("srx")
 
 @dataclass(frozen=True)
 class Tables:
-    """An array of tables a command's file may hold: `key` (`source`), the keys one of which names
-    what each table is and the option that takes it (`{"source": "source", "camera": "camera"}`), and
-    the options each table may set for itself, given to the option as NAME=VALUE."""
+    """An array of tables a command's file may hold: `key` (`source`), the keys one of which says
+    what each table is, each the name of the option that takes it (`("source", "camera")`), and the
+    options each table may set for itself (`per_item`), given to the option as NAME=VALUE."""
 
     key: str
     kinds: tuple[str, ...]
