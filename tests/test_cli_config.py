@@ -21,6 +21,15 @@ def _cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SRX_CACHE_DIR", str(tmp_path / "cache"))
 
 
+def stream_context():
+    """A click context of `srx stream`, as --config's callback gets it."""
+    from typer.main import get_command
+
+    group = get_command(app)
+    parent = group.make_context("srx", ["stream", "--demo"])
+    return group.get_command(parent, "stream").make_context("stream", ["--demo"], parent=parent)
+
+
 def summary_of(args: list[str], tmp_path: Path, name: str) -> dict:
     out = tmp_path / f"{name}.json"
     res = runner.invoke(app, ["stream", *args, "--json-summary", str(out)])
@@ -111,6 +120,17 @@ BAD_FILES = [
     ("[[source]]\nname = \"a\"\nsource = \"a.mp4\"\noutput = \"rec/{name}.mp4\"\n",
      "[[source]] 1 (a): output is an option for every source, not one source's own: put it above the first"),
     ("# nothing yet\n", "no source given: --config "),
+    ("[[source]]\nname = \"\"\nsource = \"a.mp4\"\n", "[[source]] 1: name = '': expected a name in quotes"),
+    ("demo = true\nconfig = \"other.toml\"\n", "unknown key 'config'; expected an option of `srx stream`"),
+    ("demo = true\nq = true\n", "unknown key 'q'; expected an option of `srx stream`"),  # long names only
+    ("demo = true\nlo_drop = true\n", "unknown key 'lo_drop' (did you mean no-drop?)"),  # matched with dashes
+    ("[[source]]\nname = \"yard\"\nsource = \"a.mp4\"\nmax_fps = 5\nmax-fps = 7\n",
+     "[[source]] 1 (yard): max-fps is given twice (as max_fps and max-fps)"),
+    # values the options check in the command itself, said with the file and the key all the same
+    ("demo = true\nduration = \"soon\"\n", "duration = 'soon': expected a duration like 90, 30s"),
+    ("demo = true\nkeep-free = \"lots\"\n", "keep-free = 'lots': expected"),
+    ("demo = true\nserve = \"::1:8080\"\n", "serve = '::1:8080': expected HOST:PORT"),
+    ("demo = true\nthreads = 0\n", "threads = '0': --threads must be at least 1, got 0"),
 ]
 
 
@@ -156,10 +176,6 @@ def test_a_password_in_a_file_every_user_can_read_is_warned_of(tmp_path: Path, c
 def test_what_a_file_hands_each_option(tmp_path: Path) -> None:
     """The default_map a file becomes: a flag's other name negated, an underscore read as a dash, the
     top level's value of a per-source option first and each table's own as NAME=VALUE after it."""
-    from types import SimpleNamespace
-
-    from typer.main import get_command
-
     from srx.cli.camera import SOURCE_TABLES
     from srx.cli.config import options_from_file
 
@@ -176,8 +192,7 @@ max-fps = 3
 [[source]]
 camera = 1
 """)
-    ctx = SimpleNamespace(command=get_command(app).commands["stream"])
-    assert options_from_file(tmp_path / "f.toml", ctx, "stream", SOURCE_TABLES) == {
+    assert options_from_file(tmp_path / "f.toml", stream_context(), "stream", SOURCE_TABLES) == {
         "window": False, "no_drop": True, "scale": ["2"], "max_fps": ["7", "a=3"], "source": ["a=rtsp://10.0.0.5/live"],
         "camera": ["1"], "rtsp_transport": ["a=udp"]}
 
@@ -248,3 +263,75 @@ def test_the_files_quiet_can_be_undone_on_the_command_line(tmp_path: Path) -> No
     res = runner.invoke(app, ["stream", "--config", str(tmp_path / "q.toml"), "--no-quiet"])
     assert res.exit_code == 0, res.output
     assert "fps" in res.output.split("stream summary")[0], res.output  # a status line before the summary
+
+
+def test_a_tables_own_keys_read_with_underscores_too(tmp_path: Path) -> None:
+    clip = silent_video(tmp_path / "yard.avi", 8, (64, 48))
+    (tmp_path / "c.toml").write_text(f'weights = "fast"\nmax_frames = 2\nwindow = false\nquiet = true\ndemo = true\n'
+                                     f'max-fps = 20\n[[source]]\nname = "yard"\nsource = "{clip}"\nmax_fps = 30\n')
+    summary = summary_of(["--config", str(tmp_path / "c.toml")], tmp_path, "s")
+    assert {n: s["max_fps"] for n, s in summary["sources"].items()} == {"demo": 20, "yard": 30}
+
+
+def test_one_source_as_a_plain_string(tmp_path: Path) -> None:
+    clip = silent_video(tmp_path / "a.avi", 6, (48, 32))
+    (tmp_path / "c.toml").write_text(f'source = "{clip}"\nmax-frames = 2\nwindow = false\nquiet = true\n'
+                                     'weights = "fast"\n')
+    summary = summary_of(["--config", str(tmp_path / "c.toml")], tmp_path, "s")
+    assert summary["frames_out"] == 2 and summary["source"] == f"file {clip}"
+
+
+def test_a_flag_on_the_command_line_replaces_the_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """window = true in the file asks for a window (none here: refused); --no-window overrules it."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    (tmp_path / "w.toml").write_text('demo = true\nwindow = true\nquiet = true\nmax-frames = 2\nweights = "fast"\n')
+    res = runner.invoke(app, ["stream", "--config", str(tmp_path / "w.toml")])
+    assert res.exit_code == 1 and "--window asked for but no display" in res.output, res.output  # the file's is read
+    assert summary_of(["--config", str(tmp_path / "w.toml"), "--no-window"], tmp_path, "s")["frames_out"] == 2
+
+
+def test_a_file_not_in_utf8_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('source = "caf\xe9.mp4"\n'.encode("latin-1"))
+    res = runner.invoke(app, ["stream", "--config", str(bad)])
+    assert res.exit_code == 1, res.output
+    assert_one_error_line(res.output, f"--config {bad}: cannot be read (")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX's")
+@pytest.mark.parametrize("login,mode,expected", [
+    ("admin:hunter2@", 0o640, False),  # group-readable only is not "every user"
+    ("admin:hunter2@", 0o604, True),   # readable by others though not by the group
+    ("admin:$uper@", 0o644, True),     # a password starting with $ (not ${NAME}) is written out
+    ("admin:pa:ss@", 0o644, True),     # a ':' inside the password
+    (":hunter2@", 0o644, True),        # a password with no user name
+], ids=["group-only", "others-only", "dollar-password", "colon-in-password", "no-user"])
+def test_the_password_warning_is_for_files_others_can_read(tmp_path: Path, caplog, login: str, mode: int,
+                                                           expected: bool) -> None:
+    from tests.camera.conftest import free_port
+
+    path = tmp_path / "cams.toml"
+    path.write_text(f'source = "rtsp://{login}127.0.0.1:{free_port()}/live"\nwindow = false\nopen-timeout = "2s"\n')
+    path.chmod(mode)
+    res = runner.invoke(app, ["stream", "--config", str(path)])
+    assert res.exit_code == 1, res.output  # nothing listens there
+    said = [r.getMessage() for r in caplog.records if "every user of this machine can read it" in r.getMessage()]
+    secret = login.split(":", 1)[1].rstrip("@")
+    assert all(secret not in line for line in said) and secret not in res.output
+    assert bool(said) == expected, said
+
+
+def test_resilient_parsing_does_not_read_the_file(tmp_path: Path, caplog) -> None:
+    """Shell completion parses the command line without acting on it: the file is not read then."""
+    from typer.main import get_command
+
+    path = tmp_path / "pw.toml"
+    path.write_text('source = "rtsp://admin:hunter2@127.0.0.1:9/x"\n')
+    path.chmod(0o644)
+    group = get_command(app)
+    parent = group.make_context("srx", ["stream"], resilient_parsing=True)
+    ctx = group.get_command(parent, "stream").make_context("stream", ["--config", str(path)], parent=parent,
+                                                           resilient_parsing=True)
+    assert not ctx.default_map
+    assert not [r for r in caplog.records if "every user of this machine" in r.getMessage()]

@@ -76,6 +76,41 @@ def test_the_service_units_command_runs_as_systemd_gives_it(tmp_path: Path, monk
     assert {name: s["max_fps"] for name, s in sources.items()} == {"door": 10, "gate": 5}  # the file's, and gate's own
 
 
+def unit_values(text: str) -> dict[str, list[str]]:
+    """The unit's settings ({key: [value, ...]}), continued lines joined, comments left out."""
+    values: dict[str, list[str]] = {}
+    for line in re.sub(r"\\\n\s*", " ", text).splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            values.setdefault(key.strip(), []).append(value.strip())
+    return values
+
+
+def test_the_unit_gives_srx_its_passwords_and_the_folders_it_writes() -> None:
+    """Under ProtectSystem=strict every folder srx writes (its working folder, SRX_CACHE_DIR, the
+    recordings of stream.toml) must be in ReadWritePaths, each ${NAME} of stream.toml must come from
+    the EnvironmentFile (cams.env.example names each), and the file runs what its header and the
+    README say: x3 by the shipped camera weights."""
+    import json
+
+    from srx.cli.config import toml_module
+
+    unit = unit_values(UNIT.read_text())
+    assert unit["ProtectSystem"] == ["strict"]
+    assert [f.lstrip("-") for f in unit.get("EnvironmentFile", [])] == ["/etc/srx/cams.env"]
+    config = toml_module().loads(STREAM_TOML.read_text())
+    assert config["weights"] == "camera" and config["scale"] == 3, config
+    wanted = set(re.findall(r"\$\{(\w+)\}", json.dumps(config)))  # in the values, not in the comments
+    defined = set(re.findall(r"^(\w+)=", UNIT.with_name("cams.env.example").read_text(), re.M))
+    assert wanted and wanted <= defined, (wanted, defined)
+    writable = [Path(p) for v in unit.get("ReadWritePaths", []) for p in v.split()]
+    env = dict(kv.split("=", 1) for v in unit.get("Environment", []) for kv in v.split())
+    writes = {"WorkingDirectory": Path(unit["WorkingDirectory"][0]), "SRX_CACHE_DIR": Path(env["SRX_CACHE_DIR"]),
+              "output": Path(config["output"]).parent}
+    for what, folder in writes.items():
+        assert any(folder.is_relative_to(w) for w in writable), (what, folder, writable)
+
+
 ALERTS = UNIT.with_name("srx-alerts.yml")
 
 #: promtool's unit test of deploy/srx-alerts.yml: series as srx's /metrics gives them, scraped once a

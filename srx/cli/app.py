@@ -193,10 +193,16 @@ def parse_size(text: str, option: str) -> tuple[int, float]:
     return size, 0.0
 
 
-def _check_threads(value: int | None) -> int | None:
-    if value is not None and value < 1:
+def check_thread_count(value: int) -> int:
+    """--threads' rule: at least 1 (an SrxError otherwise)."""
+    if value < 1:
         raise SrxError(f"--threads must be at least 1, got {value}")
+    return value
+
+
+def _check_threads(value: int | None) -> int | None:
     if value is not None:
+        check_thread_count(value)
         from srx.doctor import usable_cpus
         from srx.words import counted
 

@@ -16,16 +16,29 @@ from srx.errors import SrxError
 log = logging.getLogger("srx")
 
 
-def _check_table_value(key: str, text: str) -> None:
-    """A [[source]] table's name, or its own roi, max-fps or rtsp-transport, as the options check them."""
-    from srx.camera.multi import check_name
-    from srx.camera.sources import parse_max_fps, parse_roi, parse_rtsp_transport
-
-    {"name": check_name, "roi": parse_roi, "max-fps": parse_max_fps, "rtsp-transport": parse_rtsp_transport}[key](text)
-
-
 #: stream's [[source]] tables in a --config file: one camera each, with its own --roi, --max-fps, --rtsp-transport
-SOURCE_TABLES = Tables("source", ("source", "camera"), ("roi", "max-fps", "rtsp-transport"), check=_check_table_value)
+SOURCE_TABLES = Tables("source", ("source", "camera"), ("roi", "max-fps", "rtsp-transport"))
+
+#: stream's options that take a length of time
+DURATION_OPTIONS = ("duration", "reconnect-max-wait", "segment", "keep", "open-timeout")
+
+
+def _check_file_value(key: str, text: str) -> None:
+    """A --config file's value as stream's option would check it (its durations, --keep-free, --serve,
+    --threads, a [[source]] table's name and own roi, max-fps, rtsp-transport), so a bad one is said
+    with the file and the key, not as an option the user never typed."""
+    from srx.camera.multi import check_name
+    from srx.camera.server import parse_hostport
+    from srx.camera.sources import parse_max_fps, parse_roi, parse_rtsp_transport
+    from srx.cli.app import check_thread_count, parse_duration
+
+    if key in DURATION_OPTIONS:
+        parse_duration(text, f"--{key}")
+    checks = {"name": check_name, "roi": parse_roi, "max-fps": parse_max_fps, "rtsp-transport": parse_rtsp_transport,
+              "serve": parse_hostport, "keep-free": lambda t: parse_size(t, "--keep-free"),
+              "threads": lambda t: check_thread_count(int(t))}
+    if key in checks:
+        checks[key](text)
 
 
 def _seconds(text: Optional[str], option: str) -> Optional[float]:
@@ -50,7 +63,7 @@ def stream_cmd(
         "repeat for several sources, NAME=SPEC names one (default names: cam0, the file's stem, a URL's host and the last part of its path, e.g. 10.0.0.5-main). "
         "${NAME} in a URL or pipeline is the environment variable NAME (a camera password off the command line; quote it in single quotes)."),
     demo: bool = typer.Option(False, "--demo", help="Stream srx's built-in synthetic street clip (320x180, 100 frames at 10 fps)."),
-    config: Optional[str] = config_option("stream", SOURCE_TABLES),
+    config: Optional[str] = config_option("stream", SOURCE_TABLES, _check_file_value),
     loop: bool = typer.Option(False, "--loop", help="Start a file (or the demo) again when it ends."),
     no_drop: bool = typer.Option(False, "--no-drop", help="Process every frame, nothing dropped, instead of always the newest: a file is read as fast as the model takes it (at its own rate where it is published to an rtsp:// output)."),
     buffer: int = typer.Option(

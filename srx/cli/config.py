@@ -44,20 +44,23 @@ class Tables:
     key: str
     kinds: tuple[str, ...]
     per_item: tuple[str, ...]
-    #: check(key, text) of a table's name and of the per-item values (raises SrxError), so that a bad
-    #: one is said with its file and table; None: checked by the command alone
-    check: Optional[Callable[[str, str], Any]] = None
+
+
+#: check(key, text): a command's own check of a file's value for `key` (a duration, a size, an address, a
+#: table's name; a key it does not know passes), raising SrxError, so that a bad value is said with the
+#: file, the table and the key rather than as an option the user never typed
+Check = Callable[[str, str], Any]
 
 
 #: ctx.meta key: the per-item values the file gave ({parameter name: ["NAME=VALUE" or "VALUE", ...]})
 FILE_VALUES = "srx.config.per_item"
 
 
-#: a user:password@ in a URL whose password is written out (not ${NAME}, which srx reads from the environment)
-_PASSWORD = re.compile(r"://[^/@\s:]+:(?!\$\{)[^@/\s]+@")
+#: a [user]:password@ in a URL whose password is written out (not ${NAME}, which srx reads from the environment)
+_PASSWORD = re.compile(r"://[^/@\s:]*:(?!\$\{)[^@/\s]+@")
 
 
-def config_option(command: str, tables: Optional[Tables] = None):
+def config_option(command: str, tables: Optional[Tables] = None, check: Optional[Check] = None):
     """--config FILE for `command`: its options from a TOML file (module docstring)."""
     extra = (f" An array of {tables.key} tables holds one {tables.key} each: {' = or '.join(tables.kinds)} =, name = "
              f"and its own {', '.join(tables.per_item)}." if tables else "")
@@ -65,17 +68,18 @@ def config_option(command: str, tables: Optional[Tables] = None):
              f"--{tables.per_item[0]} NAME=VALUE and the like replace that {tables.key}'s own alone)" if tables else "")
     return typer.Option(
         None, "--config", metavar="<path>", is_eager=True, show_default=False,
-        callback=lambda ctx, param, value: _load(ctx, value, command, tables),
+        callback=lambda ctx, param, value: _load(ctx, value, command, tables, check),
         help=f"Take options from this TOML file: a key per option, named as the option without its dashes "
              f"(keep-free = \"10%\", quiet = true, an array for a repeatable one).{extra} An option on the command "
              f"line replaces the file's value of it{merge}.")
 
 
-def _load(ctx: Any, value: Optional[Path], command: str, tables: Optional[Tables]) -> Optional[Path]:
+def _load(ctx: Any, value: Optional[Path], command: str, tables: Optional[Tables],
+          check: Optional[Check]) -> Optional[Path]:
     if value is None or ctx.resilient_parsing:
         return value
     path = Path(value)
-    defaults, per_item = _read(path, ctx, command, tables)
+    defaults, per_item = _read(path, ctx, command, tables, check)
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     ctx.meta[FILE_VALUES] = per_item
     return path
@@ -112,14 +116,16 @@ def _item_key(text: str) -> str:
     return text.split("=", 1)[0] if "=" in text else ""
 
 
-def options_from_file(path: Path, ctx: Any, command: str, tables: Optional[Tables] = None) -> dict[str, Any]:
+def options_from_file(path: Path, ctx: Any, command: str, tables: Optional[Tables] = None,
+                      check: Optional[Check] = None) -> dict[str, Any]:
     """The file's options as a click `default_map` ({parameter name: value or list of values}),
-    each value checked as the option would check its command-line text. Every mistake is an
-    SrxError naming the file and the key."""
-    return _read(path, ctx, command, tables)[0]
+    each value checked as the option would check its command-line text (and by `check`). Every
+    mistake is an SrxError naming the file and the key."""
+    return _read(path, ctx, command, tables, check)[0]
 
 
-def _read(path: Path, ctx: Any, command: str, tables: Optional[Tables]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+def _read(path: Path, ctx: Any, command: str, tables: Optional[Tables],
+          check: Optional[Check] = None) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """options_from_file, and the per-item options' values apart (FILE_VALUES)."""
     where = f"--config {path}"
     try:
@@ -147,7 +153,7 @@ def _read(path: Path, ctx: Any, command: str, tables: Optional[Tables]) -> tuple
         if plain:  # source = ["rtsp://...", ...]: the option's own values, beside any tables
             data[tables.key] = plain
         _read_tables([i for i in (items if isinstance(items, list) else [items]) if isinstance(i, dict)], tables,
-                     where, given, options)
+                     where, given, options, check)
     seen: dict[str, str] = {}  # parameter name -> the key that gave it
     for raw_key, val in data.items():
         key = raw_key.replace("_", "-")
@@ -171,16 +177,14 @@ def _read(path: Path, ctx: Any, command: str, tables: Optional[Tables]) -> tuple
         if isinstance(val, list) and not param.multiple:
             raise SrxError(f"{where}: {raw_key} = {_shown(val)}: expected one value, not an array (--{key} is "
                            "given once)")
-        texts = [_text(v, raw_key, where) for v in values]
-        if tables is not None and tables.check is not None and key in tables.per_item:
-            for v in texts:
-                _check_item(tables, key, v, where)
-        given.setdefault(key, [])[:0] = texts  # before the tables' own
+        given.setdefault(key, [])[:0] = [_text(v, raw_key, where) for v in values]  # before the tables' own
     result: dict[str, Any] = {}
     for key, vals in given.items():
         param = options[key]
         for v in vals:
-            _check(param, key, v, where, ctx)
+            if tables is None or key not in tables.per_item or "=" not in v:  # a table's own: checked with its table
+                _check(param, key, v, where, ctx)
+                _check_value(check, key, v, where)
         result[param.name] = vals if param.multiple else vals[0]
     for key, val in scalars.items():
         result[options[key].name] = val
@@ -222,14 +226,20 @@ def _options(ctx: Any) -> dict[str, Any]:
 
 
 def _read_tables(entries: list[dict], tables: Tables, where: str, given: dict[str, list[Any]],
-                 options: dict[str, Any]) -> None:
+                 options: dict[str, Any], check: Optional[Check]) -> None:
     """Each [[KEY]] table: its one kind (source = or camera =) with its name, NAME=VALUE for its own options."""
     allowed = ("name", *tables.kinds, *tables.per_item)
     named: dict[str, int] = {}
-    for n, entry in enumerate(entries, 1):
-        entry = {k.replace("_", "-"): v for k, v in entry.items()}
+    for n, raw in enumerate(entries, 1):
+        entry = {k.replace("_", "-"): v for k, v in raw.items()}
         name = entry.get("name")
         label = f"{where}: [[{tables.key}]] {n}" + (f" ({name})" if isinstance(name, str) and name else "")
+        spelt: dict[str, str] = {}
+        for key in raw:  # max_fps and max-fps both
+            if key.replace("_", "-") in spelt:
+                raise SrxError(f"{label}: {key.replace('_', '-')} is given twice (as {spelt[key.replace('_', '-')]} and "
+                               f"{key}); expected it once")
+            spelt[key.replace("_", "-")] = key
         for key in entry:
             if key in allowed:
                 continue
@@ -247,8 +257,7 @@ def _read_tables(entries: list[dict], tables: Tables, where: str, given: dict[st
                 raise SrxError(f"{label}: name = {name!r} is [[{tables.key}]] {named[name]}'s name too; expected a "
                                f"name of its own for each {tables.key}")
             named[name] = n
-            if tables.check is not None:
-                _check_item(tables, "name", name, label)
+            _check_value(check, "name", name, label)
         kinds = [k for k in tables.kinds if k in entry]
         if len(kinds) != 1:
             raise SrxError(f"{label}: expected one of {' or '.join(k + ' =' for k in tables.kinds)}, found "
@@ -261,16 +270,17 @@ def _read_tables(entries: list[dict], tables: Tables, where: str, given: dict[st
                     raise SrxError(f"{label}: {key} = ... is this {tables.key}'s own, so the {tables.key} needs a "
                                    f"name = \"...\" (or set {key} for every {tables.key} at the top of the file)")
                 value = _text(entry[key], key, label)
-                if tables.check is not None:
-                    _check_item(tables, key, value, label)
+                _check_value(check, key, value, label)
                 given.setdefault(key, []).append(f"{name}={value}")
 
 
-def _check_item(tables: Tables, key: str, text: str, label: str) -> None:
-    """A table's name or per-item value, checked by the command's own check; its message (which
-    says the option, --max-fps 'fast': ...) said as the file's key."""
+def _check_value(check: Optional[Check], key: str, text: str, label: str) -> None:
+    """A value checked by the command's own `check`; its message (which says the option, --max-fps
+    'fast': ...) said as the file's key."""
+    if check is None:
+        return
     try:
-        tables.check(key, text)  # type: ignore[misc]
+        check(key, text)
     except SrxError as exc:
         why = re.sub(r"^(--[a-z-]+ |source name )'[^']*'(:| \(in [^)]*\):) ", "", str(exc), count=1)
         raise SrxError(f"{label}: {key} = {text!r}: {why}") from None
