@@ -237,7 +237,7 @@ def source_settings(spec: Any) -> dict[str, Any]:
     """What a source was set to (/stats, --json-summary): its description, passwords hidden, and
     its own --max-fps, --roi and, over RTSP, --rtsp-transport (a --config file's tables too)."""
     roi = getattr(spec, "roi", None)
-    return {"source": spec.describe(), "max_fps": getattr(spec, "max_fps", None),
+    return {"source": spec.describe_whole(), "max_fps": getattr(spec, "max_fps", None),
             "roi": list(roi) if roi is not None else None,
             **({"rtsp_transport": spec.rtsp_transport} if getattr(spec, "rtsp", False) else {})}
 

@@ -131,6 +131,9 @@ BAD_FILES = [
     ("demo = true\nkeep-free = \"lots\"\n", "keep-free = 'lots': expected"),
     ("demo = true\nserve = \"::1:8080\"\n", "serve = '::1:8080': expected HOST:PORT"),
     ("demo = true\nthreads = 0\n", "threads = '0': --threads must be at least 1, got 0"),
+    ("demo = true\nmax-fps = [\"demo=fast\"]\n", "max-fps = 'fast': expected a positive number"),  # a named one's value
+    ("max-fps = [\"a=2\"]\n[[source]]\nname = \"a\"\nsource = \"a.mp4\"\nmax-fps = 5\n",
+     "max-fps is given twice for source 'a'"),
 ]
 
 
@@ -335,3 +338,39 @@ def test_resilient_parsing_does_not_read_the_file(tmp_path: Path, caplog) -> Non
                                                            resilient_parsing=True)
     assert not ctx.default_map
     assert not [r for r in caplog.records if "every user of this machine" in r.getMessage()]
+
+
+def test_a_files_value_for_a_camera_it_does_not_have_is_refused(tmp_path: Path) -> None:
+    """A misspelt camera in a top-level NAME=VALUE: that camera would run without its own value; the
+    same typo on the command line is refused, so it is in the file too, naming the file."""
+    clip = silent_video(tmp_path / "c.avi", 6, (48, 32))
+    (tmp_path / "typo.toml").write_text(CAMERAS.format(clip=clip).replace("max-fps = 20", 'max-fps = ["20", "bb=1"]'))
+    res = runner.invoke(app, ["stream", "--config", str(tmp_path / "typo.toml")])
+    assert res.exit_code == 1, res.output
+    assert_one_error_line(res.output, f"--config {tmp_path / 'typo.toml'}: max-fps = 'bb=1': no source is named 'bb'; "
+                                      "the sources are a, b")
+
+
+def test_a_command_line_source_of_a_files_name_is_a_new_source(tmp_path: Path) -> None:
+    """--source a=... replaces the file's sources, a's table included: its roi (which would not fit the
+    new source) and max-fps go; the file's bare max-fps stays."""
+    clip = silent_video(tmp_path / "c.avi", 6, (48, 32))
+    small = silent_video(tmp_path / "small.avi", 6, (24, 16))
+    (tmp_path / "c.toml").write_text(CAMERAS.format(clip=clip))
+    summary = summary_of(["--config", str(tmp_path / "c.toml"), "--source", f"a={small}"], tmp_path, "s")
+    assert summary["max_fps"] == 20 and summary["roi"] is None and summary["input_size"] == [24, 16]
+
+
+def test_an_empty_named_value_on_the_command_line_is_the_options_own_error(tmp_path: Path) -> None:
+    clip = silent_video(tmp_path / "c.avi", 6, (48, 32))
+    (tmp_path / "c.toml").write_text(CAMERAS.format(clip=clip))
+    res = runner.invoke(app, ["stream", "--config", str(tmp_path / "c.toml"), "--max-fps", "b="])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, "--max-fps 'b=': expected a positive number of frames a second")
+
+
+def test_keep_as_a_bare_number_says_it_is_seconds(tmp_path: Path) -> None:
+    (tmp_path / "k.toml").write_text(f'demo = true\noutput = "{tmp_path}/rec/{{name}}.mp4"\nsegment = "1h"\nkeep = 14\n')
+    res = runner.invoke(app, ["stream", "--config", str(tmp_path / "k.toml")])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, "--keep 14 (a number alone is seconds) is not longer than --segment 1h")

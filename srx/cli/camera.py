@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from srx.cli.config import Tables, config_option, per_item_values, replaced_together
+from srx.cli.config import Tables, config_option, from_command_line, per_item_values, replaced_together
 from srx.cli.app import (DURATION_FORMS, SIZE_FORMS, app, model_scale_option, one_value, parse_size, scale_of_models,
                          threads_option, weights_option)
 from srx.errors import SrxError
@@ -17,7 +18,8 @@ log = logging.getLogger("srx")
 
 
 #: stream's [[source]] tables in a --config file: one camera each, with its own --roi, --max-fps, --rtsp-transport
-SOURCE_TABLES = Tables("source", ("source", "camera"), ("roi", "max-fps", "rtsp-transport"))
+SOURCE_TABLES = Tables("source", ("source", "camera"), ("roi", "max-fps", "rtsp-transport"),
+                       replaced_by=("source", "camera", "demo"))
 
 #: stream's options that take a length of time
 DURATION_OPTIONS = ("duration", "reconnect-max-wait", "segment", "keep", "open-timeout")
@@ -169,12 +171,13 @@ def stream_cmd(
     # the command line's sources stand for all of a --config file's; each source's own values merge by name
     given = replaced_together(ctx, {"camera": camera, "source": source, "demo": demo},
                               empty={"camera": None, "source": None, "demo": False})
+    replaced = any(from_command_line(ctx, n) for n in SOURCE_TABLES.replacing)
     cams, srcs, demo = list(given["camera"] or []), list(given["source"] or []), given["demo"]
     named = parse_sources(cams, srcs, demo, loop) if cams or srcs or demo else []
     present = {item.name for item in named}
-    apply_regions(named, per_item_values(ctx, "roi", roi, present))
-    apply_rates(named, per_item_values(ctx, "max_fps", max_fps, present))
-    apply_transports(named, per_item_values(ctx, "rtsp_transport", rtsp_transport, present))
+    apply_regions(named, per_item_values(ctx, "roi", roi, present, replaced))
+    apply_rates(named, per_item_values(ctx, "max_fps", max_fps, present, replaced))
+    apply_transports(named, per_item_values(ctx, "rtsp_transport", rtsp_transport, present, replaced))
     if server is not None and backend == "auto":
         backend = "triton"
     if len(named) > 1:
@@ -362,7 +365,8 @@ def _segments(segment: Optional[str], keep: Optional[str], keep_free: Optional[s
         raise SrxError(f"--segment {segment} cuts video-file recordings (--output NAME.mp4, .mkv, .avi); "
                        + ("none was given" if not outputs else "none among --output (rtsp:// and folders of frames are not cut)"))
     if older is not None and not length < older < math.inf:
-        raise SrxError(f"--keep {keep} is not longer than --segment {segment}: a segment is finished a segment's "
+        bare = " (a number alone is seconds)" if re.fullmatch(r"\s*[0-9.]+\s*", str(keep)) else ""
+        raise SrxError(f"--keep {keep}{bare} is not longer than --segment {segment}: a segment is finished a segment's "
                        "length after it began, so it would be deleted as it is finished; expected more than the "
                        "segment's length, e.g. --keep 7d")
     return {"segment": length, "keep": older, "keep_free": room, "clock": SegmentClock(live=live)}

@@ -44,6 +44,13 @@ class Tables:
     key: str
     kinds: tuple[str, ...]
     per_item: tuple[str, ...]
+    #: the options that, given on the command line, replace all of the file's items (stream: --source,
+    #: --camera and --demo); the kinds when empty
+    replaced_by: tuple[str, ...] = ()
+
+    @property
+    def replacing(self) -> tuple[str, ...]:
+        return self.replaced_by or self.kinds
 
 
 #: check(key, text): a command's own check of a file's value for `key` (a duration, a size, an address, a
@@ -52,8 +59,12 @@ class Tables:
 Check = Callable[[str, str], Any]
 
 
-#: ctx.meta key: the per-item values the file gave ({parameter name: ["NAME=VALUE" or "VALUE", ...]})
+#: ctx.meta keys: the per-item values the file gave ({parameter name: ["NAME=VALUE" or "VALUE", ...]}), and the file
 FILE_VALUES = "srx.config.per_item"
+FILE_PATH = "srx.config.path"
+
+#: a [NAME=]VALUE option's name part, as srx.camera.multi reads it (NAME_PATTERN; a value after the '=')
+_ITEM = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,39})=(.+)$", re.S)
 
 
 #: a [user]:password@ in a URL whose password is written out (not ${NAME}, which srx reads from the environment)
@@ -64,8 +75,9 @@ def config_option(command: str, tables: Optional[Tables] = None, check: Optional
     """--config FILE for `command`: its options from a TOML file (module docstring)."""
     extra = (f" An array of {tables.key} tables holds one {tables.key} each: {' = or '.join(tables.kinds)} =, name = "
              f"and its own {', '.join(tables.per_item)}." if tables else "")
-    merge = (f" ({', '.join('--' + k for k in tables.kinds)} replace all of the file's {tables.key}s; "
-             f"--{tables.per_item[0]} NAME=VALUE and the like replace that {tables.key}'s own alone)" if tables else "")
+    merge = (f" ({', '.join('--' + k for k in tables.replacing)} replace all of the file's {tables.key}s, their "
+             f"own values with them; --{tables.per_item[0]} NAME=VALUE and the like replace that {tables.key}'s own "
+             f"alone, a bare --{tables.per_item[0]} VALUE the file's top-level one)" if tables else "")
     return typer.Option(
         None, "--config", metavar="<path>", is_eager=True, show_default=False,
         callback=lambda ctx, param, value: _load(ctx, value, command, tables, check),
@@ -82,6 +94,7 @@ def _load(ctx: Any, value: Optional[Path], command: str, tables: Optional[Tables
     defaults, per_item = _read(path, ctx, command, tables, check)
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     ctx.meta[FILE_VALUES] = per_item
+    ctx.meta[FILE_PATH] = path
     return path
 
 
@@ -99,21 +112,30 @@ def replaced_together(ctx: Any, values: dict[str, Any], empty: dict[str, Any]) -
     return {name: value if from_command_line(ctx, name) else empty[name] for name, value in values.items()}
 
 
-def per_item_values(ctx: Any, name: str, given: Optional[list[str]], present: set[str]) -> list[str]:
+def per_item_values(ctx: Any, name: str, given: Optional[list[str]], present: set[str], replaced: bool) -> list[str]:
     """A [NAME=]VALUE option's values: the command line's, then the file's for each item the command
-    line does not set (a bare value stands for every item without its own). The file's values for
-    items that are not in the run (replaced by the command line's sources) are left out."""
+    line does not set (a bare value stands for every item without its own). Where the command line
+    replaced the file's items (`replaced`), the file's values for them went with them: only its bare
+    value is kept. Otherwise a file's value for an item the run does not have is an SrxError naming
+    the file (a misspelt camera would run without its own value)."""
     if FILE_VALUES not in ctx.meta:  # no --config
         return list(given or [])
     line = list(given or []) if from_command_line(ctx, name) else []
     taken = {_item_key(v) for v in line}
-    kept = [v for v in ctx.meta[FILE_VALUES].get(name, [])
-            if _item_key(v) not in taken and (_item_key(v) == "" or _item_key(v) in present)]
+    kept = [v for v in ctx.meta[FILE_VALUES].get(name, []) if _item_key(v) not in taken
+            and (_item_key(v) == "" or not replaced)]
+    option = name.replace("_", "-")
+    for v in kept:
+        if _item_key(v) and _item_key(v) not in present:
+            raise SrxError(f"--config {ctx.meta[FILE_PATH]}: {option} = {v!r}: no source is named {_item_key(v)!r}; "
+                           f"the sources are {', '.join(sorted(present))}")
     return kept + line
 
 
 def _item_key(text: str) -> str:
-    return text.split("=", 1)[0] if "=" in text else ""
+    """The NAME of NAME=VALUE, "" for a bare value (srx.camera.multi's split_name reads it so)."""
+    m = _ITEM.match(str(text).strip())
+    return m.group(1) if m else ""
 
 
 def options_from_file(path: Path, ctx: Any, command: str, tables: Optional[Tables] = None,
@@ -182,9 +204,19 @@ def _read(path: Path, ctx: Any, command: str, tables: Optional[Tables],
     for key, vals in given.items():
         param = options[key]
         for v in vals:
-            if tables is None or key not in tables.per_item or "=" not in v:  # a table's own: checked with its table
-                _check(param, key, v, where, ctx)
+            _check(param, key, v, where, ctx)
+            if tables is not None and key in tables.per_item:  # NAME=VALUE or VALUE: the value checked
+                m = _ITEM.match(v.strip())
+                _check_value(check, key, m.group(2) if m else v, where)
+            else:
                 _check_value(check, key, v, where)
+        if tables is not None and key in tables.per_item:
+            keys = [_item_key(v) for v in vals]
+            twice = sorted({k for k in keys if keys.count(k) > 1})
+            if twice:
+                raise SrxError(f"{where}: {key} is given twice for " + (f"source {twice[0]!r} (at the top of the file and "
+                               f"in its table, say)" if twice[0] else "every source")
+                               + f"; expected one {key} for each source")
         result[param.name] = vals if param.multiple else vals[0]
     for key, val in scalars.items():
         result[options[key].name] = val
