@@ -412,7 +412,7 @@ def stream_many(
     on_frame: Callable[[str, Frame, np.ndarray, float], None] | None = None,
 ) -> MultiSummary:
     """Upscale every source into its own outputs until all sources ended, `duration` seconds, a
-    stop (Ctrl-C, SIGTERM, `stop_event`) or a window closing. `max_frames` bounds each source.
+    stop (Ctrl-C, SIGTERM, SIGHUP, `stop_event`) or a window closing. `max_frames` bounds each source.
 
     `upscaler`: an srx Upscaler (anything with `upscale_batch(frames, timings)` and `scale`).
     `outputs[name]`: that source's outputs; `shared_outputs`: things closed at the end too (the

@@ -216,7 +216,8 @@ def parse_source(camera: int | None = None, source: str | None = None, demo: boo
     text = str(source).strip()
     if not text:
         raise SrxError("--source is empty; expected a video file, an rtsp:// or http(s):// URL, or a GStreamer pipeline")
-    names = tuple(dict.fromkeys(_ENV_REF.findall(text)))
+    login = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/]*)@", text)  # a URL's user:password (a pipeline's: all of it)
+    names = tuple(dict.fromkeys(_ENV_REF.findall(login.group(1) if login else text if "!" in text else "")))
     if "!" in text:
         return SourceSpec("gstreamer", expand_env(text, "--source"), env_names=names)
     if "://" in text:

@@ -239,7 +239,7 @@ def source_settings(spec: Any) -> dict[str, Any]:
     roi = getattr(spec, "roi", None)
     return {"source": spec.describe_whole(), "max_fps": getattr(spec, "max_fps", None),
             "roi": list(roi) if roi is not None else None,
-            **({"rtsp_transport": spec.rtsp_transport} if getattr(spec, "rtsp", False) else {})}
+            "rtsp_transport": spec.rtsp_transport if getattr(spec, "rtsp", False) else None}
 
 
 def stopped_text(token: str) -> str:

@@ -2,11 +2,13 @@
 
 `stream()` is a plain function; `srx stream` only builds its arguments. It returns a
 `StreamSummary` and always finalises its outputs and stops its threads, whether the input ended,
-a bound (`max_frames`, `duration`) was reached, the user pressed Ctrl-C or the process got SIGTERM.
+a bound (`max_frames`, `duration`) was reached, the user pressed Ctrl-C or the process got SIGTERM or
+SIGHUP (`srx.signals.stop_signals`).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -25,7 +27,7 @@ from srx.camera.sources import SourceSpec, open_reader, parse_source
 from srx.camera.stats import StreamStats, StreamSummary
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
-from srx.signals import STOP_SIGNALS
+from srx.signals import hung_up, stop_signals
 from srx.runtime.base import Runner
 
 log = logging.getLogger("srx")
@@ -90,7 +92,7 @@ def _upscale_timed(upscaler: Any, timed: TimedRunner | None, image: np.ndarray) 
 
 
 class _Signals:
-    """SIGINT/SIGTERM set a flag the loop checks between frames, so outputs are finalised; a
+    """SIGINT/SIGTERM/SIGHUP (`srx.signals.stop_signals`) set a flag the loop checks between frames, so outputs are finalised; a
     second Ctrl-C interrupts at once. Only installed in the main thread. The handler sets the
     stop event once: a second signal that lands while the first handler is inside Event.set()
     (which holds the event's lock) must not call it again, or it waits on that lock for good."""
@@ -101,11 +103,12 @@ class _Signals:
 
     def __enter__(self) -> "_Signals":
         if threading.current_thread() is threading.main_thread():
-            for sig in STOP_SIGNALS:
+            for sig in stop_signals():
                 self.saved[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, _frame: Any) -> None:
+        hung_up(signum)
         if self.raised or self.stop.is_set():  # is_set() takes no lock
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
@@ -121,6 +124,10 @@ class _Signals:
                 handler.stopping = True
 
 
+#: a write to stdout or stderr that fails with these finds its reader gone: a terminal that hung up, a closed pipe
+GONE_ERRNOS = (errno.EIO, errno.EPIPE)
+
+
 def status_write(text: str) -> bool:
     """The live status line on stderr; False once stderr is gone (the terminal hung up: a write
     fails with EIO), and the loop then stops writing it. The run goes on to its clean stop
@@ -129,8 +136,10 @@ def status_write(text: str) -> bool:
         sys.stderr.write(text)
         sys.stderr.flush()
         return True
-    except (OSError, ValueError):  # EIO, EPIPE; ValueError: a closed file
+    except ValueError:  # a closed file
         return False
+    except OSError as exc:  # the terminal or pipe is gone (EIO, EPIPE); anything else: this line is lost, not the next
+        return exc.errno not in GONE_ERRNOS
 
 
 def check_bounds(max_frames: int | None, duration: float | None) -> None:
@@ -162,7 +171,7 @@ def stream(
     on_frame: Callable[[Frame, np.ndarray, float], None] | None = None,
 ) -> StreamSummary:
     """Upscale `source_spec` frame by frame into `outputs` until the input ends, `max_frames`
-    upscaled frames, `duration` seconds, a stop (Ctrl-C, SIGTERM, `stop_event`) or a window closing.
+    upscaled frames, `duration` seconds, a stop (Ctrl-C, SIGTERM, SIGHUP, `stop_event`) or a window closing.
 
     `upscaler`: anything with `upscale(bgr_uint8) -> bgr_uint8` and `scale`; with a `runner`
     (srx.runtime.upscaler.Upscaler) the model's time is reported apart from pre/post-processing.
@@ -547,7 +556,7 @@ def _why(exc: BaseException) -> str:
 
 
 class _WindDown:
-    """The SIGINT/SIGTERM handler around a whole stream command (`stopping_signals`): until the stream
+    """The SIGINT/SIGTERM/SIGHUP handler around a whole stream command (`stopping_signals`): until the stream
     stops, the handler before it acts (SIGTERM before the loop starts ends srx as it always did);
     once the loop has stopped (`_Signals` sets `stopping`), a further SIGTERM (a second `kill`, a
     supervisor's repeat) is noted and ignored, so the outputs are finalised and the summary and
@@ -557,6 +566,7 @@ class _WindDown:
         self.before, self.stopping = before, False
 
     def __call__(self, signum: int, frame: Any) -> None:
+        hung_up(signum)
         if self.stopping:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
@@ -577,7 +587,7 @@ def stopping_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    sigs = STOP_SIGNALS
+    sigs = stop_signals()
     handler = _WindDown({sig: signal.getsignal(sig) for sig in sigs})
     for sig in sigs:
         signal.signal(sig, handler)

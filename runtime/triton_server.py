@@ -7,7 +7,7 @@ frame size that arrive within the queue delay run as one batch), statistics and 
 model follows srx's Triton contract (srx.export.triton_repo): name `srx_<name>_x<scale>`, input
 `lr_y`, output `hr_y`, srx_* config parameters.
 
-The server binds 127.0.0.1 unless told otherwise, runs until Ctrl-C or SIGTERM and then stops the
+The server binds 127.0.0.1 unless told otherwise, runs until Ctrl-C, SIGTERM or SIGHUP and then stops the
 server processes it started. Model control, shared memory, trace and logging settings are
 closed to clients (PyTriton's access token, never printed, but on tritonserver's command line,
 where local users read it: `_ReadyWatch` says when a served model stops being ready); health,
@@ -18,7 +18,7 @@ joins, asyncio waits, a 120 s wait for a server that is going away), and the sig
 used to set a threading.Event could deadlock on that Event's lock when a second signal (a process
 group's SIGTERM forwarded twice, say) arrived while the first was still inside `set()`. So the
 handlers only note the signal (`signal.set_wakeup_fd`), and a watcher thread does the rest: the
-first SIGINT/SIGTERM asks for the stop, a second one, or `STOP_DEADLINE_S` after the first,
+first SIGINT/SIGTERM/SIGHUP asks for the stop, a second one, or `STOP_DEADLINE_S` after the first,
 ends the server processes, removes the scratch folder and exits (status 128 + signal, or 1).
 That is `srx serve`'s stop (`owns_process`); an application that calls `serve_model` keeps its own
 signal handlers, stops the server with its `stop_event` and is never exited. Scratch folders are named for the process (`srx-serve-<pid>-*`), so one that a SIGKILL left
@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from srx.errors import SrxError, bind_failure
-from srx.signals import STOP_SIGNALS
+from srx.signals import STOP_SIGNALS, hung_up, stop_signals
 from srx.words import host_port
 from srx.runtime.base import Runner
 
@@ -58,7 +58,7 @@ log = logging.getLogger("srx")
 
 #: endpoints only PyTriton itself may use (it keeps the token); the rest are open to clients
 RESTRICTED = ["model-repository", "shared-memory", "trace", "logging"]
-#: seconds from the first SIGINT/SIGTERM (or the start of the stop) to a forced exit, plus
+#: seconds from the first stop signal (or the start of the stop) to a forced exit, plus
 #: STOP_DEADLINE_PER_MODEL_S for each model after the first (each backend stub winds down on its own);
 #: a normal stop takes 6-12 s
 STOP_DEADLINE_S = 30.0
@@ -205,7 +205,7 @@ class _StopGuard:
             os.set_blocking(read, False)
             os.set_blocking(write, False)
             self.pipe = (read, write)
-            for sig in STOP_SIGNALS:
+            for sig in stop_signals():
                 self.saved[sig] = signal.signal(sig, _note_signal)
             self.old_wakeup = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         self.watcher = threading.Thread(target=self._watch, name="srx-serve-stop", daemon=True)
@@ -325,7 +325,9 @@ def _remove_shared_memory(pid: int) -> None:
 
 
 def _note_signal(signum: int, frame: Any) -> None:
-    """SIGINT/SIGTERM while serving: nothing here; the wakeup fd tells `_StopGuard`'s watcher."""
+    """SIGINT/SIGTERM/SIGHUP while serving: nothing here but letting go of a terminal that hung up
+    (`srx.signals.hung_up`); the wakeup fd tells `_StopGuard`'s watcher."""
+    hung_up(signum)
 
 
 def _remove_scratch(scratch: Path, quiet: bool = False) -> None:

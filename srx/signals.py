@@ -3,15 +3,61 @@ training saves its state and a server stops its children.
 
 SIGINT is Ctrl-C; SIGTERM a service manager's stop, `docker stop` or `kill`; SIGHUP the hangup of
 the terminal srx runs in (the SSH session it was started from closed). A run that should outlive its
-terminal runs under a service manager, `nohup`, `tmux` or `screen`, as any command does.
+terminal runs under a service manager, `nohup`, `tmux` or `screen`, as any command does: a SIGHUP that
+the process was started ignoring (`nohup`) stays ignored (`stop_signals`).
+
+After a hangup the terminal takes no more output (a write fails with EIO), so the stop handlers call
+`hung_up(signum)`: the standard streams that were the terminal when the command began
+(`note_terminal`, from `srx.cli.app.main`) are pointed at /dev/null, and the clean stop's summary or
+progress bar's last line cannot fail it.
 """
 from __future__ import annotations
 
+import os
 import signal
 
 #: every signal a command stops on as it does on Ctrl-C (SIGHUP where the platform has it)
 STOP_SIGNALS: tuple[int, ...] = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
                                       if s is not None)
 
-#: the same, without Ctrl-C: the signals that end srx as Ctrl-C does (SystemExit, not KeyboardInterrupt)
-TERMINATING: tuple[int, ...] = tuple(s for s in STOP_SIGNALS if s != signal.SIGINT)
+_HUP = getattr(signal, "SIGHUP", None)
+
+#: the standard streams (1, 2) that were a terminal when the command began (note_terminal)
+_terminal_fds: list[int] = []
+
+
+def stop_signals() -> tuple[int, ...]:
+    """STOP_SIGNALS less a SIGHUP this process ignores (started under `nohup`, to outlive its terminal)."""
+    return tuple(s for s in STOP_SIGNALS if not (s == _HUP and signal.getsignal(s) == signal.SIG_IGN))
+
+
+def terminating() -> tuple[int, ...]:
+    """stop_signals() without Ctrl-C: what ends the other commands as SystemExit, through their cleanup."""
+    return tuple(s for s in stop_signals() if s != signal.SIGINT)
+
+
+def note_terminal() -> None:
+    """At the start of a command: which of stdout and stderr are a terminal (after a hangup the
+    terminal no longer says so)."""
+    _terminal_fds[:] = [fd for fd in (1, 2) if _isatty(fd)]
+
+
+def hung_up(signum: int) -> None:
+    """From a stop handler: for SIGHUP, the standard streams that were the terminal now write to
+    /dev/null (once). Only system calls: safe in a handler."""
+    if signum != _HUP or not _terminal_fds:
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in _terminal_fds:
+            os.dup2(null, fd)
+    finally:
+        os.close(null)
+    _terminal_fds.clear()
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False

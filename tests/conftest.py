@@ -285,6 +285,47 @@ def run_srx_with_room(args: list[str], room: int, cwd: Path, timeout: float = 12
                           capture_output=True, text=True, timeout=timeout)
 
 
+def srx_until_hangup(args: list[str], ready: bytes, cwd: Path, env: dict[str, str] | None = None,
+                     timeout: float = 120, on_ready=None) -> tuple[int, bytes]:
+    """`python -m srx ARGS` on a real pseudo-terminal of its own (its session's controlling terminal,
+    as in an SSH login), until `ready` appears on it; then the terminal hangs up (its other end
+    closed: the kernel sends SIGHUP, and writes to it fail with EIO). Returns the process's wait
+    status and what it printed. The process is killed, and the test failed, if it goes on.
+    `on_ready(pid)` is called just before the hangup (to note its child processes, say)."""
+    import pty
+    import signal
+    import sys
+    import time
+
+    argv = [sys.executable, "-m", "srx", *args]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: never back into pytest, whatever happens
+        try:
+            os.chdir(cwd)
+            os.execve(sys.executable, argv, {**os.environ, **(env or {})})
+        finally:
+            os._exit(127)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while ready not in seen and time.monotonic() < deadline:
+        try:
+            seen += os.read(terminal, 4096)
+        except OSError:  # it ended before saying it
+            break
+    if on_ready is not None and ready in seen:
+        on_ready(pid)
+    os.close(terminal)  # the hangup
+    while time.monotonic() < deadline + 60:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert ready in seen, seen[-2000:]
+            return status, seen
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"srx {' '.join(args[:1])} went on after its terminal hung up; it printed {seen[-400:]!r}")
+
+
 @contextlib.contextmanager
 def umask(mask: int):
     """The process umask set to `mask` for the block (the files srx makes in it get the mode it gives)."""

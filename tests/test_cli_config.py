@@ -134,6 +134,12 @@ BAD_FILES = [
     ("demo = true\nmax-fps = [\"demo=fast\"]\n", "max-fps = 'fast': expected a positive number"),  # a named one's value
     ("max-fps = [\"a=2\"]\n[[source]]\nname = \"a\"\nsource = \"a.mp4\"\nmax-fps = 5\n",
      "max-fps is given twice for source 'a'"),
+    ("demo = true\nscale = []\n", "scale = []: expected at least one value"),
+    ("demo = true\nmax-frames = 0\n", "max-frames = '0': --max-frames must be at least 1, got 0"),
+    ("demo = true\nbuffer = 0\n", "buffer = '0': --buffer must be at least 1 frame, got 0"),
+    ("demo = true\nduration = \"0s\"\n", "duration = '0s': --duration must be positive"),
+    ("demo = true\nopen-timeout = \"0s\"\n", "open-timeout = '0s': --open-timeout must be a positive number"),
+    ("demo = true\nsegment = \"0\"\n", "segment = '0': expected at least 1 second"),
 ]
 
 
@@ -374,3 +380,11 @@ def test_keep_as_a_bare_number_says_it_is_seconds(tmp_path: Path) -> None:
     res = runner.invoke(app, ["stream", "--config", str(tmp_path / "k.toml")])
     assert res.exit_code == 1
     assert_one_error_line(res.output, "--keep 14 (a number alone is seconds) is not longer than --segment 1h")
+
+
+def test_config_given_twice_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text("demo = true\n")
+    (tmp_path / "b.toml").write_text("demo = true\n")
+    res = runner.invoke(app, ["stream", "--config", str(tmp_path / "a.toml"), "--config", str(tmp_path / "b.toml")])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, "--config given 2 times")

@@ -29,7 +29,7 @@ from torch.utils.data import BatchSampler, DistributedSampler, RandomSampler
 from srx.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
 from srx.degrade import degrade_batch, parse_degradation
 from srx.errors import SrxError
-from srx.signals import STOP_SIGNALS
+from srx.signals import hung_up, stop_signals
 from srx.evaluate import EvalImage, degraded, evaluate, load_eval_data, torch_predictor
 from srx.fsutil import (FolderClaim, FolderInUse, WriteError, atomic_path, atomic_write_text, check_output_dir,
                         claim_folder, ensure_dir)
@@ -344,7 +344,7 @@ class _StopSignal:
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> "_StopSignal":
-        for sig in STOP_SIGNALS:
+        for sig in stop_signals():
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread
@@ -352,6 +352,7 @@ class _StopSignal:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        hung_up(signum)
         if self.raised:  # second Ctrl-C: give up at once
             raise KeyboardInterrupt
         self.raised = True

@@ -86,7 +86,7 @@ class TuneReport:
     held_out: dict[str, dict[str, float]] = field(default_factory=dict)
     better: bool = False  # worth using: see `verdict`
     verdict: str = ""  # why (or why not), in a sentence
-    interrupted: bool = False  # stopped by Ctrl-C/SIGTERM: the weights so far, not scored
+    interrupted: bool = False  # stopped by Ctrl-C/SIGTERM/SIGHUP: the weights so far, not scored
 
     def to_dict(self) -> dict:
         return asdict(self)

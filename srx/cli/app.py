@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from srx._version import __version__
 from srx.errors import SrxError
-from srx.signals import STOP_SIGNALS, TERMINATING
+from srx.signals import hung_up, note_terminal, stop_signals, terminating
 
 
 def _flags_read_as_flags(command, ctx) -> None:  # type: ignore[no-untyped-def]
@@ -263,7 +263,9 @@ def scale_of_models(scale: int | None, weights: list | tuple = (), model: Path |
 def _terminated(signum: int, frame: object) -> None:
     """SIGTERM (a service manager, `docker stop`, `kill`) ends srx as Ctrl-C does, through the
     cleanup on the way out: a half-written output is removed, never left under a hidden name. The
-    commands that stop gracefully (stream, serve, train) put their own handler in its place."""
+    commands that stop gracefully (stream, serve, train) put their own handler in its place. SIGHUP
+    (the terminal closed) likewise, its output then going nowhere (`srx.signals.hung_up`)."""
+    hung_up(signum)
     raise SystemExit(128 + signum)
 
 
@@ -295,12 +297,13 @@ def main() -> None:
 
     import atexit
 
-    for sig in TERMINATING:  # SIGTERM, SIGHUP
+    note_terminal()
+    for sig in terminating():  # SIGTERM, and SIGHUP unless started under nohup
         signal.signal(sig, _terminated)
     # registered before any command's own (torch's), so it runs after them: the interpreter's last
     # step puts the default action back on every handled signal, and one landing then killed a
     # finished command (status -15); ignored that late, it ends as it was
-    atexit.register(lambda: [signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS])
+    atexit.register(lambda: [signal.signal(s, signal.SIG_IGN) for s in stop_signals()])
     status: int | None = None
     try:
         app()
@@ -309,7 +312,7 @@ def main() -> None:
         status = code if isinstance(code, int) else (0 if code is None else 1)
         raise
     finally:
-        for sig in STOP_SIGNALS:
+        for sig in stop_signals():
             signal.signal(sig, _exit_now(status))
 
 

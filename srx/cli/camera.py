@@ -26,21 +26,38 @@ DURATION_OPTIONS = ("duration", "reconnect-max-wait", "segment", "keep", "open-t
 
 
 def _check_file_value(key: str, text: str) -> None:
-    """A --config file's value as stream's option would check it (its durations, --keep-free, --serve,
-    --threads, a [[source]] table's name and own roi, max-fps, rtsp-transport), so a bad one is said
-    with the file and the key, not as an option the user never typed."""
+    """A --config file's value as stream's option would check it (its lengths of time, --max-frames,
+    --buffer, --keep-free, --serve, --threads, a [[source]] table's name and own roi, max-fps,
+    rtsp-transport), so a bad one is said with the file and the key, not as an option the user
+    never typed."""
+    from srx.camera.capture import check_buffer
     from srx.camera.multi import check_name
     from srx.camera.server import parse_hostport
     from srx.camera.sources import parse_max_fps, parse_roi, parse_rtsp_transport
+    from srx.camera.stream import check_bounds
     from srx.cli.app import check_thread_count, parse_duration
 
     if key in DURATION_OPTIONS:
-        parse_duration(text, f"--{key}")
-    checks = {"name": check_name, "roi": parse_roi, "max-fps": parse_max_fps, "rtsp-transport": parse_rtsp_transport,
+        seconds = parse_duration(text, f"--{key}")
+        if key == "duration":
+            check_bounds(None, seconds)
+        elif key in ("open-timeout", "reconnect-max-wait"):
+            _positive_seconds(**{key.replace("-", "_"): seconds})
+        elif key == "segment":
+            _check_segment_length(seconds, text)
+    checks = {"max-frames": lambda t: check_bounds(int(t), None), "buffer": lambda t: check_buffer(int(t)),
+              "name": check_name, "roi": parse_roi, "max-fps": parse_max_fps, "rtsp-transport": parse_rtsp_transport,
               "serve": parse_hostport, "keep-free": lambda t: parse_size(t, "--keep-free"),
               "threads": lambda t: check_thread_count(int(t))}
     if key in checks:
         checks[key](text)
+
+
+def _check_segment_length(seconds: float, text: str) -> None:
+    from srx.camera.segments import MIN_SEGMENT_S
+
+    if not MIN_SEGMENT_S <= seconds < math.inf:
+        raise SrxError(f"--segment {text}: expected at least {MIN_SEGMENT_S:g} second, e.g. 10m or 1h")
 
 
 def _seconds(text: Optional[str], option: str) -> Optional[float]:
@@ -65,7 +82,7 @@ def stream_cmd(
         "repeat for several sources, NAME=SPEC names one (default names: cam0, the file's stem, a URL's host and the last part of its path, e.g. 10.0.0.5-main). "
         "${NAME} in a URL or pipeline is the environment variable NAME (a camera password off the command line; quote it in single quotes)."),
     demo: bool = typer.Option(False, "--demo", help="Stream srx's built-in synthetic street clip (320x180, 100 frames at 10 fps)."),
-    config: Optional[str] = config_option("stream", SOURCE_TABLES, _check_file_value),
+    config: Optional[list[str]] = config_option("stream", SOURCE_TABLES, _check_file_value),
     loop: bool = typer.Option(False, "--loop", help="Start a file (or the demo) again when it ends."),
     no_drop: bool = typer.Option(False, "--no-drop", help="Process every frame, nothing dropped, instead of always the newest: a file is read as fast as the model takes it (at its own rate where it is published to an rtsp:// output)."),
     buffer: int = typer.Option(
@@ -92,7 +109,8 @@ def stream_cmd(
         None, "--window/--no-window", help="Show a window (default: when a display is available)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many upscaled frames (per source)."),
     duration: Optional[str] = typer.Option(None, "--duration", help=f"Stop after this long: {DURATION_FORMS}.", show_default=False),
-    quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No live status line on stderr."),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No live status line on stderr.",
+                               show_default=False),
     overlay: bool = typer.Option(False, "--overlay", help="Draw the live numbers onto the frames."),
     json_summary: Optional[str] = typer.Option(  # a str: only "-" itself is stdout, not ./- (a Path prints as -)
         None, "--json-summary", metavar="<path>", help="Also write the summary to this JSON file (several sources: one file with each source "
@@ -192,8 +210,8 @@ def stream_cmd(
         output = [output_for(str(o), named[0].name) if "{name}" in str(o) else o for o in output or []]
         if json_summary is not None and "{name}" in str(json_summary):
             json_summary = Path(output_for(str(json_summary), named[0].name))
-    elif config is not None:
-        raise SrxError(f"no source given: --config {config} has no [[source]] table (nor source =, camera = or "
+    elif config:
+        raise SrxError(f"no source given: --config {config[0]} has no [[source]] table (nor source =, camera = or "
                        "demo = true), and the command line names none (--camera N, --source FILE|URL|PIPELINE, --demo)")
     else:  # several of each may be given; none is the mistake
         raise SrxError("no source given; expected --camera N, --source FILE|URL|PIPELINE or --demo (repeat --camera "
@@ -257,8 +275,14 @@ def _report(summary, json_summary, named) -> None:
     to_stdout = json_summary == STDOUT  # the JSON is what stdout carries then
     try:
         typer.echo(summary.format(), err=to_stdout)
-    except OSError:  # the terminal hung up (SIGHUP stopped the run): --json-summary still gets written
-        log.debug("the summary could not be printed: the terminal is gone")
+    except OSError as exc:  # a terminal that hung up (SIGHUP stopped the run): --json-summary still gets written
+        from srx.camera.stream import GONE_ERRNOS
+
+        if exc.errno not in GONE_ERRNOS:  # stdout a file on a full disk, say: one line, as any write that fails
+            from srx.fsutil import WriteError
+
+            raise WriteError(Path("stderr" if to_stdout else "stdout"), exc) from None
+        log.debug("the summary could not be printed: %s", exc)
     failed = summary.output_errors
     whys = [summary.source_error] if getattr(summary, "source_error", None) else []  # one source's run
     if getattr(summary, "run_error", None):  # the upscale ran out of memory (stopped_by out-of-memory)
@@ -349,7 +373,7 @@ def _segments(segment: Optional[str], keep: Optional[str], keep_free: Optional[s
     source's recordings (a SegmentClock of their own, shared by them; `room`: the run's FreeSpace,
     shared by every source's recordings, made here where not given)."""
     from srx.camera.outputs import is_video_file_output
-    from srx.camera.segments import MIN_SEGMENT_S, SegmentClock
+    from srx.camera.segments import SegmentClock
 
     length, older = _seconds(segment, "--segment"), _seconds(keep, "--keep")
     room = room or _free_space(keep_free)
@@ -359,8 +383,7 @@ def _segments(segment: Optional[str], keep: Optional[str], keep_free: Optional[s
                            f"--segment 1h {option} {value})")
     if length is None:
         return {}
-    if not MIN_SEGMENT_S <= length < math.inf:
-        raise SrxError(f"--segment {segment}: expected at least {MIN_SEGMENT_S:g} second, e.g. 10m or 1h")
+    _check_segment_length(length, str(segment))
     if not any(is_video_file_output(o) for o in outputs or []):
         raise SrxError(f"--segment {segment} cuts video-file recordings (--output NAME.mp4, .mkv, .avi); "
                        + ("none was given" if not outputs else "none among --output (rtsp:// and folders of frames are not cut)"))

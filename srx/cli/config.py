@@ -78,7 +78,7 @@ def config_option(command: str, tables: Optional[Tables] = None, check: Optional
     merge = (f" ({', '.join('--' + k for k in tables.replacing)} replace all of the file's {tables.key}s, their "
              f"own values with them; --{tables.per_item[0]} NAME=VALUE and the like replace that {tables.key}'s own "
              f"alone, a bare --{tables.per_item[0]} VALUE the file's top-level one)" if tables else "")
-    return typer.Option(
+    return typer.Option(  # a list, so that a second --config is seen (Typer keeps the last of several)
         None, "--config", metavar="<path>", is_eager=True, show_default=False,
         callback=lambda ctx, param, value: _load(ctx, value, command, tables, check),
         help=f"Take options from this TOML file: a key per option, named as the option without its dashes "
@@ -86,16 +86,20 @@ def config_option(command: str, tables: Optional[Tables] = None, check: Optional
              f"line replaces the file's value of it{merge}.")
 
 
-def _load(ctx: Any, value: Optional[Path], command: str, tables: Optional[Tables],
-          check: Optional[Check]) -> Optional[Path]:
-    if value is None or ctx.resilient_parsing:
-        return value
-    path = Path(value)
+def _load(ctx: Any, values: Any, command: str, tables: Optional[Tables], check: Optional[Check]) -> list[str]:
+    """--config's callback: the file read into the command's default_map; its value, the file's
+    name (a list of one: the option is declared repeatable so that a second one is seen)."""
+    files = [str(v) for v in (values or []) if v is not None]
+    if not files or ctx.resilient_parsing:
+        return files
+    if len(set(files)) > 1:
+        raise SrxError(f"--config given {len(files)} times ({', '.join(files)}); expected one file (srx reads one)")
+    path = Path(files[0])
     defaults, per_item = _read(path, ctx, command, tables, check)
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     ctx.meta[FILE_VALUES] = per_item
     ctx.meta[FILE_PATH] = path
-    return path
+    return files[:1]
 
 
 def from_command_line(ctx: Any, name: str) -> bool:
@@ -193,12 +197,14 @@ def _read(path: Path, ctx: Any, command: str, tables: Optional[Tables],
             if not isinstance(val, bool):
                 raise SrxError(f"{where}: {raw_key} = {_shown(val)}: expected true or false")
             negated = f"--{key}" in getattr(param, "secondary_opts", ())  # no-window = true: window = false
-            scalars[param.opts[0][2:] if negated else key] = (not val) if negated else val
+            scalars[param.name] = (not val) if negated else val
             continue
         values = val if isinstance(val, list) else [val]
         if isinstance(val, list) and not param.multiple:
             raise SrxError(f"{where}: {raw_key} = {_shown(val)}: expected one value, not an array (--{key} is "
                            "given once)")
+        if not values:
+            raise SrxError(f"{where}: {raw_key} = []: expected at least one value (leave the key out for none)")
         given.setdefault(key, [])[:0] = [_text(v, raw_key, where) for v in values]  # before the tables' own
     result: dict[str, Any] = {}
     for key, vals in given.items():
@@ -218,8 +224,7 @@ def _read(path: Path, ctx: Any, command: str, tables: Optional[Tables],
                                f"in its table, say)" if twice[0] else "every source")
                                + f"; expected one {key} for each source")
         result[param.name] = vals if param.multiple else vals[0]
-    for key, val in scalars.items():
-        result[options[key].name] = val
+    result.update(scalars)
     if _PASSWORD.search(text) and _readable_by_all(path):
         log.warning("%s holds a camera password and every user of this machine can read it: write ${NAME} in the "
                     "URL for the password and give srx NAME in its environment, or make the file readable by the "
@@ -314,7 +319,7 @@ def _check_value(check: Optional[Check], key: str, text: str, label: str) -> Non
     try:
         check(key, text)
     except SrxError as exc:
-        why = re.sub(r"^(--[a-z-]+ |source name )'[^']*'(:| \(in [^)]*\):) ", "", str(exc), count=1)
+        why = re.sub(r"^(--[a-z-]+ |source name )('[^']*'|[^\s':]+)(:| \(in [^)]*\):) ", "", str(exc), count=1)
         raise SrxError(f"{label}: {key} = {text!r}: {why}") from None
 
 

@@ -1,4 +1,4 @@
-"""`srx serve`: an srx model behind a Triton Inference Server (PyTriton), until Ctrl-C or SIGTERM."""
+"""`srx serve`: an srx model behind a Triton Inference Server (PyTriton), until Ctrl-C, SIGTERM or SIGHUP."""
 from __future__ import annotations
 
 import logging
@@ -37,7 +37,7 @@ def serve_cmd(
 
     Each model is named srx_<name>_x<scale> (input lr_y, output hr_y, dynamic batching); point
     `srx stream/upscale/parity/bench --server HOST:GRPC_PORT` or any Triton client at it. Repeat
-    --scale (and --weights) to serve several models from one server. Runs until Ctrl-C or SIGTERM,
+    --scale (and --weights) to serve several models from one server. Runs until Ctrl-C, SIGTERM or SIGHUP (its terminal closed),
     then stops the server it started and prints for each model the frames it ran and the batch sizes
     of its model runs."""
     from srx.checkpoint import shipped_name

@@ -545,39 +545,47 @@ def test_a_terminal_that_hangs_up_stops_the_run_cleanly(tmp_path: Path, tiny_che
     """The SSH session srx was started from closes: its terminal hangs up (the kernel sends SIGHUP to
     the session, and writes to the terminal fail with EIO). A real pseudo-terminal whose other end is
     closed: the recording is finalised and --json-summary written, though nothing can be printed."""
-    import pty
+    from tests.conftest import srx_until_hangup
 
     out, summary = tmp_path / "rec.mkv", tmp_path / "summary.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
-    argv = [sys.executable, "-m", "srx", "stream", "--demo", "--loop", "-w", str(tiny_checkpoint(2)), "--scale", "2",
-            "--backend", "torch", "--threads", "1", "--no-window", "--output", str(out), "--json-summary", str(summary)]
-    pid, terminal = pty.fork()  # the child in a session of its own, the pty its controlling terminal
-    if pid == 0:
-        os.chdir(REPO)
-        os.execve(sys.executable, argv, env)
-    seen = b""
-    deadline = time.monotonic() + 120
-    while b"fps" not in seen and time.monotonic() < deadline:  # its first status lines, on the terminal
-        try:
-            seen += os.read(terminal, 4096)
-        except OSError:
-            break
-    os.close(terminal)  # the hangup
-    status = None
-    while time.monotonic() < deadline + 60 and status is None:
-        done, code = os.waitpid(pid, os.WNOHANG)
-        status = code if done else None
-        time.sleep(0.1)
-    if status is None:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail(f"srx went on after its terminal hung up; it printed {seen[-400:]!r}")
-    assert b"fps" in seen, seen
-    assert not os.WIFSIGNALED(status), f"killed by signal {os.WTERMSIG(status)}: SIGHUP's default action"
+    status, seen = srx_until_hangup(
+        ["stream", "--demo", "--loop", "-w", str(tiny_checkpoint(2)), "--scale", "2", "--backend", "torch",
+         "--threads", "1", "--no-window", "--output", str(out), "--json-summary", str(summary)],
+        ready=b"fps", cwd=REPO, env={"OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")})
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (status, seen[-2000:])  # not killed by SIGHUP
     assert json.loads(summary.read_text())["stopped_by"] == "interrupted"
     back = read_video(out)
     assert len(back) > 0 and back[0].shape == (360, 640, 3)
     assert not list(tmp_path.glob(".rec.partial*"))
+
+
+def test_a_run_started_under_nohup_outlives_its_terminal(tmp_path: Path, tiny_checkpoint) -> None:
+    """`nohup srx stream ...`: the process starts with SIGHUP ignored, which srx leaves as it is (it
+    took it over, and stopped at the hangup nohup was meant to survive); SIGTERM still stops it."""
+    out = tmp_path / "rec.mkv"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "srx", "stream", "--demo", "--loop", "-w", str(tiny_checkpoint(2)), "--scale", "2",
+         "--backend", "torch", "--threads", "1", "--no-window", "--output", str(out)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # what nohup does before it runs srx
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: "fps" in "".join(lines) or proc.poll() is not None, 120, "the first status line")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(2.0)
+        assert proc.poll() is None, "".join(lines)  # still streaming
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    reader.join(10)
+    assert proc.returncode == 0, "".join(lines)
+    assert "stopped by an interrupt" in "".join(lines) and len(read_video(out)) > 0
 
 
 def test_a_second_sigterm_while_stopping_still_finishes_the_run(tmp_path: Path, tiny_checkpoint) -> None:

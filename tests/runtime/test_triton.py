@@ -388,6 +388,24 @@ def test_a_model_that_is_not_srx(tmp_path: Path) -> None:
         triton.stop()
 
 
+def test_a_terminal_that_hangs_up_stops_the_server_and_leaves_nothing(ckpt, tmp_path: Path) -> None:
+    """`srx serve` in an SSH session that closes: a real pseudo-terminal hung up (SIGHUP to the
+    session, Triton's processes included; EIO on every write to it). srx serve stops as on SIGTERM,
+    exit 0, no traceback, and leaves no process behind."""
+    from tests.conftest import srx_until_hangup
+
+    ports = {"grpc": free_port(), "http": free_port(), "metrics": free_port()}
+    children: set[int] = set()
+    status, seen = srx_until_hangup(
+        ["serve", "-w", str(ckpt(3)), "--scale", "3", "--threads", "1", "--grpc-port", str(ports["grpc"]),
+         "--http-port", str(ports["http"]), "--metrics-port", str(ports["metrics"])],
+        ready=b"clients:", cwd=REPO, env={"OMP_NUM_THREADS": "1"}, timeout=240,
+        on_ready=lambda pid: children.update(descendants(pid)))
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (status, seen[-2000:])
+    assert b"Traceback" not in seen and children
+    assert not left_behind(children)
+
+
 def test_server_dies_mid_stream_comes_back_and_leaves_nothing(served, ckpt, tmp_path: Path, caplog) -> None:
     """SIGTERM to srx serve mid-stream: it stops its Triton processes, all of them; the stream keeps
     its outputs going (bicubic, labelled), retries with backoff, and the model's frames come back
@@ -430,7 +448,7 @@ def test_server_dies_mid_stream_comes_back_and_leaves_nothing(served, ckpt, tmp_
     events = [e["event"] for e in summary.events if e["event"].startswith("backend")]
     assert events[:2] == ["backend-lost", "backend-back"] and summary.fallback_frames >= 5
     assert len(sink.thumbs) == summary.frames_out  # the output got a frame for every source frame taken
-    assert server.stop(signal.SIGHUP) == 0  # the terminal it was started from hung up: stopped as on SIGTERM
+    assert server.stop() == 0
     assert not left_behind(server.children)
 
 

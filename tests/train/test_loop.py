@@ -172,14 +172,18 @@ def test_a_hangup_saves_and_stops_as_ctrl_c_does(image_folder, tmp_path, monkeyp
     import srx.train.loop as loop
 
     real = loop.evaluate
-
     def evaluate_then_hangup(pairs, scale, predictor, **kwargs):
         if predictor is not None:
             os.kill(os.getpid(), signal.SIGHUP)
         return real(pairs, scale, predictor, **kwargs)
 
     monkeypatch.setattr(loop, "evaluate", evaluate_then_hangup)
-    result = train(_cfg(image_folder, epochs=3), tmp_path / "r", show_progress=False, cache_dir=tmp_path / "c")
+    # a SIGHUP the run does not take must fail this test, not end pytest (SIGHUP's default action)
+    before = signal.signal(signal.SIGHUP, lambda *_: pytest.fail("srx train did not take SIGHUP"))
+    try:
+        result = train(_cfg(image_folder, epochs=3), tmp_path / "r", show_progress=False, cache_dir=tmp_path / "c")
+    finally:
+        signal.signal(signal.SIGHUP, before)
     assert result.stopped_by == "interrupted" and result.epochs_done == 1
     assert load_checkpoint(tmp_path / "r" / "last.pt")["step"] == result.steps
 
@@ -718,3 +722,23 @@ def test_the_run_keeps_its_folder_claim_at_each_checkpoint(image_folder, tmp_pat
     out = tmp_path / "run"
     train(_cfg(image_folder, max_steps=3, val=None), out, show_progress=False, cache_dir=tmp_path / "c")
     assert kept[:2] == [False, True] and (out / "last.pt").exists() and not (out / RUN_LOCK).exists()
+
+
+def test_a_terminal_that_hangs_up_saves_the_run(image_folder, tmp_path):
+    """`srx train` in an SSH session that closes: a real pseudo-terminal hung up mid-run. The run
+    saves, writes its summary and ends without a traceback (the progress bar's last line went to a
+    terminal that takes no more output: EIO), and it resumes from what it saved."""
+    import os
+
+    from tests.conftest import REPO, srx_until_hangup
+
+    out = tmp_path / "run"
+    status, seen = srx_until_hangup(
+        ["train", "--data", str(image_folder), "--val", str(image_folder), "--model", "srcnn-915", "--epochs", "500",
+         "--batch-size", "4", "--patch-size", "24", "--stride", "24", "--out", str(out), "--threads", "1"],
+        ready=b"dB (best", cwd=REPO, env={"OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")})
+    # 130 as after Ctrl-C (a script's `srx train ... && deploy` does not go on); not 129, killed by SIGHUP
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 130, (status, seen[-2000:])
+    assert b"Traceback" not in seen
+    state = load_checkpoint(out / "last.pt")
+    assert state["step"] > 0 and (out / "summary.txt").is_file()
