@@ -44,6 +44,8 @@ log = logging.getLogger("srx")
 #: what a source name may look like: it becomes part of file names and URL paths
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}"
 _NAMED = re.compile(rf"^({NAME_PATTERN})=(.+)$", re.S)
+#: NAME_PATTERN in words, for the messages that refuse a name
+NAME_RULE = "ASCII letters, digits, _ . - (at most 40, a letter or digit first)"
 
 
 @dataclass
@@ -55,8 +57,7 @@ class NamedSource:
 def check_name(name: str) -> str:
     """A source's name as srx takes it (NAME_PATTERN), else an SrxError saying what is expected."""
     if not re.fullmatch(NAME_PATTERN, str(name)):
-        raise SrxError(f"source name {name!r}: expected ASCII letters, digits, _ . - (at most 40, a letter or digit "
-                       "first), e.g. door_east")
+        raise SrxError(f"source name {name!r}: expected {NAME_RULE}, e.g. door_east")
     return name
 
 
@@ -69,7 +70,7 @@ def split_name(text: str) -> tuple[str | None, str]:
         loose = re.match(r"^([^=/:]+)=([A-Za-z][A-Za-z0-9+.-]*://.+)$", str(text).strip(), re.S)
         if m is None and loose is not None and not Path(str(text)).expanduser().exists():  # a name srx cannot take
             raise SrxError(f"source name {loose.group(1)!r} (in {loose.group(1)}={redact_url(loose.group(2))}): expected "
-                           "ASCII letters, digits, _ . - (at most 40, a letter or digit first), e.g. door_east=URL")
+                           f"{NAME_RULE}, e.g. door_east=URL")
         return None, str(text)
     return m.group(1), m.group(2)
 
