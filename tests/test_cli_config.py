@@ -79,10 +79,12 @@ def test_the_command_line_replaces_the_files_value(tmp_path: Path) -> None:
     assert summary["frames_out"] == 2 and summary["max_fps"] == 50  # neither the file's 40 nor its 9
 
 
-def test_sources_as_a_plain_array_and_cameras_by_index(tmp_path: Path) -> None:
+@pytest.mark.parametrize("form", ['["{clip}"]', '"{clip}"'], ids=["array", "string"])
+def test_a_source_as_a_plain_value(tmp_path: Path, form: str) -> None:
+    """source = ["FILE"] or source = "FILE" at the top: --source's own values, no table."""
     clip = silent_video(tmp_path / "a.avi", 6, (48, 32))
-    (tmp_path / "c.toml").write_text(f'source = ["{clip}"]\nmax-frames = 2\nwindow = false\nquiet = true\n'
-                                     'weights = "fast"\n')
+    (tmp_path / "c.toml").write_text(f'source = {form.format(clip=clip)}\nmax-frames = 2\nwindow = false\n'
+                                     'quiet = true\nweights = "fast"\n')
     summary = summary_of(["--config", str(tmp_path / "c.toml")], tmp_path, "s")
     assert summary["frames_out"] == 2 and summary["source"] == f"file {clip}"
 
@@ -280,14 +282,6 @@ def test_a_tables_own_keys_read_with_underscores_too(tmp_path: Path) -> None:
                                      f'max-fps = 20\n[[source]]\nname = "yard"\nsource = "{clip}"\nmax_fps = 30\n')
     summary = summary_of(["--config", str(tmp_path / "c.toml")], tmp_path, "s")
     assert {n: s["max_fps"] for n, s in summary["sources"].items()} == {"demo": 20, "yard": 30}
-
-
-def test_one_source_as_a_plain_string(tmp_path: Path) -> None:
-    clip = silent_video(tmp_path / "a.avi", 6, (48, 32))
-    (tmp_path / "c.toml").write_text(f'source = "{clip}"\nmax-frames = 2\nwindow = false\nquiet = true\n'
-                                     'weights = "fast"\n')
-    summary = summary_of(["--config", str(tmp_path / "c.toml")], tmp_path, "s")
-    assert summary["frames_out"] == 2 and summary["source"] == f"file {clip}"
 
 
 def test_a_flag_on_the_command_line_replaces_the_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
