@@ -382,3 +382,31 @@ def test_config_given_twice_is_one_line(tmp_path: Path) -> None:
     res = runner.invoke(app, ["stream", "--config", str(tmp_path / "a.toml"), "--config", str(tmp_path / "b.toml")])
     assert res.exit_code == 1
     assert_one_error_line(res.output, "--config given 2 times")
+
+
+def test_a_dry_run_checks_the_file_and_says_what_would_run(tmp_path: Path, monkeypatch) -> None:
+    """deploy/stream.toml itself, its recordings moved here: each camera with its settings, the model
+    and the outputs are said; no camera is tried (10.0.0.5 is not reachable from here), nothing is
+    created; a place a recording cannot go is the same error line as a real run's."""
+    from tests.test_deploy import STREAM_TOML
+
+    monkeypatch.setenv("DOOR_PASSWORD", "door-secret")
+    monkeypatch.setenv("GATE_PASSWORD", "gate-secret")
+    rec = tmp_path / "rec"
+    mine = tmp_path / "stream.toml"
+    mine.write_text(STREAM_TOML.read_text().replace("/var/lib/srx/rec", str(rec)))
+    res = runner.invoke(app, ["stream", "--config", str(mine), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith(f"dry run of --config {mine}: 2 sources, upscaled by camera x3 (") and \
+        lines[0].endswith("camera-x3.pt); nothing was opened"), lines
+    assert "  door: rtsp://admin:***@10.0.0.5:554/stream1, rtsp over tcp, at most 10 fps" in lines
+    assert "  gate: rtsp://admin:***@10.0.0.6:554/stream1, rtsp over tcp, at most 5 fps" in lines
+    assert f"  output: {rec}/door.mp4, {rec}/gate.mp4 in 1h segments, kept 14d, 10% kept free" in lines
+    assert "  served at http://127.0.0.1:8080/" in lines
+    assert not rec.exists() and "secret" not in res.output
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    res = runner.invoke(app, ["stream", "--config", str(mine), "--dry-run", "--output", f"{blocked}/{{name}}.mp4"])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, f"--output {blocked}/door.mp4")

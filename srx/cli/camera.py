@@ -147,6 +147,10 @@ def stream_cmd(
         "packets apart: a little less delay on a clean local network; a lost packet damages a frame, and a network "
         "that drops UDP leaves the camera silent). With several sources NAME=tcp|udp sets one source's (repeat); one "
         "without a name applies to the others."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Check the options (and a --config file) and print each source with its settings, "
+        "the model and the outputs, then exit: no source is opened (a camera's address is not tried), nothing is "
+        "recorded or served. For a service's file before a restart."),
 ) -> None:
     """Upscale a live stream frame by frame, keeping to the newest frames, and report fps and latency.
 
@@ -198,6 +202,17 @@ def stream_cmd(
     apply_transports(named, per_item_values(ctx, "rtsp_transport", rtsp_transport, present, replaced))
     if server is not None and backend == "auto":
         backend = "triton"
+    if not named and config:
+        raise SrxError(f"no source given: --config {config[0]} has no [[source]] table (nor source =, camera = or "
+                       "demo = true), and the command line names none (--camera N, --source FILE|URL|PIPELINE, --demo)")
+    if not named:  # several of each may be given; none is the mistake
+        raise SrxError("no source given; expected --camera N, --source FILE|URL|PIPELINE or --demo (repeat --camera "
+                       "and --source for several sources)")
+    if dry_run:
+        _dry_run(named, weights=weights, scale=scale, model=model, server=server, output=output, serve=serve,
+                 buffer=buffer, max_frames=max_frames, duration=duration, segment=segment, keep=keep,
+                 keep_free=keep_free, config=config)
+        return
     if len(named) > 1:
         _stream_many(named, scale=scale, weights=weights, model=model, backend=backend, server=server, threads=threads,
                      output=output, serve=serve, compare=compare, window=window, max_frames=max_frames,
@@ -205,17 +220,11 @@ def stream_cmd(
                      buffer=buffer, reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout,
                      segment=segment, keep=keep, keep_free=keep_free)
         return
-    if named:  # one source: the single-source loop, as always ({name} in --output takes its name)
-        spec = named[0].spec
-        output = [output_for(str(o), named[0].name) if "{name}" in str(o) else o for o in output or []]
-        if json_summary is not None and "{name}" in str(json_summary):
-            json_summary = Path(output_for(str(json_summary), named[0].name))
-    elif config:
-        raise SrxError(f"no source given: --config {config[0]} has no [[source]] table (nor source =, camera = or "
-                       "demo = true), and the command line names none (--camera N, --source FILE|URL|PIPELINE, --demo)")
-    else:  # several of each may be given; none is the mistake
-        raise SrxError("no source given; expected --camera N, --source FILE|URL|PIPELINE or --demo (repeat --camera "
-                       "and --source for several sources)")
+    # one source: the single-source loop, as always ({name} in --output takes its name)
+    spec = named[0].spec
+    output = [output_for(str(o), named[0].name) if "{name}" in str(o) else o for o in output or []]
+    if json_summary is not None and "{name}" in str(json_summary):
+        json_summary = Path(output_for(str(json_summary), named[0].name))
     check_source(spec)
     _distinct_outputs(output)
     check_buffer(buffer)
@@ -365,6 +374,76 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
                               drop=not no_drop, buffer=buffer, compare=compare, overlay=overlay, quiet=quiet,
                               reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout, stats=stats)
         _report(summary, json_summary, named)
+
+
+def _dry_run(named, *, weights, scale, model, server, output, serve, buffer, max_frames, duration, segment, keep,
+             keep_free, config) -> None:
+    """--dry-run: the checks a run makes before it opens anything, then what it would run, one line
+    a source: its name, where from (password hidden), transport, rate and region."""
+    from srx.camera.capture import check_buffer
+    from srx.camera.multi import check_pattern, output_for
+    from srx.camera.sources import check_source
+    from srx.camera.stream import check_bounds
+    from srx.checkpoint import DEFAULT_SHIPPED, resolve_weights, shipped_name
+
+    for item in named:
+        check_source(item.spec, absent_ok=len(named) > 1)
+    check_buffer(buffer)
+    check_bounds(max_frames, _seconds(duration, "--duration"))
+    _distinct_outputs(output)
+    room = _free_space(keep_free)
+    for item in named:
+        _segments(segment, keep, keep_free, output, live=item.spec.live, room=room)
+    for pattern in output or []:
+        check_pattern(str(pattern), len(named))
+        for item in named:  # where a recording would go can be written (nothing is created)
+            _check_output_place(output_for(str(pattern), item.name))
+    if server is not None:
+        what = f"Triton server{'s' if len(server) > 1 else ''} {', '.join(server)}" + (f", model {model}" if model else "")
+    elif model is not None:
+        what = f"model file {model}" + (f" (x{scale})" if scale else "")
+    else:
+        path = resolve_weights(weights, scale or 3)
+        what = f"{shipped_name(weights) or (DEFAULT_SHIPPED if weights is None else path)} x{scale or 3} ({path})"
+    lines = [f"dry run{' of --config ' + config[0] if config else ''}: {len(named)} source{'s' if len(named) > 1 else ''}, "
+             f"upscaled by {what}; nothing was opened"]
+    for item in named:
+        spec = item.spec
+        parts = [spec.describe_whole()]
+        if spec.rtsp:
+            parts.append(f"rtsp over {spec.rtsp_transport}")
+        if spec.max_fps:
+            parts.append(f"at most {spec.max_fps:g} fps")
+        if spec.roi:
+            x, y, w, h = spec.roi
+            parts.append(f"region {w}x{h} at {x},{y}")
+        lines.append(f"  {item.name}: " + ", ".join(parts))
+    for pattern in output or []:
+        targets = [output_for(str(pattern), item.name) for item in named]
+        cut = f" in {segment} segments" + (f", kept {keep}" if keep else "") + (f", {keep_free} kept free" if keep_free else "")
+        lines.append(f"  output: {', '.join(targets)}" + (cut if segment else ""))
+    if serve is not None:
+        lines.append(f"  served at http://{serve}/")
+    typer.echo("\n".join(lines))
+
+
+def _check_output_place(target: str) -> None:
+    """--dry-run's check of an --output: a video file's or a frames folder's place can be written, an
+    rtsp:// address is one srx publishes to (the server is not tried)."""
+    import os
+
+    from srx.camera.outputs import is_video_file_output
+    from srx.fsutil import check_output_dir, check_output_file
+
+    scheme, sep, _ = target.partition("://")
+    if sep:
+        if scheme.lower() != "rtsp":
+            raise SrxError(f"--output {target}: srx publishes to rtsp:// only; expected rtsp://HOST[:PORT]/PATH, a "
+                           "video file or a folder/")
+    elif is_video_file_output(target):
+        check_output_file(Path(target), "--output")
+    elif target.endswith(("/", os.sep)) or not Path(target).suffix:
+        check_output_dir(Path(target), "--output")
 
 
 def _segments(segment: Optional[str], keep: Optional[str], keep_free: Optional[str], outputs: Optional[list[str]],
