@@ -154,24 +154,34 @@ def recording_output(path: Path | str, fps: float = 10.0, retry_max_wait: float 
     those older than `keep` seconds deleted, the oldest deleted while the disk has less room than
     `keep_free`; `clock`: the source's, shared by its recordings)."""
     text = str(path)
-    scheme, sep, _ = text.partition("://")
-    if sep and scheme.lower() == "rtsp":
+    kind = output_kind(text)
+    if kind == "rtsp":
         from srx.camera.sources import expand_env
 
         from srx.camera.publish import RtspOutput
 
         return RtspOutput(expand_env(text, "--output"), fps=fps, retry_max_wait=retry_max_wait)
+    from srx.camera.recording import PngSequenceOutput, VideoFileOutput
+
+    if kind == "frames":
+        return PngSequenceOutput(Path(path))
+    return VideoFileOutput(Path(path), fps=fps, segment=segment, keep=keep, clock=clock, keep_free=keep_free)
+
+
+def output_kind(target: Path | str) -> str:
+    """What an --output is: "rtsp" (published to an RTSP server), "frames" (a folder-like path: no
+    suffix or a trailing '/'; PNG frames) or "video" (a video file); another URL scheme is an SrxError."""
+    text = str(target)
+    scheme, sep, _ = text.partition("://")
+    if sep and scheme.lower() == "rtsp":
+        return "rtsp"
     if sep and scheme.isalpha():
         from srx.camera.sources import redact_url
 
         raise SrxError(f"--output {redact_url(text)}: srx publishes to rtsp:// only; expected rtsp://HOST[:PORT]/PATH, "
                        "a video file or a folder/")
-    from srx.camera.recording import PngSequenceOutput, VideoFileOutput
-
-    p = Path(path)
-    if text.endswith(("/", os.sep)) or not p.suffix or p.is_dir():
-        return PngSequenceOutput(p)
-    return VideoFileOutput(p, fps=fps, segment=segment, keep=keep, clock=clock, keep_free=keep_free)
+    p = Path(text)
+    return "frames" if text.endswith(("/", os.sep)) or not p.suffix or p.is_dir() else "video"
 
 
 # -- frame decoration ------------------------------------------------------------------------------

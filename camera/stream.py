@@ -24,7 +24,7 @@ from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.fallback import InferenceGuard
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
 from srx.camera.sources import SourceSpec, open_reader, parse_source
-from srx.camera.stats import StreamStats, StreamSummary
+from srx.camera.stats import StreamStats, StreamSummary, source_settings
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
 from srx.signals import hung_up, stop_signals
@@ -354,9 +354,7 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         stale=capture.stale,
         worst_lag_s=round(capture.lag.worst, 2) if capture.lag is not None else None,
         late_spells=capture.late_spells, dropped_in_bursts=capture.dropped_in_bursts,
-        max_fps=capture.spec.max_fps,
-        roi=list(capture.spec.roi) if capture.spec.roi is not None else None,
-        rtsp_transport=capture.spec.rtsp_transport if capture.spec.rtsp else None,
+        **{k: v for k, v in source_settings(capture.spec).items() if k != "source"},  # max_fps, roi, rtsp_transport
         latency_window=stats.latency_window(), events_left_out=events_left_out,
         **extra,
     )

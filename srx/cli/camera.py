@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from srx.cli.config import Tables, config_option, from_command_line, per_item_values, replaced_together
+from srx.cli.config import Tables, config_option, per_item_values, replaced_together
 from srx.cli.app import (DURATION_FORMS, SIZE_FORMS, app, model_scale_option, one_value, parse_size, scale_of_models,
                          threads_option, weights_option)
 from srx.errors import SrxError
@@ -191,9 +191,8 @@ def stream_cmd(
     scale = scale_of_models(scale, [weights], None if server is not None else model,
                             default=None if server is not None else 3)
     # the command line's sources stand for all of a --config file's; each source's own values merge by name
-    given = replaced_together(ctx, {"camera": camera, "source": source, "demo": demo},
-                              empty={"camera": None, "source": None, "demo": False})
-    replaced = any(from_command_line(ctx, n) for n in SOURCE_TABLES.replacing)
+    given, replaced = replaced_together(ctx, {"camera": camera, "source": source, "demo": demo},
+                                        empty={"camera": None, "source": None, "demo": False})
     cams, srcs, demo = list(given["camera"] or []), list(given["source"] or []), given["demo"]
     named = parse_sources(cams, srcs, demo, loop) if cams or srcs or demo else []
     present = {item.name for item in named}
@@ -430,19 +429,13 @@ def _dry_run(named, *, weights, scale, model, server, output, serve, buffer, max
 def _check_output_place(target: str) -> None:
     """--dry-run's check of an --output: a video file's or a frames folder's place can be written, an
     rtsp:// address is one srx publishes to (the server is not tried)."""
-    import os
-
-    from srx.camera.outputs import is_video_file_output
+    from srx.camera.outputs import output_kind
     from srx.fsutil import check_output_dir, check_output_file
 
-    scheme, sep, _ = target.partition("://")
-    if sep:
-        if scheme.lower() != "rtsp":
-            raise SrxError(f"--output {target}: srx publishes to rtsp:// only; expected rtsp://HOST[:PORT]/PATH, a "
-                           "video file or a folder/")
-    elif is_video_file_output(target):
+    kind = output_kind(target)
+    if kind == "video":
         check_output_file(Path(target), "--output")
-    elif target.endswith(("/", os.sep)) or not Path(target).suffix:
+    elif kind == "frames":
         check_output_dir(Path(target), "--output")
 
 

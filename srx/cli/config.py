@@ -107,13 +107,14 @@ def from_command_line(ctx: Any, name: str) -> bool:
     return getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
 
 
-def replaced_together(ctx: Any, values: dict[str, Any], empty: dict[str, Any]) -> dict[str, Any]:
+def replaced_together(ctx: Any, values: dict[str, Any], empty: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Options that together say one thing (stream's sources: source, camera, demo): where the
     command line gives any of them, the file's values of the others are left out too, so the
-    command line's sources replace the file's rather than join some of them."""
+    command line's sources replace the file's rather than join some of them. Returns the values and
+    whether the command line replaced them (what `per_item_values` takes as `replaced`)."""
     if not any(from_command_line(ctx, name) for name in values):
-        return values
-    return {name: value if from_command_line(ctx, name) else empty[name] for name, value in values.items()}
+        return values, False
+    return {name: value if from_command_line(ctx, name) else empty[name] for name, value in values.items()}, True
 
 
 def per_item_values(ctx: Any, name: str, given: Optional[list[str]], present: set[str], replaced: bool) -> list[str]:
