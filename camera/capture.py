@@ -339,11 +339,13 @@ class CaptureThread:
             return False
         return self._queue.empty() if not self.drop else not self._held
 
-    def stop(self, timeout: float = 3.0) -> None:
+    def stop(self, timeout: float = 3.0, wait: bool = True) -> None:
+        """Stop reading; with `wait`, wait up to `timeout` s for the thread (without: several sources'
+        captures are all told first, so none reads on while another's blocked open is waited for)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        if self._thread.is_alive():
+        if wait and self._thread.is_alive():
             self._thread.join(timeout)
         if self._thread.is_alive():  # a read blocked inside OpenCV: the daemon thread ends with it
             log.debug("capture thread still blocked in a read after %.1f s; leaving it", timeout)

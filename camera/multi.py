@@ -205,13 +205,58 @@ class _Unopened(FrameReader):
         return None
 
 
+class _Opening:
+    """A live source's first open, under way in a thread of its own while the run starts: the
+    cameras that open sooner do not wait for it (one that does not answer costs its `open_timeout`
+    to itself alone). `result` is the reader, or the exception the open raised."""
+
+    def __init__(self, spec: SourceSpec, timeout: float) -> None:
+        self.done = threading.Event()
+        self.result: FrameReader | BaseException | None = None
+        self._lock = threading.Lock()
+        self._abandoned = False
+        threading.Thread(target=self._work, args=(spec, timeout), name="srx-open", daemon=True).start()
+
+    def _work(self, spec: SourceSpec, timeout: float) -> None:
+        try:
+            result: FrameReader | BaseException = open_reader(spec, timeout)
+        except BaseException as exc:  # the capture thread says it, or reconnects
+            result = exc
+        with self._lock:
+            self.result = result
+            self.done.set()
+            if not self._abandoned:
+                return
+        if isinstance(result, FrameReader):  # nobody will take it: the run stopped while it opened
+            result.release()
+
+    def wait(self, stop: threading.Event) -> FrameReader | BaseException | None:
+        """The open's outcome, or None if `stop` came first (the open is then abandoned)."""
+        while not self.done.wait(0.1):
+            if stop.is_set():
+                self.abandon()
+                return None
+        return self.result
+
+    def abandon(self) -> None:
+        """Nobody takes the reader: released now if it came, else by the open when it comes."""
+        with self._lock:
+            self._abandoned = True
+            result = self.result if self.done.is_set() else None
+        if isinstance(result, FrameReader):
+            result.release()
+
+
 class SourceCapture(CaptureThread):
     """A CaptureThread that wakes the multi-source loop (`ready`) whenever it publishes a frame or
-    ends, and that may start without a connection (then it reconnects, with backoff, first)."""
+    ends, and that may start before its source opened: with the open still under way (`_Opening`:
+    "starting", no no-signal frames yet) or after it failed (then it reconnects, with backoff, first)."""
 
-    def __init__(self, spec: SourceSpec, reader: FrameReader | None, ready: threading.Event, name: str | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(spec, reader if reader is not None else _Unopened(), **kwargs)
+    def __init__(self, spec: SourceSpec, reader: FrameReader | _Opening | None, ready: threading.Event,
+                 name: str | None = None, **kwargs: Any) -> None:
+        self.opening = reader if isinstance(reader, _Opening) else None
+        self.first_open_pending = self.opening is not None  # still so if the run stops before the open ends
+        super().__init__(spec, reader if isinstance(reader, FrameReader) else _Unopened(), **kwargs)
         if name is not None:
             self.label = f"{name} ({spec.describe()})"
         self.ready = ready
@@ -220,12 +265,35 @@ class SourceCapture(CaptureThread):
             self.connected = False
             self._thread.name = "srx-capture-reconnect"
 
+    @property
+    def stalled(self) -> bool:
+        return self.opening is None and super().stalled  # an open under way has its own timeout
+
     def _publish(self, frame: Frame) -> bool:
         ok = super()._publish(frame)
         self.ready.set()
         return ok
 
+    def _take_open(self, opening: _Opening) -> None:
+        """Wait for the first open: its reader, or the failure said once and reconnects after it."""
+        result = opening.wait(self._stop)
+        self.first_open_pending = result is None
+        if isinstance(result, FrameReader):
+            self.reader, self.last_frame_at = result, time.monotonic()
+        elif isinstance(result, SrxError) and self.spec.reconnects:
+            log.warning("source %s did not open: %s; retrying in the background (the others run meanwhile)",
+                        self.label, result)
+            self.unopened = True
+        elif result is not None:
+            self.opening = None
+            raise result
+        self.opening = None
+
     def _loop(self) -> None:
+        if self.opening is not None:
+            self._take_open(self.opening)
+            if self._stop.is_set():
+                return
         if self.unopened:
             self._reconnect()
             if self._stop.is_set():
@@ -236,6 +304,8 @@ class SourceCapture(CaptureThread):
         try:
             super()._run()
         finally:
+            if self.opening is not None:
+                self.opening.abandon()
             self.ready.set()
 
 
@@ -256,6 +326,19 @@ class _Lane:
     seen_reconnects: int = 0
     output_errors: list[str] = field(default_factory=list)  # its outputs that failed ('OUTPUT: why')
     closed: dict[int, str | None] | None = None  # its outputs closed once it stopped (close_each), the run going on
+    rate_known: bool = False  # its clock and recordings have its source's frame rate (it opened)
+
+
+def _learn_rate(lane: _Lane, reader_fps: float | None, nosignal_fps: float) -> None:
+    """The lane's recording clock and recordings at its source's rate (or the spec's): at the start,
+    or at the first frame of a source that opened after the run began, before any recording opened."""
+    from srx.camera.stream import RecordingClock
+
+    fps = reader_fps or lane.src.spec.fps
+    lane.clock = RecordingClock(fps, lane.src.spec.live, nosignal_fps)
+    for o in lane.outputs:
+        if hasattr(o, "fps") and fps:
+            o.fps = fps  # recordings play at their source's rate
 
 
 @dataclass
@@ -356,39 +439,26 @@ class MultiSummary:
         return "\n".join(lines)
 
 
-def _open_all(sources: Sequence[NamedSource], timeout: float) -> list[FrameReader | None]:
-    """Open every source at once (a camera that does not answer costs `timeout` once, not per
-    source). A live source that does not open starts reconnecting (None); any other failure is
-    the user's input and an SrxError."""
-    results: list[Any] = [None] * len(sources)
-
-    def work(i: int) -> None:
-        try:
-            results[i] = open_reader(sources[i].spec, timeout)
-        except BaseException as exc:  # reported below, in order
-            results[i] = exc
-
-    threads = [threading.Thread(target=work, args=(i,), name="srx-open-all", daemon=True) for i in range(len(sources))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    readers: list[FrameReader | None] = []
-    for src, res in zip(sources, results):
-        if isinstance(res, BaseException):
-            if isinstance(res, SrxError) and src.spec.reconnects:
-                log.warning("source %s (%s) did not open: %s; retrying in the background, the others start now",
-                            src.name, src.spec.describe(), res)
-                readers.append(None)
+def _open_all(sources: Sequence[NamedSource], timeout: float) -> list[FrameReader | _Opening]:
+    """Open every source at once. A source whose failure is the user's input (a file, a folder, the
+    demo) is opened before the run starts, and a failure is an SrxError; a live one (a camera, a URL)
+    is left opening (`_Opening`), so the run starts without waiting for the slowest camera and one
+    that does not open reconnects in the background while the others run."""
+    opens = [_Opening(src.spec, timeout) for src in sources]
+    try:
+        for src, o in zip(sources, opens):  # the first failure in the sources' order is the one said
+            if src.spec.reconnects:
                 continue
-            for r in results:
-                if isinstance(r, FrameReader):
-                    r.release()
-            if isinstance(res, SrxError):
-                raise SrxError(f"source {src.name}: {res}") from None
-            raise res
-        readers.append(res)
-    return readers
+            o.done.wait()
+            if isinstance(o.result, SrxError):
+                raise SrxError(f"source {src.name}: {o.result}") from None
+            if isinstance(o.result, BaseException):
+                raise o.result
+    except BaseException:
+        for o in opens:
+            o.abandon()
+        raise
+    return [o if src.spec.reconnects else o.result for src, o in zip(sources, opens)]  # type: ignore[misc]
 
 
 def stream_many(
@@ -420,7 +490,7 @@ def stream_many(
     web server). `stats[name]` may be passed in to share live numbers. `on_frame(name, frame,
     output, t_done)` is called after each upscaled frame is delivered."""
     from srx.camera.fallback import InferenceGuard
-    from srx.camera.stream import (RecordingClock, _Signals, _write_all, all_failed, check_bounds, close_each, close_outputs,
+    from srx.camera.stream import (_Signals, _write_all, all_failed, check_bounds, close_each, close_outputs,
                                    discard_outputs, every_frame, failure_lines, note_clock_jumps, paced_for,
                                    status_write, watch)
 
@@ -454,7 +524,7 @@ def stream_many(
     run_error: str | None = None
     started = False
     tty = sys.stderr.isatty()
-    readers: list[FrameReader | None] = []
+    readers: list[FrameReader | _Opening] = []
     try:
         readers = _open_all(sources, open_timeout)
         with _Signals(stop):
@@ -467,12 +537,9 @@ def stream_many(
                 lane.capture = SourceCapture(lane.src.spec, reader, ready, name=lane.src.name,
                                              drop=drop and why is None, pace=paced_for(lane.outputs, drop, why), buffer=buffer,
                                              reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
-                fps = (reader.fps if reader is not None else None) or lane.src.spec.fps
-                lane.clock = RecordingClock(fps, lane.src.spec.live, nosignal_fps)
+                lane.rate_known = isinstance(reader, FrameReader)  # else at its first frame, _learn_rate
+                _learn_rate(lane, reader.fps if isinstance(reader, FrameReader) else None, nosignal_fps)
                 note_clock_jumps(lane.outputs, lane.capture.event_log, lane.src.name)
-                for o in lane.outputs:
-                    if hasattr(o, "fps") and fps:
-                        o.fps = fps  # recordings play at their source's rate
             for lane in lanes:
                 for o in lane.outputs:
                     o.started()
@@ -513,6 +580,9 @@ def stream_many(
                     if cap.reconnects != lane.seen_reconnects:
                         lane.seen_reconnects, lane.frames_at_reconnect = cap.reconnects, lane.stats.frames_out
                     if frame is not None:
+                        if not lane.rate_known:  # it opened after the run began: its rate is known now
+                            lane.rate_known = True
+                            _learn_rate(lane, cap.reader.fps, nosignal_fps)
                         taken.append((lane, frame))
                         continue
                     if cap.error is not None:
@@ -591,12 +661,17 @@ def stream_many(
     except KeyboardInterrupt:
         stopped_by = "interrupted"
     finally:
-        for lane in lanes:
-            if lane.capture is not None:
-                lane.capture.stop()
+        t_end = time.monotonic()  # the run's span ends here, not after its teardown
+        captures = [lane.capture for lane in lanes if lane.capture is not None]
+        for cap in captures:  # every source stops reading now, then each is waited for: one blocked in an
+            cap.stop(wait=False)  # open (up to --open-timeout) while the others read on counted frames and drops
+        for cap in captures:
+            cap.stop()
         if not started:
             for reader in readers:
-                if reader is not None:
+                if isinstance(reader, _Opening):
+                    reader.abandon()
+                else:
                     reader.release()
             for lane in lanes:  # no run: the error on its way out says why, not each output
                 discard_outputs(lane.outputs)
@@ -616,7 +691,7 @@ def stream_many(
 
     if not started:
         raise SrxError("interrupted before the stream started")
-    wall = time.monotonic() - t_start
+    wall = t_end - t_start
     summaries = {lane.src.name: _lane_summary(lane, backend, scale, stopped_by, wall) for lane in lanes}
     frames_in = sum(s.frames_in for s in summaries.values())
     frames_out = sum(s.frames_out for s in summaries.values())
@@ -719,6 +794,8 @@ def _batch_sizes(images: Sequence[np.ndarray], max_batch: int | None) -> dict[in
 def _lane_summary(lane: _Lane, backend: str, scale: int, stopped_by: str, wall: float) -> StreamSummary:
     cap, st = lane.capture, lane.stats
     note = f"source failed: {lane.error}" if lane.error else ""
+    if cap.first_open_pending:
+        note = f"it never opened: its first open was still under way at the stop (--open-timeout {cap.open_timeout:g} s)"
     if lane.stats.fallback_frames:
         note = (note + "; " if note else "") + f"{lane.stats.fallback_frames} frames went out bicubic while the backend was down"
     from srx.camera.stream import _summary
@@ -732,7 +809,7 @@ def _lane_summary(lane: _Lane, backend: str, scale: int, stopped_by: str, wall: 
 
 
 def live_line(lanes: Sequence[_Lane], t_start: float) -> str:
-    """Total, then one short part per source: out fps, drops, latency p95, NO SIGNAL/ended."""
+    """Total, then one short part per source: out fps, drops, latency p95, starting/NO SIGNAL/ended."""
     now = time.monotonic()
     parts = []
     total_fps = 0.0
@@ -741,7 +818,9 @@ def live_line(lanes: Sequence[_Lane], t_start: float) -> str:
         total_fps += s["fps_out"]
         state = {"end-of-input": " ended", "max-frames": " done", "error": " FAILED",
                  "outputs-failed": " outputs FAILED"}.get(lane.done or "", "")
-        if not state and not s["connected"]:
+        if not state and s["state"] == "starting":
+            state = " starting"
+        elif not state and not s["connected"]:
             state = " NO SIGNAL"
         elif not state and s.get("lag_s", 0.0) > LATE_S:
             state = f" LATE {s['lag_s']:.1f}s"

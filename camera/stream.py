@@ -295,6 +295,7 @@ def stream(
     except KeyboardInterrupt:
         stopped_by = "interrupted"
     finally:
+        t_end = time.monotonic()  # the run's span ends here, not after its teardown (closing the recordings)
         if capture is not None:
             capture.stop()
         else:
@@ -311,7 +312,7 @@ def stream(
 
     if capture is None:
         raise SrxError("interrupted before the stream started")
-    wall = time.monotonic() - stats.t_start
+    wall = t_end - stats.t_start
     return _summary(spec.describe(), backend, scale, stopped_by, wall, capture, stats, frames_at_reconnect,
                     note, outputs, *merged(capture.event_log, guard.log, *([pool.log] if pool is not None else [])),
                     fallback_frames=guard.fallback_frames, servers=pool.server_summary() if pool is not None else [],

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -371,10 +372,151 @@ def test_a_camera_not_plugged_in_is_retried_while_the_others_run(tmp_path: Path,
                                    "--json-summary", str(summary)])
     assert res.exit_code == 0, res.output
     assert "source cam7 (camera 7) did not open: no camera at index 7: /dev/video7 does not exist" in caplog.text
-    assert "retrying in the background, the others start now" in caplog.text
+    assert "retrying in the background (the others run meanwhile)" in caplog.text
     got = json.loads(summary.read_text())["sources"]
     assert got["gate"]["frames_out"] == 6 and got["cam7"]["frames_out"] == 0 and got["cam7"]["reconnect_attempts"] >= 1
     assert (tmp_path / "gate.mkv").exists() and not (tmp_path / "cam7.mkv").exists()
+
+
+def test_the_others_start_without_waiting_for_a_camera_that_is_slow_to_open(tmp_path: Path, make_upscaler) -> None:
+    """A camera whose address takes the connection and never answers (a box that hangs) costs its own
+    --open-timeout, not the others': a file upscales to its end while that camera is still opening
+    ("starting" in /stats, no no-signal frames, no stall), and a stop during the open ends the run
+    at once. Before, every source waited for the slowest to open."""
+    import socket
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(4)  # the kernel accepts the connection; nobody ever reads or answers
+    port = hole.getsockname()[1]
+    clip = tmp_path / "gate.mkv"
+    write_ffv1(clip, frames(6, 24, 32))
+    named = [NamedSource("hung", parse_source(source=f"rtsp://127.0.0.1:{port}/live")),
+             NamedSource("gate", parse_source(source=str(clip)))]
+    stats: dict[str, StreamStats] = {}
+    stop = threading.Event()
+    sinks = {"hung": ThumbnailSink(), "gate": ThumbnailSink()}
+    thread, result = in_background(lambda: stream_many(named, make_upscaler(2), {k: [v] for k, v in sinks.items()},
+                                                       stats=stats, stop_event=stop,
+                                                       open_timeout=120.0, nosignal_fps=20.0))
+    try:
+        wait_until(lambda: "error" in result or ("gate" in stats and stats["gate"].frames_out == 6), 60,
+                   "the file's frames, upscaled while the other source opens")
+        assert "error" not in result, result.get("error")
+        hung = stats["hung"].capture
+        assert hung is not None and hung.state == "starting" and hung.connected and not hung.stalled
+        assert stats["hung"].nosignal == 0 and not sinks["hung"].thumbs
+    finally:
+        stop.set()
+        thread.join(30)  # not the 120 s of the open under way
+        hole.close()
+    assert not thread.is_alive(), "a stop during a source's first open waited for the open"
+    assert "error" not in result, result.get("error")
+    summary = result["summary"]
+    assert summary.stopped_by == "interrupted"
+    assert summary.sources["gate"].frames_out == 6 and summary.sources["hung"].frames_out == 0
+
+
+def test_an_open_under_way_is_not_a_stall(tmp_path: Path) -> None:
+    """A source whose first open takes longer than --open-timeout (an RTSP camera that answered gets
+    5 s more) is "starting" all that time, not "stalled" with no-signal frames."""
+    import socket
+
+    from srx.camera.multi import SourceCapture, _Opening
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(4)
+    spec = parse_source(source=f"rtsp://127.0.0.1:{hole.getsockname()[1]}/live")
+    cap = SourceCapture(spec, _Opening(spec, 60.0), threading.Event(), name="slow", open_timeout=0.2).start()
+    try:
+        time.sleep(0.6)
+        assert cap.state == "starting" and cap.connected and not cap.stalled
+    finally:
+        cap.stop()
+        hole.close()
+    assert cap.state == "stopped"
+
+
+def test_a_camera_that_comes_up_after_the_start_records_at_its_own_rate(tmp_path: Path, make_upscaler) -> None:
+    """A camera that is down when the run starts and comes up later: its .avi recording plays at the
+    camera's rate (25 fps here), learnt at its first frame, not at the 10 fps srx assumes for a source
+    it has not seen."""
+    import cv2
+
+    from srx.camera.recording import VideoFileOutput
+    from tests.camera.test_rtsp import RtspServer, make_clip
+    from tests.conftest import CCTV, need_shared
+
+    need_shared(CCTV)
+    why = _gst_rtsp_available()
+    if why:
+        skip_or_fail(why)
+    clip = tmp_path / "clip25.avi"
+    make_clip(clip, 100, fps=25.0)
+    port = free_port()
+    named = [NamedSource("late", parse_source(source=f"rtsp://127.0.0.1:{port}/clip"))]
+    stats: dict[str, StreamStats] = {}
+    stop = threading.Event()
+    rec = VideoFileOutput(tmp_path / "late.avi")
+    thread, result = in_background(lambda: stream_many(named, make_upscaler(2), {"late": [rec]}, stats=stats,
+                                                       stop_event=stop, reconnect_max_wait=1.0, open_timeout=4.0))
+    server = None
+    try:
+        wait_until(lambda: "error" in result or ("late" in stats and stats["late"].capture is not None
+                                                 and stats["late"].capture.reconnect_attempts >= 1), 30,
+                   "a first failed attempt at the camera that is down")
+        server = RtspServer(clip, port)
+        wait_until(lambda: "error" in result or stats["late"].frames_out >= 10, 60, "frames from the camera once up")
+    finally:
+        stop.set()
+        thread.join(30)
+        if server is not None:
+            server.kill()
+    assert "error" not in result, result.get("error")
+    cap = cv2.VideoCapture(str(tmp_path / "late.avi"))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    assert fps == 25.0, fps
+
+
+def test_at_the_stop_no_source_reads_on_while_another_is_waited_for(tmp_path: Path, make_upscaler) -> None:
+    """A camera caught in a reconnect attempt (its address took the connection and never answers) is
+    waited for at the stop; meanwhile the other sources read nothing more: no frames counted in and
+    dropped after the run ended, and the run's time ends at the stop, not after the wait. Before, the
+    sources were stopped one after another and a file read on for the 3 s of that wait."""
+    import socket
+
+    port = free_port()  # nothing listens yet: the first open is refused at once
+    named = [NamedSource("hung", parse_source(source=f"rtsp://127.0.0.1:{port}/live")),
+             NamedSource("gate", SourceSpec.from_frames(frames(1, 24, 32) * 1000, fps=10.0))]
+    stats: dict[str, StreamStats] = {}
+    stop = threading.Event()
+    hole = None
+    thread, result = in_background(lambda: stream_many(named, make_upscaler(2), {}, stats=stats, stop_event=stop,
+                                                       reconnect_max_wait=1.0, open_timeout=60.0))
+    try:
+        wait_until(lambda: "error" in result or ("hung" in stats and stats["hung"].capture is not None
+                                                 and stats["hung"].capture.reconnect_attempts >= 1), 30,
+                   "a refused first attempt")
+        hole = socket.socket()
+        hole.bind(("127.0.0.1", port))
+        hole.listen(4)  # the next attempt is taken and never answered
+        n = stats["hung"].capture.reconnect_attempts
+        wait_until(lambda: stats["hung"].capture.reconnect_attempts > n, 30, "an attempt that hangs")
+        wait_until(lambda: stats["gate"].frames_out >= 10, 30, "the file's frames")
+        t_stop = time.monotonic()
+        stop.set()
+        thread.join(30)
+    finally:
+        stop.set()
+        if hole is not None:
+            hole.close()
+    assert not thread.is_alive() and "error" not in result, result.get("error")
+    gate = result["summary"].sources["gate"]
+    assert gate.dropped == 0 and gate.queued_at_stop <= 2, gate.format()
+    assert gate.frames_in <= gate.frames_out + 2, gate.format()
+    assert result["summary"].wall_s < t_stop - stats["gate"].t_start + 1.0, result["summary"].wall_s
 
 
 def test_a_recording_that_fills_its_disk_stops_alone(tmp_path: Path, tiny_checkpoint) -> None:
@@ -612,10 +754,19 @@ def test_the_live_line_says_which_camera_has_no_signal() -> None:
         def recent_fps(self) -> float:
             return 10.0
 
-    lanes = [_Lane(NamedSource(name, SourceSpec("url", f"rtsp://{name}/live")), [], StreamStats()) for name in ("door", "gate")]
-    lanes[0].stats.capture = Up()
+    class Lost(Up):  # one being reconnected
+        frames_read, state = 0, "reconnecting"
+
+    class Opening(Lost):  # one whose first open is under way: not lost, not up yet
+        state = "starting"
+
+    names = ("door", "gate", "yard")
+    lanes = [_Lane(NamedSource(name, SourceSpec("url", f"rtsp://{name}/live")), [], StreamStats()) for name in names]
+    for lane, cap in zip(lanes, (Up(), Lost(), Opening())):
+        lane.stats.capture = cap
     line = live_line(lanes, 0.0)
     assert "door 0.0fps d0 p95 - |" in line + " |" and "gate 0.0fps d0 p95 - NO SIGNAL" in line, line
+    assert line.endswith("yard 0.0fps d0 p95 - starting"), line
     Up.lag, Up.lag_s = object(), 12.34  # an RTSP source whose frames come late
     lanes[0].stats.capture = Up()
     assert "door 0.0fps d0 p95 - LATE 12.3s" in live_line(lanes, 0.0)

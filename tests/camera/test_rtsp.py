@@ -47,12 +47,12 @@ def _gst_rtsp_available() -> str | None:
     return None
 
 
-def make_clip(path: Path, frames: int = 60) -> None:
-    """The first `frames` frames (6 s at 10 fps) of the CCTV clip as an MJPEG AVI."""
+def make_clip(path: Path, frames: int = 60, fps: float = 10.0) -> None:
+    """The first `frames` frames of the CCTV clip as an MJPEG AVI at `fps` (60: 6 s at its own 10 fps)."""
     import cv2
 
     cap = cv2.VideoCapture(str(CCTV))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (480, 360))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (480, 360))
     for _ in range(frames):
         ok, img = cap.read()
         assert ok

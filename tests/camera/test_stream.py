@@ -1098,3 +1098,18 @@ def test_a_source_that_cannot_be_opened_leaves_its_outputs_unclaimed(tmp_path: P
             stream(str(tmp_path / "missing.avi"), upscaler, [VideoFileOutput(target)], max_frames=3, open_timeout=1)
     assert not (tmp_path / "new").exists()
     assert "not written" not in caplog.text, caplog.text
+
+
+def test_the_runs_time_ends_at_its_stop_not_after_its_outputs_close(make_upscaler) -> None:
+    """The summary's time (`wall_s`, "in N s") is the run's, from its start to its stop: an output
+    that takes long to finish (a recording's last write to a slow disk; 2 s here) is not in it."""
+
+    class SlowToClose(ThumbnailSink):
+        def close(self) -> None:
+            time.sleep(2.0)
+            super().close()
+
+    sink = SlowToClose()
+    summary = stream(SourceSpec.from_frames(frames(5, 24, 32), fps=25.0), make_upscaler(2), [sink])
+    assert sink.closed and summary.frames_out == 5
+    assert summary.wall_s < 1.5, summary.format()
