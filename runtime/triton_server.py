@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from srx.errors import SrxError, bind_failure
-from srx.signals import STOP_SIGNALS, hung_up, stop_signals
+from srx.signals import STOP_SIGNALS, hung_up, second_request, stop_signals
 from srx.words import host_port
 from srx.runtime.base import Runner
 
@@ -63,9 +63,6 @@ RESTRICTED = ["model-repository", "shared-memory", "trace", "logging"]
 #: a normal stop takes 6-12 s
 STOP_DEADLINE_S = 30.0
 STOP_DEADLINE_PER_MODEL_S = 5.0
-#: a signal this soon after the first is the same request delivered twice (`timeout` forwards a
-#: group's SIGTERM to its child and then signals the group again), not a second one
-REPEAT_WITHIN_S = 1.0
 #: how often srx serve asks the server whether each of its models is still ready (`_ReadyWatch`)
 READY_CHECK_S = 5.0
 SCRATCH_PREFIX = "srx-serve-"
@@ -179,8 +176,9 @@ class _StopGuard:
     """The bounded stop of `serve_model` (module docstring). In the main thread it takes SIGINT and
     SIGTERM: their handlers only note the signal (through `signal.set_wakeup_fd`; a handler that
     takes a lock, as Event.set() does, can deadlock against itself), and a watcher thread asks for
-    the stop at the first signal and forces it at a second one (REPEAT_WITHIN_S or more later), or
-    `deadline_s` after the stop began (`stopping()`, or the first signal). Forcing ends this
+    the stop at the first signal and forces it at a second request (`srx.signals.second_request`:
+    not a hangup's repeat, nor one within REPEAT_WITHIN_S of the first), or `deadline_s` after the
+    stop began (`stopping()`, or the first signal). Forcing ends this
     process's children (the Triton server and its stubs), removes `scratch` and exits this process
     at once. Only where the process is srx's own (`owns_process`: `srx serve`, in its main thread);
     in an application that calls serve_model, or outside the main thread, no signal is taken and an
@@ -240,7 +238,7 @@ class _StopGuard:
                     except OSError:
                         data = b""
                     for sig in (b for b in data if b in STOP_SIGNALS):
-                        if not self.signals or time.monotonic() - self.first_at >= REPEAT_WITHIN_S:
+                        if not self.signals or second_request(sig, self.first_at):
                             self.signals.append(sig)
                             self.first_at = self.first_at or time.monotonic()
             else:

@@ -6,6 +6,11 @@ the terminal srx runs in (the SSH session it was started from closed). A run tha
 terminal runs under a service manager, `nohup`, `tmux` or `screen`, as any command does: a SIGHUP that
 the process was started ignoring (`nohup`) stays ignored (`stop_signals`).
 
+A stop signal that comes again may ask to give up at once (Ctrl-C pressed twice), but not every
+repeat is a second request (`second_request`): a hangup reaches a job run from a login shell twice,
+once from the kernel and once forwarded by the shell, and `timeout` signals its child and then the
+child's group.
+
 After a hangup the terminal takes no more output (a write fails with EIO), so the stop handlers call
 `hung_up(signum)`: the standard streams that were the terminal when the command began
 (`note_terminal`, from `srx.cli.app.main`) are pointed at /dev/null, and the clean stop's summary or
@@ -15,12 +20,16 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 #: every signal a command stops on as it does on Ctrl-C (SIGHUP where the platform has it)
 STOP_SIGNALS: tuple[int, ...] = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
                                       if s is not None)
 
 _HUP = getattr(signal, "SIGHUP", None)
+
+#: a signal this soon after the first is the same request delivered twice, not a second one
+REPEAT_WITHIN_S = 1.0
 
 #: the standard streams (1, 2) that were a terminal when the command began (note_terminal)
 _terminal_fds: list[int] = []
@@ -29,6 +38,16 @@ _terminal_fds: list[int] = []
 def stop_signals() -> tuple[int, ...]:
     """STOP_SIGNALS less a SIGHUP this process ignores (started under `nohup`, to outlive its terminal)."""
     return tuple(s for s in STOP_SIGNALS if not (s == _HUP and signal.getsignal(s) == signal.SIG_IGN))
+
+
+def second_request(signum: int, first_at: float | None) -> bool:
+    """Whether `signum`, coming while a stop begun at `first_at` (time.monotonic()) is under way, asks
+    again (and may give up the clean stop): not a SIGHUP (a hangup comes twice from a login shell, and
+    no one is at a terminal that is gone), nor anything within REPEAT_WITHIN_S of the first (the same
+    request delivered twice). Safe in a handler."""
+    if first_at is None or signum == _HUP:
+        return False
+    return time.monotonic() - first_at >= REPEAT_WITHIN_S
 
 
 def terminating() -> tuple[int, ...]:

@@ -285,26 +285,44 @@ def run_srx_with_room(args: list[str], room: int, cwd: Path, timeout: float = 12
                           capture_output=True, text=True, timeout=timeout)
 
 
+#: what a login shell runs the command through in srx_until_hangup(login_shell=True): srx as the
+#: shell's job, its pid and then its status written to files (the shell itself dies of the hangup). A
+#: handler, not SIG_IGN, keeps the wrapper alive: srx starts with SIGHUP at its default, as a job does.
+_JOB_STATUS = ("import signal, subprocess, sys; signal.signal(signal.SIGHUP, lambda *_: None); "
+               "p = subprocess.Popen(sys.argv[2:]); open(sys.argv[1] + '.pid', 'w').write(str(p.pid)); "
+               "rc = p.wait(); open(sys.argv[1], 'w').write(str(rc))")
+
+
 def srx_until_hangup(args: list[str], ready: bytes, cwd: Path, env: dict[str, str] | None = None,
-                     timeout: float = 120, on_ready=None) -> tuple[int, bytes]:
+                     timeout: float = 120, on_ready=None, login_shell: bool = False) -> tuple[int, bytes]:
     """`python -m srx ARGS` on a real pseudo-terminal of its own (its session's controlling terminal,
     as in an SSH login), until `ready` appears on it; then the terminal hangs up (its other end
     closed: the kernel sends SIGHUP, and writes to it fail with EIO). Returns the process's wait
     status and what it printed. The process is killed, and the test failed, if it goes on.
-    `on_ready(pid)` is called just before the hangup (to note its child processes, say)."""
+    `on_ready(pid)` is called just before the hangup (to note its child processes, say).
+    `login_shell`: srx is typed into an interactive bash on that terminal, as at an SSH prompt, and
+    runs as its job: at the hangup it gets SIGHUP twice, from the kernel and forwarded by bash."""
     import pty
+    import shlex
     import signal
     import sys
+    import tempfile
     import time
 
     argv = [sys.executable, "-m", "srx", *args]
+    status_file = Path(tempfile.mkdtemp()) / "status"
     pid, terminal = pty.fork()
     if pid == 0:  # the child: never back into pytest, whatever happens
         try:
             os.chdir(cwd)
+            if login_shell:
+                os.execve("/bin/bash", ["bash", "--norc", "--noprofile", "-i"], {**os.environ, **(env or {})})
             os.execve(sys.executable, argv, {**os.environ, **(env or {})})
         finally:
             os._exit(127)
+    if login_shell:
+        job = [sys.executable, "-c", _JOB_STATUS, str(status_file), *argv]
+        os.write(terminal, (" ".join(shlex.quote(a) for a in job) + "\n").encode())
     seen = b""
     deadline = time.monotonic() + timeout
     while ready not in seen and time.monotonic() < deadline:
@@ -315,14 +333,24 @@ def srx_until_hangup(args: list[str], ready: bytes, cwd: Path, env: dict[str, st
     if on_ready is not None and ready in seen:
         on_ready(pid)
     os.close(terminal)  # the hangup
+    status, waited = 0, False
     while time.monotonic() < deadline + 60:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
+        if not waited:
+            waited, status = os.waitpid(pid, os.WNOHANG)
+        if waited and not login_shell:
             assert ready in seen, seen[-2000:]
             return status, seen
+        if waited and status_file.exists() and status_file.read_text():  # srx, the shell's job, ended
+            assert ready in seen, seen[-2000:]
+            rc = int(status_file.read_text())
+            return (rc << 8 if rc >= 0 else -rc), seen  # as a wait status: os.WIFEXITED, os.WEXITSTATUS apply
         time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    job_pid = Path(f"{status_file}.pid")
+    for p in ([] if waited else [pid]) + ([int(job_pid.read_text())] if login_shell and job_pid.exists() else []):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+    if not waited:
+        os.waitpid(pid, 0)
     pytest.fail(f"srx {' '.join(args[:1])} went on after its terminal hung up; it printed {seen[-400:]!r}")
 
 

@@ -29,7 +29,7 @@ from torch.utils.data import BatchSampler, DistributedSampler, RandomSampler
 from srx.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
 from srx.degrade import degrade_batch, parse_degradation
 from srx.errors import SrxError
-from srx.signals import hung_up, stop_signals
+from srx.signals import hung_up, second_request, stop_signals
 from srx.evaluate import EvalImage, degraded, evaluate, load_eval_data, torch_predictor
 from srx.fsutil import (FolderClaim, FolderInUse, WriteError, atomic_path, atomic_write_text, check_output_dir,
                         claim_folder, ensure_dir)
@@ -341,6 +341,7 @@ class _StopSignal:
 
     def __init__(self) -> None:
         self.raised = False
+        self.first_at: float | None = None  # when the first came (time.monotonic())
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> "_StopSignal":
@@ -353,9 +354,11 @@ class _StopSignal:
 
     def _handle(self, signum: int, frame: Any) -> None:
         hung_up(signum)
-        if self.raised:  # second Ctrl-C: give up at once
-            raise KeyboardInterrupt
-        self.raised = True
+        if self.raised:
+            if second_request(signum, self.first_at):  # Ctrl-C again: give up at once
+                raise KeyboardInterrupt
+            return  # the same stop delivered twice (a login shell's hangup): the run saves as asked
+        self.raised, self.first_at = True, time.monotonic()
 
     def __exit__(self, *exc: Any) -> None:
         for sig, old in self._old.items():

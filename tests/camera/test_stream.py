@@ -541,17 +541,20 @@ def test_a_stop_signal_finalises_the_recording(tmp_path: Path, tiny_checkpoint, 
     assert not list(tmp_path.glob(".rec.partial*"))
 
 
-def test_a_terminal_that_hangs_up_stops_the_run_cleanly(tmp_path: Path, tiny_checkpoint) -> None:
+@pytest.mark.parametrize("login_shell", [False, True], ids=["alone", "job-of-bash"])
+def test_a_terminal_that_hangs_up_stops_the_run_cleanly(tmp_path: Path, tiny_checkpoint, login_shell: bool) -> None:
     """The SSH session srx was started from closes: its terminal hangs up (the kernel sends SIGHUP to
     the session, and writes to the terminal fail with EIO). A real pseudo-terminal whose other end is
-    closed: the recording is finalised and --json-summary written, though nothing can be printed."""
+    closed, srx alone on it or a job of an interactive bash (SIGHUP twice): the recording is
+    finalised and --json-summary written, though nothing can be printed."""
     from tests.conftest import srx_until_hangup
 
     out, summary = tmp_path / "rec.mkv", tmp_path / "summary.json"
     status, seen = srx_until_hangup(
         ["stream", "--demo", "--loop", "-w", str(tiny_checkpoint(2)), "--scale", "2", "--backend", "torch",
          "--threads", "1", "--no-window", "--output", str(out), "--json-summary", str(summary)],
-        ready=b"fps", cwd=REPO, env={"OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")})
+        ready=b"fps", cwd=REPO, env={"OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")},
+        login_shell=login_shell)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (status, seen[-2000:])  # not killed by SIGHUP
     assert json.loads(summary.read_text())["stopped_by"] == "interrupted"
     back = read_video(out)

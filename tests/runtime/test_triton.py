@@ -388,10 +388,12 @@ def test_a_model_that_is_not_srx(tmp_path: Path) -> None:
         triton.stop()
 
 
-def test_a_terminal_that_hangs_up_stops_the_server_and_leaves_nothing(ckpt, tmp_path: Path) -> None:
+@pytest.mark.parametrize("login_shell", [False, True], ids=["alone", "job-of-bash"])
+def test_a_terminal_that_hangs_up_stops_the_server_and_leaves_nothing(ckpt, tmp_path: Path, login_shell: bool) -> None:
     """`srx serve` in an SSH session that closes: a real pseudo-terminal hung up (SIGHUP to the
-    session, Triton's processes included; EIO on every write to it). srx serve stops as on SIGTERM,
-    exit 0, no traceback, and leaves no process behind."""
+    session, Triton's processes included; EIO on every write to it), srx alone on it or a job of an
+    interactive bash (SIGHUP twice). srx serve stops as on SIGTERM, exit 0, no traceback, and leaves
+    no process behind."""
     from tests.conftest import srx_until_hangup
 
     ports = {"grpc": free_port(), "http": free_port(), "metrics": free_port()}
@@ -400,7 +402,7 @@ def test_a_terminal_that_hangs_up_stops_the_server_and_leaves_nothing(ckpt, tmp_
         ["serve", "-w", str(ckpt(3)), "--scale", "3", "--threads", "1", "--grpc-port", str(ports["grpc"]),
          "--http-port", str(ports["http"]), "--metrics-port", str(ports["metrics"])],
         ready=b"clients:", cwd=REPO, env={"OMP_NUM_THREADS": "1"}, timeout=240,
-        on_ready=lambda pid: children.update(descendants(pid)))
+        on_ready=lambda pid: children.update(descendants(pid)), login_shell=login_shell)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (status, seen[-2000:])
     assert b"Traceback" not in seen and children
     assert not left_behind(children)

@@ -3,6 +3,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,57 @@ def test_a_hangup_saves_and_stops_as_ctrl_c_does(image_folder, tmp_path, monkeyp
         signal.signal(signal.SIGHUP, before)
     assert result.stopped_by == "interrupted" and result.epochs_done == 1
     assert load_checkpoint(tmp_path / "r" / "last.pt")["step"] == result.steps
+
+
+@pytest.mark.parametrize("signals, pause, saves", [
+    (("SIGHUP", "SIGHUP"), 1.2, True),  # a login shell's hangup: from the kernel and from the shell
+    (("SIGTERM", "SIGTERM"), 0.0, True),  # `timeout`: the child, then its group, at once
+    (("SIGINT", "SIGINT"), 1.2, False),  # Ctrl-C, and again a second later: the user means it
+])
+def test_a_stop_that_comes_twice_saves_unless_asked_again(image_folder, tmp_path, monkeypatch, signals, pause, saves):
+    """A job run from a login shell (an SSH session) gets SIGHUP twice when the terminal closes: from
+    the kernel and forwarded by the shell; `timeout` signals its child and then the child's group.
+    Those repeats are the same stop, not "give up at once": the run saves and stops (before, about half
+    of such hangups lost the last steps and the summary). A Ctrl-C a second after the first still
+    gives up at once."""
+    import os
+    import signal
+
+    import srx.train.loop as loop
+
+    real = loop.evaluate
+    sent: list[str] = []
+
+    def evaluate(pairs, scale, predictor, **kwargs):
+        if predictor is not None and not sent:
+            for i, name in enumerate(signals):
+                if i:
+                    time.sleep(pause)
+                sent.append(name)
+                os.kill(os.getpid(), getattr(signal, name))
+        return real(pairs, scale, predictor, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate", evaluate)
+    # a signal the run does not take must fail this test, not end pytest (SIGHUP's and SIGTERM's default action)
+    before = {sig: signal.signal(sig, lambda *_: pytest.fail("srx train did not take the signal"))
+              for sig in (signal.SIGHUP, signal.SIGTERM)}
+    try:
+        if not saves:
+            with pytest.raises(KeyboardInterrupt):
+                train(_cfg(image_folder, epochs=3), tmp_path / "r", show_progress=False, cache_dir=tmp_path / "c")
+            assert sent == list(signals)
+            return
+        try:
+            result = train(_cfg(image_folder, epochs=3), tmp_path / "r", show_progress=False, cache_dir=tmp_path / "c")
+        except KeyboardInterrupt:  # a failure of this test, not pytest's own interrupt
+            pytest.fail(f"srx train gave up at the repeated {signals[1]} instead of saving")
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    assert sent == list(signals)
+    assert result.stopped_by == "interrupted" and result.epochs_done == 1
+    assert load_checkpoint(tmp_path / "r" / "last.pt")["step"] == result.steps
+    assert (tmp_path / "r" / "summary.txt").is_file()
 
 
 def test_a_resume_whose_validation_scores_differently_rescores_its_best(image_folder, tmp_path, caplog):
@@ -724,10 +776,12 @@ def test_the_run_keeps_its_folder_claim_at_each_checkpoint(image_folder, tmp_pat
     assert kept[:2] == [False, True] and (out / "last.pt").exists() and not (out / RUN_LOCK).exists()
 
 
-def test_a_terminal_that_hangs_up_saves_the_run(image_folder, tmp_path):
-    """`srx train` in an SSH session that closes: a real pseudo-terminal hung up mid-run. The run
-    saves, writes its summary and ends without a traceback (the progress bar's last line went to a
-    terminal that takes no more output: EIO), and it resumes from what it saved."""
+@pytest.mark.parametrize("login_shell", [False, True], ids=["alone", "job-of-bash"])
+def test_a_terminal_that_hangs_up_saves_the_run(image_folder, tmp_path, login_shell):
+    """`srx train` in an SSH session that closes: a real pseudo-terminal hung up mid-run, srx alone on
+    it or a job of the interactive bash an SSH login runs (then SIGHUP comes twice). The run saves,
+    writes its summary and ends without a traceback (the progress bar's last line went to a terminal
+    that takes no more output: EIO), and it resumes from what it saved."""
     import os
 
     from tests.conftest import REPO, srx_until_hangup
@@ -736,7 +790,8 @@ def test_a_terminal_that_hangs_up_saves_the_run(image_folder, tmp_path):
     status, seen = srx_until_hangup(
         ["train", "--data", str(image_folder), "--val", str(image_folder), "--model", "srcnn-915", "--epochs", "500",
          "--batch-size", "4", "--patch-size", "24", "--stride", "24", "--out", str(out), "--threads", "1"],
-        ready=b"dB (best", cwd=REPO, env={"OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")})
+        ready=b"dB (best", cwd=REPO, env={"OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")},
+        login_shell=login_shell)
     # 130 as after Ctrl-C (a script's `srx train ... && deploy` does not go on); not 129, killed by SIGHUP
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 130, (status, seen[-2000:])
     assert b"Traceback" not in seen
