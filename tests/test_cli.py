@@ -651,3 +651,24 @@ def test_tune_names_what_a_folder_it_will_not_write_into_holds(tmp_path):
     assert_one_error_line(res.output, f"{trained} already holds a training run (last.pt, best.pt); pass another --out")
     res = runner.invoke(app, ["tune", str(tmp_path / "v.avi"), "--max-steps", "1", "--out", str(tuned)])
     assert_one_error_line(res.output, f"{tuned} already holds a tuning run (last.pt, best.pt, tune.json); pass another --out")
+
+
+def test_the_same_stop_delivered_twice_cannot_cut_the_cleanup_short(monkeypatch) -> None:
+    """The commands without a graceful stop end on SIGTERM or SIGHUP through their cleanup (SystemExit);
+    a hangup's second SIGHUP (a login shell's job gets one from the kernel and one from the shell), or
+    the same signal within a second, lands while that cleanup runs and is ignored; a SIGTERM a second
+    or more later still ends it."""
+    import importlib
+    import signal
+
+    app_module = importlib.import_module("srx.cli.app")  # the module: srx.cli.app is also the Typer app's name
+    monkeypatch.setattr(app_module, "_terminated_at", [])
+    with pytest.raises(SystemExit) as first:
+        app_module._terminated(signal.SIGHUP, None)
+    assert first.value.code == 129
+    app_module._terminated(signal.SIGHUP, None)  # the shell's: ignored
+    app_module._terminated(signal.SIGTERM, None)  # within the second: the same request
+    app_module._terminated_at[0] -= 1.5
+    with pytest.raises(SystemExit) as again:
+        app_module._terminated(signal.SIGTERM, None)
+    assert again.value.code == 143

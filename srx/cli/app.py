@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from srx._version import __version__
 from srx.errors import SrxError
-from srx.signals import hung_up, note_terminal, stop_signals, terminating
+from srx.signals import hung_up, note_terminal, second_request, stop_signals, terminating
 
 
 def _flags_read_as_flags(command, ctx) -> None:  # type: ignore[no-untyped-def]
@@ -260,12 +260,22 @@ def scale_of_models(scale: int | None, weights: list | tuple = (), model: Path |
     return next(iter(found), default)
 
 
+_terminated_at: list[float] = []  # when _terminated first ended the command (time.monotonic())
+
+
 def _terminated(signum: int, frame: object) -> None:
     """SIGTERM (a service manager, `docker stop`, `kill`) ends srx as Ctrl-C does, through the
     cleanup on the way out: a half-written output is removed, never left under a hidden name. The
     commands that stop gracefully (stream, serve, train) put their own handler in its place. SIGHUP
-    (the terminal closed) likewise, its output then going nowhere (`srx.signals.hung_up`)."""
+    (the terminal closed) likewise, its output then going nowhere (`srx.signals.hung_up`). The same
+    stop delivered again (a login shell's job gets a hangup twice; `srx.signals.second_request`) is
+    ignored, so it cannot cut that cleanup short."""
+    import time
+
     hung_up(signum)
+    if _terminated_at and not second_request(signum, _terminated_at[0]):
+        return
+    _terminated_at[:1] = [time.monotonic()]
     raise SystemExit(128 + signum)
 
 

@@ -507,6 +507,26 @@ def test_sigterm_during_a_video_upscale_leaves_no_partial_file(ckpt, tmp_path):
     assert "Traceback" not in text
 
 
+@pytest.mark.parametrize("login_shell", [False, True], ids=["alone", "job-of-bash"])
+def test_a_terminal_that_hangs_up_during_a_video_upscale_leaves_no_partial_file(ckpt, tmp_path, login_shell):
+    """The SSH session a video upscale was started from closes, srx alone on its terminal or a job of
+    the interactive bash (SIGHUP twice, the second while the first's cleanup runs): exit 129 and
+    nothing left behind, neither the output nor its hidden temporary file."""
+    import os
+
+    from tests.conftest import REPO, srx_until_hangup
+
+    src = _video(tmp_path / "long.avi", frames=400, size=(160, 120))
+    out = tmp_path / "out"
+    out.mkdir()
+    status, seen = srx_until_hangup(
+        ["upscale", str(src), "--out", str(out / "up.mp4"), "--weights", str(ckpt(3)), "--backend", "torch"],
+        ready=b"/400", cwd=REPO, env={"SRX_CACHE_DIR": str(tmp_path / "cache")}, login_shell=login_shell)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 129, (status, seen[-2000:])
+    assert list(out.iterdir()) == [], list(out.iterdir())
+    assert b"Traceback" not in seen
+
+
 def test_upscale_reads_float_tiffs_in_0_to_1_and_0_to_255(ckpt, tmp_path):
     """srx upscale of float32 TIFFs: a file's range is guessed from the whole image (0..1 or
     0..255, one image at a time), then it is upscaled as its 8-bit copy. The Upscaler itself takes
