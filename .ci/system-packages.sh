@@ -5,6 +5,7 @@
 #   - a headless browser for the --serve page: chromium
 #   - a C++ compiler: the CUDA colour kernels' arithmetic is compiled for the CPU and checked there
 #   - Prometheus and promtool: /metrics scraped by a real server, deploy/srx-alerts.yml checked and unit-tested
+#   - bubblewrap: deploy/srx-serve.service's command run inside what the unit leaves writable
 # Idempotent and quiet: installs only what is missing, runs `apt-get update` only when needed.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ PACKAGES=(
   chromium fonts-dejavu-core
   g++
   prometheus
+  bubblewrap
 )
 
 missing=()

@@ -4,6 +4,7 @@ password-protected RTSP cameras (a real GStreamer server), the passwords from th
 recorded in segments."""
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import shutil
@@ -26,12 +27,13 @@ def exec_start(unit: str) -> list[str]:
     return [word.replace("$$", "$") for word in shlex.split(line.removeprefix("ExecStart="))]
 
 
-def test_the_service_unit_is_one_systemd_reads_without_a_complaint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["srx-stream.service", "srx-serve.service"])
+def test_the_service_unit_is_one_systemd_reads_without_a_complaint(tmp_path: Path, name: str) -> None:
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed here (the systemd package)")
-    unit = tmp_path / "srx-stream.service"
+    unit = tmp_path / name
     srx = Path(sys.executable).with_name("srx")  # this environment's, where the unit names /opt/srx's
-    unit.write_text(UNIT.read_text().replace("/opt/srx/.venv/bin/srx", str(srx)))
+    unit.write_text(UNIT.with_name(name).read_text().replace("/opt/srx/.venv/bin/srx", str(srx)))
     res = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and not res.stderr.strip(), res.stderr  # an unknown key or value is only a warning
 
@@ -109,6 +111,112 @@ def test_the_unit_gives_srx_its_passwords_and_the_folders_it_writes() -> None:
               "output": Path(config["output"]).parent}
     for what, folder in writes.items():
         assert any(folder.is_relative_to(w) for w in writable), (what, folder, writable)
+
+
+SERVE_UNIT = UNIT.with_name("srx-serve.service")
+
+
+def test_the_serve_units_stop_outlasts_srx_serves_own_bound() -> None:
+    """systemd's SIGKILL (TimeoutStopSec) must come after srx serve's own forced stop (30 s, plus 5 s
+    for each model after the first), and reach Triton's processes only after srx had its chance to
+    stop them (KillMode=mixed: the SIGTERM to srx alone)."""
+    from srx.runtime.triton_server import STOP_DEADLINE_PER_MODEL_S, STOP_DEADLINE_S
+
+    unit = unit_values(SERVE_UNIT.read_text())
+    argv = exec_start(SERVE_UNIT.read_text())
+    models = argv.count("-w") * argv.count("-s")
+    assert models == 3, argv
+    bound = STOP_DEADLINE_S + (models - 1) * STOP_DEADLINE_PER_MODEL_S
+    assert float(unit["TimeoutStopSec"][0]) > bound + 5, (unit["TimeoutStopSec"], bound)
+    assert unit["KillMode"] == ["mixed"] and unit["KillSignal"] == ["SIGTERM"]
+    assert unit["ProtectSystem"] == ["strict"] and unit["ProtectHome"] == ["yes"] and unit["PrivateTmp"] == ["yes"]
+
+
+def test_the_serve_units_command_serves_in_the_units_sandbox_and_stops_clean(tmp_path: Path) -> None:
+    """deploy/srx-serve.service's command, run as that unit runs it: its environment and working
+    folder, inside what its settings leave writable (bubblewrap: the whole file system read-only
+    (ProtectSystem=strict), a /tmp of its own (PrivateTmp), no home folders (ProtectHome), only its
+    ReadWritePaths writable), the address and ports moved to this test's. A real client upscales at
+    two of its scales; then SIGTERM to srx alone, as KillMode=mixed sends it: srx stops every Triton
+    process it started, says what each model ran, and exits 0 before TimeoutStopSec."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import cv2
+
+    from tests.camera.conftest import free_port
+    from tests.conftest import REPO, skip_or_fail, synthetic_photo
+    from tests.runtime.test_triton import OK, WHY, descendants, left_behind
+
+    if not OK:
+        skip_or_fail(f"{WHY} (CI installs it through scripts/test.sh)")
+    if shutil.which("bwrap") is None:
+        skip_or_fail("bubblewrap (bwrap) is not installed (.ci/system-packages.sh installs it)")
+    text = SERVE_UNIT.read_text()
+    unit = unit_values(text)
+    state = tmp_path / "state"  # /var/lib/srx
+    state.mkdir()
+    ports = {p: free_port() for p in ("8001", "8000", "8002")}
+    argv = exec_start(text)
+    assert argv[:2] == ["/opt/srx/.venv/bin/srx", "serve"] and "--host" in argv
+    argv[0] = str(Path(sys.executable).with_name("srx"))
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    argv = [ports.get(a, a) if i and argv[i - 1].endswith("-port") else a for i, a in enumerate(argv)]
+    argv = [str(a) for a in argv]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for kv in (kv for v in unit["Environment"] for kv in v.split()):
+        key, _, value = kv.partition("=")
+        env[key] = value.replace("/var/lib/srx", str(state))
+    assert unit["WorkingDirectory"] == ["/var/lib/srx"] and unit["ReadWritePaths"] == ["/var/lib/srx"]
+    interpreter = Path(sys.base_prefix).resolve()  # what the venv's python is, should it sit in a home folder
+    sandbox = ["bwrap", "--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc",
+               "--tmpfs", "/tmp", "--tmpfs", "/home", "--tmpfs", "/root", "--tmpfs", "/run/user"]
+    for keep in {interpreter, Path(sys.prefix).resolve(), REPO}:  # read-only, as the unit's /opt/srx is
+        if keep.is_relative_to("/tmp") or keep.is_relative_to("/home") or keep.is_relative_to("/root"):
+            sandbox += ["--ro-bind", str(keep), str(keep)]
+    sandbox += ["--remount-ro", "/home", "--remount-ro", "/root", "--remount-ro", "/run/user"]
+    sandbox += ["--bind", str(state), str(state), "--chdir", str(state), "--"]
+    proc = subprocess.Popen(sandbox + argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    children: set[int] = set()
+    try:
+        deadline = time.monotonic() + 240
+        while not any("clients:" in ln for ln in lines) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert any(ln.startswith("serving srx_camera_x2, srx_camera_x3, srx_camera_x4 ") for ln in lines), "".join(lines)
+        photo = tmp_path / "frame.png"
+        cv2.imwrite(str(photo), synthetic_photo(40, 48, seed=3))
+        for scale in (3, 4):  # a camera box of each kind
+            out = tmp_path / f"up-x{scale}.png"
+            res = subprocess.run([sys.executable, "-m", "srx", "upscale", str(photo), "--out", str(out), "--scale", str(scale),
+                                  "--backend", "triton", "--server", f"127.0.0.1:{ports['8001']}"],
+                                 capture_output=True, text=True, timeout=120, cwd=REPO)
+            assert res.returncode == 0, res.stdout + res.stderr
+            assert cv2.imread(str(out)).shape == (40 * scale, 48 * scale, 3)
+        children = descendants(proc.pid)
+        srx = [p for p in children if b"serve" in Path(f"/proc/{p}/cmdline").read_bytes()
+               and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(proc.pid)]
+        assert len(srx) == 1, srx
+        t_stop = time.monotonic()
+        os.kill(srx[0], signal.SIGTERM)  # KillMode=mixed: the main process alone
+        proc.wait(float(unit["TimeoutStopSec"][0]))
+        took = time.monotonic() - t_stop
+    finally:
+        if proc.poll() is None:
+            for p in descendants(proc.pid) | {proc.pid}:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
+            proc.wait(10)
+    out_text = "".join(lines)
+    assert proc.returncode == 0, out_text
+    assert "stopped srx_camera_x3: 1 frame in 1 model run" in out_text, out_text
+    assert "stopped srx_camera_x4: 1 frame in 1 model run" in out_text and "stopped srx_camera_x2: 0 frames" in out_text
+    assert "Traceback" not in out_text and took < float(unit["TimeoutStopSec"][0])
+    assert not left_behind(children)
+    assert list((state / "cache").rglob("*.onnx")), "the ONNX cache is not where the unit puts it"
 
 
 ALERTS = UNIT.with_name("srx-alerts.yml")
