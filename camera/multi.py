@@ -458,7 +458,7 @@ def _open_all(sources: Sequence[NamedSource], timeout: float) -> list[FrameReade
         for o in opens:
             o.abandon()
         raise
-    return [o if src.spec.reconnects else o.result for src, o in zip(sources, opens)]  # type: ignore[misc]
+    return [o if src.spec.reconnects else o.result for src, o in zip(sources, opens)]
 
 
 def stream_many(
