@@ -65,6 +65,10 @@ log = logging.getLogger("srx")
 
 #: first reconnect wait; doubles per failed attempt up to the cap
 RECONNECT_FIRST_WAIT = 0.5
+#: the names of the threads that read sources (and open them): one may still be inside OpenCV's C++
+#: when the command is over (an open or read that does not heed a stop), and the interpreter's exit
+#: must not wait for it or tear it down (srx.cli.app.main ends such a process at once, its work done)
+READER_THREADS = ("srx-open", "srx-capture")
 
 #: a read after a (re)connect that returns within this share of the frame interval was queued, not live
 STALE_READ_SHARE = 0.3

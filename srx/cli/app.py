@@ -324,6 +324,22 @@ def main() -> None:
     finally:
         for sig in stop_signals():
             signal.signal(sig, _exit_now(status))
+        if status is not None and _reader_left():
+            _exit_now(status)(0, None)
+
+
+def _reader_left() -> bool:
+    """A thread that reads a source is still alive once the command is over (its outputs finalised):
+    it may be inside OpenCV's C++ (an open that does not heed the stop, up to --open-timeout). The
+    interpreter's exit would tear it down there, and a C++ frame unwound so aborts the process
+    ("terminate called without an active exception", SIGABRT after a clean summary): the process
+    ends at once instead, with the command's status."""
+    import sys
+    import threading
+
+    capture = sys.modules.get("srx.camera.capture")  # not imported: the command read no source
+    return capture is not None and any(t.is_alive() and t.name.startswith(capture.READER_THREADS)
+                                       for t in threading.enumerate())
 
 
 def one_server(servers: list[str] | None, command: str) -> str | None:
