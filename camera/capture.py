@@ -219,6 +219,8 @@ class CaptureThread:
         self.eof = False
         self._connected = True
         self.last_frame_at = time.monotonic()  # when the source last delivered a frame
+        self.ever_opened = True  # False for a source the run started before it opened (srx.camera.multi)
+        self.last_failure: str | None = None  # why the latest attempt to open it failed
         self._stall_said = False
         self.first_read_at: float | None = None  # when the first and the latest frame came
         self.last_read_at: float | None = None
@@ -561,19 +563,31 @@ class CaptureThread:
         self._next_due = max(due + step, now + step)
         return False
 
-    def _reconnect(self) -> None:
-        """Retry the source with capped exponential backoff until it returns or we are stopped."""
+    def _reconnect(self, failed: SrxError | None = None) -> None:
+        """Retry the source with capped exponential backoff until it returns or we are stopped.
+        `failed`: why its first open failed (said by the caller), the first attempt of a source that
+        never opened: it is tried again after the first wait, and its opening is no reconnect."""
         self.connected = False
         try:
             self.reader.release()
         except Exception:
             pass
         lost_at = min(time.monotonic(), self.last_frame_at)  # the signal went with the last frame, not the failed read
-        self._event("lost")
+        first = not self.ever_opened
+        if not first:
+            self._event("lost")
         if self.frames_read or self.reconnects:
             log.warning("source %s stopped; reconnecting (backoff up to %.0f s)", self.label, self.reconnect_max_wait)
         wait = RECONNECT_FIRST_WAIT
         self.attempt = 0
+        if failed is not None:  # that was attempt 1
+            self.attempt, self.last_failure = 1, str(failed)
+            self.reconnect_attempts += 1
+            self._event("attempt", n=1)
+            self.next_retry_at = time.monotonic() + wait
+            if self._stop.wait(wait):
+                return
+            wait = min(wait * 2, self.reconnect_max_wait)
         while not self._stop.is_set():
             self.attempt += 1
             self.reconnect_attempts += 1
@@ -583,6 +597,7 @@ class CaptureThread:
             except SrxError as exc:
                 self.next_retry_at = time.monotonic() + wait
                 said = str(exc).split(f"; {CHECK_ADDRESS}")[0] if self.frames_read else str(exc)  # it worked: no advice
+                self.last_failure = said
                 log.warning("reconnect attempt %d to %s failed (%s); next in %.1f s",
                             self.attempt, self.label, said, wait)
                 if self._stop.wait(wait):
@@ -593,11 +608,17 @@ class CaptureThread:
             self._next_due = None
             if self.lag is not None:
                 self.lag.reset()  # a new session's times
-            self.reconnects += 1
             self.last_frame_at = time.monotonic()
             self._stall_said = False  # "reconnected" says it: no "sends frames again" after it
             self.connected = True
             self.next_retry_at = None
+            if first:  # a source the run began without: it opens now, it does not come back
+                self.ever_opened = True
+                self._event("opened", attempts=self.attempt)
+                log.warning("opened %s at attempt %d, %.1f s after it was first tried",
+                            self.label, self.attempt, time.monotonic() - lost_at)
+                return
+            self.reconnects += 1
             self._event("reconnected", attempts=self.attempt)
             log.warning("reconnected to %s after %d attempt(s), %.1f s without signal",
                         self.label, self.attempt, time.monotonic() - lost_at)

@@ -35,6 +35,7 @@ from srx.camera.stats import (LATE_S, Samples, StreamStats, StreamSummary, burst
                               stopped_text, window_words)
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
+from srx.words import counted
 
 if TYPE_CHECKING:
     from srx.camera.stream import RecordingClock
@@ -261,6 +262,7 @@ class SourceCapture(CaptureThread):
             self.label = f"{name} ({spec.describe()})"
         self.ready = ready
         self.unopened = reader is None
+        self.ever_opened = isinstance(reader, FrameReader)
         if self.unopened:
             self.connected = False
             self._thread.name = "srx-capture-reconnect"
@@ -274,27 +276,31 @@ class SourceCapture(CaptureThread):
         self.ready.set()
         return ok
 
-    def _take_open(self, opening: _Opening) -> None:
-        """Wait for the first open: its reader, or the failure said once and reconnects after it."""
+    def _take_open(self, opening: _Opening) -> SrxError | None:
+        """Wait for the first open: its reader, or its failure (said here; it is the first attempt of
+        the reconnects that follow)."""
         result = opening.wait(self._stop)
         self.first_open_pending = result is None
+        self.opening = None
         if isinstance(result, FrameReader):
-            self.reader, self.last_frame_at = result, time.monotonic()
-        elif isinstance(result, SrxError) and self.spec.reconnects:
+            self.reader, self.last_frame_at, self.ever_opened = result, time.monotonic(), True
+            return None
+        if isinstance(result, SrxError) and self.spec.reconnects:
             log.warning("source %s did not open: %s; retrying in the background (the others run meanwhile)",
                         self.label, result)
-            self.unopened = True
-        elif result is not None:
-            self.opening = None
+            return result
+        if result is not None:
             raise result
-        self.opening = None
+        return None
 
     def _loop(self) -> None:
         if self.opening is not None:
-            self._take_open(self.opening)
+            failed = self._take_open(self.opening)
+            if failed is not None:
+                self._reconnect(failed)
             if self._stop.is_set():
                 return
-        if self.unopened:
+        elif self.unopened:
             self._reconnect()
             if self._stop.is_set():
                 return
@@ -421,7 +427,7 @@ class MultiSummary:
                 extra += f", {s.queued_at_stop} still queued at the stop"
             if s.nosignal_frames:
                 extra += f", {s.nosignal_frames} no-signal"
-            if s.reconnect_attempts:
+            if s.reconnect_attempts and (s.reconnects or s.frames_in):  # one that never opened: its note says it
                 extra += f", {s.reconnects} reconnects after {s.reconnect_attempts} attempts"
             lines.append(f"  {name}: {s.source}, {size}, {stopped_text(s.stopped_by)}: {s.frames_in} in, {s.frames_out} out, "
                          f"{s.dropped} dropped{extra}; fps {s.fps_in:.2f} in, {s.fps_out:.2f} out; "
@@ -796,6 +802,9 @@ def _lane_summary(lane: _Lane, backend: str, scale: int, stopped_by: str, wall: 
     note = f"source failed: {lane.error}" if lane.error else ""
     if cap.first_open_pending:
         note = f"it never opened: its first open was still under way at the stop (--open-timeout {cap.open_timeout:g} s)"
+    elif not cap.ever_opened and cap.spec.live:
+        note = (f"it never opened: {counted(cap.reconnect_attempts, 'attempt')} failed, the last: "
+                f"{cap.last_failure or 'no reason given'}")
     if lane.stats.fallback_frames:
         note = (note + "; " if note else "") + f"{lane.stats.fallback_frames} frames went out bicubic while the backend was down"
     from srx.camera.stream import _summary

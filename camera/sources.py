@@ -2,9 +2,9 @@
 folder of images, the built-in demo scene, or any Python iterable of frames.
 
 `parse_source` turns the CLI's --camera/--source/--demo into a `SourceSpec`; `open_reader` opens it
-with a deadline (OpenCV's FFmpeg open/read timeouts, plus a thread with a deadline around the
-open for backends without them), so a source that never answers is one clear SrxError, never a
-hang. A reader returns frames until the source ends or fails (None); what that means, end of file
+with a deadline (FFmpeg's open/read timeouts, plus a thread with a deadline around the open), so a
+source that never answers is one clear SrxError, never a hang. Network streams are read through
+PyAV (`AvReader`), files, cameras and GStreamer pipelines through OpenCV. A reader returns frames until the source ends or fails (None); what that means, end of file
 or a lost connection, is the capture thread's business.
 """
 from __future__ import annotations
@@ -318,6 +318,54 @@ class CvReader(FrameReader):
         self.cap.release()
 
 
+class AvReader(FrameReader):
+    """A network stream (rtsp://, http://, ...) read through PyAV, FFmpeg as OpenCV's own backend
+    uses it but without OpenCV's lock around every open: OpenCV's FFmpeg opens run one at a time in
+    a process, so one camera's open held up every other (cameras came up one after another, a
+    keyframe's wait each, and those at the back of a long queue timed out; one whose RTSP stack
+    wedged after the handshake held them all for its whole timeout). Frames are BGR, each with the
+    stream's own time (`time_s`: an RTSP camera's RTP clock, for LinkLag); a packet FFmpeg cannot
+    decode is skipped and counted (`damaged`); a read that fails or passes the read timeout ends
+    the source (None), which the capture reconnects."""
+
+    def __init__(self, container: Any, stream: Any, first: Any, fps: float | None) -> None:
+        self.container, self.stream, self.fps = container, stream, fps
+        self.damaged = 0  # packets FFmpeg could not decode (a lossy link's), skipped
+        self._frames = self._decoded()
+        self._pending = first
+
+    def _decoded(self) -> Iterator[Any]:
+        import av
+
+        for packet in self.container.demux(self.stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                self.damaged += 1
+                continue
+            yield from frames
+
+    def next_frame(self) -> Any:
+        """The next decoded frame (PyAV's), or None where the stream ended or failed."""
+        import av
+
+        try:
+            return next(self._frames)
+        except (StopIteration, av.error.FFmpegError, OSError):
+            return None
+
+    def read(self) -> np.ndarray | None:
+        frame, self._pending = (self._pending, None) if self._pending is not None else (self.next_frame(), None)
+        if frame is None:
+            return None
+        self.time_s = frame.time
+        return frame.to_ndarray(format="bgr24")
+
+    def release(self) -> None:
+        with contextlib.suppress(Exception):  # a broken stream's close must not hide the real outcome
+            self.container.close()
+
+
 class IterReader(FrameReader):
     """Frames from a Python iterator (the demo scene, a generator in a test)."""
 
@@ -434,6 +482,8 @@ def _open_whole(spec: SourceSpec, timeout: float) -> FrameReader:
         # one picture: read as upscale and a folder source read it (upright by its EXIF orientation),
         # not through FFmpeg's image demuxer, which ignores the tag
         return IterReader(iter([read_image(Path(str(spec.target)))]), spec.fps or 25.0, 1)
+    if spec.kind == "url":
+        return _open_av(spec, timeout)
     return _open_cv(spec, timeout)
 
 
@@ -496,14 +546,47 @@ RTSP_PROBE_S = 5.0
 
 
 def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
+    """A file or a GStreamer pipeline, through OpenCV (network streams: `_open_av`)."""
     cv2 = _cv2()
     name = spec.describe()
     if spec.kind == "gstreamer":
         _check_gstreamer()
         return _finish_open(lambda: cv2.VideoCapture(str(spec.target), cv2.CAP_GSTREAMER), name, timeout, live=True)
     ms = int(max(timeout, 0.1) * 1000)
-    within, silent_what = f"{timeout:g} s", "no answer"
     target = str(spec.target)
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+
+    def make() -> Any:
+        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+        if cap.isOpened():
+            follow_rotation(cap)  # a phone's recording
+        return cap
+
+    if Path(target).is_file() and Path(target).stat().st_size == 0:
+        raise SrxError(f"{target} is an empty file; expected a video")
+    return _finish_open(make, name, timeout, live=False, is_file=True, path=target)
+
+
+def capture_options() -> dict[str, str]:
+    """FFmpeg options the user set for OpenCV's captures (OPENCV_FFMPEG_CAPTURE_OPTIONS,
+    `key;value|key;value`), which srx's network streams take too."""
+    pairs = (kv.split(";", 1) for kv in os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS", "").split("|") if ";" in kv)
+    return {k.strip(): v.strip() for k, v in pairs if k.strip()}
+
+
+def _open_av(spec: SourceSpec, timeout: float) -> FrameReader:
+    """A network stream through PyAV (AvReader): opened and its first frame read within `timeout`
+    seconds (an RTSP camera over TCP first answers an OPTIONS request within it, then gets
+    RTSP_PROBE_S more for the start of its stream), each later read within `timeout`; every failure
+    one SrxError in FFmpeg's own words where it has them (a refused login says which password)."""
+    import time
+
+    from srx.media import pyav_module
+
+    av = pyav_module("reading a network stream")
+    name, target = spec.describe(), str(spec.target)
+    within, silent_what = f"{timeout:g} s", "no answer"
+    read_timeout = max(timeout, 0.1)
     if spec.rtsp and spec.rtsp_transport == "tcp":  # an open cut short inside the stream breaks a TCP session:
         why = rtsp_answers(target, timeout)  # so the camera is asked first, within --open-timeout,
         if why == NO_ANSWER:
@@ -513,28 +596,82 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
         within += f", and {RTSP_PROBE_S:g} s more for the start of its stream"  # and its stream given the time
         silent_what = "it answered, but sent no frame"
         timeout += RTSP_PROBE_S
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(max(timeout, 0.1) * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-    if spec.kind == "url":  # one decoding thread: FFmpeg's frame threads hold a frame each, seconds at a low rate
-        params += [cv2.CAP_PROP_N_THREADS, 1]
+    options = capture_options()
+    if spec.rtsp:
+        options["rtsp_transport"] = spec.rtsp_transport
+    result: dict[str, Any] = {}
+    lock = threading.Lock()
 
-    def make() -> Any:
-        with ffmpeg_rtsp_transport(spec.rtsp_transport if spec.rtsp else None):
-            cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
-        if cap.isOpened():
-            follow_rotation(cap)  # a phone's recording, or a phone streaming as a camera
-            if spec.kind == "url":
-                cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # latest-frame policy: keep OpenCV's queue short
-        return cap
+    def work() -> None:
+        container = None
+        try:
+            container = av.open(target, options=options, timeout=(max(timeout, 0.1), read_timeout))
+            if not container.streams.video:
+                raise SrxError(f"source {name} has no video stream")
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count = 1  # FFmpeg's frame threads hold a frame each, seconds at a low rate
+            reader = AvReader(container, stream, None, _stream_rate(stream))
+            reader._pending = reader.next_frame()
+            got = {"reader": reader}
+        except Exception as exc:  # noqa: BLE001  (PyAV's errors and friends: reported below as one line)
+            got = {"error": exc}
+            if container is not None:
+                with contextlib.suppress(Exception):
+                    container.close()
+        with lock:
+            result.update(got)
+            late = result.get("gave_up")
+        if late and "reader" in got:  # the caller gave up waiting: nobody takes it
+            got["reader"].release()
 
-    if spec.kind == "file" and Path(target).is_file() and Path(target).stat().st_size == 0:
-        raise SrxError(f"{target} is an empty file; expected a video")
-    why_not = (lambda: _ffmpeg_refusal(target, timeout, spec.rtsp_transport if spec.rtsp else None)) \
-        if spec.kind == "url" else None
-    silent = (f"; over --rtsp-transport udp a camera that answers but whose video a firewall, NAT or 4G router "
-              f"drops looks the same: try --rtsp-transport tcp" if spec.rtsp and spec.rtsp_transport == "udp" else "")
-    return _finish_open(make, name, timeout, live=spec.kind == "url", is_file=spec.kind == "file", why_not=why_not,
-                        path=str(spec.target) if spec.kind == "file" else None, silent=silent, within=within,
-                        silent_what=silent_what, env_names=spec.env_names)
+    started = time.monotonic()
+    worker = threading.Thread(target=work, name="srx-open", daemon=True)
+    worker.start()
+    worker.join(timeout + 1.0)
+    with lock:
+        result["gave_up"] = worker.is_alive()
+    reader = result.get("reader")
+    slow = time.monotonic() - started >= 0.9 * timeout
+    if worker.is_alive() or (reader is None and slow) or (reader is not None and reader._pending is None and slow):
+        if reader is not None:
+            reader.release()
+        advice = (CHECK_ADDRESS if silent_what == "no answer" else
+                  "check that it sends video (a camera that sends a keyframe seldom, at a low rate, needs a longer "
+                  "--open-timeout)")
+        silent = (f"; over --rtsp-transport udp a camera that answers but whose video a firewall, NAT or 4G router "
+                  f"drops looks the same: try --rtsp-transport tcp" if spec.rtsp and spec.rtsp_transport == "udp" else "")
+        raise SrxError(f"source {name} did not open within {within} ({silent_what}); {advice}{silent}")
+    error = result.get("error")
+    if isinstance(error, SrxError):
+        raise error
+    if error is not None:
+        said = redact_text(str(getattr(error, "strerror", None) or error).strip().splitlines()[-1]) or type(error).__name__
+        if re.search(r"\b(401|403)\b|[Uu]nauthori[sz]ed|[Ff]orbidden", said):
+            names = spec.env_names
+            where = (f"the user in the URL and the password in the environment variable{'s' if len(names) > 1 else ''} "
+                     f"{', '.join(names)} (e.g. systemd's EnvironmentFile=)" if names
+                     else "the user and password in the URL")
+            raise SrxError(f"cannot open source {name}: the camera refused the login ({said}); check {where}")
+        raise SrxError(f"cannot open source {name}: {said}; {CHECK_ADDRESS}")
+    if reader is None or reader._pending is None:
+        if reader is not None:
+            reader.release()
+        raise SrxError(f"source {name} opened but sent no frame")
+    log.debug("opened %s: %dx%d at %s fps", name, reader._pending.width, reader._pending.height,
+              f"{reader.fps:g}" if reader.fps else "?")
+    return reader
+
+
+def _stream_rate(stream: Any) -> float | None:
+    """A network stream's frame rate as its container states it, None where it states none usable."""
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        try:
+            fps = float(rate) if rate else 0.0
+        except (TypeError, ZeroDivisionError):
+            continue
+        if 0.5 <= fps <= 1000:
+            return fps
+    return None
 
 
 #: what `rtsp_answers` says of a server that takes the connection and sends nothing back in time
@@ -566,73 +703,10 @@ def rtsp_answers(url: str, timeout: float) -> str | None:
     return None
 
 
-#: OpenCV's FFmpeg backend reads its demuxer options from this variable when it opens a capture
-CAPTURE_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
-_transport_cond = threading.Condition()
-#: the transport the variable is set for, the opens under way with it, and what the user had set there
-_transport_now: list[Any] = [None, 0, None]
-
-
-@contextlib.contextmanager
-def ffmpeg_rtsp_transport(transport: str | None) -> Iterator[None]:
-    """OpenCV's FFmpeg backend opens RTSP over this transport while the capture opens. OpenCV takes
-    it only from OPENCV_FFMPEG_CAPTURE_OPTIONS, and (4.11, measured against gst-rtsp-server) asks
-    for TCP whenever that variable holds anything and for UDP only where it is unset: tcp sets
-    `rtsp_transport;tcp` there beside the user's own options, udp unsets it (the user's options are
-    then not applied). The variable is the process's, so opens with one transport run together and
-    one with the other waits until they have read it; None (not RTSP): as it is."""
-    if transport is None:
-        yield
-        return
-    with _transport_cond:
-        while _transport_now[1] and _transport_now[0] != transport:
-            _transport_cond.wait()
-        if _transport_now[0] is None:
-            _transport_now[2] = os.environ.get(CAPTURE_OPTIONS, "")
-        if _transport_now[0] != transport:
-            kept = [kv for kv in str(_transport_now[2]).split("|") if kv and kv.split(";", 1)[0] != "rtsp_transport"]
-            if transport == "tcp":
-                os.environ[CAPTURE_OPTIONS] = "|".join([*kept, "rtsp_transport;tcp"])
-            else:
-                os.environ.pop(CAPTURE_OPTIONS, None)
-                if kept:
-                    log.info("--rtsp-transport udp: %s=%s is left out (OpenCV asks for TCP while it is set)",
-                             CAPTURE_OPTIONS, "|".join(kept))
-            _transport_now[0] = transport
-        _transport_now[1] += 1
-    try:
-        yield
-    finally:
-        with _transport_cond:
-            _transport_now[1] -= 1
-            _transport_cond.notify_all()
-
-
-def _ffmpeg_refusal(url: str, timeout: float, transport: str | None = None) -> str | None:
-    """Why FFmpeg cannot open `url`, in its words ("Server returned 401 Unauthorized ..."), asked
-    again through PyAV where OpenCV's open failed without saying (a wrong camera password reads like
-    a wrong address there); None where PyAV is missing or opens it."""
-    try:
-        import av
-    except ImportError:
-        return None
-    try:
-        av.open(url, timeout=min(max(timeout, 0.5), 5.0),
-                options={"rtsp_transport": transport} if transport else None).close()
-    except av.error.FFmpegError as exc:
-        return redact_text(str(getattr(exc, "strerror", None) or exc))
-    except Exception:  # noqa: BLE001  (only a better message is at stake)
-        return None
-    return None
-
-
 def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool, is_file: bool = False,
-                 why_not: Callable[[], str | None] | None = None, path: str | None = None,
-                 silent: str = "", within: str = "", silent_what: str = "no answer",
-                 env_names: tuple[str, ...] = ()) -> FrameReader:
-    """Open and read the first frame in a helper thread; give up after `timeout` seconds. `path`: a
-    file's, for its frame rate (srx.imageio.video_rate); `silent`: said where no answer came;
-    `within`: how the wait is said (the timeout's seconds)."""
+                 path: str | None = None) -> FrameReader:
+    """Open an OpenCV capture and read the first frame in a helper thread; give up after `timeout`
+    seconds. `path`: a file's, for its frame rate (srx.imageio.video_rate)."""
     from srx.imageio import listed_frames, video_rate
 
     cv2 = _cv2()
@@ -658,10 +732,7 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
                              and not ("cap" in result and result["cap"].isOpened() and result.get("frame") is not None)):
         if not worker.is_alive() and result.get("cap") is not None:
             result["cap"].release()
-        advice = (CHECK_ADDRESS if silent_what == "no answer" else
-                  "check that it sends video (a camera that sends a keyframe seldom, at a low rate, needs a longer "
-                  "--open-timeout)")
-        raise SrxError(f"source {name} did not open within {within or f'{timeout:g} s'} ({silent_what}); {advice}{silent}")
+        raise SrxError(f"source {name} did not open within {timeout:g} s (no answer); {CHECK_ADDRESS}")
     if "error" in result:
         first = str(result["error"]).strip().splitlines()[-1] if str(result["error"]).strip() else type(result["error"]).__name__
         raise SrxError(f"cannot open source {name}: {first}")
@@ -670,14 +741,6 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
         if is_file:
             raise SrxError(f"cannot open {name} as a video: OpenCV's FFmpeg cannot decode it "
                            "(not a video, corrupt, or an unsupported codec)")
-        said = why_not() if why_not is not None else None
-        if said and re.search(r"\b(401|403)\b|[Uu]nauthori[sz]ed|[Ff]orbidden", said):
-            where = (f"the user in the URL and the password in the environment variable{'s' if len(env_names) > 1 else ''} "
-                     f"{', '.join(env_names)} (e.g. systemd's EnvironmentFile=)" if env_names
-                     else "the user and password in the URL")
-            raise SrxError(f"cannot open source {name}: the camera refused the login ({said}); check {where}")
-        if said:
-            raise SrxError(f"cannot open source {name}: {said}; {CHECK_ADDRESS}")
         raise SrxError(f"cannot open source {name} (refused, not found or not a stream); {CHECK_ADDRESS}")
     frame = result.get("frame")
     if frame is None:
@@ -688,4 +751,4 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
     fps = float(fps) if fps and 0.5 <= fps <= 1000 else None
     count = listed_frames(cap) if is_file else 0
     log.debug("opened %s: %dx%d at %s fps", name, frame.shape[1], frame.shape[0], f"{fps:g}" if fps else "?")
-    return CvReader(cap, frame, fps, count or None, timed=is_file or live)  # live: an RTSP camera's own times (LinkLag)
+    return CvReader(cap, frame, fps, count or None, timed=is_file or live)  # live: a camera's own times, where it gives them

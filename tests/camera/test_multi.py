@@ -438,7 +438,7 @@ def test_an_open_under_way_is_not_a_stall(tmp_path: Path) -> None:
     assert cap.state == "stopped"
 
 
-def test_a_camera_that_comes_up_after_the_start_records_at_its_own_rate(tmp_path: Path, make_upscaler) -> None:
+def test_a_camera_that_comes_up_after_the_start_records_at_its_own_rate(tmp_path: Path, make_upscaler, caplog) -> None:
     """A camera that is down when the run starts and comes up later: its .avi recording plays at the
     camera's rate (25 fps here), learnt at its first frame, not at the 10 fps srx assumes for a source
     it has not seen."""
@@ -478,6 +478,11 @@ def test_a_camera_that_comes_up_after_the_start_records_at_its_own_rate(tmp_path
     fps = cap.get(cv2.CAP_PROP_FPS)
     cap.release()
     assert fps == 25.0, fps
+    # it opened late: no reconnect, no "lost" (it never had a signal to lose), and the summary says so
+    late = result["summary"].sources["late"]
+    events = [e["event"] for e in late.events]
+    assert late.reconnects == 0 and "lost" not in events and "reconnected" not in events and "opened" in events, events
+    assert "opened late (rtsp://127.0.0.1" in caplog.text and "reconnected to late" not in caplog.text
 
 
 def test_at_the_stop_no_source_reads_on_while_another_is_waited_for(tmp_path: Path, make_upscaler) -> None:
@@ -517,6 +522,33 @@ def test_at_the_stop_no_source_reads_on_while_another_is_waited_for(tmp_path: Pa
     assert gate.dropped == 0 and gate.queued_at_stop <= 2, gate.format()
     assert gate.frames_in <= gate.frames_out + 2, gate.format()
     assert result["summary"].wall_s < t_stop - stats["gate"].t_start + 1.0, result["summary"].wall_s
+
+
+def test_a_camera_that_never_opened_says_so_and_why_in_the_summary(tmp_path: Path, tiny_checkpoint, caplog) -> None:
+    """A camera down all the run (nothing listens at its port): its first failure is said once, as
+    the first of its attempts (not again at once as "reconnect attempt 1"); its summary line says it
+    never opened and the last reason, in --json-summary too; its events have no "lost" (it never had a
+    signal to lose). A trial found "0 reconnects after 7 attempts" and nothing else."""
+    from tests.conftest import silent_video
+
+    port = free_port()  # nothing listens there
+    clip = silent_video(tmp_path / "gate.avi", 6, (48, 32))
+    summary = tmp_path / "summary.json"
+    res = CliRunner().invoke(app, ["stream", "--source", f"door=rtsp://127.0.0.1:{port}/live", "--source", str(clip),
+                                   "-w", str(tiny_checkpoint(3)), "--backend", "torch", "--no-window", "-q",
+                                   "--duration", "3s", "--reconnect-max-wait", "1", "--json-summary", str(summary)])
+    assert res.exit_code == 0, res.output
+    said = [r.getMessage() for r in caplog.records if "door" in r.getMessage()]
+    assert said[0].startswith("source door (rtsp://127.0.0.1") and "did not open" in said[0], said
+    assert not any(m.startswith("reconnect attempt 1 ") for m in said), said
+    assert any(m.startswith("reconnect attempt 2 ") for m in said), said
+    door = json.loads(summary.read_text())["sources"]["door"]
+    assert door["timing_note"].startswith(f"it never opened: {door['reconnect_attempts']} attempts failed, the last: ")
+    assert "Connection refused" in door["timing_note"] and door["reconnect_attempts"] >= 2, door["timing_note"]
+    assert "lost" not in [e["event"] for e in door["events"]], door["events"]
+    line = next(ln for ln in res.output.splitlines() if ln.startswith("  door: "))
+    assert "reconnects after" not in line, line
+    assert "    note: it never opened: " in res.output, res.output
 
 
 def test_a_recording_that_fills_its_disk_stops_alone(tmp_path: Path, tiny_checkpoint) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import logging
+import re
 import subprocess
 import threading
 import time
@@ -67,6 +68,7 @@ class RtspServer:
 
     def __init__(self, clip: Path | None, port: int, record: tuple[Path, list[str]] | None = None,
                  login: str | None = None) -> None:
+        self.port = port
         args = [str(clip), str(port), "clip"] if record is None else ["--record", str(record[0]), str(port), *record[1]]
         args += ["--auth", login] if login is not None else []
         self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), *args],
@@ -377,3 +379,116 @@ def test_a_link_that_keeps_up_with_the_stream_late_loses_no_frame(tmp_path: Path
         thread.join(15)
         link.close()
         server.kill()
+
+
+class WedgedCamera:
+    """A camera whose RTSP stack wedges after the handshake: it answers OPTIONS and never answers
+    DESCRIBE (cheap cameras and NVRs do). `described` is set once a DESCRIBE came in."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"rtsp://127.0.0.1:{self.sock.getsockname()[1]}/live"
+        self.described = threading.Event()
+        self.requests: list[str] = []  # the DESCRIBE requests, as they came
+        self.conns: list = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn) -> None:
+        data = b""
+        try:
+            while chunk := conn.recv(4096):
+                data += chunk
+                while b"\r\n\r\n" in data:
+                    request, data = data.split(b"\r\n\r\n", 1)
+                    cseq = re.search(rb"(?im)^cseq:\s*(\d+)", request)
+                    if request.startswith(b"OPTIONS"):
+                        conn.sendall(b"RTSP/1.0 200 OK\r\nCSeq: " + (cseq.group(1) if cseq else b"1") +
+                                     b"\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n")
+                    elif request.startswith(b"DESCRIBE"):
+                        self.requests.append(request.decode(errors="replace"))
+                        self.described.set()  # and never a word more
+        except OSError:
+            return
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+def test_a_wedged_camera_holds_up_no_other_cameras_open(tmp_path: Path) -> None:
+    """OpenCV's FFmpeg opens run one at a time in a process: a camera that answered and then wedged
+    held every other camera's open for its whole timeout (and cameras came up one after another, a
+    keyframe's wait each; a trial's six took 15 s, eight timed out). Network streams now open
+    through PyAV: with the wedged camera's open under way, three real cameras open and deliver
+    frames, before the wedged one gives up."""
+    from srx.camera.sources import open_reader
+    from srx.errors import SrxError
+
+    need_shared(CCTV)
+    why = _gst_rtsp_available()
+    if why:
+        skip_or_fail(why)
+    clip = tmp_path / "clip.avi"
+    make_clip(clip, 100)
+    servers = [RtspServer(clip, free_port()) for _ in range(3)]
+    wedged = WedgedCamera()
+    outcome: dict[str, object] = {}
+    order: list[str] = []
+
+    def open_one(name: str, url: str) -> None:
+        try:
+            reader = open_reader(parse_source(source=url), timeout=8.0)
+            outcome[name] = reader.read().shape
+            reader.release()
+        except SrxError as exc:
+            outcome[name] = exc
+        order.append(name)
+
+    try:
+        first = threading.Thread(target=open_one, args=("wedged", wedged.url))
+        first.start()
+        assert wedged.described.wait(10), "the wedged camera was never asked for its stream"
+        others = [threading.Thread(target=open_one, args=(f"cam{i}", f"rtsp://127.0.0.1:{s_.port}/clip"))
+                  for i, s_ in enumerate(servers)]
+        for t in others:
+            t.start()
+        for t in others + [first]:
+            t.join(60)
+    finally:
+        wedged.close()
+        for s_ in servers:
+            s_.kill()
+    assert all(outcome[f"cam{i}"] == (360, 480, 3) for i in range(3)), outcome
+    assert isinstance(outcome["wedged"], SrxError) and "it answered, but sent no frame" in str(outcome["wedged"])
+    assert order[-1] == "wedged", order  # the others were up before it gave up
+
+
+def test_the_users_ffmpeg_capture_options_reach_a_network_stream(monkeypatch) -> None:
+    """FFmpeg options set for OpenCV's captures (OPENCV_FFMPEG_CAPTURE_OPTIONS, `key;value|...`) apply
+    to srx's network streams too, which PyAV opens; srx's --rtsp-transport wins over one set there."""
+    from srx.camera.sources import open_reader
+    from srx.errors import SrxError
+
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "user_agent;site-nvr/2.1|rtsp_transport;udp")
+    wedged = WedgedCamera()
+    try:
+        with pytest.raises(SrxError, match="did not open within 1 s"):
+            open_reader(parse_source(source=wedged.url), timeout=1.0)
+    finally:
+        wedged.close()
+    assert wedged.requests and "User-Agent: site-nvr/2.1" in wedged.requests[0], wedged.requests
+
