@@ -220,6 +220,7 @@ def parse_source(camera: int | None = None, source: str | None = None, demo: boo
     names = tuple(dict.fromkeys(_ENV_REF.findall(login.group(1) if login else text if "!" in text else "")))
     if "!" in text:
         return SourceSpec("gstreamer", expand_env(text, "--source"), env_names=names)
+    check_url(text)
     if "://" in text:
         text = expand_env(text, "--source")
         scheme = text.split("://", 1)[0].lower()
@@ -243,6 +244,31 @@ def parse_source(camera: int | None = None, source: str | None = None, demo: boo
         list_images(path)  # a clear error for a folder with no images
         return SourceSpec("folder", path, loop=loop)
     return SourceSpec("file", path, loop=loop)
+
+
+#: the URL schemes whose address needs a host (and, if given, a port from 1 to 65535)
+_HOSTED = ("rtsp", "rtsps", "http", "https", "rtmp")
+
+
+def check_url(text: str, option: str = "--source") -> None:
+    """A camera address's mistakes said at once, as bad input (before, they were retried for as long
+    as srx ran): a scheme without its colon (`rtsp//host/...`), no host (`rtsp:///live`), a port that
+    is not a number from 1 to 65535 (`:86o3`, `:99999`). Anything else is left to the open."""
+    from urllib.parse import urlsplit
+
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)(:?)//", text)
+    if scheme and not scheme.group(2) and scheme.group(1).lower() in URL_SCHEMES:
+        raise SrxError(f"{option} '{redact_url(text)}': a URL needs '://' after {scheme.group(1)}; expected "
+                       f"{scheme.group(1)}://HOST[:PORT]/PATH")
+    if not scheme or scheme.group(1).lower() not in _HOSTED:
+        return
+    parts = urlsplit(text)
+    hostport = parts.netloc.rsplit("@", 1)[-1]
+    if not parts.hostname:
+        raise SrxError(f"{option} '{redact_url(text)}': no host; expected {scheme.group(1)}://HOST[:PORT]/PATH")
+    port = hostport.rsplit("]", 1)[-1].partition(":")[2]
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise SrxError(f"{option} '{redact_url(text)}': port {port!r} is not a number from 1 to 65535")
 
 
 # -- OpenCV helpers -------------------------------------------------------------------------------

@@ -410,3 +410,21 @@ def test_a_dry_run_checks_the_file_and_says_what_would_run(tmp_path: Path, monke
     res = runner.invoke(app, ["stream", "--config", str(mine), "--dry-run", "--output", f"{blocked}/{{name}}.mp4"])
     assert res.exit_code == 1
     assert_one_error_line(res.output, f"--output {blocked}/door.mp4")
+
+
+@pytest.mark.parametrize("entry, said", [
+    ('[[source]]\nname = "yard"\nsource = "rtsp://127.0.0.1:86o3/clip"\n',
+     "[[source]] 1 (yard): source = 'rtsp://127.0.0.1:86o3/clip': port '86o3' is not a number from 1 to 65535"),
+    ('[[source]]\nname = "gate"\nsource = "rtsp//127.0.0.1:8603/clip"\n',
+     "[[source]] 1 (gate): source = 'rtsp//127.0.0.1:8603/clip': a URL needs '://' after rtsp"),
+    ('source = ["yard=rtsp://cam:99999/live"]\n',
+     "source = 'yard=rtsp://cam:99999/live': port '99999' is not a number from 1 to 65535"),
+])
+def test_a_mistyped_camera_address_in_a_file_names_the_file_and_table(tmp_path: Path, entry: str, said: str) -> None:
+    """A trial's `:86o3` passed --dry-run and was retried for the whole run; `rtsp//` was said as a
+    file that does not exist, naming neither the file nor the table."""
+    cams = tmp_path / "cams.toml"
+    cams.write_text(entry)
+    res = runner.invoke(app, ["stream", "--config", str(cams), "--dry-run"])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, f"--config {cams}: {said}")

@@ -27,13 +27,13 @@ DURATION_OPTIONS = ("duration", "reconnect-max-wait", "segment", "keep", "open-t
 
 def _check_file_value(key: str, text: str) -> None:
     """A --config file's value as stream's option would check it (its lengths of time, --max-frames,
-    --buffer, --keep-free, --serve, --threads, a [[source]] table's name and own roi, max-fps,
-    rtsp-transport), so a bad one is said with the file and the key, not as an option the user
+    --buffer, --keep-free, --serve, --threads, a [[source]] table's name, address (`check_url`) and own
+    roi, max-fps, rtsp-transport), so a bad one is said with the file and the key, not as an option the user
     never typed."""
     from srx.camera.capture import check_buffer
-    from srx.camera.multi import check_name
+    from srx.camera.multi import check_name, split_name
     from srx.camera.server import parse_hostport
-    from srx.camera.sources import parse_max_fps, parse_roi, parse_rtsp_transport
+    from srx.camera.sources import check_url, parse_max_fps, parse_roi, parse_rtsp_transport
     from srx.camera.stream import check_bounds
     from srx.cli.app import check_thread_count, parse_duration
 
@@ -48,7 +48,7 @@ def _check_file_value(key: str, text: str) -> None:
     checks = {"max-frames": lambda t: check_bounds(int(t), None), "buffer": lambda t: check_buffer(int(t)),
               "name": check_name, "roi": parse_roi, "max-fps": parse_max_fps, "rtsp-transport": parse_rtsp_transport,
               "serve": parse_hostport, "keep-free": lambda t: parse_size(t, "--keep-free"),
-              "threads": lambda t: check_thread_count(int(t))}
+              "threads": lambda t: check_thread_count(int(t)), "source": lambda t: check_url(split_name(t)[1])}
     if key in checks:
         checks[key](text)
 

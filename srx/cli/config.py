@@ -301,6 +301,7 @@ def _read_tables(entries: list[dict], tables: Tables, where: str, given: dict[st
             raise SrxError(f"{label}: expected one of {' or '.join(k + ' =' for k in tables.kinds)}, found "
                            + (" and ".join(kinds) if kinds else "neither"))
         spec = _text(entry[kinds[0]], kinds[0], label)
+        _check_value(check, kinds[0], spec, label)
         given.setdefault(kinds[0], []).append(f"{name}={spec}" if name else spec)
         for key in tables.per_item:
             if key in entry:

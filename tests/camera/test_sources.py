@@ -290,3 +290,27 @@ def test_frames_and_folder_sources(tmp_path: Path) -> None:
     assert np.array_equal(reader.read(), imgs[0])
     with pytest.raises(SrxError, match="yielded str"):
         open_reader(SourceSpec.from_frames(["not a frame"])).read()
+
+
+@pytest.mark.parametrize("url, why", [
+    ("rtsp://127.0.0.1:86o3/clip", "port '86o3' is not a number from 1 to 65535"),
+    ("rtsp://127.0.0.1:99999/clip", "port '99999' is not a number from 1 to 65535"),
+    ("http://10.0.0.2:0/video.mjpg", "port '0' is not a number from 1 to 65535"),
+    ("rtsp:///clip", "no host; expected rtsp://HOST[:PORT]/PATH"),
+    ("rtsp//127.0.0.1:8603/clip", "a URL needs '://' after rtsp; expected rtsp://HOST[:PORT]/PATH"),
+    ("rtsp://admin:s3cret@cam:5x4/live", "port '5x4' is not a number from 1 to 65535"),
+])
+def test_a_mistyped_camera_address_is_bad_input_not_a_camera_to_retry(url: str, why: str) -> None:
+    """Such an address passed --dry-run and the start, and was then retried for as long as srx ran
+    (a trial's `:86o3`, `:99999`, `rtsp:///clip`); `rtsp//...` was taken for a file that does not
+    exist. Each is one line that says what was expected, its password hidden."""
+    with pytest.raises(SrxError) as err:
+        parse_source(source=url)
+    assert str(err.value) == f"--source '{redact_url(url)}': {why}"
+    assert "s3cret" not in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["rtsp://[fe80::1]:554/live", "rtsp://admin:p%40ss@cam.local/live", "udp://:1234",
+                                 "http://10.0.0.2/video.mjpg", "rtsp://cam:8554/a/b?channel=1"])
+def test_a_well_formed_camera_address_passes(url: str) -> None:
+    assert parse_source(source=url).kind == "url"
