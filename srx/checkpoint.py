@@ -38,7 +38,10 @@ def save_checkpoint(path: Path, model: nn.Module, config: ModelConfig, **extra: 
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    atomic_write_bytes(Path(path), buffer.getbuffer())
+    # the bytes, not a view of the buffer: a failed write's traceback kept a memoryview of the BytesIO,
+    # and Python 3.12.1's garbage collector freed the two in an order that crashed the process (SIGSEGV
+    # in a later collection, after a save onto a full disk)
+    atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
