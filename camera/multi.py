@@ -33,6 +33,7 @@ from srx.camera.sources import (FrameReader, SourceSpec, open_reader, parse_max_
                                 parse_source, redact_url)
 from srx.camera.stats import (LATE_S, Samples, StreamStats, StreamSummary, bursts_text, late_text, servers_line,
                               stopped_text, window_words)
+from srx.console import status_line, status_write
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
 from srx.words import counted
@@ -498,7 +499,7 @@ def stream_many(
     from srx.camera.fallback import InferenceGuard
     from srx.camera.stream import (_Signals, _write_all, all_failed, check_bounds, close_each, close_outputs,
                                    discard_outputs, every_frame, failure_lines, note_clock_jumps, paced_for,
-                                   status_write, watch)
+                                   watch)
 
     check_bounds(max_frames, duration)
     check_buffer(buffer)
@@ -572,7 +573,7 @@ def stream_many(
                     break
                 if not quiet and now >= next_status:
                     line = live_line(lanes, t_start)
-                    quiet = not status_write(("\r" + line + "\x1b[K") if tty else line + "\n")
+                    quiet = not status_line(line, tty)
                     next_status = now + status_interval
                 ready.clear()
                 taken: list[tuple[_Lane, Frame]] = []

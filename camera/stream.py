@@ -8,7 +8,6 @@ SIGHUP (`srx.signals.stop_signals`).
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from srx.camera.fallback import InferenceGuard
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
 from srx.camera.sources import SourceSpec, open_reader, parse_source
 from srx.camera.stats import StreamStats, StreamSummary, source_settings
+from srx.console import status_line, status_write
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
 from srx.signals import hung_up, stop_signals
@@ -122,24 +122,6 @@ class _Signals:
             signal.signal(sig, handler)
             if isinstance(handler, _WindDown):  # the loop is over: what is left is finishing up
                 handler.stopping = True
-
-
-#: a write to stdout or stderr that fails with these finds its reader gone: a terminal that hung up, a closed pipe
-GONE_ERRNOS = (errno.EIO, errno.EPIPE)
-
-
-def status_write(text: str) -> bool:
-    """The live status line on stderr; False once stderr is gone (the terminal hung up: a write
-    fails with EIO), and the loop then stops writing it. The run goes on to its clean stop
-    (SIGHUP comes with a hangup)."""
-    try:
-        sys.stderr.write(text)
-        sys.stderr.flush()
-        return True
-    except ValueError:  # a closed file
-        return False
-    except OSError as exc:  # the terminal or pipe is gone (EIO, EPIPE); anything else: this line is lost, not the next
-        return exc.errno not in GONE_ERRNOS
 
 
 def check_bounds(max_frames: int | None, duration: float | None) -> None:
@@ -246,7 +228,7 @@ def stream(
                     stats.publish()  # one snapshot for the status line, the overlay and --serve's page
                     if not quiet:
                         line = stats.live_line()
-                        quiet = not status_write(("\r" + line + "\x1b[K") if tty else line + "\n")
+                        quiet = not status_line(line, tty)
                     next_status = now + status_interval
                 frame = capture.get(timeout=1.0 / nosignal_fps)
                 if capture.reconnects != seen_reconnects:

@@ -128,6 +128,12 @@ class _StderrHandler(logging.StreamHandler):
     def stream(self, value) -> None:  # StreamHandler.__init__ assigns it
         pass
 
+    def emit(self, record: logging.LogRecord) -> None:
+        from srx.console import clear_status
+
+        clear_status()  # a live status line on the terminal is erased first, not written after
+        super().emit(record)
+
 
 def _version(value: bool) -> None:
     if value:

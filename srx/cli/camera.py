@@ -284,7 +284,7 @@ def _report(summary, json_summary, named) -> None:
     try:
         typer.echo(summary.format(), err=to_stdout)
     except OSError as exc:  # a terminal that hung up (SIGHUP stopped the run): --json-summary still gets written
-        from srx.camera.stream import GONE_ERRNOS
+        from srx.console import GONE_ERRNOS
 
         if exc.errno not in GONE_ERRNOS:  # stdout a file on a full disk, say: one line, as any write that fails
             from srx.fsutil import WriteError

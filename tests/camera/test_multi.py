@@ -870,3 +870,56 @@ def test_a_source_that_ends_has_its_recording_finished_while_the_others_run(tmp_
         stop.set()
         thread.join(60)
     assert result["summary"].sources["short"].stopped_by == "end-of-input" and (tmp_path / "live.mkv").exists()
+
+
+def test_on_a_terminal_log_lines_start_at_the_left_and_the_status_line_fits(tmp_path: Path, tiny_checkpoint) -> None:
+    """A real pseudo-terminal 80 columns wide: the live status line of several sources is cut to the
+    width (a longer one wraps, and every redraw scrolled), and a warning that comes while it is shown
+    erases it first instead of being written after its text (a trial read `... gate 10.0fps d0 p95
+    32msreconnect attempt 4 to door ...`)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import sys
+    import termios
+    import time
+
+    from tests.conftest import REPO
+
+    port = free_port()  # a camera that is down: a warning every attempt
+    argv = [sys.executable, "-m", "srx", "stream", "--source", f"door-camera-at-the-gate=rtsp://127.0.0.1:{port}/live",
+            "--demo", "-w", str(tiny_checkpoint(2)), "--scale", "2", "--backend", "torch", "--threads", "1",
+            "--no-window", "--duration", "5s", "--reconnect-max-wait", "1"]
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(OMP_NUM_THREADS="1", SRX_CACHE_DIR=str(tmp_path / "cache"))
+    pid, terminal = pty.fork()
+    if pid == 0:
+        try:
+            os.chdir(REPO)
+            os.execve(sys.executable, argv, env)
+        finally:
+            os._exit(127)
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    raw = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        raw += chunk
+    os.close(terminal)
+    _, status = os.waitpid(pid, 0)
+    text = raw.decode(errors="replace")
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, text[-2000:]
+    drawn = re.findall(r"\r([^\r\n]*?)\x1b\[K", text)
+    statuses = [d for d in drawn if "total out" in d]
+    assert statuses, text[-2000:]
+    assert all(len(d) <= 79 for d in statuses), max(statuses, key=len)
+    warnings = [m.start() for m in re.finditer(r"reconnect attempt \d+ to door", text)]
+    assert warnings, text[-2000:]
+    for at in warnings:  # each at the start of a line: after a newline, or after the status line erased
+        assert text[:at].endswith(("\n", "\r\x1b[K")), repr(text[max(0, at - 120):at + 40])
