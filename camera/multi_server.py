@@ -51,7 +51,7 @@ function line(s) {
   if (!s) return '';
   const lat = s.latency_ms_p50 === null ? '-' : s.latency_ms_p50.toFixed(0) + ' / ' + s.latency_ms_p95.toFixed(0) + ' ms';
   return 'out ' + s.fps_out.toFixed(2) + ' fps   in ' + s.fps_in.toFixed(2) + ' fps   frames ' + s.frames_out +
-    '   dropped ' + s.dropped + '   latency p50/p95 ' + lat + (s.lag_s > %(late)s ? '   LATE ' + s.lag_s.toFixed(1) + ' s' : '') + (s.connected ? '' : '   ' + ({failed: 'FAILED', ended: 'ended', stopped: 'stopped'}[s.state] || 'NO SIGNAL'));
+    '   dropped ' + s.dropped + '   latency p50/p95 ' + lat + (s.lag_s > %(late)s ? '   LATE ' + s.lag_s.toFixed(1) + ' s' : '') + (s.connected ? '' : '   ' + ({failed: 'FAILED', ended: 'ended', stopped: 'stopped', starting: 'starting'}[s.state] || 'NO SIGNAL'));
 }
 async function poll() {
   try {
@@ -85,7 +85,7 @@ def _page(title: str, names: Sequence[str], single: bool) -> str:
     for name in names:
         q = html.escape(name, quote=True)
         img = (f'<img src="/cam/{q}/stream.mjpg" alt="{q}">' if live
-               else f'<img src="/cam/{q}/frame.jpg" data-frame="/cam/{q}/frame.jpg" alt="{q}">')
+               else f'<img data-frame="/cam/{q}/frame.jpg" alt="{q}">')  # its src set once a frame loads: no broken image
         link = "" if single else f'<a href="/cam/{q}/">{q}</a> <a href="/cam/{q}/stream.mjpg">mjpeg</a>'
         tiles.append(f'<figure class="cam">{img}<figcaption><div id="stats-{q}">{q}</div>{link}</figcaption></figure>')
     script = _SCRIPT % {"refresh": "false" if live else "true", "title": json.dumps(title), "late": LATE_S}

@@ -236,6 +236,27 @@ def nosignal_frame(size: tuple[int, int], source: str, status: str, now: float |
     fs = max(0.5, h / 360)
     clock = time.strftime("%H:%M:%S", time.localtime(time.time() if now is None else now))
     _label(img, "NO SIGNAL", (int(w * 0.05), int(h * 0.25)), 1.6 * fs)
-    _label(img, source[:60], (int(w * 0.05), int(h * 0.25) + int(50 * fs)), 0.7 * fs)
-    _label(img, f"{clock}  {status}"[:80], (int(w * 0.05), int(h * 0.85)), 0.7 * fs)
+    room = int(w * 0.9)  # from the left margin to as far from the right edge
+    for text, y in ((source, int(h * 0.25) + int(50 * fs)), (f"{clock}  {status}", int(h * 0.85))):
+        fitted, scale = fit_text(text, 0.7 * fs, room)
+        _label(img, fitted, (int(w * 0.05), y), scale)
     return img
+
+
+def fit_text(text: str, scale: float, width: int) -> tuple[str, float]:
+    """`text` and a font scale at which it fits `width` pixels on a frame (_label's font): smaller, to
+    0.35 at least, then cut with "..." (a no-signal frame of a small camera cut its address and the
+    reconnect's state off at the right edge)."""
+    import cv2
+
+    def wide(t: str, sc: float) -> int:
+        return cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, sc, max(1, int(round(2 * sc))))[0][0] + 8
+
+    need = wide(text, scale)
+    if need > width:
+        scale = max(0.35, scale * width / need)
+    if wide(text, scale) > width:
+        while len(text) > 1 and wide(text + "...", scale) > width:
+            text = text[:-1]
+        text = text.rstrip() + "..."
+    return text, scale

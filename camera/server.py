@@ -74,7 +74,7 @@ async function poll() {{
     const lat = s.latency_ms_p50 === null ? '-' : s.latency_ms_p50.toFixed(0) + ' / ' + s.latency_ms_p95.toFixed(0) + ' ms';
     document.getElementById('stats').textContent =
       title + '\\nout ' + s.fps_out.toFixed(2) + ' fps   in ' + s.fps_in.toFixed(2) + ' fps   frames ' + s.frames_out +
-      '   dropped ' + s.dropped + '   latency p50/p95 ' + lat + (s.lag_s > {late} ? '   LATE ' + s.lag_s.toFixed(1) + ' s' : '') + (s.connected ? '' : '   ' + ({{failed: 'FAILED', ended: 'ended', stopped: 'stopped'}}[s.state] || 'NO SIGNAL'));
+      '   dropped ' + s.dropped + '   latency p50/p95 ' + lat + (s.lag_s > {late} ? '   LATE ' + s.lag_s.toFixed(1) + ' s' : '') + (s.connected ? '' : '   ' + ({{failed: 'FAILED', ended: 'ended', stopped: 'stopped', starting: 'starting'}}[s.state] || 'NO SIGNAL'));
   }} catch (e) {{}}
   setTimeout(poll, 1000);
 }}

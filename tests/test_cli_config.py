@@ -428,3 +428,17 @@ def test_a_mistyped_camera_address_in_a_file_names_the_file_and_table(tmp_path: 
     res = runner.invoke(app, ["stream", "--config", str(cams), "--dry-run"])
     assert res.exit_code == 1
     assert_one_error_line(res.output, f"--config {cams}: {said}")
+
+
+def test_a_dry_run_says_and_checks_where_the_summary_goes(tmp_path: Path) -> None:
+    """--json-summary is one of a run's outputs: the dry run names each file (one a source with {name})
+    and refuses one the run could not write, as the run would before it opens anything."""
+    res = runner.invoke(app, ["stream", "--demo", "--source", "gate=rtsp://10.0.0.5/live", "--dry-run",
+                              "--json-summary", str(tmp_path / "s-{name}.json")])
+    assert res.exit_code == 0, res.output
+    assert f"  summary: {tmp_path / 's-gate.json'}, {tmp_path / 's-demo.json'} (--json-summary)" in res.output
+    assert not list(tmp_path.glob("s-*.json"))  # nothing written
+    (tmp_path / "taken").mkdir()
+    res = runner.invoke(app, ["stream", "--demo", "--dry-run", "--json-summary", str(tmp_path / "taken")])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, f"--json-summary {tmp_path / 'taken'}")

@@ -210,7 +210,7 @@ def stream_cmd(
     if dry_run:
         _dry_run(named, weights=weights, scale=scale, model=model, server=server, output=output, serve=serve,
                  buffer=buffer, max_frames=max_frames, duration=duration, segment=segment, keep=keep,
-                 keep_free=keep_free, config=config)
+                 keep_free=keep_free, config=config, json_summary=json_summary)
         return
     if len(named) > 1:
         _stream_many(named, scale=scale, weights=weights, model=model, backend=backend, server=server, threads=threads,
@@ -376,7 +376,7 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
 
 
 def _dry_run(named, *, weights, scale, model, server, output, serve, buffer, max_frames, duration, segment, keep,
-             keep_free, config) -> None:
+             keep_free, config, json_summary=None) -> None:
     """--dry-run: the checks a run makes before it opens anything, then what it would run, one line
     a source: its name, where from (password hidden), transport, rate and region."""
     from srx.camera.capture import check_buffer
@@ -397,6 +397,13 @@ def _dry_run(named, *, weights, scale, model, server, output, serve, buffer, max
         check_pattern(str(pattern), len(named))
         for item in named:  # where a recording would go can be written (nothing is created)
             _check_output_place(output_for(str(pattern), item.name))
+    summaries = ([] if json_summary is None else [str(json_summary)] if json_summary == STDOUT or "{name}" not in str(json_summary)
+                 else [output_for(str(json_summary), item.name) for item in named])
+    for target in summaries:
+        if target != STDOUT:
+            from srx.fsutil import check_output_file
+
+            check_output_file(Path(target), "--json-summary", in_place=True)
     if server is not None:
         what = f"Triton server{'s' if len(server) > 1 else ''} {', '.join(server)}" + (f", model {model}" if model else "")
     elif model is not None:
@@ -423,6 +430,8 @@ def _dry_run(named, *, weights, scale, model, server, output, serve, buffer, max
         lines.append(f"  output: {', '.join(targets)}" + (cut if segment else ""))
     if serve is not None:
         lines.append(f"  served at http://{serve}/")
+    if summaries:
+        lines.append(f"  summary: {', '.join('stdout' if t == STDOUT else t for t in summaries)} (--json-summary)")
     typer.echo("\n".join(lines))
 
 

@@ -182,6 +182,37 @@ def test_three_files_and_a_dead_url(tmp_path: Path, make_upscaler, caplog) -> No
     assert "door" in summary.format() and "model calls" in summary.format()
 
 
+def test_past_four_cameras_the_page_loads_each_frame_and_shows_no_broken_image(tmp_path: Path, make_upscaler) -> None:
+    """Five cameras: the index refreshes each camera's frame.jpg (browsers open six connections to a
+    host), and an image gets its address only once a frame has loaded, so a camera still opening (whose
+    frame.jpg answers 503) shows its name, not a broken image. In a real headless Chromium the five
+    frames come up side by side."""
+    names = [f"cam{i}" for i in range(5)]
+    named = [NamedSource(n, SourceSpec.from_frames(frames(1, 24, 32, seed=i) * 400, fps=10.0)) for i, n in enumerate(names)]
+    stats = {n: StreamStats() for n in names}
+    web = MultiMjpegServer("127.0.0.1:0", names, stats=multi_stats(stats), title="five")
+    page = _get(web.url).decode()
+    for n in names:
+        assert f'<img data-frame="/cam/{n}/frame.jpg" alt="{n}">' in page and f'src="/cam/{n}/frame.jpg"' not in page
+    stop = threading.Event()
+    thread, result = in_background(lambda: stream_many(named, make_upscaler(2), {n: [web.channel(n)] for n in names},
+                                                       shared_outputs=[web], stats=stats, stop_event=stop))
+    try:
+        wait_until(lambda: all(st.frames_out >= 3 for st in stats.values()) or "error" in result, 60, "every camera's frames")
+        shot = _chromium_shot(web.url, tmp_path, (600, 300))
+    finally:
+        stop.set()
+        thread.join(30)
+    assert "error" not in result, result.get("error")
+    ink = np.abs(shot.astype(int) - BACKGROUND).max(axis=2) > 12
+    rows = np.nonzero(ink[:, [40 + 72 * i for i in range(5)]].all(axis=1))[0]  # rows crossing all five 64x48 frames
+    assert len(rows) >= 40, np.nonzero(ink.any(axis=1))[0].tolist()
+    band = ink[rows[0]:rows[0] + 40].all(axis=0)
+    for i in range(5):  # 64 px wide each, 8 px apart, from the page's 8 px margin
+        a = 8 + i * 72
+        assert band[a + 2:a + 62].all(), (i, np.flatnonzero(band).tolist())
+
+
 def test_a_looping_file_moved_away_is_down_in_stats_and_metrics(tmp_path: Path, make_upscaler, caplog) -> None:
     """The soak trial's case: several --loop file sources served with --serve, and one file moved away
     mid-run. That source stops (the others go on) saying its file is gone, and /stats and /metrics say

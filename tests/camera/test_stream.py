@@ -1116,3 +1116,28 @@ def test_the_runs_time_ends_at_its_stop_not_after_its_outputs_close(make_upscale
     summary = stream(SourceSpec.from_frames(frames(5, 24, 32), fps=25.0), make_upscaler(2), [sink])
     assert sink.closed and summary.frames_out == 5
     assert summary.wall_s < 1.5, summary.format()
+
+
+@pytest.mark.parametrize("size", [(480, 360), (320, 180), (1920, 1080)])
+def test_a_no_signal_frames_text_fits_the_frame(size: tuple[int, int]) -> None:
+    """A small camera's no-signal frame cut its address and the reconnect's state off at the right
+    edge (a trial's 480x360: `door: rtsp://admin:***@127.0.0.1:8601/`): each line is made smaller,
+    then cut with "...", to fit."""
+    import cv2
+
+    from srx.camera.outputs import fit_text, nosignal_frame
+
+    source = "door: rtsp://admin:***@camera-at-the-north-gate.example.com:8554/Streaming/Channels/101"
+    status = "reconnecting: attempt 12, next in 30 s"
+    w, h = size
+    fs = max(0.5, h / 360)
+    for text in (source, f"14:40:08  {status}"):
+        fitted, scale = fit_text(text, 0.7 * fs, int(w * 0.9))
+        width = cv2.getTextSize(fitted, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, int(round(2 * scale))))[0][0]
+        assert width + 8 <= int(w * 0.9), (text, fitted, scale)
+        assert fitted == text or fitted.endswith("...")
+        assert fitted[:12] == text[:12]  # what it is about stays readable
+    frame = nosignal_frame(size, source, status)
+    assert frame.shape == (h, w, 3)
+    edge = frame[:, int(w * 0.96):]  # the labels' black boxes end before the right edge
+    assert not (edge.max(axis=2) == 0).any()
