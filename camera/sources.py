@@ -351,12 +351,11 @@ class AvReader(FrameReader):
     keyframe's wait each, and those at the back of a long queue timed out; one whose RTSP stack
     wedged after the handshake held them all for its whole timeout). Frames are BGR, each with the
     stream's own time (`time_s`: an RTSP camera's RTP clock, for LinkLag); a packet FFmpeg cannot
-    decode is skipped and counted (`damaged`); a read that fails or passes the read timeout ends
-    the source (None), which the capture reconnects."""
+    decode at all is skipped (what it can, it conceals, as OpenCV's capture did); a read that fails or
+    passes the read timeout ends the source (None), which the capture reconnects."""
 
     def __init__(self, container: Any, stream: Any, first: Any, fps: float | None) -> None:
         self.container, self.stream, self.fps = container, stream, fps
-        self.damaged = 0  # packets FFmpeg could not decode (a lossy link's), skipped
         self._frames = self._decoded()
         self._pending = first
 
@@ -366,8 +365,7 @@ class AvReader(FrameReader):
         for packet in self.container.demux(self.stream):
             try:
                 frames = packet.decode()
-            except av.error.InvalidDataError:
-                self.damaged += 1
+            except av.error.InvalidDataError:  # a packet a lossy link spoilt: the next may decode
                 continue
             yield from frames
 
