@@ -476,15 +476,9 @@ def test_a_camera_that_comes_up_after_the_start_records_at_its_own_rate(tmp_path
     import cv2
 
     from srx.camera.recording import VideoFileOutput
-    from tests.camera.test_rtsp import RtspServer, make_clip
-    from tests.conftest import CCTV, need_shared
+    from tests.camera.test_rtsp import RtspServer, clip_to_serve
 
-    need_shared(CCTV)
-    why = _gst_rtsp_available()
-    if why:
-        skip_or_fail(why)
-    clip = tmp_path / "clip25.avi"
-    make_clip(clip, 100, fps=25.0)
+    clip = clip_to_serve(tmp_path, 100, fps=25.0)
     port = free_port()
     named = [NamedSource("late", parse_source(source=f"rtsp://127.0.0.1:{port}/clip"))]
     stats: dict[str, StreamStats] = {}

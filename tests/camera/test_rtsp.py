@@ -92,16 +92,23 @@ class RtspServer:
         self.proc.wait(10)
 
 
-def serving_clip(tmp_path: Path, frames: int = 60, login: str | None = None) -> tuple["RtspServer", Path, int]:
-    """The first `frames` frames of the CCTV clip served at rtsp://127.0.0.1:PORT/clip (with `login`
-    required, where given): (server, clip, port); skips with the reason where the data or GStreamer's
-    RTSP server is missing."""
+def clip_to_serve(tmp_path: Path, frames: int = 60, fps: float = 10.0) -> Path:
+    """make_clip's clip in tmp_path, for an RtspServer; skips with the reason where the data or
+    GStreamer's RTSP server is missing."""
     need_shared(CCTV)
     why = _gst_rtsp_available()
     if why:
         skip_or_fail(why)
-    clip = tmp_path / "clip.avi"
-    make_clip(clip, frames)
+    clip = tmp_path / f"clip{fps:g}.avi"
+    make_clip(clip, frames, fps)
+    return clip
+
+
+def serving_clip(tmp_path: Path, frames: int = 60, login: str | None = None) -> tuple["RtspServer", Path, int]:
+    """The first `frames` frames of the CCTV clip served at rtsp://127.0.0.1:PORT/clip (with `login`
+    required, where given): (server, clip, port); skips with the reason where the data or GStreamer's
+    RTSP server is missing."""
+    clip = clip_to_serve(tmp_path, frames)
     port = free_port()
     return RtspServer(clip, port, login=login), clip, port
 
@@ -438,12 +445,7 @@ def test_a_wedged_camera_holds_up_no_other_cameras_open(tmp_path: Path) -> None:
     from srx.camera.sources import open_reader
     from srx.errors import SrxError
 
-    need_shared(CCTV)
-    why = _gst_rtsp_available()
-    if why:
-        skip_or_fail(why)
-    clip = tmp_path / "clip.avi"
-    make_clip(clip, 100)
+    clip = clip_to_serve(tmp_path, 100)
     servers = [RtspServer(clip, free_port()) for _ in range(3)]
     wedged = WedgedCamera()
     outcome: dict[str, object] = {}
