@@ -17,6 +17,8 @@ import sys
 GONE_ERRNOS = (errno.EIO, errno.EPIPE)
 
 _shown = [False]  # a status line is on the terminal now, not yet ended by a newline
+#: a terminal narrower than this (or one that says it has no width) gets the whole line
+MIN_WIDTH = 40
 
 
 def status_line(line: str, tty: bool) -> bool:
@@ -24,9 +26,9 @@ def status_line(line: str, tty: bool) -> bool:
     own. False once stderr is gone (see status_write)."""
     if not tty:
         return status_write(line + "\n")
-    width = shutil.get_terminal_size((120, 24)).columns
-    if len(line) >= width:
-        line = line[:max(width - 2, 10)] + "…"
+    width = shutil.get_terminal_size((0, 0)).columns  # 0: a terminal that does not say (a serial console, a bare pty)
+    if width >= MIN_WIDTH and len(line) >= width:
+        line = line[:width - 4] + "..."
     return status_write("\r" + line + "\x1b[K")
 
 

@@ -293,16 +293,37 @@ _JOB_STATUS = ("import signal, subprocess, sys; signal.signal(signal.SIGHUP, lam
                "rc = p.wait(); open(sys.argv[1], 'w').write(str(rc))")
 
 
+def on_terminal(argv: list[str], cwd: Path, env: dict[str, str], size: tuple[int, int] = (24, 80)):
+    """`argv` started on a real pseudo-terminal of its own, `size` (rows, columns): the controlling
+    terminal of its own session, as a program started at an SSH prompt has. Returns the process
+    (subprocess.Popen) and the terminal's other end (a file descriptor to read and to close: closing
+    it hangs the terminal up). Through subprocess, not pty.fork: Python 3.12 warns that fork() in a
+    process with threads may deadlock the child."""
+    import fcntl
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                                preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    finally:
+        os.close(slave)
+    return proc, master
+
+
 def srx_until_hangup(args: list[str], ready: bytes, cwd: Path, env: dict[str, str] | None = None,
                      timeout: float = 120, on_ready=None, login_shell: bool = False) -> tuple[int, bytes]:
     """`python -m srx ARGS` on a real pseudo-terminal of its own (its session's controlling terminal,
-    as in an SSH login), until `ready` appears on it; then the terminal hangs up (its other end
-    closed: the kernel sends SIGHUP, and writes to it fail with EIO). Returns the process's wait
-    status and what it printed. The process is killed, and the test failed, if it goes on.
+    as in an SSH login: `on_terminal`), until `ready` appears on it; then the terminal hangs up (its
+    other end closed: the kernel sends SIGHUP, and writes to it fail with EIO). Returns the process's
+    wait status and what it printed. The process is killed, and the test failed, if it goes on.
     `on_ready(pid)` is called just before the hangup (to note its child processes, say).
     `login_shell`: srx is typed into an interactive bash on that terminal, as at an SSH prompt, and
     runs as its job: at the hangup it gets SIGHUP twice, from the kernel and forwarded by bash."""
-    import pty
     import shlex
     import signal
     import sys
@@ -311,15 +332,9 @@ def srx_until_hangup(args: list[str], ready: bytes, cwd: Path, env: dict[str, st
 
     argv = [sys.executable, "-m", "srx", *args]
     status_file = Path(tempfile.mkdtemp()) / "status"
-    pid, terminal = pty.fork()
-    if pid == 0:  # the child: never back into pytest, whatever happens
-        try:
-            os.chdir(cwd)
-            if login_shell:
-                os.execve("/bin/bash", ["bash", "--norc", "--noprofile", "-i"], {**os.environ, **(env or {})})
-            os.execve(sys.executable, argv, {**os.environ, **(env or {})})
-        finally:
-            os._exit(127)
+    proc, terminal = on_terminal(["/bin/bash", "--norc", "--noprofile", "-i"] if login_shell else argv, cwd,
+                                 {**os.environ, **(env or {})})
+    pid = proc.pid
     if login_shell:
         job = [sys.executable, "-c", _JOB_STATUS, str(status_file), *argv]
         os.write(terminal, (" ".join(shlex.quote(a) for a in job) + "\n").encode())
@@ -333,24 +348,23 @@ def srx_until_hangup(args: list[str], ready: bytes, cwd: Path, env: dict[str, st
     if on_ready is not None and ready in seen:
         on_ready(pid)
     os.close(terminal)  # the hangup
-    status, waited = 0, False
+    def wait_status(rc: int) -> int:  # a return code as a wait status: os.WIFEXITED, os.WEXITSTATUS apply
+        return rc << 8 if rc >= 0 else -rc
+
     while time.monotonic() < deadline + 60:
-        if not waited:
-            waited, status = os.waitpid(pid, os.WNOHANG)
-        if waited and not login_shell:
+        done = proc.poll() is not None  # srx itself, or the shell it runs under
+        if done and not login_shell:
             assert ready in seen, seen[-2000:]
-            return status, seen
-        if waited and status_file.exists() and status_file.read_text():  # srx, the shell's job, ended
+            return wait_status(proc.returncode), seen
+        if done and status_file.exists() and status_file.read_text():  # srx, the shell's job, ended
             assert ready in seen, seen[-2000:]
-            rc = int(status_file.read_text())
-            return (rc << 8 if rc >= 0 else -rc), seen  # as a wait status: os.WIFEXITED, os.WEXITSTATUS apply
+            return wait_status(int(status_file.read_text())), seen
         time.sleep(0.1)
     job_pid = Path(f"{status_file}.pid")
-    for p in ([] if waited else [pid]) + ([int(job_pid.read_text())] if login_shell and job_pid.exists() else []):
+    for p in [pid] + ([int(job_pid.read_text())] if login_shell and job_pid.exists() else []):
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGKILL)
-    if not waited:
-        os.waitpid(pid, 0)
+    proc.wait()
     pytest.fail(f"srx {' '.join(args[:1])} went on after its terminal hung up; it printed {seen[-400:]!r}")
 
 

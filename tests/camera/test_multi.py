@@ -902,15 +902,11 @@ def test_on_a_terminal_log_lines_start_at_the_left_and_the_status_line_fits(tmp_
     width (a longer one wraps, and every redraw scrolled), and a warning that comes while it is shown
     erases it first instead of being written after its text (a trial read `... gate 10.0fps d0 p95
     32msreconnect attempt 4 to door ...`)."""
-    import fcntl
     import os
-    import pty
-    import struct
     import sys
-    import termios
     import time
 
-    from tests.conftest import REPO
+    from tests.conftest import REPO, on_terminal
 
     port = free_port()  # a camera that is down: a warning every attempt
     argv = [sys.executable, "-m", "srx", "stream", "--source", f"door-camera-at-the-gate=rtsp://127.0.0.1:{port}/live",
@@ -918,28 +914,21 @@ def test_on_a_terminal_log_lines_start_at_the_left_and_the_status_line_fits(tmp_
             "--no-window", "--duration", "5s", "--reconnect-max-wait", "1"]
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env.update(OMP_NUM_THREADS="1", SRX_CACHE_DIR=str(tmp_path / "cache"))
-    pid, terminal = pty.fork()
-    if pid == 0:
-        try:
-            os.chdir(REPO)
-            os.execve(sys.executable, argv, env)
-        finally:
-            os._exit(127)
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc, terminal = on_terminal(argv, REPO, env, size=(24, 80))
     raw = b""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             chunk = os.read(terminal, 4096)
-        except OSError:
+        except OSError:  # the process ended: the terminal's other end is closed
             break
         if not chunk:
             break
         raw += chunk
     os.close(terminal)
-    _, status = os.waitpid(pid, 0)
+    rc = proc.wait(60)
     text = raw.decode(errors="replace")
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, text[-2000:]
+    assert rc == 0, text[-2000:]
     drawn = re.findall(r"\r([^\r\n]*?)\x1b\[K", text)
     statuses = [d for d in drawn if "total out" in d]
     assert statuses, text[-2000:]
