@@ -226,12 +226,7 @@ def parse_source(camera: int | None = None, source: str | None = None, demo: boo
         scheme = text.split("://", 1)[0].lower()
         if scheme == "file":
             text = text.split("://", 1)[1]
-        elif scheme not in URL_SCHEMES:
-            raise SrxError(
-                f"unsupported URL scheme {scheme!r} in --source {redact_url(text)}; expected "
-                f"{', '.join(s + '://' for s in URL_SCHEMES)}, a file path or a GStreamer pipeline"
-            )
-        else:
+        else:  # check_url took any other scheme
             return SourceSpec("url", text, env_names=names)
     if text.isdigit():
         raise SrxError(f"--source {text} looks like a camera index; use --camera {text}")
@@ -260,9 +255,19 @@ def check_url(text: str, option: str = "--source") -> None:
     if scheme and not scheme.group(2) and scheme.group(1).lower() in URL_SCHEMES:
         raise SrxError(f"{option} '{redact_url(text)}': a URL needs '://' after {scheme.group(1)}; expected "
                        f"{scheme.group(1)}://HOST[:PORT]/PATH")
+    if scheme and scheme.group(2) and scheme.group(1).lower() not in (*URL_SCHEMES, "file") and "!" not in text:
+        raise SrxError(f"{option} '{redact_url(text)}': unsupported URL scheme {scheme.group(1).lower()!r}; expected "
+                       f"{', '.join(s + '://' for s in URL_SCHEMES)}, a file path or a GStreamer pipeline")
     if not scheme or scheme.group(1).lower() not in _HOSTED:
         return
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  (raises for a port that is not a number)
+    except ValueError as exc:  # an unclosed IPv6 bracket (rtsp://[::1/live), a port that is not a number
+        if "IPv6" in str(exc):
+            raise SrxError(f"{option} '{redact_url(text)}': the host's '[' has no closing ']'; expected an IPv6 "
+                           f"host in brackets, {scheme.group(1)}://[fe80::1]:554/PATH") from None
+        parts = urlsplit(text)
     hostport = parts.netloc.rsplit("@", 1)[-1]
     if not parts.hostname:
         raise SrxError(f"{option} '{redact_url(text)}': no host; expected {scheme.group(1)}://HOST[:PORT]/PATH")

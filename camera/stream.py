@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import signal
 import sys
@@ -536,12 +535,23 @@ def _why(exc: BaseException) -> str:
     return re.sub(r"^--output \S+: ", "", str(exc), count=1)
 
 
+class StoppedEarly(SystemExit):
+    """A stop (Ctrl-C, SIGTERM, SIGHUP) that came before the stream loop began: while the model
+    loaded or a camera opened. The run ends through its cleanup, exit 0, as a stop during the
+    stream does (a service stopped just after its start is not a failure); `name` says which signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(0)
+        self.name = signal.Signals(signum).name
+
+
 class _WindDown:
-    """The SIGINT/SIGTERM/SIGHUP handler around a whole stream command (`stopping_signals`): until the stream
-    stops, the handler before it acts (SIGTERM before the loop starts ends srx as it always did);
-    once the loop has stopped (`_Signals` sets `stopping`), a further SIGTERM (a second `kill`, a
-    supervisor's repeat) is noted and ignored, so the outputs are finalised and the summary and
-    --json-summary written; a second Ctrl-C still interrupts at once."""
+    """The SIGINT/SIGTERM/SIGHUP handler around a whole stream command (`stopping_signals`), its
+    set-up and its summary: a stop before the loop starts ends the command cleanly (StoppedEarly,
+    exit 0; SIGTERM there was exit 143, which systemd counts as a failure, Ctrl-C 130); once the
+    loop has stopped (`_Signals` sets `stopping`), a further SIGTERM (a second `kill`, a supervisor's
+    repeat) is noted and ignored, so the outputs are finalised and the summary and --json-summary
+    written; a second Ctrl-C still interrupts at once."""
 
     def __init__(self, before: Any) -> None:
         self.before, self.stopping = before, False
@@ -553,12 +563,8 @@ class _WindDown:
                 raise KeyboardInterrupt
             log.warning("already stopping: finishing the outputs and the summary")
             return
-        before = self.before.get(signum)
-        if callable(before):
-            before(signum, frame)
-        elif before != signal.SIG_IGN:  # the default action, as if srx had no handler
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+        self.stopping = True
+        raise StoppedEarly(signum)
 
 
 @contextlib.contextmanager

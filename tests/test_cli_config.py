@@ -419,6 +419,10 @@ def test_a_dry_run_checks_the_file_and_says_what_would_run(tmp_path: Path, monke
      "[[source]] 1 (gate): source = 'rtsp//127.0.0.1:8603/clip': a URL needs '://' after rtsp"),
     ('source = ["yard=rtsp://cam:99999/live"]\n',
      "source = 'yard=rtsp://cam:99999/live': port '99999' is not a number from 1 to 65535"),
+    ('[[source]]\nname = "dock"\nsource = "rstp://10.0.0.7/live"\n',
+     "[[source]] 1 (dock): source = 'rstp://10.0.0.7/live': unsupported URL scheme 'rstp'"),
+    ('[[source]]\nname = "roof"\nsource = "rtsp://[::1/live"\n',
+     "[[source]] 1 (roof): source = 'rtsp://[::1/live': the host's '[' has no closing ']'"),
 ])
 def test_a_mistyped_camera_address_in_a_file_names_the_file_and_table(tmp_path: Path, entry: str, said: str) -> None:
     """A trial's `:86o3` passed --dry-run and was retried for the whole run; `rtsp//` was said as a

@@ -165,15 +165,9 @@ def stream_cmd(
     /cam/NAME/stream.mjpg each), numbers per source and in total. Name a source with
     --source NAME=SPEC; a source that fails or drops out does not stop the others. --config FILE
     takes the options from a TOML file, with a table of its own for each camera."""
-    from srx.camera.outputs import WindowOutput, display_available, recording_output
-    from srx.camera.server import MjpegServer, parse_hostport
-    from srx.camera.capture import check_buffer
-    from srx.camera.sources import check_source
-    from srx.camera.stats import StreamStats
-    from srx.camera.stream import check_bounds, stopping_signals, stream
-    from srx.runtime.upscaler import create_upscaler
-
-    from srx.camera.multi import apply_rates, apply_regions, apply_transports, output_for, parse_sources
+    from srx.camera.multi import apply_rates, apply_regions, apply_transports, parse_sources
+    from srx.camera.server import parse_hostport
+    from srx.camera.stream import StoppedEarly, stopping_signals
 
     weights, scale = one_value(weights, "--weights", "stream"), one_value(scale, "--scale", "stream")
     model = one_value(model_, "--model", "stream")
@@ -212,60 +206,16 @@ def stream_cmd(
                  buffer=buffer, max_frames=max_frames, duration=duration, segment=segment, keep=keep,
                  keep_free=keep_free, config=config, json_summary=json_summary)
         return
-    if len(named) > 1:
-        _stream_many(named, scale=scale, weights=weights, model=model, backend=backend, server=server, threads=threads,
-                     output=output, serve=serve, compare=compare, window=window, max_frames=max_frames,
-                     duration=duration, quiet=quiet, overlay=overlay, json_summary=json_summary, no_drop=no_drop,
-                     buffer=buffer, reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout,
-                     segment=segment, keep=keep, keep_free=keep_free)
-        return
-    # one source: the single-source loop, as always ({name} in --output takes its name)
-    spec = named[0].spec
-    output = [output_for(str(o), named[0].name) if "{name}" in str(o) else o for o in output or []]
-    if json_summary is not None and "{name}" in str(json_summary):
-        json_summary = Path(output_for(str(json_summary), named[0].name))
-    check_source(spec)
-    _distinct_outputs(output)
-    check_buffer(buffer)
-    seconds = _seconds(duration, "--duration")
-    check_bounds(max_frames, seconds)
-    cut = _segments(segment, keep, keep_free, output, live=spec.live)
-    if json_summary is not None and json_summary != STDOUT:  # checked now, not after the whole run
-        from srx.fsutil import check_output_file
-
-        check_output_file(json_summary, "--json-summary", in_place=True)  # written as write_report writes it
-    show = display_available() if window is None else window
-    stats = StreamStats()
-    outputs = []
-    web = None
-    try:  # outputs check their destinations now, before the model loads and the source opens
-        if serve is not None:  # first: an address it cannot serve on stops the run before a recording opens
-            web = MjpegServer(serve, stats=stats.live, source=named[0].name if named else "stream")
-        for target in output or []:
-            _not_a_source(str(target), [spec])
-            outputs.append(recording_output(target, retry_max_wait=reconnect_max_wait, **cut))
-        if web is not None:
-            outputs.append(web)
-        if show:
-            outputs.append(WindowOutput())
-        if not outputs:
-            log.info("no output asked for (headless, no --output/--serve): frames are upscaled and measured only")
-        upscaler = create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads,
-                                   server=server)
-        if web is not None:  # the page says the model's scale, which a served model gives
-            x = upscaler.scale
-            web.title = f"srx stream x{x}: {spec.describe()}"
-            web.halves = (f"left: bicubic x{x}", f"right: super-resolution x{x}") if compare else None
-    except BaseException:
-        for o in outputs if web is None or web in outputs else [web, *outputs]:
-            o.discard()
-        raise
-    with stopping_signals():
-        summary = stream(spec, upscaler, outputs, max_frames=max_frames, duration=seconds, drop=not no_drop,
-                         buffer=buffer, compare=compare, overlay=overlay, quiet=quiet, reconnect_max_wait=reconnect_max_wait,
-                         open_timeout=open_timeout, stats=stats)
-        _report(summary, json_summary, named)
-
+    run = _stream_many if len(named) > 1 else _stream_one
+    with stopping_signals():  # from here a stop ends the run cleanly, the model's load and the cameras' opens too
+        try:
+            run(named, scale=scale, weights=weights, model=model, backend=backend, server=server, threads=threads,
+                output=output, serve=serve, compare=compare, window=window, max_frames=max_frames,
+                duration=duration, quiet=quiet, overlay=overlay, json_summary=json_summary, no_drop=no_drop,
+                buffer=buffer, reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout,
+                segment=segment, keep=keep, keep_free=keep_free)
+        except StoppedEarly as early:
+            typer.echo(f"stopped before the stream began ({early.name}): nothing was upscaled or recorded")
 
 #: --json-summary's stdout: the argument "-" itself, kept as this string (a Path never equals it)
 STDOUT = "-"
@@ -314,12 +264,71 @@ def _report(summary, json_summary, named) -> None:
         raise SrxError("; ".join(whys))
 
 
+def _stream_one(named, *, scale, weights, model, backend, server, threads, output, serve, compare, window, max_frames,
+                duration, quiet, overlay, json_summary, no_drop, buffer, reconnect_max_wait, open_timeout, segment=None,
+                keep=None, keep_free=None) -> None:
+    """One source: the single-source loop (srx.camera.stream; {name} in --output takes its name)."""
+    from srx.camera.capture import check_buffer
+    from srx.camera.multi import output_for
+    from srx.camera.outputs import WindowOutput, display_available, recording_output
+    from srx.camera.server import MjpegServer
+    from srx.camera.sources import check_source
+    from srx.camera.stats import StreamStats
+    from srx.camera.stream import check_bounds, stream
+    from srx.runtime.upscaler import create_upscaler
+
+    spec = named[0].spec
+    output = [output_for(str(o), named[0].name) if "{name}" in str(o) else o for o in output or []]
+    if json_summary is not None and "{name}" in str(json_summary):
+        json_summary = Path(output_for(str(json_summary), named[0].name))
+    check_source(spec)
+    _distinct_outputs(output)
+    check_buffer(buffer)
+    seconds = _seconds(duration, "--duration")
+    check_bounds(max_frames, seconds)
+    cut = _segments(segment, keep, keep_free, output, live=spec.live)
+    if json_summary is not None and json_summary != STDOUT:  # checked now, not after the whole run
+        from srx.fsutil import check_output_file
+
+        check_output_file(json_summary, "--json-summary", in_place=True)  # written as write_report writes it
+    show = display_available() if window is None else window
+    stats = StreamStats()
+    outputs = []
+    web = None
+    try:  # outputs check their destinations now, before the model loads and the source opens
+        if serve is not None:  # first: an address it cannot serve on stops the run before a recording opens
+            web = MjpegServer(serve, stats=stats.live, source=named[0].name if named else "stream")
+        for target in output or []:
+            _not_a_source(str(target), [spec])
+            outputs.append(recording_output(target, retry_max_wait=reconnect_max_wait, **cut))
+        if web is not None:
+            outputs.append(web)
+        if show:
+            outputs.append(WindowOutput())
+        if not outputs:
+            log.info("no output asked for (headless, no --output/--serve): frames are upscaled and measured only")
+        upscaler = create_upscaler(scale, weights=weights, model_file=model, backend=backend, threads=threads,
+                                   server=server)
+        if web is not None:  # the page says the model's scale, which a served model gives
+            x = upscaler.scale
+            web.title = f"srx stream x{x}: {spec.describe()}"
+            web.halves = (f"left: bicubic x{x}", f"right: super-resolution x{x}") if compare else None
+    except BaseException:
+        for o in outputs if web is None or web in outputs else [web, *outputs]:
+            o.discard()
+        raise
+    summary = stream(spec, upscaler, outputs, max_frames=max_frames, duration=seconds, drop=not no_drop,
+                     buffer=buffer, compare=compare, overlay=overlay, quiet=quiet, reconnect_max_wait=reconnect_max_wait,
+                     open_timeout=open_timeout, stats=stats)
+    _report(summary, json_summary, named)
+
+
 def _stream_many(named, *, scale, weights, model, backend, server, threads, output, serve, compare, window, max_frames,
                  duration, quiet, overlay, json_summary, no_drop, buffer, reconnect_max_wait, open_timeout, segment=None,
                  keep=None, keep_free=None) -> None:
     """Several sources in one process (srx.camera.multi)."""
     from srx.camera.capture import check_buffer
-    from srx.camera.stream import check_bounds, stopping_signals
+    from srx.camera.stream import check_bounds
     from srx.camera.multi import check_pattern, output_for, stream_many
     from srx.camera.multi_server import MultiMjpegServer, multi_stats
     from srx.camera.outputs import WindowOutput, display_available, recording_output
@@ -368,11 +377,10 @@ def _stream_many(named, *, scale, weights, model, backend, server, threads, outp
         for o in [o for outs in outputs.values() for o in outs] + shared:
             o.discard()
         raise
-    with stopping_signals():
-        summary = stream_many(named, upscaler, outputs, shared_outputs=shared, max_frames=max_frames, duration=seconds,
-                              drop=not no_drop, buffer=buffer, compare=compare, overlay=overlay, quiet=quiet,
-                              reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout, stats=stats)
-        _report(summary, json_summary, named)
+    summary = stream_many(named, upscaler, outputs, shared_outputs=shared, max_frames=max_frames, duration=seconds,
+                          drop=not no_drop, buffer=buffer, compare=compare, overlay=overlay, quiet=quiet,
+                          reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout, stats=stats)
+    _report(summary, json_summary, named)
 
 
 def _dry_run(named, *, weights, scale, model, server, output, serve, buffer, max_frames, duration, segment, keep,

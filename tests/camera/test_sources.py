@@ -299,6 +299,9 @@ def test_frames_and_folder_sources(tmp_path: Path) -> None:
     ("rtsp:///clip", "no host; expected rtsp://HOST[:PORT]/PATH"),
     ("rtsp//127.0.0.1:8603/clip", "a URL needs '://' after rtsp; expected rtsp://HOST[:PORT]/PATH"),
     ("rtsp://admin:s3cret@cam:5x4/live", "port '5x4' is not a number from 1 to 65535"),
+    ("rtsp://[::1/clip", "the host's '[' has no closing ']'; expected an IPv6 host in brackets, rtsp://[fe80::1]:554/PATH"),
+    ("rstp://cam/live", "unsupported URL scheme 'rstp'; expected rtsp://, rtsps://, rtmp://, http://, https://, udp://, "
+                        "tcp://, srt://, a file path or a GStreamer pipeline"),
 ])
 def test_a_mistyped_camera_address_is_bad_input_not_a_camera_to_retry(url: str, why: str) -> None:
     """Such an address passed --dry-run and the start, and was then retried for as long as srx ran

@@ -1141,3 +1141,44 @@ def test_a_no_signal_frames_text_fits_the_frame(size: tuple[int, int]) -> None:
     assert frame.shape == (h, w, 3)
     edge = frame[:, int(w * 0.96):]  # the labels' black boxes end before the right edge
     assert not (edge.max(axis=2) == 0).any()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_before_the_stream_began_ends_it_cleanly(tmp_path, tiny_checkpoint, sig) -> None:
+    """`systemctl stop` just after a start, while the camera still opens (or the model loads): the
+    run ends at once through its cleanup with exit 0 and a line that says so, as a stop during the
+    stream does. It was exit 143 (SIGTERM; systemd counts it a failure) or 130 (Ctrl-C), no line."""
+    import socket
+
+    hole = socket.socket()  # a camera whose address takes the connection and never answers
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(4)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SRX_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "srx", "stream", "--source", f"rtsp://127.0.0.1:{hole.getsockname()[1]}/live",
+         "-w", str(tiny_checkpoint(2)), "--scale", "2", "--backend", "torch", "--threads", "1", "--no-window",
+         "--open-timeout", "60", "--output", str(tmp_path / "rec.mp4"), "--json-summary", str(tmp_path / "s.json")],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        taken: list = []
+        wait_until(lambda: len(_connections(hole, taken)) > 0 or proc.poll() is not None, 120, "srx to try the camera")
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        hole.close()
+    name = signal.Signals(sig).name
+    assert proc.returncode == 0, out
+    assert f"stopped before the stream began ({name}): nothing was upscaled or recorded" in out, out
+    assert "Traceback" not in out and list(tmp_path.glob("*rec*")) == []
+
+
+def _connections(listening, taken: list) -> list:
+    """The connections a listening socket has taken so far (accepted into `taken`, held open)."""
+    import select
+
+    while select.select([listening], [], [], 0)[0]:
+        taken.append(listening.accept()[0])
+    return taken
