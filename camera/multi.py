@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("srx")
 
+#: seconds a stop waits, in all, for the sources' threads (one blocked in an open that heeds no stop is
+#: left: it ends with the process, srx.cli.app.main)
+STOP_WAIT_S = 3.0
+
 #: what a source name may look like: it becomes part of file names and URL paths
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}"
 _NAMED = re.compile(rf"^({NAME_PATTERN})=(.+)$", re.S)
@@ -672,8 +676,9 @@ def stream_many(
         captures = [lane.capture for lane in lanes if lane.capture is not None]
         for cap in captures:  # every source stops reading now, then each is waited for: one blocked in an
             cap.stop(wait=False)  # open (up to --open-timeout) while the others read on counted frames and drops
+        until = time.monotonic() + STOP_WAIT_S  # one wait for them all, not 3 s each in turn
         for cap in captures:
-            cap.stop()
+            cap.stop(timeout=max(0.0, until - time.monotonic()))
         if not started:
             for reader in readers:
                 if isinstance(reader, _Opening):

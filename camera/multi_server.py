@@ -41,6 +41,7 @@ _STYLE = """
  .grid { display: flex; flex-wrap: wrap; gap: 8px; padding: 0 8px 8px 8px; align-items: flex-start; }
  .cam { margin: 0; }
  .cam img { display: block; max-width: 100%; }
+ .cam img:not([src]) { width: 320px; height: 180px; background: #2a2a2a; }
  .cam figcaption { padding: 4px 0; white-space: pre-wrap; overflow-wrap: anywhere; width: 0; min-width: 100%; }
  a { color: #9cdcfe; }
 """
@@ -85,7 +86,7 @@ def _page(title: str, names: Sequence[str], single: bool) -> str:
     for name in names:
         q = html.escape(name, quote=True)
         img = (f'<img src="/cam/{q}/stream.mjpg" alt="{q}">' if live
-               else f'<img data-frame="/cam/{q}/frame.jpg" alt="{q}">')  # its src set once a frame loads: no broken image
+               else f'<img data-frame="/cam/{q}/frame.jpg" alt="">')  # its src set once a frame loads: no broken image
         link = "" if single else f'<a href="/cam/{q}/">{q}</a> <a href="/cam/{q}/stream.mjpg">mjpeg</a>'
         tiles.append(f'<figure class="cam">{img}<figcaption><div id="stats-{q}">{q}</div>{link}</figcaption></figure>')
     script = _SCRIPT % {"refresh": "false" if live else "true", "title": json.dumps(title), "late": LATE_S}

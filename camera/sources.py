@@ -666,7 +666,7 @@ def _open_av(spec: SourceSpec, timeout: float) -> FrameReader:
             reader.release()
         advice = (CHECK_ADDRESS if silent_what == "no answer" else
                   "check that it sends video (a camera that sends a keyframe seldom, at a low rate, needs a longer "
-                  "--open-timeout)")
+                  "--open-timeout; one whose stream hangs after it answered, a restart)")
         silent = (f"; over --rtsp-transport udp a camera that answers but whose video a firewall, NAT or 4G router "
                   f"drops looks the same: try --rtsp-transport tcp" if spec.rtsp and spec.rtsp_transport == "udp" else "")
         raise SrxError(f"source {name} did not open within {within} ({silent_what}); {advice}{silent}")

@@ -445,8 +445,8 @@ _METRICS = (
      "stale"),
     ("srx_nosignal_frames_total", "counter", "Generated no-signal frames sent while the source was away.",
      "nosignal_frames"),
-    ("srx_source_reconnects_total", "counter", "Times the source came back after it was lost, or opened late after "
-     "it did not at the start.", "reconnects"),
+    ("srx_source_reconnects_total", "counter", "Times the source came back after it was lost (a camera that opens "
+     "late, after the run began, is not counted).", "reconnects"),
     ("srx_source_up", "gauge", "1 while the source delivers frames; 0 while it is lost (reconnecting, stalled), "
      "and for good once it failed or ended (srx_source_state says which).", "connected"),
     ("srx_backend_up", "gauge", "1 while the model backend upscales; 0 while it is away and frames go out bicubic.",
