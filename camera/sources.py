@@ -359,10 +359,12 @@ class AvReader(FrameReader):
     decode at all is skipped (what it can, it conceals, as OpenCV's capture did); a read that fails or
     passes the read timeout ends the source (None), which the capture reconnects."""
 
-    def __init__(self, container: Any, stream: Any, first: Any, fps: float | None) -> None:
-        self.container, self.stream, self.fps = container, stream, fps
+    def __init__(self, container: Any, stream: Any) -> None:
+        """Reads the stream's first frame (`first`: None where none came in the read timeout)."""
+        self.container, self.stream, self.fps = container, stream, _stream_rate(stream)
+        stream.codec_context.thread_count = 1  # FFmpeg's frame threads hold a frame each, seconds at a low rate
         self._frames = self._decoded()
-        self._pending = first
+        self.first = self.next_frame()  # given by the first read()
 
     def _decoded(self) -> Iterator[Any]:
         import av
@@ -384,7 +386,7 @@ class AvReader(FrameReader):
             return None
 
     def read(self) -> np.ndarray | None:
-        frame, self._pending = (self._pending, None) if self._pending is not None else (self.next_frame(), None)
+        frame, self.first = (self.first, None) if self.first is not None else (self.next_frame(), None)
         if frame is None:
             return None
         self.time_s = frame.time
@@ -637,11 +639,7 @@ def _open_av(spec: SourceSpec, timeout: float) -> FrameReader:
             container = av.open(target, options=options, timeout=(max(timeout, 0.1), read_timeout))
             if not container.streams.video:
                 raise SrxError(f"source {name} has no video stream")
-            stream = container.streams.video[0]
-            stream.codec_context.thread_count = 1  # FFmpeg's frame threads hold a frame each, seconds at a low rate
-            reader = AvReader(container, stream, None, _stream_rate(stream))
-            reader._pending = reader.next_frame()
-            got = {"reader": reader}
+            got = {"reader": AvReader(container, container.streams.video[0])}
         except Exception as exc:  # noqa: BLE001  (PyAV's errors and friends: reported below as one line)
             got = {"error": exc}
             if container is not None:
@@ -661,7 +659,7 @@ def _open_av(spec: SourceSpec, timeout: float) -> FrameReader:
         result["gave_up"] = worker.is_alive()
     reader = result.get("reader")
     slow = time.monotonic() - started >= 0.9 * timeout
-    if worker.is_alive() or (reader is None and slow) or (reader is not None and reader._pending is None and slow):
+    if worker.is_alive() or ((reader is None or reader.first is None) and slow):
         if reader is not None:
             reader.release()
         advice = (CHECK_ADDRESS if silent_what == "no answer" else
@@ -682,11 +680,11 @@ def _open_av(spec: SourceSpec, timeout: float) -> FrameReader:
                      else "the user and password in the URL")
             raise SrxError(f"cannot open source {name}: the camera refused the login ({said}); check {where}")
         raise SrxError(f"cannot open source {name}: {said}; {CHECK_ADDRESS}")
-    if reader is None or reader._pending is None:
+    if reader is None or reader.first is None:
         if reader is not None:
             reader.release()
         raise SrxError(f"source {name} opened but sent no frame")
-    log.debug("opened %s: %dx%d at %s fps", name, reader._pending.width, reader._pending.height,
+    log.debug("opened %s: %dx%d at %s fps", name, reader.first.width, reader.first.height,
               f"{reader.fps:g}" if reader.fps else "?")
     return reader
 

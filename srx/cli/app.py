@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from srx._version import __version__
+from srx.console import clear_status
 from srx.errors import SrxError
 from srx.signals import hung_up, note_terminal, second_request, stop_signals, terminating
 
@@ -129,8 +130,6 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
     def emit(self, record: logging.LogRecord) -> None:
-        from srx.console import clear_status
-
         clear_status()  # a live status line on the terminal is erased first, not written after
         super().emit(record)
 
