@@ -60,11 +60,16 @@ from srx.camera.stats import LATE_S, recent_rate
 from srx.errors import SrxError
 from srx.eventlog import EVENTS_FIRST, EVENTS_LAST, EventLog
 from srx.imageio import cut_short
+from srx.words import counted, seconds_text
 
 log = logging.getLogger("srx")
 
 #: first reconnect wait; doubles per failed attempt up to the cap
 RECONNECT_FIRST_WAIT = 0.5
+#: a source lost again within this many seconds of coming back keeps dropping (a camera at its limit
+#: of clients, a relay that hangs up at once): it waits before its first attempt, twice as long each
+#: time in a row up to the cap, instead of being reopened at once over and over
+FLAP_S = 5.0
 #: the names of the threads that read sources (and open them): one may still be inside OpenCV's C++
 #: when the command is over (an open or read that does not heed a stop), and the interpreter's exit
 #: must not wait for it or tear it down (srx.cli.app.main ends such a process at once, its work done)
@@ -79,6 +84,9 @@ LAG_DRIFT = 0.001
 
 #: how long frames must come late before it is said (not the one frame after a stall)
 LATE_HOLD_S = 1.0
+
+#: damaged frames are said at the first and then at most once in this many seconds (the summary counts them all)
+DAMAGE_SAY_S = 60.0
 
 
 class LinkLag:
@@ -210,6 +218,10 @@ class CaptureThread:
         self.late_spells = 0  # times its frames came late (RTSP: LinkLag), said in a warning
         self._next_due: float | None = None  # when (source time, s) the next frame may pass max_fps
         self.stale = 0  # frames a live source held up at a (re)connect or stall, skipped unread by the model
+        self.damaged = 0  # frames its decoder flagged as decoded with errors or could not decode (FrameReader.damaged)
+        self._damage_seen: tuple[FrameReader | None, int] = (None, 0)  # the reader last looked at, and its count then
+        self._damage_said_at: float | None = None  # when damaged frames were last said, and those since
+        self._damage_unsaid = 0
         self.lag = LinkLag() if spec.rtsp else None  # how late an RTSP source's frames come (its RTP times)
         self._late_said = False  # the source's frames are late (said once, until they are in time again)
         self._late_since: float | None = None  # when its frames began to come more than LATE_S late
@@ -229,6 +241,8 @@ class CaptureThread:
         self.reconnect_attempts = 0
         self.reconnects = 0
         self.attempt = 0  # attempts in the current outage
+        self._back_at: float | None = None  # when it last came back (a reconnect or a late opening)
+        self._flaps, self._flap_wait = 0, 0.0  # times in a row it was lost again soon after, and the wait that earns
         self.next_retry_at: float | None = None
         # what happened, for --json-summary (bounded: the run's first events and its newest)
         self.event_log = EventLog()
@@ -316,6 +330,8 @@ class CaptureThread:
         if self._connected:
             return f"no frame for {time.monotonic() - self.last_frame_at:.0f} s; waiting for the source"
         wait = max(0.0, (self.next_retry_at or time.monotonic()) - time.monotonic())
+        if self.attempt == 0 and self._flaps:  # waiting before its first attempt: it keeps dropping
+            return f"dropped {counted(self._flaps, 'time')} soon after it came back: reconnecting in {wait:.0f} s"
         return f"reconnecting: attempt {self.attempt}, next in {wait:.0f} s"
 
     def input_fps(self) -> float:
@@ -413,6 +429,7 @@ class CaptureThread:
             t_read = time.monotonic()
             image = self.reader.read()
             t_got = time.monotonic()
+            self._count_damage()
             if image is None:
                 if self._stop.is_set():
                     return
@@ -492,6 +509,33 @@ class CaptureThread:
             index += 1
             if not self._publish(frame):
                 return
+
+    def _count_damage(self) -> None:
+        """Add the frames the reader counted as damaged since the last look (a new reader, after a
+        reconnect, counts from 0) and say them: the first at once, then at most once in DAMAGE_SAY_S
+        (a lossy link damages frames all the time; the summary and /metrics count every one)."""
+        reader = self.reader
+        count = reader.damaged
+        seen = self._damage_seen[1] if self._damage_seen[0] is reader else 0
+        self._damage_seen = (reader, count)
+        if count <= seen:
+            return
+        self.damaged += count - seen
+        self._damage_unsaid += count - seen
+        now = time.monotonic()
+        if self._damage_said_at is None:
+            udp = self.spec.rtsp and self.spec.rtsp_transport == "udp"
+            log.warning("source %s: a frame came damaged (packets lost or broken on the way; the decoder filled the "
+                        "gap from the frame before, so part of the picture may smear until the next keyframe)%s",
+                        self.label, "; over UDP every lost packet does this: --rtsp-transport tcp carries them all"
+                        if udp else "")
+        elif now - self._damage_said_at >= DAMAGE_SAY_S:
+            log.warning("source %s: %s came damaged since the last such line, %s ago", self.label,
+                        counted(self._damage_unsaid, "more frame"), seconds_text(now - self._damage_said_at))
+        else:
+            return
+        self._event("damaged", frames=self._damage_unsaid)
+        self._damage_said_at, self._damage_unsaid = now, 0
 
     def _late(self, t_got: float, waited: float) -> bool:
         """Whether an RTSP frame is late and part of a backlog: it came at once (a newer one right
@@ -576,10 +620,21 @@ class CaptureThread:
         first = not self.ever_opened
         if not first:
             self._event("lost")
-        if self.frames_read or self.reconnects:
+        back_for = None if self._back_at is None or first else time.monotonic() - self._back_at
+        if back_for is not None and back_for < FLAP_S:
+            self._flaps += 1
+            self._flap_wait = min(max(RECONNECT_FIRST_WAIT, 2 * self._flap_wait), self.reconnect_max_wait)
+            log.warning("source %s stopped again %s after it came back (%s in a row); reconnecting in %s",
+                        self.label, seconds_text(back_for), counted(self._flaps, "time"), seconds_text(self._flap_wait))
+        elif self.frames_read or self.reconnects:
+            self._flaps, self._flap_wait = 0, 0.0
             log.warning("source %s stopped; reconnecting (backoff up to %.0f s)", self.label, self.reconnect_max_wait)
         wait = RECONNECT_FIRST_WAIT
         self.attempt = 0
+        if self._flaps:
+            self.next_retry_at = time.monotonic() + self._flap_wait
+            if self._stop.wait(self._flap_wait):
+                return
         if failed is not None:  # that was attempt 1
             self.attempt, self.last_failure = 1, str(failed)
             self.reconnect_attempts += 1
@@ -612,6 +667,7 @@ class CaptureThread:
             self._stall_said = False  # "reconnected" says it: no "sends frames again" after it
             self.connected = True
             self.next_retry_at = None
+            self._back_at = time.monotonic()
             if first:  # a source the run began without: it opens now, it does not come back
                 self.ever_opened = True
                 self._event("opened", attempts=self.attempt)

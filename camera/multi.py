@@ -31,8 +31,8 @@ from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
 from srx.camera.sources import (FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_rtsp_transport,
                                 parse_source, redact_url)
-from srx.camera.stats import (LATE_S, Samples, StreamStats, StreamSummary, bursts_text, late_text, servers_line,
-                              stopped_text, window_words)
+from srx.camera.stats import (LATE_S, Samples, StreamStats, StreamSummary, bursts_text, damaged_text, late_text,
+                              servers_line, stopped_text, window_words)
 from srx.console import status_line, status_write
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
@@ -407,7 +407,8 @@ class MultiSummary:
             f"stream summary: {len(self.sources)} sources x{self.scale} on {self.backend}, {stopped_text(self.stopped_by)}",
             f"  total: {t['frames_in']} in, {t['frames_out']} out, {t['dropped']} dropped"
             + "".join(f", {t[k]} {label}" for k, label in (("skipped", "skipped"), ("stale", "stale"),
-                                                            ("queued_at_stop", "still queued at the stop")) if t.get(k))
+                                                            ("queued_at_stop", "still queued at the stop"),
+                                                            ("damaged", "damaged")) if t.get(k))
             + f" in {self.wall_s:.1f} s; "
             f"fps {t['fps_in']:.2f} in, {t['fps_out']:.2f} out; latency ms p50 {ms(t['latency_ms']['p50'])}, "
             f"p95 {ms(t['latency_ms']['p95'])}" + window_words(t.get("latency_window")),
@@ -432,6 +433,8 @@ class MultiSummary:
                 extra += f", {s.queued_at_stop} still queued at the stop"
             if s.nosignal_frames:
                 extra += f", {s.nosignal_frames} no-signal"
+            if s.damaged:
+                extra += f", {damaged_text(s.damaged)}"
             if s.reconnect_attempts and (s.reconnects or s.frames_in):  # one that never opened: its note says it
                 extra += f", {s.reconnects} reconnects after {s.reconnect_attempts} attempts"
             lines.append(f"  {name}: {s.source}, {size}, {stopped_text(s.stopped_by)}: {s.frames_in} in, {s.frames_out} out, "
@@ -713,6 +716,7 @@ def stream_many(
         "dropped": sum(s.dropped for s in summaries.values()),
         "skipped": sum(s.skipped for s in summaries.values()),
         "stale": sum(s.stale for s in summaries.values()),
+        "damaged": sum(s.damaged for s in summaries.values()),
         "queued_at_stop": sum(s.queued_at_stop for s in summaries.values()),
         "nosignal_frames": sum(s.nosignal_frames for s in summaries.values()),
         "fps_in": round(sum(s.fps_in for s in summaries.values()), 3),  # each source's own rate, added up

@@ -313,6 +313,7 @@ class FrameReader:
     fps: float | None = None
     frame_count: int | None = None
     time_s: float | None = None  # the container's (a file's) or stream's time of the frame read() last gave, None if unknown
+    damaged = 0  # frames the decoder flagged as decoded with errors, or could not decode at all, since the open
 
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -357,11 +358,14 @@ class AvReader(FrameReader):
     wedged after the handshake held them all for its whole timeout). Frames are BGR, each with the
     stream's own time (`time_s`: an RTSP camera's RTP clock, for LinkLag); a packet FFmpeg cannot
     decode at all is skipped (what it can, it conceals, as OpenCV's capture did); a read that fails or
-    passes the read timeout ends the source (None), which the capture reconnects."""
+    passes the read timeout ends the source (None), which the capture reconnects. Both kinds of
+    damage are counted (`damaged`): a frame FFmpeg flags as decoded with errors (parts of it missing,
+    filled in from the frame before) and a packet it could not decode."""
 
     def __init__(self, container: Any, stream: Any) -> None:
         """Reads the stream's first frame (`first`: None where none came in the read timeout)."""
         self.container, self.stream, self.fps = container, stream, _stream_rate(stream)
+        self.damaged = 0
         stream.codec_context.thread_count = 1  # FFmpeg's frame threads hold a frame each, seconds at a low rate
         self._frames = self._decoded()
         self.first = self.next_frame()  # given by the first read()
@@ -373,8 +377,11 @@ class AvReader(FrameReader):
             try:
                 frames = packet.decode()
             except av.error.InvalidDataError:  # a packet a lossy link spoilt: the next may decode
+                self.damaged += 1
                 continue
-            yield from frames
+            for frame in frames:
+                self.damaged += bool(frame.is_corrupt)  # lost or broken packets, concealed by the decoder
+                yield frame
 
     def next_frame(self) -> Any:
         """The next decoded frame (PyAV's), or None where the stream ended or failed."""
@@ -457,6 +464,10 @@ class RegionReader(FrameReader):
     @property
     def time_s(self) -> float | None:  # type: ignore[override]
         return self.inner.time_s
+
+    @property
+    def damaged(self) -> int:  # type: ignore[override]
+        return self.inner.damaged
 
     def release(self) -> None:
         self.inner.release()

@@ -86,6 +86,7 @@ class StreamSummary:
     roi: list[int] | None = None  # --roi: [left, top, width, height] of the source's frames upscaled (None: all)
     rtsp_transport: str | None = None  # an rtsp:// source: how its video came (--rtsp-transport tcp or udp)
     stale: int = 0  # frames a live source held up at a (re)connect, a stall or a slow link: skipped as seconds old
+    damaged: int = 0  # frames its decoder flagged as decoded with errors (concealed) or could not decode: a lossy link
     worst_lag_s: float | None = None  # an RTSP source: the most its frames trailed the camera's clock (LinkLag)
     late_spells: int = 0  # times its frames came late, said in a warning
     dropped_in_bursts: int = 0  # of the dropped, those a live source handed over at once (after a stall, a slow link)
@@ -162,6 +163,7 @@ class StreamSummary:
             + (f", {self.stale} stale (held up at a connect, a stall or a slow link)" if self.stale else "")
             + (f", {self.queued_at_stop} still queued at the stop" if self.queued_at_stop else "")
             + (f", {self.nosignal_frames} no-signal" if self.nosignal_frames else "")
+            + (f", {damaged_text(self.damaged)}" if self.damaged else "")
             + f" in {self.wall_s:.1f} s",
             f"  fps: {self.fps_in:.2f} in{self._unpaced()}, {self.fps_out:.2f} out",
             f"  latency capture->out ms: p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}, max {ms(lat['max'])}"
@@ -334,6 +336,7 @@ class StreamStats:
         dropped = cap.dropped if cap is not None else 0
         skipped = cap.skipped if cap is not None else 0
         stale = cap.stale if cap is not None else 0
+        damaged = cap.damaged if cap is not None else 0
         state = cap.state if cap is not None else "starting"
         elapsed = time.monotonic() - self.t_start
         return {
@@ -344,6 +347,7 @@ class StreamStats:
             "dropped": dropped,
             "skipped": skipped,
             "stale": stale,
+            "damaged": damaged,
             "nosignal_frames": self.nosignal,
             "connected": state == "up",  # delivering frames: not lost, failed, ended or stopped
             "state": state,  # up | starting | reconnecting | stalled | failed | ended | stopped
@@ -403,6 +407,11 @@ class StreamStats:
         return self.latency.window_used()
 
 
+def damaged_text(n: int) -> str:
+    """The summary's words for a source's damaged frames."""
+    return f"{n} damaged (packets lost or broken on the way)"
+
+
 def sources_stats(sources: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """/stats of a run: the run's own (`run`, `servers`: taken out of the sources' snapshots, which
     each carry them), the totals and each source's snapshot by name. One source's /stats is this too,
@@ -412,7 +421,8 @@ def sources_stats(sources: dict[str, dict[str, Any]]) -> dict[str, Any]:
         found = [snap.pop(key) for snap in sources.values() if key in snap][:1]  # one run's, once
         if found:
             shared[key] = found[0]
-    added = ("frames_in", "frames_out", "dropped", "skipped", "stale", "nosignal_frames", "fallback_frames", "reconnects")
+    added = ("frames_in", "frames_out", "dropped", "skipped", "stale", "damaged", "nosignal_frames", "fallback_frames",
+             "reconnects")
     return {
         **shared,
         "total": {"sources": len(sources),
@@ -443,6 +453,8 @@ _METRICS = (
      "skipped"),
     ("srx_frames_stale_total", "counter", "Source frames held up by a (re)connect or stall, skipped as seconds old.",
      "stale"),
+    ("srx_frames_damaged_total", "counter", "Source frames that came damaged: decoded with errors (concealed from "
+     "the frame before) or not decodable; packets lost or broken on the way.", "damaged"),
     ("srx_nosignal_frames_total", "counter", "Generated no-signal frames sent while the source was away.",
      "nosignal_frames"),
     ("srx_source_reconnects_total", "counter", "Times the source came back after it was lost (a camera that opens "

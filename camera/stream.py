@@ -334,6 +334,7 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         queued_at_stop=max(0, capture.frames_read - stats.frames_out - capture.dropped - capture.skipped - capture.stale),
         skipped=capture.skipped,
         stale=capture.stale,
+        damaged=capture.damaged,
         worst_lag_s=round(capture.lag.worst, 2) if capture.lag is not None else None,
         late_spells=capture.late_spells, dropped_in_bursts=capture.dropped_in_bursts,
         **{k: v for k, v in source_settings(capture.spec).items() if k != "source"},  # max_fps, roi, rtsp_transport

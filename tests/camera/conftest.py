@@ -87,3 +87,44 @@ class ThumbnailSink(Output):
 
     def close(self) -> None:
         self.closed = True
+
+
+def ts_with_broken_packets(path: Path, broken: tuple[int, ...], n: int = 30) -> None:
+    """An H.264 MPEG-TS stream (a keyframe every 10 frames) whose packets numbered in `broken` are
+    cut to half their bytes, as a lossy link leaves them."""
+    import av
+
+    out = av.open(str(path), "w", format="mpegts")
+    video = out.add_stream("libx264", rate=10)
+    video.width, video.height, video.pix_fmt = 48, 36, "yuv420p"
+    video.options = {"g": "10", "bf": "0"}
+    packets = []
+    for i, img in enumerate(frames(n, 36, 48)):
+        frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+        frame.pts = i
+        packets += video.encode(frame)
+    packets += video.encode()
+    for k, packet in enumerate(packets):
+        if k in broken:
+            data = bytes(packet)
+            cut = av.Packet(data[:len(data) // 2])
+            cut.pts, cut.dts, cut.time_base, cut.stream = packet.pts, packet.dts, packet.time_base, video
+            packet = cut
+        out.mux(packet)
+    out.close()
+
+
+def serve_folder(folder: Path):
+    """A real HTTP server (the standard library's) for the files in `folder`, each read whole at a
+    time by a network source; the caller shuts it down."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+

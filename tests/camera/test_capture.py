@@ -144,6 +144,43 @@ def test_reconnect_attempts_wait_at_most_reconnect_max_wait(caplog) -> None:
     assert cap.reconnects == 0 and cap.reconnect_attempts >= 4
 
 
+
+def test_a_source_that_drops_soon_after_each_reconnect_is_retried_with_a_growing_wait(tmp_path: Path, caplog) -> None:
+    """A camera that hangs up a moment after each connection (at its limit of clients; here a real
+    HTTP server whose stream is three seconds of video read at once) was reopened at once, over and
+    over: 150 connections and 300 warnings in 3 s. Lost again within FLAP_S of coming back, it now
+    waits before the first attempt, twice as long each time in a row (0.5, 1, 2 s here, up to
+    --reconnect-max-wait); one that stayed up longer is reopened at once, as before."""
+    import logging
+    import re
+
+    from tests.camera.conftest import serve_folder, ts_with_broken_packets
+
+    ts_with_broken_packets(tmp_path / "clip.ts", broken=())
+    server = serve_folder(tmp_path)
+    caplog.set_level(logging.WARNING, logger="srx")
+    flaps = lambda: [(float(m[0]), int(m[1]), float(m[2])) for r in caplog.records  # noqa: E731
+                     for m in re.findall(r"stopped again ([\d.]+) s after it came back \((\d+) times? in a row\); "
+                                         r"reconnecting in ([\d.]+) s$", r.getMessage())]
+    spec = parse_source(source=f"http://127.0.0.1:{server.server_address[1]}/clip.ts")
+    cap = CaptureThread(spec, open_reader(spec, 5.0), reconnect_max_wait=2.0, open_timeout=5.0)
+    notes = []
+    cap.start()
+    try:
+        wait_until(lambda: len(flaps()) >= 1, 30, "a drop soon after a reconnect")
+        notes.append(cap.outage_note())  # while it waits before the attempt
+        wait_until(lambda: len(flaps()) >= 4, 30, "four drops in a row")
+    finally:
+        cap.stop()
+        server.shutdown()
+        server.server_close()
+    assert [(n, wait) for _, n, wait in flaps()[:4]] == [(1, 0.5), (2, 1.0), (3, 2.0), (4, 2.0)], flaps()
+    assert all(back < capture.FLAP_S for back, _, _ in flaps())
+    assert cap.reconnects <= 6, f"{cap.reconnects} reconnects: reopened at once"
+    assert re.fullmatch(r"dropped 1 time soon after it came back: reconnecting in [01] s", notes[0]), notes
+    # the first loss, after the source had been up since the start, is retried at once
+    assert "stopped; reconnecting" in caplog.records[0].getMessage(), caplog.records[0].getMessage()
+
 def test_link_lag_follows_a_slow_link_and_forgives_a_slow_camera_clock() -> None:
     """LinkLag, frame by frame: frames in step with the camera's clock are on time; frames a link
     delivers slower than the stream trail it by what they lost (less the frame interval a decoder
@@ -229,7 +266,7 @@ def test_a_stalled_source_that_is_reconnected_is_said_back_once(monkeypatch, cap
 
 def test_the_status_line_says_when_a_cameras_frames_come_late() -> None:
     class Late:  # an RTSP capture whose frames come 12.3 s behind the camera's clock
-        frames_read, dropped, skipped, stale, reconnects, state, lag, lag_s = 10, 0, 0, 0, 0, "up", object(), 12.34
+        frames_read, dropped, skipped, stale, damaged, reconnects, state, lag, lag_s = 10, 0, 0, 0, 0, 0, "up", object(), 12.34
 
         def recent_fps(self) -> float:
             return 3.3

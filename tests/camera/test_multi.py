@@ -806,7 +806,7 @@ def test_the_live_line_says_which_camera_has_no_signal() -> None:
     from srx.camera.stats import StreamStats
 
     class Up:  # a capture that delivers
-        frames_read, dropped, skipped, stale, reconnects, state, lag = 10, 0, 0, 0, 0, "up", None
+        frames_read, dropped, skipped, stale, damaged, reconnects, state, lag = 10, 0, 0, 0, 0, 0, "up", None
 
         def recent_fps(self) -> float:
             return 10.0

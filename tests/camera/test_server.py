@@ -349,7 +349,8 @@ def test_a_runs_stats_add_up_the_sources_and_say_the_run_once() -> None:
     the run's own keys once at the top, not again in each source."""
     from srx.camera.stats import sources_stats
 
-    counts = ("frames_in", "frames_out", "dropped", "skipped", "stale", "nosignal_frames", "fallback_frames", "reconnects")
+    counts = ("frames_in", "frames_out", "dropped", "skipped", "stale", "damaged", "nosignal_frames", "fallback_frames",
+              "reconnects")
     snap = {**{key: i + 1 for i, key in enumerate(counts)}, "fps_in": 2.5, "fps_out": 2.0}
     run = {"version": "0.1.0", "backend": "onnxruntime", "model": "fast-x3", "scale": "3"}
     got = sources_stats({"door": {**snap, "run": run}, "gate": {**snap, "run": run}})

@@ -25,7 +25,7 @@ from srx.camera.sources import SourceSpec
 from srx.camera.stream import stream
 from srx.runtime.base import Runner
 from srx.cli import app
-from tests.camera.conftest import ThumbnailSink, frames, wait_until
+from tests.camera.conftest import ThumbnailSink, frames, serve_folder, ts_with_broken_packets, wait_until
 from tests.conftest import assert_one_error_line, fill_disk, frame_times_ms, stored_frames
 
 REPO = Path(__file__).resolve().parents[2]
@@ -1182,3 +1182,44 @@ def _connections(listening, taken: list) -> list:
     while select.select([listening], [], [], 0)[0]:
         taken.append(listening.accept()[0])
     return taken
+
+
+def test_damaged_frames_of_a_network_stream_are_counted_and_said(tmp_path: Path, make_upscaler, caplog) -> None:
+    """A network camera's frames that come damaged (packets lost or broken on the way: the decoder
+    hides the gap with the frame before, and the picture smears until the next keyframe) were
+    upscaled and recorded without a word: now each is counted (the summary, JSON, /stats' and
+    /metrics' srx_frames_damaged_total), said in a warning at the first and then at most once a
+    minute. A real FFmpeg reads a real HTTP server's MPEG-TS; the same stream unbroken counts none."""
+    import logging
+
+    from srx.camera.sources import parse_source
+    from srx.camera.stats import StreamStats, prometheus_text, sources_stats
+
+    ts_with_broken_packets(tmp_path / "broken.ts", broken=(4, 14))
+    ts_with_broken_packets(tmp_path / "whole.ts", broken=())
+    server = serve_folder(tmp_path)
+    caplog.set_level(logging.WARNING, logger="srx")
+    upscaler = make_upscaler(2)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        stats = StreamStats()
+        broken = stream(parse_source(source=f"{url}/broken.ts"), upscaler, [], duration=3.0, stats=stats)
+        said = [r.getMessage() for r in caplog.records if "came damaged" in r.getMessage()]
+        caplog.clear()
+        whole = stream(parse_source(source=f"{url}/whole.ts"), upscaler, [], duration=3.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert whole.damaged == 0 and "damaged" not in whole.format() and "came damaged" not in caplog.text
+    # each reading of the file (the source ends and is reconnected) brings its two broken packets,
+    # the one the duration cut short none, one or both
+    readings = broken.reconnects + 1
+    assert broken.frames_in >= 30 and 2 * max(1, readings - 1) <= broken.damaged <= 2 * readings, broken.format()
+    assert f"{broken.damaged} damaged (packets lost or broken on the way)" in broken.format()
+    assert broken.to_dict()["damaged"] == broken.damaged
+    assert [e for e in broken.events if e["event"] == "damaged"][0]["frames"] == 1
+    assert len(said) == 1 and said[0].startswith(f"source {url}/broken.ts: a frame came damaged"), said
+    snap = stats.snapshot()
+    assert snap["damaged"] == broken.damaged
+    assert f'srx_frames_damaged_total{{source="{url}/broken.ts"}} {broken.damaged}' in prometheus_text(
+        sources_stats({f"{url}/broken.ts": snap})), "the counter on /metrics"
