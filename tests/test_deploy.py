@@ -319,6 +319,10 @@ tests:
         values: '0x5 12x15'
       - series: 'srx_source_lag_seconds{{{box},source="gate"}}'
         values: '0x5 12 0 12 0 12 0 12 0 12 0x10'
+      - series: 'srx_frames_damaged_total{{{box},source="door"}}'
+        values: '0+30x20'
+      - series: 'srx_frames_damaged_total{{{box},source="gate"}}'
+        values: '0+3x20'
     alert_rule_test:
       - eval_time: 20m
         alertname: SrxDroppingFrames
@@ -337,6 +341,11 @@ tests:
         exp_alerts:
           - exp_labels: {{severity: warning, {labels}, source: door}}
             exp_annotations: {{summary: "door on box1:8080: frames come 12s late (a slow link)"}}
+      - eval_time: 20m
+        alertname: SrxFramesDamaged
+        exp_alerts:
+          - exp_labels: {{severity: warning, {labels}, source: door}}
+            exp_annotations: {{summary: "door on box1:8080: 5% of its frames come damaged"}}
 """
 
 
@@ -355,7 +364,7 @@ def test_the_alert_rules_load_and_raise_what_they_say(tmp_path: Path) -> None:
     reconnecting is lost, a file that ended is not (srx_source_up is 0 for both)."""
     tool = promtool()
     res = subprocess.run([tool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0 and "SUCCESS: 9 rules found" in res.stdout, res.stdout + res.stderr
+    assert res.returncode == 0 and "SUCCESS: 10 rules found" in res.stdout, res.stdout + res.stderr
     tests = tmp_path / "srx-alerts-test.yml"
     tests.write_text(ALERT_TESTS.format(rules=ALERTS, box='instance="box1:8080",job="srx"',
                                         labels='instance: "box1:8080", job: srx'))
