@@ -51,6 +51,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ from srx.camera.sources import CHECK_ADDRESS, FrameReader, SourceSpec, open_read
 from srx.camera.stats import LATE_S, recent_rate
 from srx.errors import SrxError
 from srx.eventlog import EVENTS_FIRST, EVENTS_LAST, EventLog
-from srx.imageio import cut_short
+from srx.imageio import cut_short, square_size
 from srx.words import counted, seconds_text
 
 log = logging.getLogger("srx")
@@ -138,6 +139,7 @@ class Frame:
     capture_s: float  # time spent reading and decoding it
     t_taken: float | None = None  # time.monotonic() when the stream loop took it from the capture
     t_source: float | None = None  # seconds into a recorded source (SourceClock); None for a live one
+    sar: Fraction | None = None  # the shape of the source's pixels where they are not square (FrameReader.sar)
 
 
 class SourceClock:
@@ -222,6 +224,9 @@ class CaptureThread:
         self._damage_seen: tuple[FrameReader | None, int] = (None, 0)  # the reader last looked at, and its count then
         self._damage_said_at: float | None = None  # when damaged frames were last said, and those since
         self._damage_unsaid = 0
+        self._form: tuple | None = None  # what its frames were last said to be (size, pixel shape, interlaced)
+        self.sizes: list[tuple[float, int, int]] = []  # (when, width, height) of each size its frames came in
+        self._audio_said = False
         self.lag = LinkLag() if spec.rtsp else None  # how late an RTSP source's frames come (its RTP times)
         self._late_said = False  # the source's frames are late (said once, until they are in time again)
         self._late_since: float | None = None  # when its frames began to come more than LATE_S late
@@ -505,10 +510,43 @@ class CaptureThread:
                 self.skipped += 1
                 index += 1  # a real-time recording repeats the frame before for this one: the source's timing holds
                 continue
-            frame = Frame(image, index, time.monotonic(), t_got - t_read, t_source=t_src)
+            if self.spec.kind != "folder":  # pictures of any size, each its own
+                self._note_form(image)
+            frame = Frame(image, index, time.monotonic(), t_got - t_read, t_source=t_src, sar=self.reader.sar)
             index += 1
             if not self._publish(frame):
                 return
+
+    def _note_form(self, image: np.ndarray) -> None:
+        """Say what the source's frames are when it starts and whenever that changes (an installer
+        reconfigured the camera): their size, codec and frame rate, pixels that are not square (srx's
+        output is made square to match: srx.imageio.square_pixels) and fields deinterlaced;
+        each size in `sizes` and a `size` event; a camera's audio track, which is not recorded, once."""
+        reader = self.reader
+        h, w = image.shape[:2]
+        form = ((w, h), reader.sar, reader.interlaced)
+        if form == self._form:
+            return
+        was, self._form = self._form, form
+        t = time.monotonic()
+        if was is None or was[0] != form[0]:
+            self.sizes.append((t, w, h))
+            if was is not None:
+                self._event("size", width=w, height=h)
+        what = [f"{w}x{h}"] + ([reader.codec] if reader.codec else []) + ([f"{reader.fps:g} fps"] if reader.fps else [])
+        if reader.sar is not None:
+            shown = square_size(w, h, reader.sar)
+            what.append(f"pixels {reader.sar.numerator}:{reader.sar.denominator} wide, shown as {shown[0]}x{shown[1]}: "
+                        "the upscaled frames are resampled to square pixels to match")
+        if reader.interlaced:
+            what.append("interlaced, deinterlaced (FFmpeg's yadif) before it is upscaled")
+        if was is None:
+            log.info("source %s: %s", self.label, ", ".join(what))
+        else:
+            log.warning("source %s now sends %s (was %dx%d)", self.label, ", ".join(what), *was[0])
+        if reader.audio and not self._audio_said:
+            self._audio_said = True
+            log.info("source %s also sends sound (%s); srx stream records the picture only", self.label, reader.audio)
 
     def _count_damage(self) -> None:
         """Add the frames the reader counted as damaged since the last look (a new reader, after a

@@ -32,10 +32,11 @@ from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_te
 from srx.camera.sources import (FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_rtsp_transport,
                                 parse_source, redact_url)
 from srx.camera.stats import (LATE_S, Samples, StreamStats, StreamSummary, bursts_text, damaged_text, late_text,
-                              servers_line, stopped_text, window_words)
+                              servers_line, source_lines, stopped_text, window_words)
 from srx.console import status_line, status_write
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
+from srx.imageio import square_pixels
 from srx.words import counted
 
 if TYPE_CHECKING:
@@ -442,6 +443,7 @@ class MultiSummary:
                          f"latency ms p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}" + window_words(s.latency_window))
             if s.late_spells and s.worst_lag_s is not None:
                 lines.append(f"    {late_text(s.worst_lag_s, s.late_spells)}")
+            lines += [f"    {line}" for line in source_lines(s)]
             if s.timing_note:
                 lines.append(f"    note: {s.timing_note}")
             for failed in s.output_errors:
@@ -646,6 +648,7 @@ def stream_many(
                         batches[size] = batches.get(size, 0) + n
                 for (lane, frame), sr, tim in zip(taken, results, timings):
                     t_out = time.monotonic()
+                    sr = square_pixels(sr, frame.sar)
                     out = compare_frame(frame.image, sr, scale, model_label) if compare else sr
                     if overlay:
                         out = overlay_text(out, f"{lane.src.name}  " + lane.stats.live_line().strip())

@@ -16,13 +16,14 @@ import re
 import sys
 import threading
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from srx.errors import SrxError
-from srx.imageio import IMAGE_EXTENSIONS, follow_rotation
+from srx.imageio import IMAGE_EXTENSIONS, follow_rotation, pixel_shape
 
 log = logging.getLogger("srx")
 
@@ -314,6 +315,10 @@ class FrameReader:
     frame_count: int | None = None
     time_s: float | None = None  # the container's (a file's) or stream's time of the frame read() last gave, None if unknown
     damaged = 0  # frames the decoder flagged as decoded with errors, or could not decode at all, since the open
+    sar: Fraction | None = None  # the shape of its pixels (width:height) where they are not square: 12:11 for PAL D1
+    interlaced = False  # its frames came as fields (interlaced) and were deinterlaced before read() gave them
+    codec: str | None = None  # the video codec's name (h264, hevc, mjpeg), where the reader knows it
+    audio: str | None = None  # the codec of an audio track beside the video, which srx stream does not record
 
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -330,6 +335,7 @@ class CvReader(FrameReader):
         self.cap, self._pending, self.fps, self.frame_count = cap, first, fps, frame_count
         self.timed = timed  # each frame's time from the container or stream (CAP_PROP_POS_MSEC)
         self._first_time = self._pos() if timed else None
+        self.sar = pixel_shape(cap.get(_cv2().CAP_PROP_SAR_NUM), cap.get(_cv2().CAP_PROP_SAR_DEN))
 
     def _pos(self) -> float | None:
         ms = self.cap.get(_cv2().CAP_PROP_POS_MSEC)
@@ -360,12 +366,17 @@ class AvReader(FrameReader):
     decode at all is skipped (what it can, it conceals, as OpenCV's capture did); a read that fails or
     passes the read timeout ends the source (None), which the capture reconnects. Both kinds of
     damage are counted (`damaged`): a frame FFmpeg flags as decoded with errors (parts of it missing,
-    filled in from the frame before) and a packet it could not decode."""
+    filled in from the frame before) and a packet it could not decode. Interlaced frames (an analogue
+    camera behind an encoder, PAL or NTSC) are deinterlaced by FFmpeg's yadif, a frame for a frame at
+    the stream's rate (`interlaced`; one frame more is held for it); the pixels' shape is `sar`."""
 
     def __init__(self, container: Any, stream: Any) -> None:
         """Reads the stream's first frame (`first`: None where none came in the read timeout)."""
         self.container, self.stream, self.fps = container, stream, _stream_rate(stream)
         self.damaged = 0
+        self.codec = stream.codec_context.name
+        self.audio = next((a.codec_context.name for a in container.streams.audio), None)
+        self._yadif: tuple[Any, tuple[int, int, str]] | None = None  # the filter graph, and the frames it takes
         stream.codec_context.thread_count = 1  # FFmpeg's frame threads hold a frame each, seconds at a low rate
         self._frames = self._decoded()
         self.first = self.next_frame()  # given by the first read()
@@ -381,7 +392,40 @@ class AvReader(FrameReader):
                 continue
             for frame in frames:
                 self.damaged += bool(frame.is_corrupt)  # lost or broken packets, concealed by the decoder
+                yield from self._progressive(frame)
+        yield from self._progressive(None)  # the frame the deinterlacer still holds
+
+    def _progressive(self, frame: Any) -> Iterator[Any]:
+        """`frame` as it is, or through yadif once a frame came interlaced (None: the end, flushed)."""
+        import av
+
+        if frame is not None:
+            shape = (frame.width, frame.height, frame.format.name)
+            if self._yadif is not None and self._yadif[1] != shape:  # the camera changed its size
+                yield from self._progressive(None)
+            if self._yadif is None and frame.interlaced_frame:
+                graph = av.filter.Graph()
+                source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
+                                          time_base=frame.time_base or self.stream.time_base)
+                yadif = graph.add("yadif", "mode=send_frame:parity=auto:deint=interlaced")
+                source.link_to(yadif)
+                yadif.link_to(graph.add("buffersink"))
+                graph.configure()
+                self._yadif, self.interlaced = (graph, shape), True
+            if self._yadif is None:
                 yield frame
+                return
+        elif self._yadif is None:
+            return
+        graph = self._yadif[0]
+        graph.push(frame)
+        if frame is None:
+            self._yadif = None
+        while True:
+            try:
+                yield graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
 
     def next_frame(self) -> Any:
         """The next decoded frame (PyAV's), or None where the stream ended or failed."""
@@ -397,6 +441,7 @@ class AvReader(FrameReader):
         if frame is None:
             return None
         self.time_s = frame.time
+        self.sar = pixel_shape(*_ratio(self.stream.codec_context.sample_aspect_ratio))  # an SPS may change it
         return frame.to_ndarray(format="bgr24")
 
     def release(self) -> None:
@@ -468,6 +513,14 @@ class RegionReader(FrameReader):
     @property
     def damaged(self) -> int:  # type: ignore[override]
         return self.inner.damaged
+
+    @property
+    def sar(self) -> Fraction | None:  # type: ignore[override]
+        return self.inner.sar
+
+    @property
+    def interlaced(self) -> bool:  # type: ignore[override]
+        return self.inner.interlaced
 
     def release(self) -> None:
         self.inner.release()
@@ -698,6 +751,11 @@ def _open_av(spec: SourceSpec, timeout: float) -> FrameReader:
     log.debug("opened %s: %dx%d at %s fps", name, reader.first.width, reader.first.height,
               f"{reader.fps:g}" if reader.fps else "?")
     return reader
+
+
+def _ratio(value: Any) -> tuple[int, int]:
+    """A PyAV Fraction (or None) as (numerator, denominator)."""
+    return (value.numerator, value.denominator) if value else (0, 0)
 
 
 def _stream_rate(stream: Any) -> float | None:

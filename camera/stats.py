@@ -87,6 +87,7 @@ class StreamSummary:
     rtsp_transport: str | None = None  # an rtsp:// source: how its video came (--rtsp-transport tcp or udp)
     stale: int = 0  # frames a live source held up at a (re)connect, a stall or a slow link: skipped as seconds old
     damaged: int = 0  # frames its decoder flagged as decoded with errors (concealed) or could not decode: a lossy link
+    sizes: list[dict[str, Any]] = field(default_factory=list)  # where its frames changed size: each size and from when
     worst_lag_s: float | None = None  # an RTSP source: the most its frames trailed the camera's clock (LinkLag)
     late_spells: int = 0  # times its frames came late, said in a warning
     dropped_in_bursts: int = 0  # of the dropped, those a live source handed over at once (after a stall, a slow link)
@@ -132,8 +133,10 @@ class StreamSummary:
             verdict, cause = (("srx was slower than the source", "") if work > interval else
                               ("srx barely kept up with the source", " leaves no room for slow spells"))
             return (f"{verdict}: {work:.0f} ms of work per frame ({means.get('infer', 0.0):.0f} ms in the model) against "
-                    f"{interval:.0f} ms between its frames{cause}, so {share} were dropped. To keep up: a faster model "
-                    f"or backend (srx models, srx bench), a lower --scale, or fewer streams on this host")
+                    f"{interval:.0f} ms between its frames{cause}, so {share} were dropped. To keep up: "
+                    + ("" if self.max_fps else f"--max-fps {_fitting_rate(work)} (evenly spaced frames, none dropped), ")
+                    + ("" if self.roi else "--roi (the part of the picture that matters), ")
+                    + "a faster model or backend (srx models, srx bench), a lower --scale, or fewer streams on this host")
         if 2 * self.dropped_in_bursts >= self.dropped:
             return bursts_text(self.dropped, self.dropped_in_bursts)
         p95 = self.stage_ms.get("infer", {}).get("p95")
@@ -173,6 +176,7 @@ class StreamSummary:
         ]
         if self.late_spells and self.worst_lag_s is not None:
             lines.append(f"  {late_text(self.worst_lag_s, self.late_spells)}")
+        lines += [f"  {line}" for line in source_lines(self)]
         if self.reconnect_attempts and self.reconnects:
             lines.append(f"  reconnects: {self.reconnects} after {self.reconnect_attempts} attempt(s); "
                          f"{self.frames_after_reconnect} frames since the last")
@@ -212,6 +216,32 @@ STOPPED = {"end-of-input": "at the end of the input", "interrupted": "by an inte
 #: an RTSP frame that trails the camera's clock by more than this (beyond the least it has) is late
 #: (camera/capture.py, LinkLag)
 LATE_S = 2.0
+
+
+def _fitting_rate(work_ms: float) -> str:
+    """A --max-fps the work per frame leaves room for (a fifth to spare), as a user would write it."""
+    fps = 800.0 / max(work_ms, 1.0)
+    return f"{fps:.0f}" if fps >= 2 else f"{max(fps, 0.1):.1g}"
+
+
+#: a share of damaged frames that the summary says in a line of its own (the camera is hardly watchable)
+DAMAGED_SHARE = 0.05
+
+
+def source_lines(s: "StreamSummary") -> list[str]:
+    """The summary's lines on what came from the source: the sizes it changed to (the size at the
+    top is the last; recordings keep their first size and fit later frames in) and damage that was
+    more than now and then."""
+    lines = []
+    if len(s.sizes) > 1:
+        lines.append("the source changed size: " + ", then ".join(
+            f"{z['width']}x{z['height']} from {z['t']:.1f} s" if i else f"{z['width']}x{z['height']} at first"
+            for i, z in enumerate(s.sizes)) + " (recordings keep their first size, later frames fitted in)")
+    if s.damaged and s.frames_in and s.damaged >= DAMAGED_SHARE * s.frames_in:
+        lines.append(f"{s.damaged} of the {s.frames_in} frames read came damaged ({s.damaged / s.frames_in:.0%}), "
+                     "as FFmpeg flagged them (more may be broken unflagged): check the camera's link and its encoder "
+                     "settings" + (" (--rtsp-transport tcp carries every packet)" if s.rtsp_transport == "udp" else ""))
+    return lines
 
 
 def late_text(worst_s: float, spells: int) -> str:

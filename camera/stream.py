@@ -26,6 +26,7 @@ from srx.camera.stats import StreamStats, StreamSummary, source_settings
 from srx.console import status_line, status_write
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
+from srx.imageio import square_pixels
 from srx.signals import hung_up, stop_signals
 from srx.runtime.base import Runner
 
@@ -256,6 +257,7 @@ def stream(
                 sr, timings = done if done is not None else (guard.fallback_frame(frame.image), {})
                 stats.fallback_frames += done is None
                 t_out = time.monotonic()
+                sr = square_pixels(sr, frame.sar)  # a PAL camera's 12:11 pixels shown as it meant them
                 out = compare_frame(frame.image, sr, scale, model_label) if compare else sr
                 if overlay:
                     out = overlay_text(out, stats.live_line().strip())
@@ -335,6 +337,8 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         skipped=capture.skipped,
         stale=capture.stale,
         damaged=capture.damaged,
+        sizes=[{"t": round(max(0.0, t - stats.t_start), 3), "width": w, "height": h} for t, w, h in capture.sizes]
+        if len(capture.sizes) > 1 else [],
         worst_lag_s=round(capture.lag.worst, 2) if capture.lag is not None else None,
         late_spells=capture.late_spells, dropped_in_bursts=capture.dropped_in_bursts,
         **{k: v for k, v in source_settings(capture.spec).items() if k != "source"},  # max_fps, roi, rtsp_transport

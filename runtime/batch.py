@@ -17,7 +17,7 @@ import numpy as np
 from srx.errors import OutOfMemory, SrxError
 from srx.fsutil import check_output_dir, check_output_file, ensure_dir, temporary_sibling
 from srx.imageio import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, cut_short, cv2_module, decode_image, listed_frames, open_video,
-                         video_rate)
+                         pixel_shape, square_pixels, square_size, video_rate)
 from srx.memory import is_out_of_memory
 from srx.runtime.upscaler import Upscaler
 
@@ -298,8 +298,11 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
         h, w = frame.shape[:2]
         s = upscaler.scale
         sound = audio_codec(src)
-        log.info("%s: %dx%d at %.3g fps -> %dx%d%s", src.name, w, h, fps, w * s, h * s,
-                 f"; its sound ({sound}) is carried over" if sound else "")
+        sar = pixel_shape(cap.get(cv2.CAP_PROP_SAR_NUM), cap.get(cv2.CAP_PROP_SAR_DEN))  # a PAL DVD's, a D1 camera's
+        size = square_size(w * s, h * s, sar)
+        log.info("%s: %dx%d at %.3g fps -> %dx%d%s%s", src.name, w, h, fps, *size,
+                 f" (its pixels are {sar.numerator}:{sar.denominator} wide: resampled to square ones, as a player "
+                 "shows it)" if sar else "", f"; its sound ({sound}) is carried over" if sound else "")
         if progress is not None:
             from rich.markup import escape
 
@@ -309,7 +312,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
         n = 0
         step = max(1, int(getattr(upscaler, "workers", 1)))  # several Triton servers: a frame for each at once
         with _atomic_video(dst) as tmp:
-            writer = _video_writer(tmp, dst, fps, (w * s, h * s))
+            writer = _video_writer(tmp, dst, fps, size)
             try:
                 while ok:
                     chunk = []  # (frame, its own time: a variable-rate video keeps its pace and its sound in step)
@@ -319,7 +322,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
                     outs = (upscaler.upscale_batch([f for f, _ in chunk]) if step > 1
                             else [upscaler.upscale(chunk[0][0])])
                     for img, (_, at_ms) in zip(outs, chunk):
-                        writer.write(img, at_ms)
+                        writer.write(square_pixels(img, sar), at_ms)
                         n += 1
                         if task is not None:
                             progress.advance(task)

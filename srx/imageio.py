@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -481,3 +482,33 @@ def warn_videos_left_out(folder: Path, option: str) -> None:
     if videos:
         log.warning("%s %s: %s in it left out (a folder is read for its images; pass each video with %s, e.g. %s %s)",
                     option, folder, counted(len(videos), "video"), option, option, videos[0])
+
+
+def pixel_shape(num: float | None, den: float | None) -> Fraction | None:
+    """A sample aspect ratio (a pixel's width:height) where it says the pixels are not square, else
+    None: 0, 0:1 or 1:1 is square (what a container says where it says nothing), and a ratio beyond
+    4 either way is no camera's."""
+    try:
+        ratio = Fraction(int(num or 0), int(den or 0)) if num and den else None
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+        return None
+    return ratio if ratio is not None and ratio != 1 and Fraction(1, 4) <= ratio <= 4 else None
+
+
+def square_pixels(frame: np.ndarray, sar: Fraction | None) -> np.ndarray:
+    """`frame` resampled (bicubic) to square pixels where its source's are not (`sar`, a pixel's width
+    to its height: 12:11 for PAL D1), so that a recording, the web page and the window show the
+    picture as the camera meant it, whatever the player makes of a container's aspect flag: the
+    side that is short is lengthened (a 2112x1728 frame at 12:11 becomes 2304x1728), nothing is
+    shrunk. The model itself ran on the pixels as they came."""
+    if sar is None or sar == 1:
+        return frame
+    cv2 = cv2_module()
+    return cv2.resize(frame, square_size(frame.shape[1], frame.shape[0], sar), interpolation=cv2.INTER_CUBIC)
+
+
+def square_size(w: int, h: int, sar: Fraction | None) -> tuple[int, int]:
+    """(width, height) of a w x h picture whose pixels are `sar` wide, in square pixels (square_pixels)."""
+    if sar is None or sar == 1:
+        return w, h
+    return (round(w * sar), h) if sar > 1 else (w, round(h / sar))

@@ -89,42 +89,77 @@ class ThumbnailSink(Output):
         self.closed = True
 
 
-def ts_with_broken_packets(path: Path, broken: tuple[int, ...], n: int = 30) -> None:
-    """An H.264 MPEG-TS stream (a keyframe every 10 frames) whose packets numbered in `broken` are
-    cut to half their bytes, as a lossy link leaves them."""
+def camera_ts(path: Path, broken: tuple[int, ...] = (), parts: tuple[tuple[int, int, int], ...] = ((48, 36, 30),),
+              sar: tuple[int, int] | None = None, interlaced: bool = False, audio: bool = False) -> None:
+    """An H.264 MPEG-TS stream as a camera sends it (10 fps, a keyframe every 10 frames, its
+    parameters in the stream): `parts` (width, height, frames) one after another (a camera whose size
+    an installer changed), pixels of shape `sar` (width:height, PAL D1's 12:11), coded as `interlaced`
+    fields, with an MP2 sound track beside it (`audio`); the video packets numbered in `broken` are
+    cut to half their bytes, as a lossy link leaves them. Written by FFmpeg's own encoders through PyAV."""
+    from fractions import Fraction
+
     import av
 
     out = av.open(str(path), "w", format="mpegts")
     video = out.add_stream("libx264", rate=10)
-    video.width, video.height, video.pix_fmt = 48, 36, "yuv420p"
-    video.options = {"g": "10", "bf": "0"}
-    packets = []
-    for i, img in enumerate(frames(n, 36, 48)):
-        frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-        frame.pts = i
-        packets += video.encode(frame)
-    packets += video.encode()
+    video.width, video.height, video.pix_fmt = parts[0][0], parts[0][1], "yuv420p"
+    sound = out.add_stream("mp2", rate=48000) if audio else None
+    packets, pts = [], 0
+    for width, height, n in parts:
+        encoder = av.CodecContext.create("libx264", "w")
+        encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+        encoder.time_base, encoder.framerate = Fraction(1, 10), Fraction(10)
+        if sar is not None:
+            encoder.sample_aspect_ratio = Fraction(*sar)
+        encoder.options = {"g": "10", "bf": "0", **({"x264-params": "interlaced=1:tff=1"} if interlaced else {})}
+        for i, img in enumerate(frames(n, height, width, seed=pts)):
+            if interlaced:  # the two fields of a moving picture: every other row from the moment after
+                img[1::2] = np.roll(img, 3, axis=1)[1::2]
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            frame.pts, frame.time_base = pts + i, Fraction(1, 10)
+            packets += encoder.encode(frame)
+        packets += encoder.encode()
+        pts += n
     for k, packet in enumerate(packets):
         if k in broken:
             data = bytes(packet)
             cut = av.Packet(data[:len(data) // 2])
-            cut.pts, cut.dts, cut.time_base, cut.stream = packet.pts, packet.dts, packet.time_base, video
+            cut.pts, cut.dts, cut.time_base = packet.pts, packet.dts, packet.time_base
             packet = cut
+        packet.stream = video
         out.mux(packet)
+        if sound is not None:  # a tenth of a second of silence beside each frame
+            tone = av.AudioFrame.from_ndarray(np.zeros((1, 4800), np.int16), format="s16", layout="mono")
+            tone.sample_rate, tone.pts = 48000, 4800 * k
+            for p in sound.encode(tone):
+                out.mux(p)
     out.close()
 
 
-def serve_folder(folder: Path):
-    """A real HTTP server (the standard library's) for the files in `folder`, each read whole at a
-    time by a network source; the caller shuts it down."""
+def serve_folder(folder: Path, seconds: float | None = None):
+    """A real HTTP server (the standard library's) for the files in `folder`: each sent at once, or
+    spread over `seconds` (a camera's stream comes as it is filmed), to a network source that reads
+    it; the caller shuts it down."""
     import functools
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-    class Quiet(SimpleHTTPRequestHandler):
+    class Handler(SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+        def copyfile(self, source, outputfile) -> None:
+            if seconds is None:
+                return super().copyfile(source, outputfile)
+            data = source.read()
+            chunk = max(188, len(data) // int(20 * seconds))  # twenty pieces a second
+            start = time.monotonic()
+            for at in range(0, len(data), chunk):
+                time.sleep(max(0.0, start + seconds * at / len(data) - time.monotonic()))
+                outputfile.write(data[at:at + chunk])
+                outputfile.flush()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

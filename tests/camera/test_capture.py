@@ -154,9 +154,9 @@ def test_a_source_that_drops_soon_after_each_reconnect_is_retried_with_a_growing
     import logging
     import re
 
-    from tests.camera.conftest import serve_folder, ts_with_broken_packets
+    from tests.camera.conftest import camera_ts, serve_folder
 
-    ts_with_broken_packets(tmp_path / "clip.ts", broken=())
+    camera_ts(tmp_path / "clip.ts")
     server = serve_folder(tmp_path)
     caplog.set_level(logging.WARNING, logger="srx")
     flaps = lambda: [(float(m[0]), int(m[1]), float(m[2])) for r in caplog.records  # noqa: E731

@@ -190,3 +190,34 @@ def test_late_frames_are_in_the_summary_only_where_they_were_said():
     assert "came late" not in summary.format()
     summary.worst_lag_s, summary.late_spells = 36.8, 2
     assert "  frames came late 2 times, at worst 36.8 s behind the camera's own clock" in summary.format()
+
+
+def test_a_source_too_fast_for_the_model_is_told_of_max_fps_and_roi():
+    """A trial's 720p camera at 30 fps that one srx could not keep up with (95 % dropped): the
+    advice named a faster model, a lower scale or fewer streams, but not --max-fps (evenly spaced
+    frames, none dropped: what the README recommends) nor --roi, which the advice for several
+    sources names. The rate it suggests leaves a fifth of the work per frame to spare."""
+    note = _summary(104.0, 12.7, 120).keep_up()  # 118 ms a frame: 6.8 frames a second, 80 % of it 6.7
+    assert "To keep up: --max-fps 7 (evenly spaced frames, none dropped), --roi (the part of the picture that " \
+           "matters), a faster model or backend" in note, note
+    capped = _summary(104.0, 12.7, 120)
+    capped.max_fps, capped.roi = 9.0, [0, 0, 240, 180]  # both given already: not advised again
+    assert "--max-fps" not in capped.keep_up().split("To keep up:")[1] and "--roi" not in capped.keep_up()
+    slow = _summary(1500.0, 20.0, 120)
+    slow.live = True
+    assert "--max-fps 0.5 (evenly" in slow.keep_up(), slow.keep_up()
+
+
+def test_the_summary_says_a_size_change_and_damage_that_was_more_than_now_and_then():
+    summary = _summary(55.0, 8.0, 0)
+    assert "changed size" not in summary.format() and "came damaged" not in summary.format()
+    summary.sizes = [{"t": 0.0, "width": 640, "height": 360}, {"t": 10.25, "width": 1280, "height": 720}]
+    summary.damaged = 39  # 800 frames in: under 5 %, in the frames line only
+    lines = summary.format().splitlines()
+    assert ("  the source changed size: 640x360 at first, then 1280x720 from 10.2 s (recordings keep their first "
+            "size, later frames fitted in)") in lines, lines
+    assert "39 damaged (packets lost or broken on the way)" in lines[1] and "came damaged" not in summary.format()
+    summary.damaged, summary.rtsp_transport = 40, "udp"
+    assert ("  40 of the 800 frames read came damaged (5%), as FFmpeg flagged them (more may be broken unflagged): "
+            "check the camera's link and its encoder settings (--rtsp-transport tcp carries every packet)"
+            ) in summary.format().splitlines()

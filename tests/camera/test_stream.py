@@ -25,7 +25,7 @@ from srx.camera.sources import SourceSpec
 from srx.camera.stream import stream
 from srx.runtime.base import Runner
 from srx.cli import app
-from tests.camera.conftest import ThumbnailSink, frames, serve_folder, ts_with_broken_packets, wait_until
+from tests.camera.conftest import ThumbnailSink, camera_ts, frames, serve_folder, wait_until
 from tests.conftest import assert_one_error_line, fill_disk, frame_times_ms, stored_frames
 
 REPO = Path(__file__).resolve().parents[2]
@@ -1195,8 +1195,8 @@ def test_damaged_frames_of_a_network_stream_are_counted_and_said(tmp_path: Path,
     from srx.camera.sources import parse_source
     from srx.camera.stats import StreamStats, prometheus_text, sources_stats
 
-    ts_with_broken_packets(tmp_path / "broken.ts", broken=(4, 14))
-    ts_with_broken_packets(tmp_path / "whole.ts", broken=())
+    camera_ts(tmp_path / "broken.ts", broken=(4, 14))
+    camera_ts(tmp_path / "whole.ts")
     server = serve_folder(tmp_path)
     caplog.set_level(logging.WARNING, logger="srx")
     upscaler = make_upscaler(2)
@@ -1223,3 +1223,74 @@ def test_damaged_frames_of_a_network_stream_are_counted_and_said(tmp_path: Path,
     assert snap["damaged"] == broken.damaged
     assert f'srx_frames_damaged_total{{source="{url}/broken.ts"}} {broken.damaged}' in prometheus_text(
         sources_stats({f"{url}/broken.ts": snap})), "the counter on /metrics"
+
+
+def _comb(img: np.ndarray) -> float:
+    """How combed a picture is: the mean of each row against the mean of the rows either side."""
+    y = img.astype(np.float64).mean(axis=2)
+    return float(np.abs(2 * y[1:-1] - y[:-2] - y[2:]).mean())
+
+
+def test_a_pal_camera_is_deinterlaced_and_shown_with_its_pixels_shape(tmp_path: Path, make_upscaler, caplog) -> None:
+    """An analogue PAL camera behind an encoder (a trial's D1 camera): fields coded interlaced, pixels
+    12:11 wide, a sound track. Its fields were upscaled combed and its recordings played 8 % too
+    narrow, without a word. Now FFmpeg's yadif deinterlaces it before the model (a frame for a frame,
+    at its own times), the output is resampled to square pixels (what a player shows of the camera),
+    and the first lines say what the source is, and that its sound is not recorded. Real FFmpeg
+    reading a real HTTP server's stream, sent at its own pace."""
+    import logging
+
+    import av
+
+    from srx.camera.sources import parse_source
+
+    camera_ts(tmp_path / "pal.ts", parts=((48, 36, 30),), sar=(12, 11), interlaced=True, audio=True)
+    raw = [f.to_ndarray(format="bgr24") for f in av.open(str(tmp_path / "pal.ts")).decode(video=0)]
+    assert all(f.interlaced_frame for f in av.open(str(tmp_path / "pal.ts")).decode(video=0))
+    server = serve_folder(tmp_path, seconds=3.0)
+    caplog.set_level(logging.INFO, logger="srx")
+    seen: list[tuple[np.ndarray, tuple[int, ...]]] = []
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/pal.ts"
+        summary = stream(parse_source(source=url), make_upscaler(2), [], max_frames=12, buffer=30,
+                         on_frame=lambda frame, out, t: seen.append((frame.image, out.shape)))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert summary.frames_out == 12 and summary.output_size == [105, 72], summary.format()  # 96 x 12/11 = 104.7
+    assert all(shape == (72, 105, 3) for _, shape in seen)
+    combed = np.mean([_comb(f) for f in raw[5:25]])
+    assert np.mean([_comb(image) for image, _ in seen[2:]]) < 0.6 * combed, "the model saw the fields combed"
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"source {url}")]
+    assert said[0] == (f"source {url}: 48x36, h264, 10 fps, pixels 12:11 wide, shown as 52x36: the upscaled frames are "
+                       "resampled to square pixels to match, interlaced, deinterlaced (FFmpeg's yadif) before it is "
+                       "upscaled"), said
+    assert said[1] == f"source {url} also sends sound (mp2); srx stream records the picture only", said
+
+
+def test_a_camera_that_changes_its_size_is_followed_and_said(tmp_path: Path, make_upscaler, caplog) -> None:
+    """An installer reconfigures a camera mid-stream (a trial: 640x360, then 1280x720): srx followed
+    it, but the summary and --json-summary named only the last size, and nothing said when it
+    changed. Now a warning and a `size` event say it, and the summary lists each size from when."""
+    import logging
+
+    from srx.camera.sources import parse_source
+
+    camera_ts(tmp_path / "cam.ts", parts=((48, 36, 40), (64, 48, 20)))
+    server = serve_folder(tmp_path, seconds=6.0)
+    caplog.set_level(logging.INFO, logger="srx")
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/cam.ts"
+        summary = stream(parse_source(source=url), make_upscaler(2), [], duration=5.5, buffer=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert summary.input_size == [64, 48] and [(z["width"], z["height"]) for z in summary.sizes] == [(48, 36), (64, 48)]
+    changed = summary.sizes[1]["t"]
+    assert 1.0 < changed < 5.0, summary.sizes  # the 41st frame of a 10 fps camera, 4 s into its stream
+    assert [e for e in summary.events if e["event"] == "size"] == [
+        {"event": "size", "t": pytest.approx(changed, abs=0.05), "width": 64, "height": 48}], summary.events
+    assert (f"the source changed size: 48x36 at first, then 64x48 from {changed:.1f} s (recordings keep their first "
+            "size, later frames fitted in)") in summary.format()
+    assert summary.to_dict()["sizes"] == summary.sizes
+    assert f"source {url} now sends 64x48, h264, 10 fps (was 48x36)" in caplog.text

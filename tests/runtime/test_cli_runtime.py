@@ -180,6 +180,26 @@ def test_upscale_video_keeps_frame_count_and_fps(ckpt, tmp_path):
     assert _frames(named)[:2] == (7, (60, 80, 3))
 
 
+
+def test_a_video_of_non_square_pixels_is_upscaled_to_square_ones(ckpt, tmp_path, caplog):
+    """A PAL camera's recording (pixels 12:11 wide, as an NVR exports a D1 channel): the upscaled
+    video said nothing of the pixels' shape, so every player showed it 8 % too narrow. Now the
+    output is resampled to square pixels, as a player shows the source, and the log line says so."""
+    import logging
+
+    from tests.camera.conftest import camera_ts
+
+    caplog.set_level(logging.INFO, logger="srx")
+    src = tmp_path / "d1.ts"
+    camera_ts(src, parts=((44, 36, 6),), sar=(12, 11))
+    out = tmp_path / "d1_x2.mp4"
+    res = runner.invoke(app, ["upscale", str(src), "--out", str(out), "--weights", str(ckpt(2)), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert _frames(out)[:2] == (6, (72, 96, 3)), "88x72 at 12:11 is 96x72 in square pixels"
+    assert "d1.ts: 44x36 at 10 fps -> 96x72 (its pixels are 12:11 wide: resampled to square ones, as a player shows " \
+           "it)" in caplog.text, caplog.text
+
+
 def test_bad_inputs_fail_alone_and_are_listed(ckpt, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
