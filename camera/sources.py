@@ -474,6 +474,7 @@ class RegionReader(FrameReader):
 
     def __init__(self, inner: FrameReader, spec: SourceSpec) -> None:
         self.inner, self.fps, self.frame_count = inner, inner.fps, inner.frame_count
+        self.codec, self.audio = inner.codec, inner.audio  # what changes frame by frame is read from it, below
         self.cut_off = False
         x, y, w, h = spec.roi
         self.box, self.what = (x, y, w, h), spec.describe_whole()

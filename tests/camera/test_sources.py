@@ -67,6 +67,29 @@ def test_a_region_reader_cuts_every_frame_and_ends_when_a_frame_no_longer_holds_
             parse_roi(bad)
 
 
+
+def test_a_region_reader_says_what_its_source_sends() -> None:
+    """With --roi, the source's codec, sound, pixel shape, deinterlacing and damage still reach the
+    capture (its first lines, the output's square pixels, the damaged count) through the region."""
+    from fractions import Fraction
+
+    from srx.camera.sources import FrameReader, RegionReader
+
+    class Camera(FrameReader):  # what an AvReader of a PAL camera says of itself
+        codec, audio, sar, interlaced, damaged = "h264", "opus", Fraction(12, 11), False, 0
+
+        def read(self):
+            self.interlaced, self.damaged = True, self.damaged + 1
+            return frames(1, 30, 40)[0]
+
+    inner = Camera()
+    region = RegionReader(inner, SourceSpec.from_frames(frames(1), roi=parse_roi("0,0,16,10")))
+    assert region.read().shape == (10, 16, 3)
+    assert (region.codec, region.audio, region.sar, region.interlaced) == ("h264", "opus", Fraction(12, 11), True)
+    assert region.damaged == 1  # the first frame was read when the region was checked against it
+    region.read()
+    assert region.damaged == inner.damaged == 2
+
 def test_parse_source_kinds(tmp_path: Path) -> None:
     clip = tmp_path / "clip.mkv"
     clip.write_bytes(b"x")
