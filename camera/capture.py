@@ -524,7 +524,7 @@ class CaptureThread:
         each size in `sizes` and a `size` event; a camera's audio track, which is not recorded, once."""
         reader = self.reader
         h, w = image.shape[:2]
-        form = ((w, h), reader.sar, reader.interlaced)
+        form = ((w, h), reader.sar, reader.interlaced, reader.fields)
         if form == self._form:
             return
         was, self._form = self._form, form
@@ -540,8 +540,11 @@ class CaptureThread:
                         "the upscaled frames are resampled to square pixels to match")
         if reader.interlaced:
             what.append("interlaced, deinterlaced (FFmpeg's yadif) before it is upscaled")
+        if reader.fields:
+            what.append("interlaced and NOT deinterlaced (a file is read through OpenCV, which passes the fields on "
+                        "combed): deinterlace it first, e.g. ffmpeg -i IN -vf yadif OUT")
         if was is None:
-            log.info("source %s: %s", self.label, ", ".join(what))
+            (log.warning if reader.fields else log.info)("source %s: %s", self.label, ", ".join(what))
         else:
             log.warning("source %s now sends %s (was %dx%d)", self.label, ", ".join(what), *was[0])
         if reader.audio and not self._audio_said:

@@ -317,6 +317,7 @@ class FrameReader:
     damaged = 0  # frames the decoder flagged as decoded with errors, or could not decode at all, since the open
     sar: Fraction | None = None  # the shape of its pixels (width:height) where they are not square: 12:11 for PAL D1
     interlaced = False  # its frames came as fields (interlaced) and were deinterlaced before read() gave them
+    fields = False  # its frames are interlaced and read() gives them as they are, combed (a file through OpenCV)
     codec: str | None = None  # the video codec's name (h264, hevc, mjpeg), where the reader knows it
     audio: str | None = None  # the codec of an audio track beside the video, which srx stream does not record
 
@@ -474,7 +475,7 @@ class RegionReader(FrameReader):
 
     def __init__(self, inner: FrameReader, spec: SourceSpec) -> None:
         self.inner, self.fps, self.frame_count = inner, inner.fps, inner.frame_count
-        self.codec, self.audio = inner.codec, inner.audio  # what changes frame by frame is read from it, below
+        self.codec, self.audio, self.fields = inner.codec, inner.audio, inner.fields  # the rest from it, below
         self.cut_off = False
         x, y, w, h = spec.roi
         self.box, self.what = (x, y, w, h), spec.describe_whole()
@@ -660,7 +661,11 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
 
     if Path(target).is_file() and Path(target).stat().st_size == 0:
         raise SrxError(f"{target} is an empty file; expected a video")
-    return _finish_open(make, name, timeout, live=False, is_file=True, path=target)
+    reader = _finish_open(make, name, timeout, live=False, is_file=True, path=target)
+    from srx.media import interlaced_video
+
+    reader.fields = interlaced_video(Path(target))
+    return reader
 
 
 def capture_options() -> dict[str, str]:

@@ -285,7 +285,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
     sound cannot be carried over is still written, with a warning). Returns the number of frames
     written; SrxError for an unreadable or truncated video (the frames that could be decoded are
     still written)."""
-    from srx.media import audio_codec
+    from srx.media import audio_codec, interlaced_video
 
     cv2 = cv2_module()
     cap = open_video(src)
@@ -303,6 +303,10 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
         log.info("%s: %dx%d at %.3g fps -> %dx%d%s%s", src.name, w, h, fps, *size,
                  f" (its pixels are {sar.numerator}:{sar.denominator} wide: resampled to square ones, as a player "
                  "shows it)" if sar else "", f"; its sound ({sound}) is carried over" if sound else "")
+        if interlaced_video(src):
+            log.warning("%s is interlaced: its fields are upscaled as they are, combed (srx reads videos through "
+                        "OpenCV, which does not deinterlace); deinterlace it first, e.g. ffmpeg -i %s -vf yadif OUT",
+                        src.name, src.name)
         if progress is not None:
             from rich.markup import escape
 

@@ -323,6 +323,18 @@ def audio_codec(path: Path) -> str | None:
         return None
 
 
+def interlaced_video(path: Path) -> bool:
+    """Whether the first frame of `path`'s video is coded as fields (interlaced: an analogue camera's
+    recording, a DVD, broadcast TV), which OpenCV's reading passes on as they are, combed; False
+    where it cannot be read."""
+    av = pyav_module()
+    try:
+        with av.open(str(path)) as src:
+            return bool(next(src.decode(video=0)).interlaced_frame) if src.streams.video else False
+    except (av.error.FFmpegError, StopIteration):
+        return False
+
+
 #: FFmpeg's AVFMT_TS_NEGATIVE: the container stores times before 0 (MP4 and MOV do, through an edit list)
 _AVFMT_TS_NEGATIVE = 0x40000
 #: sample rates the AAC encoder takes; others are resampled to 48 kHz

@@ -1294,3 +1294,26 @@ def test_a_camera_that_changes_its_size_is_followed_and_said(tmp_path: Path, mak
             "size, later frames fitted in)") in summary.format()
     assert summary.to_dict()["sizes"] == summary.sizes
     assert f"source {url} now sends 64x48, h264, 10 fps (was 48x36)" in caplog.text
+
+
+def test_an_interlaced_file_is_said_to_be_read_combed(tmp_path: Path, make_upscaler, caplog) -> None:
+    """A file is read through OpenCV, which passes interlaced fields on combed and does not say
+    they are fields: the first line of such a source says so, as a warning with what to do, once
+    (not again at each --loop); a progressive file's first line is information only."""
+    import logging
+
+    from srx.camera.sources import parse_source
+
+    camera_ts(tmp_path / "d1.ts", parts=((48, 36, 6),), interlaced=True)
+    camera_ts(tmp_path / "plain.ts", parts=((48, 36, 6),))
+    caplog.set_level(logging.INFO, logger="srx")
+    stream(parse_source(source=str(tmp_path / "d1.ts"), loop=True), make_upscaler(2), [], max_frames=14, drop=False)
+    combed = [r for r in caplog.records if "NOT deinterlaced" in r.getMessage()]
+    assert len(combed) == 1 and combed[0].levelname == "WARNING", [r.getMessage() for r in caplog.records]
+    assert combed[0].getMessage() == (f"source file {tmp_path / 'd1.ts'}: 48x36, 10 fps, interlaced and NOT deinterlaced (a "
+                                      "file is read through OpenCV, which passes the fields on combed): deinterlace "
+                                      "it first, e.g. ffmpeg -i IN -vf yadif OUT")
+    caplog.clear()
+    stream(parse_source(source=str(tmp_path / "plain.ts")), make_upscaler(2), [], drop=False)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.getMessage().startswith("source ")] == [
+        ("INFO", f"source file {tmp_path / 'plain.ts'}: 48x36, 10 fps")]

@@ -198,6 +198,12 @@ def test_a_video_of_non_square_pixels_is_upscaled_to_square_ones(ckpt, tmp_path,
     assert _frames(out)[:2] == (6, (72, 96, 3)), "88x72 at 12:11 is 96x72 in square pixels"
     assert "d1.ts: 44x36 at 10 fps -> 96x72 (its pixels are 12:11 wide: resampled to square ones, as a player shows " \
            "it)" in caplog.text, caplog.text
+    assert "interlaced" not in caplog.text
+    camera_ts(src, parts=((44, 36, 6),), interlaced=True)  # an analogue camera's fields: said, not deinterlaced
+    res = runner.invoke(app, ["upscale", str(src), "--out", str(out), "--weights", str(ckpt(2)), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert ("d1.ts is interlaced: its fields are upscaled as they are, combed (srx reads videos through OpenCV, "
+            "which does not deinterlace); deinterlace it first, e.g. ffmpeg -i d1.ts -vf yadif OUT") in caplog.text
 
 
 def test_bad_inputs_fail_alone_and_are_listed(ckpt, tmp_path):
