@@ -77,7 +77,7 @@ FLAP_S = 5.0
 READER_THREADS = ("srx-open", "srx-capture")
 
 #: a read after a (re)connect that returns within this share of the frame interval was queued, not live
-STALE_READ_SHARE = 0.3
+STALE_READ_SHARE = 0.6
 
 #: how fast the least lag may rise, seconds a second: a camera's clock and the box's part by far less
 #: (crystals: 0.01 %), a link slower than the stream by far more (a link at 90 % of the bitrate: 10 %)
@@ -430,14 +430,22 @@ class CaptureThread:
         clock = None if self.spec.live else SourceClock(self.reader.fps or self.spec.fps, self.spec.describe())
         catch_up = self._catching_up()
         fresh = True  # the next live frame follows an open, a reconnect or a stall: no interval to count
+        held: tuple[np.ndarray, float] | None = None  # the newest frame skipped as stale since the (re)connect
         while not self._stop.is_set():
             t_read = time.monotonic()
             image = self.reader.read()
             t_got = time.monotonic()
+            if image is not None and self.spec.kind != "folder":  # a folder: pictures of any size, each its own
+                self._note_form(image)
             self._count_damage()
             if image is None:
                 if self._stop.is_set():
                     return
+                if held is not None:  # it ended before a read waited for it: its newest frame, not none
+                    self.stale -= 1
+                    if not self._publish(Frame(held[0], index, time.monotonic(), held[1], sar=self.reader.sar)):
+                        return
+                    index, held = index + 1, None
                 if self.spec.reconnects:
                     self._reconnect()
                     t0, n = time.monotonic(), 0
@@ -494,8 +502,10 @@ class CaptureThread:
                 if resumed or t_got - t_read < STALE_READ_SHARE * interval:  # queued at the connect or in a stall: seconds old
                     catch_up -= 1
                     self.stale += 1
+                    held = (image, t_got - t_read)  # the newest of them, shown should the source end now
                     continue
                 catch_up = 0  # this read waited for the camera: live from here
+            held = None
             if self.lag is not None and self._late(t_got, t_got - t_read):
                 self.stale += 1  # late and queued behind newer frames: the backlog of a slow link
                 continue
@@ -510,8 +520,6 @@ class CaptureThread:
                 self.skipped += 1
                 index += 1  # a real-time recording repeats the frame before for this one: the source's timing holds
                 continue
-            if self.spec.kind != "folder":  # pictures of any size, each its own
-                self._note_form(image)
             frame = Frame(image, index, time.monotonic(), t_got - t_read, t_source=t_src, sar=self.reader.sar)
             index += 1
             if not self._publish(frame):
@@ -533,7 +541,8 @@ class CaptureThread:
             self.sizes.append((t, w, h))
             if was is not None:
                 self._event("size", width=w, height=h)
-        what = [f"{w}x{h}"] + ([reader.codec] if reader.codec else []) + ([f"{reader.fps:g} fps"] if reader.fps else [])
+        rate = f"{reader.fps:g} fps" if reader.fps else "no frame rate stated (srx measures it)" if self.spec.live else ""
+        what = [f"{w}x{h}"] + ([reader.codec] if reader.codec else []) + ([rate] if rate else [])
         if reader.sar is not None:
             shown = square_size(w, h, reader.sar)
             what.append(f"pixels {reader.sar.numerator}:{reader.sar.denominator} wide, shown as {shown[0]}x{shown[1]}: "
@@ -665,7 +674,7 @@ class CaptureThread:
         if back_for is not None and back_for < FLAP_S:
             self._flaps += 1
             self._flap_wait = min(max(RECONNECT_FIRST_WAIT, 2 * self._flap_wait), self.reconnect_max_wait)
-            log.warning("source %s stopped again %s after it came back (%s in a row); reconnecting in %s",
+            log.warning("source %s stopped again %s after srx reopened it (%s in a row); reconnecting in %s",
                         self.label, seconds_text(back_for), counted(self._flaps, "time"), seconds_text(self._flap_wait))
         elif self.frames_read or self.reconnects:
             self._flaps, self._flap_wait = 0, 0.0

@@ -373,7 +373,7 @@ class AvReader(FrameReader):
 
     def __init__(self, container: Any, stream: Any) -> None:
         """Reads the stream's first frame (`first`: None where none came in the read timeout)."""
-        self.container, self.stream, self.fps = container, stream, _stream_rate(stream)
+        self.container, self.stream, self.fps = container, stream, _stream_rate(stream, container.format.name)
         self.damaged = 0
         self.codec = stream.codec_context.name
         self.audio = next((a.codec_context.name for a in container.streams.audio), None)
@@ -764,9 +764,16 @@ def _ratio(value: Any) -> tuple[int, int]:
     return (value.numerator, value.denominator) if value else (0, 0)
 
 
-def _stream_rate(stream: Any) -> float | None:
-    """A network stream's frame rate as its container states it, None where it states none usable."""
-    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+#: the formats of network streams that state no frame rate (FFmpeg then guesses 25 fps, and times the
+#: frames by that guess): MJPEG over HTTP, as cheap IP cameras send it
+UNTIMED_FORMATS = ("mpjpeg", "mjpeg")
+
+
+def _stream_rate(stream: Any, format_name: str = "") -> float | None:
+    """A network stream's frame rate as its container states it, None where it states none usable
+    (a stream of a format in UNTIMED_FORMATS states none: 25 is FFmpeg's guess, not the camera's)."""
+    guesses = () if set(format_name.split(",")) & set(UNTIMED_FORMATS) else (stream.guessed_rate, stream.base_rate)
+    for rate in (stream.average_rate, *guesses):
         try:
             fps = float(rate) if rate else 0.0
         except (TypeError, ZeroDivisionError):

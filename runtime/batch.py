@@ -19,6 +19,7 @@ from srx.fsutil import check_output_dir, check_output_file, ensure_dir, temporar
 from srx.imageio import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, cut_short, cv2_module, decode_image, listed_frames, open_video,
                          pixel_shape, square_pixels, square_size, video_rate)
 from srx.memory import is_out_of_memory
+from srx.signals import stop_deferred
 from srx.runtime.upscaler import Upscaler
 
 log = logging.getLogger("srx")
@@ -266,15 +267,18 @@ def _atomic_video(dst: Path) -> Iterator[Path]:
     """Like srx.fsutil.atomic_path, but the temporary name keeps the container's extension
     (FFmpeg picks the container from it)."""
     ensure_dir(dst.parent)
-    tmp_path = temporary_sibling(dst, suffix=f".part{dst.suffix}", prefix=f".{dst.stem}.")
+    tmp_path: Path | None = None
     try:
+        with stop_deferred():  # a stop (a hangup) while the file is made is handled once its name is known here
+            tmp_path = temporary_sibling(dst, suffix=f".part{dst.suffix}", prefix=f".{dst.stem}.")
         yield tmp_path
         try:
             os.replace(tmp_path, dst)
         except OSError as exc:
             raise SrxError(f"cannot write {dst}: {exc.strerror or exc}") from None
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
         raise
 
 

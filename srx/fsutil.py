@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from srx.errors import SrxError
+from srx.signals import stop_deferred
 
 log = logging.getLogger("srx")
 
@@ -186,8 +187,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
     removed and the old file left as it was."""
     path = Path(path)
     ensure_dir(path.parent)
-    tmp_path = temporary_sibling(path)
+    tmp_path: Path | None = None
     try:
+        with stop_deferred():  # a stop while the file is made is handled once its name is known here
+            tmp_path = temporary_sibling(path)
         try:
             yield tmp_path
             with open(tmp_path, "rb+") as fh:
@@ -196,7 +199,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
         except OSError as exc:
             raise WriteError(path, exc, tmp_path) from None
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
         raise
 
 

@@ -18,9 +18,12 @@ progress bar's last line cannot fail it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import threading
 import time
+from typing import Iterator
 
 #: every signal a command stops on as it does on Ctrl-C (SIGHUP where the platform has it)
 STOP_SIGNALS: tuple[int, ...] = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
@@ -48,6 +51,30 @@ def second_request(signum: int, first_at: float | None) -> bool:
     if first_at is None or signum == _HUP:
         return False
     return time.monotonic() - first_at >= REPEAT_WITHIN_S
+
+
+@contextlib.contextmanager
+def stop_deferred() -> Iterator[None]:
+    """Hold a stop signal back for the few statements inside and handle it at their end, as its
+    handler would have: made for a temporary file being created and its name handed to the cleanup
+    that removes it (a stop between the two left the file behind). In the main thread, where Python
+    runs signal handlers; handlers that are not Python functions (ignored, default) are left as they are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    handlers = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    for s, handler in handlers.items():
+        if callable(handler):
+            signal.signal(s, lambda signum, frame: came.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in handlers.items():
+            if callable(handler):
+                signal.signal(s, handler)
+        for s in came[:1]:
+            handlers[s](s, None)  # type: ignore[operator]  (callable: only those were held)
 
 
 def terminating() -> tuple[int, ...]:

@@ -160,7 +160,7 @@ def test_a_source_that_drops_soon_after_each_reconnect_is_retried_with_a_growing
     server = serve_folder(tmp_path)
     caplog.set_level(logging.WARNING, logger="srx")
     flaps = lambda: [(float(m[0]), int(m[1]), float(m[2])) for r in caplog.records  # noqa: E731
-                     for m in re.findall(r"stopped again ([\d.]+) s after it came back \((\d+) times? in a row\); "
+                     for m in re.findall(r"stopped again ([\d.]+) s after srx reopened it \((\d+) times? in a row\); "
                                          r"reconnecting in ([\d.]+) s$", r.getMessage())]
     spec = parse_source(source=f"http://127.0.0.1:{server.server_address[1]}/clip.ts")
     cap = CaptureThread(spec, open_reader(spec, 5.0), reconnect_max_wait=2.0, open_timeout=5.0)
@@ -180,6 +180,31 @@ def test_a_source_that_drops_soon_after_each_reconnect_is_retried_with_a_growing
     assert re.fullmatch(r"dropped 1 time soon after it came back: reconnecting in [01] s", notes[0]), notes
     # the first loss, after the source had been up since the start, is retried at once
     assert "stopped; reconnecting" in caplog.records[0].getMessage(), caplog.records[0].getMessage()
+
+
+def test_a_source_that_ends_inside_its_connect_backlog_still_shows_its_newest_frame(tmp_path: Path) -> None:
+    """A camera that hangs up before srx's reads ever wait for it (a trial's relay closed 2 s after
+    PLAY, about as long as srx's open took): every frame came at once after the open and was skipped
+    as stale, so nothing was ever shown (189 in, 0 out). The newest of them is now shown when the
+    source ends there; the rest stay stale."""
+    import av
+
+    from tests.camera.conftest import camera_ts, serve_folder
+
+    camera_ts(tmp_path / "clip.ts")
+    last = list(av.open(str(tmp_path / "clip.ts")).decode(video=0))[-1].to_ndarray(format="bgr24")
+    server = serve_folder(tmp_path)  # the whole stream at once, then the connection closes
+    spec = parse_source(source=f"http://127.0.0.1:{server.server_address[1]}/clip.ts")
+    cap = CaptureThread(spec, open_reader(spec, 5.0), buffer=30, reconnect_max_wait=30.0, open_timeout=5.0)
+    cap.start()
+    try:
+        got = cap.get(timeout=20)
+    finally:
+        cap.stop()
+        server.shutdown()
+        server.server_close()
+    assert got is not None and np.array_equal(got.image, last), "the newest frame of the backlog"
+    assert cap.stale >= 25 and cap.frames_read >= cap.stale + 1
 
 def test_link_lag_follows_a_slow_link_and_forgives_a_slow_camera_clock() -> None:
     """LinkLag, frame by frame: frames in step with the camera's clock are on time; frames a link

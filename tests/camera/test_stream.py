@@ -331,9 +331,13 @@ def test_a_two_frame_buffer_rides_out_a_one_off_slow_inference(make_upscaler) ->
     assert notes[2] == ""
 
 
-def test_loop_file_and_http_mjpeg_source(tmp_path: Path, make_upscaler) -> None:
+def test_loop_file_and_http_mjpeg_source(tmp_path: Path, make_upscaler, caplog) -> None:
     """--loop restarts a file; and srx's own MJPEG server is a valid http:// source for another
-    stream (OpenCV's FFmpeg reads multipart/x-mixed-replace), so streams can be chained."""
+    stream (FFmpeg reads multipart/x-mixed-replace), so streams can be chained. Such a stream states
+    no frame rate: FFmpeg's 25 fps guess is not taken for the camera's (a trial's 10 fps camera was
+    announced at 25 fps, its .avi written at 25, and --max-fps 3 gave 2.5)."""
+    import logging
+
     from srx.camera.server import MjpegServer
     from srx.camera.sources import parse_source
     from srx.camera.stats import StreamStats
@@ -357,12 +361,15 @@ def test_loop_file_and_http_mjpeg_source(tmp_path: Path, make_upscaler) -> None:
     try:
         wait_until(lambda: stats.frames_out >= 1, 30, "the upstream stream")
         sink = ThumbnailSink()
+        caplog.set_level(logging.INFO, logger="srx")
         chained = stream(parse_source(source=server.url + "stream.mjpg"), make_upscaler(3), [sink],
                          max_frames=3, open_timeout=10)
     finally:
         stop.set()
         upstream.join(10)
     assert chained.frames_out == 3 and chained.input_size == [96, 72] and sink.sizes[0] == (288, 216)
+    assert chained.source_fps is None
+    assert f"source {server.url}stream.mjpg: 96x72, mjpeg, no frame rate stated (srx measures it)" in caplog.text
 
 
 def test_a_folder_of_images_is_upscaled_whole_even_by_a_slow_model(tmp_path: Path, make_upscaler, caplog) -> None:
