@@ -227,6 +227,7 @@ class CaptureThread:
         self._form: tuple | None = None  # what its frames were last said to be (size, pixel shape, interlaced)
         self.sizes: list[tuple[float, int, int]] = []  # (when, width, height) of each size its frames came in
         self._audio_said = False
+        self.sends: str | None = None  # what its frames are, in the words of its first line (the latest such line)
         self.lag = LinkLag() if spec.rtsp else None  # how late an RTSP source's frames come (its RTP times)
         self._late_said = False  # the source's frames are late (said once, until they are in time again)
         self._late_since: float | None = None  # when its frames began to come more than LATE_S late
@@ -552,6 +553,7 @@ class CaptureThread:
         if reader.fields:
             what.append("interlaced and NOT deinterlaced (a file is read through OpenCV, which passes the fields on "
                         "combed): deinterlace it first, e.g. ffmpeg -i IN -vf yadif OUT")
+        self.sends = ", ".join(what + ([f"sound ({reader.audio}) not recorded"] if reader.audio else []))
         if was is None:
             (log.warning if reader.fields else log.info)("source %s: %s", self.label, ", ".join(what))
         else:

@@ -88,6 +88,7 @@ class StreamSummary:
     stale: int = 0  # frames a live source held up at a (re)connect, a stall or a slow link: skipped as seconds old
     damaged: int = 0  # frames its decoder flagged as decoded with errors (concealed) or could not decode: a lossy link
     sizes: list[dict[str, Any]] = field(default_factory=list)  # where its frames changed size: each size and from when
+    sends: str | None = None  # what the source sends (size, codec, rate, pixel shape, fields, sound), as its log said
     worst_lag_s: float | None = None  # an RTSP source: the most its frames trailed the camera's clock (LinkLag)
     late_spells: int = 0  # times its frames came late, said in a warning
     dropped_in_bursts: int = 0  # of the dropped, those a live source handed over at once (after a stall, a slow link)
@@ -381,6 +382,7 @@ class StreamStats:
             "nosignal_frames": self.nosignal,
             "connected": state == "up",  # delivering frames: not lost, failed, ended or stopped
             "state": state,  # up | starting | reconnecting | stalled | failed | ended | stopped
+            "sends": getattr(cap, "sends", None),  # what its frames are: size, codec, rate, pixel shape, fields, sound
             "reconnects": cap.reconnects if cap is not None else 0,
             "fps_in": round(cap.recent_fps(), 2) if cap is not None and state == "up" else 0.0,  # now, not the run's
             **({"lag_s": round(cap.lag_s, 2)} if getattr(cap, "lag", None) is not None else {}),  # an RTSP source's

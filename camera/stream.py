@@ -337,6 +337,7 @@ def _summary(source: str, backend: str, scale: int, stopped_by: str, wall: float
         skipped=capture.skipped,
         stale=capture.stale,
         damaged=capture.damaged,
+        sends=capture.sends,
         sizes=[{"t": round(max(0.0, t - stats.t_start), 3), "width": w, "height": h} for t, w, h in capture.sizes]
         if len(capture.sizes) > 1 else [],
         worst_lag_s=round(capture.lag.worst, 2) if capture.lag is not None else None,

@@ -331,6 +331,7 @@ def test_metrics_for_prometheus_match_the_stats(served: Served) -> None:
     assert got["srx_source_state", src + ',state="up"'] == 1 and got["srx_source_state", src + ',state="ended"'] == 0
     assert before["dropped"] <= got["srx_frames_dropped_total", src] <= after["dropped"]
     assert got["srx_frames_stale_total", src] == after["stale"] == 0  # a file source has no stale frames
+    assert after["sends"].split(", ")[0] == "x".join(map(str, after["input_size"])), after["sends"]  # what it sends
     assert got["srx_frames_bicubic_total", src] == 0 and got["srx_source_reconnects_total", src] == 0
     assert 0 < got["srx_latency_seconds", src + ',quantile="0.5"'] <= got["srx_latency_seconds", src + ',quantile="0.95"']
     count, total = got["srx_inference_seconds_count", src], got["srx_inference_seconds_sum", src]

@@ -1273,6 +1273,7 @@ def test_a_pal_camera_is_deinterlaced_and_shown_with_its_pixels_shape(tmp_path: 
                        "resampled to square pixels to match, interlaced, deinterlaced (FFmpeg's yadif) before it is "
                        "upscaled"), said
     assert said[1] == f"source {url} also sends sound (mp2); srx stream records the picture only", said
+    assert summary.sends == summary.to_dict()["sends"] == said[0].split(": ", 1)[1] + ", sound (mp2) not recorded"
 
 
 def test_a_camera_that_changes_its_size_is_followed_and_said(tmp_path: Path, make_upscaler, caplog) -> None:
@@ -1301,6 +1302,7 @@ def test_a_camera_that_changes_its_size_is_followed_and_said(tmp_path: Path, mak
             "size, later frames fitted in)") in summary.format()
     assert summary.to_dict()["sizes"] == summary.sizes
     assert f"source {url} now sends 64x48, h264, 10 fps (was 48x36)" in caplog.text
+    assert summary.sends == "64x48, h264, 10 fps"  # the latest
 
 
 def test_an_interlaced_file_is_said_to_be_read_combed(tmp_path: Path, make_upscaler, caplog) -> None:
