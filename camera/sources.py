@@ -401,6 +401,9 @@ class AvReader(FrameReader):
         import av
 
         if frame is not None:
+            if self._yadif is None and not frame.interlaced_frame:  # progressive, as most cameras send
+                yield frame
+                return
             shape = (frame.width, frame.height, frame.format.name)
             if self._yadif is not None and self._yadif[1] != shape:  # the camera changed its size
                 yield from self._progressive(None)
@@ -413,7 +416,7 @@ class AvReader(FrameReader):
                 yadif.link_to(graph.add("buffersink"))
                 graph.configure()
                 self._yadif, self.interlaced = (graph, shape), True
-            if self._yadif is None:
+            if self._yadif is None:  # a progressive frame after the deinterlacer was flushed for a new size
                 yield frame
                 return
         elif self._yadif is None:
