@@ -70,11 +70,13 @@ def check_name(name: str) -> str:
 
 def split_name(text: str) -> tuple[str | None, str]:
     """'lobby=rtsp://...' -> ('lobby', 'rtsp://...'); anything else -> (None, text). A path that
-    exists as written is never split (a file may have '=' in its name); URLs and GStreamer
-    pipelines cannot match (':' or a space comes before their first '=')."""
+    exists as written is never split (a file may have '=' in its name); URLs cannot match (':' comes
+    before their first '='), nor GStreamer pipelines (a space comes before it, and a pipeline's first
+    element may well set a URL: 'rtspsrc location=rtsp://...')."""
     m = _NAMED.match(str(text).strip())
     if m is None or Path(str(text)).expanduser().exists():
-        loose = re.match(r"^([^=/:]+)=([A-Za-z][A-Za-z0-9+.-]*://.+)$", str(text).strip(), re.S)
+        loose = None if "!" in str(text) else re.match(r"^([^=/:]+)=([A-Za-z][A-Za-z0-9+.-]*://.+)$",
+                                                       str(text).strip(), re.S)
         if m is None and loose is not None and not Path(str(text)).expanduser().exists():  # a name srx cannot take
             raise SrxError(f"source name {loose.group(1)!r} (in {loose.group(1)}={redact_url(loose.group(2))}): expected "
                            f"{NAME_RULE}, e.g. door_east=URL")

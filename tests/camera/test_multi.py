@@ -39,6 +39,12 @@ def test_names_and_bad_input(tmp_path: Path) -> None:
     assert split_name("door=rtsp://h/x") == ("door", "rtsp://h/x")
     assert split_name("rtsp://h/x?a=1") == (None, "rtsp://h/x?a=1")
     assert split_name("videotestsrc pattern=ball ! appsink")[0] is None
+    # an IP camera's pipeline sets its URL in its first element: a pipeline, not a name (trial jetgst)
+    rtspsrc = "rtspsrc location=rtsp://admin:pw@10.0.0.5/live latency=200 ! rtph264depay ! avdec_h264 ! appsink"
+    assert split_name(rtspsrc) == (None, rtspsrc)
+    assert split_name(f"door={rtspsrc}") == ("door", rtspsrc)
+    assert [n.spec.kind for n in parse_sources(sources=[rtspsrc, "souphttpsrc location=http://h/x.mjpg ! appsink"])] \
+        == ["gstreamer", "gstreamer"]
     named = parse_sources(["0", "gate=2"], [str(clip), f"back={clip}", "rtsp://u:pw@10.0.0.5:554/live/main"], demo=True)
     assert [n.name for n in named] == ["cam0", "gate", "lobby", "back", "10.0.0.5-main", "demo"]
     assert named[3].spec.target == clip
