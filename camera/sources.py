@@ -58,7 +58,7 @@ class SourceSpec:
     @property
     def live(self) -> bool:
         """A live source runs at its own pace; a recorded one is paced at its fps by the capture."""
-        return self.kind in ("camera", "url", "gstreamer")
+        return self.kind in ("camera", "url") or (self.kind == "gstreamer" and not plays_file(str(self.target)))
 
     @property
     def reconnects(self) -> bool:
@@ -89,6 +89,26 @@ class SourceSpec:
                     fps: float | None = None, loop: bool = False,
                     roi: tuple[int, int, int, int] | None = None) -> "SourceSpec":
         return cls("frames", frames, loop=loop, fps=fps, roi=roi)
+
+
+#: a GStreamer pipeline's first elements that read a file, and those that read a URI (a file: one too)
+FILE_ELEMENTS = ("filesrc", "multifilesrc", "splitmuxsrc")
+URI_ELEMENTS = ("uridecodebin", "uridecodebin3", "urisourcebin", "playbin", "playbin3")
+
+
+def plays_file(pipeline: str) -> bool:
+    """Whether a GStreamer pipeline ends as a file does: its first element reads a file (filesrc
+    location=..., uridecodebin uri=file://...; a Jetson decodes a file in hardware that way) or stops
+    after `num-buffers`. Its end is then the end of the source, not a lost camera to reconnect, and
+    --loop, --no-drop and the file's pace apply as to a file."""
+    first = pipeline.split("!", 1)[0].split()
+    if not first:
+        return False
+    props = dict(p.split("=", 1) for p in first[1:] if "=" in p)
+    uri = props.get("uri", "").strip("'\"").lower()
+    buffers = props.get("num-buffers", "-1").strip("'\"")
+    return (first[0] in FILE_ELEMENTS or (first[0] in URI_ELEMENTS and uri.startswith("file:"))
+            or (buffers.lstrip("-").isdigit() and int(buffers) > 0))
 
 
 def parse_max_fps(text: str) -> float:
@@ -157,9 +177,10 @@ def redact_url(url: str) -> str:
     cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
     authority, tail = rest[:cut], rest[cut:]
     user, colon, after = authority.partition(":")
-    if "@" not in authority and colon and not after.isdigit() and "@" in rest and not authority.startswith("["):
+    at = rest.rfind("@")
+    if (colon and at > cut and not authority.startswith("[") and ("@" in authority or not after.isdigit())):
         # a '/', '?' or '#' in the password (not a port after the ':'): the login ends at the last '@'
-        at = rest.rfind("@")
+        # (before it, 'admin:p@ss' of 'admin:p@ss/w#1@host' looked like a login and a host)
         end = min((i for i in (rest.find(c, at) for c in "/?#") if i >= 0), default=len(rest))
         authority, tail = rest[:end], rest[end:]
     if "@" in authority:
@@ -195,7 +216,30 @@ def expand_env(text: str, option: str) -> str:
             log.warning("%s %s names ${%s}, which is set but empty", option, redact_text(text), name)
         return os.environ[name]
 
-    return _ENV_REF.sub(value, text)
+    expanded = _ENV_REF.sub(value, text)
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", expanded):
+        check_login(expanded, option)
+    return expanded
+
+
+#: what a password's characters that end a URL's address are written as in one (and '%' itself)
+PERCENT_ENCODED = {"/": "%2F", "?": "%3F", "#": "%23", "%": "%25"}
+
+
+def check_login(url: str, option: str) -> None:
+    """A URL whose password holds an unencoded '/', '?' or '#' is an SrxError saying how to write it:
+    FFmpeg ends the address there, takes the rest of the password for a host or a port and says so
+    in an error that shows part of it ('Port could not be cast to integer value as 'wr'')."""
+    scheme, sep, rest = url.partition("://")
+    login = rest[:rest.rfind("@")] if sep and "@" in rest else ""
+    user, colon, password = login.partition(":")
+    ends = [i for i in (password.find(c) for c in "/?#") if i >= 0]
+    if not (colon and ends) or any(c in user for c in "/?#") or password[:min(ends)].isdigit():  # none, or a port
+        return
+    char = password[min(ends)]
+    codes = ", ".join(f"{c} as {code}" for c, code in PERCENT_ENCODED.items())
+    raise SrxError(f"{option} {redact_url(url)}: the password holds an unencoded {char!r}, where a URL's address "
+                   f"ends; write it percent-encoded ({codes}), in the URL or in the environment variable that holds it")
 
 
 def parse_source(camera: int | None = None, source: str | None = None, demo: bool = False,
@@ -220,7 +264,7 @@ def parse_source(camera: int | None = None, source: str | None = None, demo: boo
     login = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/]*)@", text)  # a URL's user:password (a pipeline's: all of it)
     names = tuple(dict.fromkeys(_ENV_REF.findall(login.group(1) if login else text if "!" in text else "")))
     if "!" in text:
-        return SourceSpec("gstreamer", expand_env(text, "--source"), env_names=names)
+        return SourceSpec("gstreamer", expand_env(text, "--source"), loop=loop, env_names=names)
     check_url(text)
     if "://" in text:
         text = expand_env(text, "--source")
@@ -252,6 +296,8 @@ def check_url(text: str, option: str = "--source") -> None:
     is not a number from 1 to 65535 (`:86o3`, `:99999`). Anything else is left to the open."""
     from urllib.parse import urlsplit
 
+    if "!" not in text and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+        check_login(text, option)  # before the port: of 'admin:Wq/Zx@host', 'Wq' is no port, and no word to print
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)(:?)//", text)
     if scheme and not scheme.group(2) and scheme.group(1).lower() in URL_SCHEMES:
         raise SrxError(f"{option} '{redact_url(text)}': a URL needs '://' after {scheme.group(1)}; expected "
@@ -651,7 +697,8 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
     name = spec.describe()
     if spec.kind == "gstreamer":
         _check_gstreamer()
-        return _finish_open(lambda: cv2.VideoCapture(str(spec.target), cv2.CAP_GSTREAMER), name, timeout, live=True)
+        return _finish_open(lambda: cv2.VideoCapture(str(spec.target), cv2.CAP_GSTREAMER), name, timeout,
+                            live=spec.live, pipeline=True)
     ms = int(max(timeout, 0.1) * 1000)
     target = str(spec.target)
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
@@ -815,10 +862,38 @@ def rtsp_answers(url: str, timeout: float) -> str | None:
     return None
 
 
+#: what to do about a GStreamer pipeline that does not play: OpenCV says nothing of why (its own log
+#: lines are off), gst-launch-1.0 says it in GStreamer's words
+PIPELINE_ADVICE = ("an element missing or misspelt, caps that do not fit each other, a format appsink does not "
+                   "take, or a camera or server that refused; run it with gst-launch-1.0 -v, fakesink in place of "
+                   "appsink, to see GStreamer's reason")
+
+#: the end of a pipeline that hands srx frames it takes (BGR); on a Jetson nvvidconv first, to BGRx in
+#: system memory
+BGR_APPSINK = "videoconvert ! video/x-raw,format=BGR ! appsink"
+
+
+def _check_pipeline_frame(frame: np.ndarray, height: float, name: str) -> None:
+    """A pipeline's appsink in a raw YUV format comes through OpenCV as bytes, not a picture: packed
+    4:2:2 (YUY2, UYVY: a USB camera's own) as two channels, planar 4:2:0 (I420, NV12: a Jetson's
+    nvvidconv's) as one plane half again as tall as the picture, which would be upscaled as a grey
+    picture with the colour planes under it. Either is an SrxError saying how to end the pipeline."""
+    channels = 1 if frame.ndim == 2 else frame.shape[2]
+    tall = frame.ndim == 2 and height and 0 < height < frame.shape[0] and frame.shape[0] == int(height) * 3 // 2
+    if channels not in (1, 3, 4) or tall:
+        what = (f"packed YUV 4:2:2 (YUY2, UYVY: {channels} bytes a pixel)" if channels == 2 else
+                f"planar YUV 4:2:0 (I420, NV12: a {frame.shape[1]}x{int(height)} picture as one "
+                f"{frame.shape[1]}x{frame.shape[0]} plane)" if tall else f"{channels} channels a pixel")
+        raise SrxError(f"pipeline {name} hands srx {what}, not a picture it takes (BGR, BGRx or GRAY8); end it "
+                       f"with '{BGR_APPSINK}' (on a Jetson: 'nvvidconv ! video/x-raw,format=BGRx ! {BGR_APPSINK}')")
+
+
 def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool, is_file: bool = False,
-                 path: str | None = None) -> FrameReader:
+                 path: str | None = None, pipeline: bool = False) -> FrameReader:
     """Open an OpenCV capture and read the first frame in a helper thread; give up after `timeout`
-    seconds. `path`: a file's, for its frame rate (srx.imageio.video_rate)."""
+    seconds. `path`: a file's, for its frame rate (srx.imageio.video_rate). `pipeline`: a GStreamer
+    pipeline, whose failures OpenCV does not explain (`PIPELINE_ADVICE`) and whose appsink may hand
+    over a pixel format srx does not take (`_check_pipeline_frame`)."""
     from srx.imageio import listed_frames, video_rate
 
     cv2 = _cv2()
@@ -844,6 +919,8 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
                              and not ("cap" in result and result["cap"].isOpened() and result.get("frame") is not None)):
         if not worker.is_alive() and result.get("cap") is not None:
             result["cap"].release()
+        if pipeline:
+            raise SrxError(f"pipeline {name} gave no frame within {timeout:g} s; {PIPELINE_ADVICE}")
         raise SrxError(f"source {name} did not open within {timeout:g} s (no answer); {CHECK_ADDRESS}")
     if "error" in result:
         first = str(result["error"]).strip().splitlines()[-1] if str(result["error"]).strip() else type(result["error"]).__name__
@@ -853,12 +930,20 @@ def _finish_open(make: Callable[[], Any], name: str, timeout: float, live: bool,
         if is_file:
             raise SrxError(f"cannot open {name} as a video: OpenCV's FFmpeg cannot decode it "
                            "(not a video, corrupt, or an unsupported codec)")
+        if pipeline:
+            raise SrxError(f"cannot start pipeline {name}: OpenCV's GStreamer could not play it; {PIPELINE_ADVICE}")
         raise SrxError(f"cannot open source {name} (refused, not found or not a stream); {CHECK_ADDRESS}")
     frame = result.get("frame")
     if frame is None:
         cap.release()
         what = "is not a video or holds no frames" if is_file else "opened but sent no frame"
         raise SrxError(f"source {name} {what}")
+    if pipeline:
+        try:
+            _check_pipeline_frame(frame, cap.get(cv2.CAP_PROP_FRAME_HEIGHT), name)
+        except SrxError:
+            cap.release()
+            raise
     fps = video_rate(path, cap) if path is not None else cap.get(cv2.CAP_PROP_FPS)
     fps = float(fps) if fps and 0.5 <= fps <= 1000 else None
     count = listed_frames(cap) if is_file else 0
