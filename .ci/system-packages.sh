@@ -6,6 +6,8 @@
 #   - a C++ compiler: the CUDA colour kernels' arithmetic is compiled for the CPU and checked there
 #   - Prometheus and promtool: /metrics scraped by a real server, deploy/srx-alerts.yml checked and unit-tested
 #   - bubblewrap: deploy/srx-serve.service's command run inside what the unit leaves writable
+#   - an OpenCV built with GStreamer (python3-opencv, as JetPack's is) and GStreamer's H.264 decoder
+#     (gstreamer1.0-libav): GStreamer pipeline sources, run by scripts/test.sh in .venv-system
 # Idempotent and quiet: installs only what is missing, runs `apt-get update` only when needed.
 set -euo pipefail
 
@@ -16,6 +18,7 @@ PACKAGES=(
   g++
   prometheus
   bubblewrap
+  python3-opencv gstreamer1.0-libav
 )
 
 missing=()

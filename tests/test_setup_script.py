@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SKIP = shutil.ignore_patterns(".git", ".venv", "runs", "out", ".whl", "__pycache__", "*.egg-info", ".pytest_cache")
+SKIP = shutil.ignore_patterns(".git", ".venv", ".venv-system", "runs", "out", ".whl", "__pycache__", "*.egg-info", ".pytest_cache")
 
 
 def _offline_setup(tmp_path: Path, python: str) -> tuple[Path, subprocess.CompletedProcess]:
