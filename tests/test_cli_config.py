@@ -410,6 +410,12 @@ def test_a_dry_run_checks_the_file_and_says_what_would_run(tmp_path: Path, monke
     res = runner.invoke(app, ["stream", "--config", str(mine), "--dry-run", "--output", f"{blocked}/{{name}}.mp4"])
     assert res.exit_code == 1
     assert_one_error_line(res.output, f"--output {blocked}/door.mp4")
+    # a --keep-free the disk cannot give passed the dry run, and the service it vouched for failed at each
+    # restart (trial readme2); a share, or a size the disk has, passes as before
+    res = runner.invoke(app, ["stream", "--config", str(mine), "--dry-run", "--keep-free", "5000T"])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, f"--keep-free 5000T: the disk of {rec}/door.mp4 holds ")
+    assert runner.invoke(app, ["stream", "--config", str(mine), "--dry-run", "--keep-free", "1M"]).exit_code == 0
 
 
 @pytest.mark.parametrize("entry, said", [

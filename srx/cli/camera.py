@@ -404,7 +404,7 @@ def _dry_run(named, *, weights, scale, model, server, output, serve, buffer, max
     for pattern in output or []:
         check_pattern(str(pattern), len(named))
         for item in named:  # where a recording would go can be written (nothing is created)
-            _check_output_place(output_for(str(pattern), item.name))
+            _check_output_place(output_for(str(pattern), item.name), room)
     summaries = ([] if json_summary is None else [str(json_summary)] if json_summary == STDOUT or "{name}" not in str(json_summary)
                  else [output_for(str(json_summary), item.name) for item in named])
     for target in summaries:
@@ -443,15 +443,18 @@ def _dry_run(named, *, weights, scale, model, server, output, serve, buffer, max
     typer.echo("\n".join(lines))
 
 
-def _check_output_place(target: str) -> None:
-    """--dry-run's check of an --output: a video file's or a frames folder's place can be written, an
-    rtsp:// address is one srx publishes to (the server is not tried)."""
+def _check_output_place(target: str, room=None) -> None:
+    """--dry-run's check of an --output: a video file's or a frames folder's place can be written (and
+    its disk can give the --keep-free `room`, as a run checks), an rtsp:// address is one srx publishes
+    to (the server is not tried)."""
     from srx.camera.outputs import output_kind
     from srx.fsutil import check_output_dir, check_output_file
 
     kind = output_kind(target)
     if kind == "video":
         check_output_file(Path(target), "--output")
+        if room is not None:  # 5000T passed the dry run, and the service it vouched for failed at each restart
+            room.check(Path(target))
     elif kind == "frames":
         check_output_dir(Path(target), "--output")
 
