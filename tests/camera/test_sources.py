@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from srx.camera.demo import DemoScene
 from srx.camera.sources import SourceSpec, has_gstreamer, open_reader, parse_roi, parse_source, redact_url
+from srx.camera.multi import parse_sources
 from srx.cli import app
 from srx.errors import SrxError
 from tests.camera.conftest import free_port, frames
@@ -108,6 +109,7 @@ def test_parse_source_kinds(tmp_path: Path) -> None:
     ("rtsp://admin:Ab@Secret9@10.0.0.5:554/live", "rtsp://admin:***@10.0.0.5:554/live"),
     ("rtsp://admin:pa/ss@10.0.0.5/live", "rtsp://admin:***@10.0.0.5/live"),
     ("rtsp://admin:pa?ss@10.0.0.5/live", "rtsp://admin:***@10.0.0.5/live"),
+    ("rtsp://admin:p@ss/w#1@10.0.0.5:554/live", "rtsp://admin:***@10.0.0.5:554/live"),  # was admin:***@ss/w#1@...
     ("rtsp://u:p@[fe80::1]:8554/c", "rtsp://u:***@[fe80::1]:8554/c"),
     # a password in the query, as HTTP cameras take it; other parameters stay
     ("http://cam/video.mjpg?user=admin&password=S3cr3t&fps=5", "http://cam/video.mjpg?user=admin&password=***&fps=5"),
@@ -125,6 +127,25 @@ def test_parse_source_kinds(tmp_path: Path) -> None:
 ])
 def test_a_password_in_a_url_is_hidden_whole(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("password, char", [("Wq/Zxv", "/"), ("Pq@Zs/Wj#1", "/"), ("Kq?Zb", "?"), ("Kq#Zb", "#")])
+def test_a_password_with_what_ends_an_address_is_refused_saying_how_to_write_it(monkeypatch, password, char) -> None:
+    """FFmpeg took 'p@ss' of 'admin:p@ss/w#1@host' for the login and 'ss/w#1' for the host, so the
+    rest of the password was printed, and 'wr' of 'wr/ong' for a port, in its own words (trial readme2)."""
+    monkeypatch.setenv("SRX_TEST_PW", password)
+    for text in ("rtsp://admin:${SRX_TEST_PW}@10.0.0.5:554/live", f"rtsp://admin:{password}@10.0.0.5:554/live"):
+        with pytest.raises(SrxError) as err:
+            parse_source(source=text)
+        said = str(err.value)
+        assert f"unencoded {char!r}" in said and "%2F" in said and "rtsp://admin:***@10.0.0.5:554/live" in said, said
+        assert not any(part in said for part in password.replace("?", "/").replace("#", "/").split("/") if len(part) > 1)
+    with pytest.raises(SrxError, match="unencoded '/'"):
+        parse_sources(sources=["door=rtsp://admin:${SRX_TEST_PW}@10.0.0.5/live"]) if char == "/" else \
+            parse_sources(sources=["door=rtsp://admin:x/y@10.0.0.5/live"])
+    monkeypatch.setenv("SRX_TEST_PW", "p@ss%2Fw%231")  # written as the message says: taken
+    assert parse_source(source="rtsp://admin:${SRX_TEST_PW}@10.0.0.5/live").target.endswith("%231@10.0.0.5/live")
+    assert parse_source(source="rtsp://10.0.0.5:554/a@b").kind == "url"  # a port and a path with '@': no login
 
 
 def test_a_password_can_come_from_the_environment(monkeypatch) -> None:
