@@ -131,11 +131,17 @@ class StreamSummary:
         work = sum(means.values())
         share = f"{self.dropped / max(self.frames_in, 1):.0%} of the frames ({self.dropped})"
         if work >= 0.9 * interval:
-            verdict, cause = (("srx was slower than the source", "") if work > interval else
-                              ("srx barely kept up with the source", " leaves no room for slow spells"))
+            # with a --max-fps, what was too much is the rate it lets through, and a lower one is the fix
+            capped = bool(self.max_fps) and self.max_fps < rate
+            pace = f"--max-fps {self.max_fps:g}" if capped else "the source"
+            verdict, cause = ((f"srx was slower than {pace}", "") if work > interval else
+                              (f"srx barely kept up with {pace}", " leaves no room for slow spells"))
+            fits = _fitting_rate(work)
+            lower = not self.max_fps or float(fits) < self.max_fps
             return (f"{verdict}: {work:.0f} ms of work per frame ({means.get('infer', 0.0):.0f} ms in the model) against "
-                    f"{interval:.0f} ms between its frames{cause}, so {share} were dropped. To keep up: "
-                    + ("" if self.max_fps else f"--max-fps {_fitting_rate(work)} (evenly spaced frames, none dropped), ")
+                    f"{interval:.0f} ms between {'the frames it lets through' if capped else 'its frames'}{cause}, so "
+                    f"{share} were dropped. To keep up: "
+                    + (f"--max-fps {fits} (evenly spaced frames, none dropped), " if lower else "")
                     + ("" if self.roi else "--roi (the part of the picture that matters), ")
                     + "a faster model or backend (srx models, srx bench), a lower --scale, or fewer streams on this host")
         if 2 * self.dropped_in_bursts >= self.dropped:
