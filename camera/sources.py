@@ -706,7 +706,7 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
     def make() -> Any:
         cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
         if cap.isOpened():
-            follow_rotation(cap)  # a phone's recording
+            cap = follow_rotation(cap, target)  # a phone's recording
         return cap
 
     if Path(target).is_file() and Path(target).stat().st_size == 0:

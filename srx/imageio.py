@@ -176,18 +176,59 @@ def open_video(path: Path):
         cap.release()
         raise SrxError(f"video {path} cannot be opened (corrupt, truncated or a codec this OpenCV lacks); "
                        "expected a video OpenCV can decode (e.g. .mp4, .avi, .mkv)")
-    follow_rotation(cap)
-    return cap
+    return follow_rotation(cap, path)
 
 
-def follow_rotation(cap) -> None:
+def follow_rotation(cap, path: Path | str | None = None):
     """Have an opened capture turn its frames as the container's rotation says a player shows them:
     a phone records portrait video as landscape frames plus a 90° rotation, and the pip OpenCV
     wheels leave that rotation unapplied (CAP_PROP_ORIENTATION_AUTO off), so srx's output, which
-    carries no rotation of its own, would play sideways. A no-op for a backend without it."""
+    carries no rotation of its own, would play sideways. A no-op for a backend without it. Returns
+    the capture to read from: where OpenCV turns a quarter turn the other way than the video says
+    (OpenCV 4.6 with FFmpeg 5, Debian 12's and as JetPack's older builds: a phone's video came out
+    upside down), one that turns each frame the half turn it lacks (`path` given: the rotation read
+    through PyAV, only for a video OpenCV says is turned a quarter)."""
     cv2 = cv2_module()
-    if hasattr(cv2, "CAP_PROP_ORIENTATION_AUTO"):
-        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    if not hasattr(cv2, "CAP_PROP_ORIENTATION_AUTO"):
+        return cap
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    meta = cap.get(cv2.CAP_PROP_ORIENTATION_META) if hasattr(cv2, "CAP_PROP_ORIENTATION_META") else 0
+    if path is None or not meta or round(meta) % 180 != 90:
+        return cap
+    turn = display_turn(path)
+    if turn is not None and turn % 180 == 90 and turn != round(meta) % 360:
+        return _HalfTurned(cap)
+    return cap
+
+
+def display_turn(path: Path | str) -> int | None:
+    """How far clockwise (0, 90, 180, 270 degrees) a player turns a video's frames, as FFmpeg reads
+    its container (PyAV), or None where that cannot be read."""
+    try:
+        from srx.media import pyav_module
+
+        with pyav_module().open(str(path)) as box:
+            frame = next(box.decode(box.streams.video[0]), None)
+            rotation = getattr(frame, "rotation", None) if frame is not None else None
+    except Exception:  # noqa: BLE001  (no PyAV, or a file it cannot read: OpenCV's own turn stands)
+        return None
+    return None if rotation is None else int(round(-float(rotation))) % 360
+
+
+class _HalfTurned:
+    """A capture whose frames are read turned a half turn more; everything else is the capture's."""
+
+    def __init__(self, cap) -> None:
+        self._cap = cap
+
+    def read(self, *args):
+        ok, frame = self._cap.read(*args)
+        if ok and frame is not None:
+            frame = np.ascontiguousarray(frame[::-1, ::-1])
+        return ok, frame
+
+    def __getattr__(self, name: str):
+        return getattr(self._cap, name)
 
 
 #: elementary streams without a container: their frame rate is in the stream itself (H.264's SPS timing)
