@@ -199,9 +199,11 @@ class CaptureThread:
         open_timeout: float = 10.0,
         queue_size: int = 4,
         buffer: int = 2,
+        name: str | None = None,
     ) -> None:
         self.spec, self.reader, self.drop = spec, reader, drop
-        self.label = spec.describe()  # what the log calls the source (several sources: its name too)
+        # what the log calls the source: its name too where the user gave one, or where there are several
+        self.label = f"{name} ({spec.describe()})" if name else spec.describe()
         fps = reader.fps or spec.fps
         self.pace_fps = fps if (pace if pace is not None else (drop and not spec.live)) and fps else None
         self.reconnect_max_wait = max(float(reconnect_max_wait), RECONNECT_FIRST_WAIT)

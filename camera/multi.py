@@ -59,6 +59,7 @@ NAME_RULE = "ASCII letters, digits, _ . - (at most 40, a letter or digit first)"
 class NamedSource:
     name: str
     spec: SourceSpec
+    given: bool = False  # named by the user (NAME=...), not by default_name: a lone source is called by it too
 
 
 def check_name(name: str) -> str:
@@ -130,10 +131,10 @@ def parse_sources(cameras: Sequence[str] = (), sources: Sequence[str] = (), demo
         if not re.fullmatch(r"-?\d+", value):
             raise SrxError(f"--camera {text!r}: expected a device index (0 for /dev/video0), optionally named: "
                            "--camera NAME=0")
-        items.append(NamedSource(name or "", parse_source(camera=int(value))))
+        items.append(NamedSource(name or "", parse_source(camera=int(value)), given=bool(name)))
     for text in sources:
         name, value = split_name(str(text))
-        items.append(NamedSource(name or "", parse_source(source=value, loop=loop)))
+        items.append(NamedSource(name or "", parse_source(source=value, loop=loop), given=bool(name)))
     if demo:
         items.append(NamedSource("", parse_source(demo=True, loop=loop)))
     if not items:

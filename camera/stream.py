@@ -151,6 +151,7 @@ def stream(
     stop_event: threading.Event | None = None,
     stats: StreamStats | None = None,
     on_frame: Callable[[Frame, np.ndarray, float], None] | None = None,
+    name: str | None = None,
 ) -> StreamSummary:
     """Upscale `source_spec` frame by frame into `outputs` until the input ends, `max_frames`
     upscaled frames, `duration` seconds, a stop (Ctrl-C, SIGTERM, SIGHUP, `stop_event`) or a window closing.
@@ -160,7 +161,8 @@ def stream(
     `drop=True` is the latest-frames policy (the capture holds the newest `buffer` frames; bounded
     latency, dropped frames counted); `drop=False` processes every frame. `stats` may be passed in
     to share live numbers (e.g. with a server); `on_frame(frame, output_image, t_done)` is called
-    after each upscaled frame is delivered."""
+    after each upscaled frame is delivered. `name`: what the user called the source (`door=rtsp://...`),
+    which its log lines then say first, as those of several sources do."""
     try:
         spec = parse_source(source=source_spec) if isinstance(source_spec, str) else source_spec
         check_bounds(max_frames, duration)
@@ -202,7 +204,8 @@ def stream(
             if drop and why:
                 log.info("%s (the images themselves, named as they are: srx upscale %s --out FOLDER)", why, spec.target)
             capture = CaptureThread(spec, reader, drop=drop and why is None, pace=paced_for(outputs, drop, why),
-                                    buffer=buffer, reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout)
+                                    buffer=buffer, reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout,
+                                    name=name)
             note_clock_jumps(outputs, capture.event_log)
             for o in outputs:
                 if hasattr(o, "fps") and reader.fps:

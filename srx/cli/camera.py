@@ -319,7 +319,7 @@ def _stream_one(named, *, scale, weights, model, backend, server, threads, outpu
         raise
     summary = stream(spec, upscaler, outputs, max_frames=max_frames, duration=seconds, drop=not no_drop,
                      buffer=buffer, compare=compare, overlay=overlay, quiet=quiet, reconnect_max_wait=reconnect_max_wait,
-                     open_timeout=open_timeout, stats=stats)
+                     open_timeout=open_timeout, stats=stats, name=named[0].name if named[0].given else None)
     _report(summary, json_summary, named)
 
 

@@ -92,6 +92,19 @@ def test_cli_records_and_writes_json_summary(tmp_path: Path, tiny_checkpoint, su
     assert len(back) == 5 and back[0].shape == (60, 162, 3)
 
 
+def test_a_lone_source_the_user_named_is_called_by_its_name(tmp_path: Path, tiny_checkpoint, caplog) -> None:
+    """`--source door=URL` alone: /stats and /metrics said `door`, every log line the URL (trial readme2)."""
+    src = tmp_path / "in.mkv"
+    write_ffv1(src, frames(3, 30, 40))
+    caplog.set_level("INFO", logger="srx")
+    for given, said in ((f"door={src}", f"source door (file {src}): 40x30"), (str(src), f"source file {src}: 40x30")):
+        caplog.clear()
+        result = CliRunner().invoke(app, ["stream", "--source", given, "--no-drop", "-w", str(tiny_checkpoint(2)),
+                                          "--backend", "torch", "--threads", "1", "--no-window", "-q"])
+        assert result.exit_code == 0, result.output
+        assert said in caplog.text, caplog.text
+
+
 def test_json_summary_goes_where_its_name_leads_and_never_replaces_a_link_pipe_or_device(tmp_path: Path,
                                                                                         tiny_checkpoint) -> None:
     """--json-summary replaced what was at its path with a file: /dev/stdout's link (the JSON never
