@@ -29,8 +29,8 @@ import numpy as np
 
 from srx.camera.capture import CaptureThread, Frame, check_buffer
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
-from srx.camera.sources import (FrameReader, SourceSpec, open_reader, parse_max_fps, parse_roi, parse_rtsp_transport,
-                                parse_source, redact_url)
+from srx.camera.sources import (FrameReader, SourceSpec, is_pipeline, open_reader, parse_max_fps, parse_roi,
+                                parse_rtsp_transport, parse_source, redact_url)
 from srx.camera.stats import (LATE_S, Samples, StreamStats, StreamSummary, bursts_text, damaged_text, late_text,
                               servers_line, source_lines, stopped_text, window_words)
 from srx.console import status_line, status_write
@@ -76,7 +76,7 @@ def split_name(text: str) -> tuple[str | None, str]:
     element may well set a URL: 'rtspsrc location=rtsp://...')."""
     m = _NAMED.match(str(text).strip())
     if m is None or Path(str(text)).expanduser().exists():
-        loose = None if "!" in str(text) else re.match(r"^([^=/:]+)=([A-Za-z][A-Za-z0-9+.-]*://.+)$",
+        loose = None if is_pipeline(str(text)) else re.match(r"^([^=/:]+)=([A-Za-z][A-Za-z0-9+.-]*://.+)$",
                                                        str(text).strip(), re.S)
         if m is None and loose is not None and not Path(str(text)).expanduser().exists():  # a name srx cannot take
             raise SrxError(f"source name {loose.group(1)!r} (in {loose.group(1)}={redact_url(loose.group(2))}): expected "

@@ -91,6 +91,16 @@ class SourceSpec:
         return cls("frames", frames, loop=loop, fps=fps, roi=roi)
 
 
+#: the start of a URL: scheme://
+_URL_START = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_pipeline(text: str) -> bool:
+    """A --source with '!' in it is a GStreamer pipeline, unless it is a URL (a '!' in its password:
+    'Passw0rd!' made an RTSP camera a pipeline, refused without GStreamer, its password printed with)."""
+    return "!" in text and not _URL_START.match(text.strip())
+
+
 #: a GStreamer pipeline's first elements that read a file, and those that read a URI (a file: one too)
 FILE_ELEMENTS = ("filesrc", "multifilesrc", "splitmuxsrc")
 URI_ELEMENTS = ("uridecodebin", "uridecodebin3", "urisourcebin", "playbin", "playbin3")
@@ -217,7 +227,13 @@ def expand_env(text: str, option: str) -> str:
         return os.environ[name]
 
     expanded = _ENV_REF.sub(value, text)
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", expanded):
+    login = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@", text)  # as written, ${NAME}s unexpanded
+    for name in _ENV_REF.findall(login.group(1)) if login else []:
+        char = next((c for c in "/?#" if c in os.environ.get(name, "")), None)
+        if char:  # the variable is the password, whatever it looks like ('1234/ab' read as a port and a path)
+            raise SrxError(f"{option} {redact_text(text)}: the password in ${{{name}}} holds an unencoded {char!r}, "
+                           f"where a URL's address ends; {_ENCODE_ADVICE}")
+    if _URL_START.match(expanded):
         check_login(expanded, option)
     return expanded
 
@@ -226,20 +242,26 @@ def expand_env(text: str, option: str) -> str:
 PERCENT_ENCODED = {"/": "%2F", "?": "%3F", "#": "%23", "%": "%25"}
 
 
+_ENCODE_ADVICE = ("write it percent-encoded (" + ", ".join(f"{c} as {code}" for c, code in PERCENT_ENCODED.items())
+                  + "), in the URL or in the environment variable that holds it")
+
+
 def check_login(url: str, option: str) -> None:
     """A URL whose password holds an unencoded '/', '?' or '#' is an SrxError saying how to write it:
     FFmpeg ends the address there, takes the rest of the password for a host or a port and says so
-    in an error that shows part of it ('Port could not be cast to integer value as 'wr'')."""
+    in an error that shows part of it ('Port could not be cast to integer value as 'wr''). Only where
+    that reading is the one left: the address up to its first '/', '?' or '#' holds no '@' (as FFmpeg
+    splits it: 'admin:pw@host/live@main' is a login and a path with an '@') and a ':' after the user
+    that no port follows ('host:554/a@b' is a port and a path); a password from ${NAME} is checked
+    whatever it looks like, in expand_env."""
     scheme, sep, rest = url.partition("://")
-    login = rest[:rest.rfind("@")] if sep and "@" in rest else ""
-    user, colon, password = login.partition(":")
-    ends = [i for i in (password.find(c) for c in "/?#") if i >= 0]
-    if not (colon and ends) or any(c in user for c in "/?#") or password[:min(ends)].isdigit():  # none, or a port
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority = rest[:cut]
+    user, colon, after = authority.partition(":")
+    if not sep or "@" in authority or authority.startswith("[") or "@" not in rest[cut:] or not colon or after.isdigit():
         return
-    char = password[min(ends)]
-    codes = ", ".join(f"{c} as {code}" for c, code in PERCENT_ENCODED.items())
-    raise SrxError(f"{option} {redact_url(url)}: the password holds an unencoded {char!r}, where a URL's address "
-                   f"ends; write it percent-encoded ({codes}), in the URL or in the environment variable that holds it")
+    raise SrxError(f"{option} {redact_url(url)}: the password holds an unencoded {rest[cut]!r}, where a URL's "
+                   f"address ends; {_ENCODE_ADVICE}")
 
 
 def parse_source(camera: int | None = None, source: str | None = None, demo: bool = False,
@@ -262,8 +284,8 @@ def parse_source(camera: int | None = None, source: str | None = None, demo: boo
     if not text:
         raise SrxError("--source is empty; expected a video file, an rtsp:// or http(s):// URL, or a GStreamer pipeline")
     login = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/]*)@", text)  # a URL's user:password (a pipeline's: all of it)
-    names = tuple(dict.fromkeys(_ENV_REF.findall(login.group(1) if login else text if "!" in text else "")))
-    if "!" in text:
+    names = tuple(dict.fromkeys(_ENV_REF.findall(login.group(1) if login else text if is_pipeline(text) else "")))
+    if is_pipeline(text):
         return SourceSpec("gstreamer", expand_env(text, "--source"), loop=loop, env_names=names)
     check_url(text)
     if "://" in text:
@@ -296,13 +318,13 @@ def check_url(text: str, option: str = "--source") -> None:
     is not a number from 1 to 65535 (`:86o3`, `:99999`). Anything else is left to the open."""
     from urllib.parse import urlsplit
 
-    if "!" not in text and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+    if _URL_START.match(text):
         check_login(text, option)  # before the port: of 'admin:Wq/Zx@host', 'Wq' is no port, and no word to print
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)(:?)//", text)
     if scheme and not scheme.group(2) and scheme.group(1).lower() in URL_SCHEMES:
         raise SrxError(f"{option} '{redact_url(text)}': a URL needs '://' after {scheme.group(1)}; expected "
                        f"{scheme.group(1)}://HOST[:PORT]/PATH")
-    if scheme and scheme.group(2) and scheme.group(1).lower() not in (*URL_SCHEMES, "file") and "!" not in text:
+    if scheme and scheme.group(2) and scheme.group(1).lower() not in (*URL_SCHEMES, "file") and not is_pipeline(text):
         raise SrxError(f"{option} '{redact_url(text)}': unsupported URL scheme {scheme.group(1).lower()!r}; expected "
                        f"{', '.join(s + '://' for s in URL_SCHEMES)}, a file path or a GStreamer pipeline")
     if not scheme or scheme.group(1).lower() not in _HOSTED:

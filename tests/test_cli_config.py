@@ -416,6 +416,14 @@ def test_a_dry_run_checks_the_file_and_says_what_would_run(tmp_path: Path, monke
     assert res.exit_code == 1
     assert_one_error_line(res.output, f"--keep-free 5000T: the disk of {rec}/door.mp4 holds ")
     assert runner.invoke(app, ["stream", "--config", str(mine), "--dry-run", "--keep-free", "1M"]).exit_code == 0
+    # a publish URL's password was printed in the clear, and one the run refuses passed (trial recheck39)
+    cams = ["--source", "door=rtsp://10.0.0.5/a", "--source", "gate=rtsp://10.0.0.6/a", "--dry-run"]
+    res = runner.invoke(app, ["stream", *cams, "--output", "rtsp://pub:Zq9secret@h/{name}"])
+    assert res.exit_code == 0 and "  output: rtsp://pub:***@h/door, rtsp://pub:***@h/gate" in res.output, res.output
+    assert "Zq9secret" not in res.output
+    res = runner.invoke(app, ["stream", *cams, "--output", "rtsp://pub:Zq/Wx@h/{name}"])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, "--output rtsp://pub:***@h/door: the password holds an unencoded '/'")
 
 
 @pytest.mark.parametrize("entry, said", [

@@ -389,7 +389,7 @@ def _dry_run(named, *, weights, scale, model, server, output, serve, buffer, max
     a source: its name, where from (password hidden), transport, rate and region."""
     from srx.camera.capture import check_buffer
     from srx.camera.multi import check_pattern, output_for
-    from srx.camera.sources import check_source
+    from srx.camera.sources import check_source, redact_url
     from srx.camera.stream import check_bounds
     from srx.checkpoint import DEFAULT_SHIPPED, resolve_weights, shipped_name
 
@@ -433,7 +433,7 @@ def _dry_run(named, *, weights, scale, model, server, output, serve, buffer, max
             parts.append(f"region {w}x{h} at {x},{y}")
         lines.append(f"  {item.name}: " + ", ".join(parts))
     for pattern in output or []:
-        targets = [output_for(str(pattern), item.name) for item in named]
+        targets = [redact_url(output_for(str(pattern), item.name)) for item in named]  # a publish URL's password
         cut = f" in {segment} segments" + (f", kept {keep}" if keep else "") + (f", {keep_free} kept free" if keep_free else "")
         lines.append(f"  output: {', '.join(targets)}" + (cut if segment else ""))
     if serve is not None:
@@ -455,6 +455,10 @@ def _check_output_place(target: str, room=None) -> None:
         check_output_file(Path(target), "--output")
         if room is not None:  # 5000T passed the dry run, and the service it vouched for failed at each restart
             room.check(Path(target))
+    elif kind == "rtsp":  # its ${NAME}s set, its password written as a run takes it
+        from srx.camera.sources import expand_env
+
+        expand_env(target, "--output")
     elif kind == "frames":
         check_output_dir(Path(target), "--output")
 
