@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srx.camera.sources import CHECK_ADDRESS, FrameReader, SourceSpec, open_reader
+from srx.camera.sources import CHECK_ADDRESS, PIPELINE_ADVICE, FrameReader, SourceSpec, open_reader
 from srx.camera.stats import LATE_S, recent_rate
 from srx.errors import SrxError
 from srx.eventlog import EVENTS_FIRST, EVENTS_LAST, EventLog
@@ -705,7 +705,9 @@ class CaptureThread:
                 reader = open_reader(self.spec, self.open_timeout)
             except SrxError as exc:
                 self.next_retry_at = time.monotonic() + wait
-                said = str(exc).split(f"; {CHECK_ADDRESS}")[0] if self.frames_read else str(exc)  # it worked: no advice
+                said = str(exc)
+                if self.frames_read:  # it worked: no advice on how to make it work
+                    said = said.split(f"; {CHECK_ADDRESS}")[0].split(f"; {PIPELINE_ADVICE}")[0]
                 self.last_failure = said
                 log.warning("reconnect attempt %d to %s failed (%s); next in %.1f s",
                             self.attempt, self.label, said, wait)
