@@ -10,6 +10,7 @@ or a lost connection, is the capture thread's business.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -106,6 +107,7 @@ FILE_ELEMENTS = ("filesrc", "multifilesrc", "splitmuxsrc")
 URI_ELEMENTS = ("uridecodebin", "uridecodebin3", "urisourcebin", "playbin", "playbin3")
 
 
+@functools.lru_cache(maxsize=64)  # SourceSpec.live asks it several times a frame
 def plays_file(pipeline: str) -> bool:
     """Whether a GStreamer pipeline ends as a file does: its first element reads a file (filesrc
     location=..., uridecodebin uri=file://...; a Jetson decodes a file in hardware that way) or stops
@@ -538,6 +540,11 @@ class IterReader(FrameReader):
         return frame
 
 
+def _from_inner(name: str) -> property:
+    """A wrapping reader's attribute that is its inner reader's, read at each use."""
+    return property(lambda self: getattr(self.inner, name))
+
+
 class RegionReader(FrameReader):
     """Only the source's region of interest (`SourceSpec.roi`) of each frame: a digital zoom on what
     matters, and the model's work cut to it. The region must lie inside the first frame; a later
@@ -579,21 +586,11 @@ class RegionReader(FrameReader):
             return None
         return self._cut(frame)
 
-    @property
-    def time_s(self) -> float | None:  # type: ignore[override]
-        return self.inner.time_s
-
-    @property
-    def damaged(self) -> int:  # type: ignore[override]
-        return self.inner.damaged
-
-    @property
-    def sar(self) -> Fraction | None:  # type: ignore[override]
-        return self.inner.sar
-
-    @property
-    def interlaced(self) -> bool:  # type: ignore[override]
-        return self.inner.interlaced
+    # what the source itself says of the frame read last, and of its stream
+    time_s = _from_inner("time_s")
+    damaged = _from_inner("damaged")
+    sar = _from_inner("sar")
+    interlaced = _from_inner("interlaced")
 
     def release(self) -> None:
         self.inner.release()
