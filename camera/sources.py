@@ -266,6 +266,19 @@ def check_login(url: str, option: str) -> None:
                    f"address ends; {_ENCODE_ADVICE}")
 
 
+def _escape_hint(url: Any) -> str:
+    """Why a login with a '%' and two hex digits in its password may be refused: FFmpeg decodes the
+    login before it sends it ('Zq%41v' goes as 'ZqAv'), so a '%' in the password itself is %25. What
+    the '%' stood for is not known, so this is said where the camera refused the login, not before;
+    which characters they were is not said (they are part of the password)."""
+    rest = str(url).partition("://")[2]
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if not re.search(r"%[0-9A-Fa-f]{2}", rest[:cut].rpartition("@")[0].partition(":")[2]):
+        return ""
+    return ("; a '%' followed by two hex digits in the password is read as one encoded character (%41 as 'A'): "
+            "a '%' that is part of the password is written %25")
+
+
 def parse_source(camera: int | None = None, source: str | None = None, demo: bool = False,
                  loop: bool = False) -> SourceSpec:
     """Exactly one of --camera N / --source SPEC / --demo, checked here so mistakes are one line."""
@@ -817,7 +830,8 @@ def _open_av(spec: SourceSpec, timeout: float) -> FrameReader:
             where = (f"the user in the URL and the password in the environment variable{'s' if len(names) > 1 else ''} "
                      f"{', '.join(names)} (e.g. systemd's EnvironmentFile=)" if names
                      else "the user and password in the URL")
-            raise SrxError(f"cannot open source {name}: the camera refused the login ({said}); check {where}")
+            raise SrxError(f"cannot open source {name}: the camera refused the login ({said}); check {where}"
+                           f"{_escape_hint(spec.target)}")
         raise SrxError(f"cannot open source {name}: {said}; {CHECK_ADDRESS}")
     if reader is None or reader.first is None:
         if reader is not None:

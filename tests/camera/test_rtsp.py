@@ -257,6 +257,12 @@ def test_a_camera_login_is_used_and_its_password_is_said_nowhere(tmp_path: Path,
         assert from_env.exit_code == 0 and "Secret9" not in from_env.output, from_env.output
         wrong = CliRunner().invoke(app, ["stream", "--source", f"rtsp://admin:Wr0ng@127.0.0.1:{port}/clip", "-w",
                                          weights, "--max-frames", "3", "--no-window", "--open-timeout", "5"])
+        # FFmpeg decodes the login: '%40' goes as '@' (the right password), so a '%' and two hex digits
+        # in a refused password get a word on %25 (a user whose password holds 'Zq%41v' sent 'ZqAv')
+        encoded = CliRunner().invoke(app, ["stream", "--source", f"rtsp://admin:Ab%40Secret9@127.0.0.1:{port}/clip",
+                                           "-w", weights, "--max-frames", "2", "--no-window"])
+        percent = CliRunner().invoke(app, ["stream", "--source", f"rtsp://admin:Wq%41Zxv@127.0.0.1:{port}/clip", "-w",
+                                           weights, "--max-frames", "3", "--no-window", "--open-timeout", "5"])
         # a wrong (here: empty) password from the environment: the advice names the variable, not the URL
         monkeypatch.setenv("SRX_TEST_CAM_PW", "")
         empty = CliRunner().invoke(app, ["stream", "--source", f"rtsp://admin:${{SRX_TEST_CAM_PW}}@127.0.0.1:{port}/clip",
@@ -266,7 +272,11 @@ def test_a_camera_login_is_used_and_its_password_is_said_nowhere(tmp_path: Path,
     assert wrong.exit_code == 1
     assert_one_error_line(wrong.output, "the camera refused the login")
     assert "401" in wrong.output and "check the user and password in the URL" in wrong.output
-    assert "Wr0ng" not in wrong.output
+    assert "Wr0ng" not in wrong.output and "%25" not in wrong.output
+    assert encoded.exit_code == 0, encoded.output
+    assert percent.exit_code == 1
+    assert_one_error_line(percent.output, "the camera refused the login")
+    assert "a '%' that is part of the password is written %25" in percent.output and "Zxv" not in percent.output
     assert empty.exit_code == 1
     assert_one_error_line(empty.output, "check the user in the URL and the password in the environment variable "
                                         "SRX_TEST_CAM_PW")
