@@ -210,8 +210,9 @@ class MultiMjpegServer:
                     if what == "stream.mjpg":
                         self._stream(ch)
                         return
-                cams = ", ".join(f"/cam/{n}/stream.mjpg" for n in server.names)
-                self._send(404, "text/plain", f"not found: try / or one of {cams}\n".encode())
+                cams = ", ".join(f"/cam/{n}/" for n in server.names)
+                self._send(404, "text/plain", f"not found: try /, /stats, /metrics, a camera's page ({cams}) or "
+                                              f"its stream.mjpg or frame.jpg under it\n".encode())
 
             def _stream(self, ch: Channel) -> None:
                 if not self._start_mjpeg():

@@ -300,7 +300,7 @@ class MjpegServer(Output):
                 elif path == "/stream.mjpg":
                     self._stream()
                 else:
-                    self._send(404, "text/plain", b"not found: try /, /stream.mjpg, /stats or /metrics\n")
+                    self._send(404, "text/plain", b"not found: try /, /stream.mjpg, /frame.jpg, /stats or /metrics\n")
 
             def _stream(self) -> None:
                 if not self._start_mjpeg():

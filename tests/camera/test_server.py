@@ -576,3 +576,34 @@ def test_a_viewer_who_connects_before_the_first_frame_gets_the_frames_once_they_
                 assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == frame.shape
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("kind", ["one", "several"])
+def test_a_path_it_does_not_serve_names_every_one_it_does(kind: str) -> None:
+    """A mistyped path is a 404 whose text lists what is served (the one-camera page left /frame.jpg
+    out); each path it names answers (a frame before the first one: 503 'no frame yet')."""
+    import re
+    import urllib.error
+
+    web = _web(kind, "127.0.0.1:0")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(web.url + "stream.mpjg", timeout=5)
+        text = missing.value.read().decode()
+        assert missing.value.code == 404 and text.startswith("not found: try /"), text
+        named = re.findall(r"(/[\w/.]*)", text)
+        if kind == "several":
+            assert "/cam/a/" in named and "/cam/b/" in named and "stream.mjpg or frame.jpg under it" in text, text
+            named += ["/cam/a/stream.mjpg", "/cam/b/frame.jpg"]
+        else:
+            assert {"/", "/stream.mjpg", "/frame.jpg", "/stats", "/metrics"} <= set(named), text
+        for path in named:
+            if path.endswith("stream.mjpg"):
+                continue  # a stream that waits for its first frame: its page is the same server's
+            try:
+                code = urllib.request.urlopen(f"http://127.0.0.1:{web.port}{path}", timeout=5).status
+            except urllib.error.HTTPError as err:
+                code = err.code
+            assert code in (200, 503) and not (code == 503 and not path.endswith("frame.jpg")), (path, code)
+    finally:
+        web.close()
