@@ -167,21 +167,31 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: boo
         ensure_dir(out)
     elif sources:
         check_output_dir(out, "--out")
-    jobs: list[Job] = []
+    given = {src.resolve() for src, _, _ in sources}
+    suffixes = [f".{fmt or 'png'}" if kind == "image" else _video_out_suffix(src) for src, kind, _ in sources]
+    # a name goes first to the input that already has it (a.png before a.jpg takes a.png), in input order
+    order = sorted(range(len(sources)), key=lambda i: sources[i][0].suffix.lower() != suffixes[i])
+    placed: dict[int, Path] = {}
     taken: dict[Path, Path] = {}  # output -> the input writing it
-    for src, kind, under in sources:
-        suffix = f".{fmt or 'png'}" if kind == "image" else _video_out_suffix(src)
+    clobbered: list[str] = []
+    for i in order:
+        (src, kind, under), suffix = sources[i], suffixes[i]
         dst = out / under / f"{src.stem}{suffix}"
         if dst in taken:  # a.jpg and a.png in one batch; x/a.png and y/a.png
-            other = taken[dst]
-            tag = src.suffix.lstrip(".").lower() if other.suffix.lower() != src.suffix.lower() else src.parent.name
+            first, other = dst, taken[dst]
+            tag = src.suffix.lstrip(".").lower() if other.suffix != src.suffix else src.parent.name
             dst = _free_name(out / under, f"{src.stem}-{tag or 'input'}", suffix, taken)
-            say("%s goes to %s (%s is taken by %s)", src, dst, other.stem + suffix, other)
-        if dst.resolve() == src.resolve():
-            failed.append((src, f"{src} would be overwritten by its own output; choose another --out"))
-            continue
+            say("%s goes to %s (%s is the output of %s)", src, dst, first, other)
+        if dst.resolve() in given:  # never an input written over, its own or another's (then read again)
+            clobbered.append(str(dst) if dst.resolve() == src.resolve() else f"{dst} (as the output of {src.name})")
         taken[dst] = src
-        jobs.append(Job(src, dst, kind))
+        placed[i] = dst
+    if clobbered:
+        more = f" and {len(clobbered) - 3} more" if len(clobbered) > 3 else ""
+        raise SrxError(f"--out {out} would write over {len(clobbered)} of the inputs with their outputs: "
+                       f"{', '.join(clobbered[:3])}{more}; expected a folder where no output takes an input's name "
+                       f"(e.g. --out {out / 'upscaled'})")
+    jobs = [Job(sources[i][0], placed[i], sources[i][1]) for i in range(len(sources))]
     return jobs, failed
 
 

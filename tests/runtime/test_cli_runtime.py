@@ -131,7 +131,29 @@ def test_upscale_names_same_named_inputs_by_their_folder_and_does_each_file_once
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == ["a-jpg.png", "a-y.png", "a.png"]
     assert "upscaled 3 of 3 inputs" in res.output
-    assert "given twice; upscaling it once" in caplog.text and "a-y.png (a.png is taken by" in caplog.text
+    assert "given twice; upscaling it once" in caplog.text and f"a-y.png ({out / 'a.png'} is the output of" in caplog.text
+
+
+def test_upscale_into_the_inputs_folder_writes_over_no_input(ckpt, tmp_path):
+    """`srx upscale . --out .` wrote photo.jpg's output over the original photo.png, then upscaled that
+    again (a nine-times picture), and scan.tif's over scan.png, which it had just refused to write over
+    with its own (a user trial lost its originals). Any output that is an input is refused before any
+    work; an input that already has its output's name keeps it (a.png, not a.jpg, becomes a.png)."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i, name in enumerate(("photo.png", "photo.jpg", "scan.png", "scan.tif", "clip.JPG")):
+        cv2.imwrite(str(folder / name), synthetic_photo(21, 27, seed=i))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    res = runner.invoke(app, ["upscale", str(folder), "--out", str(folder), "-w", str(ckpt(2)), "--no-progress"])
+    assert res.exit_code == 1
+    assert_one_error_line(res.output, f"--out {folder} would write over 2 of the inputs with their outputs: "
+                                      f"{folder / 'photo.png'}, {folder / 'scan.png'}; expected a folder where")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["upscale", str(folder), "--out", str(out), "-w", str(ckpt(2)), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["clip.png", "photo-jpg.png", "photo.png", "scan-tif.png", "scan.png"]
+    assert cv2.imread(str(out / "photo.png")).shape == (42, 54, 3)
 
 
 def test_upscale_turns_phone_pictures_upright(ckpt, tmp_path):
@@ -334,7 +356,7 @@ def test_notes_on_the_inputs_come_once_and_a_bad_tile_before_the_model(ckpt, ima
                                   "--weights", str(ckpt(3)), "--no-progress"])
     assert res.exit_code == 0, res.output
     assert caplog.text.count("img0.png is given twice; upscaling it once") == 1
-    assert caplog.text.count("a.png goes to") == 1
+    assert caplog.text.count("a.jpg goes to") == 1  # a.png keeps its name
     caplog.clear()
     with caplog.at_level("INFO", logger="srx"):
         bad = runner.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "t.png"), "--weights", str(ckpt(3)),
