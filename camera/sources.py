@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from srx.errors import SrxError
-from srx.imageio import IMAGE_EXTENSIONS, follow_rotation, pixel_shape
+from srx.imageio import IMAGE_EXTENSIONS, as_played, pixel_shape
 
 log = logging.getLogger("srx")
 
@@ -738,7 +738,7 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
     def make() -> Any:
         cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
         if cap.isOpened():
-            cap = follow_rotation(cap, target)  # a phone's recording
+            cap = as_played(cap, target)  # a phone's recording turned, a BT.709 one in its own colours
         return cap
 
     if Path(target).is_file() and Path(target).stat().st_size == 0:

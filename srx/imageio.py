@@ -176,6 +176,25 @@ def open_video(path: Path):
         cap.release()
         raise SrxError(f"video {path} cannot be opened (corrupt, truncated or a codec this OpenCV lacks); "
                        "expected a video OpenCV can decode (e.g. .mp4, .avi, .mkv)")
+    return as_played(cap, path)
+
+
+def as_played(cap, path: Path | str):
+    """An opened file capture to read frames as a player shows them: turned by the container's
+    rotation (`follow_rotation`), and in the colours the video is tagged with. A BT.709 video, which
+    this OpenCV would turn to BGR with BT.601's weights (srx.avfile), is read through PyAV instead,
+    and `cap` released."""
+    from srx.avfile import AvFileCapture, needs_pyav
+
+    if needs_pyav(path):
+        try:
+            swapped = AvFileCapture(path)
+        except Exception as exc:  # noqa: BLE001  (OpenCV's reading, wrong colours and all, before none)
+            log.debug("%s: PyAV cannot read it (%s); OpenCV's BT.601 colours stand", path, exc)
+        else:
+            log.debug("%s is tagged BT.709, which this OpenCV decodes with BT.601's weights: read through PyAV", path)
+            cap.release()
+            return swapped
     return follow_rotation(cap, path)
 
 
