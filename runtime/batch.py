@@ -330,7 +330,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
         n = 0
         step = max(1, int(getattr(upscaler, "workers", 1)))  # several Triton servers: a frame for each at once
         with _atomic_video(dst) as tmp:
-            writer = _video_writer(tmp, dst, fps, size)
+            writer = _video_writer(tmp, dst, fps, size, src)
             try:
                 while ok:
                     chunk = []  # (frame, its own time: a variable-rate video keeps its pace and its sound in step)
@@ -356,18 +356,33 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
         cap.release()
 
 
-def _video_writer(path: Path, dst: Path, fps: float, size: tuple[int, int]):
+def _video_writer(path: Path, dst: Path, fps: float, size: tuple[int, int], src: Path | None = None):
     """H.264 through PyAV (srx.media.H264Writer) for every container but .avi, which gets MJPEG
     (srx.media.MJPEGWriter: AVI and H.264 do not go well together); both say a failed write (a full
-    disk) as an SrxError."""
+    disk) as an SrxError. The .avi's slots come at the source's base rate (`slot_rate`), so each
+    frame of a variable-rate video has a slot at its own time."""
     if size[0] % 2 or size[1] % 2:  # MJPEG is 4:2:0 too, and crops as H.264 does
         log.info("%s: %s (4:2:0) needs even sides; the last column/row of %dx%d is left out",
                  dst.name, "MJPEG" if dst.suffix.lower() in VIDEO_FOURCC else "H.264", *size)
     from srx.media import H264Writer, MJPEGWriter
 
-    if dst.suffix.lower() in VIDEO_FOURCC:  # one frame every 1/fps, whatever the source's times
-        return MJPEGWriter(path, fps, size, label=str(dst))
+    if dst.suffix.lower() in VIDEO_FOURCC:  # a slot every 1/rate, each frame in the slot of its time
+        return MJPEGWriter(path, slot_rate(src, fps) if src is not None else fps, size, label=str(dst))
     return H264Writer(path, fps, size, label=str(dst))  # errors name the user's file, not the hidden one
+
+
+def slot_rate(src: Path, fps: float) -> float:
+    """The rate an .avi of `src`'s frames needs: its mean `fps`, or the base rate its frame times are
+    multiples of (FFmpeg's r_frame_rate: 30 for a phone's video that mixes 30 fps bursts with gaps),
+    where that is higher and at most 120 frames a second."""
+    try:
+        from srx.media import pyav_module
+
+        with pyav_module().open(str(src)) as box:
+            base = box.streams.video[0].base_rate
+    except Exception:  # noqa: BLE001  (the mean rate, as before)
+        return fps
+    return float(base) if base and fps < float(base) <= 120 else fps
 
 
 def _add_sound(video: Path, src: Path, dst: Path) -> None:

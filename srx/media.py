@@ -103,7 +103,7 @@ class _TimedWriter:
         last = self._last_pts
         pts = 0 if last is None else last + self._step
         if at_ms is not None and np.isfinite(at_ms) and at_ms >= 0:
-            own = round(at_ms * PTS_RATE / 1000)
+            own = round(Fraction(at_ms).limit_denominator(1000) / 1000 / self._time_base)
             if last is None or own > last:
                 pts = own
         self._last_pts = pts
@@ -245,8 +245,11 @@ class H264Writer(_TimedWriter):
 
 class MJPEGWriter(_TimedWriter):
     """BGR uint8 frames of one size into a Motion JPEG .avi at a fixed `fps`: AVI numbers its frames,
-    so each write is the next slot, 1/fps after the one before, whatever time is given (a caller that
-    keeps a source's pace repeats a frame for the slots it stays on screen). Each frame is a JPEG of
+    so a write without a time is the next slot, 1/fps after the one before (a caller that keeps a
+    source's pace repeats a frame for the slots it stays on screen), and one with a time goes to the
+    slot of that time, FFmpeg's AVI muxer filling the slots between with empty chunks, which players
+    show as the frame before: a variable-rate video keeps its pace and its sound in step, to the
+    nearest slot (it played every frame 1/fps after the one before, seconds away from its sound). Each frame is a JPEG of
     its own, full-range BT.601 4:2:0 (an odd side loses its last pixel) at a fixed quantiser of 3:
     about what OpenCV's MJPEG writer, which this replaces, stored (40.4 against 40.3 dB on CCTV frames
     upscaled to 960x720, 4 % more bytes). Unlike that writer, a write that fails (a full disk) is an
@@ -262,17 +265,14 @@ class MJPEGWriter(_TimedWriter):
         if min(self.size) < 2:
             raise SrxError(f"a {w}x{h} frame is too small for an MJPEG video")
         rate = Fraction(fps if fps > 0 else 25).limit_denominator(1001)
-        self._av, self._time_base, self._slot = av, 1 / rate, 0
+        self._av, self._time_base = av, 1 / rate
 
         def setup(stream: Any) -> None:
             stream.options = {"qmin": "3", "qmax": "3"}  # a fixed quantiser: the same quality every frame
             stream.codec_context.color_range = 2  # JPEG's full range, as the yuvj pixel format says
 
         self._open(float(rate), "mjpeg", "yuvj420p", setup, **({"options": dict(ON_DISK_AS_IT_GOES)} if fragmented else {}))
-
-    def _pts(self, at_ms: float | None) -> int:
-        self._slot += 1
-        return self._slot - 1
+        self._step = 1  # a slot a frame
 
     def _picture(self, frame: np.ndarray) -> Any:
         w, h = self.size

@@ -10,7 +10,7 @@ import pytest
 
 from srx.errors import SrxError
 from srx.media import audio_codec, mux_audio
-from tests.conftest import fill_disk, silent_video, stored_frames, synthetic_photo, video_with_sound
+from tests.conftest import fill_disk, frame_times_ms, silent_video, stored_frames, synthetic_photo, video_with_sound
 
 
 def _video_only(path, frames=20, fps=10, size=(96, 64)):
@@ -280,18 +280,20 @@ def test_a_writer_on_a_full_disk_fails_in_an_error_and_closes(small_disk, name):
 
 
 def test_mjpeg_avi_is_a_fixed_rate_mjpeg_video_that_opencv_reads(tmp_path):
-    """The .avi writer: Motion JPEG at a fixed rate (a frame per slot, whatever time is given), the
-    rate as OpenCV and FFmpeg read it back, a repeated frame decoded equal to the one before, an odd
-    side cropped to even (4:2:0), and each frame within JPEG's loss of what was given."""
+    """The .avi writer: Motion JPEG at a fixed rate (a frame without a time in the next slot, one with
+    a time in the slot of its time, one whose time does not advance in the next), the rate as OpenCV
+    and FFmpeg read it back, a repeated frame decoded equal to the one before, an odd side cropped to
+    even (4:2:0), and each frame within JPEG's loss of what was given."""
     from srx.media import MJPEGWriter
 
     path = tmp_path / "view.avi"
     pictures = [synthetic_photo(63, 75, seed=i) for i in range(3)]
     writer = MJPEGWriter(path, 15 / 2.6, (75, 63))
     assert writer.size == (74, 62)
-    for f in (pictures[0], pictures[0], pictures[1], pictures[2]):
-        writer.write(f, 5000.0)  # the time is not the slot
+    for f, at_ms in ((pictures[0], None), (pictures[0], None), (pictures[1], 1040.0), (pictures[2], 100.0)):
+        writer.write(f, at_ms)  # 1.04 s is slot 6 at 75/13 fps; 0.1 s, before the last, the next slot
     writer.close()
+    assert frame_times_ms(path) == pytest.approx([0, 173.3, 1040, 1213.3], abs=0.1)
     cap = cv2.VideoCapture(str(path))
     fps, fourcc = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little")
     cap.release()
@@ -304,7 +306,7 @@ def test_mjpeg_avi_is_a_fixed_rate_mjpeg_video_that_opencv_reads(tmp_path):
     with av.open(str(path)) as c:
         stream = c.streams.video[0]
         assert stream.codec_context.name == "mjpeg" and stream.average_rate == Fraction(75, 13)
-        assert [p.pts for p in c.demux(stream) if p.size] == [0, 1, 2, 3]
+        assert [p.pts for p in c.demux(stream) if p.size] == [0, 1, 6, 7]
 
 
 @pytest.mark.parametrize("fragmented", [True, False])
