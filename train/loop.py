@@ -516,6 +516,12 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: Path | None, threads: int | 
     more_time: float | None = None  # on resume, --time-budget: how long this invocation may train
     old_limits: tuple[int | None, int | None] = (None, None)  # on resume, the run's --epochs and --max-steps before
     if resume is not None:
+        report = Path(resume).parent / "tune.json"
+        if report.is_file() and Path(resume).resolve().parent == out_dir.resolve():
+            # its report scores these weights: trained on in place, they would be gone and the report would not say so
+            raise SrxError(f"{Path(resume).parent} holds a finished tuning ({report.name} scores {Path(resume).name}'s "
+                           f"weights); expected a new folder to train them further: srx train --init {resume} --out "
+                           "NEW_FOLDER (with --data as for a new run)")
         state = load_checkpoint(Path(resume))
         if "train_config" not in state or "optimizer" not in state:
             raise SrxError(f"{resume} holds weights only, not a training state; resume from a last.pt")
@@ -524,6 +530,7 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: Path | None, threads: int | 
         # Keep the run's recipe; only the stopping rules may be extended on resume. --epochs and
         # --max-steps are totals for the run; --time-budget is this invocation's time (below).
         old_limits = (saved.epochs, saved.max_steps)
+        _check_new_limits(Path(resume), state, cfg, old_limits)
         _relocate_data(saved, cfg)
         saved.epochs = cfg.epochs if cfg.epochs is not None else saved.epochs
         saved.max_steps = cfg.max_steps if cfg.max_steps is not None else saved.max_steps
@@ -871,6 +878,27 @@ def new_run_dir(base: Path) -> Path:
         n += 1
         candidate = Path(base).with_name(f"{Path(base).name}-{n}")
     return candidate
+
+
+def _check_new_limits(resume: Path, state: dict[str, Any], cfg: TrainConfig,
+                      old: tuple[int | None, int | None]) -> None:
+    """A resume's --epochs / --max-steps are totals for the run: one the run has already reached
+    would train nothing (it was said as the run's own limit, 'it trained its 2 epochs' of a run that
+    trained 4, with advice that did not work); one below the run's own but ahead of it cuts the run
+    short, which is said (its rate's schedule now ends there)."""
+    step, epoch = int(state.get("step", 0)), int(state.get("epoch", 0))
+    for option, new, before, now, unit in (("--epochs", cfg.epochs, old[0], epoch, "epoch(s)"),
+                                           ("--max-steps", cfg.max_steps, old[1], step, "step(s)")):
+        if new is None:
+            continue
+        own = f"; its own limit was {before} {unit}" if before is not None else ""
+        if new <= now:
+            raise SrxError(f"{resume} has trained {now} {unit} (step {step}){own}; {option} {new} on a resume is a total "
+                           f"for the run, which it has reached: pass {option} above {now} to train it further, or --init "
+                           "to start a new schedule from its weights")
+        if before is not None and new < before:
+            log.warning("%s %d cuts the run short (it was to train %d %s); its learning rate now falls to the end "
+                        "by %s %d", option, new, before, unit, option, new)
 
 
 def _refuse_finished(resume: Path, cfg: TrainConfig, state: dict[str, Any], more_time: float | None) -> None:

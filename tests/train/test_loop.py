@@ -344,7 +344,27 @@ def test_resuming_a_finished_run_says_so(image_folder, tmp_path):
     with pytest.raises(SrxError, match=r"pass a --max-steps above 3"):
         train(_cfg(image_folder, val=None, time_budget=5.0), out, resume=out / "last.pt", show_progress=False,
               cache_dir=tmp_path / "c")
+    # a limit the run has reached is said as the user's, not as the run's own (it read 'it reached
+    # --max-steps 2' of a run that took 3, and advised above 2, which was refused again)
+    for lower in (2, 3):
+        with pytest.raises(SrxError, match=rf"has trained 3 step\(s\) \(step 3\); its own limit was 3 step\(s\); "
+                                           rf"--max-steps {lower} on a resume is a total for the run, which it has "
+                                           r"reached: pass --max-steps above 3 to train"):
+            train(_cfg(image_folder, val=None, max_steps=lower), out, resume=out / "last.pt", show_progress=False,
+                  cache_dir=tmp_path / "c")
     assert torch.equal(load_checkpoint(out / "last.pt")["state_dict"]["conv3.weight"], before["state_dict"]["conv3.weight"])
+
+
+def test_a_lower_limit_on_resume_cuts_the_run_short_and_says_so(image_folder, tmp_path, caplog):
+    """An unfinished run resumed with a limit below its own but ahead of it ends there, its rate
+    falling to the end by then, and a warning says so (it was silent)."""
+    out = tmp_path / "r"
+    train(_cfg(image_folder, max_steps=8, val=None), out, show_progress=False, cache_dir=tmp_path / "c", stop_after=2)
+    with caplog.at_level("WARNING", logger="srx"):
+        result = train(_cfg(image_folder, val=None, max_steps=5), out, resume=out / "last.pt", show_progress=False,
+                       cache_dir=tmp_path / "c")
+    assert result.steps == 5
+    assert "--max-steps 5 cuts the run short (it was to train 8 step(s))" in caplog.text
 
 
 def test_a_new_run_never_overwrites_an_earlier_one(image_folder, tmp_path, monkeypatch):

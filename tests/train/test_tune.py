@@ -48,7 +48,12 @@ def test_tune_reports_before_and_after_on_frames_it_never_trained_on(tmp_path, m
     assert (f"keep camera: {report['verdict']}" in res.output) == (not report["better"])
     again = runner.invoke(app, ["tune", str(video), "--scale", "3", "--max-steps", "1", "--every", "4", "--out", str(out)])
     assert_one_error_line(again.output, f"{out} already holds a tuning run (last.pt, best.pt, tune.json); pass another --out")
-    assert json.loads((out / "tune.json").read_text()) == report
+    # nor is it trained on in place (a resume rewrote last.pt and left tune.json scoring weights that were gone)
+    weights = (out / "last.pt").read_bytes()
+    resumed = runner.invoke(app, ["train", "--resume", str(out / "last.pt"), "--time-budget", "5", "--no-progress"])
+    assert_one_error_line(resumed.output, f"{out} holds a finished tuning (tune.json scores last.pt's weights); expected a "
+                                          f"new folder to train them further: srx train --init {out / 'last.pt'} --out")
+    assert json.loads((out / "tune.json").read_text()) == report and (out / "last.pt").read_bytes() == weights
 
 
 def test_an_interrupted_tune_is_not_scored_and_exits_130(tmp_path, monkeypatch):
