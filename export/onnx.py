@@ -193,8 +193,23 @@ def onnx_from_checkpoint(
     )
     graph = _checked(graph, f"the ONNX graph exported from {weights}")
     _note_replacing(out, source_sha)
+    _drop_stale_fp16(out.with_name(f"{stem}-fp16.onnx"), source_sha)
     _save(graph, out)
     return out
+
+
+def _drop_stale_fp16(fp16: Path, source_sha: str) -> None:
+    """Remove an FP16 graph of other weights under the name the new FP32 graph takes, before that is
+    written: an export stopped between its two files (Ctrl-C, a closed pipe) left the new FP32 graph
+    beside the old weights' FP16 one, which upscaled up to 63 levels off the checkpoint with nothing
+    said (a user trial). `srx export` writes the FP16 graph again next."""
+    try:
+        old = read_srx_metadata(fp16) if fp16.is_file() else {}
+    except SrxError:
+        return
+    if old.get("source_sha256") not in (None, source_sha):
+        fp16.unlink(missing_ok=True)
+        log.info("removed %s, the FP16 graph of the weights exported before under this name", fp16)
 
 
 def _note_replacing(out: Path, source_sha: str) -> None:

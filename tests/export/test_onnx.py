@@ -200,6 +200,25 @@ def test_overwrite_keeps_a_valid_file(tiny_checkpoint, tmp_path):
     assert check_srx_onnx(path)["source_name"] == "b.pt"
 
 
+def test_an_fp16_graph_of_other_weights_goes_before_the_fp32_graph_is_replaced(tiny_checkpoint, tmp_path, caplog):
+    """An export stopped between its two files left the new weights' FP32 graph beside the old
+    weights' FP16 one under one name (upscaling 63 levels off, said nowhere): that FP16 graph is
+    removed before the FP32 one is written. Re-exporting the same weights keeps it."""
+    import torch
+
+    a = tiny_checkpoint(3, "a.pt")
+    fp16 = fp16_onnx_from_onnx(onnx_from_checkpoint(a, tmp_path, name="cam"))
+    onnx_from_checkpoint(a, tmp_path, name="cam")
+    assert fp16.is_file()
+    state = torch.load(a, weights_only=True)
+    state["state_dict"]["conv3.bias"] += 0.25
+    torch.save(state, tmp_path / "b.pt")
+    with caplog.at_level("INFO", logger="srx"):
+        fp32 = onnx_from_checkpoint(tmp_path / "b.pt", tmp_path, name="cam")
+    assert not fp16.exists() and check_srx_onnx(fp32)["source_name"] == "b.pt"
+    assert f"removed {fp16}, the FP16 graph of the weights exported before" in caplog.text
+
+
 def test_foreign_and_broken_onnx_files(tiny_checkpoint, tmp_path):
     from tests.conftest import foreign_onnx
 
