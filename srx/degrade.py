@@ -146,6 +146,15 @@ class Degradation:
         return [name for name in CODECS if getattr(self, name) is not None]
 
 
+def given_spec(text: str, option: str = "--degrade") -> str:
+    """A spec as a user gave it on the command line, where an empty one (an unset $SPEC in a script)
+    is refused rather than read as clean input."""
+    if not str(text).strip():
+        raise SrxError(f"{option} is empty; expected a preset ({', '.join(PRESETS)}; none for clean input) or "
+                       "key=value items such as jpeg=30..95,noise=0..2")
+    return text
+
+
 def parse_degradation(text: str | None) -> Degradation:
     """A Degradation from a spec string or a preset name ('camera', 'none', ...)."""
     if text is None:

@@ -294,15 +294,20 @@ def test_compare_panel_labels_fit_over_a_panel(tmp_path):
     assert labelled_weights(str(odd)) == ("a=b", str(odd))
 
 
-def test_train_with_degrade_records_the_spec_and_resumes_with_it(image_folder, tmp_path):
+def test_train_with_degrade_records_the_spec_and_resumes_with_it(image_folder, tmp_path, caplog):
+    """The spec goes into the checkpoint and the resume takes it from there; the run says at its
+    start where it writes and what it trains under (both were said only at its end, or never)."""
     import torch
 
     out = tmp_path / "run"
     base = ["train", "--data", str(image_folder), "--val", str(image_folder), "--scale", "3", "--model", "lrnet-24x5",
             "--patch-size", "24", "--stride", "12", "--batch-size", "4", "--degrade", "camera", "--no-progress",
             "--out", str(out), "--max-steps", "6", "--threads", "1"]
-    res = runner.invoke(app, base)
+    with caplog.at_level("INFO", logger="srx"):
+        res = runner.invoke(app, base)
     assert res.exit_code == 0, res.output
+    assert f"training into {out}: " in caplog.text
+    assert f"the LR degraded by {parse_degradation('camera').spec}" in caplog.text
     payload = torch.load(out / "last.pt", weights_only=True)
     assert payload["train_config"]["degrade"] == parse_degradation("camera").spec
     res = runner.invoke(app, ["train", "--resume", str(out / "last.pt"), "--max-steps", "9", "--no-progress"])

@@ -188,7 +188,7 @@ def extract_patches(
                 log.warning("skipping %d unreadable file(s), as when the patch cache was made: %s",
                             len(cached.skipped_corrupt), ", ".join(cached.skipped_corrupt))
             if cached.skipped_small:
-                log.warning("skipped %d image(s) smaller than the %d-pixel patch", cached.skipped_small, patch)
+                _warn_small(cached.skipped_small, meta.get("small_names", []), patch)
             return cached
         except (OSError, ValueError, KeyError) as exc:
             log.warning("patch cache %s unreadable (%s); rebuilding", cache_file, exc)
@@ -198,17 +198,16 @@ def extract_patches(
     hr_list: list[np.ndarray] = []
     counts = [0]  # images used so far
     try:
-        lr, hr, skipped_small, corrupt, used = _gather(files, scale, patch, stride, every, frames, lr_list, hr_list,
-                                                       counts)
+        lr, hr, small, corrupt, used = _gather(files, scale, patch, stride, every, frames, lr_list, hr_list, counts)
     except Exception as exc:
         from srx.memory import is_out_of_memory
 
         if not is_out_of_memory(exc):
             raise
     else:
-        meta = {"images_used": used, "skipped_small": skipped_small, "skipped_corrupt": corrupt}
+        meta = {"images_used": used, "skipped_small": len(small), "small_names": small, "skipped_corrupt": corrupt}
         written = _write_cache(cache_dir, cache_file, lr, hr, meta)
-        return PatchSet(lr, hr, used, skipped_small, corrupt, False, written)
+        return PatchSet(lr, hr, used, len(small), corrupt, False, written)
     # raised here, not in the handler: what was gathered is let go first
     n, held = len(hr_list), sum(a.nbytes for a in hr_list) + sum(a.nbytes for a in lr_list)
     lr_list.clear()
@@ -223,16 +222,17 @@ def extract_patches(
 
 def _gather(files: list[Path], scale: int, patch: int, stride: int, every: int, frames: FrameRange,
             lr_list: list[np.ndarray], hr_list: list[np.ndarray], counts: list[int]):
-    """The patches of every image into `lr_list` / `hr_list`, then stacked: (lr, hr, skipped as too
-    small, unreadable names, images used). `counts[0]` follows the images used as it goes."""
-    skipped_small, corrupt, used = 0, [], 0
+    """The patches of every image into `lr_list` / `hr_list`, then stacked: (lr, hr, names of those
+    skipped as too small, unreadable names, images used). `counts[0]` follows the images used as it goes."""
+    small: list[str] = []
+    corrupt, used = [], 0
     p_lr, st_lr = patch // scale, stride // scale
     for name, img in _images(files, every, frames):
         if img is None:
             corrupt.append(name)
             continue
         if min(img.shape[:2]) < patch:
-            skipped_small += 1
+            small.append(name)
             continue
         hr_y, lr_y = make_pair(img, scale)
         ys, xs = patch_grid(lr_y.shape[0], p_lr, st_lr), patch_grid(lr_y.shape[1], p_lr, st_lr)
@@ -242,8 +242,9 @@ def _gather(files: list[Path], scale: int, patch: int, stride: int, every: int, 
                 hr_list.append(hr_y[y * scale : (y + p_lr) * scale, x * scale : (x + p_lr) * scale])
         used += 1
         counts[0] = used
+    skipped_small = len(small)
     if skipped_small:
-        log.warning("skipped %d image(s) smaller than the %d-pixel patch", skipped_small, patch)
+        _warn_small(skipped_small, small, patch)
     if not lr_list:
         raise SrxError(
             f"no training patches: {used + skipped_small + len(corrupt)} image(s) found, {skipped_small} smaller than the "
@@ -251,7 +252,14 @@ def _gather(files: list[Path], scale: int, patch: int, stride: int, every: int, 
         )
     lr = np.stack(lr_list)
     hr = np.stack(hr_list)
-    return lr, hr, skipped_small, corrupt, used
+    return lr, hr, small, corrupt, used
+
+
+def _warn_small(count: int, names: list[str], patch: int) -> None:
+    """The warning for images too small for a patch, naming the first few (it named none: which of a
+    user's pictures was it?); a patch cache of an older srx holds the count only."""
+    shown = f": {', '.join(names[:5])}{f' and {count - 5} more' if count > 5 else ''}" if names else ""
+    log.warning("skipped %d image(s) smaller than the %d-pixel patch%s", count, patch, shown)
 
 
 def _savez(path: Path, **arrays: np.ndarray) -> None:

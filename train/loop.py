@@ -291,7 +291,7 @@ def _write_plot(csv_path: Path, png_path: Path, bicubic: float | None) -> None:
     steps = [int(r["step"]) for r in loss_rows]
     loss = [float(r["train_loss"]) for r in loss_rows]
     val = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r["val_psnr"]]
-    fig, ax1 = plt.subplots(figsize=(8, 4.5), dpi=100)
+    fig, ax1 = plt.subplots(figsize=(8, 4.5), dpi=100, layout="constrained")
     ax1.plot(steps, loss, ".-" if len(steps) < 40 else "-", color="tab:blue", label="train loss")
     ax1.set_xlabel("step")
     ax1.set_ylabel("train loss", color="tab:blue")
@@ -302,9 +302,9 @@ def _write_plot(csv_path: Path, png_path: Path, bicubic: float | None) -> None:
         if bicubic is not None:
             ax2.axhline(bicubic, color="gray", linestyle="--", label=f"bicubic {bicubic:.2f} dB")
         ax2.set_ylabel("validation PSNR (dB, Y)", color="tab:red")
-        ax2.legend(loc="lower right")
+    # below the plot, not on it: inside, it covered the end of the loss curve
+    fig.legend(loc="outside lower center", ncol=3, frameon=False)
     ax1.set_title(png_path.parent.name + ": training curve")
-    fig.tight_layout()
     try:
         with atomic_path(png_path) as tmp:  # a file of srx's own, never through a link at a fixed name
             fig.savefig(tmp, format="png")
@@ -654,10 +654,12 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: Path | None, threads: int | 
     if ddp.is_main:
         _prepare_metrics(metrics_path, step if state else 0,
                          Path(resume).parent / "metrics.csv" if resume is not None else None)
-        log.info("%d patches (%d images, cache %s); %d steps/epoch, batch %d over %d process(es), on %s",
+        log.info("%s %s: %d patches (%d images, cache %s); %d steps/epoch, batch %d over %d process(es), on %s; %s",
+                 "resuming in" if state else "training into", out_dir,
                  n, patches.images_used, "hit" if patches.from_cache else "written" if patches.cache_written else "not written", steps_per_epoch,
                  cfg.batch_size, ddp.world,
-                 f"{device} ({torch.cuda.get_device_name(device)})" if device != "cpu" else "the CPU")
+                 f"{device} ({torch.cuda.get_device_name(device)})" if device != "cpu" else "the CPU",
+                 f"the LR degraded by {degradation}" if cfg.degrade else "clean LR (no --degrade)")
 
     loss_fn = nn.MSELoss() if cfg.loss == "mse" else nn.L1Loss()
     border = cfg.border

@@ -140,7 +140,7 @@ def compare(
     """One picture, HR crop | bicubic | each model on the same degraded LR, labelled with PSNR."""
     from srx.checkpoint import SHIPPED, resolve_weights, shipped_scales
     from srx.compare import compare_image, labelled_weights, read_hr_frame
-    from srx.degrade import parse_degradation
+    from srx.degrade import given_spec, parse_degradation
     from srx.errors import SrxError
     from srx.fsutil import check_output_file
     from srx.imageio import write_image
@@ -155,7 +155,7 @@ def compare(
                        "degradation: run srx compare once for each (srx eval scores several in one table)")
     if crop < 8 or zoom < 1:
         raise SrxError(f"--crop must be at least 8 and --zoom at least 1, got {crop} and {zoom}")
-    spec = parse_degradation(degrade[0] if degrade else "jpeg50").for_eval
+    spec = parse_degradation(given_spec(degrade[0]) if degrade else "jpeg50").for_eval
     names = weights or [n for n in SHIPPED if scale in shipped_scales(n)]
     labelled = [labelled_weights(str(n)) for n in names]
     repeated = sorted({lab for lab, _ in labelled if [x for x, _ in labelled].count(lab) > 1})

@@ -137,7 +137,9 @@ def one_degradation(given: list[str]) -> str:
         raise SrxError(f"--degrade given {len(given)} times ({', '.join(given)}); training takes one spec. Several "
                        "codecs in one spec are mixed, each sample coded with one of them, e.g. "
                        "--degrade jpeg=30..95,h264=23..34,noise=0..2")
-    return given[0]
+    from srx.degrade import given_spec
+
+    return given_spec(given[0])
 
 
 #: train options a resumed run takes from its checkpoint instead (the recipe is the run's)
@@ -184,7 +186,7 @@ def eval_cmd(
     under which codec)."""
     from srx.checkpoint import model_from_checkpoint, resolve_weights
     from srx.compare import labelled_weights
-    from srx.degrade import parse_degradation
+    from srx.degrade import given_spec, parse_degradation
     from srx.evaluate import degrade_each, eval_items, evaluate, torch_predictor
     from srx.imageio import is_video, parse_frame_range
 
@@ -194,7 +196,7 @@ def eval_cmd(
     every = 10 if every is None else every
     scale = scale_of_models(scale, [labelled_weights(w)[1] for w in weights or []])
     # each once, as evaluated (a preset's training-only clean share dropped; key order does not matter)
-    specs = list({str(s.for_eval): s.for_eval for s in (parse_degradation(d) for d in degrade or ["none"])}.values())
+    specs = list({str(s.for_eval): s.for_eval for s in (parse_degradation(given_spec(d)) for d in degrade or ["none"])}.values())
     frame_range = parse_frame_range(frames)
     if len(specs) > 1 or len(weights or []) > 1:
         _eval_table(data, scale, specs, weights or [], every, frame_range, as_json, progress)

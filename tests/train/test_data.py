@@ -34,11 +34,11 @@ def test_odd_inputs_are_handled_and_bad_ones_named(tmp_path, caplog):
     patches = extract_patches([folder], 2, 32, 16, cache_dir=tmp_path / "c")
     assert patches.images_used == 3 and patches.skipped_small == 1
     assert patches.skipped_corrupt == ["broken.jpg"]
-    assert "broken.jpg" in caplog.text
+    assert "broken.jpg" in caplog.text and "skipped 1 image(s) smaller than the 32-pixel patch: tiny.png" in caplog.text
     caplog.clear()  # a second run takes the patches from the cache and says the same again
     again = extract_patches([folder], 2, 32, 16, cache_dir=tmp_path / "c")
     assert again.from_cache and again.skipped_corrupt == ["broken.jpg"]
-    assert "broken.jpg" in caplog.text and "skipped 1 image(s) smaller than the 32-pixel patch" in caplog.text
+    assert "broken.jpg" in caplog.text and "skipped 1 image(s) smaller than the 32-pixel patch: tiny.png" in caplog.text
     # 16-bit input gives the same patches as its 8-bit original (deep.png is the first file read).
     (tmp_path / "eight").mkdir()
     cv2.imwrite(str(tmp_path / "eight" / "photo.png"), photo)
