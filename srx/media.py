@@ -313,12 +313,18 @@ def pyav_module(purpose: str = "writing videos (H.264, their sound)"):
     return av
 
 
+def codec_name(stream: Any) -> str:
+    """A stream's codec as users know it ('mp3'), not FFmpeg's decoder for it ('mp3float')."""
+    codec = stream.codec_context.codec
+    return getattr(codec, "canonical_name", None) or codec.name
+
+
 def audio_codec(path: Path) -> str | None:
     """The codec name of the first audio stream of `path`, or None when it has none (or cannot be read)."""
     av = pyav_module()
     try:
         with av.open(str(path)) as src:
-            return src.streams.audio[0].codec_context.name if src.streams.audio else None
+            return codec_name(src.streams.audio[0]) if src.streams.audio else None
     except av.error.FFmpegError:
         return None
 
@@ -384,10 +390,10 @@ def _mux(av: Any, video_path: Path, audio_source: Path, out_path: Path, reencode
             a_out = out.add_stream("aac", rate=rate)
             named = cc.layout is not None and not cc.layout.name.endswith("channels")
             a_out.layout = cc.layout.name if named else _DEFAULT_LAYOUTS.get(cc.channels, "stereo")
-            what = f"{cc.name} re-encoded to aac"
+            what = f"{codec_name(a_in)} re-encoded to aac"
         else:
             a_out = out.add_stream_from_template(a_in)
-            what = f"{a_in.codec_context.name} copied"
+            what = f"{codec_name(a_in)} copied"
         video = _packets(vid, v_in, v_out, 0.0)
         # a container that cannot store a time before 0 (AVI) would have FFmpeg move every stream later
         # by the sound's lead-in (AAC's priming packet, -1024 samples): in AVI's frame-numbered video that

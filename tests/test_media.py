@@ -41,6 +41,13 @@ def test_sound_is_copied_next_to_the_video_untouched(tmp_path):
         assert [bytes(p) for p in a.demux(video=0) if p.size] == [bytes(p) for p in b.demux(video=0) if p.size]
 
 
+def test_a_sound_is_named_by_its_codec_not_ffmpegs_decoder(tmp_path):
+    """MP3 was said as 'mp3float' (the name of FFmpeg's decoder for it) in srx upscale's lines."""
+    src = video_with_sound(tmp_path / "cam.mkv", acodec="libmp3lame")
+    assert audio_codec(src) == "mp3"
+    assert mux_audio(_video_only(tmp_path / "up.mkv"), src, tmp_path / "out.mkv") == "mp3 copied"
+
+
 def test_a_codec_the_container_refuses_is_reencoded_to_aac(tmp_path):
     src = video_with_sound(tmp_path / "cam.mkv", acodec="libopus")  # AVI cannot hold Opus
     video = silent_video(tmp_path / "up.avi", 20, (96, 64))
