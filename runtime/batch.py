@@ -79,26 +79,40 @@ def _check_out_name(out: Path, single: tuple[Path, str] | None, count: int) -> N
                    f"so expected {expected}, got {found} (to write into a folder of that name, create it first)")
 
 
-def _folder_sources(folder: Path, out: Path, recursive: bool) -> tuple[list[tuple[Path, str, Path]], str | None]:
-    """(file, kind, its folder relative to `folder`) for the images and videos in `folder`, and why
-    there are none. Recursive: every subfolder too, except hidden ones (srx's own .partial files)
-    and `out` (a run's output inside its input folder is not input for the next)."""
+#: picture formats srx does not read, said where they are left out (a folder's GIF went unsaid)
+UNREAD_PICTURES = (".gif", ".heic", ".heif", ".avif", ".jxl", ".svg", ".psd", ".dng", ".cr2", ".nef", ".arw")
+
+
+def _unread_text(item: Path) -> str:
+    return (f"{item} is a {item.suffix.lstrip('.').upper()} picture, a format srx does not read; convert it to PNG "
+            f"or JPEG first (srx reads {', '.join(IMAGE_EXTENSIONS)} and videos)")
+
+
+def _folder_sources(folder: Path, out: Path, recursive: bool
+                    ) -> tuple[list[tuple[Path, str, Path]], str | None, list[Path]]:
+    """(file, kind, its folder relative to `folder`) for the images and videos in `folder`, why
+    there are none, and the pictures in formats srx does not read (UNREAD_PICTURES). Recursive:
+    every subfolder too, except hidden ones (srx's own .partial files) and `out` (a run's output
+    inside its input folder is not input for the next)."""
     out = out.resolve()
     if recursive:
-        found = []
+        files = []
         for p in sorted(folder.rglob("*")):
             rel = p.relative_to(folder)
-            if (p.is_file() and _kind(p) and not any(part.startswith(".") for part in rel.parts)
-                    and out not in p.resolve().parents):
-                found.append((p, _kind(p), rel.parent))
+            if p.is_file() and not any(part.startswith(".") for part in rel.parts) and out not in p.resolve().parents:
+                files.append((p, rel.parent))
     else:
-        found = [(p, _kind(p), Path()) for p in sorted(folder.iterdir()) if p.is_file() and _kind(p)]
+        files = [(p, Path()) for p in sorted(folder.iterdir()) if p.is_file()]
+    found = [(p, _kind(p), under) for p, under in files if _kind(p)]
+    unread = [p for p, _ in files if p.suffix.lower() in UNREAD_PICTURES]
     if found:
-        return found, None  # type: ignore[return-value]
+        return found, None, unread  # type: ignore[return-value]
     why = f"folder {folder} holds no images or videos"
+    if unread:
+        why += f" srx reads ({len(unread)} in formats it does not: {', '.join(p.name for p in unread[:3])}; convert them to PNG or JPEG)"
     if not recursive and any(p.is_dir() for p in folder.iterdir()):
         why += " (its subfolders may: add --recursive)"
-    return [], why
+    return [], why, unread
 
 
 def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: bool = True,
@@ -131,12 +145,18 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: boo
                 continue
             seen.add(item.resolve())
         if item.is_dir():
-            found, why = _folder_sources(item, out, recursive)
+            found, why, unread = _folder_sources(item, out, recursive)
             if why:
                 failed.append((item, why))
+            elif unread:
+                say("%s: left out %d picture(s) in a format srx does not read: %s%s (convert them to PNG or JPEG)", item,
+                    len(unread), ", ".join(str(p.relative_to(item)) for p in unread[:5]),
+                    f" and {len(unread) - 5} more" if len(unread) > 5 else "")
             sources += found
         elif not item.exists():
             failed.append((item, f"{item} does not exist"))
+        elif item.suffix.lower() in UNREAD_PICTURES:
+            failed.append((item, _unread_text(item)))
         elif _kind(item) is None:
             failed.append((item, f"{item} is not an image or video; expected one of "
                                  f"{', '.join(IMAGE_EXTENSIONS + VIDEO_SUFFIXES)}"))

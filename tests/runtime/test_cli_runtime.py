@@ -623,3 +623,22 @@ def test_upscaling_a_video_onto_a_full_disk_is_one_error(ckpt, tmp_path, small_d
     assert_one_error_line(res.stdout + res.stderr, "No space left on device")
     assert str(card / name) in res.stdout + res.stderr
     assert sorted(p.name for p in card.iterdir()) == ["filler"]
+
+
+def test_pictures_of_formats_srx_does_not_read_are_named(ckpt, tmp_path, caplog):
+    """A GIF alone was 'not an image or video'; in a folder it was left out unsaid (the run said
+    '11 of 14 inputs' of a folder of 15 pictures)."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), synthetic_photo(21, 27))
+    (folder / "anim.gif").write_bytes(b"GIF89a" + bytes(64))
+    (folder / "notes.txt").write_text("not a picture\n")
+    with caplog.at_level("WARNING", logger="srx"):
+        res = runner.invoke(app, ["upscale", str(folder), "--out", str(tmp_path / "o"), "-w", str(ckpt(2)),
+                                  "--no-progress"])
+    assert res.exit_code == 0 and "upscaled 1 of 1 inputs" in res.output, res.output
+    assert caplog.text.count(f"{folder}: left out 1 picture(s) in a format srx does not read: anim.gif") == 1
+    assert "notes.txt" not in caplog.text
+    alone = runner.invoke(app, ["upscale", str(folder / "anim.gif"), "--out", str(tmp_path / "g.png"), "-w",
+                                str(ckpt(2))])
+    assert_one_error_line(alone.output, "anim.gif is a GIF picture, a format srx does not read; convert it to PNG or JPEG")
