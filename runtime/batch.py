@@ -266,7 +266,8 @@ def upscale_image_file(upscaler: Upscaler, src: Path, dst: Path) -> None:
     img = upscaler.upscale(read_frame(src))
     pages = _pages(src)
     if pages > 1:
-        log.warning("%s holds %d pages; the first is upscaled (one image in, one out)", src.name, pages)
+        what = "frames (an animation)" if src.suffix.lower() == ".webp" else "pages"
+        log.warning("%s holds %d %s; the first is upscaled (one image in, one out)", src.name, pages, what)
     if img.ndim == 3 and img.shape[2] == 4 and dst.suffix.lower() in _NO_ALPHA:
         log.info("%s: %s cannot hold alpha; writing the colour only", src.name, dst.suffix)
         img = np.ascontiguousarray(img[..., :3])
@@ -281,8 +282,9 @@ def upscale_image_file(upscaler: Upscaler, src: Path, dst: Path) -> None:
 
 
 def _pages(src: Path) -> int:
-    """How many pages a multi-page TIFF holds (1 for any other image, or where OpenCV cannot tell)."""
-    if src.suffix.lower() not in (".tif", ".tiff"):
+    """How many pages a multi-page TIFF holds, or frames an animated WebP (1 for any other image, or
+    where OpenCV cannot tell)."""
+    if src.suffix.lower() not in (".tif", ".tiff", ".webp"):
         return 1
     import cv2
 

@@ -1,7 +1,9 @@
 """Evaluation under the standard protocol, shared by `srx train` validation, `srx eval` and parity."""
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
@@ -74,9 +76,12 @@ def eval_items(path: Path, scale: int, every: int = 10, frames: FrameRange = Fra
     usable = 0
     images = list_images(path)
     warn_videos_left_out(path, "--data")
+    stems = Counter(image.stem for image in images)
     for image in images:  # unreadable ones are named and skipped
         try:
             item = load_eval_image(image, scale)
+            if stems[image.stem] > 1:  # rgb.bmp, rgb.tiff and rgb.webp were three rows called rgb
+                item = dataclasses.replace(item, name=image.name)
         except SrxError as exc:
             if skipped is None:
                 log.warning("skipping %s", exc)

@@ -8,7 +8,7 @@ from srx.degrade import parse_degradation
 from srx.errors import SrxError
 from srx.evaluate import (degrade_each, degraded, eval_count, eval_items, evaluate, load_eval_data, robustness_rows,
                           torch_predictor)
-from tests.conftest import silent_video
+from tests.conftest import silent_video, synthetic_photo
 
 
 def test_a_video_is_scored_as_it_is_decoded(tmp_path, monkeypatch):
@@ -134,3 +134,14 @@ def test_eval_shows_progress_on_a_terminal_only_and_never_in_its_output(tmp_path
     quiet = CliRunner().invoke(app, [*args, "--no-progress"])
     assert quiet.exit_code == 0 and "scoring" not in quiet.stderr
     assert json.loads(quiet.stdout) == json.loads(shown.stdout)
+
+
+def test_images_of_one_name_in_several_formats_are_told_apart(tmp_path):
+    """rgb.bmp, rgb.tiff and rgb.webp were three rows called 'rgb'; a stem of its own keeps its stem."""
+    import cv2
+
+    from srx.evaluate import eval_items
+
+    for i, name in enumerate(("rgb.bmp", "rgb.tiff", "alone.png")):
+        cv2.imwrite(str(tmp_path / name), synthetic_photo(36, 36, seed=i))
+    assert sorted(item.name for item in eval_items(tmp_path, 3)) == ["alone", "rgb.bmp", "rgb.tiff"]

@@ -278,6 +278,14 @@ def test_upscale_says_what_a_file_loses(ckpt, tmp_path, caplog):
     assert res.exit_code == 0, res.output
     assert "scan.tif holds 3 pages; the first is upscaled" in caplog.text
     assert cv2.imread(str(tmp_path / "scan_x3.tif")).shape == (60, 72, 3)
+    from PIL import Image  # an animated WebP gave its first frame unsaid
+
+    frames = [Image.fromarray(synthetic_photo(20, 24, seed=i)) for i in range(2)]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], duration=100, lossless=True)
+    with caplog.at_level("INFO", logger="srx"):
+        res = runner.invoke(app, ["upscale", str(tmp_path / "anim.webp"), "--out", str(tmp_path / "anim_x3.png"),
+                                  "--weights", str(ckpt(3)), "--backend", "torch"])
+    assert res.exit_code == 0 and "anim.webp holds 2 frames (an animation); the first is upscaled" in caplog.text
     clip = pyav_video(tmp_path / "odd.mkv", "ffv1", "bgr0", (25, 21), 3)  # 25x21: FFV1 keeps odd sides
     caplog.clear()
     with caplog.at_level("INFO", logger="srx"):
