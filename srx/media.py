@@ -399,7 +399,7 @@ def _mux(av: Any, video_path: Path, audio_source: Path, out_path: Path, reencode
         # by the sound's lead-in (AAC's priming packet, -1024 samples): in AVI's frame-numbered video that
         # put every frame after the first a slot late. Such a container gets no packet before 0.
         negative_ok = bool(out.format.flags & _AVFMT_TS_NEGATIVE)
-        sound = (_encoded(av, src, a_in, a_out, start) if reencode
+        sound = (_encoded(av, src, a_in, a_out, start, clip=not negative_ok) if reencode
                  else _packets(src, a_in, a_out, start, clip=not negative_ok))
         for _, _, packet in heapq.merge(video, sound, key=lambda item: (item[0], item[1])):
             out.mux(packet)
@@ -434,10 +434,13 @@ def _packets(container: Any, stream_in: Any, stream_out: Any, start_s: float,
         yield key, stream_out.index, packet
 
 
-def _encoded(av: Any, container: Any, stream_in: Any, stream_out: Any, start_s: float) -> Iterator[tuple[float, int, Any]]:
+def _encoded(av: Any, container: Any, stream_in: Any, stream_out: Any, start_s: float,
+             clip: bool = False) -> Iterator[tuple[float, int, Any]]:
     """The sound decoded, resampled to what the AAC encoder takes and re-encoded, its first sample
     at its time in the source less `start_s` (a frame straddling that moves to 0), then
-    continuous; the encoder is flushed at the end."""
+    continuous; the encoder is flushed at the end. `clip`: for a container that cannot store a time
+    before 0 (AVI), the encoder's lead-in packet, which AAC stamps before 0, is left out (FFmpeg moved
+    every stream later by it: in an .avi every frame after the first a slot late, as for copied sound)."""
     cc = stream_out.codec_context
     rate = cc.sample_rate
     resampler = av.AudioResampler(format=cc.format.name, layout=cc.layout.name, rate=rate)
@@ -447,6 +450,10 @@ def _encoded(av: Any, container: Any, stream_in: Any, stream_out: Any, start_s: 
     def encoded(frame: Any) -> Iterator[tuple[float, int, Any]]:
         nonlocal key
         for packet in stream_out.encode(frame):
+            if clip and packet.pts is not None and packet.pts < 0:
+                if packet.pts + (packet.duration or 0) <= 0:
+                    continue
+                packet.pts = packet.dts = 0
             if packet.dts is not None:
                 key = max(key, float(packet.dts * packet.time_base))
             yield key, stream_out.index, packet

@@ -886,21 +886,26 @@ def _check_new_limits(resume: Path, state: dict[str, Any], cfg: TrainConfig,
                       old: tuple[int | None, int | None]) -> None:
     """A resume's --epochs / --max-steps are totals for the run: one the run has already reached
     would train nothing (it was said as the run's own limit, 'it trained its 2 epochs' of a run that
-    trained 4, with advice that did not work); one below the run's own but ahead of it cuts the run
-    short, which is said (its rate's schedule now ends there)."""
+    trained 4, with advice that did not work); the advice names every limit that would still stop
+    it (an --epochs run given --max-steps needs --epochs raised too). One below the run's own but
+    ahead of it cuts the run short, which is said (its rate's schedule now ends there)."""
     step, epoch = int(state.get("step", 0)), int(state.get("epoch", 0))
-    for option, new, before, now, unit in (("--epochs", cfg.epochs, old[0], epoch, "epoch(s)"),
-                                           ("--max-steps", cfg.max_steps, old[1], step, "step(s)")):
+    kinds = (("--epochs", cfg.epochs, old[0], epoch, "full epoch(s)"),
+             ("--max-steps", cfg.max_steps, old[1], step, "step(s)"))
+    reached = [(option, now) for option, new, before, now, _ in kinds
+               if (new if new is not None else before) is not None and now >= (new if new is not None else before)]
+    for option, new, before, now, unit in kinds:
         if new is None:
             continue
-        own = f"; its own limit was {before} {unit}" if before is not None else ""
+        own = f"; its own limit was {before} {unit.replace('full ', '')}" if before is not None else ""
         if new <= now:
-            raise SrxError(f"{resume} has trained {now} {unit} (step {step}){own}; {option} {new} on a resume is a total "
-                           f"for the run, which it has reached: pass {option} above {now} to train it further, or --init "
-                           "to start a new schedule from its weights")
+            fix = " and ".join(f"{o} above {n}" for o, n in reached)
+            raise SrxError(f"{resume} has trained {now} {unit} (step {step}){own}; {option} {new} on a resume is a "
+                           f"total for the run, which it has reached: pass {fix} to train it further, or --init to "
+                           "start a new schedule from its weights")
         if before is not None and new < before:
             log.warning("%s %d cuts the run short (it was to train %d %s); its learning rate now falls to the end "
-                        "by %s %d", option, new, before, unit, option, new)
+                        "by %s %d", option, new, before, unit.replace("full ", ""), option, new)
 
 
 def _refuse_finished(resume: Path, cfg: TrainConfig, state: dict[str, Any], more_time: float | None) -> None:

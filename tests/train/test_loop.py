@@ -352,6 +352,15 @@ def test_resuming_a_finished_run_says_so(image_folder, tmp_path):
                                            r"reached: pass --max-steps above 3 to train"):
             train(_cfg(image_folder, val=None, max_steps=lower), out, resume=out / "last.pt", show_progress=False,
                   cache_dir=tmp_path / "c")
+    # a limit of the other kind: the advice names the run's own limit too (for an --epochs run given
+    # --max-steps it advised only a --max-steps above its step, which was then refused by its epochs)
+    ep = tmp_path / "epochs"
+    train(_cfg(image_folder, epochs=1, val=None), ep, show_progress=False, cache_dir=tmp_path / "c")
+    steps = int(load_checkpoint(ep / "last.pt")["step"])
+    with pytest.raises(SrxError, match=rf"has trained {steps} step\(s\) \(step {steps}\); --max-steps 1 on a resume "
+                                       rf".*: pass --epochs above 1 and --max-steps above {steps} to train"):
+        train(_cfg(image_folder, val=None, max_steps=1), ep, resume=ep / "last.pt", show_progress=False,
+              cache_dir=tmp_path / "c")
     assert torch.equal(load_checkpoint(out / "last.pt")["state_dict"]["conv3.weight"], before["state_dict"]["conv3.weight"])
 
 
