@@ -80,7 +80,8 @@ def _check_out_name(out: Path, single: tuple[Path, str] | None, count: int) -> N
 
 
 #: picture formats srx does not read, said where they are left out (a folder's GIF went unsaid)
-UNREAD_PICTURES = (".gif", ".heic", ".heif", ".avif", ".jxl", ".svg", ".psd", ".dng", ".cr2", ".nef", ".arw")
+UNREAD_PICTURES = (".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".svg", ".psd",
+                   ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2")  # the last: cameras' RAW
 
 
 def _unread_text(item: Path) -> str:
@@ -174,6 +175,9 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: boo
         src, kind, _ = sources[0]
         if fmt and kind == "image" and out.suffix.lower().lstrip(".") != fmt:
             raise SrxError(f"--out {out.name} and --format {fmt} disagree; give one of them")
+        if kind == "image" and out.suffix.lower().lstrip(".") not in IMAGE_FORMATS:  # .jfif, .ppm: read, not written
+            raise SrxError(f"--out {out.name}: srx reads {out.suffix} images but writes "
+                           f"{', '.join('.' + f for f in IMAGE_FORMATS)}; expected one of those")
         if kind == "video" and out.suffix.lower() not in VIDEO_OUT:
             raise SrxError(f"--out {out.name}: srx writes videos as {', '.join(VIDEO_OUT)}; "
                            f"expected one of those, got {out.suffix}")

@@ -14,7 +14,8 @@ from srx.words import counted
 
 log = logging.getLogger("srx")
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp",
+                    ".jpe", ".jfif", ".ppm", ".pgm", ".pbm", ".pnm")  # JPEG's other names (a browser's .jfif), Netpbm
 #: the video files every srx command reads (eval, train, tune, compare, upscale), by suffix: containers
 #: and raw H.264 streams as an NVR exports them
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".flv", ".mpg", ".mpeg", ".ts", ".h264",
@@ -496,7 +497,10 @@ def read_image(path: Path) -> np.ndarray:
 def write_image(path: Path, img: np.ndarray) -> None:
     cv2 = cv2_module()
     path = Path(path)
-    ok, buf = cv2.imencode(path.suffix or ".png", img)
+    try:
+        ok, buf = cv2.imencode(path.suffix or ".png", img)
+    except cv2.error:  # no encoder for that extension
+        ok = False
     if not ok:
         raise SrxError(f"cannot encode an image as {path.suffix!r}; use .png, .jpg, .bmp or .tiff")
     from srx.fsutil import atomic_write_bytes

@@ -130,6 +130,7 @@ OTHER_CASES = {
               (["serve", "--max-batch", "0", "-w", "{tmp}/missing.pt"], "--max-batch must be at least 1, got 0"),
               (["serve", "--http-port", "70000", "-w", "{tmp}/missing.pt"], "--http-port 70000: expected a port 1-65535")],
     "upscale": [(["upscale", "{image}", "--out", "{file}/x.png"], "is a file, expected a folder"),
+                (["upscale", "{image}", "--out", "{tmp}/x.jfif"], "srx reads .jfif images but writes .png, .jpg"),
                 (["upscale", "{image}", "--out", "{image}"], "is the input itself, which would be overwritten"),
                 (["upscale", "{video}", "--out", "{video}"], "is the input itself, which would be overwritten"),
                 (["upscale", "{image}", "--out", "{tmp}/o", "--format", "gif"], "--format 'gif'"),

@@ -650,3 +650,18 @@ def test_pictures_of_formats_srx_does_not_read_are_named(ckpt, tmp_path, caplog)
     alone = runner.invoke(app, ["upscale", str(folder / "anim.gif"), "--out", str(tmp_path / "g.png"), "-w",
                                 str(ckpt(2))])
     assert_one_error_line(alone.output, "anim.gif is a GIF picture, a format srx does not read; convert it to PNG or JPEG")
+
+
+def test_a_jpeg_by_another_name_and_netpbm_pictures_are_read(ckpt, tmp_path):
+    """.jfif (a browser's JPEG), .jpe and Netpbm's .ppm/.pgm were left out of a folder unsaid and
+    'not an image or video' alone."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo = synthetic_photo(21, 27)
+    (folder / "web.jfif").write_bytes(cv2.imencode(".jpg", photo)[1].tobytes())
+    cv2.imwrite(str(folder / "scan.ppm"), photo)
+    cv2.imwrite(str(folder / "gray.pgm"), photo[..., 0])
+    res = runner.invoke(app, ["upscale", str(folder), "--out", str(tmp_path / "o"), "-w", str(ckpt(2)), "--no-progress"])
+    assert res.exit_code == 0 and "upscaled 3 of 3 inputs" in res.output, res.output
+    assert cv2.imread(str(tmp_path / "o" / "web.png")).shape == (42, 54, 3)
+    assert cv2.imread(str(tmp_path / "o" / "gray.png"), cv2.IMREAD_UNCHANGED).shape == (42, 54)
