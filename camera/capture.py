@@ -465,7 +465,7 @@ class CaptureThread:
                 self._event("end")
                 listed = self.reader.frame_count or 0
                 whole = self.spec.kind == "file" and not self.spec.loop and not getattr(self.reader, "cut_off", False)
-                if whole and cut_short(self.frames_read, listed):
+                if whole and cut_short(self.frames_read, listed, self.spec.target, self.reader.time_s):
                     log.warning("%s ended after %d of the %d frames its container lists (cut off or damaged?)",
                                 self.label, self.frames_read, listed)
                 return

@@ -353,7 +353,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
             task = progress.add_task(escape(src.name), total=expected or None)
         else:
             task = None
-        n = 0
+        n, last_ms = 0, None
         step = max(1, int(getattr(upscaler, "workers", 1)))  # several Triton servers: a frame for each at once
         with _atomic_video(dst) as tmp:
             writer = _video_writer(tmp, dst, fps, size, src)
@@ -367,6 +367,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
                             else [upscaler.upscale(chunk[0][0])])
                     for img, (_, at_ms) in zip(outs, chunk):
                         writer.write(square_pixels(img, sar), at_ms)
+                        last_ms = at_ms
                         n += 1
                         if task is not None:
                             progress.advance(task)
@@ -374,7 +375,7 @@ def upscale_video_file(upscaler: Upscaler, src: Path, dst: Path, progress=None) 
                 writer.close()
             if sound:
                 _add_sound(tmp, src, dst)
-        if cut_short(n, expected):
+        if cut_short(n, expected, src, last_ms / 1000.0 if last_ms and np.isfinite(last_ms) else None):
             raise SrxError(f"video {src} is truncated: decoded {n} of {expected} frames "
                            f"({'that one is' if n == 1 else f'those {n} are'} in {dst})")
         return n

@@ -296,11 +296,37 @@ def listed_frames(cap) -> int:
     return int(count) if count and np.isfinite(count) and count > 0 else 0
 
 
-def cut_short(decoded: int, listed: int) -> bool:
+def cut_short(decoded: int, listed: int, path: Path | str | None = None, last_s: float | None = None) -> bool:
     """Whether a video that decoded `decoded` frames to its end, where its container lists `listed`,
     was cut off or damaged: more than a couple of frames (2, or 2 %) missing. A container's count
-    is an estimate in some formats, so a frame or two short is normal."""
-    return bool(listed) and decoded < listed - max(2, listed // 50)
+    is an estimate in some formats, so a frame or two short is normal. Where the container states
+    no count (Matroska, WebM: OpenCV's is its length times its mean rate, which a variable-rate
+    video's frames do not fill: a whole phone clip was called truncated), `path` and the last
+    frame's time `last_s` judge by time instead: its last frame more than half a second (or 2 %)
+    before the container's end."""
+    if not listed:
+        return False
+    if path is not None and last_s is not None:
+        stated, seconds = stated_length(path)
+        if not stated and seconds:
+            return last_s + max(0.5, 0.02 * seconds) < seconds
+    return decoded < listed - max(2, listed // 50)
+
+
+def stated_length(path: Path | str) -> tuple[int, float | None]:
+    """The frame count a video file's container states for its video (0 where it states none) and
+    its length in seconds (None where unknown), as FFmpeg (PyAV) reads them; (0, None) where it
+    cannot."""
+    try:
+        from srx.media import pyav_module
+
+        with pyav_module().open(str(path)) as box:
+            stream = box.streams.video[0]
+            seconds = (float(stream.duration * stream.time_base) if stream.duration
+                       else box.duration / 1e6 if box.duration else None)
+            return int(stream.frames or 0), seconds
+    except Exception:  # noqa: BLE001  (the count rule stands)
+        return 0, None
 
 
 @dataclass(frozen=True)
@@ -352,7 +378,7 @@ def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange(),
                        f"{every}, so only its first would be used: lower --every (--every 1 takes each of them)")
     cap = open_video(path)
     listed = listed_frames(cap)
-    index = 0
+    index, last_ms = 0, None
     try:
         while frames.end is None or index < frames.end:
             if index < frames.start:  # skipped frames are decoded but never converted
@@ -363,6 +389,7 @@ def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange(),
             ok, frame = cap.read()
             if not ok:
                 break
+            last_ms = cap.get(cv2_module().CAP_PROP_POS_MSEC)
             if (index - frames.start) % every == 0:
                 yield index, frame
             index += 1
@@ -370,7 +397,8 @@ def video_frames(path: Path, every: int = 1, frames: FrameRange = FrameRange(),
         cap.release()
     if index == 0:
         raise SrxError(f"{path}: no frame could be decoded")
-    if (frames.end is None or index < frames.end) and cut_short(index, listed):
+    last_s = last_ms / 1000.0 if index > frames.start and last_ms and np.isfinite(last_ms) else None
+    if (frames.end is None or index < frames.end) and cut_short(index, listed, path, last_s):
         log.warning("%s stopped decoding after %d of the %d frames its container lists (cut off or damaged?); "
                     "using the frames decoded", path, index, listed)
     if index <= frames.start:

@@ -665,3 +665,25 @@ def test_a_jpeg_by_another_name_and_netpbm_pictures_are_read(ckpt, tmp_path):
     assert res.exit_code == 0 and "upscaled 3 of 3 inputs" in res.output, res.output
     assert cv2.imread(str(tmp_path / "o" / "web.png")).shape == (42, 54, 3)
     assert cv2.imread(str(tmp_path / "o" / "gray.png"), cv2.IMREAD_UNCHANGED).shape == (42, 54)
+
+
+def test_a_whole_variable_rate_matroska_video_is_not_called_truncated(ckpt, tmp_path, caplog):
+    """Matroska states no frame count, and OpenCV's (its length times its mean rate) is more than a
+    variable-rate clip's frames: a whole phone clip was 'truncated: decoded 25 of 37 frames', exit 1,
+    in upscale, eval and train. Where no count is stated the last frame's time is weighed against the
+    container's length; one cut off is still said."""
+    from srx.imageio import video_frames
+
+    times = [i * 100 for i in range(10)] + [2900 + i * 33 for i in range(15)]
+    whole = variable_rate_video(tmp_path / "phone.mkv", times, size=(64, 48))
+    res = runner.invoke(app, ["upscale", str(whole), "--out", str(tmp_path / "up.mkv"), "-w", str(ckpt(2)), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    with caplog.at_level("WARNING", logger="srx"):
+        assert len(list(video_frames(whole))) == 25
+    assert "stopped decoding" not in caplog.text
+    long = variable_rate_video(tmp_path / "long.mkv", [i * 100 for i in range(80)], size=(64, 48))
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(long.read_bytes()[: long.stat().st_size // 2])
+    res = runner.invoke(app, ["upscale", str(cut), "--out", str(tmp_path / "cut-up.mkv"), "-w", str(ckpt(2)),
+                              "--no-progress"])
+    assert res.exit_code == 1 and "cut.mkv is truncated: decoded" in res.output, res.output
