@@ -37,6 +37,7 @@ from srx.console import status_line, status_write
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
 from srx.imageio import square_pixels
+from srx.jsonout import json_text
 from srx.words import counted
 
 if TYPE_CHECKING:
@@ -386,8 +387,6 @@ class MultiSummary:
 
     def write_json(self, path: Path) -> None:
         """One file for all sources, or one per source when the path holds {name}."""
-        import json
-
         from srx.fsutil import write_report
 
         if "{name}" in str(path):  # each written that can be (a full disk under one of them); then one error
@@ -400,7 +399,7 @@ class MultiSummary:
             if failed:
                 raise SrxError("; ".join(failed))
         else:
-            write_report(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+            write_report(Path(path), json_text(self.to_dict()) + "\n")
 
     def format(self) -> str:
         def ms(v: float | None) -> str:

@@ -28,6 +28,7 @@ from srx.camera.outputs import Output
 from srx.camera.server import (EVERY_INTERFACE, PROMETHEUS_TYPE, _Handler, _bind, _serve_in_thread, _url,
                                parse_hostport, send_mjpeg_parts, where)
 from srx.camera.stats import LATE_S, prometheus_text, sources_stats
+from srx.jsonout import json_text
 from srx.words import host_port
 
 log = logging.getLogger("srx")
@@ -187,7 +188,7 @@ class MultiMjpegServer:
                     self._send(200, "text/html; charset=utf-8", _page(server.title, server.names, False).encode())
                     return
                 if path == "/stats":
-                    self._send(200, "application/json", json.dumps(server.stats()).encode())
+                    self._send(200, "application/json", json_text(server.stats(), None).encode())
                     return
                 if path == "/metrics":
                     self._send(200, PROMETHEUS_TYPE, prometheus_text(server.stats()).encode())

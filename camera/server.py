@@ -13,7 +13,6 @@ loop; slow clients skip frames rather than queue them.
 """
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -25,6 +24,7 @@ import numpy as np
 from srx.camera.outputs import Output
 from srx.camera.stats import LATE_S, prometheus_text, sources_stats
 from srx.errors import SrxError, bind_failure
+from srx.jsonout import json_text
 from srx.words import host_port
 
 log = logging.getLogger("srx")
@@ -288,7 +288,7 @@ class MjpegServer(Output):
                 if path in ("/", "/index.html"):
                     self._send(200, "text/html; charset=utf-8", server.page().encode())
                 elif path == "/stats":
-                    self._send(200, "application/json", json.dumps(server.run_stats()).encode())
+                    self._send(200, "application/json", json_text(server.run_stats(), None).encode())
                 elif path == "/metrics":
                     self._send(200, PROMETHEUS_TYPE, prometheus_text(server.run_stats()).encode())
                 elif path == "/frame.jpg":

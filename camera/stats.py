@@ -8,7 +8,6 @@ means and the maximum cover the whole run.
 """
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from srx.jsonout import json_text
+
 
 STAGES = ("capture", "pre", "infer", "post", "output")
 
@@ -155,7 +157,7 @@ class StreamSummary:
     def write_json(self, path: Path) -> None:
         from srx.fsutil import write_report
 
-        write_report(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+        write_report(Path(path), json_text(self.to_dict()) + "\n")
 
     def format(self) -> str:
         """A few lines for the terminal."""

@@ -14,7 +14,6 @@ PyTorch's. Gates: FP32 >= 60 dB vs PyTorch and |ΔPSNR| <= 0.01 dB; FP16 >= 45 d
 """
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from pathlib import Path
@@ -369,17 +368,11 @@ def _tensorrt_rows(engine: Path | None, fp32: Path, fp16: Path, folder: Path, in
 
 
 def report_to_json(report: dict[str, Any]) -> str:
-    """One JSON object; infinite PSNRs (identical outputs) become the string "inf"."""
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
+    """One JSON object; infinite PSNRs (identical outputs: the reference against itself) are null,
+    as in every srx JSON (they were the string "inf" in a field that is a number in other rows)."""
+    from srx.jsonout import json_text
 
-    return json.dumps(clean(report), allow_nan=False)
+    return json_text(report, None)
 
 
 def format_parity_table(report: dict[str, Any]) -> Any:

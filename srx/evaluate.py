@@ -194,8 +194,18 @@ def evaluate(pairs: Iterable[EvalImage], scale: int, predict: Predictor | None, 
     if not rows:
         raise SrxError("no images to score")
     keys = [k for k in rows[0] if k.endswith(("_psnr", "_ssim"))]
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-    return {"scale": scale, "count": len(rows), "mean": mean, "images": rows}
+    # a flat picture (a lens cap, a black night frame) is its own bicubic enlargement: its PSNR is
+    # infinite and says nothing of a model; in the means it made them infinite (the gain +nan)
+    flat = [r["name"] for r in rows if not np.isfinite(r["bicubic_psnr"])]
+    scored = [r for r in rows if np.isfinite(r["bicubic_psnr"])] or rows
+    if flat and len(scored) < len(rows):
+        log.warning("left out of the means: %d picture(s) that bicubic enlarges exactly (flat, no detail to "
+                    "restore): %s", len(flat), ", ".join(flat[:5]) + (f" and {len(flat) - 5} more" if len(flat) > 5 else ""))
+    mean = {k: float(np.mean([r[k] for r in scored])) for k in keys}
+    result = {"scale": scale, "count": len(rows), "mean": mean, "images": rows}
+    if flat:
+        result["flat"] = flat
+    return result
 
 
 def robustness_rows(pairs: Iterable[EvalImage], scale: int, specs: list["Degradation"],
@@ -207,16 +217,21 @@ def robustness_rows(pairs: Iterable[EvalImage], scale: int, specs: list["Degrada
     from srx.degrade import degrade_for_eval
 
     sums = [{"bicubic": 0.0, **{label: 0.0 for label in predictors}} for _ in specs]
+    counts = [0] * len(specs)  # a flat picture (bicubic exact) is left out of a row's mean, as in evaluate
     count = 0
     for item in pairs:
-        for spec, total in zip(specs, sums):
+        for i, (spec, total) in enumerate(zip(specs, sums)):
             lr_y = degrade_for_eval(spec, item.hr_y, item.lr_y, scale, item.frame)
-            total["bicubic"] += psnr(item.hr_y, bicubic_upscale_y(lr_y, scale), scale)
+            bicubic = psnr(item.hr_y, bicubic_upscale_y(lr_y, scale), scale)
+            if not np.isfinite(bicubic):
+                continue
+            total["bicubic"] += bicubic
             for label, predict in predictors.items():
                 total[label] += psnr(item.hr_y, quantize(predict(lr_y)), scale)
+            counts[i] += 1
         count += 1
     if not count:
         raise SrxError("no images to score")
-    return [{"degrade": str(spec.for_eval), "count": count, "bicubic_psnr": total["bicubic"] / count,
-             "model_psnr": {label: total[label] / count for label in predictors}}
-            for spec, total in zip(specs, sums)]
+    return [{"degrade": str(spec.for_eval), "count": n, "bicubic_psnr": total["bicubic"] / n if n else float("inf"),
+             "model_psnr": {label: total[label] / n if n else float("inf") for label in predictors}}
+            for spec, total, n in zip(specs, sums, counts)]

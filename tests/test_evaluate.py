@@ -145,3 +145,31 @@ def test_images_of_one_name_in_several_formats_are_told_apart(tmp_path):
     for i, name in enumerate(("rgb.bmp", "rgb.tiff", "alone.png")):
         cv2.imwrite(str(tmp_path / name), synthetic_photo(36, 36, seed=i))
     assert sorted(item.name for item in eval_items(tmp_path, 3)) == ["alone", "rgb.bmp", "rgb.tiff"]
+
+
+def test_a_flat_picture_leaves_the_means_finite_and_the_json_strict(tmp_path, tiny_checkpoint):
+    """A flat picture (a lens cap, a night's black frame) is its own bicubic enlargement: its PSNR is
+    infinite. `srx eval --json` wrote `Infinity` (not JSON: strict parsers refuse the document) and the
+    folder's mean became inf, the gain +nan. It is left out of the means, named, and null in JSON."""
+    import json
+
+    import cv2
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"photo{i}.png"), synthetic_photo(36, 36, seed=i))
+    cv2.imwrite(str(tmp_path / "grey.png"), np.full((36, 36, 3), 128, np.uint8))
+    res = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "-s", "3", "-w", str(tiny_checkpoint(3)), "--json"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    assert result["flat"] == ["grey"] and result["count"] == 3
+    alone = json.loads(CliRunner().invoke(app, ["eval", "--data", str(tmp_path / "photo0.png"), "-s", "3", "-w",
+                                                str(tiny_checkpoint(3)), "--json"]).stdout)
+    other = json.loads(CliRunner().invoke(app, ["eval", "--data", str(tmp_path / "photo1.png"), "-s", "3", "-w",
+                                                str(tiny_checkpoint(3)), "--json"]).stdout)
+    for key in ("bicubic_psnr", "model_psnr"):
+        assert result["mean"][key] == pytest.approx((alone["mean"][key] + other["mean"][key]) / 2, abs=1e-9)
+    grey = next(r for r in result["images"] if r["name"] == "grey")
+    assert grey["bicubic_psnr"] is None

@@ -6,7 +6,6 @@ footage they never saw. Every frame is an HR image, shrunk and degraded as in tr
 higher-resolution ground truth is needed)."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from srx.errors import SrxError
 from srx.evaluate import degraded, evaluate, load_eval_data, torch_predictor
 from srx.fsutil import FolderClaim, atomic_write_text
 from srx.imageio import FrameRange, count_frames, is_video
+from srx.jsonout import json_text
 from srx.train.data import PATCH_BUDGET_BYTES, patch_budget, patch_bytes_per_frame
 from srx.train.loop import TrainConfig, claim_run_dir, train, training_device
 
@@ -172,7 +172,7 @@ def tune_on_footage(video: Path, scale: int, out: Path, *, init: str = "camera",
     better, verdict = judge(held_out, trained_on, len(pairs))
     report = TuneReport(video=str(video), scale=scale, init=str(init), split={**split_info, "held_out_images": len(pairs)},
                         train=trained, held_out=held_out, better=better, verdict=verdict)
-    atomic_write_text(Path(out) / "tune.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    atomic_write_text(Path(out) / "tune.json", json_text(report.to_dict()) + "\n")
     return report
 
 

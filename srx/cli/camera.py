@@ -13,6 +13,7 @@ from srx.cli.config import Tables, config_option, per_item_values, replaced_toge
 from srx.cli.app import (DURATION_FORMS, SIZE_FORMS, app, model_scale_option, one_value, parse_size, scale_of_models,
                          threads_option, weights_option)
 from srx.errors import SrxError
+from srx.jsonout import json_text
 
 log = logging.getLogger("srx")
 
@@ -248,9 +249,7 @@ def _report(summary, json_summary, named) -> None:
     if failed:
         whys.append(f"{len(failed)} output{'s' if len(failed) > 1 else ''} failed: " + "; ".join(failed))
     if to_stdout:
-        import json
-
-        typer.echo(json.dumps(summary.to_dict(), indent=2))
+        typer.echo(json_text(summary.to_dict()))
     elif json_summary is not None:
         try:
             summary.write_json(json_summary)

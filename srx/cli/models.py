@@ -1,13 +1,13 @@
 """`srx models` and `srx compare`: which shipped weights exist and which one helps on your frames."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from srx.cli.app import app, model_scale_option, one_value, scale_of_models
+from srx.jsonout import json_text
 
 
 def _db(v: float | None) -> str:
@@ -22,8 +22,8 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 
     rows = shipped_catalog()
     if as_json:
-        typer.echo(json.dumps({"models": rows, "default": DEFAULT_SHIPPED, "speed_measured_on": read_speeds().get("machine")},
-                              indent=2))
+        typer.echo(json_text({"models": rows, "default": DEFAULT_SHIPPED,
+                              "speed_measured_on": read_speeds().get("machine")}))
         return
     from srx.cli.runtime import _console
 

@@ -1,7 +1,6 @@
 """`srx upscale`, `srx bench` and `srx doctor` (the runtime stage)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -9,6 +8,7 @@ import typer
 
 from srx.cli.app import app, one_server, one_value, threads_option, weights_option
 from srx.errors import SrxError
+from srx.jsonout import json_text
 
 _BACKEND_HELP = "auto (fastest that works here), torch, torch-cuda, onnxruntime, tensorrt or triton (with --server)."
 _SERVER_HELP = ("Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` runs); implies --backend triton. "
@@ -101,7 +101,7 @@ def bench(
     if quick:  # a smoke test: say so where its numbers are read
         result["note"] = QUICK_NOTE + " " + result["note"]
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(json_text(result))
         return
     console = _console()
     console.print(bench_table(result))
@@ -152,7 +152,7 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 
     rows = doctor_report()
     if as_json:
-        typer.echo(json.dumps(report_dicts(rows), indent=2))
+        typer.echo(json_text(report_dicts(rows)))
         return
     from rich.markup import escape
     from rich.table import Table

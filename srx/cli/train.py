@@ -12,6 +12,7 @@ import typer
 
 from srx.cli.app import DURATION_FORMS, app, model_scale_option, one_value, parse_duration, scale_of_models, threads_option
 from srx.errors import SrxError
+from srx.jsonout import json_text
 from srx.presets import PRESET_ALIASES, PRESET_NOTES, PRESETS, preset_name
 from srx.words import counted
 
@@ -214,7 +215,7 @@ def eval_cmd(
     result["degrade"] = str(spec)
     result["skipped"] = skipped
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(json_text(result))
         _fail_on_skipped(skipped, result["count"], data)
         return
     from rich.console import Console
@@ -289,9 +290,9 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
                                {label: torch_predictor(m) for label, m in models.items()})
     count = rows[0]["count"]
     if as_json:
-        typer.echo(json.dumps({"scale": scale, "data": str(data), "count": count,
-                               "weights": {label: str(p) for label, p in chosen.items()}, "rows": rows,
-                               "skipped": skipped}, indent=2))
+        typer.echo(json_text({"scale": scale, "data": str(data), "count": count,
+                              "weights": {label: str(p) for label, p in chosen.items()}, "rows": rows,
+                              "skipped": skipped}))
         _fail_on_skipped(skipped, count, data)
         return
     from rich.console import Console
