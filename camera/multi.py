@@ -33,7 +33,7 @@ from srx.camera.sources import (FrameReader, SourceSpec, is_pipeline, open_reade
                                 parse_rtsp_transport, parse_source, redact_url)
 from srx.camera.stats import (LATE_S, Samples, StreamStats, StreamSummary, bursts_text, damaged_text, late_text,
                               servers_line, source_lines, stopped_text, window_words)
-from srx.console import status_line, status_write
+from srx.console import status_line, status_write, stderr_tty
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
 from srx.imageio import square_pixels
@@ -541,7 +541,7 @@ def stream_many(
     stopped_by = "end-of-input"
     run_error: str | None = None
     started = False
-    tty = sys.stderr.isatty()
+    tty = stderr_tty()
     readers: list[FrameReader | _Opening] = []
     try:
         readers = _open_all(sources, open_timeout)

@@ -7,7 +7,6 @@ SIGHUP (`srx.signals.stop_signals`).
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import signal
@@ -23,11 +22,11 @@ from srx.camera.fallback import InferenceGuard
 from srx.camera.outputs import Output, compare_frame, nosignal_frame, overlay_text
 from srx.camera.sources import SourceSpec, open_reader, parse_source
 from srx.camera.stats import StreamStats, StreamSummary, source_settings
-from srx.console import status_line, status_write
+from srx.console import status_line, status_write, stderr_tty
 from srx.errors import OutOfMemory, SrxError
 from srx.eventlog import merged
 from srx.imageio import square_pixels
-from srx.signals import hung_up, stop_signals
+from srx.signals import StoppedEarly, _WindDown, hung_up, stop_signals, stopping_signals  # noqa: F401 (theirs)
 from srx.runtime.base import Runner
 
 log = logging.getLogger("srx")
@@ -195,7 +194,7 @@ def stream(
     last_size: tuple[int, int] | None = None
     clock = RecordingClock(reader.fps or spec.fps, spec.live, nosignal_fps)  # real-time recordings keep time
     frames_at_reconnect, seen_reconnects = 0, 0
-    tty = sys.stderr.isatty()
+    tty = stderr_tty()
     try:
         with _Signals(stop):
             if timed is not None and not timed.is_active:
@@ -544,51 +543,3 @@ def _why(exc: BaseException) -> str:
     return re.sub(r"^--output \S+: ", "", str(exc), count=1)
 
 
-class StoppedEarly(SystemExit):
-    """A stop (Ctrl-C, SIGTERM, SIGHUP) that came before the stream loop began: while the model
-    loaded or a camera opened. The run ends through its cleanup, exit 0, as a stop during the
-    stream does (a service stopped just after its start is not a failure); `name` says which signal."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(0)
-        self.name = signal.Signals(signum).name
-
-
-class _WindDown:
-    """The SIGINT/SIGTERM/SIGHUP handler around a whole stream command (`stopping_signals`), its
-    set-up and its summary: a stop before the loop starts ends the command cleanly (StoppedEarly,
-    exit 0; SIGTERM there was exit 143, which systemd counts as a failure, Ctrl-C 130); once the
-    loop has stopped (`_Signals` sets `stopping`), a further SIGTERM (a second `kill`, a supervisor's
-    repeat) is noted and ignored, so the outputs are finalised and the summary and --json-summary
-    written; a second Ctrl-C still interrupts at once."""
-
-    def __init__(self, before: Any) -> None:
-        self.before, self.stopping = before, False
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        hung_up(signum)
-        if self.stopping:
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            log.warning("already stopping: finishing the outputs and the summary")
-            return
-        self.stopping = True
-        raise StoppedEarly(signum)
-
-
-@contextlib.contextmanager
-def stopping_signals() -> Iterator[None]:
-    """Around a stream command, its summary included (_WindDown). Only in the main thread; the
-    handlers before are back after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    sigs = stop_signals()
-    handler = _WindDown({sig: signal.getsignal(sig) for sig in sigs})
-    for sig in sigs:
-        signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig in sigs:
-            signal.signal(sig, handler.before[sig])

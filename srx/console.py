@@ -32,10 +32,21 @@ def status_line(line: str, tty: bool) -> bool:
     return status_write("\r" + line + "\x1b[K")
 
 
+def stderr_tty() -> bool:
+    """Whether stderr is a terminal; False where it is closed (`2>&-`: Python's sys.stderr is None,
+    and `srx stream` failed on it after its run, its summary and JSON lost)."""
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (OSError, ValueError):
+        return False
+
+
 def status_write(text: str) -> bool:
     """Write the status text to stderr; False once stderr is gone (the terminal hung up: a write
     fails with EIO), and the loop then stops writing it. The run goes on to its clean stop (SIGHUP
     comes with a hangup)."""
+    if sys.stderr is None:  # closed from the start (2>&-)
+        return False
     try:
         sys.stderr.write(text)
         sys.stderr.flush()
@@ -54,5 +65,5 @@ def clear_status() -> None:
     _shown[0] = False
     try:
         sys.stderr.write("\r\x1b[K")
-    except (OSError, ValueError):
+    except (AttributeError, OSError, ValueError):  # AttributeError: no stderr at all (2>&-)
         pass

@@ -39,6 +39,11 @@ class WriteError(SrxError):
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
+def disk_full_errno(number: int | None) -> bool:
+    """Whether an OSError's errno says the write failed for want of room (a full disk, a quota)."""
+    return number in _FULL
+
+
 def write_failure(exc: OSError) -> str:
     """Why a write failed, in words: a full disk says so (strerror's "No space left on device" alone
     is read past in a long line)."""

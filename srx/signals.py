@@ -19,11 +19,14 @@ progress bar's last line cannot fail it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
 import time
-from typing import Iterator
+from typing import Any, Iterator
+
+log = logging.getLogger("srx")
 
 #: every signal a command stops on as it does on Ctrl-C (SIGHUP where the platform has it)
 STOP_SIGNALS: tuple[int, ...] = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
@@ -107,3 +110,53 @@ def _isatty(fd: int) -> bool:
         return os.isatty(fd)
     except OSError:
         return False
+
+
+class StoppedEarly(SystemExit):
+    """A stop (Ctrl-C, SIGTERM, SIGHUP) that came before the stream loop began: while the model
+    loaded or a camera opened. The run ends through its cleanup, exit 0, as a stop during the
+    stream does (a service stopped just after its start is not a failure); `name` says which signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(0)
+        self.name = signal.Signals(signum).name
+
+
+class _WindDown:
+    """The SIGINT/SIGTERM/SIGHUP handler around a whole stream command (`stopping_signals`), its
+    set-up and its summary: a stop before the loop starts ends the command cleanly (StoppedEarly,
+    exit 0; SIGTERM there was exit 143, which systemd counts as a failure, Ctrl-C 130); once the
+    loop has stopped (`_Signals` sets `stopping`), a further SIGTERM (a second `kill`, a supervisor's
+    repeat) is noted and ignored, so the outputs are finalised and the summary and --json-summary
+    written; a second Ctrl-C still interrupts at once."""
+
+    def __init__(self, before: Any) -> None:
+        self.before, self.stopping = before, False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        hung_up(signum)
+        if self.stopping:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            log.warning("already stopping: finishing the outputs and the summary")
+            return
+        self.stopping = True
+        raise StoppedEarly(signum)
+
+
+@contextlib.contextmanager
+def stopping_signals() -> Iterator[None]:
+    """Around a stream command, its summary included (_WindDown). Only in the main thread; the
+    handlers before are back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = stop_signals()
+    handler = _WindDown({sig: signal.getsignal(sig) for sig in sigs})
+    for sig in sigs:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig in sigs:
+            signal.signal(sig, handler.before[sig])

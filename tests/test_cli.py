@@ -699,3 +699,24 @@ def test_a_command_over_while_a_source_reader_is_still_busy_ends_at_once(tmp_pat
     assert "camera" in res.stdout  # the command's own output came out whole
     assert ("teardown ran" in res.stdout) is not reader_left, res.stdout[-300:]
 
+
+
+def test_a_full_disk_under_stdout_is_one_line_and_a_zero_width_is_none(tmp_path):
+    """`srx eval --json > results.json` on a full disk (here /dev/full) was a 48-line traceback; and
+    COLUMNS=0 (a terminal that says no width) made `srx models`, `doctor` and `eval` print nothing,
+    exit 0: a script saw success and an empty result."""
+    import os
+    import subprocess
+    import sys
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("this system has no /dev/full")
+    env = {**os.environ, "SRX_CACHE_DIR": str(tmp_path / "cache")}
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "srx", "models", "--json"], stdout=full, stderr=subprocess.PIPE,
+                             text=True, env=env, timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.strip() == "error: cannot write standard output: no space left on device (the disk is full)"
+    res = subprocess.run([sys.executable, "-m", "srx", "models"], capture_output=True, text=True, timeout=120,
+                         env={**env, "COLUMNS": "0"})
+    assert res.returncode == 0 and "camera" in res.stdout and "fast" in res.stdout, res.stdout + res.stderr

@@ -86,6 +86,15 @@ class _SrxGroup(TyperGroup):
             typer.echo(f"error: srx needs {package}, and it is not installed here ({exc}); install srx's "
                        f"dependencies (scripts/setup.sh, or pip install -e .) and see `srx doctor`", err=True)
             ctx.exit(1)
+        except OSError as exc:
+            from srx.fsutil import WriteError, disk_full_errno
+
+            if exc.filename is not None or not disk_full_errno(exc.errno):
+                raise
+            # a write without a file name: standard output's (`srx eval --json > results.json` on a full disk
+            # was a 48-line traceback; a file srx writes itself is said by its stage)
+            typer.echo(f"error: {WriteError(Path('standard output'), exc)}", err=True)
+            ctx.exit(1)
         except Exception as exc:  # the last resort for an allocation that failed where no stage words it
             from srx.memory import is_out_of_memory
 

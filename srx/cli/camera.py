@@ -166,57 +166,78 @@ def stream_cmd(
     /cam/NAME/stream.mjpg each), numbers per source and in total. Name a source with
     --source NAME=SPEC; a source that fails or drops out does not stop the others. --config FILE
     takes the options from a TOML file, with a table of its own for each camera."""
-    from srx.camera.multi import apply_rates, apply_regions, apply_transports, parse_sources
-    from srx.camera.server import parse_hostport
-    from srx.camera.stream import StoppedEarly, stopping_signals
+    from srx.signals import StoppedEarly, stopping_signals
 
-    weights, scale = one_value(weights, "--weights", "stream"), one_value(scale, "--scale", "stream")
-    model = one_value(model_, "--model", "stream")
-    json_summary = _summary_target(json_summary)
-    waits = {"open_timeout": _seconds(open_timeout, "--open-timeout"),
-             "reconnect_max_wait": _seconds(reconnect_max_wait, "--reconnect-max-wait")}
-    _positive_seconds(**waits)
-    reconnect_max_wait, open_timeout = waits["reconnect_max_wait"], waits["open_timeout"]
-    if serve is not None:
-        parse_hostport(serve)  # a bad --serve is one line before anything is read or opened
-    server = list(server or []) or None
-    if weights is not None and model is not None and server is None:
-        raise SrxError("pass either --weights (a checkpoint) or --model (a .onnx/.engine/.pt file), not both")
-    # with --server, --model names a served model, whose scale the server says (known once it is asked)
-    scale = scale_of_models(scale, [weights], None if server is not None else model,
-                            default=None if server is not None else 3)
-    # the command line's sources stand for all of a --config file's; each source's own values merge by name
-    given, replaced = replaced_together(ctx, {"camera": camera, "source": source, "demo": demo},
-                                        empty={"camera": None, "source": None, "demo": False})
-    cams, srcs, demo = list(given["camera"] or []), list(given["source"] or []), given["demo"]
-    named = parse_sources(cams, srcs, demo, loop) if cams or srcs or demo else []
-    present = {item.name for item in named}
-    apply_regions(named, per_item_values(ctx, "roi", roi, present, replaced))
-    apply_rates(named, per_item_values(ctx, "max_fps", max_fps, present, replaced))
-    apply_transports(named, per_item_values(ctx, "rtsp_transport", rtsp_transport, present, replaced))
-    if server is not None and backend == "auto":
-        backend = "triton"
-    if not named and config:
-        raise SrxError(f"no source given: --config {config[0]} has no [[source]] table (nor source =, camera = or "
-                       "demo = true), and the command line names none (--camera N, --source FILE|URL|PIPELINE, --demo)")
-    if not named:  # several of each may be given; none is the mistake
-        raise SrxError("no source given; expected --camera N, --source FILE|URL|PIPELINE or --demo (repeat --camera "
-                       "and --source for several sources)")
-    if dry_run:
-        _dry_run(named, weights=weights, scale=scale, model=model, server=server, output=output, serve=serve,
-                 buffer=buffer, max_frames=max_frames, duration=duration, segment=segment, keep=keep,
-                 keep_free=keep_free, config=config, json_summary=json_summary)
-        return
-    run = _stream_many if len(named) > 1 else _stream_one
-    with stopping_signals():  # from here a stop ends the run cleanly, the model's load and the cameras' opens too
+    # from the command's start: a stop while srx loads its modules (seconds on a small box), reads its
+    # options, loads the model or opens the cameras ends cleanly (it was exit 143 or 130 in the first
+    # seconds, with nothing said); the summary after the stream is inside too (_WindDown)
+    with stopping_signals():
         try:
+            from srx.camera.multi import apply_rates, apply_regions, apply_transports, parse_sources
+            from srx.camera.server import parse_hostport
+
+            weights, scale = one_value(weights, "--weights", "stream"), one_value(scale, "--scale", "stream")
+            model = one_value(model_, "--model", "stream")
+            json_summary = _summary_target(json_summary)
+            waits = {"open_timeout": _seconds(open_timeout, "--open-timeout"),
+                     "reconnect_max_wait": _seconds(reconnect_max_wait, "--reconnect-max-wait")}
+            _positive_seconds(**waits)
+            reconnect_max_wait, open_timeout = waits["reconnect_max_wait"], waits["open_timeout"]
+            if serve is not None:
+                parse_hostport(serve)  # a bad --serve is one line before anything is read or opened
+            server = list(server or []) or None
+            if weights is not None and model is not None and server is None:
+                raise SrxError("pass either --weights (a checkpoint) or --model (a .onnx/.engine/.pt file), not both")
+            # with --server, --model names a served model, whose scale the server says (known once it is asked)
+            scale = scale_of_models(scale, [weights], None if server is not None else model,
+                                    default=None if server is not None else 3)
+            # the command line's sources stand for all of a --config file's; each source's own values merge by name
+            given, replaced = replaced_together(ctx, {"camera": camera, "source": source, "demo": demo},
+                                                empty={"camera": None, "source": None, "demo": False})
+            cams, srcs, demo = list(given["camera"] or []), list(given["source"] or []), given["demo"]
+            named = parse_sources(cams, srcs, demo, loop) if cams or srcs or demo else []
+            present = {item.name for item in named}
+            apply_regions(named, per_item_values(ctx, "roi", roi, present, replaced))
+            apply_rates(named, per_item_values(ctx, "max_fps", max_fps, present, replaced))
+            apply_transports(named, per_item_values(ctx, "rtsp_transport", rtsp_transport, present, replaced))
+            if server is not None and backend == "auto":
+                backend = "triton"
+            if not named and config:
+                raise SrxError(f"no source given: --config {config[0]} has no [[source]] table (nor source =, camera = or "
+                               "demo = true), and the command line names none (--camera N, --source FILE|URL|PIPELINE, --demo)")
+            if not named:  # several of each may be given; none is the mistake
+                raise SrxError("no source given; expected --camera N, --source FILE|URL|PIPELINE or --demo (repeat --camera "
+                               "and --source for several sources)")
+            if dry_run:
+                _dry_run(named, weights=weights, scale=scale, model=model, server=server, output=output, serve=serve,
+                         buffer=buffer, max_frames=max_frames, duration=duration, segment=segment, keep=keep,
+                         keep_free=keep_free, config=config, json_summary=json_summary)
+                return
+            run = _stream_many if len(named) > 1 else _stream_one
             run(named, scale=scale, weights=weights, model=model, backend=backend, server=server, threads=threads,
                 output=output, serve=serve, compare=compare, window=window, max_frames=max_frames,
                 duration=duration, quiet=quiet, overlay=overlay, json_summary=json_summary, no_drop=no_drop,
                 buffer=buffer, reconnect_max_wait=reconnect_max_wait, open_timeout=open_timeout,
                 segment=segment, keep=keep, keep_free=keep_free)
         except StoppedEarly as early:
-            typer.echo(f"stopped before the stream began ({early.name}): nothing was upscaled or recorded")
+            _stopped_early(early, json_summary)
+
+
+def _stopped_early(early: Any, given: Optional[str]) -> None:
+    """A stop before the stream began: one line on stderr (it went to stdout, where `--json-summary -`
+    puts the JSON) and a --json-summary that says so (none was written: a script reading it after
+    exit 0 found nothing, or text where JSON was promised)."""
+    typer.echo(f"stopped before the stream began ({early.name}): nothing was upscaled or recorded", err=True)
+    target = _summary_target(given)
+    if target is None:
+        return
+    summary = {"stopped_by": "interrupted", "signal": early.name, "began": False, "frames_in": 0, "frames_out": 0}
+    if target == STDOUT:
+        typer.echo(json_text(summary))
+        return
+    from srx.fsutil import write_report
+
+    write_report(Path(target), json_text(summary) + "\n")
 
 #: --json-summary's stdout: the argument "-" itself, kept as this string (a Path never equals it)
 STDOUT = "-"
@@ -237,7 +258,8 @@ def _report(summary, json_summary, named) -> None:
     except OSError as exc:  # a terminal that hung up (SIGHUP stopped the run): --json-summary still gets written
         from srx.console import GONE_ERRNOS
 
-        if exc.errno not in GONE_ERRNOS:  # stdout a file on a full disk, say: one line, as any write that fails
+        if exc.errno not in GONE_ERRNOS and not to_stdout:  # stdout a file on a full disk, say: one line, as any write that fails
+            # (the text on a stderr that fails beside `--json-summary -` is left: the JSON on stdout is what counts)
             from srx.fsutil import WriteError
 
             raise WriteError(Path("stderr" if to_stdout else "stdout"), exc) from None

@@ -18,13 +18,18 @@ _SERVER_HELP = ("Triton Inference Server gRPC HOST:PORT (e.g. one `srx serve` ru
 
 def _console():
     """A rich console; wide when not a terminal (logs, CI), where rich would assume 80 columns,
-    unless COLUMNS says how wide."""
+    unless COLUMNS says how wide. A COLUMNS of 0 (a terminal that says no width) is no width to
+    keep to: rich drew every table in no columns at all, and `srx models` printed nothing, exit 0."""
     import os
+    import shutil
 
     from rich.console import Console
 
     console = Console()
-    if console.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit():
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) == 0:
+        return Console(width=shutil.get_terminal_size((160, 24)).columns if console.is_terminal else 160)
+    if console.is_terminal or columns.isdigit():
         return console
     return Console(width=160)
 

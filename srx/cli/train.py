@@ -218,8 +218,9 @@ def eval_cmd(
         typer.echo(json_text(result))
         _fail_on_skipped(skipped, result["count"], data)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from srx.cli.runtime import _console
 
     label = label or path.stem  # `fast` and `camera` share an architecture
     table = Table(title=f"{label} ({config.name}) on {data} (x{scale}, LR degradation: {spec}; Y, {scale}-px border shaved)")
@@ -232,7 +233,7 @@ def eval_cmd(
         size = f"{r['width']}x{r['height']}" if "width" in r else ""
         table.add_row(r["name"], size, f"{r['bicubic_psnr']:.2f}", f"{r['model_psnr']:.2f}",
                       f"{r['model_psnr'] - r['bicubic_psnr']:+.2f}", f"{r['bicubic_ssim']:.4f}", f"{r['model_ssim']:.4f}")
-    Console().print(table)
+    _console().print(table)
     _fail_on_skipped(skipped, result["count"], data)
 
 
@@ -295,8 +296,9 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
                               "skipped": skipped}))
         _fail_on_skipped(skipped, count, data)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from srx.cli.runtime import _console
 
     table = Table(title=f"mean PSNR on Y ({scale}-px border shaved) of {count} HR "
                         f"{'frame' if data.is_file() and count > 1 else 'image'}{'s' if count != 1 else ''} from {data}, x{scale}, dB "
@@ -309,7 +311,7 @@ def _eval_table(data: Path, scale: int, specs: list, weights: list[str], every: 
     for r in rows:
         bic = r["bicubic_psnr"]
         table.add_row(r["degrade"], f"{bic:.2f}", *(f"{v:.2f} ({v - bic:+.2f})" for v in r["model_psnr"].values()))
-    Console().print(table)
+    _console().print(table)
     _fail_on_skipped(skipped, count, data)
 
 

@@ -1193,6 +1193,40 @@ def test_a_stop_before_the_stream_began_ends_it_cleanly(tmp_path, tiny_checkpoin
     assert proc.returncode == 0, out
     assert f"stopped before the stream began ({name}): nothing was upscaled or recorded" in out, out
     assert "Traceback" not in out and list(tmp_path.glob("*rec*")) == []
+    # its --json-summary says so (none was written: a script reading it after exit 0 found nothing)
+    assert json.loads((tmp_path / "s.json").read_text()) == {"stopped_by": "interrupted", "signal": name,
+                                                             "began": False, "frames_in": 0, "frames_out": 0}
+
+
+def test_a_stop_while_the_command_reads_its_options_is_one_before_the_stream(monkeypatch) -> None:
+    """The stop handlers came only after the command had loaded its modules and read its options:
+    seconds on a small box, in which SIGTERM was exit 143 and Ctrl-C 130, nothing said. Now from the
+    command's start; the line goes to stderr, the --json-summary - JSON to stdout."""
+    from typer.testing import CliRunner
+
+    import srx.camera.multi
+    from srx.cli import app
+
+    def stopped(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(2)  # the handler raises in this thread before it returns
+        raise AssertionError("the stop did not end the run")
+
+    monkeypatch.setattr(srx.camera.multi, "parse_sources", stopped)
+    res = CliRunner().invoke(app, ["stream", "--demo", "--no-window", "--json-summary", "-"])
+    assert res.exit_code == 0, res.output
+    assert "stopped before the stream began (SIGTERM): nothing was upscaled or recorded" in res.stderr
+    assert json.loads(res.stdout)["began"] is False
+
+
+def test_a_stream_with_stderr_closed_still_gives_its_json(tmp_path) -> None:
+    """`2>&-` leaves Python no sys.stderr: srx stream failed after its run on `sys.stderr.isatty()`,
+    exit 1, its summary and `--json-summary -` JSON lost."""
+    res = subprocess.run(f"{sys.executable} -m srx stream --demo --max-frames 3 --no-window --threads 1 --json-summary - "
+                         "2>&- </dev/null", shell=True, cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "SRX_CACHE_DIR": str(tmp_path / "cache")})
+    assert res.returncode == 0, res.stdout
+    assert json.loads(res.stdout)["frames_out"] == 3
 
 
 def _connections(listening, taken: list) -> list:
