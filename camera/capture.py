@@ -468,6 +468,8 @@ class CaptureThread:
                 if whole and cut_short(self.frames_read, listed, self.spec.target, self.reader.time_s):
                     log.warning("%s ended after %d of the %d frames its container lists (cut off or damaged?)",
                                 self.label, self.frames_read, listed)
+                    # in --json-summary's events too: a script saw only the end (a stderr line said the rest)
+                    self._event("cut-short", frames=self.frames_read, listed=listed)
                 return
             t_src = clock.next(self.reader.time_s) if clock is not None else None
             if self.pace_fps:

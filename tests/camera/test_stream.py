@@ -471,6 +471,9 @@ def test_a_cut_off_file_source_is_said_to_end_short(tmp_path: Path, make_upscale
     short = stream(parse_source(source=str(cut)), make_upscaler(2), [], drop=False)
     assert 0 < short.frames_out < 30 and short.stopped_by == "end-of-input"
     assert f"ended after {short.frames_in} of the 40 frames its container lists (cut off or damaged?)" in caplog.text
+    assert {"event": "cut-short", "frames": short.frames_in, "listed": 40} in [
+        {k: v for k, v in e.items() if k != "t"} for e in short.events]  # --json-summary says so too
+    assert not [e for e in full.events if e["event"] == "cut-short"]
 
 
 def test_frame_size_change_midway(tmp_path: Path, make_upscaler) -> None:
