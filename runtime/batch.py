@@ -21,6 +21,7 @@ from srx.imageio import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, cut_short, cv2_module
 from srx.memory import is_out_of_memory
 from srx.signals import stop_deferred
 from srx.runtime.upscaler import Upscaler
+from srx.words import counted
 
 log = logging.getLogger("srx")
 
@@ -90,30 +91,40 @@ def _unread_text(item: Path) -> str:
 
 
 def _folder_sources(folder: Path, out: Path, recursive: bool
-                    ) -> tuple[list[tuple[Path, str, Path]], str | None, list[Path]]:
+                    ) -> tuple[list[tuple[Path, str, Path]], str | None, list[Path], int]:
     """(file, kind, its folder relative to `folder`) for the images and videos in `folder`, why
-    there are none, and the pictures in formats srx does not read (UNREAD_PICTURES). Recursive:
-    every subfolder too, except hidden ones (srx's own .partial files) and `out` (a run's output
-    inside its input folder is not input for the next)."""
+    there are none, the pictures in formats srx does not read (UNREAD_PICTURES), and how many
+    images and videos were left out as under `out`. Recursive: every subfolder too, except hidden
+    ones (srx's own .partial files) and `out` (a run's output inside its input folder is not input
+    for the next)."""
     out = out.resolve()
+    under_out = 0
     if recursive:
         files = []
         for p in sorted(folder.rglob("*")):
             rel = p.relative_to(folder)
-            if p.is_file() and not any(part.startswith(".") for part in rel.parts) and out not in p.resolve().parents:
-                files.append((p, rel.parent))
+            if not p.is_file() or any(part.startswith(".") for part in rel.parts):
+                continue
+            if out in p.resolve().parents:
+                under_out += bool(_kind(p))
+                continue
+            files.append((p, rel.parent))
     else:
         files = [(p, Path()) for p in sorted(folder.iterdir()) if p.is_file()]
     found = [(p, _kind(p), under) for p, under in files if _kind(p)]
     unread = [p for p, _ in files if p.suffix.lower() in UNREAD_PICTURES]
     if found:
-        return found, None, unread  # type: ignore[return-value]
+        return found, None, unread, under_out  # type: ignore[return-value]
+    if under_out:
+        return [], (f"folder {folder}: its {counted(under_out, 'file')} of images and videos are all under "
+                    f"--out {out}, which is never read as input (an earlier run's output); expected an --out outside "
+                    f"{folder}"), unread, under_out
     why = f"folder {folder} holds no images or videos"
     if unread:
         why += f" srx reads ({len(unread)} in formats it does not: {', '.join(p.name for p in unread[:3])}; convert them to PNG or JPEG)"
     if not recursive and any(p.is_dir() for p in folder.iterdir()):
         why += " (its subfolders may: add --recursive)"
-    return [], why, unread
+    return [], why, unread, under_out
 
 
 def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: bool = True,
@@ -146,9 +157,12 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: boo
                 continue
             seen.add(item.resolve())
         if item.is_dir():
-            found, why, unread = _folder_sources(item, out, recursive)
+            found, why, unread, under_out = _folder_sources(item, out, recursive)
             if why:
                 failed.append((item, why))
+            elif under_out:  # --out inside the folder: an earlier run's output is not input for this one
+                say("%s: left out %s of images and videos under --out %s (its output folder is not read as input)",
+                    item, counted(under_out, "file"), out)
             elif unread:
                 say("%s: left out %d picture(s) in a format srx does not read: %s%s (convert them to PNG or JPEG)", item,
                     len(unread), ", ".join(str(p.relative_to(item)) for p in unread[:5]),
@@ -194,7 +208,8 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: boo
     given = {src.resolve() for src, _, _ in sources}
     suffixes = [f".{fmt or 'png'}" if kind == "image" else _video_out_suffix(src) for src, kind, _ in sources]
     # a name goes first to the input that already has it (a.png before a.jpg takes a.png), in input order
-    order = sorted(range(len(sources)), key=lambda i: sources[i][0].suffix.lower() != suffixes[i])
+    order = sorted(range(len(sources)), key=lambda i: (sources[i][0].suffix != suffixes[i],  # a.png before a.PNG
+                                                       sources[i][0].suffix.lower() != suffixes[i]))
     placed: dict[int, Path] = {}
     taken: dict[Path, Path] = {}  # output -> the input writing it
     clobbered: list[str] = []

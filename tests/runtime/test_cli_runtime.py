@@ -687,3 +687,32 @@ def test_a_whole_variable_rate_matroska_video_is_not_called_truncated(ckpt, tmp_
     res = runner.invoke(app, ["upscale", str(cut), "--out", str(tmp_path / "cut-up.mkv"), "-w", str(ckpt(2)),
                               "--no-progress"])
     assert res.exit_code == 1 and "cut.mkv is truncated: decoded" in res.output, res.output
+
+
+def test_a_recursive_run_says_what_its_output_folder_leaves_out(ckpt, tmp_path, caplog):
+    """`-r --out` the input folder itself said the folder 'holds no images or videos'; `-r --out` a
+    subfolder left the originals in it out unsaid. The output folder is still never read as input."""
+    folder = tmp_path / "e"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "a.jpg"), synthetic_photo(21, 27))
+    cv2.imwrite(str(folder / "sub" / "b.jpg"), synthetic_photo(21, 27, seed=1))
+    res = runner.invoke(app, ["upscale", str(folder), "-r", "--out", str(folder), "-w", str(ckpt(2))])
+    assert_one_error_line(res.output, f"folder {folder}: its 2 files of images and videos are all under --out")
+    with caplog.at_level("WARNING", logger="srx"):
+        res = runner.invoke(app, ["upscale", str(folder), "-r", "--out", str(folder / "sub"), "-w", str(ckpt(2)),
+                                  "--no-progress"])
+    assert res.exit_code == 0 and "upscaled 1 of 1 inputs" in res.output, res.output
+    assert f"left out 1 file of images and videos under --out {folder / 'sub'}" in caplog.text
+
+
+def test_an_input_whose_name_matches_exactly_keeps_it(ckpt, tmp_path):
+    """a.PNG took a.png from the real a.png (case was folded first)."""
+    folder = tmp_path / "c"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.PNG"), synthetic_photo(21, 27))
+    cv2.imwrite(str(folder / "a.png"), synthetic_photo(21, 27, seed=1))
+    res = runner.invoke(app, ["upscale", str(folder), "--out", str(tmp_path / "o"), "-w", str(ckpt(2)), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a-png.png", "a.png"]
+    small = cv2.resize(cv2.imread(str(tmp_path / "o" / "a.png")), (27, 21), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(int) - synthetic_photo(21, 27, seed=1).astype(int)).mean() < 12
