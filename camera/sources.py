@@ -674,7 +674,20 @@ def check_source(spec: SourceSpec, *, absent_ok: bool = False) -> str | None:
         return _check_camera_device(int(spec.target), absent_ok)
     if spec.kind == "gstreamer":
         _check_gstreamer()
+    if spec.kind == "file":
+        _check_video_file(Path(spec.target))
     return None
+
+
+def _check_video_file(path: Path) -> None:
+    """A file that cannot be a video at all, said before the model loads (--dry-run too): an empty
+    one, one of sound alone (it was 'cannot decode it', as a damaged video is)."""
+    from srx.imageio import sound_only
+
+    if path.is_file() and path.stat().st_size == 0:
+        raise SrxError(f"{path} is an empty file; expected a video")
+    if path.is_file() and sound_only(path):
+        raise SrxError(f"{path} holds sound but no video; expected a video")
 
 
 def _check_camera_device(index: int, absent_ok: bool = False) -> str | None:
@@ -741,8 +754,7 @@ def _open_cv(spec: SourceSpec, timeout: float) -> FrameReader:
             cap = as_played(cap, target)  # a phone's recording turned, a BT.709 one in its own colours
         return cap
 
-    if Path(target).is_file() and Path(target).stat().st_size == 0:
-        raise SrxError(f"{target} is an empty file; expected a video")
+    _check_video_file(Path(target))
     reader = _finish_open(make, name, timeout, live=False, is_file=True, path=target)
     from srx.media import interlaced_video
 

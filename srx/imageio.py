@@ -177,14 +177,14 @@ def open_video(path: Path):
         cap.release()
         if Path(path).is_file() and Path(path).stat().st_size == 0:
             raise SrxError(f"video {path} is empty (0 bytes)")
-        if _sound_only(path):
+        if sound_only(path):
             raise SrxError(f"{path} holds sound but no video; expected a video")
         raise SrxError(f"video {path} cannot be opened (corrupt, truncated or a codec this OpenCV lacks); "
                        "expected a video OpenCV can decode (e.g. .mp4, .avi, .mkv)")
     return as_played(cap, path)
 
 
-def _sound_only(path: Path | str) -> bool:
+def sound_only(path: Path | str) -> bool:
     """Whether FFmpeg (PyAV) reads `path` as a file with audio streams and no video stream."""
     try:
         from srx.media import pyav_module

@@ -111,6 +111,22 @@ def portrait_phone_video(path: Path, frames: int = 6, size: tuple[int, int] = (4
     return path
 
 
+def sound_only_file(path: Path) -> Path:
+    """An .mp4 of one second of silent AAC and no video (a voice memo, an audio export)."""
+    import av
+
+    with av.open(str(path), "w") as box:
+        st = box.add_stream("aac", rate=16000)
+        for i in range(16):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            for packet in st.encode(frame):
+                box.mux(packet)
+        for packet in st.encode():
+            box.mux(packet)
+    return path
+
+
 def variable_rate_video(path: Path, times_ms: list[int], size: tuple[int, int] = (48, 32)) -> Path:
     """An H.264 video whose frames come at the given times (ms), as a phone or an NVR that thins out
     quiet stretches records: synthetic photos of `size` (width, height), written by FFmpeg through PyAV."""

@@ -7,7 +7,7 @@ import pytest
 from srx.errors import SrxError
 from srx.imageio import FrameRange, cut_short, parse_frame_range, read_image, to_uint8, video_frames
 from srx.runtime.batch import read_frame
-from tests.conftest import portrait_phone_video, silent_video, stored_frames, synthetic_photo
+from tests.conftest import portrait_phone_video, silent_video, sound_only_file, stored_frames, synthetic_photo
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -339,22 +339,12 @@ def test_a_float_beyond_its_limit_is_said_with_the_digits_that_show_it():
 def test_a_video_file_without_video_is_said_as_such(tmp_path):
     """An empty file and a file of sound alone (an .mp4 of a voice memo) were both 'cannot be opened
     (corrupt, truncated or a codec this OpenCV lacks)'."""
-    import av
-
     from srx.errors import SrxError
     from srx.imageio import open_video
 
     (tmp_path / "empty.mp4").write_bytes(b"")
     with pytest.raises(SrxError, match=r"video .*empty.mp4 is empty \(0 bytes\)$"):
         open_video(tmp_path / "empty.mp4")
-    with av.open(str(tmp_path / "memo.mp4"), "w") as box:
-        st = box.add_stream("aac", rate=16000)
-        for i in range(10):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            for packet in st.encode(frame):
-                box.mux(packet)
-        for packet in st.encode():
-            box.mux(packet)
+    sound_only_file(tmp_path / "memo.mp4")
     with pytest.raises(SrxError, match=r"memo.mp4 holds sound but no video; expected a video$"):
         open_video(tmp_path / "memo.mp4")

@@ -18,7 +18,7 @@ from srx.cli import app
 from srx.errors import SrxError
 from tests.camera.conftest import free_port, frames
 from tests.camera.test_stream import write_ffv1
-from tests.conftest import assert_one_error_line, portrait_phone_video, stored_frames
+from tests.conftest import assert_one_error_line, portrait_phone_video, sound_only_file, stored_frames
 
 
 def test_a_phone_recording_streams_upright(tmp_path) -> None:
@@ -380,3 +380,17 @@ def test_a_mistyped_camera_address_is_bad_input_not_a_camera_to_retry(url: str, 
                                  "http://10.0.0.2/video.mjpg", "rtsp://cam:8554/a/b?channel=1"])
 def test_a_well_formed_camera_address_passes(url: str) -> None:
     assert parse_source(source=url).kind == "url"
+
+
+def test_a_file_of_sound_alone_is_said_before_the_model_loads(tmp_path: Path) -> None:
+    """`srx stream --source memo.mp4` said OpenCV 'cannot decode' a file of sound alone (as a damaged
+    video) after the model had loaded, and --dry-run passed it."""
+    from typer.testing import CliRunner
+
+    from srx.cli import app
+
+    memo = sound_only_file(tmp_path / "memo.mp4")
+    for extra in ([], ["--dry-run"]):
+        res = CliRunner().invoke(app, ["stream", "--source", str(memo), "--no-window", "--max-frames", "1", *extra])
+        assert_one_error_line(res.output, f"{memo} holds sound but no video; expected a video")
+        assert "backend:" not in res.output
