@@ -160,10 +160,10 @@ def plan_jobs(inputs: list[Path], out: Path, fmt: str | None = None, create: boo
             found, why, unread, under_out = _folder_sources(item, out, recursive)
             if why:
                 failed.append((item, why))
-            elif under_out:  # --out inside the folder: an earlier run's output is not input for this one
+            if under_out and not why:  # --out inside the folder: an earlier run's output is not input for this one
                 say("%s: left out %s of images and videos under --out %s (its output folder is not read as input)",
                     item, counted(under_out, "file"), out)
-            elif unread:
+            if unread and not why:
                 say("%s: left out %d picture(s) in a format srx does not read: %s%s (convert them to PNG or JPEG)", item,
                     len(unread), ", ".join(str(p.relative_to(item)) for p in unread[:5]),
                     f" and {len(unread) - 5} more" if len(unread) > 5 else "")

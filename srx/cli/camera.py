@@ -235,9 +235,12 @@ def _stopped_early(early: Any, given: Optional[str]) -> None:
     if target == STDOUT:
         typer.echo(json_text(summary))
         return
+    if "{name}" in str(target):  # one file per source: which sources there were may not be known yet
+        return
     from srx.fsutil import write_report
 
     write_report(Path(target), json_text(summary) + "\n")
+
 
 #: --json-summary's stdout: the argument "-" itself, kept as this string (a Path never equals it)
 STDOUT = "-"
@@ -262,7 +265,7 @@ def _report(summary, json_summary, named) -> None:
             # (the text on a stderr that fails beside `--json-summary -` is left: the JSON on stdout is what counts)
             from srx.fsutil import WriteError
 
-            raise WriteError(Path("stderr" if to_stdout else "stdout"), exc) from None
+            raise WriteError(Path("stdout"), exc) from None
         log.debug("the summary could not be printed: %s", exc)
     failed = summary.output_errors
     whys = [summary.source_error] if getattr(summary, "source_error", None) else []  # one source's run
