@@ -17,7 +17,7 @@ import numpy as np
 from srx.errors import OutOfMemory, SrxError
 from srx.fsutil import check_output_dir, check_output_file, ensure_dir, temporary_sibling
 from srx.imageio import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, cut_short, cv2_module, decode_image, listed_frames, open_video,
-                         pixel_shape, square_pixels, square_size, video_rate)
+                         pixel_shape, probe_video, square_pixels, square_size, video_rate)
 from srx.memory import is_out_of_memory
 from srx.signals import stop_deferred
 from srx.runtime.upscaler import Upscaler
@@ -417,13 +417,7 @@ def slot_rate(src: Path, fps: float) -> float:
     """The rate an .avi of `src`'s frames needs: its mean `fps`, or the base rate its frame times are
     multiples of (FFmpeg's r_frame_rate: 30 for a phone's video that mixes 30 fps bursts with gaps),
     where that is higher and at most 120 frames a second."""
-    try:
-        from srx.media import pyav_module
-
-        with pyav_module().open(str(src)) as box:
-            base = box.streams.video[0].base_rate
-    except Exception:  # noqa: BLE001  (the mean rate, as before)
-        return fps
+    base = probe_video(src, lambda box: box.streams.video[0].base_rate, None)  # None: the mean rate, as before
     return float(base) if base and fps < float(base) <= 120 else fps
 
 

@@ -30,13 +30,10 @@ BT709 = 1
 def colour_space(path: Path | str) -> int | None:
     """The colour space a video file's first video stream is tagged with (FFmpeg's number: 1 BT.709,
     5/6 BT.601, 2 unspecified), or None where PyAV cannot say (no PyAV, a file it cannot open)."""
-    try:
-        from srx.media import pyav_module
+    from srx.imageio import probe_video
 
-        with pyav_module().open(str(path)) as box:
-            return int(box.streams.video[0].codec_context.colorspace) if box.streams.video else None
-    except Exception:  # noqa: BLE001  (OpenCV's reading stands where PyAV cannot say)
-        return None
+    return probe_video(path, lambda box: int(box.streams.video[0].codec_context.colorspace) if box.streams.video
+                       else None, None)
 
 
 @functools.lru_cache(maxsize=1)

@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
@@ -13,6 +13,8 @@ from srx.errors import SrxError
 from srx.words import counted
 
 log = logging.getLogger("srx")
+
+T = TypeVar("T")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp",
                     ".jpe", ".jfif", ".ppm", ".pgm", ".pbm", ".pnm")  # JPEG's other names (a browser's .jfif), Netpbm
@@ -184,15 +186,22 @@ def open_video(path: Path):
     return as_played(cap, path)
 
 
-def sound_only(path: Path | str) -> bool:
-    """Whether FFmpeg (PyAV) reads `path` as a file with audio streams and no video stream."""
+def probe_video(path: Path | str, read: Callable[[Any], T], default: T) -> T:
+    """`read(container)` of `path` opened by FFmpeg (PyAV), what srx asks of a file that OpenCV does
+    not say (its rotation, colour tag, stated length, base rate, sound), or `default` where PyAV is
+    missing or cannot open or read it (OpenCV's reading then stands)."""
     try:
         from srx.media import pyav_module
 
         with pyav_module().open(str(path)) as box:
-            return bool(box.streams.audio) and not box.streams.video
-    except Exception:  # noqa: BLE001  (not a file FFmpeg reads either: the general message)
-        return False
+            return read(box)
+    except Exception:  # noqa: BLE001  (no PyAV, or a file it cannot read)
+        return default
+
+
+def sound_only(path: Path | str) -> bool:
+    """Whether FFmpeg (PyAV) reads `path` as a file with audio streams and no video stream."""
+    return probe_video(path, lambda box: bool(box.streams.audio) and not box.streams.video, False)
 
 
 def as_played(cap, path: Path | str):
@@ -239,15 +248,12 @@ def follow_rotation(cap, path: Path | str | None = None):
 def display_turn(path: Path | str) -> int | None:
     """How far clockwise (0, 90, 180, 270 degrees) a player turns a video's frames, as FFmpeg reads
     its container (PyAV), or None where that cannot be read."""
-    try:
-        from srx.media import pyav_module
+    def rotation(box: Any) -> float | None:
+        frame = next(box.decode(box.streams.video[0]), None)
+        return getattr(frame, "rotation", None) if frame is not None else None
 
-        with pyav_module().open(str(path)) as box:
-            frame = next(box.decode(box.streams.video[0]), None)
-            rotation = getattr(frame, "rotation", None) if frame is not None else None
-    except Exception:  # noqa: BLE001  (no PyAV, or a file it cannot read: OpenCV's own turn stands)
-        return None
-    return None if rotation is None else int(round(-float(rotation))) % 360
+    turn = probe_video(path, rotation, None)
+    return None if turn is None else int(round(-float(turn))) % 360
 
 
 class _HalfTurned:
@@ -278,15 +284,9 @@ def video_rate(path: Path | str, cap) -> float | None:
     fps = cap.get(cv2_module().CAP_PROP_FPS)
     fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else None
     if Path(str(path)).suffix.lower() in RAW_STREAM_SUFFIXES:
-        try:
-            from srx.media import pyav_module
-
-            with pyav_module().open(str(path)) as box:
-                own = box.streams.video[0].codec_context.framerate
-            if own and 0 < float(own) <= 1000:
-                return float(own)
-        except Exception:  # noqa: BLE001  (no PyAV, or a stream it cannot read: OpenCV's rate stands)
-            pass
+        own = probe_video(path, lambda box: box.streams.video[0].codec_context.framerate, None)
+        if own and 0 < float(own) <= 1000:
+            return float(own)
     return fps
 
 
@@ -317,16 +317,13 @@ def stated_length(path: Path | str) -> tuple[int, float | None]:
     """The frame count a video file's container states for its video (0 where it states none) and
     its length in seconds (None where unknown), as FFmpeg (PyAV) reads them; (0, None) where it
     cannot."""
-    try:
-        from srx.media import pyav_module
+    def length(box: Any) -> tuple[int, float | None]:
+        stream = box.streams.video[0]
+        seconds = (float(stream.duration * stream.time_base) if stream.duration
+                   else box.duration / 1e6 if box.duration else None)
+        return int(stream.frames or 0), seconds
 
-        with pyav_module().open(str(path)) as box:
-            stream = box.streams.video[0]
-            seconds = (float(stream.duration * stream.time_base) if stream.duration
-                       else box.duration / 1e6 if box.duration else None)
-            return int(stream.frames or 0), seconds
-    except Exception:  # noqa: BLE001  (the count rule stands)
-        return 0, None
+    return probe_video(path, length, (0, None))
 
 
 @dataclass(frozen=True)
