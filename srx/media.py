@@ -103,7 +103,8 @@ class _TimedWriter:
         last = self._last_pts
         pts = 0 if last is None else last + self._step
         if at_ms is not None and np.isfinite(at_ms) and at_ms >= 0:
-            own = round(Fraction(at_ms).limit_denominator(1000) / 1000 / self._time_base)
+            tb = self._time_base
+            own = round(at_ms * tb.denominator / (1000 * tb.numerator))
             if last is None or own > last:
                 pts = own
         self._last_pts = pts
